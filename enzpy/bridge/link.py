@@ -1,0 +1,193 @@
+"""Turn a synthesized derivative module into a Numba code library and an njit driver."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import llvmlite.binding as llvm
+import numba
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.core.callconv import excinfo_t
+from numba.core.compiler_lock import global_compiler_lock
+from numba.extending import intrinsic
+
+from . import capture
+from .abi import Activity, argument_layout, shadowed_args, target_context
+
+__all__ = ["DerivativeDriver", "make_driver", "clear_cache"]
+
+_counter = itertools.count(1)
+_cache: dict[Any, DerivativeDriver] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass
+class DerivativeDriver:
+    """A linked derivative: njit driver, intrinsic for use inside njit code, and its library."""
+
+    driver: Any  # numba Dispatcher: driver(*primal_args, *shadows) -> (primal, tangent)
+    intrinsic: Any  # the @intrinsic; callable from njit code with the same arguments
+    library: Any  # the Numba code library holding the derivative
+    symbol: str  # the derivative's (unique) symbol in `library`
+    argtypes: tuple[types.Type, ...]
+    restype: types.Type
+    activities: tuple[Activity, ...]
+    shadowed: tuple[int, ...]  # Python argument indices that take a shadow, in order
+    signature: Any = field(default=None)  # the driver's Numba signature
+
+    def __call__(self, *args: Any) -> Any:
+        """Call the driver: primal arguments, then one shadow per shadowed argument."""
+        return self.driver(*args)
+
+
+def clear_cache() -> None:
+    """Forget every cached driver."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _is_dup(act: Any) -> bool:
+    return act is not Activity.CONST
+
+
+def _build_library(module_text: str, fn_name: str, library: Any, unique: str) -> Any:
+    """Parse, rename the derivative to `unique`, demote copies to linkonce_odr, finalize."""
+    ctx = target_context()
+    codegen = ctx.codegen()
+    with global_compiler_lock, capture.suspended():
+        mod = llvm.parse_assembly(module_text)
+        fn = mod.get_function(fn_name)
+        if fn.is_declaration:
+            raise ValueError(f"{fn_name!r} is only declared in the derivative module")
+        fn.name = unique
+        for f in mod.functions:
+            if f.name != unique and not f.is_declaration and f.linkage == llvm.Linkage.external:
+                f.linkage = "linkonce_odr"
+        mod.verify()
+        lib = codegen.create_library(f"enzpy.{unique}")
+        if library is not None:
+            lib.add_linking_library(library)
+        lib.add_llvm_module(mod)
+        lib.finalize()
+    return lib
+
+
+def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
+                  restype: types.Type, activities: tuple[Activity, ...],
+                  shadowed: tuple[int, ...]) -> Callable[..., Any]:
+    """The intrinsic's codegen: call the derivative through Numba's calling convention."""
+    layout = argument_layout(argtypes)
+    nargs = len(argtypes)
+    ret_dup = _is_dup(activities[0])
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Sequence[Any]) -> Any:
+        context.active_code_library.add_linking_library(lib)
+        call_conv = context.call_conv
+        primal_fnty = call_conv.get_function_type(restype, argtypes)
+        flat = list(context.get_arg_packer(argtypes).as_arguments(builder, list(args[:nargs])))
+
+        ret_ty = context.data_model_manager[restype].get_return_type()
+        retslot = cgutils.alloca_once_value(builder, cgutils.get_null_value(ret_ty))
+        excinfoptr = cgutils.alloca_once(builder, ir.PointerType(excinfo_t), name="excinfo")
+
+        shadow_vals: list[Any] = []
+        shadow_tys: list[Any] = []
+        sretslot = None
+        if ret_dup:
+            sretslot = cgutils.alloca_once_value(builder, cgutils.get_null_value(ret_ty))
+            shadow_vals.append(sretslot)
+            shadow_tys.append(primal_fnty.args[0])
+        for idx, sval in zip(shadowed, args[nargs:], strict=True):
+            sflat = context.get_arg_packer([argtypes[idx]]).as_arguments(builder, [sval])
+            for leaf, v in zip(layout[idx], sflat, strict=True):
+                if _is_dup(activities[leaf.position]):
+                    shadow_vals.append(v)
+                    shadow_tys.append(primal_fnty.args[leaf.position])
+
+        fnty = ir.FunctionType(primal_fnty.return_type, list(primal_fnty.args) + shadow_tys)
+        fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
+        code = builder.call(fn, [retslot, excinfoptr, *flat, *shadow_vals])
+        status = call_conv._get_return_status(builder, code, builder.load(excinfoptr))
+        with cgutils.if_unlikely(builder, status.is_error):
+            call_conv.return_status_propagate(builder, status)
+
+        primal = context.get_returned_value(builder, restype, builder.load(retslot))
+        if sretslot is not None:
+            tangent = context.get_returned_value(builder, restype, builder.load(sretslot))
+        else:
+            tangent = context.get_dummy_value()
+        return context.make_tuple(builder, signature.return_type, [primal, tangent])
+
+    return codegen
+
+
+def _make_intrinsic(name: str, arity: int, sig: Any, codegen: Callable[..., Any]) -> Any:
+    """An @intrinsic of fixed arity with the given signature and codegen."""
+    params = ", ".join(f"a{i}" for i in range(arity))
+    src = (f"def {name}(typingctx{', ' if params else ''}{params}):\n"
+           f"    return _sig, _codegen\n")
+    ns: dict[str, Any] = {"_sig": sig, "_codegen": codegen}
+    exec(compile(src, f"<enzpy.bridge.link {name}>", "exec"), ns)
+    return intrinsic(ns[name])
+
+
+def _make_njit_driver(name: str, arity: int, intr: Any, sig: Any) -> Any:
+    """`@njit(sig) def driver(a0, ...): return intr(a0, ...)`, compiled eagerly."""
+    params = ", ".join(f"a{i}" for i in range(arity))
+    src = f"def {name}({params}):\n    return _intr({params})\n"
+    ns: dict[str, Any] = {"_intr": intr}
+    exec(compile(src, f"<enzpy.bridge.link {name}>", "exec"), ns)
+    return numba.njit(sig)(ns[name])
+
+
+def make_driver(module_text: str, fn_name: str, library: Any,
+                argtypes: Sequence[types.Type], restype: types.Type,
+                activities: Sequence[Activity], *, key: Any = None) -> DerivativeDriver:
+    """Link the derivative `fn_name` of `module_text` and build its njit driver.
+
+    `fn_name` takes the primal's LLVM arguments, then one shadow per non-CONST entry of
+    `activities` (one per LLVM argument of the primal, retptr and excinfo included). The
+    driver takes the primal's Python arguments followed by one shadow (same Numba type)
+    per Python argument with a shadowed LLVM argument, and returns (primal, tangent);
+    tangent is None when retptr is CONST. `library` is the primal's code library (it
+    resolves the primal's callees). Results are cached by `key` (default: a digest of
+    the inputs).
+    """
+    argtypes = tuple(argtypes)
+    activities = tuple(activities)
+    ctx = target_context()
+    n_llvm = len(ctx.call_conv.get_function_type(restype, argtypes).args)
+    if len(activities) != n_llvm:
+        raise ValueError(f"{len(activities)} activities for {n_llvm} LLVM arguments")
+    if _is_dup(activities[1]):
+        raise ValueError("excinfo cannot be active")
+    if key is None:
+        digest = hashlib.sha1(module_text.encode()).hexdigest()
+        key = (digest, fn_name, argtypes, restype, activities)
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None:
+        return hit
+
+    shadowed = tuple(shadowed_args(argtypes, activities))
+    n = next(_counter)
+    unique = f"{fn_name}.enzpy{n}"
+    lib = _build_library(module_text, fn_name, library, unique)
+
+    ret_tuple = types.Tuple((restype, restype if _is_dup(activities[0]) else types.none))
+    all_types = argtypes + tuple(argtypes[i] for i in shadowed)
+    sig = ret_tuple(*all_types)
+    cg = _make_codegen(lib, unique, argtypes, restype, activities, shadowed)
+    intr = _make_intrinsic(f"_enzpy_call_{n}", len(all_types), sig, cg)
+    drv = _make_njit_driver(f"enzpy_driver_{n}", len(all_types), intr, sig)
+    result = DerivativeDriver(drv, intr, lib, unique, argtypes, restype, activities, shadowed,
+                              sig)
+    with _cache_lock:
+        result = _cache.setdefault(key, result)
+    return result
