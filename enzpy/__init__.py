@@ -1,0 +1,37 @@
+"""enzpy: Enzyme-style automatic differentiation of Numba-compiled Python, on LLVM IR.
+
+>>> import numpy as np, enzpy as ez
+>>> @ez.enzyme_jit
+... def f(x):
+...     return (x * x).sum()
+>>> ez.autodiff(ez.Forward, f, ez.Duplicated(np.array([3.0]), np.array([1.0])))
+6.0
+"""
+
+from .annotations import (
+    Active,
+    BatchDuplicated,
+    BatchDuplicatedNoNeed,
+    Const,
+    Duplicated,
+    DuplicatedNoNeed,
+)  # fmt: skip
+from .api import autodiff
+from .errors import AnnotationError, EnzpyError, NoDerivativeError, ShadowError
+from .jit import EnzymeJit, enzyme_jit
+from .modes import (
+    Forward,
+    ForwardWithPrimal,
+    Mode,
+    Reverse,
+    ReverseSplitNoPrimal,
+    ReverseSplitWithPrimal,
+    ReverseWithPrimal,
+)  # fmt: skip
+
+__all__ = [
+    "Active", "AnnotationError", "BatchDuplicated", "BatchDuplicatedNoNeed", "Const",
+    "Duplicated", "DuplicatedNoNeed", "EnzpyError", "EnzymeJit", "Forward", "ForwardWithPrimal",
+    "Mode", "NoDerivativeError", "Reverse", "ReverseSplitNoPrimal", "ReverseSplitWithPrimal",
+    "ReverseWithPrimal", "ShadowError", "autodiff", "enzyme_jit",
+]  # fmt: skip

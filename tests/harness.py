@@ -373,7 +373,8 @@ def assert_close(actual, expected, rtol: float, atol: float, what: str = "") -> 
     if np.any(err > bound):
         k = int(np.argmax(err - bound))
         raise AssertionError(
-            f"{what}: mismatch (rtol={rtol}, atol={atol}); worst index {np.unravel_index(k, a.shape)}"
+            f"{what}: mismatch (rtol={rtol}, atol={atol}); "
+            f"worst index {np.unravel_index(k, a.shape)}"
             f" actual={a.ravel()[k]!r} expected={e.ravel()[k]!r}\n"
             f"actual   = {a}\nexpected = {e}"
         )
@@ -530,16 +531,26 @@ def check_forward(
 
     spec = wm.spec
     assert_structure(z_dot, spec, "return tangent")
-    assert_close(_tangent_part(z_dot, spec), ret_flatten(fd_ret) if spec else np.zeros(0),
-                 rtol, atol, "return tangent vs FD")
+    assert_close(
+        _tangent_part(z_dot, spec),
+        ret_flatten(fd_ret) if spec else np.zeros(0),
+        rtol,
+        atol,
+        "return tangent vs FD",
+    )
     for i in wm.array_outputs:
         if i in active_idx:
             sh = shadows[i]
             assert sh.shape == args[i].shape and sh.dtype == args[i].dtype
             assert_close(sh, fd_arrays[i], rtol, atol, f"shadow of arg {i} after vs FD")
         else:
-            assert_close(np.zeros_like(fd_arrays[i]), fd_arrays[i], rtol, max(atol, 1e-7),
-                         f"case is ill-posed: inactive array arg {i} depends on active inputs")
+            assert_close(
+                np.zeros_like(fd_arrays[i]),
+                fd_arrays[i],
+                rtol,
+                max(atol, 1e-7),
+                f"case is ill-posed: inactive array arg {i} depends on active inputs",
+            )
 
 
 # --------------------------------------------------------------------------- reverse check
@@ -616,9 +627,7 @@ def check_reverse(
             assert adj[i] is None, f"adjoint slot {i} of an inactive argument must be None"
 
 
-def dot_test(
-    f, args, active_idx, rtol: float | None = None, seed: int = 0
-) -> tuple[float, float]:
+def dot_test(f, args, active_idx, rtol: float | None = None, seed: int = 0) -> tuple[float, float]:
     """``<v, J u>`` (forward mode) == ``<J^T v, u>`` (reverse mode); returns both sides."""
     ez_ = _require_ez()
     active_idx = tuple(active_idx)

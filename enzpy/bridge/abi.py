@@ -30,6 +30,7 @@ __all__ = [
     "argument_layout",
     "flat_arguments",
     "contains_float",
+    "as_activity",
     "llvm_activities",
     "shadowed_args",
 ]
@@ -125,7 +126,8 @@ def contains_float(typ: types.Type) -> bool:
     return False
 
 
-def _normalize(annotation: Any) -> Activity:
+def as_activity(annotation: Any) -> Activity:
+    """An `Activity` from an Activity or a name ('const', 'dup', 'dup_noneed')."""
     if isinstance(annotation, Activity):
         return annotation
     key = str(getattr(annotation, "value", annotation)).lower()
@@ -159,10 +161,10 @@ def llvm_activities(argtypes: Sequence[types.Type], restype: types.Type,
     if ret is None:
         ret_act = Activity.DUP if contains_float(restype) else Activity.CONST
     else:
-        ret_act = _normalize(ret)
+        ret_act = as_activity(ret)
     acts = [ret_act, Activity.CONST]
     for group, ann in zip(argument_layout(argtypes, context), annotations, strict=True):
-        act = _normalize(ann)
+        act = as_activity(ann)
         for leaf in group:
             if act is not Activity.CONST and leaf.role in _DUP_ROLES and _leaf_is_float(leaf):
                 acts.append(act)

@@ -18,7 +18,7 @@ from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import intrinsic
 
 from . import capture
-from .abi import Activity, argument_layout, shadowed_args, target_context
+from .abi import Activity, argument_layout, as_activity, shadowed_args, target_context
 
 __all__ = ["DerivativeDriver", "make_driver", "clear_cache"]
 
@@ -56,8 +56,40 @@ def _is_dup(act: Any) -> bool:
     return act is not Activity.CONST
 
 
+def _demote(mod: Any, keep: str | None = None) -> None:
+    """Make every external definition but `keep` linkonce_odr (copies may be linked twice)."""
+    for f in mod.functions:
+        if f.name != keep and not f.is_declaration and f.linkage == llvm.Linkage.external:
+            f.linkage = "linkonce_odr"
+
+
+def _link_captured_callees(mod: Any) -> None:
+    """Link in the captured IR of every Numba function `mod` still only declares.
+
+    The primal's library may have inlined and dropped its callees, so they are taken
+    from the capture registry instead (transitively).
+    """
+    tried: set[str] = set()
+    while True:
+        missing = [f.name for f in mod.functions
+                   if f.is_declaration and f.name not in tried
+                   and not capture.is_runtime_symbol(f.name)]
+        if not missing:
+            return
+        for name in missing:
+            tried.add(name)
+            if not mod.get_function(name).is_declaration:
+                continue
+            text = capture.function_ir(name)
+            if text is None:
+                continue
+            sub = llvm.parse_assembly(text)
+            _demote(sub)
+            mod.link_in(sub)
+
+
 def _build_library(module_text: str, fn_name: str, library: Any, unique: str) -> Any:
-    """Parse, rename the derivative to `unique`, demote copies to linkonce_odr, finalize."""
+    """Parse, rename the derivative to `unique`, resolve callees, finalize a library."""
     ctx = target_context()
     codegen = ctx.codegen()
     with global_compiler_lock, capture.suspended():
@@ -66,9 +98,8 @@ def _build_library(module_text: str, fn_name: str, library: Any, unique: str) ->
         if fn.is_declaration:
             raise ValueError(f"{fn_name!r} is only declared in the derivative module")
         fn.name = unique
-        for f in mod.functions:
-            if f.name != unique and not f.is_declaration and f.linkage == llvm.Linkage.external:
-                f.linkage = "linkonce_odr"
+        _demote(mod, keep=unique)
+        _link_captured_callees(mod)
         mod.verify()
         lib = codegen.create_library(f"enzpy.{unique}")
         if library is not None:
@@ -160,7 +191,7 @@ def make_driver(module_text: str, fn_name: str, library: Any,
     the inputs).
     """
     argtypes = tuple(argtypes)
-    activities = tuple(activities)
+    activities = tuple(as_activity(a) for a in activities)
     ctx = target_context()
     n_llvm = len(ctx.call_conv.get_function_type(restype, argtypes).args)
     if len(activities) != n_llvm:

@@ -1,0 +1,341 @@
+"""Timing harness: kernels with named tools, interleaved repetitions, medians, tables.
+
+A :class:`Kernel` bundles a primal function, ``make_inputs(size)`` and a ``tools`` dict mapping a
+column name ("enzpy fwd", "FD central", "native fwd", later "enzpy rev", "jax fwd", ...) to a
+callable ``tool(inputs) -> value``. The harness hands every call fresh copies of the inputs (the
+kernels mutate them; copying is not timed), warms each tool up, then times all tools in
+interleaved rounds so that drift (frequency scaling, other load) hits every column alike.
+A tool that raises is reported as ``n/a (ErrorClass)`` and the rest of the run goes on.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+PRIMAL = "primal"
+
+
+@dataclass
+class Inputs:
+    """Arguments of one kernel call plus a tangent direction (None for inactive arguments)."""
+
+    args: tuple[Any, ...]
+    direction: tuple[Any, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def fresh(self) -> Inputs:
+        """A copy whose arrays may be mutated freely."""
+        return Inputs(_copy_all(self.args), _copy_all(self.direction), dict(self.params))
+
+
+def _copy_all(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Copies of the arrays in ``values``; other values are passed through."""
+    return tuple(v.copy() if isinstance(v, np.ndarray) else v for v in values)
+
+
+Tool = Callable[[Inputs], Any]
+
+
+@dataclass
+class Kernel:
+    """A benchmark kernel: its primal, how to make inputs for a size, and its tools."""
+
+    name: str
+    description: str
+    primal: Callable[..., Any]
+    make_inputs: Callable[[Any], Inputs]
+    sizes: dict[str, Any]
+    tools: dict[str, Tool] = field(default_factory=dict)
+    size_label: Callable[[Any], str] = str
+
+    def all_tools(self) -> dict[str, Tool]:
+        """The primal (as column ``primal``) followed by the kernel's tools."""
+        primal = self.primal
+        return {PRIMAL: lambda inp: primal(*inp.args), **self.tools}
+
+
+@dataclass
+class ToolResult:
+    """Measurements of one tool on one kernel."""
+
+    name: str
+    times: list[float] = field(default_factory=list)
+    value: Any = None
+    error: str | None = None
+    error_detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the tool ran and was timed."""
+        return self.error is None and bool(self.times)
+
+    @property
+    def median(self) -> float:
+        """Median time in seconds (nan if not timed)."""
+        return statistics.median(self.times) if self.times else float("nan")
+
+    @property
+    def best(self) -> float:
+        """Minimum time in seconds (nan if not timed)."""
+        return min(self.times) if self.times else float("nan")
+
+    def to_json(self, primal_median: float) -> dict[str, Any]:
+        """JSON-serializable record."""
+        ratio = self.median / primal_median if self.ok and primal_median > 0 else None
+        return {
+            "median_s": self.median if self.ok else None,
+            "min_s": self.best if self.ok else None,
+            "times_s": self.times,
+            "ratio_to_primal": ratio,
+            "value": _jsonable(self.value),
+            "error": self.error,
+            "error_detail": self.error_detail,
+        }
+
+
+@dataclass
+class KernelResult:
+    """All tools' results for one kernel at one size."""
+
+    kernel: str
+    description: str
+    size: str
+    params: dict[str, Any]
+    tools: dict[str, ToolResult]
+    error: str | None = None
+
+    @property
+    def primal_median(self) -> float:
+        """Median time of the primal (nan if it failed)."""
+        p = self.tools.get(PRIMAL)
+        return p.median if p is not None and p.ok else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-serializable record."""
+        pm = self.primal_median
+        return {
+            "kernel": self.kernel,
+            "description": self.description,
+            "size": self.size,
+            "params": {k: _jsonable(v) for k, v in self.params.items()},
+            "error": self.error,
+            "tools": {k: v.to_json(pm) for k, v in self.tools.items()},
+        }
+
+
+def _jsonable(v: Any) -> Any:
+    """Numbers and small containers as plain JSON values; anything else as its repr."""
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    if isinstance(v, float | np.floating):
+        f = float(v)
+        return f if np.isfinite(f) else repr(f)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, tuple | list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray) and v.size <= 16:
+        return [_jsonable(x) for x in v.ravel().tolist()]
+    return repr(v)
+
+
+def _error_name(exc: BaseException) -> str:
+    """Short error label, e.g. ``NotImplementedError``."""
+    return type(exc).__name__
+
+
+def _call(tool: Tool, inputs: Inputs) -> tuple[float, Any]:
+    """Time one call on fresh inputs (the copy is not timed)."""
+    inp = inputs.fresh()
+    t0 = time.perf_counter()
+    value = tool(inp)
+    return time.perf_counter() - t0, value
+
+
+def run_kernel(
+    kernel: Kernel,
+    size: Any,
+    *,
+    reps: int | None = None,
+    budget_s: float = 1.0,
+    min_reps: int = 5,
+    max_reps: int = 50,
+    log: Callable[[str], None] = print,
+) -> KernelResult:
+    """Warm up and time every tool of ``kernel`` at ``size`` in interleaved repetitions.
+
+    Without ``reps`` the repetition count is chosen so that one tool takes about ``budget_s``.
+    """
+    label = kernel.size_label(size)
+    try:
+        inputs = kernel.make_inputs(size)
+    except Exception as exc:  # noqa: BLE001 - one broken kernel must not stop the run
+        return KernelResult(kernel.name, kernel.description, label, {}, {}, _error_name(exc))
+    tools = kernel.all_tools()
+    results = {name: ToolResult(name) for name in tools}
+
+    # warm-up: compile and touch memory; a failing tool is dropped from the rounds
+    slowest = 0.0
+    for name, tool in tools.items():
+        res = results[name]
+        try:
+            t0 = time.perf_counter()
+            _call(tool, inputs)
+            first = time.perf_counter() - t0
+            dt, res.value = _call(tool, inputs)
+            slowest = max(slowest, dt)
+            log(f"  {kernel.name:<10} {name:<14} warm-up {first * 1e3:9.2f} ms,"
+                f" then {dt * 1e3:9.3f} ms")
+        except Exception as exc:  # noqa: BLE001
+            res.error = _error_name(exc)
+            res.error_detail = "".join(traceback.format_exception_only(exc)).strip()[-2000:]
+            log(f"  {kernel.name:<10} {name:<14} n/a: {res.error_detail.splitlines()[-1]}")
+
+    if reps is None:
+        reps = int(budget_s / slowest) if slowest > 0 else max_reps
+        reps = max(min_reps, min(max_reps, reps))
+    live = [n for n in tools if results[n].error is None]
+    for _ in range(reps):
+        for name in live:
+            res = results[name]
+            if res.error is not None:
+                continue
+            try:
+                dt, _value = _call(tools[name], inputs)
+                res.times.append(dt)
+            except Exception as exc:  # noqa: BLE001
+                res.error = _error_name(exc)
+                res.error_detail = "".join(traceback.format_exception_only(exc)).strip()
+                res.times.clear()
+    return KernelResult(kernel.name, kernel.description, label, dict(inputs.params), results)
+
+
+def per_call_seconds(
+    fn: Callable[[], Any], *, batch_s: float = 0.02, batches: int = 15
+) -> list[float]:
+    """Seconds per call of ``fn`` measured in ``batches`` batches of about ``batch_s`` each."""
+    fn()
+    n, t = 1, 0.0
+    while True:  # calibrate the batch length
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        t = time.perf_counter() - t0
+        if t >= batch_s / 4 or n >= 1 << 22:
+            break
+        n *= 4
+    n = max(1, int(n * batch_s / max(t, 1e-9)))
+    out = []
+    for _ in range(batches):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        out.append((time.perf_counter() - t0) / n)
+    return out
+
+
+def interleaved_per_call(
+    fns: dict[str, Callable[[], Any]], *, batch_s: float = 0.02, batches: int = 15
+) -> dict[str, list[float] | BaseException]:
+    """Like :func:`per_call_seconds` for several callables, batches interleaved; errors kept."""
+    out: dict[str, list[float] | BaseException] = {}
+    live = {}
+    for name, fn in fns.items():
+        try:
+            per_call_seconds(fn, batch_s=batch_s / 4, batches=1)
+            live[name] = fn
+            out[name] = []
+        except Exception as exc:  # noqa: BLE001
+            out[name] = exc
+    for _ in range(batches):
+        for name, fn in live.items():
+            res = out[name]
+            assert isinstance(res, list)
+            res.extend(per_call_seconds(fn, batch_s=batch_s, batches=1))
+    return out
+
+
+# ------------------------------------------------------------------------------------ tables
+
+
+def fmt_time(seconds: float) -> str:
+    """Human-readable duration with 3 significant digits."""
+    if not np.isfinite(seconds):
+        return "n/a"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def _cell(res: ToolResult | None, primal_median: float, name: str) -> str:
+    """Table cell: median time and ratio to the primal, or why it is missing."""
+    if res is None:
+        return "—"
+    if not res.ok:
+        return f"n/a ({res.error})"
+    if name == PRIMAL or not np.isfinite(primal_median):
+        return fmt_time(res.median)
+    return f"{fmt_time(res.median)} ({res.median / primal_median:.2f}×)"
+
+
+def columns(results: Sequence[KernelResult]) -> list[str]:
+    """Union of tool names over all kernels, in first-seen order, primal first."""
+    cols = [PRIMAL]
+    for r in results:
+        for name in r.tools:
+            if name not in cols:
+                cols.append(name)
+    return cols
+
+
+def markdown_times(results: Sequence[KernelResult]) -> str:
+    """Markdown table: one row per kernel, one column per tool, median time (ratio to primal)."""
+    cols = columns(results)
+    lines = [
+        "| kernel | size | " + " | ".join(cols) + " |",
+        "|---|---|" + "---:|" * len(cols),
+    ]
+    for r in results:
+        if r.error:
+            cells = [f"n/a ({r.error})"] * len(cols)
+        else:
+            cells = [_cell(r.tools.get(c), r.primal_median, c) for c in cols]
+        lines.append(f"| {r.kernel} | {r.size} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_values(results: Sequence[KernelResult], reference: str) -> str:
+    """Markdown table of each derivative tool's directional derivative and its relative
+    deviation from the ``reference`` tool."""
+    cols = [c for c in columns(results) if c != PRIMAL]
+    lines = [
+        f"| kernel | {' | '.join(cols)} |",
+        "|---|" + "---:|" * len(cols),
+    ]
+    for r in results:
+        ref = r.tools.get(reference)
+        refv = ref.value if ref is not None and ref.error is None else None
+        cells = []
+        for c in cols:
+            res = r.tools.get(c)
+            if res is None:
+                cells.append("—")
+            elif res.error is not None or not isinstance(res.value, float | np.floating):
+                cells.append(f"n/a ({res.error})" if res.error else "n/a")
+            else:
+                v = float(res.value)
+                cell = f"{v:.10g}"
+                if refv is not None and c != reference:
+                    dev = abs(v - refv) / max(abs(refv), 1e-300)
+                    cell += f" ({dev:.1e})"
+                cells.append(cell)
+        lines.append(f"| {r.kernel} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""Build (and cache) the native derivative of an `enzyme_jit` function for one signature.
+
+Numba compiles the primal; the bridge hands its function-optimized IR (and its callees')
+to the engine; the engine synthesizes the derivative; the bridge links it as a driver.
+Set `ENZPY_DUMP_IR=1` to print the synthesized IR, or `ENZPY_DUMP_IR=<dir>` to write it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import llvm_passes
+from llvm_passes.ir import Module, parse_module
+
+from . import bridge
+from .errors import NoDerivativeError
+
+_cache: dict[tuple, Derivative] = {}
+
+
+@dataclass(frozen=True)
+class Derivative:
+    """A compiled derivative: its driver and what produced it (for introspection)."""
+
+    driver: Any
+    symbol: str
+    restype: Any
+    argtypes: tuple
+    result: llvm_passes.ForwardResult
+
+
+def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
+    """The merged function-optimized IR of the compiled primal and its Numba callees."""
+    dispatcher.compile(argtypes)
+    symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
+    module = Module()
+    for text in bridge.modules_for(symbol):
+        module.merge(parse_module(text))
+    return module, symbol, library, signature.return_type
+
+
+def forward_derivative(f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str) -> Derivative:
+    """The forward derivative of `f` for `argtypes`; `kinds` gives 'const' / 'dup' per
+    argument, `ret` the return activity ('dup' or 'const')."""
+    key = ("forward", f, argtypes, kinds, ret)
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    module, symbol, library, restype = primal_module(f.dispatcher, argtypes)
+    ret_kind = ret if bridge.abi.contains_float(restype) else "const"
+    acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
+    try:
+        result = llvm_passes.forward(module, symbol, acts)
+    except llvm_passes.NoDerivativeError as e:
+        raise NoDerivativeError(_with_python_name(str(e), f)) from None
+    text = result.module_text
+    _dump(f, text)
+    drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts)
+    out = Derivative(drv.driver, symbol, restype, argtypes, result)
+    _cache[key] = out
+    return out
+
+
+def _with_python_name(msg: str, f: Any) -> str:
+    code = getattr(f.py_func, "__code__", None)
+    where = f"{code.co_filename}:{code.co_firstlineno}" if code else "?"
+    return f"{msg}\n(while differentiating {f.py_func.__qualname__}, defined at {where})"
+
+
+def _dump(f: Any, text: str) -> None:
+    target = os.environ.get("ENZPY_DUMP_IR", "")
+    if not target or target == "0":
+        return
+    if target in ("1", "stderr"):
+        print(f"; ---- enzpy IR for {f.py_func.__qualname__}\n{text}", file=sys.stderr)
+        return
+    os.makedirs(target, exist_ok=True)
+    path = os.path.join(target, f"{f.py_func.__qualname__}.ll")
+    with open(path, "w") as fh:
+        fh.write(text)

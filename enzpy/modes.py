@@ -1,0 +1,27 @@
+"""Differentiation modes: `Forward`, `ForwardWithPrimal`, `Reverse`, ..."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A mode of differentiation; `with_primal` also returns the primal result."""
+
+    name: str
+    reverse: bool
+    with_primal: bool
+    split: bool = False
+
+    def __repr__(self) -> str:
+        return f"enzpy.{self.name}"
+
+
+Forward = Mode("Forward", reverse=False, with_primal=False)
+ForwardWithPrimal = Mode("ForwardWithPrimal", reverse=False, with_primal=True)
+Reverse = Mode("Reverse", reverse=True, with_primal=False)
+ReverseWithPrimal = Mode("ReverseWithPrimal", reverse=True, with_primal=True)
+ReverseSplitWithPrimal = Mode("ReverseSplitWithPrimal", reverse=True, with_primal=True,
+                              split=True)  # fmt: skip
+ReverseSplitNoPrimal = Mode("ReverseSplitNoPrimal", reverse=True, with_primal=False, split=True)

@@ -1,0 +1,169 @@
+"""Activity analysis: which values carry a derivative.
+
+A value is *active* when it needs a tangent (floats) or a shadow (pointers to memory that
+holds derivatives). Forward: a float result is active when an operand is; a load is active
+when its pointer is. Backward: a pointer is made active when an active value is stored
+through it, or when an active pointer is stored into memory, or when a callee writes
+active data through it. Integers never are. Arguments the caller marked `CONST` are never
+made active: derivatives stored into them are dropped (Enzyme's `Const` semantics).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, Value
+
+ALLOCATORS = frozenset({"NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned",
+                        "NRT_MemInfo_alloc", "NRT_MemInfo_alloc_safe"})  # fmt: skip
+POINTER_PASSTHROUGH = frozenset({"NRT_MemInfo_data_fast"})
+_PROPAGATE = {"fneg", "select", "phi", "extractvalue", "insertvalue", "freeze",
+              "getelementptr", "bitcast", "fadd", "fsub", "fmul", "fdiv", "frem",
+              "fpext", "fptrunc", "addrspacecast"}  # fmt: skip
+
+
+class Activity(enum.Enum):
+    """Per-argument annotation given to the engine."""
+
+    CONST = "const"
+    DUP = "dup"
+    DUP_NONEED = "dup_noneed"
+
+    @property
+    def active(self) -> bool:
+        return self is not Activity.CONST
+
+
+@dataclass(frozen=True)
+class ActivityResult:
+    """Active values of one function for one argument-activity pattern."""
+
+    fn: Function
+    pattern: tuple[bool, ...]
+    active: frozenset[Value]
+    reasons: dict[Value, str] = field(compare=False)
+    needed_args: frozenset[int]  # CONST args into which active data flows
+    callees: dict[Instruction, ActivityResult] = field(compare=False)
+
+    def is_active(self, v: Value) -> bool:
+        return v in self.active
+
+
+Summaries = dict[tuple[str, tuple[bool, ...]], "ActivityResult | None"]
+
+
+def activity(
+    module: Module,
+    fn: Function,
+    pattern: Sequence[bool],
+    has_rule: Callable[[Instruction], bool],
+    cache: Summaries | None = None,
+) -> ActivityResult:
+    """Analyse `fn` with argument `pattern` (True = has a shadow/tangent)."""
+    cache = {} if cache is None else cache
+    key = (fn.name, tuple(pattern))
+    if key in cache and cache[key] is not None:
+        return cache[key]  # type: ignore[return-value]
+    cache[key] = None  # in progress: recursive calls see no summary
+    result = _Analysis(module, fn, tuple(pattern), has_rule, cache).run()
+    cache[key] = result
+    return result
+
+
+class _Analysis:
+    def __init__(self, module, fn, pattern, has_rule, cache) -> None:
+        self.module, self.fn, self.pattern = module, fn, pattern
+        self.has_rule, self.cache = has_rule, cache
+        self.active: set[Value] = set()
+        self.reasons: dict[Value, str] = {}
+        self.needed_args: set[int] = set()
+        self.callees: dict[Instruction, ActivityResult] = {}
+        self.changed = False
+
+    def mark(self, v: Value, why: str) -> None:
+        if v not in self.active:
+            self.active.add(v)
+            self.reasons[v] = why
+            self.changed = True
+
+    def run(self) -> ActivityResult:
+        for a, act in zip(self.fn.args, self.pattern, strict=True):
+            if act:
+                self.mark(a, "argument has a shadow (Duplicated / tangent)")
+        self.changed = True
+        while self.changed:
+            self.changed = False
+            for inst in self.fn.instructions():
+                self.visit(inst)
+        return ActivityResult(self.fn, self.pattern, frozenset(self.active), self.reasons,
+                              frozenset(self.needed_args), self.callees)  # fmt: skip
+
+    # ---- forward propagation -------------------------------------------------------------
+    def visit(self, inst: Instruction) -> None:
+        op = inst.opcode
+        carries = inst.type.may_carry_derivative
+        ops = inst.operands
+        if op in _PROPAGATE and carries:
+            src = next((v for v in ops if v in self.active), None)
+            if src is not None:
+                self.mark(inst, f"operand {src.ref} is active")
+        elif op == "load" and carries and ops[0] in self.active:
+            self.mark(inst, f"loaded through active pointer {ops[0].ref}")
+        elif op == "store":
+            value, ptr = ops
+            if value in self.active:
+                self.need(ptr, f"active value stored through it: {inst.text()}")
+            elif ptr in self.active and value.type.is_ptr:
+                self.need(value, f"stored into active memory: {inst.text()}")
+        elif op == "call":
+            self.visit_call(inst, carries)
+
+    def visit_call(self, inst: Instruction, carries: bool) -> None:
+        name = inst.callee_name
+        callee = self.module.get(name) if name else None
+        if callee is not None and not callee.is_declaration:
+            pattern = tuple(v in self.active for v in inst.operands)
+            if not any(pattern):
+                return
+            summary = activity(self.module, callee, pattern, self.has_rule, self.cache)
+            self.callees[inst] = summary
+            for k in summary.needed_args:
+                self.need(inst.operands[k], f"callee @{name} writes active data through it")
+            if carries:
+                self.mark(inst, f"call to @{name} with active arguments")
+            return
+        if name in ALLOCATORS:
+            return  # active only when needed
+        src = next((v for v in inst.operands if v in self.active), None)
+        if src is not None and carries:
+            self.mark(inst, f"argument {src.ref} of @{name or 'indirect call'} is active")
+
+    # ---- backward: pointers that must get a shadow ----------------------------------------
+    def need(self, v: Value, why: str) -> None:
+        if v in self.active or isinstance(v, Constant | GlobalRef):
+            return
+        if isinstance(v, Argument):
+            if v.type.is_ptr:
+                self.needed_args.add(v.index)
+            return
+        if not isinstance(v, Instruction) or not v.type.may_carry_derivative:
+            return
+        op, name = v.opcode, v.callee_name
+        if op == "alloca" or (op == "call" and name in ALLOCATORS):
+            self.mark(v, f"memory needs a shadow: {why}")
+        elif op in ("getelementptr", "bitcast", "phi", "select", "freeze", "addrspacecast"):
+            self.mark(v, f"pointer needs a shadow: {why}")
+            for o in v.operands:
+                if o.type.is_ptr:
+                    self.need(o, why)
+        elif op == "load":
+            self.mark(v, f"pointer loaded from memory that needs a shadow: {why}")
+            self.need(v.operands[0], f"holds pointer {v.ref} that needs a shadow")
+        elif op == "extractvalue":
+            self.mark(v, f"needs a shadow: {why}")
+            self.need(v.operands[0], why)
+        elif op == "call" and name in POINTER_PASSTHROUGH:
+            self.mark(v, f"pointer needs a shadow: {why}")
+            self.need(v.operands[0], why)

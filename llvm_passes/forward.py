@@ -1,0 +1,343 @@
+"""Forward-mode synthesis: a function computing the primal and its tangents together.
+
+`fwddiffe_<f>` takes f's arguments followed by one shadow (pointer) or tangent (float) per
+active argument. It replays f's instructions unchanged and, after each active instruction,
+emits its tangent: arithmetic and calls through the rule table, memory (load, store, gep,
+alloca) and structure (phi, select, aggregates) by one method per instruction kind here.
+Calls to functions defined in the module become calls to their own forward derivative,
+which performs the callee's side effects once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import rules
+from .analysis.activity import Activity, ActivityResult, activity
+from .errors import NoDerivativeError
+from .ir import (
+    Argument,
+    Block,
+    Constant,
+    Function,
+    GlobalRef,
+    Instruction,
+    Module,
+    Type,
+    Value,
+    parse_module,
+)  # fmt: skip
+from .ir.builder import Builder, Namer
+from .ir.types import I64, size_in_bytes, struct
+from .ir.values import const
+
+MODE = "forward"
+
+
+@dataclass(frozen=True)
+class ForwardResult:
+    """The module holding the derivative, its name, and the activity that shaped it."""
+
+    module: Module
+    fn_name: str
+    activity: ActivityResult
+
+    @property
+    def module_text(self) -> str:
+        return self.module.text()
+
+
+def forward(
+    module_text: str | Module, fn_name: str, activities: Sequence[Activity]
+) -> ForwardResult:
+    """Synthesize `fwddiffe_<fn_name>` for the given per-argument activities."""
+    module = parse_module(module_text) if isinstance(module_text, str) else module_text
+    fn = module.get(fn_name)
+    if fn is None or fn.is_declaration:
+        raise KeyError(f"function @{fn_name} is not defined in the module")
+    if len(activities) != len(fn.args):
+        raise ValueError(f"@{fn_name} takes {len(fn.args)} arguments, "
+                         f"got {len(activities)} activities")  # fmt: skip
+    synth = _Synthesizer(module)
+    pattern = tuple(a.active for a in activities)
+    name = synth.derive(fn, pattern, f"fwddiffe_{fn_name}")
+    return ForwardResult(module, name, synth.results[(fn_name, pattern)])
+
+
+def has_rule(inst: Instruction) -> bool:
+    return rules.lookup(inst) is not None
+
+
+class _Synthesizer:
+    """Derives forward functions for (function, activity pattern) pairs of one module."""
+
+    def __init__(self, module: Module) -> None:
+        self.module = module
+        self.names: dict[tuple[str, tuple[bool, ...]], str] = {}
+        self.results: dict[tuple[str, tuple[bool, ...]], ActivityResult] = {}
+        self.cache: dict = {}
+
+    def derive(self, fn: Function, pattern: tuple[bool, ...], name: str | None = None) -> str:
+        key = (fn.name, pattern)
+        if key in self.names:
+            return self.names[key]
+        bits = "".join("d" if p else "c" for p in pattern)
+        name = name or f"fwddiffe_{fn.name}.{bits}"
+        self.names[key] = name
+        act = activity(self.module, fn, pattern, has_rule, self.cache)
+        self.results[key] = act
+        _FunctionForward(self, fn, act, name).run()
+        return name
+
+
+class _FunctionForward:
+    """Builds one forward function."""
+
+    def __init__(self, synth: _Synthesizer, fn: Function, act: ActivityResult, name: str):
+        self.synth, self.fn, self.act, self.name = synth, fn, act, name
+        self.module = synth.module
+        self.namer = Namer(fn)
+        self.b = Builder(self.module, self.namer)
+        self.vmap: dict[Value, Value] = {}  # primal value -> its copy in the new function
+        self.tan: dict[Value, Value] = {}  # primal value -> tangent / shadow
+        self.pending_phis: list[tuple[Instruction, Instruction]] = []
+
+    # ---- setup ---------------------------------------------------------------------------
+    def run(self) -> None:
+        args = [Argument(a.type, a.name, a.attrs, a.index) for a in self.fn.args]
+        for a, new in zip(self.fn.args, args, strict=True):
+            self.vmap[a] = new
+        for a in self.fn.args:
+            if self.act.is_active(a):
+                suffix = "shadow" if a.type.is_ptr else "tan"
+                shadow = Argument(a.type, self.namer.fresh(f"{a.name}.{suffix}"), "", len(args))
+                args.append(shadow)
+                self.tan[a] = shadow
+        ret_active = any(
+            i.opcode == "ret" and i.operands and self.act.is_active(i.operands[0])
+            for i in self.fn.instructions()
+        )
+        ret = struct(self.fn.ret_type, self.fn.ret_type) if ret_active else self.fn.ret_type
+        new = Function(self.name, ret, args, ret_attrs="" if ret_active else self.fn.ret_attrs)
+        self.new = new
+        for block in self.fn.blocks:
+            nb = Block(block.name)
+            new.blocks.append(nb)
+            self.b.position_at_end(nb)
+            for inst in block.instructions:
+                self.visit(inst)
+        for primal, tphi in self.pending_phis:
+            tphi.operands = [self.shadow_of(v, primal) for v in primal.operands]
+        for inst in new.instructions():
+            inst.operands = [self.vmap.get(v, v) for v in inst.operands]
+        self.module.add_function(new)
+
+    # ---- helpers -------------------------------------------------------------------------
+    def copy(self, inst: Instruction) -> Instruction:
+        clone = Instruction(
+            inst.opcode, inst.type, list(inst.operands), inst.name, flags=inst.flags,
+            pred=inst.pred, aux_type=inst.aux_type, indices=inst.indices,
+            labels=list(inst.labels), callee=inst.callee, fnty=inst.fnty,
+            arg_attrs=list(inst.arg_attrs), ret_attrs=inst.ret_attrs, fn_attrs=inst.fn_attrs,
+            tail=inst.tail, align=inst.align, template=inst.template, loc=inst.loc,
+        )  # fmt: skip
+        self.b.insert(clone)
+        self.vmap[inst] = clone
+        return clone
+
+    def fail(self, inst: Instruction, what: str, hint: str = "") -> NoDerivativeError:
+        return NoDerivativeError(what, inst.text(), self.fn.name, MODE, inst.loc, hint)
+
+    def tangent(self, v: Value) -> Value | None:
+        return self.tan.get(v)
+
+    def shadow_of(self, v: Value, at: Instruction) -> Value:
+        """The tangent/shadow of `v`, or what stands for it when `v` is inactive: 0.0 for
+        floats, the value itself for integers and constant pointers."""
+        t = self.tan.get(v)
+        if t is not None:
+            return t
+        ty = v.type
+        if ty.is_float or ty.kind == "vector" and ty.scalar.is_float:
+            return Builder.zero(ty)
+        if ty.is_int or not ty.may_carry_derivative:
+            return v
+        if isinstance(v, Constant | GlobalRef):
+            if ty.kind in ("struct", "array") and ty.contains(lambda t: t.is_float):
+                return Builder.zero(ty) if v.is_zero or v.text in ("undef", "poison") else v
+            return v
+        if ty.is_ptr:
+            raise self.fail(at, f"a pointer without derivative ({v.ref}) used where memory "
+                            "carries derivatives",
+                            "Mixing a Const array with Duplicated ones in one place (a branch, "
+                            "a container, a store) is not supported: make both Duplicated.")
+        out: Value = Constant(ty, "undef")
+        for k in range(len(ty.elems) if ty.kind == "struct" else ty.count):
+            field = self.b.extractvalue(v, k)
+            out = self.b.insertvalue(out, self.shadow_of(field, at), k, hint="shadow")
+        return out
+
+    def hint(self, inst: Instruction) -> str:
+        return f"{inst.name or 't'}.{'shadow' if inst.type.is_ptr else 'tan'}"
+
+    def set_tangent(self, inst: Instruction, t: Value | None) -> None:
+        if t is not None:
+            if isinstance(t, Instruction) and t.block is not None and t.name.startswith("tan"):
+                pass
+            self.tan[inst] = t
+
+    # ---- dispatch ------------------------------------------------------------------------
+    def visit(self, inst: Instruction) -> None:
+        self.b.loc = inst.loc
+        method = getattr(self, "visit_" + inst.opcode.replace("getelementptr", "gep"), None)
+        if method is not None:
+            method(inst)
+            return
+        clone = self.copy(inst)
+        if not self.act.is_active(inst) and not any(self.act.is_active(o) for o in inst.operands):
+            return
+        rule = rules.lookup(inst)
+        if rule is None:
+            raise self.fail(inst, f"instruction '{inst.opcode}'")
+        tans = [self.tangent(o) for o in inst.operands]
+        t = rule.tangent(self.b, clone, inst.operands, tans)
+        if self.act.is_active(inst):
+            self.set_tangent(inst, t)
+
+    def visit_phi(self, inst: Instruction) -> None:
+        self.copy(inst)
+        if self.act.is_active(inst):
+            tphi = self.b.phi(inst.type, self.hint(inst))
+            tphi.labels = list(inst.labels)
+            self.pending_phis.append((inst, tphi))
+            self.tan[inst] = tphi
+
+    def visit_select(self, inst: Instruction) -> None:
+        self.copy(inst)
+        if self.act.is_active(inst):
+            c, x, y = inst.operands
+            t = self.b.select(c, self.shadow_of(x, inst), self.shadow_of(y, inst), self.hint(inst))
+            self.tan[inst] = t
+
+    def visit_load(self, inst: Instruction) -> None:
+        self.copy(inst)
+        if self.act.is_active(inst):
+            shadow = self.tan[inst.operands[0]]
+            self.tan[inst] = self.b.load(inst.type, shadow, inst.align, self.hint(inst))
+
+    def visit_store(self, inst: Instruction) -> None:
+        self.copy(inst)
+        value, ptr = inst.operands
+        shadow = self.tan.get(ptr)
+        if shadow is not None:
+            self.b.store(self.shadow_of(value, inst), shadow, inst.align)
+
+    def visit_gep(self, inst: Instruction) -> None:
+        clone = self.copy(inst)
+        if self.act.is_active(inst):
+            base, *idx = inst.operands
+            t = self.b.gep(inst.aux_type, self.tan[base], *idx, flags=clone.flags,
+                           hint=self.hint(inst))  # fmt: skip
+            self.tan[inst] = t
+
+    def visit_alloca(self, inst: Instruction) -> None:
+        self.copy(inst)
+        if self.act.is_active(inst):
+            count = 1
+            if inst.operands:
+                if not isinstance(inst.operands[0], Constant):
+                    raise self.fail(inst, "a dynamically sized alloca holding derivatives")
+                count = int(inst.operands[0].text)
+            t = self.b.alloca(inst.aux_type, inst.align, self.hint(inst))
+            size = size_in_bytes(inst.aux_type) * count
+            self.b.memset(t, const(Type("int", "i8", 8), 0), const(I64, size))
+            self.tan[inst] = t
+
+    def _structural(self, inst: Instruction) -> None:
+        self.copy(inst)
+        if self.act.is_active(inst):
+            ops = [self.shadow_of(o, inst) if o.type.may_carry_derivative else o
+                   for o in inst.operands]  # fmt: skip
+            t = Instruction(inst.opcode, inst.type, ops, indices=inst.indices, flags=inst.flags)
+            self.tan[inst] = self.b.insert(t, self.hint(inst))
+
+    visit_extractvalue = visit_insertvalue = visit_freeze = _structural
+
+    def visit_bitcast(self, inst: Instruction) -> None:
+        if inst.type.is_ptr or inst.operands[0].type.is_ptr:
+            self._structural(inst)
+        else:
+            self.visit_generic(inst)
+
+    visit_addrspacecast = visit_bitcast
+
+    def visit_generic(self, inst: Instruction) -> None:
+        clone = self.copy(inst)
+        if any(self.act.is_active(o) for o in inst.operands) and inst.type.may_carry_derivative:
+            raise self.fail(inst, f"'{inst.opcode}' reinterpreting a value with a derivative")
+        del clone
+
+    visit_ptrtoint = visit_inttoptr = visit_generic
+
+    def visit_icmp(self, inst: Instruction) -> None:
+        self.copy(inst)
+
+    visit_fcmp = visit_br = visit_switch = visit_unreachable = visit_icmp
+
+    def visit_ret(self, inst: Instruction) -> None:
+        if not (inst.operands and self.act.is_active(inst.operands[0])):
+            self.copy(inst)
+            return
+        v = inst.operands[0]
+        pair = struct(v.type, v.type)
+        agg = self.b.insertvalue(Constant(pair, "undef"), v, 0, hint="ret")
+        agg = self.b.insertvalue(agg, self.tan[v], 1, hint="ret")
+        self.b.insert(Instruction("ret", operands=[agg]))
+
+    def visit_call(self, inst: Instruction) -> None:
+        summary = self.act.callees.get(inst)
+        if summary is not None:
+            return self.call_derivative(inst, summary)
+        if any(self.act.is_active(o) for o in inst.operands) or self.act.is_active(inst):
+            if rules.lookup(inst) is None:
+                callee = inst.callee_name or "an indirect call"
+                raise self.fail(inst, f"a call to {callee}",
+                                "No derivative rule exists for it: mark the arguments that "
+                                "reach it Const, or register a custom rule.")  # fmt: skip
+            try:
+                return self.visit_rule_call(inst)
+            except ValueError as e:
+                raise self.fail(inst, f"a call to {inst.callee_name}", str(e)) from None
+        self.copy(inst)
+
+    def visit_rule_call(self, inst: Instruction) -> None:
+        rule = rules.lookup(inst)
+        assert rule is not None
+        clone = self.copy(inst)
+        tans = [self.tangent(o) for o in inst.operands]
+        t = rule.tangent(self.b, clone, inst.operands, tans)
+        if self.act.is_active(inst):
+            if t is None and inst.type.is_ptr:
+                raise self.fail(inst, f"a call to {inst.callee_name} returning a pointer")
+            self.set_tangent(inst, t)
+
+    def call_derivative(self, inst: Instruction, summary: ActivityResult) -> None:
+        callee = self.module.get(inst.callee_name)
+        assert callee is not None
+        name = self.synth.derive(callee, summary.pattern)
+        clone = self.copy(inst)
+        shadows = [self.shadow_of(o, inst) for o, p in zip(inst.operands, summary.pattern,
+                                                           strict=True) if p]  # fmt: skip
+        clone.operands = list(inst.operands) + shadows
+        clone.arg_attrs = list(inst.arg_attrs) + [""] * len(shadows)
+        clone.callee = GlobalRef(name, clone.callee.type if clone.callee else inst.type)
+        clone.fnty = ""
+        derived = self.module.get(name)
+        if derived is not None and derived.ret_type != inst.type:
+            clone.type = derived.ret_type
+            clone.name = self.namer.fresh(f"{inst.name or 'call'}.pair")
+            primal = self.b.extractvalue(clone, 0, hint=inst.name or "call")
+            self.vmap[inst] = primal
+            if self.act.is_active(inst):
+                self.tan[inst] = self.b.extractvalue(clone, 1, hint=self.hint(inst))

@@ -1,0 +1,65 @@
+"""Rules for float arithmetic opcodes: fadd, fsub, fmul, fdiv, frem, fneg."""
+
+from __future__ import annotations
+
+from .registry import linear, smooth
+
+
+def _add(b, x, y):
+    if x is None:
+        return y
+    if y is None:
+        return x
+    return b.fadd(x, y, "tan")
+
+
+def _neg(b, x):
+    return None if x is None else b.fneg(x, "tan")
+
+
+def _fadd_transpose(b, inst, args, adj):
+    return [adj, adj]
+
+
+def _fsub_transpose(b, inst, args, adj):
+    return [adj, b.fneg(adj, "adj")]
+
+
+@linear("fadd", transpose=_fadd_transpose)
+def fadd(b, inst, args, tans):
+    """d(x + y) = dx + dy"""
+    return _add(b, *tans)
+
+
+@linear("fsub", transpose=_fsub_transpose)
+def fsub(b, inst, args, tans):
+    """d(x - y) = dx - dy"""
+    dx, dy = tans
+    if dy is None:
+        return dx
+    return _neg(b, dy) if dx is None else b.fsub(dx, dy, "tan")
+
+
+@linear("fneg", transpose=lambda b, inst, args, adj: [b.fneg(adj, "adj")])
+def fneg(b, inst, args, tans):
+    """d(-x) = -dx"""
+    return _neg(b, tans[0])
+
+
+@smooth("fmul")
+def fmul(b, x, y, out):
+    """d(x * y) = y dx + x dy"""
+    return y, x
+
+
+@smooth("fdiv")
+def fdiv(b, x, y, out):
+    """d(x / y) = dx / y - (x / y) dy / y"""
+    inv = b.fdiv(b.fconst(y, 1.0), y)
+    return inv, b.fneg(b.fmul(out, inv))
+
+
+@smooth("frem")
+def frem(b, x, y, out):
+    """d(x rem y) = dx - trunc(x / y) dy"""
+    return b.fconst(x, 1.0), b.fneg(b.intrinsic("trunc", b.fdiv(x, y)))

@@ -1,0 +1,1 @@
+"""Rules for math intrinsics and libm calls."""

@@ -1,0 +1,68 @@
+"""Rules for memory intrinsics and Numba's runtime calls (allocation, reference counts).
+
+Shadow memory mirrors primal memory: these rules apply the same operation to the shadows.
+"""
+
+from __future__ import annotations
+
+from ..ir import I8, I64, PTR, VOID
+from .registry import custom, no_derivative
+
+
+def _same_call_on_shadows(b, inst, args, tans):
+    """shadow op: the same call applied to the shadow pointers (reference counts)."""
+    if tans[0] is not None:
+        b.call(inst.callee_name, [tans[0]], VOID)
+    return None
+
+
+custom("NRT_incref", "NRT_decref")(_same_call_on_shadows)
+
+
+@custom("NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned", "NRT_MemInfo_alloc",
+        "NRT_MemInfo_alloc_safe")  # fmt: skip
+def nrt_alloc(b, inst, args, tans):
+    """shadow allocation: a second allocation of the same size, zero-filled"""
+    shadow = b.call(inst.callee_name, list(args), PTR, "shadow")
+    data = b.call("NRT_MemInfo_data_fast", [shadow], PTR, "shadow.data")
+    b.memset(data, b.const(I8, 0), args[0])
+    return shadow
+
+
+@custom("NRT_MemInfo_data_fast")
+def nrt_data(b, inst, args, tans):
+    """shadow data pointer: the data pointer of the shadow meminfo"""
+    return None if tans[0] is None else b.call(inst.callee_name, [tans[0]], PTR, "shadow")
+
+
+@custom("llvm.memset")
+def memset(b, inst, args, tans):
+    """d memset(p, 0, n): memset(dp, 0, n) (a constant fill has zero tangent)"""
+    if tans[0] is None:
+        return None
+    dst, byte, size, vol = args
+    if not getattr(byte, "is_zero", False):
+        raise ValueError("memset of a non-zero byte pattern into differentiable memory")
+    b.call(inst.callee_name, [tans[0], byte, size, vol], VOID)
+    return None
+
+
+@custom("llvm.memcpy", "llvm.memmove")
+def memcpy(b, inst, args, tans):
+    """d memcpy(dst, src, n) = memcpy(d dst, d src, n)"""
+    if tans[0] is None:
+        return None
+    if tans[1] is None:
+        raise ValueError("copy from memory without derivative into differentiable memory")
+    b.call(inst.callee_name, [tans[0], tans[1], *args[2:]], VOID)
+    return None
+
+
+no_derivative(
+    "llvm.lifetime", "llvm.assume", "llvm.expect", "llvm.dbg", "llvm.prefetch",
+    "llvm.smax", "llvm.smin", "llvm.umax", "llvm.umin", "llvm.abs", "llvm.ctpop", "llvm.ctlz",
+    "llvm.cttz", "llvm.sadd", "llvm.ssub", "llvm.smul", "llvm.uadd", "llvm.usub", "llvm.umul",
+    why="integer or bookkeeping intrinsic",
+)  # fmt: skip
+
+__all__ = ["I64"]

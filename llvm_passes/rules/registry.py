@@ -1,0 +1,128 @@
+"""The one table of derivative rules: one entry per opcode, intrinsic or library call.
+
+An entry gives both modes:
+- `tangent(b, inst, args, tangents) -> Value | None`: the result's tangent (forward mode),
+  built with builder `b` at the primal instruction `inst`; `args` are the primal operand
+  values to use, `tangents[i]` the tangent (float) or shadow (pointer) of operand i, `None`
+  when that operand is inactive (zero). Returns `None` when the result has zero tangent.
+- `adjoint(b, inst, args, adj) -> list[Value | None]`: contributions to each operand's
+  adjoint given the result's adjoint `adj` (reverse mode); `None` for no contribution.
+
+Rules never ask about activity, tapes or caching; the synthesizers own those. Shorthands:
+`smooth` (write the partials, both modes derived), `linear` (write tangent and transpose),
+`no_derivative` (piecewise constant or integer-valued results).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..ir import Instruction, Value
+from ..ir.builder import Builder
+
+Tangent = Callable[[Builder, Instruction, Sequence[Value], Sequence[Value | None]], Value | None]
+Adjoint = Callable[[Builder, Instruction, Sequence[Value], Value], Sequence[Value | None]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Tangent and adjoint of one operation; `formula` documents it."""
+
+    key: str
+    tangent: Tangent
+    adjoint: Adjoint | None
+    formula: str
+    kind: str  # smooth | linear | zero | custom
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule_key(inst: Instruction) -> str:
+    """The table key of an instruction: its opcode, or for a call the callee's family name
+    (`llvm.sin.f64` -> `llvm.sin`, `llvm.memcpy.p0.p0.i64` -> `llvm.memcpy`)."""
+    if inst.opcode != "call":
+        return inst.opcode
+    name = inst.callee_name
+    if name.startswith("llvm."):
+        return "llvm." + name.split(".")[1]
+    return name
+
+
+def lookup(inst: Instruction) -> Rule | None:
+    return RULES.get(rule_key(inst))
+
+
+def register(keys: Sequence[str], rule_for_key: Callable[[str], Rule]) -> None:
+    for key in keys:
+        if key in RULES:
+            raise ValueError(f"derivative rule for {key!r} registered twice")
+        RULES[key] = rule_for_key(key)
+
+
+def _sum(b: Builder, terms: list[Value]) -> Value | None:
+    total = terms[0] if terms else None
+    for t in terms[1:]:
+        total = b.fadd(total, t, "tan")
+    return total
+
+
+def smooth(*keys: str):
+    """Register a differentiable op by its partial derivatives.
+
+    The decorated function `partials(b, *args, out) -> tuple` returns ∂out/∂arg_i for each
+    operand (`None` for operands without a derivative, e.g. integer exponents). Tangent:
+    Σ_i ∂_i · ṫ_i. Adjoint: ā_i += ∂_i · ā_out.
+    """
+
+    def deco(partials: Callable[..., Sequence[Value | None]]):
+        def tangent(b, inst, args, tans):
+            active = [k for k, t in enumerate(tans) if t is not None]
+            if not active:
+                return None
+            ps = partials(b, *args, out=inst)
+            terms = [b.fmul(ps[k], tans[k], "tan") for k in active if ps[k] is not None]
+            return _sum(b, terms)
+
+        def adjoint(b, inst, args, adj):
+            ps = partials(b, *args, out=inst)
+            return [None if p is None else b.fmul(p, adj, "adj") for p in ps]
+
+        doc = (partials.__doc__ or "").strip()
+        register(keys, lambda k: Rule(k, tangent, adjoint, doc, "smooth"))
+        return partials
+
+    return deco
+
+
+def linear(*keys: str, transpose: Adjoint):
+    """Register an op linear in its float operands: the decorated function is the tangent
+    (applied to the operand tangents), `transpose` maps the result adjoint back."""
+
+    def deco(tangent: Tangent):
+        doc = (tangent.__doc__ or "").strip()
+        register(keys, lambda k: Rule(k, tangent, transpose, doc, "linear"))
+        return tangent
+
+    return deco
+
+
+def custom(*keys: str, adjoint: Adjoint | None = None):
+    """Register an op whose tangent needs the whole instruction (memory, allocation...)."""
+
+    def deco(tangent: Tangent):
+        doc = (tangent.__doc__ or "").strip()
+        register(keys, lambda k: Rule(k, tangent, adjoint, doc, "custom"))
+        return tangent
+
+    return deco
+
+
+def no_derivative(*keys: str, why: str = "piecewise constant") -> None:
+    """Register ops whose result carries no derivative."""
+    register(
+        keys,
+        lambda k: Rule(k, lambda b, i, a, t: None, lambda b, i, a, adj: [None] * len(a), why,
+                       "zero"),  # fmt: skip
+    )

@@ -1,0 +1,237 @@
+"""Error paths of the public API (DESIGN.md): bad annotations and mismatched shadows raise
+an ``ez.EnzpyError`` that is also a TypeError/ValueError *before* native code runs; code the
+engine cannot differentiate raises an EnzpyError naming the callee and the Python source
+line; exceptions raised by the primal propagate unchanged."""
+
+import contextlib
+import inspect
+import math
+import os
+
+import numpy as np
+import pytest
+
+import enzpy as ez
+
+
+@ez.enzyme_jit
+def square(a):
+    return a * a
+
+
+@ez.enzyme_jit
+def scale_inplace(x):
+    s = 0.0
+    for i in range(x.size):
+        x[i] = x[i] * 2.0
+        s += x[i]
+    return s
+
+
+@ez.enzyme_jit
+def scale_inplace_2d(A):
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            A[i, j] = A[i, j] * 2.0
+
+
+@ez.enzyme_jit
+def gather(x, idx):
+    s = 0.0
+    for i in range(idx.size):
+        s += x[idx[i]]
+    return s
+
+
+@ez.enzyme_jit
+def uses_gamma(x):
+    s = 0.0
+    for i in range(x.size):
+        s += math.gamma(x[i]) * x[i]  # the unsupported call
+    return s
+
+
+@ez.enzyme_jit
+def uses_gamma_on_const(x, c):
+    s = 0.0
+    for i in range(x.size):
+        s += math.gamma(c[i]) * x[i]
+    return s
+
+
+@ez.enzyme_jit
+def checked_sqrt(x):
+    s = 0.0
+    for i in range(x.size):
+        if x[i] < 0.0:
+            raise ValueError("negative")
+        s += math.sqrt(x[i])
+    return s
+
+
+def _x():
+    return np.array([0.5, 1.5, 2.5, 3.5])
+
+
+@contextlib.contextmanager
+def _raises(kind):
+    """pytest.raises for an EnzpyError that is also ``kind`` (a class or a tuple)."""
+    with pytest.raises(ez.EnzpyError) as ei:
+        yield ei
+    assert isinstance(ei.value, kind), f"{type(ei.value).__mro__} is not a {kind}"
+
+
+def test_error_hierarchy():
+    assert issubclass(ez.EnzpyError, Exception)
+
+
+# ----------------------------------------------------------------------------- annotations
+
+
+def test_active_in_forward_mode_is_a_type_error_naming_duplicated():
+    with _raises(TypeError) as ei:
+        ez.autodiff(ez.Forward, square, ez.Active(1.5))
+    assert "Duplicated" in str(ei.value)
+
+
+def test_active_array_in_forward_mode():
+    x = _x()
+    with _raises(TypeError) as ei:
+        ez.autodiff(ez.Forward, scale_inplace, ez.Active(x))
+    assert "Duplicated" in str(ei.value)
+    np.testing.assert_array_equal(x, _x())
+
+
+@pytest.mark.parametrize(
+    "shadow",
+    [np.zeros(3), np.zeros(5), np.zeros((4, 1)), np.zeros(4, dtype=np.float32)],
+    ids=["short", "long", "2d", "float32"],
+)
+def test_mismatched_shadow_is_value_error_before_running(shadow):
+    x = _x()
+    before = shadow.copy()
+    for mode in (ez.Forward, ez.ForwardWithPrimal):
+        with _raises(ValueError):
+            ez.autodiff(mode, scale_inplace, ez.Duplicated(x, shadow))
+        np.testing.assert_array_equal(x, _x())  # the primal did not run
+        np.testing.assert_array_equal(shadow, before)
+
+
+def test_transposed_shape_shadow_2d():
+    A = np.arange(12.0).reshape(3, 4)
+    with _raises(ValueError):
+        ez.autodiff(ez.Forward, scale_inplace_2d, ez.Duplicated(A, np.zeros((4, 3))))
+    np.testing.assert_array_equal(A, np.arange(12.0).reshape(3, 4))
+
+
+def test_float64_shadow_for_float32_primal():
+    x = _x().astype(np.float32)
+    with _raises(ValueError):
+        ez.autodiff(ez.Forward, scale_inplace, ez.Duplicated(x, np.zeros(4)))
+    np.testing.assert_array_equal(x, _x().astype(np.float32))
+
+
+def test_shadow_aliasing_primal():
+    x = _x()
+    with _raises((TypeError, ValueError)):
+        ez.autodiff(ez.Forward, scale_inplace, ez.Duplicated(x, x))
+    np.testing.assert_array_equal(x, _x())
+
+
+def test_shadow_overlapping_primal_view():
+    base = np.concatenate([_x(), _x()])
+    with _raises((TypeError, ValueError)):
+        ez.autodiff(ez.Forward, scale_inplace, ez.Duplicated(base[:4], base[2:6]))
+    np.testing.assert_array_equal(base, np.concatenate([_x(), _x()]))
+
+
+def test_integer_array_cannot_be_active():
+    x = _x()
+    idx = np.arange(3)
+    with _raises((TypeError, ValueError)):
+        ez.autodiff(
+            ez.Forward, gather, ez.Duplicated(x, np.ones(4)), ez.Duplicated(idx, np.zeros(3))
+        )
+
+
+def test_integer_scalar_cannot_be_duplicated():
+    with _raises((TypeError, ValueError)):
+        ez.autodiff(ez.Forward, square, ez.Duplicated(3, 1))
+
+
+def test_non_annotation_in_return_activity_slot():
+    x = _x()
+    with _raises(TypeError):
+        ez.autodiff(ez.Forward, scale_inplace, "Duplicated", ez.Duplicated(x, np.ones(4)))
+    with _raises(TypeError):
+        ez.autodiff(ez.Forward, scale_inplace, object(), ez.Duplicated(x, np.ones(4)))
+    np.testing.assert_array_equal(x, _x())
+
+
+def test_wrong_number_of_arguments():
+    x = _x()
+    with _raises(TypeError):
+        ez.autodiff(ez.Forward, scale_inplace)
+    with _raises(TypeError):
+        ez.autodiff(ez.Forward, scale_inplace, ez.Duplicated(x, np.ones(4)), ez.Const(np.ones(4)))
+    np.testing.assert_array_equal(x, _x())
+
+
+@pytest.mark.parametrize("mode", ["Forward", None, 1, "duplicated_class"])
+def test_wrong_mode_object(mode):
+    if mode == "duplicated_class":
+        mode = ez.Duplicated
+    x = _x()
+    with _raises(TypeError):
+        ez.autodiff(mode, scale_inplace, ez.Duplicated(x, np.ones(4)))
+    np.testing.assert_array_equal(x, _x())
+
+
+# ----------------------------------------------------------------------------- engine errors
+
+
+def _line_of(fn, needle):
+    lines, first = inspect.getsourcelines(fn.py_func)
+    for k, line in enumerate(lines):
+        if needle in line:
+            return first + k
+    raise AssertionError(needle)
+
+
+def test_unsupported_call_names_callee_file_and_line():
+    x = _x()
+    with pytest.raises(ez.EnzpyError) as ei:
+        ez.autodiff(ez.Forward, uses_gamma, ez.Duplicated(x, np.ones(4)))
+    msg = str(ei.value)
+    assert "gamma" in msg
+    assert os.path.basename(__file__) in msg
+    assert str(_line_of(uses_gamma, "the unsupported call")) in msg
+    np.testing.assert_array_equal(x, _x())
+
+
+def test_unsupported_call_on_inactive_data_is_fine():
+    """Activity analysis: a call with no derivative rule whose inputs are Const needs none."""
+    x = _x()
+    c = np.array([1.5, 2.5, 3.5, 4.5])
+    dx = np.array([1.0, -1.0, 0.5, 2.0])
+    dz = ez.autodiff(ez.Forward, uses_gamma_on_const, ez.Duplicated(x, dx), ez.Const(c))
+    expected = sum(math.gamma(ci) * di for ci, di in zip(c, [1.0, -1.0, 0.5, 2.0], strict=True))
+    assert dz == pytest.approx(expected, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- primal errors
+
+
+@pytest.mark.parametrize("mode", ["Forward", "ForwardWithPrimal"])
+def test_primal_exception_propagates(mode):
+    x = np.array([1.0, 4.0, -1.0])
+    with pytest.raises(ValueError, match="negative"):
+        ez.autodiff(getattr(ez, mode), checked_sqrt, ez.Duplicated(x, np.ones(3)))
+
+
+def test_primal_with_raise_path_differentiates_normally():
+    x = np.array([1.0, 4.0, 9.0])
+    dx = np.array([1.0, 2.0, -3.0])
+    dz, z = ez.autodiff(ez.ForwardWithPrimal, checked_sqrt, ez.Duplicated(x, dx))
+    assert z == pytest.approx(6.0)
+    assert dz == pytest.approx(0.5 * 1.0 + 0.25 * 2.0 - 3.0 / 6.0, rel=1e-14)
