@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from . import rules
 from .analysis.activity import Activity, ActivityResult, activity
+from .analysis.cfg import cfg
 from .errors import NoDerivativeError
 from .ir import (
     Argument,
@@ -114,18 +115,16 @@ class _FunctionForward:
                 shadow = Argument(a.type, self.namer.fresh(f"{a.name}.{suffix}"), "", len(args))
                 args.append(shadow)
                 self.tan[a] = shadow
-        ret_active = any(
-            i.opcode == "ret" and i.operands and self.act.is_active(i.operands[0])
-            for i in self.fn.instructions()
-        )
+        ret_active = self.fn.ret_type.is_float  # a float return comes back with its tangent
         ret = struct(self.fn.ret_type, self.fn.ret_type) if ret_active else self.fn.ret_type
         new = Function(self.name, ret, args, ret_attrs="" if ret_active else self.fn.ret_attrs)
         self.new = new
-        for block in self.fn.blocks:
-            nb = Block(block.name)
-            new.blocks.append(nb)
-            self.b.position_at_end(nb)
-            for inst in block.instructions:
+        new.blocks = [Block(block.name) for block in self.fn.blocks]
+        order = cfg(self.fn).rpo  # definitions before uses
+        rest = [b.name for b in self.fn.blocks if b.name not in set(order)]
+        for name in (*order, *rest):
+            self.b.position_at_end(new.block(name))
+            for inst in self.fn.block(name).instructions:
                 self.visit(inst)
         for primal, tphi in self.pending_phis:
             tphi.operands = [self.shadow_of(v, primal) for v in primal.operands]
@@ -183,8 +182,9 @@ class _FunctionForward:
 
     def set_tangent(self, inst: Instruction, t: Value | None) -> None:
         if t is not None:
-            if isinstance(t, Instruction) and t.block is not None and t.name.startswith("tan"):
-                pass
+            if isinstance(t, Instruction) and t.name.startswith("tan") and inst.name:
+                self.namer.used.discard(t.name)
+                t.name = self.namer.fresh(self.hint(inst))
             self.tan[inst] = t
 
     # ---- dispatch ------------------------------------------------------------------------
@@ -286,13 +286,13 @@ class _FunctionForward:
     visit_fcmp = visit_br = visit_switch = visit_unreachable = visit_icmp
 
     def visit_ret(self, inst: Instruction) -> None:
-        if not (inst.operands and self.act.is_active(inst.operands[0])):
+        if not self.fn.ret_type.is_float:
             self.copy(inst)
             return
         v = inst.operands[0]
         pair = struct(v.type, v.type)
         agg = self.b.insertvalue(Constant(pair, "undef"), v, 0, hint="ret")
-        agg = self.b.insertvalue(agg, self.tan[v], 1, hint="ret")
+        agg = self.b.insertvalue(agg, self.shadow_of(v, inst), 1, hint="ret")
         self.b.insert(Instruction("ret", operands=[agg]))
 
     def visit_call(self, inst: Instruction) -> None:

@@ -162,7 +162,9 @@ class Builder:
     def libm(self, base: str, *args: Value, hint: str = "t") -> Instruction:
         """The C math function `base` for the operand's type (`tanh`, `tanhf`)."""
         ty = args[0].type
-        return self.call(base + _LIBM[ty.name], list(args), ty, hint, fn_attrs="nounwind")
+        return self.call(
+            base + _LIBM[ty.name], list(args), ty, hint, fn_attrs="nounwind willreturn memory(none)"
+        )
 
     def powi(self, x: Value, n: Value, hint: str = "t") -> Instruction:
         if n.type != I32:

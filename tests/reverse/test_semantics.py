@@ -53,16 +53,16 @@ def test_active_scalar_and_duplicated_array():
     assert isinstance(res, tuple) and len(res) == 2
     abar, none = res
     assert none is None
-    assert abar == pytest.approx(np.sum(x * x), rel=1e-13)
-    np.testing.assert_allclose(dx, 2.0 * a * x, rtol=1e-13)
+    assert abar == pytest.approx(np.sum(x * x), rel=1e-12)
+    np.testing.assert_allclose(dx, 2.0 * a * x, rtol=1e-12)
 
 
 def test_return_activity_defaults_to_active_for_float_return():
     a, x = 1.7, np.array([0.5, -1.0, 2.0])
     dx = np.zeros_like(x)
     abar, _ = ez.autodiff(ez.Reverse, weighted_sq, ez.Active(a), ez.Duplicated(x, dx))
-    assert abar == pytest.approx(np.sum(x * x), rel=1e-13)
-    np.testing.assert_allclose(dx, 2.0 * a * x, rtol=1e-13)
+    assert abar == pytest.approx(np.sum(x * x), rel=1e-12)
+    np.testing.assert_allclose(dx, 2.0 * a * x, rtol=1e-12)
 
 
 def test_reverse_with_primal():
@@ -72,8 +72,8 @@ def test_reverse_with_primal():
         ez.ReverseWithPrimal, weighted_sq, ez.Active, ez.Active(a), ez.Duplicated(x, dx)
     )
     assert none is None
-    assert z == pytest.approx(a * np.sum(x * x), rel=1e-13)
-    assert abar == pytest.approx(np.sum(x * x), rel=1e-13)
+    assert z == pytest.approx(a * np.sum(x * x), rel=1e-12)
+    assert abar == pytest.approx(np.sum(x * x), rel=1e-12)
 
 
 def test_gradients_accumulate_into_shadows():
@@ -83,7 +83,7 @@ def test_gradients_accumulate_into_shadows():
     dx = np.zeros_like(x)
     ez.autodiff(ez.Reverse, weighted_sq, ez.Active, ez.Const(1.0), ez.Duplicated(x, dx))
     ez.autodiff(ez.Reverse, weighted_sq, ez.Active, ez.Const(1.0), ez.Duplicated(x, dx))
-    np.testing.assert_allclose(dx, 4.0 * x, rtol=1e-13)
+    np.testing.assert_allclose(dx, 4.0 * x, rtol=1e-12)
 
 
 def test_seeded_output_array_return_by_reference():
@@ -97,10 +97,10 @@ def test_seeded_output_array_return_by_reference():
     s = float(np.sum(x * x))
     res = ez.autodiff(ez.Reverse, sq_into, ez.Const, ez.Duplicated(x, dx), ez.Duplicated(out, dout))
     assert res == (None, None)
-    np.testing.assert_allclose(out, [s, math.sin(0.7) * s], rtol=1e-14)
+    np.testing.assert_allclose(out, [s, math.sin(0.7) * s], rtol=1e-12)
     expected_dx = (1.5 + (-2.0) * math.sin(0.7)) * 2.0 * x
-    np.testing.assert_allclose(dx, expected_dx, rtol=1e-13)
-    np.testing.assert_allclose(dout, [0.0, -2.0 * math.cos(0.7) * s], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-12)
+    np.testing.assert_allclose(dout, [0.0, -2.0 * math.cos(0.7) * s], rtol=1e-12, atol=1e-15)
 
 
 def test_duplicated_return_rejected_in_combined_reverse():
@@ -127,5 +127,5 @@ def test_gradient_entry_point():
     y = np.array([1.0, 2.0, -0.5])
     gx, gy = ez.gradient(ez.Reverse, xy_sum, x, ez.Const(y))
     assert gy is None
-    np.testing.assert_allclose(gx, 2.0 * x * y, rtol=1e-13)
+    np.testing.assert_allclose(gx, 2.0 * x * y, rtol=1e-12)
     np.testing.assert_array_equal(x, [0.3, -0.4, 0.8])
