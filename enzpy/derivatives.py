@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import numba
+
 import llvm_passes
 from llvm_passes.ir import Module, parse_module
 
@@ -55,13 +57,29 @@ def forward_derivative(f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str
     try:
         result = llvm_passes.forward(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
-        raise NoDerivativeError(_with_python_name(str(e), f)) from None
+        located = e if e.loc else _locate(f, argtypes, acts) or e
+        raise NoDerivativeError(_with_python_name(str(located), f)) from None
     text = result.module_text
     _dump(f, text)
     drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts)
     out = Derivative(drv.driver, symbol, restype, argtypes, result)
     _cache[key] = out
     return out
+
+
+def _locate(f: Any, argtypes: tuple, acts: list) -> llvm_passes.NoDerivativeError | None:
+    """Recompile `f` with debug info and differentiate again, to learn the source line
+    of the instruction that has no derivative (Numba keeps lines only in debug builds)."""
+    options = {**f.options, "debug": True}
+    debug = numba.njit(**options)(f.py_func)
+    try:
+        module, symbol, _, _ = primal_module(debug, argtypes)
+        llvm_passes.forward(module, symbol, acts)
+    except llvm_passes.NoDerivativeError as e:
+        return e
+    except Exception:  # the located error is a courtesy; never mask the original one
+        return None
+    return None
 
 
 def _with_python_name(msg: str, f: Any) -> str:

@@ -7,5 +7,7 @@ docs/architecture.md for the calling contract.
 from .analysis.activity import Activity
 from .errors import EngineError, NoDerivativeError
 from .forward import ForwardResult, forward
+from .reverse import ReverseResult, reverse
 
-__all__ = ["Activity", "EngineError", "ForwardResult", "NoDerivativeError", "forward"]
+__all__ = ["Activity", "EngineError", "ForwardResult", "NoDerivativeError", "ReverseResult", "forward",
+           "reverse"]

@@ -643,6 +643,8 @@ def _parse_body(lines: list[str], i: int, fn: Function, p: _FunctionParser) -> i
             continue
         if s == "}":
             return i
+        if s.startswith("#dbg_"):  # debug records carry no semantics
+            continue
         if m := re.match(r'^("[^"]*"|[-a-zA-Z$._0-9]+):$', s):
             label = m.group(1).strip('"')
             block = Block(_local_name("%" + label, p.renames) if label.isdigit() else label)

@@ -1,0 +1,522 @@
+"""Reverse-mode synthesis: gradients with Enzyme's shadow-memory semantics.
+
+For each (function, activity pattern) two functions are made:
+- `augmented_<f>(args, shadows, tape)`: the primal, plus the shadow pointers, plus pushes
+  onto the tape of every value the reverse sweep needs and of the control-flow path taken;
+- `diffe_<f>(args, shadows, tape[, dret])`: the reverse sweep, popping the tape in reverse
+  order, replaying the blocks backwards and adding adjoints (`+=`) into shadow memory.
+The entry point `diffe_<f>(args, shadows[, dret])` owns the tape and calls both.
+
+In reverse mode the shadow of a float scalar argument is a pointer to its adjoint
+accumulator. A store's reverse reads the shadow into the stored value's adjoint and zeroes
+it; a load's reverse adds the loaded value's adjoint into the shadow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import rules
+from .analysis.activity import Activity, ActivityResult, activity
+from .analysis.cfg import CFG, cfg
+from .errors import NoDerivativeError
+from .forward import _FunctionForward, has_rule
+from .ir import (
+    I64,
+    PTR,
+    VOID,
+    Argument,
+    Block,
+    Constant,
+    Function,
+    GlobalRef,
+    Instruction,
+    Module,
+    Value,
+    parse_module,
+)
+from .ir.builder import Builder, Namer
+from .ir.values import const
+from .tape import FREE, TAPE_TYPE, ensure_runtime, pop, push, storable
+
+MODE = "reverse"
+_NO_REVERSE = {"NRT_incref", "NRT_decref", "NRT_MemInfo_data_fast"}
+_REFCOUNT = {"NRT_incref", "NRT_decref"}
+
+
+@dataclass(frozen=True)
+class ReverseResult:
+    """The module holding the gradient entry point, its name, and the root's activity."""
+
+    module: Module
+    fn_name: str
+    activity: ActivityResult
+
+    @property
+    def module_text(self) -> str:
+        return self.module.text()
+
+
+def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activity]
+            ) -> ReverseResult:  # fmt: skip
+    """Synthesize `diffe_<fn_name>(args..., shadows...[, dret])` (contract: see module doc)."""
+    module = parse_module(module_text) if isinstance(module_text, str) else module_text
+    fn = module.get(fn_name)
+    if fn is None or fn.is_declaration:
+        raise KeyError(f"function @{fn_name} is not defined in the module")
+    if len(activities) != len(fn.args):
+        raise ValueError(f"@{fn_name} takes {len(fn.args)} arguments, "
+                         f"got {len(activities)} activities")  # fmt: skip
+    ensure_runtime(module)
+    synth = _Synthesizer(module)
+    pattern = tuple(a.active for a in activities)
+    aug, rev = synth.derive(fn, pattern)
+    name = _entry_point(module, fn, pattern, aug, rev)
+    return ReverseResult(module, name, synth.results[(fn.name, pattern)])
+
+
+def _shadow_type(a: Argument):
+    return PTR  # pointer args: their shadow; float args: their adjoint accumulator
+
+
+def _entry_point(module: Module, fn: Function, pattern, aug: str, rev: str) -> str:
+    args = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
+    shadows = [Argument(PTR, f"{a.name}.shadow", "", 0) for a, p in zip(fn.args, pattern,
+                                                                        strict=True) if p]
+    extra = [Argument(fn.ret_type, "dret", "", 0)] if fn.ret_type.is_float else []
+    params = args + shadows + extra
+    for k, a in enumerate(params):
+        a.index = k
+    name = f"diffe_{fn.name}"
+    entry = Function(name, fn.ret_type, params)
+    block = Block("entry")
+    entry.blocks.append(block)
+    b = Builder(module, Namer(entry), block)
+    tape = b.alloca(TAPE_TYPE, 8, "tape")
+    b.store(Constant(TAPE_TYPE, "zeroinitializer"), tape, 8)
+    r = b.call(aug, [*args, *shadows, tape], fn.ret_type, "primal")
+    b.call(rev, [*args, *shadows, tape, *extra], VOID)
+    b.call(FREE, [tape], VOID)
+    b.insert(Instruction("ret", operands=[r] if fn.ret_type.kind != "void" else []))
+    module.add_function(entry)
+    return name
+
+
+class _Synthesizer:
+    """Derives augmented/reverse function pairs for (function, pattern) keys."""
+
+    def __init__(self, module: Module) -> None:
+        self.module = module
+        self.names: dict[tuple[str, tuple[bool, ...]], tuple[str, str]] = {}
+        self.results: dict[tuple[str, tuple[bool, ...]], ActivityResult] = {}
+        self.cache: dict = {}
+
+    def derive(self, fn: Function, pattern: tuple[bool, ...]) -> tuple[str, str]:
+        key = (fn.name, pattern)
+        if key in self.names:
+            return self.names[key]
+        bits = "".join("d" if p else "c" for p in pattern)
+        names = (f"augmented_{fn.name}.{bits}", f"diffe_{fn.name}.{bits}")
+        self.names[key] = names
+        act = activity(self.module, fn, pattern, has_rule, self.cache)
+        self.results[key] = act
+        plan = _Plan(fn, act)
+        _Augmented(self, fn, act, names[0], plan).run()
+        _Reverse(self, fn, act, names[1], plan).run()
+        return names
+
+
+# ---- what the reverse sweep needs -----------------------------------------------------------
+def _is_active_float(act: ActivityResult, v: Value) -> bool:
+    return v.type.is_float and act.is_active(v)
+
+
+class _Plan:
+    """Per instruction, the values the reverse sweep needs from the forward sweep, in push
+    order: ('primal', v) or ('shadow', v). Arguments and constants are never pushed."""
+
+    def __init__(self, fn: Function, act: ActivityResult) -> None:
+        self.fn, self.act = fn, act
+        self.graph: CFG = cfg(fn)
+        self.index = {b.name: k for k, b in enumerate(fn.blocks)}
+        self.pushes_id = {b.name: any(len(self.graph.preds[s]) > 1 for s in b.successors)
+                          for b in fn.blocks}  # fmt: skip
+        self.needs: dict[Instruction, list[tuple[str, Value]]] = {}
+        for inst in fn.instructions():
+            items = [(k, v) for k, v in self._needs(inst)
+                     if not isinstance(v, Argument | Constant | GlobalRef)]
+            if items:
+                self.needs[inst] = items
+
+    def pops_id(self, block: str) -> bool:
+        return any(self.pushes_id[p] for p in self.graph.preds[block])
+
+    def _needs(self, inst: Instruction) -> list[tuple[str, Value]]:
+        act, op, ops = self.act, inst.opcode, inst.operands
+        if op == "load":
+            return [("shadow", ops[0])] if _is_active_float(act, inst) else []
+        if op == "store":
+            value, ptr = ops
+            return [("shadow", ptr)] if act.is_active(ptr) and value.type.is_float else []
+        if op == "select":
+            return [("primal", ops[0])] if _is_active_float(act, inst) else []
+        if op == "call":
+            if inst in act.callees:
+                pattern = act.callees[inst].pattern
+                return ([("primal", v) for v in ops]
+                        + [("shadow", v) for v, p in zip(ops, pattern, strict=True) if p])
+            name = inst.callee_name
+            if name in ("llvm.memset.p0.i64", "llvm.memset.p0.i32") and act.is_active(ops[0]):
+                return [("shadow", ops[0]), ("primal", ops[2])]
+            rule = rules.lookup(inst)
+            if rule is not None and rule.kind == "custom" and act.is_active(inst) \
+                    and inst.type.is_ptr and name not in _NO_REVERSE:
+                return [("shadow", inst)]
+        if op in ("phi", "getelementptr", "alloca", "br", "switch", "ret"):
+            return []
+        if not _is_active_float(act, inst):
+            return []
+        rule = rules.lookup(inst)
+        if rule is None or rule.kind in ("linear", "zero"):
+            return []
+        return [("primal", v) for v in ops] + [("primal", inst)]
+
+
+# ---- the augmented forward sweep --------------------------------------------------------------
+class _Augmented(_FunctionForward):
+    """The primal with shadow pointers (no tangents) and tape pushes."""
+
+    def __init__(self, synth, fn, act, name, plan: _Plan) -> None:
+        super().__init__(synth, fn, act, name)  # type: ignore[arg-type]
+        self.plan = plan
+
+    def run(self) -> None:
+        args = [Argument(a.type, a.name, a.attrs, a.index) for a in self.fn.args]
+        for a, new in zip(self.fn.args, args, strict=True):
+            self.vmap[a] = new
+        for a in self.fn.args:
+            if self.act.is_active(a):
+                shadow = Argument(PTR, self.namer.fresh(f"{a.name}.shadow"), "", len(args))
+                args.append(shadow)
+                if a.type.is_ptr:
+                    self.tan[a] = shadow
+        self.tape = Argument(PTR, self.namer.fresh("tape"), "", len(args))
+        args.append(self.tape)
+        self.new = Function(self.name, self.fn.ret_type, args, ret_attrs=self.fn.ret_attrs)
+        self.build_blocks()
+
+    def build_blocks(self) -> None:
+        new = self.new
+        new.blocks = [Block(block.name) for block in self.fn.blocks]
+        order = self.plan.graph.rpo
+        rest = [b.name for b in self.fn.blocks if b.name not in set(order)]
+        for name in (*order, *rest):
+            self.b.position_at_end(new.block(name))
+            for inst in self.fn.block(name).instructions:
+                if inst.is_terminator:
+                    self.before_terminator(inst)
+                self.visit(inst)
+                for kind, v in self.plan.needs.get(inst, ()):
+                    self.push(inst, kind, v)
+        for primal, tphi in self.pending_phis:
+            tphi.operands = [self.shadow_of(v, primal) for v in primal.operands]
+        for inst in new.instructions():
+            inst.operands = [self.vmap.get(v, v) for v in inst.operands]
+        self.module.add_function(new)
+
+    def push(self, inst: Instruction, kind: str, v: Value) -> None:
+        value = self.tan.get(v) if kind == "shadow" else v
+        if value is None:
+            value = Constant(PTR, "null")
+        if not storable(value.type):
+            raise self.fail(inst, f"a value of type {value.type} needed by the reverse pass")
+        push(self.b, self.tape, value)
+
+    def before_terminator(self, inst: Instruction) -> None:
+        block = inst.block.name  # type: ignore[union-attr]
+        if inst.opcode == "ret" or self.plan.pushes_id[block]:
+            push(self.b, self.tape, const(I64, self.plan.index[block]))
+
+    # tangents are not computed in this sweep: only pointer shadows
+    def visit(self, inst: Instruction) -> None:
+        opcode = inst.opcode
+        if opcode in ("load", "phi", "select", "extractvalue", "insertvalue", "freeze",
+                      "getelementptr", "alloca", "bitcast", "addrspacecast", "store", "call",
+                      "ptrtoint", "inttoptr"):  # fmt: skip
+            return super().visit(inst)
+        self.b.loc = inst.loc
+        self.copy(inst)
+        if self.act.is_active(inst) and rules.lookup(inst) is None and inst.type.is_float:
+            raise self.fail(inst, f"instruction '{opcode}'")
+
+    def visit_ret(self, inst: Instruction) -> None:
+        self.copy(inst)
+
+    def _pointer_only(self, inst: Instruction) -> bool:
+        return inst.type.may_carry_derivative and not inst.type.contains(lambda t: t.is_float)
+
+    def visit_phi(self, inst: Instruction) -> None:
+        if self._pointer_only(inst):
+            return super().visit_phi(inst)
+        self.copy(inst)
+
+    def visit_select(self, inst: Instruction) -> None:
+        if self._pointer_only(inst):
+            return super().visit_select(inst)
+        self.copy(inst)
+
+    def visit_load(self, inst: Instruction) -> None:
+        if inst.type.is_float or not self.act.is_active(inst):
+            self.copy(inst)
+            return
+        if inst.type.contains(lambda t: t.is_float):
+            raise self.fail(inst, "loading an aggregate holding floats with derivatives")
+        super().visit_load(inst)
+
+    def visit_store(self, inst: Instruction) -> None:
+        value, ptr = inst.operands
+        if value.type.is_float or ptr not in self.tan:
+            self.copy(inst)
+            return
+        if value.type.contains(lambda t: t.is_float):
+            raise self.fail(inst, "storing an aggregate holding floats into shadowed memory")
+        super().visit_store(inst)
+
+    def _structural(self, inst: Instruction) -> None:
+        if self._pointer_only(inst):
+            return super()._structural(inst)
+        self.copy(inst)
+        if self.act.is_active(inst) and inst.type.contains(lambda t: t.is_float):
+            raise self.fail(inst, f"'{inst.opcode}' on an aggregate holding floats")
+
+    visit_extractvalue = visit_insertvalue = visit_freeze = _structural
+
+    def visit_call(self, inst: Instruction) -> None:
+        summary = self.act.callees.get(inst)
+        if summary is not None:
+            aug, _ = self.synth.derive(self.module.get(inst.callee_name), summary.pattern)
+            clone = self.copy(inst)
+            shadows = [Constant(PTR, "null") if o.type.is_float else self.shadow_of(o, inst)
+                       for o, p in zip(inst.operands, summary.pattern, strict=True) if p]
+            clone.operands = [*inst.operands, *shadows, self.tape]
+            clone.arg_attrs = list(inst.arg_attrs) + [""] * (len(shadows) + 1)
+            clone.callee, clone.fnty = GlobalRef(aug, PTR), ""
+            return None
+        name = inst.callee_name
+        active = any(self.act.is_active(o) for o in inst.operands) or self.act.is_active(inst)
+        if not active or name in _REFCOUNT:
+            self.copy(inst)  # shadows stay alive until the reverse sweep has used them
+            return None
+        rule = rules.lookup(inst)
+        if rule is None:
+            return super().visit_call(inst)  # raises the named error
+        if rule.kind == "custom" and name.startswith("llvm.mem"):
+            if name.startswith("llvm.memset"):
+                self.copy(inst)
+                return None
+            raise self.fail(inst, f"a call to {name}", "Copies of memory holding "
+                            "derivatives are not supported in reverse mode yet.")
+        if rule.kind == "custom":
+            return super().visit_call(inst)  # allocation and data pointers of shadows
+        self.copy(inst)
+        return None
+
+
+# ---- the reverse sweep ---------------------------------------------------------------------------
+class _Reverse:
+    """Builds `diffe_<f>.<bits>(args, shadows, tape[, dret])`: the blocks replayed backwards."""
+
+    def __init__(self, synth, fn: Function, act: ActivityResult, name: str, plan: _Plan):
+        self.synth, self.fn, self.act, self.name, self.plan = synth, fn, act, name, plan
+        self.module = synth.module
+        self.namer = Namer(fn)
+        self.b = Builder(self.module, self.namer)
+        self.slots: dict[Value, Value] = {}  # active float value -> adjoint slot
+        self.accumulators: dict[Value, Value] = {}  # float arg -> its adjoint pointer
+        self.shadow_args: dict[Value, Value] = {}
+
+    def fail(self, inst: Instruction, what: str, hint: str = "") -> NoDerivativeError:
+        return NoDerivativeError(what, inst.text(), self.fn.name, MODE, inst.loc, hint)
+
+    def run(self) -> None:
+        fn = self.fn
+        args: list[Argument] = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
+        self.vmap: dict[Value, Value] = dict(zip(fn.args, args, strict=True))
+        for a in fn.args:
+            if self.act.is_active(a):
+                s = Argument(PTR, self.namer.fresh(f"{a.name}.shadow"), "", len(args))
+                args.append(s)
+                (self.shadow_args if a.type.is_ptr else self.accumulators)[a] = s
+        self.tape = Argument(PTR, self.namer.fresh("tape"), "", len(args))
+        args.append(self.tape)
+        self.dret = None
+        if fn.ret_type.is_float:
+            self.dret = Argument(fn.ret_type, self.namer.fresh("dret"), "", len(args))
+            args.append(self.dret)
+        new = Function(self.name, VOID, args)
+        entry = self.entry = Block(self.namer.fresh("entry.rev"))
+        new.blocks.append(entry)
+        self.rev_blocks = {b.name: Block(self.namer.fresh(f"{b.name}.rev")) for b in fn.blocks}
+        self.b.position_at_end(entry)
+        for inst in fn.instructions():
+            if _is_active_float(self.act, inst):
+                slot = self.b.alloca(inst.type, None, f"{inst.name or 'v'}.adj")
+                self.b.store(Builder.zero(inst.type), slot)
+                self.slots[inst] = slot
+        rets = [b.name for b in fn.blocks if b.terminator.opcode == "ret"]
+        self.dispatch(rets, "exit")
+        for block in fn.blocks:
+            new.blocks.append(self.rev_blocks[block.name])
+            self.reverse_block(block, new)
+        for inst in new.instructions():
+            inst.operands = [self.vmap.get(v, v) for v in inst.operands]
+        self.module.add_function(new)
+
+    # ---- adjoints ------------------------------------------------------------------------
+    def add_adjoint(self, v: Value, contribution: Value | None) -> None:
+        """adjoint(v) += contribution (dropped for inactive values)."""
+        if contribution is None or not _is_active_float(self.act, v):
+            return
+        target = self.slots.get(v) or self.accumulators.get(v)
+        if target is None:
+            return
+        old = self.b.load(v.type, target, None, "adj")
+        self.b.store(self.b.fadd(old, contribution, "adj"), target)
+
+    def take_adjoint(self, inst: Instruction) -> Value:
+        """Read the adjoint of `inst` and reset it (the definition is being reversed)."""
+        slot = self.slots[inst]
+        adj = self.b.load(inst.type, slot, None, f"{inst.name or 'v'}.adj")
+        self.b.store(Builder.zero(inst.type), slot)
+        return adj
+
+    # ---- control flow --------------------------------------------------------------------
+    def dispatch(self, candidates: list[str], hint: str) -> None:
+        """Branch to the reverse of the block whose id is on top of the tape."""
+        block_id = pop(self.b, self.tape, I64, f"{hint}.id")
+        if len(candidates) == 1:
+            self.b.insert(Instruction("br", labels=[self.rev_blocks[candidates[0]].name]))
+            return
+        cases = [const(I64, self.plan.index[c]) for c in candidates[1:]]
+        self.b.insert(Instruction("switch", operands=[block_id, *cases],
+                                  labels=[self.rev_blocks[c].name for c in candidates]))
+
+    def reverse_block(self, block: Block, new: Function) -> None:
+        self.b.position_at_end(self.rev_blocks[block.name])
+        if self.dret is not None and block.terminator.opcode == "ret":
+            self.add_adjoint(block.terminator.operands[0], self.dret)
+        for inst in reversed(block.instructions):
+            if inst.opcode != "phi" and not inst.is_terminator:
+                self.b.loc = inst.loc
+                self.reverse_instruction(inst)
+        preds = list(self.plan.graph.preds.get(block.name, ()))
+        phis = [p for p in block.phis if _is_active_float(self.act, p)]
+        if not preds:
+            self.b.insert(Instruction("ret"))
+            return
+        adjs = [(p, self.take_adjoint(p)) for p in phis]
+        if not self.plan.pops_id(block.name):
+            self.transfer(adjs, preds[0])
+            self.b.insert(Instruction("br", labels=[self.rev_blocks[preds[0]].name]))
+            return
+        if len(preds) == 1:
+            pop(self.b, self.tape, I64, "pred.id")
+            self.transfer(adjs, preds[0])
+            self.b.insert(Instruction("br", labels=[self.rev_blocks[preds[0]].name]))
+            return
+        pred_id = pop(self.b, self.tape, I64, "pred.id")
+        edges = []
+        for p in preds:
+            edge = Block(self.namer.fresh(f"{block.name}.from.{p}"))
+            new.blocks.append(edge)
+            edges.append(edge)
+        cases = [const(I64, self.plan.index[p]) for p in preds[1:]]
+        self.b.insert(Instruction("switch", operands=[pred_id, *cases],
+                                  labels=[e.name for e in edges]))
+        for p, edge in zip(preds, edges, strict=True):
+            self.b.position_at_end(edge)
+            self.transfer(adjs, p)
+            self.b.insert(Instruction("br", labels=[self.rev_blocks[p].name]))
+
+    def transfer(self, adjs: list[tuple[Instruction, Value]], pred: str) -> None:
+        """Phi adjoints flow to the incoming values of the edge taken."""
+        for phi, adj in adjs:
+            for v, label in phi.incoming:
+                if label == pred:
+                    self.add_adjoint(v, adj)
+                    break
+
+    # ---- instructions --------------------------------------------------------------------
+    def popped(self, inst: Instruction) -> tuple[dict[Value, Value], dict[Value, Value]]:
+        primal: dict[Value, Value] = {}
+        shadow: dict[Value, Value] = {}
+        for kind, v in reversed(self.plan.needs.get(inst, [])):
+            ty = PTR if kind == "shadow" else v.type
+            got = pop(self.b, self.tape, ty, f"{getattr(v, 'name', '') or 'v'}.{kind}")
+            (shadow if kind == "shadow" else primal)[v] = got
+        for a, s in self.shadow_args.items():
+            shadow.setdefault(a, s)
+        return primal, shadow
+
+    def reverse_instruction(self, inst: Instruction) -> None:
+        op = inst.opcode
+        primal, shadow = self.popped(inst)
+        args = [primal.get(v, v) for v in inst.operands]
+        if op == "load":
+            if _is_active_float(self.act, inst):
+                dp = shadow[inst.operands[0]]
+                adj = self.take_adjoint(inst)
+                old = self.b.load(inst.type, dp, inst.align, "shadow.val")
+                self.b.store(self.b.fadd(old, adj, "shadow.val"), dp, inst.align)
+        elif op == "store":
+            value, ptr = inst.operands
+            if ptr in shadow and value.type.is_float:
+                dp = shadow[ptr]
+                got = self.b.load(value.type, dp, inst.align, "shadow.val")
+                self.b.store(Builder.zero(value.type), dp, inst.align)
+                self.add_adjoint(value, got)
+        elif op == "select":
+            if _is_active_float(self.act, inst):
+                c = args[0]
+                adj = self.take_adjoint(inst)
+                zero = Builder.zero(inst.type)
+                self.add_adjoint(inst.operands[1], self.b.select(c, adj, zero, "adj"))
+                self.add_adjoint(inst.operands[2], self.b.select(c, zero, adj, "adj"))
+        elif op == "call" and inst in self.act.callees:
+            self.reverse_call(inst, args, shadow)
+        elif op == "call" and inst.callee_name.startswith("llvm.memset"):
+            if inst.operands[0] in shadow and self.act.is_active(inst.operands[0]):
+                self.b.call(inst.callee_name, [shadow[inst.operands[0]], Constant(
+                    args[1].type, "0"), args[2], args[3]], VOID)
+        elif op == "call" and self.plan.needs.get(inst) == [("shadow", inst)]:
+            self.b.call("NRT_decref", [shadow[inst]], VOID)  # the shadow allocation dies
+        elif _is_active_float(self.act, inst):
+            rule = rules.lookup(inst)
+            if rule is None or rule.adjoint is None:
+                raise self.fail(inst, f"'{inst.opcode}' {inst.callee_name}".strip())
+            adj = self.take_adjoint(inst)
+            out = primal.get(inst, inst)
+            contribs = rule.adjoint(self.b, out if isinstance(out, Instruction) else inst,
+                                    args, adj)  # fmt: skip
+            for v, c in zip(inst.operands, contribs, strict=False):
+                self.add_adjoint(v, c)
+
+    def reverse_call(self, inst: Instruction, args: list[Value], shadow: dict) -> None:
+        summary = self.act.callees[inst]
+        _, rev = self.synth.derive(self.module.get(inst.callee_name), summary.pattern)
+        shadows, accumulated = [], []
+        for o, p in zip(inst.operands, summary.pattern, strict=True):
+            if p and o.type.is_float:
+                acc = Instruction("alloca", PTR, [], aux_type=o.type,
+                                  name=self.namer.fresh("acc"))
+                self.entry.instructions.insert(0, acc)
+                acc.block = self.entry
+                self.b.store(Builder.zero(o.type), acc)
+                shadows.append(acc)
+                accumulated.append((o, acc))
+            elif p:
+                shadows.append(shadow.get(o) or Constant(PTR, "null"))
+        self.b.call(rev, [*args, *shadows, self.tape], VOID)
+        for o, acc in accumulated:
+            self.add_adjoint(o, self.b.load(o.type, acc, None, "adj"))

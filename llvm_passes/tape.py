@@ -1,0 +1,102 @@
+"""The tape: a growable LIFO stack of 8-byte slots shared by an augmented forward sweep and
+its reverse sweep. Values are pushed in the forward sweep and popped in exactly the reverse
+order, so calls, loops and branches need no bookkeeping beyond pushing.
+
+Layout: `{ ptr data, i64 size, i64 capacity }` (bytes). The runtime is three small IR
+functions added to a module on first use.
+"""
+
+from __future__ import annotations
+
+from .ir import I1, I64, PTR, Module, Type, Value, parse_module
+from .ir.builder import Builder
+from .ir.types import size_in_bytes, struct
+
+TAPE_TYPE = struct(PTR, I64, I64)
+PUSH, POP, FREE = "enzpy.tape.push", "enzpy.tape.pop", "enzpy.tape.free"
+
+_RUNTIME = f"""
+declare ptr @realloc(ptr, i64)
+declare void @free(ptr)
+declare void @abort()
+
+define internal ptr @"{PUSH}"(ptr %tape) alwaysinline nounwind {{
+entry:
+  %size.p = getelementptr inbounds i8, ptr %tape, i64 8
+  %cap.p = getelementptr inbounds i8, ptr %tape, i64 16
+  %size = load i64, ptr %size.p, align 8
+  %cap = load i64, ptr %cap.p, align 8
+  %new = add i64 %size, 8
+  %full = icmp ugt i64 %new, %cap
+  br i1 %full, label %grow, label %ok
+
+grow:
+  %twice = shl i64 %cap, 1
+  %big = icmp ugt i64 %twice, 4096
+  %cap2 = select i1 %big, i64 %twice, i64 4096
+  %data.old = load ptr, ptr %tape, align 8
+  %data.new = call ptr @realloc(ptr %data.old, i64 %cap2)
+  %failed = icmp eq ptr %data.new, null
+  br i1 %failed, label %oom, label %grown
+
+oom:
+  call void @abort()
+  unreachable
+
+grown:
+  store ptr %data.new, ptr %tape, align 8
+  store i64 %cap2, ptr %cap.p, align 8
+  br label %ok
+
+ok:
+  %data = load ptr, ptr %tape, align 8
+  %slot = getelementptr inbounds i8, ptr %data, i64 %size
+  store i64 %new, ptr %size.p, align 8
+  ret ptr %slot
+}}
+
+define internal ptr @"{POP}"(ptr %tape) alwaysinline nounwind {{
+entry:
+  %size.p = getelementptr inbounds i8, ptr %tape, i64 8
+  %size = load i64, ptr %size.p, align 8
+  %new = sub i64 %size, 8
+  store i64 %new, ptr %size.p, align 8
+  %data = load ptr, ptr %tape, align 8
+  %slot = getelementptr inbounds i8, ptr %data, i64 %new
+  ret ptr %slot
+}}
+
+define internal void @"{FREE}"(ptr %tape) alwaysinline nounwind {{
+entry:
+  %data = load ptr, ptr %tape, align 8
+  call void @free(ptr %data)
+  ret void
+}}
+"""
+
+
+def ensure_runtime(module: Module) -> None:
+    """Add the tape functions to `module` once."""
+    if module.get(PUSH) is None:
+        runtime = parse_module(_RUNTIME)
+        for fn in runtime.functions.values():
+            if module.get(fn.name) is None or fn.blocks:
+                module.add_function(fn)
+
+
+def storable(t: Type) -> bool:
+    """Whether a value of type `t` fits one tape slot."""
+    return t.kind in ("int", "float", "ptr") and size_in_bytes(t) <= 8
+
+
+def push(b: Builder, tape: Value, v: Value) -> None:
+    slot = b.call(PUSH, [tape], PTR, "slot")
+    b.store(v, slot, 8)
+
+
+def pop(b: Builder, tape: Value, t: Type, hint: str) -> Value:
+    slot = b.call(POP, [tape], PTR, "slot")
+    return b.load(t, slot, 8, hint)
+
+
+__all__ = ["I1", "TAPE_TYPE", "ensure_runtime", "pop", "push", "storable"]
