@@ -16,7 +16,7 @@ from .annotations import (
     Duplicated,
     DuplicatedNoNeed,
 )  # fmt: skip
-from .api import autodiff
+from .api import autodiff, gradient
 from .errors import AnnotationError, EnzpyError, NoDerivativeError, ShadowError
 from .jit import EnzymeJit, enzyme_jit
 from .modes import (
@@ -33,5 +33,7 @@ __all__ = [
     "Active", "AnnotationError", "BatchDuplicated", "BatchDuplicatedNoNeed", "Const",
     "Duplicated", "DuplicatedNoNeed", "EnzpyError", "EnzymeJit", "Forward", "ForwardWithPrimal",
     "Mode", "NoDerivativeError", "Reverse", "ReverseSplitNoPrimal", "ReverseSplitWithPrimal",
-    "ReverseWithPrimal", "ShadowError", "autodiff", "enzyme_jit",
+    "ReverseWithPrimal", "ShadowError", "autodiff", "enzyme_jit", "gradient",
 ]  # fmt: skip
+
+_REVERSE_IMPLEMENTED = True

@@ -8,10 +8,12 @@ import numba
 import numpy as np
 
 from .annotations import Active, Annotation, Const, Duplicated, DuplicatedNoNeed
-from .derivatives import forward_derivative
+from .derivatives import derivative
 from .errors import AnnotationError
 from .jit import EnzymeJit
+from .modes import Forward as Forward_
 from .modes import Mode
+from .modes import Reverse as Reverse_
 from .shadows import check_argument, with_primal_strides
 
 
@@ -57,8 +59,11 @@ def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
     if len(args) != n:
         raise AnnotationError(f"{f.py_func.__qualname__} takes {n} arguments, got {len(args)}")
     annotated = [check_argument(k, a, mode.reverse) for k, a in enumerate(args)]
+    if mode.split:
+        raise AnnotationError(f"{mode!r} is used through autodiff_thunk, which is not "
+                              "implemented yet")  # fmt: skip
     if mode.reverse:
-        raise NotImplementedError(f"{mode!r} is not implemented yet")
+        return _reverse(mode, f, ret_activity, annotated)
     return _forward(mode, f, ret_activity, annotated)
 
 
@@ -70,7 +75,21 @@ def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annota
     primals = [a.val for a in annotated]
     argtypes = tuple(numba.typeof(v) for v in primals)
     kinds = tuple("dup" if isinstance(a, Duplicated) else "const" for a in annotated)
-    deriv = forward_derivative(f, argtypes, kinds, ret)
+    deriv = derivative("forward", f, argtypes, kinds, ret)
+    shadows, copy_back = _shadows(annotated)
+    primal, tangent = deriv.driver(*primals, *shadows)
+    for dst, src in copy_back:
+        dst[...] = src
+    if ret == "const":
+        tangent = None
+    if mode.with_primal and ret_activity is not DuplicatedNoNeed:
+        return tangent, primal
+    return tangent
+
+
+def _shadows(annotated: list[Annotation]) -> tuple[list[Any], list[tuple[Any, Any]]]:
+    """Shadow arguments for the driver, laid out like their primals, and the copies to
+    write back into the user's shadows afterwards."""
     shadows, copy_back = [], []
     for a in annotated:
         if isinstance(a, Duplicated):
@@ -81,11 +100,105 @@ def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annota
                 shadows.append(s)
             else:
                 shadows.append(type(a.val)(a.dval))
-    primal, tangent = deriv.driver(*primals, *shadows)
+    return shadows, copy_back
+
+
+def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
+    if ret_activity is not None and issubclass(ret_activity, Duplicated):
+        raise AnnotationError(
+            "combined reverse mode does not accept a Duplicated return: the shadow of a "
+            "returned array is created inside the call and the caller has no moment to seed "
+            "it. Either return by reference (write the result into a Duplicated argument and "
+            "seed its shadow) or use split mode (ReverseSplitWithPrimal).")
+    primals = [a.val for a in annotated]
+    argtypes = tuple(numba.typeof(v) for v in primals)
+    kinds = tuple("dup" if isinstance(a, Duplicated | Active) else "const" for a in annotated)
+    restype_is_float = _returns_float(f, argtypes)
+    if ret_activity is None:
+        ret_activity = Active if restype_is_float else Const
+    if ret_activity is Active and not restype_is_float:
+        raise AnnotationError("an Active return needs a float return value; pass Const "
+                              "after f, and seed array outputs through their shadows")
+    ret = "active" if ret_activity is Active else "const"
+    deriv = derivative("reverse", f, argtypes, kinds, ret)
+    shadows, copy_back = _shadows(annotated)
+    primal, scalar_adjoints = deriv.driver(*primals, *shadows)
     for dst, src in copy_back:
         dst[...] = src
-    if ret == "const":
-        tangent = None
-    if mode.with_primal and ret_activity is not DuplicatedNoNeed:
-        return tangent, primal
-    return tangent
+    it = iter(scalar_adjoints)
+    adjoints = tuple(next(it) if isinstance(a, Active) else None for a in annotated)
+    return (adjoints, primal) if mode.with_primal else adjoints
+
+
+def _returns_float(f: EnzymeJit, argtypes: tuple) -> bool:
+    f.dispatcher.compile(argtypes)
+    restype = f.dispatcher.overloads[argtypes].signature.return_type
+    return isinstance(restype, numba.types.Float)
+
+
+def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
+    """The gradient of a float-valued `f`: one entry per argument, shaped and typed like it
+    (a float for a float), `None` for `Const(...)` and integer arguments.
+
+    `Reverse` uses one reverse pass; `Forward` one forward pass per input element. Runs on
+    copies of the arguments (they are not mutated).
+
+    Examples
+    --------
+    >>> import numpy as np, enzpy as ez
+    >>> @ez.enzyme_jit
+    ... def f(x, a):
+    ...     return a * (x * x).sum()
+    >>> gx, ga = ez.gradient(ez.Reverse, f, np.array([1.0, 2.0]), 3.0)
+    >>> gx.tolist(), ga
+    ([6.0, 12.0], 5.0)
+    """
+    plain = [a.val if isinstance(a, Annotation) else a for a in args]
+    diff = [not isinstance(a, Annotation | bool | int) or isinstance(a, Active | Duplicated)
+            for a in args]  # fmt: skip
+    diff = [d and (isinstance(v, np.ndarray) and v.dtype.kind == "f" or _is_float(v))
+            for d, v in zip(diff, plain, strict=True)]  # fmt: skip
+    if mode.reverse:
+        grads, ann = [], []
+        for v, d in zip(plain, diff, strict=True):
+            if d and isinstance(v, np.ndarray):
+                g = np.zeros_like(v)
+                grads.append(g)
+                ann.append(Duplicated(v.copy(), g))
+            else:
+                grads.append(None)
+                ann.append(Active(v) if d else Const(_copy(v)))
+        adj = autodiff(Reverse_, f, Active, *ann)
+        return tuple(a if a is not None else g for g, a in zip(grads, adj, strict=True))
+    out: list[Any] = []
+    for k, (v, d) in enumerate(zip(plain, diff, strict=True)):
+        if not d:
+            out.append(None)
+            continue
+        if not isinstance(v, np.ndarray):
+            ann = [_tangent_arg(j, w, 1.0 if j == k else 0.0, diff) for j, w in enumerate(plain)]
+            out.append(autodiff(Forward_, f, *ann))
+            continue
+        g = np.empty_like(v)
+        for idx in np.ndindex(v.shape):
+            ann = [_tangent_arg(j, w, None, diff) for j, w in enumerate(plain)]
+            ann[k].dval[idx] = 1.0
+            g[idx] = autodiff(Forward_, f, *ann)
+        out.append(g)
+    return tuple(out)
+
+
+def _is_float(v: Any) -> bool:
+    return isinstance(v, float | np.floating)
+
+
+def _copy(v: Any) -> Any:
+    return v.copy() if isinstance(v, np.ndarray) else v
+
+
+def _tangent_arg(j: int, w: Any, seed: float | None, diff: list[bool]) -> Annotation:
+    if not diff[j]:
+        return Const(_copy(w))
+    if isinstance(w, np.ndarray):
+        return Duplicated(w.copy(), np.zeros_like(w))
+    return Duplicated(w, type(w)(seed or 0.0))

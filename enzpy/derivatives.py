@@ -31,7 +31,7 @@ class Derivative:
     symbol: str
     restype: Any
     argtypes: tuple
-    result: llvm_passes.ForwardResult
+    result: llvm_passes.ForwardResult | llvm_passes.ReverseResult
 
 
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
@@ -44,37 +44,41 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     return module, symbol, library, signature.return_type
 
 
-def forward_derivative(f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str) -> Derivative:
-    """The forward derivative of `f` for `argtypes`; `kinds` gives 'const' / 'dup' per
-    argument, `ret` the return activity ('dup' or 'const')."""
-    key = ("forward", f, argtypes, kinds, ret)
+def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str
+               ) -> Derivative:  # fmt: skip
+    """The `mode` ('forward' or 'reverse') derivative of `f` for `argtypes`; `kinds` gives
+    'const' / 'dup' per argument, `ret` the return activity ('dup', 'active' or 'const')."""
+    key = (mode, f, argtypes, kinds, ret)
     hit = _cache.get(key)
     if hit is not None:
         return hit
     module, symbol, library, restype = primal_module(f.dispatcher, argtypes)
-    ret_kind = ret if bridge.abi.contains_float(restype) else "const"
+    ret_kind = "const" if ret == "const" or not bridge.abi.contains_float(restype) else "dup"
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
+    synthesize = llvm_passes.forward if mode == "forward" else llvm_passes.reverse
     try:
-        result = llvm_passes.forward(module, symbol, acts)
+        result = synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
-        located = e if e.loc else _locate(f, argtypes, acts) or e
+        located = e if e.loc else _locate(synthesize, f, argtypes, acts) or e
         raise NoDerivativeError(_with_python_name(str(located), f)) from None
     text = result.module_text
     _dump(f, text)
-    drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts)
+    seed = None if mode == "forward" else (1.0 if ret == "active" else 0.0)
+    drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts, seed=seed)
     out = Derivative(drv.driver, symbol, restype, argtypes, result)
     _cache[key] = out
     return out
 
 
-def _locate(f: Any, argtypes: tuple, acts: list) -> llvm_passes.NoDerivativeError | None:
+def _locate(synthesize: Any, f: Any, argtypes: tuple, acts: list
+            ) -> llvm_passes.NoDerivativeError | None:  # fmt: skip
     """Recompile `f` with debug info and differentiate again, to learn the source line
     of the instruction that has no derivative (Numba keeps lines only in debug builds)."""
     options = {**f.options, "debug": True}
     debug = numba.njit(**options)(f.py_func)
     try:
         module, symbol, _, _ = primal_module(debug, argtypes)
-        llvm_passes.forward(module, symbol, acts)
+        synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
         return e
     except Exception:  # the located error is a courtesy; never mask the original one

@@ -111,11 +111,17 @@ def _build_library(module_text: str, fn_name: str, library: Any, unique: str) ->
 
 def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
                   restype: types.Type, activities: tuple[Activity, ...],
-                  shadowed: tuple[int, ...]) -> Callable[..., Any]:
-    """The intrinsic's codegen: call the derivative through Numba's calling convention."""
+                  shadowed: tuple[int, ...], seed: float | None = None) -> Callable[..., Any]:
+    """The intrinsic's codegen: call the derivative through Numba's calling convention.
+
+    Forward (`seed` None): returns (primal, tangent of the return). Reverse (`seed` is the
+    return's cotangent, placed in the shadow return slot): float scalar arguments get
+    adjoint accumulators instead of shadow arguments, returned as (primal, adjoints).
+    """
     layout = argument_layout(argtypes)
     nargs = len(argtypes)
     ret_dup = _is_dup(activities[0])
+    reverse = seed is not None
 
     def codegen(context: Any, builder: Any, signature: Any, args: Sequence[Any]) -> Any:
         context.active_code_library.add_linking_library(lib)
@@ -131,16 +137,41 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
         shadow_tys: list[Any] = []
         sretslot = None
         if ret_dup:
-            sretslot = cgutils.alloca_once_value(builder, cgutils.get_null_value(ret_ty))
+            init = cgutils.get_null_value(ret_ty)
+            if reverse and isinstance(restype, types.Float):
+                init = ir.Constant(ret_ty, seed)
+            sretslot = cgutils.alloca_once_value(builder, init)
             shadow_vals.append(sretslot)
             shadow_tys.append(primal_fnty.args[0])
-        for idx, sval in zip(shadowed, args[nargs:], strict=True):
+        accumulators = []
+        for leaf in (x for group in layout for x in group):
+            if reverse and leaf.role == "scalar_float" and _is_dup(activities[leaf.position]):
+                lty = primal_fnty.args[leaf.position]
+                acc = cgutils.alloca_once_value(builder, ir.Constant(lty, 0.0))
+                accumulators.append((leaf.position, acc))
+        acc_by_position = dict(accumulators)
+        array_shadowed = [i for i in shadowed if not (reverse and _scalar(layout[i]))]
+        for idx, sval in zip(array_shadowed, args[nargs:], strict=True):
             sflat = context.get_arg_packer([argtypes[idx]]).as_arguments(builder, [sval])
             for leaf, v in zip(layout[idx], sflat, strict=True):
                 if _is_dup(activities[leaf.position]):
                     shadow_vals.append(v)
                     shadow_tys.append(primal_fnty.args[leaf.position])
 
+        if reverse:  # shadows in argument order: retptr, then arrays and accumulators
+            ordered = [(0, shadow_vals[0], shadow_tys[0])] if ret_dup else []
+            it = iter(zip(shadow_vals[int(ret_dup):], shadow_tys[int(ret_dup):], strict=True))
+            for k, act in enumerate(activities[2:], start=2):
+                if not _is_dup(act):
+                    continue
+                if k in acc_by_position:
+                    acc = acc_by_position[k]
+                    ordered.append((k, acc, acc.type))
+                else:
+                    v, t = next(it)
+                    ordered.append((k, v, t))
+            shadow_vals = [v for _, v, _ in ordered]
+            shadow_tys = [t for _, _, t in ordered]
         fnty = ir.FunctionType(primal_fnty.return_type, list(primal_fnty.args) + shadow_tys)
         fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
         code = builder.call(fn, [retslot, excinfoptr, *flat, *shadow_vals])
@@ -149,6 +180,11 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
             call_conv.return_status_propagate(builder, status)
 
         primal = context.get_returned_value(builder, restype, builder.load(retslot))
+        if reverse:
+            adjoints = [builder.load(acc) for _, acc in accumulators]
+            adj_ty = signature.return_type.types[1]
+            packed = context.make_tuple(builder, adj_ty, adjoints)
+            return context.make_tuple(builder, signature.return_type, [primal, packed])
         if sretslot is not None:
             tangent = context.get_returned_value(builder, restype, builder.load(sretslot))
         else:
@@ -156,6 +192,10 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
         return context.make_tuple(builder, signature.return_type, [primal, tangent])
 
     return codegen
+
+
+def _scalar(group: Sequence[Any]) -> bool:
+    return len(group) == 1 and group[0].role == "scalar_float"
 
 
 def _make_intrinsic(name: str, arity: int, sig: Any, codegen: Callable[..., Any]) -> Any:
@@ -179,7 +219,8 @@ def _make_njit_driver(name: str, arity: int, intr: Any, sig: Any) -> Any:
 
 def make_driver(module_text: str, fn_name: str, library: Any,
                 argtypes: Sequence[types.Type], restype: types.Type,
-                activities: Sequence[Activity], *, key: Any = None) -> DerivativeDriver:
+                activities: Sequence[Activity], *, key: Any = None,
+                seed: float | None = None) -> DerivativeDriver:
     """Link the derivative `fn_name` of `module_text` and build its njit driver.
 
     `fn_name` takes the primal's LLVM arguments, then one shadow per non-CONST entry of
@@ -200,7 +241,7 @@ def make_driver(module_text: str, fn_name: str, library: Any,
         raise ValueError("excinfo cannot be active")
     if key is None:
         digest = hashlib.sha1(module_text.encode()).hexdigest()
-        key = (digest, fn_name, argtypes, restype, activities)
+        key = (digest, fn_name, argtypes, restype, activities, seed)
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None:
@@ -211,10 +252,16 @@ def make_driver(module_text: str, fn_name: str, library: Any,
     unique = f"{fn_name}.enzpy{n}"
     lib = _build_library(module_text, fn_name, library, unique)
 
-    ret_tuple = types.Tuple((restype, restype if _is_dup(activities[0]) else types.none))
-    all_types = argtypes + tuple(argtypes[i] for i in shadowed)
+    layout = argument_layout(argtypes)
+    if seed is None:
+        ret_tuple = types.Tuple((restype, restype if _is_dup(activities[0]) else types.none))
+        all_types = argtypes + tuple(argtypes[i] for i in shadowed)
+    else:
+        scalars = [argtypes[i] for i in shadowed if _scalar(layout[i])]
+        ret_tuple = types.Tuple((restype, types.Tuple(tuple(scalars))))
+        all_types = argtypes + tuple(argtypes[i] for i in shadowed if not _scalar(layout[i]))
     sig = ret_tuple(*all_types)
-    cg = _make_codegen(lib, unique, argtypes, restype, activities, shadowed)
+    cg = _make_codegen(lib, unique, argtypes, restype, activities, shadowed, seed)
     intr = _make_intrinsic(f"_enzpy_call_{n}", len(all_types), sig, cg)
     drv = _make_njit_driver(f"enzpy_driver_{n}", len(all_types), intr, sig)
     result = DerivativeDriver(drv, intr, lib, unique, argtypes, restype, activities, shadowed,

@@ -106,6 +106,7 @@ _PAIRS = ((0.7, 1.9), (-1.3, 0.45), (2.2, -0.8))
 _POS_PAIRS = ((0.7, 1.9), (1.3, 0.45), (2.2, 3.1))
 _STEPS = ((0.3,), (-1.7,), (2.6,))  # away from integers and half-integers
 _PAIRS_NONINT = ((0.7, 1.9), (-5.3, 1.7), (7.9, -2.3))  # x/y away from integers
+_GAMMA = ((0.3,), (-1.7,), (2.4,), (9.6,))  # away from the poles; reflection, loop, series
 
 # ---- the table ---------------------------------------------------------------------------
 INPUTS: dict[str, Case] = {
@@ -175,8 +176,10 @@ INPUTS: dict[str, Case] = {
     **libm("fmin", 2, _PAIRS), **libm("fmax", 2, _PAIRS),
     # special functions
     **libm("erf", 1, _REAL), **libm("erfc", 1, _REAL),
+    **libm("lgamma", 1, _GAMMA), **libm("tgamma", 1, _GAMMA),
     # Numba's C helpers
     **helper("erf", 1, _REAL), **helper("erfc", 1, _REAL),
+    **helper("lgamma", 1, _GAMMA), **helper("gamma", 1, _GAMMA),
     # piecewise constant
     **{f"llvm.{m}": intrinsic(m, 1, _STEPS) for m in (
         "floor", "ceil", "trunc", "rint", "nearbyint", "round", "roundeven")},
