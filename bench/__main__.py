@@ -36,8 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--kernels", default="", help="comma-separated subset: reduction,ode,stencil")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
     ap.add_argument("--reps", type=int, default=None, help="fixed repetitions per tool")
-    ap.add_argument("--native", type=Path, default=None,
-                    help="path of libenzpy_bench_native (default: search build dirs)")
+    ap.add_argument(
+        "--native",
+        type=Path,
+        default=None,
+        help="path of libenzpy_bench_native (default: search build dirs)",
+    )
     ap.add_argument("--no-native", action="store_true", help="skip the native C columns")
     ap.add_argument("--no-overhead", action="store_true", help="skip the call-overhead figure")
     return ap.parse_args(argv)
@@ -48,8 +52,7 @@ def call_overhead(quick: bool) -> dict[str, Any]:
     a, b, da = np.arange(1.0, 5.0), np.linspace(0.5, 2.0, 4), np.ones(4)
     fns = {"primal": lambda: tiny(a, b)}
     if ez is not None:
-        fns["enzpy fwd"] = lambda: ez.autodiff(ez.Forward, tiny, ez.Duplicated(a, da),
-                                               ez.Const(b))
+        fns["enzpy fwd"] = lambda: ez.autodiff(ez.Forward, tiny, ez.Duplicated(a, da), ez.Const(b))
     batches = 5 if quick else 15
     raw = interleaved_per_call(fns, batch_s=0.01 if quick else 0.02, batches=batches)
     out: dict[str, Any] = {"args": "two float64 arrays of 4 elements", "tools": {}}
@@ -57,8 +60,10 @@ def call_overhead(quick: bool) -> dict[str, Any]:
         if isinstance(res, BaseException):
             out["tools"][name] = {"error": type(res).__name__, "error_detail": str(res)[:500]}
         else:
-            out["tools"][name] = {"us_per_call": statistics.median(res) * 1e6,
-                                  "samples_us": [t * 1e6 for t in res]}
+            out["tools"][name] = {
+                "us_per_call": statistics.median(res) * 1e6,
+                "samples_us": [t * 1e6 for t in res],
+            }
     if ez is None:
         out["tools"]["enzpy fwd"] = {"error": "ImportError", "error_detail": ENZPY_IMPORT_ERROR}
     p, f = out["tools"].get("primal", {}), out["tools"].get("enzpy fwd", {})
@@ -71,8 +76,10 @@ def markdown_overhead(ov: dict[str, Any]) -> str:
     """Markdown table of the call-overhead figure."""
     lines = ["| call (4-element arrays) | µs per call | ratio to primal |", "|---|---:|---:|"]
     prim = ov["tools"].get("primal", {}).get("us_per_call")
-    labels = {"primal": "`tiny(a, b)`",
-              "enzpy fwd": "`ez.autodiff(ez.Forward, tiny, ez.Duplicated(a, da), ez.Const(b))`"}
+    labels = {
+        "primal": "`tiny(a, b)`",
+        "enzpy fwd": "`ez.autodiff(ez.Forward, tiny, ez.Duplicated(a, da), ez.Const(b))`",
+    }
     for name, rec in ov["tools"].items():
         if "us_per_call" in rec:
             us = rec["us_per_call"]
@@ -90,8 +97,14 @@ def metadata(args: argparse.Namespace, lib: Any) -> dict[str, Any]:
 
     commit = None
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=native_lib.REPO, timeout=10, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=native_lib.REPO,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except Exception:  # noqa: BLE001 - not a git checkout
         pass
     return {
@@ -120,9 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_native:
         try:
             lib = native_lib.load(args.native)
-            native_note = (f"native C: {lib._enzpy_path}" if lib is not None else
-                           "native C columns skipped: library not built "
-                           "(cmake -S . -B build/native && cmake --build build/native)")
+            native_note = (
+                f"native C: {lib._enzpy_path}"
+                if lib is not None
+                else "native C columns skipped: library not built "
+                "(cmake -S . -B build/native && cmake --build build/native)"
+            )
         except Exception as exc:  # noqa: BLE001
             native_note = f"native C columns skipped: {type(exc).__name__}: {exc}"
     print(native_note)
@@ -133,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [k for k in args.kernels.split(",") if k] or list(kernels)
     unknown = [k for k in names if k not in kernels]
     if unknown:
-        print(f"unknown kernel(s): {', '.join(unknown)}; choose from {', '.join(kernels)}",
-              file=sys.stderr)
+        print(
+            f"unknown kernel(s): {', '.join(unknown)}; choose from {', '.join(kernels)}",
+            file=sys.stderr,
+        )
         return 2
     sizes = "quick" if args.quick else "full"
     budget = 0.2 if args.quick else 1.0
@@ -142,9 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         k = kernels[name]
         print(f"[{name}] {k.description}, size {k.size_label(k.sizes[sizes])}", flush=True)
-        results.append(run_kernel(k, k.sizes[sizes], reps=args.reps, budget_s=budget,
-                                  min_reps=3 if args.quick else 5,
-                                  max_reps=10 if args.quick else 50))
+        results.append(
+            run_kernel(
+                k,
+                k.sizes[sizes],
+                reps=args.reps,
+                budget_s=budget,
+                min_reps=5,
+                max_reps=10 if args.quick else 50,
+            )
+        )
 
     overhead = None if args.no_overhead else call_overhead(args.quick)
 
@@ -175,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.md").write_text(text, encoding="utf-8")
-    (args.out / "bench.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n",
-                                         encoding="utf-8")
+    (args.out / "bench.json").write_text(
+        json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     print(f"wrote {args.out / 'bench.md'} and {args.out / 'bench.json'}")
     total = sum(t.median for r in results for t in r.tools.values() if t.ok)
     print(f"(sum of medians {fmt_time(total)})")

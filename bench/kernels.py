@@ -124,8 +124,9 @@ def ode_inputs(nsteps: int) -> Inputs:
     dt = 1e-3
     dp = r.standard_normal(4)
     du = r.standard_normal(2)
-    return Inputs((p, u, dt, nsteps), (dp, du, None, None),
-                  {"nsteps": nsteps, "dt": dt, "T": dt * nsteps})
+    return Inputs(
+        (p, u, dt, nsteps), (dp, du, None, None), {"nsteps": nsteps, "dt": dt, "T": dt * nsteps}
+    )
 
 
 def stencil_inputs(size: tuple[int, int]) -> Inputs:
@@ -134,8 +135,11 @@ def stencil_inputs(size: tuple[int, int]) -> Inputs:
     r = _rng(3)
     u = r.uniform(0.0, 1.0, (n, n))
     du = r.standard_normal((n, n))
-    return Inputs((u, 0.2, 0.1, nsteps), (du, None, None, None),
-                  {"n": n, "nsteps": nsteps, "kappa": 0.2, "g": 0.1})
+    return Inputs(
+        (u, 0.2, 0.1, nsteps),
+        (du, None, None, None),
+        {"n": n, "nsteps": nsteps, "kappa": 0.2, "g": 0.1},
+    )
 
 
 # --------------------------------------------------------------------------- generic tools
@@ -144,8 +148,10 @@ def stencil_inputs(size: tuple[int, int]) -> Inputs:
 def annotate(inp: Inputs) -> list[Any]:
     """Forward-mode annotations: Duplicated(arg, direction) where a direction is given."""
     assert ez is not None
-    return [ez.Const(a) if d is None else ez.Duplicated(a, d)
-            for a, d in zip(inp.args, inp.direction, strict=True)]
+    return [
+        ez.Const(a) if d is None else ez.Duplicated(a, d)
+        for a, d in zip(inp.args, inp.direction, strict=True)
+    ]
 
 
 def enzpy_forward(kernel_fn: Any) -> Tool:
@@ -163,10 +169,10 @@ def central_fd(kernel_fn: Any, h: float = FD_STEP) -> Tool:
     """Tool: central finite difference of the return along the direction (2 primal calls)."""
 
     def tool(inp: Inputs) -> float:
-        plus = [a if d is None else a + h * d for a, d in zip(inp.args, inp.direction,
-                                                              strict=True)]
-        minus = [a if d is None else a - h * d for a, d in zip(inp.args, inp.direction,
-                                                               strict=True)]
+        plus = [a if d is None else a + h * d for a, d in zip(inp.args, inp.direction, strict=True)]
+        minus = [
+            a if d is None else a - h * d for a, d in zip(inp.args, inp.direction, strict=True)
+        ]
         return (kernel_fn(*plus) - kernel_fn(*minus)) / (2.0 * h)
 
     return tool
@@ -245,15 +251,29 @@ def build_kernels(lib: ctypes.CDLL | None = None) -> dict[str, Kernel]:
     """All kernels with their tools; native columns only when ``lib`` is given."""
     kernels = {
         "reduction": Kernel(
-            "reduction", "s = Σ sin(x[i])·x[i]", reduction, reduction_inputs,
-            sizes={"full": 10**6, "quick": 10**5}, size_label=lambda n: f"n={_num(n)}"),
+            "reduction",
+            "s = Σ sin(x[i])·x[i]",
+            reduction,
+            reduction_inputs,
+            sizes={"full": 10**6, "quick": 10**5},
+            size_label=lambda n: f"n={_num(n)}",
+        ),
         "ode": Kernel(
-            "ode", "Lotka–Volterra, RK4, p and state active", lotka_volterra, ode_inputs,
-            sizes={"full": 10**5, "quick": 10**4}, size_label=lambda n: f"{_num(n)} steps"),
+            "ode",
+            "Lotka–Volterra, RK4, p and state active",
+            lotka_volterra,
+            ode_inputs,
+            sizes={"full": 10**5, "quick": 10**4},
+            size_label=lambda n: f"{_num(n)} steps",
+        ),
         "stencil": Kernel(
-            "stencil", "nonlinear 5-point stencil, in place", stencil, stencil_inputs,
+            "stencil",
+            "nonlinear 5-point stencil, in place",
+            stencil,
+            stencil_inputs,
             sizes={"full": (256, 10), "quick": (64, 5)},
-            size_label=lambda s: f"{s[0]}²×{s[1]} sweeps"),
+            size_label=lambda s: f"{s[0]}²×{s[1]} sweeps",
+        ),
     }
     for k in kernels.values():
         k.tools.update(default_tools(k.primal))

@@ -191,8 +191,10 @@ def run_kernel(
             first = time.perf_counter() - t0
             dt, res.value = _call(tool, inputs)
             slowest = max(slowest, dt)
-            log(f"  {kernel.name:<10} {name:<14} warm-up {first * 1e3:9.2f} ms,"
-                f" then {dt * 1e3:9.3f} ms")
+            log(
+                f"  {kernel.name:<10} {name:<14} warm-up {first * 1e3:9.2f} ms,"
+                f" then {dt * 1e3:9.3f} ms"
+            )
         except Exception as exc:  # noqa: BLE001
             res.error = _error_name(exc)
             res.error_detail = "".join(traceback.format_exception_only(exc)).strip()[-2000:]
@@ -286,6 +288,12 @@ def _cell(res: ToolResult | None, primal_median: float, name: str) -> str:
     return f"{fmt_time(res.median)} ({res.median / primal_median:.2f}×)"
 
 
+def is_derivative(name: str) -> bool:
+    """Whether a tool column computes a derivative (by convention, primal-like tools are named
+    ``primal`` or ``<something> primal``)."""
+    return not (name == PRIMAL or name.endswith(" " + PRIMAL))
+
+
 def columns(results: Sequence[KernelResult]) -> list[str]:
     """Union of tool names over all kernels, in first-seen order, primal first."""
     cols = [PRIMAL]
@@ -313,17 +321,24 @@ def markdown_times(results: Sequence[KernelResult]) -> str:
 
 
 def markdown_values(results: Sequence[KernelResult], reference: str) -> str:
-    """Markdown table of each derivative tool's directional derivative and its relative
-    deviation from the ``reference`` tool."""
-    cols = [c for c in columns(results) if c != PRIMAL]
+    """Markdown table: the primal's return value, then each derivative tool's directional
+    derivative with its relative deviation from the ``reference`` tool."""
+    cols = [c for c in columns(results) if is_derivative(c)]
     lines = [
-        f"| kernel | {' | '.join(cols)} |",
-        "|---|" + "---:|" * len(cols),
+        f"| kernel | z (primal) | {' | '.join(cols)} |",
+        "|---|---:|" + "---:|" * len(cols),
     ]
     for r in results:
         ref = r.tools.get(reference)
         refv = ref.value if ref is not None and ref.error is None else None
-        cells = []
+        prim = r.tools.get(PRIMAL)
+        cells = [
+            f"{float(prim.value):.10g}"
+            if prim is not None
+            and prim.error is None
+            and isinstance(prim.value, float | np.floating)
+            else "n/a"
+        ]
         for c in cols:
             res = r.tools.get(c)
             if res is None:

@@ -18,6 +18,7 @@ from .annotations import (
 )  # fmt: skip
 from .api import autodiff, gradient
 from .errors import AnnotationError, EnzpyError, NoDerivativeError, ShadowError
+from .explain import explain
 from .jit import EnzymeJit, enzyme_jit
 from .modes import (
     Forward,
@@ -33,7 +34,7 @@ __all__ = [
     "Active", "AnnotationError", "BatchDuplicated", "BatchDuplicatedNoNeed", "Const",
     "Duplicated", "DuplicatedNoNeed", "EnzpyError", "EnzymeJit", "Forward", "ForwardWithPrimal",
     "Mode", "NoDerivativeError", "Reverse", "ReverseSplitNoPrimal", "ReverseSplitWithPrimal",
-    "ReverseWithPrimal", "ShadowError", "autodiff", "enzyme_jit", "gradient",
+    "ReverseWithPrimal", "ShadowError", "autodiff", "enzyme_jit", "explain", "gradient",
 ]  # fmt: skip
 
 _REVERSE_IMPLEMENTED = True

@@ -44,6 +44,15 @@ def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
     >>> ez.autodiff(ez.Forward, f, ez.Duplicated(x, dx))
     2.0
     """
+    ret_activity, annotated = parse_arguments(mode, f, args)
+    if mode.reverse:
+        return _reverse(mode, f, ret_activity, annotated)
+    return _forward(mode, f, ret_activity, annotated)
+
+
+def parse_arguments(mode: Mode, f: EnzymeJit, args: tuple) -> tuple[Any, list[Annotation]]:
+    """Check the arguments `autodiff` got after `f`: (the return activity class or None, one
+    annotation per argument of `f`). Raises `AnnotationError` / `ShadowError`."""
     if not isinstance(mode, Mode):
         raise AnnotationError(f"the first argument must be a mode such as enzpy.Forward, "
                               f"got {mode!r}")  # fmt: skip
@@ -62,19 +71,31 @@ def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
     if mode.split:
         raise AnnotationError(f"{mode!r} is used through autodiff_thunk, which is not "
                               "implemented yet")  # fmt: skip
+    return ret_activity, annotated
+
+
+def derivative_signature(mode: Mode, f: EnzymeJit, ret_activity: Any,
+                         annotated: list[Annotation]) -> tuple[str, tuple, tuple, str]:
+    """The key `derivative` is built for: ('forward' | 'reverse', Numba argument types,
+    'dup' / 'const' per argument, the return activity), as `autodiff` would use it."""
     if mode.reverse:
-        return _reverse(mode, f, ret_activity, annotated)
-    return _forward(mode, f, ret_activity, annotated)
+        return "reverse", *_reverse_signature(f, ret_activity, annotated)
+    return "forward", *_forward_signature(ret_activity, annotated)
 
 
-def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
+def _forward_signature(ret_activity: Any, annotated: list[Annotation]) -> tuple:
     if ret_activity is Active:
         raise AnnotationError("an Active return is for reverse mode; in forward mode the "
                               "return is Duplicated (its tangent is returned) or Const")
     ret = "const" if ret_activity is Const else "dup"
-    primals = [a.val for a in annotated]
-    argtypes = tuple(numba.typeof(v) for v in primals)
+    argtypes = tuple(numba.typeof(a.val) for a in annotated)
     kinds = tuple("dup" if isinstance(a, Duplicated) else "const" for a in annotated)
+    return argtypes, kinds, ret
+
+
+def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
+    argtypes, kinds, ret = _forward_signature(ret_activity, annotated)
+    primals = [a.val for a in annotated]
     deriv = derivative("forward", f, argtypes, kinds, ret)
     shadows, copy_back = _shadows(annotated)
     primal, tangent = deriv.driver(*primals, *shadows)
@@ -103,15 +124,14 @@ def _shadows(annotated: list[Annotation]) -> tuple[list[Any], list[tuple[Any, An
     return shadows, copy_back
 
 
-def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
+def _reverse_signature(f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> tuple:
     if ret_activity is not None and issubclass(ret_activity, Duplicated):
         raise AnnotationError(
             "combined reverse mode does not accept a Duplicated return: the shadow of a "
             "returned array is created inside the call and the caller has no moment to seed "
             "it. Either return by reference (write the result into a Duplicated argument and "
             "seed its shadow) or use split mode (ReverseSplitWithPrimal).")
-    primals = [a.val for a in annotated]
-    argtypes = tuple(numba.typeof(v) for v in primals)
+    argtypes = tuple(numba.typeof(a.val) for a in annotated)
     kinds = tuple("dup" if isinstance(a, Duplicated | Active) else "const" for a in annotated)
     restype_is_float = _returns_float(f, argtypes)
     if ret_activity is None:
@@ -120,6 +140,12 @@ def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annota
         raise AnnotationError("an Active return needs a float return value; pass Const "
                               "after f, and seed array outputs through their shadows")
     ret = "active" if ret_activity is Active else "const"
+    return argtypes, kinds, ret
+
+
+def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
+    argtypes, kinds, ret = _reverse_signature(f, ret_activity, annotated)
+    primals = [a.val for a in annotated]
     deriv = derivative("reverse", f, argtypes, kinds, ret)
     shadows, copy_back = _shadows(annotated)
     primal, scalar_adjoints = deriv.driver(*primals, *shadows)

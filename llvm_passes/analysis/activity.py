@@ -81,6 +81,7 @@ class _Analysis:
         self.needed_args: set[int] = set()
         self.callees: dict[Instruction, ActivityResult] = {}
         self.changed = False
+        self.visiting: set[Value] = set()
 
     def mark(self, v: Value, why: str) -> None:
         if v not in self.active:
@@ -154,10 +155,15 @@ class _Analysis:
         if op == "alloca" or (op == "call" and name in ALLOCATORS):
             self.mark(v, f"memory needs a shadow: {why}")
         elif op in ("getelementptr", "bitcast", "phi", "select", "freeze", "addrspacecast"):
-            self.mark(v, f"pointer needs a shadow: {why}")
-            for o in v.operands:
-                if o.type.is_ptr:
-                    self.need(o, why)
+            if v in self.visiting:
+                return
+            self.visiting.add(v)
+            pointers = [o for o in v.operands if o.type.is_ptr]
+            for o in pointers:
+                self.need(o, why)
+            self.visiting.discard(v)
+            if any(o in self.active for o in pointers):  # else rooted in Const memory
+                self.mark(v, f"pointer needs a shadow: {why}")
         elif op == "load":
             self.mark(v, f"pointer loaded from memory that needs a shadow: {why}")
             self.need(v.operands[0], f"holds pointer {v.ref} that needs a shadow")

@@ -121,6 +121,7 @@ def _args(shapes, dtype, orders, seed=0):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("orders", [("C", "C"), ("F", "F"), ("C", "F"), ("F", "C")],
                          ids="".join)  # fmt: skip
+@pytest.mark.filterwarnings("ignore::numba.NumbaPerformanceWarning")
 @pytest.mark.parametrize("product", PRODUCTS, ids=_ids)
 def test_both_duplicated(product, orders, dtype):
     f, shapes = product
@@ -132,6 +133,7 @@ def test_both_duplicated(product, orders, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("active", [0, 1], ids=["dup-const", "const-dup"])
+@pytest.mark.filterwarnings("ignore::numba.NumbaPerformanceWarning")
 @pytest.mark.parametrize("product", PRODUCTS, ids=_ids)
 def test_one_duplicated(product, active, order, dtype):
     f, shapes = product
@@ -140,10 +142,9 @@ def test_one_duplicated(product, active, order, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize("active", [(0, 1, 2), (0, 2), (1, 2), (0, 1)])
+@pytest.mark.parametrize("active", [(0, 1, 2), (0, 2), (1, 2)])
 def test_into_out_argument(active, order, dtype):
-    """np.dot(A, x, out) / np.dot(A, B, out): the shadow of `out` receives the tangent; a
-    Const `out` drops it (Enzyme's Const semantics: nothing to check there but no crash)."""
+    """np.dot(A, x, out) / np.dot(A, B, out): the shadow of `out` receives the tangent."""
     A, x = _args([(5, 3), (3,)], dtype, (order, "C"), seed=5)
     check_forward(mv_out, [A, x, np.zeros(5, dtype)], active)
     A, B = _args([(4, 3), (3, 2)], dtype, (order, order), seed=7)
