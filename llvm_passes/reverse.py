@@ -37,6 +37,7 @@ from .ir import (
     parse_module,
 )
 from .ir.builder import Builder, Namer
+from .ir.types import size_in_bytes
 from .ir.values import const
 from .tape import FREE, TAPE_TYPE, ensure_runtime, pop, push, storable
 
@@ -173,7 +174,9 @@ class _Plan:
             if rule is not None and rule.kind == "custom" and act.is_active(inst) \
                     and inst.type.is_ptr and name not in _NO_REVERSE:
                 return [("shadow", inst)]
-        if op in ("phi", "getelementptr", "alloca", "br", "switch", "ret"):
+        if op == "alloca":
+            return [("shadow", inst)] if act.is_active(inst) else []
+        if op in ("phi", "getelementptr", "br", "switch", "ret"):
             return []
         if not _is_active_float(act, inst):
             return []
@@ -252,6 +255,16 @@ class _Augmented(_FunctionForward):
 
     def visit_ret(self, inst: Instruction) -> None:
         self.copy(inst)
+
+    def visit_alloca(self, inst: Instruction) -> None:
+        """Shadow stack memory must outlive this sweep: it is zeroed heap memory, freed when
+        the reverse sweep passes the alloca."""
+        self.copy(inst)
+        if self.act.is_active(inst):
+            if inst.operands:
+                raise self.fail(inst, "a dynamically sized alloca holding derivatives")
+            size = const(I64, size_in_bytes(inst.aux_type))
+            self.tan[inst] = self.b.call("calloc", [const(I64, 1), size], PTR, self.hint(inst))
 
     def _pointer_only(self, inst: Instruction) -> bool:
         return inst.type.may_carry_derivative and not inst.type.contains(lambda t: t.is_float)
@@ -489,6 +502,8 @@ class _Reverse:
             if inst.operands[0] in shadow and self.act.is_active(inst.operands[0]):
                 self.b.call(inst.callee_name, [shadow[inst.operands[0]], Constant(
                     args[1].type, "0"), args[2], args[3]], VOID)
+        elif op == "alloca" and inst in shadow:
+            self.b.call("free", [shadow[inst]], VOID)
         elif op == "call" and self.plan.needs.get(inst) == [("shadow", inst)]:
             self.b.call("NRT_decref", [shadow[inst]], VOID)  # the shadow allocation dies
         elif _is_active_float(self.act, inst):

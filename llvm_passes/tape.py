@@ -17,6 +17,7 @@ PUSH, POP, FREE = "enzpy.tape.push", "enzpy.tape.pop", "enzpy.tape.free"
 
 _RUNTIME = f"""
 declare ptr @realloc(ptr, i64)
+declare ptr @calloc(i64, i64)
 declare void @free(ptr)
 declare void @abort()
 
