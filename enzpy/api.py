@@ -74,8 +74,9 @@ def parse_arguments(mode: Mode, f: EnzymeJit, args: tuple) -> tuple[Any, list[An
     return ret_activity, annotated
 
 
-def derivative_signature(mode: Mode, f: EnzymeJit, ret_activity: Any,
-                         annotated: list[Annotation]) -> tuple[str, tuple, tuple, str]:
+def derivative_signature(
+    mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]
+) -> tuple[str, tuple, tuple, str]:
     """The key `derivative` is built for: ('forward' | 'reverse', Numba argument types,
     'dup' / 'const' per argument, the return activity), as `autodiff` would use it."""
     if mode.reverse:

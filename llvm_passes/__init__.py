@@ -9,5 +9,7 @@ from .errors import EngineError, NoDerivativeError
 from .forward import ForwardResult, forward
 from .reverse import ReverseResult, reverse
 
-__all__ = ["Activity", "EngineError", "ForwardResult", "NoDerivativeError", "ReverseResult", "forward",
-           "reverse"]
+__all__ = [
+    "Activity", "EngineError", "ForwardResult", "NoDerivativeError", "ReverseResult",
+    "forward", "reverse",
+]  # fmt: skip

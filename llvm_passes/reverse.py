@@ -171,6 +171,11 @@ class _Plan:
             if name in ("llvm.memset.p0.i64", "llvm.memset.p0.i32") and act.is_active(ops[0]):
                 return [("shadow", ops[0]), ("primal", ops[2])]
             rule = rules.lookup(inst)
+            if name in rules.WRITES:  # library call writing memory: reversed by its rule
+                if not any(act.is_active(v) for v in ops if v.type.is_ptr):
+                    return []
+                return ([("primal", v) for v in ops]
+                        + [("shadow", v) for v in ops if v.type.is_ptr and act.is_active(v)])
             if rule is not None and rule.kind == "custom" and act.is_active(inst) \
                     and inst.type.is_ptr and name not in _NO_REVERSE:
                 return [("shadow", inst)]
@@ -330,7 +335,7 @@ class _Augmented(_FunctionForward):
                 return None
             raise self.fail(inst, f"a call to {name}", "Copies of memory holding "
                             "derivatives are not supported in reverse mode yet.")
-        if rule.kind == "custom":
+        if rule.kind == "custom" and name not in rules.WRITES:
             return super().visit_call(inst)  # allocation and data pointers of shadows
         self.copy(inst)
         return None
@@ -502,6 +507,13 @@ class _Reverse:
             if inst.operands[0] in shadow and self.act.is_active(inst.operands[0]):
                 self.b.call(inst.callee_name, [shadow[inst.operands[0]], Constant(
                     args[1].type, "0"), args[2], args[3]], VOID)
+        elif op == "call" and inst.callee_name in rules.WRITES:
+            rule = rules.lookup(inst)
+            if rule is None or rule.adjoint is None:
+                raise self.fail(inst, f"a call to {inst.callee_name}",
+                                "It has a forward rule but no reverse rule yet.")
+            shadows = [shadow.get(v) if v.type.is_ptr else None for v in inst.operands]
+            rule.adjoint(self.b, inst, args, shadows)
         elif op == "alloca" and inst in shadow:
             self.b.call("free", [shadow[inst]], VOID)
         elif op == "call" and self.plan.needs.get(inst) == [("shadow", inst)]:

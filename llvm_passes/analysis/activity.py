@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, Value
+from ..rules.registry import WRITES
 
 ALLOCATORS = frozenset({"NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned",
                         "NRT_MemInfo_alloc", "NRT_MemInfo_alloc_safe"})  # fmt: skip
@@ -137,6 +138,13 @@ class _Analysis:
             return
         if name in ALLOCATORS:
             return  # active only when needed
+        writes = WRITES.get(name)
+        if writes is not None:
+            out, ins = writes
+            src = next((inst.operands[k] for k in ins if inst.operands[k] in self.active), None)
+            if src is not None:
+                self.need(inst.operands[out], f"@{name} writes data computed from {src.ref}")
+            return
         src = next((v for v in inst.operands if v in self.active), None)
         if src is not None and carries:
             self.mark(inst, f"argument {src.ref} of @{name or 'indirect call'} is active")

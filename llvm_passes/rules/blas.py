@@ -68,7 +68,7 @@ def _status(b, name: str, args: list[Value]) -> None:
     b.call(name, args, I32, "blas.status")
 
 
-@custom("numba_xxdot")
+@custom("numba_xxdot", writes=BLAS_OUTPUTS["numba_xxdot"])
 def xxdot(b, inst, args, tans):
     """d(x . y) = dx . y + x . dy, into the shadow of the result slot"""
     kind, conj, n, x, y, res = args
@@ -113,14 +113,14 @@ def _bilinear(b, name: str, args, tans, a_idx: int, b_idx: int, alpha_idx: int,
         _status(b, name, call)
 
 
-@custom("numba_xxgemv")
+@custom("numba_xxgemv", writes=BLAS_OUTPUTS["numba_xxgemv"])
 def xxgemv(b, inst, args, tans):
     """d(alpha op(A) x + beta y) = alpha op(dA) x + alpha op(A) dx + beta dy"""
     _bilinear(b, "numba_xxgemv", args, tans, 5, 7, 4, 8, 9)
     return None
 
 
-@custom("numba_xxgemm")
+@custom("numba_xxgemm", writes=BLAS_OUTPUTS["numba_xxgemm"])
 def xxgemm(b, inst, args, tans):
     """d(alpha op(A) op(B) + beta C) = alpha op(dA) op(B) + alpha op(A) op(dB) + beta dC"""
     _bilinear(b, "numba_xxgemm", args, tans, 7, 9, 6, 11, 12)

@@ -5,8 +5,7 @@ functions by both spellings (`tanh`, `tanhf`); Numba's own helpers (`numba_ldexp
 their math is plain. Partials reuse the primal result `out` where it helps (d exp = out) and
 build constants in the operand's float type, so every rule serves float32 and float64.
 
-Not registered, on purpose: `lgamma` and `tgamma`/`numba_gamma` (their derivatives need
-digamma, which libm lacks; the synthesizers then refuse them with `NoDerivativeError`).
+The gamma family (`lgamma`, `tgamma`, `numba_gamma`) lives in `special.py` with its digamma.
 Depends only on the registry and the builder.
 """
 

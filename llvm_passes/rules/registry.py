@@ -37,6 +37,9 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {}
+# callee -> (output pointer argument, input arguments): memory the callee writes from its
+# inputs (BLAS-like library calls); activity analysis gives the output a shadow.
+WRITES: dict[str, tuple[int, tuple[int, ...]]] = {}
 
 
 def rule_key(inst: Instruction) -> str:
@@ -108,10 +111,15 @@ def linear(*keys: str, transpose: Adjoint):
     return deco
 
 
-def custom(*keys: str, adjoint: Adjoint | None = None):
-    """Register an op whose tangent needs the whole instruction (memory, allocation...)."""
+def custom(*keys: str, adjoint: Adjoint | None = None,
+           writes: tuple[int, tuple[int, ...]] | None = None):  # fmt: skip
+    """Register an op whose tangent needs the whole instruction (memory, allocation...).
+    `writes=(out, ins)` declares that the call writes memory at argument `out` computed
+    from the memory or values of arguments `ins`."""
 
     def deco(tangent: Tangent):
+        if writes is not None:
+            WRITES.update(dict.fromkeys(keys, writes))
         doc = (tangent.__doc__ or "").strip()
         register(keys, lambda k: Rule(k, tangent, adjoint, doc, "custom"))
         return tangent

@@ -47,7 +47,7 @@ def gather(x, idx):
 def uses_gamma(x):
     s = 0.0
     for i in range(x.size):
-        s += math.gamma(x[i]) * x[i]  # the unsupported call
+        s += math.nextafter(x[i], 9.0) * x[i]  # the unsupported call
     return s
 
 
