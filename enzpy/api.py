@@ -6,6 +6,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from numba._dispatcher import compute_fingerprint
 
 from .annotations import Active, Annotation, Const, Duplicated, DuplicatedNoNeed
 from .derivatives import derivative
@@ -44,10 +45,41 @@ def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
     >>> ez.autodiff(ez.Forward, f, ez.Duplicated(x, dx))
     2.0
     """
+    fast = _fast_path(mode, f, args)
+    if fast is not _MISS:
+        return fast
     ret_activity, annotated = parse_arguments(mode, f, args)
     if mode.reverse:
         return _reverse(mode, f, ret_activity, annotated)
     return _forward(mode, f, ret_activity, annotated)
+
+
+_MISS = object()
+_seen: dict[tuple, tuple[Any, str]] = {}  # checked signatures -> (derivative, return)
+
+
+def _fast_path(mode: Mode, f: EnzymeJit, args: tuple) -> Any:
+    """`autodiff` for a signature already checked and compiled: only the shadows (whose
+    shapes and memory can change from call to call) are checked again. `_MISS` on a miss."""
+    ret_activity = None
+    if args and isinstance(args[0], type):
+        ret_activity, args = args[0], args[1:]
+    try:
+        key = (mode, f, ret_activity,
+               tuple((type(a), compute_fingerprint(a.val if isinstance(a, Annotation) else a))
+                     for a in args))  # fmt: skip
+    except (TypeError, ValueError, AttributeError, NotImplementedError):
+        return _MISS
+    compiled = _seen.get(key)
+    if compiled is None:
+        return _MISS
+    annotated = [a if isinstance(a, Annotation) else Const(a) for a in args]
+    for k, a in enumerate(annotated):
+        if isinstance(a, Duplicated):
+            check_argument(k, a, mode.reverse)
+    if mode.reverse:
+        return _reverse(mode, f, ret_activity, annotated, compiled)
+    return _forward(mode, f, ret_activity, annotated, compiled)
 
 
 def parse_arguments(mode: Mode, f: EnzymeJit, args: tuple) -> tuple[Any, list[Annotation]]:
@@ -94,10 +126,36 @@ def _forward_signature(ret_activity: Any, annotated: list[Annotation]) -> tuple:
     return argtypes, kinds, ret
 
 
-def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
-    argtypes, kinds, ret = _forward_signature(ret_activity, annotated)
+_compiled: dict[tuple, tuple[Any, str]] = {}
+
+
+def _type_key(v: Any) -> Any:
+    """What Numba's type of `v` depends on, cheaper to compute than `numba.typeof`."""
+    if isinstance(v, np.ndarray):
+        f = v.flags
+        return (v.dtype, v.ndim, f.c_contiguous, f.f_contiguous, f.writeable, f.aligned)
+    return type(v)
+
+
+def _compiled_derivative(mode: Mode, f: EnzymeJit, ret_activity: Any,
+                         annotated: list[Annotation]) -> tuple[Any, str]:  # fmt: skip
+    """The derivative for these annotations and argument types, and the return activity;
+    looked up by a cheap key first (this is the hot path of every call)."""
+    key = (mode.reverse, f, ret_activity,
+           tuple((type(a), _type_key(a.val)) for a in annotated))  # fmt: skip
+    hit = _compiled.get(key)
+    if hit is None:
+        kind, argtypes, kinds, ret = derivative_signature(mode, f, ret_activity, annotated)
+        hit = _compiled[key] = (derivative(kind, f, argtypes, kinds, ret), ret)
+        _seen[(mode, f, ret_activity,
+               tuple((type(a), compute_fingerprint(a.val)) for a in annotated))] = hit
+    return hit
+
+
+def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation],
+             compiled: tuple[Any, str] | None = None) -> Any:  # fmt: skip
+    deriv, ret = compiled or _compiled_derivative(mode, f, ret_activity, annotated)
     primals = [a.val for a in annotated]
-    deriv = derivative("forward", f, argtypes, kinds, ret)
     shadows, copy_back = _shadows(annotated)
     primal, tangent = deriv.driver(*primals, *shadows)
     for dst, src in copy_back:
@@ -144,10 +202,10 @@ def _reverse_signature(f: EnzymeJit, ret_activity: Any, annotated: list[Annotati
     return argtypes, kinds, ret
 
 
-def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
-    argtypes, kinds, ret = _reverse_signature(f, ret_activity, annotated)
+def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation],
+             compiled: tuple[Any, str] | None = None) -> Any:  # fmt: skip
+    deriv, ret = compiled or _compiled_derivative(mode, f, ret_activity, annotated)
     primals = [a.val for a in annotated]
-    deriv = derivative("reverse", f, argtypes, kinds, ret)
     shadows, copy_back = _shadows(annotated)
     primal, scalar_adjoints = deriv.driver(*primals, *shadows)
     for dst, src in copy_back:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Mode:
-    """A mode of differentiation; `with_primal` also returns the primal result."""
+    """A mode of differentiation; `with_primal` also returns the primal result. Modes are
+    singletons, compared and hashed by identity."""
 
     name: str
     reverse: bool

@@ -23,12 +23,34 @@ carries `beta dy`), the next one accumulated with beta = 1; a term whose input h
 is zero and skipped. Nothing is allocated: the constants 1 and 0 are private globals, and the
 second dot product is accumulated by a 1 x n gemv. The helpers return a status; the tangent
 calls' statuses are ignored (the primal's is kept, and they cannot fail where it did not).
+
+Adjoints (reverse mode), with C' the cotangent in the output's shadow after the call:
+
+    x . y:                  x' += r' y,  y' += r' x,  r' = 0
+    alpha op(A) x + beta y: x' += alpha op(A)^T y',  A' += alpha (y' x^T or x y'^T),  y' = beta y'
+    alpha op(A) op(B) + beta C:
+                            op(A)' += alpha C' op(B)^T,  op(B)' += alpha op(A)^T C',  C' = beta C'
+
+written as the same helpers with the transposition flags rearranged (so that every call
+keeps the primal's leading dimensions valid), the outer products as gemm with k = 1 over
+1 x m and 1 x n "matrices" (lda = 1, valid for any size), the dot adjoints as 1 x n gemv
+reading r' in place. The input adjoints are accumulated (beta = 1) before the output's
+shadow is scaled by beta (a call with alpha = 0, which BLAS defines as C = beta C, exactly
+zero for beta = 0, without reading the factors). Derivatives with respect to alpha and beta
+themselves are not taken (Numba passes the constants 1 and 0).
+
+alpha and beta are pointers to stack slots of the primal, dead when the reverse sweep runs:
+the adjoint uses the constant the primal stored there just before the call (a private
+global), or the pointer itself when it is a global or an argument.
 """
 
 from __future__ import annotations
 
-from ..ir import DOUBLE, FLOAT, I8, I32, I64, PTR, Type, Value, const
-from ..ir.values import GlobalRef, float_literal
+import struct
+
+from ..errors import NoDerivativeError
+from ..ir import DOUBLE, FLOAT, I8, I32, I64, PTR, Instruction, Type, Value, const
+from ..ir.values import Argument, Constant, GlobalRef, float_literal
 from .registry import custom
 
 #: Which argument of each helper receives the result, and which carry the float inputs.
@@ -56,10 +78,12 @@ def _float_type(kind: Value) -> Type:
 
 def _scalar(b, ty: Type, x: float) -> GlobalRef:
     """A pointer to a read-only constant `x` of type `ty` (alpha/beta are passed by pointer)."""
-    name = f"enzpy.blas.{ty.name}.{'one' if x == 1.0 else 'zero'}"
+    literal = float_literal(x, ty)
+    tag = {float_literal(1.0, ty): "one", float_literal(0.0, ty): "zero"}.get(literal, literal)
+    name = f"enzpy.blas.{ty.name}.{tag}"
     align = 8 if ty.name == "double" else 4
     b.module.globals.setdefault(
-        name, f"@{name} = private unnamed_addr constant {ty} {float_literal(x, ty)}, align {align}"
+        name, f"@{name} = private unnamed_addr constant {ty} {literal}, align {align}"
     )
     return GlobalRef(name, PTR)
 
@@ -68,7 +92,147 @@ def _status(b, name: str, args: list[Value]) -> None:
     b.call(name, args, I32, "blas.status")
 
 
-@custom("numba_xxdot", writes=BLAS_OUTPUTS["numba_xxdot"])
+# ---- reverse mode ---------------------------------------------------------------------------
+def _fail(b, inst: Instruction, why: str) -> NoDerivativeError:
+    fn = next((f.name for f in b.module.functions.values()
+               if any(blk is inst.block for blk in f.blocks)), "?")  # fmt: skip
+    return NoDerivativeError(f"a call to {inst.callee_name}", inst.text(), fn, "reverse",
+                             inst.loc, why)  # fmt: skip
+
+
+def _literal(c: Constant) -> float | None:
+    """The value of a float constant's literal (decimal, or LLVM's hex double bits)."""
+    text = c.text.strip()
+    try:
+        if text.lower().startswith("0x") and len(text) == 18:
+            return struct.unpack("<d", struct.pack("<Q", int(text[2:], 16)))[0]
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _scalar_operand(b, inst: Instruction, args, idx: int, ty: Type) -> Value:
+    """alpha or beta (operand `idx`, passed by pointer) as a pointer valid in the reverse
+    sweep: a global or argument as is; a stack slot of the primal (dead by now) replaced
+    by a global holding the constant the primal stored in it before the call."""
+    ptr = inst.operands[idx]
+    if isinstance(ptr, GlobalRef | Argument):
+        return args[idx]
+    block = inst.block
+    if isinstance(ptr, Instruction) and ptr.opcode == "alloca" and block is not None:
+        before = block.instructions[: block.instructions.index(inst)]
+        for prev in reversed(before):
+            if prev.opcode == "store" and prev.operands[1] is ptr:
+                value = prev.operands[0]
+                x = _literal(value) if isinstance(value, Constant) else None
+                if x is not None and value.type == ty:
+                    return _scalar(b, ty, x)
+                break
+            if prev.opcode == "call" or prev is ptr:
+                break
+    why = f"Its scalar operand {ptr.ref} is not a constant stored just before the call."
+    raise _fail(b, inst, why)
+
+
+def _transposed(b, inst: Instruction, flag: Value) -> bool:
+    """Whether a BLAS transposition flag ('n' / 't', 'c' for real data) transposes."""
+    text = getattr(flag, "text", "")
+    code = int(text) if text.lstrip("-").isdigit() else -1
+    if code in (ord("n"), ord("N")):
+        return False
+    if code in (ord("t"), ord("T"), ord("c"), ord("C")):
+        return True
+    raise _fail(b, inst, "Its transposition flag is not a constant 'n' or 't'.")
+
+
+def _flag(trans: bool) -> Constant:
+    return const(I8, ord("t" if trans else "n"))
+
+
+def _check_scalars(b, inst: Instruction, shadows, *idx: int) -> None:
+    if any(shadows[k] is not None for k in idx):
+        raise _fail(b, inst, "Derivatives with respect to alpha and beta are not supported.")
+
+
+def _xxdot_adjoint(b, inst, args, shadows):
+    """x' += r' y, y' += r' x, r' = 0 (each a 1 x n gemv reading r' in place)"""
+    kind, _, n, x, y, _ = args
+    dx, dy, dres = shadows[3], shadows[4], shadows[5]
+    if dres is None:
+        return []
+    ty = _float_type(kind)
+    one, unit = _scalar(b, ty, 1.0), const(I64, 1)
+    for shadow, other in ((dx, y), (dy, x)):
+        if shadow is not None:  # shadow (n) += other^T (n x 1, stored as 1 x n) . r' (1)
+            _status(b, "numba_xxgemv", [kind, _flag(True), unit, n, one, other, unit, dres,
+                                        one, shadow])  # fmt: skip
+    b.store(const(ty, 0), dres)
+    return []
+
+
+def _scale_output(b, name: str, args, ty: Type, alpha_idx: int, beta_idx: int, beta: Value,
+                  out_idx: int, dout: Value) -> None:  # fmt: skip
+    """out' = beta out': the helper again with alpha = 0 (BLAS then reads neither factor,
+    and beta = 0 sets out' to exactly 0)."""
+    if beta.ref == _scalar(b, ty, 1.0).ref:
+        return
+    call = list(args)
+    call[alpha_idx], call[beta_idx], call[out_idx] = _scalar(b, ty, 0.0), beta, dout
+    _status(b, name, call)
+
+
+def _xxgemv_adjoint(b, inst, args, shadows):
+    """x' += alpha op(A)^T y', A' += alpha (y' x^T or x y'^T), y' = beta y'"""
+    kind, trans, m, n, _, a, lda, x, _, _ = args
+    da, dx, dy = shadows[5], shadows[7], shadows[9]
+    if dy is None:
+        return []
+    _check_scalars(b, inst, shadows, 4, 8)
+    ty = _float_type(kind)
+    alpha = _scalar_operand(b, inst, args, 4, ty)
+    beta = _scalar_operand(b, inst, args, 8, ty)
+    t = _transposed(b, inst, trans)
+    one, unit = _scalar(b, ty, 1.0), const(I64, 1)
+    if dx is not None:
+        _status(b, "numba_xxgemv", [kind, _flag(not t), m, n, alpha, a, lda, dy, one, dx])
+    if da is not None:  # A' (m x n) += alpha u v^T, u (1 x m) and v (1 x n) as rows, k = 1
+        u, v = (x, dy) if t else (dy, x)
+        _status(b, "numba_xxgemm", [kind, _flag(True), _flag(False), m, n, unit, alpha, u,
+                                    unit, v, unit, one, da, lda])  # fmt: skip
+    _scale_output(b, "numba_xxgemv", args, ty, 4, 8, beta, 9, dy)
+    return []
+
+
+def _xxgemm_adjoint(b, inst, args, shadows):
+    """op(A)' += alpha C' op(B)^T, op(B)' += alpha op(A)^T C', C' = beta C'"""
+    kind, transa, transb, m, n, k, _, a, lda, bm, ldb, _, _, ldc = args
+    da, db, dc = shadows[7], shadows[9], shadows[12]
+    if dc is None:
+        return []
+    _check_scalars(b, inst, shadows, 6, 11)
+    ty = _float_type(kind)
+    alpha = _scalar_operand(b, inst, args, 6, ty)
+    beta = _scalar_operand(b, inst, args, 11, ty)
+    ta, tb = _transposed(b, inst, transa), _transposed(b, inst, transb)
+    one = _scalar(b, ty, 1.0)
+    if da is not None:
+        if not ta:  # A (m x k) += alpha C' op(B)^T
+            call = [_flag(False), _flag(not tb), m, k, n, alpha, dc, ldc, bm, ldb]
+        else:  # A (k x m) += alpha op(B) C'^T
+            call = [_flag(tb), _flag(True), k, m, n, alpha, bm, ldb, dc, ldc]
+        _status(b, "numba_xxgemm", [kind, *call, one, da, lda])
+    if db is not None:
+        if not tb:  # B (k x n) += alpha op(A)^T C'
+            call = [_flag(not ta), _flag(False), k, n, m, alpha, a, lda, dc, ldc]
+        else:  # B (n x k) += alpha C'^T op(A)
+            call = [_flag(True), _flag(ta), n, k, m, alpha, dc, ldc, a, lda]
+        _status(b, "numba_xxgemm", [kind, *call, one, db, ldb])
+    _scale_output(b, "numba_xxgemm", args, ty, 6, 11, beta, 12, dc)
+    return []
+
+
+# ---- the table entries (tangents here, adjoints above) --------------------------------------
+@custom("numba_xxdot", writes=BLAS_OUTPUTS["numba_xxdot"], adjoint=_xxdot_adjoint)
 def xxdot(b, inst, args, tans):
     """d(x . y) = dx . y + x . dy, into the shadow of the result slot"""
     kind, conj, n, x, y, res = args
@@ -113,14 +277,14 @@ def _bilinear(b, name: str, args, tans, a_idx: int, b_idx: int, alpha_idx: int,
         _status(b, name, call)
 
 
-@custom("numba_xxgemv", writes=BLAS_OUTPUTS["numba_xxgemv"])
+@custom("numba_xxgemv", writes=BLAS_OUTPUTS["numba_xxgemv"], adjoint=_xxgemv_adjoint)
 def xxgemv(b, inst, args, tans):
     """d(alpha op(A) x + beta y) = alpha op(dA) x + alpha op(A) dx + beta dy"""
     _bilinear(b, "numba_xxgemv", args, tans, 5, 7, 4, 8, 9)
     return None
 
 
-@custom("numba_xxgemm", writes=BLAS_OUTPUTS["numba_xxgemm"])
+@custom("numba_xxgemm", writes=BLAS_OUTPUTS["numba_xxgemm"], adjoint=_xxgemm_adjoint)
 def xxgemm(b, inst, args, tans):
     """d(alpha op(A) op(B) + beta C) = alpha op(dA) op(B) + alpha op(A) op(dB) + beta dC"""
     _bilinear(b, "numba_xxgemm", args, tans, 7, 9, 6, 11, 12)
