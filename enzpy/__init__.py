@@ -17,6 +17,7 @@ from .annotations import (
     DuplicatedNoNeed,
 )  # fmt: skip
 from .api import autodiff, gradient
+from .derivatives import last_tape_bytes
 from .errors import AnnotationError, EnzpyError, NoDerivativeError, ShadowError
 from .explain import explain
 from .jit import EnzymeJit, enzyme_jit
@@ -35,6 +36,7 @@ __all__ = [
     "Duplicated", "DuplicatedNoNeed", "EnzpyError", "EnzymeJit", "Forward", "ForwardWithPrimal",
     "Mode", "NoDerivativeError", "Reverse", "ReverseSplitNoPrimal", "ReverseSplitWithPrimal",
     "ReverseWithPrimal", "ShadowError", "autodiff", "enzyme_jit", "explain", "gradient",
+    "last_tape_bytes",
 ]  # fmt: skip
 
 _REVERSE_IMPLEMENTED = True

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numba
+import numpy as np
 
 import llvm_passes
 from llvm_passes.ir import Module, parse_module
@@ -55,7 +56,7 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     module, symbol, library, restype = primal_module(f.dispatcher, argtypes)
     ret_kind = "const" if ret == "const" or not bridge.abi.contains_float(restype) else "dup"
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
-    synthesize = llvm_passes.forward if mode == "forward" else llvm_passes.reverse
+    synthesize = llvm_passes.forward if mode == "forward" else _reverse
     try:
         result = synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
@@ -68,6 +69,19 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     out = Derivative(drv.driver, symbol, restype, argtypes, result)
     _cache[key] = out
     return out
+
+
+_TAPE_BYTES = np.zeros(1, dtype=np.int64)
+
+
+def _reverse(module: Module, symbol: str, acts: list) -> llvm_passes.ReverseResult:
+    return llvm_passes.reverse(module, symbol, acts, tape_bytes_at=_TAPE_BYTES.ctypes.data)
+
+
+def last_tape_bytes() -> int:
+    """Bytes the most recent reverse-mode call kept on its tape (values the reverse pass
+    needs and the control-flow path); released when the call returns."""
+    return int(_TAPE_BYTES[0])
 
 
 def _locate(synthesize: Any, f: Any, argtypes: tuple, acts: list

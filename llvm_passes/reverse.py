@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import rules
-from .analysis.activity import Activity, ActivityResult, activity
+from .analysis.activity import ALLOCATORS, Activity, ActivityResult, activity
 from .analysis.cfg import CFG, cfg
 from .errors import NoDerivativeError
 from .forward import _FunctionForward, has_rule
@@ -59,9 +59,12 @@ class ReverseResult:
         return self.module.text()
 
 
-def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activity]
-            ) -> ReverseResult:  # fmt: skip
-    """Synthesize `diffe_<fn_name>(args..., shadows...[, dret])` (contract: see module doc)."""
+def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activity],
+            tape_bytes_at: int | None = None) -> ReverseResult:  # fmt: skip
+    """Synthesize `diffe_<fn_name>(args..., shadows...[, dret])` (contract: see module doc).
+
+    With `tape_bytes_at` (an address of an int64), each call stores there the number of
+    bytes its forward sweep put on the tape."""
     module = parse_module(module_text) if isinstance(module_text, str) else module_text
     fn = module.get(fn_name)
     if fn is None or fn.is_declaration:
@@ -73,7 +76,7 @@ def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activi
     synth = _Synthesizer(module)
     pattern = tuple(a.active for a in activities)
     aug, rev = synth.derive(fn, pattern)
-    name = _entry_point(module, fn, pattern, aug, rev)
+    name = _entry_point(module, fn, pattern, aug, rev, tape_bytes_at)
     return ReverseResult(module, name, synth.results[(fn.name, pattern)])
 
 
@@ -81,7 +84,8 @@ def _shadow_type(a: Argument):
     return PTR  # pointer args: their shadow; float args: their adjoint accumulator
 
 
-def _entry_point(module: Module, fn: Function, pattern, aug: str, rev: str) -> str:
+def _entry_point(module: Module, fn: Function, pattern, aug: str, rev: str,
+                 tape_bytes_at: int | None) -> str:  # fmt: skip
     args = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
     shadows = [Argument(PTR, f"{a.name}.shadow", "", 0) for a, p in zip(fn.args, pattern,
                                                                         strict=True) if p]
@@ -97,6 +101,9 @@ def _entry_point(module: Module, fn: Function, pattern, aug: str, rev: str) -> s
     tape = b.alloca(TAPE_TYPE, 8, "tape")
     b.store(Constant(TAPE_TYPE, "zeroinitializer"), tape, 8)
     r = b.call(aug, [*args, *shadows, tape], fn.ret_type, "primal")
+    if tape_bytes_at is not None:
+        size = b.load(I64, b.gep(I64, tape, const(I64, 1)), 8, "tape.bytes")
+        b.store(size, Constant(PTR, f"inttoptr (i64 {tape_bytes_at} to ptr)"), 8)
     b.call(rev, [*args, *shadows, tape, *extra], VOID)
     b.call(FREE, [tape], VOID)
     b.insert(Instruction("ret", operands=[r] if fn.ret_type.kind != "void" else []))
@@ -144,11 +151,18 @@ class _Plan:
         self.pushes_id = {b.name: any(len(self.graph.preds[s]) > 1 for s in b.successors)
                           for b in fn.blocks}  # fmt: skip
         self.needs: dict[Instruction, list[tuple[str, Value]]] = {}
-        for inst in fn.instructions():
-            items = [(k, v) for k, v in self._needs(inst)
-                     if not isinstance(v, Argument | Constant | GlobalRef)]
-            if items:
-                self.needs[inst] = items
+        self.pushes: dict[Instruction, list[tuple[str, Value]]] = {}
+        for block in fn.blocks:
+            pushed: set[tuple[str, Value]] = set()  # by instructions later in the block
+            for inst in reversed(block.instructions):
+                items = [(k, v) for k, v in dict.fromkeys(self._needs(inst))
+                         if not isinstance(v, Argument | Constant | GlobalRef)]
+                if items:
+                    self.needs[inst] = items
+                    fresh = [item for item in items if item not in pushed]
+                    pushed.update(fresh)
+                    if fresh:
+                        self.pushes[inst] = fresh
 
     def pops_id(self, block: str) -> bool:
         return any(self.pushes_id[p] for p in self.graph.preds[block])
@@ -188,7 +202,7 @@ class _Plan:
         rule = rules.lookup(inst)
         if rule is None or rule.kind in ("linear", "zero"):
             return []
-        return [("primal", v) for v in ops] + [("primal", inst)]
+        return [("primal", v) for v in ops] + ([("primal", inst)] if rule.needs_out else [])
 
 
 # ---- the augmented forward sweep --------------------------------------------------------------
@@ -225,7 +239,7 @@ class _Augmented(_FunctionForward):
                 if inst.is_terminator:
                     self.before_terminator(inst)
                 self.visit(inst)
-                for kind, v in self.plan.needs.get(inst, ()):
+                for kind, v in self.plan.pushes.get(inst, ()):
                     self.push(inst, kind, v)
         for primal, tphi in self.pending_phis:
             tphi.operands = [self.shadow_of(v, primal) for v in primal.operands]
@@ -422,6 +436,7 @@ class _Reverse:
 
     def reverse_block(self, block: Block, new: Function) -> None:
         self.b.position_at_end(self.rev_blocks[block.name])
+        self.block_values: dict[tuple[str, Value], Value] = {}
         if self.dret is not None and block.terminator.opcode == "ret":
             self.add_adjoint(block.terminator.operands[0], self.dret)
         for inst in reversed(block.instructions):
@@ -467,14 +482,16 @@ class _Reverse:
 
     # ---- instructions --------------------------------------------------------------------
     def popped(self, inst: Instruction) -> tuple[dict[Value, Value], dict[Value, Value]]:
-        primal: dict[Value, Value] = {}
-        shadow: dict[Value, Value] = {}
-        for kind, v in reversed(self.plan.needs.get(inst, [])):
+        """The values `inst`'s reverse needs: popped now, or earlier in this block's reverse
+        by a later instruction that needed them too."""
+        for kind, v in reversed(self.plan.pushes.get(inst, [])):
             ty = PTR if kind == "shadow" else v.type
-            got = pop(self.b, self.tape, ty, f"{getattr(v, 'name', '') or 'v'}.{kind}")
-            (shadow if kind == "shadow" else primal)[v] = got
-        for a, s in self.shadow_args.items():
-            shadow.setdefault(a, s)
+            name = f"{getattr(v, 'name', '') or 'v'}.{kind}"
+            self.block_values[(kind, v)] = pop(self.b, self.tape, ty, name)
+        primal: dict[Value, Value] = {}
+        shadow: dict[Value, Value] = dict(self.shadow_args)
+        for kind, v in self.plan.needs.get(inst, []):
+            (shadow if kind == "shadow" else primal)[v] = self.block_values[(kind, v)]
         return primal, shadow
 
     def reverse_instruction(self, inst: Instruction) -> None:
@@ -516,7 +533,7 @@ class _Reverse:
             rule.adjoint(self.b, inst, args, shadows)
         elif op == "alloca" and inst in shadow:
             self.b.call("free", [shadow[inst]], VOID)
-        elif op == "call" and self.plan.needs.get(inst) == [("shadow", inst)]:
+        elif op == "call" and inst.callee_name in ALLOCATORS and inst in shadow:
             self.b.call("NRT_decref", [shadow[inst]], VOID)  # the shadow allocation dies
         elif _is_active_float(self.act, inst):
             rule = rules.lookup(inst)

@@ -15,6 +15,7 @@ Rules never ask about activity, tapes or caching; the synthesizers own those. Sh
 
 from __future__ import annotations
 
+import dis
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ class Rule:
     adjoint: Adjoint | None
     formula: str
     kind: str  # smooth | linear | zero | custom
+    needs_out: bool = True  # the adjoint uses the primal result
 
 
 RULES: dict[str, Rule] = {}
@@ -93,7 +95,9 @@ def smooth(*keys: str):
             return [None if p is None else b.fmul(p, adj, "adj") for p in ps]
 
         doc = (partials.__doc__ or "").strip()
-        register(keys, lambda k: Rule(k, tangent, adjoint, doc, "smooth"))
+        uses_out = any(i.opname.startswith("LOAD_FAST") and i.argval == "out"
+                       for i in dis.get_instructions(partials))  # fmt: skip
+        register(keys, lambda k: Rule(k, tangent, adjoint, doc, "smooth", uses_out))
         return partials
 
     return deco
