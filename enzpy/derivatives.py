@@ -8,6 +8,7 @@ Set `ENZPY_DUMP_IR=1` to print the synthesized IR, or `ENZPY_DUMP_IR=<dir>` to w
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,25 @@ def _locate(synthesize: Any, f: Any, argtypes: tuple, acts: list
     return None
 
 
+def demangle(symbol: str) -> str:
+    """The Python qualified name inside a Numba-mangled symbol (`_ZN8__main__1fB2v1...`
+    -> `__main__.f`); other names are returned unchanged."""
+    if not symbol.startswith("_ZN"):
+        return symbol
+    parts, i = [], 3
+    while i < len(symbol) and symbol[i].isdigit():
+        j = i
+        while symbol[j].isdigit():
+            j += 1
+        n = int(symbol[i:j])
+        parts.append(symbol[j:j + n])
+        i = j + n
+    name = ".".join(parts) or symbol
+    return re.sub(r"_([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), name)
+
+
 def _with_python_name(msg: str, f: Any) -> str:
+    msg = re.sub(r"_ZN\w+", lambda m: demangle(m.group()), msg)
     code = getattr(f.py_func, "__code__", None)
     where = f"{code.co_filename}:{code.co_firstlineno}" if code else "?"
     return f"{msg}\n(while differentiating {f.py_func.__qualname__}, defined at {where})"

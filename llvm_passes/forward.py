@@ -304,7 +304,7 @@ class _FunctionForward:
                 callee = inst.callee_name or "an indirect call"
                 raise self.fail(inst, f"a call to {callee}",
                                 "No derivative rule exists for it: mark the arguments that "
-                                "reach it Const, or register a custom rule.")  # fmt: skip
+                                "reach it Const, so that no derivative flows through it.")
             try:
                 return self.visit_rule_call(inst)
             except ValueError as e:

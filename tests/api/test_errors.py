@@ -235,3 +235,22 @@ def test_primal_with_raise_path_differentiates_normally():
     dz, z = ez.autodiff(ez.ForwardWithPrimal, checked_sqrt, ez.Duplicated(x, dx))
     assert z == pytest.approx(6.0)
     assert dz == pytest.approx(0.5 * 1.0 + 0.25 * 2.0 - 3.0 / 6.0, rel=1e-12)
+
+
+@ez.enzyme_jit
+def _uses_lapack(a):
+    return np.linalg.det(a)
+
+
+@pytest.mark.parametrize("mode", ["Forward", "Reverse"])
+def test_library_call_without_rule_is_named(mode):
+    """A LAPACK call inside Numba's own helpers: refused, naming the callee and the helper."""
+    a = np.eye(3) + 0.1
+    annotated = ez.Duplicated(a, np.zeros((3, 3)))
+    with pytest.raises(ez.NoDerivativeError) as ei:
+        if mode == "Forward":
+            ez.autodiff(ez.Forward, _uses_lapack, annotated)
+        else:
+            ez.autodiff(ez.Reverse, _uses_lapack, ez.Active, annotated)
+    msg = str(ei.value)
+    assert "numba_xxgetrf" in msg and "slogdet_impl" in msg and "_uses_lapack" in msg
