@@ -1,4 +1,5 @@
-"""``python -m bench``: time primal, enzpy forward mode, finite differences and native C."""
+"""``python -m bench``: time primal, enzpy forward and reverse mode, finite differences and
+native C."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .timing import (
     KernelResult,
     fmt_time,
     interleaved_per_call,
+    markdown_tape,
     markdown_times,
     markdown_values,
     run_kernel,
@@ -48,11 +50,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def call_overhead(quick: bool) -> dict[str, Any]:
-    """µs per call of ``ez.autodiff(Forward, tiny, Duplicated, Const)`` vs ``tiny(a, b)``."""
+    """µs per call of ``ez.autodiff(Forward | Reverse, tiny, ...)`` vs ``tiny(a, b)``."""
     a, b, da = np.arange(1.0, 5.0), np.linspace(0.5, 2.0, 4), np.ones(4)
+    ga = np.zeros(4)  # reverse accumulates into it call after call; harmless here
     fns = {"primal": lambda: tiny(a, b)}
     if ez is not None:
         fns["enzpy fwd"] = lambda: ez.autodiff(ez.Forward, tiny, ez.Duplicated(a, da), ez.Const(b))
+        fns["enzpy rev"] = lambda: ez.autodiff(
+            ez.Reverse, tiny, ez.Active, ez.Duplicated(a, ga), ez.Const(b)
+        )
     batches = 5 if quick else 15
     raw = interleaved_per_call(fns, batch_s=0.01 if quick else 0.02, batches=batches)
     out: dict[str, Any] = {"args": "two float64 arrays of 4 elements", "tools": {}}
@@ -65,10 +71,13 @@ def call_overhead(quick: bool) -> dict[str, Any]:
                 "samples_us": [t * 1e6 for t in res],
             }
     if ez is None:
-        out["tools"]["enzpy fwd"] = {"error": "ImportError", "error_detail": ENZPY_IMPORT_ERROR}
-    p, f = out["tools"].get("primal", {}), out["tools"].get("enzpy fwd", {})
-    if "us_per_call" in p and "us_per_call" in f:
-        out["ratio"] = f["us_per_call"] / p["us_per_call"]
+        for name in ("enzpy fwd", "enzpy rev"):
+            out["tools"][name] = {"error": "ImportError", "error_detail": ENZPY_IMPORT_ERROR}
+    p = out["tools"].get("primal", {})
+    for name, key in (("enzpy fwd", "ratio"), ("enzpy rev", "ratio_rev")):
+        f = out["tools"].get(name, {})
+        if "us_per_call" in p and "us_per_call" in f:
+            out[key] = f["us_per_call"] / p["us_per_call"]
     return out
 
 
@@ -79,6 +88,8 @@ def markdown_overhead(ov: dict[str, Any]) -> str:
     labels = {
         "primal": "`tiny(a, b)`",
         "enzpy fwd": "`ez.autodiff(ez.Forward, tiny, ez.Duplicated(a, da), ez.Const(b))`",
+        "enzpy rev": "`ez.autodiff(ez.Reverse, tiny, ez.Active, ez.Duplicated(a, da), "
+        "ez.Const(b))`",
     }
     for name, rec in ov["tools"].items():
         if "us_per_call" in rec:
@@ -88,6 +99,11 @@ def markdown_overhead(ov: dict[str, Any]) -> str:
         else:
             lines.append(f"| {labels.get(name, name)} | n/a ({rec['error']}) | |")
     return "\n".join(lines)
+
+
+def _has(results: list[KernelResult], tool: str) -> bool:
+    """Whether any kernel has the tool."""
+    return any(tool in r.tools for r in results)
 
 
 def metadata(args: argparse.Namespace, lib: Any) -> dict[str, Any]:
@@ -177,13 +193,22 @@ def main(argv: list[str] | None = None) -> int:
     md = [
         "## enzpy benchmark" + (" (quick)" if args.quick else ""),
         "",
-        "Median wall time per call; in parentheses the ratio to the Numba primal.",
+        "Median wall time per call; in parentheses the ratio to the Numba primal. Reverse "
+        "columns: one full gradient (return seeded 1.0; shadows zeroed outside the timed region).",
         "",
         markdown_times(results),
         "",
-        f"Directional derivative ż per tool (relative deviation from `{reference}`):",
+        f"Directional derivative ż per tool (relative deviation from `{reference}`; a reverse "
+        "tool's ż is its gradient dotted with the direction), then the checks of the reverse "
+        "gradient: max |g − g_native| / max |g_native| against the hand-written native adjoint, "
+        "and the relative error of the dot-product test <v, J u> = <Jᵀ v, u> against forward mode:",
         "",
         markdown_values(results, reference),
+        "",
+        "Tape: bytes the reverse pass kept (enzpy: `ez.last_tape_bytes()` after the call; "
+        "native: the hand-written adjoint's own record):",
+        "",
+        markdown_tape(results, [t for t in ("enzpy rev", "native rev") if _has(results, t)]),
     ]
     if overhead is not None:
         md += ["", "Call overhead from Python:", "", markdown_overhead(overhead)]

@@ -6,8 +6,11 @@
 (c) ``stencil``: nonlinear 5-point stencil swept in place (Gauss-Seidel order) a few times on a
     256 x 256 grid; returns ``0.5 * sum(u**2)``.
 
-Every derivative tool returns the directional derivative ``ż`` of the return value for the
-kernel's direction, so the columns can be checked against each other.
+Every forward tool returns the directional derivative ``ż`` of the return value for the
+kernel's direction u; every reverse tool returns the gradient (return seeded 1.0, shadows zeroed
+before the call), whose dot product gᵀu with the direction is the same number, so the columns
+can be checked against each other. The reverse gradient is also checked against the native
+hand-written adjoint (full vectors) and against forward mode by the dot-product test.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numba
 import numpy as np
 
 from . import native_lib
-from .timing import Inputs, Kernel, Tool
+from .timing import Gradient, Inputs, Kernel, KernelResult, Tool
 
 try:
     import enzpy as ez
@@ -165,6 +168,89 @@ def enzpy_forward(kernel_fn: Any) -> Tool:
     return tool
 
 
+def reverse_annotate(args: tuple[Any, ...], direction: tuple[Any, ...], shadow: tuple[Any, ...]
+                     ) -> list[Any]:  # fmt: skip
+    """Reverse-mode annotations: every argument with a direction is active — an array as
+    Duplicated(arg, shadow), a float scalar as Active(arg); the rest Const."""
+    assert ez is not None
+    out = []
+    for a, d, s in zip(args, direction, shadow, strict=True):
+        if d is None:
+            out.append(ez.Const(a))
+        elif isinstance(a, np.ndarray):
+            out.append(ez.Duplicated(a, s))
+        else:
+            out.append(ez.Active(a))
+    return out
+
+
+def _grads(args: tuple[Any, ...], direction: tuple[Any, ...], shadow: tuple[Any, ...],
+           adjoints: tuple[Any, ...]) -> tuple[Any, ...]:  # fmt: skip
+    """Per argument: the shadow of an active array, the returned adjoint of an active scalar."""
+    return tuple(
+        None if d is None else (s if isinstance(a, np.ndarray) else adj)
+        for a, d, s, adj in zip(args, direction, shadow, adjoints, strict=True)
+    )
+
+
+def enzpy_reverse(kernel_fn: Any) -> Tool:
+    """Tool: ``ez.autodiff(ez.Reverse, kernel_fn, ez.Active, ...)`` -> the gradient (return seed
+    1.0, shadows zeroed by the harness outside the timed region)."""
+
+    def tool(inp: Inputs) -> Gradient:
+        if ez is None:
+            raise ImportError(ENZPY_IMPORT_ERROR)
+        adj = ez.autodiff(
+            ez.Reverse, kernel_fn, ez.Active, *reverse_annotate(inp.args, inp.direction, inp.shadow)
+        )
+        tape = ez.last_tape_bytes()
+        return Gradient(_grads(inp.args, inp.direction, inp.shadow, adj), inp.direction, tape)
+
+    return tool
+
+
+def dot_test(kernel_fn: Any, inp: Inputs, seed: int = 7) -> float:
+    """Relative error of the dot-product test ``<v, J u> == <Jᵀ v, u>`` for the map
+    ``args -> (args after, z)``: u is the kernel's direction, v is the return seed 1.0 plus a
+    random cotangent for every active array after execution (seeded into its shadow)."""
+    if ez is None:
+        raise ImportError(ENZPY_IMPORT_ERROR)
+    r = np.random.default_rng(seed)
+    v = tuple(
+        r.standard_normal(a.shape) if isinstance(a, np.ndarray) and d is not None else None
+        for a, d in zip(inp.args, inp.direction, strict=True)
+    )
+    # <v, J u>: forward mode; the shadows hold the tangent of each array after execution
+    f = inp.fresh()
+    lhs = float(ez.autodiff(ez.Forward, kernel_fn, *annotate(f)))
+    lhs += sum(float(np.vdot(va, ua)) for va, ua in zip(v, f.direction, strict=True)
+               if va is not None)  # fmt: skip
+    # <Jᵀ v, u>: reverse mode with the shadows seeded with v
+    b = inp.fresh()
+    shadow = tuple(None if va is None else va.copy() for va in v)
+    adj = ez.autodiff(
+        ez.Reverse, kernel_fn, ez.Active, *reverse_annotate(b.args, b.direction, shadow)
+    )
+    rhs = Gradient(_grads(b.args, b.direction, shadow, adj), inp.direction).tangent()
+    return abs(lhs - rhs) / max(abs(lhs), abs(rhs), 1e-300)
+
+
+def gradient_error(tool: str, reference: str) -> Any:
+    """Check: ``max |g − g_ref| / max |g_ref|`` between the gradients two reverse tools
+    returned in their warm-up calls."""
+
+    def check(inp: Inputs, res: KernelResult) -> float:
+        g, ref = res.tools[tool], res.tools[reference]
+        for t in (g, ref):
+            if t.gradient is None:
+                raise RuntimeError(f"{t.name}: no gradient ({t.error})")
+        assert g.gradient is not None and ref.gradient is not None
+        scale = max(float(np.max(np.abs(ref.gradient))), 1e-300)
+        return float(np.max(np.abs(g.gradient - ref.gradient))) / scale
+
+    return check
+
+
 def central_fd(kernel_fn: Any, h: float = FD_STEP) -> Tool:
     """Tool: central finite difference of the return along the direction (2 primal calls)."""
 
@@ -179,8 +265,12 @@ def central_fd(kernel_fn: Any, h: float = FD_STEP) -> Tool:
 
 
 def default_tools(kernel_fn: Any) -> dict[str, Tool]:
-    """The columns every kernel has: enzpy forward mode and central finite differences."""
-    return {"enzpy fwd": enzpy_forward(kernel_fn), "FD central": central_fd(kernel_fn)}
+    """The columns every kernel has: enzpy forward and reverse mode, central finite differences."""
+    return {
+        "enzpy fwd": enzpy_forward(kernel_fn),
+        "enzpy rev": enzpy_reverse(kernel_fn),
+        "FD central": central_fd(kernel_fn),
+    }
 
 
 # ---------------------------------------------------------------------------- native tools
@@ -199,11 +289,10 @@ def native_tools(name: str, lib: ctypes.CDLL) -> dict[str, Tool]:
             (x,), (dx,) = inp.args, inp.direction
             return lib.reduction_fwd(P(x), P(dx), x.size)
 
-        def rev(inp: Inputs) -> float:
-            (x,), (dx,) = inp.args, inp.direction
-            xbar = np.zeros_like(x)
+        def rev(inp: Inputs) -> Gradient:
+            (x,), (xbar,) = inp.args, inp.shadow
             lib.reduction_rev(P(x), P(xbar), x.size, 1.0)
-            return float(xbar @ dx)
+            return Gradient((xbar,), inp.direction, 0)
 
         return {"native primal": primal, "native fwd": fwd, "native rev": rev}
     if name == "ode":
@@ -216,12 +305,11 @@ def native_tools(name: str, lib: ctypes.CDLL) -> dict[str, Tool]:
             (p, u, dt, n), (dp, du, _, _) = inp.args, inp.direction
             return lib.lv_fwd(P(p), P(dp), P(u), P(du), dt, n)
 
-        def rev(inp: Inputs) -> float:
-            (p, u, dt, n), (dp, du, _, _) = inp.args, inp.direction
-            pbar, ubar = np.zeros(4), np.zeros(2)
+        def rev(inp: Inputs) -> Gradient:
+            (p, u, dt, n), (pbar, ubar, _, _) = inp.args, inp.shadow
             if math.isnan(lib.lv_rev(P(p), P(pbar), P(u), P(ubar), dt, n, 1.0)):
                 raise MemoryError("lv_rev: tape allocation failed")
-            return float(pbar @ dp + ubar @ du)
+            return Gradient((pbar, ubar, None, None), inp.direction, 16 * max(n, 1))
 
         return {"native primal": primal, "native fwd": fwd, "native rev": rev}
     if name == "stencil":
@@ -257,6 +345,7 @@ def build_kernels(lib: ctypes.CDLL | None = None) -> dict[str, Kernel]:
             reduction_inputs,
             sizes={"full": 10**6, "quick": 10**5},
             size_label=lambda n: f"n={_num(n)}",
+            tape_units=lambda q: [("element", q["n"])],
         ),
         "ode": Kernel(
             "ode",
@@ -265,6 +354,7 @@ def build_kernels(lib: ctypes.CDLL | None = None) -> dict[str, Kernel]:
             ode_inputs,
             sizes={"full": 10**5, "quick": 10**4},
             size_label=lambda n: f"{_num(n)} steps",
+            tape_units=lambda q: [("step", q["nsteps"])],
         ),
         "stencil": Kernel(
             "stencil",
@@ -273,10 +363,17 @@ def build_kernels(lib: ctypes.CDLL | None = None) -> dict[str, Kernel]:
             stencil_inputs,
             sizes={"full": (256, 10), "quick": (64, 5)},
             size_label=lambda s: f"{s[0]}²×{s[1]} sweeps",
+            tape_units=lambda q: [
+                ("sweep", q["nsteps"]),
+                ("point update", (q["n"] - 2) ** 2 * q["nsteps"]),
+            ],
         ),
     }
     for k in kernels.values():
         k.tools.update(default_tools(k.primal))
         if lib is not None:
             k.tools.update(native_tools(k.name, lib))
+        if "native rev" in k.tools:
+            k.checks["enzpy rev vs native rev"] = gradient_error("enzpy rev", "native rev")
+        k.checks["enzpy rev dot test"] = lambda inp, res, f=k.primal: dot_test(f, inp)
     return kernels

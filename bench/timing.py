@@ -1,11 +1,14 @@
 """Timing harness: kernels with named tools, interleaved repetitions, medians, tables.
 
 A :class:`Kernel` bundles a primal function, ``make_inputs(size)`` and a ``tools`` dict mapping a
-column name ("enzpy fwd", "FD central", "native fwd", later "enzpy rev", "jax fwd", ...) to a
+column name ("enzpy fwd", "FD central", "native fwd", "enzpy rev", later "jax fwd", ...) to a
 callable ``tool(inputs) -> value``. The harness hands every call fresh copies of the inputs (the
-kernels mutate them; copying is not timed), warms each tool up, then times all tools in
-interleaved rounds so that drift (frequency scaling, other load) hits every column alike.
-A tool that raises is reported as ``n/a (ErrorClass)`` and the rest of the run goes on.
+kernels mutate them) and freshly zeroed shadow buffers (copying and zeroing are not timed), warms
+each tool up, then times all tools in interleaved rounds so that drift (frequency scaling, other
+load) hits every column alike. A forward tool returns ż; a reverse tool returns a
+:class:`Gradient` (the gradient arrays; the dot product with the direction is taken after the
+timed call). A tool that raises is reported as ``n/a (ErrorClass)`` and the rest of the run goes
+on. After timing, the kernel's ``checks`` run once (e.g. reverse vs native reverse, dot test).
 """
 
 from __future__ import annotations
@@ -29,10 +32,16 @@ class Inputs:
     args: tuple[Any, ...]
     direction: tuple[Any, ...]
     params: dict[str, Any] = field(default_factory=dict)
+    #: zero-filled shadow buffers, one per argument whose direction is an array (else None);
+    #: made by :meth:`fresh` outside the timed region, for reverse-mode tools to accumulate into
+    shadow: tuple[Any, ...] = ()
 
     def fresh(self) -> Inputs:
-        """A copy whose arrays may be mutated freely."""
-        return Inputs(_copy_all(self.args), _copy_all(self.direction), dict(self.params))
+        """A copy whose arrays may be mutated freely, with zeroed shadows (memory touched)."""
+        shadow = tuple(
+            np.zeros_like(d) if isinstance(d, np.ndarray) else None for d in self.direction
+        )
+        return Inputs(_copy_all(self.args), _copy_all(self.direction), dict(self.params), shadow)
 
 
 def _copy_all(values: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -41,6 +50,29 @@ def _copy_all(values: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 Tool = Callable[[Inputs], Any]
+
+
+@dataclass
+class Gradient:
+    """What a reverse-mode tool returns: the gradient for each argument (None where inactive),
+    the direction it is checked along, and the bytes its tape held (None if unknown)."""
+
+    grads: tuple[Any, ...]
+    direction: tuple[Any, ...]
+    tape_bytes: int | None = None
+
+    def tangent(self) -> float:
+        """gᵀu: the directional derivative ż this gradient implies for the direction u."""
+        s = 0.0
+        for g, d in zip(self.grads, self.direction, strict=True):
+            if g is not None and d is not None:
+                s += float(np.vdot(np.ravel(g), np.ravel(d)))
+        return s
+
+    def flat(self) -> np.ndarray:
+        """All gradient entries as one float vector, in argument order."""
+        parts = [np.ravel(np.asarray(g, dtype=np.float64)) for g in self.grads if g is not None]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
 
 @dataclass
@@ -54,6 +86,10 @@ class Kernel:
     sizes: dict[str, Any]
     tools: dict[str, Tool] = field(default_factory=dict)
     size_label: Callable[[Any], str] = str
+    #: checks run once after timing: name -> check(inputs, result) -> error (a float)
+    checks: dict[str, Callable[[Inputs, KernelResult], float]] = field(default_factory=dict)
+    #: units to express tape size in: params -> [(unit name, count), ...], e.g. [("step", 1e5)]
+    tape_units: Callable[[dict[str, Any]], list[tuple[str, int]]] = lambda params: []
 
     def all_tools(self) -> dict[str, Tool]:
         """The primal (as column ``primal``) followed by the kernel's tools."""
@@ -70,6 +106,16 @@ class ToolResult:
     value: Any = None
     error: str | None = None
     error_detail: str | None = None
+    gradient: np.ndarray | None = None  # flat gradient of a reverse tool (warm-up call)
+    tape_bytes: int | None = None  # tape bytes of a reverse tool (warm-up call)
+
+    def record(self, value: Any) -> None:
+        """Keep a tool's result: ż, or for a :class:`Gradient` its gᵀu, gradient and tape."""
+        if isinstance(value, Gradient):
+            self.gradient = value.flat()
+            self.tape_bytes = value.tape_bytes
+            value = value.tangent()
+        self.value = value
 
     @property
     def ok(self) -> bool:
@@ -95,6 +141,10 @@ class ToolResult:
             "times_s": self.times,
             "ratio_to_primal": ratio,
             "value": _jsonable(self.value),
+            "gradient": _jsonable(self.gradient)
+            if self.gradient is not None and self.gradient.size <= 16
+            else None,
+            "tape_bytes": self.tape_bytes,
             "error": self.error,
             "error_detail": self.error_detail,
         }
@@ -110,6 +160,8 @@ class KernelResult:
     params: dict[str, Any]
     tools: dict[str, ToolResult]
     error: str | None = None
+    checks: dict[str, float | str] = field(default_factory=dict)  # float error or "Err: msg"
+    tape_units: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def primal_median(self) -> float:
@@ -127,6 +179,8 @@ class KernelResult:
             "params": {k: _jsonable(v) for k, v in self.params.items()},
             "error": self.error,
             "tools": {k: v.to_json(pm) for k, v in self.tools.items()},
+            "checks": {k: _jsonable(v) for k, v in self.checks.items()},
+            "tape_units": [[u, c] for u, c in self.tape_units],
         }
 
 
@@ -189,7 +243,8 @@ def run_kernel(
             t0 = time.perf_counter()
             _call(tool, inputs)
             first = time.perf_counter() - t0
-            dt, res.value = _call(tool, inputs)
+            dt, value = _call(tool, inputs)
+            res.record(value)
             slowest = max(slowest, dt)
             log(
                 f"  {kernel.name:<10} {name:<14} warm-up {first * 1e3:9.2f} ms,"
@@ -216,7 +271,15 @@ def run_kernel(
                 res.error = _error_name(exc)
                 res.error_detail = "".join(traceback.format_exception_only(exc)).strip()
                 res.times.clear()
-    return KernelResult(kernel.name, kernel.description, label, dict(inputs.params), results)
+    out = KernelResult(kernel.name, kernel.description, label, dict(inputs.params), results)
+    out.tape_units = list(kernel.tape_units(inputs.params))
+    for name, check in kernel.checks.items():
+        try:
+            out.checks[name] = float(check(inputs, out))
+        except Exception as exc:  # noqa: BLE001
+            out.checks[name] = f"{_error_name(exc)}: {str(exc)[:300]}"
+            log(f"  {kernel.name:<10} check {name!r} n/a: {out.checks[name]}")
+    return out
 
 
 def per_call_seconds(
@@ -320,13 +383,32 @@ def markdown_times(results: Sequence[KernelResult]) -> str:
     return "\n".join(lines)
 
 
+def check_columns(results: Sequence[KernelResult]) -> list[str]:
+    """Union of check names over all kernels, in first-seen order."""
+    out: list[str] = []
+    for r in results:
+        out += [c for c in r.checks if c not in out]
+    return out
+
+
+def _check_cell(value: float | str | None) -> str:
+    """Table cell of one check: its error, or why it is missing."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return f"n/a ({value.split(':', 1)[0]})"
+    return f"{value:.1e}"
+
+
 def markdown_values(results: Sequence[KernelResult], reference: str) -> str:
     """Markdown table: the primal's return value, then each derivative tool's directional
-    derivative with its relative deviation from the ``reference`` tool."""
+    derivative with its relative deviation from the ``reference`` tool, then the checks
+    (relative errors)."""
     cols = [c for c in columns(results) if is_derivative(c)]
+    checks = check_columns(results)
     lines = [
-        f"| kernel | z (primal) | {' | '.join(cols)} |",
-        "|---|---:|" + "---:|" * len(cols),
+        f"| kernel | z (primal) | {' | '.join(cols + checks)} |",
+        "|---|---:|" + "---:|" * (len(cols) + len(checks)),
     ]
     for r in results:
         ref = r.tools.get(reference)
@@ -352,5 +434,36 @@ def markdown_values(results: Sequence[KernelResult], reference: str) -> str:
                     dev = abs(v - refv) / max(abs(refv), 1e-300)
                     cell += f" ({dev:.1e})"
                 cells.append(cell)
+        cells += [_check_cell(r.checks.get(c)) for c in checks]
         lines.append(f"| {r.kernel} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def fmt_bytes(n: float) -> str:
+    """Byte count with 3 significant digits in B, kB, MB or GB (powers of 1000)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.3g} B"
+
+
+def markdown_tape(results: Sequence[KernelResult], tools: Sequence[str]) -> str:
+    """Markdown table: tape bytes of each reverse tool in ``tools``, total and per unit."""
+    head = "| kernel | size |"
+    for t in tools:
+        head += f" {t} tape | per unit |"
+    lines = [head, "|---|---|" + "---:|---|" * len(tools)]
+    for r in results:
+        cells = []
+        for t in tools:
+            res = r.tools.get(t)
+            if res is None:
+                cells += ["—", ""]
+            elif res.tape_bytes is None:
+                cells += [f"n/a ({res.error})" if res.error else "n/a", ""]
+            else:
+                b = res.tape_bytes
+                per = [f"{fmt_bytes(b / c)}/{u}" for u, c in r.tape_units if c > 0]
+                cells += [fmt_bytes(b), ", ".join(per)]
+        lines.append(f"| {r.kernel} | {r.size} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

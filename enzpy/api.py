@@ -155,11 +155,7 @@ def _compiled_derivative(mode: Mode, f: EnzymeJit, ret_activity: Any,
 def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation],
              compiled: tuple[Any, str] | None = None) -> Any:  # fmt: skip
     deriv, ret = compiled or _compiled_derivative(mode, f, ret_activity, annotated)
-    primals = [a.val for a in annotated]
-    shadows, copy_back = _shadows(annotated)
-    primal, tangent = deriv.driver(*primals, *shadows)
-    for dst, src in copy_back:
-        dst[...] = src
+    primal, tangent = _run(deriv, annotated)
     if ret == "const":
         tangent = None
     if mode.with_primal and ret_activity is not DuplicatedNoNeed:
@@ -167,9 +163,9 @@ def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annota
     return tangent
 
 
-def _shadows(annotated: list[Annotation]) -> tuple[list[Any], list[tuple[Any, Any]]]:
-    """Shadow arguments for the driver, laid out like their primals, and the copies to
-    write back into the user's shadows afterwards."""
+def _run(deriv: Any, annotated: list[Annotation]) -> tuple[Any, Any]:
+    """Call the native derivative: primals, then shadows laid out like their primals
+    (copied back into the user's shadows when they had another layout)."""
     shadows, copy_back = [], []
     for a in annotated:
         if isinstance(a, Duplicated):
@@ -180,7 +176,10 @@ def _shadows(annotated: list[Annotation]) -> tuple[list[Any], list[tuple[Any, An
                 shadows.append(s)
             else:
                 shadows.append(type(a.val)(a.dval))
-    return shadows, copy_back
+    out = deriv.driver(*[a.val for a in annotated], *shadows)
+    for dst, src in copy_back:
+        dst[...] = src
+    return out
 
 
 def _reverse_signature(f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> tuple:
@@ -204,12 +203,8 @@ def _reverse_signature(f: EnzymeJit, ret_activity: Any, annotated: list[Annotati
 
 def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation],
              compiled: tuple[Any, str] | None = None) -> Any:  # fmt: skip
-    deriv, ret = compiled or _compiled_derivative(mode, f, ret_activity, annotated)
-    primals = [a.val for a in annotated]
-    shadows, copy_back = _shadows(annotated)
-    primal, scalar_adjoints = deriv.driver(*primals, *shadows)
-    for dst, src in copy_back:
-        dst[...] = src
+    deriv, _ = compiled or _compiled_derivative(mode, f, ret_activity, annotated)
+    primal, scalar_adjoints = _run(deriv, annotated)
     it = iter(scalar_adjoints)
     adjoints = tuple(next(it) if isinstance(a, Active) else None for a in annotated)
     return (adjoints, primal) if mode.with_primal else adjoints

@@ -53,6 +53,16 @@ def forward(
     module_text: str | Module, fn_name: str, activities: Sequence[Activity]
 ) -> ForwardResult:
     """Synthesize `fwddiffe_<fn_name>` for the given per-argument activities."""
+    module, fn = function_to_derive(module_text, fn_name, activities)
+    synth = _Synthesizer(module)
+    pattern = tuple(a.active for a in activities)
+    name = synth.derive(fn, pattern, f"fwddiffe_{fn_name}")
+    return ForwardResult(module, name, synth.results[(fn_name, pattern)])
+
+
+def function_to_derive(module_text: str | Module, fn_name: str,
+                       activities: Sequence[Activity]) -> tuple[Module, Function]:  # fmt: skip
+    """The parsed module and the defined function `fn_name`, checked against `activities`."""
     module = parse_module(module_text) if isinstance(module_text, str) else module_text
     fn = module.get(fn_name)
     if fn is None or fn.is_declaration:
@@ -60,10 +70,7 @@ def forward(
     if len(activities) != len(fn.args):
         raise ValueError(f"@{fn_name} takes {len(fn.args)} arguments, "
                          f"got {len(activities)} activities")  # fmt: skip
-    synth = _Synthesizer(module)
-    pattern = tuple(a.active for a in activities)
-    name = synth.derive(fn, pattern, f"fwddiffe_{fn_name}")
-    return ForwardResult(module, name, synth.results[(fn_name, pattern)])
+    return module, fn
 
 
 def has_rule(inst: Instruction) -> bool:

@@ -21,7 +21,7 @@ from . import rules
 from .analysis.activity import ALLOCATORS, Activity, ActivityResult, activity
 from .analysis.cfg import CFG, cfg
 from .errors import NoDerivativeError
-from .forward import _FunctionForward, has_rule
+from .forward import _FunctionForward, function_to_derive, has_rule
 from .ir import (
     I64,
     PTR,
@@ -34,7 +34,6 @@ from .ir import (
     Instruction,
     Module,
     Value,
-    parse_module,
 )
 from .ir.builder import Builder, Namer
 from .ir.types import size_in_bytes
@@ -65,23 +64,13 @@ def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activi
 
     With `tape_bytes_at` (an address of an int64), each call stores there the number of
     bytes its forward sweep put on the tape."""
-    module = parse_module(module_text) if isinstance(module_text, str) else module_text
-    fn = module.get(fn_name)
-    if fn is None or fn.is_declaration:
-        raise KeyError(f"function @{fn_name} is not defined in the module")
-    if len(activities) != len(fn.args):
-        raise ValueError(f"@{fn_name} takes {len(fn.args)} arguments, "
-                         f"got {len(activities)} activities")  # fmt: skip
+    module, fn = function_to_derive(module_text, fn_name, activities)
     ensure_runtime(module)
     synth = _Synthesizer(module)
     pattern = tuple(a.active for a in activities)
     aug, rev = synth.derive(fn, pattern)
     name = _entry_point(module, fn, pattern, aug, rev, tape_bytes_at)
     return ReverseResult(module, name, synth.results[(fn.name, pattern)])
-
-
-def _shadow_type(a: Argument):
-    return PTR  # pointer args: their shadow; float args: their adjoint accumulator
 
 
 def _entry_point(module: Module, fn: Function, pattern, aug: str, rev: str,
@@ -351,6 +340,9 @@ class _Augmented(_FunctionForward):
                             "derivatives are not supported in reverse mode yet.")
         if rule.kind == "custom" and name not in rules.WRITES:
             return super().visit_call(inst)  # allocation and data pointers of shadows
+        if rule.cache is not None and inst in self.plan.needs:
+            for saved in rule.cache(self.b, inst, inst.operands):  # before memory changes
+                push(self.b, self.tape, saved)
         self.copy(inst)
         return None
 
@@ -530,7 +522,13 @@ class _Reverse:
                 raise self.fail(inst, f"a call to {inst.callee_name}",
                                 "It has a forward rule but no reverse rule yet.")
             shadows = [shadow.get(v) if v.type.is_ptr else None for v in inst.operands]
-            rule.adjoint(self.b, inst, args, shadows)
+            if rule.cache is None:
+                rule.adjoint(self.b, inst, args, shadows)
+            else:
+                scratch = Builder(self.module, Namer(), Block("scratch"))
+                count = len(rule.cache(scratch, inst, args))  # how many the forward pushed
+                cached = [pop(self.b, self.tape, PTR, "cached") for _ in range(count)][::-1]
+                rule.adjoint(self.b, inst, args, shadows, cached=cached)
         elif op == "alloca" and inst in shadow:
             self.b.call("free", [shadow[inst]], VOID)
         elif op == "call" and inst.callee_name in ALLOCATORS and inst in shadow:

@@ -42,6 +42,11 @@ themselves are not taken (Numba passes the constants 1 and 0).
 alpha and beta are pointers to stack slots of the primal, dead when the reverse sweep runs:
 the adjoint uses the constant the primal stored there just before the call (a private
 global), or the pointer itself when it is a global or an argument.
+
+Known limitation: the adjoints read the factors' memory (A, B, x, y) in the reverse sweep,
+as it is then. If it was overwritten or freed after the call (a factor mutated later, a
+temporary copy of a strided operand released and reused), the adjoint is wrong; keeping a
+copy needs the augmented sweep to call the rule, which reverse.py does not do yet.
 """
 
 from __future__ import annotations

@@ -36,6 +36,9 @@ class Rule:
     formula: str
     kind: str  # smooth | linear | zero | custom
     needs_out: bool = True  # the adjoint uses the primal result
+    # memory calls: emits, before the call in the forward sweep, copies of the memory the
+    # adjoint will read (returns pointers); the adjoint gets them as `cached=` and frees them
+    cache: Callable[[Builder, Instruction, Sequence[Value]], list[Value]] | None = None
 
 
 RULES: dict[str, Rule] = {}
@@ -116,16 +119,18 @@ def linear(*keys: str, transpose: Adjoint):
 
 
 def custom(*keys: str, adjoint: Adjoint | None = None,
-           writes: tuple[int, tuple[int, ...]] | None = None):  # fmt: skip
+           writes: tuple[int, tuple[int, ...]] | None = None,
+           cache: Callable[..., list[Value]] | None = None):  # fmt: skip
     """Register an op whose tangent needs the whole instruction (memory, allocation...).
     `writes=(out, ins)` declares that the call writes memory at argument `out` computed
-    from the memory or values of arguments `ins`."""
+    from the memory or values of arguments `ins`; `cache` saves, in the forward sweep, the
+    input memory its adjoint reads (memory may change before the reverse sweep)."""
 
     def deco(tangent: Tangent):
         if writes is not None:
             WRITES.update(dict.fromkeys(keys, writes))
         doc = (tangent.__doc__ or "").strip()
-        register(keys, lambda k: Rule(k, tangent, adjoint, doc, "custom"))
+        register(keys, lambda k: Rule(k, tangent, adjoint, doc, "custom", cache=cache))
         return tangent
 
     return deco
