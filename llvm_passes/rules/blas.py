@@ -43,10 +43,14 @@ alpha and beta are pointers to stack slots of the primal, dead when the reverse 
 the adjoint uses the constant the primal stored there just before the call (a private
 global), or the pointer itself when it is a global or an argument.
 
-Known limitation: the adjoints read the factors' memory (A, B, x, y) in the reverse sweep,
-as it is then. If it was overwritten or freed after the call (a factor mutated later, a
-temporary copy of a strided operand released and reused), the adjoint is wrong; keeping a
-copy needs the augmented sweep to call the rule, which reverse.py does not do yet.
+The adjoints need the factors (A, B, x, y) as the call saw them, but their memory may be
+overwritten or freed before the reverse sweep (a factor mutated later, Numba's temporary
+contiguous copy of a strided operand released and reused in a loop). So the rules' `cache`
+copies both factors' regions to fresh heap memory in the augmented forward sweep, just
+before the call: the whole strided region of a matrix (ld (cols - 1) + rows elements, or
+nothing when it has no columns) and the n elements of a vector (unit increment). The
+adjoint reads the copies (same leading dimensions) and frees them. Both factors are always
+copied, whatever is active, so that the count depends on the instruction only.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from __future__ import annotations
 import struct
 
 from ..errors import NoDerivativeError
-from ..ir import DOUBLE, FLOAT, I8, I32, I64, PTR, Instruction, Type, Value, const
+from ..ir import DOUBLE, FLOAT, I8, I32, I64, PTR, VOID, Instruction, Type, Value, const
 from ..ir.values import Argument, Constant, GlobalRef, float_literal
 from .registry import custom
 
@@ -98,6 +102,63 @@ def _status(b, name: str, args: list[Value]) -> None:
 
 
 # ---- reverse mode ---------------------------------------------------------------------------
+def _copy(b, ty: Type, src: Value, count: Value) -> Value:
+    """A fresh heap copy of `count` (i64) elements of type `ty` at `src`."""
+    size = b.binop("mul", count, const(I64, 8 if ty.name == "double" else 4), "blas.bytes")
+    dst = b.call("malloc", [size], PTR, "blas.saved")
+    b.memcpy(dst, src, size)
+    return dst
+
+
+def _region(b, rows: Value, cols: Value, ld: Value) -> Value:
+    """Elements spanned by a column-major rows x cols matrix with leading dimension `ld`:
+    ld (cols - 1) + rows, or 0 when it has no columns."""
+    last = b.binop("mul", ld, b.binop("sub", cols, const(I64, 1), "blas.cols"), "blas.span")
+    span = b.binop("add", last, rows, "blas.span")
+    empty = b.icmp("sle", cols, const(I64, 0), "blas.empty")
+    return b.select(empty, const(I64, 0), span, "blas.elems")
+
+
+def _xxdot_cache(b, inst, args):
+    """x and y, n elements each"""
+    kind, _, n, x, y, _ = args
+    ty = _float_type(kind)
+    return [_copy(b, ty, x, n), _copy(b, ty, y, n)]
+
+
+def _xxgemv_cache(b, inst, args):
+    """A (m x n, leading dimension lda) and x (n elements, or m for op(A) = A^T)"""
+    kind, trans, m, n, _, a, lda, x, _, _ = args
+    ty = _float_type(kind)
+    t = _transposed(b, inst, trans)
+    return [_copy(b, ty, a, _region(b, m, n, lda)), _copy(b, ty, x, m if t else n)]
+
+
+def _xxgemm_cache(b, inst, args):
+    """A (m x k, or k x m for op(A) = A^T) and B (k x n, or n x k), with their leading
+    dimensions"""
+    kind, transa, transb, m, n, k, _, a, lda, bm, ldb, _, _, _ = args
+    ty = _float_type(kind)
+    ta, tb = _transposed(b, inst, transa), _transposed(b, inst, transb)
+    rows_a, cols_a = (k, m) if ta else (m, k)
+    rows_b, cols_b = (n, k) if tb else (k, n)
+    return [_copy(b, ty, a, _region(b, rows_a, cols_a, lda)),
+            _copy(b, ty, bm, _region(b, rows_b, cols_b, ldb))]  # fmt: skip
+
+
+def _free(b, cached) -> None:
+    for p in cached or ():
+        b.call("free", [p], VOID)
+
+
+def _saved(args, cached, *idx: int) -> list[Value]:
+    """The arguments with the factors at `idx` replaced by their forward-sweep copies."""
+    out = list(args)
+    for k, p in zip(idx, cached or (), strict=False):
+        out[k] = p
+    return out
+
+
 def _fail(b, inst: Instruction, why: str) -> NoDerivativeError:
     fn = next((f.name for f in b.module.functions.values()
                if any(blk is inst.block for blk in f.blocks)), "?")  # fmt: skip
@@ -159,12 +220,18 @@ def _check_scalars(b, inst: Instruction, shadows, *idx: int) -> None:
         raise _fail(b, inst, "Derivatives with respect to alpha and beta are not supported.")
 
 
-def _xxdot_adjoint(b, inst, args, shadows):
+def _xxdot_adjoint(b, inst, args, shadows, cached=None):
     """x' += r' y, y' += r' x, r' = 0 (each a 1 x n gemv reading r' in place)"""
+    _xxdot_terms(b, inst, _saved(args, cached, 3, 4), shadows)
+    _free(b, cached)
+    return []
+
+
+def _xxdot_terms(b, inst, args, shadows):
     kind, _, n, x, y, _ = args
     dx, dy, dres = shadows[3], shadows[4], shadows[5]
     if dres is None:
-        return []
+        return
     ty = _float_type(kind)
     one, unit = _scalar(b, ty, 1.0), const(I64, 1)
     for shadow, other in ((dx, y), (dy, x)):
@@ -172,7 +239,6 @@ def _xxdot_adjoint(b, inst, args, shadows):
             _status(b, "numba_xxgemv", [kind, _flag(True), unit, n, one, other, unit, dres,
                                         one, shadow])  # fmt: skip
     b.store(const(ty, 0), dres)
-    return []
 
 
 def _scale_output(b, name: str, args, ty: Type, alpha_idx: int, beta_idx: int, beta: Value,
@@ -186,12 +252,18 @@ def _scale_output(b, name: str, args, ty: Type, alpha_idx: int, beta_idx: int, b
     _status(b, name, call)
 
 
-def _xxgemv_adjoint(b, inst, args, shadows):
+def _xxgemv_adjoint(b, inst, args, shadows, cached=None):
     """x' += alpha op(A)^T y', A' += alpha (y' x^T or x y'^T), y' = beta y'"""
+    _xxgemv_terms(b, inst, _saved(args, cached, 5, 7), shadows)
+    _free(b, cached)
+    return []
+
+
+def _xxgemv_terms(b, inst, args, shadows):
     kind, trans, m, n, _, a, lda, x, _, _ = args
     da, dx, dy = shadows[5], shadows[7], shadows[9]
     if dy is None:
-        return []
+        return
     _check_scalars(b, inst, shadows, 4, 8)
     ty = _float_type(kind)
     alpha = _scalar_operand(b, inst, args, 4, ty)
@@ -205,15 +277,20 @@ def _xxgemv_adjoint(b, inst, args, shadows):
         _status(b, "numba_xxgemm", [kind, _flag(True), _flag(False), m, n, unit, alpha, u,
                                     unit, v, unit, one, da, lda])  # fmt: skip
     _scale_output(b, "numba_xxgemv", args, ty, 4, 8, beta, 9, dy)
+
+
+def _xxgemm_adjoint(b, inst, args, shadows, cached=None):
+    """op(A)' += alpha C' op(B)^T, op(B)' += alpha op(A)^T C', C' = beta C'"""
+    _xxgemm_terms(b, inst, _saved(args, cached, 7, 9), shadows)
+    _free(b, cached)
     return []
 
 
-def _xxgemm_adjoint(b, inst, args, shadows):
-    """op(A)' += alpha C' op(B)^T, op(B)' += alpha op(A)^T C', C' = beta C'"""
+def _xxgemm_terms(b, inst, args, shadows):
     kind, transa, transb, m, n, k, _, a, lda, bm, ldb, _, _, ldc = args
     da, db, dc = shadows[7], shadows[9], shadows[12]
     if dc is None:
-        return []
+        return
     _check_scalars(b, inst, shadows, 6, 11)
     ty = _float_type(kind)
     alpha = _scalar_operand(b, inst, args, 6, ty)
@@ -233,11 +310,12 @@ def _xxgemm_adjoint(b, inst, args, shadows):
             call = [_flag(True), _flag(ta), n, k, m, alpha, dc, ldc, a, lda]
         _status(b, "numba_xxgemm", [kind, *call, one, db, ldb])
     _scale_output(b, "numba_xxgemm", args, ty, 6, 11, beta, 12, dc)
-    return []
 
 
 # ---- the table entries (tangents here, adjoints above) --------------------------------------
-@custom("numba_xxdot", writes=BLAS_OUTPUTS["numba_xxdot"], adjoint=_xxdot_adjoint)
+@custom(
+    "numba_xxdot", writes=BLAS_OUTPUTS["numba_xxdot"], adjoint=_xxdot_adjoint, cache=_xxdot_cache
+)
 def xxdot(b, inst, args, tans):
     """d(x . y) = dx . y + x . dy, into the shadow of the result slot"""
     kind, conj, n, x, y, res = args
@@ -282,14 +360,24 @@ def _bilinear(b, name: str, args, tans, a_idx: int, b_idx: int, alpha_idx: int,
         _status(b, name, call)
 
 
-@custom("numba_xxgemv", writes=BLAS_OUTPUTS["numba_xxgemv"], adjoint=_xxgemv_adjoint)
+@custom(
+    "numba_xxgemv",
+    writes=BLAS_OUTPUTS["numba_xxgemv"],
+    adjoint=_xxgemv_adjoint,
+    cache=_xxgemv_cache,
+)
 def xxgemv(b, inst, args, tans):
     """d(alpha op(A) x + beta y) = alpha op(dA) x + alpha op(A) dx + beta dy"""
     _bilinear(b, "numba_xxgemv", args, tans, 5, 7, 4, 8, 9)
     return None
 
 
-@custom("numba_xxgemm", writes=BLAS_OUTPUTS["numba_xxgemm"], adjoint=_xxgemm_adjoint)
+@custom(
+    "numba_xxgemm",
+    writes=BLAS_OUTPUTS["numba_xxgemm"],
+    adjoint=_xxgemm_adjoint,
+    cache=_xxgemm_cache,
+)
 def xxgemm(b, inst, args, tans):
     """d(alpha op(A) op(B) + beta C) = alpha op(dA) op(B) + alpha op(A) op(dB) + beta dC"""
     _bilinear(b, "numba_xxgemm", args, tans, 7, 9, 6, 11, 12)

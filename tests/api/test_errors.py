@@ -222,7 +222,7 @@ def test_unsupported_call_on_inactive_data_is_fine():
 # ----------------------------------------------------------------------------- primal errors
 
 
-@pytest.mark.parametrize("mode", ["Forward", "ForwardWithPrimal"])
+@pytest.mark.parametrize("mode", ["Forward", "ForwardWithPrimal", "Reverse", "ReverseWithPrimal"])
 def test_primal_exception_propagates(mode):
     x = np.array([1.0, 4.0, -1.0])
     with pytest.raises(ValueError, match="negative"):

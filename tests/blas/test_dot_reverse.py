@@ -122,7 +122,7 @@ def test_matvec_exact(order):
     assert not dout.any()
 
 
-# ---- known limitation: the adjoints read the factors' memory in the reverse sweep ------------
+# ---- the factors' memory changes after the call: the adjoints read forward-sweep copies ----
 @ez.enzyme_jit
 def mv_then_overwrite(A, x):
     z = np.dot(A, x)
@@ -130,11 +130,6 @@ def mv_then_overwrite(A, x):
     return np.dot(z, z)
 
 
-_STALE = ("the reverse sweep reads the factors' memory as it is then, not as the call saw it "
-          "(the augmented sweep does not yet keep a copy: needs a hook in reverse.py)")  # fmt: skip
-
-
-@pytest.mark.xfail(strict=True, reason=_STALE)
 @pytest.mark.parametrize("case", ["overwritten-factor", "freed-row-copy"])
 def test_factor_memory_changes_after_the_call(case):
     if case == "overwritten-factor":

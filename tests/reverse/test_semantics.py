@@ -129,3 +129,37 @@ def test_gradient_entry_point():
     assert gy is None
     np.testing.assert_allclose(gx, 2.0 * x * y, rtol=1e-12)
     np.testing.assert_array_equal(x, [0.3, -0.4, 0.8])
+
+
+@ez.enzyme_jit
+def write_twice(x, out):
+    out[0] = 3.0 * x[0]  # overwritten below: its cotangent must not reach x[0] through out
+    out[0] = x[1] * x[1]
+    return out[0] + x[0]
+
+
+def test_memory_written_twice_passes_on_only_the_last_write():
+    x, out = np.array([0.5, 2.0]), np.zeros(1)
+    dx, dout = np.zeros(2), np.array([10.0])  # seed: cotangent of out after the call
+    ez.autodiff(ez.Reverse, write_twice, ez.Active, ez.Duplicated(x, dx),
+                ez.Duplicated(out, dout))  # fmt: skip
+    # z = x1^2 + x0 and out_a = x1^2: d/dx0 = 1, d/dx1 = (1 + 10) * 2 x1
+    np.testing.assert_allclose(dx, [1.0, 11.0 * 2 * 2.0], rtol=1e-14)
+    assert dout[0] == 0.0  # the overwritten memory's cotangent was consumed
+
+
+def test_const_array_is_untouched_and_gets_nothing():
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0, 2.0])
+    y0 = y.copy()
+    dx = np.zeros(3)
+    adj = ez.autodiff(ez.Reverse, xy_sum, ez.Active, ez.Duplicated(x, dx), ez.Const(y))
+    assert adj == (None, None)
+    np.testing.assert_array_equal(y, y0)
+    np.testing.assert_allclose(dx, 2 * x * y, rtol=1e-14)
+
+
+def test_const_return_propagates_only_shadow_seeds():
+    x, out = np.array([1.0, 2.0]), np.array([0.0, 0.3])
+    dx, dout = np.zeros(2), np.array([1.0, 0.0])  # seed only out[0] = sum x^2
+    ez.autodiff(ez.Reverse, sq_into, ez.Const, ez.Duplicated(x, dx), ez.Duplicated(out, dout))
+    np.testing.assert_allclose(dx, 2 * x, rtol=1e-14)
