@@ -38,7 +38,7 @@ from .ir import (
 from .ir.builder import Builder, Namer
 from .ir.types import size_in_bytes
 from .ir.values import const
-from .tape import FREE, TAPE_TYPE, ensure_runtime, pop, push, storable
+from .tape import FREE, TAPE_TYPE, ensure_runtime, frame_slot, pop, push, storable
 
 MODE = "reverse"
 _NO_REVERSE = {"NRT_incref", "NRT_decref", "NRT_MemInfo_data_fast"}
@@ -141,6 +141,10 @@ class _Plan:
                           for b in fn.blocks}  # fmt: skip
         self.needs: dict[Instruction, list[tuple[str, Value]]] = {}
         self.pushes: dict[Instruction, list[tuple[str, Value]]] = {}
+        once = self._once_blocks()
+        # values computed at most once per call live in a frame of tape slots, saved once
+        # where they are defined instead of pushed at every use inside loops
+        self.frame: dict[tuple[str, Value], int] = {}
         for block in fn.blocks:
             pushed: set[tuple[str, Value]] = set()  # by instructions later in the block
             for inst in reversed(block.instructions):
@@ -148,10 +152,34 @@ class _Plan:
                          if not isinstance(v, Argument | Constant | GlobalRef)]
                 if items:
                     self.needs[inst] = items
+                    for item in items:
+                        v = item[1]
+                        if (isinstance(v, Instruction) and v.opcode != "phi"
+                                and v.block is not None and v.block.name in once):
+                            self.frame.setdefault(item, len(self.frame))
+                    items = [item for item in items if item not in self.frame]
                     fresh = [item for item in items if item not in pushed]
                     pushed.update(fresh)
                     if fresh:
                         self.pushes[inst] = fresh
+
+    def _once_blocks(self) -> set[str]:
+        """Blocks on no cycle of the CFG: each runs at most once per call."""
+        succs = self.graph.succs
+        once = set()
+        for start in succs:
+            seen, todo = set(), list(succs[start])
+            while todo:
+                b = todo.pop()
+                if b not in seen:
+                    seen.add(b)
+                    todo.extend(succs[b])
+            if start not in seen:
+                once.add(start)
+        return once
+
+    def frame_items_of(self, inst: Instruction) -> list[tuple[tuple[str, Value], int]]:
+        return [(item, k) for item, k in self.frame.items() if item[1] is inst]
 
     def pops_id(self, block: str) -> bool:
         return any(self.pushes_id[p] for p in self.graph.preds[block])
@@ -222,12 +250,19 @@ class _Augmented(_FunctionForward):
         new.blocks = [Block(block.name) for block in self.fn.blocks]
         order = self.plan.graph.rpo
         rest = [b.name for b in self.fn.blocks if b.name not in set(order)]
+        frame_items = {}
+        for item, k in self.plan.frame.items():
+            frame_items.setdefault(item[1], []).append((item, k))
         for name in (*order, *rest):
             self.b.position_at_end(new.block(name))
+            if name == self.fn.entry.name:
+                self.reserve_frame()
             for inst in self.fn.block(name).instructions:
                 if inst.is_terminator:
                     self.before_terminator(inst)
                 self.visit(inst)
+                for (kind, v), k in frame_items.get(inst, ()):
+                    self.save(inst, kind, v, k)
                 for kind, v in self.plan.pushes.get(inst, ()):
                     self.push(inst, kind, v)
         for primal, tphi in self.pending_phis:
@@ -236,16 +271,31 @@ class _Augmented(_FunctionForward):
             inst.operands = [self.vmap.get(v, v) for v in inst.operands]
         self.module.add_function(new)
 
-    def push(self, inst: Instruction, kind: str, v: Value) -> None:
+    def saved_value(self, inst: Instruction, kind: str, v: Value) -> Value:
         value = self.tan.get(v) if kind == "shadow" else v
         if value is None:
             value = Constant(PTR, "null")
         if not storable(value.type):
             raise self.fail(inst, f"a value of type {value.type} needed by the reverse pass")
-        push(self.b, self.tape, value)
+        return value
+
+    def push(self, inst: Instruction, kind: str, v: Value) -> None:
+        push(self.b, self.tape, self.saved_value(inst, kind, v))
+
+    def reserve_frame(self) -> None:
+        self.frame_offset = self.b.load(I64, self.b.gep(I64, self.tape, const(I64, 1)), 8,
+                                        "frame.offset")  # fmt: skip
+        for _ in self.plan.frame:
+            push(self.b, self.tape, const(I64, 0))
+
+    def save(self, inst: Instruction, kind: str, v: Value, k: int) -> None:
+        self.b.store(self.saved_value(inst, kind, v),
+                     frame_slot(self.b, self.tape, self.frame_offset, k), 8)
 
     def before_terminator(self, inst: Instruction) -> None:
         block = inst.block.name  # type: ignore[union-attr]
+        if inst.opcode == "ret":
+            push(self.b, self.tape, self.frame_offset)
         if inst.opcode == "ret" or self.plan.pushes_id[block]:
             push(self.b, self.tape, const(I64, self.plan.index[block]))
 
@@ -389,7 +439,9 @@ class _Reverse:
                 self.b.store(Builder.zero(inst.type), slot)
                 self.slots[inst] = slot
         rets = [b.name for b in fn.blocks if b.terminator.opcode == "ret"]
-        self.dispatch(rets, "exit")
+        exit_id = pop(self.b, self.tape, I64, "exit.id")
+        self.frame_offset = pop(self.b, self.tape, I64, "frame.offset")
+        self.dispatch(rets, exit_id)
         for block in fn.blocks:
             new.blocks.append(self.rev_blocks[block.name])
             self.reverse_block(block, new)
@@ -416,9 +468,8 @@ class _Reverse:
         return adj
 
     # ---- control flow --------------------------------------------------------------------
-    def dispatch(self, candidates: list[str], hint: str) -> None:
-        """Branch to the reverse of the block whose id is on top of the tape."""
-        block_id = pop(self.b, self.tape, I64, f"{hint}.id")
+    def dispatch(self, candidates: list[str], block_id: Value) -> None:
+        """Branch to the reverse of the block `block_id` names."""
         if len(candidates) == 1:
             self.b.insert(Instruction("br", labels=[self.rev_blocks[candidates[0]].name]))
             return
@@ -438,6 +489,8 @@ class _Reverse:
         preds = list(self.plan.graph.preds.get(block.name, ()))
         phis = [p for p in block.phis if _is_active_float(self.act, p)]
         if not preds:
+            for _ in self.plan.frame:  # release the frame
+                pop(self.b, self.tape, I64, "frame")
             self.b.insert(Instruction("ret"))
             return
         adjs = [(p, self.take_adjoint(p)) for p in phis]
@@ -483,6 +536,11 @@ class _Reverse:
         primal: dict[Value, Value] = {}
         shadow: dict[Value, Value] = dict(self.shadow_args)
         for kind, v in self.plan.needs.get(inst, []):
+            k = self.plan.frame.get((kind, v))
+            if k is not None and (kind, v) not in self.block_values:
+                ty = PTR if kind == "shadow" else v.type
+                slot = frame_slot(self.b, self.tape, self.frame_offset, k)
+                self.block_values[(kind, v)] = self.b.load(ty, slot, 8, f"{v.name}.{kind}")
             (shadow if kind == "shadow" else primal)[v] = self.block_values[(kind, v)]
         return primal, shadow
 

@@ -8,7 +8,7 @@ functions added to a module on first use.
 
 from __future__ import annotations
 
-from .ir import I1, I64, PTR, Module, Type, Value, parse_module
+from .ir import I1, I8, I64, PTR, Constant, Module, Type, Value, parse_module
 from .ir.builder import Builder
 from .ir.types import size_in_bytes, struct
 
@@ -93,6 +93,14 @@ def storable(t: Type) -> bool:
 def push(b: Builder, tape: Value, v: Value) -> None:
     slot = b.call(PUSH, [tape], PTR, "slot")
     b.store(v, slot, 8)
+
+
+def frame_slot(b: Builder, tape: Value, offset: Value, k: int) -> Value:
+    """Address of slot `k` of a frame reserved at byte `offset` of the tape (the data
+    pointer is read afresh: pushes may have moved it)."""
+    data = b.load(PTR, tape, 8, "tape.data")
+    at = b.binop("add", offset, Constant(I64, str(8 * k)), "frame.at")
+    return b.gep(I8, data, at, hint="frame.slot")
 
 
 def pop(b: Builder, tape: Value, t: Type, hint: str) -> Value:
