@@ -23,6 +23,8 @@ from .analysis.cfg import CFG, cfg
 from .errors import NoDerivativeError
 from .forward import _FunctionForward, function_to_derive, has_rule
 from .ir import (
+    BINARY,
+    CASTS,
     I64,
     PTR,
     VOID,
@@ -41,6 +43,9 @@ from .ir.values import const
 from .tape import FREE, TAPE_TYPE, ensure_runtime, frame_slot, pop, push, storable
 
 MODE = "reverse"
+# instructions the reverse sweep may recompute instead of taking from the tape
+_PURE = BINARY | CASTS | {"fneg", "icmp", "fcmp", "select", "getelementptr", "extractvalue",
+                          "insertvalue", "freeze"}  # fmt: skip
 _NO_REVERSE = {"NRT_incref", "NRT_decref", "NRT_MemInfo_data_fast"}
 _REFCOUNT = {"NRT_incref", "NRT_decref"}
 
@@ -145,6 +150,8 @@ class _Plan:
         # values computed at most once per call live in a frame of tape slots, saved once
         # where they are defined instead of pushed at every use inside loops
         self.frame: dict[tuple[str, Value], int] = {}
+        self.recompute: set[Instruction] = set()  # rematerialized in the reverse sweep
+        self.library_calls: set[Instruction] = set()  # memory-writing calls to reverse
         for block in fn.blocks:
             pushed: set[tuple[str, Value]] = set()  # by instructions later in the block
             for inst in reversed(block.instructions):
@@ -152,16 +159,33 @@ class _Plan:
                          if not isinstance(v, Argument | Constant | GlobalRef)]
                 if items:
                     self.needs[inst] = items
+                    leaves: list[tuple[str, Value]] = []
                     for item in items:
-                        v = item[1]
-                        if (isinstance(v, Instruction) and v.opcode != "phi"
-                                and v.block is not None and v.block.name in once):
-                            self.frame.setdefault(item, len(self.frame))
-                    items = [item for item in items if item not in self.frame]
-                    fresh = [item for item in items if item not in pushed]
+                        self._resolve(item, block.name, once, leaves, 0)
+                    fresh = [item for item in dict.fromkeys(leaves) if item not in pushed]
                     pushed.update(fresh)
                     if fresh:
                         self.pushes[inst] = fresh
+
+    def _resolve(self, item: tuple[str, Value], block: str, once: set[str],
+                 leaves: list[tuple[str, Value]], depth: int) -> None:  # fmt: skip
+        """Decide how the reverse sweep gets a value: free (argument, constant), from the
+        frame (computed once per call), recomputed from its operands (a pure instruction of
+        the same block), or pushed (appended to `leaves`)."""
+        kind, v = item
+        if isinstance(v, Argument | Constant | GlobalRef) or item in self.frame:
+            return
+        if not isinstance(v, Instruction) or v.block is None or v.opcode == "phi":
+            leaves.append(item)
+        elif v.block.name in once:
+            self.frame[item] = len(self.frame)
+        elif (kind == "primal" and v.block.name == block and v.opcode in _PURE
+                and depth < 16):  # fmt: skip
+            self.recompute.add(v)
+            for o in v.operands:
+                self._resolve(("primal", o), block, once, leaves, depth + 1)
+        else:
+            leaves.append(item)
 
     def _once_blocks(self) -> set[str]:
         """Blocks on no cycle of the CFG: each runs at most once per call."""
@@ -205,6 +229,7 @@ class _Plan:
             if name in rules.WRITES:  # library call writing memory: reversed by its rule
                 if not any(act.is_active(v) for v in ops if v.type.is_ptr):
                     return []
+                self.library_calls.add(inst)
                 return ([("primal", v) for v in ops]
                         + [("shadow", v) for v in ops if v.type.is_ptr and act.is_active(v)])
             if rule is not None and rule.kind == "custom" and act.is_active(inst) \
@@ -390,7 +415,7 @@ class _Augmented(_FunctionForward):
                             "derivatives are not supported in reverse mode yet.")
         if rule.kind == "custom" and name not in rules.WRITES:
             return super().visit_call(inst)  # allocation and data pointers of shadows
-        if rule.cache is not None and inst in self.plan.needs:
+        if rule.cache is not None and inst in self.plan.library_calls:
             for saved in rule.cache(self.b, inst, inst.operands):  # before memory changes
                 push(self.b, self.tape, saved)
         self.copy(inst)
@@ -536,13 +561,30 @@ class _Reverse:
         primal: dict[Value, Value] = {}
         shadow: dict[Value, Value] = dict(self.shadow_args)
         for kind, v in self.plan.needs.get(inst, []):
-            k = self.plan.frame.get((kind, v))
-            if k is not None and (kind, v) not in self.block_values:
-                ty = PTR if kind == "shadow" else v.type
-                slot = frame_slot(self.b, self.tape, self.frame_offset, k)
-                self.block_values[(kind, v)] = self.b.load(ty, slot, 8, f"{v.name}.{kind}")
-            (shadow if kind == "shadow" else primal)[v] = self.block_values[(kind, v)]
+            (shadow if kind == "shadow" else primal)[v] = self.value(kind, v)
         return primal, shadow
+
+    def value(self, kind: str, v: Value) -> Value:
+        """A forward-sweep value inside the reverse sweep: popped, read from the frame, or
+        recomputed (once per block) from its operands."""
+        if isinstance(v, Argument | Constant | GlobalRef):
+            return v
+        got = self.block_values.get((kind, v))
+        if got is not None:
+            return got
+        k = self.plan.frame.get((kind, v))
+        if k is not None:
+            ty = PTR if kind == "shadow" else v.type
+            slot = frame_slot(self.b, self.tape, self.frame_offset, k)
+            got = self.b.load(ty, slot, 8, f"{v.name}.{kind}")
+        else:
+            assert isinstance(v, Instruction) and v in self.plan.recompute, v
+            got = self.b.insert(Instruction(
+                v.opcode, v.type, [self.value("primal", o) for o in v.operands],
+                flags=v.flags, pred=v.pred, aux_type=v.aux_type, indices=v.indices,
+            ), f"{v.name or 't'}.re")  # fmt: skip
+        self.block_values[(kind, v)] = got
+        return got
 
     def reverse_instruction(self, inst: Instruction) -> None:
         op = inst.opcode
@@ -574,7 +616,7 @@ class _Reverse:
             if inst.operands[0] in shadow and self.act.is_active(inst.operands[0]):
                 self.b.call(inst.callee_name, [shadow[inst.operands[0]], Constant(
                     args[1].type, "0"), args[2], args[3]], VOID)
-        elif op == "call" and inst.callee_name in rules.WRITES:
+        elif op == "call" and inst in self.plan.library_calls:
             rule = rules.lookup(inst)
             if rule is None or rule.adjoint is None:
                 raise self.fail(inst, f"a call to {inst.callee_name}",
