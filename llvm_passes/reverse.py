@@ -151,6 +151,7 @@ class _Plan:
         # where they are defined instead of pushed at every use inside loops
         self.frame: dict[tuple[str, Value], int] = {}
         self.recompute: set[Instruction] = set()  # rematerialized in the reverse sweep
+        self.recompute_shadow: set[Instruction] = set()  # GEPs whose shadow is rebuilt
         self.library_calls: set[Instruction] = set()  # memory-writing calls to reverse
         for block in fn.blocks:
             pushed: set[tuple[str, Value]] = set()  # by instructions later in the block
@@ -161,14 +162,15 @@ class _Plan:
                     self.needs[inst] = items
                     leaves: list[tuple[str, Value]] = []
                     for item in items:
-                        self._resolve(item, block.name, once, leaves, 0)
+                        self._resolve(item, block.name, once, leaves, 0, pushed)
                     fresh = [item for item in dict.fromkeys(leaves) if item not in pushed]
                     pushed.update(fresh)
                     if fresh:
                         self.pushes[inst] = fresh
 
     def _resolve(self, item: tuple[str, Value], block: str, once: set[str],
-                 leaves: list[tuple[str, Value]], depth: int) -> None:  # fmt: skip
+                 leaves: list[tuple[str, Value]], depth: int,
+                 pushed: frozenset | set = frozenset()) -> None:  # fmt: skip
         """Decide how the reverse sweep gets a value: free (argument, constant), from the
         frame (computed once per call), recomputed from its operands (a pure instruction of
         the same block), or pushed (appended to `leaves`)."""
@@ -179,11 +181,17 @@ class _Plan:
             leaves.append(item)
         elif v.block.name in once:
             self.frame[item] = len(self.frame)
-        elif (kind == "primal" and v.block.name == block and v.opcode in _PURE
-                and depth < 16):  # fmt: skip
-            self.recompute.add(v)
-            for o in v.operands:
-                self._resolve(("primal", o), block, once, leaves, depth + 1)
+        elif v.block.name == block and depth < 16 and (
+                kind == "primal" and v.opcode in _PURE or v.opcode == "getelementptr"):
+            inner: list[tuple[str, Value]] = []
+            for k, o in enumerate(v.operands):  # a shadow GEP: the base's shadow, same indices
+                sub = "shadow" if kind == "shadow" and k == 0 else "primal"
+                self._resolve((sub, o), block, once, inner, depth + 1, pushed)
+            if len(set(inner) - set(leaves) - pushed) <= 1:  # recompute only if it saves
+                (self.recompute if kind == "primal" else self.recompute_shadow).add(v)
+                leaves.extend(inner)
+            else:
+                leaves.append(item)
         else:
             leaves.append(item)
 
@@ -567,6 +575,8 @@ class _Reverse:
     def value(self, kind: str, v: Value) -> Value:
         """A forward-sweep value inside the reverse sweep: popped, read from the frame, or
         recomputed (once per block) from its operands."""
+        if isinstance(v, Argument) and kind == "shadow":
+            return self.shadow_args[v]
         if isinstance(v, Argument | Constant | GlobalRef):
             return v
         got = self.block_values.get((kind, v))
@@ -578,11 +588,14 @@ class _Reverse:
             slot = frame_slot(self.b, self.tape, self.frame_offset, k)
             got = self.b.load(ty, slot, 8, f"{v.name}.{kind}")
         else:
-            assert isinstance(v, Instruction) and v in self.plan.recompute, v
+            recomputed = self.plan.recompute if kind == "primal" else self.plan.recompute_shadow
+            assert isinstance(v, Instruction) and v in recomputed, (kind, v)
+            ops = [self.value("shadow" if kind == "shadow" and k == 0 else "primal", o)
+                   for k, o in enumerate(v.operands)]  # fmt: skip
             got = self.b.insert(Instruction(
-                v.opcode, v.type, [self.value("primal", o) for o in v.operands],
-                flags=v.flags, pred=v.pred, aux_type=v.aux_type, indices=v.indices,
-            ), f"{v.name or 't'}.re")  # fmt: skip
+                v.opcode, v.type, ops, flags=v.flags, pred=v.pred, aux_type=v.aux_type,
+                indices=v.indices,
+            ), f"{v.name or 't'}.{'shadow' if kind == 'shadow' else 're'}")  # fmt: skip
         self.block_values[(kind, v)] = got
         return got
 
