@@ -280,10 +280,9 @@ class _FunctionForward:
     visit_addrspacecast = visit_bitcast
 
     def visit_generic(self, inst: Instruction) -> None:
-        clone = self.copy(inst)
+        self.copy(inst)
         if any(self.act.is_active(o) for o in inst.operands) and inst.type.may_carry_derivative:
             raise self.fail(inst, f"'{inst.opcode}' reinterpreting a value with a derivative")
-        del clone
 
     visit_ptrtoint = visit_inttoptr = visit_generic
 

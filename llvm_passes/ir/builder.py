@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .instructions import Block, Instruction
 from .module import Function, Module
-from .types import DOUBLE, I1, I32, PTR, VOID, Type
+from .types import I1, I32, PTR, VOID, Type
 from .values import Argument, Constant, Value, const
 
 _SUFFIX = {"double": "f64", "float": "f32", "half": "f16", "fp128": "f128", "x86_fp80": "f80"}
@@ -181,9 +181,5 @@ class Builder:
         return self.call(name, [dst, src, size, const(I1, 0)], VOID)
 
 
-def float_of(type: Type) -> Type:
-    """The float type itself (helper for rules that need a matching constant type)."""
-    return type if type.is_float else DOUBLE
 
-
-__all__ = ["Builder", "Namer", "float_of", "I32"]
+__all__ = ["Builder", "Namer"]

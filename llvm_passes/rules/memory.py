@@ -5,7 +5,7 @@ Shadow memory mirrors primal memory: these rules apply the same operation to the
 
 from __future__ import annotations
 
-from ..ir import I8, I64, PTR, VOID
+from ..ir import I8, PTR, VOID
 from .registry import custom, no_derivative
 
 
@@ -65,4 +65,3 @@ no_derivative(
     why="integer or bookkeeping intrinsic",
 )  # fmt: skip
 
-__all__ = ["I64"]
