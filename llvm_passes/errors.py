@@ -17,7 +17,8 @@ class NoDerivativeError(EngineError):
                  hint: str = "") -> None:  # fmt: skip
         self.what, self.inst_text, self.fn, self.mode, self.loc = what, inst_text, fn, mode, loc
         where = f" at {loc}" if loc else ""
-        msg = (f"cannot differentiate {what}{where} ({mode} mode) in function {fn}:\n"
+        how = mode if mode.endswith("analysis") else f"{mode} mode"
+        msg = (f"cannot differentiate {what}{where} ({how}) in function {fn}:\n"
                f"    {inst_text}")  # fmt: skip
         if hint:
             msg += f"\n{hint}"

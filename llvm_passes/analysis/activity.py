@@ -14,6 +14,7 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..errors import NoDerivativeError
 from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, Value
 from ..rules.registry import WRITES
 
@@ -23,6 +24,10 @@ POINTER_PASSTHROUGH = frozenset({"NRT_MemInfo_data_fast"})
 _PROPAGATE = {"fneg", "select", "phi", "extractvalue", "insertvalue", "freeze",
               "getelementptr", "bitcast", "fadd", "fsub", "fmul", "fdiv", "frem",
               "fpext", "fptrunc", "addrspacecast"}  # fmt: skip
+
+
+class _Recursive(Exception):
+    """Analysis reached a function whose analysis is in progress."""
 
 
 class Activity(enum.Enum):
@@ -65,9 +70,11 @@ def activity(
     """Analyse `fn` with argument `pattern` (True = has a shadow/tangent)."""
     cache = {} if cache is None else cache
     key = (fn.name, tuple(pattern))
-    if key in cache and cache[key] is not None:
+    if key in cache:
+        if cache[key] is None:
+            raise _Recursive(fn.name)
         return cache[key]  # type: ignore[return-value]
-    cache[key] = None  # in progress: recursive calls see no summary
+    cache[key] = None  # in progress
     result = _Analysis(module, fn, tuple(pattern), has_rule, cache).run()
     cache[key] = result
     return result
@@ -129,7 +136,13 @@ class _Analysis:
             pattern = tuple(v in self.active for v in inst.operands)
             if not any(pattern):
                 return
-            summary = activity(self.module, callee, pattern, self.has_rule, self.cache)
+            try:
+                summary = activity(self.module, callee, pattern, self.has_rule, self.cache)
+            except _Recursive:
+                raise NoDerivativeError(
+                    f"a recursive call to @{name}", inst.text(), self.fn.name, "activity analysis",
+                    inst.loc, "Recursive functions are not supported yet: write the "
+                    "recursion as a loop.") from None
             self.callees[inst] = summary
             for k in summary.needed_args:
                 self.need(inst.operands[k], f"callee @{name} writes active data through it")

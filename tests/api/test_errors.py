@@ -254,3 +254,19 @@ def test_library_call_without_rule_is_named(mode):
             ez.autodiff(ez.Reverse, _uses_lapack, ez.Active, annotated)
     msg = str(ei.value)
     assert "numba_xxgetrf" in msg and "slogdet_impl" in msg and "_uses_lapack" in msg
+
+
+@ez.enzyme_jit
+def _power(x, n):
+    if n == 0:
+        return 1.0
+    return x * _power(x, n - 1)
+
+
+@pytest.mark.parametrize("mode", ["Forward", "Reverse"])
+def test_recursion_is_refused_by_name(mode):
+    with pytest.raises(ez.NoDerivativeError, match="recursive call"):
+        if mode == "Forward":
+            ez.autodiff(ez.Forward, _power, ez.Duplicated(1.5, 1.0), 3)
+        else:
+            ez.autodiff(ez.Reverse, _power, ez.Active, ez.Active(1.5), 3)
