@@ -37,9 +37,18 @@ class Derivative:
 
 
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
-    """The merged function-optimized IR of the compiled primal and its Numba callees."""
+    """The merged function-optimized IR of the compiled primal and its Numba callees.
+
+    A primal loaded from Numba's disk cache (or compiled before enzpy was imported) has no
+    captured IR: it is compiled again, uncached, for differentiation."""
     dispatcher.compile(argtypes)
     symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
+    if bridge.function_ir(symbol) is None:
+        options = {k: v for k, v in dispatcher.targetoptions.items()
+                   if k not in ("cache", "nopython")}
+        dispatcher = numba.njit(**options)(dispatcher.py_func)
+        dispatcher.compile(argtypes)
+        symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
     module = Module()
     for text in bridge.modules_for(symbol):
         module.merge(parse_module(text))
@@ -54,6 +63,10 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     hit = _cache.get(key)
     if hit is not None:
         return hit
+    if f.options.get("parallel"):
+        raise NoDerivativeError(f"{f.py_func.__qualname__}: parallel=True (prange and parallel "
+                                "array expressions) is not supported yet; differentiate a "
+                                "serial version of the function")
     module, symbol, library, restype = primal_module(f.dispatcher, argtypes)
     ret_kind = "const" if ret == "const" or not bridge.abi.contains_float(restype) else "dup"
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)

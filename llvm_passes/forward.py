@@ -152,8 +152,10 @@ class _FunctionForward:
         self.vmap[inst] = clone
         return clone
 
+    mode = MODE
+
     def fail(self, inst: Instruction, what: str, hint: str = "") -> NoDerivativeError:
-        return NoDerivativeError(what, inst.text(), self.fn.name, MODE, inst.loc, hint)
+        return NoDerivativeError(what, inst.text(), self.fn.name, self.mode, inst.loc, hint)
 
     def tangent(self, v: Value) -> Value | None:
         return self.tan.get(v)

@@ -259,6 +259,8 @@ class _Plan:
 class _Augmented(_FunctionForward):
     """The primal with shadow pointers (no tangents) and tape pushes."""
 
+    mode = MODE
+
     def __init__(self, synth, fn, act, name, plan: _Plan) -> None:
         super().__init__(synth, fn, act, name)  # type: ignore[arg-type]
         self.plan = plan

@@ -8,6 +8,7 @@ import inspect
 import math
 import os
 
+import numba
 import numpy as np
 import pytest
 
@@ -270,3 +271,16 @@ def test_recursion_is_refused_by_name(mode):
             ez.autodiff(ez.Forward, _power, ez.Duplicated(1.5, 1.0), 3)
         else:
             ez.autodiff(ez.Reverse, _power, ez.Active, ez.Active(1.5), 3)
+
+
+@ez.enzyme_jit(parallel=True)
+def _parallel_sum(x):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += x[i] * x[i]
+    return s
+
+
+def test_parallel_is_refused_clearly():
+    with pytest.raises(ez.NoDerivativeError, match="parallel=True"):
+        ez.gradient(ez.Reverse, _parallel_sum, np.ones(3))
