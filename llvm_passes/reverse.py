@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import rules
-from .analysis.activity import ALLOCATORS, Activity, ActivityResult, activity
+from .analysis.activity import Activity, ActivityResult, activity
 from .analysis.cfg import CFG, cfg
 from .errors import NoDerivativeError
 from .forward import _FunctionForward, function_to_derive, has_rule
@@ -40,14 +40,13 @@ from .ir import (
 from .ir.builder import Builder, Namer
 from .ir.types import size_in_bytes
 from .ir.values import const
+from .rules.memory import ALLOCATORS, DATA_POINTER, REFCOUNT
 from .tape import FREE, TAPE_TYPE, ensure_runtime, frame_slot, pop, push, storable
 
 MODE = "reverse"
 # instructions the reverse sweep may recompute instead of taking from the tape
 _PURE = BINARY | CASTS | {"fneg", "icmp", "fcmp", "select", "getelementptr", "extractvalue",
                           "insertvalue", "freeze"}  # fmt: skip
-_NO_REVERSE = {"NRT_incref", "NRT_decref", "NRT_MemInfo_data_fast"}
-_REFCOUNT = {"NRT_incref", "NRT_decref"}
 
 
 @dataclass(frozen=True)
@@ -241,7 +240,7 @@ class _Plan:
                 return ([("primal", v) for v in ops]
                         + [("shadow", v) for v in ops if v.type.is_ptr and act.is_active(v)])
             if rule is not None and rule.kind == "custom" and act.is_active(inst) \
-                    and inst.type.is_ptr and name not in _NO_REVERSE:
+                    and inst.type.is_ptr and name not in REFCOUNT | DATA_POINTER:
                 return [("shadow", inst)]
         if op == "alloca":
             return [("shadow", inst)] if act.is_active(inst) else []
@@ -411,7 +410,7 @@ class _Augmented(_FunctionForward):
             return None
         name = inst.callee_name
         active = any(self.act.is_active(o) for o in inst.operands) or self.act.is_active(inst)
-        if not active or name in _REFCOUNT:
+        if not active or name in REFCOUNT:
             self.copy(inst)  # shadows stay alive until the reverse sweep has used them
             return None
         rule = rules.lookup(inst)

@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 
 from ..errors import NoDerivativeError
 from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, Value
+from ..rules.memory import ALLOCATORS, DATA_POINTER
 from ..rules.registry import WRITES
 
-ALLOCATORS = frozenset({"NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned",
-                        "NRT_MemInfo_alloc", "NRT_MemInfo_alloc_safe"})  # fmt: skip
-POINTER_PASSTHROUGH = frozenset({"NRT_MemInfo_data_fast"})
 _PROPAGATE = {"fneg", "select", "phi", "extractvalue", "insertvalue", "freeze",
               "getelementptr", "bitcast", "fadd", "fsub", "fmul", "fdiv", "frem",
               "fpext", "fptrunc", "addrspacecast"}  # fmt: skip
@@ -191,6 +189,6 @@ class _Analysis:
         elif op == "extractvalue":
             self.mark(v, f"needs a shadow: {why}")
             self.need(v.operands[0], why)
-        elif op == "call" and name in POINTER_PASSTHROUGH:
+        elif op == "call" and name in DATA_POINTER:
             self.mark(v, f"pointer needs a shadow: {why}")
             self.need(v.operands[0], why)

@@ -8,6 +8,12 @@ from __future__ import annotations
 from ..ir import I8, PTR, VOID
 from .registry import custom, no_derivative
 
+# The runtime's memory calls, as data the analyses and synthesizers consult.
+ALLOCATORS = frozenset({"NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned",
+                        "NRT_MemInfo_alloc", "NRT_MemInfo_alloc_safe"})  # fmt: skip
+REFCOUNT = frozenset({"NRT_incref", "NRT_decref"})  # shadows stay alive for the reverse sweep
+DATA_POINTER = frozenset({"NRT_MemInfo_data_fast"})  # a pointer derived from its argument
+
 
 def _same_call_on_shadows(b, inst, args, tans):
     """shadow op: the same call applied to the shadow pointers (reference counts)."""
@@ -16,11 +22,10 @@ def _same_call_on_shadows(b, inst, args, tans):
     return None
 
 
-custom("NRT_incref", "NRT_decref")(_same_call_on_shadows)
+custom(*REFCOUNT)(_same_call_on_shadows)
 
 
-@custom("NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned", "NRT_MemInfo_alloc",
-        "NRT_MemInfo_alloc_safe")  # fmt: skip
+@custom(*ALLOCATORS)
 def nrt_alloc(b, inst, args, tans):
     """shadow allocation: a second allocation of the same size, zero-filled"""
     shadow = b.call(inst.callee_name, list(args), PTR, "shadow")
@@ -29,7 +34,7 @@ def nrt_alloc(b, inst, args, tans):
     return shadow
 
 
-@custom("NRT_MemInfo_data_fast")
+@custom(*DATA_POINTER)
 def nrt_data(b, inst, args, tans):
     """shadow data pointer: the data pointer of the shadow meminfo"""
     return None if tans[0] is None else b.call(inst.callee_name, [tans[0]], PTR, "shadow")
