@@ -149,6 +149,11 @@ class _Analysis:
             return
         if name in ALLOCATORS:
             return  # active only when needed
+        if name.startswith(("llvm.memcpy", "llvm.memmove")):  # a store of memory
+            dst, src = inst.operands[0], inst.operands[1]
+            if src in self.active:
+                self.need(dst, f"active memory copied into it: {inst.text()}")
+            return
         writes = WRITES.get(name)
         if writes is not None:
             out, ins = writes
