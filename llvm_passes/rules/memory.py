@@ -63,10 +63,12 @@ def memcpy(b, inst, args, tans):
     return None
 
 
-no_derivative(
+# calls that read and write only integers (sizes, strides, flags) or do bookkeeping
+INTEGER_ONLY = (
     "llvm.lifetime", "llvm.assume", "llvm.expect", "llvm.dbg", "llvm.prefetch",
     "llvm.smax", "llvm.smin", "llvm.umax", "llvm.umin", "llvm.abs", "llvm.ctpop", "llvm.ctlz",
     "llvm.cttz", "llvm.sadd", "llvm.ssub", "llvm.smul", "llvm.uadd", "llvm.usub", "llvm.umul",
-    why="integer or bookkeeping intrinsic",
+    "numba_attempt_nocopy_reshape",
 )  # fmt: skip
+no_derivative(*INTEGER_ONLY, why="integer or bookkeeping call")
 

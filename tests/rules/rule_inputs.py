@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from llvm_passes.rules.memory import INTEGER_ONLY
+
 D, F = "double", "float"
 _SUB = {D: {"T": D, "S": "f64", "F": ""}, F: {"T": F, "S": "f32", "F": "f"}}
 _ARGS = ("x", "y", "z")
@@ -206,8 +208,4 @@ INPUTS["fptoui"] = INPUTS["uitofp"]
 
 # Registered rules that are not float math (integer and bookkeeping intrinsics): no float
 # inputs to differentiate. Add a key here only with that justification.
-NOT_FLOAT_MATH = frozenset({
-    "llvm.lifetime", "llvm.assume", "llvm.expect", "llvm.dbg", "llvm.prefetch",
-    "llvm.smax", "llvm.smin", "llvm.umax", "llvm.umin", "llvm.abs", "llvm.ctpop", "llvm.ctlz",
-    "llvm.cttz", "llvm.sadd", "llvm.ssub", "llvm.smul", "llvm.uadd", "llvm.usub", "llvm.umul",
-})  # fmt: skip
+NOT_FLOAT_MATH = frozenset(INTEGER_ONLY)
