@@ -15,7 +15,7 @@ from .jit import EnzymeJit
 from .modes import Forward as Forward_
 from .modes import Mode
 from .modes import Reverse as Reverse_
-from .shadows import check_argument, with_primal_strides
+from .shadows import check_aliasing, check_argument, with_primal_strides
 
 
 def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
@@ -74,9 +74,13 @@ def _fast_path(mode: Mode, f: EnzymeJit, args: tuple) -> Any:
     if compiled is None:
         return _MISS
     annotated = [a if isinstance(a, Annotation) else Const(a) for a in args]
+    duplicated = 0
     for k, a in enumerate(annotated):
         if isinstance(a, Duplicated):
             check_argument(k, a, mode.reverse)
+            duplicated += 1
+    if duplicated > 1:
+        check_aliasing(annotated)
     if mode.reverse:
         return _reverse(mode, f, ret_activity, annotated, compiled)
     return _forward(mode, f, ret_activity, annotated, compiled)
@@ -100,6 +104,7 @@ def parse_arguments(mode: Mode, f: EnzymeJit, args: tuple) -> tuple[Any, list[An
     if len(args) != n:
         raise AnnotationError(f"{f.py_func.__qualname__} takes {n} arguments, got {len(args)}")
     annotated = [check_argument(k, a, mode.reverse) for k, a in enumerate(args)]
+    check_aliasing(annotated)
     if mode.split:
         raise AnnotationError(f"{mode!r} is used through autodiff_thunk, which is not "
                               "implemented yet")  # fmt: skip

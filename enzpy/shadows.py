@@ -78,3 +78,22 @@ def with_primal_strides(x: np.ndarray, dx: np.ndarray) -> np.ndarray:
     out = np.ndarray(x.shape, x.dtype, buffer=buf, offset=-lo, strides=x.strides)
     out[...] = dx
     return out
+
+
+def check_aliasing(annotated: list[Annotation]) -> None:
+    """Duplicated arrays whose primals share memory must share their shadow too (one
+    memory, one derivative); anything else would silently split the derivative."""
+    dup = [(k, a) for k, a in enumerate(annotated)
+           if isinstance(a, Duplicated) and isinstance(a.val, np.ndarray)]  # fmt: skip
+    for i, (k, a) in enumerate(dup):
+        for m, b in dup[i + 1:]:
+            if np.may_share_memory(a.val, b.val) and np.shares_memory(a.val, b.val):
+                same = a.dval is b.dval or (
+                    a.val.__array_interface__ == b.val.__array_interface__
+                    and a.dval.__array_interface__ == b.dval.__array_interface__)
+                if not same:
+                    raise ShadowError(f"arguments {k} and {m} share memory but have different "
+                                      "shadows; pass the same shadow for the same memory")
+            elif np.may_share_memory(a.dval, b.dval) and np.shares_memory(a.dval, b.dval):
+                raise ShadowError(f"arguments {k} and {m} have overlapping shadows but "
+                                  "distinct primals")

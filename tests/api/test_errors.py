@@ -284,3 +284,24 @@ def _parallel_sum(x):
 def test_parallel_is_refused_clearly():
     with pytest.raises(ez.NoDerivativeError, match="parallel=True"):
         ez.gradient(ez.Reverse, _parallel_sum, np.ones(3))
+
+
+@ez.enzyme_jit
+def _two_arrays(a, b):
+    s = 0.0
+    for i in range(a.size):
+        s += a[i] * b[i]
+    return s
+
+
+def test_same_memory_with_different_shadows_is_refused():
+    x = np.array([1.0, 2.0])
+    with pytest.raises(ez.ShadowError, match="share memory"):
+        ez.autodiff(ez.Forward, _two_arrays, ez.Duplicated(x, np.ones(2)),
+                    ez.Duplicated(x, np.ones(2)))  # fmt: skip
+
+
+def test_same_memory_with_the_same_shadow_differentiates():
+    x, dx = np.array([1.0, 2.0]), np.zeros(2)
+    ez.autodiff(ez.Reverse, _two_arrays, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(x, dx))
+    np.testing.assert_allclose(dx, 2 * x, rtol=1e-14)  # d(x·x)/dx through both arguments
