@@ -30,13 +30,14 @@ from .modes import (
     ReverseSplitWithPrimal,
     ReverseWithPrimal,
 )  # fmt: skip
+from .split import Tape, autodiff_thunk
 
 __all__ = [
     "Active", "AnnotationError", "BatchDuplicated", "BatchDuplicatedNoNeed", "Const",
     "Duplicated", "DuplicatedNoNeed", "EnzpyError", "EnzymeJit", "Forward", "ForwardWithPrimal",
     "Mode", "NoDerivativeError", "Reverse", "ReverseSplitNoPrimal", "ReverseSplitWithPrimal",
-    "ReverseWithPrimal", "ShadowError", "autodiff", "enzyme_jit", "explain", "gradient",
-    "last_tape_bytes",
+    "ReverseWithPrimal", "ShadowError", "Tape", "autodiff", "autodiff_thunk", "enzyme_jit",
+    "explain", "gradient", "last_tape_bytes",
 ]  # fmt: skip
 
 _REVERSE_IMPLEMENTED = True

@@ -86,7 +86,8 @@ def _fast_path(mode: Mode, f: EnzymeJit, args: tuple) -> Any:
     return _forward(mode, f, ret_activity, annotated, compiled)
 
 
-def parse_arguments(mode: Mode, f: EnzymeJit, args: tuple) -> tuple[Any, list[Annotation]]:
+def parse_arguments(mode: Mode, f: EnzymeJit, args: tuple, thunk: bool = False
+                    ) -> tuple[Any, list[Annotation]]:  # fmt: skip
     """Check the arguments `autodiff` got after `f`: (the return activity class or None, one
     annotation per argument of `f`). Raises `AnnotationError` / `ShadowError`."""
     if not isinstance(mode, Mode):
@@ -105,9 +106,9 @@ def parse_arguments(mode: Mode, f: EnzymeJit, args: tuple) -> tuple[Any, list[An
         raise AnnotationError(f"{f.py_func.__qualname__} takes {n} arguments, got {len(args)}")
     annotated = [check_argument(k, a, mode.reverse) for k, a in enumerate(args)]
     check_aliasing(annotated)
-    if mode.split:
-        raise AnnotationError(f"{mode!r} is used through autodiff_thunk, which is not "
-                              "implemented yet")  # fmt: skip
+    if mode.split and not thunk:
+        raise AnnotationError(f"{mode!r} is used through enzpy.autodiff_thunk, which returns "
+                              "the forward and the reverse pass")  # fmt: skip
     return ret_activity, annotated
 
 

@@ -20,6 +20,7 @@ import llvm_passes
 from llvm_passes.ir import Module, parse_module
 
 from . import bridge
+from .bridge import link
 from .errors import NoDerivativeError
 
 _cache: dict[tuple, Derivative] = {}
@@ -34,6 +35,7 @@ class Derivative:
     restype: Any
     argtypes: tuple
     result: llvm_passes.ForwardResult | llvm_passes.ReverseResult
+    split: tuple = ()  # split mode: the reverse and release drivers (`driver` augments)
 
 
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
@@ -57,8 +59,9 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
 
 def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str
                ) -> Derivative:  # fmt: skip
-    """The `mode` ('forward' or 'reverse') derivative of `f` for `argtypes`; `kinds` gives
-    'const' / 'dup' per argument, `ret` the return activity ('dup', 'active' or 'const')."""
+    """The `mode` ('forward', 'reverse' or 'split') derivative of `f` for `argtypes`; `kinds`
+    gives 'const' / 'dup' per argument, `ret` the return activity ('dup', 'active' or
+    'const')."""
     key = (mode, f, argtypes, kinds, ret)
     hit = _cache.get(key)
     if hit is not None:
@@ -70,7 +73,7 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     module, symbol, library, restype = primal_module(f.dispatcher, argtypes)
     ret_kind = "const" if ret == "const" or not bridge.abi.contains_float(restype) else "dup"
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
-    synthesize = llvm_passes.forward if mode == "forward" else _reverse
+    synthesize = {"forward": llvm_passes.forward, "reverse": _reverse, "split": _split}[mode]
     try:
         result = synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
@@ -78,9 +81,17 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
         raise NoDerivativeError(_with_python_name(str(located), f)) from None
     text = result.module_text
     _dump(f, text)
-    seed = None if mode == "forward" else (1.0 if ret == "active" else 0.0)
-    drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts, seed=seed)
-    out = Derivative(drv.driver, symbol, restype, argtypes, result)
+    if mode == "split":
+        names = (result.fn_name, *result.split_names)
+        entries = dict(zip(names, (link.AUGMENT, link.REVERSE_SPLIT, link.RELEASE), strict=True))
+        drvs = bridge.make_drivers(text, entries, library, argtypes, restype, acts)
+        out = Derivative(drvs[names[0]].driver, symbol, restype, argtypes, result,
+                         (drvs[names[1]].driver, drvs[names[2]].driver))  # fmt: skip
+    else:
+        seed = None if mode == "forward" else (1.0 if ret == "active" else 0.0)
+        drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts,
+                                 seed=seed)  # fmt: skip
+        out = Derivative(drv.driver, symbol, restype, argtypes, result)
     _cache[key] = out
     return out
 
@@ -90,6 +101,11 @@ _TAPE_BYTES = np.zeros(1, dtype=np.int64)
 
 def _reverse(module: Module, symbol: str, acts: list) -> llvm_passes.ReverseResult:
     return llvm_passes.reverse(module, symbol, acts, tape_bytes_at=_TAPE_BYTES.ctypes.data)
+
+
+def _split(module: Module, symbol: str, acts: list) -> llvm_passes.ReverseResult:
+    return llvm_passes.reverse(module, symbol, acts, tape_bytes_at=_TAPE_BYTES.ctypes.data,
+                               split=True)  # fmt: skip
 
 
 def last_tape_bytes() -> int:

@@ -54,8 +54,9 @@ class ReverseResult:
     """The module holding the gradient entry point, its name, and the root's activity."""
 
     module: Module
-    fn_name: str
+    fn_name: str  # combined: diffe_<f>; split: augment_<f>
     activity: ActivityResult
+    split_names: tuple[str, ...] = ()  # split: (reverse_<f>, release_<f>)
 
     @property
     def module_text(self) -> str:
@@ -63,45 +64,90 @@ class ReverseResult:
 
 
 def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activity],
-            tape_bytes_at: int | None = None) -> ReverseResult:  # fmt: skip
-    """Synthesize `diffe_<fn_name>(args..., shadows...[, dret])` (contract: see module doc).
+            tape_bytes_at: int | None = None, split: bool = False) -> ReverseResult:  # fmt: skip
+    """Synthesize the gradient of `fn_name` (contract: see module doc).
 
-    With `tape_bytes_at` (an address of an int64), each call stores there the number of
-    bytes its forward sweep put on the tape."""
+    Combined (default): `diffe_<f>(args, shadows)` owning its tape. Split: three entry points
+    sharing a caller-owned, zero-initialized tape (`TAPE_TYPE`): `augment_<f>(args, shadows,
+    tape)` runs the forward sweep, `reverse_<f>(args, shadows, tape)` the reverse sweep,
+    `release_<f>(args, shadows, tape)` only frees what a forward sweep left on the tape (for
+    a tape whose reverse sweep never runs); the last two free the tape's storage.
+
+    With `tape_bytes_at` (an address of an int64), each forward sweep stores there the number
+    of bytes it put on the tape."""
     module, fn = function_to_derive(module_text, fn_name, activities)
     ensure_runtime(module)
     synth = _Synthesizer(module)
     pattern = tuple(a.active for a in activities)
     aug, rev = synth.derive(fn, pattern)
-    name = _entry_point(module, fn, pattern, aug, rev, tape_bytes_at)
-    return ReverseResult(module, name, synth.results[(fn.name, pattern)])
+    entries = _Entries(module, fn, pattern, tape_bytes_at)
+    if split:
+        names = (entries.augment(aug), entries.finish("reverse", rev),
+                 entries.finish("release", synth.release(fn, pattern)))  # fmt: skip
+    else:
+        names = (entries.combined(aug, rev),)
+    return ReverseResult(module, names[0], synth.results[(fn.name, pattern)], names[1:])
 
 
-def _entry_point(module: Module, fn: Function, pattern, aug: str, rev: str,
-                 tape_bytes_at: int | None) -> str:  # fmt: skip
-    args = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
-    shadows = [Argument(PTR, f"{a.name}.shadow", "", 0) for a, p in zip(fn.args, pattern,
-                                                                        strict=True) if p]
-    extra = [Argument(fn.ret_type, "dret", "", 0)] if fn.ret_type.is_float else []
-    params = args + shadows + extra
-    for k, a in enumerate(params):
-        a.index = k
-    name = f"diffe_{fn.name}"
-    entry = Function(name, fn.ret_type, params)
-    block = Block("entry")
-    entry.blocks.append(block)
-    b = Builder(module, Namer(entry), block)
-    tape = b.alloca(TAPE_TYPE, 8, "tape")
-    b.store(Constant(TAPE_TYPE, "zeroinitializer"), tape, 8)
-    r = b.call(aug, [*args, *shadows, tape], fn.ret_type, "primal")
-    if tape_bytes_at is not None:
-        size = b.load(I64, b.gep(I64, tape, const(I64, 1)), 8, "tape.bytes")
-        b.store(size, Constant(PTR, f"inttoptr (i64 {tape_bytes_at} to ptr)"), 8)
-    b.call(rev, [*args, *shadows, tape, *extra], VOID)
-    b.call(FREE, [tape], VOID)
-    b.insert(Instruction("ret", operands=[r] if fn.ret_type.kind != "void" else []))
-    module.add_function(entry)
-    return name
+class _Entries:
+    """The exported entry points: the primal's arguments, then one shadow per active one."""
+
+    def __init__(self, module: Module, fn: Function, pattern: tuple[bool, ...],
+                 tape_bytes_at: int | None) -> None:  # fmt: skip
+        self.module, self.fn, self.tape_bytes_at = module, fn, tape_bytes_at
+        self.args = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
+        self.shadows = [Argument(PTR, f"{a.name}.shadow", "", 0)
+                        for a, p in zip(fn.args, pattern, strict=True) if p]  # fmt: skip
+        # a float-returning (non-Numba) function takes the return's cotangent last
+        self.dret = [Argument(fn.ret_type, "dret", "", 0)] if fn.ret_type.is_float else []
+
+    def _begin(self, name: str, ret_type, extra: list[Argument]) -> Builder:
+        params = [*self.args, *self.shadows, *extra]
+        params = [Argument(a.type, a.name, a.attrs, k) for k, a in enumerate(params)]
+        self.params = params
+        entry = Function(name, ret_type, params)
+        entry.blocks.append(Block("entry"))
+        self.module.add_function(entry)
+        return Builder(self.module, Namer(entry), entry.blocks[0])
+
+    def _forward_sweep(self, b: Builder, aug: str, tape: Value) -> Value:
+        r = b.call(aug, self.params[:len(self.args) + len(self.shadows)] + [tape],
+                   self.fn.ret_type, "primal")  # fmt: skip
+        if self.tape_bytes_at is not None:
+            size = b.load(I64, b.gep(I64, tape, const(I64, 1)), 8, "tape.bytes")
+            b.store(size, Constant(PTR, f"inttoptr (i64 {self.tape_bytes_at} to ptr)"), 8)
+        return r
+
+    def _ret(self, b: Builder, r: Value | None) -> None:
+        b.insert(Instruction("ret", operands=[r] if r is not None else []))
+
+    def combined(self, aug: str, rev: str) -> str:
+        name = f"diffe_{self.fn.name}"
+        b = self._begin(name, self.fn.ret_type, self.dret)
+        tape = b.alloca(TAPE_TYPE, 8, "tape")
+        b.store(Constant(TAPE_TYPE, "zeroinitializer"), tape, 8)
+        r = self._forward_sweep(b, aug, tape)
+        n = len(self.args) + len(self.shadows)
+        b.call(rev, [*self.params[:n], tape, *self.params[n:]], VOID)
+        b.call(FREE, [tape], VOID)
+        self._ret(b, r)
+        return name
+
+    def augment(self, aug: str) -> str:
+        name = f"augment_{self.fn.name}"
+        b = self._begin(name, self.fn.ret_type, [Argument(PTR, "tape", "", 0)])
+        self._ret(b, self._forward_sweep(b, aug, self.params[-1]))
+        return name
+
+    def finish(self, kind: str, sweep: str) -> str:
+        """`reverse_<f>` / `release_<f>`: run `sweep` on the tape, then free its storage."""
+        name = f"{kind}_{self.fn.name}"
+        dret = self.dret if kind == "reverse" else []
+        b = self._begin(name, VOID, [Argument(PTR, "tape", "", 0), *dret])
+        b.call(sweep, self.params, VOID)
+        b.call(FREE, [self.params[len(self.args) + len(self.shadows)]], VOID)
+        self._ret(b, None)
+        return name
 
 
 class _Synthesizer:
@@ -111,6 +157,8 @@ class _Synthesizer:
         self.module = module
         self.names: dict[tuple[str, tuple[bool, ...]], tuple[str, str]] = {}
         self.results: dict[tuple[str, tuple[bool, ...]], ActivityResult] = {}
+        self.plans: dict[tuple[str, tuple[bool, ...]], _Plan] = {}
+        self.released: dict[tuple[str, tuple[bool, ...]], str] = {}
         self.cache: dict = {}
 
     def derive(self, fn: Function, pattern: tuple[bool, ...]) -> tuple[str, str]:
@@ -122,10 +170,20 @@ class _Synthesizer:
         self.names[key] = names
         act = activity(self.module, fn, pattern, has_rule, self.cache)
         self.results[key] = act
-        plan = _Plan(fn, act)
+        plan = self.plans[key] = _Plan(fn, act)
         _Augmented(self, fn, act, names[0], plan).run()
         _Reverse(self, fn, act, names[1], plan).run()
         return names
+
+    def release(self, fn: Function, pattern: tuple[bool, ...]) -> str:
+        """`release_<f>.<bits>(args, shadows, tape)`: the reverse sweep reduced to popping the
+        tape and freeing what the forward sweep allocated (shadows, cached inputs)."""
+        key = (fn.name, pattern)
+        if key not in self.released:
+            self.derive(fn, pattern)
+            name = self.released[key] = self.names[key][1].replace("diffe_", "release_", 1)
+            _Reverse(self, fn, self.results[key], name, self.plans[key], release=True).run()
+        return self.released[key]
 
 
 # ---- what the reverse sweep needs -----------------------------------------------------------
@@ -435,8 +493,10 @@ class _Augmented(_FunctionForward):
 class _Reverse:
     """Builds `diffe_<f>.<bits>(args, shadows, tape[, dret])`: the blocks replayed backwards."""
 
-    def __init__(self, synth, fn: Function, act: ActivityResult, name: str, plan: _Plan):
+    def __init__(self, synth, fn: Function, act: ActivityResult, name: str, plan: _Plan,
+                 release: bool = False) -> None:  # fmt: skip
         self.synth, self.fn, self.act, self.name, self.plan = synth, fn, act, name, plan
+        self.release = release  # only pop the tape and free, no adjoints
         self.module = synth.module
         self.namer = Namer(fn)
         self.b = Builder(self.module, self.namer)
@@ -459,7 +519,7 @@ class _Reverse:
         self.tape = Argument(PTR, self.namer.fresh("tape"), "", len(args))
         args.append(self.tape)
         self.dret = None
-        if fn.ret_type.is_float:
+        if fn.ret_type.is_float and not self.release:
             self.dret = Argument(fn.ret_type, self.namer.fresh("dret"), "", len(args))
             args.append(self.dret)
         new = Function(self.name, VOID, args)
@@ -468,7 +528,7 @@ class _Reverse:
         self.rev_blocks = {b.name: Block(self.namer.fresh(f"{b.name}.rev")) for b in fn.blocks}
         self.b.position_at_end(entry)
         for inst in fn.instructions():
-            if _is_active_float(self.act, inst):
+            if _is_active_float(self.act, inst) and not self.release:
                 slot = self.b.alloca(inst.type, None, f"{inst.name or 'v'}.adj")
                 self.b.store(Builder.zero(inst.type), slot)
                 self.slots[inst] = slot
@@ -521,7 +581,7 @@ class _Reverse:
                 self.b.loc = inst.loc
                 self.reverse_instruction(inst)
         preds = list(self.plan.graph.preds.get(block.name, ()))
-        phis = [p for p in block.phis if _is_active_float(self.act, p)]
+        phis = [p for p in block.phis if p in self.slots]
         if not preds:
             for _ in self.plan.frame:  # release the frame
                 pop(self.b, self.tape, I64, "frame")
@@ -604,7 +664,11 @@ class _Reverse:
         op = inst.opcode
         primal, shadow = self.popped(inst)
         args = [primal.get(v, v) for v in inst.operands]
-        if op == "load":
+        if self.free_shadow(inst, shadow):
+            return
+        if self.release:
+            self.release_instruction(inst, args, shadow)
+        elif op == "load":
             if _is_active_float(self.act, inst):
                 dp = shadow[inst.operands[0]]
                 adj = self.take_adjoint(inst)
@@ -639,14 +703,7 @@ class _Reverse:
             if rule.cache is None:
                 rule.adjoint(self.b, inst, args, shadows)
             else:
-                scratch = Builder(self.module, Namer(), Block("scratch"))
-                count = len(rule.cache(scratch, inst, args))  # how many the forward pushed
-                cached = [pop(self.b, self.tape, PTR, "cached") for _ in range(count)][::-1]
-                rule.adjoint(self.b, inst, args, shadows, cached=cached)
-        elif op == "alloca" and inst in shadow:
-            self.b.call("free", [shadow[inst]], VOID)
-        elif op == "call" and inst.callee_name in ALLOCATORS and inst in shadow:
-            self.b.call("NRT_decref", [shadow[inst]], VOID)  # the shadow allocation dies
+                rule.adjoint(self.b, inst, args, shadows, cached=self.pop_cached(rule, inst, args))
         elif _is_active_float(self.act, inst):
             rule = rules.lookup(inst)
             if rule is None or rule.adjoint is None:
@@ -658,9 +715,47 @@ class _Reverse:
             for v, c in zip(inst.operands, contribs, strict=False):
                 self.add_adjoint(v, c)
 
+    def free_shadow(self, inst: Instruction, shadow: dict) -> bool:
+        """Free the shadow of stack memory or of a runtime allocation; whether `inst` was one."""
+        if inst not in shadow:
+            return False
+        if inst.opcode == "alloca":
+            self.b.call("free", [shadow[inst]], VOID)
+        elif inst.opcode == "call" and inst.callee_name in ALLOCATORS:
+            self.b.call("NRT_decref", [shadow[inst]], VOID)  # the shadow allocation dies
+        else:
+            return False
+        return True
+
+    def pop_cached(self, rule: rules.Rule, inst: Instruction, args: list[Value]) -> list[Value]:
+        """The copies `rule.cache` saved for `inst` in the forward sweep (malloc'ed)."""
+        scratch = Builder(self.module, Namer(), Block("scratch"))
+        count = len(rule.cache(scratch, inst, args))  # type: ignore[misc]
+        return [pop(self.b, self.tape, PTR, "cached") for _ in range(count)][::-1]
+
+    def release_instruction(self, inst: Instruction, args: list[Value], shadow: dict) -> None:
+        """Release mode: free what the forward sweep of `inst` left (callees release theirs)."""
+        if inst.opcode != "call":
+            return
+        if inst in self.act.callees:
+            self.reverse_call(inst, args, shadow)
+        elif inst in self.plan.library_calls:
+            rule = rules.lookup(inst)
+            if rule is not None and rule.cache is not None:
+                for p in self.pop_cached(rule, inst, args):
+                    self.b.call("free", [p], VOID)
+
     def reverse_call(self, inst: Instruction, args: list[Value], shadow: dict) -> None:
         summary = self.act.callees[inst]
-        _, rev = self.synth.derive(self.module.get(inst.callee_name), summary.pattern)
+        callee = self.module.get(inst.callee_name)
+        if self.release:
+            shadows = [Constant(PTR, "null") if o.type.is_float else
+                       shadow.get(o) or Constant(PTR, "null")
+                       for o, p in zip(inst.operands, summary.pattern, strict=True) if p]
+            self.b.call(self.synth.release(callee, summary.pattern),
+                        [*args, *shadows, self.tape], VOID)  # fmt: skip
+            return
+        _, rev = self.synth.derive(callee, summary.pattern)
         shadows, accumulated = [], []
         for o, p in zip(inst.operands, summary.pattern, strict=True):
             if p and o.type.is_float:

@@ -3,7 +3,7 @@
 from . import capture as capture  # installs the IR capture hook
 from .abi import Activity, LLVMArg, argument_layout, llvm_activities, shadowed_args
 from .capture import compiled_function, function_ir, modules_for
-from .link import DerivativeDriver, make_driver
+from .link import DerivativeDriver, make_driver, make_drivers
 
 __all__ = [
     "Activity",
@@ -14,6 +14,7 @@ __all__ = [
     "function_ir",
     "llvm_activities",
     "make_driver",
+    "make_drivers",
     "modules_for",
     "shadowed_args",
 ]

@@ -20,9 +20,10 @@ from numba.extending import intrinsic
 from . import capture
 from .abi import Activity, argument_layout, as_activity, shadowed_args, target_context
 
-__all__ = ["DerivativeDriver", "make_driver", "clear_cache"]
+__all__ = ["DerivativeDriver", "EntryPoint", "make_driver", "make_drivers", "clear_cache"]
 
 _counter = itertools.count(1)
+TAPE_BYTES = 24  # { ptr data, i64 size, i64 capacity }: llvm_passes.tape.TAPE_TYPE
 _cache: dict[Any, DerivativeDriver] = {}
 _cache_lock = threading.Lock()
 
@@ -56,10 +57,10 @@ def _is_dup(act: Any) -> bool:
     return act is not Activity.CONST
 
 
-def _demote(mod: Any, keep: str | None = None) -> None:
+def _demote(mod: Any, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     """Make every external definition but `keep` linkonce_odr (copies may be linked twice)."""
     for f in mod.functions:
-        if f.name != keep and not f.is_declaration and f.linkage == llvm.Linkage.external:
+        if f.name not in keep and not f.is_declaration and f.linkage == llvm.Linkage.external:
             f.linkage = "linkonce_odr"
 
 
@@ -88,20 +89,22 @@ def _link_captured_callees(mod: Any) -> None:
             mod.link_in(sub)
 
 
-def _build_library(module_text: str, fn_name: str, library: Any, unique: str) -> Any:
-    """Parse, rename the derivative to `unique`, resolve callees, finalize a library."""
+def _build_library(module_text: str, renames: dict[str, str], library: Any) -> Any:
+    """Parse, rename the entry points (`renames`: name -> unique name), resolve callees,
+    finalize a library."""
     ctx = target_context()
     codegen = ctx.codegen()
     with global_compiler_lock, capture.suspended():
         mod = llvm.parse_assembly(module_text)
-        fn = mod.get_function(fn_name)
-        if fn.is_declaration:
-            raise ValueError(f"{fn_name!r} is only declared in the derivative module")
-        fn.name = unique
-        _demote(mod, keep=unique)
+        for name, unique in renames.items():
+            fn = mod.get_function(name)
+            if fn.is_declaration:
+                raise ValueError(f"{name!r} is only declared in the derivative module")
+            fn.name = unique
+        _demote(mod, keep=set(renames.values()))
         _link_captured_callees(mod)
         mod.verify()
-        lib = codegen.create_library(f"enzpy.{unique}")
+        lib = codegen.create_library(f"enzpy.{next(iter(renames.values()))}")
         if library is not None:
             lib.add_linking_library(library)
         lib.add_llvm_module(mod)
@@ -109,89 +112,180 @@ def _build_library(module_text: str, fn_name: str, library: Any, unique: str) ->
     return lib
 
 
+@dataclass(frozen=True)
+class EntryPoint:
+    """How a driver calls one entry point of a linked derivative.
+
+    `scalars`: what a float scalar argument's shadow is: its tangent (forward, passed by the
+    caller), an adjoint accumulator (reverse; the adjoints are returned), or null (the
+    forward and release sweeps of split mode). `seed`: the initial value of the return's
+    shadow slot: 0 (None), a constant, or 'arg' (the driver's last argument). `tape`: the
+    driver takes the tape's address (an integer) after the shadows; the tape (`TAPE_BYTES`)
+    is followed in memory by the return's shadow slot. `returns`: 'forward'
+    (primal, tangent), 'reverse' (primal, adjoints), 'augment' (primal, the return's shadow,
+    owned by the caller too), 'adjoints', or 'nothing'.
+    """
+
+    scalars: str = "tangent"
+    seed: float | str | None = None
+    tape: bool = False
+    returns: str = "forward"
+
+
+FORWARD = EntryPoint()
+AUGMENT = EntryPoint(scalars="null", tape=True, returns="augment")
+REVERSE_SPLIT = EntryPoint(scalars="accumulator", seed="arg", tape=True, returns="adjoints")
+RELEASE = EntryPoint(scalars="null", tape=True, returns="nothing")
+
+
+def reverse_entry(seed: float) -> EntryPoint:
+    """Combined reverse mode with the return seeded `seed`."""
+    return EntryPoint(scalars="accumulator", seed=seed, returns="reverse")
+
+
 def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
                   restype: types.Type, activities: tuple[Activity, ...],
-                  shadowed: tuple[int, ...], seed: float | None = None) -> Callable[..., Any]:
-    """The intrinsic's codegen: call the derivative through Numba's calling convention.
-
-    Forward (`seed` None): returns (primal, tangent of the return). Reverse (`seed` is the
-    return's cotangent, placed in the shadow return slot): float scalar arguments get
-    adjoint accumulators instead of shadow arguments, returned as (primal, adjoints).
-    """
+                  shadowed: tuple[int, ...], ep: EntryPoint) -> Callable[..., Any]:
+    """The intrinsic's codegen: call `symbol` with the primal's flattened LLVM arguments
+    (Numba's calling convention), then one shadow per active LLVM argument in order, then
+    the tape (see `EntryPoint`)."""
     layout = argument_layout(argtypes)
     nargs = len(argtypes)
-    ret_dup = _is_dup(activities[0])
-    reverse = seed is not None
+    passed = _passed_shadows(layout, shadowed, ep)
 
     def codegen(context: Any, builder: Any, signature: Any, args: Sequence[Any]) -> Any:
         context.active_code_library.add_linking_library(lib)
         call_conv = context.call_conv
         primal_fnty = call_conv.get_function_type(restype, argtypes)
         flat = list(context.get_arg_packer(argtypes).as_arguments(builder, list(args[:nargs])))
-
         ret_ty = context.data_model_manager[restype].get_return_type()
         retslot = cgutils.alloca_once_value(builder, cgutils.get_null_value(ret_ty))
         excinfoptr = cgutils.alloca_once(builder, ir.PointerType(excinfo_t), name="excinfo")
 
-        shadow_vals: list[Any] = []
-        shadow_tys: list[Any] = []
-        sretslot = None
-        if ret_dup:
-            init = cgutils.get_null_value(ret_ty)
-            if reverse and isinstance(restype, types.Float):
-                init = ir.Constant(ret_ty, seed)
-            sretslot = cgutils.alloca_once_value(builder, init)
-            shadow_vals.append(sretslot)
-            shadow_tys.append(primal_fnty.args[0])
-        accumulators = []
-        for leaf in (x for group in layout for x in group):
-            if reverse and leaf.role == "scalar_float" and _is_dup(activities[leaf.position]):
-                lty = primal_fnty.args[leaf.position]
-                acc = cgutils.alloca_once_value(builder, ir.Constant(lty, 0.0))
-                accumulators.append((leaf.position, acc))
-        acc_by_position = dict(accumulators)
-        array_shadowed = [i for i in shadowed if not (reverse and _scalar(layout[i]))]
-        for idx, sval in zip(array_shadowed, args[nargs:], strict=True):
+        by_position: dict[int, Any] = {}
+        for idx, sval in zip(passed, args[nargs:nargs + len(passed)], strict=True):
             sflat = context.get_arg_packer([argtypes[idx]]).as_arguments(builder, [sval])
-            for leaf, v in zip(layout[idx], sflat, strict=True):
-                if _is_dup(activities[leaf.position]):
-                    shadow_vals.append(v)
-                    shadow_tys.append(primal_fnty.args[leaf.position])
-
-        if reverse:  # shadows in argument order: retptr, then arrays and accumulators
-            ordered = [(0, shadow_vals[0], shadow_tys[0])] if ret_dup else []
-            it = iter(zip(shadow_vals[int(ret_dup):], shadow_tys[int(ret_dup):], strict=True))
-            for k, act in enumerate(activities[2:], start=2):
-                if not _is_dup(act):
-                    continue
-                if k in acc_by_position:
-                    acc = acc_by_position[k]
-                    ordered.append((k, acc, acc.type))
-                else:
-                    v, t = next(it)
-                    ordered.append((k, v, t))
-            shadow_vals = [v for _, v, _ in ordered]
-            shadow_tys = [t for _, _, t in ordered]
-        fnty = ir.FunctionType(primal_fnty.return_type, list(primal_fnty.args) + shadow_tys)
+            by_position.update((leaf.position, v) for leaf, v in zip(layout[idx], sflat,
+                                                                    strict=True))
+        sretslot = None
+        accumulators = []
+        shadows = []
+        for pos, act in enumerate(activities):
+            if not _is_dup(act):
+                continue
+            lty = primal_fnty.args[pos]
+            if pos == 0:
+                sretslot = _return_shadow_slot(context, builder, restype, ep, args)
+                shadows.append(sretslot)
+            elif pos in by_position:
+                shadows.append(by_position[pos])
+            elif ep.scalars == "accumulator":
+                acc = cgutils.alloca_once_value(builder, ir.Constant(lty, 0.0))
+                accumulators.append(acc)
+                shadows.append(acc)
+            else:
+                shadows.append(ir.Constant(ir.PointerType(ir.IntType(8)), None))
+        tys = [s.type for s in shadows]
+        tape = []
+        if ep.tape:
+            tape = [builder.inttoptr(args[nargs + len(passed)], ir.PointerType(ir.IntType(8)))]
+            tys.append(tape[0].type)
+        status_returned = ep.returns in ("forward", "reverse", "augment")
+        fnty = ir.FunctionType(primal_fnty.return_type if status_returned else ir.VoidType(),
+                               list(primal_fnty.args) + tys)  # fmt: skip
         fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
-        code = builder.call(fn, [retslot, excinfoptr, *flat, *shadow_vals])
-        status = call_conv._get_return_status(builder, code, builder.load(excinfoptr))
-        with cgutils.if_unlikely(builder, status.is_error):
-            call_conv.return_status_propagate(builder, status)
+        code = builder.call(fn, [retslot, excinfoptr, *flat, *shadows, *tape])
+        if status_returned:
+            status = call_conv._get_return_status(builder, code, builder.load(excinfoptr))
+            with cgutils.if_unlikely(builder, status.is_error):
+                call_conv.return_status_propagate(builder, status)
 
-        primal = context.get_returned_value(builder, restype, builder.load(retslot))
-        if reverse:
-            adjoints = [builder.load(acc) for _, acc in accumulators]
-            adj_ty = signature.return_type.types[1]
-            packed = context.make_tuple(builder, adj_ty, adjoints)
+        def returned(slot: Any) -> Any:
+            if slot is None:
+                return context.get_dummy_value()
+            return context.get_returned_value(builder, restype, builder.load(slot))
+
+        adjoints = [builder.load(acc) for acc in accumulators]
+        if ep.returns == "nothing":
+            return context.get_dummy_value()
+        if ep.returns == "adjoints":
+            return context.make_tuple(builder, signature.return_type, adjoints)
+        primal = returned(retslot)
+        if ep.returns == "reverse":
+            packed = context.make_tuple(builder, signature.return_type.types[1], adjoints)
             return context.make_tuple(builder, signature.return_type, [primal, packed])
-        if sretslot is not None:
-            tangent = context.get_returned_value(builder, restype, builder.load(sretslot))
-        else:
-            tangent = context.get_dummy_value()
-        return context.make_tuple(builder, signature.return_type, [primal, tangent])
+        if ep.returns == "augment" and float_valued(restype):
+            sretslot = None  # a float return is seeded in the reverse pass
+        shadow_ret = returned(sretslot)
+        if ep.returns == "augment" and sretslot is not None:
+            context.nrt.incref(builder, restype, shadow_ret)  # the tape keeps its own
+        return context.make_tuple(builder, signature.return_type, [primal, shadow_ret])
 
     return codegen
+
+
+def _return_shadow_slot(context: Any, builder: Any, restype: types.Type, ep: EntryPoint,
+                        args: Sequence[Any]) -> Any:  # fmt: skip
+    """The memory holding the return's shadow: on the stack, or (split mode) right after
+    the tape, where it lives from the forward to the reverse pass (the forward sweep may
+    keep addresses inside it). Holds the return's cotangent when the call starts."""
+    ret_ty = context.data_model_manager[restype].get_return_type()
+    if ep.seed == "arg" and float_valued(restype):
+        init = context.get_return_value(builder, restype, args[-1])
+    elif ep.seed is not None and isinstance(restype, types.Float):
+        init = ir.Constant(ret_ty, ep.seed)
+    else:
+        init = cgutils.get_null_value(ret_ty)
+    if not ep.tape:
+        return cgutils.alloca_once_value(builder, init)
+    tape = builder.inttoptr(args[-2 if ep.seed == "arg" and float_valued(restype) else -1],
+                            ir.PointerType(ir.IntType(8)))  # fmt: skip
+    slot = builder.bitcast(builder.gep(tape, [ir.Constant(ir.IntType(64), TAPE_BYTES)]),
+                           ret_ty.as_pointer())  # fmt: skip
+    if ep.seed == "arg":
+        builder.store(init, slot)
+    return slot
+
+
+def return_slot_bytes(restype: types.Type) -> int:
+    """Bytes of the return's shadow slot that follows a split-mode tape."""
+    ctx = target_context()
+    return ctx.get_abi_sizeof(ctx.data_model_manager[restype].get_return_type())
+
+
+def float_valued(t: types.Type) -> bool:
+    """A float, or a tuple of floats: a return seeded by a value rather than a shadow."""
+    if isinstance(t, types.BaseTuple):
+        return len(t.types) > 0 and all(float_valued(e) for e in t.types)
+    return isinstance(t, types.Float)
+
+
+def _passed_shadows(layout: list[list[Any]], shadowed: tuple[int, ...],
+                    ep: EntryPoint) -> list[int]:  # fmt: skip
+    """The Python arguments whose shadows the driver takes (float scalars only when their
+    tangents are passed)."""
+    return [i for i in shadowed if ep.scalars == "tangent" or not _scalar(layout[i])]
+
+
+def _signature(argtypes: tuple[types.Type, ...], restype: types.Type,
+               activities: tuple[Activity, ...], shadowed: tuple[int, ...],
+               ep: EntryPoint) -> Any:  # fmt: skip
+    """The driver's Numba signature for entry point `ep`."""
+    layout = argument_layout(argtypes)
+    params = argtypes + tuple(argtypes[i] for i in _passed_shadows(layout, shadowed, ep))
+    if ep.tape:
+        params += (types.uintp,)
+    if ep.seed == "arg" and float_valued(restype) and _is_dup(activities[0]):
+        params += (restype,)
+    adjoints = types.Tuple(tuple(argtypes[i] for i in shadowed if _scalar(layout[i])))
+    ret_dup = _is_dup(activities[0])
+    shadow_ret = restype if ret_dup and not (ep.returns == "augment"
+                                             and float_valued(restype)) else types.none
+    ret = {"forward": types.Tuple((restype, shadow_ret)),
+           "augment": types.Tuple((restype, shadow_ret)),
+           "reverse": types.Tuple((restype, adjoints)),
+           "adjoints": adjoints, "nothing": types.none}[ep.returns]  # fmt: skip
+    return ret(*params)
 
 
 def _scalar(group: Sequence[Any]) -> bool:
@@ -227,10 +321,22 @@ def make_driver(module_text: str, fn_name: str, library: Any,
     `activities` (one per LLVM argument of the primal, retptr and excinfo included). The
     driver takes the primal's Python arguments followed by one shadow (same Numba type)
     per Python argument with a shadowed LLVM argument, and returns (primal, tangent);
-    tangent is None when retptr is CONST. `library` is the primal's code library (it
-    resolves the primal's callees). Results are cached by `key` (default: a digest of
-    the inputs).
+    tangent is None when retptr is CONST. With `seed` (reverse mode) float scalars take no
+    shadow and the driver returns (primal, their adjoints). `library` is the primal's code
+    library (it resolves the primal's callees). Results are cached by `key` (default: a
+    digest of the inputs).
     """
+    entry = FORWARD if seed is None else reverse_entry(seed)
+    return make_drivers(module_text, {fn_name: entry}, library, argtypes, restype, activities,
+                        key=key)[fn_name]  # fmt: skip
+
+
+def make_drivers(module_text: str, entries: dict[str, EntryPoint], library: Any,
+                 argtypes: Sequence[types.Type], restype: types.Type,
+                 activities: Sequence[Activity], *, key: Any = None
+                 ) -> dict[str, DerivativeDriver]:  # fmt: skip
+    """Link the entry points of `module_text` (name -> how the driver calls it) into one
+    library and build one driver per entry point (see `make_driver`)."""
     argtypes = tuple(argtypes)
     activities = tuple(as_activity(a) for a in activities)
     ctx = target_context()
@@ -241,7 +347,7 @@ def make_driver(module_text: str, fn_name: str, library: Any,
         raise ValueError("excinfo cannot be active")
     if key is None:
         digest = hashlib.sha1(module_text.encode()).hexdigest()
-        key = (digest, fn_name, argtypes, restype, activities, seed)
+        key = (digest, tuple(entries.items()), argtypes, restype, activities)
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None:
@@ -249,23 +355,17 @@ def make_driver(module_text: str, fn_name: str, library: Any,
 
     shadowed = tuple(shadowed_args(argtypes, activities))
     n = next(_counter)
-    unique = f"{fn_name}.enzpy{n}"
-    lib = _build_library(module_text, fn_name, library, unique)
-
-    layout = argument_layout(argtypes)
-    if seed is None:
-        ret_tuple = types.Tuple((restype, restype if _is_dup(activities[0]) else types.none))
-        all_types = argtypes + tuple(argtypes[i] for i in shadowed)
-    else:
-        scalars = [argtypes[i] for i in shadowed if _scalar(layout[i])]
-        ret_tuple = types.Tuple((restype, types.Tuple(tuple(scalars))))
-        all_types = argtypes + tuple(argtypes[i] for i in shadowed if not _scalar(layout[i]))
-    sig = ret_tuple(*all_types)
-    cg = _make_codegen(lib, unique, argtypes, restype, activities, shadowed, seed)
-    intr = _make_intrinsic(f"_enzpy_call_{n}", len(all_types), sig, cg)
-    drv = _make_njit_driver(f"enzpy_driver_{n}", len(all_types), intr, sig)
-    result = DerivativeDriver(drv, intr, lib, unique, argtypes, restype, activities, shadowed,
-                              sig)
+    renames = {name: f"{name}.enzpy{n}" for name in entries}
+    lib = _build_library(module_text, renames, library)
+    result = {}
+    for name, ep in entries.items():
+        k = next(_counter)
+        sig = _signature(argtypes, restype, activities, shadowed, ep)
+        cg = _make_codegen(lib, renames[name], argtypes, restype, activities, shadowed, ep)
+        intr = _make_intrinsic(f"_enzpy_call_{k}", len(sig.args), sig, cg)
+        drv = _make_njit_driver(f"enzpy_driver_{k}", len(sig.args), intr, sig)
+        result[name] = DerivativeDriver(drv, intr, lib, renames[name], argtypes, restype,
+                                        activities, shadowed, sig)  # fmt: skip
     with _cache_lock:
         result = _cache.setdefault(key, result)
     return result

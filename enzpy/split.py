@@ -1,0 +1,283 @@
+"""Split reverse mode: `autodiff_thunk` returns the forward and the reverse pass as two
+callables, with a `Tape` carrying what the reverse pass needs from one to the other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+from .annotations import Active, Annotation, Const, Duplicated
+from .api import parse_arguments
+from .bridge.abi import contains_float
+from .bridge.link import float_valued, return_slot_bytes
+from .derivatives import Derivative, derivative
+from .errors import AnnotationError, EnzpyError, ShadowError
+from .jit import EnzymeJit
+from .modes import Mode, ReverseSplitNoPrimal, ReverseSplitWithPrimal
+from .shadows import check_aliasing, check_argument, with_primal_strides
+
+
+class Tape:
+    """What a forward pass (`fwd`) left for its reverse pass (`rev`): the values the reverse
+    sweep needs, the control-flow path taken, the shadows of memory allocated inside `f`.
+
+    Owns that memory: it is released when `rev` has used the tape, or when the tape is
+    garbage-collected unused. A tape serves one `rev` call of the thunk that made it."""
+
+    __slots__ = ("_thunk", "_native", "_args", "_copies", "_shapes", "_pending")
+
+    def __init__(self, thunk: _Thunk, annotated: list[Annotation]) -> None:
+        self._thunk = thunk
+        # the native tape { data, size, capacity }, then the return's shadow slot
+        self._native = np.zeros(3 + thunk.slot_words, dtype=np.int64)
+        # primal arguments then shadows, as the forward pass got them
+        self._args, self._copies = _flat(annotated)
+        self._shapes = _shapes(annotated)
+        self._pending = False  # True from a successful forward pass until used or released
+
+    @property
+    def address(self) -> int:
+        return int(self._native.ctypes.data)
+
+    @property
+    def used(self) -> bool:
+        """Whether the tape's contents were consumed (by `rev`) or released."""
+        return not self._pending
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the forward pass put on the tape (0 once used)."""
+        return int(self._native[1])
+
+    def _take(self, thunk: _Thunk) -> tuple:
+        if thunk is not self._thunk:
+            raise EnzpyError("this tape was made by the forward pass of another thunk; pass "
+                             "it to the reverse pass returned with that forward pass")
+        if not self._pending:
+            raise EnzpyError("this tape was already used by a reverse pass (a tape serves "
+                             "one reverse pass: call fwd again for another)")
+        self._pending = False
+        return self._args
+
+    def _release(self) -> None:
+        if self._pending:
+            self._pending = False
+            self._thunk.derivative.split[1](*self._args, self.address)
+
+    def __del__(self) -> None:
+        try:
+            self._release()
+        except Exception:  # noqa: BLE001 - interpreter shutdown; nothing left to free into
+            pass
+
+    def __repr__(self) -> str:
+        state = "used" if self.used else f"{self.nbytes} bytes"
+        return f"<enzpy.Tape of {self._thunk.name} ({state})>"
+
+
+class _Thunk:
+    """One split-mode derivative of `f` for fixed argument types and activities."""
+
+    def __init__(self, mode: Mode, f: EnzymeJit, ret: str, annotated: list[Annotation],
+                 deriv: Derivative) -> None:  # fmt: skip
+        self.mode, self.f, self.ret, self.derivative = mode, f, ret, deriv
+        self.name = f.py_func.__qualname__
+        self.classes = tuple(type(a) for a in annotated)
+        self.argtypes = deriv.argtypes
+        self.slot_words = -(-return_slot_bytes(deriv.restype) // 8)
+
+    def cotangent(self, dret: Any) -> Any:
+        """`dret` as the float or tuple of floats the return's type asks for."""
+        restype = self.derivative.restype
+        try:
+            if isinstance(restype, numba.types.BaseTuple):
+                if len(dret) != len(restype):
+                    raise ValueError
+                return tuple(float(v) for v in dret)
+            return float(dret)
+        except (TypeError, ValueError):
+            raise AnnotationError(f"the return's cotangent must be like the return of "
+                                  f"{self.name} ({restype}), got {dret!r}") from None
+
+    def check(self, args: tuple) -> list[Annotation]:
+        """The annotated arguments of one call, checked against the thunk's types."""
+        if len(args) != len(self.classes):
+            raise AnnotationError(f"the thunk of {self.name} takes {len(self.classes)} "
+                                  f"annotated arguments, got {len(args)}")  # fmt: skip
+        annotated = [check_argument(k, a, True) for k, a in enumerate(args)]
+        for k, (a, cls, t) in enumerate(zip(annotated, self.classes, self.argtypes,
+                                            strict=True)):  # fmt: skip
+            if type(a) is not cls or numba.typeof(a.val) != t:
+                raise AnnotationError(
+                    f"argument {k}: the thunk was made for {cls.__name__} of {t}, got "
+                    f"{type(a).__name__} of {numba.typeof(a.val)}; make another thunk")
+        check_aliasing(annotated)
+        return annotated
+
+
+def _flat(annotated: list[Annotation]) -> tuple[tuple, list]:
+    """The driver's arguments (primal values, then the shadows of Duplicated arrays, laid
+    out like their primals), and the (user's shadow, copy) pairs of shadows laid out
+    otherwise."""
+    shadows, copies = [], []
+    for a in annotated:
+        if isinstance(a, Duplicated):
+            s = with_primal_strides(a.val, a.dval)
+            if s is not a.dval:
+                copies.append((a.dval, s))
+            shadows.append(s)
+    return (*(a.val for a in annotated), *shadows), copies
+
+
+def _shapes(annotated: list[Annotation]) -> tuple:
+    return tuple((a.val.shape, a.val.strides) if isinstance(a.val, np.ndarray) else None
+                 for a in annotated)  # fmt: skip
+
+
+def _memory(x: np.ndarray) -> tuple:
+    return (x.__array_interface__["data"][0], x.shape, x.strides)
+
+
+class ForwardPass:
+    """`fwd(*args) -> (tape, primal or None, shadow of the return or None)`."""
+
+    def __init__(self, thunk: _Thunk) -> None:
+        self._thunk = thunk
+
+    def __call__(self, *args: Any) -> tuple[Tape, Any, Any]:
+        t = self._thunk
+        tape = Tape(t, t.check(args))
+        tape._pending = True
+        try:
+            primal, shadow = t.derivative.driver(*tape._args, tape.address)
+        except BaseException:
+            tape._release()  # the forward sweep left a complete, consistent tape
+            raise
+        if t.ret != "dup":
+            shadow = None
+        return tape, primal if t.mode.with_primal else None, shadow
+
+    def __repr__(self) -> str:
+        return f"<enzpy forward pass of {self._thunk.name}>"
+
+
+class ReversePass:
+    """`rev(*args, [dret,] tape) -> adjoints`: one entry per argument, the adjoint of an
+    `Active` one, else None; adds into the shadows of `Duplicated` ones. `dret` (the
+    return's cotangent) is given for an `Active` return only."""
+
+    def __init__(self, thunk: _Thunk) -> None:
+        self._thunk = thunk
+
+    def __call__(self, *args: Any) -> tuple[Any, ...]:
+        t = self._thunk
+        n = len(t.classes) + (t.ret == "active")
+        if len(args) != n + 1 or not isinstance(args[-1], Tape):
+            what = "the annotated arguments, the return's cotangent, then the tape" \
+                if t.ret == "active" else "the annotated arguments, then the tape"
+            raise AnnotationError(f"the reverse pass of {t.name} takes {what}")
+        tape = args[-1]
+        annotated = t.check(args[:len(t.classes)])
+        if tape._thunk is t and tape._pending:
+            self._check_same(annotated, tape)
+        saved = tape._take(t)
+        dret = (t.cotangent(args[-2]),) if t.ret == "active" else ()
+        for user, copy in tape._copies:  # the adjoints the caller holds now
+            copy[...] = user
+        adjoints = iter(t.derivative.split[0](*saved, tape.address, *dret))
+        for user, copy in tape._copies:
+            user[...] = copy
+        return tuple(next(adjoints) if isinstance(a, Active) else None for a in annotated)
+
+    def _check_same(self, annotated: list[Annotation], tape: Tape) -> None:
+        """The reverse pass runs at the point the forward pass saw, into the shadows it saw
+        (the tape holds addresses inside them): same shapes, same shadow memory."""
+        if _shapes(annotated) != tape._shapes:
+            raise ShadowError("the reverse pass got arrays of other shapes or strides than "
+                              "its forward pass")  # fmt: skip
+        copied = {id(copy): user for user, copy in tape._copies}
+        saved = (copied.get(id(s), s) for s in tape._args[len(annotated):])
+        for k, a in enumerate(annotated):
+            if isinstance(a, Duplicated) and _memory(a.dval) != _memory(next(saved)):
+                raise ShadowError(f"argument {k}: the reverse pass must get the shadow its "
+                                  "forward pass got (the tape points into it)")
+
+    def __repr__(self) -> str:
+        return f"<enzpy reverse pass of {self._thunk.name}>"
+
+
+def autodiff_thunk(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[ForwardPass, ReversePass]:
+    """Split reverse mode: the forward and the reverse pass of `f` as two callables.
+
+    `mode` is `ReverseSplitWithPrimal` or `ReverseSplitNoPrimal`; then optionally the return
+    activity (`Active` for a float return, `Duplicated` for a returned array or tuple of
+    arrays, `Const`; by default `Active` for a float, `Duplicated` for other returns holding
+    floats), then annotated arguments fixing the argument types (their values are not used).
+
+    `fwd(*args)` returns `(tape, primal or None, shadow of the return or None)`: the caller
+    seeds a returned array's shadow (`+=` its cotangent) before `rev`. `rev(*args, [dret,]
+    tape)` adds `Jᵀ`-products into the shadows and returns the adjoints of `Active` arguments
+    (`dret`, the return's cotangent, only for an `Active` return). The reverse pass computes
+    the derivative at the values the forward pass saw, even if arguments changed since.
+
+    Examples
+    --------
+    >>> import numpy as np, enzpy as ez
+    >>> @ez.enzyme_jit
+    ... def f(x, a):
+    ...     return a * (x * x).sum()
+    >>> x, dx = np.array([1.0, 2.0]), np.zeros(2)
+    >>> fwd, rev = ez.autodiff_thunk(ez.ReverseSplitWithPrimal, f, ez.Active,
+    ...                              ez.Duplicated(x, dx), ez.Active(3.0))
+    >>> tape, z, _ = fwd(ez.Duplicated(x, dx), ez.Active(3.0))
+    >>> rev(ez.Duplicated(x, dx), ez.Active(3.0), 2.0, tape)   # return seeded 2.0
+    (None, 10.0)
+    >>> dx.tolist()
+    [12.0, 24.0]
+    """
+    if mode not in (ReverseSplitWithPrimal, ReverseSplitNoPrimal):
+        raise AnnotationError(f"autodiff_thunk takes ReverseSplitWithPrimal or "
+                              f"ReverseSplitNoPrimal, got {mode!r}")  # fmt: skip
+    ret_activity, annotated = parse_arguments(mode, f, args, thunk=True)
+    argtypes = tuple(numba.typeof(a.val) for a in annotated)
+    kinds = tuple("dup" if isinstance(a, Duplicated | Active) else "const" for a in annotated)
+    ret = _return_kind(f, argtypes, ret_activity)
+    thunk = _Thunk(mode, f, ret, annotated, derivative("split", f, argtypes, kinds, ret))
+    return ForwardPass(thunk), ReversePass(thunk)
+
+
+def _return_kind(f: EnzymeJit, argtypes: tuple, ret_activity: Any) -> str:
+    """'active', 'dup' or 'const' for the return of `f`, checked against its type."""
+    f.dispatcher.compile(argtypes)
+    restype = f.dispatcher.overloads[argtypes].signature.return_type
+    by_value = float_valued(restype)
+    if ret_activity is None:
+        ret_activity = Active if by_value else Duplicated if contains_float(restype) else Const
+    name = f.py_func.__qualname__
+    if ret_activity is Const:
+        return "const"
+    if ret_activity is Active:
+        if not by_value:
+            raise AnnotationError(f"an Active return needs a float (or tuple of floats) "
+                                  f"return value; {name} returns {restype}: pass "
+                                  "Duplicated to seed the shadow of a returned array")
+        return "active"
+    if issubclass(ret_activity, Duplicated):
+        if by_value:
+            raise AnnotationError(f"{name} returns {restype}: a float return is Active "
+                                  "(its cotangent is passed to the reverse pass)")
+        if not contains_float(restype) or _has_loose_float(restype):
+            raise AnnotationError(f"a Duplicated return needs a returned array or tuple of "
+                                  f"arrays; {name} returns {restype} (return floats and "
+                                  "arrays from separate functions)")
+        return "dup"
+    raise AnnotationError(f"unsupported return activity {ret_activity.__name__}")
+
+
+def _has_loose_float(t: Any) -> bool:
+    """Whether a tuple type holds a float outside any array."""
+    if isinstance(t, numba.types.BaseTuple):
+        return any(_has_loose_float(e) for e in t.types)
+    return isinstance(t, numba.types.Float)
