@@ -1,5 +1,6 @@
-"""``python -m bench``: time primal, enzpy forward and reverse mode, finite differences and
-native C."""
+"""``python -m bench``: time the Numba primal, enzpy forward and reverse mode, central finite
+differences, hand-written gradients, JAX, PyTorch and native C on the simple kernels and the
+GradBench evals; check every gradient against a reference; write Markdown, JSON and PNG plots."""
 
 from __future__ import annotations
 
@@ -16,26 +17,44 @@ from typing import Any
 
 import numpy as np
 
-from . import native_lib
-from .kernels import ENZPY_IMPORT_ERROR, build_kernels, ez, tiny
+from . import native_lib, plots, suite
+from .correctness import assess
+from .evals._jit import ENZPY_IMPORT_ERROR, ez
+from .kernels import tiny
+from .latency import first_call_latency
+from .progress import Progress
 from .timing import (
     KernelResult,
-    fmt_time,
     interleaved_per_call,
+    markdown_errors,
+    markdown_latency,
     markdown_tape,
     markdown_times,
-    markdown_values,
     run_kernel,
 )
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+#: --quick without --kernels: one kernel per kind of column (native, hand-written, peers, BA)
+QUICK_KERNELS = ("reduction", "gmm", "lse", "ba")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="small sizes, finishes in seconds")
-    ap.add_argument("--kernels", default="", help="comma-separated subset: reduction,ode,stencil")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, a smoke run of seconds")
+    ap.add_argument("--kernels", default="", help="comma-separated subset, e.g. gmm,lse,reduction")
+    ap.add_argument(
+        "--sizes",
+        choices=("quick", "full", "sweep"),
+        default=None,
+        help="quick (tiny), full (one size per kernel) or sweep (full plus the size sweeps; "
+        "the default without --quick)",
+    )
+    ap.add_argument(
+        "--tools",
+        default=",".join(suite.FAMILIES),
+        help=f"comma-separated tool families (the primal always runs): {','.join(suite.FAMILIES)}",
+    )
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
     ap.add_argument("--reps", type=int, default=None, help="fixed repetitions per tool")
     ap.add_argument(
@@ -46,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--no-native", action="store_true", help="skip the native C columns")
     ap.add_argument("--no-overhead", action="store_true", help="skip the call-overhead figure")
+    ap.add_argument("--no-latency", action="store_true", help="skip first-call latency")
+    ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    ap.add_argument("--verbose", action="store_true", help="log every warm-up instead of a bar")
     return ap.parse_args(argv)
 
 
@@ -101,9 +123,25 @@ def markdown_overhead(ov: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _has(results: list[KernelResult], tool: str) -> bool:
-    """Whether any kernel has the tool."""
-    return any(tool in r.tools for r in results)
+def _version(package: str) -> str | None:
+    """Installed version of an optional package (None when absent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str | None:
+    """The CPU model name from /proc/cpuinfo (Linux), else None."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def metadata(args: argparse.Namespace, lib: Any) -> dict[str, Any]:
@@ -127,6 +165,11 @@ def metadata(args: argparse.Namespace, lib: Any) -> dict[str, Any]:
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "git_commit": commit,
         "quick": args.quick,
+        "sizes": args.sizes,
+        "tools": sorted(args.wanted),
+        "jax": _version("jax"),
+        "torch": _version("torch"),
+        "cpu_model": _cpu_model(),
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "numba": numba.__version__,
@@ -141,96 +184,158 @@ def metadata(args: argparse.Namespace, lib: Any) -> dict[str, Any]:
     }
 
 
+def _has(results: list[KernelResult], tool: str) -> bool:
+    """Whether any kernel has the tool."""
+    return any(tool in r.tools for r in results)
+
+
+def load_native(args: argparse.Namespace) -> tuple[Any, str]:
+    """The native library (or None) and a note saying which, or why not."""
+    if args.no_native:
+        return None, "native C columns skipped (--no-native)"
+    try:
+        lib = native_lib.load(args.native)
+    except Exception as exc:  # noqa: BLE001
+        return None, f"native C columns skipped: {type(exc).__name__}: {exc}"
+    if lib is None:
+        return None, ("native C columns skipped: library not built "
+                      "(cmake -S . -B build/native && cmake --build build/native)")  # fmt: skip
+    return lib, f"native C: {lib._enzpy_path}"
+
+
+def perf_summary(results: list[KernelResult]) -> dict[str, Any]:
+    """enzpy reverse / primal per kernel (headline size), their geometric mean, and enzpy
+    reverse against JAX and PyTorch."""
+    last: dict[str, KernelResult] = {r.kernel: r for r in results}
+    ratios, vs = {}, {}
+    for name, r in last.items():
+        rev = r.tools.get("enzpy rev")
+        if rev is not None and rev.ok and np.isfinite(r.primal_median):
+            ratios[name] = rev.median / r.primal_median
+            for peer in ("jax rev", "torch rev"):
+                p = r.tools.get(peer)
+                if p is not None and p.ok:
+                    vs.setdefault(peer, {})[name] = p.median / rev.median
+    geo = float(np.exp(np.mean(np.log(list(ratios.values()))))) if ratios else None
+    return {"rev_over_primal": ratios, "geomean": geo, "peer_time_over_enzpy_rev": vs}
+
+
+def markdown_summary(summary: dict[str, Any]) -> str:
+    """One paragraph: the issue's performance goals against this run."""
+    r = summary["rev_over_primal"]
+    if not r:
+        return "_no enzpy reverse timings_"
+    worst = max(r, key=r.get)
+    text = (f"enzpy reverse / primal: geometric mean **{summary['geomean']:.2f}×** over "
+            f"{len(r)} kernels (goal ≤ 3), worst {worst} {r[worst]:.1f}× (goal ≤ 5 each); "
+            f"{sum(v <= 5 for v in r.values())}/{len(r)} kernels within 5×.")  # fmt: skip
+    for peer, per in summary["peer_time_over_enzpy_rev"].items():
+        faster = [k for k, v in per.items() if v > 1]
+        text += (f" Faster than {peer.split()[0]} on {len(faster)}/{len(per)} kernels"
+                 f" ({', '.join(f'{k} {v:.2g}×' for k, v in per.items())}).")  # fmt: skip
+    return text
+
+
+def run_all(args: argparse.Namespace, kernels: dict[str, Any], names: list[str]
+            ) -> list[KernelResult]:  # fmt: skip
+    """Run every selected kernel at every size of the preset, with a progress bar."""
+    preset = args.sizes or ("quick" if args.quick else "sweep")
+    plan = [(kernels[n], size) for n in names for size in kernels[n].size_list(preset)]
+    latency = not (args.no_latency or args.quick) and ez is not None and "enzpy" in args.wanted
+    total = sum(len(k.tools) + 2 for k, _ in plan) + (len(names) if latency else 0)
+    bar = None if args.verbose else Progress(total)
+    log = print if args.verbose else (lambda s: None)
+    step = bar.step if bar is not None else (lambda s: None)
+    budget = 0.2 if args.quick else 1.0
+    results: list[KernelResult] = []
+    measured: set[str] = set()
+    for k, size in plan:
+        res = run_kernel(k, size, reps=args.reps, budget_s=budget, min_reps=3 if args.quick else 5,
+                         max_reps=5 if args.quick else 30, log=log, step=step)  # fmt: skip
+        assess(res)
+        if latency and k.name not in measured and k.name != "ba":
+            measured.add(k.name)
+            step(f"{k.name}: first-call latency")
+            try:
+                res.latency = first_call_latency(k.primal, k.make_inputs(size))
+            except Exception as exc:  # noqa: BLE001
+                res.latency = {"enzpy rev": type(exc).__name__}
+        results.append(res)
+    if bar is not None:
+        bar.close()
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark, print Markdown, write ``bench.md`` and ``bench.json`` to ``--out``."""
+    """Run the benchmark; write ``bench.md``, ``bench.json`` and PNG plots to ``--out``."""
     args = parse_args(argv)
-    lib = None
-    native_note = "native C columns skipped (--no-native)"
-    if not args.no_native:
-        try:
-            lib = native_lib.load(args.native)
-            native_note = (
-                f"native C: {lib._enzpy_path}"
-                if lib is not None
-                else "native C columns skipped: library not built "
-                "(cmake -S . -B build/native && cmake --build build/native)"
-            )
-        except Exception as exc:  # noqa: BLE001
-            native_note = f"native C columns skipped: {type(exc).__name__}: {exc}"
+    args.wanted = {t.strip().lower() for t in args.tools.split(",") if t.strip()}
+    lib, native_note = load_native(args)
     print(native_note)
     if ENZPY_IMPORT_ERROR:
         print(f"enzpy not importable ({ENZPY_IMPORT_ERROR}); primals use numba.njit")
-
-    kernels = build_kernels(lib)
-    names = [k for k in args.kernels.split(",") if k] or list(kernels)
+    kernels = suite.build_all(lib, args.wanted)
+    names = [k for k in args.kernels.split(",") if k] or list(QUICK_KERNELS if args.quick
+                                                               else kernels)  # fmt: skip
     unknown = [k for k in names if k not in kernels]
     if unknown:
-        print(
-            f"unknown kernel(s): {', '.join(unknown)}; choose from {', '.join(kernels)}",
-            file=sys.stderr,
-        )
+        print(f"unknown kernel(s): {', '.join(unknown)}; choose from {', '.join(kernels)}",
+              file=sys.stderr)  # fmt: skip
         return 2
-    sizes = "quick" if args.quick else "full"
-    budget = 0.2 if args.quick else 1.0
-    results: list[KernelResult] = []
-    for name in names:
-        k = kernels[name]
-        print(f"[{name}] {k.description}, size {k.size_label(k.sizes[sizes])}", flush=True)
-        results.append(
-            run_kernel(
-                k,
-                k.sizes[sizes],
-                reps=args.reps,
-                budget_s=budget,
-                min_reps=5,
-                max_reps=10 if args.quick else 50,
-            )
-        )
-
+    results = run_all(args, kernels, names)
     overhead = None if args.no_overhead else call_overhead(args.quick)
-
-    reference = "native fwd" if lib is not None else "FD central"
+    summary = perf_summary(results)
     md = [
         "## enzpy benchmark" + (" (quick)" if args.quick else ""),
         "",
-        "Median wall time per call; in parentheses the ratio to the Numba primal. Reverse "
-        "columns: one full gradient (return seeded 1.0; shadows zeroed outside the timed region).",
+        "Median wall time per call; in parentheses the ratio to the Numba primal. `rev` columns: "
+        "one whole gradient (BA: the whole sparse Jacobian); `enzpy fwd` and `FD central`: one "
+        "direction (BA: the whole Jacobian). ✗: disagrees with the reference, time not valid.",
         "",
         markdown_times(results),
         "",
-        f"Directional derivative ż per tool (relative deviation from `{reference}`; a reverse "
-        "tool's ż is its gradient dotted with the direction), then the checks of the reverse "
-        "gradient: max |g − g_native| / max |g_native| against the hand-written native adjoint, "
-        "and the relative error of the dot-product test <v, J u> = <Jᵀ v, u> against forward mode:",
+        markdown_summary(summary),
         "",
-        markdown_values(results, reference),
+        "Deviation from the reference gradient (max |g − g_ref| / max |g_ref|; one-direction "
+        "tools: relative error of the directional derivative), then the dot-product test:",
         "",
-        "Tape: bytes the reverse pass kept (enzpy: `ez.last_tape_bytes()` after the call; "
-        "native: the hand-written adjoint's own record):",
-        "",
-        markdown_tape(results, [t for t in ("enzpy rev", "native rev") if _has(results, t)]),
+        markdown_errors(results),
     ]
+    if any(r.latency for r in results):
+        md += ["", "First-call latency (compile of the primal; analysis + synthesis + compile of "
+               "each enzpy derivative):", "", markdown_latency(results)]  # fmt: skip
+    if _has(results, "enzpy rev"):
+        md += ["", "Tape: bytes the reverse pass kept (`ez.last_tape_bytes()`; native: the "
+               "hand-written adjoint's own record):", "",
+               markdown_tape(results, [t for t in ("enzpy rev", "native rev")
+                                       if _has(results, t)])]  # fmt: skip
     if overhead is not None:
         md += ["", "Call overhead from Python:", "", markdown_overhead(overhead)]
     md += ["", f"_{native_note}_"]
     text = "\n".join(md) + "\n"
     print()
     print(text)
-
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = [args.out / "bench.md", args.out / "bench.json"]
+    if not args.no_plots:
+        try:
+            written.append(plots.ratio_plot(results, args.out / "ratios.png"))
+            sp = plots.size_plots(results, args.out / "sizes.png")
+            if sp is not None:
+                written.append(sp)
+        except ImportError as exc:
+            print(f"plots skipped: {exc} (pip install enzpy[bench])")
     record = {
         "meta": metadata(args, lib),
         "kernels": [r.to_json() for r in results],
+        "summary": summary,
         "call_overhead": overhead,
         "markdown": text,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.md").write_text(text, encoding="utf-8")
-    (args.out / "bench.json").write_text(
-        json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    print(f"wrote {args.out / 'bench.md'} and {args.out / 'bench.json'}")
-    total = sum(t.median for r in results for t in r.tools.values() if t.ok)
-    print(f"(sum of medians {fmt_time(total)})")
+    written[0].write_text(text, encoding="utf-8")
+    written[1].write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n",
+                          encoding="utf-8")  # fmt: skip
+    print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 

@@ -1,7 +1,7 @@
 """The benchmark kernels, written as ``@ez.enzyme_jit`` loop code, and their tools.
 
 (a) ``reduction``: ``s = sum(sin(x[i]) * x[i])`` over 10^6 elements;
-(b) ``ode``: Lotka-Volterra, classical RK4, 10^5 steps, parameters ``p`` active, state ``u`` (a
+(b) ``lotka_volterra``: classical RK4, 10^5 steps, parameters ``p`` active, state ``u`` (a
     2-element array, updated in place every step) active; returns ``u[0]`` at the end;
 (c) ``stencil``: nonlinear 5-point stencil swept in place (Gauss-Seidel order) a few times on a
     256 x 256 grid; returns ``0.5 * sum(u**2)``.
@@ -17,26 +17,13 @@ from __future__ import annotations
 
 import ctypes
 import math
-from typing import Any
 
-import numba
 import numpy as np
 
 from . import native_lib
-from .timing import Gradient, Inputs, Kernel, KernelResult, Tool
-
-try:
-    import enzpy as ez
-
-    jit = ez.enzyme_jit
-    ENZPY_IMPORT_ERROR: str | None = None
-except Exception as _exc:  # noqa: BLE001 - the benchmark still runs primal/FD/native columns
-    ez = None
-    jit = numba.njit
-    ENZPY_IMPORT_ERROR = f"{type(_exc).__name__}: {_exc}"
-
-FD_STEP = 1e-6
-
+from .evals._jit import jit
+from .timing import Gradient, Inputs, Kernel, Tool
+from .tools import default_tools, dot_test, gradient_error
 
 # ------------------------------------------------------------------------------- primals
 
@@ -145,134 +132,6 @@ def stencil_inputs(size: tuple[int, int]) -> Inputs:
     )
 
 
-# --------------------------------------------------------------------------- generic tools
-
-
-def annotate(inp: Inputs) -> list[Any]:
-    """Forward-mode annotations: Duplicated(arg, direction) where a direction is given."""
-    assert ez is not None
-    return [
-        ez.Const(a) if d is None else ez.Duplicated(a, d)
-        for a, d in zip(inp.args, inp.direction, strict=True)
-    ]
-
-
-def enzpy_forward(kernel_fn: Any) -> Tool:
-    """Tool: ``ez.autodiff(ez.Forward, kernel_fn, ...)`` -> ż."""
-
-    def tool(inp: Inputs) -> float:
-        if ez is None:
-            raise ImportError(ENZPY_IMPORT_ERROR)
-        return ez.autodiff(ez.Forward, kernel_fn, *annotate(inp))
-
-    return tool
-
-
-def reverse_annotate(args: tuple[Any, ...], direction: tuple[Any, ...], shadow: tuple[Any, ...]
-                     ) -> list[Any]:  # fmt: skip
-    """Reverse-mode annotations: every argument with a direction is active — an array as
-    Duplicated(arg, shadow), a float scalar as Active(arg); the rest Const."""
-    assert ez is not None
-    out = []
-    for a, d, s in zip(args, direction, shadow, strict=True):
-        if d is None:
-            out.append(ez.Const(a))
-        elif isinstance(a, np.ndarray):
-            out.append(ez.Duplicated(a, s))
-        else:
-            out.append(ez.Active(a))
-    return out
-
-
-def _grads(args: tuple[Any, ...], direction: tuple[Any, ...], shadow: tuple[Any, ...],
-           adjoints: tuple[Any, ...]) -> tuple[Any, ...]:  # fmt: skip
-    """Per argument: the shadow of an active array, the returned adjoint of an active scalar."""
-    return tuple(
-        None if d is None else (s if isinstance(a, np.ndarray) else adj)
-        for a, d, s, adj in zip(args, direction, shadow, adjoints, strict=True)
-    )
-
-
-def enzpy_reverse(kernel_fn: Any) -> Tool:
-    """Tool: ``ez.autodiff(ez.Reverse, kernel_fn, ez.Active, ...)`` -> the gradient (return seed
-    1.0, shadows zeroed by the harness outside the timed region)."""
-
-    def tool(inp: Inputs) -> Gradient:
-        if ez is None:
-            raise ImportError(ENZPY_IMPORT_ERROR)
-        adj = ez.autodiff(
-            ez.Reverse, kernel_fn, ez.Active, *reverse_annotate(inp.args, inp.direction, inp.shadow)
-        )
-        tape = ez.last_tape_bytes()
-        return Gradient(_grads(inp.args, inp.direction, inp.shadow, adj), inp.direction, tape)
-
-    return tool
-
-
-def dot_test(kernel_fn: Any, inp: Inputs, seed: int = 7) -> float:
-    """Relative error of the dot-product test ``<v, J u> == <Jᵀ v, u>`` for the map
-    ``args -> (args after, z)``: u is the kernel's direction, v is the return seed 1.0 plus a
-    random cotangent for every active array after execution (seeded into its shadow)."""
-    if ez is None:
-        raise ImportError(ENZPY_IMPORT_ERROR)
-    r = np.random.default_rng(seed)
-    v = tuple(
-        r.standard_normal(a.shape) if isinstance(a, np.ndarray) and d is not None else None
-        for a, d in zip(inp.args, inp.direction, strict=True)
-    )
-    # <v, J u>: forward mode; the shadows hold the tangent of each array after execution
-    f = inp.fresh()
-    lhs = float(ez.autodiff(ez.Forward, kernel_fn, *annotate(f)))
-    lhs += sum(float(np.vdot(va, ua)) for va, ua in zip(v, f.direction, strict=True)
-               if va is not None)  # fmt: skip
-    # <Jᵀ v, u>: reverse mode with the shadows seeded with v
-    b = inp.fresh()
-    shadow = tuple(None if va is None else va.copy() for va in v)
-    adj = ez.autodiff(
-        ez.Reverse, kernel_fn, ez.Active, *reverse_annotate(b.args, b.direction, shadow)
-    )
-    rhs = Gradient(_grads(b.args, b.direction, shadow, adj), inp.direction).tangent()
-    return abs(lhs - rhs) / max(abs(lhs), abs(rhs), 1e-300)
-
-
-def gradient_error(tool: str, reference: str) -> Any:
-    """Check: ``max |g − g_ref| / max |g_ref|`` between the gradients two reverse tools
-    returned in their warm-up calls."""
-
-    def check(inp: Inputs, res: KernelResult) -> float:
-        g, ref = res.tools[tool], res.tools[reference]
-        for t in (g, ref):
-            if t.gradient is None:
-                raise RuntimeError(f"{t.name}: no gradient ({t.error})")
-        assert g.gradient is not None and ref.gradient is not None
-        scale = max(float(np.max(np.abs(ref.gradient))), 1e-300)
-        return float(np.max(np.abs(g.gradient - ref.gradient))) / scale
-
-    return check
-
-
-def central_fd(kernel_fn: Any, h: float = FD_STEP) -> Tool:
-    """Tool: central finite difference of the return along the direction (2 primal calls)."""
-
-    def tool(inp: Inputs) -> float:
-        plus = [a if d is None else a + h * d for a, d in zip(inp.args, inp.direction, strict=True)]
-        minus = [
-            a if d is None else a - h * d for a, d in zip(inp.args, inp.direction, strict=True)
-        ]
-        return (kernel_fn(*plus) - kernel_fn(*minus)) / (2.0 * h)
-
-    return tool
-
-
-def default_tools(kernel_fn: Any) -> dict[str, Tool]:
-    """The columns every kernel has: enzpy forward and reverse mode, central finite differences."""
-    return {
-        "enzpy fwd": enzpy_forward(kernel_fn),
-        "enzpy rev": enzpy_reverse(kernel_fn),
-        "FD central": central_fd(kernel_fn),
-    }
-
-
 # ---------------------------------------------------------------------------- native tools
 
 
@@ -295,7 +154,7 @@ def native_tools(name: str, lib: ctypes.CDLL) -> dict[str, Tool]:
             return Gradient((xbar,), inp.direction, 0)
 
         return {"native primal": primal, "native fwd": fwd, "native rev": rev}
-    if name == "ode":
+    if name == "lotka_volterra":
 
         def primal(inp: Inputs) -> float:
             p, u, dt, n = inp.args
@@ -347,8 +206,8 @@ def build_kernels(lib: ctypes.CDLL | None = None) -> dict[str, Kernel]:
             size_label=lambda n: f"n={_num(n)}",
             tape_units=lambda q: [("element", q["n"])],
         ),
-        "ode": Kernel(
-            "ode",
+        "lotka_volterra": Kernel(
+            "lotka_volterra",
             "Lotka–Volterra, RK4, p and state active",
             lotka_volterra,
             ode_inputs,

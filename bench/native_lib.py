@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 _dbl = ctypes.c_double
 _i64 = ctypes.c_int64
@@ -26,6 +26,12 @@ _SIGNATURES: dict[str, tuple[type, list[type]]] = {
     "lv_rev": (_dbl, [_ptr, _ptr, _ptr, _ptr, _dbl, _i64, _dbl]),
     "stencil_primal": (_dbl, [_ptr, _i64, _i64, _dbl, _dbl, _i64]),
     "stencil_fwd": (_dbl, [_ptr, _ptr, _i64, _i64, _dbl, _dbl, _i64]),
+    "gmm_primal": (_dbl, [_i64, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _ptr, _dbl, _i64, _dbl]),
+    "gmm_rev": (
+        _dbl,
+        [_i64, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _dbl, _i64]
+        + [_dbl, _dbl],
+    ),
 }
 
 

@@ -49,7 +49,16 @@ def _copy_all(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(v.copy() if isinstance(v, np.ndarray) else v for v in values)
 
 
-Tool = Callable[[Inputs], Any]
+@dataclass
+class Prepared:
+    """A tool whose input conversion is not timed: ``prepare(inputs) -> state`` runs before the
+    clock starts (e.g. NumPy -> JAX arrays), ``run(state) -> value`` is the timed call."""
+
+    prepare: Callable[[Inputs], Any]
+    run: Callable[[Any], Any]
+
+
+Tool = Callable[[Inputs], Any] | Prepared
 
 
 @dataclass
@@ -90,6 +99,15 @@ class Kernel:
     checks: dict[str, Callable[[Inputs, KernelResult], float]] = field(default_factory=dict)
     #: units to express tape size in: params -> [(unit name, count), ...], e.g. [("step", 1e5)]
     tape_units: Callable[[dict[str, Any]], list[tuple[str, int]]] = lambda params: []
+    #: the primal-like tool the derivative times are divided by ("primal": the Numba kernel)
+    group: str = "simple"
+
+    def size_list(self, preset: str) -> list[Any]:
+        """Sizes to run for a preset: ``quick``, ``full`` (the headline size) or ``sweep`` (the
+        headline size plus ``sizes["sweep"]``, smallest problem first)."""
+        if preset == "sweep":
+            return [*self.sizes.get("sweep", []), self.sizes["full"]]
+        return [self.sizes[preset]]
 
     def all_tools(self) -> dict[str, Tool]:
         """The primal (as column ``primal``) followed by the kernel's tools."""
@@ -108,6 +126,9 @@ class ToolResult:
     error_detail: str | None = None
     gradient: np.ndarray | None = None  # flat gradient of a reverse tool (warm-up call)
     tape_bytes: int | None = None  # tape bytes of a reverse tool (warm-up call)
+    first_call_s: float | None = None  # the first call (compiles, for JIT tools)
+    rel_error: float | None = None  # deviation from the kernel's reference tool
+    flagged: bool = False  # rel_error above the tool's tolerance: its time is not valid
 
     def record(self, value: Any) -> None:
         """Keep a tool's result: ż, or for a :class:`Gradient` its gᵀu, gradient and tape."""
@@ -119,8 +140,8 @@ class ToolResult:
 
     @property
     def ok(self) -> bool:
-        """True when the tool ran and was timed."""
-        return self.error is None and bool(self.times)
+        """True when the tool ran, was timed and agrees with the reference."""
+        return self.error is None and bool(self.times) and not self.flagged
 
     @property
     def median(self) -> float:
@@ -145,6 +166,10 @@ class ToolResult:
             if self.gradient is not None and self.gradient.size <= 16
             else None,
             "tape_bytes": self.tape_bytes,
+            "first_call_s": self.first_call_s,
+            "rel_error": self.rel_error,
+            "flagged": self.flagged,
+            "median_s_even_if_flagged": self.median if self.times else None,
             "error": self.error,
             "error_detail": self.error_detail,
         }
@@ -162,6 +187,9 @@ class KernelResult:
     error: str | None = None
     checks: dict[str, float | str] = field(default_factory=dict)  # float error or "Err: msg"
     tape_units: list[tuple[str, int]] = field(default_factory=list)
+    reference: str | None = None  # the tool every gradient is compared with
+    latency: dict[str, Any] = field(default_factory=dict)  # first-call latency (enzpy)
+    size_value: Any = None  # the size as given to make_inputs (for plots)
 
     @property
     def primal_median(self) -> float:
@@ -181,6 +209,9 @@ class KernelResult:
             "tools": {k: v.to_json(pm) for k, v in self.tools.items()},
             "checks": {k: _jsonable(v) for k, v in self.checks.items()},
             "tape_units": [[u, c] for u, c in self.tape_units],
+            "reference": self.reference,
+            "latency": {k: _jsonable(v) for k, v in self.latency.items()},
+            "size_value": _jsonable(self.size_value),
         }
 
 
@@ -206,10 +237,15 @@ def _error_name(exc: BaseException) -> str:
 
 
 def _call(tool: Tool, inputs: Inputs) -> tuple[float, Any]:
-    """Time one call on fresh inputs (the copy is not timed)."""
+    """Time one call on fresh inputs (the copy, and a Prepared tool's conversion, not timed)."""
     inp = inputs.fresh()
-    t0 = time.perf_counter()
-    value = tool(inp)
+    if isinstance(tool, Prepared):
+        state = tool.prepare(inp)
+        t0 = time.perf_counter()
+        value = tool.run(state)
+    else:
+        t0 = time.perf_counter()
+        value = tool(inp)
     return time.perf_counter() - t0, value
 
 
@@ -222,6 +258,7 @@ def run_kernel(
     min_reps: int = 5,
     max_reps: int = 50,
     log: Callable[[str], None] = print,
+    step: Callable[[str], None] = lambda label: None,
 ) -> KernelResult:
     """Warm up and time every tool of ``kernel`` at ``size`` in interleaved repetitions.
 
@@ -238,11 +275,11 @@ def run_kernel(
     # warm-up: compile and touch memory; a failing tool is dropped from the rounds
     slowest = 0.0
     for name, tool in tools.items():
+        step(f"{kernel.name} {label}: {name}")
         res = results[name]
         try:
-            t0 = time.perf_counter()
-            _call(tool, inputs)
-            first = time.perf_counter() - t0
+            first, _ = _call(tool, inputs)
+            res.first_call_s = first
             dt, value = _call(tool, inputs)
             res.record(value)
             slowest = max(slowest, dt)
@@ -259,6 +296,7 @@ def run_kernel(
         reps = int(budget_s / slowest) if slowest > 0 else max_reps
         reps = max(min_reps, min(max_reps, reps))
     live = [n for n in tools if results[n].error is None]
+    step(f"{kernel.name} {label}: {reps} timed rounds")
     for _ in range(reps):
         for name in live:
             res = results[name]
@@ -272,6 +310,7 @@ def run_kernel(
                 res.error_detail = "".join(traceback.format_exception_only(exc)).strip()
                 res.times.clear()
     out = KernelResult(kernel.name, kernel.description, label, dict(inputs.params), results)
+    out.size_value = size
     out.tape_units = list(kernel.tape_units(inputs.params))
     for name, check in kernel.checks.items():
         try:
@@ -344,6 +383,8 @@ def _cell(res: ToolResult | None, primal_median: float, name: str) -> str:
     """Table cell: median time and ratio to the primal, or why it is missing."""
     if res is None:
         return "—"
+    if res.flagged:
+        return f"✗ wrong (err {res.rel_error:.0e})"
     if not res.ok:
         return f"n/a ({res.error})"
     if name == PRIMAL or not np.isfinite(primal_median):
@@ -466,4 +507,50 @@ def markdown_tape(results: Sequence[KernelResult], tools: Sequence[str]) -> str:
                 per = [f"{fmt_bytes(b / c)}/{u}" for u, c in r.tape_units if c > 0]
                 cells += [fmt_bytes(b), ", ".join(per)]
         lines.append(f"| {r.kernel} | {r.size} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_errors(results: Sequence[KernelResult]) -> str:
+    """Markdown table: each derivative tool's deviation from the kernel's reference tool (✗ when
+    flagged), then the kernel's own checks (e.g. the dot-product test)."""
+    cols = [c for c in columns(results) if is_derivative(c)]
+    checks = check_columns(results)
+    lines = [
+        f"| kernel | size | reference | {' | '.join(cols + checks)} |",
+        "|---|---|---|" + "---:|" * (len(cols) + len(checks)),
+    ]
+    for r in results:
+        cells = []
+        for c in cols:
+            res = r.tools.get(c)
+            if res is None:
+                cells.append("—")
+            elif res.error is not None:
+                cells.append(f"n/a ({res.error})")
+            elif c == r.reference:
+                cells.append("ref")
+            elif res.rel_error is None:
+                cells.append("—")
+            else:
+                cells.append(f"{'✗ ' if res.flagged else ''}{res.rel_error:.1e}")
+        cells += [_check_cell(r.checks.get(c)) for c in checks]
+        ref = f"`{r.reference}`" if r.reference else "—"
+        lines.append(f"| {r.kernel} | {r.size} | {ref} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_latency(results: Sequence[KernelResult]) -> str:
+    """Markdown table: first-call latency per kernel (Numba compile of the primal, enzpy
+    analysis + synthesis + compile of each derivative)."""
+    names = ["numba primal", "enzpy fwd", "enzpy rev"]
+    lines = ["| kernel | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for r in results:
+        if not r.latency:
+            continue
+        cells = []
+        for n in names:
+            v = r.latency.get(n)
+            cells.append("—" if v is None else fmt_time(v) if isinstance(v, float) else
+                         f"n/a ({v})")  # fmt: skip
+        lines.append(f"| {r.kernel} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

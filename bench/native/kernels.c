@@ -13,7 +13,11 @@
  *           with respect to its initial contents on exit. `dret` seeds the return value.
  * Arrays are C-contiguous doubles.
  */
+#define _USE_MATH_DEFINES
 #include <math.h>
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -23,7 +27,7 @@
 #define EXPORT __attribute__((visibility("default")))
 #endif
 
-EXPORT int enzpy_bench_native_abi_version(void) { return 1; }
+EXPORT int enzpy_bench_native_abi_version(void) { return 2; }
 
 /* ---------------------------------------------------------------- (a) reduction
  * s = sum_i sin(x[i]) * x[i]
@@ -228,4 +232,119 @@ EXPORT double stencil_fwd(double *u, double *du, int64_t nx, int64_t ny, double 
     for (int64_t i = 0; i < nx; ++i)
         for (int64_t j = 0; j < ny; ++j) ds += u[i * ny + j] * du[i * ny + j];
     return ds;
+}
+
+/* ---------------------------------------------------------------- (d) GMM (GradBench / ADBench)
+ * Log-likelihood of a Gaussian mixture with a Wishart prior, as in bench/evals/gmm.py:
+ * alpha[k], mu[k*d], q[k*d] (log of the precision factor's diagonal), l[k*ls] (its strictly
+ * lower triangle, column by column; ls = d(d-1)/2), x[n*d]; `c` is the prior's constant
+ * k * C(d, m, gamma), passed in (it needs the multivariate log-gamma function).
+ * gmm_rev adds the gradient (seeded by dret) into alpha_b, mu_b, q_b, l_b and returns the
+ * primal; both return NAN if scratch allocation fails.
+ */
+static double gmm_lse(const double *v, int64_t n) {
+    double mx = v[0], s = 0.0;
+    for (int64_t i = 1; i < n; ++i) if (v[i] > mx) mx = v[i];
+    for (int64_t i = 0; i < n; ++i) s += exp(v[i] - mx);
+    return log(s) + mx;
+}
+
+/* qx = Q_k (x_i - mu_k) for component k, xc = x_i - mu_k */
+static void gmm_qx(int64_t d, const double *qdiag, const double *lk, const double *xi,
+                   const double *muk, double *xc, double *qx) {
+    for (int64_t j = 0; j < d; ++j) xc[j] = xi[j] - muk[j];
+    for (int64_t j = 0; j < d; ++j) qx[j] = qdiag[j] * xc[j];
+    int64_t idx = 0;
+    for (int64_t i = 0; i < d; ++i)
+        for (int64_t j = i + 1; j < d; ++j) qx[j] += lk[idx++] * xc[i];
+}
+
+static double gmm_sweep(int64_t d, int64_t k, int64_t n, const double *alpha, const double *mu,
+                        const double *q, const double *l, const double *x, double gamma,
+                        int64_t m, double c, double *alpha_b, double *mu_b, double *q_b,
+                        double *l_b, double dret) {
+    const int64_t ls = d * (d - 1) / 2;
+    const int grad = alpha_b != NULL;
+    double *buf = (double *)malloc(sizeof(double) * (size_t)(k * d + 2 * k + 3 * d + 1));
+    if (!buf) return NAN;
+    double *qdiag = buf, *sum_qs = qdiag + k * d, *main_t = sum_qs + k, *xc = main_t + k;
+    double *qx = xc + d, *qxb = qx + d;
+    for (int64_t ik = 0; ik < k; ++ik) {
+        double s = 0.0;
+        for (int64_t j = 0; j < d; ++j) {
+            qdiag[ik * d + j] = exp(q[ik * d + j]);
+            s += q[ik * d + j];
+        }
+        sum_qs[ik] = s;
+    }
+    double slse = 0.0;
+    for (int64_t ix = 0; ix < n; ++ix) {
+        const double *xi = x + ix * d;
+        for (int64_t ik = 0; ik < k; ++ik) {
+            gmm_qx(d, qdiag + ik * d, l + ik * ls, xi, mu + ik * d, xc, qx);
+            double sq = 0.0;
+            for (int64_t j = 0; j < d; ++j) sq += qx[j] * qx[j];
+            main_t[ik] = alpha[ik] + sum_qs[ik] - 0.5 * sq;
+        }
+        double lse = gmm_lse(main_t, k);
+        slse += lse;
+        if (!grad) continue;
+        /* d lse / d main_k = softmax; main_k = alpha_k + sum_qs_k - |qx|^2 / 2 */
+        for (int64_t ik = 0; ik < k; ++ik) {
+            double wk = dret * exp(main_t[ik] - lse);
+            const double *qd = qdiag + ik * d, *lk = l + ik * ls;
+            alpha_b[ik] += wk;
+            gmm_qx(d, qd, lk, xi, mu + ik * d, xc, qx);
+            for (int64_t j = 0; j < d; ++j) {
+                q_b[ik * d + j] += wk;
+                qxb[j] = -wk * qx[j];
+            }
+            /* back through qx = diag(qd) xc + L xc: xc_b (kept in qx) and l_b, q_b */
+            for (int64_t j = 0; j < d; ++j) {
+                q_b[ik * d + j] += qxb[j] * qd[j] * xc[j];
+                qx[j] = qxb[j] * qd[j];
+            }
+            int64_t idx = 0;
+            for (int64_t i = 0; i < d; ++i)
+                for (int64_t j = i + 1; j < d; ++j, ++idx) {
+                    l_b[ik * ls + idx] += qxb[j] * xc[i];
+                    qx[i] += lk[idx] * qxb[j];
+                }
+            for (int64_t j = 0; j < d; ++j) mu_b[ik * d + j] -= qx[j];
+        }
+    }
+    double prior = 0.0;
+    for (int64_t ik = 0; ik < k; ++ik) {
+        double frob = 0.0;
+        for (int64_t j = 0; j < d; ++j) frob += qdiag[ik * d + j] * qdiag[ik * d + j];
+        for (int64_t j = 0; j < ls; ++j) frob += l[ik * ls + j] * l[ik * ls + j];
+        prior += 0.5 * gamma * gamma * frob - (double)m * sum_qs[ik];
+    }
+    double lse_alpha = gmm_lse(alpha, k);
+    if (grad) {
+        for (int64_t ik = 0; ik < k; ++ik) {
+            alpha_b[ik] -= dret * (double)n * exp(alpha[ik] - lse_alpha);
+            for (int64_t j = 0; j < d; ++j) {
+                double qd = qdiag[ik * d + j];
+                q_b[ik * d + j] += dret * ((double)m - gamma * gamma * qd * qd);
+            }
+            for (int64_t j = 0; j < ls; ++j) l_b[ik * ls + j] -= dret * gamma * gamma * l[ik * ls + j];
+        }
+    }
+    free(buf);
+    const double cst = -(double)n * (double)d * 0.5 * log(2.0 * M_PI);
+    return cst + slse - (double)n * lse_alpha - prior + c;
+}
+
+EXPORT double gmm_primal(int64_t d, int64_t k, int64_t n, const double *alpha, const double *mu,
+                         const double *q, const double *l, const double *x, double gamma,
+                         int64_t m, double c) {
+    return gmm_sweep(d, k, n, alpha, mu, q, l, x, gamma, m, c, NULL, NULL, NULL, NULL, 0.0);
+}
+
+EXPORT double gmm_rev(int64_t d, int64_t k, int64_t n, const double *alpha, double *alpha_b,
+                      const double *mu, double *mu_b, const double *q, double *q_b,
+                      const double *l, double *l_b, const double *x, double gamma, int64_t m,
+                      double c, double dret) {
+    return gmm_sweep(d, k, n, alpha, mu, q, l, x, gamma, m, c, alpha_b, mu_b, q_b, l_b, dret);
 }

@@ -1,0 +1,1 @@
+"""GradBench-style eval kernels, one module per eval."""
