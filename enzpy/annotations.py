@@ -37,7 +37,7 @@ class Duplicated(Annotation):
     __slots__ = ("dval",)
 
     def __init__(self, val: Any, dval: Any) -> None:
-        super().__init__(val)
+        self.val = val  # not super().__init__: annotations are built on every call
         self.dval = dval
 
     def __repr__(self) -> str:

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numba
 import numpy as np
-from numba._dispatcher import compute_fingerprint
+from numba.core.errors import NumbaError
 
+from . import inside
 from .annotations import Active, Annotation, Const, Duplicated, DuplicatedNoNeed
 from .derivatives import derivative
 from .errors import AnnotationError
+from .inside import MISS, Fallback, python_entry
 from .jit import EnzymeJit
 from .modes import Forward as Forward_
 from .modes import Mode
 from .modes import Reverse as Reverse_
 from .shadows import check_aliasing, check_argument, with_primal_strides
+from .signatures import (
+    check_arity,
+    check_function,
+    check_mode,
+    forward_types,
+    reverse_types,
+    signature_of_types,
+)  # fmt: skip
 
 
 def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
@@ -35,6 +46,10 @@ def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
     `Const` return). ForwardWithPrimal: `(tangent, primal)`. Shadows of `Duplicated`
     arrays hold the tangent of the array after `f` ran.
 
+    Also callable inside `@enzyme_jit` / `@numba.njit` code, with the same arguments and
+    results (see `enzpy.inside`). From Python, a call shape seen a few times goes through a
+    compiled entry (`inside.python_entry`) that does the same checks in native code.
+
     Examples
     --------
     >>> import numpy as np, enzpy as ez
@@ -45,65 +60,58 @@ def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
     >>> ez.autodiff(ez.Forward, f, ez.Duplicated(x, dx))
     2.0
     """
-    fast = _fast_path(mode, f, args)
-    if fast is not _MISS:
-        return fast
+    try:
+        call = _entries.get((mode, f), _no_entry)
+    except TypeError:  # an unhashable mode or function: parse_arguments names it
+        call = _no_entry
+    try:
+        out = call(*args)
+    except (Fallback, NumbaError):  # a check failed (or may have): decide in Python
+        out = MISS
+    return out if out is not MISS else _autodiff(mode, f, args)
+
+
+_HOT = 4  # calls of one shape after which it goes through a compiled entry
+_entries: dict[tuple, Callable[..., Any]] = {}  # (mode, f) -> inside.python_entry chain
+_calls: dict[tuple, int] = {}
+
+
+def _no_entry(*args: Any) -> Any:
+    return MISS
+
+
+def _autodiff(mode: Mode, f: EnzymeJit, args: tuple) -> Any:
+    """`autodiff` in Python: every check, then the native derivative through its driver.
+    A call shape (mode, f, return activity, argument types) seen `_HOT` times gets a
+    compiled entry that does the same in native code."""
     ret_activity, annotated = parse_arguments(mode, f, args)
     if mode.reverse:
-        return _reverse(mode, f, ret_activity, annotated)
-    return _forward(mode, f, ret_activity, annotated)
-
-
-_MISS = object()
-_seen: dict[tuple, tuple[Any, str]] = {}  # checked signatures -> (derivative, return)
-
-
-def _fast_path(mode: Mode, f: EnzymeJit, args: tuple) -> Any:
-    """`autodiff` for a signature already checked and compiled: only the shadows (whose
-    shapes and memory can change from call to call) are checked again. `_MISS` on a miss."""
-    ret_activity = None
-    if args and isinstance(args[0], type):
-        ret_activity, args = args[0], args[1:]
-    try:
-        key = (mode, f, ret_activity,
-               tuple((type(a), compute_fingerprint(a.val if isinstance(a, Annotation) else a))
-                     for a in args))  # fmt: skip
-    except (TypeError, ValueError, AttributeError, NotImplementedError):
-        return _MISS
-    compiled = _seen.get(key)
-    if compiled is None:
-        return _MISS
-    annotated = [a if isinstance(a, Annotation) else Const(a) for a in args]
-    duplicated = 0
-    for k, a in enumerate(annotated):
-        if isinstance(a, Duplicated):
-            check_argument(k, a, mode.reverse)
-            duplicated += 1
-    if duplicated > 1:
-        check_aliasing(annotated)
-    if mode.reverse:
-        return _reverse(mode, f, ret_activity, annotated, compiled)
-    return _forward(mode, f, ret_activity, annotated, compiled)
+        out = _reverse(mode, f, ret_activity, annotated)
+    else:
+        out = _forward(mode, f, ret_activity, annotated)
+    ret = args[0] if args and type(args[0]) is type else None
+    if ret is ret_activity:
+        classes = tuple(map(type, args[1:] if ret is not None else args))
+        key = (mode, f, ret, classes)
+        n = _calls[key] = _calls.get(key, 0) + 1
+        if n == _HOT:
+            chain = _entries.get((mode, f), _no_entry)
+            _entries[mode, f] = python_entry(mode, f, ret_activity, classes, chain)
+    return out
 
 
 def parse_arguments(mode: Mode, f: EnzymeJit, args: tuple, thunk: bool = False
                     ) -> tuple[Any, list[Annotation]]:  # fmt: skip
     """Check the arguments `autodiff` got after `f`: (the return activity class or None, one
     annotation per argument of `f`). Raises `AnnotationError` / `ShadowError`."""
-    if not isinstance(mode, Mode):
-        raise AnnotationError(f"the first argument must be a mode such as enzpy.Forward, "
-                              f"got {mode!r}")  # fmt: skip
-    if not isinstance(f, EnzymeJit):
-        raise AnnotationError(f"autodiff needs a function decorated with @enzpy.enzyme_jit, "
-                              f"got {f!r}")  # fmt: skip
+    check_mode(mode)
+    check_function(f)
     ret_activity = None
     if args and isinstance(args[0], type):
         if not issubclass(args[0], Annotation):
             raise AnnotationError(f"expected a return activity class after f, got {args[0]!r}")
         ret_activity, args = args[0], args[1:]
-    n = f.py_func.__code__.co_argcount
-    if len(args) != n:
-        raise AnnotationError(f"{f.py_func.__qualname__} takes {n} arguments, got {len(args)}")
+    check_arity(f, len(args))
     annotated = [check_argument(k, a, mode.reverse) for k, a in enumerate(args)]
     check_aliasing(annotated)
     if mode.split and not thunk:
@@ -117,19 +125,15 @@ def derivative_signature(
 ) -> tuple[str, tuple, tuple, str]:
     """The key `derivative` is built for: ('forward' | 'reverse', Numba argument types,
     'dup' / 'const' per argument, the return activity), as `autodiff` would use it."""
-    if mode.reverse:
-        return "reverse", *_reverse_signature(f, ret_activity, annotated)
-    return "forward", *_forward_signature(ret_activity, annotated)
+    return signature_of_types(mode, f, ret_activity, *_classes_and_types(annotated))
+
+
+def _classes_and_types(annotated: list[Annotation]) -> tuple[tuple, tuple]:
+    return tuple(map(type, annotated)), tuple(numba.typeof(a.val) for a in annotated)
 
 
 def _forward_signature(ret_activity: Any, annotated: list[Annotation]) -> tuple:
-    if ret_activity is Active:
-        raise AnnotationError("an Active return is for reverse mode; in forward mode the "
-                              "return is Duplicated (its tangent is returned) or Const")
-    ret = "const" if ret_activity is Const else "dup"
-    argtypes = tuple(numba.typeof(a.val) for a in annotated)
-    kinds = tuple("dup" if isinstance(a, Duplicated) else "const" for a in annotated)
-    return argtypes, kinds, ret
+    return forward_types(ret_activity, *_classes_and_types(annotated))
 
 
 _compiled: dict[tuple, tuple[Any, str]] = {}
@@ -153,14 +157,12 @@ def _compiled_derivative(mode: Mode, f: EnzymeJit, ret_activity: Any,
     if hit is None:
         kind, argtypes, kinds, ret = derivative_signature(mode, f, ret_activity, annotated)
         hit = _compiled[key] = (derivative(kind, f, argtypes, kinds, ret), ret)
-        _seen[(mode, f, ret_activity,
-               tuple((type(a), compute_fingerprint(a.val)) for a in annotated))] = hit
     return hit
 
 
-def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation],
-             compiled: tuple[Any, str] | None = None) -> Any:  # fmt: skip
-    deriv, ret = compiled or _compiled_derivative(mode, f, ret_activity, annotated)
+def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]
+             ) -> Any:  # fmt: skip
+    deriv, ret = _compiled_derivative(mode, f, ret_activity, annotated)
     primal, tangent = _run(deriv, annotated)
     if ret == "const":
         tangent = None
@@ -171,14 +173,18 @@ def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annota
 
 def _run(deriv: Any, annotated: list[Annotation]) -> tuple[Any, Any]:
     """Call the native derivative: primals, then shadows laid out like their primals
-    (copied back into the user's shadows when they had another layout)."""
-    shadows, copy_back = [], []
+    (copied back into the user's shadows when they had another layout; one copy for one
+    shadow passed twice, so that both arguments accumulate into it)."""
+    shadows, copy_back, copies = [], [], {}
     for a in annotated:
         if isinstance(a, Duplicated):
             if isinstance(a.val, np.ndarray):
-                s = with_primal_strides(a.val, a.dval)
-                if s is not a.dval:
-                    copy_back.append((a.dval, s))
+                view = (a.dval.__array_interface__["data"], a.dval.shape, a.dval.strides)
+                s = copies.get(view)
+                if s is None:
+                    s = copies[view] = with_primal_strides(a.val, a.dval)
+                    if s is not a.dval:
+                        copy_back.append((a.dval, s))
                 shadows.append(s)
             else:
                 shadows.append(type(a.val)(a.dval))
@@ -189,37 +195,16 @@ def _run(deriv: Any, annotated: list[Annotation]) -> tuple[Any, Any]:
 
 
 def _reverse_signature(f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> tuple:
-    if ret_activity is not None and issubclass(ret_activity, Duplicated):
-        raise AnnotationError(
-            "combined reverse mode does not accept a Duplicated return: the shadow of a "
-            "returned array is created inside the call and the caller has no moment to seed "
-            "it. Either return by reference (write the result into a Duplicated argument and "
-            "seed its shadow) or use split mode (ReverseSplitWithPrimal).")
-    argtypes = tuple(numba.typeof(a.val) for a in annotated)
-    kinds = tuple("dup" if isinstance(a, Duplicated | Active) else "const" for a in annotated)
-    restype_is_float = _returns_float(f, argtypes)
-    if ret_activity is None:
-        ret_activity = Active if restype_is_float else Const
-    if ret_activity is Active and not restype_is_float:
-        raise AnnotationError("an Active return needs a float return value; pass Const "
-                              "after f, and seed array outputs through their shadows")
-    ret = "active" if ret_activity is Active else "const"
-    return argtypes, kinds, ret
+    return reverse_types(f, ret_activity, *_classes_and_types(annotated))
 
 
-def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation],
-             compiled: tuple[Any, str] | None = None) -> Any:  # fmt: skip
-    deriv, _ = compiled or _compiled_derivative(mode, f, ret_activity, annotated)
+def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]
+             ) -> Any:  # fmt: skip
+    deriv, _ = _compiled_derivative(mode, f, ret_activity, annotated)
     primal, scalar_adjoints = _run(deriv, annotated)
     it = iter(scalar_adjoints)
     adjoints = tuple(next(it) if isinstance(a, Active) else None for a in annotated)
     return (adjoints, primal) if mode.with_primal else adjoints
-
-
-def _returns_float(f: EnzymeJit, argtypes: tuple) -> bool:
-    f.dispatcher.compile(argtypes)
-    restype = f.dispatcher.overloads[argtypes].signature.return_type
-    return isinstance(restype, numba.types.Float)
 
 
 def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
@@ -288,3 +273,6 @@ def _tangent_arg(j: int, w: Any, seed: float | None, diff: list[bool]) -> Annota
     if isinstance(w, np.ndarray):
         return Duplicated(w.copy(), np.zeros_like(w))
     return Duplicated(w, type(w)(seed or 0.0))
+
+
+inside.register(autodiff, gradient)

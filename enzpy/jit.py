@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ class EnzymeJit:
         self.options = dict(options)
         self.dispatcher = numba.njit(**self.options)(py_func)
         functools.update_wrapper(self, py_func)
+        _by_dispatcher[self.dispatcher] = self
 
     def __call__(self, *args: Any) -> Any:
         return self.dispatcher(*args)
@@ -33,6 +35,15 @@ class EnzymeJit:
     @property
     def _numba_type_(self) -> Any:
         return numba.typeof(self.dispatcher)
+
+
+_by_dispatcher: weakref.WeakKeyDictionary[Any, EnzymeJit] = weakref.WeakKeyDictionary()
+
+
+def from_dispatcher(dispatcher: Any) -> EnzymeJit | None:
+    """The `EnzymeJit` whose Numba dispatcher is `dispatcher` (how jitted code names it),
+    or None for a plain `numba.njit` function."""
+    return _by_dispatcher.get(dispatcher)
 
 
 def enzyme_jit(fn: Callable[..., Any] | None = None, **options: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba.core import types
 
 from .annotations import Active, Annotation, BatchDuplicated, Const, Duplicated
 from .errors import AnnotationError, ShadowError
@@ -20,51 +21,103 @@ def check_argument(k: int, arg: Any, reverse: bool) -> Annotation:
     """Validate one argument of `autodiff`; plain values become `Const`."""
     if not isinstance(arg, Annotation):
         if isinstance(arg, type) and issubclass(arg, Annotation):
-            raise AnnotationError(f"argument {k}: {arg.__name__} must wrap a value, "
-                                  f"e.g. {arg.__name__}(x)")  # fmt: skip
+            raise AnnotationError(unwrapped_message(k, arg))
         return Const(arg)
     if isinstance(arg, BatchDuplicated):
         raise AnnotationError(f"argument {k}: {type(arg).__name__} (vector mode) is not "
                               "supported yet")  # fmt: skip
     if isinstance(arg, Active):
-        if not reverse:
-            raise AnnotationError(
-                f"argument {k}: Active is for reverse mode; in forward mode pass a float "
-                f"scalar with its tangent as Duplicated(a, da)")
-        if not is_float_scalar(arg.val):
-            raise AnnotationError(f"argument {k}: Active needs a float scalar, got "
-                                  f"{type(arg.val).__name__}")  # fmt: skip
+        _check_active(k, is_float_scalar(arg.val), type(arg.val).__name__, reverse)
     if isinstance(arg, Duplicated):
         _check_shadow(k, arg.val, arg.dval, reverse)
     return arg
 
 
+def unwrapped_message(k: int, cls: type) -> str:
+    """The error for an annotation class passed where a wrapped value belongs."""
+    return f"argument {k}: {cls.__name__} must wrap a value, e.g. {cls.__name__}(x)"
+
+
+def _check_active(k: int, is_float: bool, got: str, reverse: bool) -> None:
+    if not reverse:
+        raise AnnotationError(
+            f"argument {k}: Active is for reverse mode; in forward mode pass a float "
+            f"scalar with its tangent as Duplicated(a, da)")
+    if not is_float:
+        raise AnnotationError(f"argument {k}: Active needs a float scalar, got {got}")
+
+
 def _check_shadow(k: int, x: Any, dx: Any, reverse: bool) -> None:
     if isinstance(x, np.ndarray):
-        if x.dtype.type not in FLOAT_DTYPES:
-            raise ShadowError(f"argument {k}: a {x.dtype} array carries no derivative "
-                              "(integer and boolean data is never active); pass it as Const")
-        if not isinstance(dx, np.ndarray):
-            raise ShadowError(f"argument {k}: the shadow of an array must be an array, got "
-                              f"{type(dx).__name__}")  # fmt: skip
+        _check_array_shadow(k, x.dtype.type in FLOAT_DTYPES, x.dtype,
+                            isinstance(dx, np.ndarray), type(dx).__name__)  # fmt: skip
         if dx.shape != x.shape or dx.dtype != x.dtype:
             raise ShadowError(f"argument {k}: shadow has shape {dx.shape} and dtype "
                               f"{dx.dtype}; the primal has {x.shape} and {x.dtype}")
         if not dx.flags.writeable:
-            raise ShadowError(f"argument {k}: the shadow array is read-only")
+            raise ShadowError(_READ_ONLY.format(k=k))
         if x.size and np.may_share_memory(x, dx) and np.shares_memory(x, dx):
             raise ShadowError(f"argument {k}: the shadow shares memory with its primal")
         return
     if is_float_scalar(x):
-        if reverse:
-            raise AnnotationError(f"argument {k}: a float scalar is Active(a) in reverse "
-                                  "mode, not Duplicated")  # fmt: skip
-        if not is_float_scalar(dx) and not isinstance(dx, int):
-            raise ShadowError(f"argument {k}: the tangent of a float must be a float, got "
-                              f"{type(dx).__name__}")  # fmt: skip
+        _check_scalar_shadow(k, reverse, is_float_scalar(dx) or isinstance(dx, int),
+                             type(dx).__name__)  # fmt: skip
         return
-    raise AnnotationError(f"argument {k}: Duplicated needs a float array or float scalar, "
-                          f"got {type(x).__name__}")  # fmt: skip
+    raise AnnotationError(_not_differentiable(k, type(x).__name__))
+
+
+_READ_ONLY = "argument {k}: the shadow array is read-only"
+
+
+def _check_array_shadow(k: int, is_float: bool, dtype: Any, dx_is_array: bool, dx_name: str
+                        ) -> None:  # fmt: skip
+    if not is_float:
+        raise ShadowError(f"argument {k}: a {dtype} array carries no derivative "
+                          "(integer and boolean data is never active); pass it as Const")
+    if not dx_is_array:
+        raise ShadowError(f"argument {k}: the shadow of an array must be an array, got "
+                          f"{dx_name}")  # fmt: skip
+
+
+def _check_scalar_shadow(k: int, reverse: bool, dx_ok: bool, dx_name: str) -> None:
+    if reverse:
+        raise AnnotationError(f"argument {k}: a float scalar is Active(a) in reverse "
+                              "mode, not Duplicated")  # fmt: skip
+    if not dx_ok:
+        raise ShadowError(f"argument {k}: the tangent of a float must be a float, got "
+                          f"{dx_name}")  # fmt: skip
+
+
+def _not_differentiable(k: int, got: str) -> str:
+    return f"argument {k}: Duplicated needs a float array or float scalar, got {got}"
+
+
+def check_argument_type(k: int, cls: type, val: types.Type, dval: types.Type | None,
+                        reverse: bool) -> None:  # fmt: skip
+    """`check_argument` on Numba types, for calls inside jitted code: `cls` is the
+    annotation class (`Const` for a plain value), `val` / `dval` the types it wraps. What
+    only values tell (shapes, memory) is checked by the generated code at run time."""
+    if issubclass(cls, Annotation) and not issubclass(cls, Const | Active | Duplicated):
+        raise AnnotationError(f"argument {k}: {cls.__name__} is not supported inside "
+                              "jitted code")  # fmt: skip
+    if issubclass(cls, Active):
+        _check_active(k, isinstance(val, types.Float), str(val), reverse)
+    if not issubclass(cls, Duplicated):
+        return
+    if isinstance(val, types.Array):
+        _check_array_shadow(k, isinstance(val.dtype, types.Float), val.dtype,
+                            isinstance(dval, types.Array), str(dval))  # fmt: skip
+        if dval.ndim != val.ndim or dval.dtype != val.dtype:
+            raise ShadowError(f"argument {k}: shadow has {dval.ndim} dimensions and dtype "
+                              f"{dval.dtype}; the primal has {val.ndim} and {val.dtype}")
+        if not dval.mutable:
+            raise ShadowError(_READ_ONLY.format(k=k))
+        return
+    if isinstance(val, types.Float):
+        _check_scalar_shadow(k, reverse, isinstance(dval, types.Float | types.Integer
+                                                    | types.Boolean), str(dval))  # fmt: skip
+        return
+    raise AnnotationError(_not_differentiable(k, str(val)))
 
 
 def with_primal_strides(x: np.ndarray, dx: np.ndarray) -> np.ndarray:

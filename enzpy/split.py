@@ -17,6 +17,7 @@ from .errors import AnnotationError, EnzpyError, ShadowError
 from .jit import EnzymeJit
 from .modes import Mode, ReverseSplitNoPrimal, ReverseSplitWithPrimal
 from .shadows import check_aliasing, check_argument, with_primal_strides
+from .signatures import return_type
 
 
 class Tape:
@@ -250,8 +251,7 @@ def autodiff_thunk(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[ForwardPass, R
 
 def _return_kind(f: EnzymeJit, argtypes: tuple, ret_activity: Any) -> str:
     """'active', 'dup' or 'const' for the return of `f`, checked against its type."""
-    f.dispatcher.compile(argtypes)
-    restype = f.dispatcher.overloads[argtypes].signature.return_type
+    restype = return_type(f, argtypes)
     by_value = float_valued(restype)
     if ret_activity is None:
         ret_activity = Active if by_value else Duplicated if contains_float(restype) else Const

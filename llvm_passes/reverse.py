@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from . import rules
 from .analysis.activity import Activity, ActivityResult, activity
 from .analysis.cfg import CFG, cfg
+from .analysis.loops import CountedLoop, counted_loops, split_exit_edges
+from .analysis.readonly import reloadable_loads
 from .errors import NoDerivativeError
 from .forward import _FunctionForward, function_to_derive, has_rule
 from .ir import (
@@ -77,7 +79,7 @@ def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activi
     of bytes it put on the tape."""
     module, fn = function_to_derive(module_text, fn_name, activities)
     ensure_runtime(module)
-    synth = _Synthesizer(module)
+    synth = _Synthesizer(module, reload=None if split else fn.name)
     pattern = tuple(a.active for a in activities)
     aug, rev = synth.derive(fn, pattern)
     entries = _Entries(module, fn, pattern, tape_bytes_at)
@@ -153,8 +155,12 @@ class _Entries:
 class _Synthesizer:
     """Derives augmented/reverse function pairs for (function, pattern) keys."""
 
-    def __init__(self, module: Module) -> None:
+    def __init__(self, module: Module, reload: str | None) -> None:
         self.module = module
+        # combined mode: memory nothing writes may be loaded again in the reverse sweep of
+        # the root function `reload` (in split mode the caller may change the arguments
+        # between the sweeps; a callee's caller may change memory after the callee returns)
+        self.reload = reload
         self.names: dict[tuple[str, tuple[bool, ...]], tuple[str, str]] = {}
         self.results: dict[tuple[str, tuple[bool, ...]], ActivityResult] = {}
         self.plans: dict[tuple[str, tuple[bool, ...]], _Plan] = {}
@@ -168,9 +174,11 @@ class _Synthesizer:
         bits = "".join("d" if p else "c" for p in pattern)
         names = (f"augmented_{fn.name}.{bits}", f"diffe_{fn.name}.{bits}")
         self.names[key] = names
+        split_exit_edges(fn)
         act = activity(self.module, fn, pattern, has_rule, self.cache)
         self.results[key] = act
-        plan = self.plans[key] = _Plan(fn, act)
+        reload = reloadable_loads(self.module, fn) if self.reload == fn.name else set()
+        plan = self.plans[key] = _Plan(fn, act, reload)
         _Augmented(self, fn, act, names[0], plan).run()
         _Reverse(self, fn, act, names[1], plan).run()
         return names
@@ -195,12 +203,22 @@ class _Plan:
     """Per instruction, the values the reverse sweep needs from the forward sweep, in push
     order: ('primal', v) or ('shadow', v). Arguments and constants are never pushed."""
 
-    def __init__(self, fn: Function, act: ActivityResult) -> None:
-        self.fn, self.act = fn, act
+    def __init__(self, fn: Function, act: ActivityResult, reload: set[Instruction]) -> None:
+        self.fn, self.act, self.reload = fn, act, reload
         self.graph: CFG = cfg(fn)
         self.index = {b.name: k for k, b in enumerate(fn.blocks)}
-        self.pushes_id = {b.name: any(len(self.graph.preds[s]) > 1 for s in b.successors)
-                          for b in fn.blocks}  # fmt: skip
+        # counted loops are replayed by counting their induction variable down: their
+        # headers need no path from the tape, and the induction variable is free inside
+        self.loops = {lp.header: lp for lp in counted_loops(fn, self.graph)}
+        self.iv_loop: dict[Value, CountedLoop] = {lp.iv: lp for lp in self.loops.values()}
+        self.exits: dict[str, list[CountedLoop]] = {}  # exit edge block -> loops it leaves
+        for b in fn.blocks:
+            for p in self.graph.preds[b.name]:
+                self.exits.setdefault(b.name, []).extend(
+                    lp for lp in self.loops.values() if p in lp.blocks and b.name not in lp.blocks)
+        self.exits = {b: lps for b, lps in self.exits.items() if lps}
+        self.pushes_id = {b.name: any(len(self.graph.preds[s]) > 1 and s not in self.loops
+                                      for s in b.successors) for b in fn.blocks}  # fmt: skip
         self.needs: dict[Instruction, list[tuple[str, Value]]] = {}
         self.pushes: dict[Instruction, list[tuple[str, Value]]] = {}
         once = self._once_blocks()
@@ -234,17 +252,22 @@ class _Plan:
         kind, v = item
         if isinstance(v, Argument | Constant | GlobalRef) or item in self.frame:
             return
+        if kind == "primal" and v in self.iv_loop and block in self.iv_loop[v].blocks:
+            return  # the reverse sweep's loop counter
         if not isinstance(v, Instruction) or v.block is None or v.opcode == "phi":
             leaves.append(item)
         elif v.block.name in once:
             self.frame[item] = len(self.frame)
-        elif v.block.name == block and depth < 16 and (
-                kind == "primal" and v.opcode in _PURE or v.opcode == "getelementptr"):
+        elif depth < 16 and (kind == "primal" and (v.opcode in _PURE or v in self.reload)
+                             or v.opcode == "getelementptr"):  # fmt: skip
             inner: list[tuple[str, Value]] = []
             for k, o in enumerate(v.operands):  # a shadow GEP: the base's shadow, same indices
                 sub = "shadow" if kind == "shadow" and k == 0 else "primal"
                 self._resolve((sub, o), block, once, inner, depth + 1, pushed)
-            if len(set(inner) - set(leaves) - pushed) <= 1:  # recompute only if it saves
+            # recompute if that saves tape: from at most one new value of the same block, or
+            # (for a value of another block) from what the reverse sweep has for free
+            fresh = set(inner) - set(leaves) - pushed
+            if len(fresh) <= (1 if v.block.name == block else 0):
                 (self.recompute if kind == "primal" else self.recompute_shadow).add(v)
                 leaves.extend(inner)
             else:
@@ -271,7 +294,8 @@ class _Plan:
         return [(item, k) for item, k in self.frame.items() if item[1] is inst]
 
     def pops_id(self, block: str) -> bool:
-        return any(self.pushes_id[p] for p in self.graph.preds[block])
+        return block not in self.loops and any(self.pushes_id[p]
+                                                for p in self.graph.preds[block])
 
     def _needs(self, inst: Instruction) -> list[tuple[str, Value]]:
         act, op, ops = self.act, inst.opcode, inst.operands
@@ -386,6 +410,8 @@ class _Augmented(_FunctionForward):
 
     def before_terminator(self, inst: Instruction) -> None:
         block = inst.block.name  # type: ignore[union-attr]
+        for lp in self.plan.exits.get(block, ()):
+            push(self.b, self.tape, lp.iv)  # the last iteration's induction variable
         if inst.opcode == "ret":
             push(self.b, self.tape, self.frame_offset)
         if inst.opcode == "ret" or self.plan.pushes_id[block]:
@@ -532,6 +558,7 @@ class _Reverse:
                 slot = self.b.alloca(inst.type, None, f"{inst.name or 'v'}.adj")
                 self.b.store(Builder.zero(inst.type), slot)
                 self.slots[inst] = slot
+        self.counters = {h: self.b.alloca(I64, 8, f"{h}.iv") for h in self.plan.loops}
         rets = [b.name for b in fn.blocks if b.terminator.opcode == "ret"]
         exit_id = pop(self.b, self.tape, I64, "exit.id")
         self.frame_offset = pop(self.b, self.tape, I64, "frame.offset")
@@ -574,6 +601,8 @@ class _Reverse:
     def reverse_block(self, block: Block, new: Function) -> None:
         self.b.position_at_end(self.rev_blocks[block.name])
         self.block_values: dict[tuple[str, Value], Value] = {}
+        for lp in reversed(self.plan.exits.get(block.name, ())):  # entering the loops backwards
+            self.b.store(pop(self.b, self.tape, I64, "iv.last"), self.counters[lp.header], 8)
         if self.dret is not None and block.terminator.opcode == "ret":
             self.add_adjoint(block.terminator.operands[0], self.dret)
         for inst in reversed(block.instructions):
@@ -588,6 +617,9 @@ class _Reverse:
             self.b.insert(Instruction("ret"))
             return
         adjs = [(p, self.take_adjoint(p)) for p in phis]
+        if block.name in self.plan.loops:
+            self.count_down(self.plan.loops[block.name], adjs, new)
+            return
         if not self.plan.pops_id(block.name):
             self.transfer(adjs, preds[0])
             self.b.insert(Instruction("br", labels=[self.rev_blocks[preds[0]].name]))
@@ -610,6 +642,26 @@ class _Reverse:
             self.b.position_at_end(edge)
             self.transfer(adjs, p)
             self.b.insert(Instruction("br", labels=[self.rev_blocks[p].name]))
+
+    def count_down(self, lp: CountedLoop, adjs: list[tuple[Instruction, Value]],
+                   new: Function) -> None:  # fmt: skip
+        """Leave a counted loop's header backwards: to the preheader after the first
+        iteration, else to the latch of the iteration before."""
+        counter = self.counters[lp.header]
+        iv = self.b.load(I64, counter, 8, "iv")
+        first = self.b.icmp("eq", iv, lp.start, "iv.first")
+        back, out = (Block(self.namer.fresh(f"{lp.header}.from.{p}")) for p in (lp.latch,
+                                                                               lp.preheader))
+        new.blocks += [back, out]
+        self.b.insert(Instruction("br", operands=[first], labels=[out.name, back.name]))
+        self.b.position_at_end(back)
+        self.b.store(self.b.binop("sub", iv, const(I64, 1), "iv.prev"), counter, 8)
+        for edge, pred in ((back, lp.latch), (out, lp.preheader)):
+            self.b.position_at_end(edge)
+            if self.plan.pushes_id[pred]:  # pushed for another successor's sake
+                pop(self.b, self.tape, I64, "pred.id")
+            self.transfer(adjs, pred)
+            self.b.insert(Instruction("br", labels=[self.rev_blocks[pred].name]))
 
     def transfer(self, adjs: list[tuple[Instruction, Value]], pred: str) -> None:
         """Phi adjoints flow to the incoming values of the edge taken."""
@@ -644,7 +696,9 @@ class _Reverse:
         if got is not None:
             return got
         k = self.plan.frame.get((kind, v))
-        if k is not None:
+        if kind == "primal" and v in self.plan.iv_loop:
+            got = self.b.load(I64, self.counters[self.plan.iv_loop[v].header], 8, "iv")
+        elif k is not None:
             ty = PTR if kind == "shadow" else v.type
             slot = frame_slot(self.b, self.tape, self.frame_offset, k)
             got = self.b.load(ty, slot, 8, f"{v.name}.{kind}")

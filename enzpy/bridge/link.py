@@ -58,10 +58,12 @@ def _is_dup(act: Any) -> bool:
 
 
 def _demote(mod: Any, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-    """Make every external definition but `keep` linkonce_odr (copies may be linked twice)."""
+    """Make every external definition but `keep` linkonce_odr if it is a Numba function
+    (copies may be linked twice), else internal: functions the engine synthesized have the
+    same names in every derivative of one primal, and different bodies (modes, tapes)."""
     for f in mod.functions:
         if f.name not in keep and not f.is_declaration and f.linkage == llvm.Linkage.external:
-            f.linkage = "linkonce_odr"
+            f.linkage = "linkonce_odr" if f.name.startswith("_ZN") else "internal"
 
 
 def _link_captured_callees(mod: Any) -> None:

@@ -1,0 +1,475 @@
+"""`autodiff` and `gradient` called inside jitted code, compiled to a direct native call.
+
+At typing time the call's annotations, mode and return activity are read from the Numba
+types, checked like the Python API checks them (same errors, raised at compile time), the
+derivative is built by `derivatives.derivative`, and a small Numba function is generated
+that checks what only values tell (shadow shapes, memory shared between primals and
+shadows), lays each shadow out like its primal, calls the derivative's njit driver (a
+native call) and returns what the Python API returns:
+
+- Forward: the tangent (`None` for a `Const` return); ForwardWithPrimal: `(tangent, primal)`;
+- Reverse: a tuple with the adjoint of each `Active(a)` and `None` elsewhere (a Numba tuple
+  of floats and `none`, which is a Python tuple of floats and None when returned to Python);
+  ReverseWithPrimal: `(adjoints, primal)`.
+
+The same generator serves the Python API's hot path (`python_entry`): a per-call-shape njit
+entry, whose run-time checks raise `Fallback` instead of an error so that the Python path
+(exact `np.shares_memory`, exact error messages) decides.
+
+Inside jitted code memory checks are conservative: arrays whose address ranges overlap are
+refused unless they are the same view (same data pointer, shape and strides) with the same
+shadow.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+from numba.core import types
+from numba.extending import overload
+from numpy.lib.stride_tricks import as_strided
+
+from .annotations import Active, Annotation, Const, Duplicated, DuplicatedNoNeed
+from .derivatives import derivative
+from .errors import AnnotationError, ShadowError
+from .jit import EnzymeJit, from_dispatcher
+from .modes import Forward, Mode, Reverse
+from .numba_types import AnnotationType, ModeType, annotation_class
+from .shadows import check_argument_type, unwrapped_message
+from .signatures import check_arity, check_function, check_mode, signature_of_types
+
+
+class Fallback(Exception):
+    """Raised by a Python entry when the Python path must decide (a check failed or may
+    have: the Python path raises the exact error, or runs the call)."""
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of the call as the generated code sees it: its annotation class
+    (`Const` for a plain value), the Numba types it wraps, and the source expressions
+    that read the primal and the shadow."""
+
+    cls: type
+    val: types.Type
+    dval: types.Type | None
+    val_src: str
+    dval_src: str | None = None
+    plain: bool = False  # a value passed without annotation
+
+    @property
+    def shadow_array(self) -> bool:
+        return issubclass(self.cls, Duplicated) and isinstance(self.val, types.Array)
+
+
+# --------------------------------------------------------------------- run-time helpers
+
+
+@numba.njit
+def _overlap(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
+    """Whether the address ranges of two arrays intersect (`np.may_share_memory`)."""
+    if a.size == 0 or b.size == 0:
+        return False
+    alo, ahi = _span(a)
+    blo, bhi = _span(b)
+    da, db = a.ctypes.data, b.ctypes.data
+    return da + alo < db + bhi + b.itemsize and db + blo < da + ahi + a.itemsize
+
+
+@numba.njit
+def _span(a: Any) -> tuple[int, int]:  # pragma: no cover  (compiled)
+    """Byte offsets of the lowest and the highest element from the data pointer."""
+    lo = hi = 0
+    for i in range(a.ndim):
+        span = a.strides[i] * (a.shape[i] - 1)
+        if span < 0:
+            lo += span
+        else:
+            hi += span
+    return lo, hi
+
+
+@numba.njit
+def _identical(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
+    """The same view: data pointer, shape and strides."""
+    return a.ctypes.data == b.ctypes.data and a.shape == b.shape and a.strides == b.strides
+
+
+@numba.njit
+def _copyable(x: Any) -> bool:  # pragma: no cover  (compiled)
+    """Whether a buffer with `x`'s strides can be made of `x`'s elements."""
+    for s in x.strides:
+        if s % x.itemsize:
+            return False
+    return True
+
+
+@numba.njit
+def _with_strides(x: Any, dx: Any) -> Any:  # pragma: no cover  (compiled)
+    """`dx`, or a copy of it laid out with `x`'s strides (`shadows.with_primal_strides`)."""
+    if x.strides == dx.strides or x.size == 0:
+        return dx
+    lo, hi = _span(x)
+    buf = np.zeros((hi - lo) // x.itemsize + 1, x.dtype)
+    out = as_strided(buf[-lo // x.itemsize:], x.shape, x.strides)
+    _copy_into(out, dx)
+    return out
+
+
+@numba.njit
+def _copy_into(dst: Any, src: Any) -> None:  # pragma: no cover  (compiled)
+    """`dst[...] = src` for arrays of one shape (which Numba compiles far more slowly)."""
+    for idx in np.ndindex(dst.shape):
+        dst[idx] = src[idx]
+
+
+# --------------------------------------------------------------------- code generation
+
+
+@dataclass
+class _Source:
+    """Lines of a generated function body and the globals they use."""
+
+    lines: list[str]
+    names: dict[str, Any]
+
+    def add(self, line: str, indent: int = 1) -> None:
+        self.lines.append("    " * indent + line)
+
+    def name(self, prefix: str, value: Any) -> str:
+        key = f"_{prefix}{len(self.names)}"
+        self.names[key] = value
+        return key
+
+
+def _call_source(mode: Mode, f: EnzymeJit, ret_activity: Any, argv: list[Arg],
+                 fail: Callable[[_Source, str], str]) -> _Source:  # fmt: skip
+    """The body of a generated `autodiff` call. `fail(src, message)` is the statement run
+    when a run-time check fails."""
+    for k, a in enumerate(argv):
+        check_argument_type(k, a.cls, a.val, a.dval, mode.reverse)
+    classes = tuple(a.cls for a in argv)
+    argtypes = tuple(a.val for a in argv)
+    kind, argtypes, kinds, ret = signature_of_types(mode, f, ret_activity, classes, argtypes)
+    deriv = derivative(kind, f, argtypes, kinds, ret)
+    src = _Source([], {"np": np})
+    _shadow_checks(src, argv, fail)
+    shadows, copy_back = _shadows(src, argv, fail)
+    driver = src.name("driver", deriv.driver)
+    src.add(f"r = {driver}({', '.join([a.val_src for a in argv] + shadows)})")
+    for dst, s in copy_back:
+        src.add(f"if {s}.ctypes.data != {dst}.ctypes.data:")
+        src.add(f"_copy_into({dst}, {s})", 2)
+    if mode.reverse:
+        adj = itertools.count()
+        out = _tuple([f"r[1][{next(adj)}]" if issubclass(a.cls, Active) else "None"
+                      for a in argv])  # fmt: skip
+    else:
+        out = "None" if ret == "const" else "r[1]"
+    if mode.with_primal and (mode.reverse or ret_activity is not DuplicatedNoNeed):
+        out = f"({out}, r[0])"
+    src.add(f"return {out}")
+    return src
+
+
+def _tuple(items: list[str]) -> str:
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]) -> None:
+    """Shapes, and the memory checks of `shadows.check_argument` / `check_aliasing`."""
+    arrays = [(k, a) for k, a in enumerate(argv) if a.shadow_array]
+    for k, a in arrays:
+        src.add(f"if {a.val_src}.shape != {a.dval_src}.shape:")
+        src.add(fail(src, f"argument {k}: the shadow's shape differs from the primal's"), 2)
+        src.add(f"if _overlap({a.val_src}, {a.dval_src}):")
+        src.add(fail(src, f"argument {k}: the shadow may share memory with its primal"), 2)
+    for (k, a), (m, b) in itertools.combinations(arrays, 2):
+        same = "False"
+        if a.val == b.val and a.dval == b.dval:
+            same = (f"_identical({a.val_src}, {b.val_src}) and "
+                    f"_identical({a.dval_src}, {b.dval_src})")  # fmt: skip
+        src.add(f"if _overlap({a.val_src}, {b.val_src}):")
+        src.add(f"if not ({same}):", 2)
+        src.add(fail(src, f"arguments {k} and {m} share memory but are not the same view "
+                          "with the same shadow; pass the same shadow for the same memory"),
+                3)  # fmt: skip
+        src.add(f"elif _overlap({a.dval_src}, {b.dval_src}):")
+        src.add(fail(src, f"arguments {k} and {m} have overlapping shadows but distinct "
+                          "primals"), 2)  # fmt: skip
+
+
+def _shadows(src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]
+             ) -> tuple[list[str], list[tuple[str, str]]]:  # fmt: skip
+    """Statements making one shadow per `Duplicated` argument, laid out like its primal
+    (the engine replays the primal's address arithmetic on it): the shadow expressions and
+    the (user shadow, copy) pairs to copy back after the call."""
+    shadows, copy_back, copied = [], [], []
+    for k, a in enumerate(argv):
+        if not issubclass(a.cls, Duplicated):
+            continue
+        s = f"s{k}"
+        shadows.append(s)
+        if not a.shadow_array:
+            src.add(f"{s} = {src.name('cast', a.val)}({a.dval_src})")
+            continue
+        layout = a.val.layout
+        if layout == a.dval.layout and layout in "CF":
+            src.add(f"{s} = {a.dval_src}")
+            continue
+        # a shadow passed twice (for the same view, as checked) is copied once
+        same = [(b, t) for b, t in copied if (b.val, b.dval) == (a.val, a.dval)]
+        for i, (b, t) in enumerate(same):
+            src.add(f"{'el' if i else ''}if _identical({b.dval_src}, {a.dval_src}):")
+            src.add(f"{s} = {t}", 2)
+        if same:
+            src.add("else:")
+        _copy_shadow(src, k, a, s, 2 if same else 1, fail)
+        copied.append((a, s))
+        copy_back.append((a.dval_src, s))
+    return shadows, copy_back
+
+
+def _copy_shadow(src: _Source, k: int, a: Arg, s: str, indent: int,
+                 fail: Callable[[_Source, str], str]) -> None:  # fmt: skip
+    """`s = ` the shadow of `a` laid out like its primal (a copy unless it already is)."""
+    layout = a.val.layout
+    if layout == "C":
+        src.add(f"{s} = np.ascontiguousarray({a.dval_src})", indent)
+    elif layout == "F":
+        src.add(f"{s} = np.asfortranarray({a.dval_src})", indent)
+    else:
+        src.add(f"if {a.val_src}.strides != {a.dval_src}.strides and "
+                f"not _copyable({a.val_src}):", indent)  # fmt: skip
+        src.add(fail(src, f"argument {k}: the primal's strides are not a multiple of its "
+                          "item size; pass a shadow with the primal's strides"), indent + 1)
+        src.add(f"{s} = _with_strides({a.val_src}, {a.dval_src})", indent)
+
+
+def _raise_shadow_error(src: _Source, message: str) -> str:
+    return f"raise {src.name('ShadowError', ShadowError)}({message!r})"
+
+
+def _raise_fallback(src: _Source, message: str) -> str:
+    return f"raise {src.name('Fallback', Fallback)}()"
+
+
+_HELPERS = (_overlap, _identical, _copyable, _with_strides, _copy_into)  # used by generated code
+
+
+def _compile(params: str, src: _Source) -> Callable[..., Any]:
+    """The Python function `def impl(<params>): <src>`, for Numba to compile."""
+    names = {**src.names, **{h.__name__: h for h in _HELPERS}}
+    text = f"def impl({params}):\n" + "\n".join(src.lines or ["    pass"]) + "\n"
+    exec(compile(text, "<enzpy.inside>", "exec"), names)
+    return names["impl"]
+
+
+# --------------------------------------------------------------------- in-Numba autodiff
+
+
+def _parse_call(mode: types.Type, f: types.Type, args: tuple) -> tuple[Mode, EnzymeJit, Any,
+                                                                      list[Arg]]:  # fmt: skip
+    """What `api.parse_arguments` finds, from Numba types (raises the same errors)."""
+    m, fn = _mode_and_function(mode, f)
+    if m.split:
+        raise AnnotationError(f"{m!r} is not available inside jitted code")
+    ret_activity = annotation_class(args[0]) if args else None
+    start = 1 if ret_activity is not None else 0
+    check_arity(fn, len(args) - start)
+    return m, fn, ret_activity, [_arg(k, ty, f"args[{k + start}]")
+                                 for k, ty in enumerate(args[start:])]  # fmt: skip
+
+
+def _mode_and_function(mode: types.Type, f: types.Type) -> tuple[Mode, EnzymeJit]:
+    m = check_mode(mode.mode if isinstance(mode, ModeType) else mode)
+    fn = from_dispatcher(f.dispatcher) if isinstance(f, types.Dispatcher) else None
+    return m, check_function(fn, shown=f)
+
+
+def _arg(k: int, ty: types.Type, expr: str) -> Arg:
+    if isinstance(ty, AnnotationType):
+        dval = f"{expr}.dval" if ty.dval is not None else None
+        return Arg(ty.cls, ty.val, ty.dval, f"{expr}.val", dval)
+    cls = annotation_class(ty)
+    if cls is not None:
+        raise AnnotationError(unwrapped_message(k, cls))
+    return Arg(Const, ty, None, expr, plain=True)
+
+
+def _autodiff_impl(mode, f, *args):  # no annotations: Numba compares signatures
+    """The overload of `autodiff`: Numba types in, the generated implementation out."""
+    m, fn, ret_activity, argv = _parse_call(mode, f, args)
+    return _compile("mode, f, *args", _call_source(m, fn, ret_activity, argv,
+                                                   _raise_shadow_error))  # fmt: skip
+
+
+# --------------------------------------------------------------------- in-Numba gradient
+
+
+def _gradient_impl(autodiff: Callable[..., Any], mode: types.Type, f: types.Type,
+                   *args: types.Type) -> Callable[..., Any]:  # fmt: skip
+    """`gradient` in jitted code: generated code that calls `autodiff` (in jitted code) on
+    copies, as `api.gradient` does."""
+    m, fn = _mode_and_function(mode, f)
+    check_arity(fn, len(args))
+    argv = [_arg(k, ty, f"args[{k}]") for k, ty in enumerate(args)]
+    diff = [(a.plain or issubclass(a.cls, Active | Duplicated)) and _is_float(a.val)
+            for a in argv]  # fmt: skip
+    src = _Source([], {"np": np, "_autodiff": autodiff})
+    if m.reverse:
+        grads = _reverse_gradient(src, argv, diff)
+    else:
+        grads = [_forward_gradient(src, argv, diff, k) if d else "None"
+                 for k, d in enumerate(diff)]  # fmt: skip
+    src.add(f"return {_tuple(grads) if grads else '()'}")
+    return _compile("mode, f, *args", src)
+
+
+def _reverse_gradient(src: _Source, argv: list[Arg], diff: list[bool]) -> list[str]:
+    """Statements for one reverse pass on copies, seeded 1.0; the gradient expressions."""
+    active = src.name("Active", Active)
+    anns, grads = [], []
+    for k, (a, d) in enumerate(zip(argv, diff, strict=True)):
+        if not d:
+            anns.append(_const_copy(src, a))
+            grads.append("None")
+        elif isinstance(a.val, types.Array):
+            src.add(f"g{k} = np.zeros_like({a.val_src})")
+            anns.append(f"{src.name('Duplicated', Duplicated)}({a.val_src}.copy(), g{k})")
+            grads.append(f"g{k}")
+        else:
+            anns.append(f"{active}({a.val_src})")
+            grads.append(f"r[{k}]")
+    src.add(f"r = _autodiff({src.name('Reverse', Reverse)}, f, {active}, {', '.join(anns)})")
+    return grads
+
+
+def _is_float(ty: types.Type) -> bool:
+    return isinstance(ty, types.Float) or (isinstance(ty, types.Array)
+                                           and isinstance(ty.dtype, types.Float))
+
+
+def _const_copy(src: _Source, a: Arg) -> str:
+    copy = f"{a.val_src}.copy()" if isinstance(a.val, types.Array) else a.val_src
+    return f"{src.name('Const', Const)}({copy})"
+
+
+def _forward_gradient(src: _Source, argv: list[Arg], diff: list[bool], k: int) -> str:
+    """Statements computing the gradient with respect to argument `k` by forward passes
+    (one per element); returns the name holding it."""
+    dup = src.name("Duplicated", Duplicated)
+    fwd = src.name("Forward", Forward)
+
+    def annotations(seeded: str | None) -> str:
+        out = []
+        for j, (a, d) in enumerate(zip(argv, diff, strict=True)):
+            if not d:
+                out.append(_const_copy(src, a))
+            elif isinstance(a.val, types.Array):
+                shadow = seeded if j == k and seeded else f"np.zeros_like({a.val_src})"
+                out.append(f"{dup}({a.val_src}.copy(), {shadow})")
+            else:
+                cast = src.name("cast", a.val)
+                out.append(f"{dup}({a.val_src}, {cast}({1.0 if j == k else 0.0}))")
+        return ", ".join(out)
+
+    a = argv[k]
+    if not isinstance(a.val, types.Array):
+        src.add(f"g{k} = _autodiff({fwd}, f, {annotations(None)})")
+        return f"g{k}"
+    src.add(f"g{k} = np.empty_like({a.val_src})")
+    src.add(f"for idx in np.ndindex({a.val_src}.shape):")
+    src.add(f"t = np.zeros_like({a.val_src})", 2)
+    src.add("t[idx] = 1.0", 2)
+    src.add(f"g{k}[idx] = _autodiff({fwd}, f, {annotations('t')})", 2)
+    return f"g{k}"
+
+
+def register(autodiff: Callable[..., Any], gradient: Callable[..., Any]) -> None:
+    """Make the Python API's `autodiff` and `gradient` callable inside jitted code."""
+    overload(autodiff)(_autodiff_impl)
+
+    def gradient_impl(mode, f, *args):  # no annotations, as in _autodiff_impl
+        return _gradient_impl(autodiff, mode, f, *args)
+
+    overload(gradient)(gradient_impl)
+
+
+# --------------------------------------------------------------------- Python entries
+
+
+MISS = object()  # what a Python entry returns for a call of another shape
+
+
+def python_entry(mode: Mode, f: EnzymeJit, ret_activity: Any, classes: tuple[type, ...],
+                 other: Callable[..., Any]) -> Callable[..., Any]:  # fmt: skip
+    """A Python function taking `autodiff`'s arguments after `f`, for calls of one shape:
+    `ret_activity` and `classes` (the Python type of each argument: an annotation class, or
+    the type of a plain value). Calls of another shape go to `other` (another entry, or a
+    function returning `MISS`). It unpacks the values and calls one njit entry, where
+    Numba's dispatcher types them and generated code checks them and calls the derivative.
+    Raises `Fallback` when the Python path must decide."""
+    params, checks, unpacked, spec = [], [], [], []
+    ns: dict[str, Any] = {"_other": other, "_ret": ret_activity}
+    if ret_activity is not None:
+        params.append("r")
+        checks.append("r is _ret")
+    for k, cls in enumerate(classes):
+        params.append(f"a{k}")
+        ns[f"_C{k}"] = cls
+        checks.append(f"type(a{k}) is _C{k}")
+        if not issubclass(cls, Annotation):
+            unpacked.append(f"a{k}")
+            spec.append((Const, True))
+            continue
+        unpacked.append(f"a{k}.val")
+        if issubclass(cls, Duplicated):
+            unpacked.append(f"a{k}.dval")
+        spec.append((cls, False))
+    vals = ", ".join(f"v{j}" for j in range(len(unpacked)))
+    stub_ns: dict[str, Any] = {"_stub": _entry_stub(mode, f, ret_activity, spec)}
+    exec(f"def entry({vals}):\n    return _stub({vals})\n", stub_ns)
+    ns["_entry"] = numba.njit(stub_ns["entry"])
+    unpack = f"({''.join(p + ', ' for p in params)}) = args"
+    exec(f"def call(*args):\n"
+         f"    if len(args) == {len(params)}:\n"
+         f"        {unpack}\n"
+         f"        if {' and '.join(checks) or 'True'}:\n"
+         f"            return _entry({', '.join(unpacked)})\n"
+         f"    return _other(*args)\n", ns)  # fmt: skip
+    return ns["call"]
+
+
+def _entry_stub(mode: Mode, f: EnzymeJit, ret_activity: Any, spec: list[tuple[type, bool]]
+                ) -> Callable[..., Any]:  # fmt: skip
+    """A function of the unpacked values whose Numba overload is the generated call;
+    `spec` holds (annotation class, whether the value was passed plain) per argument."""
+
+    def stub(*vals: Any) -> Any:
+        raise NotImplementedError("only callable from jitted code")
+
+    def impl(*vals):  # no annotations, as in _autodiff_impl
+        it = iter(enumerate(vals))
+        argv = []
+        for cls, plain in spec:
+            j, val = next(it)
+            dval, dsrc = (None, None)
+            if issubclass(cls, Duplicated):
+                i, dval = next(it)
+                dsrc = f"vals[{i}]"
+            argv.append(Arg(cls, val, dval, f"vals[{j}]", dsrc, plain))
+        try:
+            src = _call_source(mode, f, ret_activity, argv, _raise_fallback)
+        except Exception:  # the Python path raises the exact error
+            src = _Source([], {})
+            src.add(_raise_fallback(src, ""))
+        return _compile("*vals", src)
+
+    overload(stub)(impl)
+    return stub

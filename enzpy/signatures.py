@@ -1,0 +1,88 @@
+"""Which derivative a call needs, from the annotation classes and Numba argument types.
+
+Shared by the Python API (types from `numba.typeof` of the values) and calls inside jitted
+code (types from Numba's type inference); knows nothing of the values themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+
+from .annotations import Active, Const, Duplicated
+from .errors import AnnotationError
+from .jit import EnzymeJit
+from .modes import Mode
+
+DUPLICATED_RETURN_IN_REVERSE = (
+    "combined reverse mode does not accept a Duplicated return: the shadow of a returned "
+    "array is created inside the call and the caller has no moment to seed it. Either return "
+    "by reference (write the result into a Duplicated argument and seed its shadow) or use "
+    "split mode (ReverseSplitWithPrimal).")  # fmt: skip
+
+
+def check_mode(mode: Any) -> Mode:
+    """`mode`, if it is one (else `AnnotationError`)."""
+    if not isinstance(mode, Mode):
+        raise AnnotationError(f"the first argument must be a mode such as enzpy.Forward, "
+                              f"got {mode!r}")  # fmt: skip
+    return mode
+
+
+def check_function(f: Any, shown: Any = None) -> EnzymeJit:
+    """`f`, if it is an `enzyme_jit` function (else `AnnotationError` naming `shown`, by
+    default `f`)."""
+    if not isinstance(f, EnzymeJit):
+        raise AnnotationError(f"autodiff needs a function decorated with @enzpy.enzyme_jit, "
+                              f"got {f if shown is None else shown!r}")  # fmt: skip
+    return f
+
+
+def check_arity(f: EnzymeJit, got: int) -> None:
+    """`AnnotationError` unless `f` takes `got` arguments."""
+    n = f.py_func.__code__.co_argcount
+    if got != n:
+        raise AnnotationError(f"{f.py_func.__qualname__} takes {n} arguments, got {got}")
+
+
+def signature_of_types(mode: Mode, f: Any, ret_activity: Any, classes: tuple[type, ...],
+                       argtypes: tuple) -> tuple[str, tuple, tuple, str]:  # fmt: skip
+    """The key `derivatives.derivative` is built for: ('forward' | 'reverse', `argtypes`,
+    'dup' / 'const' per argument, the return activity). `classes` holds the annotation class
+    of each argument (`Const` for plain values)."""
+    if mode.reverse:
+        return "reverse", *reverse_types(f, ret_activity, classes, argtypes)
+    return "forward", *forward_types(ret_activity, classes, argtypes)
+
+
+def forward_types(ret_activity: Any, classes: tuple[type, ...], argtypes: tuple) -> tuple:
+    """(argtypes, kinds, ret) of a forward-mode derivative."""
+    if ret_activity is Active:
+        raise AnnotationError("an Active return is for reverse mode; in forward mode the "
+                              "return is Duplicated (its tangent is returned) or Const")
+    ret = "const" if ret_activity is Const else "dup"
+    kinds = tuple("dup" if issubclass(c, Duplicated) else "const" for c in classes)
+    return argtypes, kinds, ret
+
+
+def reverse_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes: tuple
+                  ) -> tuple:  # fmt: skip
+    """(argtypes, kinds, ret) of a combined reverse-mode derivative."""
+    if ret_activity is not None and issubclass(ret_activity, Duplicated):
+        raise AnnotationError(DUPLICATED_RETURN_IN_REVERSE)
+    kinds = tuple("dup" if issubclass(c, Duplicated | Active) else "const" for c in classes)
+    restype_is_float = isinstance(return_type(f, argtypes), numba.types.Float)
+    if ret_activity is None:
+        ret_activity = Active if restype_is_float else Const
+    if ret_activity is Active and not restype_is_float:
+        raise AnnotationError("an Active return needs a float return value; pass Const "
+                              "after f, and seed array outputs through their shadows")
+    ret = "active" if ret_activity is Active else "const"
+    return argtypes, kinds, ret
+
+
+def return_type(f: Any, argtypes: tuple) -> Any:
+    """The Numba return type of `f` (an `EnzymeJit`) for `argtypes` (compiling it)."""
+    f.dispatcher.compile(argtypes)
+    return f.dispatcher.overloads[argtypes].signature.return_type

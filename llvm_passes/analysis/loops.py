@@ -1,0 +1,95 @@
+"""Counted loops: natural loops whose header counts iterations with an induction variable
+`iv = phi [start, preheader], [iv + 1, latch]`. The reverse sweep replays such a loop by
+counting `iv` down instead of reading the path taken from the tape; it learns the last `iv`
+on the loop's exit edges, which `split_exit_edges` gives blocks of their own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..ir import Argument, Block, Constant, Function, Instruction, Value
+from .cfg import CFG, cfg, dominators
+
+
+@dataclass(frozen=True)
+class CountedLoop:
+    header: str
+    preheader: str  # the header's one predecessor outside the loop
+    latch: str  # the header's one predecessor inside the loop
+    blocks: frozenset[str]
+    iv: Instruction  # phi [start, preheader], [iv + 1, latch]
+    start: Value  # a constant or an argument: known to the reverse sweep
+
+    def __hash__(self) -> int:
+        return hash(self.header)
+
+
+def _dominated(idom: dict[str, str | None], block: str, by: str) -> bool:
+    b: str | None = block
+    while b is not None:
+        if b == by:
+            return True
+        b = idom.get(b)
+    return False
+
+
+def _natural_loop(g: CFG, header: str, latch: str) -> frozenset[str]:
+    body, todo = {header, latch}, [latch] if latch != header else []
+    while todo:
+        for p in g.preds[todo.pop()]:
+            if p not in body:
+                body.add(p)
+                todo.append(p)
+    return frozenset(body)
+
+
+def _induction_variable(header: Block, pre: str, latch: str) -> tuple[Instruction, Value] | None:
+    for phi in header.phis:
+        if not (phi.type.kind == "int" and len(phi.labels) == 2):
+            continue
+        inc = dict(zip(phi.labels, phi.operands, strict=True))
+        start, step = inc.get(pre), inc.get(latch)
+        if not isinstance(start, Constant | Argument) or not isinstance(step, Instruction):
+            continue
+        if step.opcode == "add" and phi in step.operands and any(
+                isinstance(o, Constant) and o.text == "1" for o in step.operands):
+            return phi, start
+    return None
+
+
+def counted_loops(fn: Function, g: CFG | None = None) -> list[CountedLoop]:
+    """The counted loops of `fn`, outer loops before the loops they contain."""
+    g = g or cfg(fn)
+    idom = dominators(g)
+    out = []
+    for header in g.rpo:
+        latches = [p for p in g.preds[header] if p in idom and _dominated(idom, p, header)]
+        outside = [p for p in g.preds[header] if p not in latches]
+        if len(latches) != 1 or len(outside) != 1:
+            continue
+        found = _induction_variable(fn.block(header), outside[0], latches[0])
+        if found is not None:
+            body = _natural_loop(g, header, latches[0])
+            out.append(CountedLoop(header, outside[0], latches[0], body, *found))
+    return out
+
+
+def split_exit_edges(fn: Function) -> None:
+    """Give every edge leaving a counted loop a block of its own (an empty block branching
+    on), so the forward sweep can save the loop's last `iv` there. Idempotent."""
+    loops = counted_loops(fn)
+    inside = set().union(*(lp.blocks for lp in loops)) if loops else set()
+    for block in list(fn.blocks):
+        if block.name not in inside:
+            continue
+        term = block.terminator
+        for target in dict.fromkeys(term.labels if term.opcode in ("br", "switch") else []):
+            left = [lp for lp in loops if block.name in lp.blocks and target not in lp.blocks]
+            if not left or target.endswith(".enzpy.exit"):
+                continue
+            edge = Block(f"{block.name}.to.{target}.enzpy.exit",
+                         [Instruction("br", labels=[target])])
+            fn.blocks.insert(fn.blocks.index(fn.block(target)), edge)
+            term.labels = [edge.name if t == target else t for t in term.labels]
+            for phi in fn.block(target).phis:
+                phi.labels = [edge.name if t == block.name else t for t in phi.labels]

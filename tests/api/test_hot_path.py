@@ -1,0 +1,147 @@
+"""The Python API's hot path: a call shape seen often goes through a compiled entry whose
+native checks defer to the Python path whenever they fail (or might), so hot calls give the
+same results and raise the same errors as the first calls."""
+
+import numpy as np
+import pytest
+
+import enzpy as ez
+from enzpy import api
+
+
+@pytest.fixture(autouse=True)
+def hot_at_once(monkeypatch):
+    monkeypatch.setattr(api, "_HOT", 1)
+
+
+def _dot():
+    @ez.enzyme_jit
+    def dot(a, b):
+        s = 0.0
+        for i in range(a.shape[0]):
+            s += a[i] * b[i]
+        return s
+
+    return dot
+
+
+def _hot(f, *args):
+    """Call twice, the second time through the compiled entry only; both results."""
+    first = ez.autodiff(*args[:1], f, *args[1:])
+    assert (args[0], f) in api._entries
+    slow, api._autodiff = api._autodiff, None  # the Python path must not be taken
+    try:
+        return first, ez.autodiff(*args[:1], f, *args[1:])
+    finally:
+        api._autodiff = slow
+
+
+def test_hot_calls_give_the_same_results():
+    dot = _dot()
+    a, b, da = np.array([1.0, 2.0]), np.array([3.0, -1.0]), np.array([0.5, 2.0])
+    assert _hot(dot, ez.Forward, ez.Duplicated(a, da), ez.Const(b)) == (-0.5, -0.5)
+    ga, gb = np.zeros(2), np.zeros(2)
+    first, second = _hot(dot, ez.ReverseWithPrimal, ez.Active, ez.Duplicated(a, ga),
+                         ez.Duplicated(b, gb))  # fmt: skip
+    assert first == second == ((None, None), 1.0)
+    np.testing.assert_array_equal(ga, 2 * b)  # accumulated twice
+    np.testing.assert_array_equal(gb, 2 * a)
+
+
+def test_hot_scalars_and_plain_values():
+    @ez.enzyme_jit
+    def poly(a, x, n):
+        return a * a * x[n]
+
+    x = np.array([1.0, 3.0])
+    first, second = _hot(poly, ez.Reverse, ez.Active(2.0), ez.Const(x), 1)
+    assert first == second == (12.0, None, None)
+    first, second = _hot(poly, ez.ForwardWithPrimal, ez.Duplicated(2.0, 1), x, 1)
+    assert first == second == (12.0, 12.0)
+
+
+def test_hot_call_with_a_bad_shadow_raises_the_python_error():
+    dot = _dot()
+    a, b = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    _hot(dot, ez.Forward, ez.Duplicated(a, np.ones(2)), ez.Const(b))
+    with pytest.raises(ez.ShadowError, match="shadow has shape \\(3,\\)"):
+        ez.autodiff(ez.Forward, dot, ez.Duplicated(a, np.ones(3)), ez.Const(b))
+    with pytest.raises(ez.ShadowError, match="dtype float32"):
+        ez.autodiff(ez.Forward, dot, ez.Duplicated(a, np.ones(2, np.float32)), ez.Const(b))
+    with pytest.raises(ez.ShadowError, match="shares memory with its primal"):
+        ez.autodiff(ez.Forward, dot, ez.Duplicated(a, a), ez.Const(b))
+    with pytest.raises(ez.AnnotationError, match="Duplicated\\(a, da\\)"):
+        ez.autodiff(ez.Forward, dot, ez.Active(a), ez.Const(b))
+
+
+def test_hot_aliasing_is_decided_exactly():
+    dot = _dot()
+    x, dx = np.array([1.0, 2.0]), np.zeros(2)
+    first, _ = _hot(dot, ez.Reverse, ez.Duplicated(x, dx), ez.Duplicated(x, dx))
+    np.testing.assert_array_equal(dx, 4 * x)  # d(x·x)/dx twice
+    with pytest.raises(ez.ShadowError, match="share memory"):
+        ez.autodiff(ez.Reverse, dot, ez.Duplicated(x, np.zeros(2)),
+                    ez.Duplicated(x, np.zeros(2)))  # fmt: skip
+    # interleaved views: their address ranges overlap but they share no element
+    base, dbase = np.array([1.0, 2.0, 3.0, 4.0]), np.zeros(4)
+    ez.autodiff(ez.Reverse, dot, ez.Duplicated(base[::2], dbase[::2]),
+                ez.Duplicated(base[1::2], dbase[1::2]))  # fmt: skip
+    np.testing.assert_array_equal(dbase, [2.0, 1.0, 4.0, 3.0])
+    ez.autodiff(ez.Reverse, dot, ez.Duplicated(base[::2], base[1::2]), ez.Const(base))
+
+
+def test_hot_shadow_with_another_layout():
+    @ez.enzyme_jit
+    def weigh(A):
+        s = 0.0
+        for i in range(A.shape[0]):
+            for j in range(A.shape[1]):
+                s += A[i, j] * A[i, j] * (i + 1)
+        return s
+
+    A = np.arange(6.0).reshape(2, 3)
+    for shadow in (np.zeros((2, 3)), np.zeros((2, 3), order="F"), np.zeros((2, 6))[:, ::2]):
+        for _ in range(2):
+            shadow[...] = 0.0
+            ez.autodiff(ez.Reverse, weigh, ez.Duplicated(A, shadow))
+            np.testing.assert_array_equal(shadow, 2 * A * [[1.0], [2.0]])
+
+
+def test_one_shadow_passed_twice_with_another_layout():
+    @ez.enzyme_jit
+    def inner(A, B):
+        s = 0.0
+        for i in range(A.shape[0]):
+            for j in range(A.shape[1]):
+                s += A[i, j] * B[i, j]
+        return s
+
+    A, dA = np.arange(6.0).reshape(2, 3), np.zeros((2, 3), order="F")
+    _hot(inner, ez.Reverse, ez.Duplicated(A, dA), ez.Duplicated(A, dA))
+    np.testing.assert_array_equal(dA, 4 * A)  # both arguments, both calls
+
+
+def test_hot_primal_exception_propagates_once():
+    @ez.enzyme_jit
+    def count_then_check(x):
+        x[0] += 1.0
+        if x[1] < 0.0:
+            raise ValueError("negative")
+        return x[1] * x[1]
+
+    x = np.array([0.0, 1.0])
+    _hot(count_then_check, ez.Forward, ez.Duplicated(x, np.zeros(2)))
+    x = np.array([0.0, -1.0])
+    with pytest.raises(ValueError, match="negative"):
+        ez.autodiff(ez.Forward, count_then_check, ez.Duplicated(x, np.zeros(2)))
+    assert x[0] == 1.0  # ran once: the error was not taken for a failed check
+
+
+def test_hot_entry_serves_new_numba_types():
+    dot = _dot()
+    a, b = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    _hot(dot, ez.Forward, ez.Duplicated(a, np.ones(2)), ez.Const(b))
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    dz = ez.autodiff(ez.Forward, dot, ez.Duplicated(a32, np.ones(2, np.float32)), ez.Const(b32))
+    assert dz == pytest.approx(2.0)
+    assert ez.autodiff(ez.Forward, dot, ez.Duplicated(a[::-1], np.ones(2)), b[::-1]) == 2.0
