@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from . import rules
 from .analysis.activity import Activity, ActivityResult, activity
 from .analysis.cfg import CFG, cfg
-from .analysis.loops import CountedLoop, counted_loops, split_exit_edges
+from .analysis.loops import CountedLoop, Induction, counted_loops, split_exit_edges
 from .analysis.readonly import reloadable_loads
 from .errors import NoDerivativeError
 from .forward import _FunctionForward, function_to_derive, has_rule
@@ -210,18 +210,30 @@ class _Plan:
         # counted loops are replayed by counting their induction variable down: their
         # headers need no path from the tape, and the induction variable is free inside
         self.loops = {lp.header: lp for lp in counted_loops(fn, self.graph)}
-        self.iv_loop: dict[Value, CountedLoop] = {lp.iv: lp for lp in self.loops.values()}
+        self.inductions: dict[Value, tuple[CountedLoop, Induction]] = {
+            ind.phi: (lp, ind) for lp in self.loops.values() for ind in lp.inductions}
         self.exits: dict[str, list[CountedLoop]] = {}  # exit edge block -> loops it leaves
         for b in fn.blocks:
             for p in self.graph.preds[b.name]:
                 self.exits.setdefault(b.name, []).extend(
                     lp for lp in self.loops.values() if p in lp.blocks and b.name not in lp.blocks)
         self.exits = {b: lps for b, lps in self.exits.items() if lps}
+        # values defined outside a counted loop and needed inside: saved once per execution
+        # of the loop, on its exit edges, instead of pushed at every iteration
+        self.invariants: dict[str, dict[tuple[str, Value], None]] = {h: {} for h in self.loops}
+        self.saved_in: dict[tuple[str, Value], list[CountedLoop]] = {}
+        for lp, ind in self.inductions.values():  # where the reverse sweep's counting starts
+            if not isinstance(ind.start, Argument | Constant):
+                self.invariants[lp.header][("primal", ind.start)] = None
+                self.saved_in.setdefault(("primal", ind.start), []).append(lp)
         self.pushes_id = {b.name: any(len(self.graph.preds[s]) > 1 and s not in self.loops
                                       for s in b.successors) for b in fn.blocks}  # fmt: skip
         self.needs: dict[Instruction, list[tuple[str, Value]]] = {}
         self.pushes: dict[Instruction, list[tuple[str, Value]]] = {}
         once = self._once_blocks()
+        if len(once) == len(fn.blocks):  # no loop: every value is pushed at most once anyway
+            once = set()
+        self.rets = [b.name for b in fn.blocks if b.terminator.opcode == "ret"]
         # values computed at most once per call live in a frame of tape slots, saved once
         # where they are defined instead of pushed at every use inside loops
         self.frame: dict[tuple[str, Value], int] = {}
@@ -252,10 +264,10 @@ class _Plan:
         kind, v = item
         if isinstance(v, Argument | Constant | GlobalRef) or item in self.frame:
             return
-        if kind == "primal" and v in self.iv_loop and block in self.iv_loop[v].blocks:
-            return  # the reverse sweep's loop counter
+        if kind == "primal" and v in self.inductions and block in self.inductions[v][0].blocks:
+            return  # follows from the reverse sweep's loop counter
         if not isinstance(v, Instruction) or v.block is None or v.opcode == "phi":
-            leaves.append(item)
+            self._leaf(item, block, leaves)
         elif v.block.name in once:
             self.frame[item] = len(self.frame)
         elif depth < 16 and (kind == "primal" and (v.opcode in _PURE or v in self.reload)
@@ -271,9 +283,25 @@ class _Plan:
                 (self.recompute if kind == "primal" else self.recompute_shadow).add(v)
                 leaves.extend(inner)
             else:
-                leaves.append(item)
+                self._leaf(item, block, leaves)
         else:
+            self._leaf(item, block, leaves)
+
+    def _leaf(self, item: tuple[str, Value], block: str,
+              leaves: list[tuple[str, Value]]) -> None:  # fmt: skip
+        """A value to save: pushed where it is needed, or, when it is defined outside a
+        counted loop that holds `block`, saved on the exits of the outermost such loop."""
+        v = item[1]
+        home = v.block.name if isinstance(v, Instruction) and v.block is not None else None
+        outer = [lp for lp in self.loops.values() if block in lp.blocks and home is not None
+                 and home not in lp.blocks]  # fmt: skip
+        if not outer:
             leaves.append(item)
+            return
+        lp = max(outer, key=lambda lp: len(lp.blocks))
+        self.invariants[lp.header][item] = None
+        if lp not in self.saved_in.setdefault(item, []):
+            self.saved_in[item].append(lp)
 
     def _once_blocks(self) -> set[str]:
         """Blocks on no cycle of the CFG: each runs at most once per call."""
@@ -309,8 +337,9 @@ class _Plan:
         if op == "call":
             if inst in act.callees:
                 pattern = act.callees[inst].pattern
-                return ([("primal", v) for v in ops]
-                        + [("shadow", v) for v, p in zip(ops, pattern, strict=True) if p])
+                return ([("primal", v) for v in ops]  # a float's adjoint needs no shadow
+                        + [("shadow", v) for v, p in zip(ops, pattern, strict=True)
+                           if p and not v.type.is_float])
             name = inst.callee_name
             if name in ("llvm.memset.p0.i64", "llvm.memset.p0.i32") and act.is_active(ops[0]):
                 return [("shadow", ops[0]), ("primal", ops[2])]
@@ -410,11 +439,13 @@ class _Augmented(_FunctionForward):
 
     def before_terminator(self, inst: Instruction) -> None:
         block = inst.block.name  # type: ignore[union-attr]
-        for lp in self.plan.exits.get(block, ()):
-            push(self.b, self.tape, lp.iv)  # the last iteration's induction variable
-        if inst.opcode == "ret":
+        for lp in self.plan.exits.get(block, ()):  # the loop's invariants, its last iv
+            for kind, v in self.plan.invariants[lp.header]:
+                push(self.b, self.tape, self.saved_value(inst, kind, v))
+            push(self.b, self.tape, lp.counter.phi)
+        if inst.opcode == "ret" and self.plan.frame:
             push(self.b, self.tape, self.frame_offset)
-        if inst.opcode == "ret" or self.plan.pushes_id[block]:
+        if inst.opcode == "ret" and len(self.plan.rets) > 1 or self.plan.pushes_id[block]:
             push(self.b, self.tape, const(I64, self.plan.index[block]))
 
     # tangents are not computed in this sweep: only pointer shadows
@@ -559,9 +590,14 @@ class _Reverse:
                 self.b.store(Builder.zero(inst.type), slot)
                 self.slots[inst] = slot
         self.counters = {h: self.b.alloca(I64, 8, f"{h}.iv") for h in self.plan.loops}
-        rets = [b.name for b in fn.blocks if b.terminator.opcode == "ret"]
-        exit_id = pop(self.b, self.tape, I64, "exit.id")
-        self.frame_offset = pop(self.b, self.tape, I64, "frame.offset")
+        self.invariant_slots = {(h, kind, v): self.b.alloca(PTR if kind == "shadow" else v.type,
+                                                            8, f"{v.name}.{kind}.slot")
+                                for h, items in self.plan.invariants.items()
+                                for kind, v in items}  # fmt: skip
+        rets = self.plan.rets
+        exit_id = pop(self.b, self.tape, I64, "exit.id") if len(rets) > 1 else None
+        if self.plan.frame:
+            self.frame_offset = pop(self.b, self.tape, I64, "frame.offset")
         self.dispatch(rets, exit_id)
         for block in fn.blocks:
             new.blocks.append(self.rev_blocks[block.name])
@@ -589,7 +625,7 @@ class _Reverse:
         return adj
 
     # ---- control flow --------------------------------------------------------------------
-    def dispatch(self, candidates: list[str], block_id: Value) -> None:
+    def dispatch(self, candidates: list[str], block_id: Value | None) -> None:
         """Branch to the reverse of the block `block_id` names."""
         if len(candidates) == 1:
             self.b.insert(Instruction("br", labels=[self.rev_blocks[candidates[0]].name]))
@@ -600,9 +636,14 @@ class _Reverse:
 
     def reverse_block(self, block: Block, new: Function) -> None:
         self.b.position_at_end(self.rev_blocks[block.name])
+        self.block = block.name
         self.block_values: dict[tuple[str, Value], Value] = {}
         for lp in reversed(self.plan.exits.get(block.name, ())):  # entering the loops backwards
             self.b.store(pop(self.b, self.tape, I64, "iv.last"), self.counters[lp.header], 8)
+            for kind, v in reversed(self.plan.invariants[lp.header]):
+                ty = PTR if kind == "shadow" else v.type
+                self.b.store(pop(self.b, self.tape, ty, f"{v.name}.saved"),
+                             self.invariant_slots[(lp.header, kind, v)], 8)  # fmt: skip
         if self.dret is not None and block.terminator.opcode == "ret":
             self.add_adjoint(block.terminator.operands[0], self.dret)
         for inst in reversed(block.instructions):
@@ -643,19 +684,30 @@ class _Reverse:
             self.transfer(adjs, p)
             self.b.insert(Instruction("br", labels=[self.rev_blocks[p].name]))
 
+    def induction(self, lp: CountedLoop, ind: Induction) -> Value:
+        """An induction variable of `lp` in the current iteration, from the loop's counter."""
+        iv = self.b.load(I64, self.counters[lp.header], 8, "iv")
+        if ind is lp.counter:
+            return iv
+        c = lp.counter
+        k = self.b.binop("sdiv", self.b.binop("sub", iv, self.value("primal", c.start), "k"),
+                         const(I64, c.step), "k")  # fmt: skip
+        step = self.b.binop("mul", k, const(I64, ind.step), "k")
+        return self.b.binop("add", self.value("primal", ind.start), step, "iv")
+
     def count_down(self, lp: CountedLoop, adjs: list[tuple[Instruction, Value]],
                    new: Function) -> None:  # fmt: skip
         """Leave a counted loop's header backwards: to the preheader after the first
         iteration, else to the latch of the iteration before."""
         counter = self.counters[lp.header]
         iv = self.b.load(I64, counter, 8, "iv")
-        first = self.b.icmp("eq", iv, lp.start, "iv.first")
+        first = self.b.icmp("eq", iv, self.value("primal", lp.counter.start), "iv.first")
         back, out = (Block(self.namer.fresh(f"{lp.header}.from.{p}")) for p in (lp.latch,
                                                                                lp.preheader))
         new.blocks += [back, out]
         self.b.insert(Instruction("br", operands=[first], labels=[out.name, back.name]))
         self.b.position_at_end(back)
-        self.b.store(self.b.binop("sub", iv, const(I64, 1), "iv.prev"), counter, 8)
+        self.b.store(self.b.binop("sub", iv, const(I64, lp.counter.step), "iv.prev"), counter, 8)
         for edge, pred in ((back, lp.latch), (out, lp.preheader)):
             self.b.position_at_end(edge)
             if self.plan.pushes_id[pred]:  # pushed for another successor's sake
@@ -696,8 +748,13 @@ class _Reverse:
         if got is not None:
             return got
         k = self.plan.frame.get((kind, v))
-        if kind == "primal" and v in self.plan.iv_loop:
-            got = self.b.load(I64, self.counters[self.plan.iv_loop[v].header], 8, "iv")
+        saved = [lp for lp in self.plan.saved_in.get((kind, v), ()) if self.block in lp.blocks]
+        if saved:
+            ty = PTR if kind == "shadow" else v.type
+            slot = self.invariant_slots[(saved[0].header, kind, v)]
+            got = self.b.load(ty, slot, 8, f"{v.name}.{kind}")
+        elif kind == "primal" and v in self.plan.inductions:
+            got = self.induction(*self.plan.inductions[v])
         elif k is not None:
             ty = PTR if kind == "shadow" else v.type
             slot = frame_slot(self.b, self.tape, self.frame_offset, k)

@@ -1,14 +1,24 @@
-"""Counted loops: natural loops whose header counts iterations with an induction variable
-`iv = phi [start, preheader], [iv + 1, latch]`. The reverse sweep replays such a loop by
-counting `iv` down instead of reading the path taken from the tape; it learns the last `iv`
+"""Counted loops: natural loops whose header counts iterations with induction variables
+`iv = phi [start, preheader], [iv + step, latch]` (i64, a nonzero constant step). The
+reverse sweep replays such a loop by counting its first induction variable back instead of
+reading the path taken from the tape (the others follow from it); it learns the last value
 on the loop's exit edges, which `split_exit_edges` gives blocks of their own."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ir import Argument, Block, Constant, Function, Instruction, Value
+from ..ir import I64, Block, Constant, Function, Instruction, Value
 from .cfg import CFG, cfg, dominators
+
+
+@dataclass(frozen=True)
+class Induction:
+    """`phi = phi [start, preheader], [phi + step, latch]`."""
+
+    phi: Instruction
+    start: Value  # defined before the loop
+    step: int  # a nonzero constant
 
 
 @dataclass(frozen=True)
@@ -17,8 +27,11 @@ class CountedLoop:
     preheader: str  # the header's one predecessor outside the loop
     latch: str  # the header's one predecessor inside the loop
     blocks: frozenset[str]
-    iv: Instruction  # phi [start, preheader], [iv + 1, latch]
-    start: Value  # a constant or an argument: known to the reverse sweep
+    inductions: tuple[Induction, ...]  # the first one is the loop's counter
+
+    @property
+    def counter(self) -> Induction:
+        return self.inductions[0]
 
     def __hash__(self) -> int:
         return hash(self.header)
@@ -43,18 +56,20 @@ def _natural_loop(g: CFG, header: str, latch: str) -> frozenset[str]:
     return frozenset(body)
 
 
-def _induction_variable(header: Block, pre: str, latch: str) -> tuple[Instruction, Value] | None:
+def _inductions(header: Block, pre: str, latch: str) -> tuple[Induction, ...]:
+    out = []
     for phi in header.phis:
-        if not (phi.type.kind == "int" and len(phi.labels) == 2):
+        if not (phi.type == I64 and len(phi.labels) == 2):
             continue
         inc = dict(zip(phi.labels, phi.operands, strict=True))
         start, step = inc.get(pre), inc.get(latch)
-        if not isinstance(start, Constant | Argument) or not isinstance(step, Instruction):
+        if start is None or not isinstance(step, Instruction) or step.opcode != "add" \
+                or phi not in step.operands:
             continue
-        if step.opcode == "add" and phi in step.operands and any(
-                isinstance(o, Constant) and o.text == "1" for o in step.operands):
-            return phi, start
-    return None
+        c = step.operands[1] if step.operands[0] is phi else step.operands[0]
+        if isinstance(c, Constant) and c.text.lstrip("-").isdigit() and int(c.text) != 0:
+            out.append(Induction(phi, start, int(c.text)))
+    return tuple(out)
 
 
 def counted_loops(fn: Function, g: CFG | None = None) -> list[CountedLoop]:
@@ -67,10 +82,10 @@ def counted_loops(fn: Function, g: CFG | None = None) -> list[CountedLoop]:
         outside = [p for p in g.preds[header] if p not in latches]
         if len(latches) != 1 or len(outside) != 1:
             continue
-        found = _induction_variable(fn.block(header), outside[0], latches[0])
-        if found is not None:
+        found = _inductions(fn.block(header), outside[0], latches[0])
+        if found:
             body = _natural_loop(g, header, latches[0])
-            out.append(CountedLoop(header, outside[0], latches[0], body, *found))
+            out.append(CountedLoop(header, outside[0], latches[0], body, found))
     return out
 
 

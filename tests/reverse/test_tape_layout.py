@@ -92,3 +92,26 @@ def test_split_mode_does_not_load_again():
     x[:] = 0.0
     rev(ez.Duplicated(x, dx), 1.0, tape)
     np.testing.assert_allclose(dx, np.cos(x0) * x0 + np.sin(x0), rtol=1e-13)
+
+
+@ez.enzyme_jit
+def _triangular(L, x):
+    n = x.shape[0]
+    y = np.zeros(n)
+    idx = 0
+    for i in range(n):  # the inner loop starts where the outer one is; idx counts along
+        for j in range(i + 1, n):
+            y[j] += L[idx] * np.sin(x[i])
+            idx += 1
+    s = 0.0
+    for k in range(n - 1, -1, -1):  # counting down
+        s += y[k] * y[k] * (k + 1.0)
+    return s
+
+
+def test_loops_with_computed_starts_second_counters_and_negative_steps():
+    rng = np.random.default_rng(5)
+    n = 6
+    L, x = rng.standard_normal(n * (n - 1) // 2), rng.standard_normal(n)
+    check_reverse(_triangular, (L, x), (0, 1))
+    dot_test(_triangular, (L, x), (0, 1))
