@@ -71,7 +71,9 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
                                 "array expressions) is not supported yet; differentiate a "
                                 "serial version of the function")
     module, symbol, library, restype = primal_module(f.dispatcher, argtypes)
-    ret_kind = "const" if ret == "const" or not bridge.abi.contains_float(restype) else "dup"
+    ret_kind = ("const" if ret == "const" or not bridge.abi.contains_float(restype)
+                else "dup_noneed" if ret == "dup_noneed" and link.float_valued(restype)
+                else "dup")  # a returned array is boxed: its primal must exist
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
     synthesize = {"forward": llvm_passes.forward, "reverse": _reverse, "split": _split}[mode]
     try:

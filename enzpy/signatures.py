@@ -10,7 +10,7 @@ from typing import Any
 
 import numba
 
-from .annotations import Active, Const, Duplicated
+from .annotations import Active, Const, Duplicated, DuplicatedNoNeed
 from .errors import AnnotationError
 from .jit import EnzymeJit
 from .modes import Mode
@@ -61,8 +61,9 @@ def forward_types(ret_activity: Any, classes: tuple[type, ...], argtypes: tuple)
     if ret_activity is Active:
         raise AnnotationError("an Active return is for reverse mode; in forward mode the "
                               "return is Duplicated (its tangent is returned) or Const")
-    ret = "const" if ret_activity is Const else "dup"
-    kinds = tuple("dup" if issubclass(c, Duplicated) else "const" for c in classes)
+    ret = {Const: "const", DuplicatedNoNeed: "dup_noneed"}.get(ret_activity, "dup")
+    kinds = tuple("dup_noneed" if issubclass(c, DuplicatedNoNeed) else
+                  "dup" if issubclass(c, Duplicated) else "const" for c in classes)
     return argtypes, kinds, ret
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from . import rules
 from .analysis.activity import Activity, ActivityResult, activity
 from .analysis.cfg import cfg
+from .analysis.readonly import store_base, write_only
 from .errors import NoDerivativeError
 from .ir import (
     Argument,
@@ -56,6 +57,10 @@ def forward(
     module, fn = function_to_derive(module_text, fn_name, activities)
     synth = _Synthesizer(module)
     pattern = tuple(a.active for a in activities)
+    # DuplicatedNoNeed: the caller does not need the primal memory behind these arguments
+    # after the call; stores into it are dropped where nothing in the function reads it
+    synth.unneeded = {a for a, act in zip(fn.args, activities, strict=True)
+                      if act is Activity.DUP_NONEED and a.type.is_ptr and write_only(fn, a)}
     name = synth.derive(fn, pattern, f"fwddiffe_{fn_name}")
     return ForwardResult(module, name, synth.results[(fn_name, pattern)])
 
@@ -85,6 +90,7 @@ class _Synthesizer:
         self.names: dict[tuple[str, tuple[bool, ...]], str] = {}
         self.results: dict[tuple[str, tuple[bool, ...]], ActivityResult] = {}
         self.cache: dict = {}
+        self.unneeded: set[Value] = set()  # arguments of the root whose memory is not needed
 
     def derive(self, fn: Function, pattern: tuple[bool, ...], name: str | None = None) -> str:
         key = (fn.name, pattern)
@@ -236,7 +242,8 @@ class _FunctionForward:
             self.tan[inst] = self.b.load(inst.type, shadow, inst.align, self.hint(inst))
 
     def visit_store(self, inst: Instruction) -> None:
-        self.copy(inst)
+        if store_base(inst) not in self.synth.unneeded:
+            self.copy(inst)
         value, ptr = inst.operands
         shadow = self.tan.get(ptr)
         if shadow is not None:

@@ -165,6 +165,7 @@ class _Synthesizer:
         self.results: dict[tuple[str, tuple[bool, ...]], ActivityResult] = {}
         self.plans: dict[tuple[str, tuple[bool, ...]], _Plan] = {}
         self.released: dict[tuple[str, tuple[bool, ...]], str] = {}
+        self.unneeded: set[Value] = set()  # (forward mode's DuplicatedNoNeed)
         self.cache: dict = {}
 
     def derive(self, fn: Function, pattern: tuple[bool, ...]) -> tuple[str, str]:

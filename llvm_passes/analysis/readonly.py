@@ -94,3 +94,38 @@ def reloadable_loads(module: Module, fn: Function) -> set[Instruction]:
         return set()
     return {i for i in fn.instructions() if i.opcode == "load" and i.type.is_float
             and _argument_memory(i.operands[0])}  # fmt: skip
+
+
+def _users(fn: Function) -> dict[int, list[Instruction]]:
+    users: dict[int, list[Instruction]] = {}
+    for inst in fn.instructions():
+        for o in inst.operands:
+            users.setdefault(id(o), []).append(inst)
+    return users
+
+
+def write_only(fn: Function, arg: Argument) -> bool:
+    """Whether `fn` only stores through pointer `arg` (and addresses derived from it): no
+    load, no call and no copy of the pointer reads that memory or lets it escape."""
+    users, todo, seen = _users(fn), [arg], {id(arg)}
+    while todo:
+        v = todo.pop()
+        for u in users.get(id(v), ()):
+            if u.opcode == "store" and u.operands[1] is v and u.operands[0] is not v:
+                continue
+            if u.opcode not in _ADDRESS or id(u) in seen:
+                if u.opcode in _ADDRESS:
+                    continue
+                return False
+            seen.add(id(u))
+            todo.append(u)
+    return True
+
+
+def store_base(inst: Instruction) -> Value:
+    """The root of a store's address (through address computations with one pointer)."""
+    v = inst.operands[1]
+    while isinstance(v, Instruction) and v.opcode in ("getelementptr", "bitcast",
+                                                       "addrspacecast"):
+        v = v.operands[0]
+    return v
