@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import native_lib, plots, suite
+from . import descent, native_lib, plots, suite
 from .correctness import assess
 from .evals._jit import ENZPY_IMPORT_ERROR, ez
 from .kernels import tiny
@@ -64,7 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="path of libenzpy_bench_native (default: search build dirs)",
     )
     ap.add_argument("--no-native", action="store_true", help="skip the native C columns")
-    ap.add_argument("--no-overhead", action="store_true", help="skip the call-overhead figure")
+    ap.add_argument("--no-overhead", action="store_true",
+                    help="skip the call-overhead figure and the optimizer-loop figure")
     ap.add_argument("--no-latency", action="store_true", help="skip first-call latency")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     ap.add_argument("--verbose", action="store_true", help="log every warm-up instead of a bar")
@@ -284,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = run_all(args, kernels, names)
     overhead = None if args.no_overhead else call_overhead(args.quick)
+    loop = None if args.no_overhead else descent.run(args.quick)
     summary = perf_summary(results)
     md = [
         "## enzpy benchmark" + (" (quick)" if args.quick else ""),
@@ -311,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
                                        if _has(results, t)])]  # fmt: skip
     if overhead is not None:
         md += ["", "Call overhead from Python:", "", markdown_overhead(overhead)]
+    if loop is not None:
+        md += ["", descent.markdown(loop)]
     md += ["", f"_{native_note}_"]
     text = "\n".join(md) + "\n"
     print()
@@ -330,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         "kernels": [r.to_json() for r in results],
         "summary": summary,
         "call_overhead": overhead,
+        "descent": loop,
         "markdown": text,
     }
     written[0].write_text(text, encoding="utf-8")
