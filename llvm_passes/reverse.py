@@ -43,7 +43,17 @@ from .ir.builder import Builder, Namer
 from .ir.types import size_in_bytes
 from .ir.values import const
 from .rules.memory import ALLOCATORS, DATA_POINTER, REFCOUNT
-from .tape import FREE, TAPE_TYPE, ensure_runtime, frame_slot, pop, push, storable
+from .tape import (
+    FREE,
+    TAPE_TYPE,
+    ensure_runtime,
+    frame_slot,
+    localize,
+    pop,
+    push,
+    storable,
+    sync,
+)  # fmt: skip
 
 MODE = "reverse"
 # instructions the reverse sweep may recompute instead of taking from the tape
@@ -386,8 +396,8 @@ class _Augmented(_FunctionForward):
                 args.append(shadow)
                 if a.type.is_ptr:
                     self.tan[a] = shadow
-        self.tape = Argument(PTR, self.namer.fresh("tape"), "", len(args))
-        args.append(self.tape)
+        self.tape_arg = Argument(PTR, self.namer.fresh("tape"), "", len(args))
+        args.append(self.tape_arg)
         self.new = Function(self.name, self.fn.ret_type, args, ret_attrs=self.fn.ret_attrs)
         self.build_blocks()
 
@@ -429,6 +439,7 @@ class _Augmented(_FunctionForward):
         push(self.b, self.tape, self.saved_value(inst, kind, v))
 
     def reserve_frame(self) -> None:
+        self.tape = localize(self.b, self.tape_arg)
         self.frame_offset = self.b.load(I64, self.b.gep(I64, self.tape, const(I64, 1)), 8,
                                         "frame.offset")  # fmt: skip
         for _ in self.plan.frame:
@@ -448,6 +459,8 @@ class _Augmented(_FunctionForward):
             push(self.b, self.tape, self.frame_offset)
         if inst.opcode == "ret" and len(self.plan.rets) > 1 or self.plan.pushes_id[block]:
             push(self.b, self.tape, const(I64, self.plan.index[block]))
+        if inst.opcode == "ret":
+            sync(self.b, self.tape, self.tape_arg)
 
     # tangents are not computed in this sweep: only pointer shadows
     def visit(self, inst: Instruction) -> None:
@@ -517,12 +530,14 @@ class _Augmented(_FunctionForward):
         summary = self.act.callees.get(inst)
         if summary is not None:
             aug, _ = self.synth.derive(self.module.get(inst.callee_name), summary.pattern)
+            sync(self.b, self.tape, self.tape_arg)
             clone = self.copy(inst)
             shadows = [Constant(PTR, "null") if o.type.is_float else self.shadow_of(o, inst)
                        for o, p in zip(inst.operands, summary.pattern, strict=True) if p]
-            clone.operands = [*inst.operands, *shadows, self.tape]
+            clone.operands = [*inst.operands, *shadows, self.tape_arg]
             clone.arg_attrs = list(inst.arg_attrs) + [""] * (len(shadows) + 1)
             clone.callee, clone.fnty = GlobalRef(aug, PTR), ""
+            sync(self.b, self.tape_arg, self.tape)
             return None
         name = inst.callee_name
         active = any(self.act.is_active(o) for o in inst.operands) or self.act.is_active(inst)
@@ -574,8 +589,8 @@ class _Reverse:
                 s = Argument(PTR, self.namer.fresh(f"{a.name}.shadow"), "", len(args))
                 args.append(s)
                 (self.shadow_args if a.type.is_ptr else self.accumulators)[a] = s
-        self.tape = Argument(PTR, self.namer.fresh("tape"), "", len(args))
-        args.append(self.tape)
+        self.tape_arg = Argument(PTR, self.namer.fresh("tape"), "", len(args))
+        args.append(self.tape_arg)
         self.dret = None
         if fn.ret_type.is_float and not self.release:
             self.dret = Argument(fn.ret_type, self.namer.fresh("dret"), "", len(args))
@@ -596,6 +611,7 @@ class _Reverse:
                                 for h, items in self.plan.invariants.items()
                                 for kind, v in items}  # fmt: skip
         rets = self.plan.rets
+        self.tape = localize(self.b, self.tape_arg)
         exit_id = pop(self.b, self.tape, I64, "exit.id") if len(rets) > 1 else None
         if self.plan.frame:
             self.frame_offset = pop(self.b, self.tape, I64, "frame.offset")
@@ -656,6 +672,7 @@ class _Reverse:
         if not preds:
             for _ in self.plan.frame:  # release the frame
                 pop(self.b, self.tape, I64, "frame")
+            sync(self.b, self.tape, self.tape_arg)
             self.b.insert(Instruction("ret"))
             return
         adjs = [(p, self.take_adjoint(p)) for p in phis]
@@ -864,8 +881,10 @@ class _Reverse:
             shadows = [Constant(PTR, "null") if o.type.is_float else
                        shadow.get(o) or Constant(PTR, "null")
                        for o, p in zip(inst.operands, summary.pattern, strict=True) if p]
+            sync(self.b, self.tape, self.tape_arg)
             self.b.call(self.synth.release(callee, summary.pattern),
-                        [*args, *shadows, self.tape], VOID)  # fmt: skip
+                        [*args, *shadows, self.tape_arg], VOID)  # fmt: skip
+            sync(self.b, self.tape_arg, self.tape)
             return
         _, rev = self.synth.derive(callee, summary.pattern)
         shadows, accumulated = [], []
@@ -880,6 +899,8 @@ class _Reverse:
                 accumulated.append((o, acc))
             elif p:
                 shadows.append(shadow.get(o) or Constant(PTR, "null"))
-        self.b.call(rev, [*args, *shadows, self.tape], VOID)
+        sync(self.b, self.tape, self.tape_arg)
+        self.b.call(rev, [*args, *shadows, self.tape_arg], VOID)
+        sync(self.b, self.tape_arg, self.tape)
         for o, acc in accumulated:
             self.add_adjoint(o, self.b.load(o.type, acc, None, "adj"))

@@ -109,3 +109,17 @@ def pop(b: Builder, tape: Value, t: Type, hint: str) -> Value:
 
 
 __all__ = ["I1", "TAPE_TYPE", "ensure_runtime", "pop", "push", "storable"]
+
+
+def localize(b: Builder, tape: Value) -> Value:
+    """A copy of the tape's header in a local variable, for a function's own pushes and pops:
+    LLVM keeps it in registers (the shared header in memory may alias any store). Write it
+    back with `sync` before calling a function that uses the tape, and before returning."""
+    local = b.alloca(TAPE_TYPE, 8, "tape.local")
+    b.store(b.load(TAPE_TYPE, tape, 8, "tape.header"), local, 8)
+    return local
+
+
+def sync(b: Builder, src: Value, dst: Value) -> None:
+    """Copy the tape header from `src` to `dst` (local <-> shared)."""
+    b.store(b.load(TAPE_TYPE, src, 8, "tape.header"), dst, 8)
