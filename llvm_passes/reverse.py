@@ -27,6 +27,7 @@ from .forward import _FunctionForward, function_to_derive, has_rule
 from .ir import (
     BINARY,
     CASTS,
+    I8,
     I64,
     PTR,
     VOID,
@@ -210,6 +211,16 @@ def _is_active_float(act: ActivityResult, v: Value) -> bool:
     return v.type.is_float and act.is_active(v)
 
 
+def _overwrites_without_derivative(act: ActivityResult, inst: Instruction) -> bool:
+    """A memset, or a copy from memory without derivative, into memory with one: its reverse
+    zeroes the destination's shadow."""
+    name = inst.callee_name or ""
+    if not name.startswith(("llvm.memset", "llvm.memcpy", "llvm.memmove")):
+        return False
+    dst, src = inst.operands[:2]
+    return act.is_active(dst) and (name.startswith("llvm.memset") or not act.is_active(src))
+
+
 class _Plan:
     """Per instruction, the values the reverse sweep needs from the forward sweep, in push
     order: ('primal', v) or ('shadow', v). Arguments and constants are never pushed."""
@@ -352,7 +363,7 @@ class _Plan:
                         + [("shadow", v) for v, p in zip(ops, pattern, strict=True)
                            if p and not v.type.is_float])
             name = inst.callee_name
-            if name in ("llvm.memset.p0.i64", "llvm.memset.p0.i32") and act.is_active(ops[0]):
+            if _overwrites_without_derivative(act, inst):
                 return [("shadow", ops[0]), ("primal", ops[2])]
             rule = rules.lookup(inst)
             if name in rules.WRITES:  # library call writing memory: reversed by its rule
@@ -548,7 +559,7 @@ class _Augmented(_FunctionForward):
         if rule is None:
             return super().visit_call(inst)  # raises the named error
         if rule.kind == "custom" and name.startswith("llvm.mem"):
-            if name.startswith("llvm.memset"):
+            if _overwrites_without_derivative(self.act, inst):
                 self.copy(inst)
                 return None
             raise self.fail(inst, f"a call to {name}", "Copies of memory holding "
@@ -819,10 +830,8 @@ class _Reverse:
                 self.add_adjoint(inst.operands[2], self.b.select(c, zero, adj, "adj"))
         elif op == "call" and inst in self.act.callees:
             self.reverse_call(inst, args, shadow)
-        elif op == "call" and inst.callee_name.startswith("llvm.memset"):
-            if inst.operands[0] in shadow and self.act.is_active(inst.operands[0]):
-                self.b.call(inst.callee_name, [shadow[inst.operands[0]], Constant(
-                    args[1].type, "0"), args[2], args[3]], VOID)
+        elif op == "call" and _overwrites_without_derivative(self.act, inst):
+            self.b.memset(shadow[inst.operands[0]], const(I8, 0), args[2])  # consumed
         elif op == "call" and inst in self.plan.library_calls:
             rule = rules.lookup(inst)
             if rule is None or rule.adjoint is None:

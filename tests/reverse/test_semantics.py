@@ -163,3 +163,19 @@ def test_const_return_propagates_only_shadow_seeds():
     dx, dout = np.zeros(2), np.array([1.0, 0.0])  # seed only out[0] = sum x^2
     ez.autodiff(ez.Reverse, sq_into, ez.Const, ez.Duplicated(x, dx), ez.Duplicated(out, dout))
     np.testing.assert_allclose(dx, 2 * x, rtol=1e-14)
+
+
+@ez.enzyme_jit
+def _scaled_copy(x, s):
+    t = s.copy()  # a copy of memory without derivative into memory that gets one
+    for i in range(t.shape[0]):
+        t[i] = t[i] * x[0]
+    return t.sum() * x[1]
+
+
+def test_copy_of_a_const_array_into_active_memory():
+    from harness import check_reverse, dot_test
+
+    x, s = np.array([2.0, 0.5]), np.arange(1.0, 4.0)
+    check_reverse(_scaled_copy, (x, s), (0,))
+    dot_test(_scaled_copy, (x, s), (0,))
