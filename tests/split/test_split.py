@@ -245,3 +245,30 @@ def test_no_leak_over_100k_pairs_and_unused_tapes():
     np.testing.assert_allclose(dx, 110_000 * np.exp(x), rtol=1e-9)
     with pytest.raises(ValueError, match="too big"):  # the tape of a failed pass is released
         fwd(ez.Duplicated(np.full(32, 1.0), np.zeros(32)))
+
+
+@ez.enzyme_jit
+def _matvec_norm(A, x):
+    y = A @ x  # BLAS: the forward pass keeps a copy of A and x for the reverse pass
+    return np.dot(y, y)
+
+
+def test_dropped_tapes_free_cached_blas_inputs():
+    rng = np.random.default_rng(0)
+    A, x = rng.random((30, 30)), rng.random(30)
+    dA, dx = np.zeros_like(A), np.zeros(30)
+    ann = (ez.Duplicated(A, dA), ez.Duplicated(x, dx))
+    fwd, rev = ez.autodiff_thunk(NO, _matvec_norm, ez.Active, *ann)
+    for _ in range(500):
+        fwd(*ann)
+    gc.collect()
+    before = _rss()
+    for _ in range(5000):  # each dropped tape held a 7 kB copy of A
+        fwd(*ann)
+    gc.collect()
+    assert _rss() - before < 8 * 1024 * 1024
+    tape, _, _ = fwd(*ann)
+    rev(*ann, 1.0, tape)
+    y = A @ x
+    np.testing.assert_allclose(dx, 2 * A.T @ y, rtol=1e-13)
+    np.testing.assert_allclose(dA, 2 * np.outer(y, x), rtol=1e-13)
