@@ -36,7 +36,7 @@ class Tape:
         # primal arguments then shadows, as the forward pass got them
         self._args, self._copies = _flat(annotated)
         self._shapes = _shapes(annotated)
-        self._pending = False  # True from a successful forward pass until used or released
+        self._pending = False  # True from the forward pass (even one that raised) until used
 
     @property
     def address(self) -> int:
