@@ -11,6 +11,8 @@ from typing import Any
 import numba
 
 from .annotations import Active, Const, Duplicated, DuplicatedNoNeed
+from .bridge.abi import contains_float
+from .bridge.link import float_valued
 from .errors import AnnotationError
 from .jit import EnzymeJit
 from .modes import Mode
@@ -72,7 +74,7 @@ def reverse_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes
     """(argtypes, kinds, ret) of a combined reverse-mode derivative."""
     if ret_activity is not None and issubclass(ret_activity, Duplicated):
         raise AnnotationError(DUPLICATED_RETURN_IN_REVERSE)
-    kinds = tuple("dup" if issubclass(c, Duplicated | Active) else "const" for c in classes)
+    kinds = _reverse_kinds(classes)
     restype_is_float = isinstance(return_type(f, argtypes), numba.types.Float)
     if ret_activity is None:
         ret_activity = Active if restype_is_float else Const
@@ -81,6 +83,45 @@ def reverse_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes
                               "after f, and seed array outputs through their shadows")
     ret = "active" if ret_activity is Active else "const"
     return argtypes, kinds, ret
+
+
+def _reverse_kinds(classes: tuple[type, ...]) -> tuple[str, ...]:
+    return tuple("dup" if issubclass(c, Duplicated | Active) else "const" for c in classes)
+
+
+def split_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes: tuple
+                ) -> tuple:  # fmt: skip
+    """(argtypes, kinds, ret) of a split-mode derivative: the return is 'active' (a float or
+    a tuple of floats, seeded by value), 'dup' (arrays, seeded through their shadow) or
+    'const'; by default whichever the return type allows."""
+    restype = return_type(f, argtypes)
+    by_value = float_valued(restype)
+    if ret_activity is None:
+        ret_activity = Active if by_value else Duplicated if contains_float(restype) else Const
+    name = f.py_func.__qualname__
+    if ret_activity is Active and not by_value:
+        raise AnnotationError(f"an Active return needs a float (or tuple of floats) return "
+                              f"value; {name} returns {restype}: pass Duplicated to seed "
+                              "the shadow of a returned array")  # fmt: skip
+    if issubclass(ret_activity, Duplicated):
+        if by_value:
+            raise AnnotationError(f"{name} returns {restype}: a float return is Active "
+                                  "(its cotangent is passed to the reverse pass)")
+        if not contains_float(restype) or _has_loose_float(restype):
+            raise AnnotationError(f"a Duplicated return needs a returned array or tuple of "
+                                  f"arrays; {name} returns {restype} (return floats and "
+                                  "arrays from separate functions)")
+    elif ret_activity not in (Active, Const):
+        raise AnnotationError(f"unsupported return activity {ret_activity.__name__}")
+    ret = {Active: "active", Const: "const"}.get(ret_activity, "dup")
+    return argtypes, _reverse_kinds(classes), ret
+
+
+def _has_loose_float(t: Any) -> bool:
+    """Whether a tuple type holds a float outside any array."""
+    if isinstance(t, numba.types.BaseTuple):
+        return any(_has_loose_float(e) for e in t.types)
+    return isinstance(t, numba.types.Float)
 
 
 def return_type(f: Any, argtypes: tuple) -> Any:

@@ -8,16 +8,15 @@ from typing import Any
 import numba
 import numpy as np
 
-from .annotations import Active, Annotation, Const, Duplicated
+from .annotations import Active, Annotation, Duplicated
 from .api import parse_arguments
-from .bridge.abi import contains_float
-from .bridge.link import float_valued, return_slot_bytes
+from .bridge.link import return_slot_bytes
 from .derivatives import Derivative, derivative
 from .errors import AnnotationError, EnzpyError, ShadowError
 from .jit import EnzymeJit
 from .modes import Mode, ReverseSplitNoPrimal, ReverseSplitWithPrimal
 from .shadows import check_aliasing, check_argument, with_primal_strides
-from .signatures import return_type
+from .signatures import split_types
 
 
 class Tape:
@@ -242,42 +241,8 @@ def autodiff_thunk(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[ForwardPass, R
         raise AnnotationError(f"autodiff_thunk takes ReverseSplitWithPrimal or "
                               f"ReverseSplitNoPrimal, got {mode!r}")  # fmt: skip
     ret_activity, annotated = parse_arguments(mode, f, args, thunk=True)
+    classes = tuple(map(type, annotated))
     argtypes = tuple(numba.typeof(a.val) for a in annotated)
-    kinds = tuple("dup" if isinstance(a, Duplicated | Active) else "const" for a in annotated)
-    ret = _return_kind(f, argtypes, ret_activity)
+    argtypes, kinds, ret = split_types(f, ret_activity, classes, argtypes)
     thunk = _Thunk(mode, f, ret, annotated, derivative("split", f, argtypes, kinds, ret))
     return ForwardPass(thunk), ReversePass(thunk)
-
-
-def _return_kind(f: EnzymeJit, argtypes: tuple, ret_activity: Any) -> str:
-    """'active', 'dup' or 'const' for the return of `f`, checked against its type."""
-    restype = return_type(f, argtypes)
-    by_value = float_valued(restype)
-    if ret_activity is None:
-        ret_activity = Active if by_value else Duplicated if contains_float(restype) else Const
-    name = f.py_func.__qualname__
-    if ret_activity is Const:
-        return "const"
-    if ret_activity is Active:
-        if not by_value:
-            raise AnnotationError(f"an Active return needs a float (or tuple of floats) "
-                                  f"return value; {name} returns {restype}: pass "
-                                  "Duplicated to seed the shadow of a returned array")
-        return "active"
-    if issubclass(ret_activity, Duplicated):
-        if by_value:
-            raise AnnotationError(f"{name} returns {restype}: a float return is Active "
-                                  "(its cotangent is passed to the reverse pass)")
-        if not contains_float(restype) or _has_loose_float(restype):
-            raise AnnotationError(f"a Duplicated return needs a returned array or tuple of "
-                                  f"arrays; {name} returns {restype} (return floats and "
-                                  "arrays from separate functions)")
-        return "dup"
-    raise AnnotationError(f"unsupported return activity {ret_activity.__name__}")
-
-
-def _has_loose_float(t: Any) -> bool:
-    """Whether a tuple type holds a float outside any array."""
-    if isinstance(t, numba.types.BaseTuple):
-        return any(_has_loose_float(e) for e in t.types)
-    return isinstance(t, numba.types.Float)
