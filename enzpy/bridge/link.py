@@ -169,6 +169,9 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
             sflat = context.get_arg_packer([argtypes[idx]]).as_arguments(builder, [sval])
             by_position.update((leaf.position, v) for leaf, v in zip(layout[idx], sflat,
                                                                     strict=True))
+        i8p = ir.PointerType(ir.IntType(8))
+        tape = [builder.inttoptr(args[nargs + len(passed)], i8p)] if ep.tape else []
+        dret = args[-1] if ep.seed == "arg" and float_valued(restype) else None
         sretslot = None
         accumulators = []
         shadows = []
@@ -177,7 +180,7 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
                 continue
             lty = primal_fnty.args[pos]
             if pos == 0:
-                sretslot = _return_shadow_slot(context, builder, restype, ep, args)
+                sretslot = _return_shadow_slot(context, builder, restype, ep, tape, dret)
                 shadows.append(sretslot)
             elif pos in by_position:
                 shadows.append(by_position[pos])
@@ -186,12 +189,8 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
                 accumulators.append(acc)
                 shadows.append(acc)
             else:
-                shadows.append(ir.Constant(ir.PointerType(ir.IntType(8)), None))
-        tys = [s.type for s in shadows]
-        tape = []
-        if ep.tape:
-            tape = [builder.inttoptr(args[nargs + len(passed)], ir.PointerType(ir.IntType(8)))]
-            tys.append(tape[0].type)
+                shadows.append(ir.Constant(i8p, None))
+        tys = [v.type for v in (*shadows, *tape)]
         status_returned = ep.returns in ("forward", "reverse", "augment")
         fnty = ir.FunctionType(primal_fnty.return_type if status_returned else ir.VoidType(),
                                list(primal_fnty.args) + tys)  # fmt: skip
@@ -227,24 +226,23 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
 
 
 def _return_shadow_slot(context: Any, builder: Any, restype: types.Type, ep: EntryPoint,
-                        args: Sequence[Any]) -> Any:  # fmt: skip
-    """The memory holding the return's shadow: on the stack, or (split mode) right after
-    the tape, where it lives from the forward to the reverse pass (the forward sweep may
-    keep addresses inside it). Holds the return's cotangent when the call starts."""
+                        tape: list[Any], dret: Any) -> Any:  # fmt: skip
+    """The memory holding the return's shadow: on the stack, or (split mode, `tape` given)
+    right after the tape, where it lives from the forward to the reverse pass (the forward
+    sweep may keep addresses inside it). Holds the return's cotangent when the call starts:
+    `dret` (a value the driver got), the constant seed, or zero."""
     ret_ty = context.data_model_manager[restype].get_return_type()
-    if ep.seed == "arg" and float_valued(restype):
-        init = context.get_return_value(builder, restype, args[-1])
+    if dret is not None:
+        init = context.get_return_value(builder, restype, dret)
     elif ep.seed is not None and isinstance(restype, types.Float):
         init = ir.Constant(ret_ty, ep.seed)
     else:
         init = cgutils.get_null_value(ret_ty)
-    if not ep.tape:
+    if not tape:
         return cgutils.alloca_once_value(builder, init)
-    tape = builder.inttoptr(args[-2 if ep.seed == "arg" and float_valued(restype) else -1],
-                            ir.PointerType(ir.IntType(8)))  # fmt: skip
-    slot = builder.bitcast(builder.gep(tape, [ir.Constant(ir.IntType(64), TAPE_BYTES)]),
+    slot = builder.bitcast(builder.gep(tape[0], [ir.Constant(ir.IntType(64), TAPE_BYTES)]),
                            ret_ty.as_pointer())  # fmt: skip
-    if ep.seed == "arg":
+    if dret is not None:
         builder.store(init, slot)
     return slot
 
