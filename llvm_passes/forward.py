@@ -55,12 +55,12 @@ def forward(
 ) -> ForwardResult:
     """Synthesize `fwddiffe_<fn_name>` for the given per-argument activities."""
     module, fn = function_to_derive(module_text, fn_name, activities)
-    synth = _Synthesizer(module)
-    pattern = tuple(a.active for a in activities)
     # DuplicatedNoNeed: the caller does not need the primal memory behind these arguments
     # after the call; stores into it are dropped where nothing in the function reads it
-    synth.unneeded = {a for a, act in zip(fn.args, activities, strict=True)
-                      if act is Activity.DUP_NONEED and a.type.is_ptr and write_only(fn, a)}
+    unneeded = {a for a, act in zip(fn.args, activities, strict=True)
+                if act is Activity.DUP_NONEED and a.type.is_ptr and write_only(fn, a)}
+    synth = _Synthesizer(module, unneeded)
+    pattern = tuple(a.active for a in activities)
     name = synth.derive(fn, pattern, f"fwddiffe_{fn_name}")
     return ForwardResult(module, name, synth.results[(fn_name, pattern)])
 
@@ -85,12 +85,12 @@ def has_rule(inst: Instruction) -> bool:
 class _Synthesizer:
     """Derives forward functions for (function, activity pattern) pairs of one module."""
 
-    def __init__(self, module: Module) -> None:
+    def __init__(self, module: Module, unneeded: set[Value]) -> None:
         self.module = module
         self.names: dict[tuple[str, tuple[bool, ...]], str] = {}
         self.results: dict[tuple[str, tuple[bool, ...]], ActivityResult] = {}
         self.cache: dict = {}
-        self.unneeded: set[Value] = set()  # arguments of the root whose memory is not needed
+        self.unneeded = unneeded  # arguments of the root whose primal memory is not needed
 
     def derive(self, fn: Function, pattern: tuple[bool, ...], name: str | None = None) -> str:
         key = (fn.name, pattern)
@@ -101,15 +101,17 @@ class _Synthesizer:
         self.names[key] = name
         act = activity(self.module, fn, pattern, has_rule, self.cache)
         self.results[key] = act
-        _FunctionForward(self, fn, act, name).run()
+        _FunctionForward(self, fn, act, name, self.unneeded).run()
         return name
 
 
 class _FunctionForward:
     """Builds one forward function."""
 
-    def __init__(self, synth: _Synthesizer, fn: Function, act: ActivityResult, name: str):
+    def __init__(self, synth: _Synthesizer, fn: Function, act: ActivityResult, name: str,
+                 unneeded: set[Value] | frozenset = frozenset()) -> None:  # fmt: skip
         self.synth, self.fn, self.act, self.name = synth, fn, act, name
+        self.unneeded = unneeded  # pointers whose primal stores are skipped
         self.module = synth.module
         self.namer = Namer(fn)
         self.b = Builder(self.module, self.namer)
@@ -242,7 +244,7 @@ class _FunctionForward:
             self.tan[inst] = self.b.load(inst.type, shadow, inst.align, self.hint(inst))
 
     def visit_store(self, inst: Instruction) -> None:
-        if store_base(inst) not in self.synth.unneeded:
+        if store_base(inst) not in self.unneeded:
             self.copy(inst)
         value, ptr = inst.operands
         shadow = self.tan.get(ptr)

@@ -176,7 +176,6 @@ class _Synthesizer:
         self.results: dict[tuple[str, tuple[bool, ...]], ActivityResult] = {}
         self.plans: dict[tuple[str, tuple[bool, ...]], _Plan] = {}
         self.released: dict[tuple[str, tuple[bool, ...]], str] = {}
-        self.unneeded: set[Value] = set()  # (forward mode's DuplicatedNoNeed)
         self.cache: dict = {}
 
     def derive(self, fn: Function, pattern: tuple[bool, ...]) -> tuple[str, str]:
@@ -236,10 +235,10 @@ class _Plan:
             ind.phi: (lp, ind) for lp in self.loops.values() for ind in lp.inductions}
         self.exits: dict[str, list[CountedLoop]] = {}  # exit edge block -> loops it leaves
         for b in fn.blocks:
-            for p in self.graph.preds[b.name]:
-                self.exits.setdefault(b.name, []).extend(
-                    lp for lp in self.loops.values() if p in lp.blocks and b.name not in lp.blocks)
-        self.exits = {b: lps for b, lps in self.exits.items() if lps}
+            left = [lp for lp in self.loops.values() if b.name not in lp.blocks
+                    and any(p in lp.blocks for p in self.graph.preds[b.name])]  # fmt: skip
+            if left:
+                self.exits[b.name] = left
         # values defined outside a counted loop and needed inside: saved once per execution
         # of the loop, on its exit edges, instead of pushed at every iteration
         self.invariants: dict[str, dict[tuple[str, Value], None]] = {h: {} for h in self.loops}

@@ -16,32 +16,39 @@ _MEMORY_INTRINSICS = ("llvm.memset", "llvm.memcpy", "llvm.memmove")
 _ADDRESS = ("getelementptr", "bitcast", "addrspacecast", "phi", "select")
 
 
-def _pointer_operands(v: Instruction) -> list[Value]:
-    """The operands an address computation takes its pointer from."""
-    return {"select": v.operands[1:], "phi": v.operands}.get(v.opcode, v.operands[:1])
+def _roots(v: Value) -> list[Value]:
+    """The values pointer `v` is computed from, through GEPs, casts, phis and selects."""
+    out, todo, seen = [], [v], {id(v)}
+    while todo:
+        p = todo.pop()
+        if not (isinstance(p, Instruction) and p.opcode in _ADDRESS):
+            out.append(p)
+            continue
+        for q in {"select": p.operands[1:], "phi": p.operands}.get(p.opcode, p.operands[:1]):
+            if id(q) not in seen:
+                seen.add(id(q))
+                todo.append(q)
+    return out
 
 
-def _local(v: Value, seen: set[int] | None = None) -> bool:
+def _noalias(v: Value) -> bool:
+    return isinstance(v, Argument) and "noalias" in v.attrs.split()
+
+
+def _local(v: Value) -> bool:
     """Whether pointer `v` addresses memory allocated by the function (stack or runtime) or
     a `noalias` argument (a return slot): memory no other argument reaches."""
-    seen = seen if seen is not None else set()
-    if id(v) in seen:
-        return True
-    seen.add(id(v))
-    if isinstance(v, Argument):
-        return "noalias" in v.attrs.split()
-    if not isinstance(v, Instruction):
+    for r in _roots(v):
+        if _noalias(r) or isinstance(r, Instruction) and (
+                r.opcode == "alloca" or r.opcode == "call" and r.callee_name in ALLOCATORS):
+            continue
+        # the data pointer of a runtime allocation: returned by the runtime, or a field
+        if isinstance(r, Instruction) and (r.opcode == "load" or r.opcode == "call"
+                                           and r.callee_name in DATA_POINTER):  # fmt: skip
+            if _local(r.operands[0]):
+                continue
         return False
-    if v.opcode == "alloca":
-        return True
-    if v.opcode == "call":
-        name = v.callee_name
-        return name in ALLOCATORS or name in DATA_POINTER and _local(v.operands[0], seen)
-    if v.opcode == "load":  # a field of a runtime allocation (its data pointer)
-        return _local(v.operands[0], seen)
-    if v.opcode in _ADDRESS:
-        return all(_local(p, seen) for p in _pointer_operands(v))
-    return False
+    return True
 
 
 def _writes_outside(inst: Instruction, module: Module, seen: set[str]) -> bool:
@@ -75,17 +82,9 @@ def writes_only_local(module: Module, fn: Function, seen: set[str] | None = None
     return not any(_writes_outside(i, module, seen) for i in fn.instructions())
 
 
-def _argument_memory(v: Value, seen: set[int] | None = None) -> bool:
+def _argument_memory(v: Value) -> bool:
     """Whether pointer `v` addresses memory reached through (non-`noalias`) arguments only."""
-    seen = seen if seen is not None else set()
-    if id(v) in seen:
-        return True
-    seen.add(id(v))
-    if isinstance(v, Argument):
-        return "noalias" not in v.attrs.split()
-    if isinstance(v, Instruction) and v.opcode in _ADDRESS:
-        return all(_argument_memory(p, seen) for p in _pointer_operands(v))
-    return False
+    return all(isinstance(r, Argument) and not _noalias(r) for r in _roots(v))
 
 
 def reloadable_loads(module: Module, fn: Function) -> set[Instruction]:
@@ -112,13 +111,12 @@ def write_only(fn: Function, arg: Argument) -> bool:
         v = todo.pop()
         for u in users.get(id(v), ()):
             if u.opcode == "store" and u.operands[1] is v and u.operands[0] is not v:
-                continue
-            if u.opcode not in _ADDRESS or id(u) in seen:
-                if u.opcode in _ADDRESS:
-                    continue
-                return False
-            seen.add(id(u))
-            todo.append(u)
+                continue  # a store into the memory
+            if u.opcode not in _ADDRESS:
+                return False  # a load, a call, a copy of the pointer
+            if id(u) not in seen:
+                seen.add(id(u))
+                todo.append(u)
     return True
 
 
