@@ -11,6 +11,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numba
@@ -75,7 +76,7 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
                 else "dup_noneed" if ret == "dup_noneed" and link.float_valued(restype)
                 else "dup")  # a returned array is boxed: its primal must exist
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
-    synthesize = {"forward": llvm_passes.forward, "reverse": _reverse, "split": _split}[mode]
+    synthesize = _SYNTHESIZERS[mode]
     try:
         result = synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
@@ -99,15 +100,11 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
 
 
 _TAPE_BYTES = np.zeros(1, dtype=np.int64)
-
-
-def _reverse(module: Module, symbol: str, acts: list) -> llvm_passes.ReverseResult:
-    return llvm_passes.reverse(module, symbol, acts, tape_bytes_at=_TAPE_BYTES.ctypes.data)
-
-
-def _split(module: Module, symbol: str, acts: list) -> llvm_passes.ReverseResult:
-    return llvm_passes.reverse(module, symbol, acts, tape_bytes_at=_TAPE_BYTES.ctypes.data,
-                               split=True)  # fmt: skip
+_SYNTHESIZERS = {
+    "forward": llvm_passes.forward,
+    "reverse": partial(llvm_passes.reverse, tape_bytes_at=_TAPE_BYTES.ctypes.data),
+    "split": partial(llvm_passes.reverse, tape_bytes_at=_TAPE_BYTES.ctypes.data, split=True),
+}
 
 
 def last_tape_bytes() -> int:
