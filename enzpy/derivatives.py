@@ -22,6 +22,7 @@ from llvm_passes.ir import Module, parse_module
 
 from . import bridge
 from .bridge import link
+from .bridge.inline import inline_small_callees
 from .errors import NoDerivativeError
 
 _cache: dict[tuple, Derivative] = {}
@@ -53,7 +54,7 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
         dispatcher.compile(argtypes)
         symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
     module = Module()
-    for text in bridge.modules_for(symbol):
+    for text in inline_small_callees(bridge.modules_for(symbol), symbol):
         module.merge(parse_module(text))
     return module, symbol, library, signature.return_type
 

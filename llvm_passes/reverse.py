@@ -21,7 +21,7 @@ from . import rules
 from .analysis.activity import Activity, ActivityResult, activity
 from .analysis.cfg import CFG, cfg
 from .analysis.loops import CountedLoop, Induction, counted_loops, split_exit_edges
-from .analysis.readonly import reloadable_loads
+from .analysis.readonly import invariant_loads, reloadable_loads
 from .errors import NoDerivativeError
 from .forward import _FunctionForward, function_to_derive, has_rule
 from .ir import (
@@ -189,7 +189,7 @@ class _Synthesizer:
         act = activity(self.module, fn, pattern, has_rule, self.cache)
         self.results[key] = act
         reload = reloadable_loads(self.module, fn) if self.reload == fn.name else set()
-        plan = self.plans[key] = _Plan(fn, act, reload)
+        plan = self.plans[key] = _Plan(self.module, fn, act, reload)
         _Augmented(self, fn, act, names[0], plan).run()
         _Reverse(self, fn, act, names[1], plan).run()
         return names
@@ -224,13 +224,18 @@ class _Plan:
     """Per instruction, the values the reverse sweep needs from the forward sweep, in push
     order: ('primal', v) or ('shadow', v). Arguments and constants are never pushed."""
 
-    def __init__(self, fn: Function, act: ActivityResult, reload: set[Instruction]) -> None:
+    def __init__(self, module: Module, fn: Function, act: ActivityResult,
+                 reload: set[Instruction]) -> None:  # fmt: skip
         self.fn, self.act, self.reload = fn, act, reload
         self.graph: CFG = cfg(fn)
         self.index = {b.name: k for k, b in enumerate(fn.blocks)}
         # counted loops are replayed by counting their induction variable down: their
         # headers need no path from the tape, and the induction variable is free inside
         self.loops = {lp.header: lp for lp in counted_loops(fn, self.graph)}
+        # loads reading one value per execution of a loop are saved like values defined
+        # before it; `carried` are those kept in a slot by the forward sweep until the exit
+        self.hoisted = invariant_loads(module, fn, self.loops.values())
+        self.carried: dict[Value, None] = {}
         self.inductions: dict[Value, tuple[CountedLoop, Induction]] = {
             ind.phi: (lp, ind) for lp in self.loops.values() for ind in lp.inductions}
         self.exits: dict[str, list[CountedLoop]] = {}  # exit edge block -> loops it leaves
@@ -314,12 +319,15 @@ class _Plan:
         counted loop that holds `block`, saved on the exits of the outermost such loop."""
         v = item[1]
         home = v.block.name if isinstance(v, Instruction) and v.block is not None else None
+        hoist = self.hoisted.get(v) if item[0] == "primal" else None  # type: ignore[arg-type]
         outer = [lp for lp in self.loops.values() if block in lp.blocks and home is not None
-                 and home not in lp.blocks]  # fmt: skip
+                 and (home not in lp.blocks or hoist is not None and lp.blocks <= hoist.blocks)]
         if not outer:
             leaves.append(item)
             return
         lp = max(outer, key=lambda lp: len(lp.blocks))
+        if home in lp.blocks:
+            self.carried[v] = None
         self.invariants[lp.header][item] = None
         if lp not in self.saved_in.setdefault(item, []):
             self.saved_in[item].append(lp)
@@ -423,10 +431,14 @@ class _Augmented(_FunctionForward):
             self.b.position_at_end(new.block(name))
             if name == self.fn.entry.name:
                 self.reserve_frame()
+                self.carry = {v: self.b.alloca(v.type, 8, f"{v.name}.carry")
+                              for v in self.plan.carried}  # fmt: skip
             for inst in self.fn.block(name).instructions:
                 if inst.is_terminator:
                     self.before_terminator(inst)
                 self.visit(inst)
+                if inst in self.carry:
+                    self.b.store(inst, self.carry[inst], 8)
                 for (kind, v), k in frame_items.get(inst, ()):
                     self.save(inst, kind, v, k)
                 for kind, v in self.plan.pushes.get(inst, ()):
@@ -463,7 +475,10 @@ class _Augmented(_FunctionForward):
         block = inst.block.name  # type: ignore[union-attr]
         for lp in self.plan.exits.get(block, ()):  # the loop's invariants, its last iv
             for kind, v in self.plan.invariants[lp.header]:
-                push(self.b, self.tape, self.saved_value(inst, kind, v))
+                carry = self.carry.get(v) if kind == "primal" else None
+                value = self.saved_value(inst, kind, v) if carry is None else self.b.load(
+                    v.type, carry, 8, f"{v.name}.carried")  # fmt: skip
+                push(self.b, self.tape, value)
             push(self.b, self.tape, lp.counter.phi)
         if inst.opcode == "ret" and self.plan.frame:
             push(self.b, self.tape, self.frame_offset)

@@ -8,9 +8,12 @@ reads in the reverse sweep what it read in the forward sweep."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .. import rules
 from ..ir import Argument, Function, Instruction, Module, Value
 from ..rules.memory import ALLOCATORS, DATA_POINTER, REFCOUNT
+from .loops import CountedLoop
 
 _MEMORY_INTRINSICS = ("llvm.memset", "llvm.memcpy", "llvm.memmove")
 _ADDRESS = ("getelementptr", "bitcast", "addrspacecast", "phi", "select")
@@ -35,42 +38,69 @@ def _noalias(v: Value) -> bool:
     return isinstance(v, Argument) and "noalias" in v.attrs.split()
 
 
+def _allocation(r: Value) -> Value | None:
+    """The allocation a root pointer addresses: an alloca, a runtime allocation (also through
+    the data pointer read from it) or a `noalias` argument; None when unknown."""
+    if _noalias(r) or isinstance(r, Instruction) and (
+            r.opcode == "alloca" or r.opcode == "call" and r.callee_name in ALLOCATORS):
+        return r
+    if isinstance(r, Instruction) and (r.opcode == "load" or r.opcode == "call"
+                                       and r.callee_name in DATA_POINTER):  # fmt: skip
+        owners = _roots(r.operands[0])
+        if len(owners) == 1 and isinstance(owners[0], Instruction) and owners[0].opcode == "call" \
+                and owners[0].callee_name in ALLOCATORS:
+            return owners[0]
+    return None
+
+
 def _local(v: Value) -> bool:
     """Whether pointer `v` addresses memory allocated by the function (stack or runtime) or
     a `noalias` argument (a return slot): memory no other argument reaches."""
-    for r in _roots(v):
-        if _noalias(r) or isinstance(r, Instruction) and (
-                r.opcode == "alloca" or r.opcode == "call" and r.callee_name in ALLOCATORS):
-            continue
-        # the data pointer of a runtime allocation: returned by the runtime, or a field
-        if isinstance(r, Instruction) and (r.opcode == "load" or r.opcode == "call"
-                                           and r.callee_name in DATA_POINTER):  # fmt: skip
-            if _local(r.operands[0]):
+    return all(_allocation(r) is not None for r in _roots(v))
+
+
+def may_alias(a: Value, b: Value) -> bool:
+    """Whether pointers `a` and `b` may address the same memory: not when they come from
+    distinct allocations of the function, or one from such an allocation and the other from
+    an argument (memory that existed before the call)."""
+    for ra in _roots(a):
+        for rb in _roots(b):
+            ia, ib = _allocation(ra), _allocation(rb)
+            if ia is not None and (ib is not None and ib is not ia or isinstance(rb, Argument)):
                 continue
-        return False
-    return True
+            if ib is not None and isinstance(ra, Argument):
+                continue
+            return True
+    return False
 
 
-def _writes_outside(inst: Instruction, module: Module, seen: set[str]) -> bool:
+def written(inst: Instruction, module: Module, seen: set[str] | None = None
+            ) -> list[Value] | None:  # fmt: skip
+    """Pointers to the memory `inst` may write ([] for none); None when unknown."""
     op = inst.opcode
     if op == "store":
-        return not _local(inst.operands[1])
+        return [inst.operands[1]]
     if op != "call":
-        return False
+        return []
     name = inst.callee_name
     callee = module.get(name)
     if isinstance(callee, Function) and not callee.is_declaration:
-        return not writes_only_local(module, callee, seen)
+        return [] if writes_only_local(module, callee, seen) else None
     if name.startswith(_MEMORY_INTRINSICS):
-        return not _local(inst.operands[0])
+        return [inst.operands[0]]
     if name in rules.WRITES:
-        return not _local(inst.operands[rules.WRITES[name][0]])
+        return [inst.operands[rules.WRITES[name][0]]]
     if name in REFCOUNT | ALLOCATORS | DATA_POINTER or name.startswith("llvm."):
-        return False
+        return []
     rule = rules.lookup(inst)
     if rule is not None and rule.kind != "custom":  # math: reads its arguments only
-        return False
-    return any(o.type.is_ptr and not _local(o) for o in inst.operands)
+        return []
+    return [o for o in inst.operands if o.type.is_ptr]
+
+
+def _writes_outside(inst: Instruction, module: Module, seen: set[str]) -> bool:
+    out = written(inst, module, seen)
+    return out is None or not all(_local(p) for p in out)
 
 
 def writes_only_local(module: Module, fn: Function, seen: set[str] | None = None) -> bool:
@@ -127,3 +157,42 @@ def store_base(inst: Instruction) -> Value:
                                                        "addrspacecast"):
         v = v.operands[0]
     return v
+
+
+_ADDRESS_ARITHMETIC = frozenset({"getelementptr", "bitcast", "addrspacecast", "add", "sub",
+                                 "mul", "shl", "sext", "zext", "trunc"})
+
+
+def _outside(v: Value, blocks: frozenset[str], depth: int = 0) -> bool:
+    """Whether `v` has one value during a whole execution of the loop made of `blocks`:
+    defined outside it, or address arithmetic of such values."""
+    if not isinstance(v, Instruction) or v.block is None or v.block.name not in blocks:
+        return True
+    return depth < 8 and v.opcode in _ADDRESS_ARITHMETIC and all(
+        _outside(o, blocks, depth + 1) for o in v.operands)
+
+
+def invariant_loads(module: Module, fn: Function, loops: Iterable[CountedLoop]
+                    ) -> dict[Instruction, CountedLoop]:  # fmt: skip
+    """Float loads that read one value during a whole execution of a loop: the address is
+    the same in every iteration and nothing in the loop may write there. Each is mapped to
+    the outermost such loop."""
+    loads = [i for i in fn.instructions() if i.opcode == "load" and i.type.is_float]
+    out: dict[Instruction, CountedLoop] = {}
+    for lp in sorted(loops, key=lambda lp: -len(lp.blocks)):
+        inside = [ld for ld in loads if ld not in out and ld.block.name in lp.blocks
+                  and _outside(ld.operands[0], lp.blocks)]  # fmt: skip
+        if not inside:
+            continue
+        writes: list[Value] = []
+        for inst in fn.instructions():
+            if inst.block.name in lp.blocks:
+                w = written(inst, module)
+                if w is None:
+                    break
+                writes += w
+        else:
+            for ld in inside:
+                if not any(may_alias(w, ld.operands[0]) for w in writes):
+                    out[ld] = lp
+    return out

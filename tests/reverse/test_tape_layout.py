@@ -115,3 +115,95 @@ def test_loops_with_computed_starts_second_counters_and_negative_steps():
     L, x = rng.standard_normal(n * (n - 1) // 2), rng.standard_normal(n)
     check_reverse(_triangular, (L, x), (0, 1))
     dot_test(_triangular, (L, x), (0, 1))
+
+
+@ez.enzyme_jit
+def _scratch_read_in_inner_loop(x, m):
+    n = x.shape[0]
+    t = np.empty(n)
+    u = np.empty(m)
+    s = 0.0
+    for i in range(n):
+        t[i] = np.sin(x[i])
+        for j in range(m):  # t[i] is one value for the whole inner loop: saved once
+            u[j] = t[i] * x[i] * (j + 1.0)  # writes another allocation
+            s += u[j] * t[i]
+    return s
+
+
+def test_load_invariant_in_an_inner_loop_is_saved_once_per_execution():
+    x = np.linspace(-1.0, 1.0, 50)
+    sizes = []
+    for m in (1, 40):
+        check_reverse(_scratch_read_in_inner_loop, (x, m), (0,))
+        ez.autodiff(ez.Reverse, _scratch_read_in_inner_loop, ez.Active,
+                    ez.Duplicated(x, np.zeros_like(x)), ez.Const(m))  # fmt: skip
+        sizes.append(ez.last_tape_bytes())
+    assert sizes[1] - sizes[0] <= 8 * x.shape[0] * 2 * 39  # u[j] per iteration, not t[i]
+    dot_test(_scratch_read_in_inner_loop, (x, 7), (0,))
+
+
+@ez.enzyme_jit
+def _inner_loop_writes_what_it_reads(x, m):
+    t = np.zeros(x.shape[0] + 1)
+    v = t[1:]  # a view: the same allocation as t
+    s = 0.0
+    for i in range(x.shape[0]):
+        t[i + 1] = x[i]
+        for _ in range(m):
+            v[i] = v[i] * x[i] + 0.5  # t[i + 1] changes at every iteration
+            s += t[i + 1] * t[i + 1]
+    return s
+
+
+@ez.enzyme_jit
+def _inner_loop_writes_an_argument(x, y, m):
+    s = 0.0
+    for i in range(x.shape[0]):
+        for _ in range(m):
+            y[i] = y[i] * 0.5 + x[i]  # y may be x: loads of x in the loop are not invariant
+            s += x[i] * y[i]
+    return s
+
+
+def test_loads_are_not_hoisted_past_writes_that_may_reach_them():
+    x, y = np.linspace(-1.0, 1.0, 5), np.linspace(0.5, 2.0, 5)
+    check_reverse(_inner_loop_writes_what_it_reads, (x, 3), (0,))
+    dot_test(_inner_loop_writes_what_it_reads, (x, 3), (0,))
+    check_reverse(_inner_loop_writes_an_argument, (x, y, 3), (0, 1))
+    dot_test(_inner_loop_writes_an_argument, (x, y, 3), (0, 1))
+    z, dz = x.copy(), np.zeros(5)  # the same array twice, one shadow
+    ez.autodiff(ez.Reverse, _inner_loop_writes_an_argument, ez.Active, ez.Duplicated(z, dz),
+                ez.Duplicated(z, dz), ez.Const(2))  # fmt: skip
+    eps, grad = 1e-6, np.zeros(5)
+    for k in range(5):
+        zp, zm = x.copy(), x.copy()
+        zp[k] += eps
+        zm[k] -= eps
+        grad[k] = (_inner_loop_writes_an_argument(zp, zp, 2)
+                   - _inner_loop_writes_an_argument(zm, zm, 2)) / (2 * eps)  # fmt: skip
+    np.testing.assert_allclose(dz, grad, rtol=1e-6, atol=1e-8)
+
+
+@ez.enzyme_jit
+def _square_at(a, i):
+    return a[i] * a[i]
+
+
+@ez.enzyme_jit
+def _calls_a_small_function(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += _square_at(x, i) * np.sin(x[i])
+    return s
+
+
+def test_small_callee_is_inlined_and_keeps_nothing_per_call():
+    n = 1000
+    x = np.linspace(-2.0, 2.0, n)
+    check_reverse(_calls_a_small_function, (x[:7].copy(),), (0,))
+    dot_test(_calls_a_small_function, (x[:7].copy(),), (0,))
+    dx = np.zeros(n)
+    ez.autodiff(ez.Reverse, _calls_a_small_function, ez.Active, ez.Duplicated(x, dx))
+    np.testing.assert_allclose(dx, 2 * x * np.sin(x) + x * x * np.cos(x), rtol=1e-12)
+    assert ez.last_tape_bytes() <= 8 * n + 64  # sin(x[i]) only: a[i] is loaded again

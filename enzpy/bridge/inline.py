@@ -1,0 +1,70 @@
+"""Inline a primal's small Numba callees into it before differentiation.
+
+A derivative of a callee must keep every input its reverse sweep needs (its caller may
+overwrite them after the call), so a small function called inside a loop costs tape per
+call. Inlined, its loads and values belong to the root, where the engine can recompute or
+reload them. LLVM's own inliner does the work; Numba's function pipeline then simplifies
+the result exactly as it did the primal, so the engine sees the IR it already knows.
+"""
+
+from __future__ import annotations
+
+import re
+
+import llvmlite.binding as llvm
+from numba.core.registry import cpu_target
+
+from llvm_passes import rules
+
+#: callees with at most this many instructions are inlined
+MAX_INSTRUCTIONS = 400
+
+_SCOPE_DECL_RE = re.compile(r"^\s*call void @llvm\.experimental\.noalias\.scope\.decl\(.*\n", re.M)
+
+
+def inline_small_callees(texts: list[str], root: str) -> list[str]:
+    """`texts` (the root's module, then its callees') with the root's small callees inlined
+    into it: one linked module text. Unchanged when nothing is inlined."""
+    if len(texts) < 2:
+        return texts
+    module = llvm.parse_assembly(texts[0])
+    for text in texts[1:]:
+        module.link_in(llvm.parse_assembly(text))
+    defined = {fn.name: fn for fn in module.functions if not fn.is_declaration}
+    memo: dict[str, bool] = {}
+    chosen = [defined[name] for name in defined
+              if name != root and _inlinable(name, defined, memo)]
+    if not chosen:
+        return texts
+    for fn in chosen:
+        fn.add_function_attribute("alwaysinline")
+    codegen = cpu_target.target_context.codegen()
+    pb = codegen._pass_builder()
+    mpm = llvm.create_new_module_pass_manager()
+    mpm.add_always_inliner_pass()
+    mpm.run(module, pb)
+    fpm, fpb = codegen._function_pass_manager()
+    fpm.run(module.get_function(root), fpb)
+    # scope declarations of the inlined noalias arguments: metadata the engine ignores
+    return [_SCOPE_DECL_RE.sub("", str(module))]
+
+
+def _inlinable(name: str, defined: dict[str, llvm.ValueRef], memo: dict[str, bool]) -> bool:
+    """Small functions calling only intrinsics, the runtime, math functions with a rule and
+    other such functions (library implementations calling BLAS or LAPACK stay whole, so
+    errors can name them)."""
+    if name not in defined:
+        return name.startswith(("llvm.", "NRT_")) or name not in rules.WRITES and (
+            name in rules.RULES and rules.RULES[name].kind != "custom")
+    if name in memo:
+        return memo[name]
+    memo[name] = False  # recursion is never inlined
+    fn = defined[name]
+    attrs = " ".join(str(a) for a in fn.attributes)
+    if "noinline" in attrs or "optnone" in attrs:
+        return False
+    instructions = [ins for block in fn.blocks for ins in block.instructions]
+    memo[name] = len(instructions) <= MAX_INSTRUCTIONS and all(
+        _inlinable(list(ins.operands)[-1].name, defined, memo)
+        for ins in instructions if ins.opcode == "call")
+    return memo[name]
