@@ -78,6 +78,8 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
                 else "dup")  # a returned array is boxed: its primal must exist
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
     synthesize = _SYNTHESIZERS[mode]
+    if mode == "reverse":  # the driver checks that the arrays' memory does not overlap
+        synthesize = partial(synthesize, distinct=link.distinct_arrays(argtypes))
     try:
         result = synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
@@ -94,7 +96,7 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     else:
         seed = None if mode == "forward" else (1.0 if ret == "active" else 0.0)
         drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts,
-                                 seed=seed)  # fmt: skip
+                                 seed=seed, aliased=getattr(result, "aliased_name", None))
         out = Derivative(drv.driver, symbol, restype, argtypes, result)
     _cache[key] = out
     return out

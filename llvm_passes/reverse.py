@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from . import rules
 from .analysis.activity import Activity, ActivityResult, activity
-from .analysis.cfg import CFG, cfg
+from .analysis.cfg import CFG, cfg, dominators
 from .analysis.loops import CountedLoop, Induction, counted_loops, split_exit_edges
-from .analysis.readonly import invariant_loads, reloadable_loads
+from .analysis.readonly import allocations, invariant_loads, reloadable_loads
 from .errors import NoDerivativeError
 from .forward import _FunctionForward, function_to_derive, has_rule
 from .ir import (
@@ -46,6 +46,8 @@ from .ir.values import const
 from .rules.memory import ALLOCATORS, DATA_POINTER, REFCOUNT
 from .tape import (
     FREE,
+    KEEP,
+    TAKE,
     TAPE_TYPE,
     ensure_runtime,
     frame_slot,
@@ -70,6 +72,9 @@ class ReverseResult:
     fn_name: str  # combined: diffe_<f>; split: augment_<f>
     activity: ActivityResult
     split_names: tuple[str, ...] = ()  # split: (reverse_<f>, release_<f>)
+    # combined, with `distinct` arguments: the entry to call when their memory overlaps
+    # (None when assuming it does not changed nothing)
+    aliased_name: str | None = None
 
     @property
     def module_text(self) -> str:
@@ -77,7 +82,8 @@ class ReverseResult:
 
 
 def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activity],
-            tape_bytes_at: int | None = None, split: bool = False) -> ReverseResult:  # fmt: skip
+            tape_bytes_at: int | None = None, split: bool = False,
+            distinct: frozenset[int] = frozenset()) -> ReverseResult:  # fmt: skip
     """Synthesize the gradient of `fn_name` (contract: see module doc).
 
     Combined (default): `diffe_<f>(args, shadows)` owning its tape. Split: three entry points
@@ -87,19 +93,27 @@ def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activi
     a tape whose reverse sweep never runs); the last two free the tape's storage.
 
     With `tape_bytes_at` (an address of an int64), each forward sweep stores there the number
-    of bytes it put on the tape."""
+    of bytes it put on the tape. `distinct` (combined mode): positions of pointer arguments
+    assumed to address non-overlapping memory; when that assumption lets the reverse sweep
+    load memory again, a second entry `diffe_<f>.aliased` does without it, for the caller
+    to use when the memory does overlap."""
     module, fn = function_to_derive(module_text, fn_name, activities)
     ensure_runtime(module)
-    synth = _Synthesizer(module, reload=None if split else fn.name)
+    synth = _Synthesizer(module, reload=None if split else fn.name,
+                         distinct=frozenset() if split else distinct)  # fmt: skip
     pattern = tuple(a.active for a in activities)
     aug, rev = synth.derive(fn, pattern)
     entries = _Entries(module, fn, pattern, tape_bytes_at)
+    aliased = None
     if split:
         names = (entries.augment(aug), entries.finish("reverse", rev),
                  entries.finish("release", synth.release(fn, pattern)))  # fmt: skip
     else:
         names = (entries.combined(aug, rev),)
-    return ReverseResult(module, names[0], synth.results[(fn.name, pattern)], names[1:])
+        if synth.plans[(fn.name, pattern)].assumes_distinct:
+            aliased = entries.combined(*synth.derive(fn, pattern, aliased=True), ".aliased")
+    return ReverseResult(module, names[0], synth.results[(fn.name, pattern)], names[1:],
+                         aliased)  # fmt: skip
 
 
 class _Entries:
@@ -134,15 +148,18 @@ class _Entries:
     def _ret(self, b: Builder, r: Value | None) -> None:
         b.insert(Instruction("ret", operands=[r] if r is not None else []))
 
-    def combined(self, aug: str, rev: str) -> str:
-        name = f"diffe_{self.fn.name}"
+    def combined(self, aug: str, rev: str, suffix: str = "") -> str:
+        name = f"diffe_{self.fn.name}{suffix}"
         b = self._begin(name, self.fn.ret_type, self.dret)
+        # the tape's storage is kept between calls: no fresh pages to fault in each time
+        cell = GlobalRef(f"enzpy.tape.cell.{self.fn.name}{suffix}", PTR)
+        self.module.globals[cell.name] = f"{cell.ref} = internal global ptr null"
         tape = b.alloca(TAPE_TYPE, 8, "tape")
-        b.store(Constant(TAPE_TYPE, "zeroinitializer"), tape, 8)
+        b.call(TAKE, [tape, cell], VOID)
         r = self._forward_sweep(b, aug, tape)
         n = len(self.args) + len(self.shadows)
         b.call(rev, [*self.params[:n], tape, *self.params[n:]], VOID)
-        b.call(FREE, [tape], VOID)
+        b.call(KEEP, [tape, cell], VOID)
         self._ret(b, r)
         return name
 
@@ -166,8 +183,10 @@ class _Entries:
 class _Synthesizer:
     """Derives augmented/reverse function pairs for (function, pattern) keys."""
 
-    def __init__(self, module: Module, reload: str | None) -> None:
+    def __init__(self, module: Module, reload: str | None,
+                 distinct: frozenset[int] = frozenset()) -> None:  # fmt: skip
         self.module = module
+        self.distinct = distinct  # the root's arguments whose memory does not overlap
         # combined mode: memory nothing writes may be loaded again in the reverse sweep of
         # the root function `reload` (in split mode the caller may change the arguments
         # between the sweeps; a callee's caller may change memory after the callee returns)
@@ -178,18 +197,22 @@ class _Synthesizer:
         self.released: dict[tuple[str, tuple[bool, ...]], str] = {}
         self.cache: dict = {}
 
-    def derive(self, fn: Function, pattern: tuple[bool, ...]) -> tuple[str, str]:
-        key = (fn.name, pattern)
+    def derive(self, fn: Function, pattern: tuple[bool, ...], aliased: bool = False
+               ) -> tuple[str, str]:  # fmt: skip
+        """The augmented forward and the reverse sweep of `fn` for `pattern`; `aliased`: for
+        the root, without assuming its `distinct` arguments apart."""
+        key = (fn.name, pattern) if not aliased else (fn.name, pattern, "aliased")
         if key in self.names:
             return self.names[key]
-        bits = "".join("d" if p else "c" for p in pattern)
+        bits = "".join("d" if p else "c" for p in pattern) + (".aliased" if aliased else "")
         names = (f"augmented_{fn.name}.{bits}", f"diffe_{fn.name}.{bits}")
         self.names[key] = names
         split_exit_edges(fn)
         act = activity(self.module, fn, pattern, has_rule, self.cache)
         self.results[key] = act
-        reload = reloadable_loads(self.module, fn) if self.reload == fn.name else set()
-        plan = self.plans[key] = _Plan(self.module, fn, act, reload)
+        root = self.reload == fn.name
+        distinct = self.distinct if root and not aliased else frozenset()
+        plan = self.plans[key] = _Plan(self.module, fn, act, root, distinct)
         _Augmented(self, fn, act, names[0], plan).run()
         _Reverse(self, fn, act, names[1], plan).run()
         return names
@@ -224,17 +247,24 @@ class _Plan:
     """Per instruction, the values the reverse sweep needs from the forward sweep, in push
     order: ('primal', v) or ('shadow', v). Arguments and constants are never pushed."""
 
-    def __init__(self, module: Module, fn: Function, act: ActivityResult,
-                 reload: set[Instruction]) -> None:  # fmt: skip
-        self.fn, self.act, self.reload = fn, act, reload
+    def __init__(self, module: Module, fn: Function, act: ActivityResult, reload: bool,
+                 distinct: frozenset[int]) -> None:  # fmt: skip
+        self.fn, self.act = fn, act
         self.graph: CFG = cfg(fn)
         self.index = {b.name: k for k, b in enumerate(fn.blocks)}
         # counted loops are replayed by counting their induction variable down: their
         # headers need no path from the tape, and the induction variable is free inside
         self.loops = {lp.header: lp for lp in counted_loops(fn, self.graph)}
+        once = self._once_blocks()
+        # combined mode, root function: memory nothing writes after a load is loaded again;
+        # runtime allocations read so are kept alive until the reverse sweep passes them
+        self.reload, self.kept_alive = self._reloads(module, distinct, once, reload)
         # loads reading one value per execution of a loop are saved like values defined
         # before it; `carried` are those kept in a slot by the forward sweep until the exit
-        self.hoisted = invariant_loads(module, fn, self.loops.values())
+        self.hoisted = invariant_loads(module, fn, self.loops.values(), distinct)
+        self.assumes_distinct = bool(distinct) and (
+            self.reload != self._reloads(module, frozenset(), once, reload)[0]
+            or self.hoisted != invariant_loads(module, fn, self.loops.values()))
         self.carried: dict[Value, None] = {}
         self.inductions: dict[Value, tuple[CountedLoop, Induction]] = {
             ind.phi: (lp, ind) for lp in self.loops.values() for ind in lp.inductions}
@@ -248,15 +278,8 @@ class _Plan:
         # of the loop, on its exit edges, instead of pushed at every iteration
         self.invariants: dict[str, dict[tuple[str, Value], None]] = {h: {} for h in self.loops}
         self.saved_in: dict[tuple[str, Value], list[CountedLoop]] = {}
-        for lp, ind in self.inductions.values():  # where the reverse sweep's counting starts
-            if not isinstance(ind.start, Argument | Constant):
-                self.invariants[lp.header][("primal", ind.start)] = None
-                self.saved_in.setdefault(("primal", ind.start), []).append(lp)
-        self.pushes_id = {b.name: any(len(self.graph.preds[s]) > 1 and s not in self.loops
-                                      for s in b.successors) for b in fn.blocks}  # fmt: skip
         self.needs: dict[Instruction, list[tuple[str, Value]]] = {}
         self.pushes: dict[Instruction, list[tuple[str, Value]]] = {}
-        once = self._once_blocks()
         if len(once) == len(fn.blocks):  # no loop: every value is pushed at most once anyway
             once = set()
         self.rets = [b.name for b in fn.blocks if b.terminator.opcode == "ret"]
@@ -266,10 +289,20 @@ class _Plan:
         self.recompute: set[Instruction] = set()  # rematerialized in the reverse sweep
         self.recompute_shadow: set[Instruction] = set()  # GEPs whose shadow is rebuilt
         self.library_calls: set[Instruction] = set()  # memory-writing calls to reverse
+        self.decided = self._decided_joins(once)
+        self.pushes_id = {b.name: any(len(self.graph.preds[s]) > 1 and s not in self.loops
+                                      and s not in self.decided for s in b.successors)
+                          for b in fn.blocks}  # fmt: skip
+        for lp, ind in self.inductions.values():  # where the reverse sweep's counting starts
+            if not self._take_free(ind.start, lp.header, once):
+                self.invariants[lp.header][("primal", ind.start)] = None
+                self.saved_in.setdefault(("primal", ind.start), []).append(lp)
         for block in fn.blocks:
             pushed: set[tuple[str, Value]] = set()  # by instructions later in the block
             for inst in reversed(block.instructions):
-                items = [(k, v) for k, v in dict.fromkeys(self._needs(inst))
+                needs = self._needs(inst) + ([("primal", inst)] if inst in self.kept_alive
+                                             else [])  # fmt: skip
+                items = [(k, v) for k, v in dict.fromkeys(needs)
                          if not isinstance(v, Argument | Constant | GlobalRef)]
                 if items:
                     self.needs[inst] = items
@@ -280,6 +313,79 @@ class _Plan:
                     pushed.update(fresh)
                     if fresh:
                         self.pushes[inst] = fresh
+        # a loop left by its latch's test `iv + step == bound`: the reverse sweep computes
+        # the last iv as `bound - step` when it has `bound` for free, instead of popping it
+        self.bounds: dict[tuple[str, str], Value] = {}  # (exit block, header) -> bound
+        for lp in self.loops.values():
+            exit_block, bound = _latch_exit(fn, lp)
+            if exit_block is not None and self._take_free(bound, exit_block, once):
+                self.bounds[(exit_block, lp.header)] = bound
+
+    def _reloads(self, module: Module, distinct: frozenset[int], once: set[str], root: bool
+                 ) -> tuple[set[Instruction], dict[Instruction, None]]:  # fmt: skip
+        """The loads to load again (from arguments, or from runtime allocations made at most
+        once per call), and those allocations."""
+        loads, kept = set(), {}
+        for ld in reloadable_loads(module, self.fn, distinct) if root else ():
+            allocs = allocations(ld.operands[0])
+            if all(a.block is not None and a.block.name in once for a in allocs):
+                loads.add(ld)
+                kept.update(dict.fromkeys(allocs))
+        return loads, kept
+
+    def _decided_joins(self, once: set[str]) -> dict[str, tuple[Value, tuple[str, str]]]:
+        """Joins whose predecessor the reverse sweep tells from a branch it recomputes
+        instead of an id on the tape: the join's immediate dominator branches on a condition
+        the reverse sweep has for free, and each of the join's two predecessors lies on one
+        side of that branch only. Join -> (condition, (predecessor if true, if false))."""
+        g, idom, out = self.graph, dominators(self.graph), {}
+        for join, preds in g.preds.items():
+            top = idom.get(join)
+            if len(set(preds)) != 2 or join in self.loops or top is None:
+                continue
+            term = self.fn.block(top).terminator
+            if term.opcode != "br" or len(set(term.labels)) != 2:
+                continue
+            sides = [{p for p in preds if p == top and label == join
+                      or p in self._region(label, {top, join})} for label in term.labels]
+            if all(len(side) == 1 for side in sides) and sides[0] != sides[1] \
+                    and self._take_free(term.operands[0], join, once):
+                out[join] = (term.operands[0], (sides[0].pop(), sides[1].pop()))
+        return out
+
+    def _region(self, start: str, stop: set[str]) -> set[str]:
+        """Blocks reachable from `start` (included) without passing through `stop`."""
+        seen, todo = set(), [start]
+        while todo:
+            b = todo.pop()
+            if b not in seen and b not in stop:
+                seen.add(b)
+                todo.extend(self.graph.succs[b])
+        return seen
+
+    def _free(self, v: Value, block: str, once: set[str], depth: int = 0) -> bool:
+        """Whether the reverse sweep has `v` at `block` without the tape's help (beyond the
+        frame): constants, arguments, induction variables, pure values of those."""
+        if isinstance(v, Argument | Constant | GlobalRef):
+            return True
+        if not isinstance(v, Instruction) or v.block is None:
+            return False
+        if v in self.inductions:
+            return block in self.inductions[v][0].blocks
+        if v.opcode == "phi":
+            return False
+        return v.block.name in once or depth < 8 and v.opcode in _PURE and all(
+            self._free(o, block, once, depth + 1) for o in v.operands)
+
+    def _take_free(self, v: Value, block: str, once: set[str]) -> bool:
+        """If `v` is free at `block` (see `_free`), arrange for the reverse sweep to have it
+        there (frame or recomputation) and say so."""
+        if not self._free(v, block, once):
+            return False
+        leaves: list[tuple[str, Value]] = []
+        self._resolve(("primal", v), block, once, leaves, 0)
+        assert not leaves, (v, leaves)
+        return True
 
     def _resolve(self, item: tuple[str, Value], block: str, once: set[str],
                  leaves: list[tuple[str, Value]], depth: int,
@@ -351,7 +457,7 @@ class _Plan:
         return [(item, k) for item, k in self.frame.items() if item[1] is inst]
 
     def pops_id(self, block: str) -> bool:
-        return block not in self.loops and any(self.pushes_id[p]
+        return block not in self.loops and block not in self.decided and any(self.pushes_id[p]
                                                 for p in self.graph.preds[block])
 
     def _needs(self, inst: Instruction) -> list[tuple[str, Value]]:
@@ -391,7 +497,37 @@ class _Plan:
         rule = rules.lookup(inst)
         if rule is None or rule.kind in ("linear", "zero"):
             return []
-        return [("primal", v) for v in ops] + ([("primal", inst)] if rule.needs_out else [])
+        if rule.reads is None:
+            return [("primal", v) for v in ops] + ([("primal", inst)] if rule.needs_out else [])
+        read = dict.fromkeys(r for k, v in enumerate(ops) if _is_active_float(act, v)
+                             for r in rule.reads[k])  # fmt: skip
+        return [("primal", inst if r == "out" else ops[r]) for r in read]  # type: ignore[index]
+
+
+def declared(module: Module, name: str) -> str:
+    """`name`, declared in `module` as `void (ptr)` if it is not there yet."""
+    if module.get(name) is None:
+        module.add_function(Function(name, VOID, [Argument(PTR, "p", "", 0)]))
+    return name
+
+
+def _latch_exit(fn: Function, lp: CountedLoop) -> tuple[str | None, Value]:
+    """The exit edge block by which `lp`'s latch leaves when `iv + step == bound`, and the
+    bound (None when the latch does not test its counter that way)."""
+    term = fn.block(lp.latch).terminator
+    nothing: tuple[str | None, Value] = (None, Constant(I64, "0"))
+    if term.opcode != "br" or len(term.labels) != 2:
+        return nothing
+    test = term.operands[0]
+    if not (isinstance(test, Instruction) and test.opcode == "icmp" and test.pred in ("eq", "ne")):
+        return nothing
+    step = dict(zip(lp.counter.phi.labels, lp.counter.phi.operands, strict=True))[lp.latch]
+    a, b = test.operands
+    bound = b if a is step else a if b is step else None
+    leave = term.labels[0 if test.pred == "eq" else 1]
+    if bound is None or leave in lp.blocks:
+        return nothing
+    return leave, bound
 
 
 # ---- the augmented forward sweep --------------------------------------------------------------
@@ -439,6 +575,8 @@ class _Augmented(_FunctionForward):
                 self.visit(inst)
                 if inst in self.carry:
                     self.b.store(inst, self.carry[inst], 8)
+                if inst in self.plan.kept_alive:  # until the reverse sweep passes it
+                    self.b.call(declared(self.module, "NRT_incref"), [inst], VOID)
                 for (kind, v), k in frame_items.get(inst, ()):
                     self.save(inst, kind, v, k)
                 for kind, v in self.plan.pushes.get(inst, ()):
@@ -479,7 +617,8 @@ class _Augmented(_FunctionForward):
                 value = self.saved_value(inst, kind, v) if carry is None else self.b.load(
                     v.type, carry, 8, f"{v.name}.carried")  # fmt: skip
                 push(self.b, self.tape, value)
-            push(self.b, self.tape, lp.counter.phi)
+            if (block, lp.header) not in self.plan.bounds:
+                push(self.b, self.tape, lp.counter.phi)
         if inst.opcode == "ret" and self.plan.frame:
             push(self.b, self.tape, self.frame_offset)
         if inst.opcode == "ret" and len(self.plan.rets) > 1 or self.plan.pushes_id[block]:
@@ -681,7 +820,10 @@ class _Reverse:
         self.block = block.name
         self.block_values: dict[tuple[str, Value], Value] = {}
         for lp in reversed(self.plan.exits.get(block.name, ())):  # entering the loops backwards
-            self.b.store(pop(self.b, self.tape, I64, "iv.last"), self.counters[lp.header], 8)
+            bound = self.plan.bounds.get((block.name, lp.header))
+            last = pop(self.b, self.tape, I64, "iv.last") if bound is None else self.b.binop(
+                "sub", self.value("primal", bound), const(I64, lp.counter.step), "iv.last")
+            self.b.store(last, self.counters[lp.header], 8)
             for kind, v in reversed(self.plan.invariants[lp.header]):
                 ty = PTR if kind == "shadow" else v.type
                 self.b.store(pop(self.b, self.tape, ty, f"{v.name}.saved"),
@@ -703,6 +845,9 @@ class _Reverse:
         adjs = [(p, self.take_adjoint(p)) for p in phis]
         if block.name in self.plan.loops:
             self.count_down(self.plan.loops[block.name], adjs, new)
+            return
+        if block.name in self.plan.decided:
+            self.decide(block.name, adjs, new)
             return
         if not self.plan.pops_id(block.name):
             self.transfer(adjs, preds[0])
@@ -753,10 +898,25 @@ class _Reverse:
         self.b.store(self.b.binop("sub", iv, const(I64, lp.counter.step), "iv.prev"), counter, 8)
         for edge, pred in ((back, lp.latch), (out, lp.preheader)):
             self.b.position_at_end(edge)
-            if self.plan.pushes_id[pred]:  # pushed for another successor's sake
-                pop(self.b, self.tape, I64, "pred.id")
-            self.transfer(adjs, pred)
-            self.b.insert(Instruction("br", labels=[self.rev_blocks[pred].name]))
+            self.back_to(pred, adjs)
+
+    def decide(self, join: str, adjs: list[tuple[Instruction, Value]], new: Function) -> None:
+        """Leave a join backwards to the predecessor its dominator's branch chose."""
+        cond, preds = self.plan.decided[join]
+        c = self.value("primal", cond)
+        edges = [Block(self.namer.fresh(f"{join}.from.{p}")) for p in preds]
+        new.blocks += edges
+        self.b.insert(Instruction("br", operands=[c], labels=[e.name for e in edges]))
+        for edge, pred in zip(edges, preds, strict=True):
+            self.b.position_at_end(edge)
+            self.back_to(pred, adjs)
+
+    def back_to(self, pred: str, adjs: list[tuple[Instruction, Value]]) -> None:
+        """Branch to the reverse of `pred`, the edge's phi adjoints transferred."""
+        if self.plan.pushes_id[pred]:  # pushed for another successor's sake
+            pop(self.b, self.tape, I64, "pred.id")
+        self.transfer(adjs, pred)
+        self.b.insert(Instruction("br", labels=[self.rev_blocks[pred].name]))
 
     def transfer(self, adjs: list[tuple[Instruction, Value]], pred: str) -> None:
         """Phi adjoints flow to the incoming values of the edge taken."""
@@ -818,6 +978,8 @@ class _Reverse:
         op = inst.opcode
         primal, shadow = self.popped(inst)
         args = [primal.get(v, v) for v in inst.operands]
+        if inst in self.plan.kept_alive:  # kept alive for the loads loaded again
+            self.b.call(declared(self.module, "NRT_decref"), [primal[inst]], VOID)
         if self.free_shadow(inst, shadow):
             return
         if self.release:
@@ -862,8 +1024,13 @@ class _Reverse:
                 raise self.fail(inst, f"'{inst.opcode}' {inst.callee_name}".strip())
             adj = self.take_adjoint(inst)
             out = primal.get(inst, inst)
-            contribs = rule.adjoint(self.b, out if isinstance(out, Instruction) else inst,
-                                    args, adj)  # fmt: skip
+            if rule.reads is not None:  # what no active partial reads was not kept: undef,
+                # for the partials whose contribution is dropped
+                args = [Constant(v.type, "undef") if a is v and isinstance(v, Instruction)
+                        else a for v, a in zip(inst.operands, args, strict=True)]  # fmt: skip
+                out = Constant(inst.type, "undef") if out is inst else out
+            contribs = rule.adjoint(self.b, out if isinstance(out, Instruction | Constant)
+                                    else inst, args, adj)  # fmt: skip
             for v, c in zip(inst.operands, contribs, strict=False):
                 self.add_adjoint(v, c)
 

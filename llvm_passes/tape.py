@@ -14,6 +14,7 @@ from .ir.types import size_in_bytes, struct
 
 TAPE_TYPE = struct(PTR, I64, I64)
 PUSH, POP, FREE = "enzpy.tape.push", "enzpy.tape.pop", "enzpy.tape.free"
+TAKE, KEEP = "enzpy.tape.take", "enzpy.tape.keep"
 
 _RUNTIME = f"""
 declare ptr @realloc(ptr, i64)
@@ -71,6 +72,46 @@ define internal void @"{FREE}"(ptr %tape) alwaysinline nounwind {{
 entry:
   %data = load ptr, ptr %tape, align 8
   call void @free(ptr %data)
+  ret void
+}}
+
+; an empty tape on the storage that `cell` holds (its capacity in its first slot), if any
+define internal void @"{TAKE}"(ptr %tape, ptr %cell) alwaysinline nounwind {{
+entry:
+  %data = atomicrmw xchg ptr %cell, ptr null acq_rel
+  %none = icmp eq ptr %data, null
+  br i1 %none, label %fresh, label %reuse
+
+fresh:
+  store {{ ptr, i64, i64 }} zeroinitializer, ptr %tape, align 8
+  ret void
+
+reuse:
+  %cap = load i64, ptr %data, align 8
+  %size.p = getelementptr inbounds i8, ptr %tape, i64 8
+  %cap.p = getelementptr inbounds i8, ptr %tape, i64 16
+  store ptr %data, ptr %tape, align 8
+  store i64 0, ptr %size.p, align 8
+  store i64 %cap, ptr %cap.p, align 8
+  ret void
+}}
+
+; leave the tape's storage in `cell` for the next call (freeing what was there)
+define internal void @"{KEEP}"(ptr %tape, ptr %cell) alwaysinline nounwind {{
+entry:
+  %data = load ptr, ptr %tape, align 8
+  %none = icmp eq ptr %data, null
+  br i1 %none, label %done, label %keep
+
+keep:
+  %cap.p = getelementptr inbounds i8, ptr %tape, i64 16
+  %cap = load i64, ptr %cap.p, align 8
+  store i64 %cap, ptr %data, align 8
+  %old = atomicrmw xchg ptr %cell, ptr %data acq_rel
+  call void @free(ptr %old)
+  br label %done
+
+done:
   ret void
 }}
 """

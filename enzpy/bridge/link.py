@@ -16,6 +16,7 @@ from numba.core import cgutils, types
 from numba.core.callconv import excinfo_t
 from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import intrinsic
+from numba.np.arrayobj import extents_may_overlap, get_array_memory_extents
 
 from . import capture
 from .abi import Activity, argument_layout, as_activity, shadowed_args, target_context
@@ -147,10 +148,12 @@ def reverse_entry(seed: float) -> EntryPoint:
 
 def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
                   restype: types.Type, activities: tuple[Activity, ...],
-                  shadowed: tuple[int, ...], ep: EntryPoint) -> Callable[..., Any]:
+                  shadowed: tuple[int, ...], ep: EntryPoint, aliased: str | None = None
+                  ) -> Callable[..., Any]:  # fmt: skip
     """The intrinsic's codegen: call `symbol` with the primal's flattened LLVM arguments
     (Numba's calling convention), then one shadow per active LLVM argument in order, then
-    the tape (see `EntryPoint`)."""
+    the tape (see `EntryPoint`). With `aliased`, that symbol is called instead when the
+    memory of two array arguments overlaps."""
     layout = argument_layout(argtypes)
     nargs = len(argtypes)
     passed = _passed_shadows(layout, shadowed, ep)
@@ -195,6 +198,10 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
         fnty = ir.FunctionType(primal_fnty.return_type if status_returned else ir.VoidType(),
                                list(primal_fnty.args) + tys)  # fmt: skip
         fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
+        if aliased is not None:
+            other = cgutils.get_or_insert_function(builder.module, fnty, aliased)
+            overlap = _arrays_overlap(context, builder, argtypes, args[:nargs])
+            fn = builder.select(overlap, other, fn)
         code = builder.call(fn, [retslot, excinfoptr, *flat, *shadows, *tape])
         if status_returned:
             status = call_conv._get_return_status(builder, code, builder.load(excinfoptr))
@@ -288,6 +295,30 @@ def _signature(argtypes: tuple[types.Type, ...], restype: types.Type,
     return ret(*params)
 
 
+def distinct_arrays(argtypes: Sequence[types.Type]) -> frozenset[int]:
+    """LLVM positions of the data pointers of the array arguments: the memory a derivative
+    may assume apart when its driver is given an `aliased` entry (see `make_driver`)."""
+    layout = argument_layout(tuple(argtypes))
+    return frozenset(leaf.position for ty, group in zip(argtypes, layout, strict=True)
+                     if isinstance(ty, types.Array) for leaf in group if leaf.role == "data")
+
+
+def _arrays_overlap(context: Any, builder: Any, argtypes: Sequence[types.Type],
+                    values: Sequence[Any]) -> Any:  # fmt: skip
+    """An i1: whether the memory extents of two of the array arguments intersect."""
+    extents = []
+    for ty, value in zip(argtypes, values, strict=True):
+        if isinstance(ty, types.Array):
+            ary = context.make_array(ty)(context, builder, value)
+            shape, strides = (cgutils.unpack_tuple(builder, t) for t in (ary.shape, ary.strides))
+            extents.append(get_array_memory_extents(context, builder, ty, ary, shape, strides,
+                                                    ary.data))  # fmt: skip
+    overlap = cgutils.false_bit
+    for (a0, a1), (b0, b1) in itertools.combinations(extents, 2):
+        overlap = builder.or_(overlap, extents_may_overlap(context, builder, a0, a1, b0, b1))
+    return overlap
+
+
 def _scalar(group: Sequence[Any]) -> bool:
     return len(group) == 1 and group[0].role == "scalar_float"
 
@@ -314,7 +345,7 @@ def _make_njit_driver(name: str, arity: int, intr: Any, sig: Any) -> Any:
 def make_driver(module_text: str, fn_name: str, library: Any,
                 argtypes: Sequence[types.Type], restype: types.Type,
                 activities: Sequence[Activity], *, key: Any = None,
-                seed: float | None = None) -> DerivativeDriver:
+                seed: float | None = None, aliased: str | None = None) -> DerivativeDriver:
     """Link the derivative `fn_name` of `module_text` and build its njit driver.
 
     `fn_name` takes the primal's LLVM arguments, then one shadow per non-CONST entry of
@@ -324,19 +355,21 @@ def make_driver(module_text: str, fn_name: str, library: Any,
     tangent is None when retptr is CONST. With `seed` (reverse mode) float scalars take no
     shadow and the driver returns (primal, their adjoints). `library` is the primal's code
     library (it resolves the primal's callees). Results are cached by `key` (default: a
-    digest of the inputs).
+    digest of the inputs). `aliased`: the entry point to call instead when the memory of two
+    array arguments overlaps (see `distinct_arrays`).
     """
     entry = FORWARD if seed is None else reverse_entry(seed)
     return make_drivers(module_text, {fn_name: entry}, library, argtypes, restype, activities,
-                        key=key)[fn_name]  # fmt: skip
+                        key=key, aliased={fn_name: aliased} if aliased else None)[fn_name]
 
 
 def make_drivers(module_text: str, entries: dict[str, EntryPoint], library: Any,
                  argtypes: Sequence[types.Type], restype: types.Type,
-                 activities: Sequence[Activity], *, key: Any = None
-                 ) -> dict[str, DerivativeDriver]:  # fmt: skip
+                 activities: Sequence[Activity], *, key: Any = None,
+                 aliased: dict[str, str] | None = None) -> dict[str, DerivativeDriver]:
     """Link the entry points of `module_text` (name -> how the driver calls it) into one
     library and build one driver per entry point (see `make_driver`)."""
+    aliased = aliased or {}
     argtypes = tuple(argtypes)
     activities = tuple(as_activity(a) for a in activities)
     ctx = target_context()
@@ -355,13 +388,14 @@ def make_drivers(module_text: str, entries: dict[str, EntryPoint], library: Any,
 
     shadowed = tuple(shadowed_args(argtypes, activities))
     n = next(_counter)
-    renames = {name: f"{name}.enzpy{n}" for name in entries}
+    renames = {name: f"{name}.enzpy{n}" for name in (*entries, *aliased.values())}
     lib = _build_library(module_text, renames, library)
     result = {}
     for name, ep in entries.items():
         k = next(_counter)
         sig = _signature(argtypes, restype, activities, shadowed, ep)
-        cg = _make_codegen(lib, renames[name], argtypes, restype, activities, shadowed, ep)
+        cg = _make_codegen(lib, renames[name], argtypes, restype, activities, shadowed, ep,
+                           renames.get(aliased.get(name, "")))  # fmt: skip
         intr = _make_intrinsic(f"_enzpy_call_{k}", len(sig.args), sig, cg)
         drv = _make_njit_driver(f"enzpy_driver_{k}", len(sig.args), intr, sig)
         result[name] = DerivativeDriver(drv, intr, lib, renames[name], argtypes, restype,

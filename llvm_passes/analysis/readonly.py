@@ -1,10 +1,11 @@
-"""Which memory a function never writes: the reverse sweep of combined mode may load such
-memory again instead of saving the loaded values on the tape.
+"""What memory may be written, and where: which pointers may alias (allocations of the
+function have identities; arguments may overlap unless the caller says they do not), what
+an instruction may write, which loads read memory nothing writes after them (the reverse
+sweep of combined mode loads them again instead of saving them on the tape), and which
+loads read one value during a whole loop (saved once per execution of the loop).
 
-Conservative: a function qualifies when everything it writes (stores, memory intrinsics,
-library calls that write, and the same in the functions it calls) is memory it allocated
-itself (or its return slot); then every load from memory reached through its arguments
-reads in the reverse sweep what it read in the forward sweep."""
+Conservative: a write through a pointer of unknown origin may alias anything, a call that
+writes unknown memory blocks every conclusion."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 from .. import rules
 from ..ir import Argument, Function, Instruction, Module, Value
 from ..rules.memory import ALLOCATORS, DATA_POINTER, REFCOUNT
+from .cfg import CFG, cfg
 from .loops import CountedLoop
 
 _MEMORY_INTRINSICS = ("llvm.memset", "llvm.memcpy", "llvm.memmove")
@@ -59,16 +61,24 @@ def _local(v: Value) -> bool:
     return all(_allocation(r) is not None for r in _roots(v))
 
 
-def may_alias(a: Value, b: Value) -> bool:
+def may_alias(a: Value, b: Value, distinct: frozenset[int] = frozenset()) -> bool:
     """Whether pointers `a` and `b` may address the same memory: not when they come from
     distinct allocations of the function, or one from such an allocation and the other from
-    an argument (memory that existed before the call)."""
-    for ra in _roots(a):
-        for rb in _roots(b):
+    an argument (memory that existed before the call), or from two arguments whose
+    positions are in `distinct` (the caller checked that their memory does not overlap)."""
+    return _roots_may_alias(_roots(a), _roots(b), distinct)
+
+
+def _roots_may_alias(ras: list[Value], rbs: list[Value], distinct: frozenset[int]) -> bool:
+    for ra in ras:
+        for rb in rbs:
             ia, ib = _allocation(ra), _allocation(rb)
             if ia is not None and (ib is not None and ib is not ia or isinstance(rb, Argument)):
                 continue
             if ib is not None and isinstance(ra, Argument):
+                continue
+            if isinstance(ra, Argument) and isinstance(rb, Argument) and ra is not rb \
+                    and ra.index in distinct and rb.index in distinct:
                 continue
             return True
     return False
@@ -112,17 +122,75 @@ def writes_only_local(module: Module, fn: Function, seen: set[str] | None = None
     return not any(_writes_outside(i, module, seen) for i in fn.instructions())
 
 
-def _argument_memory(v: Value) -> bool:
-    """Whether pointer `v` addresses memory reached through (non-`noalias`) arguments only."""
-    return all(isinstance(r, Argument) and not _noalias(r) for r in _roots(v))
+def _writes(module: Module, fn: Function, blocks: frozenset[str] | None = None
+            ) -> list[list[Value]] | None:  # fmt: skip
+    """The roots of every pointer written in `fn` (in `blocks` only, if given); None when
+    something writes unknown memory."""
+    out = []
+    for inst in fn.instructions():
+        if blocks is None or inst.block.name in blocks:
+            w = written(inst, module)
+            if w is None:
+                return None
+            out += [_roots(p) for p in w]
+    return out
 
 
-def reloadable_loads(module: Module, fn: Function) -> set[Instruction]:
-    """The float loads of `fn` whose memory holds, after `fn` returned, what they read."""
-    if not writes_only_local(module, fn):
-        return set()
-    return {i for i in fn.instructions() if i.opcode == "load" and i.type.is_float
-            and _argument_memory(i.operands[0])}  # fmt: skip
+def allocations(ptr: Value) -> list[Instruction]:
+    """The runtime allocation calls (`ALLOCATORS`) whose memory `ptr` may point into."""
+    found = {id(a): a for a in map(_allocation, _roots(ptr))
+             if isinstance(a, Instruction) and a.opcode == "call"}  # fmt: skip
+    return list(found.values())
+
+
+def _reloadable_memory(ptr: Value) -> bool:
+    """Argument memory (not a return slot) or runtime allocations: memory that outlives the
+    function's frame."""
+    return all(isinstance(r, Argument) and not _noalias(r)
+               or isinstance(a := _allocation(r), Instruction) and a.opcode == "call"
+               for r in _roots(ptr))  # fmt: skip
+
+
+def reloadable_loads(module: Module, fn: Function, distinct: frozenset[int] = frozenset()
+                     ) -> set[Instruction]:  # fmt: skip
+    """The float and integer loads of `fn` whose memory nothing may write once they have
+    read it (no write that may alias is reachable from them, in `fn` or its callees): when
+    `fn` returns, that memory holds what they read — unless it was freed (a runtime
+    allocation of `fn`). `distinct`: positions of arguments whose memory does not overlap."""
+    g = cfg(fn)
+    writes: dict[str, list[tuple[int, list[Value] | None]]] = {}
+    for block in fn.blocks:
+        for k, inst in enumerate(block.instructions):
+            w = written(inst, module)
+            for roots in [None] if w is None else [_roots(p) for p in w]:
+                writes.setdefault(block.name, []).append((k, roots))
+    later: dict[str, set[str]] = {}
+    out = set()
+    for block in fn.blocks:
+        for k, inst in enumerate(block.instructions):
+            if not (inst.opcode == "load" and (inst.type.is_float or inst.type.is_int)
+                    and _reloadable_memory(inst.operands[0])):  # fmt: skip
+                continue
+            if block.name not in later:
+                later[block.name] = _reachable(g, block.name)
+            after = [w for b in later[block.name] for w in writes.get(b, ())]
+            after += [w for w in writes.get(block.name, ()) if w[0] > k]
+            roots = _roots(inst.operands[0])
+            if not any(w is None or _roots_may_alias(w, roots, distinct) for _, w in after):
+                out.add(inst)
+    return out
+
+
+def _reachable(g: CFG, start: str) -> set[str]:
+    """Blocks reachable from `start` by at least one edge."""
+    seen: set[str] = set()
+    todo = list(g.succs[start])
+    while todo:
+        b = todo.pop()
+        if b not in seen:
+            seen.add(b)
+            todo.extend(g.succs[b])
+    return seen
 
 
 def _users(fn: Function) -> dict[int, list[Instruction]]:
@@ -172,11 +240,12 @@ def _outside(v: Value, blocks: frozenset[str], depth: int = 0) -> bool:
         _outside(o, blocks, depth + 1) for o in v.operands)
 
 
-def invariant_loads(module: Module, fn: Function, loops: Iterable[CountedLoop]
+def invariant_loads(module: Module, fn: Function, loops: Iterable[CountedLoop],
+                    distinct: frozenset[int] = frozenset()
                     ) -> dict[Instruction, CountedLoop]:  # fmt: skip
     """Float loads that read one value during a whole execution of a loop: the address is
-    the same in every iteration and nothing in the loop may write there. Each is mapped to
-    the outermost such loop."""
+    the same in every iteration and nothing in the loop may write there (`distinct` as in
+    `reloadable_loads`). Each is mapped to the outermost such loop."""
     loads = [i for i in fn.instructions() if i.opcode == "load" and i.type.is_float]
     out: dict[Instruction, CountedLoop] = {}
     for lp in sorted(loops, key=lambda lp: -len(lp.blocks)):
@@ -184,15 +253,9 @@ def invariant_loads(module: Module, fn: Function, loops: Iterable[CountedLoop]
                   and _outside(ld.operands[0], lp.blocks)]  # fmt: skip
         if not inside:
             continue
-        writes: list[Value] = []
-        for inst in fn.instructions():
-            if inst.block.name in lp.blocks:
-                w = written(inst, module)
-                if w is None:
-                    break
-                writes += w
-        else:
-            for ld in inside:
-                if not any(may_alias(w, ld.operands[0]) for w in writes):
-                    out[ld] = lp
+        writes = _writes(module, fn, lp.blocks)
+        for ld in inside if writes is not None else ():
+            roots = _roots(ld.operands[0])
+            if not any(_roots_may_alias(w, roots, distinct) for w in writes):
+                out[ld] = lp
     return out

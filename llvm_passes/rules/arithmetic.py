@@ -46,13 +46,13 @@ def fneg(b, inst, args, tans):
     return _neg(b, tans[0])
 
 
-@smooth("fmul")
+@smooth("fmul", reads=((1,), (0,)))
 def fmul(b, x, y, out):
     """d(x * y) = y dx + x dy"""
     return y, x
 
 
-@smooth("fdiv")
+@smooth("fdiv", reads=((1,), (1, "out")))
 def fdiv(b, x, y, out):
     """d(x / y) = dx / y - (x / y) dy / y"""
     inv = b.fdiv(b.fconst(y, 1.0), y)

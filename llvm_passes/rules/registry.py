@@ -36,6 +36,9 @@ class Rule:
     formula: str
     kind: str  # smooth | linear | zero | custom
     needs_out: bool = True  # the adjoint uses the primal result
+    # smooth: per operand, what its partial reads (operand indices, "out" for the result);
+    # None: every operand (and the result if `needs_out`)
+    reads: tuple[tuple[int | str, ...], ...] | None = None
     # memory calls: emits, before the call in the forward sweep, copies of the memory the
     # adjoint will read (returns pointers); the adjoint gets them as `cached=` and frees them
     cache: Callable[[Builder, Instruction, Sequence[Value]], list[Value]] | None = None
@@ -76,12 +79,14 @@ def _sum(b: Builder, terms: list[Value]) -> Value | None:
     return total
 
 
-def smooth(*keys: str):
+def smooth(*keys: str, reads: tuple[tuple[int | str, ...], ...] | None = None):
     """Register a differentiable op by its partial derivatives.
 
     The decorated function `partials(b, *args, out) -> tuple` returns ∂out/∂arg_i for each
     operand (`None` for operands without a derivative, e.g. integer exponents). Tangent:
-    Σ_i ∂_i · ṫ_i. Adjoint: ā_i += ∂_i · ā_out.
+    Σ_i ∂_i · ṫ_i. Adjoint: ā_i += ∂_i · ā_out. `reads[i]`, when given, lists what ∂_i
+    reads (operand indices, "out"): the reverse sweep keeps only what the partials of active
+    operands read (the others get `undef`).
     """
 
     def deco(partials: Callable[..., Sequence[Value | None]]):
@@ -100,7 +105,8 @@ def smooth(*keys: str):
         doc = (partials.__doc__ or "").strip()
         uses_out = any(i.opname.startswith("LOAD_FAST") and i.argval == "out"
                        for i in dis.get_instructions(partials))  # fmt: skip
-        register(keys, lambda k: Rule(k, tangent, adjoint, doc, "smooth", uses_out))
+        register(keys, lambda k: Rule(k, tangent, adjoint, doc, "smooth", uses_out,
+                                      reads=reads))  # fmt: skip
         return partials
 
     return deco

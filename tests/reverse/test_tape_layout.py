@@ -172,9 +172,6 @@ def test_loads_are_not_hoisted_past_writes_that_may_reach_them():
     dot_test(_inner_loop_writes_what_it_reads, (x, 3), (0,))
     check_reverse(_inner_loop_writes_an_argument, (x, y, 3), (0, 1))
     dot_test(_inner_loop_writes_an_argument, (x, y, 3), (0, 1))
-    z, dz = x.copy(), np.zeros(5)  # the same array twice, one shadow
-    ez.autodiff(ez.Reverse, _inner_loop_writes_an_argument, ez.Active, ez.Duplicated(z, dz),
-                ez.Duplicated(z, dz), ez.Const(2))  # fmt: skip
     eps, grad = 1e-6, np.zeros(5)
     for k in range(5):
         zp, zm = x.copy(), x.copy()
@@ -182,7 +179,11 @@ def test_loads_are_not_hoisted_past_writes_that_may_reach_them():
         zm[k] -= eps
         grad[k] = (_inner_loop_writes_an_argument(zp, zp, 2)
                    - _inner_loop_writes_an_argument(zm, zm, 2)) / (2 * eps)  # fmt: skip
-    np.testing.assert_allclose(dz, grad, rtol=1e-6, atol=1e-8)
+    for _ in range(6):  # the same array twice, one shadow (also through the compiled entry)
+        z, dz = x.copy(), np.zeros(5)
+        ez.autodiff(ez.Reverse, _inner_loop_writes_an_argument, ez.Active, ez.Duplicated(z, dz),
+                    ez.Duplicated(z, dz), ez.Const(2))  # fmt: skip
+        np.testing.assert_allclose(dz, grad, rtol=1e-6, atol=1e-8)
 
 
 @ez.enzyme_jit
@@ -207,3 +208,60 @@ def test_small_callee_is_inlined_and_keeps_nothing_per_call():
     ez.autodiff(ez.Reverse, _calls_a_small_function, ez.Active, ez.Duplicated(x, dx))
     np.testing.assert_allclose(dx, 2 * x * np.sin(x) + x * x * np.cos(x), rtol=1e-12)
     assert ez.last_tape_bytes() <= 8 * n + 64  # sin(x[i]) only: a[i] is loaded again
+
+
+@ez.enzyme_jit
+def _temporary_then_reduction(x, y):
+    n = x.shape[0]
+    t = np.empty(n)
+    for i in range(n):
+        t[i] = np.sin(x[i])
+        y[i] = t[i] * x[i]  # an output written once...
+    s = 0.0
+    for i in range(n):
+        s += t[i] * t[i] * y[i]  # ...then read, like the temporary: nothing writes them again
+    return s
+
+
+def test_memory_read_after_its_last_write_is_loaded_again():
+    n = 2000
+    x, y = np.linspace(-1.0, 1.0, n), np.zeros(n)
+    check_reverse(_temporary_then_reduction, (x[:6].copy(), y[:6].copy()), (0, 1))
+    dot_test(_temporary_then_reduction, (x[:6].copy(), y[:6].copy()), (0, 1))
+    ez.autodiff(ez.Reverse, _temporary_then_reduction, ez.Active,
+                ez.Duplicated(x, np.zeros(n)), ez.Duplicated(y, np.zeros(n)))  # fmt: skip
+    assert ez.last_tape_bytes() <= 8 * n + 128  # sin(x[i]) for a product; nothing of t, y
+
+
+@ez.enzyme_jit
+def _scaled_sums(x, c):
+    s = 0.0
+    for i in range(x.shape[0]):
+        t = np.sin(x[i])
+        s += 2.0 * t + c * t + t / 3.0  # products with constants need no value of t
+    return s
+
+
+def test_products_with_constants_keep_nothing():
+    n = 1000
+    x = np.linspace(-1.0, 1.0, n)
+    check_reverse(_scaled_sums, (x[:5].copy(), 0.7), (0,))
+    dot_test(_scaled_sums, (x[:5].copy(), 0.7), (0,))
+    dx = np.zeros(n)
+    ez.autodiff(ez.Reverse, _scaled_sums, ez.Active, ez.Duplicated(x, dx), ez.Const(0.7))
+    np.testing.assert_allclose(dx, (2.0 + 0.7 + 1.0 / 3.0) * np.cos(x), rtol=1e-14)
+    assert ez.last_tape_bytes() <= 64
+
+
+def test_tape_storage_kept_between_calls_gives_the_same_gradient():
+    """The combined entry reuses its tape's storage: calls of other sizes in between."""
+    rng = np.random.default_rng(7)
+    grads = []
+    for n in (50, 5000, 50, 20000, 50):
+        x = rng.standard_normal(n) if n != 50 else np.linspace(-1.0, 1.0, 50)
+        dx = np.zeros(n)
+        ez.autodiff(ez.Reverse, _reduction, ez.Active, ez.Duplicated(x, dx))
+        np.testing.assert_allclose(dx, np.cos(x) * x + np.sin(x), rtol=1e-13)
+        if n == 50:
+            grads.append(dx)
+    assert all(np.array_equal(g, grads[0]) for g in grads)
