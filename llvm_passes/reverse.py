@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from . import rules
 from .analysis.activity import Activity, ActivityResult, activity
 from .analysis.cfg import CFG, cfg, dominators
-from .analysis.loops import CountedLoop, Induction, counted_loops, split_exit_edges
+from .analysis.loops import (
+    CountedLoop,
+    Induction,
+    counted_loops,
+    loop_headers,
+    split_exit_edges,
+)  # fmt: skip
 from .analysis.readonly import allocations, invariant_loads, reloadable_loads
 from .errors import NoDerivativeError
 from .forward import _FunctionForward, function_to_derive, has_rule
@@ -54,6 +60,7 @@ from .tape import (
     localize,
     pop,
     push,
+    reserve,
     storable,
     sync,
 )  # fmt: skip
@@ -317,9 +324,35 @@ class _Plan:
         # the last iv as `bound - step` when it has `bound` for free, instead of popping it
         self.bounds: dict[tuple[str, str], Value] = {}  # (exit block, header) -> bound
         for lp in self.loops.values():
-            exit_block, bound = _latch_exit(fn, lp)
-            if exit_block is not None and self._take_free(bound, exit_block, once):
-                self.bounds[(exit_block, lp.header)] = bound
+            found = _latch_exit(fn, lp)
+            if found is not None and self._take_free(found[1], found[0], once):
+                self.bounds[(found[0], lp.header)] = found[1]
+        self.reserved = self._reservations()
+        self.unchecked = {b for lp, _, _ in self.reserved.values() for b in lp.blocks}
+
+    def _reservations(self) -> dict[str, tuple[CountedLoop, Value, int]]:
+        """Innermost counted loops whose trip count the preheader knows (`bound` defined
+        before the loop) and whose pushes are all their own (no callee, no library call):
+        preheader -> (loop, bound, pushes per iteration). The forward sweep makes room for all
+        the iterations at once; the loop's pushes need no capacity check (LLVM can
+        vectorize)."""
+        headers = loop_headers(self.graph)
+        out = {}
+        for lp in self.loops.values():
+            found = _latch_exit(self.fn, lp)
+            insts = [i for b in lp.blocks for i in self.fn.block(b).instructions]
+            if found is None or headers & lp.blocks != {lp.header} or any(
+                    i in self.act.callees or i in self.library_calls for i in insts):
+                continue
+            bound = found[1]
+            if isinstance(bound, Instruction) and bound.block is not None \
+                    and bound.block.name in lp.blocks:
+                continue
+            per_iteration = sum(len(self.pushes.get(i, ())) for i in insts) + sum(
+                self.pushes_id[b] for b in lp.blocks)
+            if per_iteration:
+                out[lp.preheader] = (lp, bound, per_iteration)
+        return out
 
     def _reloads(self, module: Module, distinct: frozenset[int], once: set[str], root: bool
                  ) -> tuple[set[Instruction], dict[Instruction, None]]:  # fmt: skip
@@ -511,23 +544,18 @@ def declared(module: Module, name: str) -> str:
     return name
 
 
-def _latch_exit(fn: Function, lp: CountedLoop) -> tuple[str | None, Value]:
+def _latch_exit(fn: Function, lp: CountedLoop) -> tuple[str, Value] | None:
     """The exit edge block by which `lp`'s latch leaves when `iv + step == bound`, and the
     bound (None when the latch does not test its counter that way)."""
     term = fn.block(lp.latch).terminator
-    nothing: tuple[str | None, Value] = (None, Constant(I64, "0"))
-    if term.opcode != "br" or len(term.labels) != 2:
-        return nothing
-    test = term.operands[0]
+    test = term.operands[0] if term.opcode == "br" and len(term.labels) == 2 else None
     if not (isinstance(test, Instruction) and test.opcode == "icmp" and test.pred in ("eq", "ne")):
-        return nothing
+        return None
     step = dict(zip(lp.counter.phi.labels, lp.counter.phi.operands, strict=True))[lp.latch]
     a, b = test.operands
     bound = b if a is step else a if b is step else None
     leave = term.labels[0 if test.pred == "eq" else 1]
-    if bound is None or leave in lp.blocks:
-        return nothing
-    return leave, bound
+    return None if bound is None or leave in lp.blocks else (leave, bound)
 
 
 # ---- the augmented forward sweep --------------------------------------------------------------
@@ -596,7 +624,8 @@ class _Augmented(_FunctionForward):
         return value
 
     def push(self, inst: Instruction, kind: str, v: Value) -> None:
-        push(self.b, self.tape, self.saved_value(inst, kind, v))
+        push(self.b, self.tape, self.saved_value(inst, kind, v),
+             reserved=inst.block.name in self.plan.unchecked)  # type: ignore[union-attr]
 
     def reserve_frame(self) -> None:
         self.tape = localize(self.b, self.tape_arg)
@@ -622,9 +651,19 @@ class _Augmented(_FunctionForward):
         if inst.opcode == "ret" and self.plan.frame:
             push(self.b, self.tape, self.frame_offset)
         if inst.opcode == "ret" and len(self.plan.rets) > 1 or self.plan.pushes_id[block]:
-            push(self.b, self.tape, const(I64, self.plan.index[block]))
+            push(self.b, self.tape, const(I64, self.plan.index[block]),
+                 reserved=block in self.plan.unchecked)  # fmt: skip
         if inst.opcode == "ret":
             sync(self.b, self.tape, self.tape_arg)
+        if block in self.plan.reserved:  # room for every push of the loop it enters
+            lp, bound, per_iteration = self.plan.reserved[block]
+            c = lp.counter
+            trips = self.b.binop("sdiv", self.b.binop("sub", bound, c.start, "trips"),
+                                 const(I64, c.step), "trips")  # fmt: skip
+            trips = self.b.select(self.b.icmp("sgt", trips, const(I64, 0), "trips.some"),
+                                  trips, const(I64, 0), "trips")  # fmt: skip
+            reserve(self.b, self.tape, self.b.binop("mul", trips, const(I64, 8 * per_iteration),
+                                                    "tape.room"))  # fmt: skip
 
     # tangents are not computed in this sweep: only pointer shadows
     def visit(self, inst: Instruction) -> None:
@@ -777,8 +816,13 @@ class _Reverse:
         rets = self.plan.rets
         self.tape = localize(self.b, self.tape_arg)
         exit_id = pop(self.b, self.tape, I64, "exit.id") if len(rets) > 1 else None
-        if self.plan.frame:
-            self.frame_offset = pop(self.b, self.tape, I64, "frame.offset")
+        self.frame_values: dict[tuple[str, Value], Value] = {}
+        if self.plan.frame:  # complete by now: read once, so LLVM sees loop invariants
+            offset = pop(self.b, self.tape, I64, "frame.offset")
+            for (kind, v), k in self.plan.frame.items():
+                ty = PTR if kind == "shadow" else v.type
+                self.frame_values[(kind, v)] = self.b.load(
+                    ty, frame_slot(self.b, self.tape, offset, k), 8, f"{v.name}.{kind}")
         self.dispatch(rets, exit_id)
         for block in fn.blocks:
             new.blocks.append(self.rev_blocks[block.name])
@@ -950,7 +994,6 @@ class _Reverse:
         got = self.block_values.get((kind, v))
         if got is not None:
             return got
-        k = self.plan.frame.get((kind, v))
         saved = [lp for lp in self.plan.saved_in.get((kind, v), ()) if self.block in lp.blocks]
         if saved:
             ty = PTR if kind == "shadow" else v.type
@@ -958,10 +1001,8 @@ class _Reverse:
             got = self.b.load(ty, slot, 8, f"{v.name}.{kind}")
         elif kind == "primal" and v in self.plan.inductions:
             got = self.induction(*self.plan.inductions[v])
-        elif k is not None:
-            ty = PTR if kind == "shadow" else v.type
-            slot = frame_slot(self.b, self.tape, self.frame_offset, k)
-            got = self.b.load(ty, slot, 8, f"{v.name}.{kind}")
+        elif (kind, v) in self.frame_values:
+            got = self.frame_values[(kind, v)]
         else:
             recomputed = self.plan.recompute if kind == "primal" else self.plan.recompute_shadow
             assert isinstance(v, Instruction) and v in recomputed, (kind, v)

@@ -8,13 +8,14 @@ functions added to a module on first use.
 
 from __future__ import annotations
 
-from .ir import I1, I8, I64, PTR, Constant, Module, Type, Value, parse_module
+from .ir import I1, I8, I64, PTR, VOID, Constant, Module, Type, Value, parse_module
 from .ir.builder import Builder
 from .ir.types import size_in_bytes, struct
 
 TAPE_TYPE = struct(PTR, I64, I64)
 PUSH, POP, FREE = "enzpy.tape.push", "enzpy.tape.pop", "enzpy.tape.free"
 TAKE, KEEP = "enzpy.tape.take", "enzpy.tape.keep"
+RESERVE, PUSH_RESERVED = "enzpy.tape.reserve", "enzpy.tape.push.reserved"
 
 _RUNTIME = f"""
 declare ptr @realloc(ptr, i64)
@@ -54,6 +55,52 @@ ok:
   %data = load ptr, ptr %tape, align 8
   %slot = getelementptr inbounds i8, ptr %data, i64 %size
   store i64 %new, ptr %size.p, align 8
+  ret ptr %slot
+}}
+
+; make room for `bytes` more bytes: pushes into them need no check
+define internal void @"{RESERVE}"(ptr %tape, i64 %bytes) alwaysinline nounwind {{
+entry:
+  %size.p = getelementptr inbounds i8, ptr %tape, i64 8
+  %cap.p = getelementptr inbounds i8, ptr %tape, i64 16
+  %size = load i64, ptr %size.p, align 8
+  %cap = load i64, ptr %cap.p, align 8
+  %need = add i64 %size, %bytes
+  %full = icmp ugt i64 %need, %cap
+  br i1 %full, label %grow, label %ok
+
+grow:
+  %twice = shl i64 %cap, 1
+  %big = icmp ugt i64 %twice, %need
+  %cap1 = select i1 %big, i64 %twice, i64 %need
+  %small = icmp ult i64 %cap1, 4096
+  %cap2 = select i1 %small, i64 4096, i64 %cap1
+  %data.old = load ptr, ptr %tape, align 8
+  %data.new = call ptr @realloc(ptr %data.old, i64 %cap2)
+  %failed = icmp eq ptr %data.new, null
+  br i1 %failed, label %oom, label %grown
+
+oom:
+  call void @abort()
+  unreachable
+
+grown:
+  store ptr %data.new, ptr %tape, align 8
+  store i64 %cap2, ptr %cap.p, align 8
+  br label %ok
+
+ok:
+  ret void
+}}
+
+define internal ptr @"{PUSH_RESERVED}"(ptr %tape) alwaysinline nounwind {{
+entry:
+  %size.p = getelementptr inbounds i8, ptr %tape, i64 8
+  %size = load i64, ptr %size.p, align 8
+  %new = add i64 %size, 8
+  store i64 %new, ptr %size.p, align 8
+  %data = load ptr, ptr %tape, align 8
+  %slot = getelementptr inbounds i8, ptr %data, i64 %size
   ret ptr %slot
 }}
 
@@ -131,9 +178,15 @@ def storable(t: Type) -> bool:
     return t.kind in ("int", "float", "ptr") and size_in_bytes(t) <= 8
 
 
-def push(b: Builder, tape: Value, v: Value) -> None:
-    slot = b.call(PUSH, [tape], PTR, "slot")
+def push(b: Builder, tape: Value, v: Value, reserved: bool = False) -> None:
+    """Push `v` (`reserved`: into room a `reserve` made, without a capacity check)."""
+    slot = b.call(PUSH_RESERVED if reserved else PUSH, [tape], PTR, "slot")
     b.store(v, slot, 8)
+
+
+def reserve(b: Builder, tape: Value, nbytes: Value) -> None:
+    """Make room for `nbytes` more bytes on the tape."""
+    b.call(RESERVE, [tape, nbytes], VOID)
 
 
 def frame_slot(b: Builder, tape: Value, offset: Value, k: int) -> Value:

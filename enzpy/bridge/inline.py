@@ -15,6 +15,8 @@ import llvmlite.binding as llvm
 from numba.core.registry import cpu_target
 
 from llvm_passes import rules
+from llvm_passes.analysis.loops import only_counted_loops
+from llvm_passes.ir import Module, parse_module
 
 #: callees with at most this many instructions are inlined
 MAX_INSTRUCTIONS = 400
@@ -31,7 +33,11 @@ def inline_small_callees(texts: list[str], root: str) -> list[str]:
     for text in texts[1:]:
         module.link_in(llvm.parse_assembly(text))
     defined = {fn.name: fn for fn in module.functions if not fn.is_declaration}
-    memo: dict[str, bool] = {}
+    parsed = Module()
+    for text in texts:
+        parsed.merge(parse_module(text))
+    memo = {name: False for name, fn in parsed.functions.items()
+            if not fn.is_declaration and not only_counted_loops(fn)}
     chosen = [defined[name] for name in defined
               if name != root and _inlinable(name, defined, memo)]
     if not chosen:
@@ -52,7 +58,9 @@ def inline_small_callees(texts: list[str], root: str) -> list[str]:
 def _inlinable(name: str, defined: dict[str, llvm.ValueRef], memo: dict[str, bool]) -> bool:
     """Small functions calling only intrinsics, the runtime, math functions with a rule and
     other such functions (library implementations calling BLAS or LAPACK stay whole, so
-    errors can name them)."""
+    errors can name them). `memo` starts with the functions that have loops other than
+    counted ones: inlined, such a loop would cost the caller's tape an id per iteration
+    even where nothing in it is differentiated (`x ** n`'s repeated squaring)."""
     if name not in defined:
         return name.startswith(("llvm.", "NRT_")) or name not in rules.WRITES and (
             name in rules.RULES and rules.RULES[name].kind != "custom")

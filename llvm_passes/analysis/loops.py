@@ -108,3 +108,16 @@ def split_exit_edges(fn: Function) -> None:
             term.labels = [edge.name if t == target else t for t in term.labels]
             for phi in fn.block(target).phis:
                 phi.labels = [edge.name if t == block.name else t for t in phi.labels]
+
+
+def loop_headers(g: CFG) -> set[str]:
+    """Headers of the natural loops of a CFG (targets of edges from blocks they dominate)."""
+    idom = dominators(g)
+    return {s for b in g.rpo for s in g.succs[b] if s in idom and _dominated(idom, b, s)}
+
+
+def only_counted_loops(fn: Function) -> bool:
+    """Whether every loop of `fn` is a counted loop (the reverse sweep replays those without
+    the path on the tape; other loops cost an id per iteration)."""
+    g = cfg(fn)
+    return loop_headers(g) <= {lp.header for lp in counted_loops(fn, g)}
