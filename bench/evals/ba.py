@@ -108,11 +108,12 @@ def jacobian_enzpy(args: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
     p = w.shape[0]
     blocks = np.empty((p, 2, NCAM + 4))
     wdiag = np.empty(p)
+    shadows = dc, dx, dw, derr, dwerr = [np.zeros_like(a) for a in (cams, X, w, err, werr)]
     for seed_row in (0, 1, 2):
-        dc, dx, dw = np.zeros_like(cams), np.zeros_like(X), np.zeros_like(w)
-        derr, dwerr = np.zeros_like(err), np.zeros_like(werr)
+        for s in shadows[:3] if seed_row else ():  # reused: no fresh pages to fault in
+            s.fill(0.0)
         if seed_row < 2:
-            derr[:, seed_row] = 1.0
+            derr[:, seed_row] = 1.0  # the reverse pass consumed (zeroed) the seeds
         else:
             dwerr[:] = 1.0
         ez.autodiff(ez.Reverse, ba_residuals, ez.Const, ez.Duplicated(cams, dc),
