@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from . import rules
 from .analysis.activity import Activity, ActivityResult, activity
-from .analysis.cfg import CFG, cfg, dominators
+from .analysis.cfg import CFG, cfg, dominators, reachable
 from .analysis.loops import (
     CountedLoop,
     Induction,
@@ -27,7 +27,7 @@ from .analysis.loops import (
     loop_headers,
     split_exit_edges,
 )  # fmt: skip
-from .analysis.readonly import allocations, invariant_loads, reloadable_loads
+from .analysis.readonly import allocations, element_type, invariant_loads, reloadable_loads
 from .errors import NoDerivativeError
 from .forward import _FunctionForward, function_to_derive, has_rule
 from .ir import (
@@ -44,6 +44,7 @@ from .ir import (
     GlobalRef,
     Instruction,
     Module,
+    Type,
     Value,
 )
 from .ir.builder import Builder, Namer
@@ -240,14 +241,17 @@ def _is_active_float(act: ActivityResult, v: Value) -> bool:
     return v.type.is_float and act.is_active(v)
 
 
-def _overwrites_without_derivative(act: ActivityResult, inst: Instruction) -> bool:
-    """A memset, or a copy from memory without derivative, into memory with one: its reverse
-    zeroes the destination's shadow."""
+def _memory_copy(act: ActivityResult, inst: Instruction) -> str | None:
+    """How a memset, memcpy or memmove into memory with derivatives is reversed: 'zero'
+    (a memset, or a copy from memory without derivative: the destination's shadow is
+    zeroed) or 'copy' (the destination's adjoints move to the source's); None otherwise."""
     name = inst.callee_name or ""
     if not name.startswith(("llvm.memset", "llvm.memcpy", "llvm.memmove")):
-        return False
+        return None
     dst, src = inst.operands[:2]
-    return act.is_active(dst) and (name.startswith("llvm.memset") or not act.is_active(src))
+    if not act.is_active(dst):
+        return None
+    return "zero" if name.startswith("llvm.memset") or not act.is_active(src) else "copy"
 
 
 class _Plan:
@@ -296,6 +300,7 @@ class _Plan:
         self.recompute: set[Instruction] = set()  # rematerialized in the reverse sweep
         self.recompute_shadow: set[Instruction] = set()  # GEPs whose shadow is rebuilt
         self.library_calls: set[Instruction] = set()  # memory-writing calls to reverse
+        self.copy_types: dict[Instruction, Type] = {}  # memcpy/memmove -> element type
         self.decided = self._decided_joins(once)
         self.pushes_id = {b.name: any(len(self.graph.preds[s]) > 1 and s not in self.loops
                                       and s not in self.decided for s in b.successors)
@@ -380,21 +385,11 @@ class _Plan:
             if term.opcode != "br" or len(set(term.labels)) != 2:
                 continue
             sides = [{p for p in preds if p == top and label == join
-                      or p in self._region(label, {top, join})} for label in term.labels]
+                      or p in reachable(g, [label], {top, join})} for label in term.labels]
             if all(len(side) == 1 for side in sides) and sides[0] != sides[1] \
                     and self._take_free(term.operands[0], join, once):
                 out[join] = (term.operands[0], (sides[0].pop(), sides[1].pop()))
         return out
-
-    def _region(self, start: str, stop: set[str]) -> set[str]:
-        """Blocks reachable from `start` (included) without passing through `stop`."""
-        seen, todo = set(), [start]
-        while todo:
-            b = todo.pop()
-            if b not in seen and b not in stop:
-                seen.add(b)
-                todo.extend(self.graph.succs[b])
-        return seen
 
     def _free(self, v: Value, block: str, once: set[str], depth: int = 0) -> bool:
         """Whether the reverse sweep has `v` at `block` without the tape's help (beyond the
@@ -509,8 +504,19 @@ class _Plan:
                         + [("shadow", v) for v, p in zip(ops, pattern, strict=True)
                            if p and not v.type.is_float])
             name = inst.callee_name
-            if _overwrites_without_derivative(act, inst):
+            copy = _memory_copy(act, inst)
+            if copy == "zero":
                 return [("shadow", ops[0]), ("primal", ops[2])]
+            if copy == "copy":
+                elem = element_type(self.fn, ops[:2])
+                if elem is None or ops[2].type != I64 or rules.lookup(inst).adjoint is None:
+                    raise NoDerivativeError(
+                        f"a call to {name}", inst.text(), self.fn.name, MODE, inst.loc,
+                        "A copy between memory with derivatives is reversed only as a memcpy "
+                        "of memory this function reads or writes as one float type (its "
+                        "derivatives are moved back element by element).")
+                self.copy_types[inst] = elem
+                return [("shadow", ops[0]), ("shadow", ops[1]), ("primal", ops[2])]
             rule = rules.lookup(inst)
             if name in rules.WRITES:  # library call writing memory: reversed by its rule
                 if not any(act.is_active(v) for v in ops if v.type.is_ptr):
@@ -751,11 +757,11 @@ class _Augmented(_FunctionForward):
         if rule is None:
             return super().visit_call(inst)  # raises the named error
         if rule.kind == "custom" and name.startswith("llvm.mem"):
-            if _overwrites_without_derivative(self.act, inst):
-                self.copy(inst)
+            if _memory_copy(self.act, inst) is not None:
+                self.copy(inst)  # the shadows are reversed in the reverse sweep
                 return None
-            raise self.fail(inst, f"a call to {name}", "Copies of memory holding "
-                            "derivatives are not supported in reverse mode yet.")
+            raise self.fail(inst, f"a call to {name}", "A copy of memory holding derivatives "
+                            "into memory judged without them.")
         if rule.kind == "custom" and name not in rules.WRITES:
             return super().visit_call(inst)  # allocation and data pointers of shadows
         if rule.cache is not None and inst in self.plan.library_calls:
@@ -1047,8 +1053,12 @@ class _Reverse:
                 self.add_adjoint(inst.operands[2], self.b.select(c, zero, adj, "adj"))
         elif op == "call" and inst in self.act.callees:
             self.reverse_call(inst, args, shadow)
-        elif op == "call" and _overwrites_without_derivative(self.act, inst):
+        elif op == "call" and _memory_copy(self.act, inst) == "zero":
             self.b.memset(shadow[inst.operands[0]], const(I8, 0), args[2])  # consumed
+        elif op == "call" and _memory_copy(self.act, inst) == "copy":
+            rules.lookup(inst).adjoint(self.b, inst, args,  # type: ignore[union-attr]
+                                       [shadow[v] for v in inst.operands[:2]],
+                                       elem=self.plan.copy_types[inst])  # fmt: skip
         elif op == "call" and inst in self.plan.library_calls:
             rule = rules.lookup(inst)
             if rule is None or rule.adjoint is None:

@@ -2,8 +2,10 @@
 its reverse sweep. Values are pushed in the forward sweep and popped in exactly the reverse
 order, so calls, loops and branches need no bookkeeping beyond pushing.
 
-Layout: `{ ptr data, i64 size, i64 capacity }` (bytes). The runtime is three small IR
-functions added to a module on first use.
+Layout: `{ ptr data, i64 size, i64 capacity }` (bytes). The runtime is a few small IR
+functions added to a module on first use: push (with a capacity check), reserve and push
+into reserved room (loops that know their trip count), pop, and the storage's release —
+freed, or kept in a per-derivative cell for the next call (take/keep).
 """
 
 from __future__ import annotations
@@ -25,36 +27,8 @@ declare void @abort()
 
 define internal ptr @"{PUSH}"(ptr %tape) alwaysinline nounwind {{
 entry:
-  %size.p = getelementptr inbounds i8, ptr %tape, i64 8
-  %cap.p = getelementptr inbounds i8, ptr %tape, i64 16
-  %size = load i64, ptr %size.p, align 8
-  %cap = load i64, ptr %cap.p, align 8
-  %new = add i64 %size, 8
-  %full = icmp ugt i64 %new, %cap
-  br i1 %full, label %grow, label %ok
-
-grow:
-  %twice = shl i64 %cap, 1
-  %big = icmp ugt i64 %twice, 4096
-  %cap2 = select i1 %big, i64 %twice, i64 4096
-  %data.old = load ptr, ptr %tape, align 8
-  %data.new = call ptr @realloc(ptr %data.old, i64 %cap2)
-  %failed = icmp eq ptr %data.new, null
-  br i1 %failed, label %oom, label %grown
-
-oom:
-  call void @abort()
-  unreachable
-
-grown:
-  store ptr %data.new, ptr %tape, align 8
-  store i64 %cap2, ptr %cap.p, align 8
-  br label %ok
-
-ok:
-  %data = load ptr, ptr %tape, align 8
-  %slot = getelementptr inbounds i8, ptr %data, i64 %size
-  store i64 %new, ptr %size.p, align 8
+  call void @"{RESERVE}"(ptr %tape, i64 8)
+  %slot = call ptr @"{PUSH_RESERVED}"(ptr %tape)
   ret ptr %slot
 }}
 

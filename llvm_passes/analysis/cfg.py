@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from ..ir import Function
@@ -38,6 +39,18 @@ def cfg(fn: Function) -> CFG:
             stack.append((nxt, iter(succs[nxt])))
     return CFG(fn.entry.name, succs, {k: tuple(v) for k, v in preds.items()},
                tuple(reversed(order)))  # fmt: skip
+
+
+def reachable(g: CFG, starts: Iterable[str], stop: Collection[str] = ()) -> set[str]:
+    """Blocks reachable from `starts` (included) without passing through `stop`."""
+    seen: set[str] = set()
+    todo = list(starts)
+    while todo:
+        b = todo.pop()
+        if b not in seen and b not in stop:
+            seen.add(b)
+            todo.extend(g.succs[b])
+    return seen
 
 
 def dominators(g: CFG) -> dict[str, str | None]:

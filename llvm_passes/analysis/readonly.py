@@ -9,12 +9,12 @@ writes unknown memory blocks every conclusion."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .. import rules
-from ..ir import Argument, Function, Instruction, Module, Value
+from ..ir import Argument, Function, Instruction, Module, Type, Value
 from ..rules.memory import ALLOCATORS, DATA_POINTER, REFCOUNT
-from .cfg import CFG, cfg
+from .cfg import cfg, reachable
 from .loops import CountedLoop
 
 _MEMORY_INTRINSICS = ("llvm.memset", "llvm.memcpy", "llvm.memmove")
@@ -61,15 +61,11 @@ def _local(v: Value) -> bool:
     return all(_allocation(r) is not None for r in _roots(v))
 
 
-def may_alias(a: Value, b: Value, distinct: frozenset[int] = frozenset()) -> bool:
-    """Whether pointers `a` and `b` may address the same memory: not when they come from
-    distinct allocations of the function, or one from such an allocation and the other from
-    an argument (memory that existed before the call), or from two arguments whose
-    positions are in `distinct` (the caller checked that their memory does not overlap)."""
-    return _roots_may_alias(_roots(a), _roots(b), distinct)
-
-
 def _roots_may_alias(ras: list[Value], rbs: list[Value], distinct: frozenset[int]) -> bool:
+    """Whether pointers with these roots may address the same memory: not when they come
+    from distinct allocations of the function, or one from such an allocation and the other
+    from an argument (memory that existed before the call), or from two arguments whose
+    positions are in `distinct` (the caller checked that their memory does not overlap)."""
     for ra in ras:
         for rb in rbs:
             ia, ib = _allocation(ra), _allocation(rb)
@@ -172,7 +168,7 @@ def reloadable_loads(module: Module, fn: Function, distinct: frozenset[int] = fr
                     and _reloadable_memory(inst.operands[0])):  # fmt: skip
                 continue
             if block.name not in later:
-                later[block.name] = _reachable(g, block.name)
+                later[block.name] = reachable(g, g.succs[block.name])
             after = [w for b in later[block.name] for w in writes.get(b, ())]
             after += [w for w in writes.get(block.name, ()) if w[0] > k]
             roots = _roots(inst.operands[0])
@@ -181,16 +177,26 @@ def reloadable_loads(module: Module, fn: Function, distinct: frozenset[int] = fr
     return out
 
 
-def _reachable(g: CFG, start: str) -> set[str]:
-    """Blocks reachable from `start` by at least one edge."""
-    seen: set[str] = set()
-    todo = list(g.succs[start])
-    while todo:
-        b = todo.pop()
-        if b not in seen:
-            seen.add(b)
-            todo.extend(g.succs[b])
-    return seen
+def _memory_key(r: Value) -> Value:
+    """What memory a root pointer addresses, for matching accesses: a runtime allocation's
+    data (whichever of its data pointers is used), else the root itself."""
+    a = _allocation(r)
+    return a if isinstance(a, Instruction) and a is not r and a.opcode == "call" else r
+
+
+def element_type(fn: Function, ptrs: Sequence[Value]) -> Type | None:
+    """The one float type of the loads and stores of `fn` that reach the memory of `ptrs`;
+    None when there are none, or other types too."""
+    keys = {id(_memory_key(r)) for p in ptrs for r in _roots(p)}
+    found: set[Type] = set()
+    for i in fn.instructions():
+        if i.opcode in ("load", "store"):
+            addr, ty = (i.operands[0], i.type) if i.opcode == "load" else (i.operands[1],
+                                                                           i.operands[0].type)
+            if any(id(_memory_key(r)) in keys for r in _roots(addr)):
+                found.add(ty)
+    (ty,) = found if len(found) == 1 else (None,)
+    return ty if ty is not None and ty.is_float else None
 
 
 def _users(fn: Function) -> dict[int, list[Instruction]]:

@@ -5,7 +5,8 @@ Shadow memory mirrors primal memory: these rules apply the same operation to the
 
 from __future__ import annotations
 
-from ..ir import I8, PTR, VOID
+from ..ir import I8, PTR, VOID, Type, parse_module
+from ..ir.types import size_in_bytes
 from .registry import custom, no_derivative
 
 # The runtime's memory calls, as data the analyses and synthesizers consult.
@@ -52,9 +53,45 @@ def memset(b, inst, args, tans):
     return None
 
 
-@custom("llvm.memcpy", "llvm.memmove")
-def memcpy(b, inst, args, tans):
-    """d memcpy(dst, src, n) = memcpy(d dst, d src, n), or zeros if src has no derivative"""
+# the adjoint of copying n bytes of `ty` elements (memcpy: the two ranges are disjoint)
+_COPY_ADJOINT = """
+define internal void @"{name}"(ptr %dd, ptr %ds, i64 %bytes) alwaysinline nounwind {{
+entry:
+  %n = udiv i64 %bytes, {size}
+  %none = icmp eq i64 %n, 0
+  br i1 %none, label %done, label %loop
+
+loop:
+  %i = phi i64 [ 0, %entry ], [ %next, %loop ]
+  %pd = getelementptr inbounds {ty}, ptr %dd, i64 %i
+  %ps = getelementptr inbounds {ty}, ptr %ds, i64 %i
+  %a = load {ty}, ptr %pd, align 1
+  store {ty} 0.0, ptr %pd, align 1
+  %old = load {ty}, ptr %ps, align 1
+  %new = fadd {ty} %old, %a
+  store {ty} %new, ptr %ps, align 1
+  %next = add i64 %i, 1
+  %end = icmp eq i64 %next, %n
+  br i1 %end, label %done, label %loop
+
+done:
+  ret void
+}}
+"""
+
+
+def copy_adjoint(b, inst, args, shadows, elem: Type):
+    """memcpy(dst, src, n) of `elem` values: d src += d dst, then d dst = 0 (overwritten)"""
+    name = f"enzpy.adjoint.memcpy.{elem}"
+    if b.module.get(name) is None:
+        text = _COPY_ADJOINT.format(name=name, ty=elem, size=size_in_bytes(elem))
+        b.module.add_function(parse_module(text).get(name))
+    b.call(name, [shadows[0], shadows[1], args[2]], VOID)
+    return []
+
+
+def _copy(b, inst, args, tans):
+    """d copy(dst, src, n) = copy(d dst, d src, n), or zeros if src has no derivative"""
     if tans[0] is None:
         return None
     if tans[1] is None:
@@ -62,6 +99,10 @@ def memcpy(b, inst, args, tans):
         return None
     b.call(inst.callee_name, [tans[0], tans[1], *args[2:]], VOID)
     return None
+
+
+custom("llvm.memcpy", adjoint=copy_adjoint)(_copy)
+custom("llvm.memmove")(_copy)  # reverse mode: only from memory without derivatives
 
 
 # calls that read and write only integers (sizes, strides, flags) or do bookkeeping

@@ -1,10 +1,10 @@
-"""Copies of arrays (`x.copy()`, a memcpy in Numba's IR) carry their tangents."""
+"""Copies of arrays (`x.copy()`, a memcpy in Numba's IR) carry their tangents, and in reverse
+mode give their adjoints back to the source."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from harness import check_forward
+from harness import check_forward, check_reverse, dot_test
 
 import enzpy as ez
 
@@ -22,6 +22,26 @@ def test_forward_through_copy():
     np.testing.assert_allclose(g, [0.0, 4.0, 6.0], rtol=1e-14)
 
 
-def test_reverse_through_copy_is_refused_by_name():
-    with pytest.raises(ez.NoDerivativeError, match="llvm.memcpy"):
-        ez.gradient(ez.Reverse, copy_then_overwrite, np.array([1.0, 2.0, 3.0]))
+@ez.enzyme_jit
+def copy_in_a_loop(a, m):
+    s = 0.0
+    for k in range(m):
+        b = a.copy()  # a 2-D copy, once per iteration, of memory a changes in between
+        for i in range(a.shape[0]):
+            for j in range(a.shape[1]):
+                a[i, j] = np.sin(b[i, j]) * (k + 1.0)
+                s += b[i, j] * a[i, j]
+    return s
+
+
+def test_reverse_through_copy():
+    x = np.array([1.0, 2.0, 3.0])
+    check_reverse(copy_then_overwrite, (x,), (0,))
+    dot_test(copy_then_overwrite, (x,), (0,))
+    (g,) = ez.gradient(ez.Reverse, copy_then_overwrite, x)
+    np.testing.assert_allclose(g, [0.0, 4.0, 6.0], rtol=1e-14)
+    a = np.random.default_rng(3).standard_normal((3, 4))
+    for dtype in (np.float64, np.float32):
+        args = (a.astype(dtype), 3)
+        check_reverse(copy_in_a_loop, args, (0,))
+        dot_test(copy_in_a_loop, args, (0,))
