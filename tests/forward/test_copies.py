@@ -4,6 +4,7 @@ mode give their adjoints back to the source."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from harness import check_forward, check_reverse, dot_test
 
 import enzpy as ez
@@ -45,3 +46,23 @@ def test_reverse_through_copy():
         args = (a.astype(dtype), 3)
         check_reverse(copy_in_a_loop, args, (0,))
         dot_test(copy_in_a_loop, args, (0,))
+
+
+@ez.enzyme_jit
+def _sum_powers(y, n):
+    s = 0.0
+    for i in range(y.shape[0]):
+        s += y[i] ** n  # `x ** n` for an integer n: a loop of squarings, so not inlined
+    return s
+
+
+@ez.enzyme_jit
+def copy_read_elsewhere(x):
+    return _sum_powers(x.copy(), 3)  # the copy is read only by the callee
+
+
+def test_reverse_copy_of_unknown_element_type_is_refused_by_name():
+    x = np.array([1.0, 2.0, 3.0])
+    check_forward(copy_read_elsewhere, (x,), (0,))
+    with pytest.raises(ez.NoDerivativeError, match="llvm.memcpy"):
+        ez.gradient(ez.Reverse, copy_read_elsewhere, x)
