@@ -23,6 +23,7 @@ from .analysis.cfg import CFG, cfg, dominators, reachable
 from .analysis.loops import (
     CountedLoop,
     Induction,
+    count_iterations,
     counted_loops,
     loop_headers,
     split_exit_edges,
@@ -215,6 +216,7 @@ class _Synthesizer:
         bits = "".join("d" if p else "c" for p in pattern) + (".aliased" if aliased else "")
         names = (f"augmented_{fn.name}.{bits}", f"diffe_{fn.name}.{bits}")
         self.names[key] = names
+        count_iterations(fn)
         split_exit_edges(fn)
         act = activity(self.module, fn, pattern, has_rule, self.cache)
         self.results[key] = act

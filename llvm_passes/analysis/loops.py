@@ -121,3 +121,26 @@ def only_counted_loops(fn: Function) -> bool:
     the path on the tape; other loops cost an id per iteration)."""
     g = cfg(fn)
     return loop_headers(g) <= {lp.header for lp in counted_loops(fn, g)}
+
+
+def count_iterations(fn: Function) -> None:
+    """Give every loop with one preheader and one latch but no induction variable (a `while`
+    loop) a counter `phi [0, preheader], [counter + 1, latch]`: it becomes a counted loop,
+    which the reverse sweep replays by counting down instead of reading an id per
+    iteration. The primal's behaviour is unchanged. Idempotent."""
+    g = cfg(fn)
+    idom = dominators(g)
+    counted = {lp.header for lp in counted_loops(fn, g)}
+    for header in g.rpo:
+        latches = [p for p in g.preds[header] if p in idom and _dominated(idom, p, header)]
+        outside = [p for p in g.preds[header] if p not in latches]
+        if header in counted or len(latches) != 1 or len(outside) != 1:
+            continue
+        block, latch = fn.block(header), fn.block(latches[0])
+        phi = Instruction("phi", I64, [], f"enzpy.iter.{header}", labels=[])
+        step = Instruction("add", I64, [phi, Constant(I64, "1")], f"enzpy.iter.next.{header}")
+        phi.operands, phi.labels = [Constant(I64, "0"), step], [outside[0], latches[0]]
+        block.instructions.insert(0, phi)
+        phi.block = block
+        latch.instructions.insert(len(latch.instructions) - 1, step)
+        step.block = latch
