@@ -441,45 +441,6 @@ def _check_cell(value: float | str | None) -> str:
     return f"{value:.1e}"
 
 
-def markdown_values(results: Sequence[KernelResult], reference: str) -> str:
-    """Markdown table: the primal's return value, then each derivative tool's directional
-    derivative with its relative deviation from the ``reference`` tool, then the checks
-    (relative errors)."""
-    cols = [c for c in columns(results) if is_derivative(c)]
-    checks = check_columns(results)
-    lines = [
-        f"| kernel | z (primal) | {' | '.join(cols + checks)} |",
-        "|---|---:|" + "---:|" * (len(cols) + len(checks)),
-    ]
-    for r in results:
-        ref = r.tools.get(reference)
-        refv = ref.value if ref is not None and ref.error is None else None
-        prim = r.tools.get(PRIMAL)
-        cells = [
-            f"{float(prim.value):.10g}"
-            if prim is not None
-            and prim.error is None
-            and isinstance(prim.value, float | np.floating)
-            else "n/a"
-        ]
-        for c in cols:
-            res = r.tools.get(c)
-            if res is None:
-                cells.append("—")
-            elif res.error is not None or not isinstance(res.value, float | np.floating):
-                cells.append(f"n/a ({res.error})" if res.error else "n/a")
-            else:
-                v = float(res.value)
-                cell = f"{v:.10g}"
-                if refv is not None and c != reference:
-                    dev = abs(v - refv) / max(abs(refv), 1e-300)
-                    cell += f" ({dev:.1e})"
-                cells.append(cell)
-        cells += [_check_cell(r.checks.get(c)) for c in checks]
-        lines.append(f"| {r.kernel} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def fmt_bytes(n: float) -> str:
     """Byte count with 3 significant digits in B, kB, MB or GB (powers of 1000)."""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):

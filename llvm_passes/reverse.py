@@ -34,7 +34,6 @@ from .forward import _FunctionForward, function_to_derive, has_rule
 from .ir import (
     BINARY,
     CASTS,
-    I8,
     I64,
     PTR,
     VOID,
@@ -243,17 +242,12 @@ def _is_active_float(act: ActivityResult, v: Value) -> bool:
     return v.type.is_float and act.is_active(v)
 
 
-def _memory_copy(act: ActivityResult, inst: Instruction) -> str | None:
-    """How a memset, memcpy or memmove into memory with derivatives is reversed: 'zero'
-    (a memset, or a copy from memory without derivative: the destination's shadow is
-    zeroed) or 'copy' (the destination's adjoints move to the source's); None otherwise."""
+def _overwrites_shadow(act: ActivityResult, inst: Instruction) -> bool:
+    """A memset, memcpy or memmove into memory with derivatives: reversed by its rule's
+    adjoint (the destination's adjoints are zeroed, or moved to an active source)."""
     name = inst.callee_name or ""
-    if not name.startswith(("llvm.memset", "llvm.memcpy", "llvm.memmove")):
-        return None
-    dst, src = inst.operands[:2]
-    if not act.is_active(dst):
-        return None
-    return "zero" if name.startswith("llvm.memset") or not act.is_active(src) else "copy"
+    return name.startswith(("llvm.memset", "llvm.memcpy", "llvm.memmove")) \
+        and act.is_active(inst.operands[0])
 
 
 class _Plan:
@@ -330,8 +324,9 @@ class _Plan:
         # a loop left by its latch's test `iv + step == bound`: the reverse sweep computes
         # the last iv as `bound - step` when it has `bound` for free, instead of popping it
         self.bounds: dict[tuple[str, str], Value] = {}  # (exit block, header) -> bound
+        self.latch_exits = {h: _latch_exit(fn, lp) for h, lp in self.loops.items()}
         for lp in self.loops.values():
-            found = _latch_exit(fn, lp)
+            found = self.latch_exits[lp.header]
             if found is not None and self._take_free(found[1], found[0], once):
                 self.bounds[(found[0], lp.header)] = found[1]
         self.reserved = self._reservations()
@@ -346,7 +341,7 @@ class _Plan:
         headers = loop_headers(self.graph)
         out = {}
         for lp in self.loops.values():
-            found = _latch_exit(self.fn, lp)
+            found = self.latch_exits[lp.header]
             insts = [i for b in lp.blocks for i in self.fn.block(b).instructions]
             if found is None or headers & lp.blocks != {lp.header} or any(
                     i in self.act.callees or i in self.library_calls for i in insts):
@@ -506,12 +501,11 @@ class _Plan:
                         + [("shadow", v) for v, p in zip(ops, pattern, strict=True)
                            if p and not v.type.is_float])
             name = inst.callee_name
-            copy = _memory_copy(act, inst)
-            if copy == "zero":
-                return [("shadow", ops[0]), ("primal", ops[2])]
-            if copy == "copy":
+            if _overwrites_shadow(act, inst):
+                if name.startswith("llvm.memset") or not act.is_active(ops[1]):
+                    return [("shadow", ops[0]), ("primal", ops[2])]
                 elem = element_type(self.fn, ops[:2])
-                if elem is None or ops[2].type != I64 or rules.lookup(inst).adjoint is None:
+                if elem is None or ops[2].type != I64 or not name.startswith("llvm.memcpy"):
                     raise NoDerivativeError(
                         f"a call to {name}", inst.text(), self.fn.name, MODE, inst.loc,
                         "A copy between memory with derivatives is reversed only as a memcpy "
@@ -543,13 +537,6 @@ class _Plan:
         read = dict.fromkeys(r for k, v in enumerate(ops) if _is_active_float(act, v)
                              for r in rule.reads[k])  # fmt: skip
         return [("primal", inst if r == "out" else ops[r]) for r in read]  # type: ignore[index]
-
-
-def declared(module: Module, name: str) -> str:
-    """`name`, declared in `module` as `void (ptr)` if it is not there yet."""
-    if module.get(name) is None:
-        module.add_function(Function(name, VOID, [Argument(PTR, "p", "", 0)]))
-    return name
 
 
 def _latch_exit(fn: Function, lp: CountedLoop) -> tuple[str, Value] | None:
@@ -612,7 +599,7 @@ class _Augmented(_FunctionForward):
                 if inst in self.carry:
                     self.b.store(inst, self.carry[inst], 8)
                 if inst in self.plan.kept_alive:  # until the reverse sweep passes it
-                    self.b.call(declared(self.module, "NRT_incref"), [inst], VOID)
+                    self.b.call("NRT_incref", [inst], VOID)
                 for (kind, v), k in frame_items.get(inst, ()):
                     self.save(inst, kind, v, k)
                 for kind, v in self.plan.pushes.get(inst, ()):
@@ -759,7 +746,7 @@ class _Augmented(_FunctionForward):
         if rule is None:
             return super().visit_call(inst)  # raises the named error
         if rule.kind == "custom" and name.startswith("llvm.mem"):
-            if _memory_copy(self.act, inst) is not None:
+            if _overwrites_shadow(self.act, inst):
                 self.copy(inst)  # the shadows are reversed in the reverse sweep
                 return None
             raise self.fail(inst, f"a call to {name}", "A copy of memory holding derivatives "
@@ -1028,7 +1015,7 @@ class _Reverse:
         primal, shadow = self.popped(inst)
         args = [primal.get(v, v) for v in inst.operands]
         if inst in self.plan.kept_alive:  # kept alive for the loads loaded again
-            self.b.call(declared(self.module, "NRT_decref"), [primal[inst]], VOID)
+            self.b.call("NRT_decref", [primal[inst]], VOID)
         if self.free_shadow(inst, shadow):
             return
         if self.release:
@@ -1055,12 +1042,10 @@ class _Reverse:
                 self.add_adjoint(inst.operands[2], self.b.select(c, zero, adj, "adj"))
         elif op == "call" and inst in self.act.callees:
             self.reverse_call(inst, args, shadow)
-        elif op == "call" and _memory_copy(self.act, inst) == "zero":
-            self.b.memset(shadow[inst.operands[0]], const(I8, 0), args[2])  # consumed
-        elif op == "call" and _memory_copy(self.act, inst) == "copy":
+        elif op == "call" and _overwrites_shadow(self.act, inst):
             rules.lookup(inst).adjoint(self.b, inst, args,  # type: ignore[union-attr]
-                                       [shadow[v] for v in inst.operands[:2]],
-                                       elem=self.plan.copy_types[inst])  # fmt: skip
+                                       [shadow.get(v) for v in inst.operands[:2]],
+                                       elem=self.plan.copy_types.get(inst))  # fmt: skip
         elif op == "call" and inst in self.plan.library_calls:
             rule = rules.lookup(inst)
             if rule is None or rule.adjoint is None:

@@ -10,7 +10,7 @@ freed, or kept in a per-derivative cell for the next call (take/keep).
 
 from __future__ import annotations
 
-from .ir import I1, I8, I64, PTR, VOID, Constant, Module, Type, Value, parse_module
+from .ir import I1, I8, I64, PTR, VOID, Constant, Module, Type, Value
 from .ir.builder import Builder
 from .ir.types import size_in_bytes, struct
 
@@ -140,11 +140,7 @@ done:
 
 def ensure_runtime(module: Module) -> None:
     """Add the tape functions to `module` once."""
-    if module.get(PUSH) is None:
-        runtime = parse_module(_RUNTIME)
-        for fn in runtime.functions.values():
-            if module.get(fn.name) is None or fn.blocks:
-                module.add_function(fn)
+    module.define(_RUNTIME)
 
 
 def storable(t: Type) -> bool:

@@ -89,6 +89,15 @@ class Module:
         self.functions[fn.name] = fn
         return fn
 
+    def define(self, text: str) -> None:
+        """Add the functions an IR text defines (and declares), unless already defined."""
+        from .parser import parse_module
+
+        for fn in parse_module(text).functions.values():
+            old = self.functions.get(fn.name)
+            if old is None or old.is_declaration and not fn.is_declaration:
+                self.functions[fn.name] = fn
+
     def get(self, name: str) -> Function | None:
         return self.functions.get(name)
 

@@ -5,7 +5,7 @@ Shadow memory mirrors primal memory: these rules apply the same operation to the
 
 from __future__ import annotations
 
-from ..ir import I8, PTR, VOID, Type, parse_module
+from ..ir import I8, PTR, VOID, Type
 from ..ir.types import size_in_bytes
 from .registry import custom, no_derivative
 
@@ -41,7 +41,13 @@ def nrt_data(b, inst, args, tans):
     return None if tans[0] is None else b.call(inst.callee_name, [tans[0]], PTR, "shadow")
 
 
-@custom("llvm.memset")
+def overwritten(b, inst, args, shadows, elem: Type | None = None):
+    """memset(p, 0, n) and copies from memory without derivatives: d p = 0 (overwritten)"""
+    b.memset(shadows[0], b.const(I8, 0), args[2])
+    return []
+
+
+@custom("llvm.memset", adjoint=overwritten)
 def memset(b, inst, args, tans):
     """d memset(p, 0, n): memset(dp, 0, n) (a constant fill has zero tangent)"""
     if tans[0] is None:
@@ -80,12 +86,13 @@ done:
 """
 
 
-def copy_adjoint(b, inst, args, shadows, elem: Type):
-    """memcpy(dst, src, n) of `elem` values: d src += d dst, then d dst = 0 (overwritten)"""
+def copy_adjoint(b, inst, args, shadows, elem: Type | None = None):
+    """memcpy(dst, src, n) of `elem` values: d src += d dst, then d dst = 0 (overwritten);
+    only d dst = 0 when src has no derivative"""
+    if shadows[1] is None:
+        return overwritten(b, inst, args, shadows)
     name = f"enzpy.adjoint.memcpy.{elem}"
-    if b.module.get(name) is None:
-        text = _COPY_ADJOINT.format(name=name, ty=elem, size=size_in_bytes(elem))
-        b.module.add_function(parse_module(text).get(name))
+    b.module.define(_COPY_ADJOINT.format(name=name, ty=elem, size=size_in_bytes(elem)))
     b.call(name, [shadows[0], shadows[1], args[2]], VOID)
     return []
 
@@ -102,7 +109,7 @@ def _copy(b, inst, args, tans):
 
 
 custom("llvm.memcpy", adjoint=copy_adjoint)(_copy)
-custom("llvm.memmove")(_copy)  # reverse mode: only from memory without derivatives
+custom("llvm.memmove", adjoint=overwritten)(_copy)  # reverse: from memory without derivatives
 
 
 # calls that read and write only integers (sizes, strides, flags) or do bookkeeping
