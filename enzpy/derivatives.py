@@ -23,6 +23,7 @@ from llvm_passes.ir import Module, parse_module
 from . import bridge
 from .bridge import link
 from .bridge.inline import inline_small_callees
+from .bridge.refcounts import drop_argument_refcounts
 from .errors import NoDerivativeError
 
 _cache: dict[tuple, Derivative] = {}
@@ -41,7 +42,8 @@ class Derivative:
 
 
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
-    """The merged function-optimized IR of the compiled primal and its Numba callees.
+    """The merged function-optimized IR of the compiled primal and its Numba callees, small
+    callees inlined, the reference counting of argument arrays dropped where it is idle.
 
     A primal loaded from Numba's disk cache (or compiled before enzpy was imported) has no
     captured IR: it is compiled again, uncached, for differentiation."""
@@ -56,6 +58,8 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     module = Module()
     for text in inline_small_callees(bridge.modules_for(symbol), symbol):
         module.merge(parse_module(text))
+    meminfos = [a.position for a in bridge.abi.flat_arguments(argtypes) if a.role == "meminfo"]
+    drop_argument_refcounts(module.get(symbol), meminfos)
     return module, symbol, library, signature.return_type
 
 
