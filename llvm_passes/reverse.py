@@ -297,6 +297,7 @@ class _Plan:
         self.recompute_shadow: set[Instruction] = set()  # GEPs whose shadow is rebuilt
         self.library_calls: set[Instruction] = set()  # memory-writing calls to reverse
         self.copy_types: dict[Instruction, Type] = {}  # memcpy/memmove -> element type
+        self.siblings: dict[Instruction, Instruction] = {}  # sin -> the primal's cos(x)...
         self.decided = self._decided_joins(once)
         self.pushes_id = {b.name: any(len(self.graph.preds[s]) > 1 and s not in self.loops
                                       and s not in self.decided for s in b.successors)
@@ -532,11 +533,30 @@ class _Plan:
         rule = rules.lookup(inst)
         if rule is None or rule.kind in ("linear", "zero"):
             return []
+        sibling = _sibling(inst, rule)
+        if sibling is not None:
+            self.siblings[inst] = sibling
+            return [("primal", sibling)]
         if rule.reads is None:
             return [("primal", v) for v in ops] + ([("primal", inst)] if rule.needs_out else [])
         read = dict.fromkeys(r for k, v in enumerate(ops) if _is_active_float(act, v)
                              for r in rule.reads[k])  # fmt: skip
         return [("primal", inst if r == "out" else ops[r]) for r in read]  # type: ignore[index]
+
+
+def _sibling(inst: Instruction, rule: rules.Rule) -> Instruction | None:
+    """A call of the same block, on the same operands, of the function whose result gives
+    `rule`'s partials (`rule.sibling`), if the primal makes one."""
+    if rule.sibling is None or inst.block is None:
+        return None
+    family = rules.RULES[rule.sibling[0]].tangent
+    for other in inst.block.instructions:
+        found = rules.lookup(other) if other.opcode == "call" else None
+        if (found is not None and found.tangent is family and other.type == inst.type
+                and len(other.operands) == len(inst.operands)
+                and all(a is b for a, b in zip(other.operands, inst.operands, strict=True))):
+            return other
+    return None
 
 
 def _latch_exit(fn: Function, lp: CountedLoop) -> tuple[str, Value] | None:
@@ -1062,13 +1082,18 @@ class _Reverse:
                 raise self.fail(inst, f"'{inst.opcode}' {inst.callee_name}".strip())
             adj = self.take_adjoint(inst)
             out = primal.get(inst, inst)
-            if rule.reads is not None:  # what no active partial reads was not kept: undef,
-                # for the partials whose contribution is dropped
-                args = [Constant(v.type, "undef") if a is v and isinstance(v, Instruction)
-                        else a for v, a in zip(inst.operands, args, strict=True)]  # fmt: skip
-                out = Constant(inst.type, "undef") if out is inst else out
-            contribs = rule.adjoint(self.b, out if isinstance(out, Instruction | Constant)
-                                    else inst, args, adj)  # fmt: skip
+            sibling = self.plan.siblings.get(inst)
+            if sibling is not None:  # the partials from the primal's sibling call (sin: cos)
+                partials = rule.sibling[1](self.b, primal[sibling])  # type: ignore[index]
+                contribs = [None if p is None else self.b.fmul(p, adj, "adj") for p in partials]
+            else:
+                if rule.reads is not None:  # what no active partial reads was not kept:
+                    # undef, for the partials whose contribution is dropped
+                    args = [Constant(v.type, "undef") if a is v and isinstance(v, Instruction)
+                            else a for v, a in zip(inst.operands, args, strict=True)]  # fmt: skip
+                    out = Constant(inst.type, "undef") if out is inst else out
+                contribs = rule.adjoint(self.b, out if isinstance(out, Instruction | Constant)
+                                        else inst, args, adj)  # fmt: skip
             for v, c in zip(inst.operands, contribs, strict=False):
                 self.add_adjoint(v, c)
 

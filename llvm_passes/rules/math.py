@@ -44,13 +44,13 @@ def _sign(b: Builder, v):
 
 
 # ---- trigonometric -----------------------------------------------------------------------
-@smooth("llvm.sin", *_libm("sin"))
+@smooth("llvm.sin", *_libm("sin"), sibling=("llvm.cos", lambda b, c: (c,)))
 def sin(b, x, out):
     """d sin(x) = cos(x) dx"""
     return (b.intrinsic("cos", x),)
 
 
-@smooth("llvm.cos", *_libm("cos"))
+@smooth("llvm.cos", *_libm("cos"), sibling=("llvm.sin", lambda b, s: (b.fneg(s),)))
 def cos(b, x, out):
     """d cos(x) = -sin(x) dx"""
     return (b.fneg(b.intrinsic("sin", x)),)

@@ -39,6 +39,9 @@ class Rule:
     # smooth: per operand, what its partial reads (operand indices, "out" for the result);
     # None: every operand (and the result if `needs_out`)
     reads: tuple[tuple[int | str, ...], ...] | None = None
+    # smooth: (family, partials(b, s)): the partials written with the result `s` of a call
+    # of that family on the same operands, used when the primal makes one (sin's cos)
+    sibling: tuple[str, Callable[..., Sequence[Value | None]]] | None = None
     # memory calls: emits, before the call in the forward sweep, copies of the memory the
     # adjoint will read (returns pointers); the adjoint gets them as `cached=` and frees them
     cache: Callable[[Builder, Instruction, Sequence[Value]], list[Value]] | None = None
@@ -79,14 +82,17 @@ def _sum(b: Builder, terms: list[Value]) -> Value | None:
     return total
 
 
-def smooth(*keys: str, reads: tuple[tuple[int | str, ...], ...] | None = None):
+def smooth(*keys: str, reads: tuple[tuple[int | str, ...], ...] | None = None,
+           sibling: tuple[str, Callable[..., Sequence[Value | None]]] | None = None):
     """Register a differentiable op by its partial derivatives.
 
     The decorated function `partials(b, *args, out) -> tuple` returns ∂out/∂arg_i for each
     operand (`None` for operands without a derivative, e.g. integer exponents). Tangent:
     Σ_i ∂_i · ṫ_i. Adjoint: ā_i += ∂_i · ā_out. `reads[i]`, when given, lists what ∂_i
     reads (operand indices, "out"): the reverse sweep keeps only what the partials of active
-    operands read (the others get `undef`).
+    operands read (the others get `undef`). `sibling=(family, partials)`: the same partials
+    from the result of a primal call of `family` on the same operands, which the reverse
+    sweep keeps instead of calling that function again.
     """
 
     def deco(partials: Callable[..., Sequence[Value | None]]):
@@ -106,7 +112,7 @@ def smooth(*keys: str, reads: tuple[tuple[int | str, ...], ...] | None = None):
         uses_out = any(i.opname.startswith("LOAD_FAST") and i.argval == "out"
                        for i in dis.get_instructions(partials))  # fmt: skip
         register(keys, lambda k: Rule(k, tangent, adjoint, doc, "smooth", uses_out,
-                                      reads=reads))  # fmt: skip
+                                      reads=reads, sibling=sibling))  # fmt: skip
         return partials
 
     return deco

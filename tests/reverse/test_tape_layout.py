@@ -305,3 +305,64 @@ def test_while_loop_keeps_no_id_per_iteration():
     trips = sum(int(np.ceil(np.log2(v / 1e-3))) for v in x)
     # one value per inner iteration (t, for sin), per while loop its count and two ids
     assert ez.last_tape_bytes() <= 8 * trips + 8 * 3 * x.shape[0] + 64
+
+
+def _reverse_sweep_ir(f, *args) -> str:
+    """The synthesized reverse sweep of `f` (the `void` helper of its derivative), as text."""
+    text = ez.explain(f, *args, mode=ez.Reverse, print_=False)
+    derivative = text.split("; ---- derivative IR", 1)[1]
+    return derivative.split("\ndefine void @diffe_", 1)[1]
+
+
+@ez.enzyme_jit
+def _rotation(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        t = np.sqrt(x[i] * x[i] + 1.0)
+        c = np.cos(t)
+        sn = np.sin(t)
+        s += c * x[i] + sn * sn
+    return s
+
+
+def test_sin_and_cos_of_one_value_keep_each_other_instead_of_calling_libm_again():
+    x = np.linspace(-2.0, 3.0, 7)
+    check_reverse(_rotation, (x,), (0,))
+    dot_test(_rotation, (x,), (0,))
+    reverse = _reverse_sweep_ir(_rotation, ez.Active, ez.Duplicated(x, np.zeros_like(x)))
+    assert "@llvm.sin" not in reverse and "@llvm.cos" not in reverse
+
+
+@ez.enzyme_jit
+def _cos_only(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += np.cos(x[i] * x[i])
+    return s
+
+
+def test_cos_without_a_sibling_calls_sin_in_the_reverse_sweep():
+    x = np.linspace(-2.0, 3.0, 7)
+    check_reverse(_cos_only, (x,), (0,))
+    reverse = _reverse_sweep_ir(_cos_only, ez.Active, ez.Duplicated(x, np.zeros_like(x)))
+    assert "@llvm.sin" in reverse
+
+
+@ez.enzyme_jit
+def _norm2(v):
+    return np.sqrt(v[0] * v[0] + v[1] * v[1])
+
+
+@ez.enzyme_jit
+def _row_norms(A, out):
+    for i in range(A.shape[0]):
+        out[i] = _norm2(A[i])  # a view of an argument per iteration, passed to a callee
+
+
+def test_views_of_arguments_cost_no_reference_counting():
+    A, out = np.random.default_rng(4).standard_normal((6, 2)), np.zeros(6)
+    check_reverse(_row_norms, (A, out), (0, 1))
+    dot_test(_row_norms, (A, out), (0, 1))
+    text = ez.explain(_row_norms, ez.Const, ez.Duplicated(A, np.zeros_like(A)),
+                      ez.Duplicated(out, np.ones(6)), mode=ez.Reverse, print_=False)
+    assert "NRT_incref" not in text.split("; ---- derivative IR", 1)[1]
