@@ -89,7 +89,8 @@ def _torch() -> tuple[Any, ArrayOps]:
         amin=lambda a, axis: torch.amin(a, dim=axis),
         asarray=lambda a: torch.as_tensor(a),
         prod=lambda a, axis: torch.prod(a, dim=axis),
-        concatenate=torch.cat,
+        concatenate=lambda arrays, axis=0: torch.cat(arrays, dim=axis),
+        cumprod=lambda a, axis: torch.cumprod(a, dim=axis),
     )
     return torch, ops
 

@@ -1,7 +1,9 @@
 """GradBench ``llsq``: linear least squares objective
 ``y(x) = ½ Σ_i (s_i − Σ_j x_j t_i^j)²`` with ``t_i = −1 + 2i/(n − 1)``, ``s_i = sign(t_i)``,
 differentiated with respect to the m coefficients x. Inputs as in GradBench: x uniform in
-[0, 1) (``numpy.random.seed(31337)``), m = 128."""
+[0, 1) (``numpy.random.seed(31337)``), m = 128. The powers ``t_i^j`` are a running product,
+as in GradBench's own implementations (C++, Julia, Futhark's ``scan (*)``, JAX's
+``cumprod``)."""
 
 from __future__ import annotations
 
@@ -30,8 +32,10 @@ def llsq(x, n):
             r = 1.0
         elif t < 0.0:
             r = -1.0
+        power = 1.0
         for j in range(m):
-            r -= x[j] * t**j
+            r -= x[j] * power
+            power *= t
         total += r * r
     return total / 2.0
 
@@ -73,10 +77,12 @@ def size_label(size: tuple[int, int]) -> str:
 
 
 def array_objective(xp: Any, x: Any, n: int) -> Any:
-    """The same objective as array code."""
-    t = -1.0 + np.arange(n) * 2.0 / (n - 1)
-    powers = xp.asarray(t[:, None] ** np.arange(x.shape[0])[None, :])
-    r = xp.asarray(np.sign(t)) - powers @ x
+    """The same objective as array code (the powers a cumulative product, computed inside the
+    differentiated function as GradBench's JAX tool does)."""
+    t = -1.0 + xp.arange(n) * 2.0 / (n - 1)
+    factors = xp.concatenate([xp.ones((n, 1)), xp.broadcast_to(t[:, None], (n, x.shape[0] - 1))],
+                             axis=1)  # fmt: skip
+    r = xp.sign(t) - xp.cumprod(factors, axis=1) @ x
     return xp.sum(r * r, axis=0) / 2.0
 
 
