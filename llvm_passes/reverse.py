@@ -50,7 +50,7 @@ from .ir import (
 from .ir.builder import Builder, Namer
 from .ir.types import size_in_bytes
 from .ir.values import const
-from .rules.memory import ALLOCATORS, DATA_POINTER, REFCOUNT
+from .rules.memory import ALLOCATORS, DATA_POINTER, RAW_ALLOCATORS, RAW_FREE, REFCOUNT
 from .tape import (
     FREE,
     KEEP,
@@ -759,7 +759,7 @@ class _Augmented(_FunctionForward):
             return None
         name = inst.callee_name
         active = any(self.act.is_active(o) for o in inst.operands) or self.act.is_active(inst)
-        if not active or name in REFCOUNT:
+        if not active or name in REFCOUNT | RAW_FREE:
             self.copy(inst)  # shadows stay alive until the reverse sweep has used them
             return None
         rule = rules.lookup(inst)
@@ -1105,6 +1105,8 @@ class _Reverse:
             self.b.call("free", [shadow[inst]], VOID)
         elif inst.opcode == "call" and inst.callee_name in ALLOCATORS:
             self.b.call("NRT_decref", [shadow[inst]], VOID)  # the shadow allocation dies
+        elif inst.opcode == "call" and inst.callee_name in RAW_ALLOCATORS:
+            self.b.call("NRT_Free", [shadow[inst]], VOID)
         else:
             return False
         return True

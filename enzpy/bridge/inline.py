@@ -31,7 +31,7 @@ def inline_small_callees(texts: list[str], root: str) -> list[str]:
         return texts
     module = llvm.parse_assembly(texts[0])
     for text in texts[1:]:
-        module.link_in(llvm.parse_assembly(text))
+        module.link_in(_shareable(llvm.parse_assembly(text), module))
     defined = {fn.name: fn for fn in module.functions if not fn.is_declaration}
     parsed = Module()
     for text in texts:
@@ -53,6 +53,18 @@ def inline_small_callees(texts: list[str], root: str) -> list[str]:
     fpm.run(module.get_function(root), fpb)
     # scope declarations of the inlined noalias arguments: metadata the engine ignores
     return [_SCOPE_DECL_RE.sub("", str(module))]
+
+
+def _shareable(sub: llvm.ModuleRef, module: llvm.ModuleRef) -> llvm.ModuleRef:
+    """`sub`, its definitions that `module` defines too (Numba's helpers, such as the
+    unwrapping of exception arguments, are defined in every module that raises) made
+    linkonce_odr on both sides, so that linking keeps one."""
+    for kind in ("functions", "global_variables"):
+        defined = {v.name: v for v in getattr(module, kind) if not v.is_declaration}
+        for v in getattr(sub, kind):
+            if not v.is_declaration and v.name in defined:
+                v.linkage = defined[v.name].linkage = "linkonce_odr"
+    return sub
 
 
 def _inlinable(name: str, defined: dict[str, llvm.ValueRef], memo: dict[str, bool]) -> bool:

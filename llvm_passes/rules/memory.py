@@ -13,6 +13,8 @@ from .registry import custom, no_derivative
 ALLOCATORS = frozenset({"NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned",
                         "NRT_MemInfo_alloc", "NRT_MemInfo_alloc_safe"})  # fmt: skip
 REFCOUNT = frozenset({"NRT_incref", "NRT_decref"})  # shadows stay alive for the reverse sweep
+RAW_ALLOCATORS = frozenset({"NRT_Allocate"})  # memory without a meminfo (slice-copy temporaries)
+RAW_FREE = frozenset({"NRT_Free"})  # frees raw memory; shadows stay alive for the reverse sweep
 DATA_POINTER = frozenset({"NRT_MemInfo_data_fast"})  # a pointer derived from its argument
 
 
@@ -23,7 +25,7 @@ def _same_call_on_shadows(b, inst, args, tans):
     return None
 
 
-custom(*REFCOUNT)(_same_call_on_shadows)
+custom(*REFCOUNT, *RAW_FREE)(_same_call_on_shadows)
 
 
 @custom(*ALLOCATORS)
@@ -32,6 +34,14 @@ def nrt_alloc(b, inst, args, tans):
     shadow = b.call(inst.callee_name, list(args), PTR, "shadow")
     data = b.call("NRT_MemInfo_data_fast", [shadow], PTR, "shadow.data")
     b.memset(data, b.const(I8, 0), args[0])
+    return shadow
+
+
+@custom(*RAW_ALLOCATORS)
+def nrt_allocate(b, inst, args, tans):
+    """shadow allocation: a second allocation of the same size, zero-filled"""
+    shadow = b.call(inst.callee_name, list(args), PTR, "shadow")
+    b.memset(shadow, b.const(I8, 0), args[0])
     return shadow
 
 

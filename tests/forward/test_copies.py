@@ -66,3 +66,40 @@ def test_reverse_copy_of_unknown_element_type_is_refused_by_name():
     check_forward(copy_read_elsewhere, (x,), (0,))
     with pytest.raises(ez.NoDerivativeError, match="llvm.memcpy"):
         ez.gradient(ez.Reverse, copy_read_elsewhere, x)
+
+
+@ez.enzyme_jit
+def assign_slice(x, y):
+    y[:] = x  # Numba copies through a temporary (NRT_Allocate/NRT_Free) when they may overlap
+    s = 0.0
+    for i in range(y.shape[0]):
+        s += np.sin(y[i]) * y[i]
+    return s
+
+
+@ez.enzyme_jit
+def shift_in_place(x, m):
+    s = 0.0
+    for _ in range(m):
+        x[1:] = x[:-1]  # overlapping source and destination: the temporary is used
+        x[0] = np.cos(x[1]) * 1.5
+        s += x[-1] * x[0]
+    return s
+
+
+@ez.enzyme_jit
+def shift_rows(a):
+    a[1:, :] = a[:-1, :]
+    a[0, :] = 2.0 * a[1, :]
+    return (a * a * a).sum()
+
+
+@pytest.mark.parametrize(("f", "args", "active"), [
+    (assign_slice, (np.array([0.3, -1.2, 2.0, 0.7]), np.zeros(4)), (0, 1)),
+    (shift_in_place, (np.array([0.3, -1.2, 2.0, 0.7, 1.1]), 3), (0,)),
+    (shift_rows, (np.random.default_rng(5).standard_normal((4, 3)),), (0,)),
+])  # fmt: skip
+def test_slice_assignment_in_both_modes(f, args, active):
+    check_forward(f, args, active)
+    check_reverse(f, args, active)
+    dot_test(f, args, active)
