@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 import llvm_passes
+from llvm_passes.analysis.ranges import fold_sign_tests
 from llvm_passes.ir import Module, parse_module
 
 from . import bridge
@@ -27,6 +28,7 @@ from .bridge.refcounts import drop_argument_refcounts
 from .errors import NoDerivativeError
 
 _cache: dict[tuple, Derivative] = {}
+SIZES = ("nitems", "itemsize", "shape")  # the flattened array arguments never negative
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ class Derivative:
 
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
     """The merged function-optimized IR of the compiled primal and its Numba callees, small
-    callees inlined, the reference counting of argument arrays dropped where it is idle.
+    callees inlined, the reference counting of argument arrays dropped where it is idle,
+    negative-index wraparound dropped where an index is never negative.
 
     A primal loaded from Numba's disk cache (or compiled before enzpy was imported) has no
     captured IR: it is compiled again, uncached, for differentiation."""
@@ -58,8 +61,10 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     module = Module()
     for text in inline_small_callees(bridge.modules_for(symbol), symbol):
         module.merge(parse_module(text))
-    meminfos = [a.position for a in bridge.abi.flat_arguments(argtypes) if a.role == "meminfo"]
-    drop_argument_refcounts(module.get(symbol), meminfos)
+    flat = bridge.abi.flat_arguments(argtypes)
+    root = module.get(symbol)
+    drop_argument_refcounts(root, [a.position for a in flat if a.role == "meminfo"])
+    fold_sign_tests(root, frozenset(a.position for a in flat if a.role in SIZES))
     return module, symbol, library, signature.return_type
 
 

@@ -1,0 +1,97 @@
+"""Integers that are never negative, and the sign tests on them folded away.
+
+Numba wraps every array index for Python's negative indexing, `i + (i < 0 ? n : 0)`. Where
+`i` counts up from a nonnegative start (a loop counter, `range(i + 1, d)`, a running offset
+`idx += 1`), the test is always false; folding it leaves plain address arithmetic, which
+LLVM's vectorizer understands, in both sweeps of a derivative. Overflow is not considered:
+an index that adds and multiplies nonnegative values does not reach 2**63 in any program
+that uses it to address memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..ir import Argument, Constant, Function, Instruction, Value
+from ..ir.types import I1
+
+# results nonnegative when all (ALL) or any (ANY) of the integer operands are
+_ALL = frozenset({"add", "mul", "select", "phi", "sext", "llvm.smin"})
+_ANY = frozenset({"and", "udiv", "urem", "llvm.smax", "llvm.umin"})
+
+
+def nonnegative(fn: Function, assumed: frozenset[int]) -> Callable[[Value], bool]:
+    """A test of whether an integer value of `fn` is never negative; arguments at positions
+    `assumed` are known to be nonnegative (sizes). Loop-carried phis are taken nonnegative
+    unless an incoming value may be negative (the largest consistent assumption)."""
+    ok = {i for i in fn.instructions() if i.opcode == "phi" and i.type.kind == "int"}
+
+    def test(v: Value, depth: int = 0) -> bool:
+        if isinstance(v, Constant):
+            return v.type.kind == "int" and v.text.isdigit()
+        if isinstance(v, Argument):
+            return v.index in assumed
+        if not isinstance(v, Instruction) or depth > 32:
+            return False
+        op = v.opcode if v.opcode != "call" else ".".join(v.callee_name.split(".")[:2])
+        if op == "phi":
+            return v in ok
+        if op == "zext" or op == "lshr" and not _is_zero(v.operands[1]):
+            return True
+        if op == "lshr":
+            return test(v.operands[0], depth + 1)
+        ints = v.operands[1:] if op == "select" else v.operands
+        if op in _ALL:
+            return all(test(o, depth + 1) for o in ints)
+        return op in _ANY and any(test(o, depth + 1) for o in ints)
+
+    while True:
+        bad = {p for p in ok if not all(test(o) for o in p.operands)}
+        if not bad:
+            return test
+        ok -= bad
+
+
+def _is_zero(v: Value) -> bool:
+    return isinstance(v, Constant) and v.text == "0"
+
+
+# (predicate, constant) -> the result of comparing a nonnegative value so
+_SIGN_TESTS = {("slt", "0"): "false", ("sge", "0"): "true", ("sgt", "-1"): "true"}
+
+
+def fold_sign_tests(fn: Function, assumed: frozenset[int]) -> int:
+    """Replace `icmp slt x, 0` (and `sge x, 0`, `sgt x, -1`) on never-negative `x` by their
+    constant result, and selects on a constant by the arm they pick; how many were folded."""
+    test = nonnegative(fn, assumed)
+
+    def fold(inst: Instruction, ops: list[Value]) -> Value | None:
+        if inst.opcode == "icmp" and isinstance(ops[1], Constant):
+            result = _SIGN_TESTS.get((inst.pred, ops[1].text))
+            return Constant(I1, result) if result and test(ops[0]) else None
+        if inst.opcode == "select" and isinstance(ops[0], Constant) and ops[0].type == I1:
+            return ops[1] if ops[0].text == "true" else ops[2]
+        return None
+
+    known: dict[Value, Value] = {}
+    changed = True
+    while changed:  # a select may come before the test it depends on, in text order
+        changed = False
+        for inst in fn.instructions():
+            value = None if inst in known else fold(inst, [_resolve(known, o)
+                                                           for o in inst.operands])
+            if value is not None:
+                known[inst], changed = value, True
+    if not known:
+        return 0
+    for block in fn.blocks:
+        block.instructions = [i for i in block.instructions if i not in known]
+        for inst in block.instructions:
+            inst.operands = [_resolve(known, o) for o in inst.operands]
+    return len(known)
+
+
+def _resolve(known: dict[Value, Value], v: Value) -> Value:
+    while v in known:
+        v = known[v]
+    return v
