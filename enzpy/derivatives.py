@@ -28,12 +28,14 @@ from .bridge.refcounts import drop_argument_refcounts
 from .errors import NoDerivativeError
 
 _cache: dict[tuple, Derivative] = {}
-SIZES = ("nitems", "itemsize", "shape")  # the flattened array arguments never negative
+_SIZE_ROLES = ("nitems", "itemsize", "shape")  # flattened array arguments never negative
 
 
 @dataclass(frozen=True)
 class Derivative:
-    """A compiled derivative: its driver and what produced it (for introspection)."""
+    """A compiled derivative: its drivers and what produced it (for introspection).
+    `driver` calls the compiled code by address, `linked` links it into its njit caller
+    (see `bridge.link.DerivativeDriver`)."""
 
     driver: Any
     symbol: str
@@ -41,6 +43,7 @@ class Derivative:
     argtypes: tuple
     result: llvm_passes.ForwardResult | llvm_passes.ReverseResult
     split: tuple = ()  # split mode: the reverse and release drivers (`driver` augments)
+    linked: Any = None
 
 
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
@@ -64,7 +67,7 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     flat = bridge.abi.flat_arguments(argtypes)
     root = module.get(symbol)
     drop_argument_refcounts(root, [a.position for a in flat if a.role == "meminfo"])
-    fold_sign_tests(root, frozenset(a.position for a in flat if a.role in SIZES))
+    fold_sign_tests(root, frozenset(a.position for a in flat if a.role in _SIZE_ROLES))
     return module, symbol, library, signature.return_type
 
 
@@ -106,7 +109,7 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
         seed = None if mode == "forward" else (1.0 if ret == "active" else 0.0)
         drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts,
                                  seed=seed, aliased=getattr(result, "aliased_name", None))
-        out = Derivative(drv.driver, symbol, restype, argtypes, result)
+        out = Derivative(drv.driver, symbol, restype, argtypes, result, linked=drv.linked)
     _cache[key] = out
     return out
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from llvm_passes.ir import Function
-
-REFCOUNT_CALLS = frozenset({"NRT_incref", "NRT_decref"})
+from llvm_passes.rules.memory import REFCOUNT
 
 
 def drop_argument_refcounts(fn: Function, meminfos: Iterable[int]) -> int:
@@ -29,7 +28,7 @@ def drop_argument_refcounts(fn: Function, meminfos: Iterable[int]) -> int:
             if id(v) in by_arg:
                 uses[by_arg[id(v)]].append(inst)
     dead = {id(inst) for insts in uses.values()
-            if all(i.callee_name in REFCOUNT_CALLS and len(i.operands) == 1 for i in insts)
+            if all(i.callee_name in REFCOUNT and len(i.operands) == 1 for i in insts)
             for inst in insts}  # fmt: skip
     for block in fn.blocks:
         block.instructions = [i for i in block.instructions if id(i) not in dead]
