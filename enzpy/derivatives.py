@@ -33,9 +33,7 @@ _SIZE_ROLES = ("nitems", "itemsize", "shape")  # flattened array arguments never
 
 @dataclass(frozen=True)
 class Derivative:
-    """A compiled derivative: its drivers and what produced it (for introspection).
-    `driver` calls the compiled code by address, `linked` links it into its njit caller
-    (see `bridge.link.DerivativeDriver`)."""
+    """A compiled derivative: its driver and what produced it (for introspection)."""
 
     driver: Any
     symbol: str
@@ -43,7 +41,6 @@ class Derivative:
     argtypes: tuple
     result: llvm_passes.ForwardResult | llvm_passes.ReverseResult
     split: tuple = ()  # split mode: the reverse and release drivers (`driver` augments)
-    linked: Any = None
 
 
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
@@ -109,7 +106,7 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
         seed = None if mode == "forward" else (1.0 if ret == "active" else 0.0)
         drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts,
                                  seed=seed, aliased=getattr(result, "aliased_name", None))
-        out = Derivative(drv.driver, symbol, restype, argtypes, result, linked=drv.linked)
+        out = Derivative(drv.driver, symbol, restype, argtypes, result)
     _cache[key] = out
     return out
 

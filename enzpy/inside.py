@@ -148,10 +148,9 @@ class _Source:
 
 
 def _call_source(mode: Mode, f: EnzymeJit, ret_activity: Any, argv: list[Arg],
-                 fail: Callable[[_Source, str], str], linked: bool = False) -> _Source:
+                 fail: Callable[[_Source, str], str]) -> _Source:  # fmt: skip
     """The body of a generated `autodiff` call. `fail(src, message)` is the statement run
-    when a run-time check fails; `linked`: the derivative's code is linked into the caller
-    (else called by address, which leaves the caller uncacheable)."""
+    when a run-time check fails."""
     for k, a in enumerate(argv):
         check_argument_type(k, a.cls, a.val, a.dval, mode.reverse)
     classes = tuple(a.cls for a in argv)
@@ -161,7 +160,7 @@ def _call_source(mode: Mode, f: EnzymeJit, ret_activity: Any, argv: list[Arg],
     src = _Source([], {"np": np})
     _shadow_checks(src, argv, fail)
     shadows, copy_back = _shadows(src, argv, fail)
-    driver = src.name("driver", deriv.linked if linked else deriv.driver)
+    driver = src.name("driver", deriv.driver)
     src.add(f"r = {driver}({', '.join([a.val_src for a in argv] + shadows)})")
     for dst, s in copy_back:
         src.add(f"if {s}.ctypes.data != {dst}.ctypes.data:")
@@ -307,7 +306,7 @@ def _autodiff_impl(mode, f, *args):  # no annotations: Numba compares signatures
     """The overload of `autodiff`: Numba types in, the generated implementation out."""
     m, fn, ret_activity, argv = _parse_call(mode, f, args)
     return _compile("mode, f, *args", _call_source(m, fn, ret_activity, argv,
-                                                   _raise_shadow_error, linked=True))
+                                                   _raise_shadow_error))  # fmt: skip
 
 
 # --------------------------------------------------------------------- in-Numba gradient

@@ -31,16 +31,13 @@ _cache_lock = threading.Lock()
 
 @dataclass
 class DerivativeDriver:
-    """A linked derivative: njit drivers, intrinsic for use inside njit code, and its library.
+    """A compiled derivative: njit driver, intrinsic for use inside njit code, and its library.
 
-    `driver` calls the library's machine code by address: calling it (from Python, or from
-    njit code that is not cached) compiles nothing more. `linked` links the derivative's IR
-    into the njit function that calls it (LLVM may inline it; that function's own compile
-    optimizes and compiles the derivative again; it can be cached to disk)."""
+    Both call the library's machine code by address: calling them, from Python or from njit
+    code, optimizes and compiles nothing more (the calling njit code cannot be cached)."""
 
     driver: Any  # numba Dispatcher: driver(*primal_args, *shadows) -> (primal, tangent)
-    linked: Any  # numba Dispatcher: the same call, linking the derivative into its caller
-    intrinsic: Any  # the @intrinsic behind `linked`; callable from njit code
+    intrinsic: Any  # the @intrinsic; callable from njit code with the same arguments
     library: Any  # the Numba code library holding the derivative
     symbol: str  # the derivative's (unique) symbol in `library`
     argtypes: tuple[types.Type, ...]
@@ -154,27 +151,23 @@ def reverse_entry(seed: float) -> EntryPoint:
 
 def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
                   restype: types.Type, activities: tuple[Activity, ...],
-                  shadowed: tuple[int, ...], ep: EntryPoint, aliased: str | None = None,
-                  by_address: bool = False) -> Callable[..., Any]:  # fmt: skip
+                  shadowed: tuple[int, ...], ep: EntryPoint, aliased: str | None = None
+                  ) -> Callable[..., Any]:  # fmt: skip
     """The intrinsic's codegen: call `symbol` with the primal's flattened LLVM arguments
     (Numba's calling convention), then one shadow per active LLVM argument in order, then
     the tape (see `EntryPoint`). With `aliased`, that symbol is called instead when the
-    memory of two array arguments overlaps. `by_address`: call `lib`'s machine code
-    through its address (a dynamic global: the caller cannot be cached) instead of linking
-    `lib` into the caller."""
+    memory of two array arguments overlaps. The call goes to `lib`'s machine code by
+    address (a dynamic global, so the caller cannot be cached): linking `lib` instead would
+    optimize and compile the whole derivative again in every caller."""
     layout = argument_layout(argtypes)
     nargs = len(argtypes)
     passed = _passed_shadows(layout, shadowed, ep)
 
     def function(context: Any, builder: Any, fnty: ir.FunctionType, name: str) -> Any:
-        if not by_address:
-            return cgutils.get_or_insert_function(builder.module, fnty, name)
         address = context.add_dynamic_addr(builder, lib.get_pointer_to_function(name), name)
         return builder.bitcast(address, fnty.as_pointer())
 
     def codegen(context: Any, builder: Any, signature: Any, args: Sequence[Any]) -> Any:
-        if not by_address:
-            context.active_code_library.add_linking_library(lib)
         call_conv = context.call_conv
         primal_fnty = call_conv.get_function_type(restype, argtypes)
         flat = list(context.get_arg_packer(argtypes).as_arguments(builder, list(args[:nargs])))
@@ -348,14 +341,13 @@ def _make_intrinsic(name: str, arity: int, sig: Any, codegen: Callable[..., Any]
     return intrinsic(ns[name])
 
 
-def _make_njit_driver(name: str, arity: int, intr: Any, sig: Any = None) -> Any:
-    """`@njit(sig) def driver(a0, ...): return intr(a0, ...)`, compiled eagerly when `sig`
-    is given (else on its first call)."""
+def _make_njit_driver(name: str, arity: int, intr: Any, sig: Any) -> Any:
+    """`@njit(sig) def driver(a0, ...): return intr(a0, ...)`, compiled eagerly."""
     params = ", ".join(f"a{i}" for i in range(arity))
     src = f"def {name}({params}):\n    return _intr({params})\n"
     ns: dict[str, Any] = {"_intr": intr}
     exec(compile(src, f"<enzpy.bridge.link {name}>", "exec"), ns)
-    return numba.njit(sig)(ns[name]) if sig is not None else numba.njit(ns[name])
+    return numba.njit(sig)(ns[name])
 
 
 def make_driver(module_text: str, fn_name: str, library: Any,
@@ -410,15 +402,12 @@ def make_drivers(module_text: str, entries: dict[str, EntryPoint], library: Any,
     for name, ep in entries.items():
         k = next(_counter)
         sig = _signature(argtypes, restype, activities, shadowed, ep)
-        intrinsics = [_make_intrinsic(
-            f"_enzpy_call_{k}_{how}", len(sig.args), sig,
-            _make_codegen(lib, renames[name], argtypes, restype, activities, shadowed, ep,
-                          renames.get(aliased.get(name, "")), by_address=how == "address"))
-            for how in ("address", "linked")]  # fmt: skip
-        drv = _make_njit_driver(f"enzpy_driver_{k}", len(sig.args), intrinsics[0], sig)
-        linked = _make_njit_driver(f"enzpy_linked_{k}", len(sig.args), intrinsics[1])
-        result[name] = DerivativeDriver(drv, linked, intrinsics[1], lib, renames[name],
-                                        argtypes, restype, activities, shadowed, sig)
+        cg = _make_codegen(lib, renames[name], argtypes, restype, activities, shadowed, ep,
+                           renames.get(aliased.get(name, "")))  # fmt: skip
+        intr = _make_intrinsic(f"_enzpy_call_{k}", len(sig.args), sig, cg)
+        drv = _make_njit_driver(f"enzpy_driver_{k}", len(sig.args), intr, sig)
+        result[name] = DerivativeDriver(drv, intr, lib, renames[name], argtypes, restype,
+                                        activities, shadowed, sig)  # fmt: skip
     with _cache_lock:
         result = _cache.setdefault(key, result)
     return result
