@@ -17,7 +17,7 @@ from .annotations import (
     DuplicatedNoNeed,
 )  # fmt: skip
 from .api import autodiff, gradient
-from .derivatives import last_tape_bytes
+from .derivatives import last_tape_bytes, release_tapes
 from .errors import AnnotationError, EnzpyError, NoDerivativeError, ShadowError
 from .explain import explain
 from .jit import EnzymeJit, enzyme_jit
@@ -37,7 +37,7 @@ __all__ = [
     "Duplicated", "DuplicatedNoNeed", "EnzpyError", "EnzymeJit", "Forward", "ForwardWithPrimal",
     "Mode", "NoDerivativeError", "Reverse", "ReverseSplitNoPrimal", "ReverseSplitWithPrimal",
     "ReverseWithPrimal", "ShadowError", "Tape", "autodiff", "autodiff_thunk", "enzyme_jit",
-    "explain", "gradient", "last_tape_bytes",
+    "explain", "gradient", "last_tape_bytes", "release_tapes",
 ]  # fmt: skip
 
 _REVERSE_IMPLEMENTED = True

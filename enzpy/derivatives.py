@@ -7,6 +7,7 @@ Set `ENZPY_DUMP_IR=1` to print the synthesized IR, or `ENZPY_DUMP_IR=<dir>` to w
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import sys
@@ -41,6 +42,7 @@ class Derivative:
     argtypes: tuple
     result: llvm_passes.ForwardResult | llvm_passes.ReverseResult
     split: tuple = ()  # split mode: the reverse and release drivers (`driver` augments)
+    drop_tapes: Any = None  # combined reverse: frees the kept tape storage, returns its bytes
 
 
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
@@ -104,9 +106,13 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
                          (drvs[names[1]].driver, drvs[names[2]].driver))  # fmt: skip
     else:
         seed = None if mode == "forward" else (1.0 if ret == "active" else 0.0)
+        drop = getattr(result, "drop_name", None)
         drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts,
-                                 seed=seed, aliased=getattr(result, "aliased_name", None))
-        out = Derivative(drv.driver, symbol, restype, argtypes, result)
+                                 seed=seed, aliased=getattr(result, "aliased_name", None),
+                                 exports=(drop,) if drop else ())  # fmt: skip
+        out = Derivative(drv.driver, symbol, restype, argtypes, result,
+                         drop_tapes=ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop])
+                         if drop else None)  # fmt: skip
     _cache[key] = out
     return out
 
@@ -117,6 +123,30 @@ _SYNTHESIZERS = {
     "reverse": partial(llvm_passes.reverse, tape_bytes_at=_TAPE_BYTES.ctypes.data),
     "split": partial(llvm_passes.reverse, tape_bytes_at=_TAPE_BYTES.ctypes.data, split=True),
 }
+
+
+def release_tapes() -> int:
+    """Free the tape storage that reverse-mode derivatives keep between calls (each keeps
+    the largest tape it has needed, so that later calls find their memory ready); returns
+    how many bytes were freed. The next call of a derivative allocates its tape afresh.
+
+    Examples
+    --------
+    >>> import numpy as np, enzpy as ez
+    >>> @ez.enzyme_jit
+    ... def f(x):
+    ...     s = 0.0
+    ...     for i in range(x.shape[0]):
+    ...         s += np.sin(x[i]) * x[i]
+    ...     return s
+    >>> x = np.linspace(0.0, 1.0, 1000)
+    >>> _ = ez.autodiff(ez.Reverse, f, ez.Active, ez.Duplicated(x, np.zeros_like(x)))
+    >>> ez.release_tapes() >= ez.last_tape_bytes() > 0
+    True
+    >>> ez.release_tapes()
+    0
+    """
+    return sum(d.drop_tapes() for d in list(_cache.values()) if d.drop_tapes is not None)
 
 
 def last_tape_bytes() -> int:

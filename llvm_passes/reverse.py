@@ -52,6 +52,7 @@ from .ir.types import size_in_bytes
 from .ir.values import const
 from .rules.memory import ALLOCATORS, DATA_POINTER, RAW_ALLOCATORS, RAW_FREE, REFCOUNT
 from .tape import (
+    DROP,
     FREE,
     KEEP,
     TAKE,
@@ -83,6 +84,9 @@ class ReverseResult:
     # combined, with `distinct` arguments: the entry to call when their memory overlaps
     # (None when assuming it does not changed nothing)
     aliased_name: str | None = None
+    # combined: `i64 drop_tapes_<f>()` frees the tape storage the entries keep between
+    # calls and returns how many bytes it held
+    drop_name: str | None = None
 
     @property
     def module_text(self) -> str:
@@ -121,7 +125,7 @@ def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activi
         if synth.plans[(fn.name, pattern)].assumes_distinct:
             aliased = entries.combined(*synth.derive(fn, pattern, aliased=True), ".aliased")
     return ReverseResult(module, names[0], synth.results[(fn.name, pattern)], names[1:],
-                         aliased)  # fmt: skip
+                         aliased, entries.drop_tapes())  # fmt: skip
 
 
 class _Entries:
@@ -130,6 +134,7 @@ class _Entries:
     def __init__(self, module: Module, fn: Function, pattern: tuple[bool, ...],
                  tape_bytes_at: int | None) -> None:  # fmt: skip
         self.module, self.fn, self.tape_bytes_at = module, fn, tape_bytes_at
+        self.cells: list[GlobalRef] = []  # where the combined entries keep tape storage
         self.args = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
         self.shadows = [Argument(PTR, f"{a.name}.shadow", "", 0)
                         for a, p in zip(fn.args, pattern, strict=True) if p]  # fmt: skip
@@ -162,6 +167,7 @@ class _Entries:
         # the tape's storage is kept between calls: no fresh pages to fault in each time
         cell = GlobalRef(f"enzpy.tape.cell.{self.fn.name}{suffix}", PTR)
         self.module.globals[cell.name] = f"{cell.ref} = internal global ptr null"
+        self.cells.append(cell)
         tape = b.alloca(TAPE_TYPE, 8, "tape")
         b.call(TAKE, [tape, cell], VOID)
         r = self._forward_sweep(b, aug, tape)
@@ -169,6 +175,21 @@ class _Entries:
         b.call(rev, [*self.params[:n], tape, *self.params[n:]], VOID)
         b.call(KEEP, [tape, cell], VOID)
         self._ret(b, r)
+        return name
+
+    def drop_tapes(self) -> str | None:
+        """`i64 drop_tapes_<f>()`: free the storage the combined entries keep; its bytes."""
+        if not self.cells:
+            return None
+        name = f"drop_tapes_{self.fn.name}"
+        fn = Function(name, I64, [])
+        fn.blocks.append(Block("entry"))
+        self.module.add_function(fn)
+        b = Builder(self.module, Namer(fn), fn.blocks[0])
+        total: Value = const(I64, 0)
+        for cell in self.cells:
+            total = b.binop("add", total, b.call(DROP, [cell], I64, "bytes"), "total")
+        self._ret(b, total)
         return name
 
     def augment(self, aug: str) -> str:

@@ -5,7 +5,7 @@ order, so calls, loops and branches need no bookkeeping beyond pushing.
 Layout: `{ ptr data, i64 size, i64 capacity }` (bytes). The runtime is a few small IR
 functions added to a module on first use: push (with a capacity check), reserve and push
 into reserved room (loops that know their trip count), pop, and the storage's release —
-freed, or kept in a per-derivative cell for the next call (take/keep).
+freed, or kept in a per-derivative cell for the next call (take/keep), until dropped.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .ir.types import size_in_bytes, struct
 
 TAPE_TYPE = struct(PTR, I64, I64)
 PUSH, POP, FREE = "enzpy.tape.push", "enzpy.tape.pop", "enzpy.tape.free"
-TAKE, KEEP = "enzpy.tape.take", "enzpy.tape.keep"
+TAKE, KEEP, DROP = "enzpy.tape.take", "enzpy.tape.keep", "enzpy.tape.drop"
 RESERVE, PUSH_RESERVED = "enzpy.tape.reserve", "enzpy.tape.push.reserved"
 
 _RUNTIME = f"""
@@ -135,6 +135,25 @@ keep:
 done:
   ret void
 }}
+
+; free the storage `cell` holds, if any, and say how many bytes (a call running meanwhile
+; holds its own storage: it finds the cell empty, or leaves its storage there afterwards)
+define internal i64 @"{DROP}"(ptr %cell) alwaysinline nounwind {{
+entry:
+  %data = atomicrmw xchg ptr %cell, ptr null acq_rel
+  %none = icmp eq ptr %data, null
+  br i1 %none, label %done, label %drop
+
+drop:
+  %cap = load i64, ptr %data, align 8
+  call void @free(ptr %data)
+  br label %done
+
+done:
+  %bytes = phi i64 [ 0, %entry ], [ %cap, %drop ]
+  ret i64 %bytes
+}}
+
 """
 
 

@@ -45,6 +45,7 @@ class DerivativeDriver:
     activities: tuple[Activity, ...]
     shadowed: tuple[int, ...]  # Python argument indices that take a shadow, in order
     signature: Any = field(default=None)  # the driver's Numba signature
+    exports: dict[str, int] = field(default_factory=dict)  # other functions: name -> address
 
     def __call__(self, *args: Any) -> Any:
         """Call the driver: primal arguments, then one shadow per shadowed argument."""
@@ -353,7 +354,8 @@ def _make_njit_driver(name: str, arity: int, intr: Any, sig: Any) -> Any:
 def make_driver(module_text: str, fn_name: str, library: Any,
                 argtypes: Sequence[types.Type], restype: types.Type,
                 activities: Sequence[Activity], *, key: Any = None,
-                seed: float | None = None, aliased: str | None = None) -> DerivativeDriver:
+                seed: float | None = None, aliased: str | None = None,
+                exports: tuple[str, ...] = ()) -> DerivativeDriver:
     """Link the derivative `fn_name` of `module_text` and build its njit driver.
 
     `fn_name` takes the primal's LLVM arguments, then one shadow per non-CONST entry of
@@ -364,17 +366,20 @@ def make_driver(module_text: str, fn_name: str, library: Any,
     shadow and the driver returns (primal, their adjoints). `library` is the primal's code
     library (it resolves the primal's callees). Results are cached by `key` (default: a
     digest of the inputs). `aliased`: the entry point to call instead when the memory of two
-    array arguments overlaps (see `distinct_arrays`).
+    array arguments overlaps (see `distinct_arrays`). `exports`: other functions of the
+    module whose addresses the driver's `exports` gives.
     """
     entry = FORWARD if seed is None else reverse_entry(seed)
     return make_drivers(module_text, {fn_name: entry}, library, argtypes, restype, activities,
-                        key=key, aliased={fn_name: aliased} if aliased else None)[fn_name]
+                        key=key, aliased={fn_name: aliased} if aliased else None,
+                        exports=exports)[fn_name]
 
 
 def make_drivers(module_text: str, entries: dict[str, EntryPoint], library: Any,
                  argtypes: Sequence[types.Type], restype: types.Type,
                  activities: Sequence[Activity], *, key: Any = None,
-                 aliased: dict[str, str] | None = None) -> dict[str, DerivativeDriver]:
+                 aliased: dict[str, str] | None = None, exports: tuple[str, ...] = ()
+                 ) -> dict[str, DerivativeDriver]:  # fmt: skip
     """Link the entry points of `module_text` (name -> how the driver calls it) into one
     library and build one driver per entry point (see `make_driver`)."""
     aliased = aliased or {}
@@ -396,8 +401,9 @@ def make_drivers(module_text: str, entries: dict[str, EntryPoint], library: Any,
 
     shadowed = tuple(shadowed_args(argtypes, activities))
     n = next(_counter)
-    renames = {name: f"{name}.enzpy{n}" for name in (*entries, *aliased.values())}
+    renames = {name: f"{name}.enzpy{n}" for name in (*entries, *aliased.values(), *exports)}
     lib = _build_library(module_text, renames, library)
+    addresses = {name: lib.get_pointer_to_function(renames[name]) for name in exports}
     result = {}
     for name, ep in entries.items():
         k = next(_counter)
@@ -407,7 +413,7 @@ def make_drivers(module_text: str, entries: dict[str, EntryPoint], library: Any,
         intr = _make_intrinsic(f"_enzpy_call_{k}", len(sig.args), sig, cg)
         drv = _make_njit_driver(f"enzpy_driver_{k}", len(sig.args), intr, sig)
         result[name] = DerivativeDriver(drv, intr, lib, renames[name], argtypes, restype,
-                                        activities, shadowed, sig)  # fmt: skip
+                                        activities, shadowed, sig, addresses)  # fmt: skip
     with _cache_lock:
         result = _cache.setdefault(key, result)
     return result

@@ -273,6 +273,18 @@ def test_tape_storage_kept_between_calls_gives_the_same_gradient():
     assert all(np.array_equal(g, grads[0]) for g in grads)
 
 
+def test_released_tape_storage_is_allocated_again():
+    x = np.linspace(-1.0, 1.0, 20000)
+    ez.autodiff(ez.Reverse, _reduction, ez.Active, ez.Duplicated(x, np.zeros_like(x)))
+    kept = ez.last_tape_bytes()
+    assert ez.release_tapes() >= kept > 0  # every derivative's kept storage, this one's too
+    assert ez.release_tapes() == 0
+    dx = np.zeros_like(x)
+    ez.autodiff(ez.Reverse, _reduction, ez.Active, ez.Duplicated(x, dx))
+    np.testing.assert_allclose(dx, np.cos(x) * x + np.sin(x), rtol=1e-13)
+    assert ez.release_tapes() >= kept
+
+
 @ez.enzyme_jit
 def _aliased_inside(z, dz, m):
     return ez.autodiff(ez.Reverse, _inner_loop_writes_an_argument, ez.Active,
