@@ -15,9 +15,11 @@ from collections.abc import Callable
 from ..ir import Argument, Constant, Function, Instruction, Value
 from ..ir.types import I1
 
-# results nonnegative when all (ALL) or any (ANY) of the integer operands are
+# results nonnegative when all (ALL), any (ANY) or the first (FIRST) of the integer operands
+# are (the quotient of a nonnegative dividend; a remainder below either operand)
 _ALL = frozenset({"add", "mul", "select", "phi", "sext", "llvm.smin"})
-_ANY = frozenset({"and", "udiv", "urem", "llvm.smax", "llvm.umin"})
+_ANY = frozenset({"and", "urem", "llvm.smax", "llvm.umin"})
+_FIRST = frozenset({"udiv", "lshr"})
 
 
 def nonnegative(fn: Function, assumed: frozenset[int]) -> Callable[[Value], bool]:
@@ -36,11 +38,11 @@ def nonnegative(fn: Function, assumed: frozenset[int]) -> Callable[[Value], bool
         op = v.opcode if v.opcode != "call" else ".".join(v.callee_name.split(".")[:2])
         if op == "phi":
             return v in ok
-        if op == "zext" or op == "lshr" and not _is_zero(v.operands[1]):
+        if op == "zext" or op == "lshr" and _positive_constant(v.operands[1]):
             return True
-        if op == "lshr":
-            return test(v.operands[0], depth + 1)
         ints = v.operands[1:] if op == "select" else v.operands
+        if op in _FIRST:
+            return test(ints[0], depth + 1)
         if op in _ALL:
             return all(test(o, depth + 1) for o in ints)
         return op in _ANY and any(test(o, depth + 1) for o in ints)
@@ -52,8 +54,8 @@ def nonnegative(fn: Function, assumed: frozenset[int]) -> Callable[[Value], bool
         ok -= bad
 
 
-def _is_zero(v: Value) -> bool:
-    return isinstance(v, Constant) and v.text == "0"
+def _positive_constant(v: Value) -> bool:
+    return isinstance(v, Constant) and v.text.isdigit() and v.text != "0"
 
 
 # (predicate, constant) -> the result of comparing a nonnegative value so

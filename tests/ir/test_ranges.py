@@ -4,6 +4,7 @@ and only those: negative indices keep wrapping in the derivative."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from harness import check_forward, check_reverse, dot_test
 
 import enzpy as ez
@@ -82,3 +83,30 @@ def test_negative_and_nonnegative_indices_in_both_modes():
     check_forward(_neighbours, (x, y), (0, 1))
     check_reverse(_neighbours, (x, y), (0, 1))
     dot_test(_neighbours, (x, y), (0, 1))
+
+
+@pytest.mark.parametrize(("expr", "never_negative"), [
+    ("udiv i64 %n, %x", True),  # a nonnegative dividend
+    ("udiv i64 %x, %n", False),
+    ("urem i64 %x, %n", True),  # below a nonnegative divisor
+    ("lshr i64 %x, 1", True),
+    ("lshr i64 %x, %s", False),  # the shift may be 0
+    ("and i64 %x, %n", True),
+    ("add i64 %n, %x", False),
+    ("mul i64 %n, %n", True),
+    ("call i64 @llvm.smax.i64(i64 %x, i64 0)", True),
+    ("call i64 @llvm.smin.i64(i64 %x, i64 %n)", False),
+])  # fmt: skip
+def test_operations_keep_nonnegativity_only_where_they_must(expr, never_negative):
+    fn = parse_module(f"""
+declare i64 @llvm.smax.i64(i64, i64)
+declare i64 @llvm.smin.i64(i64, i64)
+
+define i1 @g(i64 %n, i64 %x, i64 %s) {{
+entry:
+  %v = {expr}
+  %neg = icmp slt i64 %v, 0
+  ret i1 %neg
+}}
+""").get("g")
+    assert fold_sign_tests(fn, frozenset({0})) == int(never_negative)
