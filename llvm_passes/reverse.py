@@ -328,11 +328,16 @@ class _Plan:
                 self.invariants[lp.header][("primal", ind.start)] = None
                 self.saved_in.setdefault(("primal", ind.start), []).append(lp)
         for block in fn.blocks:
+            needs = {inst: self._needs(inst) + ([("primal", inst)] if inst in self.kept_alive
+                                                else []) for inst in block.instructions}
+            position = block.instructions.index
+            for inst in needs:  # a sibling defined after its user is saved where it is made
+                sibling = self.siblings.get(inst)
+                if sibling is not None and position(sibling) > position(inst):
+                    needs[sibling] = [*needs[sibling], ("primal", sibling)]
             pushed: set[tuple[str, Value]] = set()  # by instructions later in the block
             for inst in reversed(block.instructions):
-                needs = self._needs(inst) + ([("primal", inst)] if inst in self.kept_alive
-                                             else [])  # fmt: skip
-                items = [(k, v) for k, v in dict.fromkeys(needs)
+                items = [(k, v) for k, v in dict.fromkeys(needs[inst])
                          if not isinstance(v, Argument | Constant | GlobalRef)]
                 if items:
                     self.needs[inst] = items

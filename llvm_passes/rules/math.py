@@ -94,13 +94,13 @@ def hypot(b, x, y, out):
 
 
 # ---- hyperbolic --------------------------------------------------------------------------
-@smooth("llvm.sinh", *_libm("sinh"))
+@smooth("llvm.sinh", *_libm("sinh"), sibling=("llvm.cosh", lambda b, c: (c,)))
 def sinh(b, x, out):
     """d sinh(x) = cosh(x) dx"""
     return (b.libm("cosh", x),)
 
 
-@smooth("llvm.cosh", *_libm("cosh"))
+@smooth("llvm.cosh", *_libm("cosh"), sibling=("llvm.sinh", lambda b, s: (s,)))
 def cosh(b, x, out):
     """d cosh(x) = sinh(x) dx"""
     return (b.libm("sinh", x),)
