@@ -82,8 +82,11 @@ def ba_residuals(cams, X, w, obs, feats, reproj_err, w_err):
 def _gather(cams, X, obs, cams_at, X_at):
     """Row i of `cams_at` / `X_at`: the camera / point of observation i."""
     for i in range(obs.shape[0]):
-        cams_at[i, :] = cams[obs[i, 0]]
-        X_at[i, :] = X[obs[i, 1]]
+        c, m = obs[i, 0], obs[i, 1]
+        for j in range(cams.shape[1]):
+            cams_at[i, j] = cams[c, j]
+        for j in range(3):
+            X_at[i, j] = X[m, j]
 
 
 @njit
@@ -136,28 +139,43 @@ def gathered(args: tuple[Any, ...]) -> tuple[Any, ...]:
             np.empty_like(w_err))  # fmt: skip
 
 
+class _Workspace:
+    """The temporaries of `jacobian_enzpy` for p observations, allocated once per size (as a
+    program computing Jacobians repeatedly would): between calls the shadows and seeds are
+    zero, as each reverse pass and `_scatter` leave them."""
+
+    def __init__(self, p: int) -> None:
+        self.cams_at, self.X_at = np.empty((p, NCAM)), np.empty((p, 3))
+        self.ident = np.empty((p, 2), dtype=np.int64)
+        self.ident[:, 0] = self.ident[:, 1] = np.arange(p)
+        self.err, self.werr = np.empty((p, 2)), np.empty(p)
+        self.dc, self.dx, self.dw = np.zeros((p, NCAM)), np.zeros((p, 3)), np.zeros(p)
+        self.derr, self.dwerr = np.zeros((p, 2)), np.zeros(p)
+
+
+_workspaces: dict[int, _Workspace] = {}
+
+
 def jacobian_enzpy(args: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(blocks p × 2 × 15, weight diagonal p) by two enzpy reverse passes over the gathered
     reprojection residuals and one over the weight residuals."""
     ez = require_enzpy()
     cams, X, w, obs, feats, _, _ = args
     p = w.shape[0]
-    cams_at, X_at = np.empty((p, NCAM)), np.empty((p, 3))
-    _gather(cams, X, obs, cams_at, X_at)
-    ident = np.empty((p, 2), dtype=np.int64)
-    ident[:, 0] = ident[:, 1] = np.arange(p)
-    err = np.empty((p, 2))
-    dc, dx, dw, derr = np.zeros((p, NCAM)), np.zeros((p, 3)), np.zeros(p), np.zeros((p, 2))
+    ws = _workspaces.pop(p, None) or _Workspace(p)  # not shared by concurrent calls
+    _gather(cams, X, obs, ws.cams_at, ws.X_at)
     blocks = np.empty((p, 2, NCAM + 4))
     for row in (0, 1):
-        derr[:, row] = 1.0  # the other row's seeds were consumed (zeroed) by its pass
-        ez.autodiff(ez.Reverse, reproj_residuals, ez.Const, ez.Duplicated(cams_at, dc),
-                    ez.Duplicated(X_at, dx), ez.Duplicated(w, dw), ez.Const(ident),
-                    ez.Const(feats), ez.Duplicated(err, derr))  # fmt: skip
-        _scatter(dc, dx, dw, row, blocks)
+        ws.derr[:, row] = 1.0  # the reverse pass consumes (zeroes) the seeds
+        ez.autodiff(ez.Reverse, reproj_residuals, ez.Const, ez.Duplicated(ws.cams_at, ws.dc),
+                    ez.Duplicated(ws.X_at, ws.dx), ez.Duplicated(w, ws.dw),
+                    ez.Const(ws.ident), ez.Const(feats), ez.Duplicated(ws.err, ws.derr))
+        _scatter(ws.dc, ws.dx, ws.dw, row, blocks)
     wdiag = np.zeros(p)
+    ws.dwerr[:] = 1.0
     ez.autodiff(ez.Reverse, weight_residuals, ez.Const, ez.Duplicated(w, wdiag),
-                ez.Duplicated(np.empty(p), np.ones(p)))  # fmt: skip
+                ez.Duplicated(ws.werr, ws.dwerr))  # fmt: skip
+    _workspaces[p] = ws  # only after a call that completed: its temporaries are clean again
     return blocks, wdiag
 
 
