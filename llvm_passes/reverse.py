@@ -50,7 +50,7 @@ from .ir import (
 from .ir.builder import Builder, Namer
 from .ir.types import size_in_bytes
 from .ir.values import const
-from .rules.memory import ALLOCATORS, DATA_POINTER, RAW_ALLOCATORS, RAW_FREE, REFCOUNT
+from .rules.memory import DATA_POINTER, RAW_FREE, REFCOUNT, RELEASE
 from .tape import (
     DROP,
     FREE,
@@ -1108,18 +1108,15 @@ class _Reverse:
                 raise self.fail(inst, f"'{inst.opcode}' {inst.callee_name}".strip())
             adj = self.take_adjoint(inst)
             out = primal.get(inst, inst)
-            sibling = self.plan.siblings.get(inst)
-            if sibling is not None:  # the partials from the primal's sibling call (sin: cos)
-                partials = rule.sibling[1](self.b, primal[sibling])  # type: ignore[index]
-                contribs = [None if p is None else self.b.fmul(p, adj, "adj") for p in partials]
-            else:
-                if rule.reads is not None:  # what no active partial reads was not kept:
-                    # undef, for the partials whose contribution is dropped
-                    args = [Constant(v.type, "undef") if a is v and isinstance(v, Instruction)
-                            else a for v, a in zip(inst.operands, args, strict=True)]  # fmt: skip
-                    out = Constant(inst.type, "undef") if out is inst else out
-                contribs = rule.adjoint(self.b, out if isinstance(out, Instruction | Constant)
-                                        else inst, args, adj)  # fmt: skip
+            if rule.reads is not None:  # what no active partial reads was not kept: undef,
+                # for the partials whose contribution is dropped
+                args = [Constant(v.type, "undef") if a is v and isinstance(v, Instruction)
+                        else a for v, a in zip(inst.operands, args, strict=True)]  # fmt: skip
+                out = Constant(inst.type, "undef") if out is inst else out
+            sibling = self.plan.siblings.get(inst)  # the partials from the primal's cos...
+            kept = {} if sibling is None else {"sibling": primal[sibling]}
+            contribs = rule.adjoint(self.b, out if isinstance(out, Instruction | Constant)
+                                    else inst, args, adj, **kept)  # fmt: skip
             for v, c in zip(inst.operands, contribs, strict=False):
                 self.add_adjoint(v, c)
 
@@ -1129,10 +1126,8 @@ class _Reverse:
             return False
         if inst.opcode == "alloca":
             self.b.call("free", [shadow[inst]], VOID)
-        elif inst.opcode == "call" and inst.callee_name in ALLOCATORS:
-            self.b.call("NRT_decref", [shadow[inst]], VOID)  # the shadow allocation dies
-        elif inst.opcode == "call" and inst.callee_name in RAW_ALLOCATORS:
-            self.b.call("NRT_Free", [shadow[inst]], VOID)
+        elif inst.opcode == "call" and inst.callee_name in RELEASE:
+            self.b.call(RELEASE[inst.callee_name], [shadow[inst]], VOID)  # the shadow dies
         else:
             return False
         return True

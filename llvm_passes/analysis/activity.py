@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ..errors import NoDerivativeError
 from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, Value
-from ..rules.memory import ALLOCATORS, DATA_POINTER, RAW_ALLOCATORS
+from ..rules.memory import DATA_POINTER, RELEASE
 from ..rules.registry import WRITES
 
 _PROPAGATE = {"fneg", "select", "phi", "extractvalue", "insertvalue", "freeze",
@@ -147,7 +147,7 @@ class _Analysis:
             if carries:
                 self.mark(inst, f"call to @{name} with active arguments")
             return
-        if name in ALLOCATORS | RAW_ALLOCATORS:
+        if name in RELEASE:  # an allocator
             return  # active only when needed
         if name.startswith(("llvm.memcpy", "llvm.memmove")):  # a store of memory
             dst, src = inst.operands[0], inst.operands[1]
@@ -176,7 +176,7 @@ class _Analysis:
         if not isinstance(v, Instruction) or not v.type.may_carry_derivative:
             return
         op, name = v.opcode, v.callee_name
-        if op == "alloca" or (op == "call" and name in ALLOCATORS | RAW_ALLOCATORS):
+        if op == "alloca" or (op == "call" and name in RELEASE):
             self.mark(v, f"memory needs a shadow: {why}")
         elif op in ("getelementptr", "bitcast", "phi", "select", "freeze", "addrspacecast"):
             if v in self.visiting:

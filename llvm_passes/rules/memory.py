@@ -16,6 +16,9 @@ REFCOUNT = frozenset({"NRT_incref", "NRT_decref"})  # shadows stay alive for the
 RAW_ALLOCATORS = frozenset({"NRT_Allocate"})  # memory without a meminfo (slice-copy temporaries)
 RAW_FREE = frozenset({"NRT_Free"})  # frees raw memory; shadows stay alive for the reverse sweep
 DATA_POINTER = frozenset({"NRT_MemInfo_data_fast"})  # a pointer derived from its argument
+# allocator -> the call that releases what it returns (a shadow allocation, in the reverse
+# sweep when it passes the allocation)
+RELEASE = {**dict.fromkeys(ALLOCATORS, "NRT_decref"), **dict.fromkeys(RAW_ALLOCATORS, "NRT_Free")}
 
 
 def _same_call_on_shadows(b, inst, args, tans):

@@ -95,6 +95,8 @@ def smooth(*keys: str, reads: tuple[tuple[int | str, ...], ...] | None = None,
     sweep keeps instead of calling that function again.
     """
 
+    sibling_partials = sibling[1] if sibling is not None else None
+
     def deco(partials: Callable[..., Sequence[Value | None]]):
         def tangent(b, inst, args, tans):
             active = [k for k, t in enumerate(tans) if t is not None]
@@ -104,8 +106,10 @@ def smooth(*keys: str, reads: tuple[tuple[int | str, ...], ...] | None = None,
             terms = [b.fmul(ps[k], tans[k], "tan") for k in active if ps[k] is not None]
             return _sum(b, terms)
 
-        def adjoint(b, inst, args, adj):
-            ps = partials(b, *args, out=inst)
+        def adjoint(b, inst, args, adj, sibling=None):
+            """`sibling`: the result of the primal's sibling call, when the reverse sweep
+            kept it (the partials are then made of it)."""
+            ps = partials(b, *args, out=inst) if sibling is None else sibling_partials(b, sibling)
             return [None if p is None else b.fmul(p, adj, "adj") for p in ps]
 
         doc = (partials.__doc__ or "").strip()
