@@ -6,6 +6,8 @@ referenced in IR text; it knows nothing of analyses.
 
 from __future__ import annotations
 
+import struct as _struct
+
 from .lexer import quote
 from .types import Type
 
@@ -48,7 +50,24 @@ class Constant(Value):
 
     @property
     def is_zero(self) -> bool:
-        return self.text in ("0", "0.0", "0.000000e+00", "null", "zeroinitializer", "false")
+        """Whether the constant is zero (integer, pointer, aggregate; +0.0 or -0.0)."""
+        if self.text in ("0", "null", "zeroinitializer", "false"):
+            return True
+        return self.type.is_float and self.float_value == 0.0
+
+    @property
+    def float_value(self) -> float | None:
+        """The value of a float constant written as a number (decimal or LLVM hex), else
+        None."""
+        if not self.type.is_float:
+            return None
+        text = self.text
+        try:
+            if text.startswith("0x") and len(text) == 18:
+                return _struct.unpack("<d", _struct.pack("<Q", int(text[2:], 16)))[0]
+            return float(text)
+        except ValueError:
+            return None
 
 
 class GlobalRef(Value):
@@ -112,8 +131,6 @@ def const(type: Type, value: float | int | str) -> Constant:
 
 def float_literal(x: float, type: Type) -> str:
     """An exact LLVM literal for `x` as `type` (hex double bits, as LLVM accepts for float too)."""
-    import struct as _struct
-
     if type.name == "float":
         x = _struct.unpack("f", _struct.pack("f", x))[0]
     bits = _struct.unpack("<Q", _struct.pack("<d", x))[0]

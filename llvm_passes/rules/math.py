@@ -38,6 +38,12 @@ def _sq(b: Builder, v):
     return b.fmul(v, v)
 
 
+def _unless_zero(b: Builder, v, partial):
+    """`partial`, or 0 where `v` is 0 (a partial of the form 0/0 there)."""
+    zero = b.fconst(v, 0.0)
+    return b.select(b.fcmp("oeq", v, zero), zero, partial)
+
+
 def _sign(b: Builder, v):
     """±1 with the sign bit of v."""
     return b.intrinsic("copysign", _one(b, v), v)
@@ -82,15 +88,15 @@ def atan(b, x, out):
 
 @smooth("llvm.atan2", *_libm("atan2"))
 def atan2(b, y, x, out):
-    """d atan2(y, x) = (x dy - y dx) / (x² + y²)"""
+    """d atan2(y, x) = (x dy - y dx) / (x² + y²)   (0 at the origin)"""
     r2 = b.fadd(_sq(b, x), _sq(b, y))
-    return b.fdiv(x, r2), b.fneg(b.fdiv(y, r2))
+    return _unless_zero(b, r2, b.fdiv(x, r2)), _unless_zero(b, r2, b.fneg(b.fdiv(y, r2)))
 
 
 @smooth(*_libm("hypot"))
 def hypot(b, x, y, out):
-    """d hypot(x, y) = (x dx + y dy) / hypot(x, y)"""
-    return b.fdiv(x, out), b.fdiv(y, out)
+    """d hypot(x, y) = (x dx + y dy) / hypot(x, y)   (0 at the origin)"""
+    return _unless_zero(b, out, b.fdiv(x, out)), _unless_zero(b, out, b.fdiv(y, out))
 
 
 # ---- hyperbolic --------------------------------------------------------------------------
@@ -196,17 +202,19 @@ def cbrt(b, x, out):
 
 @smooth("llvm.pow", *_libm("pow"))
 def pow(b, x, y, out):
-    """d x^y = y x^(y-1) dx + x^y log(x) dy   (the dy term is 0 where x^y = 0)"""
-    dx = b.fmul(y, b.intrinsic("pow", x, b.fsub(y, _one(b, y))))
-    zero = b.fconst(out, 0.0)
-    dy = b.fmul(out, b.intrinsic("log", x))
-    return dx, b.select(b.fcmp("oeq", out, zero), zero, dy)
+    """d x^y = y x^(y-1) dx + x^y log(x) dy   (∂x is 0 where y = 0, ∂y where x = 0)"""
+    one = _one(b, y)
+    is_zero = b.fcmp("oeq", y, b.fconst(y, 0.0))
+    dx = b.fmul(y, b.intrinsic("pow", x, b.select(is_zero, one, b.fsub(y, one))))
+    base = b.select(b.fcmp("oeq", x, b.fconst(x, 0.0)), _one(b, x), x)
+    return dx, b.fmul(out, b.intrinsic("log", base))
 
 
 @smooth("llvm.powi")
 def powi(b, x, n, out):
-    """d x^n = n x^(n-1) dx   (integer n)"""
-    n1 = b.binop("sub", n, b.const(n.type, 1))
+    """d x^n = n x^(n-1) dx   (integer n; 0 where n = 0)"""
+    one = b.const(n.type, 1)
+    n1 = b.select(b.icmp("eq", n, b.const(n.type, 0)), one, b.binop("sub", n, one))
     return b.fmul(b.cast("sitofp", n, x.type), b.powi(x, n1)), None
 
 

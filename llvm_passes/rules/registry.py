@@ -16,10 +16,11 @@ Rules never ask about activity, tapes or caching; the synthesizers own those. Sh
 from __future__ import annotations
 
 import dis
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..ir import Instruction, Value
+from ..ir import Constant, Instruction, Value
 from ..ir.builder import Builder
 
 Tangent = Callable[[Builder, Instruction, Sequence[Value], Sequence[Value | None]], Value | None]
@@ -45,6 +46,8 @@ class Rule:
     # memory calls: emits, before the call in the forward sweep, copies of the memory the
     # adjoint will read (returns pointers); the adjoint gets them as `cached=` and frees them
     cache: Callable[[Builder, Instruction, Sequence[Value]], list[Value]] | None = None
+    # smooth: a zero tangent or adjoint contributes exactly zero (see `scaled`)
+    strong_zero: bool = False
 
 
 RULES: dict[str, Rule] = {}
@@ -82,13 +85,35 @@ def _sum(b: Builder, terms: list[Value]) -> Value | None:
     return total
 
 
+def scaled(b: Builder, partial: Value | None, t: Value, hint: str, strong_zero: bool = True
+           ) -> Value | None:  # fmt: skip
+    """partial · t; None when the partial is the constant zero. With `strong_zero`, exactly
+    zero where the tangent or adjoint `t` is zero: no NaN from 0 · ∞ where a partial is
+    infinite (sqrt's at 0, a quotient's where the divisor is 0) or where the primal
+    overflowed and was then discarded (`where(x > 0, log(x), 0)`)."""
+    if partial is None or isinstance(partial, Constant) and partial.is_zero:
+        return None
+    if isinstance(partial, Constant) and partial.float_value == 1.0:
+        return t
+    prod = b.fmul(partial, t, hint)
+    if not strong_zero or isinstance(partial, Constant) and math.isfinite(
+            partial.float_value or math.nan):  # a finite constant times zero is zero
+        return prod
+    zero = Constant(t.type, "0.0")
+    return b.select(b.fcmp("oeq", t, zero), zero, prod, hint)
+
+
 def smooth(*keys: str, reads: tuple[tuple[int | str, ...], ...] | None = None,
-           sibling: tuple[str, Callable[..., Sequence[Value | None]]] | None = None):
+           sibling: tuple[str, Callable[..., Sequence[Value | None]]] | None = None,
+           strong_zero: bool = True):
     """Register a differentiable op by its partial derivatives.
 
     The decorated function `partials(b, *args, out) -> tuple` returns ∂out/∂arg_i for each
     operand (`None` for operands without a derivative, e.g. integer exponents). Tangent:
-    Σ_i ∂_i · ṫ_i. Adjoint: ā_i += ∂_i · ā_out. `reads[i]`, when given, lists what ∂_i
+    Σ_i ∂_i · ṫ_i. Adjoint: ā_i += ∂_i · ā_out. A zero tangent or adjoint contributes
+    exactly zero, whatever the partial (`scaled`), unless `strong_zero=False`: for
+    products, whose partials (the other factor) are finite wherever the operands are.
+    `reads[i]`, when given, lists what ∂_i
     reads (operand indices, "out"): the reverse sweep keeps only what the partials of active
     operands read (the others get `undef`). `sibling=(family, partials)`: the same partials
     from the result of a primal call of `family` on the same operands, which the reverse
@@ -103,20 +128,20 @@ def smooth(*keys: str, reads: tuple[tuple[int | str, ...], ...] | None = None,
             if not active:
                 return None
             ps = partials(b, *args, out=inst)
-            terms = [b.fmul(ps[k], tans[k], "tan") for k in active if ps[k] is not None]
-            return _sum(b, terms)
+            terms = [scaled(b, ps[k], tans[k], "tan", strong_zero) for k in active]
+            return _sum(b, [t for t in terms if t is not None])
 
         def adjoint(b, inst, args, adj, sibling=None):
             """`sibling`: the result of the primal's sibling call, when the reverse sweep
             kept it (the partials are then made of it)."""
             ps = partials(b, *args, out=inst) if sibling is None else sibling_partials(b, sibling)
-            return [None if p is None else b.fmul(p, adj, "adj") for p in ps]
+            return [scaled(b, p, adj, "adj", strong_zero) for p in ps]
 
         doc = (partials.__doc__ or "").strip()
         uses_out = any(i.opname.startswith("LOAD_FAST") and i.argval == "out"
                        for i in dis.get_instructions(partials))  # fmt: skip
-        register(keys, lambda k: Rule(k, tangent, adjoint, doc, "smooth", uses_out,
-                                      reads=reads, sibling=sibling))  # fmt: skip
+        register(keys, lambda k: Rule(k, tangent, adjoint, doc, "smooth", uses_out, reads=reads,
+                                      sibling=sibling, strong_zero=strong_zero))  # fmt: skip
         return partials
 
     return deco
