@@ -20,7 +20,7 @@ import numpy as np
 
 import llvm_passes
 from llvm_passes.analysis.ranges import fold_sign_tests
-from llvm_passes.ir import Module, parse_module
+from llvm_passes.ir import Module, parse_module, parse_type_text
 
 from . import bridge
 from .bridge import link
@@ -88,7 +88,8 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
                 else "dup_noneed" if ret == "dup_noneed" and link.float_valued(restype)
                 else "dup")  # a returned array is boxed: its primal must exist
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
-    synthesize = _SYNTHESIZERS[mode]
+    pointee = [t and parse_type_text(t) for t in bridge.abi.pointee_types(argtypes, restype)]
+    synthesize = partial(_SYNTHESIZERS[mode], pointee=pointee)
     if mode == "reverse":  # the driver checks that the arrays' memory does not overlap
         synthesize = partial(synthesize, distinct=link.distinct_arrays(argtypes))
     try:

@@ -33,6 +33,7 @@ from .ir import (
 from .ir.builder import Builder, Namer
 from .ir.types import I64, size_in_bytes, struct
 from .ir.values import const
+from .transforms.float_bits import follow_float_bits
 
 MODE = "forward"
 
@@ -50,11 +51,11 @@ class ForwardResult:
         return self.module.text()
 
 
-def forward(
-    module_text: str | Module, fn_name: str, activities: Sequence[Activity]
-) -> ForwardResult:
-    """Synthesize `fwddiffe_<fn_name>` for the given per-argument activities."""
-    module, fn = function_to_derive(module_text, fn_name, activities)
+def forward(module_text: str | Module, fn_name: str, activities: Sequence[Activity],
+            pointee: Sequence[Type | None] | None = None) -> ForwardResult:  # fmt: skip
+    """Synthesize `fwddiffe_<fn_name>` for the given per-argument activities; `pointee`
+    (optional) gives, per pointer argument, the type of the values its memory holds."""
+    module, fn = function_to_derive(module_text, fn_name, activities, pointee)
     # DuplicatedNoNeed: the caller does not need the primal memory behind these arguments
     # after the call; stores into it are dropped where nothing in the function reads it
     unneeded = {a for a, act in zip(fn.args, activities, strict=True)
@@ -66,8 +67,11 @@ def forward(
 
 
 def function_to_derive(module_text: str | Module, fn_name: str,
-                       activities: Sequence[Activity]) -> tuple[Module, Function]:  # fmt: skip
-    """The parsed module and the defined function `fn_name`, checked against `activities`."""
+                       activities: Sequence[Activity],
+                       pointee: Sequence[Type | None] | None = None
+                       ) -> tuple[Module, Function]:  # fmt: skip
+    """The parsed module and the defined function `fn_name`, checked against `activities`,
+    with floats moved through integers rewritten as floats (`transforms.float_bits`)."""
     module = parse_module(module_text) if isinstance(module_text, str) else module_text
     fn = module.get(fn_name)
     if fn is None or fn.is_declaration:
@@ -75,6 +79,7 @@ def function_to_derive(module_text: str | Module, fn_name: str,
     if len(activities) != len(fn.args):
         raise ValueError(f"@{fn_name} takes {len(fn.args)} arguments, "
                          f"got {len(activities)} activities")  # fmt: skip
+    follow_float_bits(module, fn_name, pointee)
     return module, fn
 
 

@@ -95,7 +95,8 @@ class ReverseResult:
 
 def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activity],
             tape_bytes_at: int | None = None, split: bool = False,
-            distinct: frozenset[int] = frozenset()) -> ReverseResult:  # fmt: skip
+            distinct: frozenset[int] = frozenset(),
+            pointee: Sequence[Type | None] | None = None) -> ReverseResult:  # fmt: skip
     """Synthesize the gradient of `fn_name` (contract: see module doc).
 
     Combined (default): `diffe_<f>(args, shadows)` owning its tape. Split: three entry points
@@ -108,8 +109,8 @@ def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activi
     of bytes it put on the tape. `distinct` (combined mode): positions of pointer arguments
     assumed to address non-overlapping memory; when that assumption lets the reverse sweep
     load memory again, a second entry `diffe_<f>.aliased` does without it, for the caller
-    to use when the memory does overlap."""
-    module, fn = function_to_derive(module_text, fn_name, activities)
+    to use when the memory does overlap. `pointee` as in `forward`."""
+    module, fn = function_to_derive(module_text, fn_name, activities, pointee)
     ensure_runtime(module)
     synth = _Synthesizer(module, reload=None if split else fn.name,
                          distinct=frozenset() if split else distinct)  # fmt: skip

@@ -735,6 +735,66 @@ def fastmath_loop(x):
     return s
 
 
+# =========================================================================== float bits
+# floats moved through integers: views as integers, sign-bit operations, copies as words
+
+_SIGN64 = np.int64(-9223372036854775808)
+_MAG64 = np.int64(0x7FFFFFFFFFFFFFFF)
+
+
+@case("sign_flip_by_xor", lambda r: (U(r, -1.0, 1.0, 6), U(r, 0.5, 1.5, 6)), (0, 1),
+      {"bits", "mutation"})  # fmt: skip
+@ez.enzyme_jit
+def sign_flip_by_xor(x, w):
+    xi = x.view(np.int64)
+    for i in range(x.size):
+        if i % 2 == 0:
+            xi[i] = xi[i] ^ _SIGN64
+    return (x * x * x * w).sum()
+
+
+@case("abs_by_mask", lambda r: (away_from_zero(r, 6), U(r, 0.5, 1.5, 6)), (0, 1),
+      {"bits", "kink", "mutation"})  # fmt: skip
+@ez.enzyme_jit
+def abs_by_mask(x, w):
+    xi = x.view(np.int64)
+    s = 0.0
+    for i in range(x.size):
+        xi[i] = xi[i] & _MAG64
+        s += w[i] * x[i] * x[i] * x[i]
+    return s
+
+
+@case("neg_abs_of_copy", lambda r: (away_from_zero(r, 5),), (0,), {"bits", "kink", "alloc"})
+@ez.enzyme_jit
+def neg_abs_of_copy(x):
+    y = x.copy()
+    yi = y.view(np.int64)
+    for i in range(y.size):
+        yi[i] = yi[i] | _SIGN64
+    return (y * x).sum() + y[0]
+
+
+@case("copy_as_words", lambda r: (U(r, -1.0, 1.0, 6),), (0,), {"bits", "alloc"})
+@ez.enzyme_jit
+def copy_as_words(x):
+    y = np.empty_like(x)
+    xi, yi = x.view(np.int64), y.view(np.int64)
+    for i in range(x.size):
+        yi[i] = xi[(i + 1) % x.size]
+    return (y * y * x).sum()
+
+
+@case("copy_then_flip", lambda r: (np.zeros(3), U(r, 0.5, 1.5, 3)), (0, 1),
+      {"bits", "mutation"})  # fmt: skip
+@ez.enzyme_jit
+def copy_then_flip(o, b):
+    o[0] = b[0]
+    v = o.view(np.int64)
+    v[0] = v[0] ^ _SIGN64
+    o[1] = o[0] * b[1]
+
+
 CASE_IDS = [c.id for c in CASES]
 assert len(set(CASE_IDS)) == len(CASE_IDS), "duplicate corpus ids"
 

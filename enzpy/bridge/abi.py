@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llvmlite import ir
 from numba.core import types
 
 try:  # the engine's enum, when the engine is present
@@ -32,6 +33,7 @@ __all__ = [
     "contains_float",
     "as_activity",
     "llvm_activities",
+    "pointee_types",
     "shadowed_args",
 ]
 
@@ -171,6 +173,32 @@ def llvm_activities(argtypes: Sequence[types.Type], restype: types.Type,
             else:
                 acts.append(Activity.CONST)
     return acts
+
+
+def pointee_types(argtypes: Sequence[types.Type], restype: types.Type,
+                  context: Any = None) -> list[str | None]:
+    """Per LLVM argument, the LLVM type (text, opaque pointers) of the values the memory it
+    points to holds, where the types tell: the return slot holds the return value, a float
+    array's data pointer its elements; None elsewhere."""
+    ctx = context if context is not None else target_context()
+    dmm = ctx.data_model_manager
+    out: list[str | None] = [_opaque_text(dmm[restype].get_return_type()), None]
+    for leaf in flat_arguments(argtypes, ctx):
+        t = leaf.numba_type
+        data = leaf.role == "data" and isinstance(t, types.Array)
+        out.append(_opaque_text(ctx.get_value_type(t.dtype)) if data else None)
+    return out
+
+
+def _opaque_text(t: Any) -> str:
+    """An llvmlite type as IR text with opaque pointers (`ptr`)."""
+    if isinstance(t, ir.PointerType):
+        return "ptr"
+    if isinstance(t, ir.LiteralStructType):
+        return "{" + ", ".join(_opaque_text(e) for e in t.elements) + "}"
+    if isinstance(t, ir.ArrayType):
+        return f"[{t.count} x {_opaque_text(t.element)}]"
+    return str(t)
 
 
 def shadowed_args(argtypes: Sequence[types.Type], activities: Sequence[Activity],

@@ -19,6 +19,10 @@ from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, V
 from ..rules.memory import DATA_POINTER, RELEASE
 from ..rules.registry import WRITES
 
+# integer operations that carry the bits of an active float along (see `tainted`)
+_INT_PROPAGATE = {"add", "sub", "mul", "udiv", "sdiv", "urem", "srem", "shl", "lshr",
+                  "ashr", "and", "or", "xor", "trunc", "zext", "sext", "phi", "select",
+                  "freeze"}  # fmt: skip
 _PROPAGATE = {"fneg", "select", "phi", "extractvalue", "insertvalue", "freeze",
               "getelementptr", "bitcast", "fadd", "fsub", "fmul", "fdiv", "frem",
               "fpext", "fptrunc", "addrspacecast"}  # fmt: skip
@@ -88,6 +92,9 @@ class _Analysis:
         self.callees: dict[Instruction, ActivityResult] = {}
         self.changed = False
         self.visiting: set[Value] = set()
+        # integers made of the bits of an active float (what `transforms.float_bits` did not
+        # read back as float operations): refused where they become a float again
+        self.tainted: set[Value] = set()
 
     def mark(self, v: Value, why: str) -> None:
         if v not in self.active:
@@ -112,6 +119,8 @@ class _Analysis:
         op = inst.opcode
         carries = inst.type.may_carry_derivative
         ops = inst.operands
+        if inst.type.is_int or op == "bitcast":
+            self.visit_bits(inst)
         if op in _PROPAGATE and carries:
             src = next((v for v in ops if v in self.active), None)
             if src is not None:
@@ -126,6 +135,22 @@ class _Analysis:
                 self.need(value, f"stored into active memory: {inst.text()}")
         elif op == "call":
             self.visit_call(inst, carries)
+
+    def visit_bits(self, inst: Instruction) -> None:
+        """Follow the bits of active floats through integers; refuse them becoming a float."""
+        op, ops = inst.opcode, inst.operands
+        if op == "bitcast" and ops[0].type.is_float and ops[0] in self.active:
+            self.tainted.add(inst)
+        elif op in _INT_PROPAGATE and any(o in self.tainted for o in ops):
+            self.tainted.add(inst)
+        elif op == "bitcast" and inst.type.is_float and ops[0] in self.tainted:
+            raise NoDerivativeError(
+                "a float made of the bits of a float with a derivative, changed as an integer",
+                inst.text(), self.fn.name, "activity analysis", inst.loc,
+                "enzpy follows a float's bits through integers when they are copied, or when "
+                "only the sign bit changes (xor, and, or with the sign bit: -x, |x|, -|x|); "
+                "other integer arithmetic on them has no derivative. Compute it on floats.",
+            )  # fmt: skip
 
     def visit_call(self, inst: Instruction, carries: bool) -> None:
         name = inst.callee_name
