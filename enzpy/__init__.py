@@ -18,7 +18,13 @@ from .annotations import (
 )  # fmt: skip
 from .api import autodiff, gradient
 from .derivatives import last_tape_bytes, release_tapes
-from .errors import AnnotationError, EnzpyError, NoDerivativeError, ShadowError
+from .errors import (
+    AnnotationError,
+    DroppedDerivativeWarning,
+    EnzpyError,
+    NoDerivativeError,
+    ShadowError,
+)
 from .explain import explain
 from .jit import EnzymeJit, enzyme_jit
 from .modes import (
@@ -34,7 +40,8 @@ from .split import Tape, autodiff_thunk
 
 __all__ = [
     "Active", "AnnotationError", "BatchDuplicated", "BatchDuplicatedNoNeed", "Const",
-    "Duplicated", "DuplicatedNoNeed", "EnzpyError", "EnzymeJit", "Forward", "ForwardWithPrimal",
+    "DroppedDerivativeWarning", "Duplicated", "DuplicatedNoNeed", "EnzpyError", "EnzymeJit",
+    "Forward", "ForwardWithPrimal",
     "Mode", "NoDerivativeError", "Reverse", "ReverseSplitNoPrimal", "ReverseSplitWithPrimal",
     "ReverseWithPrimal", "ShadowError", "Tape", "autodiff", "autodiff_thunk", "enzyme_jit",
     "explain", "gradient", "last_tape_bytes", "release_tapes",

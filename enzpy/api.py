@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,12 @@ from .jit import EnzymeJit
 from .modes import Forward as Forward_
 from .modes import Mode
 from .modes import Reverse as Reverse_
-from .shadows import check_aliasing, check_argument, with_primal_strides
+from .shadows import (
+    check_aliasing,
+    check_argument,
+    check_differentiable_container,
+    with_primal_strides,
+)  # fmt: skip
 from .signatures import (
     check_arity,
     check_function,
@@ -26,6 +32,7 @@ from .signatures import (
     forward_types,
     reverse_types,
     signature_of_types,
+    tangent_source,
 )  # fmt: skip
 
 
@@ -166,9 +173,18 @@ def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annota
     primal, tangent = _run(deriv, annotated)
     if ret == "const":
         tangent = None
+    elif isinstance(deriv.restype, numba.types.BaseTuple):
+        tangent = _tangent_of(deriv.restype)(tangent)
     if mode.with_primal and ret_activity is not DuplicatedNoNeed:
         return tangent, primal
     return tangent
+
+
+@functools.cache
+def _tangent_of(restype: Any) -> Callable[[Any], Any]:
+    """The tangent of a tuple return from the derivative's shadow of it (None for its
+    parts without derivative)."""
+    return eval(f"lambda t: {tangent_source(restype, 't')}")  # noqa: S307 (our own source)
 
 
 def _run(deriv: Any, annotated: list[Annotation]) -> tuple[Any, Any]:
@@ -224,6 +240,9 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
     >>> gx.tolist(), ga
     ([6.0, 12.0], 5.0)
     """
+    check_function(f)
+    for k, a in enumerate(args):
+        check_differentiable_container(k, a)
     plain = [a.val if isinstance(a, Annotation) else a for a in args]
     diff = [not isinstance(a, Annotation | bool | int) or isinstance(a, Active | Duplicated)
             for a in args]  # fmt: skip

@@ -11,12 +11,14 @@ import ctypes
 import os
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import numba
 import numpy as np
+from numba.core.errors import NumbaDebugInfoWarning
 
 import llvm_passes
 from llvm_passes.analysis.ranges import fold_sign_tests
@@ -26,7 +28,7 @@ from . import bridge
 from .bridge import link
 from .bridge.inline import inline_small_callees
 from .bridge.refcounts import drop_argument_refcounts
-from .errors import NoDerivativeError
+from .errors import DroppedDerivativeWarning, NoDerivativeError
 
 _cache: dict[tuple, Derivative] = {}
 _SIZE_ROLES = ("nitems", "itemsize", "shape")  # flattened array arguments never negative
@@ -95,8 +97,12 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     try:
         result = synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
-        located = e if e.loc else _locate(synthesize, f, argtypes, acts) or e
+        located = e if e.loc else _debug_build(synthesize, f, argtypes, acts)
+        if not isinstance(located, llvm_passes.NoDerivativeError):
+            located = e
         raise NoDerivativeError(_with_python_name(str(located), f)) from None
+    if result.activity.dropped:
+        _warn_dropped(f, argtypes, result.activity.dropped, synthesize, acts)
     text = result.module_text
     _dump(f, text)
     if mode == "split":
@@ -156,20 +162,48 @@ def last_tape_bytes() -> int:
     return int(_TAPE_BYTES[0])
 
 
-def _locate(synthesize: Any, f: Any, argtypes: tuple, acts: list
-            ) -> llvm_passes.NoDerivativeError | None:  # fmt: skip
-    """Recompile `f` with debug info and differentiate again, to learn the source line
-    of the instruction that has no derivative (Numba keeps lines only in debug builds)."""
+def _debug_build(synthesize: Any, f: Any, argtypes: tuple, acts: list) -> Any:
+    """Recompile `f` with debug info and differentiate again, to learn source lines (Numba
+    keeps them only in debug builds): the result, the engine's error, or None."""
     options = {**f.options, "debug": True}
     debug = numba.njit(**options)(f.py_func)
     try:
-        module, symbol, _, _ = primal_module(debug, argtypes)
-        synthesize(module, symbol, acts)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NumbaDebugInfoWarning)
+            module, symbol, _, _ = primal_module(debug, argtypes)
+            return synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
         return e
-    except Exception:  # the located error is a courtesy; never mask the original one
+    except Exception:  # locating is a courtesy; never mask the original error
         return None
-    return None
+
+
+def _user_frame() -> int:
+    """The `stacklevel` of the innermost caller outside enzpy (warnings point at it)."""
+    here = os.path.dirname(__file__)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(here):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _warn_dropped(f: Any, argtypes: tuple, dropped: dict, synthesize: Any, acts: list) -> None:
+    """Warn that active data stored into a Const argument and read back loses its
+    derivative, naming the argument and the Python line of the write."""
+    if not all(inst.loc for inst in dropped.values()):
+        debug = _debug_build(synthesize, f, argtypes, acts)
+        if isinstance(debug, llvm_passes.ForwardResult | llvm_passes.ReverseResult):
+            dropped = {**dropped, **{k: i for k, i in debug.activity.dropped.items() if i.loc}}
+    names = f.py_func.__code__.co_varnames
+    for k, group in enumerate(bridge.abi.argument_layout(argtypes)):
+        insts = [dropped[a.position] for a in group if a.position in dropped]
+        if insts:
+            where = f" at {insts[0].loc}" if insts[0].loc else ""
+            warnings.warn(
+                f"{f.py_func.__qualname__}: active data is written into `{names[k]}` "
+                f"(argument {k}, Const){where} and read back: that part of the derivative "
+                f"is dropped (Const memory carries no derivative). Pass `{names[k]}` as "
+                "Duplicated to keep it.", DroppedDerivativeWarning, stacklevel=_user_frame())
 
 
 def demangle(symbol: str) -> str:

@@ -18,3 +18,8 @@ class ShadowError(EnzpyError, ValueError):
 class NoDerivativeError(EnzpyError):
     """Code the engine cannot differentiate; names the instruction or callee and, where
     Numba kept it, the Python source line."""
+
+
+class DroppedDerivativeWarning(UserWarning):
+    """Active data was stored into `Const` memory and read back: as in Enzyme, that part of
+    the derivative is dropped. Mark the memory `Duplicated` to keep it."""

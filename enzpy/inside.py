@@ -41,7 +41,13 @@ from .jit import EnzymeJit, from_dispatcher
 from .modes import Forward, Mode, Reverse
 from .numba_types import AnnotationType, ModeType, annotation_class
 from .shadows import check_argument_type, unwrapped_message
-from .signatures import check_arity, check_function, check_mode, signature_of_types
+from .signatures import (
+    check_arity,
+    check_function,
+    check_mode,
+    signature_of_types,
+    tangent_source,
+)  # fmt: skip
 
 
 class Fallback(Exception):
@@ -170,7 +176,7 @@ def _call_source(mode: Mode, f: EnzymeJit, ret_activity: Any, argv: list[Arg],
         out = _tuple([f"r[1][{next(adj)}]" if issubclass(a.cls, Active) else "None"
                       for a in argv])  # fmt: skip
     else:
-        out = "None" if ret == "const" else "r[1]"
+        out = "None" if ret == "const" else tangent_source(deriv.restype, "r[1]")
     if mode.with_primal and (mode.reverse or ret_activity is not DuplicatedNoNeed):
         out = f"({out}, r[0])"
     src.add(f"return {out}")
@@ -319,6 +325,11 @@ def _gradient_impl(autodiff: Callable[..., Any], mode: types.Type, f: types.Type
     m, fn = _mode_and_function(mode, f)
     check_arity(fn, len(args))
     argv = [_arg(k, ty, f"args[{k}]") for k, ty in enumerate(args)]
+    for k, a in enumerate(argv):
+        items = [a.val.dtype] if isinstance(a.val, types.List) else getattr(a.val, "types", ())
+        if isinstance(a.val, types.List | types.BaseTuple) and any(map(_is_float, items)):
+            raise AnnotationError(f"argument {k}: a {a.val} carries no derivative enzpy can "
+                                  "return; pass np.asarray(...) of it (a float array)")
     diff = [(a.plain or issubclass(a.cls, Active | Duplicated)) and _is_float(a.val)
             for a in argv]  # fmt: skip
     src = _Source([], {"np": np, "_autodiff": autodiff})

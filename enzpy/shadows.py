@@ -33,6 +33,16 @@ def check_argument(k: int, arg: Any, reverse: bool) -> Annotation:
     return arg
 
 
+def check_differentiable_container(k: int, arg: Any) -> None:
+    """A list or tuple of floats where `gradient` takes a float array: its derivative has
+    nowhere to go (Numba passes lists by value, and reflected lists are deprecated)."""
+    if isinstance(arg, list | tuple) and any(is_float_scalar(v) or isinstance(v, np.ndarray)
+                                             for v in arg):  # fmt: skip
+        raise AnnotationError(
+            f"argument {k}: a {type(arg).__name__} of floats carries no derivative enzpy "
+            f"can return; pass np.asarray(...) of it (a float array) instead")
+
+
 def unwrapped_message(k: int, cls: type) -> str:
     """The error for an annotation class passed where a wrapped value belongs."""
     return f"argument {k}: {cls.__name__} must wrap a value, e.g. {cls.__name__}(x)"
@@ -89,7 +99,8 @@ def _check_scalar_shadow(k: int, reverse: bool, dx_ok: bool, dx_name: str) -> No
 
 
 def _not_differentiable(k: int, got: str) -> str:
-    return f"argument {k}: Duplicated needs a float array or float scalar, got {got}"
+    hint = "; for a list of floats pass np.asarray(...) of it" if "list" in got.lower() else ""
+    return f"argument {k}: Duplicated needs a float array or float scalar, got {got}{hint}"
 
 
 def check_argument_type(k: int, cls: type, val: types.Type, dval: types.Type | None,

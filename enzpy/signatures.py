@@ -75,7 +75,15 @@ def reverse_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes
     if ret_activity is not None and issubclass(ret_activity, Duplicated):
         raise AnnotationError(DUPLICATED_RETURN_IN_REVERSE)
     kinds = _reverse_kinds(classes)
-    restype_is_float = isinstance(return_type(f, argtypes), numba.types.Float)
+    restype = return_type(f, argtypes)
+    restype_is_float = isinstance(restype, numba.types.Float)
+    if ret_activity is None and not restype_is_float and contains_float(restype):
+        raise AnnotationError(
+            f"{f.py_func.__qualname__} returns {restype}, which is not a float: reverse mode "
+            "seeds a float return with 1.0 and has no seed for this one. Pass the return "
+            "activity Const after f if no derivative through the return is wanted; to "
+            "differentiate through it, return by reference (write it into a Duplicated "
+            "argument and seed its shadow) or use split mode (ez.autodiff_thunk)")  # fmt: skip
     if ret_activity is None:
         ret_activity = Active if restype_is_float else Const
     if ret_activity is Active and not restype_is_float:
@@ -128,3 +136,13 @@ def return_type(f: Any, argtypes: tuple) -> Any:
     """The Numba return type of `f` (an `EnzymeJit`) for `argtypes` (compiling it)."""
     f.dispatcher.compile(argtypes)
     return f.dispatcher.overloads[argtypes].signature.return_type
+
+
+def tangent_source(restype: Any, expr: str) -> str:
+    """Source of the tangent of a return of type `restype`, from `expr` (the derivative's
+    shadow of the return): float parts as they are, None for the parts without derivative
+    (integers, booleans, integer arrays) of a tuple."""
+    if isinstance(restype, numba.types.BaseTuple):
+        parts = [tangent_source(t, f"{expr}[{k}]") for k, t in enumerate(restype.types)]
+        return f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
+    return expr if contains_float(restype) else "None"

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 from ..errors import NoDerivativeError
 from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, Value
-from ..rules.memory import DATA_POINTER, RELEASE
+from ..rules.memory import DATA_POINTER, REFCOUNT, RELEASE
 from ..rules.registry import WRITES
+from .readonly import roots
 
 # integer operations that carry the bits of an active float along (see `tainted`)
 _INT_PROPAGATE = {"add", "sub", "mul", "udiv", "sdiv", "urem", "srem", "shl", "lshr",
@@ -54,6 +55,9 @@ class ActivityResult:
     reasons: dict[Value, str] = field(compare=False)
     needed_args: frozenset[int]  # CONST args into which active data flows
     callees: dict[Instruction, ActivityResult] = field(compare=False)
+    # CONST args whose memory gets active data and is read back: that part of the derivative
+    # is dropped (Const semantics); each with the first instruction writing such data
+    dropped: dict[int, Instruction] = field(compare=False, default_factory=dict)
 
     def is_active(self, v: Value) -> bool:
         return v in self.active
@@ -89,6 +93,8 @@ class _Analysis:
         self.active: set[Value] = set()
         self.reasons: dict[Value, str] = {}
         self.needed_args: set[int] = set()
+        self.writes_to_const: dict[int, Instruction] = {}  # arg -> first active write
+        self.at: Instruction | None = None  # the instruction being visited
         self.callees: dict[Instruction, ActivityResult] = {}
         self.changed = False
         self.visiting: set[Value] = set()
@@ -110,9 +116,26 @@ class _Analysis:
         while self.changed:
             self.changed = False
             for inst in self.fn.instructions():
+                self.at = inst
                 self.visit(inst)
+        read = self._read_args()
+        dropped = {k: i for k, i in self.writes_to_const.items() if k in read}
         return ActivityResult(self.fn, self.pattern, frozenset(self.active), self.reasons,
-                              frozenset(self.needed_args), self.callees)  # fmt: skip
+                              frozenset(self.needed_args), self.callees, dropped)  # fmt: skip
+
+    def _read_args(self) -> set[int]:
+        """Pointer arguments whose memory the function reads floats from (loads, copies,
+        calls that may read it)."""
+        read: set[Value] = set()
+        for inst in self.fn.instructions():
+            if inst.opcode == "load" and inst.type.is_float:
+                read.update(roots(inst.operands[0]))
+            elif inst.opcode == "call" and inst.callee_name not in REFCOUNT:
+                start = 1 if inst.callee_name.startswith(("llvm.memcpy", "llvm.memmove")) else 0
+                for o in inst.operands[start:]:
+                    if o.type.is_ptr:
+                        read.update(roots(o))
+        return {r.index for r in read if isinstance(r, Argument)}
 
     # ---- forward propagation -------------------------------------------------------------
     def visit(self, inst: Instruction) -> None:
@@ -197,6 +220,8 @@ class _Analysis:
         if isinstance(v, Argument):
             if v.type.is_ptr:
                 self.needed_args.add(v.index)
+                if self.at is not None:
+                    self.writes_to_const.setdefault(v.index, self.at)
             return
         if not isinstance(v, Instruction) or not v.type.may_carry_derivative:
             return

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from ..ir import Constant, Function, Instruction, Type, Value
 from ..ir.types import field_offset, float_type, size_in_bytes
-from .readonly import _memory_key
+from .readonly import memory_key
 
 _FLOAT_OF_WIDTH = {16: "half", 32: "float", 64: "double"}
 _SIGN_OPS = ("xor", "and", "or")
@@ -229,7 +229,7 @@ def _own(v: Value) -> dict[Value, Offset]:
     """A pointer that is its own root: keyed by the memory it addresses."""
     if isinstance(v, Constant):
         return {}
-    return {_memory_key(v): Offset(0, 0)}
+    return {memory_key(v): Offset(0, 0)}
 
 
 def _gep_offset(source: Type | None, indices: Sequence[Value]) -> tuple[int, int]:

@@ -21,7 +21,7 @@ _MEMORY_INTRINSICS = ("llvm.memset", "llvm.memcpy", "llvm.memmove")
 _ADDRESS = ("getelementptr", "bitcast", "addrspacecast", "phi", "select")
 
 
-def _roots(v: Value) -> list[Value]:
+def roots(v: Value) -> list[Value]:
     """The values pointer `v` is computed from, through GEPs, casts, phis and selects."""
     out, todo, seen = [], [v], {id(v)}
     while todo:
@@ -48,7 +48,7 @@ def _allocation(r: Value) -> Value | None:
         return r
     if isinstance(r, Instruction) and (r.opcode == "load" or r.opcode == "call"
                                        and r.callee_name in DATA_POINTER):  # fmt: skip
-        owners = _roots(r.operands[0])
+        owners = roots(r.operands[0])
         if len(owners) == 1 and isinstance(owners[0], Instruction) and owners[0].opcode == "call" \
                 and owners[0].callee_name in ALLOCATORS:
             return owners[0]
@@ -58,7 +58,7 @@ def _allocation(r: Value) -> Value | None:
 def _local(v: Value) -> bool:
     """Whether pointer `v` addresses memory allocated by the function (stack or runtime) or
     a `noalias` argument (a return slot): memory no other argument reaches."""
-    return all(_allocation(r) is not None for r in _roots(v))
+    return all(_allocation(r) is not None for r in roots(v))
 
 
 def _roots_may_alias(ras: list[Value], rbs: list[Value], distinct: frozenset[int]) -> bool:
@@ -128,13 +128,13 @@ def _writes(module: Module, fn: Function, blocks: frozenset[str] | None = None
             w = written(inst, module)
             if w is None:
                 return None
-            out += [_roots(p) for p in w]
+            out += [roots(p) for p in w]
     return out
 
 
 def allocations(ptr: Value) -> list[Instruction]:
     """The runtime allocation calls (`ALLOCATORS`) whose memory `ptr` may point into."""
-    found = {id(a): a for a in map(_allocation, _roots(ptr))
+    found = {id(a): a for a in map(_allocation, roots(ptr))
              if isinstance(a, Instruction) and a.opcode == "call"}  # fmt: skip
     return list(found.values())
 
@@ -144,7 +144,7 @@ def _reloadable_memory(ptr: Value) -> bool:
     function's frame."""
     return all(isinstance(r, Argument) and not _noalias(r)
                or isinstance(a := _allocation(r), Instruction) and a.opcode == "call"
-               for r in _roots(ptr))  # fmt: skip
+               for r in roots(ptr))  # fmt: skip
 
 
 def reloadable_loads(module: Module, fn: Function, distinct: frozenset[int] = frozenset()
@@ -158,8 +158,8 @@ def reloadable_loads(module: Module, fn: Function, distinct: frozenset[int] = fr
     for block in fn.blocks:
         for k, inst in enumerate(block.instructions):
             w = written(inst, module)
-            for roots in [None] if w is None else [_roots(p) for p in w]:
-                writes.setdefault(block.name, []).append((k, roots))
+            for rs in [None] if w is None else [roots(p) for p in w]:
+                writes.setdefault(block.name, []).append((k, rs))
     later: dict[str, set[str]] = {}
     out = set()
     for block in fn.blocks:
@@ -171,13 +171,13 @@ def reloadable_loads(module: Module, fn: Function, distinct: frozenset[int] = fr
                 later[block.name] = reachable(g, g.succs[block.name])
             after = [w for b in later[block.name] for w in writes.get(b, ())]
             after += [w for w in writes.get(block.name, ()) if w[0] > k]
-            roots = _roots(inst.operands[0])
-            if not any(w is None or _roots_may_alias(w, roots, distinct) for _, w in after):
+            rs = roots(inst.operands[0])
+            if not any(w is None or _roots_may_alias(w, rs, distinct) for _, w in after):
                 out.add(inst)
     return out
 
 
-def _memory_key(r: Value) -> Value:
+def memory_key(r: Value) -> Value:
     """What memory a root pointer addresses, for matching accesses: a runtime allocation's
     data (whichever of its data pointers is used), else the root itself."""
     a = _allocation(r)
@@ -187,13 +187,13 @@ def _memory_key(r: Value) -> Value:
 def element_type(fn: Function, ptrs: Sequence[Value]) -> Type | None:
     """The one float type of the loads and stores of `fn` that reach the memory of `ptrs`;
     None when there are none, or other types too."""
-    keys = {id(_memory_key(r)) for p in ptrs for r in _roots(p)}
+    keys = {id(memory_key(r)) for p in ptrs for r in roots(p)}
     found: set[Type] = set()
     for i in fn.instructions():
         if i.opcode in ("load", "store"):
             addr, ty = (i.operands[0], i.type) if i.opcode == "load" else (i.operands[1],
                                                                            i.operands[0].type)
-            if any(id(_memory_key(r)) in keys for r in _roots(addr)):
+            if any(id(memory_key(r)) in keys for r in roots(addr)):
                 found.add(ty)
     (ty,) = found if len(found) == 1 else (None,)
     return ty if ty is not None and ty.is_float else None
@@ -261,7 +261,7 @@ def invariant_loads(module: Module, fn: Function, loops: Iterable[CountedLoop],
             continue
         writes = _writes(module, fn, lp.blocks)
         for ld in inside if writes is not None else ():
-            roots = _roots(ld.operands[0])
-            if not any(_roots_may_alias(w, roots, distinct) for w in writes):
+            rs = roots(ld.operands[0])
+            if not any(_roots_may_alias(w, rs, distinct) for w in writes):
                 out[ld] = lp
     return out

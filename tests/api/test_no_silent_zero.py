@@ -1,0 +1,122 @@
+"""Calls that used to give a zero or wrong derivative without a word: each now raises a
+clear error, returns the right structure, or warns."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import numba
+import numpy as np
+import pytest
+from harness import check_reverse, fd_jvp, whole_map
+
+import enzpy as ez
+
+
+@ez.enzyme_jit
+def filled(x):
+    return np.full(4, x)
+
+
+@ez.enzyme_jit
+def pair(x):
+    s = x * x
+    return s, 2.0 * s
+
+
+@pytest.mark.parametrize("f", [filled, pair])
+def test_reverse_without_return_activity_refuses_a_non_float_return(f):
+    with pytest.raises(ez.AnnotationError, match="Const.*return by reference.*split mode"):
+        ez.autodiff(ez.Reverse, f, ez.Active(2.1))
+
+
+@pytest.mark.parametrize("f", [filled, pair])
+def test_a_const_return_is_what_the_caller_asked_for(f):
+    assert ez.autodiff(ez.Reverse, f, ez.Const, ez.Active(2.1)) == (0.0,)
+
+
+@numba.njit
+def _reverse_in_jit(x):
+    return ez.autodiff(ez.Reverse, pair, ez.Active(x))
+
+
+def test_refused_inside_jitted_code_too():
+    with pytest.raises(ez.AnnotationError, match="return by reference"):
+        _reverse_in_jit(2.1)
+
+
+@ez.enzyme_jit
+def with_count(x):
+    return (x * x).sum(), x.shape[0], (2.0 * x, np.arange(3))
+
+
+@numba.njit
+def _forward_in_jit(x, dx):
+    return ez.autodiff(ez.Forward, with_count, ez.Duplicated(x, dx))
+
+
+def test_forward_tuple_return_has_no_tangent_for_its_integer_parts():
+    x, dx = np.array([1.0, -2.0]), np.array([0.5, 3.0])
+    _, fd_ret = fd_jvp(whole_map(with_count, (x,), (0,)), None, None, {0: dx})
+    expected_sum, expected_array = fd_ret[0], fd_ret[2][0]
+    calls = [lambda: ez.autodiff(ez.Forward, with_count, ez.Duplicated(x.copy(), dx.copy()))]
+    calls *= 6  # the Python path, then the compiled entry of the hot path
+    calls.append(lambda: _forward_in_jit(x.copy(), dx.copy()))
+    for call in calls:
+        t_sum, t_count, (t_array, t_range) = call()
+        assert t_count is None and t_range is None
+        np.testing.assert_allclose(t_sum, expected_sum, rtol=1e-8)
+        np.testing.assert_allclose(t_array, expected_array, rtol=1e-8)
+
+
+@ez.enzyme_jit
+def sum_of_squares(x):
+    s = 0.0
+    for v in x:
+        s += v * v
+    return s
+
+
+@numba.njit
+def _gradient_in_jit(x):
+    return ez.gradient(ez.Reverse, sum_of_squares, x)
+
+
+def test_gradient_of_a_list_names_np_asarray():
+    with pytest.raises(ez.AnnotationError, match=r"np\.asarray"):
+        ez.gradient(ez.Reverse, sum_of_squares, [1.0, 2.0])
+    with pytest.raises(ez.AnnotationError, match=r"np\.asarray"):
+        _gradient_in_jit((1.0, 2.0))
+    with pytest.raises(ez.AnnotationError, match=r"np\.asarray"):
+        ez.autodiff(ez.Forward, sum_of_squares, ez.Duplicated([1.0], [1.0]))
+
+
+@ez.enzyme_jit
+def through_scratch(x, scratch):
+    for i in range(x.shape[0]):
+        scratch[i] = x[i] * 2.0  # the line the warning names
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += scratch[(i + 1) % x.shape[0]] * x[i]
+    return s
+
+
+_WRITE_LINE = inspect.getsourcelines(through_scratch.py_func)[1] + 3  # decorator, def, for
+
+
+@pytest.mark.parametrize("mode", [ez.Reverse, ez.Forward])
+def test_active_data_read_back_from_const_memory_warns(mode):
+    x = np.array([1.0, 2.0, 0.5])
+    with pytest.warns(ez.DroppedDerivativeWarning) as record:
+        ez.gradient(mode, through_scratch, x, ez.Const(np.zeros(3)))
+    (w,) = [r for r in record if r.category is ez.DroppedDerivativeWarning]
+    assert "`scratch`" in str(w.message) and f":{_WRITE_LINE} " in str(w.message)
+    assert w.filename == __file__  # points at the caller
+
+
+def test_duplicated_scratch_keeps_the_derivative_without_warning():
+    x = np.array([1.0, 2.0, 0.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ez.DroppedDerivativeWarning)
+        check_reverse(through_scratch, (x, np.zeros(3)), (0, 1))
