@@ -216,6 +216,10 @@ class _FunctionForward:
         if method is not None:
             method(inst)
             return
+        self.visit_rule(inst)
+
+    def visit_rule(self, inst: Instruction) -> None:
+        """An instruction differentiated by its entry in the rule table."""
         clone = self.copy(inst)
         if not self.act.is_active(inst) and not any(self.act.is_active(o) for o in inst.operands):
             return
@@ -285,7 +289,10 @@ class _FunctionForward:
             t = Instruction(inst.opcode, inst.type, ops, indices=inst.indices, flags=inst.flags)
             self.tan[inst] = self.b.insert(t, self.hint(inst))
 
-    visit_extractvalue = visit_insertvalue = visit_freeze = _structural
+    visit_extractvalue = visit_insertvalue = _structural
+
+    def visit_freeze(self, inst: Instruction) -> None:
+        (self.visit_rule if inst.type.is_float else self._structural)(inst)
 
     def visit_bitcast(self, inst: Instruction) -> None:
         if inst.type.is_ptr or inst.operands[0].type.is_ptr:

@@ -769,7 +769,13 @@ class _Augmented(_FunctionForward):
         if self.act.is_active(inst) and inst.type.contains(lambda t: t.is_float):
             raise self.fail(inst, f"'{inst.opcode}' on an aggregate holding floats")
 
-    visit_extractvalue = visit_insertvalue = visit_freeze = _structural
+    visit_extractvalue = visit_insertvalue = _structural
+
+    def visit_freeze(self, inst: Instruction) -> None:
+        if inst.type.is_float:
+            self.copy(inst)  # its adjoint passes through (rule table)
+        else:
+            self._structural(inst)
 
     def visit_call(self, inst: Instruction) -> None:
         summary = self.act.callees.get(inst)

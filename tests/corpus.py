@@ -394,6 +394,18 @@ def while_datadep(x):
     return s + math.sqrt(s)
 
 
+@case("division_unswitched", lambda r: (U(r, 0.1, 1.0, 7), 0.8 + U(r, -0.1, 0.1)), (0, 1),
+      {"loop", "nested", "freeze"})  # fmt: skip
+@ez.enzyme_jit
+def division_unswitched(x, a):
+    # LLVM unswitches the ZeroDivisionError check out of the loop: `freeze double %a`
+    s = 0.0
+    for i in range(x.shape[0]):
+        for j in range(i % 3):
+            s += x[i] / a + j
+    return s
+
+
 # =========================================================================== mutation
 
 

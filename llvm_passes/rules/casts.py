@@ -1,4 +1,5 @@
-"""Rules for casts: float widening/narrowing is linear; int<->float casts carry nothing."""
+"""Rules for casts and freeze: float widening/narrowing is linear, freeze the identity;
+int<->float casts carry nothing."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ def fpext(b, inst, args, tans):
 def fptrunc(b, inst, args, tans):
     """d fptrunc(x) = fptrunc(dx)"""
     return None if tans[0] is None else b.cast("fptrunc", tans[0], inst.type, "tan")
+
+
+@linear("freeze", transpose=lambda b, inst, args, adj: [adj])
+def freeze(b, inst, args, tans):
+    """d freeze(x) = dx"""
+    return tans[0]
 
 
 no_derivative("sitofp", "uitofp", "fptosi", "fptoui", why="integer-valued on one side")

@@ -119,6 +119,7 @@ INPUTS: dict[str, Case] = {
     "fdiv": opcode("fdiv", 2, _PAIRS),
     "frem": opcode("frem", 2, _PAIRS_NONINT),
     "fneg": Case("%r = fneg {T} %x", 1, _REAL),
+    "freeze": Case("%r = freeze {T} %x", 1, _REAL),
     # float -> double -> float: both casts, checked against the identity
     "fpext": Case("%a = fpext float %x to double\n%r = fptrunc double %a to float", 1,
                   _REAL, (F,), ref="%r = fadd {T} %x, 0.0"),  # fmt: skip
