@@ -33,6 +33,7 @@ from .ir import (
 from .ir.builder import Builder, Namer
 from .ir.types import I64, size_in_bytes, struct
 from .ir.values import const
+from .rules.memory import REFCOUNT
 from .transforms.float_bits import follow_float_bits
 
 MODE = "forward"
@@ -188,6 +189,8 @@ class _FunctionForward:
             if ty.kind in ("struct", "array") and ty.contains(lambda t: t.is_float):
                 return Builder.zero(ty) if v.is_zero or v.text in ("undef", "poison") else v
             return v
+        if ty.is_ptr and at in self.act.maybe_primal:
+            return v  # memory without derivatives, merged with memory with: its own shadow
         if ty.is_ptr:
             raise self.fail(at, f"a pointer without derivative ({v.ref}) used where memory "
                             "carries derivatives",
@@ -249,16 +252,45 @@ class _FunctionForward:
     def visit_load(self, inst: Instruction) -> None:
         self.copy(inst)
         if self.act.is_active(inst):
-            shadow = self.tan[inst.operands[0]]
-            self.tan[inst] = self.b.load(inst.type, shadow, inst.align, self.hint(inst))
+            ptr = inst.operands[0]
+            shadow = self.tan[ptr]
+            t = self.b.load(inst.type, shadow, inst.align, self.hint(inst))
+            if ptr in self.act.maybe_primal and inst.type.is_float:  # no derivative there
+                t = self.b.select(self.is_primal(shadow, ptr), Builder.zero(inst.type), t,
+                                  self.hint(inst))  # fmt: skip
+            self.tan[inst] = t
 
     def visit_store(self, inst: Instruction) -> None:
         if store_base(inst) not in self.unneeded:
             self.copy(inst)
         value, ptr = inst.operands
+        if value in self.act.maybe_primal:
+            raise self.fail(inst, "storing a pointer to memory with or without derivatives",
+                            self.MERGED)  # fmt: skip
         shadow = self.tan.get(ptr)
         if shadow is not None:
-            self.b.store(self.shadow_of(value, inst), shadow, inst.align)
+            t = self.shadow_of(value, inst)
+            if ptr in self.act.maybe_primal:  # the primal's own store, again: nothing
+                t = self.b.select(self.is_primal(shadow, ptr), value, t, "shadow.val")
+            self.b.store(t, shadow, inst.align)
+
+    MERGED = ("Memory with a derivative and memory without one (a Const array, a local array "
+              "that holds no derivative) are chosen between here (a branch or a select); "
+              "such a pointer may be loaded from and stored through, not stored, returned or "
+              "passed to a function. Mark both Duplicated, or choose between the values "
+              "instead of the arrays.")  # fmt: skip
+
+    def is_primal(self, shadow: Value, ptr: Value) -> Value:
+        """Whether a shadow address is the primal's own (memory without derivatives)."""
+        return self.b.icmp("eq", shadow, ptr, "no.shadow")
+
+    def check_merged_operands(self, inst: Instruction) -> None:
+        """Refuse passing a pointer whose shadow may be its primal (see `maybe_primal`) to a
+        call other than reference counting (applied to both, it balances)."""
+        if inst.callee_name not in REFCOUNT and any(
+                o in self.act.maybe_primal for o in inst.operands):  # fmt: skip
+            raise self.fail(inst, f"a call to {inst.callee_name or 'a function'} with a "
+                            "pointer to memory with or without derivatives", self.MERGED)
 
     def visit_gep(self, inst: Instruction) -> None:
         clone = self.copy(inst)
@@ -325,6 +357,7 @@ class _FunctionForward:
         self.b.insert(Instruction("ret", operands=[agg]))
 
     def visit_call(self, inst: Instruction) -> None:
+        self.check_merged_operands(inst)
         summary = self.act.callees.get(inst)
         if summary is not None:
             return self.call_derivative(inst, summary)

@@ -515,11 +515,13 @@ class _Plan:
 
     def _needs(self, inst: Instruction) -> list[tuple[str, Value]]:
         act, op, ops = self.act, inst.opcode, inst.operands
-        if op == "load":
-            return [("shadow", ops[0])] if _is_active_float(act, inst) else []
-        if op == "store":
-            value, ptr = ops
-            return [("shadow", ptr)] if act.is_active(ptr) and value.type.is_float else []
+        if op in ("load", "store"):
+            ptr = ops[0] if op == "load" else ops[1]
+            if not (_is_active_float(act, inst) if op == "load"
+                    else act.is_active(ptr) and ops[0].type.is_float):  # fmt: skip
+                return []
+            # through a merge of memory with and without derivatives: which one, at run time
+            return [("shadow", ptr)] + ([("primal", ptr)] if ptr in act.maybe_primal else [])
         if op == "select":
             return [("primal", ops[0])] if _is_active_float(act, inst) else []
         if op == "call":
@@ -778,6 +780,7 @@ class _Augmented(_FunctionForward):
             self._structural(inst)
 
     def visit_call(self, inst: Instruction) -> None:
+        self.check_merged_operands(inst)
         summary = self.act.callees.get(inst)
         if summary is not None:
             aug, _ = self.synth.derive(self.module.get(inst.callee_name), summary.pattern)
@@ -830,6 +833,9 @@ class _Reverse:
 
     def fail(self, inst: Instruction, what: str, hint: str = "") -> NoDerivativeError:
         return NoDerivativeError(what, inst.text(), self.fn.name, MODE, inst.loc, hint)
+
+    def is_primal(self, shadow: Value, ptr: Value) -> Value:
+        return self.b.icmp("eq", shadow, ptr, "no.shadow")
 
     def run(self) -> None:
         fn = self.fn
@@ -1075,8 +1081,12 @@ class _Reverse:
             self.release_instruction(inst, args, shadow)
         elif op == "load":
             if _is_active_float(self.act, inst):
-                dp = shadow[inst.operands[0]]
+                ptr = inst.operands[0]
+                dp = shadow[ptr]
                 adj = self.take_adjoint(inst)
+                if ptr in self.act.maybe_primal:  # memory without derivatives: nothing
+                    adj = self.b.select(self.is_primal(dp, primal[ptr]), Builder.zero(inst.type),
+                                        adj, "adj")  # fmt: skip
                 old = self.b.load(inst.type, dp, inst.align, "shadow.val")
                 self.b.store(self.b.fadd(old, adj, "shadow.val"), dp, inst.align)
         elif op == "store":
@@ -1084,7 +1094,12 @@ class _Reverse:
             if ptr in shadow and value.type.is_float:
                 dp = shadow[ptr]
                 got = self.b.load(value.type, dp, inst.align, "shadow.val")
-                self.b.store(Builder.zero(value.type), dp, inst.align)
+                zero: Value = Builder.zero(value.type)
+                if ptr in self.act.maybe_primal:  # memory without derivatives: kept as it is
+                    same = self.is_primal(dp, primal[ptr])
+                    got, zero = (self.b.select(same, zero, got, "shadow.val"),
+                                 self.b.select(same, got, zero, "shadow.val"))  # fmt: skip
+                self.b.store(zero, dp, inst.align)
                 self.add_adjoint(value, got)
         elif op == "select":
             if _is_active_float(self.act, inst):

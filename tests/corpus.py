@@ -406,6 +406,35 @@ def division_unswitched(x, a):
     return s
 
 
+def _pick_inputs(r):
+    return U(r, 0.1, 1.0, 7), U(r, 1.0, 2.0, 7), U(r, 0.5, 1.5, 7)
+
+
+@case("local_or_argument", _pick_inputs, (0, 1), {"branch", "merge", "alloc"})
+@ez.enzyme_jit
+def local_or_argument(x, c, w):
+    # LLVM loads through `select(x[i] > 0.5, tmp, c)`: memory without derivative and with
+    tmp = np.zeros(x.shape[0])
+    s = 0.0
+    for i in range(x.shape[0]):
+        if x[i] > 0.5:
+            s += tmp[i] * x[i]
+        else:
+            s += c[i] * x[i]
+    return s
+
+
+@case("const_or_duplicated", _pick_inputs, (0, 2), {"branch", "merge", "mutation"})
+@ez.enzyme_jit
+def const_or_duplicated(x, c, w):
+    s = 0.0
+    for i in range(x.shape[0]):
+        a = c if x[i] > 0.5 else w  # c is Const: loads give 0, writes stay primal
+        s += a[i] * x[i]
+        a[i] = a[i] * 0.5
+    return s
+
+
 # =========================================================================== mutation
 
 

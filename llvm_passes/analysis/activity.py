@@ -24,6 +24,8 @@ from .readonly import roots
 _INT_PROPAGATE = {"add", "sub", "mul", "udiv", "sdiv", "urem", "srem", "shl", "lshr",
                   "ashr", "and", "or", "xor", "trunc", "zext", "sext", "phi", "select",
                   "freeze"}  # fmt: skip
+# pointers computed from pointers (a shadow computed the same way)
+_ADDRESS_OF = {"getelementptr", "bitcast", "addrspacecast", "freeze", "select", "phi", "load"}
 _PROPAGATE = {"fneg", "select", "phi", "extractvalue", "insertvalue", "freeze",
               "getelementptr", "bitcast", "fadd", "fsub", "fmul", "fdiv", "frem",
               "fpext", "fptrunc", "addrspacecast"}  # fmt: skip
@@ -58,6 +60,11 @@ class ActivityResult:
     # CONST args whose memory gets active data and is read back: that part of the derivative
     # is dropped (Const semantics); each with the first instruction writing such data
     dropped: dict[int, Instruction] = field(compare=False, default_factory=dict)
+    # active pointers whose shadow may be their own primal: merges (select, phi) of memory
+    # with and without derivatives, and addresses computed from them. Memory without
+    # derivatives is its own shadow there; a load or store through such a pointer checks
+    # `shadow == primal` (tangent 0, writes and accumulations skipped).
+    maybe_primal: frozenset[Value] = frozenset()
 
     def is_active(self, v: Value) -> bool:
         return v in self.active
@@ -121,7 +128,27 @@ class _Analysis:
         read = self._read_args()
         dropped = {k: i for k, i in self.writes_to_const.items() if k in read}
         return ActivityResult(self.fn, self.pattern, frozenset(self.active), self.reasons,
-                              frozenset(self.needed_args), self.callees, dropped)  # fmt: skip
+                              frozenset(self.needed_args), self.callees, dropped,
+                              self._maybe_primal())  # fmt: skip
+
+    def _maybe_primal(self) -> frozenset[Value]:
+        """Active pointers merged from memory with and without a shadow, and addresses and
+        pointers loaded through them (see `ActivityResult.maybe_primal`)."""
+        out: set[Value] = set()
+        changed = True
+        while changed:
+            changed = False
+            for inst in self.fn.instructions():
+                if inst in out or inst not in self.active or not inst.type.is_ptr:
+                    continue
+                op, ops = inst.opcode, inst.operands
+                merged = op in ("select", "phi") and any(
+                    o.type.is_ptr and o not in self.active and not isinstance(o, Constant)
+                    for o in ops)  # fmt: skip
+                if merged or op in _ADDRESS_OF and any(o in out for o in ops):
+                    out.add(inst)
+                    changed = True
+        return frozenset(out)
 
     def _read_args(self) -> set[int]:
         """Pointer arguments whose memory the function reads floats from (loads, copies,
