@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from llvm_passes.ir import Module, parse_module, parse_type_text
 from . import bridge
 from .bridge import link
 from .bridge.inline import inline_small_callees
+from .bridge.names import construct_hint, demangle_all
 from .bridge.refcounts import drop_argument_refcounts
 from .errors import DroppedDerivativeWarning, NoDerivativeError
 
@@ -86,6 +86,11 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
                                 "array expressions) is not supported yet; differentiate a "
                                 "serial version of the function")
     module, symbol, library, restype = primal_module(f.dispatcher, argtypes)
+    if any(link.DRIVER_PREFIX in name for name in module.functions):
+        raise NoDerivativeError(
+            f"{f.py_func.__qualname__} calls ez.autodiff or ez.gradient: differentiating a "
+            "derivative (nested differentiation) is not supported yet. Differentiate the "
+            "inner function alone, or write its derivative by hand.")  # fmt: skip
     ret_kind = ("const" if ret == "const" or not bridge.abi.contains_float(restype)
                 else "dup_noneed" if ret == "dup_noneed" and link.float_valued(restype)
                 else "dup")  # a returned array is boxed: its primal must exist
@@ -97,9 +102,10 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     try:
         result = synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
-        located = e if e.loc else _debug_build(synthesize, f, argtypes, acts)
+        located = e if e.located else _debug_build(synthesize, f, argtypes, acts)
         if not isinstance(located, llvm_passes.NoDerivativeError):
             located = e
+        located.hint = construct_hint(demangle_all(str(located))) or located.hint
         raise NoDerivativeError(_with_python_name(str(located), f)) from None
     if result.activity.dropped:
         _warn_dropped(f, argtypes, result.activity.dropped, synthesize, acts)
@@ -206,25 +212,8 @@ def _warn_dropped(f: Any, argtypes: tuple, dropped: dict, synthesize: Any, acts:
                 "Duplicated to keep it.", DroppedDerivativeWarning, stacklevel=_user_frame())
 
 
-def demangle(symbol: str) -> str:
-    """The Python qualified name inside a Numba-mangled symbol (`_ZN8__main__1fB2v1...`
-    -> `__main__.f`); other names are returned unchanged."""
-    if not symbol.startswith("_ZN"):
-        return symbol
-    parts, i = [], 3
-    while i < len(symbol) and symbol[i].isdigit():
-        j = i
-        while symbol[j].isdigit():
-            j += 1
-        n = int(symbol[i:j])
-        parts.append(symbol[j:j + n])
-        i = j + n
-    name = ".".join(parts) or symbol
-    return re.sub(r"_([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), name)
-
-
 def _with_python_name(msg: str, f: Any) -> str:
-    msg = re.sub(r"_ZN\w+", lambda m: demangle(m.group()), msg)
+    msg = demangle_all(msg)
     code = getattr(f.py_func, "__code__", None)
     where = f"{code.co_filename}:{code.co_firstlineno}" if code else "?"
     return f"{msg}\n(while differentiating {f.py_func.__qualname__}, defined at {where})"

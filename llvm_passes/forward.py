@@ -17,7 +17,7 @@ from . import rules
 from .analysis.activity import Activity, ActivityResult, activity
 from .analysis.cfg import cfg
 from .analysis.readonly import store_base, write_only
-from .errors import NoDerivativeError
+from .errors import NoDerivativeError, called_from
 from .ir import (
     Argument,
     Block,
@@ -381,13 +381,19 @@ class _FunctionForward:
         t = rule.tangent(self.b, clone, inst.operands, tans)
         if self.act.is_active(inst):
             if t is None and inst.type.is_ptr:
-                raise self.fail(inst, f"a call to {inst.callee_name} returning a pointer")
+                sources = [o.callee_name for o in inst.operands
+                           if isinstance(o, Instruction) and o.opcode == "call"]  # fmt: skip
+                made = f" (into memory from @{sources[0]})" if sources else ""
+                raise self.fail(inst, f"a call to {inst.callee_name} returning a pointer{made}",
+                                "That memory has no shadow: derivatives stored into it would "
+                                "be lost.")  # fmt: skip
             self.set_tangent(inst, t)
 
     def call_derivative(self, inst: Instruction, summary: ActivityResult) -> None:
         callee = self.module.get(inst.callee_name)
         assert callee is not None
-        name = self.synth.derive(callee, summary.pattern)
+        with called_from(self.fn.name, inst.loc):
+            name = self.synth.derive(callee, summary.pattern)
         clone = self.copy(inst)
         shadows = [self.shadow_of(o, inst) for o, p in zip(inst.operands, summary.pattern,
                                                            strict=True) if p]  # fmt: skip

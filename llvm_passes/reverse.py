@@ -29,7 +29,7 @@ from .analysis.loops import (
     split_exit_edges,
 )  # fmt: skip
 from .analysis.readonly import allocations, element_type, invariant_loads, reloadable_loads
-from .errors import NoDerivativeError
+from .errors import NoDerivativeError, called_from
 from .forward import _FunctionForward, function_to_derive, has_rule
 from .ir import (
     BINARY,
@@ -278,7 +278,7 @@ class _Plan:
 
     def __init__(self, module: Module, fn: Function, act: ActivityResult, reload: bool,
                  distinct: frozenset[int]) -> None:  # fmt: skip
-        self.fn, self.act = fn, act
+        self.module, self.fn, self.act = module, fn, act
         self.graph: CFG = cfg(fn)
         self.index = {b.name: k for k, b in enumerate(fn.blocks)}
         # counted loops are replayed by counting their induction variable down: their
@@ -534,7 +534,7 @@ class _Plan:
             if _overwrites_shadow(act, inst):
                 if name.startswith("llvm.memset") or not act.is_active(ops[1]):
                     return [("shadow", ops[0]), ("primal", ops[2])]
-                elem = element_type(self.fn, ops[:2])
+                elem = element_type(self.module, self.fn, ops[:2])
                 if elem is None or ops[2].type != I64 or not name.startswith("llvm.memcpy"):
                     raise NoDerivativeError(
                         f"a call to {name}", inst.text(), self.fn.name, MODE, inst.loc,
@@ -783,7 +783,8 @@ class _Augmented(_FunctionForward):
         self.check_merged_operands(inst)
         summary = self.act.callees.get(inst)
         if summary is not None:
-            aug, _ = self.synth.derive(self.module.get(inst.callee_name), summary.pattern)
+            with called_from(self.fn.name, inst.loc):
+                aug, _ = self.synth.derive(self.module.get(inst.callee_name), summary.pattern)
             sync(self.b, self.tape, self.tape_arg)
             clone = self.copy(inst)
             shadows = [Constant(PTR, "null") if o.type.is_float else self.shadow_of(o, inst)

@@ -615,6 +615,18 @@ def returns_2d_array(x, y):
     return M
 
 
+@case("grow_by_rebinding", lambda r: (U(r, -1.0, 1.0, 3), 6), (0,), {"alloc", "loop"})
+@ez.enzyme_jit
+def grow_by_rebinding(x, n):
+    # a local array rebound in a loop, the argument first
+    for i in range(x.shape[0], n):
+        y = np.empty(i + 1)
+        y[:i] = x[:i]
+        y[i] = np.sin(y[i - 1]) + y[0]
+        x = y
+    return (x * x).sum()
+
+
 # =========================================================================== array expressions
 
 

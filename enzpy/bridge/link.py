@@ -24,6 +24,7 @@ from .abi import Activity, argument_layout, as_activity, shadowed_args, target_c
 __all__ = ["DerivativeDriver", "EntryPoint", "make_driver", "make_drivers", "clear_cache"]
 
 _counter = itertools.count(1)
+DRIVER_PREFIX = "enzpy_driver_"  # the njit drivers' names: a primal calling one is nested
 TAPE_BYTES = 24  # { ptr data, i64 size, i64 capacity }: llvm_passes.tape.TAPE_TYPE
 _cache: dict[Any, DerivativeDriver] = {}
 _cache_lock = threading.Lock()
@@ -411,7 +412,7 @@ def make_drivers(module_text: str, entries: dict[str, EntryPoint], library: Any,
         cg = _make_codegen(lib, renames[name], argtypes, restype, activities, shadowed, ep,
                            renames.get(aliased.get(name, "")))  # fmt: skip
         intr = _make_intrinsic(f"_enzpy_call_{k}", len(sig.args), sig, cg)
-        drv = _make_njit_driver(f"enzpy_driver_{k}", len(sig.args), intr, sig)
+        drv = _make_njit_driver(f"{DRIVER_PREFIX}{k}", len(sig.args), intr, sig)
         result[name] = DerivativeDriver(drv, intr, lib, renames[name], argtypes, restype,
                                         activities, shadowed, sig, addresses)  # fmt: skip
     with _cache_lock:

@@ -14,10 +14,10 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import NoDerivativeError
+from ..errors import NoDerivativeError, called_from
 from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, Value
 from ..rules.memory import DATA_POINTER, REFCOUNT, RELEASE
-from ..rules.registry import WRITES
+from ..rules.registry import WRITES, lookup
 from .readonly import roots
 
 # integer operations that carry the bits of an active float along (see `tainted`)
@@ -210,7 +210,8 @@ class _Analysis:
             if not any(pattern):
                 return
             try:
-                summary = activity(self.module, callee, pattern, self.has_rule, self.cache)
+                with called_from(self.fn.name, inst.loc):
+                    summary = activity(self.module, callee, pattern, self.has_rule, self.cache)
             except _Recursive:
                 raise NoDerivativeError(
                     f"a recursive call to @{name}", inst.text(), self.fn.name, "activity analysis",
@@ -237,7 +238,8 @@ class _Analysis:
                 self.need(inst.operands[out], f"@{name} writes data computed from {src.ref}")
             return
         src = next((v for v in inst.operands if v in self.active), None)
-        if src is not None and carries:
+        rule = lookup(inst)
+        if src is not None and carries and (rule is None or rule.kind != "zero"):
             self.mark(inst, f"argument {src.ref} of @{name or 'indirect call'} is active")
 
     # ---- backward: pointers that must get a shadow ----------------------------------------

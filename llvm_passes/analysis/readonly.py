@@ -184,17 +184,27 @@ def memory_key(r: Value) -> Value:
     return a if isinstance(a, Instruction) and a is not r and a.opcode == "call" else r
 
 
-def element_type(fn: Function, ptrs: Sequence[Value]) -> Type | None:
-    """The one float type of the loads and stores of `fn` that reach the memory of `ptrs`;
-    None when there are none, or other types too."""
+def element_type(module: Module, fn: Function, ptrs: Sequence[Value], depth: int = 0
+                 ) -> Type | None:  # fmt: skip
+    """The one float type of the loads and stores of `fn` (and of the functions it passes
+    that memory to) that reach the memory of `ptrs`; None when there are none, or other
+    types too."""
     keys = {id(memory_key(r)) for p in ptrs for r in roots(p)}
-    found: set[Type] = set()
+    found: set[Type | None] = set()
     for i in fn.instructions():
         if i.opcode in ("load", "store"):
             addr, ty = (i.operands[0], i.type) if i.opcode == "load" else (i.operands[1],
                                                                            i.operands[0].type)
             if any(id(memory_key(r)) in keys for r in roots(addr)):
                 found.add(ty)
+        elif i.opcode == "call" and depth < 4:
+            callee = module.get(i.callee_name)
+            if callee is None or callee.is_declaration:
+                continue
+            for param, o in zip(callee.args, i.operands, strict=False):
+                if o.type.is_ptr and any(id(memory_key(r)) in keys for r in roots(o)):
+                    found.add(element_type(module, callee, [param], depth + 1))
+    found.discard(None)
     (ty,) = found if len(found) == 1 else (None,)
     return ty if ty is not None and ty.is_float else None
 

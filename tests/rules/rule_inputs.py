@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from llvm_passes.rules.inactive import PYTHON_OBJECTS
 from llvm_passes.rules.memory import INTEGER_ONLY
 
 D, F = "double", "float"
@@ -207,6 +208,7 @@ INPUTS["fptrunc"] = INPUTS["fpext"]
 INPUTS["fptosi"] = INPUTS["sitofp"]
 INPUTS["fptoui"] = INPUTS["uitofp"]
 
-# Registered rules that are not float math (integer and bookkeeping intrinsics): no float
-# inputs to differentiate. Add a key here only with that justification.
-NOT_FLOAT_MATH = frozenset(INTEGER_ONLY)
+# Registered rules that are not float math (integer and bookkeeping intrinsics, Python
+# object constructors): no float inputs to differentiate. Add a key here only with that
+# justification.
+NOT_FLOAT_MATH = frozenset(INTEGER_ONLY) | frozenset(PYTHON_OBJECTS)

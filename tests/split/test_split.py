@@ -79,7 +79,9 @@ def test_split_is_linear_in_the_cotangent(case):
     sh2, adj2, _ = _split(case, args, {i: 2.5 * s for i, s in seeds.items()}, 2.5, mode=NO)
     for i in case.active:
         got, want = (sh2[i], sh1[i]) if i in sh1 else (adj2[i], adj1[i])
-        assert_close(got, 2.5 * np.asarray(want), 1e-12, 1e-13, f"argument {i}")
+        single = np.asarray(got).dtype == np.float32  # 2.5 (d p) and (2.5 d) p round apart
+        rtol = 1e-6 if single else 1e-12
+        assert_close(got, 2.5 * np.asarray(want), rtol, rtol * 0.1, f"argument {i}")
 
 
 ARRAY_RETURNS = [c for c in CASES if isinstance(_spec(c), tuple) and _spec(c)[0] == "a"]

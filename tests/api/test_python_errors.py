@@ -1,0 +1,133 @@
+"""Errors that speak Python: what enzpy cannot differentiate is named as the Python construct
+the user wrote (np.sort, a list, np.linalg, nested autodiff), with advice that works and the
+user's line of the call; and what needs no derivative (printing) is differentiated through."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+
+import numba
+import numpy as np
+import pytest
+from harness import check_forward, check_reverse
+from numba.core.errors import NumbaDebugInfoWarning
+
+import enzpy as ez
+from enzpy.bridge import compiled_function
+from enzpy.bridge.names import demangle
+
+
+def _line(f, text: str) -> int:
+    """The source line of `f` holding `text`."""
+    lines, first = inspect.getsourcelines(f.py_func)
+    return first + next(k for k, line in enumerate(lines) if text in line)
+
+
+def _raises(f, *args, mode=ez.Reverse):
+    with pytest.raises(ez.NoDerivativeError) as info:
+        ez.gradient(mode, f, *args)
+    return str(info.value)
+
+
+@ez.enzyme_jit
+def inner(x):
+    return (x * x).sum()
+
+
+@ez.enzyme_jit
+def nested(x):
+    g = np.zeros_like(x)
+    ez.autodiff(ez.Reverse, inner, ez.Active, ez.Duplicated(x, g))
+    return g.sum()
+
+
+def test_nested_differentiation_is_named():
+    message = _raises(nested, np.ones(3))
+    assert "nested differentiation" in message and "indirect call" not in message
+
+
+@ez.enzyme_jit
+def printed(x):
+    s = x * math.sin(x)
+    print("s =", s)
+    return s
+
+
+def test_printing_needs_no_derivative(capsys):
+    check_forward(printed, (0.7,), (0,))
+    check_reverse(printed, (0.7,), (0,))
+    assert "s = " in capsys.readouterr().out
+
+
+@ez.enzyme_jit
+def sorted_ends(x):
+    y = np.sort(x)
+    return y[0] * 2.0 + y[-1]
+
+
+@ez.enzyme_jit
+def median_of(x):
+    return np.median(x) * x[0]
+
+
+@ez.enzyme_jit
+def through_a_list(x):
+    values = [x[0], x[1] * 2.0]
+    return values[0] * values[1]
+
+
+@pytest.mark.parametrize(
+    "f, construct, advice, call",
+    [
+        (sorted_ends, "np.sort", "np.argsort", "np.sort(x)"),
+        (median_of, "np.median", "np.argsort", "np.median(x)"),
+        (through_a_list, "a Python list", "NumPy array", "values = ["),
+    ],
+)
+def test_constructs_are_named_with_a_way_out(f, construct, advice, call):
+    message = _raises(f, np.array([3.0, 1.0, 2.0]))
+    assert construct in message and advice in message
+    assert f"test_python_errors.py:{_line(f, call)}" in message
+
+
+@ez.enzyme_jit
+def loss_2d_deriv(a):
+    return np.linalg.det(a.reshape(2, 2)) * a[0]
+
+
+def test_library_errors_name_the_users_line_without_debug_warnings():
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        message = _raises(loss_2d_deriv, np.array([3.0, 1.0, 2.0, 5.0]))
+    assert "np.linalg" in message and "loss_2d_deriv" in message
+    assert f"test_python_errors.py:{_line(loss_2d_deriv, 'np.linalg.det')}" in message
+    assert not [w for w in seen if issubclass(w.category, NumbaDebugInfoWarning)]
+
+
+@ez.enzyme_jit
+def _det_of_minor(a):
+    return a[0] * a[1]
+
+
+@numba.njit
+def café(x):  # a non-ASCII identifier
+    return x
+
+
+@pytest.mark.parametrize(
+    "f, argtype",
+    [(loss_2d_deriv.dispatcher, numba.float64[::1]), (_det_of_minor.dispatcher,
+     numba.float64[::1]), (café, numba.float64)],
+)  # fmt: skip
+def test_names_are_demangled_as_written(f, argtype):
+    f.compile((argtype,))
+    symbol, _, _ = compiled_function(f, (argtype,))
+    assert demangle(symbol) == f"{f.py_func.__module__}.{f.py_func.__qualname__}"
+
+
+def test_angle_brackets_are_decoded():
+    assert demangle("_ZN5numba2np8arrayobj12impl_np_sort12_3clocals_3e12np_sort_implB2v2E") == (
+        "numba.np.arrayobj.impl_np_sort.<locals>.np_sort_impl"
+    )
