@@ -27,19 +27,15 @@ def capture() -> dict[str, str]:
     from enzpy.bridge.capture import defined_symbols
 
     out: dict[str, str] = {}
-    seen: set[str] = set()
+    seen = set(hook._registry.values())  # compiled on import: no case's
     for case in CASES:
-        before = set(hook._registry.values())
         case.fn(*case.args())  # compile the primal (and its callees) for these types
-        fresh = [t for t in dict.fromkeys(hook._registry.values()) if t not in before]
+        fresh = [t for t in dict.fromkeys(hook._registry.values()) if t not in seen]
+        seen.update(fresh)
         own = {r.fndesc.mangled_name for r in case.fn.dispatcher.overloads.values()}
         fresh.sort(key=lambda t: own.isdisjoint(defined_symbols(t)))  # the case's own first
-        for text in fresh:
-            if text in seen:
-                continue
-            seen.add(text)
-            n = sum(name.split(".")[0] == case.id for name in out)
-            out[f"{case.id}.ll" if n == 0 else f"{case.id}.{n + 1}.ll"] = text
+        for k, text in enumerate(fresh):
+            out[f"{case.id}.ll" if k == 0 else f"{case.id}.{k + 1}.ll"] = text
     assert len(out) >= len(CASES), "fewer modules than corpus cases: capture is broken"
     return out
 
