@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from . import rules
 from .analysis.activity import Activity, ActivityResult, activity
 from .analysis.cfg import cfg
+from .analysis.memtypes import MemoryFacts
 from .analysis.readonly import store_base, write_only
 from .errors import NoDerivativeError, called_from
 from .ir import (
@@ -56,7 +57,7 @@ def forward(module_text: str | Module, fn_name: str, activities: Sequence[Activi
             pointee: Sequence[Type | None] | None = None) -> ForwardResult:  # fmt: skip
     """Synthesize `fwddiffe_<fn_name>` for the given per-argument activities; `pointee`
     (optional) gives, per pointer argument, the type of the values its memory holds."""
-    module, fn = function_to_derive(module_text, fn_name, activities, pointee)
+    module, fn, _ = function_to_derive(module_text, fn_name, activities, pointee)
     # DuplicatedNoNeed: the caller does not need the primal memory behind these arguments
     # after the call; stores into it are dropped where nothing in the function reads it
     unneeded = {a for a, act in zip(fn.args, activities, strict=True)
@@ -70,9 +71,10 @@ def forward(module_text: str | Module, fn_name: str, activities: Sequence[Activi
 def function_to_derive(module_text: str | Module, fn_name: str,
                        activities: Sequence[Activity],
                        pointee: Sequence[Type | None] | None = None
-                       ) -> tuple[Module, Function]:  # fmt: skip
+                       ) -> tuple[Module, Function, MemoryFacts]:  # fmt: skip
     """The parsed module and the defined function `fn_name`, checked against `activities`,
-    with floats moved through integers rewritten as floats (`transforms.float_bits`)."""
+    with floats moved through integers rewritten as floats (`transforms.float_bits`), and
+    what is known of the memory behind each function's pointer arguments."""
     module = parse_module(module_text) if isinstance(module_text, str) else module_text
     fn = module.get(fn_name)
     if fn is None or fn.is_declaration:
@@ -80,8 +82,7 @@ def function_to_derive(module_text: str | Module, fn_name: str,
     if len(activities) != len(fn.args):
         raise ValueError(f"@{fn_name} takes {len(fn.args)} arguments, "
                          f"got {len(activities)} activities")  # fmt: skip
-    follow_float_bits(module, fn_name, pointee)
-    return module, fn
+    return module, fn, follow_float_bits(module, fn_name, pointee)
 
 
 def has_rule(inst: Instruction) -> bool:

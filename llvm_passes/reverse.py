@@ -28,6 +28,7 @@ from .analysis.loops import (
     loop_headers,
     split_exit_edges,
 )  # fmt: skip
+from .analysis.memtypes import MemoryFacts
 from .analysis.readonly import allocations, element_type, invariant_loads, reloadable_loads
 from .errors import NoDerivativeError, called_from
 from .forward import _FunctionForward, function_to_derive, has_rule
@@ -110,9 +111,9 @@ def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activi
     assumed to address non-overlapping memory; when that assumption lets the reverse sweep
     load memory again, a second entry `diffe_<f>.aliased` does without it, for the caller
     to use when the memory does overlap. `pointee` as in `forward`."""
-    module, fn = function_to_derive(module_text, fn_name, activities, pointee)
+    module, fn, facts = function_to_derive(module_text, fn_name, activities, pointee)
     ensure_runtime(module)
-    synth = _Synthesizer(module, reload=None if split else fn.name,
+    synth = _Synthesizer(module, facts, reload=None if split else fn.name,
                          distinct=frozenset() if split else distinct)  # fmt: skip
     pattern = tuple(a.active for a in activities)
     aug, rev = synth.derive(fn, pattern)
@@ -213,9 +214,9 @@ class _Entries:
 class _Synthesizer:
     """Derives augmented/reverse function pairs for (function, pattern) keys."""
 
-    def __init__(self, module: Module, reload: str | None,
+    def __init__(self, module: Module, facts: MemoryFacts, reload: str | None,
                  distinct: frozenset[int] = frozenset()) -> None:  # fmt: skip
-        self.module = module
+        self.module, self.facts = module, facts
         self.distinct = distinct  # the root's arguments whose memory does not overlap
         # combined mode: memory nothing writes may be loaded again in the reverse sweep of
         # the root function `reload` (in split mode the caller may change the arguments
@@ -243,7 +244,7 @@ class _Synthesizer:
         self.results[key] = act
         root = self.reload == fn.name
         distinct = self.distinct if root and not aliased else frozenset()
-        plan = self.plans[key] = _Plan(self.module, fn, act, root, distinct)
+        plan = self.plans[key] = _Plan(self.module, fn, act, root, distinct, self.facts)
         _Augmented(self, fn, act, names[0], plan).run()
         _Reverse(self, fn, act, names[1], plan).run()
         return names
@@ -277,8 +278,8 @@ class _Plan:
     order: ('primal', v) or ('shadow', v). Arguments and constants are never pushed."""
 
     def __init__(self, module: Module, fn: Function, act: ActivityResult, reload: bool,
-                 distinct: frozenset[int]) -> None:  # fmt: skip
-        self.module, self.fn, self.act = module, fn, act
+                 distinct: frozenset[int], facts: MemoryFacts) -> None:  # fmt: skip
+        self.module, self.fn, self.act, self.facts = module, fn, act, facts
         self.graph: CFG = cfg(fn)
         self.index = {b.name: k for k, b in enumerate(fn.blocks)}
         # counted loops are replayed by counting their induction variable down: their
@@ -534,7 +535,7 @@ class _Plan:
             if _overwrites_shadow(act, inst):
                 if name.startswith("llvm.memset") or not act.is_active(ops[1]):
                     return [("shadow", ops[0]), ("primal", ops[2])]
-                elem = element_type(self.module, self.fn, ops[:2])
+                elem = element_type(self.module, self.fn, ops[:2], self.facts)
                 if elem is None or ops[2].type != I64 or not name.startswith("llvm.memcpy"):
                     raise NoDerivativeError(
                         f"a call to {name}", inst.text(), self.fn.name, MODE, inst.loc,

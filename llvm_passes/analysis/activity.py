@@ -18,7 +18,7 @@ from ..errors import NoDerivativeError, called_from
 from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, Value
 from ..rules.memory import DATA_POINTER, REFCOUNT, RELEASE
 from ..rules.registry import WRITES, lookup
-from .readonly import roots
+from .pointers import roots
 
 # integer operations that carry the bits of an active float along (see `tainted`)
 _INT_PROPAGATE = {"add", "sub", "mul", "udiv", "sdiv", "urem", "srem", "shl", "lshr",

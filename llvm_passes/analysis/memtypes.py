@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from ..ir import Constant, Function, Instruction, Type, Value
 from ..ir.types import field_offset, float_type, size_in_bytes
-from .readonly import memory_key
+from .pointers import memory_key
 
 _FLOAT_OF_WIDTH = {16: "half", 32: "float", 64: "double"}
 _SIGN_OPS = ("xor", "and", "or")
@@ -54,6 +54,7 @@ class Offset:
 
 
 Layout = frozenset[tuple[Offset, Type]]  # float types at offset classes
+MemoryFacts = dict[str, dict[int, Layout]]  # per function, per pointer argument: its layout
 
 
 def scalar_fields(t: Type, base: int = 0) -> list[tuple[int, Type]]:

@@ -16,49 +16,16 @@ from ..ir import Argument, Function, Instruction, Module, Type, Value
 from ..rules.memory import ALLOCATORS, DATA_POINTER, REFCOUNT
 from .cfg import cfg, reachable
 from .loops import CountedLoop
+from .memtypes import MemoryFacts
+from .pointers import ADDRESS, allocation, memory_key, noalias, roots
 
 _MEMORY_INTRINSICS = ("llvm.memset", "llvm.memcpy", "llvm.memmove")
-_ADDRESS = ("getelementptr", "bitcast", "addrspacecast", "phi", "select")
-
-
-def roots(v: Value) -> list[Value]:
-    """The values pointer `v` is computed from, through GEPs, casts, phis and selects."""
-    out, todo, seen = [], [v], {id(v)}
-    while todo:
-        p = todo.pop()
-        if not (isinstance(p, Instruction) and p.opcode in _ADDRESS):
-            out.append(p)
-            continue
-        for q in {"select": p.operands[1:], "phi": p.operands}.get(p.opcode, p.operands[:1]):
-            if id(q) not in seen:
-                seen.add(id(q))
-                todo.append(q)
-    return out
-
-
-def _noalias(v: Value) -> bool:
-    return isinstance(v, Argument) and "noalias" in v.attrs.split()
-
-
-def _allocation(r: Value) -> Value | None:
-    """The allocation a root pointer addresses: an alloca, a runtime allocation (also through
-    the data pointer read from it) or a `noalias` argument; None when unknown."""
-    if _noalias(r) or isinstance(r, Instruction) and (
-            r.opcode == "alloca" or r.opcode == "call" and r.callee_name in ALLOCATORS):
-        return r
-    if isinstance(r, Instruction) and (r.opcode == "load" or r.opcode == "call"
-                                       and r.callee_name in DATA_POINTER):  # fmt: skip
-        owners = roots(r.operands[0])
-        if len(owners) == 1 and isinstance(owners[0], Instruction) and owners[0].opcode == "call" \
-                and owners[0].callee_name in ALLOCATORS:
-            return owners[0]
-    return None
 
 
 def _local(v: Value) -> bool:
     """Whether pointer `v` addresses memory allocated by the function (stack or runtime) or
     a `noalias` argument (a return slot): memory no other argument reaches."""
-    return all(_allocation(r) is not None for r in roots(v))
+    return all(allocation(r) is not None for r in roots(v))
 
 
 def _roots_may_alias(ras: list[Value], rbs: list[Value], distinct: frozenset[int]) -> bool:
@@ -68,7 +35,7 @@ def _roots_may_alias(ras: list[Value], rbs: list[Value], distinct: frozenset[int
     positions are in `distinct` (the caller checked that their memory does not overlap)."""
     for ra in ras:
         for rb in rbs:
-            ia, ib = _allocation(ra), _allocation(rb)
+            ia, ib = allocation(ra), allocation(rb)
             if ia is not None and (ib is not None and ib is not ia or isinstance(rb, Argument)):
                 continue
             if ib is not None and isinstance(ra, Argument):
@@ -134,7 +101,7 @@ def _writes(module: Module, fn: Function, blocks: frozenset[str] | None = None
 
 def allocations(ptr: Value) -> list[Instruction]:
     """The runtime allocation calls (`ALLOCATORS`) whose memory `ptr` may point into."""
-    found = {id(a): a for a in map(_allocation, roots(ptr))
+    found = {id(a): a for a in map(allocation, roots(ptr))
              if isinstance(a, Instruction) and a.opcode == "call"}  # fmt: skip
     return list(found.values())
 
@@ -142,8 +109,8 @@ def allocations(ptr: Value) -> list[Instruction]:
 def _reloadable_memory(ptr: Value) -> bool:
     """Argument memory (not a return slot) or runtime allocations: memory that outlives the
     function's frame."""
-    return all(isinstance(r, Argument) and not _noalias(r)
-               or isinstance(a := _allocation(r), Instruction) and a.opcode == "call"
+    return all(isinstance(r, Argument) and not noalias(r)
+               or isinstance(a := allocation(r), Instruction) and a.opcode == "call"
                for r in roots(ptr))  # fmt: skip
 
 
@@ -177,20 +144,18 @@ def reloadable_loads(module: Module, fn: Function, distinct: frozenset[int] = fr
     return out
 
 
-def memory_key(r: Value) -> Value:
-    """What memory a root pointer addresses, for matching accesses: a runtime allocation's
-    data (whichever of its data pointers is used), else the root itself."""
-    a = _allocation(r)
-    return a if isinstance(a, Instruction) and a is not r and a.opcode == "call" else r
-
-
-def element_type(module: Module, fn: Function, ptrs: Sequence[Value], depth: int = 0
-                 ) -> Type | None:  # fmt: skip
-    """The one float type of the loads and stores of `fn` (and of the functions it passes
-    that memory to) that reach the memory of `ptrs`; None when there are none, or other
-    types too."""
+def element_type(module: Module, fn: Function, ptrs: Sequence[Value],
+                 facts: MemoryFacts | None = None, depth: int = 0) -> Type | None:  # fmt: skip
+    """The one float type of the memory of `ptrs`: what the loads and stores of `fn` (and of
+    the functions it passes that memory to) that reach it read or write, and what `facts`
+    say of `fn`'s pointer arguments among its roots; None when nothing tells, or when
+    several types do."""
+    facts = facts or {}
     keys = {id(memory_key(r)) for p in ptrs for r in roots(p)}
     found: set[Type | None] = set()
+    for r in (r for p in ptrs for r in roots(p)):
+        if isinstance(r, Argument):
+            found.update(t for _, t in facts.get(fn.name, {}).get(r.index, ()))
     for i in fn.instructions():
         if i.opcode in ("load", "store"):
             addr, ty = (i.operands[0], i.type) if i.opcode == "load" else (i.operands[1],
@@ -203,7 +168,7 @@ def element_type(module: Module, fn: Function, ptrs: Sequence[Value], depth: int
                 continue
             for param, o in zip(callee.args, i.operands, strict=False):
                 if o.type.is_ptr and any(id(memory_key(r)) in keys for r in roots(o)):
-                    found.add(element_type(module, callee, [param], depth + 1))
+                    found.add(element_type(module, callee, [param], facts, depth + 1))
     found.discard(None)
     (ty,) = found if len(found) == 1 else (None,)
     return ty if ty is not None and ty.is_float else None
@@ -226,7 +191,7 @@ def write_only(fn: Function, arg: Argument) -> bool:
         for u in users.get(id(v), ()):
             if u.opcode == "store" and u.operands[1] is v and u.operands[0] is not v:
                 continue  # a store into the memory
-            if u.opcode not in _ADDRESS:
+            if u.opcode not in ADDRESS:
                 return False  # a load, a call, a copy of the pointer
             if id(u) not in seen:
                 seen.add(id(u))
@@ -243,7 +208,7 @@ def store_base(inst: Instruction) -> Value:
     return v
 
 
-_ADDRESS_ARITHMETIC = frozenset({"getelementptr", "bitcast", "addrspacecast", "add", "sub",
+ADDRESS_ARITHMETIC = frozenset({"getelementptr", "bitcast", "addrspacecast", "add", "sub",
                                  "mul", "shl", "sext", "zext", "trunc"})
 
 
@@ -252,7 +217,7 @@ def _outside(v: Value, blocks: frozenset[str], depth: int = 0) -> bool:
     defined outside it, or address arithmetic of such values."""
     if not isinstance(v, Instruction) or v.block is None or v.block.name not in blocks:
         return True
-    return depth < 8 and v.opcode in _ADDRESS_ARITHMETIC and all(
+    return depth < 8 and v.opcode in ADDRESS_ARITHMETIC and all(
         _outside(o, blocks, depth + 1) for o in v.operands)
 
 

@@ -20,17 +20,19 @@ _PURE_INT = ("bitcast", "xor", "and", "or")
 _SUFFIX = {"double": "f64", "float": "f32", "half": "f16"}
 
 
-def follow_float_bits(module: Module, root: str, pointee: Sequence[Type | None] | None) -> None:
+def follow_float_bits(module: Module, root: str, pointee: Sequence[Type | None] | None
+                      ) -> dict[str, dict[int, Layout]]:  # fmt: skip
     """Rewrite `root` and the functions it calls (transitively); `pointee[k]` is the type of
-    the memory pointer argument k of `root` points to (values of that type, repeated)."""
+    the memory pointer argument k of `root` points to (values of that type, repeated).
+    Returns the float layouts known of each function's pointer arguments."""
     facts = {k: layout_of(t) for k, t in enumerate(pointee or ()) if t is not None}
     todo: list[tuple[Function, dict[int, Layout]]] = [(module.functions[root], facts)]
-    done: set[str] = set()
+    known: dict[str, dict[int, Layout]] = {}
     while todo:
         fn, facts = todo.pop()
-        if fn.name in done or fn.is_declaration:
+        if fn.name in known or fn.is_declaration:
             continue
-        done.add(fn.name)
+        known[fn.name] = facts
         bits = float_bits(fn, facts)
         _rewrite(module, fn, bits.loads, bits.stores)
         callees: dict[str, dict[int, set]] = {}
@@ -44,6 +46,7 @@ def follow_float_bits(module: Module, root: str, pointee: Sequence[Type | None] 
             callee = module.get(inst.callee_name) if inst.opcode == "call" else None
             if callee is not None and callee.name not in callees:
                 todo.append((callee, {}))
+    return known
 
 
 def _rewrite(module: Module, fn: Function, loads: Mapping[Instruction, Type],

@@ -1,0 +1,51 @@
+"""Where pointers point: the roots a pointer is computed from (arguments, allocations,
+pointers loaded or returned by calls), the allocation behind a root, and a key naming the
+memory a root addresses. Used by the analyses of memory; knows nothing of derivatives."""
+
+from __future__ import annotations
+
+from ..ir import Argument, Instruction, Value
+from ..rules.memory import ALLOCATORS, DATA_POINTER
+
+ADDRESS = ("getelementptr", "bitcast", "addrspacecast", "phi", "select")
+
+
+def roots(v: Value) -> list[Value]:
+    """The values pointer `v` is computed from, through GEPs, casts, phis and selects."""
+    out, todo, seen = [], [v], {id(v)}
+    while todo:
+        p = todo.pop()
+        if not (isinstance(p, Instruction) and p.opcode in ADDRESS):
+            out.append(p)
+            continue
+        for q in {"select": p.operands[1:], "phi": p.operands}.get(p.opcode, p.operands[:1]):
+            if id(q) not in seen:
+                seen.add(id(q))
+                todo.append(q)
+    return out
+
+
+def noalias(v: Value) -> bool:
+    return isinstance(v, Argument) and "noalias" in v.attrs.split()
+
+
+def allocation(r: Value) -> Value | None:
+    """The allocation a root pointer addresses: an alloca, a runtime allocation (also through
+    the data pointer read from it) or a `noalias` argument; None when unknown."""
+    if noalias(r) or isinstance(r, Instruction) and (
+            r.opcode == "alloca" or r.opcode == "call" and r.callee_name in ALLOCATORS):
+        return r
+    if isinstance(r, Instruction) and (r.opcode == "load" or r.opcode == "call"
+                                       and r.callee_name in DATA_POINTER):  # fmt: skip
+        owners = roots(r.operands[0])
+        if len(owners) == 1 and isinstance(owners[0], Instruction) and owners[0].opcode == "call" \
+                and owners[0].callee_name in ALLOCATORS:
+            return owners[0]
+    return None
+
+
+def memory_key(r: Value) -> Value:
+    """What memory a root pointer addresses, for matching accesses: a runtime allocation's
+    data (whichever of its data pointers is used), else the root itself."""
+    a = allocation(r)
+    return a if isinstance(a, Instruction) and a is not r and a.opcode == "call" else r
