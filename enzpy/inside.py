@@ -40,7 +40,13 @@ from .errors import AnnotationError, ShadowError
 from .jit import EnzymeJit, from_dispatcher
 from .modes import Forward, Mode, Reverse
 from .numba_types import AnnotationType, ModeType, annotation_class
-from .shadows import check_argument_type, unwrapped_message
+from .shadows import (
+    check_argument_type,
+    different_views,
+    shadow_shares_primal,
+    shadows_overlap,
+    unwrapped_message,
+)  # fmt: skip
 from .signatures import check_arity, check_function, check_mode, signature_of_types
 
 
@@ -182,13 +188,16 @@ def _tuple(items: list[str]) -> str:
 
 
 def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]) -> None:
-    """Shapes, and the memory checks of `shadows.check_argument` / `check_aliasing`."""
+    """Shapes, and the memory checks of `shadows.check_aliasing` (on address ranges)."""
     arrays = [(k, a) for k, a in enumerate(argv) if a.shadow_array]
     for k, a in arrays:
         src.add(f"if {a.val_src}.shape != {a.dval_src}.shape:")
         src.add(fail(src, f"argument {k}: the shadow's shape differs from the primal's"), 2)
-        src.add(f"if _overlap({a.val_src}, {a.dval_src}):")
-        src.add(fail(src, f"argument {k}: the shadow may share memory with its primal"), 2)
+    for k, a in arrays:
+        for m, b in enumerate(argv):
+            if isinstance(b.val, types.Array):
+                src.add(f"if _overlap({a.dval_src}, {b.val_src}):")
+                src.add(fail(src, shadow_shares_primal(k, m)), 2)
     for (k, a), (m, b) in itertools.combinations(arrays, 2):
         same = "False"
         if a.val == b.val and a.dval == b.dval:
@@ -196,12 +205,9 @@ def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str],
                     f"_identical({a.dval_src}, {b.dval_src})")  # fmt: skip
         src.add(f"if _overlap({a.val_src}, {b.val_src}):")
         src.add(f"if not ({same}):", 2)
-        src.add(fail(src, f"arguments {k} and {m} share memory but are not the same view "
-                          "with the same shadow; pass the same shadow for the same memory"),
-                3)  # fmt: skip
+        src.add(fail(src, different_views(k, m)), 3)
         src.add(f"elif _overlap({a.dval_src}, {b.dval_src}):")
-        src.add(fail(src, f"arguments {k} and {m} have overlapping shadows but distinct "
-                          "primals"), 2)  # fmt: skip
+        src.add(fail(src, shadows_overlap(k, m)), 2)
 
 
 def _shadows(src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -56,8 +57,6 @@ def _check_shadow(k: int, x: Any, dx: Any, reverse: bool) -> None:
                               f"{dx.dtype}; the primal has {x.shape} and {x.dtype}")
         if not dx.flags.writeable:
             raise ShadowError(_READ_ONLY.format(k=k))
-        if x.size and np.may_share_memory(x, dx) and np.shares_memory(x, dx):
-            raise ShadowError(f"argument {k}: the shadow shares memory with its primal")
         return
     if is_float_scalar(x):
         _check_scalar_shadow(k, reverse, is_float_scalar(dx) or isinstance(dx, int),
@@ -133,20 +132,49 @@ def with_primal_strides(x: np.ndarray, dx: np.ndarray) -> np.ndarray:
     return out
 
 
+def shadow_shares_primal(k: int, m: int) -> str:
+    """The error for the shadow of argument `k` sharing memory with the primal of `m`."""
+    whose = "its primal" if k == m else f"the primal of argument {m}"
+    return f"argument {k}: the shadow shares memory with {whose}"
+
+
+def different_views(k: int, m: int) -> str:
+    """The error for two `Duplicated` arguments sharing memory as different views or with
+    different shadows."""
+    return (f"arguments {k} and {m} share memory but are not the same view with the same "
+            "shadow; pass the same shadow for the same memory")
+
+
+def shadows_overlap(k: int, m: int) -> str:
+    """The error for two arguments with distinct primals whose shadows share memory."""
+    return f"arguments {k} and {m} have overlapping shadows but distinct primals"
+
+
 def check_aliasing(annotated: list[Annotation]) -> None:
-    """Duplicated arrays whose primals share memory must share their shadow too (one
-    memory, one derivative); anything else would silently split the derivative."""
-    dup = [(k, a) for k, a in enumerate(annotated)
-           if isinstance(a, Duplicated) and isinstance(a.val, np.ndarray)]  # fmt: skip
-    for i, (k, a) in enumerate(dup):
-        for m, b in dup[i + 1:]:
-            if np.may_share_memory(a.val, b.val) and np.shares_memory(a.val, b.val):
-                same = a.dval is b.dval or (
-                    a.val.__array_interface__ == b.val.__array_interface__
-                    and a.dval.__array_interface__ == b.dval.__array_interface__)
-                if not same:
-                    raise ShadowError(f"arguments {k} and {m} share memory but have different "
-                                      "shadows; pass the same shadow for the same memory")
-            elif np.may_share_memory(a.dval, b.dval) and np.shares_memory(a.dval, b.dval):
-                raise ShadowError(f"arguments {k} and {m} have overlapping shadows but "
-                                  "distinct primals")
+    """No shadow may share memory with a primal (any argument's, `Const` ones included) nor
+    with another argument's shadow, unless the two arguments are the same view with the
+    same shadow (one memory, one derivative): anything else would silently mix primal
+    values and derivatives, or split a derivative."""
+    arrays = [(k, a.val, a.dval if isinstance(a, Duplicated) else None)
+              for k, a in enumerate(annotated) if isinstance(a.val, np.ndarray)]  # fmt: skip
+    for k, _, dx in arrays:
+        for m, y, _ in arrays:
+            if dx is not None and _shares(dx, y):
+                raise ShadowError(shadow_shares_primal(k, m))
+    for (k, x, dx), (m, y, dy) in itertools.combinations(arrays, 2):
+        if dx is None or dy is None:
+            continue
+        if _shares(x, y):
+            if not (_same_view(x, y) and _same_view(dx, dy)):
+                raise ShadowError(different_views(k, m))
+        elif _shares(dx, dy):
+            raise ShadowError(shadows_overlap(k, m))
+
+
+def _shares(a: np.ndarray, b: np.ndarray) -> bool:
+    return np.may_share_memory(a, b) and np.shares_memory(a, b)
+
+
+def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.shape == b.shape and a.strides == b.strides)  # fmt: skip
