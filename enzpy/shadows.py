@@ -27,11 +27,29 @@ def check_argument(k: int, arg: Any, reverse: bool) -> Annotation:
     if isinstance(arg, BatchDuplicated):
         raise AnnotationError(f"argument {k}: {type(arg).__name__} (vector mode) is not "
                               "supported yet")  # fmt: skip
+    if isinstance(arg, Active | Duplicated):
+        _check_precision(k, _float_dtype(arg.val))
     if isinstance(arg, Active):
         _check_active(k, is_float_scalar(arg.val), type(arg.val).__name__, reverse)
     if isinstance(arg, Duplicated):
         _check_shadow(k, arg.val, arg.dval, reverse)
     return arg
+
+
+def _float_dtype(v: Any) -> np.dtype | None:
+    """The dtype of a float or complex array or scalar; None for anything else."""
+    if isinstance(v, np.ndarray | np.generic):
+        return v.dtype if v.dtype.kind in "fc" else None
+    return np.dtype(type(v)) if isinstance(v, float | complex) else None
+
+
+def _check_precision(k: int, dtype: Any) -> None:
+    """`AnnotationError` for float or complex data (`dtype`, a NumPy or Numba type) other
+    than float32 and float64."""
+    if dtype is not None and str(dtype) not in ("float32", "float64"):
+        raise AnnotationError(f"argument {k}: {dtype} data is not supported; enzpy "
+                              "differentiates float32 and float64 (convert with "
+                              "x.astype(np.float64) or float(a))")  # fmt: skip
 
 
 def unwrapped_message(k: int, cls: type) -> str:
@@ -99,6 +117,9 @@ def check_argument_type(k: int, cls: type, val: types.Type, dval: types.Type | N
     if issubclass(cls, Annotation) and not issubclass(cls, Const | Active | Duplicated):
         raise AnnotationError(f"argument {k}: {cls.__name__} is not supported inside "
                               "jitted code")  # fmt: skip
+    if issubclass(cls, Active | Duplicated):
+        t = val.dtype if isinstance(val, types.Array) else val
+        _check_precision(k, t if isinstance(t, types.Float | types.Complex) else None)
     if issubclass(cls, Active):
         _check_active(k, isinstance(val, types.Float), str(val), reverse)
     if not issubclass(cls, Duplicated):
