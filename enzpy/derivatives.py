@@ -37,6 +37,7 @@ class Derivative:
     """A compiled derivative: its driver and what produced it (for introspection)."""
 
     driver: Any
+    call: Any  # the driver's intrinsic, for njit code: an outcome for `link.finish`
     symbol: str
     restype: Any
     argtypes: tuple
@@ -102,7 +103,8 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
         names = (result.fn_name, *result.split_names)
         entries = dict(zip(names, (link.AUGMENT, link.REVERSE_SPLIT, link.RELEASE), strict=True))
         drvs = bridge.make_drivers(text, entries, library, argtypes, restype, acts)
-        out = Derivative(drvs[names[0]].driver, symbol, restype, argtypes, result,
+        out = Derivative(drvs[names[0]].driver, drvs[names[0]].call, symbol, restype,
+                         argtypes, result,
                          (drvs[names[1]].driver, drvs[names[2]].driver))  # fmt: skip
     else:
         seed = None if mode == "forward" else (1.0 if ret == "active" else 0.0)
@@ -110,7 +112,7 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
         drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts,
                                  seed=seed, aliased=getattr(result, "aliased_name", None),
                                  exports=(drop,) if drop else ())  # fmt: skip
-        out = Derivative(drv.driver, symbol, restype, argtypes, result,
+        out = Derivative(drv.driver, drv.call, symbol, restype, argtypes, result,
                          drop_tapes=ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop])
                          if drop else None)  # fmt: skip
     _cache[key] = out

@@ -35,6 +35,7 @@ from numba.extending import overload
 from numpy.lib.stride_tricks import as_strided
 
 from .annotations import Active, Annotation, Const, Duplicated, DuplicatedNoNeed
+from .bridge.link import finish
 from .derivatives import derivative
 from .errors import AnnotationError, ShadowError
 from .jit import EnzymeJit, from_dispatcher
@@ -166,11 +167,14 @@ def _call_source(mode: Mode, f: EnzymeJit, ret_activity: Any, argv: list[Arg],
     src = _Source([], {"np": np})
     _shadow_checks(src, argv, fail)
     shadows, copy_back = _shadows(src, argv, fail)
-    driver = src.name("driver", deriv.driver)
-    src.add(f"r = {driver}({', '.join([a.val_src for a in argv] + shadows)})")
+    call = src.name("call", deriv.call)
+    src.add(f"o = {call}({', '.join([a.val_src for a in argv] + shadows)})")
+    if copy_back:  # what the call added into copies of the user's shadows
+        src.add("if not o[0]:")
     for dst, s in copy_back:
-        src.add(f"if {s}.ctypes.data != {dst}.ctypes.data:")
-        src.add(f"_copy_into({dst}, {s})", 2)
+        src.add(f"if {s}.ctypes.data != {dst}.ctypes.data:", 2)
+        src.add(f"_copy_into({dst}, {s})", 3)
+    src.add("r = o[3]")
     if mode.reverse:
         adj = itertools.count()
         out = _tuple([f"r[1][{next(adj)}]" if issubclass(a.cls, Active) else "None"
@@ -179,7 +183,7 @@ def _call_source(mode: Mode, f: EnzymeJit, ret_activity: Any, argv: list[Arg],
         out = "None" if ret == "const" else "r[1]"
     if mode.with_primal and (mode.reverse or ret_activity is not DuplicatedNoNeed):
         out = f"({out}, r[0])"
-    src.add(f"return {out}")
+    src.add(f"return {src.name('finish', finish)}(o, {out})  # raises what the call raised")
     return src
 
 
@@ -455,12 +459,13 @@ def python_entry(mode: Mode, f: EnzymeJit, ret_activity: Any, classes: tuple[typ
 def _entry_stub(mode: Mode, f: EnzymeJit, ret_activity: Any, spec: list[tuple[type, bool]]
                 ) -> Callable[..., Any]:  # fmt: skip
     """A function of the unpacked values whose Numba overload is the generated call;
-    `spec` holds (annotation class, whether the value was passed plain) per argument."""
+    `spec` holds (annotation class, whether the value was passed plain) per argument. The
+    overload is inlined into the entry: the entry then holds no reference of its own when
+    the call raises."""
+    n = sum(2 if issubclass(cls, Duplicated) else 1 for cls, _ in spec)
+    params = ", ".join(f"v{j}" for j in range(n))
 
-    def stub(*vals: Any) -> Any:
-        raise NotImplementedError("only callable from jitted code")
-
-    def impl(*vals):  # no annotations, as in _autodiff_impl
+    def generate(*vals: types.Type) -> Callable[..., Any]:
         it = iter(enumerate(vals))
         argv = []
         for cls, plain in spec:
@@ -468,14 +473,17 @@ def _entry_stub(mode: Mode, f: EnzymeJit, ret_activity: Any, spec: list[tuple[ty
             dval, dsrc = (None, None)
             if issubclass(cls, Duplicated):
                 i, dval = next(it)
-                dsrc = f"vals[{i}]"
-            argv.append(Arg(cls, val, dval, f"vals[{j}]", dsrc, plain))
+                dsrc = f"v{i}"
+            argv.append(Arg(cls, val, dval, f"v{j}", dsrc, plain))
         try:
             src = _call_source(mode, f, ret_activity, argv, _raise_fallback)
         except Exception:  # the Python path raises the exact error
             src = _Source([], {})
             src.add(_raise_fallback(src, ""))
-        return _compile("*vals", src)
+        return _compile(params, src)
 
-    overload(stub)(impl)
-    return stub
+    ns: dict[str, Any] = {"_generate": generate}
+    exec(f"def stub({params}):\n    raise NotImplementedError('only callable from jitted code')\n"
+         f"def impl({params}):\n    return _generate({params})\n", ns)  # fmt: skip
+    overload(ns["stub"], inline="always")(ns["impl"])
+    return ns["stub"]

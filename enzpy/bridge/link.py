@@ -15,6 +15,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.callconv import excinfo_t
 from numba.core.compiler_lock import global_compiler_lock
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import extents_may_overlap, get_array_memory_extents
 
@@ -37,7 +38,7 @@ class DerivativeDriver:
     code, optimizes and compiles nothing more (the calling njit code cannot be cached)."""
 
     driver: Any  # numba Dispatcher: driver(*primal_args, *shadows) -> (primal, tangent)
-    intrinsic: Any  # the @intrinsic; callable from njit code with the same arguments
+    call: Any  # the @intrinsic for njit code, same arguments: an outcome for `finish`
     library: Any  # the Numba code library holding the derivative
     symbol: str  # the derivative's (unique) symbol in `library`
     argtypes: tuple[types.Type, ...]
@@ -150,16 +151,44 @@ def reverse_entry(seed: float) -> EntryPoint:
     return EntryPoint(scalars="accumulator", seed=seed, returns="reverse")
 
 
+def outcome_type(value: types.Type) -> types.Type:
+    """The Numba type of what a derivative's `call` returns: (whether it raised, Numba's
+    status code, its exception info, `value` (zero if it raised))."""
+    return types.Tuple((types.boolean, types.int32, types.voidptr, value))
+
+
+@intrinsic
+def finish(typingctx: Any, outcome: types.Type, value: types.Type) -> Any:
+    """`value`, or the exception of `outcome` (a derivative's `call`) raised.
+
+    A derivative is called in two steps so that an exception leaves no reference behind:
+    Numba releases a function's references where their last use is, but a call that raises
+    returns at once, skipping the releases that follow it in the caller. Between `call` and
+    `finish` the caller releases everything but the outcome, which holds no reference when
+    the call raised."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Sequence[Any]) -> Any:
+        failed, code, excinfo = (builder.extract_value(args[0], i) for i in range(3))
+        with cgutils.if_unlikely(builder, failed):
+            excinfo = builder.bitcast(excinfo, ir.PointerType(excinfo_t))
+            status = context.call_conv._get_return_status(builder, code, excinfo)
+            context.call_conv.return_status_propagate(builder, status)
+        return impl_ret_borrowed(context, builder, signature.return_type, args[1])
+
+    return value(outcome, value), codegen
+
+
 def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
                   restype: types.Type, activities: tuple[Activity, ...],
                   shadowed: tuple[int, ...], ep: EntryPoint, aliased: str | None = None
                   ) -> Callable[..., Any]:  # fmt: skip
-    """The intrinsic's codegen: call `symbol` with the primal's flattened LLVM arguments
-    (Numba's calling convention), then one shadow per active LLVM argument in order, then
-    the tape (see `EntryPoint`). With `aliased`, that symbol is called instead when the
-    memory of two array arguments overlaps. The call goes to `lib`'s machine code by
-    address (a dynamic global, so the caller cannot be cached): linking `lib` instead would
-    optimize and compile the whole derivative again in every caller."""
+    """The codegen of the intrinsic `call`: call `symbol` with the primal's flattened LLVM
+    arguments (Numba's calling convention), then one shadow per active LLVM argument in
+    order, then the tape (see `EntryPoint`); return an `outcome_type` for `finish`. With
+    `aliased`, that symbol is called instead when the memory of two array arguments
+    overlaps. The call goes to `lib`'s machine code by address (a dynamic global, so the
+    caller cannot be cached): linking `lib` instead would optimize and compile the whole
+    derivative again in every caller."""
     layout = argument_layout(argtypes)
     nargs = len(argtypes)
     passed = _passed_shadows(layout, shadowed, ep)
@@ -212,31 +241,43 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
             overlap = _arrays_overlap(context, builder, argtypes, args[:nargs])
             fn = builder.select(overlap, other, fn)
         code = builder.call(fn, [retslot, excinfoptr, *flat, *shadows, *tape])
+        failed, excinfo = cgutils.false_bit, cgutils.voidptr_t(None)
         if status_returned:
             status = call_conv._get_return_status(builder, code, builder.load(excinfoptr))
-            with cgutils.if_unlikely(builder, status.is_error):
-                call_conv.return_status_propagate(builder, status)
+            failed, excinfo = status.is_error, builder.bitcast(status.excinfoptr,
+                                                               cgutils.voidptr_t)
+        else:
+            code = ir.Constant(ir.IntType(32), 0)
+        rtype = signature.return_type.types[3]
 
         def returned(slot: Any) -> Any:
             if slot is None:
                 return context.get_dummy_value()
             return context.get_returned_value(builder, restype, builder.load(slot))
 
-        adjoints = [builder.load(acc) for acc in accumulators]
-        if ep.returns == "nothing":
-            return context.get_dummy_value()
-        if ep.returns == "adjoints":
-            return context.make_tuple(builder, signature.return_type, adjoints)
-        primal = returned(retslot)
-        if ep.returns == "reverse":
-            packed = context.make_tuple(builder, signature.return_type.types[1], adjoints)
-            return context.make_tuple(builder, signature.return_type, [primal, packed])
-        if ep.returns == "augment" and float_valued(restype):
-            sretslot = None  # a float return is seeded in the reverse pass
-        shadow_ret = returned(sretslot)
-        if ep.returns == "augment" and sretslot is not None:
-            context.nrt.incref(builder, restype, shadow_ret)  # the tape keeps its own
-        return context.make_tuple(builder, signature.return_type, [primal, shadow_ret])
+        def value() -> Any:
+            """What the call returns (`EntryPoint.returns`), once it has not raised."""
+            adjoints = [builder.load(acc) for acc in accumulators]
+            if ep.returns == "nothing":
+                return context.get_dummy_value()
+            if ep.returns == "adjoints":
+                return context.make_tuple(builder, rtype, adjoints)
+            primal = returned(retslot)
+            if ep.returns == "reverse":
+                packed = context.make_tuple(builder, rtype.types[1], adjoints)
+                return context.make_tuple(builder, rtype, [primal, packed])
+            sret = None if ep.returns == "augment" and float_valued(restype) else sretslot
+            shadow_ret = returned(sret)  # a float return is seeded in the reverse pass
+            if ep.returns == "augment" and sret is not None:
+                context.nrt.incref(builder, restype, shadow_ret)  # the tape keeps its own
+            return context.make_tuple(builder, rtype, [primal, shadow_ret])
+
+        slot = cgutils.alloca_once_value(builder,
+                                         cgutils.get_null_value(context.get_value_type(rtype)))
+        with builder.if_then(builder.not_(failed), likely=True):
+            builder.store(value(), slot)
+        return context.make_tuple(builder, signature.return_type,
+                                  [failed, code, excinfo, builder.load(slot)])
 
     return codegen
 
@@ -343,10 +384,10 @@ def _make_intrinsic(name: str, arity: int, sig: Any, codegen: Callable[..., Any]
 
 
 def _make_njit_driver(name: str, arity: int, intr: Any, sig: Any) -> Any:
-    """`@njit(sig) def driver(a0, ...): return intr(a0, ...)`, compiled eagerly."""
+    """`@njit(sig) def driver(a0, ...)`: `intr(a0, ...)` and `finish`, compiled eagerly."""
     params = ", ".join(f"a{i}" for i in range(arity))
-    src = f"def {name}({params}):\n    return _intr({params})\n"
-    ns: dict[str, Any] = {"_intr": intr}
+    src = f"def {name}({params}):\n    o = _intr({params})\n    return _finish(o, o[3])\n"
+    ns: dict[str, Any] = {"_intr": intr, "_finish": finish}
     exec(compile(src, f"<enzpy.bridge.link {name}>", "exec"), ns)
     return numba.njit(sig)(ns[name])
 
@@ -410,7 +451,8 @@ def make_drivers(module_text: str, entries: dict[str, EntryPoint], library: Any,
         sig = _signature(argtypes, restype, activities, shadowed, ep)
         cg = _make_codegen(lib, renames[name], argtypes, restype, activities, shadowed, ep,
                            renames.get(aliased.get(name, "")))  # fmt: skip
-        intr = _make_intrinsic(f"_enzpy_call_{k}", len(sig.args), sig, cg)
+        intr = _make_intrinsic(f"_enzpy_call_{k}", len(sig.args),
+                               outcome_type(sig.return_type)(*sig.args), cg)
         drv = _make_njit_driver(f"enzpy_driver_{k}", len(sig.args), intr, sig)
         result[name] = DerivativeDriver(drv, intr, lib, renames[name], argtypes, restype,
                                         activities, shadowed, sig, addresses)  # fmt: skip
