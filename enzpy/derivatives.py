@@ -90,6 +90,8 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
                 else "dup")  # a returned array is boxed: its primal must exist
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
     synthesize = _SYNTHESIZERS[mode]
+    if mode != "forward":  # raising MemoryError when the tape cannot grow
+        synthesize = partial(synthesize, out_of_memory=link.out_of_memory(argtypes, restype))
     if mode == "reverse":  # the driver checks that the arrays' memory does not overlap
         synthesize = partial(synthesize, distinct=link.distinct_arrays(argtypes))
     try:

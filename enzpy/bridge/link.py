@@ -13,7 +13,7 @@ import llvmlite.binding as llvm
 import numba
 from llvmlite import ir
 from numba.core import cgutils, types
-from numba.core.callconv import excinfo_t
+from numba.core.callconv import RETCODE_USEREXC, excinfo_t
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
@@ -25,7 +25,7 @@ from .abi import Activity, argument_layout, as_activity, shadowed_args, target_c
 __all__ = ["DerivativeDriver", "EntryPoint", "make_driver", "make_drivers", "clear_cache"]
 
 _counter = itertools.count(1)
-TAPE_BYTES = 24  # { ptr data, i64 size, i64 capacity }: llvm_passes.tape.TAPE_TYPE
+TAPE_BYTES = 32  # { ptr data, i64 size, i64 capacity, ptr escape }: llvm_passes.tape.TAPE_TYPE
 _cache: dict[Any, DerivativeDriver] = {}
 _cache_lock = threading.Lock()
 
@@ -57,6 +57,24 @@ def clear_cache() -> None:
     """Forget every cached driver."""
     with _cache_lock:
         _cache.clear()
+
+
+def out_of_memory(argtypes: Sequence[types.Type], restype: types.Type) -> str:
+    """IR of a function with the signature of the primal for `argtypes` that raises
+    `MemoryError` (Numba's calling convention): what a reverse-mode derivative returns when
+    memory for its tape or shadows runs out (`llvm_passes.reverse`'s `out_of_memory`)."""
+    ctx = target_context()
+    mod = ir.Module()
+    fnty = ctx.call_conv.get_function_type(restype, tuple(argtypes))
+    fn = ir.Function(mod, fnty, "enzpy.out_of_memory")
+    fn.linkage = "internal"
+    builder = ir.IRBuilder(fn.append_basic_block())
+    exc = ctx.call_conv.build_excinfo_struct(
+        MemoryError, ("Allocation failed (probably too large): no memory for the derivative",),
+        None, None)  # fmt: skip
+    builder.store(ctx.get_python_api(builder).serialize_object(exc), fn.args[1])
+    builder.ret(RETCODE_USEREXC)
+    return str(llvm.parse_assembly(str(mod)))  # as LLVM prints it (opaque pointers)
 
 
 def _is_dup(act: Any) -> bool:
