@@ -97,6 +97,9 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     try:
         result = synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
+        unseen = _without_ir(module, e)
+        if unseen is not None:
+            raise NoDerivativeError(_with_python_name(unseen, f)) from None
         located = e if e.loc else _locate(synthesize, f, argtypes, acts) or e
         raise NoDerivativeError(_with_python_name(str(located), f)) from None
     text = result.module_text
@@ -172,6 +175,18 @@ def _locate(synthesize: Any, f: Any, argtypes: tuple, acts: list
         return e
     except Exception:  # the located error is a courtesy; never mask the original one
         return None
+    return None
+
+
+def _without_ir(module: Module, e: llvm_passes.NoDerivativeError) -> str | None:
+    """The message for `e` when it refuses a call to a Numba function enzpy has no IR for."""
+    for fn in module.functions.values():
+        if fn.is_declaration and fn.name.startswith("_ZN") \
+                and e.what.startswith(f"a call to {fn.name}"):
+            return (f"enzpy has no IR for helper {fn.name} (loaded from Numba's disk cache, "
+                    "or compiled before enzpy was imported, and it could not be compiled "
+                    f"again), so it cannot differentiate the call to it in function {e.fn}"
+                    f"{' at ' + e.loc if e.loc else ''}")
     return None
 
 
