@@ -199,8 +199,8 @@ def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str],
         src.add(fail(src, f"argument {k}: the shadow's shape differs from the primal's"), 2)
     for k, a in arrays:
         for m, b in enumerate(argv):
-            if isinstance(b.val, types.Array):
-                src.add(f"if _overlap({a.dval_src}, {b.val_src}):")
+            for primal in _arrays_in(b.val, b.val_src):
+                src.add(f"if _overlap({a.dval_src}, {primal}):")
                 src.add(fail(src, shadow_shares_primal(k, m)), 2)
     for (k, a), (m, b) in itertools.combinations(arrays, 2):
         same = "False"
@@ -212,6 +212,16 @@ def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str],
         src.add(fail(src, different_views(k, m)), 3)
         src.add(f"elif _overlap({a.dval_src}, {b.dval_src}):")
         src.add(fail(src, shadows_overlap(k, m)), 2)
+
+
+def _arrays_in(ty: types.Type, expr: str) -> list[str]:
+    """Expressions for the arrays a value of type `ty` (read by `expr`) is or holds (in
+    tuples, nested)."""
+    if isinstance(ty, types.Array):
+        return [expr]
+    if isinstance(ty, types.BaseTuple):
+        return [a for i, t in enumerate(ty.types) for a in _arrays_in(t, f"{expr}[{i}]")]
+    return []
 
 
 def _shadows(src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]

@@ -178,8 +178,9 @@ def check_aliasing(annotated: list[Annotation]) -> None:
     values and derivatives, or split a derivative."""
     arrays = [(k, a.val, a.dval if isinstance(a, Duplicated) else None)
               for k, a in enumerate(annotated) if isinstance(a.val, np.ndarray)]  # fmt: skip
+    primals = [(m, y) for m, a in enumerate(annotated) for y in _arrays_in(a.val)]
     for k, _, dx in arrays:
-        for m, y, _ in arrays:
+        for m, y in primals:
             if dx is not None and _shares(dx, y):
                 raise ShadowError(shadow_shares_primal(k, m))
     for (k, x, dx), (m, y, dy) in itertools.combinations(arrays, 2):
@@ -190,6 +191,13 @@ def check_aliasing(annotated: list[Annotation]) -> None:
                 raise ShadowError(different_views(k, m))
         elif _shares(dx, dy):
             raise ShadowError(shadows_overlap(k, m))
+
+
+def _arrays_in(v: Any) -> list[np.ndarray]:
+    """The arrays `v` is or holds (in tuples, nested)."""
+    if isinstance(v, np.ndarray):
+        return [v]
+    return [a for e in v for a in _arrays_in(e)] if isinstance(v, tuple) else []
 
 
 def _shares(a: np.ndarray, b: np.ndarray) -> bool:

@@ -95,3 +95,37 @@ def test_the_same_view_with_the_same_shadow_differentiates():
         x, dx = x0.copy(), np.zeros(3)
         path([(x, dx), (x, dx)])  # s = x·x (x is doubled after each read; seeded 0)
         np.testing.assert_allclose(dx, 2 * x0, rtol=1e-14)
+
+
+@ez.enzyme_jit
+def weighted(x, ws):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i] * ws[0][i] * ws[1]
+    return s
+
+
+_weighted_inside = numba.njit(lambda x, dx, w: ez.autodiff(
+    ez.Reverse, weighted, ez.Active, ez.Duplicated(x, dx), ez.Const((w, 2.0))))
+
+
+@pytest.mark.parametrize("path", ["python", "hot", "inside"])
+def test_a_shadow_inside_a_const_tuple_is_refused(path, monkeypatch):
+    monkeypatch.setattr(api, "_HOT", 1)
+    monkeypatch.setattr(api, "_calls", {})
+    monkeypatch.setattr(api, "_entries", {})
+    x, w = np.ones(3), np.arange(3.0)
+
+    def call(dx, w):
+        if path == "inside":
+            return _weighted_inside(x, dx, w)
+        return ez.autodiff(ez.Reverse, weighted, ez.Active, ez.Duplicated(x, dx),
+                           ez.Const((w, 2.0)))  # fmt: skip
+
+    if path == "hot":
+        call(np.zeros(3), np.ones(3))
+        assert api._entries
+    with pytest.raises(ez.ShadowError) as info:
+        call(w, w)
+    assert str(info.value) == "argument 0: the shadow shares memory with the primal of argument 1"
+    np.testing.assert_array_equal(w, np.arange(3.0))
