@@ -155,6 +155,8 @@ def compiled_again(symbol: str) -> list[str]:
     """Module texts defining `symbol`, a function Numba compiled without the hook seeing it,
     from compiling its Python function again for the same argument types (without a disk
     cache), the new symbol renamed `symbol`; [] when no dispatcher has it compiled."""
+    if not symbol.startswith("_ZN"):  # not a function Numba compiled (libm, C helpers)
+        return []
     if symbol not in _again:
         _again[symbol] = []
         found = _overload_named(symbol)
@@ -178,7 +180,7 @@ def compiled_again(symbol: str) -> list[str]:
 def _overload_named(symbol: str) -> tuple[Any, tuple] | None:
     """(dispatcher, argument types) of the compiled overload whose symbol is `symbol`."""
     for obj in gc.get_objects():
-        if isinstance(obj, Dispatcher):
+        if issubclass(type(obj), Dispatcher):  # (not a proxy to a dead object)
             for argtypes, cres in list(obj.overloads.items()):
                 if getattr(cres.fndesc, "mangled_name", None) == symbol:
                     return obj, argtypes
