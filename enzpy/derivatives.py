@@ -43,7 +43,7 @@ class Derivative:
     argtypes: tuple
     result: llvm_passes.ForwardResult | llvm_passes.ReverseResult
     split: tuple = ()  # split mode: the reverse and release drivers (`driver` augments)
-    drop_tapes: Any = None  # combined reverse: frees the kept tape storage, returns its bytes
+    drop_tapes: Any = None  # reverse: frees the storage kept between calls, returns its bytes
 
 
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
@@ -104,22 +104,23 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
         raise NoDerivativeError(_with_python_name(str(located), f)) from None
     text = result.module_text
     _dump(f, text)
+    drop = getattr(result, "drop_name", None)
+    exports = (drop,) if drop else ()
     if mode == "split":
         names = (result.fn_name, *result.split_names)
         entries = dict(zip(names, (link.AUGMENT, link.REVERSE_SPLIT, link.RELEASE), strict=True))
-        drvs = bridge.make_drivers(text, entries, library, argtypes, restype, acts)
-        out = Derivative(drvs[names[0]].driver, drvs[names[0]].call, symbol, restype,
-                         argtypes, result,
-                         (drvs[names[1]].driver, drvs[names[2]].driver))  # fmt: skip
+        drvs = bridge.make_drivers(text, entries, library, argtypes, restype, acts,
+                                   exports=exports)  # fmt: skip
+        drv = drvs[names[0]]
+        split = (drvs[names[1]].driver, drvs[names[2]].driver)
     else:
         seed = None if mode == "forward" else (1.0 if ret == "active" else 0.0)
-        drop = getattr(result, "drop_name", None)
         drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts,
                                  seed=seed, aliased=getattr(result, "aliased_name", None),
-                                 exports=(drop,) if drop else ())  # fmt: skip
-        out = Derivative(drv.driver, drv.call, symbol, restype, argtypes, result,
-                         drop_tapes=ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop])
-                         if drop else None)  # fmt: skip
+                                 exports=exports)  # fmt: skip
+        split = ()
+    out = Derivative(drv.driver, drv.call, symbol, restype, argtypes, result, split,
+                     ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop]) if drop else None)
     _cache[key] = out
     return out
 

@@ -97,7 +97,7 @@ class ReverseResult:
     # combined, with `distinct` arguments: the entry to call when their memory overlaps
     # (None when assuming it does not changed nothing)
     aliased_name: str | None = None
-    # combined: `i64 drop_tapes_<f>()` frees the tape storage the entries keep between
+    # `i64 drop_tapes_<f>()` frees the storage (tapes, logs) the entries keep between
     # calls and returns how many bytes it held
     drop_name: str | None = None
 
@@ -183,6 +183,13 @@ class _Entries:
         b.insert(Instruction("br", operands=[cond], labels=[blk.name for blk in blocks]))
         return blocks
 
+    def _cell(self, name: str) -> GlobalRef:
+        """A global where an entry keeps storage between calls (freed by `drop_tapes`)."""
+        cell = GlobalRef(name, PTR)
+        self.module.globals[cell.name] = f"{cell.ref} = internal global ptr null"
+        self.cells.append(cell)
+        return cell
+
     def _forward_sweep(self, b: Builder, aug: str, tape: Value) -> Value:
         """Call the forward sweep. With an `out_of_memory` function, memory the sweep cannot
         have ends it: what it allocated is released and that function's result returned."""
@@ -190,7 +197,8 @@ class _Entries:
             b.store(Constant(PTR, "null"), b.gep(I8, tape, const(I64, ESCAPE_AT)), 8)
         else:
             record = b.alloca(ESCAPE_TYPE, 16, "escape")
-            b.call(ARM, [tape, record], VOID)
+            log = self._cell(f"enzpy.tape.log.{self.entry.name}")
+            b.call(ARM, [tape, record, log], VOID)
             jumped = b.icmp("ne", b.call(SETJMP, [record], I32, "jumped"), const(I32, 0))
             oom, sweep = self._branch(b, jumped, "out.of.memory", "sweep")
             b.position_at_end(oom)
@@ -201,7 +209,7 @@ class _Entries:
         r = b.call(aug, self.params[:len(self.args) + len(self.shadows)] + [tape],
                    self.fn.ret_type, "primal")  # fmt: skip
         if self.out_of_memory is not None:
-            b.call(FORGET, [tape], VOID)
+            b.call(FORGET, [tape, log], VOID)
         if self.tape_bytes_at is not None:
             size = b.load(I64, b.gep(I64, tape, const(I64, 1)), 8, "tape.bytes")
             b.store(size, Constant(PTR, f"inttoptr (i64 {self.tape_bytes_at} to ptr)"), 8)
@@ -214,9 +222,7 @@ class _Entries:
         name = f"diffe_{self.fn.name}{suffix}"
         b = self._begin(name, self.fn.ret_type, self.dret)
         # the tape's storage is kept between calls: no fresh pages to fault in each time
-        cell = GlobalRef(f"enzpy.tape.cell.{self.fn.name}{suffix}", PTR)
-        self.module.globals[cell.name] = f"{cell.ref} = internal global ptr null"
-        self.cells.append(cell)
+        cell = self._cell(f"enzpy.tape.cell.{self.fn.name}{suffix}")
         tape = b.alloca(TAPE_TYPE, 8, "tape")
         b.call(TAKE, [tape, cell], VOID)
         r = self._forward_sweep(b, aug, tape)
@@ -227,7 +233,7 @@ class _Entries:
         return name
 
     def drop_tapes(self) -> str | None:
-        """`i64 drop_tapes_<f>()`: free the storage the combined entries keep; its bytes."""
+        """`i64 drop_tapes_<f>()`: free the storage the entries keep; its bytes."""
         if not self.cells:
             return None
         name = f"drop_tapes_{self.fn.name}"

@@ -10,8 +10,9 @@ freed, or kept in a per-derivative cell for the next call (take/keep), until dro
 Memory that cannot be had during a forward sweep (the tape's own, or what the sweep
 allocates for its reverse sweep) ends the sweep: `escape` frees the tape's storage and jumps
 back (`longjmp`) to the entry that started the sweep, whose `escape` record (`ESCAPE_TYPE`:
-a `jmp_buf`, then a log of what the sweep allocated and how to release it) `unwind`
-releases. Without a record (`escape` null) the process aborts.
+a `jmp_buf`, then a log of what the sweep allocated and how to release it, whose storage is
+kept between calls like the tape's) `unwind` releases. Without a record (`escape` null) the
+process aborts.
 """
 
 from __future__ import annotations
@@ -200,24 +201,25 @@ abort:
   unreachable
 }}
 
-; a forward sweep starts: escapes go to `record`, which the caller set with setjmp
-define internal void @"{ARM}"(ptr %tape, ptr %record) alwaysinline nounwind {{
+; a forward sweep starts: escapes go to `record`, which the caller sets with setjmp; its log
+; (a stack like the tape) is on the storage `cell` keeps, if any
+define internal void @"{ARM}"(ptr %tape, ptr %record, ptr %cell) alwaysinline nounwind {{
 entry:
-  %log.p = getelementptr inbounds i8, ptr %record, i64 {_JMP_BUF}
-  store {{ ptr, i64, i64 }} zeroinitializer, ptr %log.p, align 8
+  %log = getelementptr inbounds i8, ptr %record, i64 {_JMP_BUF}
+  call void @"{TAKE}"(ptr %log, ptr %cell)
   %record.p = getelementptr inbounds i8, ptr %tape, i64 {ESCAPE_AT}
   store ptr %record, ptr %record.p, align 8
   ret void
 }}
 
-; the forward sweep ended: forget the log (the reverse sweep releases what it holds)
-define internal void @"{FORGET}"(ptr %tape) alwaysinline nounwind {{
+; the forward sweep ended: its log's storage goes back to `cell` (the reverse sweep releases
+; what the log held)
+define internal void @"{FORGET}"(ptr %tape, ptr %cell) alwaysinline nounwind {{
 entry:
   %record.p = getelementptr inbounds i8, ptr %tape, i64 {ESCAPE_AT}
   %record = load ptr, ptr %record.p, align 8
-  %log.p = getelementptr inbounds i8, ptr %record, i64 {_JMP_BUF}
-  %log = load ptr, ptr %log.p, align 8
-  call void @free(ptr %log)
+  %log = getelementptr inbounds i8, ptr %record, i64 {_JMP_BUF}
+  call void @"{KEEP}"(ptr %log, ptr %cell)
   store ptr null, ptr %record.p, align 8
   ret void
 }}
@@ -233,14 +235,13 @@ entry:
   br label %next
 
 next:
-  %k = phi i64 [ %size, %entry ], [ %k1, %release ]
-  %done = icmp eq i64 %k, 0
+  %at = phi i64 [ %size, %entry ], [ %at1, %release ]
+  %done = icmp eq i64 %at, 0
   br i1 %done, label %out, label %release
 
 release:
-  %k1 = sub i64 %k, 1
-  %at = mul i64 %k1, 16
-  %p.p = getelementptr inbounds i8, ptr %log, i64 %at
+  %at1 = sub i64 %at, 16
+  %p.p = getelementptr inbounds i8, ptr %log, i64 %at1
   %f.p = getelementptr inbounds i8, ptr %p.p, i64 8
   %p = load ptr, ptr %p.p, align 8
   %f = load ptr, ptr %f.p, align 8
@@ -253,8 +254,9 @@ out:
   ret void
 }}
 
-; `p` (not null), which `release` frees, is released if the forward sweep escapes
-define internal void @"{LOG}"(ptr %tape, ptr %p, ptr %release) nounwind {{
+; `p`, which `release` frees, is released if the forward sweep escapes: the log's entries
+; are {{ ptr p, ptr release }}
+define internal void @"{LOG}"(ptr %tape, ptr %p, ptr %release) alwaysinline nounwind {{
 entry:
   %record.p = getelementptr inbounds i8, ptr %tape, i64 {ESCAPE_AT}
   %record = load ptr, ptr %record.p, align 8
@@ -268,15 +270,15 @@ armed.log:
   %log.0 = load ptr, ptr %log.p, align 8
   %size = load i64, ptr %size.p, align 8
   %cap = load i64, ptr %cap.p, align 8
-  %full = icmp eq i64 %size, %cap
+  %size1 = add i64 %size, 16
+  %full = icmp ugt i64 %size1, %cap
   br i1 %full, label %grow, label %append
 
 grow:
   %twice = shl i64 %cap, 1
-  %empty = icmp eq i64 %cap, 0
-  %cap1 = select i1 %empty, i64 64, i64 %twice
-  %bytes = mul i64 %cap1, 16
-  %log.1 = call ptr @realloc(ptr %log.0, i64 %bytes)
+  %small = icmp ult i64 %twice, 1024
+  %cap1 = select i1 %small, i64 1024, i64 %twice
+  %log.1 = call ptr @realloc(ptr %log.0, i64 %cap1)
   %failed = icmp eq ptr %log.1, null
   br i1 %failed, label %oom, label %grown
 
@@ -292,12 +294,10 @@ grown:
 
 append:
   %log = phi ptr [ %log.0, %armed.log ], [ %log.1, %grown ]
-  %at = mul i64 %size, 16
-  %p.p = getelementptr inbounds i8, ptr %log, i64 %at
+  %p.p = getelementptr inbounds i8, ptr %log, i64 %size
   %f.p = getelementptr inbounds i8, ptr %p.p, i64 8
   store ptr %p, ptr %p.p, align 8
   store ptr %release, ptr %f.p, align 8
-  %size1 = add i64 %size, 1
   store i64 %size1, ptr %size.p, align 8
   br label %done
 
