@@ -176,16 +176,14 @@ def check_aliasing(annotated: list[Annotation]) -> None:
     with another argument's shadow, unless the two arguments are the same view with the
     same shadow (one memory, one derivative): anything else would silently mix primal
     values and derivatives, or split a derivative."""
-    arrays = [(k, a.val, a.dval if isinstance(a, Duplicated) else None)
-              for k, a in enumerate(annotated) if isinstance(a.val, np.ndarray)]  # fmt: skip
+    dup = [(k, a.val, a.dval) for k, a in enumerate(annotated)
+           if isinstance(a, Duplicated) and isinstance(a.val, np.ndarray)]  # fmt: skip
     primals = [(m, y) for m, a in enumerate(annotated) for y in _arrays_in(a.val)]
-    for k, _, dx in arrays:
+    for k, _, dx in dup:
         for m, y in primals:
-            if dx is not None and _shares(dx, y):
+            if _shares(dx, y):
                 raise ShadowError(shadow_shares_primal(k, m))
-    for (k, x, dx), (m, y, dy) in itertools.combinations(arrays, 2):
-        if dx is None or dy is None:
-            continue
+    for (k, x, dx), (m, y, dy) in itertools.combinations(dup, 2):
         if _shares(x, y):
             if not (_same_view(x, y) and _same_view(dx, dy)):
                 raise ShadowError(different_views(k, m))
