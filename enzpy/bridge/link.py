@@ -284,8 +284,9 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
             if ep.returns == "reverse":
                 packed = context.make_tuple(builder, rtype.types[1], adjoints)
                 return context.make_tuple(builder, rtype, [primal, packed])
+            # split mode seeds a float return in the reverse pass
             sret = None if ep.returns == "augment" and float_valued(restype) else sretslot
-            shadow_ret = returned(sret)  # a float return is seeded in the reverse pass
+            shadow_ret = returned(sret)
             if ep.returns == "augment" and sret is not None:
                 context.nrt.incref(builder, restype, shadow_ret)  # the tape keeps its own
             return context.make_tuple(builder, rtype, [primal, shadow_ret])
