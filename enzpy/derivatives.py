@@ -39,12 +39,13 @@ class Derivative:
     """A compiled derivative: its driver and what produced it (for introspection)."""
 
     driver: Any
+    call: Any  # the driver's intrinsic, for njit code: an outcome for `link.finish`
     symbol: str
     restype: Any
     argtypes: tuple
     result: llvm_passes.ForwardResult | llvm_passes.ReverseResult
     split: tuple = ()  # split mode: the reverse and release drivers (`driver` augments)
-    drop_tapes: Any = None  # combined reverse: frees the kept tape storage, returns its bytes
+    drop_tapes: Any = None  # reverse: frees the storage kept between calls, returns its bytes
 
 
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
@@ -86,7 +87,7 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
                                 "array expressions) is not supported yet; differentiate a "
                                 "serial version of the function")
     module, symbol, library, restype = primal_module(f.dispatcher, argtypes)
-    if any(link.DRIVER_PREFIX in name for name in module.functions):
+    if link.calls_a_derivative(module.globals):
         raise NoDerivativeError(
             f"{f.py_func.__qualname__} calls ez.autodiff or ez.gradient: differentiating a "
             "derivative (nested differentiation) is not supported yet. Differentiate the "
@@ -97,11 +98,16 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
     pointee = [t and parse_type_text(t) for t in bridge.abi.pointee_types(argtypes, restype)]
     synthesize = partial(_SYNTHESIZERS[mode], pointee=pointee)
+    if mode != "forward":  # raising MemoryError when the tape cannot grow
+        synthesize = partial(synthesize, out_of_memory=link.out_of_memory(argtypes, restype))
     if mode == "reverse":  # the driver checks that the arrays' memory does not overlap
         synthesize = partial(synthesize, distinct=link.distinct_arrays(argtypes))
     try:
         result = synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
+        unseen = _without_ir(module, e)
+        if unseen is not None:
+            raise NoDerivativeError(_with_python_name(unseen, f)) from None
         located = e if e.located else _debug_build(synthesize, f, argtypes, acts)
         if not isinstance(located, llvm_passes.NoDerivativeError):
             located = e
@@ -111,21 +117,23 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
         _warn_dropped(f, argtypes, result.activity.dropped, synthesize, acts)
     text = result.module_text
     _dump(f, text)
+    drop = getattr(result, "drop_name", None)
+    exports = (drop,) if drop else ()
     if mode == "split":
         names = (result.fn_name, *result.split_names)
         entries = dict(zip(names, (link.AUGMENT, link.REVERSE_SPLIT, link.RELEASE), strict=True))
-        drvs = bridge.make_drivers(text, entries, library, argtypes, restype, acts)
-        out = Derivative(drvs[names[0]].driver, symbol, restype, argtypes, result,
-                         (drvs[names[1]].driver, drvs[names[2]].driver))  # fmt: skip
+        drvs = bridge.make_drivers(text, entries, library, argtypes, restype, acts,
+                                   exports=exports)  # fmt: skip
+        drv = drvs[names[0]]
+        split = (drvs[names[1]].driver, drvs[names[2]].driver)
     else:
         seed = None if mode == "forward" else (1.0 if ret == "active" else 0.0)
-        drop = getattr(result, "drop_name", None)
         drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts,
                                  seed=seed, aliased=getattr(result, "aliased_name", None),
-                                 exports=(drop,) if drop else ())  # fmt: skip
-        out = Derivative(drv.driver, symbol, restype, argtypes, result,
-                         drop_tapes=ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop])
-                         if drop else None)  # fmt: skip
+                                 exports=exports)  # fmt: skip
+        split = ()
+    out = Derivative(drv.driver, drv.call, symbol, restype, argtypes, result, split,
+                     ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop]) if drop else None)
     _cache[key] = out
     return out
 
@@ -210,6 +218,18 @@ def _warn_dropped(f: Any, argtypes: tuple, dropped: dict, synthesize: Any, acts:
                 f"(argument {k}, Const){where} and read back: that part of the derivative "
                 f"is dropped (Const memory carries no derivative). Pass `{names[k]}` as "
                 "Duplicated to keep it.", DroppedDerivativeWarning, stacklevel=_user_frame())
+
+
+def _without_ir(module: Module, e: llvm_passes.NoDerivativeError) -> str | None:
+    """The message for `e` when it refuses a call to a Numba function enzpy has no IR for."""
+    for fn in module.functions.values():
+        if fn.is_declaration and fn.name.startswith("_ZN") \
+                and e.what.startswith(f"a call to {fn.name}"):
+            return (f"enzpy has no IR for helper {fn.name} (loaded from Numba's disk cache, "
+                    "or compiled before enzpy was imported, and it could not be compiled "
+                    f"again), so it cannot differentiate the call to it in function {e.fn}"
+                    f"{' at ' + e.loc if e.loc else ''}")
+    return None
 
 
 def _with_python_name(msg: str, f: Any) -> str:

@@ -35,12 +35,19 @@ from numba.extending import overload
 from numpy.lib.stride_tricks import as_strided
 
 from .annotations import Active, Annotation, Const, Duplicated, DuplicatedNoNeed
+from .bridge.link import finish
 from .derivatives import derivative
 from .errors import AnnotationError, ShadowError
 from .jit import EnzymeJit, from_dispatcher
 from .modes import Forward, Mode, Reverse
 from .numba_types import AnnotationType, ModeType, annotation_class
-from .shadows import check_argument_type, unwrapped_message
+from .shadows import (
+    check_argument_type,
+    different_views,
+    shadow_shares_primal,
+    shadows_overlap,
+    unwrapped_message,
+)  # fmt: skip
 from .signatures import (
     check_arity,
     check_function,
@@ -166,11 +173,14 @@ def _call_source(mode: Mode, f: EnzymeJit, ret_activity: Any, argv: list[Arg],
     src = _Source([], {"np": np})
     _shadow_checks(src, argv, fail)
     shadows, copy_back = _shadows(src, argv, fail)
-    driver = src.name("driver", deriv.driver)
-    src.add(f"r = {driver}({', '.join([a.val_src for a in argv] + shadows)})")
+    call = src.name("call", deriv.call)
+    src.add(f"o = {call}({', '.join([a.val_src for a in argv] + shadows)})")
+    if copy_back:  # what the call added into copies of the user's shadows
+        src.add("if not o[0]:")
     for dst, s in copy_back:
-        src.add(f"if {s}.ctypes.data != {dst}.ctypes.data:")
-        src.add(f"_copy_into({dst}, {s})", 2)
+        src.add(f"if {s}.ctypes.data != {dst}.ctypes.data:", 2)
+        src.add(f"_copy_into({dst}, {s})", 3)
+    src.add("r = o[3]")
     if mode.reverse:
         adj = itertools.count()
         out = _tuple([f"r[1][{next(adj)}]" if issubclass(a.cls, Active) else "None"
@@ -179,7 +189,7 @@ def _call_source(mode: Mode, f: EnzymeJit, ret_activity: Any, argv: list[Arg],
         out = "None" if ret == "const" else tangent_source(deriv.restype, "r[1]")
     if mode.with_primal and (mode.reverse or ret_activity is not DuplicatedNoNeed):
         out = f"({out}, r[0])"
-    src.add(f"return {out}")
+    src.add(f"return {src.name('finish', finish)}(o, {out})  # raises what the call raised")
     return src
 
 
@@ -188,13 +198,16 @@ def _tuple(items: list[str]) -> str:
 
 
 def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]) -> None:
-    """Shapes, and the memory checks of `shadows.check_argument` / `check_aliasing`."""
+    """Shapes, and the memory checks of `shadows.check_aliasing` (on address ranges)."""
     arrays = [(k, a) for k, a in enumerate(argv) if a.shadow_array]
     for k, a in arrays:
         src.add(f"if {a.val_src}.shape != {a.dval_src}.shape:")
         src.add(fail(src, f"argument {k}: the shadow's shape differs from the primal's"), 2)
-        src.add(f"if _overlap({a.val_src}, {a.dval_src}):")
-        src.add(fail(src, f"argument {k}: the shadow may share memory with its primal"), 2)
+    for k, a in arrays:
+        for m, b in enumerate(argv):
+            for primal in _arrays_in(b.val, b.val_src):
+                src.add(f"if _overlap({a.dval_src}, {primal}):")
+                src.add(fail(src, shadow_shares_primal(k, m)), 2)
     for (k, a), (m, b) in itertools.combinations(arrays, 2):
         same = "False"
         if a.val == b.val and a.dval == b.dval:
@@ -202,12 +215,19 @@ def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str],
                     f"_identical({a.dval_src}, {b.dval_src})")  # fmt: skip
         src.add(f"if _overlap({a.val_src}, {b.val_src}):")
         src.add(f"if not ({same}):", 2)
-        src.add(fail(src, f"arguments {k} and {m} share memory but are not the same view "
-                          "with the same shadow; pass the same shadow for the same memory"),
-                3)  # fmt: skip
+        src.add(fail(src, different_views(k, m)), 3)
         src.add(f"elif _overlap({a.dval_src}, {b.dval_src}):")
-        src.add(fail(src, f"arguments {k} and {m} have overlapping shadows but distinct "
-                          "primals"), 2)  # fmt: skip
+        src.add(fail(src, shadows_overlap(k, m)), 2)
+
+
+def _arrays_in(ty: types.Type, expr: str) -> list[str]:
+    """Expressions for the arrays a value of type `ty` (read by `expr`) is or holds (in
+    tuples, nested)."""
+    if isinstance(ty, types.Array):
+        return [expr]
+    if isinstance(ty, types.BaseTuple):
+        return [a for i, t in enumerate(ty.types) for a in _arrays_in(t, f"{expr}[{i}]")]
+    return []
 
 
 def _shadows(src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]
@@ -460,12 +480,13 @@ def python_entry(mode: Mode, f: EnzymeJit, ret_activity: Any, classes: tuple[typ
 def _entry_stub(mode: Mode, f: EnzymeJit, ret_activity: Any, spec: list[tuple[type, bool]]
                 ) -> Callable[..., Any]:  # fmt: skip
     """A function of the unpacked values whose Numba overload is the generated call;
-    `spec` holds (annotation class, whether the value was passed plain) per argument."""
+    `spec` holds (annotation class, whether the value was passed plain) per argument. The
+    overload is inlined into the entry: the entry then holds no reference of its own when
+    the call raises."""
+    n = sum(2 if issubclass(cls, Duplicated) else 1 for cls, _ in spec)
+    params = ", ".join(f"v{j}" for j in range(n))
 
-    def stub(*vals: Any) -> Any:
-        raise NotImplementedError("only callable from jitted code")
-
-    def impl(*vals):  # no annotations, as in _autodiff_impl
+    def generate(*vals: types.Type) -> Callable[..., Any]:
         it = iter(enumerate(vals))
         argv = []
         for cls, plain in spec:
@@ -473,14 +494,17 @@ def _entry_stub(mode: Mode, f: EnzymeJit, ret_activity: Any, spec: list[tuple[ty
             dval, dsrc = (None, None)
             if issubclass(cls, Duplicated):
                 i, dval = next(it)
-                dsrc = f"vals[{i}]"
-            argv.append(Arg(cls, val, dval, f"vals[{j}]", dsrc, plain))
+                dsrc = f"v{i}"
+            argv.append(Arg(cls, val, dval, f"v{j}", dsrc, plain))
         try:
             src = _call_source(mode, f, ret_activity, argv, _raise_fallback)
         except Exception:  # the Python path raises the exact error
             src = _Source([], {})
             src.add(_raise_fallback(src, ""))
-        return _compile("*vals", src)
+        return _compile(params, src)
 
-    overload(stub)(impl)
-    return stub
+    ns: dict[str, Any] = {"_generate": generate}
+    exec(f"def stub({params}):\n    raise NotImplementedError('only callable from jitted code')\n"
+         f"def impl({params}):\n    return _generate({params})\n", ns)  # fmt: skip
+    overload(ns["stub"], inline="always")(ns["impl"])
+    return ns["stub"]

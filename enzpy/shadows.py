@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ def check_argument(k: int, arg: Any, reverse: bool) -> Annotation:
     if isinstance(arg, BatchDuplicated):
         raise AnnotationError(f"argument {k}: {type(arg).__name__} (vector mode) is not "
                               "supported yet")  # fmt: skip
+    if isinstance(arg, Active | Duplicated):
+        _check_precision(k, _float_dtype(arg.val))
     if isinstance(arg, Active):
         _check_active(k, is_float_scalar(arg.val), type(arg.val).__name__, reverse)
     if isinstance(arg, Duplicated):
@@ -41,6 +44,22 @@ def check_differentiable_container(k: int, arg: Any) -> None:
         raise AnnotationError(
             f"argument {k}: a {type(arg).__name__} of floats carries no derivative enzpy "
             f"can return; pass np.asarray(...) of it (a float array) instead")
+
+
+def _float_dtype(v: Any) -> np.dtype | None:
+    """The dtype of a float or complex array or scalar; None for anything else."""
+    if isinstance(v, np.ndarray | np.generic):
+        return v.dtype if v.dtype.kind in "fc" else None
+    return np.dtype(type(v)) if isinstance(v, float | complex) else None
+
+
+def _check_precision(k: int, dtype: Any) -> None:
+    """`AnnotationError` for float or complex data (`dtype`, a NumPy or Numba type) other
+    than float32 and float64."""
+    if dtype is not None and str(dtype) not in ("float32", "float64"):
+        raise AnnotationError(f"argument {k}: {dtype} data is not supported; enzpy "
+                              "differentiates float32 and float64 (convert with "
+                              "x.astype(np.float64) or float(a))")  # fmt: skip
 
 
 def unwrapped_message(k: int, cls: type) -> str:
@@ -66,8 +85,6 @@ def _check_shadow(k: int, x: Any, dx: Any, reverse: bool) -> None:
                               f"{dx.dtype}; the primal has {x.shape} and {x.dtype}")
         if not dx.flags.writeable:
             raise ShadowError(_READ_ONLY.format(k=k))
-        if x.size and np.may_share_memory(x, dx) and np.shares_memory(x, dx):
-            raise ShadowError(f"argument {k}: the shadow shares memory with its primal")
         return
     if is_float_scalar(x):
         _check_scalar_shadow(k, reverse, is_float_scalar(dx) or isinstance(dx, int),
@@ -111,6 +128,9 @@ def check_argument_type(k: int, cls: type, val: types.Type, dval: types.Type | N
     if issubclass(cls, Annotation) and not issubclass(cls, Const | Active | Duplicated):
         raise AnnotationError(f"argument {k}: {cls.__name__} is not supported inside "
                               "jitted code")  # fmt: skip
+    if issubclass(cls, Active | Duplicated):
+        t = val.dtype if isinstance(val, types.Array) else val
+        _check_precision(k, t if isinstance(t, types.Float | types.Complex) else None)
     if issubclass(cls, Active):
         _check_active(k, isinstance(val, types.Float), str(val), reverse)
     if not issubclass(cls, Duplicated):
@@ -144,20 +164,55 @@ def with_primal_strides(x: np.ndarray, dx: np.ndarray) -> np.ndarray:
     return out
 
 
+def shadow_shares_primal(k: int, m: int) -> str:
+    """The error for the shadow of argument `k` sharing memory with the primal of `m`."""
+    whose = "its primal" if k == m else f"the primal of argument {m}"
+    return f"argument {k}: the shadow shares memory with {whose}"
+
+
+def different_views(k: int, m: int) -> str:
+    """The error for two `Duplicated` arguments sharing memory as different views or with
+    different shadows."""
+    return (f"arguments {k} and {m} share memory but are not the same view with the same "
+            "shadow; pass the same shadow for the same memory")
+
+
+def shadows_overlap(k: int, m: int) -> str:
+    """The error for two arguments with distinct primals whose shadows share memory."""
+    return f"arguments {k} and {m} have overlapping shadows but distinct primals"
+
+
 def check_aliasing(annotated: list[Annotation]) -> None:
-    """Duplicated arrays whose primals share memory must share their shadow too (one
-    memory, one derivative); anything else would silently split the derivative."""
-    dup = [(k, a) for k, a in enumerate(annotated)
+    """No shadow may share memory with a primal (any argument's, `Const` ones included) nor
+    with another argument's shadow, unless the two arguments are the same view with the
+    same shadow (one memory, one derivative): anything else would silently mix primal
+    values and derivatives, or split a derivative."""
+    dup = [(k, a.val, a.dval) for k, a in enumerate(annotated)
            if isinstance(a, Duplicated) and isinstance(a.val, np.ndarray)]  # fmt: skip
-    for i, (k, a) in enumerate(dup):
-        for m, b in dup[i + 1:]:
-            if np.may_share_memory(a.val, b.val) and np.shares_memory(a.val, b.val):
-                same = a.dval is b.dval or (
-                    a.val.__array_interface__ == b.val.__array_interface__
-                    and a.dval.__array_interface__ == b.dval.__array_interface__)
-                if not same:
-                    raise ShadowError(f"arguments {k} and {m} share memory but have different "
-                                      "shadows; pass the same shadow for the same memory")
-            elif np.may_share_memory(a.dval, b.dval) and np.shares_memory(a.dval, b.dval):
-                raise ShadowError(f"arguments {k} and {m} have overlapping shadows but "
-                                  "distinct primals")
+    primals = [(m, y) for m, a in enumerate(annotated) for y in _arrays_in(a.val)]
+    for k, _, dx in dup:
+        for m, y in primals:
+            if _shares(dx, y):
+                raise ShadowError(shadow_shares_primal(k, m))
+    for (k, x, dx), (m, y, dy) in itertools.combinations(dup, 2):
+        if _shares(x, y):
+            if not (_same_view(x, y) and _same_view(dx, dy)):
+                raise ShadowError(different_views(k, m))
+        elif _shares(dx, dy):
+            raise ShadowError(shadows_overlap(k, m))
+
+
+def _arrays_in(v: Any) -> list[np.ndarray]:
+    """The arrays `v` is or holds (in tuples, nested)."""
+    if isinstance(v, np.ndarray):
+        return [v]
+    return [a for e in v for a in _arrays_in(e)] if isinstance(v, tuple) else []
+
+
+def _shares(a: np.ndarray, b: np.ndarray) -> bool:
+    return np.may_share_memory(a, b) and np.shares_memory(a, b)
+
+
+def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.shape == b.shape and a.strides == b.strides)  # fmt: skip

@@ -10,7 +10,7 @@ import numpy as np
 
 from .annotations import Active, Annotation, Duplicated
 from .api import parse_arguments
-from .bridge.link import return_slot_bytes
+from .bridge.link import TAPE_BYTES, return_slot_bytes
 from .derivatives import Derivative, derivative
 from .errors import AnnotationError, EnzpyError, ShadowError
 from .jit import EnzymeJit
@@ -30,8 +30,9 @@ class Tape:
 
     def __init__(self, thunk: _Thunk, annotated: list[Annotation]) -> None:
         self._thunk = thunk
-        # the native tape { data, size, capacity }, then the return's shadow slot
-        self._native = np.zeros(3 + thunk.slot_words, dtype=np.int64)
+        # the native tape (`TAPE_BYTES`: { data, size, capacity, escape }), then the
+        # return's shadow slot
+        self._native = np.zeros(TAPE_BYTES // 8 + thunk.slot_words, dtype=np.int64)
         # primal arguments then shadows, as the forward pass got them
         self._args, self._copies = _flat(annotated)
         self._shapes = _shapes(annotated)

@@ -32,9 +32,9 @@ from .ir import (
     parse_module,
 )  # fmt: skip
 from .ir.builder import Builder, Namer
-from .ir.types import I64, size_in_bytes, struct
+from .ir.types import I64, PTR, size_in_bytes, struct
 from .ir.values import const
-from .rules.memory import REFCOUNT
+from .rules.memory import REFCOUNT, RELEASE
 from .transforms.float_bits import follow_float_bits
 
 MODE = "forward"
@@ -380,6 +380,11 @@ class _FunctionForward:
         clone = self.copy(inst)
         tans = [self.tangent(o) for o in inst.operands]
         t = rule.tangent(self.b, clone, inst.operands, tans)
+        if t is not None and inst.callee_name in RELEASE:
+            # an allocation whose shadow could not be made failed (the rule released it)
+            null = Constant(PTR, "null")
+            failed = self.b.icmp("eq", t, null, "no.shadow")
+            self.vmap[inst] = self.b.select(failed, null, clone, inst.name or "alloc")
         if self.act.is_active(inst):
             if t is None and inst.type.is_ptr:
                 sources = [o.callee_name for o in inst.operands

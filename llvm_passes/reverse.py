@@ -35,6 +35,8 @@ from .forward import _FunctionForward, function_to_derive, has_rule
 from .ir import (
     BINARY,
     CASTS,
+    I8,
+    I32,
     I64,
     PTR,
     VOID,
@@ -47,17 +49,28 @@ from .ir import (
     Module,
     Type,
     Value,
+    parse_module,
 )
 from .ir.builder import Builder, Namer
 from .ir.types import size_in_bytes
 from .ir.values import const
 from .rules.memory import DATA_POINTER, RAW_FREE, REFCOUNT, RELEASE
 from .tape import (
+    ARM,
+    CALLOC,
     DROP,
+    ESCAPE_AT,
+    ESCAPE_TYPE,
+    ESCAPED,
+    FORGET,
     FREE,
     KEEP,
+    LOG,
+    SAVED,
+    SETJMP,
     TAKE,
     TAPE_TYPE,
+    UNWIND,
     ensure_runtime,
     frame_slot,
     localize,
@@ -85,7 +98,7 @@ class ReverseResult:
     # combined, with `distinct` arguments: the entry to call when their memory overlaps
     # (None when assuming it does not changed nothing)
     aliased_name: str | None = None
-    # combined: `i64 drop_tapes_<f>()` frees the tape storage the entries keep between
+    # `i64 drop_tapes_<f>()` frees the storage (tapes, logs) the entries keep between
     # calls and returns how many bytes it held
     drop_name: str | None = None
 
@@ -97,7 +110,8 @@ class ReverseResult:
 def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activity],
             tape_bytes_at: int | None = None, split: bool = False,
             distinct: frozenset[int] = frozenset(),
-            pointee: Sequence[Type | None] | None = None) -> ReverseResult:  # fmt: skip
+            pointee: Sequence[Type | None] | None = None, out_of_memory: str | None = None
+            ) -> ReverseResult:  # fmt: skip
     """Synthesize the gradient of `fn_name` (contract: see module doc).
 
     Combined (default): `diffe_<f>(args, shadows)` owning its tape. Split: three entry points
@@ -110,14 +124,25 @@ def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activi
     of bytes it put on the tape. `distinct` (combined mode): positions of pointer arguments
     assumed to address non-overlapping memory; when that assumption lets the reverse sweep
     load memory again, a second entry `diffe_<f>.aliased` does without it, for the caller
-    to use when the memory does overlap. `pointee` as in `forward`."""
+    to use when the memory does overlap. `pointee` as in `forward`.
+
+    `out_of_memory`: IR text defining a function with the parameters and return type of
+    `fn_name`, which says that memory ran out (for Numba: a `MemoryError`). When memory for
+    the tape or for what a forward sweep allocates cannot be had, the entry points that run
+    a forward sweep release what it allocated and return what that function returns; without
+    it, the process aborts."""
     module, fn, facts = function_to_derive(module_text, fn_name, activities, pointee)
     ensure_runtime(module)
+    oom = None
+    if out_of_memory is not None:
+        hook = parse_module(out_of_memory)
+        module.merge(hook)
+        oom = next(f.name for f in hook.functions.values() if not f.is_declaration)
     synth = _Synthesizer(module, facts, reload=None if split else fn.name,
                          distinct=frozenset() if split else distinct)  # fmt: skip
     pattern = tuple(a.active for a in activities)
     aug, rev = synth.derive(fn, pattern)
-    entries = _Entries(module, fn, pattern, tape_bytes_at)
+    entries = _Entries(module, fn, pattern, tape_bytes_at, oom)
     aliased = None
     if split:
         names = (entries.augment(aug), entries.finish("reverse", rev),
@@ -134,8 +159,9 @@ class _Entries:
     """The exported entry points: the primal's arguments, then one shadow per active one."""
 
     def __init__(self, module: Module, fn: Function, pattern: tuple[bool, ...],
-                 tape_bytes_at: int | None) -> None:  # fmt: skip
+                 tape_bytes_at: int | None, out_of_memory: str | None) -> None:  # fmt: skip
         self.module, self.fn, self.tape_bytes_at = module, fn, tape_bytes_at
+        self.out_of_memory = out_of_memory
         self.cells: list[GlobalRef] = []  # where the combined entries keep tape storage
         self.args = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
         self.shadows = [Argument(PTR, f"{a.name}.shadow", "", 0)
@@ -147,14 +173,45 @@ class _Entries:
         params = [*self.args, *self.shadows, *extra]
         params = [Argument(a.type, a.name, a.attrs, k) for k, a in enumerate(params)]
         self.params = params
-        entry = Function(name, ret_type, params)
+        entry = self.entry = Function(name, ret_type, params)
         entry.blocks.append(Block("entry"))
         self.module.add_function(entry)
         return Builder(self.module, Namer(entry), entry.blocks[0])
 
+    def _branch(self, b: Builder, cond: Value, then: str, other: str) -> tuple[Block, Block]:
+        """End the current block with `br cond`; the two new blocks."""
+        blocks = Block(then), Block(other)
+        self.entry.blocks.extend(blocks)
+        b.insert(Instruction("br", operands=[cond], labels=[blk.name for blk in blocks]))
+        return blocks
+
+    def _cell(self, name: str) -> GlobalRef:
+        """A global where an entry keeps storage between calls (freed by `drop_tapes`)."""
+        cell = GlobalRef(name, PTR)
+        self.module.globals[cell.name] = f"{cell.ref} = internal global ptr null"
+        self.cells.append(cell)
+        return cell
+
     def _forward_sweep(self, b: Builder, aug: str, tape: Value) -> Value:
+        """Call the forward sweep. With an `out_of_memory` function, memory the sweep cannot
+        have ends it: what it allocated is released and that function's result returned."""
+        if self.out_of_memory is None:
+            b.store(Constant(PTR, "null"), b.gep(I8, tape, const(I64, ESCAPE_AT)), 8)
+        else:
+            record = b.alloca(ESCAPE_TYPE, 16, "escape")
+            log = self._cell(f"enzpy.tape.log.{self.entry.name}")
+            b.call(ARM, [tape, record, log], VOID)
+            jumped = b.icmp("ne", b.call(SETJMP, [record], I32, "jumped"), const(I32, 0))
+            oom, sweep = self._branch(b, jumped, "out.of.memory", "sweep")
+            b.position_at_end(oom)
+            b.call(UNWIND, [tape, record], VOID)
+            self._ret(b, b.call(self.out_of_memory, self.params[:len(self.args)],
+                                self.fn.ret_type, "status"))  # fmt: skip
+            b.position_at_end(sweep)
         r = b.call(aug, self.params[:len(self.args) + len(self.shadows)] + [tape],
                    self.fn.ret_type, "primal")  # fmt: skip
+        if self.out_of_memory is not None:
+            b.call(FORGET, [tape, log], VOID)
         if self.tape_bytes_at is not None:
             size = b.load(I64, b.gep(I64, tape, const(I64, 1)), 8, "tape.bytes")
             b.store(size, Constant(PTR, f"inttoptr (i64 {self.tape_bytes_at} to ptr)"), 8)
@@ -167,9 +224,7 @@ class _Entries:
         name = f"diffe_{self.fn.name}{suffix}"
         b = self._begin(name, self.fn.ret_type, self.dret)
         # the tape's storage is kept between calls: no fresh pages to fault in each time
-        cell = GlobalRef(f"enzpy.tape.cell.{self.fn.name}{suffix}", PTR)
-        self.module.globals[cell.name] = f"{cell.ref} = internal global ptr null"
-        self.cells.append(cell)
+        cell = self._cell(f"enzpy.tape.cell.{self.fn.name}{suffix}")
         tape = b.alloca(TAPE_TYPE, 8, "tape")
         b.call(TAKE, [tape, cell], VOID)
         r = self._forward_sweep(b, aug, tape)
@@ -180,7 +235,7 @@ class _Entries:
         return name
 
     def drop_tapes(self) -> str | None:
-        """`i64 drop_tapes_<f>()`: free the storage the combined entries keep; its bytes."""
+        """`i64 drop_tapes_<f>()`: free the storage the entries keep; its bytes."""
         if not self.cells:
             return None
         name = f"drop_tapes_{self.fn.name}"
@@ -205,8 +260,15 @@ class _Entries:
         name = f"{kind}_{self.fn.name}"
         dret = self.dret if kind == "reverse" else []
         b = self._begin(name, VOID, [Argument(PTR, "tape", "", 0), *dret])
+        tape = self.params[len(self.args) + len(self.shadows)]
+        escape = b.load(PTR, b.gep(I8, tape, const(I64, ESCAPE_AT)), 8, "escape")
+        escaped = b.icmp("eq", escape, Constant(PTR, ESCAPED))  # nothing left to sweep
+        done, run = self._branch(b, escaped, "escaped", "sweep")
+        b.position_at_end(done)
+        self._ret(b, None)
+        b.position_at_end(run)
         b.call(sweep, self.params, VOID)
-        b.call(FREE, [self.params[len(self.args) + len(self.shadows)]], VOID)
+        b.call(FREE, [tape], VOID)
         self._ret(b, None)
         return name
 
@@ -650,6 +712,7 @@ class _Augmented(_FunctionForward):
                     self.b.store(inst, self.carry[inst], 8)
                 if inst in self.plan.kept_alive:  # until the reverse sweep passes it
                     self.b.call("NRT_incref", [inst], VOID)
+                    self.log(inst, "NRT_decref")
                 for (kind, v), k in frame_items.get(inst, ()):
                     self.save(inst, kind, v, k)
                 for kind, v in self.plan.pushes.get(inst, ()):
@@ -659,6 +722,12 @@ class _Augmented(_FunctionForward):
         for inst in new.instructions():
             inst.operands = [self.vmap.get(v, v) for v in inst.operands]
         self.module.add_function(new)
+
+    def log(self, p: Value, release: str) -> None:
+        """`p`, which `release` frees, is released if the forward sweep escapes."""
+        if self.module.get(release) is None:
+            self.module.add_function(Function(release, VOID, [Argument(PTR, "p", "", 0)]))
+        self.b.call(LOG, [self.tape, p, GlobalRef(release, PTR)], VOID)
 
     def saved_value(self, inst: Instruction, kind: str, v: Value) -> Value:
         value = self.tan.get(v) if kind == "shadow" else v
@@ -733,7 +802,7 @@ class _Augmented(_FunctionForward):
             if inst.operands:
                 raise self.fail(inst, "a dynamically sized alloca holding derivatives")
             size = const(I64, size_in_bytes(inst.aux_type))
-            self.tan[inst] = self.b.call("calloc", [const(I64, 1), size], PTR, self.hint(inst))
+            self.tan[inst] = self.b.call(CALLOC, [self.tape, size], PTR, self.hint(inst))
 
     def _pointer_only(self, inst: Instruction) -> bool:
         return inst.type.may_carry_derivative and not inst.type.contains(lambda t: t.is_float)
@@ -810,9 +879,13 @@ class _Augmented(_FunctionForward):
             raise self.fail(inst, f"a call to {name}", "A copy of memory holding derivatives "
                             "into memory judged without them.")
         if rule.kind == "custom" and name not in rules.WRITES:
-            return super().visit_call(inst)  # allocation and data pointers of shadows
+            super().visit_call(inst)  # allocation and data pointers of shadows
+            if name in RELEASE and inst in self.tan:
+                self.log(self.tan[inst], RELEASE[name])
+            return None
         if rule.cache is not None and inst in self.plan.library_calls:
             for saved in rule.cache(self.b, inst, inst.operands):  # before memory changes
+                self.b.call(SAVED, [self.tape, saved], VOID)
                 push(self.b, self.tape, saved)
         self.copy(inst)
         return None

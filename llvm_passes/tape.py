@@ -2,10 +2,17 @@
 its reverse sweep. Values are pushed in the forward sweep and popped in exactly the reverse
 order, so calls, loops and branches need no bookkeeping beyond pushing.
 
-Layout: `{ ptr data, i64 size, i64 capacity }` (bytes). The runtime is a few small IR
-functions added to a module on first use: push (with a capacity check), reserve and push
-into reserved room (loops that know their trip count), pop, and the storage's release —
+Layout: `{ ptr data, i64 size, i64 capacity, ptr escape }` (bytes). The runtime is a few
+small IR functions added to a module on first use: push (with a capacity check), reserve and
+push into reserved room (loops that know their trip count), pop, and the storage's release —
 freed, or kept in a per-derivative cell for the next call (take/keep), until dropped.
+
+Memory that cannot be had during a forward sweep (the tape's own, or what the sweep
+allocates for its reverse sweep) ends the sweep: `escape` frees the tape's storage and jumps
+back (`longjmp`) to the entry that started the sweep, whose `escape` record (`ESCAPE_TYPE`:
+a `jmp_buf`, then a log of what the sweep allocated and how to release it, whose storage is
+kept between calls like the tape's) `unwind` releases. Without a record (`escape` null) the
+process aborts.
 """
 
 from __future__ import annotations
@@ -14,16 +21,28 @@ from .ir import I1, I8, I64, PTR, VOID, Constant, Module, Type, Value
 from .ir.builder import Builder
 from .ir.types import size_in_bytes, struct
 
-TAPE_TYPE = struct(PTR, I64, I64)
+TAPE_TYPE = struct(PTR, I64, I64, PTR)
 PUSH, POP, FREE = "enzpy.tape.push", "enzpy.tape.pop", "enzpy.tape.free"
 TAKE, KEEP, DROP = "enzpy.tape.take", "enzpy.tape.keep", "enzpy.tape.drop"
 RESERVE, PUSH_RESERVED = "enzpy.tape.reserve", "enzpy.tape.push.reserved"
+ESCAPE, ARM, UNWIND, FORGET = ("enzpy.tape.escape", "enzpy.tape.arm", "enzpy.tape.unwind",
+                               "enzpy.tape.forget")  # fmt: skip
+LOG, CALLOC, SAVED = "enzpy.tape.log", "enzpy.tape.calloc", "enzpy.tape.saved"
+SETJMP = "_setjmp"
+_JMP_BUF = 1024  # bytes kept for a jmp_buf (glibc: 200 on x86-64, 312 on aarch64)
+# an escape record: jmp_buf, then the log { ptr entries, i64 size, i64 capacity }, whose
+# entries are { ptr p, ptr release } (release(p) frees p)
+ESCAPE_TYPE = Type("array", elems=(I64,), count=(_JMP_BUF + 24) // 8)
+ESCAPE_AT = 24  # byte offset of the tape's escape field: its forward sweep's record, if any
+ESCAPED = "inttoptr (i64 -1 to ptr)"  # the escape field of a tape whose sweep escaped
 
 _RUNTIME = f"""
 declare ptr @realloc(ptr, i64)
 declare ptr @calloc(i64, i64)
 declare void @free(ptr)
 declare void @abort()
+declare i32 @_setjmp(ptr) returns_twice
+declare void @_longjmp(ptr, i32) noreturn
 
 define internal ptr @"{PUSH}"(ptr %tape) alwaysinline nounwind {{
 entry:
@@ -52,15 +71,22 @@ grow:
   %data.old = load ptr, ptr %tape, align 8
   %data.new = call ptr @realloc(ptr %data.old, i64 %cap2)
   %failed = icmp eq ptr %data.new, null
-  br i1 %failed, label %oom, label %grown
+  br i1 %failed, label %exact, label %grown
+
+exact:                                   ; no room to double: just what is needed
+  %data.exact = call ptr @realloc(ptr %data.old, i64 %need)
+  %none = icmp eq ptr %data.exact, null
+  br i1 %none, label %oom, label %grown
 
 oom:
-  call void @abort()
+  call void @"{ESCAPE}"(ptr %tape)
   unreachable
 
 grown:
-  store ptr %data.new, ptr %tape, align 8
-  store i64 %cap2, ptr %cap.p, align 8
+  %data = phi ptr [ %data.new, %grow ], [ %data.exact, %exact ]
+  %cap3 = phi i64 [ %cap2, %grow ], [ %need, %exact ]
+  store ptr %data, ptr %tape, align 8
+  store i64 %cap3, ptr %cap.p, align 8
   br label %ok
 
 ok:
@@ -154,6 +180,153 @@ done:
   ret i64 %bytes
 }}
 
+
+; no memory: free the tape's storage and leave the forward sweep for the entry that armed
+; the escape record (abort if none did)
+define internal void @"{ESCAPE}"(ptr %tape) noinline noreturn nounwind cold {{
+entry:
+  %record.p = getelementptr inbounds i8, ptr %tape, i64 {ESCAPE_AT}
+  %record = load ptr, ptr %record.p, align 8
+  %armed = icmp ne ptr %record, null
+  br i1 %armed, label %jump, label %abort
+
+jump:
+  %data = load ptr, ptr %tape, align 8
+  call void @free(ptr %data)
+  call void @_longjmp(ptr %record, i32 1)
+  unreachable
+
+abort:
+  call void @abort()
+  unreachable
+}}
+
+; a forward sweep starts: escapes go to `record`, which the caller sets with setjmp; its log
+; (a stack like the tape) is on the storage `cell` keeps, if any
+define internal void @"{ARM}"(ptr %tape, ptr %record, ptr %cell) alwaysinline nounwind {{
+entry:
+  %log = getelementptr inbounds i8, ptr %record, i64 {_JMP_BUF}
+  call void @"{TAKE}"(ptr %log, ptr %cell)
+  %record.p = getelementptr inbounds i8, ptr %tape, i64 {ESCAPE_AT}
+  store ptr %record, ptr %record.p, align 8
+  ret void
+}}
+
+; the forward sweep ended: its log's storage goes back to `cell` (the reverse sweep releases
+; what the log held)
+define internal void @"{FORGET}"(ptr %tape, ptr %cell) alwaysinline nounwind {{
+entry:
+  %record.p = getelementptr inbounds i8, ptr %tape, i64 {ESCAPE_AT}
+  %record = load ptr, ptr %record.p, align 8
+  %log = getelementptr inbounds i8, ptr %record, i64 {_JMP_BUF}
+  call void @"{KEEP}"(ptr %log, ptr %cell)
+  store ptr null, ptr %record.p, align 8
+  ret void
+}}
+
+; the forward sweep escaped: release what the log holds, newest first; the tape is left
+; empty and marked (its storage is freed: its sweeps have nothing to do)
+define internal void @"{UNWIND}"(ptr %tape, ptr %record) nounwind {{
+entry:
+  %log.p = getelementptr inbounds i8, ptr %record, i64 {_JMP_BUF}
+  %size.p = getelementptr inbounds i8, ptr %record, i64 {_JMP_BUF + 8}
+  %log = load ptr, ptr %log.p, align 8
+  %size = load i64, ptr %size.p, align 8
+  br label %next
+
+next:
+  %at = phi i64 [ %size, %entry ], [ %at1, %release ]
+  %done = icmp eq i64 %at, 0
+  br i1 %done, label %out, label %release
+
+release:
+  %at1 = sub i64 %at, 16
+  %p.p = getelementptr inbounds i8, ptr %log, i64 %at1
+  %f.p = getelementptr inbounds i8, ptr %p.p, i64 8
+  %p = load ptr, ptr %p.p, align 8
+  %f = load ptr, ptr %f.p, align 8
+  call void %f(ptr %p)
+  br label %next
+
+out:
+  call void @free(ptr %log)
+  store {{ ptr, i64, i64, ptr }} {{ ptr null, i64 0, i64 0, ptr {ESCAPED} }}, ptr %tape, align 8
+  ret void
+}}
+
+; `p`, which `release` frees, is released if the forward sweep escapes: the log's entries
+; are {{ ptr p, ptr release }}
+define internal void @"{LOG}"(ptr %tape, ptr %p, ptr %release) alwaysinline nounwind {{
+entry:
+  %record.p = getelementptr inbounds i8, ptr %tape, i64 {ESCAPE_AT}
+  %record = load ptr, ptr %record.p, align 8
+  %armed = icmp ne ptr %record, null
+  br i1 %armed, label %armed.log, label %done
+
+armed.log:
+  %log.p = getelementptr inbounds i8, ptr %record, i64 {_JMP_BUF}
+  %size.p = getelementptr inbounds i8, ptr %record, i64 {_JMP_BUF + 8}
+  %cap.p = getelementptr inbounds i8, ptr %record, i64 {_JMP_BUF + 16}
+  %log.0 = load ptr, ptr %log.p, align 8
+  %size = load i64, ptr %size.p, align 8
+  %cap = load i64, ptr %cap.p, align 8
+  %size1 = add i64 %size, 16
+  %full = icmp ugt i64 %size1, %cap
+  br i1 %full, label %grow, label %append
+
+grow:
+  %twice = shl i64 %cap, 1
+  %small = icmp ult i64 %twice, 1024
+  %cap1 = select i1 %small, i64 1024, i64 %twice
+  %log.1 = call ptr @realloc(ptr %log.0, i64 %cap1)
+  %failed = icmp eq ptr %log.1, null
+  br i1 %failed, label %oom, label %grown
+
+oom:
+  call void %release(ptr %p)
+  call void @"{ESCAPE}"(ptr %tape)
+  unreachable
+
+grown:
+  store ptr %log.1, ptr %log.p, align 8
+  store i64 %cap1, ptr %cap.p, align 8
+  br label %append
+
+append:
+  %log = phi ptr [ %log.0, %armed.log ], [ %log.1, %grown ]
+  %p.p = getelementptr inbounds i8, ptr %log, i64 %size
+  %f.p = getelementptr inbounds i8, ptr %p.p, i64 8
+  store ptr %p, ptr %p.p, align 8
+  store ptr %release, ptr %f.p, align 8
+  store i64 %size1, ptr %size.p, align 8
+  br label %done
+
+done:
+  ret void
+}}
+
+; memory the forward sweep saved for its reverse sweep (malloc'ed; null: none could be had)
+define internal void @"{SAVED}"(ptr %tape, ptr %p) nounwind {{
+entry:
+  %none = icmp eq ptr %p, null
+  br i1 %none, label %oom, label %ok
+
+oom:
+  call void @"{ESCAPE}"(ptr %tape)
+  unreachable
+
+ok:
+  call void @"{LOG}"(ptr %tape, ptr %p, ptr @free)
+  ret void
+}}
+
+; zeroed heap memory for the forward sweep, freed by the reverse sweep
+define internal ptr @"{CALLOC}"(ptr %tape, i64 %size) nounwind {{
+entry:
+  %p = call ptr @calloc(i64 1, i64 %size)
+  call void @"{SAVED}"(ptr %tape, ptr %p)
+  ret ptr %p
+}}
 """
 
 

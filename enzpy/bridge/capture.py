@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numba
 from numba.core import codegen as _codegen
+from numba.core.dispatcher import Dispatcher
 
 __all__ = [
     "install_hook",
@@ -113,9 +116,12 @@ def function_ir(symbol: str) -> str | None:
 def modules_for(root: str) -> list[str]:
     """Module texts needed for `root`: its own, then those of its Numba callees, transitively.
 
-    Callees are the declarations of a module whose symbol has captured IR; runtime
-    functions (NRT, C helpers, libm, intrinsics) stay declarations. Raises KeyError
-    when `root` was not captured.
+    Callees are the declarations of a module that name a Numba-compiled function: their IR
+    is the captured one or, for a function compiled while the hook did not see it (loaded
+    from Numba's disk cache, compiled before enzpy was imported), that of a compilation
+    made again (`compiled_again`). Runtime functions (NRT, C helpers, libm, intrinsics)
+    stay declarations, and so do callees whose IR cannot be had. Raises KeyError when
+    `root` was not captured.
     """
     first = function_ir(root)
     if first is None:
@@ -137,9 +143,48 @@ def modules_for(root: str) -> list[str]:
                 continue
             seen_syms.add(name)
             callee = function_ir(name)
-            if callee is not None:
-                stack.append(callee)
+            stack.extend([callee] if callee is not None else compiled_again(name))
     return out
+
+
+_again: dict[str, list[str]] = {}  # symbol -> module texts of a compilation made again
+_kept: list[Any] = []  # the dispatchers of those compilations (their code stays loaded)
+
+
+def compiled_again(symbol: str) -> list[str]:
+    """Module texts defining `symbol`, a function Numba compiled without the hook seeing it,
+    from compiling its Python function again for the same argument types (without a disk
+    cache), the new symbol renamed `symbol`; [] when no dispatcher has it compiled."""
+    if not symbol.startswith("_ZN"):  # not a function Numba compiled (libm, C helpers)
+        return []
+    if symbol not in _again:
+        _again[symbol] = []
+        found = _overload_named(symbol)
+        if found is not None:
+            dispatcher, argtypes = found
+            options = {k: v for k, v in dispatcher.targetoptions.items()
+                       if k not in ("cache", "nopython")}  # fmt: skip
+            fresh = numba.njit(**options)(dispatcher.py_func)
+            try:
+                fresh.compile(argtypes)
+            except Exception:  # noqa: BLE001 - no IR then: the refusal says so
+                return []
+            _kept.append(fresh)
+            name = compiled_function(fresh, argtypes)[0]
+            if function_ir(name) is not None:
+                same = re.compile(re.escape(name) + r"(?![-\w$.])")
+                _again[symbol] = [same.sub(lambda _: symbol, t) for t in modules_for(name)]
+    return _again[symbol]
+
+
+def _overload_named(symbol: str) -> tuple[Any, tuple] | None:
+    """(dispatcher, argument types) of the compiled overload whose symbol is `symbol`."""
+    for obj in gc.get_objects():
+        if issubclass(type(obj), Dispatcher):  # (not a proxy to a dead object)
+            for argtypes, cres in list(obj.overloads.items()):
+                if getattr(cres.fndesc, "mangled_name", None) == symbol:
+                    return obj, argtypes
+    return None
 
 
 def compiled_function(dispatcher: Any, argtypes: tuple | None = None) -> tuple[str, Any, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,8 +13,9 @@ import llvmlite.binding as llvm
 import numba
 from llvmlite import ir
 from numba.core import cgutils, types
-from numba.core.callconv import excinfo_t
+from numba.core.callconv import RETCODE_USEREXC, excinfo_t
 from numba.core.compiler_lock import global_compiler_lock
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import extents_may_overlap, get_array_memory_extents
 
@@ -24,8 +25,8 @@ from .abi import Activity, argument_layout, as_activity, shadowed_args, target_c
 __all__ = ["DerivativeDriver", "EntryPoint", "make_driver", "make_drivers", "clear_cache"]
 
 _counter = itertools.count(1)
-DRIVER_PREFIX = "enzpy_driver_"  # the njit drivers' names: a primal calling one is nested
-TAPE_BYTES = 24  # { ptr data, i64 size, i64 capacity }: llvm_passes.tape.TAPE_TYPE
+_addresses: set[int] = set()  # of the derivatives' machine code, as callers see them
+TAPE_BYTES = 32  # { ptr data, i64 size, i64 capacity, ptr escape }: llvm_passes.tape.TAPE_TYPE
 _cache: dict[Any, DerivativeDriver] = {}
 _cache_lock = threading.Lock()
 
@@ -38,7 +39,7 @@ class DerivativeDriver:
     code, optimizes and compiles nothing more (the calling njit code cannot be cached)."""
 
     driver: Any  # numba Dispatcher: driver(*primal_args, *shadows) -> (primal, tangent)
-    intrinsic: Any  # the @intrinsic; callable from njit code with the same arguments
+    call: Any  # the @intrinsic for njit code, same arguments: an outcome for `finish`
     library: Any  # the Numba code library holding the derivative
     symbol: str  # the derivative's (unique) symbol in `library`
     argtypes: tuple[types.Type, ...]
@@ -57,6 +58,24 @@ def clear_cache() -> None:
     """Forget every cached driver."""
     with _cache_lock:
         _cache.clear()
+
+
+def out_of_memory(argtypes: Sequence[types.Type], restype: types.Type) -> str:
+    """IR of a function with the signature of the primal for `argtypes` that raises
+    `MemoryError` (Numba's calling convention): what a reverse-mode derivative returns when
+    memory for its tape or shadows runs out (`llvm_passes.reverse`'s `out_of_memory`)."""
+    ctx = target_context()
+    mod = ir.Module()
+    fnty = ctx.call_conv.get_function_type(restype, tuple(argtypes))
+    fn = ir.Function(mod, fnty, "enzpy.out_of_memory")
+    fn.linkage = "internal"
+    builder = ir.IRBuilder(fn.append_basic_block())
+    exc = ctx.call_conv.build_excinfo_struct(
+        MemoryError, ("Allocation failed (probably too large): no memory for the derivative",),
+        None, None)  # fmt: skip
+    builder.store(ctx.get_python_api(builder).serialize_object(exc), fn.args[1])
+    builder.ret(RETCODE_USEREXC)
+    return str(llvm.parse_assembly(str(mod)))  # as LLVM prints it (opaque pointers)
 
 
 def _is_dup(act: Any) -> bool:
@@ -151,23 +170,52 @@ def reverse_entry(seed: float) -> EntryPoint:
     return EntryPoint(scalars="accumulator", seed=seed, returns="reverse")
 
 
+def outcome_type(value: types.Type) -> types.Type:
+    """The Numba type of what a derivative's `call` returns: (whether it raised, Numba's
+    status code, its exception info, `value` (zero if it raised))."""
+    return types.Tuple((types.boolean, types.int32, types.voidptr, value))
+
+
+@intrinsic
+def finish(typingctx: Any, outcome: types.Type, value: types.Type) -> Any:
+    """`value`, or the exception of `outcome` (a derivative's `call`) raised.
+
+    A derivative is called in two steps so that an exception leaves no reference behind:
+    Numba releases a function's references where their last use is, but a call that raises
+    returns at once, skipping the releases that follow it in the caller. Between `call` and
+    `finish` the caller releases everything but the outcome, which holds no reference when
+    the call raised."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Sequence[Any]) -> Any:
+        failed, code, excinfo = (builder.extract_value(args[0], i) for i in range(3))
+        with cgutils.if_unlikely(builder, failed):
+            excinfo = builder.bitcast(excinfo, ir.PointerType(excinfo_t))
+            status = context.call_conv._get_return_status(builder, code, excinfo)
+            context.call_conv.return_status_propagate(builder, status)
+        return impl_ret_borrowed(context, builder, signature.return_type, args[1])
+
+    return value(outcome, value), codegen
+
+
 def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
                   restype: types.Type, activities: tuple[Activity, ...],
                   shadowed: tuple[int, ...], ep: EntryPoint, aliased: str | None = None
                   ) -> Callable[..., Any]:  # fmt: skip
-    """The intrinsic's codegen: call `symbol` with the primal's flattened LLVM arguments
-    (Numba's calling convention), then one shadow per active LLVM argument in order, then
-    the tape (see `EntryPoint`). With `aliased`, that symbol is called instead when the
-    memory of two array arguments overlaps. The call goes to `lib`'s machine code by
-    address (a dynamic global, so the caller cannot be cached): linking `lib` instead would
-    optimize and compile the whole derivative again in every caller."""
+    """The codegen of the intrinsic `call`: call `symbol` with the primal's flattened LLVM
+    arguments (Numba's calling convention), then one shadow per active LLVM argument in
+    order, then the tape (see `EntryPoint`); return an `outcome_type` for `finish`. With
+    `aliased`, that symbol is called instead when the memory of two array arguments
+    overlaps. The call goes to `lib`'s machine code by address (a dynamic global, so the
+    caller cannot be cached): linking `lib` instead would optimize and compile the whole
+    derivative again in every caller."""
     layout = argument_layout(argtypes)
     nargs = len(argtypes)
     passed = _passed_shadows(layout, shadowed, ep)
 
     def function(context: Any, builder: Any, fnty: ir.FunctionType, name: str) -> Any:
-        address = context.add_dynamic_addr(builder, lib.get_pointer_to_function(name), name)
-        return builder.bitcast(address, fnty.as_pointer())
+        at = lib.get_pointer_to_function(name)
+        _addresses.add(at)
+        return builder.bitcast(context.add_dynamic_addr(builder, at, name), fnty.as_pointer())
 
     def codegen(context: Any, builder: Any, signature: Any, args: Sequence[Any]) -> Any:
         call_conv = context.call_conv
@@ -213,31 +261,44 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
             overlap = _arrays_overlap(context, builder, argtypes, args[:nargs])
             fn = builder.select(overlap, other, fn)
         code = builder.call(fn, [retslot, excinfoptr, *flat, *shadows, *tape])
+        failed, excinfo = cgutils.false_bit, cgutils.voidptr_t(None)
         if status_returned:
             status = call_conv._get_return_status(builder, code, builder.load(excinfoptr))
-            with cgutils.if_unlikely(builder, status.is_error):
-                call_conv.return_status_propagate(builder, status)
+            failed, excinfo = status.is_error, builder.bitcast(status.excinfoptr,
+                                                               cgutils.voidptr_t)
+        else:
+            code = ir.Constant(ir.IntType(32), 0)
+        rtype = signature.return_type.types[3]
 
         def returned(slot: Any) -> Any:
             if slot is None:
                 return context.get_dummy_value()
             return context.get_returned_value(builder, restype, builder.load(slot))
 
-        adjoints = [builder.load(acc) for acc in accumulators]
-        if ep.returns == "nothing":
-            return context.get_dummy_value()
-        if ep.returns == "adjoints":
-            return context.make_tuple(builder, signature.return_type, adjoints)
-        primal = returned(retslot)
-        if ep.returns == "reverse":
-            packed = context.make_tuple(builder, signature.return_type.types[1], adjoints)
-            return context.make_tuple(builder, signature.return_type, [primal, packed])
-        if ep.returns == "augment" and float_valued(restype):
-            sretslot = None  # a float return is seeded in the reverse pass
-        shadow_ret = returned(sretslot)
-        if ep.returns == "augment" and sretslot is not None:
-            context.nrt.incref(builder, restype, shadow_ret)  # the tape keeps its own
-        return context.make_tuple(builder, signature.return_type, [primal, shadow_ret])
+        def value() -> Any:
+            """What the call returns (`EntryPoint.returns`), once it has not raised."""
+            adjoints = [builder.load(acc) for acc in accumulators]
+            if ep.returns == "nothing":
+                return context.get_dummy_value()
+            if ep.returns == "adjoints":
+                return context.make_tuple(builder, rtype, adjoints)
+            primal = returned(retslot)
+            if ep.returns == "reverse":
+                packed = context.make_tuple(builder, rtype.types[1], adjoints)
+                return context.make_tuple(builder, rtype, [primal, packed])
+            # split mode seeds a float return in the reverse pass
+            sret = None if ep.returns == "augment" and float_valued(restype) else sretslot
+            shadow_ret = returned(sret)
+            if ep.returns == "augment" and sret is not None:
+                context.nrt.incref(builder, restype, shadow_ret)  # the tape keeps its own
+            return context.make_tuple(builder, rtype, [primal, shadow_ret])
+
+        slot = cgutils.alloca_once_value(builder,
+                                         cgutils.get_null_value(context.get_value_type(rtype)))
+        with builder.if_then(builder.not_(failed), likely=True):
+            builder.store(value(), slot)
+        return context.make_tuple(builder, signature.return_type,
+                                  [failed, code, excinfo, builder.load(slot)])
 
     return codegen
 
@@ -305,6 +366,14 @@ def _signature(argtypes: tuple[types.Type, ...], restype: types.Type,
     return ret(*params)
 
 
+def calls_a_derivative(global_names: Iterable[str]) -> bool:
+    """Whether code with these globals calls a derivative enzpy built (Numba names the
+    global holding a dynamic address `numba.dynamic.globals.<hex address>`)."""
+    prefix = "numba.dynamic.globals."
+    return any(n.startswith(prefix) and int(n[len(prefix):], 16) in _addresses
+               for n in global_names)  # fmt: skip
+
+
 def distinct_arrays(argtypes: Sequence[types.Type]) -> frozenset[int]:
     """LLVM positions of the data pointers of the array arguments: the memory a derivative
     may assume apart when its driver is given an `aliased` entry (see `make_driver`)."""
@@ -344,10 +413,10 @@ def _make_intrinsic(name: str, arity: int, sig: Any, codegen: Callable[..., Any]
 
 
 def _make_njit_driver(name: str, arity: int, intr: Any, sig: Any) -> Any:
-    """`@njit(sig) def driver(a0, ...): return intr(a0, ...)`, compiled eagerly."""
+    """`@njit(sig) def driver(a0, ...)`: `intr(a0, ...)` and `finish`, compiled eagerly."""
     params = ", ".join(f"a{i}" for i in range(arity))
-    src = f"def {name}({params}):\n    return _intr({params})\n"
-    ns: dict[str, Any] = {"_intr": intr}
+    src = f"def {name}({params}):\n    o = _intr({params})\n    return _finish(o, o[3])\n"
+    ns: dict[str, Any] = {"_intr": intr, "_finish": finish}
     exec(compile(src, f"<enzpy.bridge.link {name}>", "exec"), ns)
     return numba.njit(sig)(ns[name])
 
@@ -411,8 +480,9 @@ def make_drivers(module_text: str, entries: dict[str, EntryPoint], library: Any,
         sig = _signature(argtypes, restype, activities, shadowed, ep)
         cg = _make_codegen(lib, renames[name], argtypes, restype, activities, shadowed, ep,
                            renames.get(aliased.get(name, "")))  # fmt: skip
-        intr = _make_intrinsic(f"_enzpy_call_{k}", len(sig.args), sig, cg)
-        drv = _make_njit_driver(f"{DRIVER_PREFIX}{k}", len(sig.args), intr, sig)
+        intr = _make_intrinsic(f"_enzpy_call_{k}", len(sig.args),
+                               outcome_type(sig.return_type)(*sig.args), cg)
+        drv = _make_njit_driver(f"enzpy_driver_{k}", len(sig.args), intr, sig)
         result[name] = DerivativeDriver(drv, intr, lib, renames[name], argtypes, restype,
                                         activities, shadowed, sig, addresses)  # fmt: skip
     with _cache_lock:

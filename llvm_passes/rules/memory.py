@@ -31,21 +31,63 @@ def _same_call_on_shadows(b, inst, args, tans):
 custom(*REFCOUNT, *RAW_FREE)(_same_call_on_shadows)
 
 
+# the shadow of an allocation `primal` made by `alloc`: a zero-filled allocation of the same
+# size; null when `primal` is null or the shadow cannot be allocated (then `primal` is
+# released: the synthesizers take the allocation as failed, and the primal's own check of
+# its result reports it)
+_SHADOW_ALLOCATION = """
+declare ptr @NRT_MemInfo_data_fast(ptr)
+declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
+declare ptr @{alloc}({types})
+declare void @{release}(ptr)
+
+define internal ptr @"enzpy.shadow.{alloc}"(ptr %primal, {params}) alwaysinline nounwind {{
+entry:
+  %failed = icmp eq ptr %primal, null
+  br i1 %failed, label %none, label %allocate
+
+allocate:
+  %shadow = call ptr @{alloc}({params})
+  %none.shadow = icmp eq ptr %shadow, null
+  br i1 %none.shadow, label %release, label %zero
+
+release:
+  call void @{release}(ptr %primal)
+  br label %none
+
+zero:
+  %data = {data}
+  call void @llvm.memset.p0.i64(ptr %data, i8 0, i64 %a0, i1 false)
+  ret ptr %shadow
+
+none:
+  ret ptr null
+}}
+"""
+
+
+def _shadow_allocation(b, inst, args, data: str):
+    """A call of the helper allocating the shadow of `inst` (see `_SHADOW_ALLOCATION`)."""
+    alloc = inst.callee_name
+    types = ", ".join(str(a.type) for a in args)
+    params = ", ".join(f"{a.type} %a{k}" for k, a in enumerate(args))
+    b.module.define(_SHADOW_ALLOCATION.format(alloc=alloc, release=RELEASE[alloc], types=types,
+                                              params=params, data=data))  # fmt: skip
+    return b.call(f"enzpy.shadow.{alloc}", [inst, *args], PTR, "shadow")
+
+
 @custom(*ALLOCATORS)
 def nrt_alloc(b, inst, args, tans):
-    """shadow allocation: a second allocation of the same size, zero-filled"""
-    shadow = b.call(inst.callee_name, list(args), PTR, "shadow")
-    data = b.call("NRT_MemInfo_data_fast", [shadow], PTR, "shadow.data")
-    b.memset(data, b.const(I8, 0), args[0])
-    return shadow
+    """shadow allocation: a second allocation of the same size, zero-filled; the allocation
+    fails (null) when either fails"""
+    return _shadow_allocation(b, inst, args, "call ptr @NRT_MemInfo_data_fast(ptr %shadow)")
 
 
 @custom(*RAW_ALLOCATORS)
 def nrt_allocate(b, inst, args, tans):
-    """shadow allocation: a second allocation of the same size, zero-filled"""
-    shadow = b.call(inst.callee_name, list(args), PTR, "shadow")
-    b.memset(shadow, b.const(I8, 0), args[0])
-    return shadow
+    """shadow allocation: a second allocation of the same size, zero-filled; the allocation
+    fails (null) when either fails"""
+    return _shadow_allocation(b, inst, args, "getelementptr i8, ptr %shadow, i64 0")
 
 
 @custom(*DATA_POINTER)

@@ -155,6 +155,33 @@ def test_integer_array_cannot_be_active():
         )
 
 
+@pytest.mark.parametrize(
+    ("mode", "arg"),
+    [
+        ("Reverse", lambda: ez.Active(np.float16(1.5))),
+        ("Reverse", lambda: ez.Active(np.longdouble(1.5))),
+        ("Reverse", lambda: ez.Active(1.5 + 1j)),
+        ("Forward", lambda: ez.Duplicated(np.float16(1.5), 1.0)),
+        ("Forward", lambda: ez.Duplicated(np.complex64(1.5), 1.0)),
+        ("Reverse", lambda: ez.Duplicated(_x().astype(np.float16), np.zeros(4, np.float16))),
+        ("Forward", lambda: ez.Duplicated(_x().astype(np.longdouble),
+                                          np.zeros(4, np.longdouble))),
+        ("Reverse", lambda: ez.Duplicated(_x().astype(complex), np.zeros(4, complex))),
+    ],
+    ids=["active-f16", "active-longdouble", "active-complex", "dup-f16", "dup-c64",
+         "array-f16", "array-longdouble", "array-complex"],
+)  # fmt: skip
+def test_unsupported_float_precision_is_refused_naming_the_supported_ones(mode, arg):
+    a = arg()
+    before = np.copy(a.val)
+    f = square if np.ndim(a.val) == 0 else scale_inplace
+    with _raises(TypeError) as ei:
+        ez.autodiff(getattr(ez, mode), f, a)
+    assert f"{np.asarray(a.val).dtype} data is not supported" in str(ei.value)
+    assert "float32 and float64" in str(ei.value)
+    np.testing.assert_array_equal(a.val, before)
+
+
 def test_integer_scalar_cannot_be_duplicated():
     with _raises((TypeError, ValueError)):
         ez.autodiff(ez.Forward, square, ez.Duplicated(3, 1))

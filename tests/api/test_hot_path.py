@@ -87,7 +87,9 @@ def test_hot_aliasing_is_decided_exactly():
     ez.autodiff(ez.Reverse, dot, ez.Duplicated(base[::2], dbase[::2]),
                 ez.Duplicated(base[1::2], dbase[1::2]))  # fmt: skip
     np.testing.assert_array_equal(dbase, [2.0, 1.0, 4.0, 3.0])
-    ez.autodiff(ez.Reverse, dot, ez.Duplicated(base[::2], base[1::2]), ez.Const(base))
+    ez.autodiff(ez.Reverse, dot, ez.Duplicated(base[::2], base[1::2]), ez.Const(np.ones(2)))
+    with pytest.raises(ez.ShadowError, match="primal of argument 1"):  # a shadow in a Const
+        ez.autodiff(ez.Reverse, dot, ez.Duplicated(base[::2], base[1::2]), ez.Const(base))
 
 
 def test_hot_shadow_with_another_layout():

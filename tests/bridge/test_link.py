@@ -99,12 +99,13 @@ def test_forward_sumsq() -> None:
     # cached by content
     d2 = link.make_driver(module, f"fwddiffe_{sym}", lib, sig.args, sig.return_type, acts)
     assert d2 is d
-    # callable from njit code through the intrinsic
-    intr = d.intrinsic
+    # callable from njit code through the intrinsic and `finish`
+    call, finish = d.call, link.finish
 
     @numba.njit
     def inner(a, b):
-        return intr(a, b)
+        o = call(a, b)
+        return finish(o, o[3])
 
     assert inner(x, dx)[1] == pytest.approx(2.0 * x @ dx)
     # both call the derivative's machine code by address: its IR is not linked into them

@@ -67,6 +67,8 @@ X = np.array([0.5, -1.5, 2.0])
          "Active\\(a\\) in reverse"),
         ("ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x.astype(np.int64), dx))",
          ValueError, "int64 array carries no derivative"),
+        ("ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x + 0j, dx + 0j))",
+         TypeError, "complex128 data is not supported; enzpy differentiates float32 and"),
         ("ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x, dx.astype(np.float32)))",
          ValueError, "dtype float32"),
         ("ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x, dx.reshape(1, 3)))",
