@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -369,9 +370,8 @@ def _signature(argtypes: tuple[types.Type, ...], restype: types.Type,
 def calls_a_derivative(global_names: Iterable[str]) -> bool:
     """Whether code with these globals calls a derivative enzpy built (Numba names the
     global holding a dynamic address `numba.dynamic.globals.<hex address>`)."""
-    prefix = "numba.dynamic.globals."
-    return any(n.startswith(prefix) and int(n[len(prefix):], 16) in _addresses
-               for n in global_names)  # fmt: skip
+    found = (re.match(r"numba\.dynamic\.globals\.([0-9a-f]+)", n) for n in global_names)
+    return any(m is not None and int(m.group(1), 16) in _addresses for m in found)
 
 
 def distinct_arrays(argtypes: Sequence[types.Type]) -> frozenset[int]:
