@@ -64,8 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="path of libenzpy_bench_native (default: search build dirs)",
     )
     ap.add_argument("--no-native", action="store_true", help="skip the native C columns")
-    ap.add_argument("--no-overhead", action="store_true",
-                    help="skip the call-overhead figure and the optimizer-loop figure")
+    ap.add_argument(
+        "--no-overhead",
+        action="store_true",
+        help="skip the call-overhead figure and the optimizer-loop figure",
+    )
     ap.add_argument("--no-latency", action="store_true", help="skip first-call latency")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     ap.add_argument("--verbose", action="store_true", help="log every warm-up instead of a bar")
@@ -199,8 +202,10 @@ def load_native(args: argparse.Namespace) -> tuple[Any, str]:
     except Exception as exc:  # noqa: BLE001
         return None, f"native C columns skipped: {type(exc).__name__}: {exc}"
     if lib is None:
-        return None, ("native C columns skipped: library not built "
-                      "(cmake -S . -B build/native && cmake --build build/native)")  # fmt: skip
+        return None, (
+            "native C columns skipped: library not built "
+            "(cmake -S . -B build/native && cmake --build build/native)"
+        )
     return lib, f"native C: {lib._enzpy_path}"
 
 
@@ -227,18 +232,23 @@ def markdown_summary(summary: dict[str, Any]) -> str:
     if not r:
         return "_no enzpy reverse timings_"
     worst = max(r, key=r.get)
-    text = (f"enzpy reverse / primal: geometric mean **{summary['geomean']:.2f}×** over "
-            f"{len(r)} kernels (goal ≤ 3), worst {worst} {r[worst]:.1f}× (goal ≤ 5 each); "
-            f"{sum(v <= 5 for v in r.values())}/{len(r)} kernels within 5×.")  # fmt: skip
+    text = (
+        f"enzpy reverse / primal: geometric mean **{summary['geomean']:.2f}×** over "
+        f"{len(r)} kernels (goal ≤ 3), worst {worst} {r[worst]:.1f}× (goal ≤ 5 each); "
+        f"{sum(v <= 5 for v in r.values())}/{len(r)} kernels within 5×."
+    )
     for peer, per in summary["peer_time_over_enzpy_rev"].items():
         faster = [k for k, v in per.items() if v > 1]
-        text += (f" Faster than {peer.split()[0]} on {len(faster)}/{len(per)} kernels"
-                 f" ({', '.join(f'{k} {v:.2g}×' for k, v in per.items())}).")  # fmt: skip
+        text += (
+            f" Faster than {peer.split()[0]} on {len(faster)}/{len(per)} kernels"
+            f" ({', '.join(f'{k} {v:.2g}×' for k, v in per.items())})."
+        )
     return text
 
 
-def run_all(args: argparse.Namespace, kernels: dict[str, Any], names: list[str]
-            ) -> list[KernelResult]:  # fmt: skip
+def run_all(
+    args: argparse.Namespace, kernels: dict[str, Any], names: list[str]
+) -> list[KernelResult]:
     """Run every selected kernel at every size of the preset, with a progress bar."""
     preset = args.sizes or ("quick" if args.quick else "sweep")
     plan = [(kernels[n], size) for n in names for size in kernels[n].size_list(preset)]
@@ -251,8 +261,16 @@ def run_all(args: argparse.Namespace, kernels: dict[str, Any], names: list[str]
     results: list[KernelResult] = []
     measured: set[str] = set()
     for k, size in plan:
-        res = run_kernel(k, size, reps=args.reps, budget_s=budget, min_reps=3 if args.quick else 5,
-                         max_reps=5 if args.quick else 30, log=log, step=step)  # fmt: skip
+        res = run_kernel(
+            k,
+            size,
+            reps=args.reps,
+            budget_s=budget,
+            min_reps=3 if args.quick else 5,
+            max_reps=5 if args.quick else 30,
+            log=log,
+            step=step,
+        )
         assess(res)
         if latency and k.name not in measured and k.name != "ba":
             measured.add(k.name)
@@ -276,12 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     if ENZPY_IMPORT_ERROR:
         print(f"enzpy not importable ({ENZPY_IMPORT_ERROR}); primals use numba.njit")
     kernels = suite.build_all(lib, args.wanted)
-    names = [k for k in args.kernels.split(",") if k] or list(QUICK_KERNELS if args.quick
-                                                               else kernels)  # fmt: skip
+    names = [k for k in args.kernels.split(",") if k] or list(
+        QUICK_KERNELS if args.quick else kernels
+    )
     unknown = [k for k in names if k not in kernels]
     if unknown:
-        print(f"unknown kernel(s): {', '.join(unknown)}; choose from {', '.join(kernels)}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"unknown kernel(s): {', '.join(unknown)}; choose from {', '.join(kernels)}",
+            file=sys.stderr,
+        )
         return 2
     results = run_all(args, kernels, names)
     overhead = None if args.no_overhead else call_overhead(args.quick)
@@ -304,13 +325,21 @@ def main(argv: list[str] | None = None) -> int:
         markdown_errors(results),
     ]
     if any(r.latency for r in results):
-        md += ["", "First-call latency (compile of the primal; analysis + synthesis + compile of "
-               "each enzpy derivative):", "", markdown_latency(results)]  # fmt: skip
+        md += [
+            "",
+            "First-call latency (compile of the primal; analysis + synthesis + compile of "
+            "each enzpy derivative):",
+            "",
+            markdown_latency(results),
+        ]
     if _has(results, "enzpy rev"):
-        md += ["", "Tape: bytes the reverse pass kept (`ez.last_tape_bytes()`; native: the "
-               "hand-written adjoint's own record):", "",
-               markdown_tape(results, [t for t in ("enzpy rev", "native rev")
-                                       if _has(results, t)])]  # fmt: skip
+        md += [
+            "",
+            "Tape: bytes the reverse pass kept (`ez.last_tape_bytes()`; native: the "
+            "hand-written adjoint's own record):",
+            "",
+            markdown_tape(results, [t for t in ("enzpy rev", "native rev") if _has(results, t)]),
+        ]
     if overhead is not None:
         md += ["", "Call overhead from Python:", "", markdown_overhead(overhead)]
     if loop is not None:
@@ -338,8 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         "markdown": text,
     }
     written[0].write_text(text, encoding="utf-8")
-    written[1].write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n",
-                          encoding="utf-8")  # fmt: skip
+    written[1].write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 

@@ -42,8 +42,9 @@ def deviation(res: ToolResult, ref: ToolResult) -> float | None:
 
 def assess(result: KernelResult) -> None:
     """Pick the kernel's reference, set each derivative tool's ``rel_error`` and ``flagged``."""
-    ref_name = next((n for n in REFERENCES
-                     if n in result.tools and result.tools[n].error is None), None)  # fmt: skip
+    ref_name = next(
+        (n for n in REFERENCES if n in result.tools and result.tools[n].error is None), None
+    )
     result.reference = ref_name
     if ref_name is None:
         return

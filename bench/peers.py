@@ -52,9 +52,15 @@ def _jax() -> tuple[Any, ArrayOps]:
     def fold(n: int, body: Callable[[Any, Any], Any], init: Any) -> Any:
         return jax.lax.fori_loop(0, n, body, init)
 
-    ops = ArrayOps(jnp, stop_gradient=jax.lax.stop_gradient, index_set=index_set,
-                   diag_embed=diag_embed, logsumexp=logsumexp, sigmoid=jax.nn.sigmoid,
-                   fold=fold)  # fmt: skip
+    ops = ArrayOps(
+        jnp,
+        stop_gradient=jax.lax.stop_gradient,
+        index_set=index_set,
+        diag_embed=diag_embed,
+        logsumexp=logsumexp,
+        sigmoid=jax.nn.sigmoid,
+        fold=fold,
+    )
     return jax, ops
 
 
@@ -110,8 +116,9 @@ def jax_gradient(array_objective: Callable[..., Any], active: tuple[bool, ...]) 
         static = tuple(i for i, a in enumerate(inp.args) if not isinstance(a, np.ndarray))
         key = (pos, static)
         if key not in cache:
-            fn = jax.jit(jax.grad(lambda *a: array_objective(ops, *a), argnums=pos),
-                         static_argnums=static)  # fmt: skip
+            fn = jax.jit(
+                jax.grad(lambda *a: array_objective(ops, *a), argnums=pos), static_argnums=static
+            )
             cache[key] = fn
         args = tuple(jax.device_put(a) if isinstance(a, np.ndarray) else a for a in inp.args)
         return cache[key], args, pos, inp
@@ -151,8 +158,9 @@ def torch_gradient(array_objective: Callable[..., Any], active: tuple[bool, ...]
     return Prepared(prepare, run)
 
 
-def peer_tools(array_objective: Callable[..., Any] | None, active: tuple[bool, ...],
-               wanted: set[str]) -> dict[str, Any]:  # fmt: skip
+def peer_tools(
+    array_objective: Callable[..., Any] | None, active: tuple[bool, ...], wanted: set[str]
+) -> dict[str, Any]:
     """The ``jax rev`` / ``torch rev`` columns for an eval, when installed and wanted."""
     tools: dict[str, Any] = {}
     if array_objective is None:

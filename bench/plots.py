@@ -61,14 +61,14 @@ def size_plots(results: Sequence[KernelResult], path: Path) -> Path | None:
     swept = {k: v for k, v in by_kernel.items() if len(v) > 1}
     if not swept:
         return None
-    fig, axes = plt.subplots(1, len(swept), figsize=(3.4 * len(swept), 3.2), dpi=90,
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(1, len(swept), figsize=(3.4 * len(swept), 3.2), dpi=90, squeeze=False)
     for ax, (kernel, rs) in zip(axes[0], swept.items(), strict=True):
         tools = list(dict.fromkeys(n for r in rs for n in r.tools))
         xs = np.arange(len(rs))
         for tool in tools:
-            ys = [r.tools[tool].median if tool in r.tools and r.tools[tool].ok else np.nan
-                  for r in rs]  # fmt: skip
+            ys = [
+                r.tools[tool].median if tool in r.tools and r.tools[tool].ok else np.nan for r in rs
+            ]
             ax.plot(xs, ys, marker="o", ms=3, label=tool)
         ax.set_xticks(xs, [r.size for r in rs], rotation=30, fontsize=6)
         ax.set_yscale("log")

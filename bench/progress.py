@@ -1,5 +1,4 @@
-"""A one-line progress bar on stderr (no dependency): ``[#####-----] 12/40 0:31 gmm d=2: jax rev``.
-"""
+"""A one-line progress bar on stderr, no dependency: ``[#####-----] 12/40 0:31 gmm: jax rev``."""
 
 from __future__ import annotations
 
@@ -23,8 +22,10 @@ class Progress:
         self.done = min(self.done + 1, self.total)
         fill = self.width * self.done // self.total
         secs = int(time.perf_counter() - self.t0)
-        line = (f"[{'#' * fill}{'-' * (self.width - fill)}] {self.done}/{self.total} "
-                f"{secs // 60}:{secs % 60:02d} {label}")  # fmt: skip
+        line = (
+            f"[{'#' * fill}{'-' * (self.width - fill)}] {self.done}/{self.total} "
+            f"{secs // 60}:{secs % 60:02d} {label}"
+        )
         self.stream.write("\r" + line[:110].ljust(110))
         self.stream.flush()
 

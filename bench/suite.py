@@ -44,15 +44,32 @@ def gmm_native_tools(lib: ctypes.CDLL) -> dict[str, Tool]:
     def primal(inp: Inputs) -> float:
         alpha, mu, q, l, x, gamma, m = inp.args
         k, d = mu.shape
-        return lib.gmm_primal(d, k, x.shape[0], P(alpha), P(mu), P(q), P(l), P(x), gamma, m,
-                              prior_constant(inp))  # fmt: skip
+        return lib.gmm_primal(
+            d, k, x.shape[0], P(alpha), P(mu), P(q), P(l), P(x), gamma, m, prior_constant(inp)
+        )
 
     def rev(inp: Inputs) -> Gradient:
         alpha, mu, q, l, x, gamma, m = inp.args
         ab, mb, qb, lb = inp.shadow[:4]
         k, d = mu.shape
-        lib.gmm_rev(d, k, x.shape[0], P(alpha), P(ab), P(mu), P(mb), P(q), P(qb), P(l), P(lb),
-                    P(x), gamma, m, prior_constant(inp), 1.0)  # fmt: skip
+        lib.gmm_rev(
+            d,
+            k,
+            x.shape[0],
+            P(alpha),
+            P(ab),
+            P(mu),
+            P(mb),
+            P(q),
+            P(qb),
+            P(l),
+            P(lb),
+            P(x),
+            gamma,
+            m,
+            prior_constant(inp),
+            1.0,
+        )
         return Gradient((ab, mb, qb, lb, None, None, None), inp.direction)
 
     return {"native primal": primal, "native rev": rev}
@@ -62,8 +79,15 @@ def eval_kernel(name: str, lib: ctypes.CDLL | None, wanted: set[str]) -> Kernel:
     """The kernel of GradBench eval ``name`` (``bench/evals/<name>.py``) with its columns."""
     mod = importlib.import_module(f"{__package__}.evals.{name}")
     doc = (mod.__doc__ or name).strip().split("\n\n")[0]
-    k = Kernel(name, " ".join(doc.split()), mod.PRIMAL, mod.make_inputs, sizes=mod.SIZES,
-               size_label=mod.size_label, group="gradbench")  # fmt: skip
+    k = Kernel(
+        name,
+        " ".join(doc.split()),
+        mod.PRIMAL,
+        mod.make_inputs,
+        sizes=mod.SIZES,
+        size_label=mod.size_label,
+        group="gradbench",
+    )
     if hasattr(mod, "bench_tools"):
         k.tools.update(mod.bench_tools(wanted))
         return k

@@ -511,7 +511,8 @@ def markdown_latency(results: Sequence[KernelResult]) -> str:
         cells = []
         for n in names:
             v = r.latency.get(n)
-            cells.append("—" if v is None else fmt_time(v) if isinstance(v, float) else
-                         f"n/a ({v})")  # fmt: skip
+            cells.append(
+                "—" if v is None else fmt_time(v) if isinstance(v, float) else f"n/a ({v})"
+            )
         lines.append(f"| {r.kernel} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -18,8 +18,6 @@ from .timing import Gradient, Inputs, KernelResult, Tool
 FD_STEP = 1e-6
 
 
-
-
 def annotate(inp: Inputs) -> list[Any]:
     """Forward-mode annotations: Duplicated(arg, direction) where a direction is given."""
     assert ez is not None
@@ -40,8 +38,9 @@ def enzpy_forward(kernel_fn: Any) -> Tool:
     return tool
 
 
-def reverse_annotate(args: tuple[Any, ...], direction: tuple[Any, ...], shadow: tuple[Any, ...]
-                     ) -> list[Any]:  # fmt: skip
+def reverse_annotate(
+    args: tuple[Any, ...], direction: tuple[Any, ...], shadow: tuple[Any, ...]
+) -> list[Any]:
     """Reverse-mode annotations: every argument with a direction is active — an array as
     Duplicated(arg, shadow), a float scalar as Active(arg); the rest Const."""
     assert ez is not None
@@ -56,8 +55,12 @@ def reverse_annotate(args: tuple[Any, ...], direction: tuple[Any, ...], shadow: 
     return out
 
 
-def _grads(args: tuple[Any, ...], direction: tuple[Any, ...], shadow: tuple[Any, ...],
-           adjoints: tuple[Any, ...]) -> tuple[Any, ...]:  # fmt: skip
+def _grads(
+    args: tuple[Any, ...],
+    direction: tuple[Any, ...],
+    shadow: tuple[Any, ...],
+    adjoints: tuple[Any, ...],
+) -> tuple[Any, ...]:
     """Per argument: the shadow of an active array, the returned adjoint of an active scalar."""
     return tuple(
         None if d is None else (s if isinstance(a, np.ndarray) else adj)
@@ -95,8 +98,9 @@ def dot_test(kernel_fn: Any, inp: Inputs, seed: int = 7) -> float:
     # <v, J u>: forward mode; the shadows hold the tangent of each array after execution
     f = inp.fresh()
     lhs = float(ez.autodiff(ez.Forward, kernel_fn, *annotate(f)))
-    lhs += sum(float(np.vdot(va, ua)) for va, ua in zip(v, f.direction, strict=True)
-               if va is not None)  # fmt: skip
+    lhs += sum(
+        float(np.vdot(va, ua)) for va, ua in zip(v, f.direction, strict=True) if va is not None
+    )
     # <Jᵀ v, u>: reverse mode with the shadows seeded with v
     b = inp.fresh()
     shadow = tuple(None if va is None else va.copy() for va in v)
@@ -153,5 +157,3 @@ def default_tools(kernel_fn: Any) -> dict[str, Tool]:
         "enzpy rev": enzpy_reverse(kernel_fn),
         "FD central": central_fd(kernel_fn),
     }
-
-

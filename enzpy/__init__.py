@@ -15,7 +15,7 @@ from .annotations import (
     Const,
     Duplicated,
     DuplicatedNoNeed,
-)  # fmt: skip
+)
 from .api import autodiff, gradient
 from .derivatives import last_tape_bytes, release_tapes
 from .errors import (
@@ -35,16 +35,37 @@ from .modes import (
     ReverseSplitNoPrimal,
     ReverseSplitWithPrimal,
     ReverseWithPrimal,
-)  # fmt: skip
+)
 from .split import Tape, autodiff_thunk
 
 __all__ = [
-    "Active", "AnnotationError", "BatchDuplicated", "BatchDuplicatedNoNeed", "Const",
-    "DroppedDerivativeWarning", "Duplicated", "DuplicatedNoNeed", "EnzpyError", "EnzymeJit",
-    "Forward", "ForwardWithPrimal",
-    "Mode", "NoDerivativeError", "Reverse", "ReverseSplitNoPrimal", "ReverseSplitWithPrimal",
-    "ReverseWithPrimal", "ShadowError", "Tape", "autodiff", "autodiff_thunk", "enzyme_jit",
-    "explain", "gradient", "last_tape_bytes", "release_tapes",
-]  # fmt: skip
+    "Active",
+    "AnnotationError",
+    "BatchDuplicated",
+    "BatchDuplicatedNoNeed",
+    "Const",
+    "DroppedDerivativeWarning",
+    "Duplicated",
+    "DuplicatedNoNeed",
+    "EnzpyError",
+    "EnzymeJit",
+    "Forward",
+    "ForwardWithPrimal",
+    "Mode",
+    "NoDerivativeError",
+    "Reverse",
+    "ReverseSplitNoPrimal",
+    "ReverseSplitWithPrimal",
+    "ReverseWithPrimal",
+    "ShadowError",
+    "Tape",
+    "autodiff",
+    "autodiff_thunk",
+    "enzyme_jit",
+    "explain",
+    "gradient",
+    "last_tape_bytes",
+    "release_tapes",
+]
 
 _REVERSE_IMPLEMENTED = True

@@ -66,5 +66,11 @@ class BatchDuplicatedNoNeed(BatchDuplicated):
     __slots__ = ()
 
 
-RETURN_ACTIVITIES = (Const, Active, Duplicated, DuplicatedNoNeed, BatchDuplicated,
-                     BatchDuplicatedNoNeed)  # fmt: skip
+RETURN_ACTIVITIES = (
+    Const,
+    Active,
+    Duplicated,
+    DuplicatedNoNeed,
+    BatchDuplicated,
+    BatchDuplicatedNoNeed,
+)

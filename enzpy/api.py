@@ -24,7 +24,7 @@ from .shadows import (
     check_argument,
     check_differentiable_container,
     with_primal_strides,
-)  # fmt: skip
+)
 from .signatures import (
     check_arity,
     check_function,
@@ -33,7 +33,7 @@ from .signatures import (
     reverse_types,
     signature_of_types,
     tangent_source,
-)  # fmt: skip
+)
 
 
 def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
@@ -107,8 +107,9 @@ def _autodiff(mode: Mode, f: EnzymeJit, args: tuple) -> Any:
     return out
 
 
-def parse_arguments(mode: Mode, f: EnzymeJit, args: tuple, thunk: bool = False
-                    ) -> tuple[Any, list[Annotation]]:  # fmt: skip
+def parse_arguments(
+    mode: Mode, f: EnzymeJit, args: tuple, thunk: bool = False
+) -> tuple[Any, list[Annotation]]:
     """Check the arguments `autodiff` got after `f`: (the return activity class or None, one
     annotation per argument of `f`). Raises `AnnotationError` / `ShadowError`."""
     check_mode(mode)
@@ -122,8 +123,10 @@ def parse_arguments(mode: Mode, f: EnzymeJit, args: tuple, thunk: bool = False
     annotated = [check_argument(k, a, mode.reverse) for k, a in enumerate(args)]
     check_aliasing(annotated)
     if mode.split and not thunk:
-        raise AnnotationError(f"{mode!r} is used through enzpy.autodiff_thunk, which returns "
-                              "the forward and the reverse pass")  # fmt: skip
+        raise AnnotationError(
+            f"{mode!r} is used through enzpy.autodiff_thunk, which returns "
+            "the forward and the reverse pass"
+        )
     return ret_activity, annotated
 
 
@@ -154,12 +157,12 @@ def _type_key(v: Any) -> Any:
     return type(v)
 
 
-def _compiled_derivative(mode: Mode, f: EnzymeJit, ret_activity: Any,
-                         annotated: list[Annotation]) -> tuple[Any, str]:  # fmt: skip
+def _compiled_derivative(
+    mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]
+) -> tuple[Any, str]:
     """The derivative for these annotations and argument types, and the return activity;
     looked up by a cheap key first (this is the hot path of every call)."""
-    key = (mode.reverse, f, ret_activity,
-           tuple((type(a), _type_key(a.val)) for a in annotated))  # fmt: skip
+    key = (mode.reverse, f, ret_activity, tuple((type(a), _type_key(a.val)) for a in annotated))
     hit = _compiled.get(key)
     if hit is None:
         kind, argtypes, kinds, ret = derivative_signature(mode, f, ret_activity, annotated)
@@ -167,8 +170,7 @@ def _compiled_derivative(mode: Mode, f: EnzymeJit, ret_activity: Any,
     return hit
 
 
-def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]
-             ) -> Any:  # fmt: skip
+def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
     deriv, ret = _compiled_derivative(mode, f, ret_activity, annotated)
     primal, tangent = _run(deriv, annotated)
     if ret == "const":
@@ -214,8 +216,7 @@ def _reverse_signature(f: EnzymeJit, ret_activity: Any, annotated: list[Annotati
     return reverse_types(f, ret_activity, *_classes_and_types(annotated))
 
 
-def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]
-             ) -> Any:  # fmt: skip
+def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
     deriv, _ = _compiled_derivative(mode, f, ret_activity, annotated)
     primal, scalar_adjoints = _run(deriv, annotated)
     it = iter(scalar_adjoints)
@@ -244,10 +245,14 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
     for k, a in enumerate(args):
         check_differentiable_container(k, a)
     plain = [a.val if isinstance(a, Annotation) else a for a in args]
-    diff = [not isinstance(a, Annotation | bool | int) or isinstance(a, Active | Duplicated)
-            for a in args]  # fmt: skip
-    diff = [d and (isinstance(v, np.ndarray) and v.dtype.kind == "f" or _is_float(v))
-            for d, v in zip(diff, plain, strict=True)]  # fmt: skip
+    diff = [
+        not isinstance(a, Annotation | bool | int) or isinstance(a, Active | Duplicated)
+        for a in args
+    ]
+    diff = [
+        d and (isinstance(v, np.ndarray) and v.dtype.kind == "f" or _is_float(v))
+        for d, v in zip(diff, plain, strict=True)
+    ]
     if mode.reverse:
         grads, ann = [], []
         for v, d in zip(plain, diff, strict=True):

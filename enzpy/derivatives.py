@@ -58,8 +58,9 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     dispatcher.compile(argtypes)
     symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
     if bridge.function_ir(symbol) is None:
-        options = {k: v for k, v in dispatcher.targetoptions.items()
-                   if k not in ("cache", "nopython")}
+        options = {
+            k: v for k, v in dispatcher.targetoptions.items() if k not in ("cache", "nopython")
+        }
         dispatcher = numba.njit(**options)(dispatcher.py_func)
         dispatcher.compile(argtypes)
         symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
@@ -73,8 +74,7 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     return module, symbol, library, signature.return_type
 
 
-def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str
-               ) -> Derivative:  # fmt: skip
+def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str) -> Derivative:
     """The `mode` ('forward', 'reverse' or 'split') derivative of `f` for `argtypes`; `kinds`
     gives 'const' / 'dup' per argument, `ret` the return activity ('dup', 'active' or
     'const')."""
@@ -83,18 +83,25 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     if hit is not None:
         return hit
     if f.options.get("parallel"):
-        raise NoDerivativeError(f"{f.py_func.__qualname__}: parallel=True (prange and parallel "
-                                "array expressions) is not supported yet; differentiate a "
-                                "serial version of the function")
+        raise NoDerivativeError(
+            f"{f.py_func.__qualname__}: parallel=True (prange and parallel "
+            "array expressions) is not supported yet; differentiate a "
+            "serial version of the function"
+        )
     module, symbol, library, restype = primal_module(f.dispatcher, argtypes)
     if link.calls_a_derivative(module.globals):
         raise NoDerivativeError(
             f"{f.py_func.__qualname__} calls ez.autodiff or ez.gradient: differentiating a "
             "derivative (nested differentiation) is not supported yet. Differentiate the "
-            "inner function alone, or write its derivative by hand.")  # fmt: skip
-    ret_kind = ("const" if ret == "const" or not bridge.abi.contains_float(restype)
-                else "dup_noneed" if ret == "dup_noneed" and link.float_valued(restype)
-                else "dup")  # a returned array is boxed: its primal must exist
+            "inner function alone, or write its derivative by hand."
+        )
+    ret_kind = (
+        "const"
+        if ret == "const" or not bridge.abi.contains_float(restype)
+        else "dup_noneed"
+        if ret == "dup_noneed" and link.float_valued(restype)
+        else "dup"
+    )  # a returned array is boxed: its primal must exist
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
     pointee = [t and parse_type_text(t) for t in bridge.abi.pointee_types(argtypes, restype)]
     synthesize = partial(_SYNTHESIZERS[mode], pointee=pointee)
@@ -122,18 +129,33 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     if mode == "split":
         names = (result.fn_name, *result.split_names)
         entries = dict(zip(names, (link.AUGMENT, link.REVERSE_SPLIT, link.RELEASE), strict=True))
-        drvs = bridge.make_drivers(text, entries, library, argtypes, restype, acts,
-                                   exports=exports)  # fmt: skip
+        drvs = bridge.make_drivers(text, entries, library, argtypes, restype, acts, exports=exports)
         drv = drvs[names[0]]
         split = (drvs[names[1]].driver, drvs[names[2]].driver)
     else:
         seed = None if mode == "forward" else (1.0 if ret == "active" else 0.0)
-        drv = bridge.make_driver(text, result.fn_name, library, argtypes, restype, acts,
-                                 seed=seed, aliased=getattr(result, "aliased_name", None),
-                                 exports=exports)  # fmt: skip
+        drv = bridge.make_driver(
+            text,
+            result.fn_name,
+            library,
+            argtypes,
+            restype,
+            acts,
+            seed=seed,
+            aliased=getattr(result, "aliased_name", None),
+            exports=exports,
+        )
         split = ()
-    out = Derivative(drv.driver, drv.call, symbol, restype, argtypes, result, split,
-                     ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop]) if drop else None)
+    out = Derivative(
+        drv.driver,
+        drv.call,
+        symbol,
+        restype,
+        argtypes,
+        result,
+        split,
+        ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop]) if drop else None,
+    )
     _cache[key] = out
     return out
 
@@ -217,18 +239,26 @@ def _warn_dropped(f: Any, argtypes: tuple, dropped: dict, synthesize: Any, acts:
                 f"{f.py_func.__qualname__}: active data is written into `{names[k]}` "
                 f"(argument {k}, Const){where} and read back: that part of the derivative "
                 f"is dropped (Const memory carries no derivative). Pass `{names[k]}` as "
-                "Duplicated to keep it.", DroppedDerivativeWarning, stacklevel=_user_frame())
+                "Duplicated to keep it.",
+                DroppedDerivativeWarning,
+                stacklevel=_user_frame(),
+            )
 
 
 def _without_ir(module: Module, e: llvm_passes.NoDerivativeError) -> str | None:
     """The message for `e` when it refuses a call to a Numba function enzpy has no IR for."""
     for fn in module.functions.values():
-        if fn.is_declaration and fn.name.startswith("_ZN") \
-                and e.what.startswith(f"a call to {fn.name}"):
-            return (f"enzpy has no IR for helper {fn.name} (loaded from Numba's disk cache, "
-                    "or compiled before enzpy was imported, and it could not be compiled "
-                    f"again), so it cannot differentiate the call to it in function {e.fn}"
-                    f"{' at ' + e.loc if e.loc else ''}")
+        if (
+            fn.is_declaration
+            and fn.name.startswith("_ZN")
+            and e.what.startswith(f"a call to {fn.name}")
+        ):
+            return (
+                f"enzpy has no IR for helper {fn.name} (loaded from Numba's disk cache, "
+                "or compiled before enzpy was imported, and it could not be compiled "
+                f"again), so it cannot differentiate the call to it in function {e.fn}"
+                f"{' at ' + e.loc if e.loc else ''}"
+            )
     return None
 
 

@@ -138,8 +138,10 @@ def _annotated(act: ActivityResult) -> str:
         for inst in block.instructions:
             body.append(("  " + inst.text(), _verdict(act, inst)))
     width = min(max((len(t) for t, _ in body), default=0), COMMENT_COLUMN)
-    out = [f"; @{fn.name}, arguments with a shadow: {shadowed} (d = shadowed, c = const)",
-           f"define {fn.signature(True)} {{"]  # fmt: skip
+    out = [
+        f"; @{fn.name}, arguments with a shadow: {shadowed} (d = shadowed, c = const)",
+        f"define {fn.signature(True)} {{",
+    ]
     out += [f"{t:<{width}}  ; {v}" if v else t for t, v in body]
     out.append("}")
     return "\n".join(out)

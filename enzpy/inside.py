@@ -47,14 +47,14 @@ from .shadows import (
     shadow_shares_primal,
     shadows_overlap,
     unwrapped_message,
-)  # fmt: skip
+)
 from .signatures import (
     check_arity,
     check_function,
     check_mode,
     signature_of_types,
     tangent_source,
-)  # fmt: skip
+)
 
 
 class Fallback(Exception):
@@ -129,7 +129,7 @@ def _with_strides(x: Any, dx: Any) -> Any:  # pragma: no cover  (compiled)
         return dx
     lo, hi = _span(x)
     buf = np.zeros((hi - lo) // x.itemsize + 1, x.dtype)
-    out = as_strided(buf[-lo // x.itemsize:], x.shape, x.strides)
+    out = as_strided(buf[-lo // x.itemsize :], x.shape, x.strides)
     _copy_into(out, dx)
     return out
 
@@ -160,8 +160,13 @@ class _Source:
         return key
 
 
-def _call_source(mode: Mode, f: EnzymeJit, ret_activity: Any, argv: list[Arg],
-                 fail: Callable[[_Source, str], str]) -> _Source:  # fmt: skip
+def _call_source(
+    mode: Mode,
+    f: EnzymeJit,
+    ret_activity: Any,
+    argv: list[Arg],
+    fail: Callable[[_Source, str], str],
+) -> _Source:
     """The body of a generated `autodiff` call. `fail(src, message)` is the statement run
     when a run-time check fails."""
     for k, a in enumerate(argv):
@@ -183,8 +188,7 @@ def _call_source(mode: Mode, f: EnzymeJit, ret_activity: Any, argv: list[Arg],
     src.add("r = o[3]")
     if mode.reverse:
         adj = itertools.count()
-        out = _tuple([f"r[1][{next(adj)}]" if issubclass(a.cls, Active) else "None"
-                      for a in argv])  # fmt: skip
+        out = _tuple([f"r[1][{next(adj)}]" if issubclass(a.cls, Active) else "None" for a in argv])
     else:
         out = "None" if ret == "const" else tangent_source(deriv.restype, "r[1]")
     if mode.with_primal and (mode.reverse or ret_activity is not DuplicatedNoNeed):
@@ -211,8 +215,9 @@ def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str],
     for (k, a), (m, b) in itertools.combinations(arrays, 2):
         same = "False"
         if a.val == b.val and a.dval == b.dval:
-            same = (f"_identical({a.val_src}, {b.val_src}) and "
-                    f"_identical({a.dval_src}, {b.dval_src})")  # fmt: skip
+            same = (
+                f"_identical({a.val_src}, {b.val_src}) and _identical({a.dval_src}, {b.dval_src})"
+            )
         src.add(f"if _overlap({a.val_src}, {b.val_src}):")
         src.add(f"if not ({same}):", 2)
         src.add(fail(src, different_views(k, m)), 3)
@@ -230,8 +235,9 @@ def _arrays_in(ty: types.Type, expr: str) -> list[str]:
     return []
 
 
-def _shadows(src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]
-             ) -> tuple[list[str], list[tuple[str, str]]]:  # fmt: skip
+def _shadows(
+    src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]
+) -> tuple[list[str], list[tuple[str, str]]]:
     """Statements making one shadow per `Duplicated` argument, laid out like its primal
     (the engine replays the primal's address arithmetic on it): the shadow expressions and
     the (user shadow, copy) pairs to copy back after the call."""
@@ -261,8 +267,9 @@ def _shadows(src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]
     return shadows, copy_back
 
 
-def _copy_shadow(src: _Source, k: int, a: Arg, s: str, indent: int,
-                 fail: Callable[[_Source, str], str]) -> None:  # fmt: skip
+def _copy_shadow(
+    src: _Source, k: int, a: Arg, s: str, indent: int, fail: Callable[[_Source, str], str]
+) -> None:
     """`s = ` the shadow of `a` laid out like its primal (a copy unless it already is)."""
     layout = a.val.layout
     if layout == "C":
@@ -270,10 +277,18 @@ def _copy_shadow(src: _Source, k: int, a: Arg, s: str, indent: int,
     elif layout == "F":
         src.add(f"{s} = np.asfortranarray({a.dval_src})", indent)
     else:
-        src.add(f"if {a.val_src}.strides != {a.dval_src}.strides and "
-                f"not _copyable({a.val_src}):", indent)  # fmt: skip
-        src.add(fail(src, f"argument {k}: the primal's strides are not a multiple of its "
-                          "item size; pass a shadow with the primal's strides"), indent + 1)
+        src.add(
+            f"if {a.val_src}.strides != {a.dval_src}.strides and not _copyable({a.val_src}):",
+            indent,
+        )
+        src.add(
+            fail(
+                src,
+                f"argument {k}: the primal's strides are not a multiple of its "
+                "item size; pass a shadow with the primal's strides",
+            ),
+            indent + 1,
+        )
         src.add(f"{s} = _with_strides({a.val_src}, {a.dval_src})", indent)
 
 
@@ -299,8 +314,9 @@ def _compile(params: str, src: _Source) -> Callable[..., Any]:
 # --------------------------------------------------------------------- in-Numba autodiff
 
 
-def _parse_call(mode: types.Type, f: types.Type, args: tuple) -> tuple[Mode, EnzymeJit, Any,
-                                                                      list[Arg]]:  # fmt: skip
+def _parse_call(
+    mode: types.Type, f: types.Type, args: tuple
+) -> tuple[Mode, EnzymeJit, Any, list[Arg]]:
     """What `api.parse_arguments` finds, from Numba types (raises the same errors)."""
     m, fn = _mode_and_function(mode, f)
     if m.split:
@@ -308,8 +324,12 @@ def _parse_call(mode: types.Type, f: types.Type, args: tuple) -> tuple[Mode, Enz
     ret_activity = annotation_class(args[0]) if args else None
     start = 1 if ret_activity is not None else 0
     check_arity(fn, len(args) - start)
-    return m, fn, ret_activity, [_arg(k, ty, f"args[{k + start}]")
-                                 for k, ty in enumerate(args[start:])]  # fmt: skip
+    return (
+        m,
+        fn,
+        ret_activity,
+        [_arg(k, ty, f"args[{k + start}]") for k, ty in enumerate(args[start:])],
+    )
 
 
 def _mode_and_function(mode: types.Type, f: types.Type) -> tuple[Mode, EnzymeJit]:
@@ -331,15 +351,15 @@ def _arg(k: int, ty: types.Type, expr: str) -> Arg:
 def _autodiff_impl(mode, f, *args):  # no annotations: Numba compares signatures
     """The overload of `autodiff`: Numba types in, the generated implementation out."""
     m, fn, ret_activity, argv = _parse_call(mode, f, args)
-    return _compile("mode, f, *args", _call_source(m, fn, ret_activity, argv,
-                                                   _raise_shadow_error))  # fmt: skip
+    return _compile("mode, f, *args", _call_source(m, fn, ret_activity, argv, _raise_shadow_error))
 
 
 # --------------------------------------------------------------------- in-Numba gradient
 
 
-def _gradient_impl(autodiff: Callable[..., Any], mode: types.Type, f: types.Type,
-                   *args: types.Type) -> Callable[..., Any]:  # fmt: skip
+def _gradient_impl(
+    autodiff: Callable[..., Any], mode: types.Type, f: types.Type, *args: types.Type
+) -> Callable[..., Any]:
     """`gradient` in jitted code: generated code that calls `autodiff` (in jitted code) on
     copies, as `api.gradient` does."""
     m, fn = _mode_and_function(mode, f)
@@ -348,16 +368,16 @@ def _gradient_impl(autodiff: Callable[..., Any], mode: types.Type, f: types.Type
     for k, a in enumerate(argv):
         items = [a.val.dtype] if isinstance(a.val, types.List) else getattr(a.val, "types", ())
         if isinstance(a.val, types.List | types.BaseTuple) and any(map(_is_float, items)):
-            raise AnnotationError(f"argument {k}: a {a.val} carries no derivative enzpy can "
-                                  "return; pass np.asarray(...) of it (a float array)")
-    diff = [(a.plain or issubclass(a.cls, Active | Duplicated)) and _is_float(a.val)
-            for a in argv]  # fmt: skip
+            raise AnnotationError(
+                f"argument {k}: a {a.val} carries no derivative enzpy can "
+                "return; pass np.asarray(...) of it (a float array)"
+            )
+    diff = [(a.plain or issubclass(a.cls, Active | Duplicated)) and _is_float(a.val) for a in argv]
     src = _Source([], {"np": np, "_autodiff": autodiff})
     if m.reverse:
         grads = _reverse_gradient(src, argv, diff)
     else:
-        grads = [_forward_gradient(src, argv, diff, k) if d else "None"
-                 for k, d in enumerate(diff)]  # fmt: skip
+        grads = [_forward_gradient(src, argv, diff, k) if d else "None" for k, d in enumerate(diff)]
     src.add(f"return {_tuple(grads) if grads else '()'}")
     return _compile("mode, f, *args", src)
 
@@ -382,8 +402,9 @@ def _reverse_gradient(src: _Source, argv: list[Arg], diff: list[bool]) -> list[s
 
 
 def _is_float(ty: types.Type) -> bool:
-    return isinstance(ty, types.Float) or (isinstance(ty, types.Array)
-                                           and isinstance(ty.dtype, types.Float))
+    return isinstance(ty, types.Float) or (
+        isinstance(ty, types.Array) and isinstance(ty.dtype, types.Float)
+    )
 
 
 def _const_copy(src: _Source, a: Arg) -> str:
@@ -438,8 +459,13 @@ def register(autodiff: Callable[..., Any], gradient: Callable[..., Any]) -> None
 MISS = object()  # what a Python entry returns for a call of another shape
 
 
-def python_entry(mode: Mode, f: EnzymeJit, ret_activity: Any, classes: tuple[type, ...],
-                 other: Callable[..., Any]) -> Callable[..., Any]:  # fmt: skip
+def python_entry(
+    mode: Mode,
+    f: EnzymeJit,
+    ret_activity: Any,
+    classes: tuple[type, ...],
+    other: Callable[..., Any],
+) -> Callable[..., Any]:
     """A Python function taking `autodiff`'s arguments after `f`, for calls of one shape:
     `ret_activity` and `classes` (the Python type of each argument: an annotation class, or
     the type of a plain value). Calls of another shape go to `other` (another entry, or a
@@ -468,17 +494,21 @@ def python_entry(mode: Mode, f: EnzymeJit, ret_activity: Any, classes: tuple[typ
     exec(f"def entry({vals}):\n    return _stub({vals})\n", stub_ns)
     ns["_entry"] = numba.njit(stub_ns["entry"])
     unpack = f"({''.join(p + ', ' for p in params)}) = args"
-    exec(f"def call(*args):\n"
-         f"    if len(args) == {len(params)}:\n"
-         f"        {unpack}\n"
-         f"        if {' and '.join(checks) or 'True'}:\n"
-         f"            return _entry({', '.join(unpacked)})\n"
-         f"    return _other(*args)\n", ns)  # fmt: skip
+    exec(
+        f"def call(*args):\n"
+        f"    if len(args) == {len(params)}:\n"
+        f"        {unpack}\n"
+        f"        if {' and '.join(checks) or 'True'}:\n"
+        f"            return _entry({', '.join(unpacked)})\n"
+        f"    return _other(*args)\n",
+        ns,
+    )
     return ns["call"]
 
 
-def _entry_stub(mode: Mode, f: EnzymeJit, ret_activity: Any, spec: list[tuple[type, bool]]
-                ) -> Callable[..., Any]:  # fmt: skip
+def _entry_stub(
+    mode: Mode, f: EnzymeJit, ret_activity: Any, spec: list[tuple[type, bool]]
+) -> Callable[..., Any]:
     """A function of the unpacked values whose Numba overload is the generated call;
     `spec` holds (annotation class, whether the value was passed plain) per argument. The
     overload is inlined into the entry: the entry then holds no reference of its own when
@@ -504,7 +534,10 @@ def _entry_stub(mode: Mode, f: EnzymeJit, ret_activity: Any, spec: list[tuple[ty
         return _compile(params, src)
 
     ns: dict[str, Any] = {"_generate": generate}
-    exec(f"def stub({params}):\n    raise NotImplementedError('only callable from jitted code')\n"
-         f"def impl({params}):\n    return _generate({params})\n", ns)  # fmt: skip
+    exec(
+        f"def stub({params}):\n    raise NotImplementedError('only callable from jitted code')\n"
+        f"def impl({params}):\n    return _generate({params})\n",
+        ns,
+    )
     overload(ns["stub"], inline="always")(ns["impl"])
     return ns["stub"]

@@ -23,6 +23,5 @@ Forward = Mode("Forward", reverse=False, with_primal=False)
 ForwardWithPrimal = Mode("ForwardWithPrimal", reverse=False, with_primal=True)
 Reverse = Mode("Reverse", reverse=True, with_primal=False)
 ReverseWithPrimal = Mode("ReverseWithPrimal", reverse=True, with_primal=True)
-ReverseSplitWithPrimal = Mode("ReverseSplitWithPrimal", reverse=True, with_primal=True,
-                              split=True)  # fmt: skip
+ReverseSplitWithPrimal = Mode("ReverseSplitWithPrimal", reverse=True, with_primal=True, split=True)
 ReverseSplitNoPrimal = Mode("ReverseSplitNoPrimal", reverse=True, with_primal=False, split=True)

@@ -32,7 +32,7 @@ from .annotations import (
     Const,
     Duplicated,
     DuplicatedNoNeed,
-)  # fmt: skip
+)
 from .errors import AnnotationError
 from .modes import Mode
 

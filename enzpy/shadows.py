@@ -25,8 +25,9 @@ def check_argument(k: int, arg: Any, reverse: bool) -> Annotation:
             raise AnnotationError(unwrapped_message(k, arg))
         return Const(arg)
     if isinstance(arg, BatchDuplicated):
-        raise AnnotationError(f"argument {k}: {type(arg).__name__} (vector mode) is not "
-                              "supported yet")  # fmt: skip
+        raise AnnotationError(
+            f"argument {k}: {type(arg).__name__} (vector mode) is not supported yet"
+        )
     if isinstance(arg, Active | Duplicated):
         _check_precision(k, _float_dtype(arg.val))
     if isinstance(arg, Active):
@@ -39,11 +40,13 @@ def check_argument(k: int, arg: Any, reverse: bool) -> Annotation:
 def check_differentiable_container(k: int, arg: Any) -> None:
     """A list or tuple of floats where `gradient` takes a float array: its derivative has
     nowhere to go (Numba passes lists by value, and reflected lists are deprecated)."""
-    if isinstance(arg, list | tuple) and any(is_float_scalar(v) or isinstance(v, np.ndarray)
-                                             for v in arg):  # fmt: skip
+    if isinstance(arg, list | tuple) and any(
+        is_float_scalar(v) or isinstance(v, np.ndarray) for v in arg
+    ):
         raise AnnotationError(
             f"argument {k}: a {type(arg).__name__} of floats carries no derivative enzpy "
-            f"can return; pass np.asarray(...) of it (a float array) instead")
+            f"can return; pass np.asarray(...) of it (a float array) instead"
+        )
 
 
 def _float_dtype(v: Any) -> np.dtype | None:
@@ -57,9 +60,11 @@ def _check_precision(k: int, dtype: Any) -> None:
     """`AnnotationError` for float or complex data (`dtype`, a NumPy or Numba type) other
     than float32 and float64."""
     if dtype is not None and str(dtype) not in ("float32", "float64"):
-        raise AnnotationError(f"argument {k}: {dtype} data is not supported; enzpy "
-                              "differentiates float32 and float64 (convert with "
-                              "x.astype(np.float64) or float(a))")  # fmt: skip
+        raise AnnotationError(
+            f"argument {k}: {dtype} data is not supported; enzpy "
+            "differentiates float32 and float64 (convert with "
+            "x.astype(np.float64) or float(a))"
+        )
 
 
 def unwrapped_message(k: int, cls: type) -> str:
@@ -71,24 +76,29 @@ def _check_active(k: int, is_float: bool, got: str, reverse: bool) -> None:
     if not reverse:
         raise AnnotationError(
             f"argument {k}: Active is for reverse mode; in forward mode pass a float "
-            f"scalar with its tangent as Duplicated(a, da)")
+            f"scalar with its tangent as Duplicated(a, da)"
+        )
     if not is_float:
         raise AnnotationError(f"argument {k}: Active needs a float scalar, got {got}")
 
 
 def _check_shadow(k: int, x: Any, dx: Any, reverse: bool) -> None:
     if isinstance(x, np.ndarray):
-        _check_array_shadow(k, x.dtype.type in FLOAT_DTYPES, x.dtype,
-                            isinstance(dx, np.ndarray), type(dx).__name__)  # fmt: skip
+        _check_array_shadow(
+            k, x.dtype.type in FLOAT_DTYPES, x.dtype, isinstance(dx, np.ndarray), type(dx).__name__
+        )
         if dx.shape != x.shape or dx.dtype != x.dtype:
-            raise ShadowError(f"argument {k}: shadow has shape {dx.shape} and dtype "
-                              f"{dx.dtype}; the primal has {x.shape} and {x.dtype}")
+            raise ShadowError(
+                f"argument {k}: shadow has shape {dx.shape} and dtype "
+                f"{dx.dtype}; the primal has {x.shape} and {x.dtype}"
+            )
         if not dx.flags.writeable:
             raise ShadowError(_READ_ONLY.format(k=k))
         return
     if is_float_scalar(x):
-        _check_scalar_shadow(k, reverse, is_float_scalar(dx) or isinstance(dx, int),
-                             type(dx).__name__)  # fmt: skip
+        _check_scalar_shadow(
+            k, reverse, is_float_scalar(dx) or isinstance(dx, int), type(dx).__name__
+        )
         return
     raise AnnotationError(_not_differentiable(k, type(x).__name__))
 
@@ -96,23 +106,25 @@ def _check_shadow(k: int, x: Any, dx: Any, reverse: bool) -> None:
 _READ_ONLY = "argument {k}: the shadow array is read-only"
 
 
-def _check_array_shadow(k: int, is_float: bool, dtype: Any, dx_is_array: bool, dx_name: str
-                        ) -> None:  # fmt: skip
+def _check_array_shadow(
+    k: int, is_float: bool, dtype: Any, dx_is_array: bool, dx_name: str
+) -> None:
     if not is_float:
-        raise ShadowError(f"argument {k}: a {dtype} array carries no derivative "
-                          "(integer and boolean data is never active); pass it as Const")
+        raise ShadowError(
+            f"argument {k}: a {dtype} array carries no derivative "
+            "(integer and boolean data is never active); pass it as Const"
+        )
     if not dx_is_array:
-        raise ShadowError(f"argument {k}: the shadow of an array must be an array, got "
-                          f"{dx_name}")  # fmt: skip
+        raise ShadowError(f"argument {k}: the shadow of an array must be an array, got {dx_name}")
 
 
 def _check_scalar_shadow(k: int, reverse: bool, dx_ok: bool, dx_name: str) -> None:
     if reverse:
-        raise AnnotationError(f"argument {k}: a float scalar is Active(a) in reverse "
-                              "mode, not Duplicated")  # fmt: skip
+        raise AnnotationError(
+            f"argument {k}: a float scalar is Active(a) in reverse mode, not Duplicated"
+        )
     if not dx_ok:
-        raise ShadowError(f"argument {k}: the tangent of a float must be a float, got "
-                          f"{dx_name}")  # fmt: skip
+        raise ShadowError(f"argument {k}: the tangent of a float must be a float, got {dx_name}")
 
 
 def _not_differentiable(k: int, got: str) -> str:
@@ -120,14 +132,14 @@ def _not_differentiable(k: int, got: str) -> str:
     return f"argument {k}: Duplicated needs a float array or float scalar, got {got}{hint}"
 
 
-def check_argument_type(k: int, cls: type, val: types.Type, dval: types.Type | None,
-                        reverse: bool) -> None:  # fmt: skip
+def check_argument_type(
+    k: int, cls: type, val: types.Type, dval: types.Type | None, reverse: bool
+) -> None:
     """`check_argument` on Numba types, for calls inside jitted code: `cls` is the
     annotation class (`Const` for a plain value), `val` / `dval` the types it wraps. What
     only values tell (shapes, memory) is checked by the generated code at run time."""
     if issubclass(cls, Annotation) and not issubclass(cls, Const | Active | Duplicated):
-        raise AnnotationError(f"argument {k}: {cls.__name__} is not supported inside "
-                              "jitted code")  # fmt: skip
+        raise AnnotationError(f"argument {k}: {cls.__name__} is not supported inside jitted code")
     if issubclass(cls, Active | Duplicated):
         t = val.dtype if isinstance(val, types.Array) else val
         _check_precision(k, t if isinstance(t, types.Float | types.Complex) else None)
@@ -136,17 +148,25 @@ def check_argument_type(k: int, cls: type, val: types.Type, dval: types.Type | N
     if not issubclass(cls, Duplicated):
         return
     if isinstance(val, types.Array):
-        _check_array_shadow(k, isinstance(val.dtype, types.Float), val.dtype,
-                            isinstance(dval, types.Array), str(dval))  # fmt: skip
+        _check_array_shadow(
+            k,
+            isinstance(val.dtype, types.Float),
+            val.dtype,
+            isinstance(dval, types.Array),
+            str(dval),
+        )
         if dval.ndim != val.ndim or dval.dtype != val.dtype:
-            raise ShadowError(f"argument {k}: shadow has {dval.ndim} dimensions and dtype "
-                              f"{dval.dtype}; the primal has {val.ndim} and {val.dtype}")
+            raise ShadowError(
+                f"argument {k}: shadow has {dval.ndim} dimensions and dtype "
+                f"{dval.dtype}; the primal has {val.ndim} and {val.dtype}"
+            )
         if not dval.mutable:
             raise ShadowError(_READ_ONLY.format(k=k))
         return
     if isinstance(val, types.Float):
-        _check_scalar_shadow(k, reverse, isinstance(dval, types.Float | types.Integer
-                                                    | types.Boolean), str(dval))  # fmt: skip
+        _check_scalar_shadow(
+            k, reverse, isinstance(dval, types.Float | types.Integer | types.Boolean), str(dval)
+        )
         return
     raise AnnotationError(_not_differentiable(k, str(val)))
 
@@ -173,8 +193,10 @@ def shadow_shares_primal(k: int, m: int) -> str:
 def different_views(k: int, m: int) -> str:
     """The error for two `Duplicated` arguments sharing memory as different views or with
     different shadows."""
-    return (f"arguments {k} and {m} share memory but are not the same view with the same "
-            "shadow; pass the same shadow for the same memory")
+    return (
+        f"arguments {k} and {m} share memory but are not the same view with the same "
+        "shadow; pass the same shadow for the same memory"
+    )
 
 
 def shadows_overlap(k: int, m: int) -> str:
@@ -187,8 +209,11 @@ def check_aliasing(annotated: list[Annotation]) -> None:
     with another argument's shadow, unless the two arguments are the same view with the
     same shadow (one memory, one derivative): anything else would silently mix primal
     values and derivatives, or split a derivative."""
-    dup = [(k, a.val, a.dval) for k, a in enumerate(annotated)
-           if isinstance(a, Duplicated) and isinstance(a.val, np.ndarray)]  # fmt: skip
+    dup = [
+        (k, a.val, a.dval)
+        for k, a in enumerate(annotated)
+        if isinstance(a, Duplicated) and isinstance(a.val, np.ndarray)
+    ]
     primals = [(m, y) for m, a in enumerate(annotated) for y in _arrays_in(a.val)]
     for k, _, dx in dup:
         for m, y in primals:
@@ -214,5 +239,8 @@ def _shares(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
-    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-            and a.shape == b.shape and a.strides == b.strides)  # fmt: skip
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.shape == b.shape
+        and a.strides == b.strides
+    )

@@ -21,14 +21,16 @@ DUPLICATED_RETURN_IN_REVERSE = (
     "combined reverse mode does not accept a Duplicated return: the shadow of a returned "
     "array is created inside the call and the caller has no moment to seed it. Either return "
     "by reference (write the result into a Duplicated argument and seed its shadow) or use "
-    "split mode (ReverseSplitWithPrimal).")  # fmt: skip
+    "split mode (ReverseSplitWithPrimal)."
+)
 
 
 def check_mode(mode: Any) -> Mode:
     """`mode`, if it is one (else `AnnotationError`)."""
     if not isinstance(mode, Mode):
-        raise AnnotationError(f"the first argument must be a mode such as enzpy.Forward, "
-                              f"got {mode!r}")  # fmt: skip
+        raise AnnotationError(
+            f"the first argument must be a mode such as enzpy.Forward, got {mode!r}"
+        )
     return mode
 
 
@@ -36,8 +38,10 @@ def check_function(f: Any, shown: Any = None) -> EnzymeJit:
     """`f`, if it is an `enzyme_jit` function (else `AnnotationError` naming `shown`, by
     default `f`)."""
     if not isinstance(f, EnzymeJit):
-        raise AnnotationError(f"autodiff needs a function decorated with @enzpy.enzyme_jit, "
-                              f"got {f if shown is None else shown!r}")  # fmt: skip
+        raise AnnotationError(
+            f"autodiff needs a function decorated with @enzpy.enzyme_jit, "
+            f"got {f if shown is None else shown!r}"
+        )
     return f
 
 
@@ -48,8 +52,9 @@ def check_arity(f: EnzymeJit, got: int) -> None:
         raise AnnotationError(f"{f.py_func.__qualname__} takes {n} arguments, got {got}")
 
 
-def signature_of_types(mode: Mode, f: Any, ret_activity: Any, classes: tuple[type, ...],
-                       argtypes: tuple) -> tuple[str, tuple, tuple, str]:  # fmt: skip
+def signature_of_types(
+    mode: Mode, f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes: tuple
+) -> tuple[str, tuple, tuple, str]:
     """The key `derivatives.derivative` is built for: ('forward' | 'reverse', `argtypes`,
     'dup' / 'const' per argument, the return activity). `classes` holds the annotation class
     of each argument (`Const` for plain values)."""
@@ -61,16 +66,23 @@ def signature_of_types(mode: Mode, f: Any, ret_activity: Any, classes: tuple[typ
 def forward_types(ret_activity: Any, classes: tuple[type, ...], argtypes: tuple) -> tuple:
     """(argtypes, kinds, ret) of a forward-mode derivative."""
     if ret_activity is Active:
-        raise AnnotationError("an Active return is for reverse mode; in forward mode the "
-                              "return is Duplicated (its tangent is returned) or Const")
+        raise AnnotationError(
+            "an Active return is for reverse mode; in forward mode the "
+            "return is Duplicated (its tangent is returned) or Const"
+        )
     ret = {Const: "const", DuplicatedNoNeed: "dup_noneed"}.get(ret_activity, "dup")
-    kinds = tuple("dup_noneed" if issubclass(c, DuplicatedNoNeed) else
-                  "dup" if issubclass(c, Duplicated) else "const" for c in classes)
+    kinds = tuple(
+        "dup_noneed"
+        if issubclass(c, DuplicatedNoNeed)
+        else "dup"
+        if issubclass(c, Duplicated)
+        else "const"
+        for c in classes
+    )
     return argtypes, kinds, ret
 
 
-def reverse_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes: tuple
-                  ) -> tuple:  # fmt: skip
+def reverse_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes: tuple) -> tuple:
     """(argtypes, kinds, ret) of a combined reverse-mode derivative."""
     if ret_activity is not None and issubclass(ret_activity, Duplicated):
         raise AnnotationError(DUPLICATED_RETURN_IN_REVERSE)
@@ -83,12 +95,15 @@ def reverse_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes
             "seeds a float return with 1.0 and has no seed for this one. Pass the return "
             "activity Const after f if no derivative through the return is wanted; to "
             "differentiate through it, return by reference (write it into a Duplicated "
-            "argument and seed its shadow) or use split mode (ez.autodiff_thunk)")  # fmt: skip
+            "argument and seed its shadow) or use split mode (ez.autodiff_thunk)"
+        )
     if ret_activity is None:
         ret_activity = Active if restype_is_float else Const
     if ret_activity is Active and not restype_is_float:
-        raise AnnotationError("an Active return needs a float return value; pass Const "
-                              "after f, and seed array outputs through their shadows")
+        raise AnnotationError(
+            "an Active return needs a float return value; pass Const "
+            "after f, and seed array outputs through their shadows"
+        )
     ret = "active" if ret_activity is Active else "const"
     return argtypes, kinds, ret
 
@@ -97,8 +112,7 @@ def _reverse_kinds(classes: tuple[type, ...]) -> tuple[str, ...]:
     return tuple("dup" if issubclass(c, Duplicated | Active) else "const" for c in classes)
 
 
-def split_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes: tuple
-                ) -> tuple:  # fmt: skip
+def split_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes: tuple) -> tuple:
     """(argtypes, kinds, ret) of a split-mode derivative: the return is 'active' (a float or
     a tuple of floats, seeded by value), 'dup' (arrays, seeded through their shadow) or
     'const'; by default whichever the return type allows."""
@@ -108,17 +122,23 @@ def split_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes: 
         ret_activity = Active if by_value else Duplicated if contains_float(restype) else Const
     name = f.py_func.__qualname__
     if ret_activity is Active and not by_value:
-        raise AnnotationError(f"an Active return needs a float (or tuple of floats) return "
-                              f"value; {name} returns {restype}: pass Duplicated to seed "
-                              "the shadow of a returned array")  # fmt: skip
+        raise AnnotationError(
+            f"an Active return needs a float (or tuple of floats) return "
+            f"value; {name} returns {restype}: pass Duplicated to seed "
+            "the shadow of a returned array"
+        )
     if issubclass(ret_activity, Duplicated):
         if by_value:
-            raise AnnotationError(f"{name} returns {restype}: a float return is Active "
-                                  "(its cotangent is passed to the reverse pass)")
+            raise AnnotationError(
+                f"{name} returns {restype}: a float return is Active "
+                "(its cotangent is passed to the reverse pass)"
+            )
         if not contains_float(restype) or _has_loose_float(restype):
-            raise AnnotationError(f"a Duplicated return needs a returned array or tuple of "
-                                  f"arrays; {name} returns {restype} (return floats and "
-                                  "arrays from separate functions)")
+            raise AnnotationError(
+                f"a Duplicated return needs a returned array or tuple of "
+                f"arrays; {name} returns {restype} (return floats and "
+                "arrays from separate functions)"
+            )
     elif ret_activity not in (Active, Const):
         raise AnnotationError(f"unsupported return activity {ret_activity.__name__}")
     ret = {Active: "active", Const: "const"}.get(ret_activity, "dup")

@@ -54,11 +54,15 @@ class Tape:
 
     def _take(self, thunk: _Thunk) -> tuple:
         if thunk is not self._thunk:
-            raise EnzpyError("this tape was made by the forward pass of another thunk; pass "
-                             "it to the reverse pass returned with that forward pass")
+            raise EnzpyError(
+                "this tape was made by the forward pass of another thunk; pass "
+                "it to the reverse pass returned with that forward pass"
+            )
         if not self._pending:
-            raise EnzpyError("this tape was already used by a reverse pass (a tape serves "
-                             "one reverse pass: call fwd again for another)")
+            raise EnzpyError(
+                "this tape was already used by a reverse pass (a tape serves "
+                "one reverse pass: call fwd again for another)"
+            )
         self._pending = False
         return self._args
 
@@ -81,8 +85,9 @@ class Tape:
 class _Thunk:
     """One split-mode derivative of `f` for fixed argument types and activities."""
 
-    def __init__(self, mode: Mode, f: EnzymeJit, ret: str, annotated: list[Annotation],
-                 deriv: Derivative) -> None:  # fmt: skip
+    def __init__(
+        self, mode: Mode, f: EnzymeJit, ret: str, annotated: list[Annotation], deriv: Derivative
+    ) -> None:
         self.mode, self.f, self.ret, self.derivative = mode, f, ret, deriv
         self.name = f.py_func.__qualname__
         self.classes = tuple(type(a) for a in annotated)
@@ -99,21 +104,25 @@ class _Thunk:
                 return tuple(float(v) for v in dret)
             return float(dret)
         except (TypeError, ValueError):
-            raise AnnotationError(f"the return's cotangent must be like the return of "
-                                  f"{self.name} ({restype}), got {dret!r}") from None
+            raise AnnotationError(
+                f"the return's cotangent must be like the return of "
+                f"{self.name} ({restype}), got {dret!r}"
+            ) from None
 
     def check(self, args: tuple) -> list[Annotation]:
         """The annotated arguments of one call, checked against the thunk's types."""
         if len(args) != len(self.classes):
-            raise AnnotationError(f"the thunk of {self.name} takes {len(self.classes)} "
-                                  f"annotated arguments, got {len(args)}")  # fmt: skip
+            raise AnnotationError(
+                f"the thunk of {self.name} takes {len(self.classes)} "
+                f"annotated arguments, got {len(args)}"
+            )
         annotated = [check_argument(k, a, True) for k, a in enumerate(args)]
-        for k, (a, cls, t) in enumerate(zip(annotated, self.classes, self.argtypes,
-                                            strict=True)):  # fmt: skip
+        for k, (a, cls, t) in enumerate(zip(annotated, self.classes, self.argtypes, strict=True)):
             if type(a) is not cls or numba.typeof(a.val) != t:
                 raise AnnotationError(
                     f"argument {k}: the thunk was made for {cls.__name__} of {t}, got "
-                    f"{type(a).__name__} of {numba.typeof(a.val)}; make another thunk")
+                    f"{type(a).__name__} of {numba.typeof(a.val)}; make another thunk"
+                )
         check_aliasing(annotated)
         return annotated
 
@@ -133,8 +142,9 @@ def _flat(annotated: list[Annotation]) -> tuple[tuple, list]:
 
 
 def _shapes(annotated: list[Annotation]) -> tuple:
-    return tuple((a.val.shape, a.val.strides) if isinstance(a.val, np.ndarray) else None
-                 for a in annotated)  # fmt: skip
+    return tuple(
+        (a.val.shape, a.val.strides) if isinstance(a.val, np.ndarray) else None for a in annotated
+    )
 
 
 def _memory(x: np.ndarray) -> tuple:
@@ -176,11 +186,14 @@ class ReversePass:
         t = self._thunk
         n = len(t.classes) + (t.ret == "active")
         if len(args) != n + 1 or not isinstance(args[-1], Tape):
-            what = "the annotated arguments, the return's cotangent, then the tape" \
-                if t.ret == "active" else "the annotated arguments, then the tape"
+            what = (
+                "the annotated arguments, the return's cotangent, then the tape"
+                if t.ret == "active"
+                else "the annotated arguments, then the tape"
+            )
             raise AnnotationError(f"the reverse pass of {t.name} takes {what}")
         tape = args[-1]
-        annotated = t.check(args[:len(t.classes)])
+        annotated = t.check(args[: len(t.classes)])
         if tape._thunk is t and tape._pending:
             self._check_same(annotated, tape)
         saved = tape._take(t)
@@ -196,14 +209,17 @@ class ReversePass:
         """The reverse pass runs at the point the forward pass saw, into the shadows it saw
         (the tape holds addresses inside them): same shapes, same shadow memory."""
         if _shapes(annotated) != tape._shapes:
-            raise ShadowError("the reverse pass got arrays of other shapes or strides than "
-                              "its forward pass")  # fmt: skip
+            raise ShadowError(
+                "the reverse pass got arrays of other shapes or strides than its forward pass"
+            )
         copied = {id(copy): user for user, copy in tape._copies}
-        saved = (copied.get(id(s), s) for s in tape._args[len(annotated):])
+        saved = (copied.get(id(s), s) for s in tape._args[len(annotated) :])
         for k, a in enumerate(annotated):
             if isinstance(a, Duplicated) and _memory(a.dval) != _memory(next(saved)):
-                raise ShadowError(f"argument {k}: the reverse pass must get the shadow its "
-                                  "forward pass got (the tape points into it)")
+                raise ShadowError(
+                    f"argument {k}: the reverse pass must get the shadow its "
+                    "forward pass got (the tape points into it)"
+                )
 
     def __repr__(self) -> str:
         return f"<enzpy reverse pass of {self._thunk.name}>"
@@ -239,8 +255,9 @@ def autodiff_thunk(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[ForwardPass, R
     [12.0, 24.0]
     """
     if mode not in (ReverseSplitWithPrimal, ReverseSplitNoPrimal):
-        raise AnnotationError(f"autodiff_thunk takes ReverseSplitWithPrimal or "
-                              f"ReverseSplitNoPrimal, got {mode!r}")  # fmt: skip
+        raise AnnotationError(
+            f"autodiff_thunk takes ReverseSplitWithPrimal or ReverseSplitNoPrimal, got {mode!r}"
+        )
     ret_activity, annotated = parse_arguments(mode, f, args, thunk=True)
     classes = tuple(map(type, annotated))
     argtypes = tuple(numba.typeof(a.val) for a in annotated)

@@ -78,8 +78,11 @@ def main() -> None:
             e, zero = np.eye(n)[k], np.zeros(n)
             g_fd, _ = central_fd(x, y, *((e, zero) if arg == "x" else (zero, e)))
             worst = max(worst, abs(grad[k] - g_fd))
-            print(f"{arg}[{k}]".ljust(10), f"{grad[k]:>18.12f} {g_fd:>18.12f}",
-                  f"{abs(grad[k] - g_fd):>9.1e}")  # fmt: skip
+            print(
+                f"{arg}[{k}]".ljust(10),
+                f"{grad[k]:>18.12f} {g_fd:>18.12f}",
+                f"{abs(grad[k] - g_fd):>9.1e}",
+            )
     print()
     print(f"max abs difference enzpy vs finite differences: {worst:.1e}")
 

@@ -10,6 +10,11 @@ from .forward import ForwardResult, forward
 from .reverse import ReverseResult, reverse
 
 __all__ = [
-    "Activity", "EngineError", "ForwardResult", "NoDerivativeError", "ReverseResult",
-    "forward", "reverse",
-]  # fmt: skip
+    "Activity",
+    "EngineError",
+    "ForwardResult",
+    "NoDerivativeError",
+    "ReverseResult",
+    "forward",
+    "reverse",
+]

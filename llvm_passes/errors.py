@@ -17,8 +17,9 @@ class NoDerivativeError(EngineError):
     the mode, the source location when the IR kept one, and the calls that led there
     (`calls`: (caller, location of the call), innermost first)."""
 
-    def __init__(self, what: str, inst_text: str, fn: str, mode: str, loc: str = "",
-                 hint: str = "") -> None:  # fmt: skip
+    def __init__(
+        self, what: str, inst_text: str, fn: str, mode: str, loc: str = "", hint: str = ""
+    ) -> None:
         self.what, self.inst_text, self.fn, self.mode, self.loc = what, inst_text, fn, mode, loc
         self.hint = hint
         self.calls: list[tuple[str, str]] = []
@@ -32,8 +33,10 @@ class NoDerivativeError(EngineError):
     def __str__(self) -> str:
         where = f" at {self.loc}" if self.loc else ""
         how = self.mode if self.mode.endswith("analysis") else f"{self.mode} mode"
-        lines = [f"cannot differentiate {self.what}{where} ({how}) in function {self.fn}:",
-                 f"    {self.inst_text}"]  # fmt: skip
+        lines = [
+            f"cannot differentiate {self.what}{where} ({how}) in function {self.fn}:",
+            f"    {self.inst_text}",
+        ]
         lines += [f"  called from {fn}" + (f" at {loc}" if loc else "") for fn, loc in self.calls]
         if self.hint:
             lines.append(self.hint)

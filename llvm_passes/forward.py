@@ -30,7 +30,7 @@ from .ir import (
     Type,
     Value,
     parse_module,
-)  # fmt: skip
+)
 from .ir.builder import Builder, Namer
 from .ir.types import I64, PTR, size_in_bytes, struct
 from .ir.values import const
@@ -53,25 +53,34 @@ class ForwardResult:
         return self.module.text()
 
 
-def forward(module_text: str | Module, fn_name: str, activities: Sequence[Activity],
-            pointee: Sequence[Type | None] | None = None) -> ForwardResult:  # fmt: skip
+def forward(
+    module_text: str | Module,
+    fn_name: str,
+    activities: Sequence[Activity],
+    pointee: Sequence[Type | None] | None = None,
+) -> ForwardResult:
     """Synthesize `fwddiffe_<fn_name>` for the given per-argument activities; `pointee`
     (optional) gives, per pointer argument, the type of the values its memory holds."""
     module, fn, _ = function_to_derive(module_text, fn_name, activities, pointee)
     # DuplicatedNoNeed: the caller does not need the primal memory behind these arguments
     # after the call; stores into it are dropped where nothing in the function reads it
-    unneeded = {a for a, act in zip(fn.args, activities, strict=True)
-                if act is Activity.DUP_NONEED and a.type.is_ptr and write_only(fn, a)}
+    unneeded = {
+        a
+        for a, act in zip(fn.args, activities, strict=True)
+        if act is Activity.DUP_NONEED and a.type.is_ptr and write_only(fn, a)
+    }
     synth = _Synthesizer(module, unneeded)
     pattern = tuple(a.active for a in activities)
     name = synth.derive(fn, pattern, f"fwddiffe_{fn_name}")
     return ForwardResult(module, name, synth.results[(fn_name, pattern)])
 
 
-def function_to_derive(module_text: str | Module, fn_name: str,
-                       activities: Sequence[Activity],
-                       pointee: Sequence[Type | None] | None = None
-                       ) -> tuple[Module, Function, MemoryFacts]:  # fmt: skip
+def function_to_derive(
+    module_text: str | Module,
+    fn_name: str,
+    activities: Sequence[Activity],
+    pointee: Sequence[Type | None] | None = None,
+) -> tuple[Module, Function, MemoryFacts]:
     """The parsed module and the defined function `fn_name`, checked against `activities`,
     with floats moved through integers rewritten as floats (`transforms.float_bits`), and
     what is known of the memory behind each function's pointer arguments."""
@@ -80,8 +89,9 @@ def function_to_derive(module_text: str | Module, fn_name: str,
     if fn is None or fn.is_declaration:
         raise KeyError(f"function @{fn_name} is not defined in the module")
     if len(activities) != len(fn.args):
-        raise ValueError(f"@{fn_name} takes {len(fn.args)} arguments, "
-                         f"got {len(activities)} activities")  # fmt: skip
+        raise ValueError(
+            f"@{fn_name} takes {len(fn.args)} arguments, got {len(activities)} activities"
+        )
     return module, fn, follow_float_bits(module, fn_name, pointee)
 
 
@@ -115,8 +125,14 @@ class _Synthesizer:
 class _FunctionForward:
     """Builds one forward function."""
 
-    def __init__(self, synth: _Synthesizer, fn: Function, act: ActivityResult, name: str,
-                 unneeded: set[Value] | frozenset = frozenset()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        synth: _Synthesizer,
+        fn: Function,
+        act: ActivityResult,
+        name: str,
+        unneeded: set[Value] | frozenset = frozenset(),
+    ) -> None:
         self.synth, self.fn, self.act, self.name = synth, fn, act, name
         self.unneeded = unneeded  # pointers whose primal stores are skipped
         self.module = synth.module
@@ -157,12 +173,25 @@ class _FunctionForward:
     # ---- helpers -------------------------------------------------------------------------
     def copy(self, inst: Instruction) -> Instruction:
         clone = Instruction(
-            inst.opcode, inst.type, list(inst.operands), inst.name, flags=inst.flags,
-            pred=inst.pred, aux_type=inst.aux_type, indices=inst.indices,
-            labels=list(inst.labels), callee=inst.callee, fnty=inst.fnty,
-            arg_attrs=list(inst.arg_attrs), ret_attrs=inst.ret_attrs, fn_attrs=inst.fn_attrs,
-            tail=inst.tail, align=inst.align, template=inst.template, loc=inst.loc,
-        )  # fmt: skip
+            inst.opcode,
+            inst.type,
+            list(inst.operands),
+            inst.name,
+            flags=inst.flags,
+            pred=inst.pred,
+            aux_type=inst.aux_type,
+            indices=inst.indices,
+            labels=list(inst.labels),
+            callee=inst.callee,
+            fnty=inst.fnty,
+            arg_attrs=list(inst.arg_attrs),
+            ret_attrs=inst.ret_attrs,
+            fn_attrs=inst.fn_attrs,
+            tail=inst.tail,
+            align=inst.align,
+            template=inst.template,
+            loc=inst.loc,
+        )
         self.b.insert(clone)
         self.vmap[inst] = clone
         return clone
@@ -193,10 +222,12 @@ class _FunctionForward:
         if ty.is_ptr and at in self.act.maybe_primal:
             return v  # memory without derivatives, merged with memory with: its own shadow
         if ty.is_ptr:
-            raise self.fail(at, f"a pointer without derivative ({v.ref}) used where memory "
-                            "carries derivatives",
-                            "Mixing a Const array with Duplicated ones in one place (a branch, "
-                            "a container, a store) is not supported: make both Duplicated.")
+            raise self.fail(
+                at,
+                f"a pointer without derivative ({v.ref}) used where memory carries derivatives",
+                "Mixing a Const array with Duplicated ones in one place (a branch, "
+                "a container, a store) is not supported: make both Duplicated.",
+            )
         out: Value = Constant(ty, "undef")
         for k in range(len(ty.elems) if ty.kind == "struct" else ty.count):
             field = self.b.extractvalue(v, k)
@@ -257,8 +288,9 @@ class _FunctionForward:
             shadow = self.tan[ptr]
             t = self.b.load(inst.type, shadow, inst.align, self.hint(inst))
             if ptr in self.act.maybe_primal and inst.type.is_float:  # no derivative there
-                t = self.b.select(self.is_primal(shadow, ptr), Builder.zero(inst.type), t,
-                                  self.hint(inst))  # fmt: skip
+                t = self.b.select(
+                    self.is_primal(shadow, ptr), Builder.zero(inst.type), t, self.hint(inst)
+                )
             self.tan[inst] = t
 
     def visit_store(self, inst: Instruction) -> None:
@@ -266,8 +298,9 @@ class _FunctionForward:
             self.copy(inst)
         value, ptr = inst.operands
         if value in self.act.maybe_primal:
-            raise self.fail(inst, "storing a pointer to memory with or without derivatives",
-                            self.MERGED)  # fmt: skip
+            raise self.fail(
+                inst, "storing a pointer to memory with or without derivatives", self.MERGED
+            )
         shadow = self.tan.get(ptr)
         if shadow is not None:
             t = self.shadow_of(value, inst)
@@ -275,11 +308,13 @@ class _FunctionForward:
                 t = self.b.select(self.is_primal(shadow, ptr), value, t, "shadow.val")
             self.b.store(t, shadow, inst.align)
 
-    MERGED = ("Memory with a derivative and memory without one (a Const array, a local array "
-              "that holds no derivative) are chosen between here (a branch or a select); "
-              "such a pointer may be loaded from and stored through, not stored, returned or "
-              "passed to a function. Mark both Duplicated, or choose between the values "
-              "instead of the arrays.")  # fmt: skip
+    MERGED = (
+        "Memory with a derivative and memory without one (a Const array, a local array "
+        "that holds no derivative) are chosen between here (a branch or a select); "
+        "such a pointer may be loaded from and stored through, not stored, returned or "
+        "passed to a function. Mark both Duplicated, or choose between the values "
+        "instead of the arrays."
+    )
 
     def is_primal(self, shadow: Value, ptr: Value) -> Value:
         """Whether a shadow address is the primal's own (memory without derivatives)."""
@@ -289,16 +324,22 @@ class _FunctionForward:
         """Refuse passing a pointer whose shadow may be its primal (see `maybe_primal`) to a
         call other than reference counting (applied to both, it balances)."""
         if inst.callee_name not in REFCOUNT and any(
-                o in self.act.maybe_primal for o in inst.operands):  # fmt: skip
-            raise self.fail(inst, f"a call to {inst.callee_name or 'a function'} with a "
-                            "pointer to memory with or without derivatives", self.MERGED)
+            o in self.act.maybe_primal for o in inst.operands
+        ):
+            raise self.fail(
+                inst,
+                f"a call to {inst.callee_name or 'a function'} with a "
+                "pointer to memory with or without derivatives",
+                self.MERGED,
+            )
 
     def visit_gep(self, inst: Instruction) -> None:
         clone = self.copy(inst)
         if self.act.is_active(inst):
             base, *idx = inst.operands
-            t = self.b.gep(inst.aux_type, self.tan[base], *idx, flags=clone.flags,
-                           hint=self.hint(inst))  # fmt: skip
+            t = self.b.gep(
+                inst.aux_type, self.tan[base], *idx, flags=clone.flags, hint=self.hint(inst)
+            )
             self.tan[inst] = t
 
     def visit_alloca(self, inst: Instruction) -> None:
@@ -317,8 +358,9 @@ class _FunctionForward:
     def _structural(self, inst: Instruction) -> None:
         self.copy(inst)
         if self.act.is_active(inst):
-            ops = [self.shadow_of(o, inst) if o.type.may_carry_derivative else o
-                   for o in inst.operands]  # fmt: skip
+            ops = [
+                self.shadow_of(o, inst) if o.type.may_carry_derivative else o for o in inst.operands
+            ]
             t = Instruction(inst.opcode, inst.type, ops, indices=inst.indices, flags=inst.flags)
             self.tan[inst] = self.b.insert(t, self.hint(inst))
 
@@ -365,9 +407,12 @@ class _FunctionForward:
         if any(self.act.is_active(o) for o in inst.operands) or self.act.is_active(inst):
             if rules.lookup(inst) is None:
                 callee = inst.callee_name or "an indirect call"
-                raise self.fail(inst, f"a call to {callee}",
-                                "No derivative rule exists for it: mark the arguments that "
-                                "reach it Const, so that no derivative flows through it.")
+                raise self.fail(
+                    inst,
+                    f"a call to {callee}",
+                    "No derivative rule exists for it: mark the arguments that "
+                    "reach it Const, so that no derivative flows through it.",
+                )
             try:
                 return self.visit_rule_call(inst)
             except ValueError as e:
@@ -387,12 +432,17 @@ class _FunctionForward:
             self.vmap[inst] = self.b.select(failed, null, clone, inst.name or "alloc")
         if self.act.is_active(inst):
             if t is None and inst.type.is_ptr:
-                sources = [o.callee_name for o in inst.operands
-                           if isinstance(o, Instruction) and o.opcode == "call"]  # fmt: skip
+                sources = [
+                    o.callee_name
+                    for o in inst.operands
+                    if isinstance(o, Instruction) and o.opcode == "call"
+                ]
                 made = f" (into memory from @{sources[0]})" if sources else ""
-                raise self.fail(inst, f"a call to {inst.callee_name} returning a pointer{made}",
-                                "That memory has no shadow: derivatives stored into it would "
-                                "be lost.")  # fmt: skip
+                raise self.fail(
+                    inst,
+                    f"a call to {inst.callee_name} returning a pointer{made}",
+                    "That memory has no shadow: derivatives stored into it would be lost.",
+                )
             self.set_tangent(inst, t)
 
     def call_derivative(self, inst: Instruction, summary: ActivityResult) -> None:
@@ -401,8 +451,11 @@ class _FunctionForward:
         with called_from(self.fn.name, inst.loc):
             name = self.synth.derive(callee, summary.pattern)
         clone = self.copy(inst)
-        shadows = [self.shadow_of(o, inst) for o, p in zip(inst.operands, summary.pattern,
-                                                           strict=True) if p]  # fmt: skip
+        shadows = [
+            self.shadow_of(o, inst)
+            for o, p in zip(inst.operands, summary.pattern, strict=True)
+            if p
+        ]
         clone.operands = list(inst.operands) + shadows
         clone.arg_attrs = list(inst.arg_attrs) + [""] * len(shadows)
         clone.callee = GlobalRef(name, clone.callee.type if clone.callee else inst.type)

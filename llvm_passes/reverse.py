@@ -27,7 +27,7 @@ from .analysis.loops import (
     counted_loops,
     loop_headers,
     split_exit_edges,
-)  # fmt: skip
+)
 from .analysis.memtypes import MemoryFacts
 from .analysis.readonly import allocations, element_type, invariant_loads, reloadable_loads
 from .errors import NoDerivativeError, called_from
@@ -79,12 +79,15 @@ from .tape import (
     reserve,
     storable,
     sync,
-)  # fmt: skip
+)
 
 MODE = "reverse"
 # instructions the reverse sweep may recompute instead of taking from the tape
-_PURE = BINARY | CASTS | {"fneg", "icmp", "fcmp", "select", "getelementptr", "extractvalue",
-                          "insertvalue", "freeze"}  # fmt: skip
+_PURE = (
+    BINARY
+    | CASTS
+    | {"fneg", "icmp", "fcmp", "select", "getelementptr", "extractvalue", "insertvalue", "freeze"}
+)
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,16 @@ class ReverseResult:
         return self.module.text()
 
 
-def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activity],
-            tape_bytes_at: int | None = None, split: bool = False,
-            distinct: frozenset[int] = frozenset(),
-            pointee: Sequence[Type | None] | None = None, out_of_memory: str | None = None
-            ) -> ReverseResult:  # fmt: skip
+def reverse(
+    module_text: str | Module,
+    fn_name: str,
+    activities: Sequence[Activity],
+    tape_bytes_at: int | None = None,
+    split: bool = False,
+    distinct: frozenset[int] = frozenset(),
+    pointee: Sequence[Type | None] | None = None,
+    out_of_memory: str | None = None,
+) -> ReverseResult:
     """Synthesize the gradient of `fn_name` (contract: see module doc).
 
     Combined (default): `diffe_<f>(args, shadows)` owning its tape. Split: three entry points
@@ -138,34 +146,56 @@ def reverse(module_text: str | Module, fn_name: str, activities: Sequence[Activi
         hook = parse_module(out_of_memory)
         module.merge(hook)
         oom = next(f.name for f in hook.functions.values() if not f.is_declaration)
-    synth = _Synthesizer(module, facts, reload=None if split else fn.name,
-                         distinct=frozenset() if split else distinct)  # fmt: skip
+    synth = _Synthesizer(
+        module,
+        facts,
+        reload=None if split else fn.name,
+        distinct=frozenset() if split else distinct,
+    )
     pattern = tuple(a.active for a in activities)
     aug, rev = synth.derive(fn, pattern)
     entries = _Entries(module, fn, pattern, tape_bytes_at, oom)
     aliased = None
     if split:
-        names = (entries.augment(aug), entries.finish("reverse", rev),
-                 entries.finish("release", synth.release(fn, pattern)))  # fmt: skip
+        names = (
+            entries.augment(aug),
+            entries.finish("reverse", rev),
+            entries.finish("release", synth.release(fn, pattern)),
+        )
     else:
         names = (entries.combined(aug, rev),)
         if synth.plans[(fn.name, pattern)].assumes_distinct:
             aliased = entries.combined(*synth.derive(fn, pattern, aliased=True), ".aliased")
-    return ReverseResult(module, names[0], synth.results[(fn.name, pattern)], names[1:],
-                         aliased, entries.drop_tapes())  # fmt: skip
+    return ReverseResult(
+        module,
+        names[0],
+        synth.results[(fn.name, pattern)],
+        names[1:],
+        aliased,
+        entries.drop_tapes(),
+    )
 
 
 class _Entries:
     """The exported entry points: the primal's arguments, then one shadow per active one."""
 
-    def __init__(self, module: Module, fn: Function, pattern: tuple[bool, ...],
-                 tape_bytes_at: int | None, out_of_memory: str | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        module: Module,
+        fn: Function,
+        pattern: tuple[bool, ...],
+        tape_bytes_at: int | None,
+        out_of_memory: str | None,
+    ) -> None:
         self.module, self.fn, self.tape_bytes_at = module, fn, tape_bytes_at
         self.out_of_memory = out_of_memory
         self.cells: list[GlobalRef] = []  # where the combined entries keep tape storage
         self.args = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
-        self.shadows = [Argument(PTR, f"{a.name}.shadow", "", 0)
-                        for a, p in zip(fn.args, pattern, strict=True) if p]  # fmt: skip
+        self.shadows = [
+            Argument(PTR, f"{a.name}.shadow", "", 0)
+            for a, p in zip(fn.args, pattern, strict=True)
+            if p
+        ]
         # a float-returning (non-Numba) function takes the return's cotangent last
         self.dret = [Argument(fn.ret_type, "dret", "", 0)] if fn.ret_type.is_float else []
 
@@ -205,11 +235,19 @@ class _Entries:
             oom, sweep = self._branch(b, jumped, "out.of.memory", "sweep")
             b.position_at_end(oom)
             b.call(UNWIND, [tape, record], VOID)
-            self._ret(b, b.call(self.out_of_memory, self.params[:len(self.args)],
-                                self.fn.ret_type, "status"))  # fmt: skip
+            self._ret(
+                b,
+                b.call(
+                    self.out_of_memory, self.params[: len(self.args)], self.fn.ret_type, "status"
+                ),
+            )
             b.position_at_end(sweep)
-        r = b.call(aug, self.params[:len(self.args) + len(self.shadows)] + [tape],
-                   self.fn.ret_type, "primal")  # fmt: skip
+        r = b.call(
+            aug,
+            self.params[: len(self.args) + len(self.shadows)] + [tape],
+            self.fn.ret_type,
+            "primal",
+        )
         if self.out_of_memory is not None:
             b.call(FORGET, [tape, log], VOID)
         if self.tape_bytes_at is not None:
@@ -276,8 +314,13 @@ class _Entries:
 class _Synthesizer:
     """Derives augmented/reverse function pairs for (function, pattern) keys."""
 
-    def __init__(self, module: Module, facts: MemoryFacts, reload: str | None,
-                 distinct: frozenset[int] = frozenset()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        module: Module,
+        facts: MemoryFacts,
+        reload: str | None,
+        distinct: frozenset[int] = frozenset(),
+    ) -> None:
         self.module, self.facts = module, facts
         self.distinct = distinct  # the root's arguments whose memory does not overlap
         # combined mode: memory nothing writes may be loaded again in the reverse sweep of
@@ -290,8 +333,9 @@ class _Synthesizer:
         self.released: dict[tuple[str, tuple[bool, ...]], str] = {}
         self.cache: dict = {}
 
-    def derive(self, fn: Function, pattern: tuple[bool, ...], aliased: bool = False
-               ) -> tuple[str, str]:  # fmt: skip
+    def derive(
+        self, fn: Function, pattern: tuple[bool, ...], aliased: bool = False
+    ) -> tuple[str, str]:
         """The augmented forward and the reverse sweep of `fn` for `pattern`; `aliased`: for
         the root, without assuming its `distinct` arguments apart."""
         key = (fn.name, pattern) if not aliased else (fn.name, pattern, "aliased")
@@ -331,16 +375,24 @@ def _overwrites_shadow(act: ActivityResult, inst: Instruction) -> bool:
     """A memset, memcpy or memmove into memory with derivatives: reversed by its rule's
     adjoint (the destination's adjoints are zeroed, or moved to an active source)."""
     name = inst.callee_name or ""
-    return name.startswith(("llvm.memset", "llvm.memcpy", "llvm.memmove")) \
-        and act.is_active(inst.operands[0])
+    return name.startswith(("llvm.memset", "llvm.memcpy", "llvm.memmove")) and act.is_active(
+        inst.operands[0]
+    )
 
 
 class _Plan:
     """Per instruction, the values the reverse sweep needs from the forward sweep, in push
     order: ('primal', v) or ('shadow', v). Arguments and constants are never pushed."""
 
-    def __init__(self, module: Module, fn: Function, act: ActivityResult, reload: bool,
-                 distinct: frozenset[int], facts: MemoryFacts) -> None:  # fmt: skip
+    def __init__(
+        self,
+        module: Module,
+        fn: Function,
+        act: ActivityResult,
+        reload: bool,
+        distinct: frozenset[int],
+        facts: MemoryFacts,
+    ) -> None:
         self.module, self.fn, self.act, self.facts = module, fn, act, facts
         self.graph: CFG = cfg(fn)
         self.index = {b.name: k for k, b in enumerate(fn.blocks)}
@@ -356,14 +408,19 @@ class _Plan:
         self.hoisted = invariant_loads(module, fn, self.loops.values(), distinct)
         self.assumes_distinct = bool(distinct) and (
             self.reload != self._reloads(module, frozenset(), once, reload)[0]
-            or self.hoisted != invariant_loads(module, fn, self.loops.values()))
+            or self.hoisted != invariant_loads(module, fn, self.loops.values())
+        )
         self.carried: dict[Value, None] = {}
         self.inductions: dict[Value, tuple[CountedLoop, Induction]] = {
-            ind.phi: (lp, ind) for lp in self.loops.values() for ind in lp.inductions}
+            ind.phi: (lp, ind) for lp in self.loops.values() for ind in lp.inductions
+        }
         self.exits: dict[str, list[CountedLoop]] = {}  # exit edge block -> loops it leaves
         for b in fn.blocks:
-            left = [lp for lp in self.loops.values() if b.name not in lp.blocks
-                    and any(p in lp.blocks for p in self.graph.preds[b.name])]  # fmt: skip
+            left = [
+                lp
+                for lp in self.loops.values()
+                if b.name not in lp.blocks and any(p in lp.blocks for p in self.graph.preds[b.name])
+            ]
             if left:
                 self.exits[b.name] = left
         # values defined outside a counted loop and needed inside: saved once per execution
@@ -384,16 +441,22 @@ class _Plan:
         self.copy_types: dict[Instruction, Type] = {}  # memcpy/memmove -> element type
         self.siblings: dict[Instruction, Instruction] = {}  # sin -> the primal's cos(x)...
         self.decided = self._decided_joins(once)
-        self.pushes_id = {b.name: any(len(self.graph.preds[s]) > 1 and s not in self.loops
-                                      and s not in self.decided for s in b.successors)
-                          for b in fn.blocks}  # fmt: skip
+        self.pushes_id = {
+            b.name: any(
+                len(self.graph.preds[s]) > 1 and s not in self.loops and s not in self.decided
+                for s in b.successors
+            )
+            for b in fn.blocks
+        }
         for lp, ind in self.inductions.values():  # where the reverse sweep's counting starts
             if not self._take_free(ind.start, lp.header, once):
                 self.invariants[lp.header][("primal", ind.start)] = None
                 self.saved_in.setdefault(("primal", ind.start), []).append(lp)
         for block in fn.blocks:
-            needs = {inst: self._needs(inst) + ([("primal", inst)] if inst in self.kept_alive
-                                                else []) for inst in block.instructions}
+            needs = {
+                inst: self._needs(inst) + ([("primal", inst)] if inst in self.kept_alive else [])
+                for inst in block.instructions
+            }
             position = block.instructions.index
             for inst in needs:  # a sibling defined after its user is saved where it is made
                 sibling = self.siblings.get(inst)
@@ -401,8 +464,11 @@ class _Plan:
                     needs[sibling] = [*needs[sibling], ("primal", sibling)]
             pushed: set[tuple[str, Value]] = set()  # by instructions later in the block
             for inst in reversed(block.instructions):
-                items = [(k, v) for k, v in dict.fromkeys(needs[inst])
-                         if not isinstance(v, Argument | Constant | GlobalRef)]
+                items = [
+                    (k, v)
+                    for k, v in dict.fromkeys(needs[inst])
+                    if not isinstance(v, Argument | Constant | GlobalRef)
+                ]
                 if items:
                     self.needs[inst] = items
                     leaves: list[tuple[str, Value]] = []
@@ -434,21 +500,29 @@ class _Plan:
         for lp in self.loops.values():
             found = self.latch_exits[lp.header]
             insts = [i for b in lp.blocks for i in self.fn.block(b).instructions]
-            if found is None or headers & lp.blocks != {lp.header} or any(
-                    i in self.act.callees or i in self.library_calls for i in insts):
+            if (
+                found is None
+                or headers & lp.blocks != {lp.header}
+                or any(i in self.act.callees or i in self.library_calls for i in insts)
+            ):
                 continue
             bound = found[1]
-            if isinstance(bound, Instruction) and bound.block is not None \
-                    and bound.block.name in lp.blocks:
+            if (
+                isinstance(bound, Instruction)
+                and bound.block is not None
+                and bound.block.name in lp.blocks
+            ):
                 continue
             per_iteration = sum(len(self.pushes.get(i, ())) for i in insts) + sum(
-                self.pushes_id[b] for b in lp.blocks)
+                self.pushes_id[b] for b in lp.blocks
+            )
             if per_iteration:
                 out[lp.preheader] = (lp, bound, per_iteration)
         return out
 
-    def _reloads(self, module: Module, distinct: frozenset[int], once: set[str], root: bool
-                 ) -> tuple[set[Instruction], dict[Instruction, None]]:  # fmt: skip
+    def _reloads(
+        self, module: Module, distinct: frozenset[int], once: set[str], root: bool
+    ) -> tuple[set[Instruction], dict[Instruction, None]]:
         """The loads to load again (from arguments, or from runtime allocations made at most
         once per call), and those allocations."""
         loads, kept = set(), {}
@@ -472,10 +546,19 @@ class _Plan:
             term = self.fn.block(top).terminator
             if term.opcode != "br" or len(set(term.labels)) != 2:
                 continue
-            sides = [{p for p in preds if p == top and label == join
-                      or p in reachable(g, [label], {top, join})} for label in term.labels]
-            if all(len(side) == 1 for side in sides) and sides[0] != sides[1] \
-                    and self._take_free(term.operands[0], join, once):
+            sides = [
+                {
+                    p
+                    for p in preds
+                    if p == top and label == join or p in reachable(g, [label], {top, join})
+                }
+                for label in term.labels
+            ]
+            if (
+                all(len(side) == 1 for side in sides)
+                and sides[0] != sides[1]
+                and self._take_free(term.operands[0], join, once)
+            ):
                 out[join] = (term.operands[0], (sides[0].pop(), sides[1].pop()))
         return out
 
@@ -490,8 +573,12 @@ class _Plan:
             return block in self.inductions[v][0].blocks
         if v.opcode == "phi":
             return False
-        return v.block.name in once or depth < 8 and v.opcode in _PURE and all(
-            self._free(o, block, once, depth + 1) for o in v.operands)
+        return (
+            v.block.name in once
+            or depth < 8
+            and v.opcode in _PURE
+            and all(self._free(o, block, once, depth + 1) for o in v.operands)
+        )
 
     def _take_free(self, v: Value, block: str, once: set[str]) -> bool:
         """If `v` is free at `block` (see `_free`), arrange for the reverse sweep to have it
@@ -503,9 +590,15 @@ class _Plan:
         assert not leaves, (v, leaves)
         return True
 
-    def _resolve(self, item: tuple[str, Value], block: str, once: set[str],
-                 leaves: list[tuple[str, Value]], depth: int,
-                 pushed: frozenset | set = frozenset()) -> None:  # fmt: skip
+    def _resolve(
+        self,
+        item: tuple[str, Value],
+        block: str,
+        once: set[str],
+        leaves: list[tuple[str, Value]],
+        depth: int,
+        pushed: frozenset | set = frozenset(),
+    ) -> None:
         """Decide how the reverse sweep gets a value: free (argument, constant), from the
         frame (computed once per call), recomputed from its operands (a pure instruction of
         the same block), or pushed (appended to `leaves`)."""
@@ -518,8 +611,11 @@ class _Plan:
             self._leaf(item, block, leaves)
         elif v.block.name in once:
             self.frame[item] = len(self.frame)
-        elif depth < 16 and (kind == "primal" and (v.opcode in _PURE or v in self.reload)
-                             or v.opcode == "getelementptr"):  # fmt: skip
+        elif depth < 16 and (
+            kind == "primal"
+            and (v.opcode in _PURE or v in self.reload)
+            or v.opcode == "getelementptr"
+        ):
             inner: list[tuple[str, Value]] = []
             for k, o in enumerate(v.operands):  # a shadow GEP: the base's shadow, same indices
                 sub = "shadow" if kind == "shadow" and k == 0 else "primal"
@@ -535,15 +631,19 @@ class _Plan:
         else:
             self._leaf(item, block, leaves)
 
-    def _leaf(self, item: tuple[str, Value], block: str,
-              leaves: list[tuple[str, Value]]) -> None:  # fmt: skip
+    def _leaf(self, item: tuple[str, Value], block: str, leaves: list[tuple[str, Value]]) -> None:
         """A value to save: pushed where it is needed, or, when it is defined outside a
         counted loop that holds `block`, saved on the exits of the outermost such loop."""
         v = item[1]
         home = v.block.name if isinstance(v, Instruction) and v.block is not None else None
         hoist = self.hoisted.get(v) if item[0] == "primal" else None  # type: ignore[arg-type]
-        outer = [lp for lp in self.loops.values() if block in lp.blocks and home is not None
-                 and (home not in lp.blocks or hoist is not None and lp.blocks <= hoist.blocks)]
+        outer = [
+            lp
+            for lp in self.loops.values()
+            if block in lp.blocks
+            and home is not None
+            and (home not in lp.blocks or hoist is not None and lp.blocks <= hoist.blocks)
+        ]
         if not outer:
             leaves.append(item)
             return
@@ -573,15 +673,21 @@ class _Plan:
         return [(item, k) for item, k in self.frame.items() if item[1] is inst]
 
     def pops_id(self, block: str) -> bool:
-        return block not in self.loops and block not in self.decided and any(self.pushes_id[p]
-                                                for p in self.graph.preds[block])
+        return (
+            block not in self.loops
+            and block not in self.decided
+            and any(self.pushes_id[p] for p in self.graph.preds[block])
+        )
 
     def _needs(self, inst: Instruction) -> list[tuple[str, Value]]:
         act, op, ops = self.act, inst.opcode, inst.operands
         if op in ("load", "store"):
             ptr = ops[0] if op == "load" else ops[1]
-            if not (_is_active_float(act, inst) if op == "load"
-                    else act.is_active(ptr) and ops[0].type.is_float):  # fmt: skip
+            if not (
+                _is_active_float(act, inst)
+                if op == "load"
+                else act.is_active(ptr) and ops[0].type.is_float
+            ):
                 return []
             # through a merge of memory with and without derivatives: which one, at run time
             return [("shadow", ptr)] + ([("primal", ptr)] if ptr in act.maybe_primal else [])
@@ -590,9 +696,14 @@ class _Plan:
         if op == "call":
             if inst in act.callees:
                 pattern = act.callees[inst].pattern
-                return ([("primal", v) for v in ops]  # a float's adjoint needs no shadow
-                        + [("shadow", v) for v, p in zip(ops, pattern, strict=True)
-                           if p and not v.type.is_float])
+                return (
+                    [("primal", v) for v in ops]  # a float's adjoint needs no shadow
+                    + [
+                        ("shadow", v)
+                        for v, p in zip(ops, pattern, strict=True)
+                        if p and not v.type.is_float
+                    ]
+                )
             name = inst.callee_name
             if _overwrites_shadow(act, inst):
                 if name.startswith("llvm.memset") or not act.is_active(ops[1]):
@@ -600,10 +711,15 @@ class _Plan:
                 elem = element_type(self.module, self.fn, ops[:2], self.facts)
                 if elem is None or ops[2].type != I64 or not name.startswith("llvm.memcpy"):
                     raise NoDerivativeError(
-                        f"a call to {name}", inst.text(), self.fn.name, MODE, inst.loc,
+                        f"a call to {name}",
+                        inst.text(),
+                        self.fn.name,
+                        MODE,
+                        inst.loc,
                         "A copy between memory with derivatives is reversed only as a memcpy "
                         "of memory this function reads or writes as one float type (its "
-                        "derivatives are moved back element by element).")
+                        "derivatives are moved back element by element).",
+                    )
                 self.copy_types[inst] = elem
                 return [("shadow", ops[0]), ("shadow", ops[1]), ("primal", ops[2])]
             rule = rules.lookup(inst)
@@ -611,10 +727,16 @@ class _Plan:
                 if not any(act.is_active(v) for v in ops if v.type.is_ptr):
                     return []
                 self.library_calls.add(inst)
-                return ([("primal", v) for v in ops]
-                        + [("shadow", v) for v in ops if v.type.is_ptr and act.is_active(v)])
-            if rule is not None and rule.kind == "custom" and act.is_active(inst) \
-                    and inst.type.is_ptr and name not in REFCOUNT | DATA_POINTER:
+                return [("primal", v) for v in ops] + [
+                    ("shadow", v) for v in ops if v.type.is_ptr and act.is_active(v)
+                ]
+            if (
+                rule is not None
+                and rule.kind == "custom"
+                and act.is_active(inst)
+                and inst.type.is_ptr
+                and name not in REFCOUNT | DATA_POINTER
+            ):
                 return [("shadow", inst)]
         if op == "alloca":
             return [("shadow", inst)] if act.is_active(inst) else []
@@ -631,8 +753,9 @@ class _Plan:
             return [("primal", sibling)]
         if rule.reads is None:
             return [("primal", v) for v in ops] + ([("primal", inst)] if rule.needs_out else [])
-        read = dict.fromkeys(r for k, v in enumerate(ops) if _is_active_float(act, v)
-                             for r in rule.reads[k])  # fmt: skip
+        read = dict.fromkeys(
+            r for k, v in enumerate(ops) if _is_active_float(act, v) for r in rule.reads[k]
+        )
         return [("primal", inst if r == "out" else ops[r]) for r in read]  # type: ignore[index]
 
 
@@ -644,9 +767,13 @@ def _sibling(inst: Instruction, rule: rules.Rule) -> Instruction | None:
     family = rules.RULES[rule.sibling[0]].tangent
     for other in inst.block.instructions:
         found = rules.lookup(other) if other.opcode == "call" else None
-        if (found is not None and found.tangent is family and other.type == inst.type
-                and len(other.operands) == len(inst.operands)
-                and all(a is b for a, b in zip(other.operands, inst.operands, strict=True))):
+        if (
+            found is not None
+            and found.tangent is family
+            and other.type == inst.type
+            and len(other.operands) == len(inst.operands)
+            and all(a is b for a, b in zip(other.operands, inst.operands, strict=True))
+        ):
             return other
     return None
 
@@ -702,8 +829,9 @@ class _Augmented(_FunctionForward):
             self.b.position_at_end(new.block(name))
             if name == self.fn.entry.name:
                 self.reserve_frame()
-                self.carry = {v: self.b.alloca(v.type, 8, f"{v.name}.carry")
-                              for v in self.plan.carried}  # fmt: skip
+                self.carry = {
+                    v: self.b.alloca(v.type, 8, f"{v.name}.carry") for v in self.plan.carried
+                }
             for inst in self.fn.block(name).instructions:
                 if inst.is_terminator:
                     self.before_terminator(inst)
@@ -738,53 +866,87 @@ class _Augmented(_FunctionForward):
         return value
 
     def push(self, inst: Instruction, kind: str, v: Value) -> None:
-        push(self.b, self.tape, self.saved_value(inst, kind, v),
-             reserved=inst.block.name in self.plan.unchecked)  # type: ignore[union-attr]
+        push(
+            self.b,
+            self.tape,
+            self.saved_value(inst, kind, v),
+            reserved=inst.block.name in self.plan.unchecked,
+        )  # type: ignore[union-attr]
 
     def reserve_frame(self) -> None:
         self.tape = localize(self.b, self.tape_arg)
-        self.frame_offset = self.b.load(I64, self.b.gep(I64, self.tape, const(I64, 1)), 8,
-                                        "frame.offset")  # fmt: skip
+        self.frame_offset = self.b.load(
+            I64, self.b.gep(I64, self.tape, const(I64, 1)), 8, "frame.offset"
+        )
         for _ in self.plan.frame:
             push(self.b, self.tape, const(I64, 0))
 
     def save(self, inst: Instruction, kind: str, v: Value, k: int) -> None:
-        self.b.store(self.saved_value(inst, kind, v),
-                     frame_slot(self.b, self.tape, self.frame_offset, k), 8)
+        self.b.store(
+            self.saved_value(inst, kind, v), frame_slot(self.b, self.tape, self.frame_offset, k), 8
+        )
 
     def before_terminator(self, inst: Instruction) -> None:
         block = inst.block.name  # type: ignore[union-attr]
         for lp in self.plan.exits.get(block, ()):  # the loop's invariants, its last iv
             for kind, v in self.plan.invariants[lp.header]:
                 carry = self.carry.get(v) if kind == "primal" else None
-                value = self.saved_value(inst, kind, v) if carry is None else self.b.load(
-                    v.type, carry, 8, f"{v.name}.carried")  # fmt: skip
+                value = (
+                    self.saved_value(inst, kind, v)
+                    if carry is None
+                    else self.b.load(v.type, carry, 8, f"{v.name}.carried")
+                )
                 push(self.b, self.tape, value)
             if (block, lp.header) not in self.plan.bounds:
                 push(self.b, self.tape, lp.counter.phi)
         if inst.opcode == "ret" and self.plan.frame:
             push(self.b, self.tape, self.frame_offset)
         if inst.opcode == "ret" and len(self.plan.rets) > 1 or self.plan.pushes_id[block]:
-            push(self.b, self.tape, const(I64, self.plan.index[block]),
-                 reserved=block in self.plan.unchecked)  # fmt: skip
+            push(
+                self.b,
+                self.tape,
+                const(I64, self.plan.index[block]),
+                reserved=block in self.plan.unchecked,
+            )
         if inst.opcode == "ret":
             sync(self.b, self.tape, self.tape_arg)
         if block in self.plan.reserved:  # room for every push of the loop it enters
             lp, bound, per_iteration = self.plan.reserved[block]
             c = lp.counter
-            trips = self.b.binop("sdiv", self.b.binop("sub", bound, c.start, "trips"),
-                                 const(I64, c.step), "trips")  # fmt: skip
-            trips = self.b.select(self.b.icmp("sgt", trips, const(I64, 0), "trips.some"),
-                                  trips, const(I64, 0), "trips")  # fmt: skip
-            reserve(self.b, self.tape, self.b.binop("mul", trips, const(I64, 8 * per_iteration),
-                                                    "tape.room"))  # fmt: skip
+            trips = self.b.binop(
+                "sdiv", self.b.binop("sub", bound, c.start, "trips"), const(I64, c.step), "trips"
+            )
+            trips = self.b.select(
+                self.b.icmp("sgt", trips, const(I64, 0), "trips.some"),
+                trips,
+                const(I64, 0),
+                "trips",
+            )
+            reserve(
+                self.b,
+                self.tape,
+                self.b.binop("mul", trips, const(I64, 8 * per_iteration), "tape.room"),
+            )
 
     # tangents are not computed in this sweep: only pointer shadows
     def visit(self, inst: Instruction) -> None:
         opcode = inst.opcode
-        if opcode in ("load", "phi", "select", "extractvalue", "insertvalue", "freeze",
-                      "getelementptr", "alloca", "bitcast", "addrspacecast", "store", "call",
-                      "ptrtoint", "inttoptr"):  # fmt: skip
+        if opcode in (
+            "load",
+            "phi",
+            "select",
+            "extractvalue",
+            "insertvalue",
+            "freeze",
+            "getelementptr",
+            "alloca",
+            "bitcast",
+            "addrspacecast",
+            "store",
+            "call",
+            "ptrtoint",
+            "inttoptr",
+        ):
             return super().visit(inst)
         self.b.loc = inst.loc
         self.copy(inst)
@@ -857,8 +1019,11 @@ class _Augmented(_FunctionForward):
                 aug, _ = self.synth.derive(self.module.get(inst.callee_name), summary.pattern)
             sync(self.b, self.tape, self.tape_arg)
             clone = self.copy(inst)
-            shadows = [Constant(PTR, "null") if o.type.is_float else self.shadow_of(o, inst)
-                       for o, p in zip(inst.operands, summary.pattern, strict=True) if p]
+            shadows = [
+                Constant(PTR, "null") if o.type.is_float else self.shadow_of(o, inst)
+                for o, p in zip(inst.operands, summary.pattern, strict=True)
+                if p
+            ]
             clone.operands = [*inst.operands, *shadows, self.tape_arg]
             clone.arg_attrs = list(inst.arg_attrs) + [""] * (len(shadows) + 1)
             clone.callee, clone.fnty = GlobalRef(aug, PTR), ""
@@ -876,8 +1041,11 @@ class _Augmented(_FunctionForward):
             if _overwrites_shadow(self.act, inst):
                 self.copy(inst)  # the shadows are reversed in the reverse sweep
                 return None
-            raise self.fail(inst, f"a call to {name}", "A copy of memory holding derivatives "
-                            "into memory judged without them.")
+            raise self.fail(
+                inst,
+                f"a call to {name}",
+                "A copy of memory holding derivatives into memory judged without them.",
+            )
         if rule.kind == "custom" and name not in rules.WRITES:
             super().visit_call(inst)  # allocation and data pointers of shadows
             if name in RELEASE and inst in self.tan:
@@ -895,8 +1063,15 @@ class _Augmented(_FunctionForward):
 class _Reverse:
     """Builds `diffe_<f>.<bits>(args, shadows, tape[, dret])`: the blocks replayed backwards."""
 
-    def __init__(self, synth, fn: Function, act: ActivityResult, name: str, plan: _Plan,
-                 release: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        synth,
+        fn: Function,
+        act: ActivityResult,
+        name: str,
+        plan: _Plan,
+        release: bool = False,
+    ) -> None:
         self.synth, self.fn, self.act, self.name, self.plan = synth, fn, act, name, plan
         self.release = release  # only pop the tape and free, no adjoints
         self.module = synth.module
@@ -938,10 +1113,13 @@ class _Reverse:
                 self.b.store(Builder.zero(inst.type), slot)
                 self.slots[inst] = slot
         self.counters = {h: self.b.alloca(I64, 8, f"{h}.iv") for h in self.plan.loops}
-        self.invariant_slots = {(h, kind, v): self.b.alloca(PTR if kind == "shadow" else v.type,
-                                                            8, f"{v.name}.{kind}.slot")
-                                for h, items in self.plan.invariants.items()
-                                for kind, v in items}  # fmt: skip
+        self.invariant_slots = {
+            (h, kind, v): self.b.alloca(
+                PTR if kind == "shadow" else v.type, 8, f"{v.name}.{kind}.slot"
+            )
+            for h, items in self.plan.invariants.items()
+            for kind, v in items
+        }
         rets = self.plan.rets
         self.tape = localize(self.b, self.tape_arg)
         exit_id = pop(self.b, self.tape, I64, "exit.id") if len(rets) > 1 else None
@@ -951,7 +1129,8 @@ class _Reverse:
             for (kind, v), k in self.plan.frame.items():
                 ty = PTR if kind == "shadow" else v.type
                 self.frame_values[(kind, v)] = self.b.load(
-                    ty, frame_slot(self.b, self.tape, offset, k), 8, f"{v.name}.{kind}")
+                    ty, frame_slot(self.b, self.tape, offset, k), 8, f"{v.name}.{kind}"
+                )
         self.dispatch(rets, exit_id)
         for block in fn.blocks:
             new.blocks.append(self.rev_blocks[block.name])
@@ -985,8 +1164,13 @@ class _Reverse:
             self.b.insert(Instruction("br", labels=[self.rev_blocks[candidates[0]].name]))
             return
         cases = [const(I64, self.plan.index[c]) for c in candidates[1:]]
-        self.b.insert(Instruction("switch", operands=[block_id, *cases],
-                                  labels=[self.rev_blocks[c].name for c in candidates]))
+        self.b.insert(
+            Instruction(
+                "switch",
+                operands=[block_id, *cases],
+                labels=[self.rev_blocks[c].name for c in candidates],
+            )
+        )
 
     def reverse_block(self, block: Block, new: Function) -> None:
         self.b.position_at_end(self.rev_blocks[block.name])
@@ -994,13 +1178,21 @@ class _Reverse:
         self.block_values: dict[tuple[str, Value], Value] = {}
         for lp in reversed(self.plan.exits.get(block.name, ())):  # entering the loops backwards
             bound = self.plan.bounds.get((block.name, lp.header))
-            last = pop(self.b, self.tape, I64, "iv.last") if bound is None else self.b.binop(
-                "sub", self.value("primal", bound), const(I64, lp.counter.step), "iv.last")
+            last = (
+                pop(self.b, self.tape, I64, "iv.last")
+                if bound is None
+                else self.b.binop(
+                    "sub", self.value("primal", bound), const(I64, lp.counter.step), "iv.last"
+                )
+            )
             self.b.store(last, self.counters[lp.header], 8)
             for kind, v in reversed(self.plan.invariants[lp.header]):
                 ty = PTR if kind == "shadow" else v.type
-                self.b.store(pop(self.b, self.tape, ty, f"{v.name}.saved"),
-                             self.invariant_slots[(lp.header, kind, v)], 8)  # fmt: skip
+                self.b.store(
+                    pop(self.b, self.tape, ty, f"{v.name}.saved"),
+                    self.invariant_slots[(lp.header, kind, v)],
+                    8,
+                )
         if self.dret is not None and block.terminator.opcode == "ret":
             self.add_adjoint(block.terminator.operands[0], self.dret)
         for inst in reversed(block.instructions):
@@ -1038,8 +1230,9 @@ class _Reverse:
             new.blocks.append(edge)
             edges.append(edge)
         cases = [const(I64, self.plan.index[p]) for p in preds[1:]]
-        self.b.insert(Instruction("switch", operands=[pred_id, *cases],
-                                  labels=[e.name for e in edges]))
+        self.b.insert(
+            Instruction("switch", operands=[pred_id, *cases], labels=[e.name for e in edges])
+        )
         for p, edge in zip(preds, edges, strict=True):
             self.b.position_at_end(edge)
             self.transfer(adjs, p)
@@ -1051,20 +1244,26 @@ class _Reverse:
         if ind is lp.counter:
             return iv
         c = lp.counter
-        k = self.b.binop("sdiv", self.b.binop("sub", iv, self.value("primal", c.start), "k"),
-                         const(I64, c.step), "k")  # fmt: skip
+        k = self.b.binop(
+            "sdiv",
+            self.b.binop("sub", iv, self.value("primal", c.start), "k"),
+            const(I64, c.step),
+            "k",
+        )
         step = self.b.binop("mul", k, const(I64, ind.step), "k")
         return self.b.binop("add", self.value("primal", ind.start), step, "iv")
 
-    def count_down(self, lp: CountedLoop, adjs: list[tuple[Instruction, Value]],
-                   new: Function) -> None:  # fmt: skip
+    def count_down(
+        self, lp: CountedLoop, adjs: list[tuple[Instruction, Value]], new: Function
+    ) -> None:
         """Leave a counted loop's header backwards: to the preheader after the first
         iteration, else to the latch of the iteration before."""
         counter = self.counters[lp.header]
         iv = self.b.load(I64, counter, 8, "iv")
         first = self.b.icmp("eq", iv, self.value("primal", lp.counter.start), "iv.first")
-        back, out = (Block(self.namer.fresh(f"{lp.header}.from.{p}")) for p in (lp.latch,
-                                                                               lp.preheader))
+        back, out = (
+            Block(self.namer.fresh(f"{lp.header}.from.{p}")) for p in (lp.latch, lp.preheader)
+        )
         new.blocks += [back, out]
         self.b.insert(Instruction("br", operands=[first], labels=[out.name, back.name]))
         self.b.position_at_end(back)
@@ -1135,12 +1334,22 @@ class _Reverse:
         else:
             recomputed = self.plan.recompute if kind == "primal" else self.plan.recompute_shadow
             assert isinstance(v, Instruction) and v in recomputed, (kind, v)
-            ops = [self.value("shadow" if kind == "shadow" and k == 0 else "primal", o)
-                   for k, o in enumerate(v.operands)]  # fmt: skip
-            got = self.b.insert(Instruction(
-                v.opcode, v.type, ops, flags=v.flags, pred=v.pred, aux_type=v.aux_type,
-                indices=v.indices,
-            ), f"{v.name or 't'}.{'shadow' if kind == 'shadow' else 're'}")  # fmt: skip
+            ops = [
+                self.value("shadow" if kind == "shadow" and k == 0 else "primal", o)
+                for k, o in enumerate(v.operands)
+            ]
+            got = self.b.insert(
+                Instruction(
+                    v.opcode,
+                    v.type,
+                    ops,
+                    flags=v.flags,
+                    pred=v.pred,
+                    aux_type=v.aux_type,
+                    indices=v.indices,
+                ),
+                f"{v.name or 't'}.{'shadow' if kind == 'shadow' else 're'}",
+            )
         self.block_values[(kind, v)] = got
         return got
 
@@ -1160,8 +1369,9 @@ class _Reverse:
                 dp = shadow[ptr]
                 adj = self.take_adjoint(inst)
                 if ptr in self.act.maybe_primal:  # memory without derivatives: nothing
-                    adj = self.b.select(self.is_primal(dp, primal[ptr]), Builder.zero(inst.type),
-                                        adj, "adj")  # fmt: skip
+                    adj = self.b.select(
+                        self.is_primal(dp, primal[ptr]), Builder.zero(inst.type), adj, "adj"
+                    )
                 old = self.b.load(inst.type, dp, inst.align, "shadow.val")
                 self.b.store(self.b.fadd(old, adj, "shadow.val"), dp, inst.align)
         elif op == "store":
@@ -1172,8 +1382,10 @@ class _Reverse:
                 zero: Value = Builder.zero(value.type)
                 if ptr in self.act.maybe_primal:  # memory without derivatives: kept as it is
                     same = self.is_primal(dp, primal[ptr])
-                    got, zero = (self.b.select(same, zero, got, "shadow.val"),
-                                 self.b.select(same, got, zero, "shadow.val"))  # fmt: skip
+                    got, zero = (
+                        self.b.select(same, zero, got, "shadow.val"),
+                        self.b.select(same, got, zero, "shadow.val"),
+                    )
                 self.b.store(zero, dp, inst.align)
                 self.add_adjoint(value, got)
         elif op == "select":
@@ -1186,14 +1398,21 @@ class _Reverse:
         elif op == "call" and inst in self.act.callees:
             self.reverse_call(inst, args, shadow)
         elif op == "call" and _overwrites_shadow(self.act, inst):
-            rules.lookup(inst).adjoint(self.b, inst, args,  # type: ignore[union-attr]
-                                       [shadow.get(v) for v in inst.operands[:2]],
-                                       elem=self.plan.copy_types.get(inst))  # fmt: skip
+            rules.lookup(inst).adjoint(
+                self.b,
+                inst,
+                args,  # type: ignore[union-attr]
+                [shadow.get(v) for v in inst.operands[:2]],
+                elem=self.plan.copy_types.get(inst),
+            )
         elif op == "call" and inst in self.plan.library_calls:
             rule = rules.lookup(inst)
             if rule is None or rule.adjoint is None:
-                raise self.fail(inst, f"a call to {inst.callee_name}",
-                                "It has a forward rule but no reverse rule yet.")
+                raise self.fail(
+                    inst,
+                    f"a call to {inst.callee_name}",
+                    "It has a forward rule but no reverse rule yet.",
+                )
             shadows = [shadow.get(v) if v.type.is_ptr else None for v in inst.operands]
             if rule.cache is None:
                 rule.adjoint(self.b, inst, args, shadows)
@@ -1207,13 +1426,16 @@ class _Reverse:
             out = primal.get(inst, inst)
             if rule.reads is not None:  # what no active partial reads was not kept: undef,
                 # for the partials whose contribution is dropped
-                args = [Constant(v.type, "undef") if a is v and isinstance(v, Instruction)
-                        else a for v, a in zip(inst.operands, args, strict=True)]  # fmt: skip
+                args = [
+                    Constant(v.type, "undef") if a is v and isinstance(v, Instruction) else a
+                    for v, a in zip(inst.operands, args, strict=True)
+                ]
                 out = Constant(inst.type, "undef") if out is inst else out
             sibling = self.plan.siblings.get(inst)  # the partials from the primal's cos...
             kept = {} if sibling is None else {"sibling": primal[sibling]}
-            contribs = rule.adjoint(self.b, out if isinstance(out, Instruction | Constant)
-                                    else inst, args, adj, **kept)  # fmt: skip
+            contribs = rule.adjoint(
+                self.b, out if isinstance(out, Instruction | Constant) else inst, args, adj, **kept
+            )
             for v, c in zip(inst.operands, contribs, strict=False):
                 self.add_adjoint(v, c)
 
@@ -1251,20 +1473,22 @@ class _Reverse:
         summary = self.act.callees[inst]
         callee = self.module.get(inst.callee_name)
         if self.release:
-            shadows = [Constant(PTR, "null") if o.type.is_float else
-                       shadow.get(o) or Constant(PTR, "null")
-                       for o, p in zip(inst.operands, summary.pattern, strict=True) if p]
+            shadows = [
+                Constant(PTR, "null") if o.type.is_float else shadow.get(o) or Constant(PTR, "null")
+                for o, p in zip(inst.operands, summary.pattern, strict=True)
+                if p
+            ]
             sync(self.b, self.tape, self.tape_arg)
-            self.b.call(self.synth.release(callee, summary.pattern),
-                        [*args, *shadows, self.tape_arg], VOID)  # fmt: skip
+            self.b.call(
+                self.synth.release(callee, summary.pattern), [*args, *shadows, self.tape_arg], VOID
+            )
             sync(self.b, self.tape_arg, self.tape)
             return
         _, rev = self.synth.derive(callee, summary.pattern)
         shadows, accumulated = [], []
         for o, p in zip(inst.operands, summary.pattern, strict=True):
             if p and o.type.is_float:
-                acc = Instruction("alloca", PTR, [], aux_type=o.type,
-                                  name=self.namer.fresh("acc"))
+                acc = Instruction("alloca", PTR, [], aux_type=o.type, name=self.namer.fresh("acc"))
                 self.entry.instructions.insert(0, acc)
                 acc.block = self.entry
                 self.b.store(Builder.zero(o.type), acc)

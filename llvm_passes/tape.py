@@ -25,8 +25,12 @@ TAPE_TYPE = struct(PTR, I64, I64, PTR)
 PUSH, POP, FREE = "enzpy.tape.push", "enzpy.tape.pop", "enzpy.tape.free"
 TAKE, KEEP, DROP = "enzpy.tape.take", "enzpy.tape.keep", "enzpy.tape.drop"
 RESERVE, PUSH_RESERVED = "enzpy.tape.reserve", "enzpy.tape.push.reserved"
-ESCAPE, ARM, UNWIND, FORGET = ("enzpy.tape.escape", "enzpy.tape.arm", "enzpy.tape.unwind",
-                               "enzpy.tape.forget")  # fmt: skip
+ESCAPE, ARM, UNWIND, FORGET = (
+    "enzpy.tape.escape",
+    "enzpy.tape.arm",
+    "enzpy.tape.unwind",
+    "enzpy.tape.forget",
+)
 LOG, CALLOC, SAVED = "enzpy.tape.log", "enzpy.tape.calloc", "enzpy.tape.saved"
 SETJMP = "_setjmp"
 _JMP_BUF = 1024  # bytes kept for a jmp_buf (glibc: 200 on x86-64, 312 on aarch64)

@@ -394,8 +394,12 @@ def while_datadep(x):
     return s + math.sqrt(s)
 
 
-@case("division_unswitched", lambda r: (U(r, 0.1, 1.0, 7), 0.8 + U(r, -0.1, 0.1)), (0, 1),
-      {"loop", "nested", "freeze"})  # fmt: skip
+@case(
+    "division_unswitched",
+    lambda r: (U(r, 0.1, 1.0, 7), 0.8 + U(r, -0.1, 0.1)),
+    (0, 1),
+    {"loop", "nested", "freeze"},
+)
 @ez.enzyme_jit
 def division_unswitched(x, a):
     # LLVM unswitches the ZeroDivisionError check out of the loop: `freeze double %a`
@@ -795,8 +799,12 @@ _SIGN64 = np.int64(-9223372036854775808)
 _MAG64 = np.int64(0x7FFFFFFFFFFFFFFF)
 
 
-@case("sign_flip_by_xor", lambda r: (U(r, -1.0, 1.0, 6), U(r, 0.5, 1.5, 6)), (0, 1),
-      {"bits", "mutation"})  # fmt: skip
+@case(
+    "sign_flip_by_xor",
+    lambda r: (U(r, -1.0, 1.0, 6), U(r, 0.5, 1.5, 6)),
+    (0, 1),
+    {"bits", "mutation"},
+)
 @ez.enzyme_jit
 def sign_flip_by_xor(x, w):
     xi = x.view(np.int64)
@@ -806,8 +814,12 @@ def sign_flip_by_xor(x, w):
     return (x * x * x * w).sum()
 
 
-@case("abs_by_mask", lambda r: (away_from_zero(r, 6), U(r, 0.5, 1.5, 6)), (0, 1),
-      {"bits", "kink", "mutation"})  # fmt: skip
+@case(
+    "abs_by_mask",
+    lambda r: (away_from_zero(r, 6), U(r, 0.5, 1.5, 6)),
+    (0, 1),
+    {"bits", "kink", "mutation"},
+)
 @ez.enzyme_jit
 def abs_by_mask(x, w):
     xi = x.view(np.int64)
@@ -838,8 +850,7 @@ def copy_as_words(x):
     return (y * y * x).sum()
 
 
-@case("copy_then_flip", lambda r: (np.zeros(3), U(r, 0.5, 1.5, 3)), (0, 1),
-      {"bits", "mutation"})  # fmt: skip
+@case("copy_then_flip", lambda r: (np.zeros(3), U(r, 0.5, 1.5, 3)), (0, 1), {"bits", "mutation"})
 @ez.enzyme_jit
 def copy_then_flip(o, b):
     o[0] = b[0]

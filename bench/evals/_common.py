@@ -23,8 +23,10 @@ def reverse_gradient(fn: Any, args: Sequence[Any], active: Sequence[bool]) -> li
     (an array -> an array from its zeroed shadow, a float -> its adjoint; None elsewhere), by
     one ``ez.autodiff(ez.Reverse, ...)`` call seeded with 1.0."""
     ez = require_enzpy()
-    shadows = [np.zeros_like(a) if on and isinstance(a, np.ndarray) else None
-               for a, on in zip(args, active, strict=True)]  # fmt: skip
+    shadows = [
+        np.zeros_like(a) if on and isinstance(a, np.ndarray) else None
+        for a, on in zip(args, active, strict=True)
+    ]
     annotated = []
     for a, on, s in zip(args, active, shadows, strict=True):
         if not on:
@@ -34,12 +36,13 @@ def reverse_gradient(fn: Any, args: Sequence[Any], active: Sequence[bool]) -> li
         else:
             annotated.append(ez.Active(a))
     adjoints = ez.autodiff(ez.Reverse, fn, ez.Active, *annotated)
-    return [s if s is not None else (adj if on else None)
-            for s, on, adj in zip(shadows, active, adjoints, strict=True)]  # fmt: skip
+    return [
+        s if s is not None else (adj if on else None)
+        for s, on, adj in zip(shadows, active, adjoints, strict=True)
+    ]
 
 
-def random_direction(args: Sequence[Any], active: Sequence[bool], seed: int = 5
-                     ) -> tuple[Any, ...]:  # fmt: skip
+def random_direction(args: Sequence[Any], active: Sequence[bool], seed: int = 5) -> tuple[Any, ...]:
     """A random normal tangent for every active argument (None for the others)."""
     r = np.random.default_rng(seed)
     out: list[Any] = []

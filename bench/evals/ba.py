@@ -109,11 +109,25 @@ def generate(size: tuple[int, int, int], seed: int = 31337) -> dict[str, Any]:
     point, weight and feature."""
     n, m, p = size
     r = np.random.RandomState(seed)
-    cam = np.concatenate([r.uniform(-0.3, 0.3, 3), r.uniform(-1, 1, 3), [r.uniform(400, 600)],
-                          r.uniform(-1, 1, 2), r.uniform(-0.1, 0.1, 2)])  # fmt: skip
+    cam = np.concatenate(
+        [
+            r.uniform(-0.3, 0.3, 3),
+            r.uniform(-1, 1, 3),
+            [r.uniform(400, 600)],
+            r.uniform(-1, 1, 2),
+            r.uniform(-0.1, 0.1, 2),
+        ]
+    )
     x = r.uniform(-1, 1, 3) + np.array([0.0, 0.0, 5.0])
-    return {"n": n, "m": m, "p": p, "cam": cam.tolist(), "x": x.tolist(),
-            "w": float(r.uniform(0.5, 1.5)), "feat": r.uniform(-1, 1, 2).tolist()}  # fmt: skip
+    return {
+        "n": n,
+        "m": m,
+        "p": p,
+        "cam": cam.tolist(),
+        "x": x.tolist(),
+        "w": float(r.uniform(0.5, 1.5)),
+        "feat": r.uniform(-1, 1, 2).tolist(),
+    }
 
 
 def arguments(inp: dict[str, Any]) -> tuple[Any, ...]:
@@ -135,8 +149,15 @@ def gathered(args: tuple[Any, ...]) -> tuple[Any, ...]:
     cams, X, w, obs, feats, reproj_err, w_err = args
     p = w.shape[0]
     ident = np.ascontiguousarray(np.stack([np.arange(p), np.arange(p)], axis=1))
-    return (cams[obs[:, 0]], X[obs[:, 1]], w, ident, feats, np.empty_like(reproj_err),
-            np.empty_like(w_err))  # fmt: skip
+    return (
+        cams[obs[:, 0]],
+        X[obs[:, 1]],
+        w,
+        ident,
+        feats,
+        np.empty_like(reproj_err),
+        np.empty_like(w_err),
+    )
 
 
 class _Workspace:
@@ -167,14 +188,27 @@ def jacobian_enzpy(args: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
     blocks = np.empty((p, 2, NCAM + 4))
     for row in (0, 1):
         ws.derr[:, row] = 1.0  # the reverse pass consumes (zeroes) the seeds
-        ez.autodiff(ez.Reverse, reproj_residuals, ez.Const, ez.Duplicated(ws.cams_at, ws.dc),
-                    ez.Duplicated(ws.X_at, ws.dx), ez.Duplicated(w, ws.dw),
-                    ez.Const(ws.ident), ez.Const(feats), ez.Duplicated(ws.err, ws.derr))
+        ez.autodiff(
+            ez.Reverse,
+            reproj_residuals,
+            ez.Const,
+            ez.Duplicated(ws.cams_at, ws.dc),
+            ez.Duplicated(ws.X_at, ws.dx),
+            ez.Duplicated(w, ws.dw),
+            ez.Const(ws.ident),
+            ez.Const(feats),
+            ez.Duplicated(ws.err, ws.derr),
+        )
         _scatter(ws.dc, ws.dx, ws.dw, row, blocks)
     wdiag = np.zeros(p)
     ws.dwerr[:] = 1.0
-    ez.autodiff(ez.Reverse, weight_residuals, ez.Const, ez.Duplicated(w, wdiag),
-                ez.Duplicated(ws.werr, ws.dwerr))  # fmt: skip
+    ez.autodiff(
+        ez.Reverse,
+        weight_residuals,
+        ez.Const,
+        ez.Duplicated(w, wdiag),
+        ez.Duplicated(ws.werr, ws.dwerr),
+    )
     _workspaces[p] = ws  # only after a call that completed: its temporaries are clean again
     return blocks, wdiag
 
@@ -190,9 +224,18 @@ def jacobian_forward(args: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
         dc, dx, dw = np.zeros_like(cams), np.zeros_like(X), np.zeros_like(w)
         (dc[:, col] if col < NCAM else dx[:, col - NCAM] if col < NCAM + 3 else dw)[:] = 1.0
         derr, dwerr = np.zeros_like(err), np.zeros_like(werr)
-        ez.autodiff(ez.Forward, ba_residuals, ez.Const, ez.Duplicated(cams, dc),
-                    ez.Duplicated(X, dx), ez.Duplicated(w, dw), ez.Const(ident), ez.Const(feats),
-                    ez.Duplicated(err, derr), ez.Duplicated(werr, dwerr))  # fmt: skip
+        ez.autodiff(
+            ez.Forward,
+            ba_residuals,
+            ez.Const,
+            ez.Duplicated(cams, dc),
+            ez.Duplicated(X, dx),
+            ez.Duplicated(w, dw),
+            ez.Const(ident),
+            ez.Const(feats),
+            ez.Duplicated(err, derr),
+            ez.Duplicated(werr, dwerr),
+        )
         blocks[:, :, col] = derr
         if col == NCAM + 3:
             wdiag[:] = dwerr
@@ -244,8 +287,13 @@ def array_residual(xp: Any, cam: Any, pt: Any, w: Any, feat: Any) -> Any:
     xo = pt - cam[3:6]
     theta = xp.sqrt(xp.sum(cam[0:3] * cam[0:3], axis=0))
     axis = cam[0:3] / theta
-    cross = xp.stack([axis[1] * xo[2] - axis[2] * xo[1], axis[2] * xo[0] - axis[0] * xo[2],
-                      axis[0] * xo[1] - axis[1] * xo[0]])  # fmt: skip
+    cross = xp.stack(
+        [
+            axis[1] * xo[2] - axis[2] * xo[1],
+            axis[2] * xo[0] - axis[0] * xo[2],
+            axis[0] * xo[1] - axis[1] * xo[0],
+        ]
+    )
     tmp = xp.sum(axis * xo, axis=0) * (1.0 - xp.cos(theta))
     rot = xo * xp.cos(theta) + cross * xp.sin(theta) + axis * tmp
     proj = rot[0:2] / rot[2]
@@ -276,8 +324,10 @@ def gradbench_prepare(function: str, input: dict[str, Any]) -> Callable[[], Any]
             ba_residuals(*args)
             err, werr = args[5], args[6]
             p = werr.shape[0]
-            return {"reproj_error": {"elements": err[0].tolist(), "repeated": p},
-                    "w_err": {"element": float(werr[0]), "repeated": p}}  # fmt: skip
+            return {
+                "reproj_error": {"elements": err[0].tolist(), "repeated": p},
+                "w_err": {"element": float(werr[0]), "repeated": p},
+            }
 
         return objective
     if function == "jacobian":

@@ -133,8 +133,9 @@ def size_label(size: tuple[int, int, int]) -> str:
     return f"d={size[0]} K={size[1]} n={size[2]}"
 
 
-def array_objective(xp: Any, alpha: Any, mu: Any, q: Any, l: Any, x: Any, gamma: float,
-                    m: int) -> Any:  # fmt: skip
+def array_objective(
+    xp: Any, alpha: Any, mu: Any, q: Any, l: Any, x: Any, gamma: float, m: int
+) -> Any:
     """The same log-likelihood as array code (for JAX / PyTorch through ``bench.peers``)."""
     k, d = mu.shape
     n = x.shape[0]
@@ -153,8 +154,9 @@ def array_objective(xp: Any, alpha: Any, mu: Any, q: Any, l: Any, x: Any, gamma:
     frob = xp.sum(qdiag * qdiag, axis=1) + xp.sum(l * l, axis=1)
     prior = xp.sum(0.5 * gamma * gamma * frob - m * sum_qs)
     const = -n * d * 0.5 * math.log(2.0 * math.pi)
-    return (const + xp.sum(xp.logsumexp(main, axis=1)) - n * xp.logsumexp(alpha, axis=0)
-            - prior + k * c)  # fmt: skip
+    return (
+        const + xp.sum(xp.logsumexp(main, axis=1)) - n * xp.logsumexp(alpha, axis=0) - prior + k * c
+    )
 
 
 def gradbench_prepare(function: str, input: dict[str, Any]) -> Callable[[], Any]:

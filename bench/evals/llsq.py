@@ -80,8 +80,9 @@ def array_objective(xp: Any, x: Any, n: int) -> Any:
     """The same objective as array code (the powers a cumulative product, computed inside the
     differentiated function as GradBench's JAX tool does)."""
     t = -1.0 + xp.arange(n) * 2.0 / (n - 1)
-    factors = xp.concatenate([xp.ones((n, 1)), xp.broadcast_to(t[:, None], (n, x.shape[0] - 1))],
-                             axis=1)  # fmt: skip
+    factors = xp.concatenate(
+        [xp.ones((n, 1)), xp.broadcast_to(t[:, None], (n, x.shape[0] - 1))], axis=1
+    )
     r = xp.sign(t) - xp.cumprod(factors, axis=1) @ x
     return xp.sum(r * r, axis=0) / 2.0
 

@@ -58,8 +58,13 @@ def lstm_objective(main_params, extra_params, state, sequence):
             ypred[i] = sequence[t, i] * extra_params[0, i]
         lstm_model(main_params[0], main_params[1], st[0], st[1], ypred)
         for layer in range(1, layers):
-            lstm_model(main_params[2 * layer], main_params[2 * layer + 1], st[2 * layer],
-                       st[2 * layer + 1], st[2 * layer - 2])  # fmt: skip
+            lstm_model(
+                main_params[2 * layer],
+                main_params[2 * layer + 1],
+                st[2 * layer],
+                st[2 * layer + 1],
+                st[2 * layer - 2],
+            )
         last = st[2 * layers - 2]
         for i in range(b):
             ypred[i] = last[i] * extra_params[1, i] + extra_params[2, i]
@@ -101,8 +106,7 @@ def size_label(size: tuple[int, int]) -> str:
     return f"l={size[0]} c={size[1]}"
 
 
-def array_objective(xp: Any, main_params: Any, extra_params: Any, state: Any,
-                    sequence: Any) -> Any:  # fmt: skip
+def array_objective(xp: Any, main_params: Any, extra_params: Any, state: Any, sequence: Any) -> Any:
     """The same objective as array code (a Python loop over the sequence, vectors per layer)."""
     layers = main_params.shape[0] // 2
     b = extra_params.shape[1]

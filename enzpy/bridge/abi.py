@@ -66,8 +66,7 @@ def _leaf_count(argtype: Any) -> int:
     return 1
 
 
-def _leaves(typ: types.Type, dm: Any, dmm: Any, start: int,
-            path: tuple[int, ...]) -> list[LLVMArg]:
+def _leaves(typ: types.Type, dm: Any, dmm: Any, start: int, path: tuple[int, ...]) -> list[LLVMArg]:
     argtype = dm.get_argument_type()
     if isinstance(typ, types.Array) and tuple(getattr(dm, "_fields", ())) == ARRAY_ROLES:
         out: list[LLVMArg] = []
@@ -133,8 +132,13 @@ def as_activity(annotation: Any) -> Activity:
     if isinstance(annotation, Activity):
         return annotation
     key = str(getattr(annotation, "value", annotation)).lower()
-    table = {"const": Activity.CONST, "dup": Activity.DUP, "duplicated": Activity.DUP,
-             "dup_noneed": Activity.DUP_NONEED, "duplicatednoneed": Activity.DUP_NONEED}
+    table = {
+        "const": Activity.CONST,
+        "dup": Activity.DUP,
+        "duplicated": Activity.DUP,
+        "dup_noneed": Activity.DUP_NONEED,
+        "duplicatednoneed": Activity.DUP_NONEED,
+    }
     try:
         return table[key]
     except KeyError:
@@ -144,13 +148,16 @@ def as_activity(annotation: Any) -> Activity:
 def _leaf_is_float(arg: LLVMArg) -> bool:
     if arg.role == "scalar_float":
         return True
-    return isinstance(arg.numba_type, types.Array) and isinstance(arg.numba_type.dtype,
-                                                                   types.Float)
+    return isinstance(arg.numba_type, types.Array) and isinstance(arg.numba_type.dtype, types.Float)
 
 
-def llvm_activities(argtypes: Sequence[types.Type], restype: types.Type,
-                    annotations: Sequence[Any], ret: Any = None,
-                    context: Any = None) -> list[Activity]:
+def llvm_activities(
+    argtypes: Sequence[types.Type],
+    restype: types.Type,
+    annotations: Sequence[Any],
+    ret: Any = None,
+    context: Any = None,
+) -> list[Activity]:
     """Per-LLVM-argument activities (retptr, excinfo, flattened args) for a Numba function.
 
     `annotations` has one entry per Python argument: 'const', 'dup' or 'dup_noneed' (or an
@@ -175,8 +182,9 @@ def llvm_activities(argtypes: Sequence[types.Type], restype: types.Type,
     return acts
 
 
-def pointee_types(argtypes: Sequence[types.Type], restype: types.Type,
-                  context: Any = None) -> list[str | None]:
+def pointee_types(
+    argtypes: Sequence[types.Type], restype: types.Type, context: Any = None
+) -> list[str | None]:
     """Per LLVM argument, the LLVM type (text, opaque pointers) of the values the memory it
     points to holds, where the types tell: the return slot holds the return value, a float
     array's data pointer its elements; None elsewhere."""
@@ -201,8 +209,9 @@ def _opaque_text(t: Any) -> str:
     return str(t)
 
 
-def shadowed_args(argtypes: Sequence[types.Type], activities: Sequence[Activity],
-                  context: Any = None) -> list[int]:
+def shadowed_args(
+    argtypes: Sequence[types.Type], activities: Sequence[Activity], context: Any = None
+) -> list[int]:
     """Indices of the Python arguments that have at least one shadowed LLVM argument."""
     out = []
     for i, group in enumerate(argument_layout(argtypes, context)):

@@ -63,7 +63,8 @@ def _is_wrapper_symbol(name: str) -> bool:
 def _record(module_text: str) -> None:
     """Register every Numba-compiled function defined in `module_text`."""
     names = [
-        n for n in defined_symbols(module_text)
+        n
+        for n in defined_symbols(module_text)
         if not is_runtime_symbol(n) and not _is_wrapper_symbol(n)
     ]
     if not names:
@@ -125,8 +126,10 @@ def modules_for(root: str) -> list[str]:
     """
     first = function_ir(root)
     if first is None:
-        raise KeyError(f"no captured IR for {root!r} (compiled before enzpy.bridge was imported,"
-                       " or loaded from Numba's disk cache?)")
+        raise KeyError(
+            f"no captured IR for {root!r} (compiled before enzpy.bridge was imported,"
+            " or loaded from Numba's disk cache?)"
+        )
     out: list[str] = []
     seen_texts: set[str] = set()
     seen_syms: set[str] = {root}
@@ -162,8 +165,9 @@ def compiled_again(symbol: str) -> list[str]:
         found = _overload_named(symbol)
         if found is not None:
             dispatcher, argtypes = found
-            options = {k: v for k, v in dispatcher.targetoptions.items()
-                       if k not in ("cache", "nopython")}  # fmt: skip
+            options = {
+                k: v for k, v in dispatcher.targetoptions.items() if k not in ("cache", "nopython")
+            }
             fresh = numba.njit(**options)(dispatcher.py_func)
             try:
                 fresh.compile(argtypes)
@@ -194,8 +198,9 @@ def compiled_function(dispatcher: Any, argtypes: tuple | None = None) -> tuple[s
     """
     if argtypes is None:
         if len(dispatcher.overloads) != 1:
-            raise ValueError(f"{dispatcher} has {len(dispatcher.overloads)} overloads;"
-                             " pass argtypes")
+            raise ValueError(
+                f"{dispatcher} has {len(dispatcher.overloads)} overloads; pass argtypes"
+            )
         cres = next(iter(dispatcher.overloads.values()))
     else:
         cres = dispatcher.overloads[tuple(argtypes)]

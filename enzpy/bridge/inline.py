@@ -36,10 +36,12 @@ def inline_small_callees(texts: list[str], root: str) -> list[str]:
     parsed = Module()
     for text in texts:
         parsed.merge(parse_module(text))
-    memo = {name: False for name, fn in parsed.functions.items()
-            if not fn.is_declaration and not only_counted_loops(fn)}
-    chosen = [defined[name] for name in defined
-              if name != root and _inlinable(name, defined, memo)]
+    memo = {
+        name: False
+        for name, fn in parsed.functions.items()
+        if not fn.is_declaration and not only_counted_loops(fn)
+    }
+    chosen = [defined[name] for name in defined if name != root and _inlinable(name, defined, memo)]
     if not chosen:
         return texts
     for fn in chosen:
@@ -74,8 +76,11 @@ def _inlinable(name: str, defined: dict[str, llvm.ValueRef], memo: dict[str, boo
     counted ones: inlined, such a loop would cost the caller's tape an id per iteration
     even where nothing in it is differentiated (`x ** n`'s repeated squaring)."""
     if name not in defined:
-        return name.startswith(("llvm.", "NRT_")) or name not in rules.WRITES and (
-            name in rules.RULES and rules.RULES[name].kind != "custom")
+        return (
+            name.startswith(("llvm.", "NRT_"))
+            or name not in rules.WRITES
+            and (name in rules.RULES and rules.RULES[name].kind != "custom")
+        )
     if name in memo:
         return memo[name]
     memo[name] = False  # recursion is never inlined
@@ -86,5 +91,7 @@ def _inlinable(name: str, defined: dict[str, llvm.ValueRef], memo: dict[str, boo
     instructions = [ins for block in fn.blocks for ins in block.instructions]
     memo[name] = len(instructions) <= MAX_INSTRUCTIONS and all(
         _inlinable(list(ins.operands)[-1].name, defined, memo)
-        for ins in instructions if ins.opcode == "call")
+        for ins in instructions
+        if ins.opcode == "call"
+    )
     return memo[name]

@@ -72,8 +72,11 @@ def out_of_memory(argtypes: Sequence[types.Type], restype: types.Type) -> str:
     fn.linkage = "internal"
     builder = ir.IRBuilder(fn.append_basic_block())
     exc = ctx.call_conv.build_excinfo_struct(
-        MemoryError, ("Allocation failed (probably too large): no memory for the derivative",),
-        None, None)  # fmt: skip
+        MemoryError,
+        ("Allocation failed (probably too large): no memory for the derivative",),
+        None,
+        None,
+    )
     builder.store(ctx.get_python_api(builder).serialize_object(exc), fn.args[1])
     builder.ret(RETCODE_USEREXC)
     return str(llvm.parse_assembly(str(mod)))  # as LLVM prints it (opaque pointers)
@@ -100,9 +103,11 @@ def _link_captured_callees(mod: Any) -> None:
     """
     tried: set[str] = set()
     while True:
-        missing = [f.name for f in mod.functions
-                   if f.is_declaration and f.name not in tried
-                   and not capture.is_runtime_symbol(f.name)]
+        missing = [
+            f.name
+            for f in mod.functions
+            if f.is_declaration and f.name not in tried and not capture.is_runtime_symbol(f.name)
+        ]
         if not missing:
             return
         for name in missing:
@@ -198,10 +203,16 @@ def finish(typingctx: Any, outcome: types.Type, value: types.Type) -> Any:
     return value(outcome, value), codegen
 
 
-def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
-                  restype: types.Type, activities: tuple[Activity, ...],
-                  shadowed: tuple[int, ...], ep: EntryPoint, aliased: str | None = None
-                  ) -> Callable[..., Any]:  # fmt: skip
+def _make_codegen(
+    lib: Any,
+    symbol: str,
+    argtypes: tuple[types.Type, ...],
+    restype: types.Type,
+    activities: tuple[Activity, ...],
+    shadowed: tuple[int, ...],
+    ep: EntryPoint,
+    aliased: str | None = None,
+) -> Callable[..., Any]:
     """The codegen of the intrinsic `call`: call `symbol` with the primal's flattened LLVM
     arguments (Numba's calling convention), then one shadow per active LLVM argument in
     order, then the tape (see `EntryPoint`); return an `outcome_type` for `finish`. With
@@ -227,10 +238,11 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
         excinfoptr = cgutils.alloca_once(builder, ir.PointerType(excinfo_t), name="excinfo")
 
         by_position: dict[int, Any] = {}
-        for idx, sval in zip(passed, args[nargs:nargs + len(passed)], strict=True):
+        for idx, sval in zip(passed, args[nargs : nargs + len(passed)], strict=True):
             sflat = context.get_arg_packer([argtypes[idx]]).as_arguments(builder, [sval])
-            by_position.update((leaf.position, v) for leaf, v in zip(layout[idx], sflat,
-                                                                    strict=True))
+            by_position.update(
+                (leaf.position, v) for leaf, v in zip(layout[idx], sflat, strict=True)
+            )
         i8p = ir.PointerType(ir.IntType(8))
         tape = [builder.inttoptr(args[nargs + len(passed)], i8p)] if ep.tape else []
         dret = args[-1] if ep.seed == "arg" and float_valued(restype) else None
@@ -254,8 +266,10 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
                 shadows.append(ir.Constant(i8p, None))
         tys = [v.type for v in (*shadows, *tape)]
         status_returned = ep.returns in ("forward", "reverse", "augment")
-        fnty = ir.FunctionType(primal_fnty.return_type if status_returned else ir.VoidType(),
-                               list(primal_fnty.args) + tys)  # fmt: skip
+        fnty = ir.FunctionType(
+            primal_fnty.return_type if status_returned else ir.VoidType(),
+            list(primal_fnty.args) + tys,
+        )
         fn = function(context, builder, fnty, symbol)
         if aliased is not None:
             other = function(context, builder, fnty, aliased)
@@ -265,8 +279,7 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
         failed, excinfo = cgutils.false_bit, cgutils.voidptr_t(None)
         if status_returned:
             status = call_conv._get_return_status(builder, code, builder.load(excinfoptr))
-            failed, excinfo = status.is_error, builder.bitcast(status.excinfoptr,
-                                                               cgutils.voidptr_t)
+            failed, excinfo = status.is_error, builder.bitcast(status.excinfoptr, cgutils.voidptr_t)
         else:
             code = ir.Constant(ir.IntType(32), 0)
         rtype = signature.return_type.types[3]
@@ -294,18 +307,21 @@ def _make_codegen(lib: Any, symbol: str, argtypes: tuple[types.Type, ...],
                 context.nrt.incref(builder, restype, shadow_ret)  # the tape keeps its own
             return context.make_tuple(builder, rtype, [primal, shadow_ret])
 
-        slot = cgutils.alloca_once_value(builder,
-                                         cgutils.get_null_value(context.get_value_type(rtype)))
+        slot = cgutils.alloca_once_value(
+            builder, cgutils.get_null_value(context.get_value_type(rtype))
+        )
         with builder.if_then(builder.not_(failed), likely=True):
             builder.store(value(), slot)
-        return context.make_tuple(builder, signature.return_type,
-                                  [failed, code, excinfo, builder.load(slot)])
+        return context.make_tuple(
+            builder, signature.return_type, [failed, code, excinfo, builder.load(slot)]
+        )
 
     return codegen
 
 
-def _return_shadow_slot(context: Any, builder: Any, restype: types.Type, ep: EntryPoint,
-                        tape: list[Any], dret: Any) -> Any:  # fmt: skip
+def _return_shadow_slot(
+    context: Any, builder: Any, restype: types.Type, ep: EntryPoint, tape: list[Any], dret: Any
+) -> Any:
     """The memory holding the return's shadow: on the stack, or (split mode, `tape` given)
     right after the tape, where it lives from the forward to the reverse pass (the forward
     sweep may keep addresses inside it). Holds the return's cotangent when the call starts:
@@ -319,8 +335,9 @@ def _return_shadow_slot(context: Any, builder: Any, restype: types.Type, ep: Ent
         init = cgutils.get_null_value(ret_ty)
     if not tape:
         return cgutils.alloca_once_value(builder, init)
-    slot = builder.bitcast(builder.gep(tape[0], [ir.Constant(ir.IntType(64), TAPE_BYTES)]),
-                           ret_ty.as_pointer())  # fmt: skip
+    slot = builder.bitcast(
+        builder.gep(tape[0], [ir.Constant(ir.IntType(64), TAPE_BYTES)]), ret_ty.as_pointer()
+    )
     if dret is not None:
         builder.store(init, slot)
     return slot
@@ -339,16 +356,21 @@ def float_valued(t: types.Type) -> bool:
     return isinstance(t, types.Float)
 
 
-def _passed_shadows(layout: list[list[Any]], shadowed: tuple[int, ...],
-                    ep: EntryPoint) -> list[int]:  # fmt: skip
+def _passed_shadows(
+    layout: list[list[Any]], shadowed: tuple[int, ...], ep: EntryPoint
+) -> list[int]:
     """The Python arguments whose shadows the driver takes (float scalars only when their
     tangents are passed)."""
     return [i for i in shadowed if ep.scalars == "tangent" or not _scalar(layout[i])]
 
 
-def _signature(argtypes: tuple[types.Type, ...], restype: types.Type,
-               activities: tuple[Activity, ...], shadowed: tuple[int, ...],
-               ep: EntryPoint) -> Any:  # fmt: skip
+def _signature(
+    argtypes: tuple[types.Type, ...],
+    restype: types.Type,
+    activities: tuple[Activity, ...],
+    shadowed: tuple[int, ...],
+    ep: EntryPoint,
+) -> Any:
     """The driver's Numba signature for entry point `ep`."""
     layout = argument_layout(argtypes)
     params = argtypes + tuple(argtypes[i] for i in _passed_shadows(layout, shadowed, ep))
@@ -358,12 +380,18 @@ def _signature(argtypes: tuple[types.Type, ...], restype: types.Type,
         params += (restype,)
     adjoints = types.Tuple(tuple(argtypes[i] for i in shadowed if _scalar(layout[i])))
     ret_dup = _is_dup(activities[0])
-    shadow_ret = restype if ret_dup and not (ep.returns == "augment"
-                                             and float_valued(restype)) else types.none
-    ret = {"forward": types.Tuple((restype, shadow_ret)),
-           "augment": types.Tuple((restype, shadow_ret)),
-           "reverse": types.Tuple((restype, adjoints)),
-           "adjoints": adjoints, "nothing": types.none}[ep.returns]  # fmt: skip
+    shadow_ret = (
+        restype
+        if ret_dup and not (ep.returns == "augment" and float_valued(restype))
+        else types.none
+    )
+    ret = {
+        "forward": types.Tuple((restype, shadow_ret)),
+        "augment": types.Tuple((restype, shadow_ret)),
+        "reverse": types.Tuple((restype, adjoints)),
+        "adjoints": adjoints,
+        "nothing": types.none,
+    }[ep.returns]
     return ret(*params)
 
 
@@ -378,20 +406,27 @@ def distinct_arrays(argtypes: Sequence[types.Type]) -> frozenset[int]:
     """LLVM positions of the data pointers of the array arguments: the memory a derivative
     may assume apart when its driver is given an `aliased` entry (see `make_driver`)."""
     layout = argument_layout(tuple(argtypes))
-    return frozenset(leaf.position for ty, group in zip(argtypes, layout, strict=True)
-                     if isinstance(ty, types.Array) for leaf in group if leaf.role == "data")
+    return frozenset(
+        leaf.position
+        for ty, group in zip(argtypes, layout, strict=True)
+        if isinstance(ty, types.Array)
+        for leaf in group
+        if leaf.role == "data"
+    )
 
 
-def _arrays_overlap(context: Any, builder: Any, argtypes: Sequence[types.Type],
-                    values: Sequence[Any]) -> Any:  # fmt: skip
+def _arrays_overlap(
+    context: Any, builder: Any, argtypes: Sequence[types.Type], values: Sequence[Any]
+) -> Any:
     """An i1: whether the memory extents of two of the array arguments intersect."""
     extents = []
     for ty, value in zip(argtypes, values, strict=True):
         if isinstance(ty, types.Array):
             ary = context.make_array(ty)(context, builder, value)
             shape, strides = (cgutils.unpack_tuple(builder, t) for t in (ary.shape, ary.strides))
-            extents.append(get_array_memory_extents(context, builder, ty, ary, shape, strides,
-                                                    ary.data))  # fmt: skip
+            extents.append(
+                get_array_memory_extents(context, builder, ty, ary, shape, strides, ary.data)
+            )
     overlap = cgutils.false_bit
     for (a0, a1), (b0, b1) in itertools.combinations(extents, 2):
         overlap = builder.or_(overlap, extents_may_overlap(context, builder, a0, a1, b0, b1))
@@ -405,8 +440,7 @@ def _scalar(group: Sequence[Any]) -> bool:
 def _make_intrinsic(name: str, arity: int, sig: Any, codegen: Callable[..., Any]) -> Any:
     """An @intrinsic of fixed arity with the given signature and codegen."""
     params = ", ".join(f"a{i}" for i in range(arity))
-    src = (f"def {name}(typingctx{', ' if params else ''}{params}):\n"
-           f"    return _sig, _codegen\n")
+    src = f"def {name}(typingctx{', ' if params else ''}{params}):\n    return _sig, _codegen\n"
     ns: dict[str, Any] = {"_sig": sig, "_codegen": codegen}
     exec(compile(src, f"<enzpy.bridge.link {name}>", "exec"), ns)
     return intrinsic(ns[name])
@@ -421,11 +455,19 @@ def _make_njit_driver(name: str, arity: int, intr: Any, sig: Any) -> Any:
     return numba.njit(sig)(ns[name])
 
 
-def make_driver(module_text: str, fn_name: str, library: Any,
-                argtypes: Sequence[types.Type], restype: types.Type,
-                activities: Sequence[Activity], *, key: Any = None,
-                seed: float | None = None, aliased: str | None = None,
-                exports: tuple[str, ...] = ()) -> DerivativeDriver:
+def make_driver(
+    module_text: str,
+    fn_name: str,
+    library: Any,
+    argtypes: Sequence[types.Type],
+    restype: types.Type,
+    activities: Sequence[Activity],
+    *,
+    key: Any = None,
+    seed: float | None = None,
+    aliased: str | None = None,
+    exports: tuple[str, ...] = (),
+) -> DerivativeDriver:
     """Link the derivative `fn_name` of `module_text` and build its njit driver.
 
     `fn_name` takes the primal's LLVM arguments, then one shadow per non-CONST entry of
@@ -440,16 +482,31 @@ def make_driver(module_text: str, fn_name: str, library: Any,
     module whose addresses the driver's `exports` gives.
     """
     entry = FORWARD if seed is None else reverse_entry(seed)
-    return make_drivers(module_text, {fn_name: entry}, library, argtypes, restype, activities,
-                        key=key, aliased={fn_name: aliased} if aliased else None,
-                        exports=exports)[fn_name]
+    return make_drivers(
+        module_text,
+        {fn_name: entry},
+        library,
+        argtypes,
+        restype,
+        activities,
+        key=key,
+        aliased={fn_name: aliased} if aliased else None,
+        exports=exports,
+    )[fn_name]
 
 
-def make_drivers(module_text: str, entries: dict[str, EntryPoint], library: Any,
-                 argtypes: Sequence[types.Type], restype: types.Type,
-                 activities: Sequence[Activity], *, key: Any = None,
-                 aliased: dict[str, str] | None = None, exports: tuple[str, ...] = ()
-                 ) -> dict[str, DerivativeDriver]:  # fmt: skip
+def make_drivers(
+    module_text: str,
+    entries: dict[str, EntryPoint],
+    library: Any,
+    argtypes: Sequence[types.Type],
+    restype: types.Type,
+    activities: Sequence[Activity],
+    *,
+    key: Any = None,
+    aliased: dict[str, str] | None = None,
+    exports: tuple[str, ...] = (),
+) -> dict[str, DerivativeDriver]:
     """Link the entry points of `module_text` (name -> how the driver calls it) into one
     library and build one driver per entry point (see `make_driver`)."""
     aliased = aliased or {}
@@ -478,13 +535,23 @@ def make_drivers(module_text: str, entries: dict[str, EntryPoint], library: Any,
     for name, ep in entries.items():
         k = next(_counter)
         sig = _signature(argtypes, restype, activities, shadowed, ep)
-        cg = _make_codegen(lib, renames[name], argtypes, restype, activities, shadowed, ep,
-                           renames.get(aliased.get(name, "")))  # fmt: skip
-        intr = _make_intrinsic(f"_enzpy_call_{k}", len(sig.args),
-                               outcome_type(sig.return_type)(*sig.args), cg)
+        cg = _make_codegen(
+            lib,
+            renames[name],
+            argtypes,
+            restype,
+            activities,
+            shadowed,
+            ep,
+            renames.get(aliased.get(name, "")),
+        )
+        intr = _make_intrinsic(
+            f"_enzpy_call_{k}", len(sig.args), outcome_type(sig.return_type)(*sig.args), cg
+        )
         drv = _make_njit_driver(f"enzpy_driver_{k}", len(sig.args), intr, sig)
-        result[name] = DerivativeDriver(drv, intr, lib, renames[name], argtypes, restype,
-                                        activities, shadowed, sig, addresses)  # fmt: skip
+        result[name] = DerivativeDriver(
+            drv, intr, lib, renames[name], argtypes, restype, activities, shadowed, sig, addresses
+        )
     with _cache_lock:
         result = _cache.setdefault(key, result)
     return result

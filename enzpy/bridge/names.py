@@ -54,22 +54,30 @@ def _unescape(m: re.Match[str]) -> str:
 
 # (pattern in a symbol the engine names, the Python construct, what to do instead)
 CONSTRUCTS = (
-    (r"impl_np_sort|array_sort|quicksort|mergesort|heapsort",
-     "np.sort / ndarray.sort (Numba's quicksort)",
-     "sort through a permutation instead: p = np.argsort(x); y = x[p] (the gather is "
-     "differentiated)"),
-    (r"np_median|np_partition|np_percentile|np_quantile|_select\b|quickselect",
-     "np.median / np.partition / np.percentile (Numba's selection)",
-     "sort through a permutation (p = np.argsort(x)) and take the middle of x[p]"),
-    (r"NRT_MemInfo_new_varsize|NRT_MemInfo_varsize|listobj|numba_list_",
-     "a Python list",
-     "keep floats that carry derivatives in a NumPy array (np.empty(n), then index it)"),
-    (r"numba_xx(?:getrf|getri|gesdd|gesv|gelsd|potrf|syevd|heevd|geev|geqrf|orgqr)|"
-     r"numba_ez_|np\.linalg|numba\.np\.linalg",
-     "np.linalg (LAPACK)",
-     "no rule exists for this LAPACK routine yet; mark the matrix Const if no derivative "
-     "is wanted through it"),
-)  # fmt: skip
+    (
+        r"impl_np_sort|array_sort|quicksort|mergesort|heapsort",
+        "np.sort / ndarray.sort (Numba's quicksort)",
+        "sort through a permutation instead: p = np.argsort(x); y = x[p] (the gather is "
+        "differentiated)",
+    ),
+    (
+        r"np_median|np_partition|np_percentile|np_quantile|_select\b|quickselect",
+        "np.median / np.partition / np.percentile (Numba's selection)",
+        "sort through a permutation (p = np.argsort(x)) and take the middle of x[p]",
+    ),
+    (
+        r"NRT_MemInfo_new_varsize|NRT_MemInfo_varsize|listobj|numba_list_",
+        "a Python list",
+        "keep floats that carry derivatives in a NumPy array (np.empty(n), then index it)",
+    ),
+    (
+        r"numba_xx(?:getrf|getri|gesdd|gesv|gelsd|potrf|syevd|heevd|geev|geqrf|orgqr)|"
+        r"numba_ez_|np\.linalg|numba\.np\.linalg",
+        "np.linalg (LAPACK)",
+        "no rule exists for this LAPACK routine yet; mark the matrix Const if no derivative "
+        "is wanted through it",
+    ),
+)
 
 
 def construct_hint(message: str) -> str:

@@ -27,9 +27,12 @@ def drop_argument_refcounts(fn: Function, meminfos: Iterable[int]) -> int:
         for v in (*inst.operands, inst.callee):
             if id(v) in by_arg:
                 uses[by_arg[id(v)]].append(inst)
-    dead = {id(inst) for insts in uses.values()
-            if all(i.callee_name in REFCOUNT and len(i.operands) == 1 for i in insts)
-            for inst in insts}  # fmt: skip
+    dead = {
+        id(inst)
+        for insts in uses.values()
+        if all(i.callee_name in REFCOUNT and len(i.operands) == 1 for i in insts)
+        for inst in insts
+    }
     for block in fn.blocks:
         block.instructions = [i for i in block.instructions if id(i) not in dead]
     return len(dead)

@@ -21,14 +21,47 @@ from ..rules.registry import WRITES, lookup
 from .pointers import roots
 
 # integer operations that carry the bits of an active float along (see `tainted`)
-_INT_PROPAGATE = {"add", "sub", "mul", "udiv", "sdiv", "urem", "srem", "shl", "lshr",
-                  "ashr", "and", "or", "xor", "trunc", "zext", "sext", "phi", "select",
-                  "freeze"}  # fmt: skip
+_INT_PROPAGATE = {
+    "add",
+    "sub",
+    "mul",
+    "udiv",
+    "sdiv",
+    "urem",
+    "srem",
+    "shl",
+    "lshr",
+    "ashr",
+    "and",
+    "or",
+    "xor",
+    "trunc",
+    "zext",
+    "sext",
+    "phi",
+    "select",
+    "freeze",
+}
 # pointers computed from pointers (a shadow computed the same way)
 _ADDRESS_OF = {"getelementptr", "bitcast", "addrspacecast", "freeze", "select", "phi", "load"}
-_PROPAGATE = {"fneg", "select", "phi", "extractvalue", "insertvalue", "freeze",
-              "getelementptr", "bitcast", "fadd", "fsub", "fmul", "fdiv", "frem",
-              "fpext", "fptrunc", "addrspacecast"}  # fmt: skip
+_PROPAGATE = {
+    "fneg",
+    "select",
+    "phi",
+    "extractvalue",
+    "insertvalue",
+    "freeze",
+    "getelementptr",
+    "bitcast",
+    "fadd",
+    "fsub",
+    "fmul",
+    "fdiv",
+    "frem",
+    "fpext",
+    "fptrunc",
+    "addrspacecast",
+}
 
 
 class _Recursive(Exception):
@@ -127,9 +160,16 @@ class _Analysis:
                 self.visit(inst)
         read = self._read_args()
         dropped = {k: i for k, i in self.writes_to_const.items() if k in read}
-        return ActivityResult(self.fn, self.pattern, frozenset(self.active), self.reasons,
-                              frozenset(self.needed_args), self.callees, dropped,
-                              self._maybe_primal())  # fmt: skip
+        return ActivityResult(
+            self.fn,
+            self.pattern,
+            frozenset(self.active),
+            self.reasons,
+            frozenset(self.needed_args),
+            self.callees,
+            dropped,
+            self._maybe_primal(),
+        )
 
     def _maybe_primal(self) -> frozenset[Value]:
         """Active pointers merged from memory with and without a shadow, and addresses and
@@ -144,7 +184,8 @@ class _Analysis:
                 op, ops = inst.opcode, inst.operands
                 merged = op in ("select", "phi") and any(
                     o.type.is_ptr and o not in self.active and not isinstance(o, Constant)
-                    for o in ops)  # fmt: skip
+                    for o in ops
+                )
                 if merged or op in _ADDRESS_OF and any(o in out for o in ops):
                     out.add(inst)
                     changed = True
@@ -196,11 +237,14 @@ class _Analysis:
         elif op == "bitcast" and inst.type.is_float and ops[0] in self.tainted:
             raise NoDerivativeError(
                 "a float made of the bits of a float with a derivative, changed as an integer",
-                inst.text(), self.fn.name, "activity analysis", inst.loc,
+                inst.text(),
+                self.fn.name,
+                "activity analysis",
+                inst.loc,
                 "enzpy follows a float's bits through integers when they are copied, or when "
                 "only the sign bit changes (xor, and, or with the sign bit: -x, |x|, -|x|); "
                 "other integer arithmetic on them has no derivative. Compute it on floats.",
-            )  # fmt: skip
+            )
 
     def visit_call(self, inst: Instruction, carries: bool) -> None:
         name = inst.callee_name
@@ -214,9 +258,13 @@ class _Analysis:
                     summary = activity(self.module, callee, pattern, self.has_rule, self.cache)
             except _Recursive:
                 raise NoDerivativeError(
-                    f"a recursive call to @{name}", inst.text(), self.fn.name, "activity analysis",
-                    inst.loc, "Recursive functions are not supported yet: write the "
-                    "recursion as a loop.") from None
+                    f"a recursive call to @{name}",
+                    inst.text(),
+                    self.fn.name,
+                    "activity analysis",
+                    inst.loc,
+                    "Recursive functions are not supported yet: write the recursion as a loop.",
+                ) from None
             self.callees[inst] = summary
             for k in summary.needed_args:
                 self.need(inst.operands[k], f"callee @{name} writes active data through it")

@@ -37,8 +37,9 @@ def cfg(fn: Function) -> CFG:
         else:
             seen.add(nxt)
             stack.append((nxt, iter(succs[nxt])))
-    return CFG(fn.entry.name, succs, {k: tuple(v) for k, v in preds.items()},
-               tuple(reversed(order)))  # fmt: skip
+    return CFG(
+        fn.entry.name, succs, {k: tuple(v) for k, v in preds.items()}, tuple(reversed(order))
+    )
 
 
 def reachable(g: CFG, starts: Iterable[str], stop: Collection[str] = ()) -> set[str]:

@@ -63,8 +63,12 @@ def _inductions(header: Block, pre: str, latch: str) -> tuple[Induction, ...]:
             continue
         inc = dict(zip(phi.labels, phi.operands, strict=True))
         start, step = inc.get(pre), inc.get(latch)
-        if start is None or not isinstance(step, Instruction) or step.opcode != "add" \
-                or phi not in step.operands:
+        if (
+            start is None
+            or not isinstance(step, Instruction)
+            or step.opcode != "add"
+            or phi not in step.operands
+        ):
             continue
         c = step.operands[1] if step.operands[0] is phi else step.operands[0]
         if isinstance(c, Constant) and c.text.lstrip("-").isdigit() and int(c.text) != 0:
@@ -102,8 +106,9 @@ def split_exit_edges(fn: Function) -> None:
             left = [lp for lp in loops if block.name in lp.blocks and target not in lp.blocks]
             if not left or target.endswith(".enzpy.exit"):
                 continue
-            edge = Block(f"{block.name}.to.{target}.enzpy.exit",
-                         [Instruction("br", labels=[target])])
+            edge = Block(
+                f"{block.name}.to.{target}.enzpy.exit", [Instruction("br", labels=[target])]
+            )
             fn.blocks.insert(fn.blocks.index(fn.block(target)), edge)
             term.labels = [edge.name if t == target else t for t in term.labels]
             for phi in fn.block(target).phis:

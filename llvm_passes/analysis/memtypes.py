@@ -60,8 +60,9 @@ MemoryFacts = dict[str, dict[int, Layout]]  # per function, per pointer argument
 def scalar_fields(t: Type, base: int = 0) -> list[tuple[int, Type]]:
     """The scalar fields of `t` with their byte offsets."""
     if t.kind == "struct":
-        return [f for k, e in enumerate(t.elems)
-                for f in scalar_fields(e, base + field_offset(t, k))]  # fmt: skip
+        return [
+            f for k, e in enumerate(t.elems) for f in scalar_fields(e, base + field_offset(t, k))
+        ]
     if t.kind in ("array", "vector"):
         size = size_in_bytes(t.elems[0])
         return [f for k in range(t.count) for f in scalar_fields(t.elems[0], base + k * size)]
@@ -71,8 +72,7 @@ def scalar_fields(t: Type, base: int = 0) -> list[tuple[int, Type]]:
 def layout_of(t: Type) -> Layout:
     """The float fields of memory holding values of type `t`, one after another."""
     stride = size_in_bytes(t)
-    return frozenset((Offset(stride, off % stride), f) for off, f in scalar_fields(t)
-                     if f.is_float)  # fmt: skip
+    return frozenset((Offset(stride, off % stride), f) for off, f in scalar_fields(t) if f.is_float)
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,12 @@ def float_bits(fn: Function, facts: Mapping[int, Layout] | None = None) -> Float
     return FloatBits(frozenset(values), loads, stores, calls)
 
 
-def _visit(inst: Instruction, where: Mapping[Value, dict[Value, Offset]],
-           layouts: dict[Value, set[tuple[Offset, Type]]], values: set[Value]) -> None:  # fmt: skip
+def _visit(
+    inst: Instruction,
+    where: Mapping[Value, dict[Value, Offset]],
+    layouts: dict[Value, set[tuple[Offset, Type]]],
+    values: set[Value],
+) -> None:
     op, ops = inst.opcode, inst.operands
     if op == "bitcast" and inst.type.is_int and ops[0].type.is_float:
         values.add(inst)
@@ -140,7 +144,8 @@ def _visit(inst: Instruction, where: Mapping[Value, dict[Value, Offset]],
     elif op in ("phi", "select", "freeze") and inst.type.is_int:
         data = ops[1:] if op == "select" else ops
         if all(v in values or isinstance(v, Constant) for v in data) and any(
-                v in values for v in data):  # fmt: skip
+            v in values for v in data
+        ):
             values.add(inst)
     elif op == "call" and inst.callee_name.startswith(("llvm.memcpy", "llvm.memmove")):
         dst, src = where.get(ops[0], {}), where.get(ops[1], {})
@@ -148,14 +153,16 @@ def _visit(inst: Instruction, where: Mapping[Value, dict[Value, Offset]],
             layouts.setdefault(key, set()).update(_shifted(_seen_from(src, layouts), off))
 
 
-def _record(at: Mapping[Value, Offset], layouts: dict[Value, set[tuple[Offset, Type]]],
-            t: Type) -> None:  # fmt: skip
+def _record(
+    at: Mapping[Value, Offset], layouts: dict[Value, set[tuple[Offset, Type]]], t: Type
+) -> None:
     for key, off in at.items():
         layouts.setdefault(key, set()).add((off, t))
 
 
-def _float_at(at: Mapping[Value, Offset], layouts: Mapping[Value, set[tuple[Offset, Type]]],
-              int_type: Type) -> Type | None:  # fmt: skip
+def _float_at(
+    at: Mapping[Value, Offset], layouts: Mapping[Value, set[tuple[Offset, Type]]], int_type: Type
+) -> Type | None:
     """The float type of `int_type`'s width stored at `at`, if any."""
     for key, off in at.items():
         for o, t in layouts.get(key, ()):
@@ -164,8 +171,9 @@ def _float_at(at: Mapping[Value, Offset], layouts: Mapping[Value, set[tuple[Offs
     return None
 
 
-def _seen_from(at: Mapping[Value, Offset], layouts: Mapping[Value, set[tuple[Offset, Type]]]
-               ) -> Layout:  # fmt: skip
+def _seen_from(
+    at: Mapping[Value, Offset], layouts: Mapping[Value, set[tuple[Offset, Type]]]
+) -> Layout:
     """The layout of memory as seen from a pointer at `at` (offsets relative to it)."""
     out = set()
     for key, off in at.items():
@@ -202,8 +210,7 @@ def _locations(fn: Function) -> dict[Value, dict[Value, Offset]]:
     return where
 
 
-def _locate(inst: Instruction, where: Mapping[Value, dict[Value, Offset]]
-            ) -> dict[Value, Offset]:  # fmt: skip
+def _locate(inst: Instruction, where: Mapping[Value, dict[Value, Offset]]) -> dict[Value, Offset]:
     op, ops = inst.opcode, inst.operands
     if op == "getelementptr":
         k, stride = _gep_offset(inst.aux_type, ops[1:])
@@ -250,4 +257,3 @@ def _gep_offset(source: Type | None, indices: Sequence[Value]) -> tuple[int, int
         else:
             stride = math.gcd(stride, size)
     return k, stride
-

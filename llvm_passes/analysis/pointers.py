@@ -32,14 +32,22 @@ def noalias(v: Value) -> bool:
 def allocation(r: Value) -> Value | None:
     """The allocation a root pointer addresses: an alloca, a runtime allocation (also through
     the data pointer read from it) or a `noalias` argument; None when unknown."""
-    if noalias(r) or isinstance(r, Instruction) and (
-            r.opcode == "alloca" or r.opcode == "call" and r.callee_name in ALLOCATORS):
+    if (
+        noalias(r)
+        or isinstance(r, Instruction)
+        and (r.opcode == "alloca" or r.opcode == "call" and r.callee_name in ALLOCATORS)
+    ):
         return r
-    if isinstance(r, Instruction) and (r.opcode == "load" or r.opcode == "call"
-                                       and r.callee_name in DATA_POINTER):  # fmt: skip
+    if isinstance(r, Instruction) and (
+        r.opcode == "load" or r.opcode == "call" and r.callee_name in DATA_POINTER
+    ):
         owners = roots(r.operands[0])
-        if len(owners) == 1 and isinstance(owners[0], Instruction) and owners[0].opcode == "call" \
-                and owners[0].callee_name in ALLOCATORS:
+        if (
+            len(owners) == 1
+            and isinstance(owners[0], Instruction)
+            and owners[0].opcode == "call"
+            and owners[0].callee_name in ALLOCATORS
+        ):
             return owners[0]
     return None
 

@@ -80,8 +80,9 @@ def fold_sign_tests(fn: Function, assumed: frozenset[int]) -> int:
     while changed:  # a select may come before the test it depends on, in text order
         changed = False
         for inst in fn.instructions():
-            value = None if inst in known else fold(inst, [_resolve(known, o)
-                                                           for o in inst.operands])
+            value = (
+                None if inst in known else fold(inst, [_resolve(known, o) for o in inst.operands])
+            )
             if value is not None:
                 known[inst], changed = value, True
     if not known:

@@ -40,15 +40,19 @@ def _roots_may_alias(ras: list[Value], rbs: list[Value], distinct: frozenset[int
                 continue
             if ib is not None and isinstance(ra, Argument):
                 continue
-            if isinstance(ra, Argument) and isinstance(rb, Argument) and ra is not rb \
-                    and ra.index in distinct and rb.index in distinct:
+            if (
+                isinstance(ra, Argument)
+                and isinstance(rb, Argument)
+                and ra is not rb
+                and ra.index in distinct
+                and rb.index in distinct
+            ):
                 continue
             return True
     return False
 
 
-def written(inst: Instruction, module: Module, seen: set[str] | None = None
-            ) -> list[Value] | None:  # fmt: skip
+def written(inst: Instruction, module: Module, seen: set[str] | None = None) -> list[Value] | None:
     """Pointers to the memory `inst` may write ([] for none); None when unknown."""
     op = inst.opcode
     if op == "store":
@@ -85,8 +89,9 @@ def writes_only_local(module: Module, fn: Function, seen: set[str] | None = None
     return not any(_writes_outside(i, module, seen) for i in fn.instructions())
 
 
-def _writes(module: Module, fn: Function, blocks: frozenset[str] | None = None
-            ) -> list[list[Value]] | None:  # fmt: skip
+def _writes(
+    module: Module, fn: Function, blocks: frozenset[str] | None = None
+) -> list[list[Value]] | None:
     """The roots of every pointer written in `fn` (in `blocks` only, if given); None when
     something writes unknown memory."""
     out = []
@@ -101,21 +106,29 @@ def _writes(module: Module, fn: Function, blocks: frozenset[str] | None = None
 
 def allocations(ptr: Value) -> list[Instruction]:
     """The runtime allocation calls (`ALLOCATORS`) whose memory `ptr` may point into."""
-    found = {id(a): a for a in map(allocation, roots(ptr))
-             if isinstance(a, Instruction) and a.opcode == "call"}  # fmt: skip
+    found = {
+        id(a): a
+        for a in map(allocation, roots(ptr))
+        if isinstance(a, Instruction) and a.opcode == "call"
+    }
     return list(found.values())
 
 
 def _reloadable_memory(ptr: Value) -> bool:
     """Argument memory (not a return slot) or runtime allocations: memory that outlives the
     function's frame."""
-    return all(isinstance(r, Argument) and not noalias(r)
-               or isinstance(a := allocation(r), Instruction) and a.opcode == "call"
-               for r in roots(ptr))  # fmt: skip
+    return all(
+        isinstance(r, Argument)
+        and not noalias(r)
+        or isinstance(a := allocation(r), Instruction)
+        and a.opcode == "call"
+        for r in roots(ptr)
+    )
 
 
-def reloadable_loads(module: Module, fn: Function, distinct: frozenset[int] = frozenset()
-                     ) -> set[Instruction]:  # fmt: skip
+def reloadable_loads(
+    module: Module, fn: Function, distinct: frozenset[int] = frozenset()
+) -> set[Instruction]:
     """The float and integer loads of `fn` whose memory nothing may write once they have
     read it (no write that may alias is reachable from them, in `fn` or its callees): when
     `fn` returns, that memory holds what they read — unless it was freed (a runtime
@@ -131,8 +144,11 @@ def reloadable_loads(module: Module, fn: Function, distinct: frozenset[int] = fr
     out = set()
     for block in fn.blocks:
         for k, inst in enumerate(block.instructions):
-            if not (inst.opcode == "load" and (inst.type.is_float or inst.type.is_int)
-                    and _reloadable_memory(inst.operands[0])):  # fmt: skip
+            if not (
+                inst.opcode == "load"
+                and (inst.type.is_float or inst.type.is_int)
+                and _reloadable_memory(inst.operands[0])
+            ):
                 continue
             if block.name not in later:
                 later[block.name] = reachable(g, g.succs[block.name])
@@ -144,8 +160,13 @@ def reloadable_loads(module: Module, fn: Function, distinct: frozenset[int] = fr
     return out
 
 
-def element_type(module: Module, fn: Function, ptrs: Sequence[Value],
-                 facts: MemoryFacts | None = None, depth: int = 0) -> Type | None:  # fmt: skip
+def element_type(
+    module: Module,
+    fn: Function,
+    ptrs: Sequence[Value],
+    facts: MemoryFacts | None = None,
+    depth: int = 0,
+) -> Type | None:
     """The one float type of the memory of `ptrs`: what the loads and stores of `fn` (and of
     the functions it passes that memory to) that reach it read or write, and what `facts`
     say of `fn`'s pointer arguments among its roots; None when nothing tells, or when
@@ -158,8 +179,11 @@ def element_type(module: Module, fn: Function, ptrs: Sequence[Value],
             found.update(t for _, t in facts.get(fn.name, {}).get(r.index, ()))
     for i in fn.instructions():
         if i.opcode in ("load", "store"):
-            addr, ty = (i.operands[0], i.type) if i.opcode == "load" else (i.operands[1],
-                                                                           i.operands[0].type)
+            addr, ty = (
+                (i.operands[0], i.type)
+                if i.opcode == "load"
+                else (i.operands[1], i.operands[0].type)
+            )
             if any(id(memory_key(r)) in keys for r in roots(addr)):
                 found.add(ty)
         elif i.opcode == "call" and depth < 4:
@@ -202,14 +226,25 @@ def write_only(fn: Function, arg: Argument) -> bool:
 def store_base(inst: Instruction) -> Value:
     """The root of a store's address (through address computations with one pointer)."""
     v = inst.operands[1]
-    while isinstance(v, Instruction) and v.opcode in ("getelementptr", "bitcast",
-                                                       "addrspacecast"):
+    while isinstance(v, Instruction) and v.opcode in ("getelementptr", "bitcast", "addrspacecast"):
         v = v.operands[0]
     return v
 
 
-ADDRESS_ARITHMETIC = frozenset({"getelementptr", "bitcast", "addrspacecast", "add", "sub",
-                                 "mul", "shl", "sext", "zext", "trunc"})
+ADDRESS_ARITHMETIC = frozenset(
+    {
+        "getelementptr",
+        "bitcast",
+        "addrspacecast",
+        "add",
+        "sub",
+        "mul",
+        "shl",
+        "sext",
+        "zext",
+        "trunc",
+    }
+)
 
 
 def _outside(v: Value, blocks: frozenset[str], depth: int = 0) -> bool:
@@ -217,21 +252,30 @@ def _outside(v: Value, blocks: frozenset[str], depth: int = 0) -> bool:
     defined outside it, or address arithmetic of such values."""
     if not isinstance(v, Instruction) or v.block is None or v.block.name not in blocks:
         return True
-    return depth < 8 and v.opcode in ADDRESS_ARITHMETIC and all(
-        _outside(o, blocks, depth + 1) for o in v.operands)
+    return (
+        depth < 8
+        and v.opcode in ADDRESS_ARITHMETIC
+        and all(_outside(o, blocks, depth + 1) for o in v.operands)
+    )
 
 
-def invariant_loads(module: Module, fn: Function, loops: Iterable[CountedLoop],
-                    distinct: frozenset[int] = frozenset()
-                    ) -> dict[Instruction, CountedLoop]:  # fmt: skip
+def invariant_loads(
+    module: Module,
+    fn: Function,
+    loops: Iterable[CountedLoop],
+    distinct: frozenset[int] = frozenset(),
+) -> dict[Instruction, CountedLoop]:
     """Float loads that read one value during a whole execution of a loop: the address is
     the same in every iteration and nothing in the loop may write there (`distinct` as in
     `reloadable_loads`). Each is mapped to the outermost such loop."""
     loads = [i for i in fn.instructions() if i.opcode == "load" and i.type.is_float]
     out: dict[Instruction, CountedLoop] = {}
     for lp in sorted(loops, key=lambda lp: -len(lp.blocks)):
-        inside = [ld for ld in loads if ld not in out and ld.block.name in lp.blocks
-                  and _outside(ld.operands[0], lp.blocks)]  # fmt: skip
+        inside = [
+            ld
+            for ld in loads
+            if ld not in out and ld.block.name in lp.blocks and _outside(ld.operands[0], lp.blocks)
+        ]
         if not inside:
             continue
         writes = _writes(module, fn, lp.blocks)

@@ -10,7 +10,28 @@ from .types import DOUBLE, FLOAT, I1, I8, I32, I64, PTR, VOID, Type
 from .values import Argument, Constant, GlobalRef, Local, Value, const
 
 __all__ = [
-    "BINARY", "CASTS", "DOUBLE", "FLOAT", "I1", "I8", "I32", "I64", "PTR", "VOID",
-    "Argument", "Block", "Constant", "Function", "GlobalRef", "Instruction", "Local",
-    "Module", "ParseError", "Type", "Value", "const", "parse_module", "parse_type_text",
-]  # fmt: skip
+    "BINARY",
+    "CASTS",
+    "DOUBLE",
+    "FLOAT",
+    "I1",
+    "I8",
+    "I32",
+    "I64",
+    "PTR",
+    "VOID",
+    "Argument",
+    "Block",
+    "Constant",
+    "Function",
+    "GlobalRef",
+    "Instruction",
+    "Local",
+    "Module",
+    "ParseError",
+    "Type",
+    "Value",
+    "const",
+    "parse_module",
+    "parse_type_text",
+]

@@ -181,5 +181,4 @@ class Builder:
         return self.call(name, [dst, src, size, const(I1, 0)], VOID)
 
 
-
 __all__ = ["Builder", "Namer"]

@@ -14,14 +14,40 @@ from .types import VOID, Type
 from .values import Constant, Local, Value
 
 BINARY = {
-    "fadd", "fsub", "fmul", "fdiv", "frem",
-    "add", "sub", "mul", "udiv", "sdiv", "urem", "srem",
-    "shl", "lshr", "ashr", "and", "or", "xor",
-}  # fmt: skip
+    "fadd",
+    "fsub",
+    "fmul",
+    "fdiv",
+    "frem",
+    "add",
+    "sub",
+    "mul",
+    "udiv",
+    "sdiv",
+    "urem",
+    "srem",
+    "shl",
+    "lshr",
+    "ashr",
+    "and",
+    "or",
+    "xor",
+}
 CASTS = {
-    "trunc", "zext", "sext", "fptrunc", "fpext", "fptoui", "fptosi", "uitofp", "sitofp",
-    "ptrtoint", "inttoptr", "bitcast", "addrspacecast",
-}  # fmt: skip
+    "trunc",
+    "zext",
+    "sext",
+    "fptrunc",
+    "fpext",
+    "fptoui",
+    "fptosi",
+    "uitofp",
+    "sitofp",
+    "ptrtoint",
+    "inttoptr",
+    "bitcast",
+    "addrspacecast",
+}
 TERMINATORS = {"br", "switch", "ret", "unreachable", "resume", "indirectbr"}
 
 
@@ -201,25 +227,29 @@ def _print_opaque(i: Instruction) -> str:
     return i.template.format(*(v.ref for v in i.operands))
 
 
-_PRINTERS = {op: _print_binary for op in BINARY} | {op: _print_cast for op in CASTS} | {
-    "fneg": _print_fneg,
-    "icmp": _print_cmp,
-    "fcmp": _print_cmp,
-    "select": _print_select,
-    "phi": _print_phi,
-    "load": _print_load,
-    "store": _print_store,
-    "getelementptr": _print_gep,
-    "alloca": _print_alloca,
-    "extractvalue": _print_extractvalue,
-    "insertvalue": _print_insertvalue,
-    "freeze": _print_freeze,
-    "call": _print_call,
-    "br": _print_br,
-    "switch": _print_switch,
-    "ret": _print_ret,
-    "unreachable": _print_unreachable,
-}
+_PRINTERS = (
+    {op: _print_binary for op in BINARY}
+    | {op: _print_cast for op in CASTS}
+    | {
+        "fneg": _print_fneg,
+        "icmp": _print_cmp,
+        "fcmp": _print_cmp,
+        "select": _print_select,
+        "phi": _print_phi,
+        "load": _print_load,
+        "store": _print_store,
+        "getelementptr": _print_gep,
+        "alloca": _print_alloca,
+        "extractvalue": _print_extractvalue,
+        "insertvalue": _print_insertvalue,
+        "freeze": _print_freeze,
+        "call": _print_call,
+        "br": _print_br,
+        "switch": _print_switch,
+        "ret": _print_ret,
+        "unreachable": _print_unreachable,
+    }
+)
 
 
 class Block:

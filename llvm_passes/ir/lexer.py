@@ -41,7 +41,7 @@ def tokenize(line: str) -> list[Token]:
     while pos < len(line):
         m = _TOKEN.match(line, pos)
         if m is None:
-            raise ValueError(f"cannot tokenize IR at {line[pos:pos + 40]!r} in {line!r}")
+            raise ValueError(f"cannot tokenize IR at {line[pos : pos + 40]!r} in {line!r}")
         kind = m.lastgroup
         assert kind is not None
         pos = m.end()

@@ -19,8 +19,16 @@ from .values import Argument, Constant, GlobalRef, Local, Value
 
 FAST_MATH = {"fast", "nnan", "ninf", "nsz", "arcp", "contract", "afn", "reassoc"}
 INST_FLAGS = FAST_MATH | {
-    "nuw", "nsw", "exact", "disjoint", "samesign", "nneg", "inbounds", "nusw", "volatile",
-}  # fmt: skip
+    "nuw",
+    "nsw",
+    "exact",
+    "disjoint",
+    "samesign",
+    "nneg",
+    "inbounds",
+    "nusw",
+    "volatile",
+}
 CONST_WORDS = {"true", "false", "null", "undef", "poison", "zeroinitializer", "none"}
 CONST_EXPR = CASTS | BINARY | {"getelementptr", "icmp", "fcmp", "select", "extractvalue"}
 CALL_CONV = {"fastcc", "coldcc", "ccc", "tailcc", "swiftcc"}
@@ -82,9 +90,7 @@ class _Cursor:
 
 def _join(texts: list[str]) -> str:
     s = " ".join(texts)
-    return re.sub(r"\s+([,)\]}>])", r"\1", re.sub(r"([(\[{<])\s+", r"\1", s)).replace(
-        "( ", "("
-    )
+    return re.sub(r"\s+([,)\]}>])", r"\1", re.sub(r"([(\[{<])\s+", r"\1", s)).replace("( ", "(")
 
 
 # ---- types ---------------------------------------------------------------------------------
@@ -288,9 +294,7 @@ class _FunctionParser:
         else:
             parse = getattr(self, "op_" + op, None)
             if parse is None:
-                parse = (
-                    self.binary if op in BINARY else self.cast if op in CASTS else None
-                )
+                parse = self.binary if op in BINARY else self.cast if op in CASTS else None
             inst = parse(c, op) if parse is not None else self.opaque(line, name)
         inst.name = name
         if name:
@@ -455,9 +459,18 @@ class _FunctionParser:
                 fn_attrs.append(t.text)
         _, loc = self.trailer(c)
         return Instruction(
-            "call", ty, args, flags=flags, callee=callee, fnty=fnty, arg_attrs=arg_attrs,
-            ret_attrs=ret_attrs, fn_attrs=" ".join(a for a in fn_attrs if a), tail=tail, loc=loc,
-        )  # fmt: skip
+            "call",
+            ty,
+            args,
+            flags=flags,
+            callee=callee,
+            fnty=fnty,
+            arg_attrs=arg_attrs,
+            ret_attrs=ret_attrs,
+            fn_attrs=" ".join(a for a in fn_attrs if a),
+            tail=tail,
+            loc=loc,
+        )
 
     def op_br(self, c: _Cursor, op: str) -> Instruction:
         if c.at("label"):
@@ -553,10 +566,26 @@ def _parse_header(line: str, p: _FunctionParser | None, attrs: dict[str, str]) -
             prefix.append(f"align {c.next().text}")
             continue
         prefix.append(c.next().text)
-    linkage_words = {"internal", "private", "linkonce", "linkonce_odr", "weak", "weak_odr",
-                     "external", "available_externally", "dso_local", "hidden", "protected",
-                     "default", "dllexport", "dllimport", "common", "extern_weak",
-                     "unnamed_addr", "local_unnamed_addr"} | CALL_CONV  # fmt: skip
+    linkage_words = {
+        "internal",
+        "private",
+        "linkonce",
+        "linkonce_odr",
+        "weak",
+        "weak_odr",
+        "external",
+        "available_externally",
+        "dso_local",
+        "hidden",
+        "protected",
+        "default",
+        "dllexport",
+        "dllimport",
+        "common",
+        "extern_weak",
+        "unnamed_addr",
+        "local_unnamed_addr",
+    } | CALL_CONV
     link = " ".join(w for w in prefix if w in linkage_words)
     ret_attrs = " ".join(w for w in prefix if w not in linkage_words)
     ret = parse_type(c)
@@ -587,8 +616,15 @@ def _parse_header(line: str, p: _FunctionParser | None, attrs: dict[str, str]) -
             fn_attrs.append(t.text + c.balanced())
         else:
             fn_attrs.append(t.text)
-    fn = Function(name, ret, args, prefix=link, ret_attrs=ret_attrs,
-                  fn_attrs=" ".join(a for a in fn_attrs if a), vararg=vararg)  # fmt: skip
+    fn = Function(
+        name,
+        ret,
+        args,
+        prefix=link,
+        ret_attrs=ret_attrs,
+        fn_attrs=" ".join(a for a in fn_attrs if a),
+        vararg=vararg,
+    )
     if p is not None:
         for a in args:
             p.locals[a.name] = a

@@ -80,8 +80,10 @@ def _float_type(kind: Value) -> Type:
     code = int(text) if text is not None and text.lstrip("-").isdigit() else None
     if code is None or code not in _KINDS:
         what = repr(chr(code)) if code is not None and 0 <= code < 128 else kind.ref
-        raise ValueError(f"BLAS kind {what}: only real float64 ('d') and float32 ('s') "
-                         "products are differentiated")  # fmt: skip
+        raise ValueError(
+            f"BLAS kind {what}: only real float64 ('d') and float32 ('s') "
+            "products are differentiated"
+        )
     return _KINDS[code]
 
 
@@ -144,8 +146,10 @@ def _xxgemm_cache(b, inst, args):
     ta, tb = _transposed(b, inst, transa), _transposed(b, inst, transb)
     rows_a, cols_a = (k, m) if ta else (m, k)
     rows_b, cols_b = (n, k) if tb else (k, n)
-    return [_copy(b, ty, a, _region(b, rows_a, cols_a, lda)),
-            _copy(b, ty, bm, _region(b, rows_b, cols_b, ldb))]  # fmt: skip
+    return [
+        _copy(b, ty, a, _region(b, rows_a, cols_a, lda)),
+        _copy(b, ty, bm, _region(b, rows_b, cols_b, ldb)),
+    ]
 
 
 def _free(b, cached) -> None:
@@ -162,10 +166,13 @@ def _saved(args, cached, *idx: int) -> list[Value]:
 
 
 def _fail(b, inst: Instruction, why: str) -> NoDerivativeError:
-    fn = next((f.name for f in b.module.functions.values()
-               if any(blk is inst.block for blk in f.blocks)), "?")  # fmt: skip
-    return NoDerivativeError(f"a call to {inst.callee_name}", inst.text(), fn, "reverse",
-                             inst.loc, why)  # fmt: skip
+    fn = next(
+        (f.name for f in b.module.functions.values() if any(blk is inst.block for blk in f.blocks)),
+        "?",
+    )
+    return NoDerivativeError(
+        f"a call to {inst.callee_name}", inst.text(), fn, "reverse", inst.loc, why
+    )
 
 
 def _literal(c: Constant) -> float | None:
@@ -238,13 +245,23 @@ def _xxdot_terms(b, inst, args, shadows):
     one, unit = _scalar(b, ty, 1.0), const(I64, 1)
     for shadow, other in ((dx, y), (dy, x)):
         if shadow is not None:  # shadow (n) += other^T (n x 1, stored as 1 x n) . r' (1)
-            _status(b, "numba_xxgemv", [kind, _flag(True), unit, n, one, other, unit, dres,
-                                        one, shadow])  # fmt: skip
+            _status(
+                b, "numba_xxgemv", [kind, _flag(True), unit, n, one, other, unit, dres, one, shadow]
+            )
     b.store(const(ty, 0), dres)
 
 
-def _scale_output(b, name: str, args, ty: Type, alpha_idx: int, beta_idx: int, beta: Value,
-                  out_idx: int, dout: Value) -> None:  # fmt: skip
+def _scale_output(
+    b,
+    name: str,
+    args,
+    ty: Type,
+    alpha_idx: int,
+    beta_idx: int,
+    beta: Value,
+    out_idx: int,
+    dout: Value,
+) -> None:
     """out' = beta out': the helper again with alpha = 0 (BLAS then reads neither factor,
     and beta = 0 sets out' to exactly 0)."""
     if beta.ref == _scalar(b, ty, 1.0).ref:
@@ -276,8 +293,11 @@ def _xxgemv_terms(b, inst, args, shadows):
         _status(b, "numba_xxgemv", [kind, _flag(not t), m, n, alpha, a, lda, dy, one, dx])
     if da is not None:  # A' (m x n) += alpha u v^T, u (1 x m) and v (1 x n) as rows, k = 1
         u, v = (x, dy) if t else (dy, x)
-        _status(b, "numba_xxgemm", [kind, _flag(True), _flag(False), m, n, unit, alpha, u,
-                                    unit, v, unit, one, da, lda])  # fmt: skip
+        _status(
+            b,
+            "numba_xxgemm",
+            [kind, _flag(True), _flag(False), m, n, unit, alpha, u, unit, v, unit, one, da, lda],
+        )
     _scale_output(b, "numba_xxgemv", args, ty, 4, 8, beta, 9, dy)
 
 
@@ -335,13 +355,17 @@ def xxdot(b, inst, args, tans):
             _status(b, "numba_xxdot", [kind, conj, n, x, dy, dres])
         else:  # dres += x . dy as a 1 x n matrix (x, lda = 1) times the vector dy
             one = _scalar(b, ty, 1.0)
-            _status(b, "numba_xxgemv", [kind, const(I8, ord("n")), const(I64, 1), n, one, x,
-                                        const(I64, 1), dy, one, dres])  # fmt: skip
+            _status(
+                b,
+                "numba_xxgemv",
+                [kind, const(I8, ord("n")), const(I64, 1), n, one, x, const(I64, 1), dy, one, dres],
+            )
     return None
 
 
-def _bilinear(b, name: str, args, tans, a_idx: int, b_idx: int, alpha_idx: int,
-              beta_idx: int, out_idx: int) -> None:  # fmt: skip
+def _bilinear(
+    b, name: str, args, tans, a_idx: int, b_idx: int, alpha_idx: int, beta_idx: int, out_idx: int
+) -> None:
     """out' = alpha (dA.B + A.dB) + beta out'_old: the helper `name` applied once per term."""
     dout = tans[out_idx]
     if dout is None:

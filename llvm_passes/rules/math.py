@@ -250,9 +250,14 @@ def fmod(b, x, y, out):
 
 
 @smooth(
-    "llvm.minnum", "llvm.maxnum", "llvm.minimum", "llvm.maximum", "llvm.minimumnum",
-    "llvm.maximumnum", *_libm("fmin", "fmax"),
-)  # fmt: skip
+    "llvm.minnum",
+    "llvm.maxnum",
+    "llvm.minimum",
+    "llvm.maximum",
+    "llvm.minimumnum",
+    "llvm.maximumnum",
+    *_libm("fmin", "fmax"),
+)
 def min_max(b, x, y, out):
     """d min(x, y) = dx where the result is x (ties: x), else dy; alike for max"""
     is_x = b.fcmp("oeq", out, x)
@@ -275,9 +280,29 @@ def erfc(b, x, out):
 
 # ---- piecewise constant ------------------------------------------------------------------
 no_derivative(
-    "llvm.floor", "llvm.ceil", "llvm.trunc", "llvm.rint", "llvm.nearbyint", "llvm.round",
-    "llvm.roundeven", "llvm.lround", "llvm.llround", "llvm.lrint", "llvm.llrint",
-    *_libm("floor", "ceil", "trunc", "rint", "nearbyint", "round", "roundeven", "lround",
-           "llround", "lrint", "llrint"),
+    "llvm.floor",
+    "llvm.ceil",
+    "llvm.trunc",
+    "llvm.rint",
+    "llvm.nearbyint",
+    "llvm.round",
+    "llvm.roundeven",
+    "llvm.lround",
+    "llvm.llround",
+    "llvm.lrint",
+    "llvm.llrint",
+    *_libm(
+        "floor",
+        "ceil",
+        "trunc",
+        "rint",
+        "nearbyint",
+        "round",
+        "roundeven",
+        "lround",
+        "llround",
+        "lrint",
+        "llrint",
+    ),
     why="piecewise constant (rounding to an integer value)",
-)  # fmt: skip
+)

@@ -10,8 +10,14 @@ from ..ir.types import size_in_bytes
 from .registry import custom, no_derivative
 
 # The runtime's memory calls, as data the analyses and synthesizers consult.
-ALLOCATORS = frozenset({"NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned",
-                        "NRT_MemInfo_alloc", "NRT_MemInfo_alloc_safe"})  # fmt: skip
+ALLOCATORS = frozenset(
+    {
+        "NRT_MemInfo_alloc_aligned",
+        "NRT_MemInfo_alloc_safe_aligned",
+        "NRT_MemInfo_alloc",
+        "NRT_MemInfo_alloc_safe",
+    }
+)
 REFCOUNT = frozenset({"NRT_incref", "NRT_decref"})  # shadows stay alive for the reverse sweep
 RAW_ALLOCATORS = frozenset({"NRT_Allocate"})  # memory without a meminfo (slice-copy temporaries)
 RAW_FREE = frozenset({"NRT_Free"})  # frees raw memory; shadows stay alive for the reverse sweep
@@ -71,8 +77,11 @@ def _shadow_allocation(b, inst, args, data: str):
     alloc = inst.callee_name
     types = ", ".join(str(a.type) for a in args)
     params = ", ".join(f"{a.type} %a{k}" for k, a in enumerate(args))
-    b.module.define(_SHADOW_ALLOCATION.format(alloc=alloc, release=RELEASE[alloc], types=types,
-                                              params=params, data=data))  # fmt: skip
+    b.module.define(
+        _SHADOW_ALLOCATION.format(
+            alloc=alloc, release=RELEASE[alloc], types=types, params=params, data=data
+        )
+    )
     return b.call(f"enzpy.shadow.{alloc}", [inst, *args], PTR, "shadow")
 
 
@@ -169,10 +178,25 @@ custom("llvm.memmove", adjoint=overwritten)(_copy)  # reverse: from memory witho
 
 # calls that read and write only integers (sizes, strides, flags) or do bookkeeping
 INTEGER_ONLY = (
-    "llvm.lifetime", "llvm.assume", "llvm.expect", "llvm.dbg", "llvm.prefetch",
-    "llvm.smax", "llvm.smin", "llvm.umax", "llvm.umin", "llvm.abs", "llvm.ctpop", "llvm.ctlz",
-    "llvm.cttz", "llvm.sadd", "llvm.ssub", "llvm.smul", "llvm.uadd", "llvm.usub", "llvm.umul",
+    "llvm.lifetime",
+    "llvm.assume",
+    "llvm.expect",
+    "llvm.dbg",
+    "llvm.prefetch",
+    "llvm.smax",
+    "llvm.smin",
+    "llvm.umax",
+    "llvm.umin",
+    "llvm.abs",
+    "llvm.ctpop",
+    "llvm.ctlz",
+    "llvm.cttz",
+    "llvm.sadd",
+    "llvm.ssub",
+    "llvm.smul",
+    "llvm.uadd",
+    "llvm.usub",
+    "llvm.umul",
     "numba_attempt_nocopy_reshape",
-)  # fmt: skip
+)
 no_derivative(*INTEGER_ONLY, why="integer or bookkeeping call")
-

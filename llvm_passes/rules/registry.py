@@ -85,8 +85,9 @@ def _sum(b: Builder, terms: list[Value]) -> Value | None:
     return total
 
 
-def scaled(b: Builder, partial: Value | None, t: Value, hint: str, strong_zero: bool = True
-           ) -> Value | None:  # fmt: skip
+def scaled(
+    b: Builder, partial: Value | None, t: Value, hint: str, strong_zero: bool = True
+) -> Value | None:
     """partial · t; None when the partial is the constant zero. With `strong_zero`, exactly
     zero where the tangent or adjoint `t` is zero: no NaN from 0 · ∞ where a partial is
     infinite (sqrt's at 0, a quotient's where the divisor is 0) or where the primal
@@ -96,16 +97,22 @@ def scaled(b: Builder, partial: Value | None, t: Value, hint: str, strong_zero: 
     if isinstance(partial, Constant) and partial.float_value == 1.0:
         return t
     prod = b.fmul(partial, t, hint)
-    if not strong_zero or isinstance(partial, Constant) and math.isfinite(
-            partial.float_value or math.nan):  # a finite constant times zero is zero
+    if (
+        not strong_zero
+        or isinstance(partial, Constant)
+        and math.isfinite(partial.float_value or math.nan)
+    ):  # a finite constant times zero is zero
         return prod
     zero = Constant(t.type, "0.0")
     return b.select(b.fcmp("oeq", t, zero), zero, prod, hint)
 
 
-def smooth(*keys: str, reads: tuple[tuple[int | str, ...], ...] | None = None,
-           sibling: tuple[str, Callable[..., Sequence[Value | None]]] | None = None,
-           strong_zero: bool = True):
+def smooth(
+    *keys: str,
+    reads: tuple[tuple[int | str, ...], ...] | None = None,
+    sibling: tuple[str, Callable[..., Sequence[Value | None]]] | None = None,
+    strong_zero: bool = True,
+):
     """Register a differentiable op by its partial derivatives.
 
     The decorated function `partials(b, *args, out) -> tuple` returns ∂out/∂arg_i for each
@@ -138,10 +145,24 @@ def smooth(*keys: str, reads: tuple[tuple[int | str, ...], ...] | None = None,
             return [scaled(b, p, adj, "adj", strong_zero) for p in ps]
 
         doc = (partials.__doc__ or "").strip()
-        uses_out = any(i.opname.startswith("LOAD_FAST") and i.argval == "out"
-                       for i in dis.get_instructions(partials))  # fmt: skip
-        register(keys, lambda k: Rule(k, tangent, adjoint, doc, "smooth", uses_out, reads=reads,
-                                      sibling=sibling, strong_zero=strong_zero))  # fmt: skip
+        uses_out = any(
+            i.opname.startswith("LOAD_FAST") and i.argval == "out"
+            for i in dis.get_instructions(partials)
+        )
+        register(
+            keys,
+            lambda k: Rule(
+                k,
+                tangent,
+                adjoint,
+                doc,
+                "smooth",
+                uses_out,
+                reads=reads,
+                sibling=sibling,
+                strong_zero=strong_zero,
+            ),
+        )
         return partials
 
     return deco
@@ -159,9 +180,12 @@ def linear(*keys: str, transpose: Adjoint):
     return deco
 
 
-def custom(*keys: str, adjoint: Adjoint | None = None,
-           writes: tuple[int, tuple[int, ...]] | None = None,
-           cache: Callable[..., list[Value]] | None = None):  # fmt: skip
+def custom(
+    *keys: str,
+    adjoint: Adjoint | None = None,
+    writes: tuple[int, tuple[int, ...]] | None = None,
+    cache: Callable[..., list[Value]] | None = None,
+):
     """Register an op whose tangent needs the whole instruction (memory, allocation...).
     `writes=(out, ins)` declares that the call writes memory at argument `out` computed
     from the memory or values of arguments `ins`; `cache` saves, in the forward sweep, the
@@ -181,6 +205,7 @@ def no_derivative(*keys: str, why: str = "piecewise constant") -> None:
     """Register ops whose result carries no derivative."""
     register(
         keys,
-        lambda k: Rule(k, lambda b, i, a, t: None, lambda b, i, a, adj: [None] * len(a), why,
-                       "zero"),  # fmt: skip
+        lambda k: Rule(
+            k, lambda b, i, a, t: None, lambda b, i, a, adj: [None] * len(a), why, "zero"
+        ),
     )

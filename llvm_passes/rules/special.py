@@ -32,10 +32,19 @@ SHIFT_TO = 6.0  # the recurrence runs until x reaches this; the series takes ove
 
 # B₂ₖ for k = 1..12 (Bernoulli numbers)
 _BERNOULLI = (
-    Fraction(1, 6), Fraction(-1, 30), Fraction(1, 42), Fraction(-1, 30), Fraction(5, 66),
-    Fraction(-691, 2730), Fraction(7, 6), Fraction(-3617, 510), Fraction(43867, 798),
-    Fraction(-174611, 330), Fraction(854513, 138), Fraction(-236364091, 2730),
-)  # fmt: skip
+    Fraction(1, 6),
+    Fraction(-1, 30),
+    Fraction(1, 42),
+    Fraction(-1, 30),
+    Fraction(5, 66),
+    Fraction(-691, 2730),
+    Fraction(7, 6),
+    Fraction(-3617, 510),
+    Fraction(43867, 798),
+    Fraction(-174611, 330),
+    Fraction(854513, 138),
+    Fraction(-236364091, 2730),
+)
 SERIES = tuple(float(bk / (2 * k)) for k, bk in enumerate(_BERNOULLI, start=1))
 
 

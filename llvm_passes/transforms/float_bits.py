@@ -20,8 +20,9 @@ _PURE_INT = ("bitcast", "xor", "and", "or")
 _SUFFIX = {"double": "f64", "float": "f32", "half": "f16"}
 
 
-def follow_float_bits(module: Module, root: str, pointee: Sequence[Type | None] | None
-                      ) -> dict[str, dict[int, Layout]]:  # fmt: skip
+def follow_float_bits(
+    module: Module, root: str, pointee: Sequence[Type | None] | None
+) -> dict[str, dict[int, Layout]]:
     """Rewrite `root` and the functions it calls (transitively); `pointee[k]` is the type of
     the memory pointer argument k of `root` points to (values of that type, repeated).
     Returns the float layouts known of each function's pointer arguments."""
@@ -49,8 +50,12 @@ def follow_float_bits(module: Module, root: str, pointee: Sequence[Type | None] 
     return known
 
 
-def _rewrite(module: Module, fn: Function, loads: Mapping[Instruction, Type],
-             stores: Mapping[Instruction, Type]) -> None:  # fmt: skip
+def _rewrite(
+    module: Module,
+    fn: Function,
+    loads: Mapping[Instruction, Type],
+    stores: Mapping[Instruction, Type],
+) -> None:
     if not (loads or stores or any(i.opcode == "bitcast" for i in fn.instructions())):
         return
     namer = Namer(fn)
@@ -58,15 +63,25 @@ def _rewrite(module: Module, fn: Function, loads: Mapping[Instruction, Type],
         out: list[Instruction] = []
         for inst in block.instructions:
             if inst in loads:  # %v = load iN, p  ->  %v.f = load T, p; %v = bitcast %v.f
-                f = Instruction("load", loads[inst], list(inst.operands), namer.fresh(
-                    f"{inst.name}.f"), align=inst.align, loc=inst.loc)  # fmt: skip
+                f = Instruction(
+                    "load",
+                    loads[inst],
+                    list(inst.operands),
+                    namer.fresh(f"{inst.name}.f"),
+                    align=inst.align,
+                    loc=inst.loc,
+                )
                 out.append(f)
                 _become(inst, "bitcast", inst.type, [f])
             elif inst in stores:  # store iN %v, p  ->  store T (bitcast %v), p
                 value = inst.operands[0]
-                f = Instruction("bitcast", stores[inst], [value],
-                                namer.fresh(f"{getattr(value, 'name', '') or 'v'}.f"),
-                                loc=inst.loc)  # fmt: skip
+                f = Instruction(
+                    "bitcast",
+                    stores[inst],
+                    [value],
+                    namer.fresh(f"{getattr(value, 'name', '') or 'v'}.f"),
+                    loc=inst.loc,
+                )
                 out.append(f)
                 inst.operands[0] = f
             out.append(inst)
@@ -84,8 +99,12 @@ def _become(inst: Instruction, opcode: str, type: Type, operands: list[Value]) -
 
 def _float_source(v: Value) -> Value | None:
     """The float `v` is the bits of (`bitcast T %f to iN`), if it is one."""
-    if isinstance(v, Instruction) and v.opcode == "bitcast" and v.operands[0].type.is_float \
-            and v.type.is_int:  # fmt: skip
+    if (
+        isinstance(v, Instruction)
+        and v.opcode == "bitcast"
+        and v.operands[0].type.is_float
+        and v.type.is_int
+    ):
         return v.operands[0]
     return None
 
@@ -100,7 +119,8 @@ def _sign_op(inst: Instruction) -> str | None:
     value = int(c.text) & ((1 << bits) - 1)
     sign = 1 << (bits - 1)
     return {("xor", sign): "fneg", ("and", sign - 1): "fabs", ("or", sign): "nabs"}.get(
-        (inst.opcode, value))  # fmt: skip
+        (inst.opcode, value)
+    )
 
 
 def _fold(module: Module, fn: Function, namer: Namer) -> None:
@@ -126,8 +146,9 @@ def _fold(module: Module, fn: Function, namer: Namer) -> None:
     _drop_dead(fn)
 
 
-def _float_sign(module: Module, kind: str, f: Value, inst: Instruction, namer: Namer
-                ) -> list[Instruction]:  # fmt: skip
+def _float_sign(
+    module: Module, kind: str, f: Value, inst: Instruction, namer: Namer
+) -> list[Instruction]:
     """Instructions computing the float `kind` of `f`, then `inst` turned into its bits."""
     ty = f.type
     made: list[Instruction] = []
@@ -135,12 +156,21 @@ def _float_sign(module: Module, kind: str, f: Value, inst: Instruction, namer: N
         fabs = f"llvm.fabs.{_SUFFIX[ty.name]}"
         if module.get(fabs) is None:
             module.add_function(Function(fabs, ty, [Argument(ty, "x")]))
-        made.append(Instruction("call", ty, [f], namer.fresh(f"{inst.name or 'v'}.f"),
-                                callee=GlobalRef(fabs, PTR), loc=inst.loc))  # fmt: skip
+        made.append(
+            Instruction(
+                "call",
+                ty,
+                [f],
+                namer.fresh(f"{inst.name or 'v'}.f"),
+                callee=GlobalRef(fabs, PTR),
+                loc=inst.loc,
+            )
+        )
         f = made[-1]
     if kind in ("fneg", "nabs"):
-        made.append(Instruction("fneg", ty, [f], namer.fresh(f"{inst.name or 'v'}.f"),
-                                loc=inst.loc))  # fmt: skip
+        made.append(
+            Instruction("fneg", ty, [f], namer.fresh(f"{inst.name or 'v'}.f"), loc=inst.loc)
+        )
     _become(inst, "bitcast", inst.type, [made[-1]])
     return [*made, inst]
 

@@ -41,13 +41,22 @@ def _hot(spec, monkeypatch):
 
 
 _INSIDE = {
-    (2, 2): numba.njit(lambda x, dx, y, dy: ez.autodiff(
-        ez.Reverse, mul_and_double, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(y, dy))),
-    (1, 2): numba.njit(lambda x, y, dy: ez.autodiff(
-        ez.Reverse, mul_and_double, ez.Active, ez.Const(x), ez.Duplicated(y, dy))),
-    (2, 1): numba.njit(lambda x, dx, y: ez.autodiff(
-        ez.Reverse, mul_and_double, ez.Active, ez.Duplicated(x, dx), ez.Const(y))),
-}  # fmt: skip
+    (2, 2): numba.njit(
+        lambda x, dx, y, dy: ez.autodiff(
+            ez.Reverse, mul_and_double, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(y, dy)
+        )
+    ),
+    (1, 2): numba.njit(
+        lambda x, y, dy: ez.autodiff(
+            ez.Reverse, mul_and_double, ez.Active, ez.Const(x), ez.Duplicated(y, dy)
+        )
+    ),
+    (2, 1): numba.njit(
+        lambda x, dx, y: ez.autodiff(
+            ez.Reverse, mul_and_double, ez.Active, ez.Duplicated(x, dx), ez.Const(y)
+        )
+    ),
+}
 
 
 def _inside(spec):
@@ -59,19 +68,28 @@ def _cases():
     fresh memory."""
     x, y, d, base = np.ones(3), np.arange(3.0), np.zeros(3), np.arange(4.0)
     return {
-        "shadow-is-other-primal": ([(x, y), (y, d)],
-            "argument 0: the shadow shares memory with the primal of argument 1"),
-        "shadow-is-const-primal": ([(x,), (y, x)],
-            "argument 1: the shadow shares memory with the primal of argument 0"),
-        "shadow-inside-const": ([(x, base[1:]), (base[:3],)],
-            "argument 0: the shadow shares memory with the primal of argument 1"),
-        "own-primal": ([(x, x), (y, d)],
-            "argument 0: the shadow shares memory with its primal"),
-        "shifted-views-one-shadow": ([(base[:3], d), (base[1:], d)],
-            "arguments 0 and 1 share memory but are not the same view with the same shadow"),
-        "shared-shadow": ([(x, d), (y, d)],
-            "arguments 0 and 1 have overlapping shadows but distinct primals"),
-    }  # fmt: skip
+        "shadow-is-other-primal": (
+            [(x, y), (y, d)],
+            "argument 0: the shadow shares memory with the primal of argument 1",
+        ),
+        "shadow-is-const-primal": (
+            [(x,), (y, x)],
+            "argument 1: the shadow shares memory with the primal of argument 0",
+        ),
+        "shadow-inside-const": (
+            [(x, base[1:]), (base[:3],)],
+            "argument 0: the shadow shares memory with the primal of argument 1",
+        ),
+        "own-primal": ([(x, x), (y, d)], "argument 0: the shadow shares memory with its primal"),
+        "shifted-views-one-shadow": (
+            [(base[:3], d), (base[1:], d)],
+            "arguments 0 and 1 share memory but are not the same view with the same shadow",
+        ),
+        "shared-shadow": (
+            [(x, d), (y, d)],
+            "arguments 0 and 1 have overlapping shadows but distinct primals",
+        ),
+    }
 
 
 @pytest.mark.parametrize("path", ["python", "hot", "inside"])
@@ -79,8 +97,7 @@ def _cases():
 def test_overlapping_memory_is_refused_before_native_code(path, case, monkeypatch):
     spec, message = _cases()[case]
     before = [[v.copy() for v in a] for a in spec]
-    call = {"python": _python, "inside": _inside,
-            "hot": lambda s: _hot(s, monkeypatch)}[path]  # fmt: skip
+    call = {"python": _python, "inside": _inside, "hot": lambda s: _hot(s, monkeypatch)}[path]
     with pytest.raises(ez.ShadowError) as info:
         call(spec)
     assert str(info.value).startswith(message)
@@ -105,8 +122,11 @@ def weighted(x, ws):
     return s
 
 
-_weighted_inside = numba.njit(lambda x, dx, w: ez.autodiff(
-    ez.Reverse, weighted, ez.Active, ez.Duplicated(x, dx), ez.Const((w, 2.0))))
+_weighted_inside = numba.njit(
+    lambda x, dx, w: ez.autodiff(
+        ez.Reverse, weighted, ez.Active, ez.Duplicated(x, dx), ez.Const((w, 2.0))
+    )
+)
 
 
 @pytest.mark.parametrize("path", ["python", "hot", "inside"])
@@ -119,8 +139,9 @@ def test_a_shadow_inside_a_const_tuple_is_refused(path, monkeypatch):
     def call(dx, w):
         if path == "inside":
             return _weighted_inside(x, dx, w)
-        return ez.autodiff(ez.Reverse, weighted, ez.Active, ez.Duplicated(x, dx),
-                           ez.Const((w, 2.0)))  # fmt: skip
+        return ez.autodiff(
+            ez.Reverse, weighted, ez.Active, ez.Duplicated(x, dx), ez.Const((w, 2.0))
+        )
 
     if path == "hot":
         call(np.zeros(3), np.ones(3))

@@ -23,7 +23,8 @@ TESTS = str(pathlib.Path(__file__).resolve().parents[1])
 
 
 def test_cache_true_differentiates_from_a_warm_cache(tmp_path):
-    (tmp_path / "mod.py").write_text(textwrap.dedent("""
+    (tmp_path / "mod.py").write_text(
+        textwrap.dedent("""
         import numpy as np, enzpy as ez
 
         @ez.enzyme_jit(cache=True)
@@ -37,11 +38,18 @@ def test_cache_true_differentiates_from_a_warm_cache(tmp_path):
         (g,) = ez.gradient(ez.Reverse, f, x)
         assert (g == 2 * x).all(), g
         print("ok")
-    """))
+    """)
+    )
     for _ in range(2):  # the second run loads f from the disk cache
         env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        run = subprocess.run([sys.executable, "mod.py"], cwd=tmp_path, capture_output=True,
-                             text=True, timeout=300, env=env)  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, "mod.py"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip() == "ok"
     assert list(tmp_path.glob("__pycache__/*.nbi")), "numba wrote no disk cache"
@@ -80,10 +88,19 @@ CHECK = """
 
 def _run(tmp_path, source, cache):
     (tmp_path / "mod.py").write_text(textwrap.dedent(source))
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache),
-           "PYTHONPATH": os.pathsep.join([ROOT, TESTS, os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run([sys.executable, "mod.py"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=600, env=env)  # fmt: skip
+    env = {
+        **os.environ,
+        "NUMBA_CACHE_DIR": str(cache),
+        "PYTHONPATH": os.pathsep.join([ROOT, TESTS, os.environ.get("PYTHONPATH", "")]),
+    }
+    run = subprocess.run(
+        [sys.executable, "mod.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout.strip()
 

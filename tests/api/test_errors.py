@@ -164,13 +164,20 @@ def test_integer_array_cannot_be_active():
         ("Forward", lambda: ez.Duplicated(np.float16(1.5), 1.0)),
         ("Forward", lambda: ez.Duplicated(np.complex64(1.5), 1.0)),
         ("Reverse", lambda: ez.Duplicated(_x().astype(np.float16), np.zeros(4, np.float16))),
-        ("Forward", lambda: ez.Duplicated(_x().astype(np.longdouble),
-                                          np.zeros(4, np.longdouble))),
+        ("Forward", lambda: ez.Duplicated(_x().astype(np.longdouble), np.zeros(4, np.longdouble))),
         ("Reverse", lambda: ez.Duplicated(_x().astype(complex), np.zeros(4, complex))),
     ],
-    ids=["active-f16", "active-longdouble", "active-complex", "dup-f16", "dup-c64",
-         "array-f16", "array-longdouble", "array-complex"],
-)  # fmt: skip
+    ids=[
+        "active-f16",
+        "active-longdouble",
+        "active-complex",
+        "dup-f16",
+        "dup-c64",
+        "array-f16",
+        "array-longdouble",
+        "array-complex",
+    ],
+)
 def test_unsupported_float_precision_is_refused_naming_the_supported_ones(mode, arg):
     a = arg()
     before = np.copy(a.val)
@@ -324,8 +331,9 @@ def _two_arrays(a, b):
 def test_same_memory_with_different_shadows_is_refused():
     x = np.array([1.0, 2.0])
     with pytest.raises(ez.ShadowError, match="share memory"):
-        ez.autodiff(ez.Forward, _two_arrays, ez.Duplicated(x, np.ones(2)),
-                    ez.Duplicated(x, np.ones(2)))  # fmt: skip
+        ez.autodiff(
+            ez.Forward, _two_arrays, ez.Duplicated(x, np.ones(2)), ez.Duplicated(x, np.ones(2))
+        )
 
 
 def test_same_memory_with_the_same_shadow_differentiates():

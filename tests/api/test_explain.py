@@ -67,8 +67,10 @@ def test_active_loads_and_fmuls_are_named(report):
     assert len(fmuls) == 2 and all("; active: operand %" in ln for ln in fmuls), fmuls
     # the active load is the one through the (shadowed) data pointer of x
     gep = re.search(r"ptr (%\S+), align", active[0].split(";")[0]).group(1)
-    assert any(ln.strip().startswith(f"{gep} = getelementptr double, ptr %arg.x.4")
-               for ln in primal.splitlines()), primal  # fmt: skip
+    assert any(
+        ln.strip().startswith(f"{gep} = getelementptr double, ptr %arg.x.4")
+        for ln in primal.splitlines()
+    ), primal
 
 
 def test_integer_index_arithmetic_is_inactive(report):
@@ -122,8 +124,9 @@ def test_prints_by_default_and_runs_nothing(capsys):
 
 def test_reverse_mode():
     x, dx, c = _args()
-    text = ez.explain(weighted_squares, ez.Duplicated(x, dx), ez.Const(c), mode=ez.Reverse,
-                      print_=False)  # fmt: skip
+    text = ez.explain(
+        weighted_squares, ez.Duplicated(x, dx), ez.Const(c), mode=ez.Reverse, print_=False
+    )
     derivative = _sections(text)["derivative"]
     assert re.search(r"^define i32 @diffe_", derivative, re.M)
     assert re.search(r"^define \S+ @augmented_", derivative, re.M)

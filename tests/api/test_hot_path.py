@@ -41,8 +41,9 @@ def test_hot_calls_give_the_same_results():
     a, b, da = np.array([1.0, 2.0]), np.array([3.0, -1.0]), np.array([0.5, 2.0])
     assert _hot(dot, ez.Forward, ez.Duplicated(a, da), ez.Const(b)) == (-0.5, -0.5)
     ga, gb = np.zeros(2), np.zeros(2)
-    first, second = _hot(dot, ez.ReverseWithPrimal, ez.Active, ez.Duplicated(a, ga),
-                         ez.Duplicated(b, gb))  # fmt: skip
+    first, second = _hot(
+        dot, ez.ReverseWithPrimal, ez.Active, ez.Duplicated(a, ga), ez.Duplicated(b, gb)
+    )
     assert first == second == ((None, None), 1.0)
     np.testing.assert_array_equal(ga, 2 * b)  # accumulated twice
     np.testing.assert_array_equal(gb, 2 * a)
@@ -80,12 +81,15 @@ def test_hot_aliasing_is_decided_exactly():
     first, _ = _hot(dot, ez.Reverse, ez.Duplicated(x, dx), ez.Duplicated(x, dx))
     np.testing.assert_array_equal(dx, 4 * x)  # d(x·x)/dx twice
     with pytest.raises(ez.ShadowError, match="share memory"):
-        ez.autodiff(ez.Reverse, dot, ez.Duplicated(x, np.zeros(2)),
-                    ez.Duplicated(x, np.zeros(2)))  # fmt: skip
+        ez.autodiff(ez.Reverse, dot, ez.Duplicated(x, np.zeros(2)), ez.Duplicated(x, np.zeros(2)))
     # interleaved views: their address ranges overlap but they share no element
     base, dbase = np.array([1.0, 2.0, 3.0, 4.0]), np.zeros(4)
-    ez.autodiff(ez.Reverse, dot, ez.Duplicated(base[::2], dbase[::2]),
-                ez.Duplicated(base[1::2], dbase[1::2]))  # fmt: skip
+    ez.autodiff(
+        ez.Reverse,
+        dot,
+        ez.Duplicated(base[::2], dbase[::2]),
+        ez.Duplicated(base[1::2], dbase[1::2]),
+    )
     np.testing.assert_array_equal(dbase, [2.0, 1.0, 4.0, 3.0])
     ez.autodiff(ez.Reverse, dot, ez.Duplicated(base[::2], base[1::2]), ez.Const(np.ones(2)))
     with pytest.raises(ez.ShadowError, match="primal of argument 1"):  # a shadow in a Const

@@ -109,11 +109,16 @@ MB = 2**20
         ("local", "Forward", 4 * 10**6, 48 * MB),
         ("scaled", "Reverse", 4 * 10**6, 24 * MB),  # the tape, once a shadow exists
     ],
-)  # fmt: skip
+)
 def test_no_memory_raises_memory_error_and_the_process_goes_on(case, mode, n, headroom):
     env = {**os.environ, "PYTHONPATH": ROOT, "NUMBA_DISABLE_PERFORMANCE_WARNINGS": "1"}
-    child = subprocess.run([sys.executable, "-c", CHILD, case, mode, str(n), str(headroom)],
-                           capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, case, mode, str(n), str(headroom)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert child.returncode == 0, child.stderr[-3000:]
     lines = child.stdout.splitlines()
     assert lines[0].startswith("MemoryError: Allocation failed"), child.stdout

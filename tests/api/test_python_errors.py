@@ -123,9 +123,12 @@ def café(x):  # a non-ASCII identifier
 
 @pytest.mark.parametrize(
     "f, argtype",
-    [(loss_2d_deriv.dispatcher, numba.float64[::1]), (_det_of_minor.dispatcher,
-     numba.float64[::1]), (café, numba.float64)],
-)  # fmt: skip
+    [
+        (loss_2d_deriv.dispatcher, numba.float64[::1]),
+        (_det_of_minor.dispatcher, numba.float64[::1]),
+        (café, numba.float64),
+    ],
+)
 def test_names_are_demangled_as_written(f, argtype):
     f.compile((argtype,))
     symbol, _, _ = compiled_function(f, (argtype,))

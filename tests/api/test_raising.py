@@ -46,12 +46,15 @@ def _inside(f, mode):
     """A jitted function making the call and catching what it raises."""
     ret = ", ez.Active" if mode == "Reverse" else ""
     ns = {"ez": ez, "f": f}
-    exec(f"def call(x, dx, n):\n"
-         f"    try:\n"
-         f"        ez.autodiff(ez.{mode}, f{ret}, ez.Duplicated(x, dx), n)\n"
-         f"    except Exception:\n"
-         f"        return 1\n"
-         f"    return 0\n", ns)  # fmt: skip
+    exec(
+        f"def call(x, dx, n):\n"
+        f"    try:\n"
+        f"        ez.autodiff(ez.{mode}, f{ret}, ez.Duplicated(x, dx), n)\n"
+        f"    except Exception:\n"
+        f"        return 1\n"
+        f"    return 0\n",
+        ns,
+    )
     return numba.njit(ns["call"])
 
 
@@ -63,14 +66,17 @@ def nrt_stats():
 
 
 def _unreleased(before, after):
-    return (after.alloc - before.alloc - (after.free - before.free),
-            after.mi_alloc - before.mi_alloc - (after.mi_free - before.mi_free))
+    return (
+        after.alloc - before.alloc - (after.free - before.free),
+        after.mi_alloc - before.mi_alloc - (after.mi_free - before.mi_free),
+    )
 
 
 @pytest.mark.parametrize("path", ["python", "hot", "inside"])
 @pytest.mark.parametrize("mode", list(_MODES))
-@pytest.mark.parametrize("f", [raise_after_loop, raise_with_local_arrays],
-                         ids=["after-loop", "local-arrays"])  # fmt: skip
+@pytest.mark.parametrize(
+    "f", [raise_after_loop, raise_with_local_arrays], ids=["after-loop", "local-arrays"]
+)
 def test_raising_calls_release_everything(f, mode, path, nrt_stats, monkeypatch):
     x, dx = np.linspace(0.1, 1.0, 50), np.zeros(50)
     monkeypatch.setattr(api, "_HOT", 1 if path == "hot" else 10**9)

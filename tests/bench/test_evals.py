@@ -27,16 +27,22 @@ def directional_fd(fn, args, direction, h: float = 1e-6) -> float:
     """Central difference of fn's return along direction (fresh copies of the arguments)."""
 
     def shifted(sign: float) -> list:
-        return [a.copy() + sign * h * d if d is not None else
-                (a.copy() if isinstance(a, np.ndarray) else a)
-                for a, d in zip(args, direction, strict=True)]  # fmt: skip
+        return [
+            a.copy() + sign * h * d
+            if d is not None
+            else (a.copy() if isinstance(a, np.ndarray) else a)
+            for a, d in zip(args, direction, strict=True)
+        ]
 
     return (fn(*shifted(1.0)) - fn(*shifted(-1.0))) / (2 * h)
 
 
 def dot(grads, direction) -> float:
-    return sum(float(np.vdot(g, d)) for g, d in zip(grads, direction, strict=True)
-               if g is not None and d is not None)  # fmt: skip
+    return sum(
+        float(np.vdot(g, d))
+        for g, d in zip(grads, direction, strict=True)
+        if g is not None and d is not None
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

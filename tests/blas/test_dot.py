@@ -114,13 +114,14 @@ def _ids(p):
 
 
 def _args(shapes, dtype, orders, seed=0):
-    return [_rand(s, dtype, o if len(s) == 2 else "C", seed + k)
-            for k, (s, o) in enumerate(zip(shapes, orders, strict=True))]  # fmt: skip
+    return [
+        _rand(s, dtype, o if len(s) == 2 else "C", seed + k)
+        for k, (s, o) in enumerate(zip(shapes, orders, strict=True))
+    ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("orders", [("C", "C"), ("F", "F"), ("C", "F"), ("F", "C")],
-                         ids="".join)  # fmt: skip
+@pytest.mark.parametrize("orders", [("C", "C"), ("F", "F"), ("C", "F"), ("F", "C")], ids="".join)
 @pytest.mark.filterwarnings("ignore::numba.NumbaPerformanceWarning")
 @pytest.mark.parametrize("product", PRODUCTS, ids=_ids)
 def test_both_duplicated(product, orders, dtype):
@@ -152,8 +153,9 @@ def test_into_out_argument(active, order, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("shapes", [[(4, 3), (3, 5)], [(4, 3), (3, 1)], [(1, 3), (3, 1)]],
-                         ids=["gemm", "gemv", "dot"])  # fmt: skip
+@pytest.mark.parametrize(
+    "shapes", [[(4, 3), (3, 5)], [(4, 3), (3, 1)], [(1, 3), (3, 1)]], ids=["gemm", "gemv", "dot"]
+)
 def test_active_output_of_const_factors(shapes, dtype):
     A, B = _args(shapes, dtype, ("C", "C"), seed=11)
     check_forward(mm_const_factors, [A, B, dtype(0.7)], (2,))
@@ -170,8 +172,10 @@ def test_vector_dot_direct():
 
 
 def test_matmul_direct():
-    A, B, dA, dB = (_rand(s, np.float64, "F" if k % 2 else "C", k)
-                    for k, s in enumerate([(4, 3), (3, 5), (4, 3), (3, 5)]))  # fmt: skip
+    A, B, dA, dB = (
+        _rand(s, np.float64, "F" if k % 2 else "C", k)
+        for k, s in enumerate([(4, 3), (3, 5), (4, 3), (3, 5)])
+    )
     dC, C = ez.autodiff(ez.ForwardWithPrimal, mm, ez.Duplicated(A, dA), ez.Duplicated(B, dB))
     np.testing.assert_allclose(C, A @ B, rtol=1e-13)
     np.testing.assert_allclose(dC, dA @ B + A @ dB, rtol=1e-12, atol=1e-14)

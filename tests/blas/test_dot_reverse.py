@@ -31,8 +31,9 @@ _BY_NAME = {_ids(p): p for p in PRODUCTS}
 
 
 def _case(name, dtype, orders=("C", "C")):
-    return pytest.param(_BY_NAME[name], dtype, orders,
-                        id=f"{name}-{''.join(orders)}-{np.dtype(dtype).name}")  # fmt: skip
+    return pytest.param(
+        _BY_NAME[name], dtype, orders, id=f"{name}-{''.join(orders)}-{np.dtype(dtype).name}"
+    )
 
 
 # the products of test_dot.py in float64 C order; the other three gemm transpositions and
@@ -42,9 +43,15 @@ BOTH = (
     [_case(name, F64) for name in _BY_NAME if name not in _SKIP]
     + [_case("mm-4_3x3_5", F64, o) for o in [("F", "F"), ("C", "F"), ("F", "C")]]
     + [_case("mm-1_3x3_4", F64, ("F", "F"))]
-    + [_case(name, F32, o) for name, o in [("mm-1_3x3_1", ("C", "C")), ("mv-5_3x3", ("C", "C")),
-                                           ("mm-4_3x3_5", ("C", "F"))]]
-)  # fmt: skip
+    + [
+        _case(name, F32, o)
+        for name, o in [
+            ("mm-1_3x3_1", ("C", "C")),
+            ("mv-5_3x3", ("C", "C")),
+            ("mm-4_3x3_5", ("C", "F")),
+        ]
+    ]
+)
 
 
 @pytest.mark.parametrize(("product", "dtype", "orders"), BOTH)
@@ -67,9 +74,11 @@ def test_one_duplicated(product, dtype, orders, active):
     dot_test(f, args, (active,))
 
 
-@pytest.mark.parametrize(("active", "dtype", "order"),
-                         [((0, 1, 2), F64, "C"), ((0, 2), F32, "F"), ((1, 2), F64, "F")],
-                         ids=["all-float64-C", "A-out-float32-F", "x-out-float64-F"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("active", "dtype", "order"),
+    [((0, 1, 2), F64, "C"), ((0, 2), F32, "F"), ((1, 2), F64, "F")],
+    ids=["all-float64-C", "A-out-float32-F", "x-out-float64-F"],
+)
 def test_into_out_argument(active, dtype, order):
     """np.dot(A, x, out): the seeded shadow of `out` flows to the factors and is consumed
     (out is overwritten, beta = 0: its shadow comes back zero)."""
@@ -88,8 +97,7 @@ def test_vector_dot_exact():
     np.testing.assert_allclose(gx, y, rtol=1e-15)
     np.testing.assert_allclose(gy, x, rtol=1e-15)
     dx = np.ones(9)  # a pre-filled shadow accumulates
-    assert ez.autodiff(ez.Reverse, vv, ez.Active, ez.Duplicated(x, dx), ez.Const(y)) \
-        == (None, None)  # fmt: skip
+    assert ez.autodiff(ez.Reverse, vv, ez.Active, ez.Duplicated(x, dx), ez.Const(y)) == (None, None)
     np.testing.assert_allclose(dx, 1.0 + y, rtol=1e-15)
 
 
@@ -101,8 +109,14 @@ def test_matmul_out_exact(orders):
     out = np.zeros((4, 5))
     seed = _rand((4, 5), F64, "C", 2)
     dA, dB, dout = np.zeros_like(A), np.zeros_like(B), seed.copy()
-    ez.autodiff(ez.Reverse, mm_out, ez.Const, ez.Duplicated(A, dA), ez.Duplicated(B, dB),
-                ez.Duplicated(out, dout))  # fmt: skip
+    ez.autodiff(
+        ez.Reverse,
+        mm_out,
+        ez.Const,
+        ez.Duplicated(A, dA),
+        ez.Duplicated(B, dB),
+        ez.Duplicated(out, dout),
+    )
     np.testing.assert_allclose(out, A @ B, rtol=1e-14)
     np.testing.assert_allclose(dA, seed @ B.T, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(dB, A.T @ seed, rtol=1e-13, atol=1e-15)
@@ -115,8 +129,14 @@ def test_matvec_exact(order):
     A, x = _rand((5, 3), F64, order, 0), _rand((3,), F64, "C", 1)
     out, seed = np.zeros(5), _rand((5,), F64, "C", 2)
     dA, dx, dout = np.zeros_like(A), np.zeros(3), seed.copy()
-    ez.autodiff(ez.Reverse, mv_out, ez.Const, ez.Duplicated(A, dA), ez.Duplicated(x, dx),
-                ez.Duplicated(out, dout))  # fmt: skip
+    ez.autodiff(
+        ez.Reverse,
+        mv_out,
+        ez.Const,
+        ez.Duplicated(A, dA),
+        ez.Duplicated(x, dx),
+        ez.Duplicated(out, dout),
+    )
     np.testing.assert_allclose(dA, np.outer(seed, x), rtol=1e-14, atol=1e-16)
     np.testing.assert_allclose(dx, A.T @ seed, rtol=1e-13)
     assert not dout.any()

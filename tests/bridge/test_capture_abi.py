@@ -90,39 +90,59 @@ def test_layout_1d_2d_scalars() -> None:
     assert [x.position for x in lay[0]] == list(range(2, 9))
     assert roles[1] == ["scalar_float"] and lay[1][0].position == 9
     assert roles[2] == ["scalar_int"] and roles[3] == ["scalar_int"]
-    assert roles[4] == ["meminfo", "parent", "nitems", "itemsize", "data",
-                        "shape", "shape", "strides", "strides"]
+    assert roles[4] == [
+        "meminfo",
+        "parent",
+        "nitems",
+        "itemsize",
+        "data",
+        "shape",
+        "shape",
+        "strides",
+        "strides",
+    ]
     assert [x.dim for x in lay[4][5:]] == [0, 1, 0, 1]
     assert lay[4][0].position == 12 and lay[4][-1].position == 20
     # agrees with Numba's own function type
     from numba.core.registry import cpu_target
 
     fnty = cpu_target.target_context.call_conv.get_function_type(
-        types.float64, [a1, types.float64, types.int64, types.boolean, a2])
+        types.float64, [a1, types.float64, types.int64, types.boolean, a2]
+    )
     assert len(fnty.args) == 2 + sum(len(g) for g in lay)
 
 
 def test_layout_tuple_arg() -> None:
     tup = types.Tuple((types.float64[:], types.float64, types.UniTuple(types.int64, 2)))
     (group,) = abi.argument_layout([tup])
-    assert [x.role for x in group] == ["meminfo", "parent", "nitems", "itemsize", "data",
-                                       "shape", "strides", "scalar_float",
-                                       "scalar_int", "scalar_int"]
+    assert [x.role for x in group] == [
+        "meminfo",
+        "parent",
+        "nitems",
+        "itemsize",
+        "data",
+        "shape",
+        "strides",
+        "scalar_float",
+        "scalar_int",
+        "scalar_int",
+    ]
     assert group[7].path == (1,) and group[8].path == (2, 0)
 
 
 def test_activities() -> None:
     A, C = abi.Activity.DUP, abi.Activity.CONST
-    acts = abi.llvm_activities([types.float64[:], types.int64, types.float64], types.float64,
-                               ["dup", "const", "dup"])
+    acts = abi.llvm_activities(
+        [types.float64[:], types.int64, types.float64], types.float64, ["dup", "const", "dup"]
+    )
     assert acts == [A, C, A, A, C, C, A, C, C, C, A]
     # const array, int return: nothing active but the scalar
-    acts = abi.llvm_activities([types.float64[:], types.float64], types.int64,
-                               ["const", "dup"])
+    acts = abi.llvm_activities([types.float64[:], types.float64], types.int64, ["const", "dup"])
     assert acts == [C] * 9 + [A]
     # integer arrays are never active; dup_noneed passes through
-    acts = abi.llvm_activities([types.int64[:], types.float64[:]], types.float64[:],
-                               ["dup", "dup_noneed"])
+    acts = abi.llvm_activities(
+        [types.int64[:], types.float64[:]], types.float64[:], ["dup", "dup_noneed"]
+    )
     N = abi.Activity.DUP_NONEED
     assert acts[:9] == [A] + [C] * 8
     assert acts[9:] == [N, N, C, C, N, C, C]

@@ -254,8 +254,9 @@ def test_exception_propagates_dynamic() -> None:
     x = np.array([1.5, 2.0])
     sym, lib, sig, text = _primal(dyn_raiser, x)
     module = _copy_primal(text, sym, "ptr %dret, ptr %dm, ptr %dp, ptr %dd")
-    d = link.make_driver(module, f"fwddiffe_{sym}", lib, sig.args, sig.return_type,
-                         _acts(sig, ["dup"]))
+    d = link.make_driver(
+        module, f"fwddiffe_{sym}", lib, sig.args, sig.return_type, _acts(sig, ["dup"])
+    )
     assert d(x, x) == (1.5, 0.0)
     with pytest.raises(ValueError) as info:
         d(-x, x)
@@ -273,8 +274,8 @@ def test_inplace_2d_none_return() -> None:
     x = np.arange(6.0).reshape(2, 3)
     sym, lib, sig, text = _primal(scale2d, x.copy())
     assert sig.return_type == types.none
-    args = ("ptr %m, ptr %p, i64 %n, i64 %isz, ptr %data, i64 %s0, i64 %s1, i64 %t0, i64 %t1")
-    dargs = ("ptr %dm, ptr %dp, i64 %n, i64 %isz, ptr %dd, i64 %s0, i64 %s1, i64 %t0, i64 %t1")
+    args = "ptr %m, ptr %p, i64 %n, i64 %isz, ptr %data, i64 %s0, i64 %s1, i64 %t0, i64 %t1"
+    dargs = "ptr %dm, ptr %dp, i64 %n, i64 %isz, ptr %dd, i64 %s0, i64 %s1, i64 %t0, i64 %t1"
     fwd = f"""
 define i32 @"fwddiffe_{sym}"(ptr %retptr, ptr %excinfo, {args}, ptr %dm, ptr %dp, ptr %dd) {{
   %r = call i32 @{sym}(ptr %retptr, ptr %excinfo, {args})

@@ -31,8 +31,11 @@ next:
 
 
 def calls(fn, arg: str) -> list[str]:
-    return [i.callee_name for i in fn.instructions()
-            if i.opcode == "call" and any(getattr(o, "name", "") == arg for o in i.operands)]
+    return [
+        i.callee_name
+        for i in fn.instructions()
+        if i.opcode == "call" and any(getattr(o, "name", "") == arg for o in i.operands)
+    ]
 
 
 def test_only_meminfos_used_by_counting_alone_lose_it():

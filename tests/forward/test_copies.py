@@ -95,11 +95,14 @@ def shift_rows(a):
     return (a * a * a).sum()
 
 
-@pytest.mark.parametrize(("f", "args", "active"), [
-    (assign_slice, (np.array([0.3, -1.2, 2.0, 0.7]), np.zeros(4)), (0, 1)),
-    (shift_in_place, (np.array([0.3, -1.2, 2.0, 0.7, 1.1]), 3), (0,)),
-    (shift_rows, (np.random.default_rng(5).standard_normal((4, 3)),), (0,)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("f", "args", "active"),
+    [
+        (assign_slice, (np.array([0.3, -1.2, 2.0, 0.7]), np.zeros(4)), (0, 1)),
+        (shift_in_place, (np.array([0.3, -1.2, 2.0, 0.7, 1.1]), 3), (0,)),
+        (shift_rows, (np.random.default_rng(5).standard_normal((4, 3)),), (0,)),
+    ],
+)
 def test_slice_assignment_in_both_modes(f, args, active):
     check_forward(f, args, active)
     check_reverse(f, args, active)

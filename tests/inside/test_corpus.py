@@ -65,8 +65,13 @@ def test_forward_inside_matches_python_api_and_fd(cid):
 
     arrays, ret = harness.fd_jvp(case.fn, args, active, tangents)
     if harness.ret_flatten(z).size:
-        harness.assert_close(harness.ret_flatten(dz), harness.ret_flatten(ret), tol["rtol"],
-                             tol["atol"], "tangent vs FD")  # fmt: skip
+        harness.assert_close(
+            harness.ret_flatten(dz),
+            harness.ret_flatten(ret),
+            tol["rtol"],
+            tol["atol"],
+            "tangent vs FD",
+        )
     for k, fd in arrays.items():
         if k in active:
             harness.assert_close(sh[k], fd, tol["rtol"], tol["atol"], f"shadow {k} vs FD")
@@ -92,8 +97,7 @@ def test_reverse_inside_matches_python_api_and_dot_test(cid):
             call = inside_call("ReverseWithPrimal", case.fn, kinds, ret_act.__name__)
             res = call(*values(prim, sh, kinds))
         else:
-            res = ez.autodiff(ez.ReverseWithPrimal, case.fn, ret_act,
-                              *annotations(prim, sh, kinds))  # fmt: skip
+            res = ez.autodiff(ez.ReverseWithPrimal, case.fn, ret_act, *annotations(prim, sh, kinds))
         runs.append((res, sh))
     (adj, _), sh = runs[0]
     _same(runs[0][0], runs[1][0], "(adjoints, primal)")
@@ -125,6 +129,5 @@ def test_mode_and_function_passed_in_as_arguments(mode):
     m, f, x = getattr(ez, mode), corpus.sum_method, np.linspace(-1.0, 1.0, 7)
     d_in = harness.random_like(x, np.random.default_rng(3))
     d_py = d_in.copy()
-    _same(_call_with(m, f, x.copy(), d_in), ez.autodiff(m, f, ez.Duplicated(x.copy(), d_py)),
-          mode)  # fmt: skip
+    _same(_call_with(m, f, x.copy(), d_in), ez.autodiff(m, f, ez.Duplicated(x.copy(), d_py)), mode)
     _same(d_in, d_py, "shadow")

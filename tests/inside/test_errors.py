@@ -58,30 +58,57 @@ X = np.array([0.5, -1.5, 2.0])
     ("src", "kind", "match"),
     [
         ("ez.autodiff(ez.Forward, scale, ez.Active(a), x)", TypeError, "Duplicated\\(a, da\\)"),
-        ("ez.autodiff(ez.Reverse, scale, ez.Duplicated, ez.Active(a), ez.Const(x))",
-         TypeError, "return by reference"),
-        ("ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x, dx), a)", TypeError,
-         "takes 1 arguments, got 2"),
+        (
+            "ez.autodiff(ez.Reverse, scale, ez.Duplicated, ez.Active(a), ez.Const(x))",
+            TypeError,
+            "return by reference",
+        ),
+        (
+            "ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x, dx), a)",
+            TypeError,
+            "takes 1 arguments, got 2",
+        ),
         ("ez.autodiff(ez.Reverse, plain, ez.Duplicated(x, dx))", TypeError, "enzyme_jit"),
-        ("ez.autodiff(ez.Reverse, scale, ez.Duplicated(a, a), x)", TypeError,
-         "Active\\(a\\) in reverse"),
-        ("ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x.astype(np.int64), dx))",
-         ValueError, "int64 array carries no derivative"),
-        ("ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x + 0j, dx + 0j))",
-         TypeError, "complex128 data is not supported; enzpy differentiates float32 and"),
-        ("ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x, dx.astype(np.float32)))",
-         ValueError, "dtype float32"),
-        ("ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x, dx.reshape(1, 3)))",
-         ValueError, "dimensions"),
-        ("ez.autodiff(ez.Reverse, square_sum, ez.Active, ez.Active)", TypeError,
-         "must wrap a value"),
-        ("ez.autodiff(ez.Reverse, scale, ez.BatchDuplicated(a, (a, a)), x)", TypeError,
-         "vector mode"),
+        (
+            "ez.autodiff(ez.Reverse, scale, ez.Duplicated(a, a), x)",
+            TypeError,
+            "Active\\(a\\) in reverse",
+        ),
+        (
+            "ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x.astype(np.int64), dx))",
+            ValueError,
+            "int64 array carries no derivative",
+        ),
+        (
+            "ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x + 0j, dx + 0j))",
+            TypeError,
+            "complex128 data is not supported; enzpy differentiates float32 and",
+        ),
+        (
+            "ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x, dx.astype(np.float32)))",
+            ValueError,
+            "dtype float32",
+        ),
+        (
+            "ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x, dx.reshape(1, 3)))",
+            ValueError,
+            "dimensions",
+        ),
+        (
+            "ez.autodiff(ez.Reverse, square_sum, ez.Active, ez.Active)",
+            TypeError,
+            "must wrap a value",
+        ),
+        (
+            "ez.autodiff(ez.Reverse, scale, ez.BatchDuplicated(a, (a, a)), x)",
+            TypeError,
+            "vector mode",
+        ),
         ("ez.autodiff(1, square_sum, x)", TypeError, "mode such as enzpy.Forward"),
         ("ez.autodiff(ez.ReverseSplitWithPrimal, square_sum, x)", TypeError, "jitted code"),
         ("ez.gradient(ez.Reverse, scale, a, x)", TypeError, "Active return needs a float"),
     ],
-)  # fmt: skip
+)
 def test_refused_at_compile_time_with_the_python_message(src, kind, match):
     call = _njit(src, scale=scale, square_sum=square_sum, plain=_plain)
     x = X.copy()
@@ -98,8 +125,7 @@ def test_python_api_gives_the_same_messages():
         ez.autodiff(ez.Reverse, scale, ez.Duplicated, ez.Active(1.5), ez.Const(X))
 
 
-_reverse = _njit("ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x, dx))",
-                 square_sum=square_sum)  # fmt: skip
+_reverse = _njit("ez.autodiff(ez.Reverse, square_sum, ez.Duplicated(x, dx))", square_sum=square_sum)
 
 
 @pytest.mark.parametrize(
@@ -117,8 +143,7 @@ def test_bad_shadow_raises_before_the_derivative_runs(shadow):
     np.testing.assert_array_equal(dx, before)
 
 
-_two = _njit("ez.autodiff(ez.Reverse, dot2, ez.Duplicated(x, dx), ez.Duplicated(a, dx))",
-             dot2=dot2)  # fmt: skip
+_two = _njit("ez.autodiff(ez.Reverse, dot2, ez.Duplicated(x, dx), ez.Duplicated(a, dx))", dot2=dot2)
 _two_shadows = numba.njit(
     lambda x, dx, y, dy: ez.autodiff(ez.Reverse, dot2, ez.Duplicated(x, dx), ez.Duplicated(y, dy))
 )

@@ -39,10 +39,15 @@ def _gradient_caller(mode, n):
 
 @pytest.mark.parametrize(
     ("cid", "mode"),
-    [("arith_scalars", "Reverse"), ("arith_scalars", "Forward"),
-     ("calls_jit_functions", "Reverse"), ("calls_jit_functions", "Forward"),
-     ("int_count", "Reverse"), ("sum_2d", "Forward")],
-)  # fmt: skip
+    [
+        ("arith_scalars", "Reverse"),
+        ("arith_scalars", "Forward"),
+        ("calls_jit_functions", "Reverse"),
+        ("calls_jit_functions", "Forward"),
+        ("int_count", "Reverse"),
+        ("sum_2d", "Forward"),
+    ],
+)
 def test_gradient_inside_matches_python_api_and_fd(cid, mode):
     case = CASES[cid]
     args = case.args()
@@ -56,8 +61,7 @@ def test_gradient_inside_matches_python_api_and_fd(cid, mode):
             assert inside[k] is None and python[k] is None
             continue
         np.testing.assert_allclose(inside[k], python[k], rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(inside[k], _fd_gradient(case.fn, args, k), rtol=1e-6,
-                                   atol=1e-8)  # fmt: skip
+        np.testing.assert_allclose(inside[k], _fd_gradient(case.fn, args, k), rtol=1e-6, atol=1e-8)
 
 
 @ez.enzyme_jit

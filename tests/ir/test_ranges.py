@@ -85,18 +85,21 @@ def test_negative_and_nonnegative_indices_in_both_modes():
     dot_test(_neighbours, (x, y), (0, 1))
 
 
-@pytest.mark.parametrize(("expr", "never_negative"), [
-    ("udiv i64 %n, %x", True),  # a nonnegative dividend
-    ("udiv i64 %x, %n", False),
-    ("urem i64 %x, %n", True),  # below a nonnegative divisor
-    ("lshr i64 %x, 1", True),
-    ("lshr i64 %x, %s", False),  # the shift may be 0
-    ("and i64 %x, %n", True),
-    ("add i64 %n, %x", False),
-    ("mul i64 %n, %n", True),
-    ("call i64 @llvm.smax.i64(i64 %x, i64 0)", True),
-    ("call i64 @llvm.smin.i64(i64 %x, i64 %n)", False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("expr", "never_negative"),
+    [
+        ("udiv i64 %n, %x", True),  # a nonnegative dividend
+        ("udiv i64 %x, %n", False),
+        ("urem i64 %x, %n", True),  # below a nonnegative divisor
+        ("lshr i64 %x, 1", True),
+        ("lshr i64 %x, %s", False),  # the shift may be 0
+        ("and i64 %x, %n", True),
+        ("add i64 %n, %x", False),
+        ("mul i64 %n, %n", True),
+        ("call i64 @llvm.smax.i64(i64 %x, i64 0)", True),
+        ("call i64 @llvm.smin.i64(i64 %x, i64 %n)", False),
+    ],
+)
 def test_operations_keep_nonnegativity_only_where_they_must(expr, never_negative):
     fn = parse_module(f"""
 declare i64 @llvm.smax.i64(i64, i64)

@@ -32,8 +32,9 @@ def _helper(y):
 
 def _run(n: int, x, y, dx, dy) -> None:
     for _ in range(n):
-        ez.autodiff(ez.Reverse, _allocating_loss, ez.Active, ez.Duplicated(x, dx),
-                    ez.Duplicated(y, dy))  # fmt: skip
+        ez.autodiff(
+            ez.Reverse, _allocating_loss, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(y, dy)
+        )
 
 
 def test_100k_reverse_calls_keep_memory_flat():

@@ -141,8 +141,7 @@ def write_twice(x, out):
 def test_memory_written_twice_passes_on_only_the_last_write():
     x, out = np.array([0.5, 2.0]), np.zeros(1)
     dx, dout = np.zeros(2), np.array([10.0])  # seed: cotangent of out after the call
-    ez.autodiff(ez.Reverse, write_twice, ez.Active, ez.Duplicated(x, dx),
-                ez.Duplicated(out, dout))  # fmt: skip
+    ez.autodiff(ez.Reverse, write_twice, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(out, dout))
     # z = x1^2 + x0 and out_a = x1^2: d/dx0 = 1, d/dx1 = (1 + 10) * 2 x1
     np.testing.assert_allclose(dx, [1.0, 11.0 * 2 * 2.0], rtol=1e-14)
     assert dout[0] == 0.0  # the overwritten memory's cotangent was consumed

@@ -85,8 +85,9 @@ def test_split_mode_does_not_load_again():
     """In split mode the caller may change the arguments between the two passes."""
     n = 100
     x, dx = np.linspace(-2, 2, n), np.zeros(n)
-    fwd, rev = ez.autodiff_thunk(ez.ReverseSplitNoPrimal, _reduction, ez.Active,
-                                 ez.Duplicated(x, dx))  # fmt: skip
+    fwd, rev = ez.autodiff_thunk(
+        ez.ReverseSplitNoPrimal, _reduction, ez.Active, ez.Duplicated(x, dx)
+    )
     tape, _, _ = fwd(ez.Duplicated(x, dx))
     x0 = x.copy()
     x[:] = 0.0
@@ -136,8 +137,13 @@ def test_load_invariant_in_an_inner_loop_is_saved_once_per_execution():
     sizes = []
     for m in (1, 40):
         check_reverse(_scratch_read_in_inner_loop, (x, m), (0,))
-        ez.autodiff(ez.Reverse, _scratch_read_in_inner_loop, ez.Active,
-                    ez.Duplicated(x, np.zeros_like(x)), ez.Const(m))  # fmt: skip
+        ez.autodiff(
+            ez.Reverse,
+            _scratch_read_in_inner_loop,
+            ez.Active,
+            ez.Duplicated(x, np.zeros_like(x)),
+            ez.Const(m),
+        )
         sizes.append(ez.last_tape_bytes())
     assert sizes[1] - sizes[0] <= 8 * x.shape[0] * 39  # u[j] per inner iteration, not t[i]
     dot_test(_scratch_read_in_inner_loop, (x, 7), (0,))
@@ -173,8 +179,9 @@ def _fd_with_x_as_y(x, m, eps=1e-6):
         xp, xm = x.copy(), x.copy()
         xp[k] += eps
         xm[k] -= eps
-        grad[k] = (_inner_loop_writes_an_argument(xp, xp, m)
-                   - _inner_loop_writes_an_argument(xm, xm, m)) / (2 * eps)  # fmt: skip
+        grad[k] = (
+            _inner_loop_writes_an_argument(xp, xp, m) - _inner_loop_writes_an_argument(xm, xm, m)
+        ) / (2 * eps)
     return grad
 
 
@@ -187,8 +194,14 @@ def test_loads_are_not_hoisted_past_writes_that_may_reach_them():
     grad = _fd_with_x_as_y(x, 2)
     for _ in range(6):  # the same array twice, one shadow (also through the compiled entry)
         z, dz = x.copy(), np.zeros(5)
-        ez.autodiff(ez.Reverse, _inner_loop_writes_an_argument, ez.Active, ez.Duplicated(z, dz),
-                    ez.Duplicated(z, dz), ez.Const(2))  # fmt: skip
+        ez.autodiff(
+            ez.Reverse,
+            _inner_loop_writes_an_argument,
+            ez.Active,
+            ez.Duplicated(z, dz),
+            ez.Duplicated(z, dz),
+            ez.Const(2),
+        )
         np.testing.assert_allclose(dz, grad, rtol=1e-6, atol=1e-8)
 
 
@@ -234,8 +247,13 @@ def test_memory_read_after_its_last_write_is_loaded_again():
     x, y = np.linspace(-1.0, 1.0, n), np.zeros(n)
     check_reverse(_temporary_then_reduction, (x[:6].copy(), y[:6].copy()), (0, 1))
     dot_test(_temporary_then_reduction, (x[:6].copy(), y[:6].copy()), (0, 1))
-    ez.autodiff(ez.Reverse, _temporary_then_reduction, ez.Active,
-                ez.Duplicated(x, np.zeros(n)), ez.Duplicated(y, np.zeros(n)))  # fmt: skip
+    ez.autodiff(
+        ez.Reverse,
+        _temporary_then_reduction,
+        ez.Active,
+        ez.Duplicated(x, np.zeros(n)),
+        ez.Duplicated(y, np.zeros(n)),
+    )
     assert ez.last_tape_bytes() <= 8 * n + 128  # sin(x[i]) for a product; nothing of t, y
 
 
@@ -287,8 +305,14 @@ def test_released_tape_storage_is_allocated_again():
 
 @ez.enzyme_jit
 def _aliased_inside(z, dz, m):
-    return ez.autodiff(ez.Reverse, _inner_loop_writes_an_argument, ez.Active,
-                       ez.Duplicated(z, dz), ez.Duplicated(z, dz), ez.Const(m))  # fmt: skip
+    return ez.autodiff(
+        ez.Reverse,
+        _inner_loop_writes_an_argument,
+        ez.Active,
+        ez.Duplicated(z, dz),
+        ez.Duplicated(z, dz),
+        ez.Const(m),
+    )
 
 
 def test_aliased_arguments_inside_numba_code_take_the_aliased_derivative():
@@ -345,8 +369,7 @@ def _boost(x):
     return s
 
 
-@pytest.mark.parametrize(("f", "calls"), [(_rotation, ("sin", "cos")),
-                                          (_boost, ("sinh", "cosh"))])  # fmt: skip
+@pytest.mark.parametrize(("f", "calls"), [(_rotation, ("sin", "cos")), (_boost, ("sinh", "cosh"))])
 def test_sin_and_cos_of_one_value_keep_each_other_instead_of_calling_libm_again(f, calls):
     x = np.linspace(-2.0, 3.0, 7)
     check_reverse(f, (x,), (0,))
@@ -385,6 +408,12 @@ def test_views_of_arguments_cost_no_reference_counting():
     A, out = np.random.default_rng(4).standard_normal((6, 2)), np.zeros(6)
     check_reverse(_row_norms, (A, out), (0, 1))
     dot_test(_row_norms, (A, out), (0, 1))
-    text = ez.explain(_row_norms, ez.Const, ez.Duplicated(A, np.zeros_like(A)),
-                      ez.Duplicated(out, np.ones(6)), mode=ez.Reverse, print_=False)
+    text = ez.explain(
+        _row_norms,
+        ez.Const,
+        ez.Duplicated(A, np.zeros_like(A)),
+        ez.Duplicated(out, np.ones(6)),
+        mode=ez.Reverse,
+        print_=False,
+    )
     assert "NRT_incref" not in text.split("; ---- derivative IR", 1)[1]

@@ -57,17 +57,21 @@ def _types(n: int) -> str:
 
 def intrinsic(name: str, n: int, points) -> Case:
     return Case(
-        f"%r = call {{T}} @llvm.{name}.{{S}}({_args(n)})", n, tuple(points),
+        f"%r = call {{T}} @llvm.{name}.{{S}}({_args(n)})",
+        n,
+        tuple(points),
         decls=f"declare {{T}} @llvm.{name}.{{S}}({_types(n)})\n",
-    )  # fmt: skip
+    )
 
 
 def libm(name: str, n: int, points) -> dict[str, Case]:
     """Entries for `name` (double) and `namef` (float), each checked in its own precision."""
     case = Case(
-        f"%r = call {{T}} @{name}{{F}}({_args(n)})", n, tuple(points),
+        f"%r = call {{T}} @{name}{{F}}({_args(n)})",
+        n,
+        tuple(points),
         decls=f"declare {{T}} @{name}{{F}}({_types(n)})\n",
-    )  # fmt: skip
+    )
     return {name: _only(case, D), name + "f": _only(case, F)}
 
 
@@ -87,16 +91,20 @@ def opcode(op: str, n: int, points) -> Case:
 def rounding_intrinsic(name: str) -> Case:
     """An integer-returning rounding intrinsic, converted back to float."""
     return Case(
-        f"%i = call i64 @llvm.{name}.i64.{{S}}({{T}} %x)\n%r = sitofp i64 %i to {{T}}", 1,
-        _STEPS, decls=f"declare i64 @llvm.{name}.i64.{{S}}({{T}})\n",
-    )  # fmt: skip
+        f"%i = call i64 @llvm.{name}.i64.{{S}}({{T}} %x)\n%r = sitofp i64 %i to {{T}}",
+        1,
+        _STEPS,
+        decls=f"declare i64 @llvm.{name}.i64.{{S}}({{T}})\n",
+    )
 
 
 def rounding_libm(name: str) -> dict[str, Case]:
     case = Case(
-        f"%i = call i64 @{name}{{F}}({{T}} %x)\n%r = sitofp i64 %i to {{T}}", 1, _STEPS,
+        f"%i = call i64 @{name}{{F}}({{T}} %x)\n%r = sitofp i64 %i to {{T}}",
+        1,
+        _STEPS,
         decls=f"declare i64 @{name}{{F}}({{T}})\n",
-    )  # fmt: skip
+    )
     return {name: _only(case, D), name + "f": _only(case, F)}
 
 
@@ -122,8 +130,13 @@ INPUTS: dict[str, Case] = {
     "fneg": Case("%r = fneg {T} %x", 1, _REAL),
     "freeze": Case("%r = freeze {T} %x", 1, _REAL),
     # float -> double -> float: both casts, checked against the identity
-    "fpext": Case("%a = fpext float %x to double\n%r = fptrunc double %a to float", 1,
-                  _REAL, (F,), ref="%r = fadd {T} %x, 0.0"),  # fmt: skip
+    "fpext": Case(
+        "%a = fpext float %x to double\n%r = fptrunc double %a to float",
+        1,
+        _REAL,
+        (F,),
+        ref="%r = fadd {T} %x, 0.0",
+    ),
     "sitofp": Case("%i = fptosi {T} %x to i32\n%r = sitofp i32 %i to {T}", 1, _STEPS),
     "uitofp": Case("%i = fptoui {T} %x to i32\n%r = uitofp i32 %i to {T}", 1, _POS),
     # trigonometric
@@ -134,15 +147,24 @@ INPUTS: dict[str, Case] = {
     "llvm.acos": intrinsic("acos", 1, _UNIT),
     "llvm.atan": intrinsic("atan", 1, _REAL),
     "llvm.atan2": intrinsic("atan2", 2, _PAIRS),
-    **libm("sin", 1, _REAL), **libm("cos", 1, _REAL), **libm("tan", 1, _REAL),
-    **libm("asin", 1, _UNIT), **libm("acos", 1, _UNIT), **libm("atan", 1, _REAL),
-    **libm("atan2", 2, _PAIRS), **libm("hypot", 2, _PAIRS),
+    **libm("sin", 1, _REAL),
+    **libm("cos", 1, _REAL),
+    **libm("tan", 1, _REAL),
+    **libm("asin", 1, _UNIT),
+    **libm("acos", 1, _UNIT),
+    **libm("atan", 1, _REAL),
+    **libm("atan2", 2, _PAIRS),
+    **libm("hypot", 2, _PAIRS),
     # hyperbolic
     "llvm.sinh": intrinsic("sinh", 1, _REAL),
     "llvm.cosh": intrinsic("cosh", 1, _REAL),
     "llvm.tanh": intrinsic("tanh", 1, _REAL),
-    **libm("sinh", 1, _REAL), **libm("cosh", 1, _REAL), **libm("tanh", 1, _REAL),
-    **libm("asinh", 1, _REAL), **libm("acosh", 1, _ABOVE1), **libm("atanh", 1, _UNIT),
+    **libm("sinh", 1, _REAL),
+    **libm("cosh", 1, _REAL),
+    **libm("tanh", 1, _REAL),
+    **libm("asinh", 1, _REAL),
+    **libm("acosh", 1, _ABOVE1),
+    **libm("atanh", 1, _UNIT),
     # exponentials and logarithms
     "llvm.exp": intrinsic("exp", 1, _REAL),
     "llvm.exp2": intrinsic("exp2", 1, _REAL),
@@ -150,58 +172,82 @@ INPUTS: dict[str, Case] = {
     "llvm.log": intrinsic("log", 1, _POS),
     "llvm.log2": intrinsic("log2", 1, _POS),
     "llvm.log10": intrinsic("log10", 1, _POS),
-    **libm("exp", 1, _REAL), **libm("exp2", 1, _REAL), **libm("exp10", 1, _REAL),
-    **libm("expm1", 1, _REAL), **libm("log", 1, _POS), **libm("log2", 1, _POS),
-    **libm("log10", 1, _POS), **libm("log1p", 1, ((0.3,), (-0.6,), (12.5,))),
+    **libm("exp", 1, _REAL),
+    **libm("exp2", 1, _REAL),
+    **libm("exp10", 1, _REAL),
+    **libm("expm1", 1, _REAL),
+    **libm("log", 1, _POS),
+    **libm("log2", 1, _POS),
+    **libm("log10", 1, _POS),
+    **libm("log1p", 1, ((0.3,), (-0.6,), (12.5,))),
     # powers and roots
     "llvm.sqrt": intrinsic("sqrt", 1, _POS),
     "llvm.pow": intrinsic("pow", 2, _POS_PAIRS),
-    **libm("sqrt", 1, _POS), **libm("cbrt", 1, ((0.3,), (-1.7,), (12.5,))),
+    **libm("sqrt", 1, _POS),
+    **libm("cbrt", 1, ((0.3,), (-1.7,), (12.5,))),
     **libm("pow", 2, _POS_PAIRS),
     "llvm.powi": Case(
         "%a = call {T} @llvm.powi.{S}.i32({T} %x, i32 3)\n"
-        "%b = call {T} @llvm.powi.{S}.i32({T} %y, i32 -2)\n%r = fadd {T} %a, %b", 2, _PAIRS,
+        "%b = call {T} @llvm.powi.{S}.i32({T} %y, i32 -2)\n%r = fadd {T} %a, %b",
+        2,
+        _PAIRS,
         decls="declare {T} @llvm.powi.{S}.i32({T}, i32)\n",
-    ),  # fmt: skip
+    ),
     "llvm.ldexp": Case(
-        "%r = call {T} @llvm.ldexp.{S}.i32({T} %x, i32 3)", 1, _REAL,
+        "%r = call {T} @llvm.ldexp.{S}.i32({T} %x, i32 3)",
+        1,
+        _REAL,
         decls="declare {T} @llvm.ldexp.{S}.i32({T}, i32)\n",
-    ),  # fmt: skip
+    ),
     # sign, magnitude, fused arithmetic, min/max, remainder
     "llvm.fabs": intrinsic("fabs", 1, _REAL),
     "llvm.copysign": intrinsic("copysign", 2, _PAIRS),
     "llvm.fma": intrinsic("fma", 3, ((0.7, 1.9, -0.4), (-1.3, 0.45, 2.0))),
     "llvm.fmuladd": intrinsic("fmuladd", 3, ((0.7, 1.9, -0.4), (-1.3, 0.45, 2.0))),
-    **libm("fabs", 1, _REAL), **libm("copysign", 2, _PAIRS),
+    **libm("fabs", 1, _REAL),
+    **libm("copysign", 2, _PAIRS),
     **libm("fma", 3, ((0.7, 1.9, -0.4), (-1.3, 0.45, 2.0))),
     **libm("fmod", 2, _PAIRS_NONINT),
-    **{f"llvm.{m}": intrinsic(m, 2, _PAIRS) for m in (
-        "minnum", "maxnum", "minimum", "maximum", "minimumnum", "maximumnum")},
-    **libm("fmin", 2, _PAIRS), **libm("fmax", 2, _PAIRS),
+    **{
+        f"llvm.{m}": intrinsic(m, 2, _PAIRS)
+        for m in ("minnum", "maxnum", "minimum", "maximum", "minimumnum", "maximumnum")
+    },
+    **libm("fmin", 2, _PAIRS),
+    **libm("fmax", 2, _PAIRS),
     # special functions
-    **libm("erf", 1, _REAL), **libm("erfc", 1, _REAL),
-    **libm("lgamma", 1, _GAMMA), **libm("tgamma", 1, _GAMMA),
+    **libm("erf", 1, _REAL),
+    **libm("erfc", 1, _REAL),
+    **libm("lgamma", 1, _GAMMA),
+    **libm("tgamma", 1, _GAMMA),
     # Numba's C helpers
-    **helper("erf", 1, _REAL), **helper("erfc", 1, _REAL),
-    **helper("lgamma", 1, _GAMMA), **helper("gamma", 1, _GAMMA),
+    **helper("erf", 1, _REAL),
+    **helper("erfc", 1, _REAL),
+    **helper("lgamma", 1, _GAMMA),
+    **helper("gamma", 1, _GAMMA),
     # piecewise constant
-    **{f"llvm.{m}": intrinsic(m, 1, _STEPS) for m in (
-        "floor", "ceil", "trunc", "rint", "nearbyint", "round", "roundeven")},
+    **{
+        f"llvm.{m}": intrinsic(m, 1, _STEPS)
+        for m in ("floor", "ceil", "trunc", "rint", "nearbyint", "round", "roundeven")
+    },
     **{f"llvm.{m}": rounding_intrinsic(m) for m in ("lround", "llround", "lrint", "llrint")},
-    **{k: c for m in ("floor", "ceil", "trunc", "rint", "nearbyint", "round", "roundeven")
-       for k, c in libm(m, 1, _STEPS).items()},
-    **{k: c for m in ("lround", "llround", "lrint", "llrint")
-       for k, c in rounding_libm(m).items()},
-}  # fmt: skip
+    **{
+        k: c
+        for m in ("floor", "ceil", "trunc", "rint", "nearbyint", "round", "roundeven")
+        for k, c in libm(m, 1, _STEPS).items()
+    },
+    **{k: c for m in ("lround", "llround", "lrint", "llrint") for k, c in rounding_libm(m).items()},
+}
 
 _LDEXP = Case(
     "%r = call {T} @ldexp{F}({T} %x, i32 3)", 1, _REAL, decls="declare {T} @ldexp{F}({T}, i32)\n"
 )
 INPUTS.update({"ldexp": _only(_LDEXP, D), "ldexpf": _only(_LDEXP, F)})
 _NUMBA_LDEXP = Case(
-    "%r = call {T} @numba_ldexp{F}({T} %x, i32 3)", 1, _REAL,
+    "%r = call {T} @numba_ldexp{F}({T} %x, i32 3)",
+    1,
+    _REAL,
     decls="declare {T} @numba_ldexp{F}({T}, i32)\n",
-)  # fmt: skip
+)
 INPUTS.update({"numba_ldexp": _only(_NUMBA_LDEXP, D), "numba_ldexpf": _only(_NUMBA_LDEXP, F)})
 # one case exercises several keys
 INPUTS["fptrunc"] = INPUTS["fpext"]

@@ -36,9 +36,10 @@ ATOL = {"double": 1e-10, "float": 1e-5}
 
 def test_every_rule_has_inputs():
     missing = sorted(
-        k for k, r in RULES.items()
+        k
+        for k, r in RULES.items()
         if r.kind in FLOAT_KINDS and k not in INPUTS and k not in NOT_FLOAT_MATH
-    )  # fmt: skip
+    )
     assert not missing, (
         f"rules without test inputs: {missing}; add a function applying each to "
         "tests/rules/rule_inputs.py INPUTS (or, for a non-float rule, to NOT_FLOAT_MATH)"

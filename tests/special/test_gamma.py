@@ -110,8 +110,16 @@ def test_digamma_added_once_internal_and_pure():
 
 
 def test_rules_registered_for_every_spelling():
-    for key in ("lgamma", "lgammaf", "numba_lgamma", "numba_lgammaf", "tgamma", "tgammaf",
-                "numba_gamma", "numba_gammaf"):  # fmt: skip
+    for key in (
+        "lgamma",
+        "lgammaf",
+        "numba_lgamma",
+        "numba_lgammaf",
+        "tgamma",
+        "tgammaf",
+        "numba_gamma",
+        "numba_gammaf",
+    ):
         assert RULES[key].kind == "smooth"
         assert "ψ" in RULES[key].formula
 

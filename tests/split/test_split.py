@@ -60,8 +60,9 @@ def test_split_equals_combined(case):
     ret = ez.Active if spec == "f" else ez.Const
     shadows = {i: clone(s) for i, s in seeds.items()}
     prim = clone_args(args)
-    adj, z = ez.autodiff(ez.ReverseWithPrimal, case.fn, ret,
-                         *annotate_reverse(prim, case.active, shadows))  # fmt: skip
+    adj, z = ez.autodiff(
+        ez.ReverseWithPrimal, case.fn, ret, *annotate_reverse(prim, case.active, shadows)
+    )
     s_sh, s_adj, s_z = _split(case, args, seeds, 1.0 if spec == "f" else None)
     if spec == "f":
         assert s_z == z
@@ -70,8 +71,9 @@ def test_split_equals_combined(case):
         assert_close(got, want, 1e-12, 1e-13, f"argument {i}: split vs combined")
 
 
-@pytest.mark.parametrize("case", [c for c in FLOAT_OR_CONST if _spec(c) == "f"][::3],
-                         ids=lambda c: c.id)  # fmt: skip
+@pytest.mark.parametrize(
+    "case", [c for c in FLOAT_OR_CONST if _spec(c) == "f"][::3], ids=lambda c: c.id
+)
 def test_split_is_linear_in_the_cotangent(case):
     args = case.args()
     seeds = _seeds(case, args, np.random.default_rng(case.seed + 4))
@@ -100,8 +102,7 @@ def test_array_return_dot_product(case):
     u = {i: random_like(args[i], rng) for i in case.active}
     v = _seeds(case, args, rng)
     fsh = {i: clone(t) for i, t in u.items()}
-    z_dot = ez.autodiff(ez.Forward, case.fn, *annotate_forward(clone_args(args), case.active,
-                                                                fsh))  # fmt: skip
+    z_dot = ez.autodiff(ez.Forward, case.fn, *annotate_forward(clone_args(args), case.active, fsh))
     w = random_like(z_dot, rng)
     lhs = _dot(w, z_dot) + sum(_dot(v[i], fsh[i]) for i in v)
 
@@ -166,8 +167,9 @@ def _scale_in_place(x, a):
 def test_reverse_runs_at_the_point_the_forward_pass_saw():
     x0 = np.array([0.3, 0.7, 1.1])
     x, dx = x0.copy(), np.zeros(3)
-    fwd, rev = ez.autodiff_thunk(NO, _scale_in_place, ez.Active, ez.Duplicated(x, dx),
-                                 ez.Active(2.0))  # fmt: skip
+    fwd, rev = ez.autodiff_thunk(
+        NO, _scale_in_place, ez.Active, ez.Duplicated(x, dx), ez.Active(2.0)
+    )
     tape, _, _ = fwd(ez.Duplicated(x, dx), ez.Active(2.0))
     x[:] = 100.0  # modified between the passes
     (_, da) = rev(ez.Duplicated(x, dx), ez.Active(5.0), 1.0, tape)
@@ -204,8 +206,7 @@ def test_return_activity_errors():
     with pytest.raises(ez.AnnotationError, match="Active return needs a float"):
         ez.autodiff_thunk(NO, _pair, ez.Active, ez.Duplicated(x, dx))
     with pytest.raises(ez.AnnotationError, match="float return is Active"):
-        ez.autodiff_thunk(NO, _scale_in_place, ez.Duplicated, ez.Duplicated(x, dx),
-                          ez.Active(1.0))  # fmt: skip
+        ez.autodiff_thunk(NO, _scale_in_place, ez.Duplicated, ez.Duplicated(x, dx), ez.Active(1.0))
     with pytest.raises(ez.AnnotationError, match="ReverseSplit"):
         ez.autodiff_thunk(ez.Reverse, _pair, ez.Duplicated(x, dx))
 
