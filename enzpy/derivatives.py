@@ -20,8 +20,8 @@ import numpy as np
 from numba.core.errors import NumbaDebugInfoWarning
 
 import llvm_passes
-from llvm_passes.analysis.ranges import fold_sign_tests
 from llvm_passes.ir import Module, parse_module, parse_type_text
+from llvm_passes.transforms.sign_tests import fold_sign_tests
 
 from . import bridge
 from .bridge import link

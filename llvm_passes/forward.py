@@ -34,7 +34,7 @@ from .ir import (
 from .ir.builder import Builder, Namer
 from .ir.types import I64, PTR, size_in_bytes, struct
 from .ir.values import const
-from .rules.memory import REFCOUNT, RELEASE
+from .rules import Context
 from .transforms.float_bits import follow_float_bits
 
 MODE = "forward"
@@ -262,7 +262,7 @@ class _FunctionForward:
         if rule is None:
             raise self.fail(inst, f"instruction '{inst.opcode}'")
         tans = [self.tangent(o) for o in inst.operands]
-        t = rule.tangent(self.b, clone, inst.operands, tans)
+        t = rule.tangent(Context(self.b, clone, inst.operands, tangents=tans))
         if self.act.is_active(inst):
             self.set_tangent(inst, t)
 
@@ -323,7 +323,8 @@ class _FunctionForward:
     def check_merged_operands(self, inst: Instruction) -> None:
         """Refuse passing a pointer whose shadow may be its primal (see `maybe_primal`) to a
         call other than reference counting (applied to both, it balances)."""
-        if inst.callee_name not in REFCOUNT and any(
+        counts = rules.effects(inst)
+        if not (counts is not None and counts.lifetime) and any(
             o in self.act.maybe_primal for o in inst.operands
         ):
             raise self.fail(
@@ -424,8 +425,8 @@ class _FunctionForward:
         assert rule is not None
         clone = self.copy(inst)
         tans = [self.tangent(o) for o in inst.operands]
-        t = rule.tangent(self.b, clone, inst.operands, tans)
-        if t is not None and inst.callee_name in RELEASE:
+        t = rule.tangent(Context(self.b, clone, inst.operands, tangents=tans))
+        if t is not None and rule.effects.allocates is not None:
             # an allocation whose shadow could not be made failed (the rule released it)
             null = Constant(PTR, "null")
             failed = self.b.icmp("eq", t, null, "no.shadow")

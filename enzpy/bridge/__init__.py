@@ -1,6 +1,7 @@
 """The Numba bridge: IR capture, argument ABI, and linking of derivative code."""
 
 from . import capture as capture  # installs the IR capture hook
+from . import runtime as runtime  # Numba's runtime in the rule table
 from .abi import Activity, LLVMArg, argument_layout, llvm_activities, shadowed_args
 from .capture import compiled_function, function_ir, modules_for
 from .link import DerivativeDriver, make_driver, make_drivers

@@ -76,11 +76,8 @@ def _inlinable(name: str, defined: dict[str, llvm.ValueRef], memo: dict[str, boo
     counted ones: inlined, such a loop would cost the caller's tape an id per iteration
     even where nothing in it is differentiated (`x ** n`'s repeated squaring)."""
     if name not in defined:
-        return (
-            name.startswith(("llvm.", "NRT_"))
-            or name not in rules.WRITES
-            and (name in rules.RULES and rules.RULES[name].kind != "custom")
-        )
+        rule = rules.RULES.get(name)
+        return name.startswith(("llvm.", "NRT_")) or rule is not None and rule.kind != "custom"
     if name in memo:
         return memo[name]
     memo[name] = False  # recursion is never inlined

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from llvm_passes.ir import Function
-from llvm_passes.rules.memory import REFCOUNT
+
+from .runtime import REFCOUNT
 
 
 def drop_argument_refcounts(fn: Function, meminfos: Iterable[int]) -> int:

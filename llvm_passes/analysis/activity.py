@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 from ..errors import NoDerivativeError, called_from
 from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, Value
-from ..rules.memory import DATA_POINTER, REFCOUNT, RELEASE
-from ..rules.registry import WRITES, lookup
+from ..rules.registry import effects, lookup
 from .pointers import roots
 
 # integer operations that carry the bits of an active float along (see `tainted`)
@@ -198,10 +197,13 @@ class _Analysis:
         for inst in self.fn.instructions():
             if inst.opcode == "load" and inst.type.is_float:
                 read.update(roots(inst.operands[0]))
-            elif inst.opcode == "call" and inst.callee_name not in REFCOUNT:
-                start = 1 if inst.callee_name.startswith(("llvm.memcpy", "llvm.memmove")) else 0
-                for o in inst.operands[start:]:
-                    if o.type.is_ptr:
+            elif inst.opcode == "call":
+                fx = effects(inst)
+                if fx is not None and fx.lifetime:
+                    continue
+                overwritten = fx.writes if fx is not None and fx.copies else ()
+                for k, o in enumerate(inst.operands):
+                    if o.type.is_ptr and k not in overwritten:
                         read.update(roots(o))
         return {r.index for r in read if isinstance(r, Argument)}
 
@@ -271,22 +273,18 @@ class _Analysis:
             if carries:
                 self.mark(inst, f"call to @{name} with active arguments")
             return
-        if name in RELEASE:  # an allocator
+        rule = lookup(inst)
+        fx = rule.effects if rule is not None else None
+        if fx is not None and fx.allocates is not None:
             return  # active only when needed
-        if name.startswith(("llvm.memcpy", "llvm.memmove")):  # a store of memory
-            dst, src = inst.operands[0], inst.operands[1]
-            if src in self.active:
-                self.need(dst, f"active memory copied into it: {inst.text()}")
-            return
-        writes = WRITES.get(name)
-        if writes is not None:
-            out, ins = writes
-            src = next((inst.operands[k] for k in ins if inst.operands[k] in self.active), None)
+        if fx is not None and fx.writes:  # memory written from its inputs
+            ins = (inst.operands[k] for k in fx.inputs)
+            src = next((v for v in ins if v in self.active), None)
             if src is not None:
-                self.need(inst.operands[out], f"@{name} writes data computed from {src.ref}")
+                for k in fx.writes:
+                    self.need(inst.operands[k], f"@{name} writes data computed from {src.ref}")
             return
         src = next((v for v in inst.operands if v in self.active), None)
-        rule = lookup(inst)
         if src is not None and carries and (rule is None or rule.kind != "zero"):
             self.mark(inst, f"argument {src.ref} of @{name or 'indirect call'} is active")
 
@@ -302,8 +300,9 @@ class _Analysis:
             return
         if not isinstance(v, Instruction) or not v.type.may_carry_derivative:
             return
-        op, name = v.opcode, v.callee_name
-        if op == "alloca" or (op == "call" and name in RELEASE):
+        op = v.opcode
+        fx = effects(v) if op == "call" else None
+        if op == "alloca" or fx is not None and fx.allocates is not None:
             self.mark(v, f"memory needs a shadow: {why}")
         elif op in ("getelementptr", "bitcast", "phi", "select", "freeze", "addrspacecast"):
             if v in self.visiting:
@@ -321,6 +320,6 @@ class _Analysis:
         elif op == "extractvalue":
             self.mark(v, f"needs a shadow: {why}")
             self.need(v.operands[0], why)
-        elif op == "call" and name in DATA_POINTER:
+        elif fx is not None and fx.data_of is not None:
             self.mark(v, f"pointer needs a shadow: {why}")
-            self.need(v.operands[0], why)
+            self.need(v.operands[fx.data_of], why)

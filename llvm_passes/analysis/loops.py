@@ -2,7 +2,8 @@
 `iv = phi [start, preheader], [iv + step, latch]` (i64, a nonzero constant step). The
 reverse sweep replays such a loop by counting its first induction variable back instead of
 reading the path taken from the tape (the others follow from it); it learns the last value
-on the loop's exit edges, which `split_exit_edges` gives blocks of their own."""
+on the loop's exit edges, which `transforms.loops.split_exit_edges` gives blocks of their
+own."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class CountedLoop:
         return hash(self.header)
 
 
-def _dominated(idom: dict[str, str | None], block: str, by: str) -> bool:
+def dominated(idom: dict[str, str | None], block: str, by: str) -> bool:
     b: str | None = block
     while b is not None:
         if b == by:
@@ -82,7 +83,7 @@ def counted_loops(fn: Function, g: CFG | None = None) -> list[CountedLoop]:
     idom = dominators(g)
     out = []
     for header in g.rpo:
-        latches = [p for p in g.preds[header] if p in idom and _dominated(idom, p, header)]
+        latches = [p for p in g.preds[header] if p in idom and dominated(idom, p, header)]
         outside = [p for p in g.preds[header] if p not in latches]
         if len(latches) != 1 or len(outside) != 1:
             continue
@@ -93,32 +94,10 @@ def counted_loops(fn: Function, g: CFG | None = None) -> list[CountedLoop]:
     return out
 
 
-def split_exit_edges(fn: Function) -> None:
-    """Give every edge leaving a counted loop a block of its own (an empty block branching
-    on), so the forward sweep can save the loop's last `iv` there. Idempotent."""
-    loops = counted_loops(fn)
-    inside = set().union(*(lp.blocks for lp in loops)) if loops else set()
-    for block in list(fn.blocks):
-        if block.name not in inside:
-            continue
-        term = block.terminator
-        for target in dict.fromkeys(term.labels if term.opcode in ("br", "switch") else []):
-            left = [lp for lp in loops if block.name in lp.blocks and target not in lp.blocks]
-            if not left or target.endswith(".enzpy.exit"):
-                continue
-            edge = Block(
-                f"{block.name}.to.{target}.enzpy.exit", [Instruction("br", labels=[target])]
-            )
-            fn.blocks.insert(fn.blocks.index(fn.block(target)), edge)
-            term.labels = [edge.name if t == target else t for t in term.labels]
-            for phi in fn.block(target).phis:
-                phi.labels = [edge.name if t == block.name else t for t in phi.labels]
-
-
 def loop_headers(g: CFG) -> set[str]:
     """Headers of the natural loops of a CFG (targets of edges from blocks they dominate)."""
     idom = dominators(g)
-    return {s for b in g.rpo for s in g.succs[b] if s in idom and _dominated(idom, b, s)}
+    return {s for b in g.rpo for s in g.succs[b] if s in idom and dominated(idom, b, s)}
 
 
 def only_counted_loops(fn: Function) -> bool:
@@ -126,26 +105,3 @@ def only_counted_loops(fn: Function) -> bool:
     the path on the tape; other loops cost an id per iteration)."""
     g = cfg(fn)
     return loop_headers(g) <= {lp.header for lp in counted_loops(fn, g)}
-
-
-def count_iterations(fn: Function) -> None:
-    """Give every loop with one preheader and one latch but no induction variable (a `while`
-    loop) a counter `phi [0, preheader], [counter + 1, latch]`: it becomes a counted loop,
-    which the reverse sweep replays by counting down instead of reading an id per
-    iteration. The primal's behaviour is unchanged. Idempotent."""
-    g = cfg(fn)
-    idom = dominators(g)
-    counted = {lp.header for lp in counted_loops(fn, g)}
-    for header in g.rpo:
-        latches = [p for p in g.preds[header] if p in idom and _dominated(idom, p, header)]
-        outside = [p for p in g.preds[header] if p not in latches]
-        if header in counted or len(latches) != 1 or len(outside) != 1:
-            continue
-        block, latch = fn.block(header), fn.block(latches[0])
-        phi = Instruction("phi", I64, [], f"enzpy.iter.{header}", labels=[])
-        step = Instruction("add", I64, [phi, Constant(I64, "1")], f"enzpy.iter.next.{header}")
-        phi.operands, phi.labels = [Constant(I64, "0"), step], [outside[0], latches[0]]
-        block.instructions.insert(0, phi)
-        phi.block = block
-        latch.instructions.insert(len(latch.instructions) - 1, step)
-        step.block = latch

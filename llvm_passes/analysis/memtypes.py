@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from ..ir import Constant, Function, Instruction, Type, Value
 from ..ir.types import field_offset, float_type, size_in_bytes
+from ..rules import effects
 from .pointers import memory_key
 
 _FLOAT_OF_WIDTH = {16: "half", 32: "float", 64: "double"}
@@ -147,10 +148,15 @@ def _visit(
             v in values for v in data
         ):
             values.add(inst)
-    elif op == "call" and inst.callee_name.startswith(("llvm.memcpy", "llvm.memmove")):
+    elif op == "call" and _copies(inst):
         dst, src = where.get(ops[0], {}), where.get(ops[1], {})
         for key, off in dst.items():
             layouts.setdefault(key, set()).update(_shifted(_seen_from(src, layouts), off))
+
+
+def _copies(inst: Instruction) -> bool:
+    fx = effects(inst)
+    return fx is not None and fx.copies
 
 
 def _record(

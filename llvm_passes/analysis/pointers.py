@@ -5,7 +5,7 @@ memory a root addresses. Used by the analyses of memory; knows nothing of deriva
 from __future__ import annotations
 
 from ..ir import Argument, Instruction, Value
-from ..rules.memory import ALLOCATORS, DATA_POINTER
+from ..rules import effects
 
 ADDRESS = ("getelementptr", "bitcast", "addrspacecast", "phi", "select")
 
@@ -29,25 +29,21 @@ def noalias(v: Value) -> bool:
     return isinstance(v, Argument) and "noalias" in v.attrs.split()
 
 
+def allocates(v: Value) -> bool:
+    """Whether `v` is a call returning new memory (its rule says so)."""
+    fx = effects(v) if isinstance(v, Instruction) and v.opcode == "call" else None
+    return fx is not None and fx.allocates is not None
+
+
 def allocation(r: Value) -> Value | None:
     """The allocation a root pointer addresses: an alloca, a runtime allocation (also through
     the data pointer read from it) or a `noalias` argument; None when unknown."""
-    if (
-        noalias(r)
-        or isinstance(r, Instruction)
-        and (r.opcode == "alloca" or r.opcode == "call" and r.callee_name in ALLOCATORS)
-    ):
+    if noalias(r) or isinstance(r, Instruction) and (r.opcode == "alloca" or allocates(r)):
         return r
-    if isinstance(r, Instruction) and (
-        r.opcode == "load" or r.opcode == "call" and r.callee_name in DATA_POINTER
-    ):
+    fx = effects(r) if isinstance(r, Instruction) and r.opcode == "call" else None
+    if isinstance(r, Instruction) and (r.opcode == "load" or fx is not None and fx.data_of == 0):
         owners = roots(r.operands[0])
-        if (
-            len(owners) == 1
-            and isinstance(owners[0], Instruction)
-            and owners[0].opcode == "call"
-            and owners[0].callee_name in ALLOCATORS
-        ):
+        if len(owners) == 1 and allocates(owners[0]):
             return owners[0]
     return None
 

@@ -13,13 +13,10 @@ from collections.abc import Iterable, Sequence
 
 from .. import rules
 from ..ir import Argument, Function, Instruction, Module, Type, Value
-from ..rules.memory import ALLOCATORS, DATA_POINTER, REFCOUNT
 from .cfg import cfg, reachable
 from .loops import CountedLoop
 from .memtypes import MemoryFacts
 from .pointers import ADDRESS, allocation, memory_key, noalias, roots
-
-_MEMORY_INTRINSICS = ("llvm.memset", "llvm.memcpy", "llvm.memmove")
 
 
 def _local(v: Value) -> bool:
@@ -63,14 +60,10 @@ def written(inst: Instruction, module: Module, seen: set[str] | None = None) -> 
     callee = module.get(name)
     if isinstance(callee, Function) and not callee.is_declaration:
         return [] if writes_only_local(module, callee, seen) else None
-    if name.startswith(_MEMORY_INTRINSICS):
-        return [inst.operands[0]]
-    if name in rules.WRITES:
-        return [inst.operands[rules.WRITES[name][0]]]
-    if name in REFCOUNT | ALLOCATORS | DATA_POINTER or name.startswith("llvm."):
-        return []
-    rule = rules.lookup(inst)
-    if rule is not None and rule.kind != "custom":  # math: reads its arguments only
+    fx = rules.effects(inst)
+    if fx is not None:
+        return [inst.operands[k] for k in fx.writes]
+    if name.startswith("llvm."):
         return []
     return [o for o in inst.operands if o.type.is_ptr]
 
@@ -105,7 +98,7 @@ def _writes(
 
 
 def allocations(ptr: Value) -> list[Instruction]:
-    """The runtime allocation calls (`ALLOCATORS`) whose memory `ptr` may point into."""
+    """The runtime allocation calls whose memory `ptr` may point into."""
     found = {
         id(a): a
         for a in map(allocation, roots(ptr))

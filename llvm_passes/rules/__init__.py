@@ -1,6 +1,36 @@
 """The derivative rule table. Importing this package registers every rule module."""
 
-from . import arithmetic, blas, casts, inactive, math, memory, special  # noqa: F401  (registration)
-from .registry import RULES, WRITES, Rule, lookup, rule_key
+from . import arithmetic, casts, math, memory, special  # noqa: F401  (registration)
+from .registry import (
+    RULES,
+    Allocation,
+    Context,
+    Effects,
+    Kept,
+    Rule,
+    alias,
+    custom,
+    effects,
+    linear,
+    lookup,
+    no_derivative,
+    rule_key,
+    smooth,
+)
 
-__all__ = ["RULES", "WRITES", "Rule", "lookup", "rule_key"]
+__all__ = [
+    "RULES",
+    "Allocation",
+    "Context",
+    "Effects",
+    "Kept",
+    "Rule",
+    "alias",
+    "custom",
+    "effects",
+    "linear",
+    "lookup",
+    "no_derivative",
+    "rule_key",
+    "smooth",
+]

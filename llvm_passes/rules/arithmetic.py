@@ -17,33 +17,33 @@ def _neg(b, x):
     return None if x is None else b.fneg(x, "tan")
 
 
-def _fadd_transpose(b, inst, args, adj):
-    return [adj, adj]
+def _fadd_transpose(ctx):
+    return [ctx.adj, ctx.adj]
 
 
-def _fsub_transpose(b, inst, args, adj):
-    return [adj, b.fneg(adj, "adj")]
+def _fsub_transpose(ctx):
+    return [ctx.adj, ctx.b.fneg(ctx.adj, "adj")]
 
 
 @linear("fadd", transpose=_fadd_transpose)
-def fadd(b, inst, args, tans):
+def fadd(ctx):
     """d(x + y) = dx + dy"""
-    return _add(b, *tans)
+    return _add(ctx.b, *ctx.tangents)
 
 
 @linear("fsub", transpose=_fsub_transpose)
-def fsub(b, inst, args, tans):
+def fsub(ctx):
     """d(x - y) = dx - dy"""
-    dx, dy = tans
+    dx, dy = ctx.tangents
     if dy is None:
         return dx
-    return _neg(b, dy) if dx is None else b.fsub(dx, dy, "tan")
+    return _neg(ctx.b, dy) if dx is None else ctx.b.fsub(dx, dy, "tan")
 
 
-@linear("fneg", transpose=lambda b, inst, args, adj: [b.fneg(adj, "adj")])
-def fneg(b, inst, args, tans):
+@linear("fneg", transpose=lambda ctx: [ctx.b.fneg(ctx.adj, "adj")])
+def fneg(ctx):
     """d(-x) = -dx"""
-    return _neg(b, tans[0])
+    return _neg(ctx.b, ctx.tangents[0])
 
 
 # the partials of a product are its factors: infinite only where an operand already is

@@ -7,28 +7,29 @@ from .registry import linear, no_derivative
 
 
 def _cast_back(op):
-    def transpose(b, inst, args, adj):
-        return [b.cast(op, adj, args[0].type, "adj")]
+    def transpose(ctx):
+        return [ctx.b.cast(op, ctx.adj, ctx.args[0].type, "adj")]
 
     return transpose
 
 
-@linear("fpext", transpose=_cast_back("fptrunc"))
-def fpext(b, inst, args, tans):
-    """d fpext(x) = fpext(dx)"""
-    return None if tans[0] is None else b.cast("fpext", tans[0], inst.type, "tan")
+def _cast(op):
+    def tangent(ctx):
+        t = ctx.tangents[0]
+        return None if t is None else ctx.b.cast(op, t, ctx.inst.type, "tan")
+
+    tangent.__doc__ = f"d {op}(x) = {op}(dx)"
+    return tangent
 
 
-@linear("fptrunc", transpose=_cast_back("fpext"))
-def fptrunc(b, inst, args, tans):
-    """d fptrunc(x) = fptrunc(dx)"""
-    return None if tans[0] is None else b.cast("fptrunc", tans[0], inst.type, "tan")
+linear("fpext", transpose=_cast_back("fptrunc"))(_cast("fpext"))
+linear("fptrunc", transpose=_cast_back("fpext"))(_cast("fptrunc"))
 
 
-@linear("freeze", transpose=lambda b, inst, args, adj: [adj])
-def freeze(b, inst, args, tans):
+@linear("freeze", transpose=lambda ctx: [ctx.adj])
+def freeze(ctx):
     """d freeze(x) = dx"""
-    return tans[0]
+    return ctx.tangents[0]
 
 
 no_derivative("sitofp", "uitofp", "fptosi", "fptoui", why="integer-valued on one side")

@@ -1,11 +1,11 @@
 """Rules for math intrinsics and libm calls: one entry per function, keyed by every spelling.
 
 Intrinsics are keyed by family (`llvm.sin` covers `llvm.sin.f64` and `llvm.sin.f32`), C math
-functions by both spellings (`tanh`, `tanhf`); Numba's own helpers (`numba_ldexp`...) where
-their math is plain. Partials reuse the primal result `out` where it helps (d exp = out) and
-build constants in the operand's float type, so every rule serves float32 and float64.
+functions by both spellings (`tanh`, `tanhf`). Partials reuse the primal result `out` where
+it helps (d exp = out) and build constants in the operand's float type, so every rule serves
+float32 and float64.
 
-The gamma family (`lgamma`, `tgamma`, `numba_gamma`) lives in `special.py` with its digamma.
+The gamma family (`lgamma`, `tgamma`) lives in `special.py` with its digamma.
 Depends only on the registry and the builder.
 """
 
@@ -218,7 +218,7 @@ def powi(b, x, n, out):
     return b.fmul(b.cast("sitofp", n, x.type), b.powi(x, n1)), None
 
 
-@smooth("llvm.ldexp", *_libm("ldexp"), "numba_ldexp", "numba_ldexpf")
+@smooth("llvm.ldexp", *_libm("ldexp"))
 def ldexp(b, x, n, out):
     """d (x 2^n) = 2^n dx   (integer n)"""
     return b.libm("ldexp", _one(b, x), n), None
@@ -266,13 +266,13 @@ def min_max(b, x, y, out):
 
 
 # ---- special functions -------------------------------------------------------------------
-@smooth(*_libm("erf"), "numba_erf", "numba_erff")
+@smooth(*_libm("erf"))
 def erf(b, x, out):
     """d erf(x) = 2/sqrt(pi) exp(-x²) dx"""
     return (b.fmul(b.fconst(x, TWO_OVER_SQRT_PI), b.intrinsic("exp", b.fneg(_sq(b, x)))),)
 
 
-@smooth(*_libm("erfc"), "numba_erfc", "numba_erfcf")
+@smooth(*_libm("erfc"))
 def erfc(b, x, out):
     """d erfc(x) = -2/sqrt(pi) exp(-x²) dx"""
     return (b.fmul(b.fconst(x, -TWO_OVER_SQRT_PI), b.intrinsic("exp", b.fneg(_sq(b, x)))),)

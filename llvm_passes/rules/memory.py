@@ -1,40 +1,42 @@
-"""Rules for memory intrinsics and Numba's runtime calls (allocation, reference counts).
+"""Rules for LLVM's memory intrinsics (memset, memcpy, memmove), integer-only intrinsics, and
+the shapes of a runtime's memory calls (allocation, release, data pointers) that a front end
+registers for its own runtime functions.
 
 Shadow memory mirrors primal memory: these rules apply the same operation to the shadows.
 """
 
 from __future__ import annotations
 
-from ..ir import I8, PTR, VOID, Type
+from ..ir import I8, PTR, VOID
 from ..ir.types import size_in_bytes
-from .registry import custom, no_derivative
-
-# The runtime's memory calls, as data the analyses and synthesizers consult.
-ALLOCATORS = frozenset(
-    {
-        "NRT_MemInfo_alloc_aligned",
-        "NRT_MemInfo_alloc_safe_aligned",
-        "NRT_MemInfo_alloc",
-        "NRT_MemInfo_alloc_safe",
-    }
-)
-REFCOUNT = frozenset({"NRT_incref", "NRT_decref"})  # shadows stay alive for the reverse sweep
-RAW_ALLOCATORS = frozenset({"NRT_Allocate"})  # memory without a meminfo (slice-copy temporaries)
-RAW_FREE = frozenset({"NRT_Free"})  # frees raw memory; shadows stay alive for the reverse sweep
-DATA_POINTER = frozenset({"NRT_MemInfo_data_fast"})  # a pointer derived from its argument
-# allocator -> the call that releases what it returns (a shadow allocation, in the reverse
-# sweep when it passes the allocation)
-RELEASE = {**dict.fromkeys(ALLOCATORS, "NRT_decref"), **dict.fromkeys(RAW_ALLOCATORS, "NRT_Free")}
+from .registry import Allocation, Context, Effects, custom, no_derivative
 
 
-def _same_call_on_shadows(b, inst, args, tans):
-    """shadow op: the same call applied to the shadow pointers (reference counts)."""
-    if tans[0] is not None:
-        b.call(inst.callee_name, [tans[0]], VOID)
+# ---- a runtime's memory calls (registered by the front end for its own functions) ----------
+def same_call_on_shadow(ctx: Context) -> None:
+    """shadow op: the same call applied to the shadow pointer (reference counts, frees)"""
+    if ctx.tangents[0] is not None:
+        ctx.b.call(ctx.inst.callee_name, [ctx.tangents[0]], VOID)
     return None
 
 
-custom(*REFCOUNT, *RAW_FREE)(_same_call_on_shadows)
+def lifetime(*keys: str) -> None:
+    """Register calls counting references to (or freeing) their pointer operand's memory: in
+    forward mode the shadow's count changes alike; in reverse mode a shadow lives until the
+    reverse sweep passes its allocation."""
+    custom(*keys, effects=Effects(lifetime=True))(same_call_on_shadow)
+
+
+def data_pointer(*keys: str) -> None:
+    """Register calls returning a pointer into their operand's memory (the data of a
+    reference-counted block): the shadow's is the same call on the operand's shadow."""
+
+    def tangent(ctx: Context):
+        """shadow data pointer: the same call on the shadow"""
+        t = ctx.tangents[0]
+        return None if t is None else ctx.b.call(ctx.inst.callee_name, [t], PTR, "shadow")
+
+    custom(*keys, effects=Effects(data_of=0))(tangent)
 
 
 # the shadow of an allocation `primal` made by `alloc`: a zero-filled allocation of the same
@@ -42,11 +44,10 @@ custom(*REFCOUNT, *RAW_FREE)(_same_call_on_shadows)
 # released: the synthesizers take the allocation as failed, and the primal's own check of
 # its result reports it)
 _SHADOW_ALLOCATION = """
-declare ptr @NRT_MemInfo_data_fast(ptr)
 declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
 declare ptr @{alloc}({types})
 declare void @{release}(ptr)
-
+{declare}
 define internal ptr @"enzpy.shadow.{alloc}"(ptr %primal, {params}) alwaysinline nounwind {{
 entry:
   %failed = icmp eq ptr %primal, null
@@ -62,7 +63,7 @@ release:
   br label %none
 
 zero:
-  %data = {data}
+  {data}
   call void @llvm.memset.p0.i64(ptr %data, i8 0, i64 %a0, i1 false)
   ret ptr %shadow
 
@@ -72,54 +73,49 @@ none:
 """
 
 
-def _shadow_allocation(b, inst, args, data: str):
-    """A call of the helper allocating the shadow of `inst` (see `_SHADOW_ALLOCATION`)."""
-    alloc = inst.callee_name
-    types = ", ".join(str(a.type) for a in args)
-    params = ", ".join(f"{a.type} %a{k}" for k, a in enumerate(args))
-    b.module.define(
-        _SHADOW_ALLOCATION.format(
-            alloc=alloc, release=RELEASE[alloc], types=types, params=params, data=data
+def allocator(*keys: str, allocation: Allocation, data: str | None = None) -> None:
+    """Register calls returning new memory of the size in their first operand: the shadow is
+    a second allocation of the same size, zero-filled (null when either fails). `data`
+    names the call giving an allocation's data pointer (for blocks with a header), if
+    any."""
+
+    def tangent(ctx: Context):
+        """shadow allocation: a second allocation of the same size, zero-filled; the
+        allocation fails (null) when either fails"""
+        alloc, args = ctx.inst.callee_name, ctx.args
+        ctx.b.module.define(
+            _SHADOW_ALLOCATION.format(
+                alloc=alloc,
+                release=allocation.release,
+                types=", ".join(str(a.type) for a in args),
+                params=", ".join(f"{a.type} %a{k}" for k, a in enumerate(args)),
+                declare=f"declare ptr @{data}(ptr)" if data else "",
+                data=f"%data = call ptr @{data}(ptr %shadow)"
+                if data
+                else "%data = getelementptr i8, ptr %shadow, i64 0",
+            )
         )
-    )
-    return b.call(f"enzpy.shadow.{alloc}", [inst, *args], PTR, "shadow")
+        return ctx.b.call(f"enzpy.shadow.{alloc}", [ctx.inst, *args], PTR, "shadow")
+
+    custom(*keys, effects=Effects(allocates=allocation))(tangent)
 
 
-@custom(*ALLOCATORS)
-def nrt_alloc(b, inst, args, tans):
-    """shadow allocation: a second allocation of the same size, zero-filled; the allocation
-    fails (null) when either fails"""
-    return _shadow_allocation(b, inst, args, "call ptr @NRT_MemInfo_data_fast(ptr %shadow)")
-
-
-@custom(*RAW_ALLOCATORS)
-def nrt_allocate(b, inst, args, tans):
-    """shadow allocation: a second allocation of the same size, zero-filled; the allocation
-    fails (null) when either fails"""
-    return _shadow_allocation(b, inst, args, "getelementptr i8, ptr %shadow, i64 0")
-
-
-@custom(*DATA_POINTER)
-def nrt_data(b, inst, args, tans):
-    """shadow data pointer: the data pointer of the shadow meminfo"""
-    return None if tans[0] is None else b.call(inst.callee_name, [tans[0]], PTR, "shadow")
-
-
-def overwritten(b, inst, args, shadows, elem: Type | None = None):
+# ---- LLVM's memory intrinsics ---------------------------------------------------------------
+def overwritten(ctx: Context):
     """memset(p, 0, n) and copies from memory without derivatives: d p = 0 (overwritten)"""
-    b.memset(shadows[0], b.const(I8, 0), args[2])
+    ctx.b.memset(ctx.shadows[0], ctx.b.const(I8, 0), ctx.args[2])  # type: ignore[arg-type]
     return []
 
 
-@custom("llvm.memset", adjoint=overwritten)
-def memset(b, inst, args, tans):
+@custom("llvm.memset", adjoint=overwritten, effects=Effects(writes=(0,)), uses=(2,))
+def memset(ctx: Context):
     """d memset(p, 0, n): memset(dp, 0, n) (a constant fill has zero tangent)"""
-    if tans[0] is None:
+    if ctx.tangents[0] is None:
         return None
-    dst, byte, size, vol = args
+    dst, byte, size, vol = ctx.args
     if not getattr(byte, "is_zero", False):
         raise ValueError("memset of a non-zero byte pattern into differentiable memory")
-    b.call(inst.callee_name, [tans[0], byte, size, vol], VOID)
+    ctx.b.call(ctx.inst.callee_name, [ctx.tangents[0], byte, size, vol], VOID)
     return None
 
 
@@ -150,33 +146,48 @@ done:
 """
 
 
-def copy_adjoint(b, inst, args, shadows, elem: Type | None = None):
+def copy_adjoint(ctx: Context):
     """memcpy(dst, src, n) of `elem` values: d src += d dst, then d dst = 0 (overwritten);
     only d dst = 0 when src has no derivative"""
-    if shadows[1] is None:
-        return overwritten(b, inst, args, shadows)
+    if ctx.shadows[1] is None:
+        return overwritten(ctx)
+    elem = ctx.elem
+    assert elem is not None, "the planner gives a copy's element type"
     name = f"enzpy.adjoint.memcpy.{elem}"
-    b.module.define(_COPY_ADJOINT.format(name=name, ty=elem, size=size_in_bytes(elem)))
-    b.call(name, [shadows[0], shadows[1], args[2]], VOID)
+    ctx.b.module.define(_COPY_ADJOINT.format(name=name, ty=elem, size=size_in_bytes(elem)))
+    ctx.b.call(name, [ctx.shadows[0], ctx.shadows[1], ctx.args[2]], VOID)  # type: ignore[list-item]
     return []
 
 
-def _copy(b, inst, args, tans):
+def _copy(ctx: Context):
     """d copy(dst, src, n) = copy(d dst, d src, n), or zeros if src has no derivative"""
-    if tans[0] is None:
+    dst, src = ctx.tangents[0], ctx.tangents[1]
+    if dst is None:
         return None
-    if tans[1] is None:
-        b.memset(tans[0], b.const(I8, 0), args[2])
+    if src is None:
+        ctx.b.memset(dst, ctx.b.const(I8, 0), ctx.args[2])
         return None
-    b.call(inst.callee_name, [tans[0], tans[1], *args[2:]], VOID)
+    ctx.b.call(ctx.inst.callee_name, [dst, src, *ctx.args[2:]], VOID)
     return None
 
 
-custom("llvm.memcpy", adjoint=copy_adjoint)(_copy)
-custom("llvm.memmove", adjoint=overwritten)(_copy)  # reverse: from memory without derivatives
+def move_adjoint(ctx: Context):
+    """memmove(dst, src, n) from memory without derivatives: d dst = 0 (overwritten); from
+    memory with derivatives the ranges may overlap, and no element-wise move is exact"""
+    if ctx.shadows[1] is not None:
+        raise ValueError(
+            "A memmove between memory with derivatives (the two ranges may overlap) is not "
+            "reversed."
+        )
+    return overwritten(ctx)
 
 
-# calls that read and write only integers (sizes, strides, flags) or do bookkeeping
+_COPIES = Effects(writes=(0,), inputs=(1,), copies=True)
+custom("llvm.memcpy", adjoint=copy_adjoint, effects=_COPIES, uses=(2,))(_copy)
+custom("llvm.memmove", adjoint=move_adjoint, effects=_COPIES, uses=(2,))(_copy)
+
+
+# intrinsics that read and write only integers (sizes, strides, flags) or do bookkeeping
 INTEGER_ONLY = (
     "llvm.lifetime",
     "llvm.assume",
@@ -197,6 +208,5 @@ INTEGER_ONLY = (
     "llvm.uadd",
     "llvm.usub",
     "llvm.umul",
-    "numba_attempt_nocopy_reshape",
 )
 no_derivative(*INTEGER_ONLY, why="integer or bookkeeping call")

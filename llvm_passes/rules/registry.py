@@ -1,16 +1,26 @@
 """The one table of derivative rules: one entry per opcode, intrinsic or library call.
 
-An entry gives both modes:
-- `tangent(b, inst, args, tangents) -> Value | None`: the result's tangent (forward mode),
-  built with builder `b` at the primal instruction `inst`; `args` are the primal operand
-  values to use, `tangents[i]` the tangent (float) or shadow (pointer) of operand i, `None`
-  when that operand is inactive (zero). Returns `None` when the result has zero tangent.
-- `adjoint(b, inst, args, adj) -> list[Value | None]`: contributions to each operand's
-  adjoint given the result's adjoint `adj` (reverse mode); `None` for no contribution.
+An entry (`Rule`) gives both modes of its operation, with one signature for every entry:
+- `tangent(ctx) -> Value | None`: the result's tangent (forward mode), built with `ctx.b`
+  where the primal instruction `ctx.inst` was copied; `ctx.args` are the operand values to
+  use, `ctx.tangents[i]` the tangent (a float) or shadow (a pointer) of operand i, None for
+  an inactive one. None when the result has zero tangent. An operation on memory does here
+  to shadow memory what it does to memory (copy, allocate, release).
+- `adjoint(ctx) -> list[Value | None]`: per operand, its contribution to that operand's
+  adjoint (reverse mode), given `ctx.adj`, the adjoint of a float result; an operation on
+  memory also reads and writes the shadows `ctx.shadows[i]` of its pointer operands.
+- `keep(ctx) -> list[Kept]` (optional): values the augmented forward sweep saves for the
+  adjoint just before the operation runs (copies of memory the adjoint reads, which may
+  change before the reverse sweep); the adjoint gets them as `ctx.kept`, and the engine
+  releases those with a `release` once the adjoint has run (or the tape is dropped).
+- `effects`: what the operation does to memory (`Effects`), which the analyses and the
+  synthesizers query instead of names.
 
 Rules never ask about activity, tapes or caching; the synthesizers own those. Shorthands:
 `smooth` (write the partials, both modes derived), `linear` (write tangent and transpose),
-`no_derivative` (piecewise constant or integer-valued results).
+`no_derivative` (piecewise constant or integer-valued results), `custom` (anything, with
+its effects), `alias` (more keys for a registered rule). The table is open: the bridge
+registers the entries of its runtime, and users' rules, through these same functions.
 """
 
 from __future__ import annotations
@@ -18,13 +28,61 @@ from __future__ import annotations
 import dis
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..ir import Constant, Instruction, Value
+from ..ir import Constant, Instruction, Type, Value
 from ..ir.builder import Builder
 
-Tangent = Callable[[Builder, Instruction, Sequence[Value], Sequence[Value | None]], Value | None]
-Adjoint = Callable[[Builder, Instruction, Sequence[Value], Value], Sequence[Value | None]]
+
+@dataclass
+class Context:
+    """What a rule builds with (see the module doc)."""
+
+    b: Builder
+    inst: Instruction
+    args: Sequence[Value]
+    tangents: Sequence[Value | None] = ()  # forward mode, per operand
+    shadows: Sequence[Value | None] = ()  # reverse mode, per operand (pointers)
+    adj: Value | None = None  # reverse mode: the adjoint of a float result
+    kept: Sequence[Value] = ()  # reverse mode: what `Rule.keep` saved
+    elem: Type | None = None  # the float type of the memory a copy moves
+    sibling: Value | None = None  # reverse mode: the primal's result of `Rule.sibling`
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A value saved for the adjoint; `release` names the function freeing it, if any."""
+
+    value: Value
+    release: str | None = None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """An allocation's result is new memory: `release(p)` drops the reference it returns,
+    `retain(p)`, if any, takes one more (the engine keeps memory alive that way)."""
+
+    release: str
+    retain: str | None = None
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What an operation does to memory. Operations without declared writes write nothing
+    (math); calls without a rule write all their pointer operands' memory."""
+
+    writes: tuple[int, ...] = ()  # pointer operands whose memory it writes
+    inputs: tuple[int, ...] = ()  # operands (values or memory) what it writes is made of
+    copies: bool = False  # writes operand 0 with operand 1's memory, element by element
+    allocates: Allocation | None = None  # returns new memory
+    lifetime: bool = False  # counts references to (or frees) operand 0's memory
+    data_of: int | None = None  # returns a pointer into the memory of that operand
+
+
+PURE = Effects()
+
+Tangent = Callable[[Context], Value | None]
+Adjoint = Callable[[Context], Sequence[Value | None]]
 
 
 @dataclass(frozen=True)
@@ -40,20 +98,18 @@ class Rule:
     # smooth: per operand, what its partial reads (operand indices, "out" for the result);
     # None: every operand (and the result if `needs_out`)
     reads: tuple[tuple[int | str, ...], ...] | None = None
+    # custom: the operands whose primal values the adjoint uses (None: all)
+    uses: tuple[int, ...] | None = None
     # smooth: (family, partials(b, s)): the partials written with the result `s` of a call
     # of that family on the same operands, used when the primal makes one (sin's cos)
     sibling: tuple[str, Callable[..., Sequence[Value | None]]] | None = None
-    # memory calls: emits, before the call in the forward sweep, copies of the memory the
-    # adjoint will read (returns pointers); the adjoint gets them as `cached=` and frees them
-    cache: Callable[[Builder, Instruction, Sequence[Value]], list[Value]] | None = None
+    keep: Callable[[Context], list[Kept]] | None = None
+    effects: Effects = field(default=PURE)
     # smooth: a zero tangent or adjoint contributes exactly zero (see `scaled`)
     strong_zero: bool = False
 
 
 RULES: dict[str, Rule] = {}
-# callee -> (output pointer argument, input arguments): memory the callee writes from its
-# inputs (BLAS-like library calls); activity analysis gives the output a shadow.
-WRITES: dict[str, tuple[int, tuple[int, ...]]] = {}
 
 
 def rule_key(inst: Instruction) -> str:
@@ -71,11 +127,23 @@ def lookup(inst: Instruction) -> Rule | None:
     return RULES.get(rule_key(inst))
 
 
+def effects(inst: Instruction) -> Effects | None:
+    """What a call does to memory: its rule's effects; None for a call without a rule."""
+    rule = lookup(inst)
+    return None if rule is None else rule.effects
+
+
 def register(keys: Sequence[str], rule_for_key: Callable[[str], Rule]) -> None:
     for key in keys:
         if key in RULES:
             raise ValueError(f"derivative rule for {key!r} registered twice")
         RULES[key] = rule_for_key(key)
+
+
+def alias(existing: str, *keys: str) -> None:
+    """Register `keys` with the rule of `existing` (another spelling of the same function)."""
+    rule = RULES[existing]
+    register(keys, lambda k: Rule(**{**rule.__dict__, "key": k}))
 
 
 def _sum(b: Builder, terms: list[Value]) -> Value | None:
@@ -120,29 +188,30 @@ def smooth(
     Σ_i ∂_i · ṫ_i. Adjoint: ā_i += ∂_i · ā_out. A zero tangent or adjoint contributes
     exactly zero, whatever the partial (`scaled`), unless `strong_zero=False`: for
     products, whose partials (the other factor) are finite wherever the operands are.
-    `reads[i]`, when given, lists what ∂_i
-    reads (operand indices, "out"): the reverse sweep keeps only what the partials of active
-    operands read (the others get `undef`). `sibling=(family, partials)`: the same partials
-    from the result of a primal call of `family` on the same operands, which the reverse
-    sweep keeps instead of calling that function again.
+    `reads[i]`, when given, lists what ∂_i reads (operand indices, "out"): the reverse
+    sweep keeps only what the partials of active operands read (the others get `undef`).
+    `sibling=(family, partials)`: the same partials from the result of a primal call of
+    `family` on the same operands, which the reverse sweep keeps instead of calling that
+    function again.
     """
 
     sibling_partials = sibling[1] if sibling is not None else None
 
     def deco(partials: Callable[..., Sequence[Value | None]]):
-        def tangent(b, inst, args, tans):
-            active = [k for k, t in enumerate(tans) if t is not None]
+        def tangent(ctx: Context) -> Value | None:
+            active = [k for k, t in enumerate(ctx.tangents) if t is not None]
             if not active:
                 return None
-            ps = partials(b, *args, out=inst)
-            terms = [scaled(b, ps[k], tans[k], "tan", strong_zero) for k in active]
-            return _sum(b, [t for t in terms if t is not None])
+            ps = partials(ctx.b, *ctx.args, out=ctx.inst)
+            terms = [scaled(ctx.b, ps[k], ctx.tangents[k], "tan", strong_zero) for k in active]
+            return _sum(ctx.b, [t for t in terms if t is not None])
 
-        def adjoint(b, inst, args, adj, sibling=None):
-            """`sibling`: the result of the primal's sibling call, when the reverse sweep
-            kept it (the partials are then made of it)."""
-            ps = partials(b, *args, out=inst) if sibling is None else sibling_partials(b, sibling)
-            return [scaled(b, p, adj, "adj", strong_zero) for p in ps]
+        def adjoint(ctx: Context) -> Sequence[Value | None]:
+            if ctx.sibling is None:
+                ps = partials(ctx.b, *ctx.args, out=ctx.inst)
+            else:  # the partials made of the primal's sibling call
+                ps = sibling_partials(ctx.b, ctx.sibling)  # type: ignore[misc]
+            return [scaled(ctx.b, p, ctx.adj, "adj", strong_zero) for p in ps]  # type: ignore[arg-type]
 
         doc = (partials.__doc__ or "").strip()
         uses_out = any(
@@ -183,29 +252,36 @@ def linear(*keys: str, transpose: Adjoint):
 def custom(
     *keys: str,
     adjoint: Adjoint | None = None,
-    writes: tuple[int, tuple[int, ...]] | None = None,
-    cache: Callable[..., list[Value]] | None = None,
+    effects: Effects = PURE,
+    uses: tuple[int, ...] | None = None,
+    keep: Callable[[Context], list[Kept]] | None = None,
 ):
-    """Register an op whose tangent needs the whole instruction (memory, allocation...).
-    `writes=(out, ins)` declares that the call writes memory at argument `out` computed
-    from the memory or values of arguments `ins`; `cache` saves, in the forward sweep, the
-    input memory its adjoint reads (memory may change before the reverse sweep)."""
+    """Register an op whose tangent needs the whole instruction (memory, allocation...),
+    with what it does to memory (`effects`), the operands whose primal values its adjoint
+    uses (`uses`, default all) and what the forward sweep keeps for its adjoint (`keep`)."""
 
     def deco(tangent: Tangent):
-        if writes is not None:
-            WRITES.update(dict.fromkeys(keys, writes))
         doc = (tangent.__doc__ or "").strip()
-        register(keys, lambda k: Rule(k, tangent, adjoint, doc, "custom", cache=cache))
+        register(
+            keys,
+            lambda k: Rule(
+                k, tangent, adjoint, doc, "custom", uses=uses, keep=keep, effects=effects
+            ),
+        )
         return tangent
 
     return deco
 
 
-def no_derivative(*keys: str, why: str = "piecewise constant") -> None:
+def _no_tangent(ctx: Context) -> None:
+    return None
+
+
+def no_derivative(*keys: str, why: str = "piecewise constant", effects: Effects = PURE) -> None:
     """Register ops whose result carries no derivative."""
     register(
         keys,
         lambda k: Rule(
-            k, lambda b, i, a, t: None, lambda b, i, a, adj: [None] * len(a), why, "zero"
+            k, _no_tangent, lambda ctx: [None] * len(ctx.args), why, "zero", effects=effects
         ),
     )

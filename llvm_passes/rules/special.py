@@ -1,9 +1,8 @@
 """Rules for the gamma family, whose derivatives need digamma ψ (which libm lacks).
 
 d lgamma(x) = ψ(x) dx and d Γ(x) = Γ(x) ψ(x) dx, keyed by the C spellings (`lgamma`,
-`tgamma` and their `f` forms) and by Numba's C helpers (`numba_gamma`, `numba_lgamma` and
-their `f` forms: Numba 0.68 lowers `math.lgamma` to `lgamma`/`lgammaf` and `math.gamma` to
-`numba_gamma`/`numba_gammaf`). erf and erfc live in `math.py`.
+`tgamma` and their `f` forms; a front end adds its own helpers' names with `alias`). erf and
+erfc live in `math.py`.
 
 ψ itself is an LLVM IR function, `@enzpy.digamma.f64` (and `@enzpy.digamma.f32`, which
 widens to double), added to the module the first time a rule needs it. It is `internal`,
@@ -151,13 +150,13 @@ def digamma(b: Builder, x: Value) -> Value:
     return b.call(name, [x], x.type, "digamma", fn_attrs=DIGAMMA_ATTRS)
 
 
-@smooth("lgamma", "lgammaf", "numba_lgamma", "numba_lgammaf")
+@smooth("lgamma", "lgammaf")
 def lgamma(b, x, out):
     """d lgamma(x) = ψ(x) dx   (ψ = digamma)"""
     return (digamma(b, x),)
 
 
-@smooth("tgamma", "tgammaf", "numba_gamma", "numba_gammaf")
+@smooth("tgamma", "tgammaf")
 def tgamma(b, x, out):
     """d Γ(x) = Γ(x) ψ(x) dx   (ψ = digamma)"""
     return (b.fmul(out, digamma(b, x)),)

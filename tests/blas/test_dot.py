@@ -12,8 +12,8 @@ import pytest
 from harness import check_forward
 
 import enzpy as ez
+from enzpy.bridge.blas import BLAS_OUTPUTS
 from llvm_passes.rules import RULES
-from llvm_passes.rules.blas import BLAS_OUTPUTS
 
 pytest.importorskip("scipy")  # Numba's np.dot needs SciPy's BLAS
 

@@ -19,7 +19,7 @@ import llvmlite.binding as llvm
 
 from llvm_passes.ir import I64, PTR, VOID, Argument, Local, Value, parse_module
 from llvm_passes.ir.builder import Builder, Namer
-from llvm_passes.rules import lookup
+from llvm_passes.rules import Context, lookup
 
 _CTYPES = {"double": ctypes.c_double, "float": ctypes.c_float}
 _ready = False
@@ -122,7 +122,7 @@ def tangent_module(text: str, fn_name: str, active: Sequence[bool]) -> str:
         op_tans = [tans.get(_key(v)) if _key(v) else None for v in inst.operands]
         if all(t is None for t in op_tans):
             continue
-        t = _rule(inst).tangent(b, inst, inst.operands, op_tans)
+        t = _rule(inst).tangent(Context(b, inst, inst.operands, tangents=op_tans))
         if t is not None:
             tans[inst.name] = t
     r = ret.operands[0]
@@ -147,7 +147,7 @@ def adjoint_module(text: str, fn_name: str) -> str:
         adj = adjs.get(inst.name)
         if adj is None:
             continue
-        contribs = _rule(inst).adjoint(b, inst, inst.operands, adj)
+        contribs = _rule(inst).adjoint(Context(b, inst, inst.operands, adj=adj))
         for v, c in zip(inst.operands, contribs, strict=True):
             k = _key(v)
             if c is None or k is None:

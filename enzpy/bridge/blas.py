@@ -45,31 +45,38 @@ global), or the pointer itself when it is a global or an argument.
 
 The adjoints need the factors (A, B, x, y) as the call saw them, but their memory may be
 overwritten or freed before the reverse sweep (a factor mutated later, Numba's temporary
-contiguous copy of a strided operand released and reused in a loop). So the rules' `cache`
+contiguous copy of a strided operand released and reused in a loop). So the rules' `keep`
 copies both factors' regions to fresh heap memory in the augmented forward sweep, just
 before the call: the whole strided region of a matrix (ld (cols - 1) + rows elements, or
 nothing when it has no columns) and the n elements of a vector (unit increment). The
-adjoint reads the copies (same leading dimensions) and frees them. Both factors are always
-copied, whatever is active, so that the count depends on the instruction only.
+adjoint reads the copies (same leading dimensions); the engine frees them. Both factors are
+always copied, whatever is active, so that the count depends on the instruction only.
+
+Registered by the bridge through the engine's public rule registry.
 """
 
 from __future__ import annotations
 
 import struct
 
-from ..errors import NoDerivativeError
-from ..ir import DOUBLE, FLOAT, I8, I32, I64, PTR, VOID, Instruction, Type, Value, const
-from ..ir.values import Argument, Constant, GlobalRef, float_literal
-from .registry import custom
+from llvm_passes.errors import NoDerivativeError
+from llvm_passes.ir import DOUBLE, FLOAT, I8, I32, I64, PTR, Instruction, Type, Value, const
+from llvm_passes.ir.values import Argument, Constant, GlobalRef, float_literal
+from llvm_passes.rules import Context, Effects, Kept, custom
 
-#: Which argument of each helper receives the result, and which carry the float inputs.
-#: The activity analysis uses it: when an input operand is active, the output pointer must
-#: get a shadow (the helper is opaque C code writing active data through it).
+#: Which argument of each helper receives the result, and which carry the float inputs:
+#: when an input is active, the output gets a shadow (opaque C code writes active data).
 BLAS_OUTPUTS: dict[str, tuple[int, tuple[int, ...]]] = {
     "numba_xxdot": (5, (3, 4)),
     "numba_xxgemv": (9, (5, 7)),
     "numba_xxgemm": (12, (7, 9)),
 }
+
+
+def _effects(name: str) -> Effects:
+    out, ins = BLAS_OUTPUTS[name]
+    return Effects(writes=(out,), inputs=ins)
+
 
 _KINDS = {ord("d"): DOUBLE, ord("s"): FLOAT}
 
@@ -123,44 +130,46 @@ def _region(b, rows: Value, cols: Value, ld: Value) -> Value:
     return b.select(empty, const(I64, 0), span, "blas.elems")
 
 
-def _xxdot_cache(b, inst, args):
+def _kept(*copies: Value) -> list[Kept]:
+    return [Kept(p, "free") for p in copies]
+
+
+def _xxdot_keep(ctx: Context) -> list[Kept]:
     """x and y, n elements each"""
-    kind, _, n, x, y, _ = args
+    b = ctx.b
+    kind, _, n, x, y, _ = ctx.args
     ty = _float_type(kind)
-    return [_copy(b, ty, x, n), _copy(b, ty, y, n)]
+    return _kept(_copy(b, ty, x, n), _copy(b, ty, y, n))
 
 
-def _xxgemv_cache(b, inst, args):
+def _xxgemv_keep(ctx: Context) -> list[Kept]:
     """A (m x n, leading dimension lda) and x (n elements, or m for op(A) = A^T)"""
-    kind, trans, m, n, _, a, lda, x, _, _ = args
+    b = ctx.b
+    kind, trans, m, n, _, a, lda, x, _, _ = ctx.args
     ty = _float_type(kind)
-    t = _transposed(b, inst, trans)
-    return [_copy(b, ty, a, _region(b, m, n, lda)), _copy(b, ty, x, m if t else n)]
+    t = _transposed(b, ctx.inst, trans)
+    return _kept(_copy(b, ty, a, _region(b, m, n, lda)), _copy(b, ty, x, m if t else n))
 
 
-def _xxgemm_cache(b, inst, args):
+def _xxgemm_keep(ctx: Context) -> list[Kept]:
     """A (m x k, or k x m for op(A) = A^T) and B (k x n, or n x k), with their leading
     dimensions"""
-    kind, transa, transb, m, n, k, _, a, lda, bm, ldb, _, _, _ = args
+    b = ctx.b
+    kind, transa, transb, m, n, k, _, a, lda, bm, ldb, _, _, _ = ctx.args
     ty = _float_type(kind)
-    ta, tb = _transposed(b, inst, transa), _transposed(b, inst, transb)
+    ta, tb = _transposed(b, ctx.inst, transa), _transposed(b, ctx.inst, transb)
     rows_a, cols_a = (k, m) if ta else (m, k)
     rows_b, cols_b = (n, k) if tb else (k, n)
-    return [
+    return _kept(
         _copy(b, ty, a, _region(b, rows_a, cols_a, lda)),
         _copy(b, ty, bm, _region(b, rows_b, cols_b, ldb)),
-    ]
+    )
 
 
-def _free(b, cached) -> None:
-    for p in cached or ():
-        b.call("free", [p], VOID)
-
-
-def _saved(args, cached, *idx: int) -> list[Value]:
+def _saved(ctx: Context, *idx: int) -> list[Value]:
     """The arguments with the factors at `idx` replaced by their forward-sweep copies."""
-    out = list(args)
-    for k, p in zip(idx, cached or (), strict=False):
+    out = list(ctx.args)
+    for k, p in zip(idx, ctx.kept, strict=False):
         out[k] = p
     return out
 
@@ -229,10 +238,9 @@ def _check_scalars(b, inst: Instruction, shadows, *idx: int) -> None:
         raise _fail(b, inst, "Derivatives with respect to alpha and beta are not supported.")
 
 
-def _xxdot_adjoint(b, inst, args, shadows, cached=None):
+def _xxdot_adjoint(ctx: Context):
     """x' += r' y, y' += r' x, r' = 0 (each a 1 x n gemv reading r' in place)"""
-    _xxdot_terms(b, inst, _saved(args, cached, 3, 4), shadows)
-    _free(b, cached)
+    _xxdot_terms(ctx.b, ctx.inst, _saved(ctx, 3, 4), ctx.shadows)
     return []
 
 
@@ -271,10 +279,9 @@ def _scale_output(
     _status(b, name, call)
 
 
-def _xxgemv_adjoint(b, inst, args, shadows, cached=None):
+def _xxgemv_adjoint(ctx: Context):
     """x' += alpha op(A)^T y', A' += alpha (y' x^T or x y'^T), y' = beta y'"""
-    _xxgemv_terms(b, inst, _saved(args, cached, 5, 7), shadows)
-    _free(b, cached)
+    _xxgemv_terms(ctx.b, ctx.inst, _saved(ctx, 5, 7), ctx.shadows)
     return []
 
 
@@ -301,10 +308,9 @@ def _xxgemv_terms(b, inst, args, shadows):
     _scale_output(b, "numba_xxgemv", args, ty, 4, 8, beta, 9, dy)
 
 
-def _xxgemm_adjoint(b, inst, args, shadows, cached=None):
+def _xxgemm_adjoint(ctx: Context):
     """op(A)' += alpha C' op(B)^T, op(B)' += alpha op(A)^T C', C' = beta C'"""
-    _xxgemm_terms(b, inst, _saved(args, cached, 7, 9), shadows)
-    _free(b, cached)
+    _xxgemm_terms(ctx.b, ctx.inst, _saved(ctx, 7, 9), ctx.shadows)
     return []
 
 
@@ -335,13 +341,12 @@ def _xxgemm_terms(b, inst, args, shadows):
 
 
 # ---- the table entries (tangents here, adjoints above) --------------------------------------
-@custom(
-    "numba_xxdot", writes=BLAS_OUTPUTS["numba_xxdot"], adjoint=_xxdot_adjoint, cache=_xxdot_cache
-)
-def xxdot(b, inst, args, tans):
+@custom("numba_xxdot", effects=_effects("numba_xxdot"), adjoint=_xxdot_adjoint, keep=_xxdot_keep)
+def xxdot(ctx: Context):
     """d(x . y) = dx . y + x . dy, into the shadow of the result slot"""
-    kind, conj, n, x, y, res = args
-    dx, dy, dres = tans[3], tans[4], tans[5]
+    b = ctx.b
+    kind, conj, n, x, y, res = ctx.args
+    dx, dy, dres = ctx.tangents[3], ctx.tangents[4], ctx.tangents[5]
     if dres is None:
         return None  # the result is not differentiated (a Const destination)
     ty = _float_type(kind)
@@ -387,24 +392,18 @@ def _bilinear(
 
 
 @custom(
-    "numba_xxgemv",
-    writes=BLAS_OUTPUTS["numba_xxgemv"],
-    adjoint=_xxgemv_adjoint,
-    cache=_xxgemv_cache,
+    "numba_xxgemv", effects=_effects("numba_xxgemv"), adjoint=_xxgemv_adjoint, keep=_xxgemv_keep
 )
-def xxgemv(b, inst, args, tans):
+def xxgemv(ctx: Context):
     """d(alpha op(A) x + beta y) = alpha op(dA) x + alpha op(A) dx + beta dy"""
-    _bilinear(b, "numba_xxgemv", args, tans, 5, 7, 4, 8, 9)
+    _bilinear(ctx.b, "numba_xxgemv", ctx.args, ctx.tangents, 5, 7, 4, 8, 9)
     return None
 
 
 @custom(
-    "numba_xxgemm",
-    writes=BLAS_OUTPUTS["numba_xxgemm"],
-    adjoint=_xxgemm_adjoint,
-    cache=_xxgemm_cache,
+    "numba_xxgemm", effects=_effects("numba_xxgemm"), adjoint=_xxgemm_adjoint, keep=_xxgemm_keep
 )
-def xxgemm(b, inst, args, tans):
+def xxgemm(ctx: Context):
     """d(alpha op(A) op(B) + beta C) = alpha op(dA) op(B) + alpha op(A) op(dB) + beta dC"""
-    _bilinear(b, "numba_xxgemm", args, tans, 7, 9, 6, 11, 12)
+    _bilinear(ctx.b, "numba_xxgemm", ctx.args, ctx.tangents, 7, 9, 6, 11, 12)
     return None

@@ -8,8 +8,8 @@ import pytest
 from harness import check_forward, check_reverse, dot_test
 
 import enzpy as ez
-from llvm_passes.analysis.ranges import fold_sign_tests
 from llvm_passes.ir import parse_module
+from llvm_passes.transforms.sign_tests import fold_sign_tests
 
 IR = """
 define i64 @f(ptr %p, i64 %n, i64 %s) {

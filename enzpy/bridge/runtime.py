@@ -1,0 +1,44 @@
+"""Numba's runtime and C helpers in the engine's rule table, registered through the same
+public registry user rules use (`llvm_passes.rules`): the engine names no Numba symbol.
+
+- NRT memory: meminfo allocations (`NRT_MemInfo_alloc*`, released by `NRT_decref`, kept
+  alive by `NRT_incref`, data through `NRT_MemInfo_data_fast`), raw temporaries
+  (`NRT_Allocate` / `NRT_Free`), reference counts;
+- Numba's C math helpers, the same functions as libm's under other names;
+- `numba_attempt_nocopy_reshape` (integers only), CPython's object constructors (printing);
+- BLAS (`numba_xxdot`, `numba_xxgemv`, `numba_xxgemm`): `blas.py`.
+"""
+
+from __future__ import annotations
+
+from llvm_passes.rules import Allocation, Effects, alias, no_derivative
+from llvm_passes.rules.memory import allocator, data_pointer, lifetime
+
+from . import blas  # noqa: F401  (registration)
+
+MEMINFO_ALLOCATORS = (
+    "NRT_MemInfo_alloc_aligned",
+    "NRT_MemInfo_alloc_safe_aligned",
+    "NRT_MemInfo_alloc",
+    "NRT_MemInfo_alloc_safe",
+)
+REFCOUNT = ("NRT_incref", "NRT_decref")
+DATA = "NRT_MemInfo_data_fast"
+
+allocator(*MEMINFO_ALLOCATORS, allocation=Allocation("NRT_decref", "NRT_incref"), data=DATA)
+# memory without a meminfo: the temporaries of an overlapping slice assignment
+allocator("NRT_Allocate", allocation=Allocation("NRT_Free"))
+lifetime(*REFCOUNT, "NRT_Free")
+data_pointer(DATA)
+
+for name in ("ldexp", "erf", "erfc", "lgamma"):
+    alias(name, f"numba_{name}")
+    alias(f"{name}f", f"numba_{name}f")
+alias("tgamma", "numba_gamma")
+alias("tgammaf", "numba_gammaf")
+
+# (nd, dims, strides, newnd, newdims, newstrides, itemsize, is_f_order): new strides
+no_derivative("numba_attempt_nocopy_reshape", why="integers only", effects=Effects(writes=(5,)))
+# the CPython C API's constructors of Python objects from C floats (printing, messages)
+PYTHON_OBJECTS = ("PyFloat_FromDouble", "PyComplex_FromDoubles", "PyLong_FromDouble")
+no_derivative(*PYTHON_OBJECTS, why="builds a Python object (printing, messages)")

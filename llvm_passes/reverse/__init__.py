@@ -1,0 +1,178 @@
+"""Reverse-mode synthesis: gradients with Enzyme's shadow-memory semantics.
+
+For each (function, activity pattern) two functions are made:
+- `augmented_<f>(args, shadows, tape)`: the primal, plus the shadow pointers, plus pushes
+  onto the tape of every value the reverse sweep needs and of the control-flow path taken
+  (`augmented.py`);
+- `diffe_<f>(args, shadows, tape[, dret])`: the reverse sweep, popping the tape in reverse
+  order, replaying the blocks backwards and adding adjoints (`+=`) into shadow memory
+  (`sweep.py`).
+What goes on the tape is decided first, by a pure planning step (`plan.py`); the exported
+entry points own or take the tape (`entries.py`).
+
+In reverse mode the shadow of a float scalar argument is a pointer to its adjoint
+accumulator. A store's reverse reads the shadow into the stored value's adjoint and zeroes
+it; a load's reverse adds the loaded value's adjoint into the shadow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..analysis.activity import Activity, ActivityResult, activity
+from ..analysis.memtypes import MemoryFacts
+from ..forward import function_to_derive, has_rule
+from ..ir import Function, Module, Type, parse_module
+from ..tape import ensure_runtime
+from ..transforms.loops import count_iterations, split_exit_edges
+from .augmented import Augmented
+from .entries import Entries
+from .plan import Plan, plan
+from .sweep import Release, Reverse
+
+
+@dataclass(frozen=True)
+class ReverseResult:
+    """The module holding the gradient entry point, its name, and the root's activity."""
+
+    module: Module
+    fn_name: str  # combined: diffe_<f>; split: augment_<f>
+    activity: ActivityResult
+    split_names: tuple[str, ...] = ()  # split: (reverse_<f>, release_<f>)
+    # combined, with `distinct` arguments: the entry to call when their memory overlaps
+    # (None when assuming it does not changed nothing)
+    aliased_name: str | None = None
+    # `i64 drop_tapes_<f>()` frees the storage (tapes, logs) the entries keep between
+    # calls and returns how many bytes it held
+    drop_name: str | None = None
+
+    @property
+    def module_text(self) -> str:
+        return self.module.text()
+
+
+def reverse(
+    module_text: str | Module,
+    fn_name: str,
+    activities: Sequence[Activity],
+    tape_bytes_at: int | None = None,
+    split: bool = False,
+    distinct: frozenset[int] = frozenset(),
+    pointee: Sequence[Type | None] | None = None,
+    out_of_memory: str | None = None,
+) -> ReverseResult:
+    """Synthesize the gradient of `fn_name` (contract: see module doc).
+
+    Combined (default): `diffe_<f>(args, shadows)` owning its tape. Split: three entry points
+    sharing a caller-owned, zero-initialized tape (`TAPE_TYPE`): `augment_<f>(args, shadows,
+    tape)` runs the forward sweep, `reverse_<f>(args, shadows, tape)` the reverse sweep,
+    `release_<f>(args, shadows, tape)` only frees what a forward sweep left on the tape (for
+    a tape whose reverse sweep never runs); the last two free the tape's storage.
+
+    With `tape_bytes_at` (an address of an int64), each forward sweep stores there the number
+    of bytes it put on the tape. `distinct` (combined mode): positions of pointer arguments
+    assumed to address non-overlapping memory; when that assumption lets the reverse sweep
+    load memory again, a second entry `diffe_<f>.aliased` does without it, for the caller
+    to use when the memory does overlap. `pointee` as in `forward`.
+
+    `out_of_memory`: IR text defining a function with the parameters and return type of
+    `fn_name`, which says that memory ran out (for Numba: a `MemoryError`). When memory for
+    the tape or for what a forward sweep allocates cannot be had, the entry points that run
+    a forward sweep release what it allocated and return what that function returns; without
+    it, the process aborts."""
+    module, fn, facts = function_to_derive(module_text, fn_name, activities, pointee)
+    ensure_runtime(module)
+    oom = None
+    if out_of_memory is not None:
+        hook = parse_module(out_of_memory)
+        module.merge(hook)
+        oom = next(f.name for f in hook.functions.values() if not f.is_declaration)
+    synth = _Synthesizer(
+        module,
+        facts,
+        reload=None if split else fn.name,
+        distinct=frozenset() if split else distinct,
+    )
+    pattern = tuple(a.active for a in activities)
+    aug, rev = synth.derive(fn, pattern)
+    entries = Entries(module, fn, pattern, tape_bytes_at, oom)
+    aliased = None
+    if split:
+        names = (
+            entries.augment(aug),
+            entries.finish("reverse", rev),
+            entries.finish("release", synth.release(fn, pattern)),
+        )
+    else:
+        names = (entries.combined(aug, rev),)
+        if synth.plans[(fn.name, pattern)].assumes_distinct:
+            aliased = entries.combined(*synth.derive(fn, pattern, aliased=True), ".aliased")
+    return ReverseResult(
+        module,
+        names[0],
+        synth.results[(fn.name, pattern)],
+        names[1:],
+        aliased,
+        entries.drop_tapes(),
+    )
+
+
+Key = tuple[str, tuple[bool, ...]]
+
+
+class _Synthesizer:
+    """Derives augmented/reverse function pairs for (function, pattern) keys."""
+
+    def __init__(
+        self,
+        module: Module,
+        facts: MemoryFacts,
+        reload: str | None,
+        distinct: frozenset[int] = frozenset(),
+    ) -> None:
+        self.module, self.facts = module, facts
+        self.distinct = distinct  # the root's arguments whose memory does not overlap
+        # combined mode: memory nothing writes may be loaded again in the reverse sweep of
+        # the root function `reload` (in split mode the caller may change the arguments
+        # between the sweeps; a callee's caller may change memory after the callee returns)
+        self.reload = reload
+        self.names: dict[Key | tuple, tuple[str, str]] = {}
+        self.results: dict[Key | tuple, ActivityResult] = {}
+        self.plans: dict[Key | tuple, Plan] = {}
+        self.kept: dict[Key, dict] = {}  # what each memory call kept (for `release`)
+        self.released: dict[Key, str] = {}
+        self.cache: dict = {}
+
+    def derive(
+        self, fn: Function, pattern: tuple[bool, ...], aliased: bool = False
+    ) -> tuple[str, str]:
+        """The augmented forward and the reverse sweep of `fn` for `pattern`; `aliased`: for
+        the root, without assuming its `distinct` arguments apart."""
+        key = (fn.name, pattern) if not aliased else (fn.name, pattern, "aliased")
+        if key in self.names:
+            return self.names[key]
+        bits = "".join("d" if p else "c" for p in pattern) + (".aliased" if aliased else "")
+        names = (f"augmented_{fn.name}.{bits}", f"diffe_{fn.name}.{bits}")
+        self.names[key] = names
+        count_iterations(fn)
+        split_exit_edges(fn)
+        act = activity(self.module, fn, pattern, has_rule, self.cache)
+        self.results[key] = act
+        root = self.reload == fn.name
+        distinct = self.distinct if root and not aliased else frozenset()
+        p = self.plans[key] = plan(self.module, fn, act, root, distinct, self.facts)
+        kept = Augmented(self, fn, act, names[0], p).run()
+        self.kept[key] = kept  # type: ignore[index]
+        Reverse(self, fn, act, names[1], p, kept).run()
+        return names
+
+    def release(self, fn: Function, pattern: tuple[bool, ...]) -> str:
+        """`release_<f>.<bits>(args, shadows, tape)`: the reverse sweep reduced to popping the
+        tape and freeing what the forward sweep allocated (shadows, kept copies)."""
+        key = (fn.name, pattern)
+        if key not in self.released:
+            self.derive(fn, pattern)
+            name = self.released[key] = self.names[key][1].replace("diffe_", "release_", 1)
+            Release(self, fn, self.results[key], name, self.plans[key], self.kept[key]).run()
+        return self.released[key]

@@ -1,0 +1,311 @@
+"""The augmented forward sweep `augmented_<f>(args, shadows, tape)`: the primal, the shadow
+pointers (no tangents), and the pushes onto the tape that the `Plan` asks for (values the
+reverse sweep needs, the ids of blocks left towards a join, the last counter of each counted
+loop, the frame). One `visit_` per instruction kind, as in the forward synthesizer it
+extends; what is pushed where is the plan's business, not this module's.
+
+Memory the sweep allocates for its reverse sweep (shadows, kept copies) is logged on the
+tape's escape record, so that an entry that runs out of memory can release it.
+"""
+
+from __future__ import annotations
+
+from .. import rules
+from ..analysis.activity import ActivityResult
+from ..errors import called_from
+from ..forward import _FunctionForward
+from ..ir import (
+    I64,
+    PTR,
+    VOID,
+    Argument,
+    Block,
+    Constant,
+    Function,
+    GlobalRef,
+    Instruction,
+    Type,
+    Value,
+)
+from ..ir.types import size_in_bytes
+from ..ir.values import const
+from ..rules import Context
+from ..tape import CALLOC, LOG, SAVED, frame_slot, localize, push, reserve, storable, sync
+from .plan import MODE, Plan, memory_call
+
+Kept = list[tuple[Type, str | None]]  # per instruction: what it kept for its adjoint
+
+
+class Augmented(_FunctionForward):
+    """Builds `augmented_<f>.<bits>`; `run()` returns what each memory call kept."""
+
+    mode = MODE
+
+    def __init__(self, synth, fn, act: ActivityResult, name: str, plan: Plan) -> None:
+        super().__init__(synth, fn, act, name)
+        self.plan = plan
+        self.kept: dict[Instruction, Kept] = {}
+        self.reserving: dict[str, list] = {}  # preheader -> the loops it reserves room for
+        for lp in plan.loops.values():
+            if lp.reserve is not None:
+                self.reserving.setdefault(lp.loop.preheader, []).append(lp)
+
+    def run(self) -> dict[Instruction, Kept]:  # type: ignore[override]
+        args = [Argument(a.type, a.name, a.attrs, a.index) for a in self.fn.args]
+        for a, new in zip(self.fn.args, args, strict=True):
+            self.vmap[a] = new
+        for a in self.fn.args:
+            if self.act.is_active(a):
+                shadow = Argument(PTR, self.namer.fresh(f"{a.name}.shadow"), "", len(args))
+                args.append(shadow)
+                if a.type.is_ptr:
+                    self.tan[a] = shadow
+        self.tape_arg = Argument(PTR, self.namer.fresh("tape"), "", len(args))
+        args.append(self.tape_arg)
+        self.new = Function(self.name, self.fn.ret_type, args, ret_attrs=self.fn.ret_attrs)
+        self.build_blocks()
+        return self.kept
+
+    def build_blocks(self) -> None:
+        new, plan = self.new, self.plan
+        new.blocks = [Block(block.name) for block in self.fn.blocks]
+        order = plan.graph.rpo
+        rest = [b.name for b in self.fn.blocks if b.name not in set(order)]
+        frame_items: dict[Value, list] = {}
+        for item, k in plan.frame.items():
+            frame_items.setdefault(item[1], []).append((item, k))
+        for name in (*order, *rest):
+            self.b.position_at_end(new.block(name))
+            if name == self.fn.entry.name:
+                self.reserve_frame()
+                self.carry = {v: self.b.alloca(v.type, 8, f"{v.name}.carry") for v in plan.carried}
+            for inst in self.fn.block(name).instructions:
+                if inst.is_terminator:
+                    self.before_terminator(inst)
+                self.visit(inst)
+                if inst in self.carry:
+                    self.b.store(inst, self.carry[inst], 8)
+                if inst in plan.kept_alive:  # until the reverse sweep passes it
+                    allocation = rules.effects(inst).allocates  # type: ignore[union-attr]
+                    self.b.call(allocation.retain, [inst], VOID)  # type: ignore[union-attr,arg-type]
+                    self.log(inst, allocation.release)  # type: ignore[union-attr]
+                for (kind, v), k in frame_items.get(inst, ()):
+                    self.save(inst, kind, v, k)
+                for kind, v in plan.step(inst).pushes:
+                    self.push(inst, kind, v)
+        for primal, tphi in self.pending_phis:
+            tphi.operands = [self.shadow_of(v, primal) for v in primal.operands]
+        for inst in new.instructions():
+            inst.operands = [self.vmap.get(v, v) for v in inst.operands]
+        self.module.add_function(new)
+
+    # ---- the tape ------------------------------------------------------------------------
+    def log(self, p: Value, release: str) -> None:
+        """`p`, which `release` frees, is released if the forward sweep escapes."""
+        if self.module.get(release) is None:
+            self.module.add_function(Function(release, VOID, [Argument(PTR, "p", "", 0)]))
+        self.b.call(LOG, [self.tape, p, GlobalRef(release, PTR)], VOID)
+
+    def saved_value(self, inst: Instruction, kind: str, v: Value) -> Value:
+        value = self.tan.get(v) if kind == "shadow" else v
+        if value is None:
+            value = Constant(PTR, "null")
+        if not storable(value.type):
+            raise self.fail(inst, f"a value of type {value.type} needed by the reverse pass")
+        return value
+
+    def push(self, inst: Instruction, kind: str, v: Value) -> None:
+        unchecked = inst.block is not None and inst.block.name in self.plan.unchecked
+        push(self.b, self.tape, self.saved_value(inst, kind, v), reserved=unchecked)
+
+    def reserve_frame(self) -> None:
+        self.tape = localize(self.b, self.tape_arg)
+        self.frame_offset = self.b.load(
+            I64, self.b.gep(I64, self.tape, const(I64, 1)), 8, "frame.offset"
+        )
+        for _ in self.plan.frame:
+            push(self.b, self.tape, const(I64, 0))
+
+    def save(self, inst: Instruction, kind: str, v: Value, k: int) -> None:
+        slot = frame_slot(self.b, self.tape, self.frame_offset, k)
+        self.b.store(self.saved_value(inst, kind, v), slot, 8)
+
+    def before_terminator(self, inst: Instruction) -> None:
+        block = inst.block.name  # type: ignore[union-attr]
+        plan = self.plan
+        for lp in plan.exits.get(block, ()):  # the loop's saved values, its last counter
+            loop = plan.loops[lp.header]
+            for kind, v in loop.saved:
+                carry = self.carry.get(v) if kind == "primal" else None
+                value = (
+                    self.saved_value(inst, kind, v)
+                    if carry is None
+                    else self.b.load(v.type, carry, 8, f"{v.name}.carried")
+                )
+                push(self.b, self.tape, value)
+            if loop.bound is None or loop.bound[0] != block:
+                push(self.b, self.tape, lp.counter.phi)
+        if inst.opcode == "ret" and plan.frame:
+            push(self.b, self.tape, self.frame_offset)
+        if inst.opcode == "ret" and len(plan.rets) > 1 or plan.pushes_id[block]:
+            id_ = const(I64, plan.index[block])
+            push(self.b, self.tape, id_, reserved=block in plan.unchecked)
+        if inst.opcode == "ret":
+            sync(self.b, self.tape, self.tape_arg)
+        for loop in self.reserving.get(block, ()):  # room for every push of a loop it enters
+            self.reserve_loop(loop)
+
+    def reserve_loop(self, loop) -> None:
+        """Make room for all the pushes of a loop whose trip count is known here."""
+        bound, per_iteration = loop.reserve
+        c = loop.loop.counter
+        b = self.b
+        span = b.binop("sub", bound, c.start, "trips")
+        trips = b.binop("sdiv", span, const(I64, c.step), "trips")
+        some = b.icmp("sgt", trips, const(I64, 0), "trips.some")
+        trips = b.select(some, trips, const(I64, 0), "trips")
+        reserve(b, self.tape, b.binop("mul", trips, const(I64, 8 * per_iteration), "tape.room"))
+
+    # ---- instructions: tangents are not computed here, only pointer shadows --------------
+    _SHADOWED = frozenset(
+        {
+            "load",
+            "phi",
+            "select",
+            "extractvalue",
+            "insertvalue",
+            "freeze",
+            "getelementptr",
+            "alloca",
+            "bitcast",
+            "addrspacecast",
+            "store",
+            "call",
+            "ptrtoint",
+            "inttoptr",
+        }
+    )
+
+    def visit(self, inst: Instruction) -> None:
+        if inst.opcode in self._SHADOWED:
+            return super().visit(inst)
+        self.b.loc = inst.loc
+        self.copy(inst)
+        if self.act.is_active(inst) and rules.lookup(inst) is None and inst.type.is_float:
+            raise self.fail(inst, f"instruction '{inst.opcode}'")
+
+    def visit_ret(self, inst: Instruction) -> None:
+        self.copy(inst)
+
+    def visit_alloca(self, inst: Instruction) -> None:
+        """Shadow stack memory must outlive this sweep: it is zeroed heap memory, freed when
+        the reverse sweep passes the alloca."""
+        self.copy(inst)
+        if self.act.is_active(inst):
+            if inst.operands:
+                raise self.fail(inst, "a dynamically sized alloca holding derivatives")
+            size = const(I64, size_in_bytes(inst.aux_type))  # type: ignore[arg-type]
+            self.tan[inst] = self.b.call(CALLOC, [self.tape, size], PTR, self.hint(inst))
+
+    def _pointer_only(self, inst: Instruction) -> bool:
+        return inst.type.may_carry_derivative and not inst.type.contains(lambda t: t.is_float)
+
+    def visit_phi(self, inst: Instruction) -> None:
+        if self._pointer_only(inst):
+            return super().visit_phi(inst)
+        self.copy(inst)
+
+    def visit_select(self, inst: Instruction) -> None:
+        if self._pointer_only(inst):
+            return super().visit_select(inst)
+        self.copy(inst)
+
+    def visit_load(self, inst: Instruction) -> None:
+        if inst.type.is_float or not self.act.is_active(inst):
+            self.copy(inst)
+            return
+        if inst.type.contains(lambda t: t.is_float):
+            raise self.fail(inst, "loading an aggregate holding floats with derivatives")
+        super().visit_load(inst)
+
+    def visit_store(self, inst: Instruction) -> None:
+        value, ptr = inst.operands
+        if value.type.is_float or ptr not in self.tan:
+            self.copy(inst)
+            return
+        if value.type.contains(lambda t: t.is_float):
+            raise self.fail(inst, "storing an aggregate holding floats into shadowed memory")
+        super().visit_store(inst)
+
+    def _structural(self, inst: Instruction) -> None:
+        if self._pointer_only(inst):
+            return super()._structural(inst)
+        self.copy(inst)
+        if self.act.is_active(inst) and inst.type.contains(lambda t: t.is_float):
+            raise self.fail(inst, f"'{inst.opcode}' on an aggregate holding floats")
+
+    visit_extractvalue = visit_insertvalue = _structural
+
+    def visit_freeze(self, inst: Instruction) -> None:
+        if inst.type.is_float:
+            self.copy(inst)  # its adjoint passes through (rule table)
+        else:
+            self._structural(inst)
+
+    def visit_call(self, inst: Instruction) -> None:
+        self.check_merged_operands(inst)
+        summary = self.act.callees.get(inst)
+        if summary is not None:
+            return self.call_augmented(inst, summary)
+        active = any(self.act.is_active(o) for o in inst.operands) or self.act.is_active(inst)
+        rule = rules.lookup(inst)
+        if not active or rule is not None and rule.effects.lifetime:
+            self.copy(inst)  # shadows stay alive until the reverse sweep has used them
+            return None
+        if rule is None:
+            return super().visit_call(inst)  # raises the named error
+        if memory_call(self.act, inst):
+            self.keep(inst, rule)
+            self.copy(inst)  # what it does to shadows is reversed in the reverse sweep
+            return None
+        fx = rule.effects
+        if fx.writes:  # into memory without derivatives (Const): nothing to reverse
+            self.copy(inst)
+            return None
+        if rule.kind != "custom":  # math: only the reverse sweep differentiates it
+            self.copy(inst)
+            return None
+        super().visit_call(inst)  # shadows of allocations and of pointers into them
+        if fx.allocates is not None and inst in self.tan:
+            self.log(self.tan[inst], fx.allocates.release)
+        return None
+
+    def keep(self, inst: Instruction, rule: rules.Rule) -> None:
+        """Push what `rule.keep` saves for the adjoint, before the call changes memory."""
+        if rule.keep is None:
+            return
+        kept = rule.keep(Context(self.b, inst, inst.operands))
+        for k in kept:
+            if k.release == "free":
+                self.b.call(SAVED, [self.tape, k.value], VOID)  # no memory: escape
+            elif k.release is not None:
+                self.log(k.value, k.release)
+            push(self.b, self.tape, k.value)
+        self.kept[inst] = [(k.value.type, k.release) for k in kept]
+
+    def call_augmented(self, inst: Instruction, summary: ActivityResult) -> None:
+        """A call of a function the engine differentiates: its augmented forward sweep, on
+        this function's tape."""
+        with called_from(self.fn.name, inst.loc):
+            aug, _ = self.synth.derive(self.module.get(inst.callee_name), summary.pattern)
+        sync(self.b, self.tape, self.tape_arg)
+        clone = self.copy(inst)
+        shadows = [
+            Constant(PTR, "null") if o.type.is_float else self.shadow_of(o, inst)
+            for o, p in zip(inst.operands, summary.pattern, strict=True)
+            if p
+        ]
+        clone.operands = [*inst.operands, *shadows, self.tape_arg]
+        clone.arg_attrs = list(inst.arg_attrs) + [""] * (len(shadows) + 1)
+        clone.callee, clone.fnty = GlobalRef(aug, PTR), ""
+        sync(self.b, self.tape_arg, self.tape)

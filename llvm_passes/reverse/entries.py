@@ -1,0 +1,175 @@
+"""The exported entry points of a reverse-mode derivative: `diffe_<f>` (combined: owns its
+tape, kept between calls in a cell), `augment_<f>` / `reverse_<f>` / `release_<f>` (split:
+a caller-owned tape), `drop_tapes_<f>` (frees what the cells keep). Each takes the primal's
+arguments, then one shadow per active one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..ir import (
+    I8,
+    I32,
+    I64,
+    PTR,
+    VOID,
+    Argument,
+    Block,
+    Constant,
+    Function,
+    GlobalRef,
+    Instruction,
+    Module,
+    Value,
+)
+from ..ir.builder import Builder, Namer
+from ..ir.values import const
+from ..tape import (
+    ARM,
+    DROP,
+    ESCAPE_AT,
+    ESCAPE_TYPE,
+    ESCAPED,
+    FORGET,
+    FREE,
+    KEEP,
+    SETJMP,
+    TAKE,
+    TAPE_TYPE,
+    UNWIND,
+)
+
+
+class Entries:
+    """The exported entry points: the primal's arguments, then one shadow per active one."""
+
+    def __init__(
+        self,
+        module: Module,
+        fn: Function,
+        pattern: Sequence[bool],
+        tape_bytes_at: int | None,
+        out_of_memory: str | None,
+    ) -> None:
+        self.module, self.fn, self.tape_bytes_at = module, fn, tape_bytes_at
+        self.out_of_memory = out_of_memory
+        self.cells: list[GlobalRef] = []  # where the combined entries keep tape storage
+        self.args = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
+        self.shadows = [
+            Argument(PTR, f"{a.name}.shadow", "", 0)
+            for a, p in zip(fn.args, pattern, strict=True)
+            if p
+        ]
+        # a float-returning (non-Numba) function takes the return's cotangent last
+        self.dret = [Argument(fn.ret_type, "dret", "", 0)] if fn.ret_type.is_float else []
+
+    def _begin(self, name: str, ret_type, extra: list[Argument]) -> Builder:
+        params = [*self.args, *self.shadows, *extra]
+        params = [Argument(a.type, a.name, a.attrs, k) for k, a in enumerate(params)]
+        self.params = params
+        entry = self.entry = Function(name, ret_type, params)
+        entry.blocks.append(Block("entry"))
+        self.module.add_function(entry)
+        return Builder(self.module, Namer(entry), entry.blocks[0])
+
+    def _branch(self, b: Builder, cond: Value, then: str, other: str) -> tuple[Block, Block]:
+        """End the current block with `br cond`; the two new blocks."""
+        blocks = Block(then), Block(other)
+        self.entry.blocks.extend(blocks)
+        b.insert(Instruction("br", operands=[cond], labels=[blk.name for blk in blocks]))
+        return blocks
+
+    def _cell(self, name: str) -> GlobalRef:
+        """A global where an entry keeps storage between calls (freed by `drop_tapes`)."""
+        cell = GlobalRef(name, PTR)
+        self.module.globals[cell.name] = f"{cell.ref} = internal global ptr null"
+        self.cells.append(cell)
+        return cell
+
+    def _forward_sweep(self, b: Builder, aug: str, tape: Value) -> Value:
+        """Call the forward sweep. With an `out_of_memory` function, memory the sweep cannot
+        have ends it: what it allocated is released and that function's result returned."""
+        if self.out_of_memory is None:
+            b.store(Constant(PTR, "null"), b.gep(I8, tape, const(I64, ESCAPE_AT)), 8)
+        else:
+            record = b.alloca(ESCAPE_TYPE, 16, "escape")
+            log = self._cell(f"enzpy.tape.log.{self.entry.name}")
+            b.call(ARM, [tape, record, log], VOID)
+            jumped = b.icmp("ne", b.call(SETJMP, [record], I32, "jumped"), const(I32, 0))
+            oom, sweep = self._branch(b, jumped, "out.of.memory", "sweep")
+            b.position_at_end(oom)
+            b.call(UNWIND, [tape, record], VOID)
+            self._ret(
+                b,
+                b.call(
+                    self.out_of_memory, self.params[: len(self.args)], self.fn.ret_type, "status"
+                ),
+            )
+            b.position_at_end(sweep)
+        r = b.call(
+            aug,
+            self.params[: len(self.args) + len(self.shadows)] + [tape],
+            self.fn.ret_type,
+            "primal",
+        )
+        if self.out_of_memory is not None:
+            b.call(FORGET, [tape, log], VOID)
+        if self.tape_bytes_at is not None:
+            size = b.load(I64, b.gep(I64, tape, const(I64, 1)), 8, "tape.bytes")
+            b.store(size, Constant(PTR, f"inttoptr (i64 {self.tape_bytes_at} to ptr)"), 8)
+        return r
+
+    def _ret(self, b: Builder, r: Value | None) -> None:
+        b.insert(Instruction("ret", operands=[r] if r is not None else []))
+
+    def combined(self, aug: str, rev: str, suffix: str = "") -> str:
+        name = f"diffe_{self.fn.name}{suffix}"
+        b = self._begin(name, self.fn.ret_type, self.dret)
+        # the tape's storage is kept between calls: no fresh pages to fault in each time
+        cell = self._cell(f"enzpy.tape.cell.{self.fn.name}{suffix}")
+        tape = b.alloca(TAPE_TYPE, 8, "tape")
+        b.call(TAKE, [tape, cell], VOID)
+        r = self._forward_sweep(b, aug, tape)
+        n = len(self.args) + len(self.shadows)
+        b.call(rev, [*self.params[:n], tape, *self.params[n:]], VOID)
+        b.call(KEEP, [tape, cell], VOID)
+        self._ret(b, r)
+        return name
+
+    def drop_tapes(self) -> str | None:
+        """`i64 drop_tapes_<f>()`: free the storage the entries keep; its bytes."""
+        if not self.cells:
+            return None
+        name = f"drop_tapes_{self.fn.name}"
+        fn = Function(name, I64, [])
+        fn.blocks.append(Block("entry"))
+        self.module.add_function(fn)
+        b = Builder(self.module, Namer(fn), fn.blocks[0])
+        total: Value = const(I64, 0)
+        for cell in self.cells:
+            total = b.binop("add", total, b.call(DROP, [cell], I64, "bytes"), "total")
+        self._ret(b, total)
+        return name
+
+    def augment(self, aug: str) -> str:
+        name = f"augment_{self.fn.name}"
+        b = self._begin(name, self.fn.ret_type, [Argument(PTR, "tape", "", 0)])
+        self._ret(b, self._forward_sweep(b, aug, self.params[-1]))
+        return name
+
+    def finish(self, kind: str, sweep: str) -> str:
+        """`reverse_<f>` / `release_<f>`: run `sweep` on the tape, then free its storage."""
+        name = f"{kind}_{self.fn.name}"
+        dret = self.dret if kind == "reverse" else []
+        b = self._begin(name, VOID, [Argument(PTR, "tape", "", 0), *dret])
+        tape = self.params[len(self.args) + len(self.shadows)]
+        escape = b.load(PTR, b.gep(I8, tape, const(I64, ESCAPE_AT)), 8, "escape")
+        escaped = b.icmp("eq", escape, Constant(PTR, ESCAPED))  # nothing left to sweep
+        done, run = self._branch(b, escaped, "escaped", "sweep")
+        b.position_at_end(done)
+        self._ret(b, None)
+        b.position_at_end(run)
+        b.call(sweep, self.params, VOID)
+        b.call(FREE, [tape], VOID)
+        self._ret(b, None)
+        return name

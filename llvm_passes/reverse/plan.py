@@ -1,0 +1,571 @@
+"""What the reverse sweep of one function needs from its forward sweep, decided before either
+is built: the `Plan` (frozen), made by `plan()`.
+
+A value the reverse sweep needs is an `Item`: ('primal', v) or ('shadow', v). It gets each
+one the cheapest way that is correct:
+- for free: arguments, constants; induction variables of counted loops (counted down);
+- from the frame: values computed at most once per call, saved once in a slot of the tape;
+- recomputed from their operands (pure instructions, shadow GEPs), or loaded again from
+  memory nothing writes after the load (combined mode, root function);
+- saved on the exits of a counted loop when defined outside it (or read once per execution
+  of it, `invariant_loads`) but needed inside;
+- else pushed onto the tape right after the instruction that needs it, and popped in the
+  reverse sweep just before that instruction's reverse.
+Control flow: counted loops are replayed by counting their counter down; a join whose
+dominator's branch condition is free is decided by recomputing it; other joins read the id
+of the predecessor taken from the tape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .. import rules
+from ..analysis.activity import ActivityResult
+from ..analysis.cfg import CFG, cfg, dominators, reachable
+from ..analysis.loops import CountedLoop, Induction, counted_loops, loop_headers
+from ..analysis.memtypes import MemoryFacts
+from ..analysis.readonly import allocations, element_type, invariant_loads, reloadable_loads
+from ..errors import NoDerivativeError
+from ..ir import (
+    BINARY,
+    CASTS,
+    I64,
+    Argument,
+    Constant,
+    Function,
+    GlobalRef,
+    Instruction,
+    Module,
+    Type,
+    Value,
+)
+
+MODE = "reverse"
+Item = tuple[str, Value]  # ('primal' | 'shadow', value)
+# instructions the reverse sweep may recompute instead of taking from the tape
+_PURE = (
+    BINARY
+    | CASTS
+    | {"fneg", "icmp", "fcmp", "select", "getelementptr", "extractvalue", "insertvalue", "freeze"}
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the reverse of one instruction uses: `needs` (in order), of which `pushes` are
+    pushed right after the instruction in the forward sweep; the primal's `sibling` call
+    giving its partials; `elem`, the element type of a copy; `memory`: a call writing
+    memory with derivatives, reversed by its rule's adjoint."""
+
+    needs: tuple[Item, ...] = ()
+    pushes: tuple[Item, ...] = ()
+    sibling: Instruction | None = None
+    elem: Type | None = None
+    memory: bool = False
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    """A counted loop: the items saved on its exits (defined outside, needed inside), the
+    bound of its latch's exit test when the reverse sweep has it for free (the last counter
+    is `bound - step`), and the room its preheader reserves on the tape (pushes per
+    iteration, with the bound) when the loop pushes only its own values."""
+
+    loop: CountedLoop
+    saved: tuple[Item, ...]
+    bound: tuple[str, Value] | None  # (exit block, bound)
+    reserve: tuple[Value, int] | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The frozen result of `plan()` (see the module doc)."""
+
+    graph: CFG
+    index: Mapping[str, int]  # block -> its id on the tape
+    rets: tuple[str, ...]
+    steps: Mapping[Instruction, Step]
+    loops: Mapping[str, LoopPlan]  # header -> plan
+    exits: Mapping[str, tuple[CountedLoop, ...]]  # exit edge block -> loops it leaves
+    inductions: Mapping[Value, tuple[CountedLoop, Induction]]
+    saved_in: Mapping[Item, tuple[CountedLoop, ...]]  # item -> loops saving it on exit
+    carried: tuple[Value, ...]  # values kept in a slot by the forward sweep until the exit
+    frame: Mapping[Item, int]  # item -> frame slot
+    recompute: frozenset[Instruction]
+    recompute_shadow: frozenset[Instruction]  # GEPs whose shadow is rebuilt
+    decided: Mapping[str, tuple[Value, tuple[str, str]]]  # join -> (condition, preds)
+    pushes_id: Mapping[str, bool]  # block -> it pushes its id for a successor
+    kept_alive: tuple[Instruction, ...]  # allocations kept for the loads loaded again
+    unchecked: frozenset[str]  # blocks whose pushes need no capacity check
+    assumes_distinct: bool  # the `distinct` assumption changed something
+
+    def step(self, inst: Instruction) -> Step:
+        return self.steps.get(inst, _NOTHING)
+
+    def pops_id(self, block: str) -> bool:
+        return (
+            block not in self.loops
+            and block not in self.decided
+            and any(self.pushes_id[p] for p in self.graph.preds[block])
+        )
+
+
+_NOTHING = Step()
+
+
+def plan(
+    module: Module,
+    fn: Function,
+    act: ActivityResult,
+    reload: bool,
+    distinct: frozenset[int],
+    facts: MemoryFacts,
+) -> Plan:
+    """The plan of `fn`'s reverse sweep for activity `act`. `reload`: memory nothing writes
+    after a load may be loaded again (combined mode, root function); `distinct`: positions
+    of pointer arguments whose memory does not overlap; `facts`: memory types."""
+    planner = _Planner(module, fn, act, reload, distinct, facts)
+    if planner.reloaded != set(planner.reload):  # keep alive only what is loaded again
+        planner = _Planner(module, fn, act, reload, distinct, facts, planner.reloaded)
+    return planner.result()
+
+
+def is_active_float(act: ActivityResult, v: Value) -> bool:
+    return v.type.is_float and act.is_active(v)
+
+
+def memory_call(act: ActivityResult, inst: Instruction) -> bool:
+    """A call writing memory with derivatives, reversed by its rule's adjoint."""
+    fx = rules.effects(inst) if inst.opcode == "call" else None
+    return fx is not None and any(act.is_active(inst.operands[k]) for k in fx.writes)
+
+
+class _Planner:
+    """Builds a `Plan` (its attributes are the plan under construction)."""
+
+    def __init__(
+        self,
+        module: Module,
+        fn: Function,
+        act: ActivityResult,
+        reload: bool,
+        distinct: frozenset[int],
+        facts: MemoryFacts,
+        only: set[Instruction] | None = None,
+    ) -> None:
+        """`only`: of the loads that may be loaded again, those the plan may load again."""
+        self.module, self.fn, self.act, self.facts = module, fn, act, facts
+        self.graph = cfg(fn)
+        self.index = {b.name: k for k, b in enumerate(fn.blocks)}
+        self.loops = {lp.header: lp for lp in counted_loops(fn, self.graph)}
+        once = self._once_blocks()
+        self.reload, self.kept_alive = self._reloads(distinct, once, reload, only)
+        self.reloaded: set[Instruction] = set()  # the loads the plan does load again
+        self.hoisted = invariant_loads(module, fn, self.loops.values(), distinct)
+        self.assumes_distinct = bool(distinct) and (
+            self.reload != self._reloads(frozenset(), once, reload, only)[0]
+            or self.hoisted != invariant_loads(module, fn, self.loops.values())
+        )
+        self.carried: dict[Value, None] = {}
+        self.inductions = {
+            ind.phi: (lp, ind) for lp in self.loops.values() for ind in lp.inductions
+        }
+        self.exits: dict[str, tuple[CountedLoop, ...]] = {}
+        for b in fn.blocks:
+            left = tuple(
+                lp
+                for lp in self.loops.values()
+                if b.name not in lp.blocks and any(p in lp.blocks for p in self.graph.preds[b.name])
+            )
+            if left:
+                self.exits[b.name] = left
+        self.saved: dict[str, dict[Item, None]] = {h: {} for h in self.loops}
+        self.saved_in: dict[Item, list[CountedLoop]] = {}
+        self.steps: dict[Instruction, Step] = {}
+        if len(once) == len(fn.blocks):  # no loop: every value is pushed at most once anyway
+            once = set()
+        self.frame: dict[Item, int] = {}
+        self.recompute: set[Instruction] = set()
+        self.recompute_shadow: set[Instruction] = set()
+        self.decided = self._decided_joins(once)
+        self.pushes_id = {
+            b.name: any(
+                len(self.graph.preds[s]) > 1 and s not in self.loops and s not in self.decided
+                for s in b.successors
+            )
+            for b in fn.blocks
+        }
+        for lp, ind in self.inductions.values():  # where the reverse sweep's counting starts
+            if not self._take_free(ind.start, lp.header, once):
+                self.saved[lp.header][("primal", ind.start)] = None
+                self.saved_in.setdefault(("primal", ind.start), []).append(lp)
+        for block in fn.blocks:
+            self._plan_block(block.instructions, block.name, once)
+        self.bounds: dict[str, tuple[str, Value]] = {}
+        self.latch_exits = {h: _latch_exit(fn, lp) for h, lp in self.loops.items()}
+        for header, found in self.latch_exits.items():
+            if found is not None and self._take_free(found[1], found[0], once):
+                self.bounds[header] = found
+        self.reserved = self._reservations()
+
+    def result(self) -> Plan:
+        reserved = self.reserved
+        return Plan(
+            graph=self.graph,
+            index=self.index,
+            rets=tuple(b.name for b in self.fn.blocks if b.terminator.opcode == "ret"),
+            steps=self.steps,
+            loops={
+                h: LoopPlan(lp, tuple(self.saved[h]), self.bounds.get(h), reserved.get(h))
+                for h, lp in self.loops.items()
+            },
+            exits=self.exits,
+            inductions=self.inductions,
+            saved_in={item: tuple(lps) for item, lps in self.saved_in.items()},
+            carried=tuple(self.carried),
+            frame=self.frame,
+            recompute=frozenset(self.recompute),
+            recompute_shadow=frozenset(self.recompute_shadow),
+            decided=self.decided,
+            pushes_id=self.pushes_id,
+            kept_alive=tuple(self.kept_alive),
+            unchecked=frozenset(b for h in reserved for b in self.loops[h].blocks),
+            assumes_distinct=self.assumes_distinct,
+        )
+
+    # ---- per instruction -----------------------------------------------------------------
+    def _plan_block(self, insts: list[Instruction], block: str, once: set[str]) -> None:
+        """The needs of each instruction, and what is pushed after it (a value needed by
+        several instructions of the block is pushed once, after the last)."""
+        steps = {inst: self._step(inst) for inst in insts}
+        position = insts.index
+        for inst, step in list(steps.items()):  # a sibling made after its user is saved
+            if step.sibling is not None and position(step.sibling) > position(inst):
+                s = steps[step.sibling]
+                steps[step.sibling] = Step(
+                    (*s.needs, ("primal", step.sibling)), s.pushes, s.sibling, s.elem, s.memory
+                )
+        pushed: set[Item] = set()  # by instructions later in the block
+        for inst in reversed(insts):
+            step = steps[inst]
+            items = tuple(
+                (k, v)
+                for k, v in dict.fromkeys(step.needs)
+                if not isinstance(v, Argument | Constant | GlobalRef)
+            )
+            leaves: list[Item] = []
+            for item in items:
+                self._resolve(item, block, once, leaves, 0, pushed)
+            fresh = tuple(item for item in dict.fromkeys(leaves) if item not in pushed)
+            pushed.update(fresh)
+            if items or step != _NOTHING:
+                self.steps[inst] = Step(items, fresh, step.sibling, step.elem, step.memory)
+
+    def _step(self, inst: Instruction) -> Step:
+        """What `inst`'s reverse uses (before deciding how the reverse sweep gets it)."""
+        act, op, ops = self.act, inst.opcode, inst.operands
+        if op in ("load", "store"):
+            ptr = ops[0] if op == "load" else ops[1]
+            if not (
+                is_active_float(act, inst)
+                if op == "load"
+                else act.is_active(ptr) and ops[0].type.is_float
+            ):
+                return _NOTHING
+            # through a merge of memory with and without derivatives: which one, at run time
+            merged = (("primal", ptr),) if ptr in act.maybe_primal else ()
+            return Step((("shadow", ptr), *merged))
+        if op == "select":
+            return Step((("primal", ops[0]),) if is_active_float(act, inst) else ())
+        if op == "alloca":
+            return Step((("shadow", inst),) if act.is_active(inst) else ())
+        if op == "call":
+            return self._call_step(inst)
+        if op in ("phi", "getelementptr", "br", "switch", "ret") or not is_active_float(act, inst):
+            return _NOTHING
+        return self._rule_step(inst)
+
+    def _call_step(self, inst: Instruction) -> Step:
+        act, ops = self.act, inst.operands
+        alive = (("primal", inst),) if inst in self.kept_alive else ()  # released in reverse
+        if inst in act.callees:
+            pattern = act.callees[inst].pattern
+            shadows = [
+                ("shadow", v)
+                for v, p in zip(ops, pattern, strict=True)
+                if p and not v.type.is_float  # a float's adjoint needs no shadow
+            ]
+            return Step((*(("primal", v) for v in ops), *shadows))
+        rule = rules.lookup(inst)
+        fx = rule.effects if rule is not None else None
+        if rule is not None and fx is not None and memory_call(act, inst):
+            used = range(len(ops)) if rule.uses is None else rule.uses
+            shadows = [("shadow", v) for v in ops if v.type.is_ptr and act.is_active(v)]
+            elem = self._copy_type(inst) if fx.copies and act.is_active(ops[1]) else None
+            return Step((*(("primal", ops[k]) for k in used), *shadows), elem=elem, memory=True)
+        if fx is not None and fx.allocates is not None and act.is_active(inst):
+            return Step((("shadow", inst), *alive))  # the shadow is released in the reverse
+        if not is_active_float(act, inst) or rule is None:
+            return Step(alive)
+        return self._rule_step(inst)
+
+    def _copy_type(self, inst: Instruction) -> Type:
+        """The float type a copy between memory with derivatives moves (its adjoint moves
+        the derivatives back element by element)."""
+        elem = element_type(self.module, self.fn, inst.operands[:2], self.facts)
+        if elem is None or inst.operands[2].type != I64:
+            raise NoDerivativeError(
+                f"a call to {inst.callee_name}",
+                inst.text(),
+                self.fn.name,
+                MODE,
+                inst.loc,
+                "A copy between memory with derivatives is reversed only as a copy of memory "
+                "read or written as one float type (its derivatives are moved back element "
+                "by element).",
+            )
+        return elem
+
+    def _rule_step(self, inst: Instruction) -> Step:
+        """What the adjoint of a float-valued rule reads: its operands and result, only those
+        its active partials read (`Rule.reads`), or the primal's sibling call."""
+        act, ops = self.act, inst.operands
+        rule = rules.lookup(inst)
+        if rule is None or rule.kind in ("linear", "zero"):
+            return _NOTHING
+        sibling = _sibling(inst, rule)
+        if sibling is not None:
+            return Step((("primal", sibling),), sibling=sibling)
+        if rule.reads is None:
+            out = (("primal", inst),) if rule.needs_out else ()
+            return Step((*(("primal", v) for v in ops), *out))
+        read = dict.fromkeys(
+            r for k, v in enumerate(ops) if is_active_float(act, v) for r in rule.reads[k]
+        )
+        return Step(tuple(("primal", inst if r == "out" else ops[r]) for r in read))  # type: ignore[index]
+
+    # ---- how the reverse sweep gets each value -------------------------------------------
+    def _reloads(
+        self, distinct: frozenset[int], once: set[str], root: bool, only=None
+    ) -> tuple[set[Instruction], dict[Instruction, None]]:
+        """The loads to load again (from arguments, or from runtime allocations made at most
+        once per call that can be kept alive; among `only` if given), and those
+        allocations."""
+        loads, kept = set(), {}
+        for ld in reloadable_loads(self.module, self.fn, distinct) if root else ():
+            if only is not None and ld not in only:
+                continue
+            allocs = allocations(ld.operands[0])
+            if all(a.block is not None and a.block.name in once and _retained(a) for a in allocs):
+                loads.add(ld)
+                kept.update(dict.fromkeys(allocs))
+        return loads, kept
+
+    def _decided_joins(self, once: set[str]) -> dict[str, tuple[Value, tuple[str, str]]]:
+        """Joins whose predecessor the reverse sweep tells from a branch it recomputes
+        instead of an id on the tape: the join's immediate dominator branches on a condition
+        the reverse sweep has for free, and each of the join's two predecessors lies on one
+        side of that branch only. Join -> (condition, (predecessor if true, if false))."""
+        g, idom, out = self.graph, dominators(self.graph), {}
+        for join, preds in g.preds.items():
+            top = idom.get(join)
+            if len(set(preds)) != 2 or join in self.loops or top is None:
+                continue
+            term = self.fn.block(top).terminator
+            if term.opcode != "br" or len(set(term.labels)) != 2:
+                continue
+            sides = [
+                {
+                    p
+                    for p in preds
+                    if p == top and label == join or p in reachable(g, [label], {top, join})
+                }
+                for label in term.labels
+            ]
+            if (
+                all(len(side) == 1 for side in sides)
+                and sides[0] != sides[1]
+                and self._take_free(term.operands[0], join, once)
+            ):
+                out[join] = (term.operands[0], (sides[0].pop(), sides[1].pop()))
+        return out
+
+    def _free(self, v: Value, block: str, once: set[str], depth: int = 0) -> bool:
+        """Whether the reverse sweep has `v` at `block` without the tape's help (beyond the
+        frame): constants, arguments, induction variables, pure values of those."""
+        if isinstance(v, Argument | Constant | GlobalRef):
+            return True
+        if not isinstance(v, Instruction) or v.block is None:
+            return False
+        if v in self.inductions:
+            return block in self.inductions[v][0].blocks
+        if v.opcode == "phi":
+            return False
+        return (
+            v.block.name in once
+            or depth < 8
+            and v.opcode in _PURE
+            and all(self._free(o, block, once, depth + 1) for o in v.operands)
+        )
+
+    def _take_free(self, v: Value, block: str, once: set[str]) -> bool:
+        """If `v` is free at `block` (see `_free`), arrange for the reverse sweep to have it
+        there (frame or recomputation) and say so."""
+        if not self._free(v, block, once):
+            return False
+        leaves: list[Item] = []
+        self._resolve(("primal", v), block, once, leaves, 0)
+        assert not leaves, (v, leaves)
+        return True
+
+    def _resolve(
+        self,
+        item: Item,
+        block: str,
+        once: set[str],
+        leaves: list[Item],
+        depth: int,
+        pushed: frozenset | set = frozenset(),
+    ) -> None:
+        """Decide how the reverse sweep gets a value: free (argument, constant), from the
+        frame (computed once per call), recomputed from its operands (a pure instruction of
+        the same block), or pushed (appended to `leaves`)."""
+        kind, v = item
+        if isinstance(v, Argument | Constant | GlobalRef) or item in self.frame:
+            return
+        if kind == "primal" and v in self.inductions and block in self.inductions[v][0].blocks:
+            return  # follows from the reverse sweep's loop counter
+        if not isinstance(v, Instruction) or v.block is None or v.opcode == "phi":
+            self._leaf(item, block, leaves)
+        elif v.block.name in once:
+            self.frame[item] = len(self.frame)
+        elif depth < 16 and (
+            kind == "primal"
+            and (v.opcode in _PURE or v in self.reload)
+            or v.opcode == "getelementptr"
+        ):
+            inner: list[Item] = []
+            for k, o in enumerate(v.operands):  # a shadow GEP: the base's shadow, same indices
+                sub = "shadow" if kind == "shadow" and k == 0 else "primal"
+                self._resolve((sub, o), block, once, inner, depth + 1, pushed)
+            # recompute if that saves tape: from at most one new value of the same block, or
+            # (for a value of another block) from what the reverse sweep has for free
+            fresh = set(inner) - set(leaves) - pushed
+            if len(fresh) <= (1 if v.block.name == block else 0):
+                (self.recompute if kind == "primal" else self.recompute_shadow).add(v)
+                if v in self.reload:
+                    self.reloaded.add(v)
+                leaves.extend(inner)
+            else:
+                self._leaf(item, block, leaves)
+        else:
+            self._leaf(item, block, leaves)
+
+    def _leaf(self, item: Item, block: str, leaves: list[Item]) -> None:
+        """A value to save: pushed where it is needed, or, when it is defined outside a
+        counted loop that holds `block`, saved on the exits of the outermost such loop."""
+        v = item[1]
+        home = v.block.name if isinstance(v, Instruction) and v.block is not None else None
+        hoist = self.hoisted.get(v) if item[0] == "primal" else None  # type: ignore[arg-type]
+        outer = [
+            lp
+            for lp in self.loops.values()
+            if block in lp.blocks
+            and home is not None
+            and (home not in lp.blocks or hoist is not None and lp.blocks <= hoist.blocks)
+        ]
+        if not outer:
+            leaves.append(item)
+            return
+        lp = max(outer, key=lambda lp: len(lp.blocks))
+        if home in lp.blocks:
+            self.carried[v] = None
+        self.saved[lp.header][item] = None
+        if lp not in self.saved_in.setdefault(item, []):
+            self.saved_in[item].append(lp)
+
+    def _once_blocks(self) -> set[str]:
+        """Blocks on no cycle of the CFG: each runs at most once per call."""
+        succs = self.graph.succs
+        once = set()
+        for start in succs:
+            seen, todo = set(), list(succs[start])
+            while todo:
+                b = todo.pop()
+                if b not in seen:
+                    seen.add(b)
+                    todo.extend(succs[b])
+            if start not in seen:
+                once.add(start)
+        return once
+
+    def _reservations(self) -> dict[str, tuple[Value, int]]:
+        """Innermost counted loops whose trip count the preheader knows (`bound` defined
+        before the loop) and whose pushes are all their own (no callee, no memory call):
+        header -> (bound, pushes per iteration). The forward sweep makes room for all the
+        iterations at once; the loop's pushes need no capacity check (LLVM can
+        vectorize)."""
+        headers = loop_headers(self.graph)
+        out = {}
+        for lp in self.loops.values():
+            found = self.latch_exits[lp.header]
+            insts = [i for b in lp.blocks for i in self.fn.block(b).instructions]
+            if (
+                found is None
+                or headers & lp.blocks != {lp.header}
+                or any(i in self.act.callees or memory_call(self.act, i) for i in insts)
+            ):
+                continue
+            bound = found[1]
+            if (
+                isinstance(bound, Instruction)
+                and bound.block is not None
+                and bound.block.name in lp.blocks
+            ):
+                continue
+            per_iteration = sum(len(self.steps[i].pushes) for i in insts if i in self.steps)
+            per_iteration += sum(self.pushes_id[b] for b in lp.blocks)
+            if per_iteration:
+                out[lp.header] = (bound, per_iteration)
+        return out
+
+
+def _retained(alloc: Instruction) -> bool:
+    """Whether an allocation can be kept alive one reference longer."""
+    fx = rules.effects(alloc)
+    return fx is not None and fx.allocates is not None and fx.allocates.retain is not None
+
+
+def _sibling(inst: Instruction, rule: rules.Rule) -> Instruction | None:
+    """A call of the same block, on the same operands, of the function whose result gives
+    `rule`'s partials (`rule.sibling`), if the primal makes one."""
+    if rule.sibling is None or inst.block is None:
+        return None
+    family = rules.RULES[rule.sibling[0]].tangent
+    for other in inst.block.instructions:
+        found = rules.lookup(other) if other.opcode == "call" else None
+        if (
+            found is not None
+            and found.tangent is family
+            and other.type == inst.type
+            and len(other.operands) == len(inst.operands)
+            and all(a is b for a, b in zip(other.operands, inst.operands, strict=True))
+        ):
+            return other
+    return None
+
+
+def _latch_exit(fn: Function, lp: CountedLoop) -> tuple[str, Value] | None:
+    """The exit edge block by which `lp`'s latch leaves when `iv + step == bound`, and the
+    bound (None when the latch does not test its counter that way)."""
+    term = fn.block(lp.latch).terminator
+    test = term.operands[0] if term.opcode == "br" and len(term.labels) == 2 else None
+    if not (isinstance(test, Instruction) and test.opcode == "icmp" and test.pred in ("eq", "ne")):
+        return None
+    step = dict(zip(lp.counter.phi.labels, lp.counter.phi.operands, strict=True))[lp.latch]
+    a, b = test.operands
+    bound = b if a is step else a if b is step else None
+    leave = term.labels[0 if test.pred == "eq" else 1]
+    return None if bound is None or leave in lp.blocks else (leave, bound)

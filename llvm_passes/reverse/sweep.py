@@ -1,0 +1,497 @@
+"""The reverse sweep `diffe_<f>(args, shadows, tape[, dret])`: the blocks replayed backwards,
+popping the tape in exactly the reverse order of the augmented forward sweep's pushes, and
+adding adjoints (`+=`) into adjoint slots and shadow memory. One `visit_` per instruction
+kind, mirroring the forward synthesizer; arithmetic and calls go through the rule table.
+
+`Release` is the same walk reduced to popping the tape and freeing what the forward sweep
+left on it (shadows, kept copies): for a tape whose reverse sweep never runs.
+"""
+
+from __future__ import annotations
+
+from .. import rules
+from ..analysis.activity import ActivityResult
+from ..analysis.loops import CountedLoop, Induction
+from ..errors import NoDerivativeError
+from ..ir import I64, PTR, VOID, Argument, Block, Constant, Function, GlobalRef, Instruction, Value
+from ..ir.builder import Builder, Namer
+from ..ir.values import const
+from ..rules import Context
+from ..tape import frame_slot, localize, pop, sync
+from .augmented import Kept
+from .plan import MODE, Plan, is_active_float
+
+
+class Reverse:
+    """Builds `diffe_<f>.<bits>(args, shadows, tape[, dret])`."""
+
+    def __init__(
+        self, synth, fn: Function, act: ActivityResult, name: str, plan: Plan, kept
+    ) -> None:
+        self.synth, self.fn, self.act, self.name, self.plan = synth, fn, act, name, plan
+        self.kept: dict[Instruction, Kept] = kept
+        self.module = synth.module
+        self.namer = Namer(fn)
+        self.b = Builder(self.module, self.namer)
+        self.slots: dict[Value, Value] = {}  # active float value -> adjoint slot
+        self.accumulators: dict[Value, Value] = {}  # float arg -> its adjoint pointer
+        self.shadow_args: dict[Value, Value] = {}
+
+    def fail(self, inst: Instruction, what: str, hint: str = "") -> NoDerivativeError:
+        return NoDerivativeError(what, inst.text(), self.fn.name, MODE, inst.loc, hint)
+
+    def run(self) -> None:
+        fn = self.fn
+        args: list[Argument] = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
+        self.vmap: dict[Value, Value] = dict(zip(fn.args, args, strict=True))
+        for a in fn.args:
+            if self.act.is_active(a):
+                s = Argument(PTR, self.namer.fresh(f"{a.name}.shadow"), "", len(args))
+                args.append(s)
+                (self.shadow_args if a.type.is_ptr else self.accumulators)[a] = s
+        self.tape_arg = Argument(PTR, self.namer.fresh("tape"), "", len(args))
+        args.append(self.tape_arg)
+        self.dret = None
+        if fn.ret_type.is_float and self.differentiates:
+            self.dret = Argument(fn.ret_type, self.namer.fresh("dret"), "", len(args))
+            args.append(self.dret)
+        new = Function(self.name, VOID, args)
+        entry = self.entry = Block(self.namer.fresh("entry.rev"))
+        new.blocks.append(entry)
+        self.rev_blocks = {b.name: Block(self.namer.fresh(f"{b.name}.rev")) for b in fn.blocks}
+        self.b.position_at_end(entry)
+        self.make_slots()
+        plan = self.plan
+        self.tape = localize(self.b, self.tape_arg)
+        exit_id = pop(self.b, self.tape, I64, "exit.id") if len(plan.rets) > 1 else None
+        self.frame_values: dict[tuple[str, Value], Value] = {}
+        if plan.frame:  # complete by now: read once, so LLVM sees loop invariants
+            offset = pop(self.b, self.tape, I64, "frame.offset")
+            for (kind, v), k in plan.frame.items():
+                ty = PTR if kind == "shadow" else v.type
+                self.frame_values[(kind, v)] = self.b.load(
+                    ty, frame_slot(self.b, self.tape, offset, k), 8, f"{v.name}.{kind}"
+                )
+        self.dispatch(list(plan.rets), exit_id)
+        for block in fn.blocks:
+            new.blocks.append(self.rev_blocks[block.name])
+            self.reverse_block(block, new)
+        for inst in new.instructions():
+            inst.operands = [self.vmap.get(v, v) for v in inst.operands]
+        self.module.add_function(new)
+
+    differentiates = True  # adjoints are computed (`Release` only frees)
+
+    def make_slots(self) -> None:
+        """An adjoint slot per active float value, loop counters, slots for saved values."""
+        for inst in self.fn.instructions():
+            if is_active_float(self.act, inst) and self.differentiates:
+                slot = self.b.alloca(inst.type, None, f"{inst.name or 'v'}.adj")
+                self.b.store(Builder.zero(inst.type), slot)
+                self.slots[inst] = slot
+        self.counters = {h: self.b.alloca(I64, 8, f"{h}.iv") for h in self.plan.loops}
+        self.saved_slots = {
+            (h, kind, v): self.b.alloca(
+                PTR if kind == "shadow" else v.type, 8, f"{v.name}.{kind}.slot"
+            )
+            for h, lp in self.plan.loops.items()
+            for kind, v in lp.saved
+        }
+
+    # ---- adjoints ------------------------------------------------------------------------
+    def add_adjoint(self, v: Value, contribution: Value | None) -> None:
+        """adjoint(v) += contribution (dropped for inactive values)."""
+        if contribution is None or not is_active_float(self.act, v):
+            return
+        target = self.slots.get(v) or self.accumulators.get(v)
+        if target is None:
+            return
+        old = self.b.load(v.type, target, None, "adj")
+        self.b.store(self.b.fadd(old, contribution, "adj"), target)
+
+    def take_adjoint(self, inst: Instruction) -> Value:
+        """Read the adjoint of `inst` and reset it (the definition is being reversed)."""
+        slot = self.slots[inst]
+        adj = self.b.load(inst.type, slot, None, f"{inst.name or 'v'}.adj")
+        self.b.store(Builder.zero(inst.type), slot)
+        return adj
+
+    # ---- control flow --------------------------------------------------------------------
+    def dispatch(self, candidates: list[str], block_id: Value | None) -> None:
+        """Branch to the reverse of the block `block_id` names."""
+        if len(candidates) == 1:
+            self.b.insert(Instruction("br", labels=[self.rev_blocks[candidates[0]].name]))
+            return
+        cases = [const(I64, self.plan.index[c]) for c in candidates[1:]]
+        labels = [self.rev_blocks[c].name for c in candidates]
+        self.b.insert(Instruction("switch", operands=[block_id, *cases], labels=labels))  # type: ignore[list-item]
+
+    def reverse_block(self, block: Block, new: Function) -> None:
+        self.b.position_at_end(self.rev_blocks[block.name])
+        self.block = block.name
+        self.block_values: dict[tuple[str, Value], Value] = {}
+        for lp in reversed(self.plan.exits.get(block.name, ())):  # entering loops backwards
+            self.enter_loop(block.name, lp)
+        if self.dret is not None and block.terminator.opcode == "ret":
+            self.add_adjoint(block.terminator.operands[0], self.dret)
+        for inst in reversed(block.instructions):
+            if inst.opcode != "phi" and not inst.is_terminator:
+                self.b.loc = inst.loc
+                self.reverse_instruction(inst)
+        preds = list(self.plan.graph.preds.get(block.name, ()))
+        phis = [p for p in block.phis if p in self.slots]
+        if not preds:
+            for _ in self.plan.frame:  # release the frame
+                pop(self.b, self.tape, I64, "frame")
+            sync(self.b, self.tape, self.tape_arg)
+            self.b.insert(Instruction("ret"))
+            return
+        adjs = [(p, self.take_adjoint(p)) for p in phis]
+        if block.name in self.plan.loops:
+            self.count_down(self.plan.loops[block.name].loop, adjs, new)
+            return
+        if block.name in self.plan.decided:
+            self.decide(block.name, adjs, new)
+            return
+        if not self.plan.pops_id(block.name):
+            self.transfer(adjs, preds[0])
+            self.b.insert(Instruction("br", labels=[self.rev_blocks[preds[0]].name]))
+            return
+        if len(preds) == 1:
+            pop(self.b, self.tape, I64, "pred.id")
+            self.transfer(adjs, preds[0])
+            self.b.insert(Instruction("br", labels=[self.rev_blocks[preds[0]].name]))
+            return
+        pred_id = pop(self.b, self.tape, I64, "pred.id")
+        edges = [Block(self.namer.fresh(f"{block.name}.from.{p}")) for p in preds]
+        new.blocks.extend(edges)
+        cases = [const(I64, self.plan.index[p]) for p in preds[1:]]
+        self.b.insert(
+            Instruction("switch", operands=[pred_id, *cases], labels=[e.name for e in edges])
+        )
+        for p, edge in zip(preds, edges, strict=True):
+            self.b.position_at_end(edge)
+            self.transfer(adjs, p)
+            self.b.insert(Instruction("br", labels=[self.rev_blocks[p].name]))
+
+    def enter_loop(self, block: str, lp: CountedLoop) -> None:
+        """Entering a counted loop backwards through exit edge `block`: its last counter,
+        and the values saved on its exits."""
+        loop = self.plan.loops[lp.header]
+        if loop.bound is not None and loop.bound[0] == block:
+            bound = self.value("primal", loop.bound[1])
+            last = self.b.binop("sub", bound, const(I64, lp.counter.step), "iv.last")
+        else:
+            last = pop(self.b, self.tape, I64, "iv.last")
+        self.b.store(last, self.counters[lp.header], 8)
+        for kind, v in reversed(loop.saved):
+            ty = PTR if kind == "shadow" else v.type
+            value = pop(self.b, self.tape, ty, f"{v.name}.saved")
+            self.b.store(value, self.saved_slots[(lp.header, kind, v)], 8)
+
+    def induction(self, lp: CountedLoop, ind: Induction) -> Value:
+        """An induction variable of `lp` in the current iteration, from the loop's counter."""
+        iv = self.b.load(I64, self.counters[lp.header], 8, "iv")
+        if ind is lp.counter:
+            return iv
+        c = lp.counter
+        start = self.value("primal", c.start)
+        k = self.b.binop("sdiv", self.b.binop("sub", iv, start, "k"), const(I64, c.step), "k")
+        step = self.b.binop("mul", k, const(I64, ind.step), "k")
+        return self.b.binop("add", self.value("primal", ind.start), step, "iv")
+
+    def count_down(
+        self, lp: CountedLoop, adjs: list[tuple[Instruction, Value]], new: Function
+    ) -> None:
+        """Leave a counted loop's header backwards: to the preheader after the first
+        iteration, else to the latch of the iteration before."""
+        counter = self.counters[lp.header]
+        iv = self.b.load(I64, counter, 8, "iv")
+        first = self.b.icmp("eq", iv, self.value("primal", lp.counter.start), "iv.first")
+        back, out = (
+            Block(self.namer.fresh(f"{lp.header}.from.{p}")) for p in (lp.latch, lp.preheader)
+        )
+        new.blocks += [back, out]
+        self.b.insert(Instruction("br", operands=[first], labels=[out.name, back.name]))
+        self.b.position_at_end(back)
+        self.b.store(self.b.binop("sub", iv, const(I64, lp.counter.step), "iv.prev"), counter, 8)
+        for edge, pred in ((back, lp.latch), (out, lp.preheader)):
+            self.b.position_at_end(edge)
+            self.back_to(pred, adjs)
+
+    def decide(self, join: str, adjs: list[tuple[Instruction, Value]], new: Function) -> None:
+        """Leave a join backwards to the predecessor its dominator's branch chose."""
+        cond, preds = self.plan.decided[join]
+        c = self.value("primal", cond)
+        edges = [Block(self.namer.fresh(f"{join}.from.{p}")) for p in preds]
+        new.blocks += edges
+        self.b.insert(Instruction("br", operands=[c], labels=[e.name for e in edges]))
+        for edge, pred in zip(edges, preds, strict=True):
+            self.b.position_at_end(edge)
+            self.back_to(pred, adjs)
+
+    def back_to(self, pred: str, adjs: list[tuple[Instruction, Value]]) -> None:
+        """Branch to the reverse of `pred`, the edge's phi adjoints transferred."""
+        if self.plan.pushes_id[pred]:  # pushed for another successor's sake
+            pop(self.b, self.tape, I64, "pred.id")
+        self.transfer(adjs, pred)
+        self.b.insert(Instruction("br", labels=[self.rev_blocks[pred].name]))
+
+    def transfer(self, adjs: list[tuple[Instruction, Value]], pred: str) -> None:
+        """Phi adjoints flow to the incoming values of the edge taken."""
+        for phi, adj in adjs:
+            for v, label in phi.incoming:
+                if label == pred:
+                    self.add_adjoint(v, adj)
+                    break
+
+    # ---- forward-sweep values ------------------------------------------------------------
+    def popped(self, inst: Instruction) -> tuple[dict[Value, Value], dict[Value, Value]]:
+        """The values `inst`'s reverse needs (primal values, shadows): popped now, or
+        earlier in this block's reverse by a later instruction that needed them too."""
+        step = self.plan.step(inst)
+        for kind, v in reversed(step.pushes):
+            ty = PTR if kind == "shadow" else v.type
+            name = f"{getattr(v, 'name', '') or 'v'}.{kind}"
+            self.block_values[(kind, v)] = pop(self.b, self.tape, ty, name)
+        primal: dict[Value, Value] = {}
+        shadow: dict[Value, Value] = dict(self.shadow_args)
+        for kind, v in step.needs:
+            (shadow if kind == "shadow" else primal)[v] = self.value(kind, v)
+        return primal, shadow
+
+    def value(self, kind: str, v: Value) -> Value:
+        """A forward-sweep value inside the reverse sweep: popped, read from the frame or a
+        loop's saved slot, or recomputed (once per block) from its operands."""
+        if isinstance(v, Argument) and kind == "shadow":
+            return self.shadow_args[v]
+        if isinstance(v, Argument | Constant | GlobalRef):
+            return v
+        got = self.block_values.get((kind, v))
+        if got is not None:
+            return got
+        plan = self.plan
+        saved = [lp for lp in plan.saved_in.get((kind, v), ()) if self.block in lp.blocks]
+        if saved:
+            ty = PTR if kind == "shadow" else v.type
+            slot = self.saved_slots[(saved[0].header, kind, v)]
+            got = self.b.load(ty, slot, 8, f"{v.name}.{kind}")  # type: ignore[attr-defined]
+        elif kind == "primal" and v in plan.inductions:
+            got = self.induction(*plan.inductions[v])
+        elif (kind, v) in self.frame_values:
+            got = self.frame_values[(kind, v)]
+        else:
+            recomputed = plan.recompute if kind == "primal" else plan.recompute_shadow
+            assert isinstance(v, Instruction) and v in recomputed, (kind, v)
+            ops = [
+                self.value("shadow" if kind == "shadow" and k == 0 else "primal", o)
+                for k, o in enumerate(v.operands)
+            ]
+            copy = Instruction(
+                v.opcode,
+                v.type,
+                ops,
+                flags=v.flags,
+                pred=v.pred,
+                aux_type=v.aux_type,
+                indices=v.indices,
+            )
+            got = self.b.insert(copy, f"{v.name or 't'}.{'shadow' if kind == 'shadow' else 're'}")
+        self.block_values[(kind, v)] = got
+        return got
+
+    def is_primal(self, shadow: Value, ptr: Value) -> Value:
+        """Whether a shadow address is the primal's own (memory without derivatives)."""
+        return self.b.icmp("eq", shadow, ptr, "no.shadow")
+
+    # ---- instructions --------------------------------------------------------------------
+    def reverse_instruction(self, inst: Instruction) -> None:
+        primal, shadow = self.popped(inst)
+        if inst in self.plan.kept_alive:  # kept alive for the loads loaded again
+            self.b.call(self.allocation(inst).release, [primal[inst]], VOID)
+        if self.free_shadow(inst, shadow):
+            return
+        method = getattr(self, f"visit_{inst.opcode}", self.visit_rule)
+        method(inst, primal, shadow)
+
+    def allocation(self, inst: Instruction) -> rules.Allocation:
+        return rules.effects(inst).allocates  # type: ignore[union-attr,return-value]
+
+    def free_shadow(self, inst: Instruction, shadow: dict) -> bool:
+        """Free the shadow of stack memory or of a runtime allocation; whether `inst` was one."""
+        if inst not in shadow:
+            return False
+        if inst.opcode == "alloca":
+            self.b.call("free", [shadow[inst]], VOID)
+        elif inst.opcode == "call" and (fx := rules.effects(inst)) and fx.allocates is not None:
+            self.b.call(fx.allocates.release, [shadow[inst]], VOID)  # the shadow dies
+        else:
+            return False
+        return True
+
+    def visit_load(self, inst: Instruction, primal: dict, shadow: dict) -> None:
+        """d p += adjoint (zero through a pointer to memory without derivatives)"""
+        if not is_active_float(self.act, inst):
+            return
+        ptr = inst.operands[0]
+        dp = shadow[ptr]
+        adj = self.take_adjoint(inst)
+        if ptr in self.act.maybe_primal:
+            zero = Builder.zero(inst.type)
+            adj = self.b.select(self.is_primal(dp, primal[ptr]), zero, adj, "adj")
+        old = self.b.load(inst.type, dp, inst.align, "shadow.val")
+        self.b.store(self.b.fadd(old, adj, "shadow.val"), dp, inst.align)
+
+    def visit_store(self, inst: Instruction, primal: dict, shadow: dict) -> None:
+        """adjoint(value) += d p; d p = 0 (memory without derivatives kept as it is)"""
+        value, ptr = inst.operands
+        if ptr not in shadow or not value.type.is_float:
+            return
+        dp = shadow[ptr]
+        got = self.b.load(value.type, dp, inst.align, "shadow.val")
+        zero: Value = Builder.zero(value.type)
+        if ptr in self.act.maybe_primal:
+            same = self.is_primal(dp, primal[ptr])
+            got, zero = (
+                self.b.select(same, zero, got, "shadow.val"),
+                self.b.select(same, got, zero, "shadow.val"),
+            )
+        self.b.store(zero, dp, inst.align)
+        self.add_adjoint(value, got)
+
+    def visit_select(self, inst: Instruction, primal: dict, shadow: dict) -> None:
+        """the adjoint goes to the operand the condition chose"""
+        if not is_active_float(self.act, inst):
+            return
+        c = primal.get(inst.operands[0], inst.operands[0])
+        adj = self.take_adjoint(inst)
+        zero = Builder.zero(inst.type)
+        self.add_adjoint(inst.operands[1], self.b.select(c, adj, zero, "adj"))
+        self.add_adjoint(inst.operands[2], self.b.select(c, zero, adj, "adj"))
+
+    def visit_call(self, inst: Instruction, primal: dict, shadow: dict) -> None:
+        if inst in self.act.callees:
+            return self.reverse_call(inst, primal, shadow)
+        if self.plan.step(inst).memory:
+            return self.visit_memory_call(inst, primal, shadow)
+        return self.visit_rule(inst, primal, shadow)
+
+    def visit_memory_call(self, inst: Instruction, primal: dict, shadow: dict) -> None:
+        """A call writing memory with derivatives: its rule's adjoint, on the shadows and
+        what the forward sweep kept (released after it)."""
+        rule = rules.lookup(inst)
+        assert rule is not None
+        if rule.adjoint is None:
+            raise self.fail(
+                inst, f"a call to {inst.callee_name}", "It has a forward rule but no reverse rule."
+            )
+        kept = self.pop_kept(inst)
+        ctx = Context(
+            self.b,
+            inst,
+            [primal.get(v, v) for v in inst.operands],
+            shadows=[shadow.get(v) if v.type.is_ptr else None for v in inst.operands],
+            kept=[v for v, _ in kept],
+            elem=self.plan.step(inst).elem,
+        )
+        try:
+            rule.adjoint(ctx)
+        except ValueError as e:
+            raise self.fail(inst, f"a call to {inst.callee_name}", str(e)) from None
+        self.release_kept(kept)
+
+    def pop_kept(self, inst: Instruction) -> list[tuple[Value, str | None]]:
+        """What the forward sweep kept for `inst`'s adjoint, in order, with its release."""
+        kept = self.kept.get(inst, [])
+        values = [pop(self.b, self.tape, ty, "kept") for ty, _ in reversed(kept)][::-1]
+        return [(v, release) for v, (_, release) in zip(values, kept, strict=True)]
+
+    def release_kept(self, kept: list[tuple[Value, str | None]]) -> None:
+        for v, release in kept:
+            if release is not None:
+                self.b.call(release, [v], VOID)
+
+    def visit_rule(self, inst: Instruction, primal: dict, shadow: dict) -> None:
+        """A float-valued operation: its rule's adjoint distributes the result's adjoint over
+        the operands."""
+        if not is_active_float(self.act, inst):
+            return
+        rule = rules.lookup(inst)
+        if rule is None or rule.adjoint is None:
+            raise self.fail(inst, f"'{inst.opcode}' {inst.callee_name}".strip())
+        adj = self.take_adjoint(inst)
+        args = [primal.get(v, v) for v in inst.operands]
+        out = primal.get(inst, inst)
+        if rule.reads is not None:  # what no active partial reads was not kept: undef,
+            # for the partials whose contribution is dropped
+            args = [
+                Constant(v.type, "undef") if a is v and isinstance(v, Instruction) else a
+                for v, a in zip(inst.operands, args, strict=True)
+            ]
+            out = Constant(inst.type, "undef") if out is inst else out
+        sibling = self.plan.step(inst).sibling  # the partials from the primal's cos...
+        ctx = Context(
+            self.b,
+            out if isinstance(out, Instruction | Constant) else inst,  # type: ignore[arg-type]
+            args,
+            adj=adj,
+            sibling=None if sibling is None else primal[sibling],
+        )
+        for v, c in zip(inst.operands, rule.adjoint(ctx), strict=False):
+            self.add_adjoint(v, c)
+
+    def reverse_call(self, inst: Instruction, primal: dict, shadow: dict) -> None:
+        """A call of a function the engine differentiates: its reverse sweep, on this
+        function's tape; float arguments' adjoints come back through accumulators."""
+        summary = self.act.callees[inst]
+        callee = self.module.get(inst.callee_name)
+        args = [primal.get(v, v) for v in inst.operands]
+        _, rev = self.synth.derive(callee, summary.pattern)
+        shadows, accumulated = [], []
+        for o, p in zip(inst.operands, summary.pattern, strict=True):
+            if p and o.type.is_float:
+                acc = Instruction("alloca", PTR, [], aux_type=o.type, name=self.namer.fresh("acc"))
+                self.entry.instructions.insert(0, acc)
+                acc.block = self.entry
+                self.b.store(Builder.zero(o.type), acc)
+                shadows.append(acc)
+                accumulated.append((o, acc))
+            elif p:
+                shadows.append(shadow.get(o) or Constant(PTR, "null"))
+        sync(self.b, self.tape, self.tape_arg)
+        self.b.call(rev, [*args, *shadows, self.tape_arg], VOID)
+        sync(self.b, self.tape_arg, self.tape)
+        for o, acc in accumulated:
+            self.add_adjoint(o, self.b.load(o.type, acc, None, "adj"))
+
+
+class Release(Reverse):
+    """`release_<f>.<bits>(args, shadows, tape)`: the reverse sweep reduced to popping the
+    tape and freeing what the forward sweep allocated (callees release theirs)."""
+
+    differentiates = False
+
+    def reverse_instruction(self, inst: Instruction) -> None:
+        primal, shadow = self.popped(inst)
+        if inst in self.plan.kept_alive:
+            self.b.call(self.allocation(inst).release, [primal[inst]], VOID)
+        if self.free_shadow(inst, shadow) or inst.opcode != "call":
+            return
+        if inst in self.act.callees:
+            self.release_call(inst, primal, shadow)
+        elif self.plan.step(inst).memory:
+            self.release_kept(self.pop_kept(inst))
+
+    def release_call(self, inst: Instruction, primal: dict, shadow: dict) -> None:
+        summary = self.act.callees[inst]
+        callee = self.module.get(inst.callee_name)
+        args = [primal.get(v, v) for v in inst.operands]
+        shadows = [
+            Constant(PTR, "null") if o.type.is_float else shadow.get(o) or Constant(PTR, "null")
+            for o, p in zip(inst.operands, summary.pattern, strict=True)
+            if p
+        ]
+        sync(self.b, self.tape, self.tape_arg)
+        release = self.synth.release(callee, summary.pattern)
+        self.b.call(release, [*args, *shadows, self.tape_arg], VOID)
+        sync(self.b, self.tape_arg, self.tape)

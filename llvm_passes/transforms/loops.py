@@ -1,0 +1,55 @@
+"""Loop rewrites before reverse differentiation: every `while` loop gets an iteration
+counter (it becomes a counted loop, replayed by counting down), and every edge leaving a
+counted loop a block of its own (where the forward sweep saves the loop's last counter).
+The primal computes what it did."""
+
+from __future__ import annotations
+
+from ..analysis.cfg import cfg, dominators
+from ..analysis.loops import counted_loops, dominated
+from ..ir import I64, Block, Constant, Function, Instruction
+
+
+def count_iterations(fn: Function) -> None:
+    """Give every loop with one preheader and one latch but no induction variable (a `while`
+    loop) a counter `phi [0, preheader], [counter + 1, latch]`: it becomes a counted loop,
+    which the reverse sweep replays by counting down instead of reading an id per
+    iteration. The primal's behaviour is unchanged. Idempotent."""
+    g = cfg(fn)
+    idom = dominators(g)
+    counted = {lp.header for lp in counted_loops(fn, g)}
+    for header in g.rpo:
+        latches = [p for p in g.preds[header] if p in idom and dominated(idom, p, header)]
+        outside = [p for p in g.preds[header] if p not in latches]
+        if header in counted or len(latches) != 1 or len(outside) != 1:
+            continue
+        block, latch = fn.block(header), fn.block(latches[0])
+        phi = Instruction("phi", I64, [], f"enzpy.iter.{header}", labels=[])
+        step = Instruction("add", I64, [phi, Constant(I64, "1")], f"enzpy.iter.next.{header}")
+        phi.operands, phi.labels = [Constant(I64, "0"), step], [outside[0], latches[0]]
+        block.instructions.insert(0, phi)
+        phi.block = block
+        latch.instructions.insert(len(latch.instructions) - 1, step)
+        step.block = latch
+
+
+def split_exit_edges(fn: Function) -> None:
+    """Give every edge leaving a counted loop a block of its own (an empty block branching
+    on), so the forward sweep can save the loop's last `iv` there. Idempotent."""
+    loops = counted_loops(fn)
+    inside = set().union(*(lp.blocks for lp in loops)) if loops else set()
+    for block in list(fn.blocks):
+        if block.name not in inside:
+            continue
+        term = block.terminator
+        for target in dict.fromkeys(term.labels if term.opcode in ("br", "switch") else []):
+            left = [lp for lp in loops if block.name in lp.blocks and target not in lp.blocks]
+            if not left or target.endswith(".enzpy.exit"):
+                continue
+            edge = Block(
+                f"{block.name}.to.{target}.enzpy.exit", [Instruction("br", labels=[target])]
+            )
+            fn.blocks.insert(fn.blocks.index(fn.block(target)), edge)
+            term.labels = [edge.name if t == target else t for t in term.labels]
+            for phi in fn.block(target).phis:
+                phi.labels = [edge.name if t == block.name else t for t in phi.labels]
