@@ -67,5 +67,3 @@ __all__ = [
     "last_tape_bytes",
     "release_tapes",
 ]
-
-_REVERSE_IMPLEMENTED = True

@@ -64,13 +64,3 @@ class BatchDuplicatedNoNeed(BatchDuplicated):
     """Like `BatchDuplicated`; the primal result need not be computed."""
 
     __slots__ = ()
-
-
-RETURN_ACTIVITIES = (
-    Const,
-    Active,
-    Duplicated,
-    DuplicatedNoNeed,
-    BatchDuplicated,
-    BatchDuplicatedNoNeed,
-)

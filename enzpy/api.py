@@ -29,8 +29,6 @@ from .signatures import (
     check_arity,
     check_function,
     check_mode,
-    forward_types,
-    reverse_types,
     signature_of_types,
     tangent_source,
 )
@@ -142,10 +140,6 @@ def _classes_and_types(annotated: list[Annotation]) -> tuple[tuple, tuple]:
     return tuple(map(type, annotated)), tuple(numba.typeof(a.val) for a in annotated)
 
 
-def _forward_signature(ret_activity: Any, annotated: list[Annotation]) -> tuple:
-    return forward_types(ret_activity, *_classes_and_types(annotated))
-
-
 _compiled: dict[tuple, tuple[Any, str]] = {}
 
 
@@ -193,7 +187,9 @@ def _run(deriv: Any, annotated: list[Annotation]) -> tuple[Any, Any]:
     """Call the native derivative: primals, then shadows laid out like their primals
     (copied back into the user's shadows when they had another layout; one copy for one
     shadow passed twice, so that both arguments accumulate into it)."""
-    shadows, copy_back, copies = [], [], {}
+    shadows: list[Any] = []
+    copy_back: list[tuple[np.ndarray, np.ndarray]] = []
+    copies: dict[tuple, np.ndarray] = {}
     for a in annotated:
         if isinstance(a, Duplicated):
             if isinstance(a.val, np.ndarray):
@@ -210,10 +206,6 @@ def _run(deriv: Any, annotated: list[Annotation]) -> tuple[Any, Any]:
     for dst, src in copy_back:
         dst[...] = src
     return out
-
-
-def _reverse_signature(f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> tuple:
-    return reverse_types(f, ret_activity, *_classes_and_types(annotated))
 
 
 def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
@@ -254,7 +246,8 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
         for d, v in zip(diff, plain, strict=True)
     ]
     if mode.reverse:
-        grads, ann = [], []
+        grads: list[Any] = []
+        ann: list[Annotation] = []
         for v, d in zip(plain, diff, strict=True):
             if d and isinstance(v, np.ndarray):
                 g = np.zeros_like(v)
@@ -271,14 +264,14 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
             out.append(None)
             continue
         if not isinstance(v, np.ndarray):
-            ann = [_tangent_arg(j, w, 1.0 if j == k else 0.0, diff) for j, w in enumerate(plain)]
-            out.append(autodiff(Forward_, f, *ann))
+            seeded = [_tangent_arg(j, w, 1.0 if j == k else 0.0, diff) for j, w in enumerate(plain)]
+            out.append(autodiff(Forward_, f, *seeded))
             continue
         g = np.empty_like(v)
         for idx in np.ndindex(v.shape):
-            ann = [_tangent_arg(j, w, None, diff) for j, w in enumerate(plain)]
-            ann[k].dval[idx] = 1.0
-            g[idx] = autodiff(Forward_, f, *ann)
+            seeded = [_tangent_arg(j, w, None, diff) for j, w in enumerate(plain)]
+            seeded[k].dval[idx] = 1.0  # type: ignore[attr-defined]
+            g[idx] = autodiff(Forward_, f, *seeded)
         out.append(g)
     return tuple(out)
 

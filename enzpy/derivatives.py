@@ -68,7 +68,7 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     for text in inline_small_callees(bridge.modules_for(symbol), symbol):
         module.merge(parse_module(text))
     flat = bridge.abi.flat_arguments(argtypes)
-    root = module.get(symbol)
+    root = module.functions[symbol]
     drop_argument_refcounts(root, [a.position for a in flat if a.role == "meminfo"])
     fold_sign_tests(root, frozenset(a.position for a in flat if a.role in _SIZE_ROLES))
     return module, symbol, library, signature.return_type
@@ -104,7 +104,7 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     )  # a returned array is boxed: its primal must exist
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
     pointee = [t and parse_type_text(t) for t in bridge.abi.pointee_types(argtypes, restype)]
-    synthesize = partial(_SYNTHESIZERS[mode], pointee=pointee)
+    synthesize: Any = partial(_SYNTHESIZERS[mode], pointee=pointee)
     if mode != "forward":  # raising MemoryError when the tape cannot grow
         synthesize = partial(synthesize, out_of_memory=link.out_of_memory(argtypes, restype))
     if mode == "reverse":  # the driver checks that the arrays' memory does not overlap
@@ -126,6 +126,7 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     _dump(f, text)
     drop = getattr(result, "drop_name", None)
     exports = (drop,) if drop else ()
+    split: tuple[Any, ...] = ()
     if mode == "split":
         names = (result.fn_name, *result.split_names)
         entries = dict(zip(names, (link.AUGMENT, link.REVERSE_SPLIT, link.RELEASE), strict=True))
@@ -145,7 +146,6 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
             aliased=getattr(result, "aliased_name", None),
             exports=exports,
         )
-        split = ()
     out = Derivative(
         drv.driver,
         drv.call,
@@ -161,7 +161,7 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
 
 
 _TAPE_BYTES = np.zeros(1, dtype=np.int64)
-_SYNTHESIZERS = {
+_SYNTHESIZERS: dict[str, Any] = {
     "forward": llvm_passes.forward,
     "reverse": partial(llvm_passes.reverse, tape_bytes_at=_TAPE_BYTES.ctypes.data),
     "split": partial(llvm_passes.reverse, tape_bytes_at=_TAPE_BYTES.ctypes.data, split=True),
@@ -217,7 +217,8 @@ def _debug_build(synthesize: Any, f: Any, argtypes: tuple, acts: list) -> Any:
 def _user_frame() -> int:
     """The `stacklevel` of the innermost caller outside enzpy (warnings point at it)."""
     here = os.path.dirname(__file__)
-    frame, level = sys._getframe(1), 1
+    frame: Any = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_code.co_filename.startswith(here):
         frame, level = frame.f_back, level + 1
     return level

@@ -185,4 +185,4 @@ def _reachable(module: Module, name: str) -> list[str]:
 def _synthesized(module: Module, primal: Function, entry: str) -> list[Function]:
     """The functions the engine made for `entry`: reached from it but not from the primal."""
     primal_side = set(_reachable(module, primal.name))
-    return [module.get(n) for n in _reachable(module, entry) if n not in primal_side]
+    return [module.functions[n] for n in _reachable(module, entry) if n not in primal_side]

@@ -241,9 +241,11 @@ def _shadows(
     """Statements making one shadow per `Duplicated` argument, laid out like its primal
     (the engine replays the primal's address arithmetic on it): the shadow expressions and
     the (user shadow, copy) pairs to copy back after the call."""
-    shadows, copy_back, copied = [], [], []
+    shadows: list[str] = []
+    copy_back: list[tuple[str, str]] = []
+    copied: list[tuple[Arg, str]] = []
     for k, a in enumerate(argv):
-        if not issubclass(a.cls, Duplicated):
+        if not issubclass(a.cls, Duplicated) or a.dval_src is None:
             continue
         s = f"s{k}"
         shadows.append(s)
@@ -472,7 +474,10 @@ def python_entry(
     function returning `MISS`). It unpacks the values and calls one njit entry, where
     Numba's dispatcher types them and generated code checks them and calls the derivative.
     Raises `Fallback` when the Python path must decide."""
-    params, checks, unpacked, spec = [], [], [], []
+    params: list[str] = []
+    checks: list[str] = []
+    unpacked: list[str] = []
+    spec: list[tuple[type, bool]] = []
     ns: dict[str, Any] = {"_other": other, "_ret": ret_activity}
     if ret_activity is not None:
         params.append("r")

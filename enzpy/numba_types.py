@@ -126,9 +126,9 @@ def _refuse_batch(cls: type) -> None:
     type_callable(cls)(lambda context: lambda val, dvals: refuse())
 
 
-for _cls in (Const, Active):
-    _register_constructor(_cls, shadowed=False)
-for _cls in (Duplicated, DuplicatedNoNeed):
-    _register_constructor(_cls, shadowed=True)
-for _cls in (BatchDuplicated, BatchDuplicatedNoNeed):
-    _refuse_batch(_cls)
+for plain in (Const, Active):
+    _register_constructor(plain, shadowed=False)
+for dup in (Duplicated, DuplicatedNoNeed):
+    _register_constructor(dup, shadowed=True)
+for batch in (BatchDuplicated, BatchDuplicatedNoNeed):
+    _refuse_batch(batch)

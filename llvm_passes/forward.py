@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import rules
 from .analysis.activity import Activity, ActivityResult, activity
@@ -64,7 +65,7 @@ def forward(
     module, fn, _ = function_to_derive(module_text, fn_name, activities, pointee)
     # DuplicatedNoNeed: the caller does not need the primal memory behind these arguments
     # after the call; stores into it are dropped where nothing in the function reads it
-    unneeded = {
+    unneeded: set[Value] = {
         a
         for a, act in zip(fn.args, activities, strict=True)
         if act is Activity.DUP_NONEED and a.type.is_ptr and write_only(fn, a)
@@ -127,7 +128,7 @@ class _FunctionForward:
 
     def __init__(
         self,
-        synth: _Synthesizer,
+        synth: Any,
         fn: Function,
         act: ActivityResult,
         name: str,
@@ -141,12 +142,13 @@ class _FunctionForward:
         self.vmap: dict[Value, Value] = {}  # primal value -> its copy in the new function
         self.tan: dict[Value, Value] = {}  # primal value -> tangent / shadow
         self.pending_phis: list[tuple[Instruction, Instruction]] = []
+        self.new: Function  # the function being built
 
     # ---- setup ---------------------------------------------------------------------------
     def run(self) -> None:
         args = [Argument(a.type, a.name, a.attrs, a.index) for a in self.fn.args]
-        for a, new in zip(self.fn.args, args, strict=True):
-            self.vmap[a] = new
+        for a, copy in zip(self.fn.args, args, strict=True):
+            self.vmap[a] = copy
         for a in self.fn.args:
             if self.act.is_active(a):
                 suffix = "shadow" if a.type.is_ptr else "tan"
@@ -217,7 +219,8 @@ class _FunctionForward:
             return v
         if isinstance(v, Constant | GlobalRef):
             if ty.kind in ("struct", "array") and ty.contains(lambda t: t.is_float):
-                return Builder.zero(ty) if v.is_zero or v.text in ("undef", "poison") else v
+                empty = isinstance(v, Constant) and (v.is_zero or v.text in ("undef", "poison"))
+                return Builder.zero(ty) if empty else v
             return v
         if ty.is_ptr and at in self.act.maybe_primal:
             return v  # memory without derivatives, merged with memory with: its own shadow
@@ -338,6 +341,7 @@ class _FunctionForward:
         clone = self.copy(inst)
         if self.act.is_active(inst):
             base, *idx = inst.operands
+            assert inst.aux_type is not None
             t = self.b.gep(
                 inst.aux_type, self.tan[base], *idx, flags=clone.flags, hint=self.hint(inst)
             )
@@ -351,6 +355,7 @@ class _FunctionForward:
                 if not isinstance(inst.operands[0], Constant):
                     raise self.fail(inst, "a dynamically sized alloca holding derivatives")
                 count = int(inst.operands[0].text)
+            assert inst.aux_type is not None
             t = self.b.alloca(inst.aux_type, inst.align, self.hint(inst))
             size = size_in_bytes(inst.aux_type) * count
             self.b.memset(t, const(Type("int", "i8", 8), 0), const(I64, size))

@@ -61,20 +61,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-try:  # the implementation may not exist yet; the harness itself does not need it
-    import enzpy as ez
-except ImportError:  # pragma: no cover
-    ez = None
-
-
-def _enzpy_ready() -> bool:
-    return ez is not None and hasattr(ez, "autodiff") and hasattr(ez, "enzyme_jit")
-
-
-ENZPY_READY = _enzpy_ready()
-REVERSE_READY = (
-    ENZPY_READY and hasattr(ez, "Reverse") and bool(getattr(ez, "_REVERSE_IMPLEMENTED", False))
-)
+import enzpy as ez
 
 # --------------------------------------------------------------------------- classification
 
@@ -426,17 +413,10 @@ def default_tols(args, active_idx) -> dict:
 # --------------------------------------------------------------------------- annotating
 
 
-def _require_ez():
-    if not ENZPY_READY:
-        raise RuntimeError("enzpy is not importable (or has no autodiff / enzyme_jit)")
-    return ez
-
-
 def annotate_forward(args, active_idx, tangents, noneed: bool = False) -> list:
     """Active float arrays / scalars -> Duplicated(primal, tangent); plain ints stay plain;
     everything else -> Const.  ``args`` and ``tangents`` are used as given (not copied)."""
-    ez_ = _require_ez()
-    dup = ez_.DuplicatedNoNeed if noneed else ez_.Duplicated
+    dup = ez.DuplicatedNoNeed if noneed else ez.Duplicated
     out = []
     for i, a in enumerate(args):
         if i in active_idx:
@@ -444,24 +424,23 @@ def annotate_forward(args, active_idx, tangents, noneed: bool = False) -> list:
         elif is_plain_int(a):
             out.append(a)
         else:
-            out.append(ez_.Const(a))
+            out.append(ez.Const(a))
     return out
 
 
 def annotate_reverse(args, active_idx, seeds) -> list:
     """Active float arrays -> Duplicated(primal, seed); active float scalars -> Active(a);
     plain ints stay plain; everything else -> Const."""
-    ez_ = _require_ez()
     out = []
     for i, a in enumerate(args):
         if i in active_idx and is_float_array(a):
-            out.append(ez_.Duplicated(a, seeds[i]))
+            out.append(ez.Duplicated(a, seeds[i]))
         elif i in active_idx:
-            out.append(ez_.Active(a))
+            out.append(ez.Active(a))
         elif is_plain_int(a):
             out.append(a)
         else:
-            out.append(ez_.Const(a))
+            out.append(ez.Const(a))
     return out
 
 
@@ -498,7 +477,6 @@ def check_forward(
     primal and the primal arrays after the call against ``f.py_func`` run on copies; and that
     the FD of inactive float arrays is ~0 (otherwise the case itself is ill-posed).
     """
-    ez_ = _require_ez()
     active_idx = tuple(active_idx)
     tol = default_tols(args, active_idx)
     rtol = tol["rtol"] if rtol is None else rtol
@@ -515,7 +493,7 @@ def check_forward(
     # AD
     prim = clone_args(args)
     shadows = {i: clone(t) for i, t in tangents.items()}
-    res = ez_.autodiff(ez_.ForwardWithPrimal, f, *annotate_forward(prim, active_idx, shadows))
+    res = ez.autodiff(ez.ForwardWithPrimal, f, *annotate_forward(prim, active_idx, shadows))
     assert isinstance(res, tuple) and len(res) == 2, f"ForwardWithPrimal returned {res!r}"
     z_dot, z = res
 
@@ -559,8 +537,7 @@ def check_forward(
 def reverse_return_activity(spec):
     """Active (seed 1.0) for a float return; Const (seed 0) for anything else (combined
     reverse mode rejects a Duplicated array return)."""
-    ez_ = _require_ez()
-    return (ez_.Active, 1.0) if spec == "f" else (ez_.Const, 0.0)
+    return (ez.Active, 1.0) if spec == "f" else (ez.Const, 0.0)
 
 
 def check_reverse(
@@ -578,7 +555,6 @@ def check_reverse(
     ``v`` = random cotangents of the active arrays after execution (pre-seeded into the
     shadows) and the return seed (1.0 for a float return, 0 otherwise).
     """
-    ez_ = _require_ez()
     active_idx = tuple(active_idx)
     tol = default_tols(args, active_idx)
     rtol = tol["rtol"] if rtol is None else rtol
@@ -596,7 +572,7 @@ def check_reverse(
 
     prim = clone_args(args)
     shadows = {i: clone(s) for i, s in seeds.items()}
-    adj = ez_.autodiff(ez_.Reverse, f, ret_act, *annotate_reverse(prim, active_idx, shadows))
+    adj = ez.autodiff(ez.Reverse, f, ret_act, *annotate_reverse(prim, active_idx, shadows))
     assert isinstance(adj, tuple) and len(adj) == len(args), f"Reverse returned {adj!r}"
 
     # the primal's side effects happen
@@ -629,7 +605,6 @@ def check_reverse(
 
 def dot_test(f, args, active_idx, rtol: float | None = None, seed: int = 0) -> tuple[float, float]:
     """``<v, J u>`` (forward mode) == ``<J^T v, u>`` (reverse mode); returns both sides."""
-    ez_ = _require_ez()
     active_idx = tuple(active_idx)
     rtol = default_tols(args, active_idx)["dot_rtol"] if rtol is None else rtol
     spec = whole_map(f, args, active_idx).spec
@@ -642,12 +617,12 @@ def dot_test(f, args, active_idx, rtol: float | None = None, seed: int = 0) -> t
     # forward: J u
     prim = clone_args(args)
     fwd_sh = {i: clone(t) for i, t in u.items()}
-    z_dot = ez_.autodiff(ez_.Forward, f, *annotate_forward(prim, active_idx, fwd_sh))
+    z_dot = ez.autodiff(ez.Forward, f, *annotate_forward(prim, active_idx, fwd_sh))
 
     # reverse: J^T v
     prim2 = clone_args(args)
     rev_sh = {i: clone(s) for i, s in v.items()}
-    adj = ez_.autodiff(ez_.Reverse, f, ret_act, *annotate_reverse(prim2, active_idx, rev_sh))
+    adj = ez.autodiff(ez.Reverse, f, ret_act, *annotate_reverse(prim2, active_idx, rev_sh))
 
     def dot(a, b):
         return float(np.sum(np.asarray(a, np.float64) * np.asarray(b, np.float64)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,17 +9,7 @@ from typing import Any
 from llvmlite import ir
 from numba.core import types
 
-try:  # the engine's enum, when the engine is present
-    from llvm_passes import Activity  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the engine being installed
-
-    class Activity(enum.Enum):  # type: ignore[no-redef]
-        """Per-LLVM-argument activity (mirror of `llvm_passes.Activity`)."""
-
-        CONST = "const"
-        DUP = "dup"
-        DUP_NONEED = "dup_noneed"
-
+from llvm_passes import Activity
 
 __all__ = [
     "Activity",

@@ -376,7 +376,9 @@ def _bilinear(
     if dout is None:
         return
     ty = _float_type(args[0])
-    terms = [(k, tans[k]) for k in (a_idx, b_idx) if tans[k] is not None]
+    terms: list[tuple[int | None, Value | None]] = [
+        (k, tans[k]) for k in (a_idx, b_idx) if tans[k] is not None
+    ]
     if not terms:  # alpha = 0: BLAS only scales the output, out' = beta out'_old
         terms = [(None, None)]
     for count, (k, shadow) in enumerate(terms):

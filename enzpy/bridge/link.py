@@ -28,7 +28,7 @@ __all__ = ["DerivativeDriver", "EntryPoint", "make_driver", "make_drivers", "cle
 _counter = itertools.count(1)
 _addresses: set[int] = set()  # of the derivatives' machine code, as callers see them
 TAPE_BYTES = 32  # { ptr data, i64 size, i64 capacity, ptr escape }: llvm_passes.tape.TAPE_TYPE
-_cache: dict[Any, DerivativeDriver] = {}
+_cache: dict[Any, dict[str, DerivativeDriver]] = {}  # per module and call shapes
 _cache_lock = threading.Lock()
 
 

@@ -89,7 +89,7 @@ def _writes(
     something writes unknown memory."""
     out = []
     for inst in fn.instructions():
-        if blocks is None or inst.block.name in blocks:
+        if blocks is None or inst.block_name in blocks:
             w = written(inst, module)
             if w is None:
                 return None
@@ -186,9 +186,9 @@ def element_type(
             for param, o in zip(callee.args, i.operands, strict=False):
                 if o.type.is_ptr and any(id(memory_key(r)) in keys for r in roots(o)):
                     found.add(element_type(module, callee, [param], facts, depth + 1))
-    found.discard(None)
-    (ty,) = found if len(found) == 1 else (None,)
-    return ty if ty is not None and ty.is_float else None
+    types = {t for t in found if t is not None}
+    one = next(iter(types)) if len(types) == 1 else None
+    return one if one is not None and one.is_float else None
 
 
 def _users(fn: Function) -> dict[int, list[Instruction]]:
@@ -202,7 +202,8 @@ def _users(fn: Function) -> dict[int, list[Instruction]]:
 def write_only(fn: Function, arg: Argument) -> bool:
     """Whether `fn` only stores through pointer `arg` (and addresses derived from it): no
     load, no call and no copy of the pointer reads that memory or lets it escape."""
-    users, todo, seen = _users(fn), [arg], {id(arg)}
+    users, seen = _users(fn), {id(arg)}
+    todo: list[Value] = [arg]
     while todo:
         v = todo.pop()
         for u in users.get(id(v), ()):
@@ -267,12 +268,14 @@ def invariant_loads(
         inside = [
             ld
             for ld in loads
-            if ld not in out and ld.block.name in lp.blocks and _outside(ld.operands[0], lp.blocks)
+            if ld not in out and ld.block_name in lp.blocks and _outside(ld.operands[0], lp.blocks)
         ]
         if not inside:
             continue
         writes = _writes(module, fn, lp.blocks)
-        for ld in inside if writes is not None else ():
+        if writes is None:
+            continue
+        for ld in inside:
             rs = roots(ld.operands[0])
             if not any(_roots_may_alias(w, rs, distinct) for w in writes):
                 out[ld] = lp

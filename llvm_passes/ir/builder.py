@@ -6,6 +6,8 @@ pick the intrinsic or libm spelling for the operand's float type and declare it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .instructions import Block, Instruction
 from .module import Function, Module
 from .types import I1, I32, PTR, VOID, Type
@@ -144,7 +146,9 @@ class Builder:
         return self.insert(Instruction("phi", type, [], labels=[]), hint)
 
     # ---- calls ---------------------------------------------------------------------------
-    def call(self, name: str, args: list[Value], ret: Type, hint: str = "t", **kw) -> Instruction:
+    def call(
+        self, name: str, args: Sequence[Value], ret: Type, hint: str = "t", **kw
+    ) -> Instruction:
         """Call function `name`, declaring it in the module when absent."""
         if self.module.get(name) is None:
             params = [Argument(a.type, f"a{k}", "", k) for k, a in enumerate(args)]

@@ -91,6 +91,11 @@ class Instruction(Local):
         return self.opcode in TERMINATORS
 
     @property
+    def block_name(self) -> str:
+        """The name of the block holding it ('' when it is in none)."""
+        return self.block.name if self.block is not None else ""
+
+    @property
     def has_result(self) -> bool:
         return self.type.kind != "void" and bool(self.name)
 

@@ -48,9 +48,15 @@ class _Cursor:
         j = self.pos + k
         return self.toks[j] if j < len(self.toks) else None
 
-    def at(self, text: str) -> bool:
-        t = self.peek()
+    def at(self, text: str, k: int = 0) -> bool:
+        """Whether the token `k` ahead reads `text`."""
+        t = self.peek(k)
         return t is not None and t.text == text
+
+    def at_kind(self, kind: str, k: int = 0) -> bool:
+        """Whether the token `k` ahead is of `kind`."""
+        t = self.peek(k)
+        return t is not None and t.kind == kind
 
     def next(self) -> Token:
         t = self.peek()
@@ -190,7 +196,7 @@ def _skip_attrs(c: _Cursor) -> str:
         t = c.peek()
         if t is None or t.kind != "word" or t.text in CONST_WORDS or _is_type_start(t):
             break
-        if t.text in CONST_EXPR and c.peek(1) is not None and c.peek(1).text == "(":
+        if t.text in CONST_EXPR and c.at("(", 1):
             break
         c.next()
         if c.at("("):
@@ -282,7 +288,7 @@ class _FunctionParser:
     def instruction(self, line: str) -> Instruction:
         c = _Cursor(tokenize(line), line)
         name = ""
-        if c.peek(1) is not None and c.peek(1).text == "=" and c.peek().kind == "local":
+        if c.at("=", 1) and c.at_kind("local"):
             name = _local_name(c.next().text, self.renames)
             c.next()
         op = c.next().text
@@ -384,7 +390,7 @@ class _FunctionParser:
         src = parse_type(c)
         ops = []
         while c.accept(","):
-            if c.peek() is not None and c.peek().kind == "meta":
+            if c.at_kind("meta"):
                 c.pos -= 1
                 break
             ops.append(self.typed_value(c))
@@ -419,7 +425,7 @@ class _FunctionParser:
 
     def _indices(self, c: _Cursor) -> tuple[int, ...]:
         out = []
-        while c.at(",") and c.peek(1) is not None and c.peek(1).kind == "number":
+        while c.at(",") and c.at_kind("number", 1):
             c.next()
             out.append(int(c.next().text))
         return tuple(out)
@@ -431,7 +437,7 @@ class _FunctionParser:
 
     def call(self, c: _Cursor, tail: str) -> Instruction:
         flags = self.flags(c, FAST_MATH)
-        if c.peek() is not None and c.peek().text in CALL_CONV:
+        if any(c.at(conv) for conv in CALL_CONV):
             c.next()
         ret_attrs = _skip_attrs(c)
         ty = parse_type(c)
@@ -557,7 +563,7 @@ def _parse_header(line: str, p: _FunctionParser | None, attrs: dict[str, str]) -
     c.next()  # define / declare
     prefix = []
     while (t := c.peek()) is not None and not _is_type_start(t):
-        if t.kind == "word" and t.text not in CONST_WORDS and c.peek(1) and c.peek(1).text == "(":
+        if t.kind == "word" and t.text not in CONST_WORDS and c.at("(", 1):
             c.next()
             prefix.append(t.text + c.balanced())
             continue
@@ -601,7 +607,7 @@ def _parse_header(line: str, p: _FunctionParser | None, attrs: dict[str, str]) -
         ty = parse_type(c)
         attr = _skip_attrs(c)
         argname = ""
-        if c.peek() is not None and c.peek().kind == "local":
+        if c.at_kind("local"):
             argname = _local_name(c.next().text, renames)
         args.append(Argument(ty, argname or f"arg{len(args)}", attr, len(args)))
         c.accept(",")

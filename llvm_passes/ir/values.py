@@ -26,6 +26,11 @@ class Value:
         """`<type> <ref>`, as operands are usually printed."""
         return f"{self.type} {self.ref}"
 
+    @property
+    def label(self) -> str:
+        """A name to derive the names of new values from ('v' when it has none)."""
+        return getattr(self, "name", "") or "v"
+
 
 class Constant(Value):
     """A constant written literally: numbers, null, undef, aggregates, constant expressions."""

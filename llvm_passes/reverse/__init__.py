@@ -98,6 +98,7 @@ def reverse(
     aug, rev = synth.derive(fn, pattern)
     entries = Entries(module, fn, pattern, tape_bytes_at, oom)
     aliased = None
+    names: tuple[str, ...]
     if split:
         names = (
             entries.augment(aug),

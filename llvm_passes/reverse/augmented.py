@@ -52,8 +52,8 @@ class Augmented(_FunctionForward):
 
     def run(self) -> dict[Instruction, Kept]:  # type: ignore[override]
         args = [Argument(a.type, a.name, a.attrs, a.index) for a in self.fn.args]
-        for a, new in zip(self.fn.args, args, strict=True):
-            self.vmap[a] = new
+        for a, copy in zip(self.fn.args, args, strict=True):
+            self.vmap[a] = copy
         for a in self.fn.args:
             if self.act.is_active(a):
                 shadow = Argument(PTR, self.namer.fresh(f"{a.name}.shadow"), "", len(args))
@@ -78,7 +78,7 @@ class Augmented(_FunctionForward):
             self.b.position_at_end(new.block(name))
             if name == self.fn.entry.name:
                 self.reserve_frame()
-                self.carry = {v: self.b.alloca(v.type, 8, f"{v.name}.carry") for v in plan.carried}
+                self.carry = {v: self.b.alloca(v.type, 8, f"{v.label}.carry") for v in plan.carried}
             for inst in self.fn.block(name).instructions:
                 if inst.is_terminator:
                     self.before_terminator(inst)
@@ -115,7 +115,7 @@ class Augmented(_FunctionForward):
         return value
 
     def push(self, inst: Instruction, kind: str, v: Value) -> None:
-        unchecked = inst.block is not None and inst.block.name in self.plan.unchecked
+        unchecked = inst.block_name in self.plan.unchecked
         push(self.b, self.tape, self.saved_value(inst, kind, v), reserved=unchecked)
 
     def reserve_frame(self) -> None:
@@ -131,7 +131,7 @@ class Augmented(_FunctionForward):
         self.b.store(self.saved_value(inst, kind, v), slot, 8)
 
     def before_terminator(self, inst: Instruction) -> None:
-        block = inst.block.name  # type: ignore[union-attr]
+        block = inst.block_name
         plan = self.plan
         for lp in plan.exits.get(block, ()):  # the loop's saved values, its last counter
             loop = plan.loops[lp.header]
@@ -140,7 +140,7 @@ class Augmented(_FunctionForward):
                 value = (
                     self.saved_value(inst, kind, v)
                     if carry is None
-                    else self.b.load(v.type, carry, 8, f"{v.name}.carried")
+                    else self.b.load(v.type, carry, 8, f"{v.label}.carried")
                 )
                 push(self.b, self.tape, value)
             if loop.bound is None or loop.bound[0] != block:
@@ -297,7 +297,7 @@ class Augmented(_FunctionForward):
         """A call of a function the engine differentiates: its augmented forward sweep, on
         this function's tape."""
         with called_from(self.fn.name, inst.loc):
-            aug, _ = self.synth.derive(self.module.get(inst.callee_name), summary.pattern)
+            aug, _ = self.synth.derive(self.module.functions[inst.callee_name], summary.pattern)
         sync(self.b, self.tape, self.tape_arg)
         clone = self.copy(inst)
         shadows = [

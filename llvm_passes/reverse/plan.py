@@ -169,7 +169,7 @@ class _Planner:
             or self.hoisted != invariant_loads(module, fn, self.loops.values())
         )
         self.carried: dict[Value, None] = {}
-        self.inductions = {
+        self.inductions: dict[Value, tuple[CountedLoop, Induction]] = {
             ind.phi: (lp, ind) for lp in self.loops.values() for ind in lp.inductions
         }
         self.exits: dict[str, tuple[CountedLoop, ...]] = {}
@@ -468,7 +468,7 @@ class _Planner:
         counted loop that holds `block`, saved on the exits of the outermost such loop."""
         v = item[1]
         home = v.block.name if isinstance(v, Instruction) and v.block is not None else None
-        hoist = self.hoisted.get(v) if item[0] == "primal" else None  # type: ignore[arg-type]
+        hoist = self.hoisted.get(v) if item[0] == "primal" and isinstance(v, Instruction) else None
         outer = [
             lp
             for lp in self.loops.values()

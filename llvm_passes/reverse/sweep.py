@@ -70,7 +70,7 @@ class Reverse:
             for (kind, v), k in plan.frame.items():
                 ty = PTR if kind == "shadow" else v.type
                 self.frame_values[(kind, v)] = self.b.load(
-                    ty, frame_slot(self.b, self.tape, offset, k), 8, f"{v.name}.{kind}"
+                    ty, frame_slot(self.b, self.tape, offset, k), 8, f"{v.label}.{kind}"
                 )
         self.dispatch(list(plan.rets), exit_id)
         for block in fn.blocks:
@@ -92,7 +92,7 @@ class Reverse:
         self.counters = {h: self.b.alloca(I64, 8, f"{h}.iv") for h in self.plan.loops}
         self.saved_slots = {
             (h, kind, v): self.b.alloca(
-                PTR if kind == "shadow" else v.type, 8, f"{v.name}.{kind}.slot"
+                PTR if kind == "shadow" else v.type, 8, f"{v.label}.{kind}.slot"
             )
             for h, lp in self.plan.loops.items()
             for kind, v in lp.saved
@@ -178,6 +178,7 @@ class Reverse:
         """Entering a counted loop backwards through exit edge `block`: its last counter,
         and the values saved on its exits."""
         loop = self.plan.loops[lp.header]
+        last: Value
         if loop.bound is not None and loop.bound[0] == block:
             bound = self.value("primal", loop.bound[1])
             last = self.b.binop("sub", bound, const(I64, lp.counter.step), "iv.last")
@@ -185,9 +186,8 @@ class Reverse:
             last = pop(self.b, self.tape, I64, "iv.last")
         self.b.store(last, self.counters[lp.header], 8)
         for kind, v in reversed(loop.saved):
-            ty = PTR if kind == "shadow" else v.type
-            value = pop(self.b, self.tape, ty, f"{v.name}.saved")
-            self.b.store(value, self.saved_slots[(lp.header, kind, v)], 8)
+            saved = pop(self.b, self.tape, PTR if kind == "shadow" else v.type, f"{v.label}.saved")
+            self.b.store(saved, self.saved_slots[(lp.header, kind, v)], 8)
 
     def induction(self, lp: CountedLoop, ind: Induction) -> Value:
         """An induction variable of `lp` in the current iteration, from the loop's counter."""
@@ -252,7 +252,7 @@ class Reverse:
         step = self.plan.step(inst)
         for kind, v in reversed(step.pushes):
             ty = PTR if kind == "shadow" else v.type
-            name = f"{getattr(v, 'name', '') or 'v'}.{kind}"
+            name = f"{v.label}.{kind}"
             self.block_values[(kind, v)] = pop(self.b, self.tape, ty, name)
         primal: dict[Value, Value] = {}
         shadow: dict[Value, Value] = dict(self.shadow_args)
@@ -275,7 +275,7 @@ class Reverse:
         if saved:
             ty = PTR if kind == "shadow" else v.type
             slot = self.saved_slots[(saved[0].header, kind, v)]
-            got = self.b.load(ty, slot, 8, f"{v.name}.{kind}")  # type: ignore[attr-defined]
+            got = self.b.load(ty, slot, 8, f"{v.label}.{kind}")
         elif kind == "primal" and v in plan.inductions:
             got = self.induction(*plan.inductions[v])
         elif (kind, v) in self.frame_values:
@@ -296,7 +296,7 @@ class Reverse:
                 aux_type=v.aux_type,
                 indices=v.indices,
             )
-            got = self.b.insert(copy, f"{v.name or 't'}.{'shadow' if kind == 'shadow' else 're'}")
+            got = self.b.insert(copy, f"{v.label}.{'shadow' if kind == 'shadow' else 're'}")
         self.block_values[(kind, v)] = got
         return got
 
@@ -447,7 +447,8 @@ class Reverse:
         callee = self.module.get(inst.callee_name)
         args = [primal.get(v, v) for v in inst.operands]
         _, rev = self.synth.derive(callee, summary.pattern)
-        shadows, accumulated = [], []
+        shadows: list[Value] = []
+        accumulated = []
         for o, p in zip(inst.operands, summary.pattern, strict=True):
             if p and o.type.is_float:
                 acc = Instruction("alloca", PTR, [], aux_type=o.type, name=self.namer.fresh("acc"))

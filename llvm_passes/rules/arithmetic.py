@@ -13,16 +13,20 @@ def _add(b, x, y):
     return b.fadd(x, y, "tan")
 
 
-def _neg(b, x):
-    return None if x is None else b.fneg(x, "tan")
+def _neg(b, x, hint="tan"):
+    return None if x is None else b.fneg(x, hint)
 
 
 def _fadd_transpose(ctx):
     return [ctx.adj, ctx.adj]
 
 
+def _neg_adjoint(ctx):
+    return _neg(ctx.b, ctx.adj, "adj")
+
+
 def _fsub_transpose(ctx):
-    return [ctx.adj, ctx.b.fneg(ctx.adj, "adj")]
+    return [ctx.adj, _neg_adjoint(ctx)]
 
 
 @linear("fadd", transpose=_fadd_transpose)
@@ -40,7 +44,7 @@ def fsub(ctx):
     return _neg(ctx.b, dy) if dx is None else ctx.b.fsub(dx, dy, "tan")
 
 
-@linear("fneg", transpose=lambda ctx: [ctx.b.fneg(ctx.adj, "adj")])
+@linear("fneg", transpose=lambda ctx: [_neg_adjoint(ctx)])
 def fneg(ctx):
     """d(-x) = -dx"""
     return _neg(ctx.b, ctx.tangents[0])

@@ -147,7 +147,9 @@ def alias(existing: str, *keys: str) -> None:
 
 
 def _sum(b: Builder, terms: list[Value]) -> Value | None:
-    total = terms[0] if terms else None
+    if not terms:
+        return None
+    total = terms[0]
     for t in terms[1:]:
         total = b.fadd(total, t, "tan")
     return total
@@ -199,19 +201,22 @@ def smooth(
 
     def deco(partials: Callable[..., Sequence[Value | None]]):
         def tangent(ctx: Context) -> Value | None:
-            active = [k for k, t in enumerate(ctx.tangents) if t is not None]
+            active = [(k, t) for k, t in enumerate(ctx.tangents) if t is not None]
             if not active:
                 return None
             ps = partials(ctx.b, *ctx.args, out=ctx.inst)
-            terms = [scaled(ctx.b, ps[k], ctx.tangents[k], "tan", strong_zero) for k in active]
+            terms = [scaled(ctx.b, ps[k], t, "tan", strong_zero) for k, t in active]
             return _sum(ctx.b, [t for t in terms if t is not None])
 
         def adjoint(ctx: Context) -> Sequence[Value | None]:
+            adj = ctx.adj
+            assert adj is not None
             if ctx.sibling is None:
                 ps = partials(ctx.b, *ctx.args, out=ctx.inst)
             else:  # the partials made of the primal's sibling call
-                ps = sibling_partials(ctx.b, ctx.sibling)  # type: ignore[misc]
-            return [scaled(ctx.b, p, ctx.adj, "adj", strong_zero) for p in ps]  # type: ignore[arg-type]
+                assert sibling_partials is not None
+                ps = sibling_partials(ctx.b, ctx.sibling)
+            return [scaled(ctx.b, p, adj, "adj", strong_zero) for p in ps]
 
         doc = (partials.__doc__ or "").strip()
         uses_out = any(

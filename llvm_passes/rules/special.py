@@ -135,7 +135,7 @@ def add_digamma(module: Module, type_name: str) -> str:
     helpers = parse_module(digamma_ir())
     todo = [name]
     while todo:
-        fn = helpers.get(todo.pop())
+        fn = helpers.functions[todo.pop()]
         have = module.get(fn.name)
         if have is not None and (fn.is_declaration or not have.is_declaration):
             continue

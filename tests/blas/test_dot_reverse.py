@@ -12,7 +12,7 @@ product as the transposed Fortran product, so C/F orders of the two factors give
 
 import numpy as np
 import pytest
-from harness import REVERSE_READY, check_reverse, dot_test
+from harness import check_reverse, dot_test
 
 import enzpy as ez
 
@@ -20,11 +20,7 @@ from .test_dot import PRODUCTS, _args, _ids, _rand, mm_out, mv_out, vv
 
 pytest.importorskip("scipy")  # Numba's np.dot needs SciPy's BLAS
 
-pytestmark = [
-    pytest.mark.reverse,
-    pytest.mark.skipif(not REVERSE_READY, reason="reverse mode not implemented yet"),
-    pytest.mark.filterwarnings("ignore::numba.NumbaPerformanceWarning"),
-]
+pytestmark = pytest.mark.filterwarnings("ignore::numba.NumbaPerformanceWarning")
 
 F64, F32 = np.float64, np.float32
 _BY_NAME = {_ids(p): p for p in PRODUCTS}

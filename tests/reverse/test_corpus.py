@@ -1,14 +1,9 @@
 """Reverse mode on the whole corpus: v^T J against finite differences, and the dot-product
-test <v, J u> == <J^T v, u> against forward mode.  Skipped until reverse mode exists."""
+test <v, J u> == <J^T v, u> against forward mode."""
 
 import pytest
 from corpus import CASES
-from harness import REVERSE_READY, check_reverse, dot_test
-
-pytestmark = [
-    pytest.mark.reverse,
-    pytest.mark.skipif(not REVERSE_READY, reason="reverse mode not implemented yet"),
-]
+from harness import check_reverse, dot_test
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

@@ -1,19 +1,13 @@
 """Reverse-mode semantics a user can see (DESIGN.md): adjoints of Active scalars, shadows
 that accumulate, cotangents seeded into mutated arrays, the Duplicated-return error, and
-the gradient / ReverseWithPrimal entry points.  Skipped until reverse mode exists."""
+the gradient / ReverseWithPrimal entry points."""
 
 import math
 
 import numpy as np
 import pytest
-from harness import REVERSE_READY
 
 import enzpy as ez
-
-pytestmark = [
-    pytest.mark.reverse,
-    pytest.mark.skipif(not REVERSE_READY, reason="reverse mode not implemented yet"),
-]
 
 
 @ez.enzyme_jit
