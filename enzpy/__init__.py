@@ -8,6 +8,7 @@
 6.0
 """
 
+from . import linalg  # noqa: F401  (rules for np.linalg, np.sort, np.median)
 from .annotations import (
     Active,
     BatchDuplicated,
@@ -36,6 +37,15 @@ from .modes import (
     ReverseSplitWithPrimal,
     ReverseWithPrimal,
 )
+from .rule_check import RuleCheck, check_rule
+from .rules import (
+    RuleError,
+    augmented_rule,
+    forward_rule,
+    inactive,
+    inactive_arg,
+    reverse_rule,
+)
 from .split import Tape, autodiff_thunk
 
 __all__ = [
@@ -57,13 +67,21 @@ __all__ = [
     "ReverseSplitNoPrimal",
     "ReverseSplitWithPrimal",
     "ReverseWithPrimal",
+    "RuleCheck",
+    "RuleError",
     "ShadowError",
     "Tape",
+    "augmented_rule",
     "autodiff",
     "autodiff_thunk",
+    "check_rule",
     "enzyme_jit",
     "explain",
+    "forward_rule",
     "gradient",
+    "inactive",
+    "inactive_arg",
     "last_tape_bytes",
     "release_tapes",
+    "reverse_rule",
 ]

@@ -81,6 +81,13 @@ _entries: dict[tuple, Callable[..., Any]] = {}  # (mode, f) -> inside.python_ent
 _calls: dict[tuple, int] = {}
 
 
+def clear_cache() -> None:
+    """Forget the derivatives and compiled entries of every call shape seen."""
+    _entries.clear()
+    _calls.clear()
+    _compiled.clear()
+
+
 def _no_entry(*args: Any) -> Any:
     return MISS
 

@@ -24,11 +24,12 @@ from llvm_passes.ir import Module, parse_module, parse_type_text
 from llvm_passes.transforms.sign_tests import fold_sign_tests
 
 from . import bridge
-from .bridge import link
+from .bridge import link, rule_calls
 from .bridge.inline import inline_small_callees
 from .bridge.names import construct_hint, demangle_all
 from .bridge.refcounts import drop_argument_refcounts
-from .errors import DroppedDerivativeWarning, NoDerivativeError
+from .errors import AnnotationError, DroppedDerivativeWarning, NoDerivativeError
+from .rules import rules_of
 
 _cache: dict[tuple, Derivative] = {}
 _SIZE_ROLES = ("nitems", "itemsize", "shape")  # flattened array arguments never negative
@@ -64,8 +65,10 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
         dispatcher = numba.njit(**options)(dispatcher.py_func)
         dispatcher.compile(argtypes)
         symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
+    texts = bridge.modules_for(symbol)
+    rule_calls.register(name for text in texts for name in bridge.capture.defined_symbols(text))
     module = Module()
-    for text in inline_small_callees(bridge.modules_for(symbol), symbol):
+    for text in inline_small_callees(texts, symbol):
         module.merge(parse_module(text))
     flat = bridge.abi.flat_arguments(argtypes)
     root = module.functions[symbol]
@@ -88,7 +91,7 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
             "array expressions) is not supported yet; differentiate a "
             "serial version of the function"
         )
-    module, symbol, library, restype = primal_module(f.dispatcher, argtypes)
+    module, symbol, library, restype = primal_module(_primal(f, mode, kinds), argtypes)
     if link.calls_a_derivative(module.globals):
         raise NoDerivativeError(
             f"{f.py_func.__qualname__} calls ez.autodiff or ez.gradient: differentiating a "
@@ -160,12 +163,35 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     return out
 
 
+def _primal(f: Any, mode: str, kinds: tuple[str, ...]) -> Any:
+    """The dispatcher to differentiate for `f`: its own, or a caller of it when rules
+    give its derivative (they are applied where it is called)."""
+    declared = rules_of(f.dispatcher)
+    if declared is None:
+        return f.dispatcher
+    named = [declared.params[k] for k in declared.inactive_args if kinds[k] != "const"]
+    if named:
+        raise AnnotationError(
+            f"{f.py_func.__qualname__}: {', '.join(named)} never carries a derivative "
+            "(ez.inactive_arg): pass it as Const"
+        )
+    if declared.inactive or declared.has("forward" if mode == "forward" else "reverse"):
+        return rule_calls.caller(f.dispatcher, len(kinds))
+    return f.dispatcher
+
+
 _TAPE_BYTES = np.zeros(1, dtype=np.int64)
 _SYNTHESIZERS: dict[str, Any] = {
     "forward": llvm_passes.forward,
     "reverse": partial(llvm_passes.reverse, tape_bytes_at=_TAPE_BYTES.ctypes.data),
     "split": partial(llvm_passes.reverse, tape_bytes_at=_TAPE_BYTES.ctypes.data, split=True),
 }
+
+
+def clear_cache() -> None:
+    """Forget every derivative built (freeing the tape storage they keep)."""
+    release_tapes()
+    _cache.clear()
 
 
 def release_tapes() -> int:

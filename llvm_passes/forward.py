@@ -114,6 +114,10 @@ class _Synthesizer:
         key = (fn.name, pattern)
         if key in self.names:
             return self.names[key]
+        given = rules.FUNCTIONS.get(fn.name)
+        if name is None and given is not None and given.forward is not None:
+            self.names[key] = given.forward(self.module, fn, pattern)
+            return self.names[key]
         bits = "".join("d" if p else "c" for p in pattern)
         name = name or f"fwddiffe_{fn.name}.{bits}"
         self.names[key] = name

@@ -24,6 +24,7 @@ __all__ = [
     "llvm_activities",
     "pointee_types",
     "shadowed_args",
+    "type_text",
 ]
 
 FIRST_ARG = 2  # LLVM positions 0 and 1 are retptr and excinfo
@@ -179,22 +180,22 @@ def pointee_types(
     array's data pointer its elements; None elsewhere."""
     ctx = context if context is not None else target_context()
     dmm = ctx.data_model_manager
-    out: list[str | None] = [_opaque_text(dmm[restype].get_return_type()), None]
+    out: list[str | None] = [type_text(dmm[restype].get_return_type()), None]
     for leaf in flat_arguments(argtypes, ctx):
         t = leaf.numba_type
         data = leaf.role == "data" and isinstance(t, types.Array)
-        out.append(_opaque_text(ctx.get_value_type(t.dtype)) if data else None)
+        out.append(type_text(ctx.get_value_type(t.dtype)) if data else None)
     return out
 
 
-def _opaque_text(t: Any) -> str:
+def type_text(t: Any) -> str:
     """An llvmlite type as IR text with opaque pointers (`ptr`)."""
     if isinstance(t, ir.PointerType):
         return "ptr"
     if isinstance(t, ir.LiteralStructType):
-        return "{" + ", ".join(_opaque_text(e) for e in t.elements) + "}"
+        return "{" + ", ".join(type_text(e) for e in t.elements) + "}"
     if isinstance(t, ir.ArrayType):
-        return f"[{t.count} x {_opaque_text(t.element)}]"
+        return f"[{t.count} x {type_text(t.element)}]"
     return str(t)
 
 

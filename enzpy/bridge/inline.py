@@ -80,6 +80,8 @@ def _inlinable(name: str, defined: dict[str, llvm.ValueRef], memo: dict[str, boo
         return name.startswith(("llvm.", "NRT_")) or rule is not None and rule.kind != "custom"
     if name in memo:
         return memo[name]
+    if name in rules.RULES or name in rules.FUNCTIONS:  # (users' rules): called as declared
+        return False
     memo[name] = False  # recursion is never inlined
     fn = defined[name]
     attrs = " ".join(str(a) for a in fn.attributes)

@@ -4,6 +4,10 @@ runtime and library functions behind Python constructs (lists, np.sort, np.linal
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from numba.core import types
+from numba.core.itanium_mangler import N2CODE
 
 _ESCAPE = re.compile(r"(?:_[0-9a-f]{2})+")
 _ANGLES = {0x3C: "<", 0x3E: ">"}  # the only ASCII escapes in a qualified name (<locals>)
@@ -23,6 +27,65 @@ def demangle(symbol: str) -> str:
         parts.append(symbol[j : j + n])
         i = j + n
     return _ESCAPE.sub(_unescape, ".".join(parts) or symbol)
+
+
+def argument_types(symbol: str) -> tuple[types.Type, ...] | None:
+    """The Numba argument types mangled into a symbol, where they are scalars, arrays or
+    omitted arguments (None otherwise)."""
+    if not symbol.startswith("_ZN"):
+        return None
+    i = 3
+    while i < len(symbol) and (symbol[i].isdigit() or symbol[i] == "B"):  # names, ABI tags
+        i += symbol[i] == "B"
+        i = _identifier(symbol, i)[1]
+    if symbol[i : i + 1] != "E":
+        return None
+    out, i = [], i + 1
+    while i < len(symbol):
+        value, i = _mangled(symbol, i)
+        if not isinstance(value, types.Type):
+            return None
+        out.append(value)
+    return tuple(out)
+
+
+_CODES = {code: t for t, code in N2CODE.items()}
+
+
+def _identifier(symbol: str, i: int) -> tuple[str, int]:
+    j = i
+    while symbol[j].isdigit():
+        j += 1
+    n = int(symbol[i:j])
+    return symbol[j : j + n], j + n
+
+
+def _mangled(symbol: str, i: int) -> tuple[Any, int]:
+    """One mangled type or value at `i`: a Numba type, an int, a string, or None."""
+    if symbol[i].isdigit():
+        name, i = _identifier(symbol, i)
+        name = re.sub(r"_([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), name)
+        params = []
+        if symbol[i : i + 1] == "I":
+            i += 1
+            while symbol[i] != "E":
+                value, i = _mangled(symbol, i)
+                params.append(value)
+            i += 1
+        if name == "Array" and len(params) == 5:
+            dtype, ndim, layout, mutable, aligned = params
+            readonly, aligned = mutable == "readonly", aligned == "aligned"
+            return types.Array(dtype, ndim, layout, readonly=readonly, aligned=aligned), i
+        if name == "omitted(default=None)":
+            return types.Omitted(None), i
+        return (name if not params else None), i
+    if symbol.startswith("Li", i):
+        j = symbol.index("E", i)
+        return int(symbol[i + 2 : j]), j + 1
+    for n in (2, 1):
+        if symbol[i : i + n] in _CODES:
+            return _CODES[symbol[i : i + n]], i + n
+    return None, len(symbol)
 
 
 def demangle_all(text: str) -> str:
@@ -74,8 +137,10 @@ CONSTRUCTS = (
         r"numba_xx(?:getrf|getri|gesdd|gesv|gelsd|potrf|syevd|heevd|geev|geqrf|orgqr)|"
         r"numba_ez_|np\.linalg|numba\.np\.linalg",
         "np.linalg (LAPACK)",
-        "no rule exists for this LAPACK routine yet; mark the matrix Const if no derivative "
-        "is wanted through it",
+        "enzpy has rules for solve, inv, det, slogdet, cholesky, eigh and the default norm "
+        "only; wrap the call in a function and give it rules (ez.forward_rule, "
+        "ez.augmented_rule, ez.reverse_rule), or mark the matrix Const if no derivative is "
+        "wanted through it",
     ),
 )
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 from ..errors import NoDerivativeError, called_from
 from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, Value
-from ..rules.registry import effects, lookup
+from ..rules.registry import FUNCTIONS, FunctionRule, effects, lookup
 from .pointers import roots
+from .readonly import written_arguments
 
 # integer operations that carry the bits of an active float along (see `tainted`)
 _INT_PROPAGATE = {
@@ -251,10 +252,16 @@ class _Analysis:
     def visit_call(self, inst: Instruction, carries: bool) -> None:
         name = inst.callee_name
         callee = self.module.get(name) if name else None
-        if callee is not None and not callee.is_declaration:
-            pattern = tuple(v in self.active for v in inst.operands)
+        if callee is not None and not callee.is_declaration and lookup(inst) is None:
+            given = FUNCTIONS.get(name)
+            never = given.inactive if given is not None else frozenset()
+            pattern = tuple(
+                v in self.active and k not in never for k, v in enumerate(inst.operands)
+            )
             if not any(pattern):
                 return
+            if given is not None and (given.forward or given.reverse):
+                return self.given_derivative(inst, callee, given, pattern)
             try:
                 with called_from(self.fn.name, inst.loc):
                     summary = activity(self.module, callee, pattern, self.has_rule, self.cache)
@@ -287,6 +294,17 @@ class _Analysis:
         src = next((v for v in inst.operands if v in self.active), None)
         if src is not None and carries and (rule is None or rule.kind != "zero"):
             self.mark(inst, f"argument {src.ref} of @{name or 'indirect call'} is active")
+
+    def given_derivative(
+        self, inst: Instruction, callee: Function, given: FunctionRule, pattern: tuple
+    ) -> None:
+        """A call of a function whose derivatives rules give: what it writes of its outputs
+        carries derivatives (its body, which rules replace, does not tell)."""
+        written = written_arguments(self.module, callee)
+        outputs = given.outputs if written is None else given.outputs & written
+        for k in outputs:
+            self.need(inst.operands[k], f"@{callee.name} (rules) writes it from its inputs")
+        self.callees[inst] = ActivityResult(callee, pattern, frozenset(), {}, outputs, {})
 
     # ---- backward: pointers that must get a shadow ----------------------------------------
     def need(self, v: Value, why: str) -> None:

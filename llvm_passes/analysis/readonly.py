@@ -97,6 +97,14 @@ def _writes(
     return out
 
 
+def written_arguments(module: Module, fn: Function) -> frozenset[int] | None:
+    """The parameters of `fn` whose memory it may write; None when unknown."""
+    writes = _writes(module, fn)
+    if writes is None:
+        return None
+    return frozenset(r.index for rs in writes for r in rs if isinstance(r, Argument))
+
+
 def allocations(ptr: Value) -> list[Instruction]:
     """The runtime allocation calls whose memory `ptr` may point into."""
     found = {

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .. import rules
 from ..analysis.activity import Activity, ActivityResult, activity
 from ..analysis.memtypes import MemoryFacts
 from ..forward import function_to_derive, has_rule
@@ -91,6 +92,7 @@ def reverse(
     synth = _Synthesizer(
         module,
         facts,
+        root=fn.name,
         reload=None if split else fn.name,
         distinct=frozenset() if split else distinct,
     )
@@ -129,10 +131,11 @@ class _Synthesizer:
         self,
         module: Module,
         facts: MemoryFacts,
+        root: str,
         reload: str | None,
         distinct: frozenset[int] = frozenset(),
     ) -> None:
-        self.module, self.facts = module, facts
+        self.module, self.facts, self.root = module, facts, root
         self.distinct = distinct  # the root's arguments whose memory does not overlap
         # combined mode: memory nothing writes may be loaded again in the reverse sweep of
         # the root function `reload` (in split mode the caller may change the arguments
@@ -152,6 +155,11 @@ class _Synthesizer:
         the root, without assuming its `distinct` arguments apart."""
         key = (fn.name, pattern) if not aliased else (fn.name, pattern, "aliased")
         if key in self.names:
+            return self.names[key]
+        given = rules.FUNCTIONS.get(fn.name)
+        if given is not None and given.reverse is not None and fn.name != self.root:
+            aug, rev, self.released[key] = given.reverse(self.module, fn, pattern)  # type: ignore[index]
+            self.names[key] = (aug, rev)
             return self.names[key]
         bits = "".join("d" if p else "c" for p in pattern) + (".aliased" if aliased else "")
         names = (f"augmented_{fn.name}.{bits}", f"diffe_{fn.name}.{bits}")

@@ -2,15 +2,18 @@
 
 from . import arithmetic, casts, math, memory, special  # noqa: F401  (registration)
 from .registry import (
+    FUNCTIONS,
     RULES,
     Allocation,
     Context,
     Effects,
+    FunctionRule,
     Kept,
     Rule,
     alias,
     custom,
     effects,
+    function_rule,
     linear,
     lookup,
     no_derivative,
@@ -19,15 +22,18 @@ from .registry import (
 )
 
 __all__ = [
+    "FUNCTIONS",
     "RULES",
     "Allocation",
     "Context",
     "Effects",
+    "FunctionRule",
     "Kept",
     "Rule",
     "alias",
     "custom",
     "effects",
+    "function_rule",
     "linear",
     "lookup",
     "no_derivative",

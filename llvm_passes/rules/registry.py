@@ -21,6 +21,11 @@ Rules never ask about activity, tapes or caching; the synthesizers own those. Sh
 `no_derivative` (piecewise constant or integer-valued results), `custom` (anything, with
 its effects), `alias` (more keys for a registered rule). The table is open: the bridge
 registers the entries of its runtime, and users' rules, through these same functions.
+
+A whole function defined in the module can have its derivatives given instead of derived
+from its body (`FunctionRule`, registered with `function_rule`): each builder adds to the
+module a function with the interface of the one the synthesizers would make (`forward.py`,
+`reverse/__init__.py`) and returns its name. The body still answers the activity analysis.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..ir import Constant, Instruction, Type, Value
+from ..ir import Constant, Function, Instruction, Module, Type, Value
 from ..ir.builder import Builder
 
 
@@ -110,6 +115,34 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {}
+
+
+Pattern = tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class FunctionRule:
+    """Derivatives of one function given instead of synthesized, for an activity pattern
+    (per parameter, whether it has a shadow): `forward` builds the function `fwddiffe` would
+    be, `reverse` the three of reverse mode (augmented forward sweep, reverse sweep, release
+    of a tape whose reverse sweep never runs), returning their names; None where the engine
+    derives them from the body. `inactive`: parameters that never carry a derivative,
+    whatever the caller passes. `outputs`: parameters pointing to memory where the function
+    may leave values made of its inputs (among them, those its body writes are taken as
+    carrying derivatives whenever an input does, whatever the body computes)."""
+
+    forward: Callable[[Module, Function, Pattern], str] | None = None
+    reverse: Callable[[Module, Function, Pattern], tuple[str, str, str]] | None = None
+    inactive: frozenset[int] = frozenset()
+    outputs: frozenset[int] = frozenset()
+
+
+FUNCTIONS: dict[str, FunctionRule] = {}
+
+
+def function_rule(name: str, rule: FunctionRule) -> None:
+    """Register (or replace) the derivatives of the function `name`."""
+    FUNCTIONS[name] = rule
 
 
 def rule_key(inst: Instruction) -> str:

@@ -63,7 +63,8 @@ def test_printing_needs_no_derivative(capsys):
 
 @ez.enzyme_jit
 def sorted_ends(x):
-    y = np.sort(x)
+    y = x.copy()
+    y.sort()  # in place: no rule (np.sort has one)
     return y[0] * 2.0 + y[-1]
 
 
@@ -81,7 +82,7 @@ def through_a_list(x):
 @pytest.mark.parametrize(
     "f, construct, advice, call",
     [
-        (sorted_ends, "np.sort", "np.argsort", "np.sort(x)"),
+        (sorted_ends, "ndarray.sort", "np.argsort", "y.sort()"),
         (through_a_list, "a Python list", "NumPy array", "values = ["),
     ],
 )
@@ -99,7 +100,7 @@ def test_median_differentiates_through_numbas_selection():
 
 @ez.enzyme_jit
 def loss_2d_deriv(a):
-    return np.linalg.det(a.reshape(2, 2)) * a[0]
+    return np.linalg.qr(a.reshape(2, 2))[1][0, 0] * a[0]
 
 
 def test_library_errors_name_the_users_line_without_debug_warnings():
@@ -107,7 +108,7 @@ def test_library_errors_name_the_users_line_without_debug_warnings():
         warnings.simplefilter("always")
         message = _raises(loss_2d_deriv, np.array([3.0, 1.0, 2.0, 5.0]))
     assert "np.linalg" in message and "loss_2d_deriv" in message
-    assert f"test_python_errors.py:{_line(loss_2d_deriv, 'np.linalg.det')}" in message
+    assert f"test_python_errors.py:{_line(loss_2d_deriv, 'np.linalg.qr')}" in message
     assert not [w for w in seen if issubclass(w.category, NumbaDebugInfoWarning)]
 
 

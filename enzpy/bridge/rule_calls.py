@@ -1,0 +1,485 @@
+"""Users' derivative rules (`enzpy.rules`) entered into the engine's table.
+
+For each compiled overload of a function with rules, a `FunctionRule` keyed by its symbol:
+its builders add to the derivative module wrappers with the interface of the derivative the
+engine would synthesize (the function's LLVM parameters, then one shadow per active one,
+then the tape in reverse mode). A wrapper calls a *glue* function compiled by Numba, which
+calls the user's rule with Python values:
+
+- forward: `glue(a..., t...)` (the tangents of the active arguments) calls
+  `rule(a0, t0, a1, t1, ...)` with zeros for inactive floats and arrays and None for the
+  rest, and returns `(y, dy)`; the wrapper stores them in the return slot and its shadow;
+- augmented: `glue(a...)` returns `(y, saved[, zeros_like(y)])`, the last for an array
+  result (its shadow); the wrapper pushes the status, `saved` and that shadow on the tape
+  (their scalar leaves, the order in which Numba passes them flattened);
+- reverse: the wrapper pops them and, if the forward sweep succeeded, calls
+  `glue(saved, dy, a..., shadows of the active arrays...)`, which calls `rule(saved, dy,
+  a0, [s0,] a1, ...)`, then drops the tape's references to `saved` and the result's shadow;
+  the wrapper adds the returned adjoints of active float arguments into their accumulators.
+  `dy` is the result's shadow (an array result) or the cotangent in the return slot's
+  shadow, which the wrapper takes (zeroes);
+- release (a tape whose reverse sweep never runs): drops those references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numba
+import numpy as np
+from numba.core import types
+from numba.core.errors import NumbaError
+from numba.extending import intrinsic
+
+from llvm_passes import rules as table
+from llvm_passes.ir import (
+    I32,
+    PTR,
+    VOID,
+    Argument,
+    Block,
+    Constant,
+    Function,
+    Instruction,
+    Module,
+    Type,
+    Value,
+    parse_type_text,
+)
+from llvm_passes.ir.builder import Builder, Namer
+from llvm_passes.ir.values import const
+from llvm_passes.tape import pop, push
+
+from ..rules import RuleError, Rules, dispatcher_of, implementation, ruled, rules_of
+from . import abi, capture
+from .names import argument_types, demangle
+
+_kept: list[Any] = []  # the glue dispatchers (their code stays loaded)
+
+
+@intrinsic
+def _release(typingctx: Any, value: Any) -> Any:
+    """Drop one reference to `value` (the one the tape held)."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Sequence[Any]) -> Any:
+        context.nrt.decref(builder, signature.args[0], args[0])
+        return context.get_dummy_value()
+
+    return types.none(value), codegen
+
+
+def register(symbols: Iterable[str]) -> None:
+    """Enter into the engine's table the rules of the functions among `symbols`: overloads
+    of functions with rules, and library implementations declared to take some."""
+    wanted = set(symbols)
+    for dispatcher, rules in list(ruled().items()):
+        for argtypes, cres in list(dispatcher.overloads.items()):
+            name = cres.fndesc.mangled_name
+            if name in wanted:
+                _register(name, rules, tuple(argtypes), cres.signature.return_type)
+    for name in wanted:
+        library = implementation(demangle(name))
+        argtypes = argument_types(name) if library is not None else None
+        if library is None or argtypes is None:
+            continue
+        argtypes = tuple(t for t in argtypes if not isinstance(t, types.Omitted))
+        f = dispatcher_of(library.f)
+        given = rules_of(f)
+        if given is None or library.when is not None and not library.when(argtypes):
+            continue
+        f.compile(argtypes)
+        _register(name, given, argtypes, f.overloads[argtypes].signature.return_type)
+
+
+def _register(name: str, rules: Rules, argtypes: tuple, restype: types.Type) -> None:
+    if rules.inactive:
+        _register_inactive(name, argtypes)
+        return
+    call = _Call(rules, argtypes, restype)
+    inactive = frozenset(leaf.position for k in rules.inactive_args for leaf in call.layout[k])
+    table.function_rule(
+        name,
+        table.FunctionRule(
+            forward=call.forward if rules.forward is not None else None,
+            reverse=call.reverse if rules.has("reverse") else None,
+            inactive=inactive,
+            outputs=call.outputs,
+        ),
+    )
+
+
+def _register_inactive(name: str, argtypes: tuple) -> None:
+    if name in table.RULES:
+        return
+    data = tuple(a.position for a in abi.flat_arguments(argtypes) if a.role == "data")
+    table.no_derivative(
+        name, why="declared inactive (ez.inactive)", effects=table.Effects(writes=(0, *data))
+    )
+
+
+def caller(dispatcher: Any, arity: int) -> Any:
+    """An njit function calling `dispatcher`: what is differentiated when the function
+    itself has rules (the engine then meets one call to it)."""
+    params = ", ".join(f"a{k}" for k in range(arity))
+    ns: dict[str, Any] = {"_f": dispatcher}
+    exec(f"def call({params}):\n    return _f({params})\n", ns)  # noqa: S102 (our source)
+    return numba.njit(ns["call"])
+
+
+def _kind(t: types.Type, what: str) -> str:
+    if isinstance(t, types.Float):
+        return "float"
+    if isinstance(t, types.Array) and isinstance(t.dtype, types.Float):
+        return "array"
+    if abi.contains_float(t):
+        raise RuleError(
+            f"{what} has type {t}: rules take floats, float arrays and values without "
+            "derivative (integers, integer arrays)"
+        )
+    return "other"
+
+
+def _result_kind(t: types.Type, what: str) -> str:
+    """'none' (no floats), 'value' (a float or a tuple of floats: its cotangent is in the
+    return slot's shadow), 'arrays' (a float array or a tuple of them: shadow arrays)."""
+    if not abi.contains_float(t):
+        return "none"
+    parts = t.types if isinstance(t, types.BaseTuple) else (t,)
+    if all(isinstance(p, types.Float) for p in parts):
+        return "value"
+    if all(_kind(p, what) == "array" for p in parts):
+        return "arrays"
+    raise RuleError(f"{what} has type {t}: a tuple mixing floats and arrays")
+
+
+def _zeros(t: types.Type, expr: str) -> str:
+    """Source of a zero shadow of the array(s) `expr` of type `t`."""
+    if isinstance(t, types.BaseTuple):
+        return "(" + "".join(f"{_zeros(p, f'{expr}[{k}]')}, " for k, p in enumerate(t.types)) + ")"
+    return f"np.zeros_like({expr})"
+
+
+def _leaves(b: Builder, v: Value) -> list[Value]:
+    """The scalar leaves of an aggregate, in the order Numba passes them flattened."""
+    t = v.type
+    if t.kind not in ("struct", "array"):
+        return [v]
+    n = len(t.elems) if t.kind == "struct" else t.count
+    return [leaf for k in range(n) for leaf in _leaves(b, b.extractvalue(v, k, hint="leaf"))]
+
+
+def _leaf_types(t: Type) -> list[Type]:
+    if t.kind == "struct":
+        return [leaf for e in t.elems for leaf in _leaf_types(e)]
+    if t.kind == "array":
+        return _leaf_types(t.elems[0]) * t.count
+    return [t]
+
+
+def _llvm_type(t: types.Type) -> Type:
+    return parse_type_text(abi.type_text(abi.target_context().get_value_type(t)))
+
+
+class _Call:
+    """One compiled overload of a function with rules, and the wrappers of its rules."""
+
+    def __init__(self, rules: Rules, argtypes: tuple, restype: types.Type) -> None:
+        self.rules, self.argtypes, self.restype = rules, argtypes, restype
+        self.what = rules.py_func.__qualname__
+        self.layout = abi.argument_layout(argtypes)
+        self.kinds = [
+            _kind(t, f"argument {name!r} of {self.what}")
+            for t, name in zip(argtypes, rules.params, strict=True)
+        ]
+        self.result = _result_kind(restype, f"the result of {self.what}")
+        self.stores = restype != types.none  # something to store in the return slot
+
+    @property
+    def outputs(self) -> frozenset[int]:
+        """The return slot (a result with floats) and the data of float arrays."""
+        ret = {0} if self.result != "none" else set()
+        data = {a.position for k, g in enumerate(self.layout) for a in g if a.role == "data"}
+        return frozenset(ret | {p for p in data if self.kinds[self.arg_of(p)] == "array"})
+
+    def arg_of(self, position: int) -> int:
+        return next(k for k, g in enumerate(self.layout) if any(a.position == position for a in g))
+
+    # ---- what the pattern says ------------------------------------------------------------
+    def active(self, k: int, pattern: Sequence[bool]) -> bool:
+        """Whether argument k comes with a tangent or shadow."""
+        kind = self.kinds[k]
+        roles = ("scalar_float",) if kind == "float" else ("data",) if kind == "array" else ()
+        return any(pattern[a.position] for a in self.layout[k] if a.role in roles)
+
+    def flat(self, k: int, params: list[Argument]) -> list[Value]:
+        return [params[a.position] for a in self.layout[k]]
+
+    def flat_shadow(self, k: int, params: list[Argument], shadows: dict[int, Argument]):
+        """A shadow array: the shadow pointers, the primal's sizes and strides."""
+        out: list[Value] = []
+        for a in self.layout[k]:
+            if a.position in shadows:
+                out.append(shadows[a.position])
+            elif a.role in ("meminfo", "parent"):
+                out.append(Constant(PTR, "null"))
+            else:
+                out.append(params[a.position])
+        return out
+
+    # ---- glue -----------------------------------------------------------------------------
+    def glue(self, kind: str, params: list[str], body: list[str], argtypes: list) -> tuple:
+        """Compile a glue function calling the `kind` rule; (its symbol, its return type)."""
+        env: dict[str, Any] = {"_rule": getattr(self.rules, kind, None), "_release": _release}
+        env["np"] = np
+        for k, t in enumerate(self.argtypes):
+            if self.kinds[k] == "float":
+                env[f"_zero{k}"] = np.dtype(str(t)).type(0.0)
+        source = f"def glue({', '.join(params)}):\n" + "".join(f"    {x}\n" for x in body)
+        exec(source, env)  # noqa: S102 (our source)
+        dispatcher = numba.njit(env["glue"])
+        try:
+            dispatcher.compile(tuple(argtypes))
+        except NumbaError as e:
+            raise RuleError(
+                f"the {kind} rule of {self.what} does not compile for the argument types "
+                f"{self.argtypes}: {e}"
+            ) from None
+        _kept.append(dispatcher)
+        symbol, _, signature = capture.compiled_function(dispatcher, tuple(argtypes))
+        return symbol, signature.return_type
+
+    def expect(self, got: types.Type, kind: str, want: types.Type, what: str) -> None:
+        got = types.unliteral(got)
+        if got != want:
+            raise RuleError(f"the {kind} rule of {self.what} returns {what} {got}, not {want}")
+
+    def rule_args(self, tangent: Any) -> str:
+        return ", ".join(f"a{k}, {t}" if t else f"a{k}" for k, t in enumerate(tangent))
+
+    # ---- forward --------------------------------------------------------------------------
+    def forward(self, module: Module, fn: Function, pattern: tuple[bool, ...]) -> str:
+        dup = [k for k in range(len(self.kinds)) if self.active(k, pattern)]
+        ret = pattern[0] and self.result != "none"
+        tangents = [
+            f"t{k}"
+            if k in dup
+            else f"_zero{k}"
+            if kind == "float"
+            else f"np.zeros_like(a{k})"
+            if kind == "array"
+            else "None"
+            for k, kind in enumerate(self.kinds)
+        ]
+        args = ", ".join(f"a{k}, {t}" for k, t in enumerate(tangents))
+        symbol, rt = self.glue(
+            "forward",
+            [f"a{k}" for k in range(len(self.kinds))] + [f"t{k}" for k in dup],
+            [f"y, dy = _rule({args})", f"return y, {'dy' if ret else 'None'}"],
+            [*self.argtypes, *(self.argtypes[k] for k in dup)],
+        )
+        self.expect(rt.types[0], "forward", self.restype, "a result of type")
+        if ret:
+            self.expect(rt.types[1], "forward", self.restype, "a tangent of type")
+        w = _Wrapper(module, fn, pattern, "fwdrule", forward=True)
+        flat = [v for k in range(len(self.kinds)) for v in self.flat(k, w.params)]
+        flat += [
+            v
+            for k in dup
+            for v in (
+                [w.shadows[self.layout[k][0].position]]
+                if self.kinds[k] == "float"
+                else self.flat_shadow(k, w.params, w.shadows)
+            )
+        ]
+        out, status = w.call(symbol, rt, flat)
+        if self.stores:
+            w.b.store(w.b.extractvalue(out, 0, hint="y"), w.params[0])
+        if ret:
+            w.b.store(w.b.extractvalue(out, 1, hint="dy"), w.shadows[0])
+        return w.finish(status)
+
+    # ---- reverse --------------------------------------------------------------------------
+    def reverse(self, module: Module, fn: Function, pattern: tuple[bool, ...]) -> tuple:
+        missing = "augmented" if self.rules.augmented is None else "reverse"
+        if getattr(self.rules, missing) is None:
+            raise RuleError(
+                f"{self.what} has a {missing.replace('augmented', 'reverse')} "
+                f"rule but no {missing} rule: reverse mode needs both"
+            )
+        n = len(self.kinds)
+        array = self.result == "arrays"
+        aug, aug_rt = self.glue(
+            "augmented",
+            [f"a{k}" for k in range(n)],
+            [
+                f"y, s = _rule({', '.join(f'a{k}' for k in range(n))})",
+                f"return y, s, {_zeros(self.restype, 'y')}" if array else "return y, s",
+            ],
+            list(self.argtypes),
+        )
+        self.expect(aug_rt.types[0], "augmented", self.restype, "a result of type")
+        saved = aug_rt.types[1]
+        kept = [saved, self.restype] if array else [saved]  # on the tape
+        dy = self.result != "none"
+        dup = [k for k in range(n) if self.active(k, pattern)]
+        shadows = [
+            "" if kind != "array" else f"d{k}" if k in dup else f"np.zeros_like(a{k})"
+            for k, kind in enumerate(self.kinds)
+        ]
+        floats = [k for k, kind in enumerate(self.kinds) if kind == "float"]
+        rev, rev_rt = self.glue(
+            "reverse",
+            ["s", "dy", *(f"a{k}" for k in range(n)), *(f"d{k}" for k in dup if shadows[k])],
+            [
+                f"r = _rule(s, {'dy' if dy else 'None'}, {self.rule_args(shadows)})",
+                "_release(s)",
+                "_release(dy)" if array else "",
+                "return r",
+            ],
+            [
+                saved,
+                self.restype if dy else types.none,
+                *self.argtypes,
+                *(self.argtypes[k] for k in dup if shadows[k]),
+            ],
+        )
+        if floats and not (
+            isinstance(rev_rt, types.BaseTuple)
+            and len(rev_rt) == len(floats)
+            and all(isinstance(t, types.Float) for t in rev_rt.types)
+        ):
+            names = ", ".join(self.rules.params[k] for k in floats)
+            raise RuleError(
+                f"the reverse rule of {self.what} returns {rev_rt}: it returns the adjoints "
+                f"of the float arguments ({names}), a tuple of {len(floats)} floats"
+            )
+        release, _ = self.glue(
+            "release",
+            ["s", "dy"],
+            ["_release(s)", "_release(dy)" if array else "", "return None"],
+            [saved, self.restype if array else types.none],
+        )
+        return (
+            self._augmented(module, fn, pattern, aug, aug_rt),
+            self._reverse(module, fn, pattern, rev, rev_rt, kept, dup, floats),
+            self._release(module, fn, pattern, release, kept),
+        )
+
+    def _augmented(self, module, fn, pattern, glue: str, rt: types.Type) -> str:
+        w = _Wrapper(module, fn, pattern, "augrule", forward=False)
+        flat = [v for k in range(len(self.kinds)) for v in self.flat(k, w.params)]
+        out, status = w.call(glue, rt, flat)
+        b = w.b
+        if self.stores:
+            b.store(b.extractvalue(out, 0, hint="y"), w.params[0])
+        kept = [b.extractvalue(out, 1, hint="saved")]
+        if self.result == "arrays":
+            shadow = b.extractvalue(out, 2, hint="y.shadow")
+            if 0 in w.shadows:
+                b.store(shadow, w.shadows[0])
+            kept.append(shadow)
+        for leaf in (leaf for v in kept for leaf in _leaves(b, v)):
+            push(b, w.tape, leaf)
+        push(b, w.tape, status)
+        return w.finish(status)
+
+    def popped(self, w: _Wrapper, kept: list[types.Type]) -> tuple[Value, list[Value]]:
+        """The status and the leaves of what the augmented wrapper pushed, in push order."""
+        status = pop(w.b, w.tape, I32, "status")
+        leaf_types = [leaf for t in kept for leaf in _leaf_types(_llvm_type(t))]
+        return status, [pop(w.b, w.tape, t, "kept") for t in reversed(leaf_types)][::-1]
+
+    def _reverse(self, module, fn, pattern, glue, rt, kept, dup, floats) -> str:
+        w = _Wrapper(module, fn, pattern, "revrule", forward=False)
+        b = w.b
+        status, leaves = self.popped(w, kept)
+        w.if_ok(status)
+        if self.result == "value":
+            ty = _llvm_type(self.restype)
+            if 0 in w.shadows:
+                dy = b.load(ty, w.shadows[0], hint="dy")
+                b.store(Builder.zero(ty), w.shadows[0])
+            else:
+                dy = Builder.zero(ty)
+            leaves = leaves + _leaves(b, dy)
+        elif self.result == "none":
+            leaves = leaves + [Constant(PTR, "null")]  # dy: None
+        flat = leaves + [v for k in range(len(self.kinds)) for v in self.flat(k, w.params)]
+        flat += [
+            v
+            for k in dup
+            if self.kinds[k] == "array"
+            for v in self.flat_shadow(k, w.params, w.shadows)
+        ]
+        out, _ = w.call(glue, rt, flat)
+        for j, k in enumerate(floats):
+            acc = w.shadows.get(self.layout[k][0].position)
+            if acc is None:
+                continue
+            ty = w.params[self.layout[k][0].position].type
+            adj = b.extractvalue(out, j, hint="adj")
+            if adj.type != ty:
+                adj = b.cast("fptrunc" if adj.type.bits > ty.bits else "fpext", adj, ty)
+            b.store(b.fadd(b.load(ty, acc, hint="acc"), adj, "acc"), acc)
+        return w.finish(None)
+
+    def _release(self, module, fn, pattern, glue: str, kept: list[types.Type]) -> str:
+        w = _Wrapper(module, fn, pattern, "relrule", forward=False)
+        status, leaves = self.popped(w, kept)
+        w.if_ok(status)
+        if self.result != "arrays":
+            leaves = leaves + [Constant(PTR, "null")]
+        w.call(glue, types.none, leaves)
+        return w.finish(None)
+
+
+class _Wrapper:
+    """A function with the interface of a derivative the engine would make for `fn`."""
+
+    def __init__(
+        self, module: Module, fn: Function, pattern: tuple[bool, ...], kind: str, forward: bool
+    ) -> None:
+        self.module, self.forward = module, forward
+        self.params = [Argument(a.type, a.name, "", k) for k, a in enumerate(fn.args)]
+        self.shadows: dict[int, Argument] = {}
+        extra: list[Argument] = []
+        for k, (a, p) in enumerate(zip(fn.args, pattern, strict=True)):
+            if p:
+                ty = a.type if forward or a.type.is_ptr else PTR  # reverse: accumulators
+                self.shadows[k] = Argument(ty, f"{a.name}.shadow", "", 0)
+                extra.append(self.shadows[k])
+        if not forward:
+            self.tape = Argument(PTR, "tape", "", 0)
+            extra.append(self.tape)
+        every = [*self.params, *extra]
+        for k, a in enumerate(every):
+            a.index = k
+        bits = "".join("d" if p else "c" for p in pattern)
+        ret = fn.ret_type if kind in ("fwdrule", "augrule") else VOID
+        self.fn = Function(f"{kind}_{fn.name}.{bits}", ret, every)
+        self.fn.blocks.append(Block("entry"))
+        self.b = Builder(module, Namer(self.fn), self.fn.blocks[0])
+
+    def call(self, glue: str, rt: types.Type, args: list[Value]) -> tuple[Value, Value]:
+        """Call a glue function (Numba's convention); its loaded result and its status."""
+        b = self.b
+        ty = _llvm_type(rt)
+        slot = b.alloca(ty, hint="out")
+        status = b.call(glue, [slot, self.params[1], *args], I32, "status")
+        return b.load(ty, slot, hint="out"), status
+
+    def if_ok(self, status: Value) -> None:
+        """Continue in a block reached when `status` is 0; the other path returns."""
+        ok, done = Block("ok"), Block("done")
+        self.fn.blocks.extend([ok, done])
+        failed = self.b.icmp("ne", status, const(I32, 0), "failed")
+        self.b.insert(Instruction("br", operands=[failed], labels=["done", "ok"]))
+        self.b.position_at_end(done)
+        self.b.insert(Instruction("ret"))
+        self.b.position_at_end(ok)
+
+    def finish(self, status: Value | None) -> str:
+        self.b.insert(Instruction("ret", operands=[status] if status is not None else []))
+        self.module.add_function(self.fn)
+        return self.fn.name

@@ -1,0 +1,338 @@
+"""Derivatives of NumPy's linear algebra and sorting, written as rules with the public API
+(`enzpy.rules`) and declared for Numba's implementations of the NumPy functions: code that
+calls `np.linalg.solve` (and the others below) on data with derivatives differentiates.
+
+    np.linalg.solve(a, b)     y = a⁻¹b:        ẏ = a⁻¹(ḃ - ȧy);          b̄ += g, ā -= g yᵀ, g = a⁻ᵀȳ
+    np.linalg.inv(a)          y = a⁻¹:         ẏ = -y ȧ y;               ā -= yᵀ ȳ yᵀ
+    np.linalg.det(a)          d:               ḋ = d <a⁻ᵀ, ȧ>;           ā += d̄ d a⁻ᵀ
+    np.linalg.slogdet(a)      (s, l):          l̇ = <a⁻ᵀ, ȧ>;             ā += l̄ a⁻ᵀ
+    np.linalg.cholesky(a)     a = LLᵀ:         L̇ = L Φ(L⁻¹ ȧ L⁻ᵀ);       ā = L⁻ᵀ Φ(Lᵀ L̄) L⁻¹
+    np.linalg.norm(x)         ‖x‖₂ (Frobenius for a matrix): ṅ = <x, ẋ>/n;  x̄ += n̄ x / n
+    np.linalg.eigh(a)         a = V diag(w) Vᵀ: ẇ = diag(Vᵀ ȧ V), V̇ = V (F ∘ Vᵀ ȧ V);
+                                               ā = V (diag(w̄) + F ∘ Vᵀ V̄) Vᵀ
+    np.sort(x), np.median(x)  a gather by the sorting permutation p: ẏ = ẋ[p]; x̄[p] += ȳ
+
+Φ takes the lower triangle with the diagonal halved; F_ij = 1 / (w_j - w_i) off the diagonal.
+`cholesky` and `eigh` read the lower triangle of `a` only (as NumPy's do): their derivatives
+with respect to the upper triangle are zero, and ā is folded onto the lower triangle.
+`eigh` assumes distinct eigenvalues, `det` a nonsingular matrix; `norm` is the default norm
+(a given `ord` stays refused by name); `median` and `sort` take 1-D arrays.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba.core import types
+
+from .jit import enzyme_jit
+from .rules import augmented_rule, forward_rule, implements, reverse_rule
+
+
+def _impl(name: str) -> str:
+    return f"numba.np.linalg.{name}_impl.<locals>.{name}_impl"
+
+
+# ---- solve -------------------------------------------------------------------------------
+
+
+@enzyme_jit
+def solve(a, b):
+    return np.linalg.solve(a, b)
+
+
+@forward_rule(solve)
+def _solve_fwd(a, da, b, db):
+    y = np.linalg.solve(a, b)
+    return y, np.linalg.solve(a, db - da @ y)
+
+
+@augmented_rule(solve)
+def _solve_aug(a, b):
+    y = np.linalg.solve(a, b)
+    return y, (a.copy(), y.copy())
+
+
+@reverse_rule(solve)
+def _solve_rev(saved, dy, a, da, b, db):
+    a0, y = saved
+    g = np.linalg.solve(a0.T.copy(), dy)
+    db += g
+    if y.ndim == 1:
+        da -= np.outer(g, y)
+    else:
+        da -= g @ y.T
+    return ()
+
+
+# ---- inv, det, slogdet --------------------------------------------------------------------
+
+
+@enzyme_jit
+def inv(a):
+    return np.linalg.inv(a)
+
+
+@forward_rule(inv)
+def _inv_fwd(a, da):
+    y = np.linalg.inv(a)
+    return y, np.asfortranarray(-(y @ da @ y))
+
+
+@augmented_rule(inv)
+def _inv_aug(a):
+    y = np.linalg.inv(a)
+    return y, y.copy()
+
+
+@reverse_rule(inv)
+def _inv_rev(y, dy, a, da):
+    da -= y.T @ dy @ y.T
+    return ()
+
+
+@enzyme_jit
+def det(a):
+    return np.linalg.det(a)
+
+
+@forward_rule(det)
+def _det_fwd(a, da):
+    d = np.linalg.det(a)
+    return d, d * np.sum(np.linalg.inv(a).T * da)
+
+
+@augmented_rule(det)
+def _det_aug(a):
+    d = np.linalg.det(a)
+    return d, (np.linalg.inv(a).T.copy(), d)
+
+
+@reverse_rule(det)
+def _det_rev(saved, dd, a, da):
+    inv_t, d = saved
+    da += (dd * d) * inv_t
+    return ()
+
+
+@enzyme_jit
+def slogdet(a):
+    return np.linalg.slogdet(a)
+
+
+@forward_rule(slogdet)
+def _slogdet_fwd(a, da):
+    s, logdet = np.linalg.slogdet(a)
+    return (s, logdet), (0.0 * s, np.sum(np.linalg.inv(a).T * da))
+
+
+@augmented_rule(slogdet)
+def _slogdet_aug(a):
+    return np.linalg.slogdet(a), np.linalg.inv(a).T.copy()
+
+
+@reverse_rule(slogdet)
+def _slogdet_rev(inv_t, dy, a, da):
+    da += dy[1] * inv_t
+    return ()
+
+
+# ---- cholesky and eigh: functions of the lower triangle ------------------------------------
+
+
+@numba.njit
+def _lower_symmetric(da):
+    """The symmetric matrix a perturbation of the lower triangle stands for."""
+    return np.tril(da) + np.tril(da, -1).T
+
+
+@numba.njit
+def _onto_lower(g):
+    """A gradient with respect to a symmetric matrix, as one with respect to its lower
+    triangle (each off-diagonal entry stands for two)."""
+    s = g + g.T
+    return np.tril(s) - np.diag(np.diag(s)) * 0.5
+
+
+@numba.njit
+def _phi(x):
+    """The lower triangle, the diagonal halved."""
+    return np.tril(x) - np.diag(np.diag(x)) * 0.5
+
+
+@enzyme_jit
+def cholesky(a):
+    return np.linalg.cholesky(a)
+
+
+@forward_rule(cholesky)
+def _cholesky_fwd(a, da):
+    low = np.linalg.cholesky(a)
+    low_inv = np.linalg.inv(low)
+    x = low_inv @ _lower_symmetric(da) @ low_inv.T
+    return low, low @ _phi(x)
+
+
+@augmented_rule(cholesky)
+def _cholesky_aug(a):
+    low = np.linalg.cholesky(a)
+    return low, low.copy()
+
+
+@reverse_rule(cholesky)
+def _cholesky_rev(low, dlow, a, da):
+    low_inv = np.linalg.inv(low)
+    g = low_inv.T @ _phi(low.T @ dlow) @ low_inv
+    da += _onto_lower(g)
+    return ()
+
+
+@enzyme_jit
+def eigh(a):
+    return np.linalg.eigh(a)
+
+
+@numba.njit
+def _gaps(w):
+    """F: 1 / (w_j - w_i) off the diagonal, 0 on it."""
+    n = w.shape[0]
+    f = np.zeros((n, n), w.dtype)
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                f[i, j] = 1.0 / (w[j] - w[i])
+    return f
+
+
+@forward_rule(eigh)
+def _eigh_fwd(a, da):
+    w, v = np.linalg.eigh(a)
+    x = v.T @ _lower_symmetric(da) @ v
+    return (w, v), (np.diag(x).copy(), np.asfortranarray(v @ (_gaps(w) * x)))
+
+
+@augmented_rule(eigh)
+def _eigh_aug(a):
+    w, v = np.linalg.eigh(a)
+    return (w, v), (w.copy(), v.copy())
+
+
+@reverse_rule(eigh)
+def _eigh_rev(saved, dy, a, da):
+    w, v = saved
+    dw, dv = dy
+    g = v @ (np.diag(dw) + _gaps(w) * (v.T @ dv)) @ v.T
+    da += _onto_lower(g)
+    return ()
+
+
+# ---- norm ---------------------------------------------------------------------------------
+
+
+@enzyme_jit
+def norm(x):
+    return np.linalg.norm(x)
+
+
+@forward_rule(norm)
+def _norm_fwd(x, dx):
+    n = np.linalg.norm(x)
+    return n, (np.sum(x * dx) / n if n != 0.0 else 0.0 * n)
+
+
+@augmented_rule(norm)
+def _norm_aug(x):
+    n = np.linalg.norm(x)
+    return n, (x.copy(), n)
+
+
+@reverse_rule(norm)
+def _norm_rev(saved, dn, x, dx):
+    x0, n = saved
+    if n != 0.0:
+        dx += (dn / n) * x0
+    return ()
+
+
+# ---- sort and median: gathers by the sorting permutation -----------------------------------
+
+
+@enzyme_jit
+def sort(x):
+    return np.sort(x)
+
+
+@forward_rule(sort)
+def _sort_fwd(x, dx):
+    p = np.argsort(x)
+    return x[p], dx[p]
+
+
+@augmented_rule(sort)
+def _sort_aug(x):
+    p = np.argsort(x)
+    return x[p], p
+
+
+@reverse_rule(sort)
+def _sort_rev(p, dy, x, dx):
+    for k in range(p.shape[0]):
+        dx[p[k]] += dy[k]
+    return ()
+
+
+@enzyme_jit
+def median(x):
+    return np.median(x)
+
+
+@numba.njit
+def _middle(x):
+    """The indices of the one or two middle elements of x in sorted order."""
+    p = np.argsort(x)
+    n = x.shape[0]
+    return p[(n - 1) // 2], p[n // 2]
+
+
+@forward_rule(median)
+def _median_fwd(x, dx):
+    i, j = _middle(x)
+    return np.median(x), 0.5 * (dx[i] + dx[j])
+
+
+@augmented_rule(median)
+def _median_aug(x):
+    return np.median(x), _middle(x)
+
+
+@reverse_rule(median)
+def _median_rev(middle, dm, x, dx):
+    i, j = middle
+    dx[i] += 0.5 * dm
+    dx[j] += 0.5 * dm
+    return ()
+
+
+def _floats(ndim: int | None = None):
+    """Argument types the rules support: float32 or float64 arrays (of `ndim` dimensions)."""
+
+    def accepts(argtypes: tuple) -> bool:
+        return all(
+            isinstance(t, types.Array)
+            and isinstance(t.dtype, types.Float)
+            and t.dtype.bitwidth in (32, 64)
+            and (ndim is None or t.ndim == ndim)
+            for t in argtypes
+        )
+
+    return accepts
+
+
+for _name, _f in (("solve", solve), ("inv", inv), ("det", det), ("slogdet", slogdet)):
+    implements(_impl(_name), _f, when=_floats())
+implements(_impl("cho"), cholesky, when=_floats(2))
+implements(_impl("eigh"), eigh, when=_floats(2))
+implements("numba.np.linalg._get_norm_impl.<locals>.oneD_impl", norm, when=_floats(1))
+implements("numba.np.linalg._get_norm_impl.<locals>.twoD_impl", norm, when=_floats(2))
+implements("numba.np.arrayobj.impl_np_sort.<locals>.np_sort_impl", sort, when=_floats(1))
+implements("numba.np.arraymath.np_median.<locals>.median_impl", median, when=_floats(1))

@@ -1,0 +1,235 @@
+"""User-defined derivatives: rules that replace the engine's derivative of a function.
+
+```python
+@ez.forward_rule(f)
+def f_fwd(x, dx, a, da):      # each argument followed by its tangent: a zero array for a
+    ...                       # Const array, 0.0 for a Const float, None for an integer;
+    return y, dy              # writes the tangent of what f mutates into dx
+
+@ez.augmented_rule(f)
+def f_aug(x, a):              # the forward sweep of reverse mode: f's effects and result,
+    ...                       # and whatever the reverse rule needs
+    return y, saved
+
+@ez.reverse_rule(f)
+def f_rev(saved, dy, x, dx, a):   # dy: the cotangent of the result (an array for an array
+    ...                           # result); each array argument followed by its shadow,
+    return (da,)                  # += into it; returns the adjoints of the float arguments
+
+ez.inactive(g)                # calls to g carry no derivative
+ez.inactive_arg(f, "seed")    # f's argument `seed` never carries one
+```
+
+Rules are compiled by Numba like `f` and called natively wherever `f` is differentiated: called
+from differentiated code, in loops, in every mode (split mode too), and when `f` itself is
+differentiated. A function with only a forward rule (or only the two reverse-mode rules) is
+derived by the engine in the other mode. The reverse rule sees the arguments as they are when
+the reverse sweep runs: what it needs from before (values `f` or later code overwrite) goes in
+`saved`. `check_rule` compares a rule with finite differences (and with the engine's own
+derivative where it has one), for the user's tests.
+
+Register rules before the first derivative that calls `f` is built: registering clears the
+derivatives built from Python, not those already compiled into Numba code.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba
+from numba.core.dispatcher import Dispatcher
+
+from .errors import EnzpyError
+from .jit import EnzymeJit
+
+
+class RuleError(EnzpyError, TypeError):
+    """A derivative rule that does not fit its function or the call it is used for."""
+
+
+@dataclass
+class Rules:
+    """What the user declared about one function."""
+
+    py_func: Callable[..., Any]
+    forward: Any = None  # Numba dispatchers of the rules
+    augmented: Any = None
+    reverse: Any = None
+    inactive: bool = False
+    inactive_args: frozenset[int] = field(default_factory=frozenset)
+
+    @property
+    def params(self) -> list[str]:
+        return list(inspect.signature(self.py_func).parameters)
+
+    def has(self, mode: str) -> bool:
+        """Whether rules replace the engine's derivative in `mode` ('forward' / 'reverse')."""
+        if mode == "forward":
+            return self.forward is not None
+        return self.augmented is not None or self.reverse is not None
+
+
+_RULES: dict[Any, Rules] = {}  # Numba dispatcher -> its rules
+
+
+def rules_of(dispatcher: Any) -> Rules | None:
+    """The rules declared for a Numba dispatcher, if any."""
+    return _RULES.get(dispatcher)
+
+
+def ruled() -> dict[Any, Rules]:
+    """Every dispatcher with rules."""
+    return _RULES
+
+
+def dispatcher_of(f: Any) -> Any:
+    if isinstance(f, EnzymeJit):
+        return f.dispatcher
+    if isinstance(f, Dispatcher):
+        return f
+    raise RuleError(f"rules are declared for @ez.enzyme_jit or @numba.njit functions, not {f!r}")
+
+
+def _entry(f: Any) -> Rules:
+    d = dispatcher_of(f)
+    entry = _RULES.get(d)
+    if entry is None:
+        params = inspect.signature(d.py_func).parameters.values()
+        if any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
+            raise RuleError(f"{d.py_func.__qualname__}: rules need positional parameters only")
+        entry = _RULES[d] = Rules(d.py_func)
+    return entry
+
+
+def _compiled(rule: Any) -> Any:
+    if isinstance(rule, EnzymeJit):
+        return rule.dispatcher
+    if isinstance(rule, Dispatcher):
+        return rule
+    if not callable(rule):
+        raise RuleError(f"a rule must be a function, not {rule!r}")
+    return numba.njit(rule)
+
+
+def _check_arity(rule: Any, name: str, low: int, high: int, what: str) -> None:
+    py = getattr(rule, "py_func", rule)
+    try:
+        params = inspect.signature(py).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return
+    n = len(params)
+    if not low <= n <= high:
+        count = str(low) if low == high else f"{low} to {high}"
+        raise RuleError(f"the {name} of {what} takes {count} parameters, not {n}")
+
+
+def _declare(kind: str, f: Any) -> Callable[[Any], Any]:
+    entry = _entry(f)
+    n = len(entry.params)
+    what = entry.py_func.__qualname__
+    arity = {
+        "forward": (2 * n, 2 * n),  # each argument, then its tangent
+        "augmented": (n, n),
+        "reverse": (n + 2, 2 * n + 2),  # saved, dy, arguments; arrays followed by shadows
+    }[kind]
+
+    def register(rule: Any) -> Any:
+        _check_arity(rule, f"{kind} rule", *arity, what)
+        setattr(entry, kind, _compiled(rule))
+        _forget()
+        return rule
+
+    return register
+
+
+def forward_rule(f: Any) -> Callable[[Any], Any]:
+    """Decorator: the forward-mode derivative of `f` (see the module doc)."""
+    return _declare("forward", f)
+
+
+def augmented_rule(f: Any) -> Callable[[Any], Any]:
+    """Decorator: the forward sweep of `f`'s reverse-mode derivative (see the module doc)."""
+    return _declare("augmented", f)
+
+
+def reverse_rule(f: Any) -> Callable[[Any], Any]:
+    """Decorator: the reverse sweep of `f`'s reverse-mode derivative (see the module doc)."""
+    return _declare("reverse", f)
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """A Numba library implementation that takes the rules of `f` (see `implements`)."""
+
+    f: Any
+    when: Callable[[tuple], bool] | None = None
+
+
+_IMPLEMENTATIONS: dict[str, Implementation] = {}
+
+
+def implements(qualname: str, f: Any, when: Callable[[tuple], bool] | None = None) -> None:
+    """Calls of Numba's implementation of a library function, named by its qualified name
+    in the compiled code (`numba.np.linalg.solve_impl.<locals>.solve_impl`), take the rules
+    of `f`: a function taking the same arguments (omitted optional arguments aside) that
+    calls the library function. `when(argtypes)`, if given, says for which Numba argument
+    types (those the rules support)."""
+    dispatcher_of(f)
+    _IMPLEMENTATIONS[qualname] = Implementation(f, when)
+    _forget()
+
+
+def implementation(qualname: str) -> Implementation | None:
+    """What `implements` declared for a qualified name, if anything."""
+    return _IMPLEMENTATIONS.get(qualname)
+
+
+def inactive(f: Any) -> Any:
+    """Declare that calls to `f` carry no derivative (logging, random numbers, counters): its
+    result is constant for the derivative, and it must not overwrite data that carries one.
+    Returns `f`, so that it can decorate."""
+    _entry(f).inactive = True
+    _forget()
+    return f
+
+
+def inactive_arg(f: Any, *names: str) -> Any:
+    """Declare that the arguments `names` of `f` never carry a derivative, whatever the
+    caller passes (a seed, a tolerance, a table): as JAX's `nondiff_argnums`."""
+    entry = _entry(f)
+    unknown = [n for n in names if n not in entry.params]
+    if unknown:
+        raise RuleError(f"{entry.py_func.__qualname__} has no parameter {', '.join(unknown)}")
+    entry.inactive_args |= {entry.params.index(n) for n in names}
+    _forget()
+    return f
+
+
+@contextmanager
+def set_aside(f: Any) -> Iterator[None]:
+    """Differentiate `f` with the engine inside this block, as if it had no rules."""
+    d = dispatcher_of(f)
+    entry = _RULES.pop(d, None)
+    _forget()
+    try:
+        yield
+    finally:
+        if entry is not None:
+            _RULES[d] = entry
+        _forget()
+
+
+def _forget() -> None:
+    """Drop the derivatives built from Python: they may call what a new rule replaces."""
+    from . import api, derivatives
+    from .bridge import link
+
+    derivatives.clear_cache()
+    api.clear_cache()
+    link.clear_cache()

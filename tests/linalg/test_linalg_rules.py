@@ -1,0 +1,146 @@
+"""np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh), np.sort and np.median called
+on data with derivatives: differentiated through the rules of `enzpy.linalg`, against finite
+differences of the whole map and the dot test, in both modes, in loops and in split mode."""
+
+import numpy as np
+import pytest
+from harness import check_forward, check_reverse, dot_test
+
+import enzpy as ez
+
+rng = np.random.default_rng(0)
+A = rng.standard_normal((4, 4)) + 4 * np.eye(4)
+B = rng.standard_normal((4, 2))
+b = rng.standard_normal(4)
+SPD = A @ A.T + np.eye(4)
+WEIGHTS = np.arange(16.0).reshape(4, 4) / 10
+
+
+@ez.enzyme_jit
+def solve_vector(a, b):
+    return np.sin(np.linalg.solve(a, b)).sum()
+
+
+@ez.enzyme_jit
+def solve_matrix(a, b):
+    return (np.linalg.solve(a, b) ** 2).sum()
+
+
+@ez.enzyme_jit
+def inverse(a):
+    return (np.linalg.inv(a) * WEIGHTS).sum()
+
+
+@ez.enzyme_jit
+def determinants(a):
+    sign, logdet = np.linalg.slogdet(a)
+    return np.linalg.det(a) * 0.01 + logdet * sign
+
+
+@ez.enzyme_jit
+def cholesky(a):
+    return (np.linalg.cholesky(a) * WEIGHTS).sum()
+
+
+@ez.enzyme_jit
+def norms(x, m):
+    return np.linalg.norm(x) * np.linalg.norm(m)
+
+
+@ez.enzyme_jit
+def eigen(a):
+    w, v = np.linalg.eigh(a)
+    return (w * np.arange(4.0)).sum() + (v[:, 0] ** 4).sum() + (v[:, 3] ** 4).sum()
+
+
+@ez.enzyme_jit
+def sorted_weights(x):
+    return (np.sort(x) * np.arange(x.shape[0])).sum() + np.median(x)
+
+
+CASES = {
+    "solve_vector": (solve_vector, (A, b), (0, 1)),
+    "solve_matrix": (solve_matrix, (A, B), (0, 1)),
+    "inverse": (inverse, (A,), (0,)),
+    "determinants": (determinants, (A,), (0,)),
+    "cholesky": (cholesky, (SPD,), (0,)),
+    "norms": (norms, (b, A), (0, 1)),
+    "eigen": (eigen, (SPD,), (0,)),
+    "sort_median": (sorted_weights, (np.array([0.3, -1.2, 2.5, 0.7, 1.1]),), (0,)),
+    "median_even": (sorted_weights, (b,), (0,)),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_against_finite_differences_and_the_dot_test(name):
+    f, args, active = CASES[name]
+    check_forward(f, args, active)
+    check_reverse(f, args, active)
+    dot_test(f, args, active)
+
+
+@ez.enzyme_jit
+def newton_steps(a, x, c):
+    """A loop solving with a matrix that changes, overwriting its inputs."""
+    s = 0.0
+    for _ in range(3):
+        y = np.linalg.solve(a, x)
+        s += np.linalg.norm(y) * c
+        x[:] = np.tanh(y)
+        a[0, 0] += 0.1 * y[0]
+    return s + np.linalg.slogdet(a)[1]
+
+
+def test_in_a_loop_that_overwrites_its_inputs():
+    args = (A, b, 0.7)
+    check_forward(newton_steps, args, (0, 1, 2))
+    check_reverse(newton_steps, args, (0, 1, 2))
+    dot_test(newton_steps, args, (0, 1, 2))
+
+
+def test_split_mode_matches_combined():
+    da, db = np.zeros_like(A), np.zeros_like(b)
+    ann = (ez.Duplicated(A.copy(), da), ez.Duplicated(b.copy(), db), ez.Active(0.7))
+    fwd, rev = ez.autodiff_thunk(ez.ReverseSplitNoPrimal, newton_steps, ez.Active, *ann)
+    tape, _, _ = fwd(*ann)
+    dc = rev(*ann, 1.0, tape)[2]
+    ref_a, ref_b = np.zeros_like(A), np.zeros_like(b)
+    ref = ez.autodiff(
+        ez.Reverse,
+        newton_steps,
+        ez.Duplicated(A.copy(), ref_a),
+        ez.Duplicated(b.copy(), ref_b),
+        ez.Active(0.7),
+    )
+    np.testing.assert_allclose(da, ref_a, rtol=1e-12)
+    np.testing.assert_allclose(db, ref_b, rtol=1e-12)
+    assert dc == pytest.approx(ref[2], rel=1e-12)
+
+
+def test_float32():
+    a32, b32 = A.astype(np.float32), b.astype(np.float32)
+    check_forward(solve_vector, (a32, b32), (0, 1))
+    check_reverse(solve_vector, (a32, b32), (0, 1))
+
+
+def test_the_rules_check_out():
+    for f, args in (
+        (ez.linalg.solve, (A, b)),
+        (ez.linalg.inv, (A,)),
+        (ez.linalg.det, (A,)),
+        (ez.linalg.cholesky, (SPD,)),
+        (ez.linalg.eigh, (SPD,)),
+        (ez.linalg.norm, (A,)),
+        (ez.linalg.sort, (b,)),
+        (ez.linalg.median, (b,)),
+    ):
+        ez.check_rule(f, *args)
+
+
+def test_without_rules_these_are_still_refused_by_name():
+    @ez.enzyme_jit
+    def two_norm(a):
+        return np.linalg.norm(a, 2)  # the spectral norm: no rule
+
+    with pytest.raises(ez.NoDerivativeError, match="np.linalg"):
+        ez.gradient(ez.Reverse, two_norm, A)
