@@ -10,12 +10,16 @@ calls `np.linalg.solve` (and the others below) on data with derivatives differen
     np.linalg.norm(x)         ‖x‖₂ (Frobenius for a matrix): ṅ = <x, ẋ>/n;  x̄ += n̄ x / n
     np.linalg.eigh(a)         a = V diag(w) Vᵀ: ẇ = diag(Vᵀ ȧ V), V̇ = V (F ∘ Vᵀ ȧ V);
                                                ā = V (diag(w̄) + F ∘ Vᵀ V̄) Vᵀ
+    np.linalg.lstsq(a, b)     x = (aᵀa)⁻¹aᵀb, r = b - ax, full column rank:
+                              ẋ = (aᵀa)⁻¹(ȧᵀr + aᵀ(ḃ - ȧx)); residuals 2rᵀ(ḃ - ȧx);
+                              singular values u_iᵀ ȧ v_i; the rank has no derivative
     np.sort(x), np.median(x)  a gather by the sorting permutation p: ẏ = ẋ[p]; x̄[p] += ȳ
 
 Φ takes the lower triangle with the diagonal halved; F_ij = 1 / (w_j - w_i) off the diagonal.
 `cholesky` and `eigh` read the lower triangle of `a` only (as NumPy's do): their derivatives
 with respect to the upper triangle are zero, and ā is folded onto the lower triangle.
-`eigh` assumes distinct eigenvalues, `det` a nonsingular matrix; `norm` is the default norm
+`eigh` assumes distinct eigenvalues, `det` a nonsingular matrix, `lstsq` a matrix of full
+column rank (else its rules raise `ValueError`); `norm` is the default norm
 (a given `ord` stays refused by name); `median` and `sort` take 1-D arrays.
 """
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba.core import types
+from numba.extending import overload
 
 from .jit import enzyme_jit
 from .rules import augmented_rule, forward_rule, implements, reverse_rule
@@ -76,7 +81,7 @@ def inv(a):
 @forward_rule(inv)
 def _inv_fwd(a, da):
     y = np.linalg.inv(a)
-    return y, np.asfortranarray(-(y @ da @ y))
+    return y, -(y @ da @ y)
 
 
 @augmented_rule(inv)
@@ -208,7 +213,7 @@ def _gaps(w):
 def _eigh_fwd(a, da):
     w, v = np.linalg.eigh(a)
     x = v.T @ _lower_symmetric(da) @ v
-    return (w, v), (np.diag(x).copy(), np.asfortranarray(v @ (_gaps(w) * x)))
+    return (w, v), (np.diag(x), v @ (_gaps(w) * x))
 
 
 @augmented_rule(eigh)
@@ -251,6 +256,69 @@ def _norm_rev(saved, dn, x, dx):
     x0, n = saved
     if n != 0.0:
         dx += (dn / n) * x0
+    return ()
+
+
+# ---- lstsq (full column rank) -------------------------------------------------------------
+
+
+@enzyme_jit
+def lstsq(a, b):
+    return np.linalg.lstsq(a, b)
+
+
+def _columns(v):
+    """v as a matrix: a vector as one column (a view)."""
+
+
+@overload(_columns)
+def _columns_impl(v):
+    if v.ndim == 1:
+        return lambda v: v[:, np.newaxis]
+    return lambda v: v
+
+
+@numba.njit
+def _full_rank(a, rank):
+    if a.shape[0] < a.shape[1] or rank < a.shape[1]:
+        raise ValueError("enzpy differentiates np.linalg.lstsq for full column rank only")
+
+
+@forward_rule(lstsq)
+def _lstsq_fwd(a, da, b, db):
+    x, res, rank, sv = np.linalg.lstsq(a, b)
+    _full_rank(a, rank)
+    r = b - a @ x
+    e = db - da @ x  # the residual's change at fixed x
+    dx = np.linalg.solve(a.T @ a, da.T @ r + a.T @ e)
+    dres = np.zeros_like(res)
+    if res.shape[0] > 0:
+        dres[:] = 2.0 * np.sum(_columns(r) * _columns(e), axis=0)
+    u, _, vt = np.linalg.svd(a, full_matrices=False)
+    dsv = np.sum(u * (da @ vt.T), axis=0)  # u_i . da v_i
+    return (x, res, rank, sv), (dx, dres, rank, dsv)
+
+
+@augmented_rule(lstsq)
+def _lstsq_aug(a, b):
+    x, res, rank, sv = np.linalg.lstsq(a, b)
+    _full_rank(a, rank)
+    u, _, vt = np.linalg.svd(a, full_matrices=False)
+    return (x, res, rank, sv), (a.copy(), x.copy(), b - a @ x, u, vt)
+
+
+@reverse_rule(lstsq)
+def _lstsq_rev(saved, dy, a, da, b, db):
+    a0, x, r, u, vt = saved
+    dx, dres, _, dsv = dy
+    g = _columns(np.linalg.solve(a0.T @ a0, dx))
+    rc, xc = _columns(r), _columns(x)
+    ag = a0 @ g
+    _columns(db)[:, :] += ag
+    da += rc @ g.T - ag @ xc.T + (u * dsv) @ vt
+    if dres.shape[0] > 0:
+        _columns(db)[:, :] += 2.0 * rc * dres
+        da -= 2.0 * (rc * dres) @ xc.T
     return ()
 
 
@@ -334,5 +402,6 @@ implements(_impl("cho"), cholesky, when=_floats(2))
 implements(_impl("eigh"), eigh, when=_floats(2))
 implements("numba.np.linalg._get_norm_impl.<locals>.oneD_impl", norm, when=_floats(1))
 implements("numba.np.linalg._get_norm_impl.<locals>.twoD_impl", norm, when=_floats(2))
+implements(_impl("lstsq"), lstsq, when=_floats())
 implements("numba.np.arrayobj.impl_np_sort.<locals>.np_sort_impl", sort, when=_floats(1))
 implements("numba.np.arraymath.np_median.<locals>.median_impl", median, when=_floats(1))

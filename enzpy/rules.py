@@ -106,10 +106,8 @@ def _entry(f: Any) -> Rules:
 
 
 def _compiled(rule: Any) -> Any:
-    if isinstance(rule, EnzymeJit):
-        return rule.dispatcher
-    if isinstance(rule, Dispatcher):
-        return rule
+    if isinstance(rule, EnzymeJit | Dispatcher):
+        return dispatcher_of(rule)
     if not callable(rule):
         raise RuleError(f"a rule must be a function, not {rule!r}")
     return numba.njit(rule)

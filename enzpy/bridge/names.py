@@ -62,9 +62,15 @@ def _identifier(symbol: str, i: int) -> tuple[str, int]:
 
 def _mangled(symbol: str, i: int) -> tuple[Any, int]:
     """One mangled type or value at `i`: a Numba type, an int, a string, or None."""
-    if symbol[i].isdigit():
-        name, i = _identifier(symbol, i)
-        name = re.sub(r"_([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), name)
+    if symbol[i].isdigit() or symbol[i] == "N":  # a name, or a dotted one: N<parts>E
+        nested = symbol[i] == "N"
+        i += nested
+        parts: list[str] = []
+        while not parts or nested and symbol[i] != "E":
+            part, i = _identifier(symbol, i)
+            parts.append(part)
+        i += nested
+        name = re.sub(r"_([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), ".".join(parts))
         params = []
         if symbol[i : i + 1] == "I":
             i += 1
@@ -76,7 +82,7 @@ def _mangled(symbol: str, i: int) -> tuple[Any, int]:
             dtype, ndim, layout, mutable, aligned = params
             readonly, aligned = mutable == "readonly", aligned == "aligned"
             return types.Array(dtype, ndim, layout, readonly=readonly, aligned=aligned), i
-        if name == "omitted(default=None)":
+        if name.startswith("omitted(default="):  # (the default itself is not needed)
             return types.Omitted(None), i
         return (name if not params else None), i
     if symbol.startswith("Li", i):
@@ -119,14 +125,15 @@ def _unescape(m: re.Match[str]) -> str:
 CONSTRUCTS = (
     (
         r"impl_np_sort|array_sort|quicksort|mergesort|heapsort",
-        "np.sort / ndarray.sort (Numba's quicksort)",
-        "sort through a permutation instead: p = np.argsort(x); y = x[p] (the gather is "
-        "differentiated)",
+        "ndarray.sort (in place) or a sort of another kind than np.sort's",
+        "use y = np.sort(x) (it has a rule) or sort through a permutation: p = np.argsort(x); "
+        "y = x[p] (the gather is differentiated)",
     ),
     (
         r"np_median|np_partition|np_percentile|np_quantile|_select\b|quickselect",
-        "np.median / np.partition / np.percentile (Numba's selection)",
-        "sort through a permutation (p = np.argsort(x)) and take the middle of x[p]",
+        "np.partition / np.percentile / np.quantile (Numba's selection)",
+        "sort through a permutation (p = np.argsort(x)) and index x[p] (np.median and "
+        "np.sort have rules)",
     ),
     (
         r"NRT_MemInfo_new_varsize|NRT_MemInfo_varsize|listobj|numba_list_",

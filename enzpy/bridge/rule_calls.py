@@ -30,7 +30,7 @@ import numba
 import numpy as np
 from numba.core import types
 from numba.core.errors import NumbaError
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from llvm_passes import rules as table
 from llvm_passes.ir import (
@@ -67,6 +67,33 @@ def _release(typingctx: Any, value: Any) -> Any:
         return context.get_dummy_value()
 
     return types.none(value), codegen
+
+
+def _conform(like, value):  # (no annotations: Numba compares the implementations')
+    """`value`, laid out and typed as `like` (a copy where an array's layout or dtype
+    differs): a rule's tangent computed by operations that return another layout."""
+
+
+@overload(_conform)
+def _conform_impl(like, value):
+    if isinstance(like, types.Array) and isinstance(value, types.Array) and like != value:
+
+        def copy(like, value):  # pragma: no cover  (compiled)
+            out = np.empty_like(like)
+            for idx in np.ndindex(like.shape):
+                out[idx] = value[idx]
+            return out
+
+        return copy
+    return lambda like, value: value
+
+
+def _conformed(t: types.Type, like: str, value: str) -> str:
+    """Source of `value` conformed to `like` of type `t`, part by part for a tuple."""
+    if isinstance(t, types.BaseTuple):
+        parts = (_conformed(p, f"{like}[{k}]", f"{value}[{k}]") for k, p in enumerate(t.types))
+        return "(" + "".join(f"{p}, " for p in parts) + ")"
+    return f"_conform({like}, {value})"
 
 
 def register(symbols: Iterable[str]) -> None:
@@ -148,16 +175,17 @@ def _result_kind(t: types.Type, what: str) -> str:
     parts = t.types if isinstance(t, types.BaseTuple) else (t,)
     if all(isinstance(p, types.Float) for p in parts):
         return "value"
-    if all(_kind(p, what) == "array" for p in parts):
+    if all(_kind(p, what) in ("array", "other") for p in parts):
         return "arrays"
     raise RuleError(f"{what} has type {t}: a tuple mixing floats and arrays")
 
 
 def _zeros(t: types.Type, expr: str) -> str:
-    """Source of a zero shadow of the array(s) `expr` of type `t`."""
+    """Source of a shadow of `expr` of type `t`: zeros for float arrays, the value itself
+    for parts without floats (the shadow of an integer is the integer)."""
     if isinstance(t, types.BaseTuple):
         return "(" + "".join(f"{_zeros(p, f'{expr}[{k}]')}, " for k, p in enumerate(t.types)) + ")"
-    return f"np.zeros_like({expr})"
+    return f"np.zeros_like({expr})" if abi.contains_float(t) else expr
 
 
 def _leaves(b: Builder, v: Value) -> list[Value]:
@@ -199,11 +227,8 @@ class _Call:
     def outputs(self) -> frozenset[int]:
         """The return slot (a result with floats) and the data of float arrays."""
         ret = {0} if self.result != "none" else set()
-        data = {a.position for k, g in enumerate(self.layout) for a in g if a.role == "data"}
-        return frozenset(ret | {p for p in data if self.kinds[self.arg_of(p)] == "array"})
-
-    def arg_of(self, position: int) -> int:
-        return next(k for k, g in enumerate(self.layout) if any(a.position == position for a in g))
+        arrays = (g for g, kind in zip(self.layout, self.kinds, strict=True) if kind == "array")
+        return frozenset(ret | {a.position for g in arrays for a in g if a.role == "data"})
 
     # ---- what the pattern says ------------------------------------------------------------
     def active(self, k: int, pattern: Sequence[bool]) -> bool:
@@ -216,7 +241,8 @@ class _Call:
         return [params[a.position] for a in self.layout[k]]
 
     def flat_shadow(self, k: int, params: list[Argument], shadows: dict[int, Argument]):
-        """A shadow array: the shadow pointers, the primal's sizes and strides."""
+        """Argument k's tangent or shadow, flattened: a float's tangent, or a shadow array
+        (the shadow pointers, the primal's sizes and strides)."""
         out: list[Value] = []
         for a in self.layout[k]:
             if a.position in shadows:
@@ -230,8 +256,8 @@ class _Call:
     # ---- glue -----------------------------------------------------------------------------
     def glue(self, kind: str, params: list[str], body: list[str], argtypes: list) -> tuple:
         """Compile a glue function calling the `kind` rule; (its symbol, its return type)."""
-        env: dict[str, Any] = {"_rule": getattr(self.rules, kind, None), "_release": _release}
-        env["np"] = np
+        env: dict[str, Any] = {"_rule": getattr(self.rules, kind, None), "np": np}
+        env.update(_release=_release, _conform=_conform)
         for k, t in enumerate(self.argtypes):
             if self.kinds[k] == "float":
                 env[f"_zero{k}"] = np.dtype(str(t)).type(0.0)
@@ -254,8 +280,9 @@ class _Call:
         if got != want:
             raise RuleError(f"the {kind} rule of {self.what} returns {what} {got}, not {want}")
 
-    def rule_args(self, tangent: Any) -> str:
-        return ", ".join(f"a{k}, {t}" if t else f"a{k}" for k, t in enumerate(tangent))
+    def rule_args(self, companions: list[str]) -> str:
+        """The rule's arguments: each argument followed by its companion, if any."""
+        return ", ".join(f"a{k}, {c}" if c else f"a{k}" for k, c in enumerate(companions))
 
     # ---- forward --------------------------------------------------------------------------
     def forward(self, module: Module, fn: Function, pattern: tuple[bool, ...]) -> str:
@@ -271,11 +298,14 @@ class _Call:
             else "None"
             for k, kind in enumerate(self.kinds)
         ]
-        args = ", ".join(f"a{k}, {t}" for k, t in enumerate(tangents))
+        args = self.rule_args(tangents)
         symbol, rt = self.glue(
             "forward",
             [f"a{k}" for k in range(len(self.kinds))] + [f"t{k}" for k in dup],
-            [f"y, dy = _rule({args})", f"return y, {'dy' if ret else 'None'}"],
+            [
+                f"y, dy = _rule({args})",
+                f"return y, {_conformed(self.restype, 'y', 'dy') if ret else 'None'}",
+            ],
             [*self.argtypes, *(self.argtypes[k] for k in dup)],
         )
         self.expect(rt.types[0], "forward", self.restype, "a result of type")
@@ -283,15 +313,7 @@ class _Call:
             self.expect(rt.types[1], "forward", self.restype, "a tangent of type")
         w = _Wrapper(module, fn, pattern, "fwdrule", forward=True)
         flat = [v for k in range(len(self.kinds)) for v in self.flat(k, w.params)]
-        flat += [
-            v
-            for k in dup
-            for v in (
-                [w.shadows[self.layout[k][0].position]]
-                if self.kinds[k] == "float"
-                else self.flat_shadow(k, w.params, w.shadows)
-            )
-        ]
+        flat += [v for k in dup for v in self.flat_shadow(k, w.params, w.shadows)]
         out, status = w.call(symbol, rt, flat)
         if self.stores:
             w.b.store(w.b.extractvalue(out, 0, hint="y"), w.params[0])

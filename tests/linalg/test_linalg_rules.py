@@ -1,4 +1,4 @@
-"""np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh), np.sort and np.median called
+"""np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh, lstsq), np.sort and np.median called
 on data with derivatives: differentiated through the rules of `enzpy.linalg`, against finite
 differences of the whole map and the dot test, in both modes, in loops and in split mode."""
 
@@ -54,6 +54,15 @@ def eigen(a):
 
 
 @ez.enzyme_jit
+def least_squares(a, b):
+    x, residuals, rank, sv = np.linalg.lstsq(a, b)
+    return (x**2).sum() + 0.3 * residuals.sum() + (sv * np.arange(sv.shape[0])).sum() + rank
+
+
+TALL = rng.standard_normal((6, 3))
+
+
+@ez.enzyme_jit
 def sorted_weights(x):
     return (np.sort(x) * np.arange(x.shape[0])).sum() + np.median(x)
 
@@ -66,6 +75,8 @@ CASES = {
     "cholesky": (cholesky, (SPD,), (0,)),
     "norms": (norms, (b, A), (0, 1)),
     "eigen": (eigen, (SPD,), (0,)),
+    "lstsq_vector": (least_squares, (TALL, rng.standard_normal(6)), (0, 1)),
+    "lstsq_matrix": (least_squares, (TALL, rng.standard_normal((6, 2))), (0, 1)),
     "sort_median": (sorted_weights, (np.array([0.3, -1.2, 2.5, 0.7, 1.1]),), (0,)),
     "median_even": (sorted_weights, (b,), (0,)),
 }
@@ -131,6 +142,7 @@ def test_the_rules_check_out():
         (ez.linalg.cholesky, (SPD,)),
         (ez.linalg.eigh, (SPD,)),
         (ez.linalg.norm, (A,)),
+        (ez.linalg.lstsq, (TALL, rng.standard_normal(6))),
         (ez.linalg.sort, (b,)),
         (ez.linalg.median, (b,)),
     ):
@@ -144,3 +156,9 @@ def test_without_rules_these_are_still_refused_by_name():
 
     with pytest.raises(ez.NoDerivativeError, match="np.linalg"):
         ez.gradient(ez.Reverse, two_norm, A)
+
+
+def test_lstsq_of_a_rank_deficient_matrix_raises():
+    a = np.ones((5, 2))
+    with pytest.raises(ValueError, match="full column rank"):
+        ez.gradient(ez.Reverse, least_squares, a, np.arange(5.0))
