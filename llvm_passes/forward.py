@@ -16,6 +16,7 @@ from typing import Any
 
 from . import rules
 from .analysis.activity import Activity, ActivityResult, activity
+from .analysis.calls import recursive
 from .analysis.cfg import cfg
 from .analysis.memtypes import MemoryFacts
 from .analysis.readonly import store_base, write_only
@@ -65,11 +66,14 @@ def forward(
     module, fn, _ = function_to_derive(module_text, fn_name, activities, pointee)
     # DuplicatedNoNeed: the caller does not need the primal memory behind these arguments
     # after the call; stores into it are dropped where nothing in the function reads it
+    # (not in a recursive function: its own calls run the same derivative on other memory)
     unneeded: set[Value] = {
         a
         for a, act in zip(fn.args, activities, strict=True)
         if act is Activity.DUP_NONEED and a.type.is_ptr and write_only(fn, a)
     }
+    if recursive(module, fn):
+        unneeded = set()
     synth = _Synthesizer(module, unneeded)
     pattern = tuple(a.active for a in activities)
     name = synth.derive(fn, pattern, f"fwddiffe_{fn_name}")
@@ -98,6 +102,11 @@ def function_to_derive(
 
 def has_rule(inst: Instruction) -> bool:
     return rules.lookup(inst) is not None
+
+
+def _derived_return(fn: Function) -> Type:
+    """What `fwddiffe_<fn>` returns: a float return comes back with its tangent."""
+    return struct(fn.ret_type, fn.ret_type) if fn.ret_type.is_float else fn.ret_type
 
 
 class _Synthesizer:
@@ -159,9 +168,9 @@ class _FunctionForward:
                 shadow = Argument(a.type, self.namer.fresh(f"{a.name}.{suffix}"), "", len(args))
                 args.append(shadow)
                 self.tan[a] = shadow
-        ret_active = self.fn.ret_type.is_float  # a float return comes back with its tangent
-        ret = struct(self.fn.ret_type, self.fn.ret_type) if ret_active else self.fn.ret_type
-        new = Function(self.name, ret, args, ret_attrs="" if ret_active else self.fn.ret_attrs)
+        ret = _derived_return(self.fn)
+        attrs = "" if ret != self.fn.ret_type else self.fn.ret_attrs
+        new = Function(self.name, ret, args, ret_attrs=attrs)
         self.new = new
         new.blocks = [Block(block.name) for block in self.fn.blocks]
         order = cfg(self.fn).rpo  # definitions before uses
@@ -470,9 +479,9 @@ class _FunctionForward:
         clone.arg_attrs = list(inst.arg_attrs) + [""] * len(shadows)
         clone.callee = GlobalRef(name, clone.callee.type if clone.callee else inst.type)
         clone.fnty = ""
-        derived = self.module.get(name)
-        if derived is not None and derived.ret_type != inst.type:
-            clone.type = derived.ret_type
+        ret = _derived_return(callee)
+        if ret != inst.type:
+            clone.type = ret
             clone.name = self.namer.fresh(f"{inst.name or 'call'}.pair")
             primal = self.b.extractvalue(clone, 0, hint=inst.name or "call")
             self.vmap[inst] = primal

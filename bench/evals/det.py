@@ -1,7 +1,10 @@
 """GradBench ``det``: determinant of an ℓ × ℓ matrix by expansion by minors (cmpad's
-``det_by_minor``), and its gradient with respect to A. GradBench's definition is recursive; enzpy
-does not differentiate recursion yet, so this is the same algorithm with the recursion turned
-into an explicit stack (one frame per minor size): the same products and sums in the same order.
+``det_by_minor``), and its gradient with respect to A. GradBench's definition is recursive, and
+enzpy differentiates it as written (tests/reverse/test_recursion.py); here it is the same
+algorithm with the recursion turned into an explicit stack (one frame per minor size), the same
+products and sums in the same order, because Numba runs that primal about 6× faster than the
+recursive one (each call passes the arrays anew): at ℓ=7, 0.05 ms against 0.34 ms, with
+enzpy's reverse pass 2.8× and 2.4× its primal.
 Inputs as in GradBench: A uniform in [0, 1) (``numpy.random.seed(31337)``)."""
 
 from __future__ import annotations

@@ -64,10 +64,6 @@ _PROPAGATE = {
 }
 
 
-class _Recursive(Exception):
-    """Analysis reached a function whose analysis is in progress."""
-
-
 class Activity(enum.Enum):
     """Per-argument annotation given to the engine."""
 
@@ -103,7 +99,16 @@ class ActivityResult:
         return v in self.active
 
 
-Summaries = dict[tuple[str, tuple[bool, ...]], "ActivityResult | None"]
+@dataclass
+class _InProgress:
+    """The summary of a function under analysis, as far as known: what a recursive call
+    of it sees (`used` records that one did)."""
+
+    guess: ActivityResult
+    used: bool = False
+
+
+Summaries = dict[tuple[str, tuple[bool, ...]], "ActivityResult | _InProgress"]
 
 
 def activity(
@@ -113,15 +118,30 @@ def activity(
     has_rule: Callable[[Instruction], bool],
     cache: Summaries | None = None,
 ) -> ActivityResult:
-    """Analyse `fn` with argument `pattern` (True = has a shadow/tangent)."""
+    """Analyse `fn` with argument `pattern` (True = has a shadow/tangent).
+
+    Recursion: a call of a function whose analysis is in progress sees the summary found so
+    far (first: no argument needs a shadow); when the finished analysis needs more, it runs
+    again (with the summaries that depended on the guess dropped), until nothing changes."""
     cache = {} if cache is None else cache
     key = (fn.name, tuple(pattern))
-    if key in cache:
-        if cache[key] is None:
-            raise _Recursive(fn.name)
-        return cache[key]  # type: ignore[return-value]
-    cache[key] = None  # in progress
-    result = _Analysis(module, fn, tuple(pattern), has_rule, cache).run()
+    known = cache.get(key)
+    if isinstance(known, _InProgress):
+        known.used = True
+        return known.guess
+    if known is not None:
+        return known
+    before = set(cache)
+    progress = cache[key] = _InProgress(
+        ActivityResult(fn, tuple(pattern), frozenset(), {}, frozenset(), {})
+    )
+    while True:
+        result = _Analysis(module, fn, tuple(pattern), has_rule, cache).run()
+        if not progress.used or result.needed_args <= progress.guess.needed_args:
+            break
+        for k in set(cache) - before - {key}:
+            del cache[k]
+        progress.guess, progress.used = result, False
     cache[key] = result
     return result
 
@@ -262,18 +282,8 @@ class _Analysis:
                 return
             if given is not None and (given.forward or given.reverse):
                 return self.given_derivative(inst, callee, given, pattern)
-            try:
-                with called_from(self.fn.name, inst.loc):
-                    summary = activity(self.module, callee, pattern, self.has_rule, self.cache)
-            except _Recursive:
-                raise NoDerivativeError(
-                    f"a recursive call to @{name}",
-                    inst.text(),
-                    self.fn.name,
-                    "activity analysis",
-                    inst.loc,
-                    "Recursive functions are not supported yet: write the recursion as a loop.",
-                ) from None
+            with called_from(self.fn.name, inst.loc):
+                summary = activity(self.module, callee, pattern, self.has_rule, self.cache)
             self.callees[inst] = summary
             for k in summary.needed_args:
                 self.need(inst.operands[k], f"callee @{name} writes active data through it")

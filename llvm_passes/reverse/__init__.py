@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from .. import rules
 from ..analysis.activity import Activity, ActivityResult, activity
+from ..analysis.calls import recursive
 from ..analysis.memtypes import MemoryFacts
 from ..forward import function_to_derive, has_rule
 from ..ir import Function, Module, Type, parse_module
@@ -89,12 +90,15 @@ def reverse(
         hook = parse_module(out_of_memory)
         module.merge(hook)
         oom = next(f.name for f in hook.functions.values() if not f.is_declaration)
+    # a recursive function's own calls run the same derivative: no assumption of the root's
+    # (memory nothing writes after the call, arrays apart) holds for them
+    whole_call = not split and not recursive(module, fn)
     synth = _Synthesizer(
         module,
         facts,
         root=fn.name,
-        reload=None if split else fn.name,
-        distinct=frozenset() if split else distinct,
+        reload=fn.name if whole_call else None,
+        distinct=distinct if whole_call else frozenset(),
     )
     pattern = tuple(a.active for a in activities)
     aug, rev = synth.derive(fn, pattern)

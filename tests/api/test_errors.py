@@ -291,22 +291,6 @@ def test_library_call_without_rule_is_named(mode):
     assert "numba_ez_geqrf" in msg and "qr_impl" in msg and "_uses_lapack" in msg
 
 
-@ez.enzyme_jit
-def _power(x, n):
-    if n == 0:
-        return 1.0
-    return x * _power(x, n - 1)
-
-
-@pytest.mark.parametrize("mode", ["Forward", "Reverse"])
-def test_recursion_is_refused_by_name(mode):
-    with pytest.raises(ez.NoDerivativeError, match="recursive call"):
-        if mode == "Forward":
-            ez.autodiff(ez.Forward, _power, ez.Duplicated(1.5, 1.0), 3)
-        else:
-            ez.autodiff(ez.Reverse, _power, ez.Active, ez.Active(1.5), 3)
-
-
 @ez.enzyme_jit(parallel=True)
 def _parallel_sum(x):
     s = 0.0

@@ -1,0 +1,29 @@
+"""The call graph: which functions defined in a module a function may call."""
+
+from __future__ import annotations
+
+from ..ir import Function, Module
+
+
+def callees(module: Module, fn: Function) -> list[Function]:
+    """The functions defined in `module` that `fn` calls directly."""
+    out = []
+    for inst in fn.instructions():
+        callee = module.get(inst.callee_name) if inst.opcode == "call" else None
+        if callee is not None and not callee.is_declaration:
+            out.append(callee)
+    return out
+
+
+def recursive(module: Module, fn: Function) -> bool:
+    """Whether `fn` may call itself, directly or through other functions of the module."""
+    seen: set[str] = set()
+    stack = callees(module, fn)
+    while stack:
+        g = stack.pop()
+        if g.name == fn.name:
+            return True
+        if g.name not in seen:
+            seen.add(g.name)
+            stack.extend(callees(module, g))
+    return False
