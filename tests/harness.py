@@ -646,3 +646,11 @@ def dot_test(f, args, active_idx, rtol: float | None = None, seed: int = 0) -> t
         f"|diff| = {abs(lhs - rhs):.3e}, scale = {scale:.3e}"
     )
     return lhs, rhs
+
+
+def check_all(f, args, active_idx) -> None:
+    """Forward and reverse mode against finite differences of the whole map, and the dot
+    test between them."""
+    check_forward(f, args, active_idx)
+    check_reverse(f, args, active_idx)
+    dot_test(f, args, active_idx)

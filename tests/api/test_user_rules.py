@@ -7,7 +7,7 @@ import math
 import numba
 import numpy as np
 import pytest
-from harness import check_forward, check_reverse, dot_test
+from harness import check_all, check_forward, check_reverse, dot_test
 
 import enzpy as ez
 
@@ -63,9 +63,7 @@ def test_rules_replace_what_the_engine_refuses():
         with pytest.raises(ez.NoDerivativeError):
             ez.gradient(ez.Reverse, solve_loss, a, b.copy(), ez.Const(0.7))
     args = (a, b, 0.7)
-    check_forward(solve_loss, args, (0, 1, 2))
-    check_reverse(solve_loss, args, (0, 1, 2))
-    dot_test(solve_loss, args, (0, 1, 2))
+    check_all(solve_loss, args, (0, 1, 2))
 
 
 def test_ruled_function_as_the_root_in_every_mode():

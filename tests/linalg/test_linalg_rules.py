@@ -4,7 +4,7 @@ differences of the whole map and the dot test, in both modes, in loops and in sp
 
 import numpy as np
 import pytest
-from harness import check_forward, check_reverse, dot_test
+from harness import check_all, check_forward, check_reverse
 
 import enzpy as ez
 
@@ -85,9 +85,7 @@ CASES = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_against_finite_differences_and_the_dot_test(name):
     f, args, active = CASES[name]
-    check_forward(f, args, active)
-    check_reverse(f, args, active)
-    dot_test(f, args, active)
+    check_all(f, args, active)
 
 
 @ez.enzyme_jit
@@ -104,9 +102,7 @@ def newton_steps(a, x, c):
 
 def test_in_a_loop_that_overwrites_its_inputs():
     args = (A, b, 0.7)
-    check_forward(newton_steps, args, (0, 1, 2))
-    check_reverse(newton_steps, args, (0, 1, 2))
-    dot_test(newton_steps, args, (0, 1, 2))
+    check_all(newton_steps, args, (0, 1, 2))
 
 
 def test_split_mode_matches_combined():

@@ -6,7 +6,7 @@ import math
 import numba
 import numpy as np
 import pytest
-from harness import check_forward, check_reverse, dot_test
+from harness import check_all
 
 import enzpy as ez
 
@@ -118,9 +118,7 @@ CASES = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_both_modes_against_finite_differences(name):
     f, args, active = CASES[name]
-    check_forward(f, args, active)
-    check_reverse(f, args, active)
-    dot_test(f, args, active)
+    check_all(f, args, active)
 
 
 def test_split_mode_unwinds_every_activation():
