@@ -27,6 +27,7 @@ from .errors import (
     ShadowError,
 )
 from .explain import explain
+from .higher import hessian, hvp
 from .jit import EnzymeJit, enzyme_jit
 from .modes import (
     Forward,
@@ -79,6 +80,8 @@ __all__ = [
     "explain",
     "forward_rule",
     "gradient",
+    "hessian",
+    "hvp",
     "inactive",
     "inactive_arg",
     "last_tape_bytes",

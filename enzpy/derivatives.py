@@ -52,7 +52,8 @@ class Derivative:
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
     """The merged function-optimized IR of the compiled primal and its Numba callees, small
     callees inlined, the reference counting of argument arrays dropped where it is idle,
-    negative-index wraparound dropped where an index is never negative.
+    negative-index wraparound dropped where an index is never negative, and the IR of the
+    forward derivatives it calls linked in (nested differentiation).
 
     A primal loaded from Numba's disk cache (or compiled before enzpy was imported) has no
     captured IR: it is compiled again, uncached, for differentiation."""
@@ -70,6 +71,14 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     module = Module()
     for text in inline_small_callees(texts, symbol):
         module.merge(parse_module(text))
+    if link.link_forward_derivatives(module):
+        raise NoDerivativeError(
+            f"{dispatcher.py_func.__qualname__} calls a reverse-mode ez.autodiff or "
+            "ez.gradient: differentiating a reverse-mode derivative (nested differentiation "
+            "over reverse mode) is not supported yet; forward mode inside "
+            "(ez.autodiff(ez.Forward, ...)) is. Differentiate the inner function alone, or "
+            "write its derivative by hand."
+        )
     flat = bridge.abi.flat_arguments(argtypes)
     root = module.functions[symbol]
     drop_argument_refcounts(root, [a.position for a in flat if a.role == "meminfo"])
@@ -92,12 +101,6 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
             "serial version of the function"
         )
     module, symbol, library, restype = primal_module(_primal(f, mode, kinds), argtypes)
-    if link.calls_a_derivative(module.globals):
-        raise NoDerivativeError(
-            f"{f.py_func.__qualname__} calls ez.autodiff or ez.gradient: differentiating a "
-            "derivative (nested differentiation) is not supported yet. Differentiate the "
-            "inner function alone, or write its derivative by hand."
-        )
     ret_kind = (
         "const"
         if ret == "const" or not bridge.abi.contains_float(restype)

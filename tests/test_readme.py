@@ -21,3 +21,9 @@ def test_readme_examples_run():
     x = np.array([1.0, 2.0])
     np.testing.assert_allclose(namespace["split_dx"], 2 * x * np.array([1.0, 10.0]))
     np.testing.assert_allclose(namespace["dy"], 0.0)
+    # the Hessian-vector products of "Derivatives of derivatives", against the closed form
+    p = namespace["p"]
+    exact = 3.0 * (2 * np.sin(p) + 4 * p * np.cos(p) - p * p * np.sin(p)) * p
+    np.testing.assert_allclose(namespace["hv"], exact, rtol=1e-12)
+    np.testing.assert_allclose(namespace["hv_again"], exact, rtol=1e-12)
+    np.testing.assert_allclose(namespace["hessian"] @ p, exact, rtol=1e-12)

@@ -1,9 +1,8 @@
 """GradBench ``kmeans``: the k-means cost ``f(P, C) = Σ_i min_j |C_j − P_i|²`` and its
 gradient with respect to the centroids C. GradBench's ``dir`` asks for J·H⁻¹ with the (diagonal)
-Hessian H, which needs a Hessian–vector product (forward over reverse, not in enzpy yet): the
-benchmark times the gradient, and ``dir`` here takes H·1 = diag H by a central difference of two
-enzpy gradients (exact for this piecewise quadratic unless a point changes cluster within the
-step). Inputs as in GradBench: points uniform in [0, 1)ⁿˣᵈ, centroids = the last k points."""
+Hessian H: H·1 = diag H is one Hessian–vector product, ``ez.hvp`` (reverse over forward mode).
+The benchmark times the gradient. Inputs as in GradBench: points uniform in [0, 1)ⁿˣᵈ,
+centroids = the last k points."""
 
 from __future__ import annotations
 
@@ -11,6 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+import enzpy as ez
 
 from ..timing import Inputs
 from ._common import floats, random_direction, reverse_gradient, unknown
@@ -23,7 +24,6 @@ SIZES: dict[str, Any] = {
     "full": (100, 10_000, 8),
     "sweep": [(10, 10_000, 8), (100, 10_000, 16)],
 }
-HESSIAN_STEP = 1e-6
 
 
 @jit
@@ -93,14 +93,15 @@ def array_objective(xp: Any, points: Any, centroids: Any) -> Any:
     return xp.sum(xp.amin(xp.sum(diff * diff, axis=2), axis=1), axis=0)
 
 
+@jit
+def _cost_in_centroids(centroids, points):
+    return kmeans_cost(points, centroids)
+
+
 def direction(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """GradBench's ``dir``: J·H⁻¹ with J the enzpy gradient and diag H from a central
-    difference of two enzpy gradients along all-ones."""
+    """GradBench's ``dir``: J·H⁻¹ with J the enzpy gradient and diag H = H·1 by `ez.hvp`."""
     (_, jac) = reverse_gradient(kmeans_cost, (points, centroids), ACTIVE)
-    h = HESSIAN_STEP
-    (_, plus) = reverse_gradient(kmeans_cost, (points, centroids + h), ACTIVE)
-    (_, minus) = reverse_gradient(kmeans_cost, (points, centroids - h), ACTIVE)
-    return jac / ((plus - minus) / (2.0 * h))
+    return jac / ez.hvp(_cost_in_centroids, centroids, np.ones_like(centroids), points)
 
 
 def gradbench_prepare(function: str, input: dict[str, Any]) -> Callable[[], Any]:

@@ -57,6 +57,17 @@ def inline_small_callees(texts: list[str], root: str) -> list[str]:
     return [_SCOPE_DECL_RE.sub("", str(module))]
 
 
+def inline_always(text: str) -> str:
+    """`text` with its `alwaysinline` functions inlined (the helpers a synthesized
+    derivative calls, such as its shadow allocations)."""
+    module = llvm.parse_assembly(text)
+    codegen = cpu_target.target_context.codegen()
+    mpm = llvm.create_new_module_pass_manager()
+    mpm.add_always_inliner_pass()
+    mpm.run(module, codegen._pass_builder())
+    return str(module)
+
+
 def _shareable(sub: llvm.ModuleRef, module: llvm.ModuleRef) -> llvm.ModuleRef:
     """`sub`, its definitions that `module` defines too (Numba's helpers, such as the
     unwrapping of exception arguments, are defined in every module that raises) made

@@ -20,13 +20,18 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import extents_may_overlap, get_array_memory_extents
 
+from llvm_passes.ir import PTR, GlobalRef, Module, parse_module
+
 from . import capture
 from .abi import Activity, argument_layout, as_activity, shadowed_args, target_context
+from .inline import inline_always
 
 __all__ = ["DerivativeDriver", "EntryPoint", "make_driver", "make_drivers", "clear_cache"]
 
 _counter = itertools.count(1)
-_addresses: set[int] = set()  # of the derivatives' machine code, as callers see them
+# the derivatives' machine code as callers see it: address -> (entry name, how it is called)
+_addresses: dict[int, tuple[str, EntryPoint]] = {}
+_texts: dict[str, str] = {}  # entry name -> the IR of its module, for nested differentiation
 TAPE_BYTES = 32  # { ptr data, i64 size, i64 capacity, ptr escape }: llvm_passes.tape.TAPE_TYPE
 _cache: dict[Any, dict[str, DerivativeDriver]] = {}  # per module and call shapes
 _cache_lock = threading.Lock()
@@ -135,6 +140,8 @@ def _build_library(module_text: str, renames: dict[str, str], library: Any) -> A
                 raise ValueError(f"{name!r} is only declared in the derivative module")
             fn.name = unique
         _demote(mod, keep=set(renames.values()))
+        text = str(mod)
+        _texts.update((unique, text) for unique in renames.values())
         _link_captured_callees(mod)
         mod.verify()
         lib = codegen.create_library(f"enzpy.{next(iter(renames.values()))}")
@@ -226,7 +233,7 @@ def _make_codegen(
 
     def function(context: Any, builder: Any, fnty: ir.FunctionType, name: str) -> Any:
         at = lib.get_pointer_to_function(name)
-        _addresses.add(at)
+        _addresses[at] = (name, ep)
         return builder.bitcast(context.add_dynamic_addr(builder, at, name), fnty.as_pointer())
 
     def codegen(context: Any, builder: Any, signature: Any, args: Sequence[Any]) -> Any:
@@ -395,11 +402,38 @@ def _signature(
     return ret(*params)
 
 
-def calls_a_derivative(global_names: Iterable[str]) -> bool:
-    """Whether code with these globals calls a derivative enzpy built (Numba names the
-    global holding a dynamic address `numba.dynamic.globals.<hex address>`)."""
-    found = (re.match(r"numba\.dynamic\.globals\.([0-9a-f]+)", n) for n in global_names)
-    return any(m is not None and int(m.group(1), 16) in _addresses for m in found)
+def _called_derivatives(global_names: Iterable[str]) -> dict[str, tuple[str, EntryPoint]]:
+    """The globals holding the address of a derivative enzpy built (Numba names the global
+    holding a dynamic address `numba.dynamic.globals.<hex address>`), and what each holds."""
+    out = {}
+    for name in global_names:
+        m = re.match(r"numba\.dynamic\.globals\.([0-9a-f]+)$", name)
+        if m is not None and int(m.group(1), 16) in _addresses:
+            out[name] = _addresses[int(m.group(1), 16)]
+    return out
+
+
+def link_forward_derivatives(module: Module) -> list[str]:
+    """Calls of forward-mode derivatives enzpy built, made direct calls of their IR (merged
+    into `module`), so that a function calling `ez.autodiff(ez.Forward, ...)` can be
+    differentiated itself; the entry names of the other derivatives it calls (reverse
+    mode: their tapes are not differentiated yet)."""
+    called = _called_derivatives(module.globals)
+    forward = {g: name for g, (name, ep) in called.items() if ep == FORWARD}
+    for name in set(forward.values()):
+        module.merge(parse_module(inline_always(_texts[name])))
+    for fn in module.functions.values():
+        loads = {
+            inst: forward[inst.operands[0].name]
+            for inst in fn.instructions()
+            if inst.opcode == "load"
+            and isinstance(inst.operands[0], GlobalRef)
+            and inst.operands[0].name in forward
+        }
+        for inst in fn.instructions():
+            if inst.opcode == "call" and inst.callee in loads:
+                inst.callee = GlobalRef(loads[inst.callee], PTR)
+    return [name for name, ep in called.values() if ep != FORWARD]
 
 
 def distinct_arrays(argtypes: Sequence[types.Type]) -> frozenset[int]:

@@ -1,0 +1,77 @@
+"""Second derivatives from nested differentiation: `hvp` and `hessian`.
+
+Both are reverse mode over forward mode: the gradient of the directional derivative
+`∇f(x)·v`, which a function calling `ez.autodiff(ez.Forward, f, ...)` computes and the
+engine differentiates again (the inner forward derivative is linked as IR). One `hvp` costs
+one reverse pass of one forward pass; no Hessian is formed.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from .annotations import Const, Duplicated
+from .api import autodiff
+from .errors import AnnotationError
+from .jit import EnzymeJit, enzyme_jit
+from .modes import Forward, Reverse
+
+
+@functools.cache
+def _directional(f: EnzymeJit, nrest: int) -> EnzymeJit:
+    """`g(x, v, *rest) = ∇ₓf(x, *rest)·v`, by forward mode inside a jitted function."""
+    rest = "".join(f", r{k}" for k in range(nrest))
+    consts = "".join(f", _Const(r{k})" for k in range(nrest))
+    source = (
+        f"def directional(x, v{rest}):\n"
+        f"    return _autodiff(_Forward, _f, _Duplicated(x, v.copy()){consts})\n"
+    )
+    env: dict[str, Any] = {"_autodiff": autodiff, "_Forward": Forward, "_f": f}
+    env.update(_Duplicated=Duplicated, _Const=Const)
+    exec(source, env)  # noqa: S102 (our source)
+    return enzyme_jit(env["directional"])
+
+
+def _check(f: Any, x: Any) -> None:
+    if not isinstance(f, EnzymeJit):
+        raise AnnotationError(f"{f!r} is not an @ez.enzyme_jit function")
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        raise AnnotationError("x must be a float array (the point where the Hessian is taken)")
+
+
+def hvp(f: Any, x: np.ndarray, v: np.ndarray, *rest: Any) -> np.ndarray:
+    """H·v, the Hessian of the float function `f(x, *rest)` with respect to the float array
+    `x`, times `v` (an array like `x`); the other arguments are `Const`.
+
+    Examples
+    --------
+    >>> import numpy as np, enzpy as ez
+    >>> @ez.enzyme_jit
+    ... def f(x):
+    ...     return (x ** 3).sum()
+    >>> ez.hvp(f, np.array([1.0, 2.0]), np.array([1.0, 1.0])).tolist()
+    [6.0, 12.0]
+    """
+    _check(f, x)
+    v = np.asarray(v, dtype=x.dtype)
+    if v.shape != x.shape:
+        raise AnnotationError(f"v has shape {v.shape}, x has shape {x.shape}")
+    out = np.zeros_like(x)
+    args = (Duplicated(x.copy(), out), Const(v), *(Const(r) for r in rest))
+    autodiff(Reverse, _directional(f, len(rest)), *args)
+    return out
+
+
+def hessian(f: Any, x: np.ndarray, *rest: Any) -> np.ndarray:
+    """The Hessian of the float function `f(x, *rest)` with respect to the float array `x`,
+    as an array of shape `x.shape + x.shape`: one `hvp` per entry of `x`."""
+    _check(f, x)
+    h = np.empty((x.size, x.size), dtype=x.dtype)
+    for k in range(x.size):
+        e = np.zeros(x.size, dtype=x.dtype)
+        e[k] = 1.0
+        h[:, k] = hvp(f, x, e.reshape(x.shape), *rest).ravel()
+    return h.reshape(x.shape + x.shape)
