@@ -127,9 +127,12 @@ def _link_captured_callees(mod: Any) -> None:
             mod.link_in(sub)
 
 
-def _build_library(module_text: str, renames: dict[str, str], library: Any) -> Any:
+def _build_library(
+    module_text: str, renames: dict[str, str], library: Any, nestable: Iterable[str] = ()
+) -> Any:
     """Parse, rename the entry points (`renames`: name -> unique name), resolve callees,
-    finalize a library."""
+    finalize a library; the IR of the `nestable` entries (unique names) is kept for
+    `link_forward_derivatives`."""
     ctx = target_context()
     codegen = ctx.codegen()
     with global_compiler_lock, capture.suspended():
@@ -140,8 +143,9 @@ def _build_library(module_text: str, renames: dict[str, str], library: Any) -> A
                 raise ValueError(f"{name!r} is only declared in the derivative module")
             fn.name = unique
         _demote(mod, keep=set(renames.values()))
-        text = str(mod)
-        _texts.update((unique, text) for unique in renames.values())
+        if nestable:
+            text = str(mod)
+            _texts.update((unique, text) for unique in nestable)
         _link_captured_callees(mod)
         mod.verify()
         lib = codegen.create_library(f"enzpy.{next(iter(renames.values()))}")
@@ -563,7 +567,8 @@ def make_drivers(
     shadowed = tuple(shadowed_args(argtypes, activities))
     n = next(_counter)
     renames = {name: f"{name}.enzpy{n}" for name in (*entries, *aliased.values(), *exports)}
-    lib = _build_library(module_text, renames, library)
+    forward = [renames[name] for name, ep in entries.items() if ep == FORWARD]
+    lib = _build_library(module_text, renames, library, nestable=forward)
     addresses = {name: lib.get_pointer_to_function(renames[name]) for name in exports}
     result = {}
     for name, ep in entries.items():
