@@ -3,7 +3,8 @@
 Both are reverse mode over forward mode: the gradient of the directional derivative
 `∇f(x)·v`, which a function calling `ez.autodiff(ez.Forward, f, ...)` computes and the
 engine differentiates again (the inner forward derivative is linked as IR). One `hvp` costs
-one reverse pass of one forward pass; no Hessian is formed.
+one reverse pass of one forward pass; no Hessian is formed. Both also work inside jitted
+code (same arguments and results).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import functools
 from typing import Any
 
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from .annotations import Const, Duplicated
 from .api import autodiff
 from .errors import AnnotationError
-from .jit import EnzymeJit, enzyme_jit
+from .jit import EnzymeJit, enzyme_jit, from_dispatcher
 from .modes import Forward, Reverse
 
 
@@ -75,3 +78,54 @@ def hessian(f: Any, x: np.ndarray, *rest: Any) -> np.ndarray:
         e[k] = 1.0
         h[:, k] = hvp(f, x, e.reshape(x.shape), *rest).ravel()
     return h.reshape(x.shape + x.shape)
+
+
+# ---- inside jitted code ------------------------------------------------------------------
+def _in_numba(f: Any, x: Any, nrest: int) -> EnzymeJit:
+    """The directional derivative to differentiate, from Numba types (checked as in Python)."""
+    fn = from_dispatcher(f.dispatcher) if isinstance(f, types.Dispatcher) else None
+    if fn is None:
+        raise AnnotationError(f"{f} is not an @ez.enzyme_jit function")
+    if not isinstance(x, types.Array) or not isinstance(x.dtype, types.Float):
+        raise AnnotationError("x must be a float array (the point where the Hessian is taken)")
+    return _directional(fn, nrest)
+
+
+def _source(params: str, body: list[str], nrest: int, g: EnzymeJit) -> Any:
+    """`def impl(<params>): <body>`, `{consts}` in the body standing for `Const` annotations
+    of the `nrest` extra arguments, `_g` for the directional derivative."""
+    consts = "".join(f", _Const(rest[{k}])" for k in range(nrest))
+    text = f"def impl({params}):\n" + "".join(
+        "    " + line.replace("{consts}", consts) + "\n" for line in body
+    )
+    env: dict[str, Any] = {"_g": g, "np": np, "_autodiff": autodiff, "_Reverse": Reverse}
+    env.update(_Duplicated=Duplicated, _Const=Const)
+    exec(text, env)  # noqa: S102 (our source)
+    return env["impl"]
+
+
+_ONE_HVP = [  # out = H v
+    "out = np.zeros_like(x)",
+    "_autodiff(_Reverse, _g, _Duplicated(x.copy(), out), _Const(v){consts})",
+]
+
+
+@overload(hvp)
+def _hvp_overload(f, x, v, *rest):
+    body = [*_ONE_HVP, "return out"]
+    return _source("f, x, v, *rest", body, len(rest), _in_numba(f, x, len(rest)))
+
+
+@overload(hessian)
+def _hessian_overload(f, x, *rest):
+    body = [
+        "h = np.empty((x.size, x.size), x.dtype)",
+        "for k in range(x.size):",
+        "    e = np.zeros(x.size, x.dtype)",
+        "    e[k] = 1.0",
+        "    v = e.reshape(x.shape)",
+        *("    " + line for line in _ONE_HVP),
+        "    h[:, k] = out.ravel()",
+        "return h.reshape(x.shape + x.shape)",
+    ]
+    return _source("f, x, *rest", body, len(rest), _in_numba(f, x, len(rest)))

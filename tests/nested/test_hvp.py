@@ -1,6 +1,7 @@
 """`ez.hvp` and `ez.hessian` (reverse over forward) against finite differences of the
 gradient, symmetry, and closed forms."""
 
+import numba
 import numpy as np
 import pytest
 
@@ -49,3 +50,15 @@ def test_misuse():
         ez.hvp(rosenbrock, [0.3, 0.4], np.ones(2), SCALE)
     with pytest.raises(ez.AnnotationError, match="shape"):
         ez.hvp(rosenbrock, X, np.ones(3), SCALE)
+
+
+@numba.njit
+def _inside(x, v, scale):
+    return ez.hvp(rosenbrock, x, v, scale), ez.hessian(rosenbrock, x, scale)
+
+
+def test_inside_jitted_code():
+    v = np.array([1.0, -0.5, 0.25, 2.0, -1.0])
+    hv, hess = _inside(X, v, SCALE)
+    np.testing.assert_allclose(hv, ez.hvp(rosenbrock, X, v, SCALE), rtol=1e-12)
+    np.testing.assert_allclose(hess, ez.hessian(rosenbrock, X, SCALE), rtol=1e-12)
