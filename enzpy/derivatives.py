@@ -52,8 +52,9 @@ class Derivative:
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
     """The merged function-optimized IR of the compiled primal and its Numba callees, small
     callees inlined, the reference counting of argument arrays dropped where it is idle,
-    negative-index wraparound dropped where an index is never negative, and the IR of the
-    forward derivatives it calls linked in (nested differentiation).
+    negative-index wraparound dropped where an index is never negative, the calls between
+    overloads of a recursive function made direct, and the IR of the forward derivatives it
+    calls linked in (nested differentiation).
 
     A primal loaded from Numba's disk cache (or compiled before enzpy was imported) has no
     captured IR: it is compiled again, uncached, for differentiation."""
@@ -71,13 +72,18 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     module = Module()
     for text in inline_small_callees(texts, symbol):
         module.merge(parse_module(text))
+    unresolved = bridge.capture.UNRESOLVED  # recursion between overloads: direct calls
+    link.calls_made_direct(
+        module, {g: g[len(unresolved) :] for g in module.globals if g.startswith(unresolved)}
+    )
     if link.link_forward_derivatives(module):
         raise NoDerivativeError(
             f"{dispatcher.py_func.__qualname__} calls a reverse-mode ez.autodiff or "
             "ez.gradient: differentiating a reverse-mode derivative (nested differentiation "
             "over reverse mode) is not supported yet; forward mode inside "
-            "(ez.autodiff(ez.Forward, ...)) is. Differentiate the inner function alone, or "
-            "write its derivative by hand."
+            "(ez.autodiff(ez.Forward, ...)) is, and ez.hvp / ez.hessian give second "
+            "derivatives that way. Differentiate the inner function alone, or write its "
+            "derivative by hand."
         )
     flat = bridge.abi.flat_arguments(argtypes)
     root = module.functions[symbol]

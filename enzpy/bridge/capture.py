@@ -139,10 +139,9 @@ def modules_for(root: str) -> list[str]:
         if text in seen_texts:
             continue
         seen_texts.add(text)
-        text = direct_calls(text)
         out.append(text)
         seen_syms.update(defined_symbols(text))
-        for name in declared_symbols(text):
+        for name in called_symbols(text):
             if name in seen_syms or is_runtime_symbol(name):
                 continue
             seen_syms.add(name)
@@ -151,43 +150,15 @@ def modules_for(root: str) -> list[str]:
     return out
 
 
-_UNRESOLVED_RE = re.compile(
-    r'^\s*(%[-\w$.]+) = load ptr, ptr @"\.numba\.unresolved\$([^"]+)"(?:, align \d+)?\n', re.M
-)
+UNRESOLVED = ".numba.unresolved$"  # + symbol: a pointer Numba's linker fills in
 
 
-def direct_calls(text: str) -> str:
-    """`text` with Numba's calls between overloads of a recursive function, made through a
-    pointer the linker fills in (`@".numba.unresolved$<symbol>"`), made direct."""
-    loads = {m.group(1): m.group(2) for m in _UNRESOLVED_RE.finditer(text)}
-    if not loads:
-        return text
-    text = _UNRESOLVED_RE.sub("", text)
-    defined = set(defined_symbols(text))
-    declared: set[str] = set(declared_symbols(text))
-    declarations = []
-    for pointer, symbol in loads.items():
-        call = re.compile(r"call (\w+) " + re.escape(pointer) + r"\(([^\n]*)\)")
-        for m in call.finditer(text):
-            if symbol not in defined | declared:
-                types = [arg.split()[0] for arg in _split_arguments(m.group(2))]
-                declarations.append(f'declare {m.group(1)} @"{symbol}"({", ".join(types)})')
-                declared.add(symbol)
-        text = call.sub(rf'call \1 @"{symbol}"(\2)', text)
-    return text + "\n" + "\n".join(declarations) + "\n"
-
-
-def _split_arguments(text: str) -> list[str]:
-    """A call's arguments, split at the commas outside brackets."""
-    parts, depth, start = [], 0, 0
-    for k, c in enumerate(text):
-        depth += c in "({[<"
-        depth -= c in ")}]>"
-        if c == "," and depth == 0:
-            parts.append(text[start:k].strip())
-            start = k + 1
-    tail = text[start:].strip()
-    return parts + [tail] if tail else parts
+def called_symbols(module_text: str) -> list[str]:
+    """The functions a module text calls without defining them: its declarations, and the
+    targets of Numba's calls between overloads of a recursive function, made through a
+    pointer the linker fills in (`@".numba.unresolved$<symbol>"`)."""
+    pointers = re.findall(r'@"' + re.escape(UNRESOLVED) + r'([^"]+)"', module_text)
+    return declared_symbols(module_text) + list(dict.fromkeys(pointers))
 
 
 _again: dict[str, list[str]] = {}  # symbol -> module texts of a compilation made again

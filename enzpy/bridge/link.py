@@ -426,18 +426,24 @@ def link_forward_derivatives(module: Module) -> list[str]:
     forward = {g: name for g, (name, ep) in called.items() if ep == FORWARD}
     for name in set(forward.values()):
         module.merge(parse_module(inline_always(_texts[name])))
+    calls_made_direct(module, forward)
+    return [name for name, ep in called.values() if ep != FORWARD]
+
+
+def calls_made_direct(module: Module, pointers: dict[str, str]) -> None:
+    """Calls through a function pointer loaded from one of the globals `pointers` names
+    (global -> the function it holds) made direct calls of that function."""
     for fn in module.functions.values():
         loads = {
-            inst: forward[inst.operands[0].name]
+            inst: pointers[inst.operands[0].name]
             for inst in fn.instructions()
             if inst.opcode == "load"
             and isinstance(inst.operands[0], GlobalRef)
-            and inst.operands[0].name in forward
+            and inst.operands[0].name in pointers
         }
         for inst in fn.instructions():
             if inst.opcode == "call" and inst.callee in loads:
                 inst.callee = GlobalRef(loads[inst.callee], PTR)
-    return [name for name, ep in called.values() if ep != FORWARD]
 
 
 def distinct_arrays(argtypes: Sequence[types.Type]) -> frozenset[int]:
