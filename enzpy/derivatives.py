@@ -53,8 +53,8 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     """The merged function-optimized IR of the compiled primal and its Numba callees, small
     callees inlined, the reference counting of argument arrays dropped where it is idle,
     negative-index wraparound dropped where an index is never negative, the calls between
-    overloads of a recursive function made direct, and the IR of the forward derivatives it
-    calls linked in (nested differentiation).
+    overloads of a recursive function made direct, and the IR of the derivatives it calls
+    linked in (nested differentiation).
 
     A primal loaded from Numba's disk cache (or compiled before enzpy was imported) has no
     captured IR: it is compiled again, uncached, for differentiation."""
@@ -76,14 +76,11 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     link.calls_made_direct(
         module, {g: g[len(unresolved) :] for g in module.globals if g.startswith(unresolved)}
     )
-    if link.link_forward_derivatives(module):
+    if link.link_derivatives(module):
         raise NoDerivativeError(
-            f"{dispatcher.py_func.__qualname__} calls a reverse-mode ez.autodiff or "
-            "ez.gradient: differentiating a reverse-mode derivative (nested differentiation "
-            "over reverse mode) is not supported yet; forward mode inside "
-            "(ez.autodiff(ez.Forward, ...)) is, and ez.hvp / ez.hessian give second "
-            "derivatives that way. Differentiate the inner function alone, or write its "
-            "derivative by hand."
+            f"{dispatcher.py_func.__qualname__} calls a split-mode derivative "
+            "(ez.autodiff_thunk): differentiating it (nested differentiation over split "
+            "mode) is not supported; call ez.autodiff or ez.gradient inside instead."
         )
     flat = bridge.abi.flat_arguments(argtypes)
     root = module.functions[symbol]
@@ -106,7 +103,8 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
             "array expressions) is not supported yet; differentiate a "
             "serial version of the function"
         )
-    module, symbol, library, restype = primal_module(_primal(f, mode, kinds), argtypes)
+    primal = _primal(f, mode, kinds)
+    module, symbol, library, restype = primal_module(primal, argtypes)
     ret_kind = (
         "const"
         if ret == "const" or not bridge.abi.contains_float(restype)
@@ -157,6 +155,9 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
             seed=seed,
             aliased=getattr(result, "aliased_name", None),
             exports=exports,
+            nestable=partial(_nestable, primal, argtypes, acts, pointee)
+            if mode == "reverse"
+            else None,
         )
     out = Derivative(
         drv.driver,
@@ -187,6 +188,14 @@ def _primal(f: Any, mode: str, kinds: tuple[str, ...]) -> Any:
     if declared.inactive or declared.has("forward" if mode == "forward" else "reverse"):
         return rule_calls.caller(f.dispatcher, len(kinds))
     return f.dispatcher
+
+
+def _nestable(dispatcher: Any, argtypes: tuple, acts: list, pointee: list) -> tuple[str, str]:
+    """The IR (text, entry name) of a reverse derivative's twin for nested differentiation:
+    the same derivative on the nestable tape runtime."""
+    module, symbol, _, _ = primal_module(dispatcher, argtypes)
+    result = llvm_passes.reverse(module, symbol, acts, pointee=pointee, nestable=True)
+    return result.module_text, result.fn_name
 
 
 _TAPE_BYTES = np.zeros(1, dtype=np.int64)

@@ -13,11 +13,15 @@ back (`longjmp`) to the entry that started the sweep, whose `escape` record (`ES
 a `jmp_buf`, then a log of what the sweep allocated and how to release it, whose storage is
 kept between calls like the tape's) `unwind` releases. Without a record (`escape` null) the
 process aborts.
+
+A derivative that is itself differentiated (nested differentiation) runs on the nestable
+runtime instead (`ensure_runtime(nestable=True)`): the same functions over storage that never
+moves, so that the outer derivative's shadows of the tape stay where their slots are.
 """
 
 from __future__ import annotations
 
-from .ir import I1, I8, I64, PTR, VOID, Constant, Module, Type, Value
+from .ir import I1, I64, PTR, VOID, Module, Type, Value
 from .ir.builder import Builder
 from .ir.types import size_in_bytes, struct
 
@@ -333,10 +337,163 @@ entry:
 }}
 """
 
+# The nestable runtime: the same functions for a derivative that is itself differentiated
+# (nested differentiation links its IR into the outer function). Its storage never moves:
+# a chain of `malloc`ed chunks, each starting with { ptr previous chunk, i64 size there when
+# it was left } (16 bytes), all freed at the end (the escape field holds the newest); no
+# cell, no escape record (out of memory aborts). An outer derivative differentiates these
+# loads, stores, mallocs and frees like any others.
+_NESTABLE_RUNTIME = f"""
+declare ptr @malloc(i64)
+declare void @free(ptr)
+declare void @abort()
+declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
 
-def ensure_runtime(module: Module) -> None:
-    """Add the tape functions to `module` once."""
-    module.define(_RUNTIME)
+define internal ptr @"{PUSH}"(ptr %tape) alwaysinline nounwind {{
+entry:
+  call void @"{RESERVE}"(ptr %tape, i64 8)
+  %slot = call ptr @"{PUSH_RESERVED}"(ptr %tape)
+  ret ptr %slot
+}}
+
+; room for `bytes` more bytes in the current chunk, or a new chunk
+define internal void @"{RESERVE}"(ptr %tape, i64 %bytes) alwaysinline nounwind {{
+entry:
+  %size.p = getelementptr inbounds i8, ptr %tape, i64 8
+  %cap.p = getelementptr inbounds i8, ptr %tape, i64 16
+  %size = load i64, ptr %size.p, align 8
+  %cap = load i64, ptr %cap.p, align 8
+  %need = add i64 %size, %bytes
+  %full = icmp ugt i64 %need, %cap
+  br i1 %full, label %chunk, label %ok
+
+chunk:
+  %room = add i64 %bytes, 16
+  %twice = shl i64 %cap, 1
+  %big = icmp ugt i64 %twice, %room
+  %cap1 = select i1 %big, i64 %twice, i64 %room
+  %small = icmp ult i64 %cap1, 4096
+  %cap2 = select i1 %small, i64 4096, i64 %cap1
+  %new = call ptr @malloc(i64 %cap2)
+  %failed = icmp eq ptr %new, null
+  br i1 %failed, label %oom, label %link
+
+oom:
+  call void @abort()
+  unreachable
+
+link:
+  %data = load ptr, ptr %tape, align 8
+  %left.p = getelementptr inbounds i8, ptr %new, i64 8
+  %newest.p = getelementptr inbounds i8, ptr %tape, i64 {ESCAPE_AT}
+  store ptr %data, ptr %new, align 8
+  store i64 %size, ptr %left.p, align 8
+  store ptr %new, ptr %tape, align 8
+  store i64 16, ptr %size.p, align 8
+  store i64 %cap2, ptr %cap.p, align 8
+  store ptr %new, ptr %newest.p, align 8
+  br label %ok
+
+ok:
+  ret void
+}}
+
+define internal ptr @"{PUSH_RESERVED}"(ptr %tape) alwaysinline nounwind {{
+entry:
+  %size.p = getelementptr inbounds i8, ptr %tape, i64 8
+  %size = load i64, ptr %size.p, align 8
+  %new = add i64 %size, 8
+  store i64 %new, ptr %size.p, align 8
+  %data = load ptr, ptr %tape, align 8
+  %slot = getelementptr inbounds i8, ptr %data, i64 %size
+  ret ptr %slot
+}}
+
+; (pops follow all pushes: a chunk emptied is not used again)
+define internal ptr @"{POP}"(ptr %tape) alwaysinline nounwind {{
+entry:
+  %size.p = getelementptr inbounds i8, ptr %tape, i64 8
+  br label %check
+
+check:
+  %size = load i64, ptr %size.p, align 8
+  %empty = icmp eq i64 %size, 16
+  br i1 %empty, label %back, label %take
+
+back:
+  %data.old = load ptr, ptr %tape, align 8
+  %prev = load ptr, ptr %data.old, align 8
+  %left.p = getelementptr inbounds i8, ptr %data.old, i64 8
+  %left = load i64, ptr %left.p, align 8
+  store ptr %prev, ptr %tape, align 8
+  store i64 %left, ptr %size.p, align 8
+  br label %check
+
+take:
+  %new = sub i64 %size, 8
+  store i64 %new, ptr %size.p, align 8
+  %data = load ptr, ptr %tape, align 8
+  %slot = getelementptr inbounds i8, ptr %data, i64 %new
+  ret ptr %slot
+}}
+
+define internal void @"{FREE}"(ptr %tape) alwaysinline nounwind {{
+entry:
+  %newest.p = getelementptr inbounds i8, ptr %tape, i64 {ESCAPE_AT}
+  %newest = load ptr, ptr %newest.p, align 8
+  br label %next
+
+next:
+  %chunk = phi ptr [ %newest, %entry ], [ %prev, %release ]
+  %none = icmp eq ptr %chunk, null
+  br i1 %none, label %done, label %release
+
+release:
+  %prev = load ptr, ptr %chunk, align 8
+  call void @free(ptr %chunk)
+  br label %next
+
+done:
+  ret void
+}}
+
+define internal void @"{ESCAPE}"(ptr %tape) alwaysinline noreturn nounwind {{
+entry:
+  call void @abort()
+  unreachable
+}}
+
+define internal void @"{LOG}"(ptr %tape, ptr %p, ptr %release) alwaysinline nounwind {{
+entry:
+  ret void
+}}
+
+define internal void @"{SAVED}"(ptr %tape, ptr %p) alwaysinline nounwind {{
+entry:
+  %none = icmp eq ptr %p, null
+  br i1 %none, label %oom, label %ok
+
+oom:
+  call void @abort()
+  unreachable
+
+ok:
+  ret void
+}}
+
+define internal ptr @"{CALLOC}"(ptr %tape, i64 %size) alwaysinline nounwind {{
+entry:
+  %p = call ptr @malloc(i64 %size)
+  call void @"{SAVED}"(ptr %tape, ptr %p)
+  call void @llvm.memset.p0.i64(ptr %p, i8 0, i64 %size, i1 false)
+  ret ptr %p
+}}
+"""
+
+
+def ensure_runtime(module: Module, nestable: bool = False) -> None:
+    """Add the tape functions (`nestable`: the nestable runtime's) to `module` once."""
+    module.define(_NESTABLE_RUNTIME if nestable else _RUNTIME)
 
 
 def storable(t: Type) -> bool:
@@ -353,14 +510,6 @@ def push(b: Builder, tape: Value, v: Value, reserved: bool = False) -> None:
 def reserve(b: Builder, tape: Value, nbytes: Value) -> None:
     """Make room for `nbytes` more bytes on the tape."""
     b.call(RESERVE, [tape, nbytes], VOID)
-
-
-def frame_slot(b: Builder, tape: Value, offset: Value, k: int) -> Value:
-    """Address of slot `k` of a frame reserved at byte `offset` of the tape (the data
-    pointer is read afresh: pushes may have moved it)."""
-    data = b.load(PTR, tape, 8, "tape.data")
-    at = b.binop("add", offset, Constant(I64, str(8 * k)), "frame.at")
-    return b.gep(I8, data, at, hint="frame.slot")
 
 
 def pop(b: Builder, tape: Value, t: Type, hint: str) -> Value:

@@ -20,7 +20,7 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import extents_may_overlap, get_array_memory_extents
 
-from llvm_passes.ir import PTR, GlobalRef, Module, parse_module
+from llvm_passes.ir import PTR, GlobalRef, Module, Value, parse_module
 
 from . import capture
 from .abi import Activity, argument_layout, as_activity, shadowed_args, target_context
@@ -31,7 +31,10 @@ __all__ = ["DerivativeDriver", "EntryPoint", "make_driver", "make_drivers", "cle
 _counter = itertools.count(1)
 # the derivatives' machine code as callers see it: address -> (entry name, how it is called)
 _addresses: dict[int, tuple[str, EntryPoint]] = {}
-_texts: dict[str, str] = {}  # entry name -> the IR of its module, for nested differentiation
+# for nested differentiation, per entry name: the IR of its module (forward mode), or how to
+# build the IR of its nestable twin (reverse mode) and the name the twin's entry takes
+_texts: dict[str, str] = {}
+_nestable: dict[str, tuple[Callable[[], tuple[str, str]], str]] = {}
 TAPE_BYTES = 32  # { ptr data, i64 size, i64 capacity, ptr escape }: llvm_passes.tape.TAPE_TYPE
 _cache: dict[Any, dict[str, DerivativeDriver]] = {}  # per module and call shapes
 _cache_lock = threading.Lock()
@@ -132,17 +135,11 @@ def _build_library(
 ) -> Any:
     """Parse, rename the entry points (`renames`: name -> unique name), resolve callees,
     finalize a library; the IR of the `nestable` entries (unique names) is kept for
-    `link_forward_derivatives`."""
+    `link_derivatives`."""
     ctx = target_context()
     codegen = ctx.codegen()
     with global_compiler_lock, capture.suspended():
-        mod = llvm.parse_assembly(module_text)
-        for name, unique in renames.items():
-            fn = mod.get_function(name)
-            if fn.is_declaration:
-                raise ValueError(f"{name!r} is only declared in the derivative module")
-            fn.name = unique
-        _demote(mod, keep=set(renames.values()))
+        mod = _renamed(module_text, renames)
         if nestable:
             text = str(mod)
             _texts.update((unique, text) for unique in nestable)
@@ -154,6 +151,19 @@ def _build_library(
         lib.add_llvm_module(mod)
         lib.finalize()
     return lib
+
+
+def _renamed(module_text: str, renames: dict[str, str]) -> Any:
+    """The parsed module, its entry points renamed (name -> unique name), the rest of its
+    functions internal."""
+    mod = llvm.parse_assembly(module_text)
+    for name, unique in renames.items():
+        fn = mod.get_function(name)
+        if fn.is_declaration:
+            raise ValueError(f"{name!r} is only declared in the derivative module")
+        fn.name = unique
+    _demote(mod, keep=set(renames.values()))
+    return mod
 
 
 @dataclass(frozen=True)
@@ -417,24 +427,40 @@ def _called_derivatives(global_names: Iterable[str]) -> dict[str, tuple[str, Ent
     return out
 
 
-def link_forward_derivatives(module: Module) -> list[str]:
-    """Calls of forward-mode derivatives enzpy built, made direct calls of their IR (merged
-    into `module`), so that a function calling `ez.autodiff(ez.Forward, ...)` can be
-    differentiated itself; the entry names of the other derivatives it calls (reverse
-    mode: their tapes are not differentiated yet)."""
+def link_derivatives(module: Module) -> list[str]:
+    """Calls of derivatives enzpy built, made direct calls of their IR (merged into
+    `module`), so that a function calling `ez.autodiff` can be differentiated itself:
+    forward mode's own IR, reverse mode's nestable twin (built on first use). Returns the
+    entry names of the derivatives that cannot be linked (split mode's)."""
     called = _called_derivatives(module.globals)
-    forward = {g: name for g, (name, ep) in called.items() if ep == FORWARD}
-    for name in set(forward.values()):
-        module.merge(parse_module(inline_always(_texts[name])))
-    calls_made_direct(module, forward)
-    return [name for name, ep in called.values() if ep != FORWARD]
+    linked: dict[str, str] = {}  # global -> the function its calls now call
+    for g, (name, ep) in called.items():
+        if ep == FORWARD:
+            linked[g] = name
+        elif name in _nestable:
+            linked[g] = _nestable[name][1]
+    for name in set(linked.values()):
+        module.merge(parse_module(inline_always(_nestable_text(name))))
+    calls_made_direct(module, linked)
+    return [name for g, (name, _) in called.items() if g not in linked]
+
+
+def _nestable_text(name: str) -> str:
+    """The IR defining `name`, a forward-mode entry or a reverse-mode entry's twin."""
+    if name not in _texts:
+        build, _ = _nestable[name]
+        text, entry = build()
+        with global_compiler_lock, capture.suspended():
+            _texts[name] = str(_renamed(text, {entry: name}))
+    return _texts[name]
 
 
 def calls_made_direct(module: Module, pointers: dict[str, str]) -> None:
     """Calls through a function pointer loaded from one of the globals `pointers` names
-    (global -> the function it holds) made direct calls of that function."""
+    (global -> the function it holds), or chosen between two such that hold the same
+    function, made direct calls of that function."""
     for fn in module.functions.values():
-        loads = {
+        held: dict[Value, str] = {
             inst: pointers[inst.operands[0].name]
             for inst in fn.instructions()
             if inst.opcode == "load"
@@ -442,8 +468,12 @@ def calls_made_direct(module: Module, pointers: dict[str, str]) -> None:
             and inst.operands[0].name in pointers
         }
         for inst in fn.instructions():
-            if inst.opcode == "call" and inst.callee in loads:
-                inst.callee = GlobalRef(loads[inst.callee], PTR)
+            if inst.opcode == "select":
+                one, other = (held.get(v) for v in inst.operands[1:])
+                if one is not None and one == other:
+                    held[inst] = one
+            if inst.opcode == "call" and inst.callee in held:
+                inst.callee = GlobalRef(held[inst.callee], PTR)
 
 
 def distinct_arrays(argtypes: Sequence[types.Type]) -> frozenset[int]:
@@ -511,6 +541,7 @@ def make_driver(
     seed: float | None = None,
     aliased: str | None = None,
     exports: tuple[str, ...] = (),
+    nestable: Callable[[], tuple[str, str]] | None = None,
 ) -> DerivativeDriver:
     """Link the derivative `fn_name` of `module_text` and build its njit driver.
 
@@ -523,7 +554,9 @@ def make_driver(
     library (it resolves the primal's callees). Results are cached by `key` (default: a
     digest of the inputs). `aliased`: the entry point to call instead when the memory of two
     array arguments overlaps (see `distinct_arrays`). `exports`: other functions of the
-    module whose addresses the driver's `exports` gives.
+    module whose addresses the driver's `exports` gives. `nestable` (reverse mode): builds
+    the IR (text, entry name) that nested differentiation links for calls of `fn_name`
+    (`link_derivatives`).
     """
     entry = FORWARD if seed is None else reverse_entry(seed)
     return make_drivers(
@@ -536,6 +569,7 @@ def make_driver(
         key=key,
         aliased={fn_name: aliased} if aliased else None,
         exports=exports,
+        nestable=nestable,
     )[fn_name]
 
 
@@ -550,6 +584,7 @@ def make_drivers(
     key: Any = None,
     aliased: dict[str, str] | None = None,
     exports: tuple[str, ...] = (),
+    nestable: Callable[[], tuple[str, str]] | None = None,
 ) -> dict[str, DerivativeDriver]:
     """Link the entry points of `module_text` (name -> how the driver calls it) into one
     library and build one driver per entry point (see `make_driver`)."""
@@ -575,6 +610,12 @@ def make_drivers(
     renames = {name: f"{name}.enzpy{n}" for name in (*entries, *aliased.values(), *exports)}
     forward = [renames[name] for name, ep in entries.items() if ep == FORWARD]
     lib = _build_library(module_text, renames, library, nestable=forward)
+    if nestable is not None:
+        for name, ep in entries.items():
+            if ep.returns == "reverse":
+                for unique in (renames[name], renames.get(aliased.get(name, ""))):
+                    if unique is not None:
+                        _nestable[unique] = (nestable, renames[name])
     addresses = {name: lib.get_pointer_to_function(renames[name]) for name in exports}
     result = {}
     for name, ep in entries.items():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ..errors import NoDerivativeError, called_from
 from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, Value
 from ..rules.registry import FUNCTIONS, FunctionRule, effects, lookup
-from .pointers import roots
+from .pointers import allocation, roots
 from .readonly import written_arguments
 
 # integer operations that carry the bits of an active float along (see `tainted`)
@@ -239,6 +239,8 @@ class _Analysis:
             src = next((v for v in ops if v in self.active), None)
             if src is not None:
                 self.mark(inst, f"operand {src.ref} is active")
+                if op in ("phi", "select") and inst.type.is_ptr:
+                    self.shadow_merged(ops)
         elif op == "load" and carries and ops[0] in self.active:
             self.mark(inst, f"loaded through active pointer {ops[0].ref}")
         elif op == "store":
@@ -315,6 +317,19 @@ class _Analysis:
         for k in outputs:
             self.need(inst.operands[k], f"@{callee.name} (rules) writes it from its inputs")
         self.callees[inst] = ActivityResult(callee, pattern, frozenset(), {}, outputs, {})
+
+    def shadow_merged(self, ops: Sequence[Value]) -> None:
+        """Memory this function allocates, chosen (phi, select) with memory that has a
+        shadow, gets one too (zero-filled): an array rebound in a loop, `x = x + dx`, starts
+        as a constant array."""
+        for o in ops:
+            if (
+                o.type.is_ptr
+                and o not in self.active
+                and not isinstance(o, Constant | GlobalRef)
+                and all(isinstance(allocation(r), Instruction) for r in roots(o))
+            ):
+                self.need(o, "chosen with memory that has a shadow")
 
     # ---- backward: pointers that must get a shadow ----------------------------------------
     def need(self, v: Value, why: str) -> None:

@@ -63,6 +63,7 @@ def reverse(
     distinct: frozenset[int] = frozenset(),
     pointee: Sequence[Type | None] | None = None,
     out_of_memory: str | None = None,
+    nestable: bool = False,
 ) -> ReverseResult:
     """Synthesize the gradient of `fn_name` (contract: see module doc).
 
@@ -82,9 +83,16 @@ def reverse(
     `fn_name`, which says that memory ran out (for Numba: a `MemoryError`). When memory for
     the tape or for what a forward sweep allocates cannot be had, the entry points that run
     a forward sweep release what it allocated and return what that function returns; without
-    it, the process aborts."""
+    it, the process aborts.
+
+    `nestable` (combined mode): a derivative for nested differentiation, whose IR is
+    linked into a function that is differentiated again: `diffe_<f>` on the nestable tape
+    runtime (see `tape.py`), without `distinct` assumptions, out-of-memory function or
+    storage kept between calls."""
     module, fn, facts = function_to_derive(module_text, fn_name, activities, pointee)
-    ensure_runtime(module)
+    ensure_runtime(module, nestable)
+    if nestable:
+        distinct, out_of_memory, tape_bytes_at = frozenset(), None, None
     oom = None
     if out_of_memory is not None:
         hook = parse_module(out_of_memory)
@@ -111,6 +119,8 @@ def reverse(
             entries.finish("reverse", rev),
             entries.finish("release", synth.release(fn, pattern)),
         )
+    elif nestable:
+        names = (entries.nested(aug, rev),)
     else:
         names = (entries.combined(aug, rev),)
         if synth.plans[(fn.name, pattern)].assumes_distinct:

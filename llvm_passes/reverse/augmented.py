@@ -27,10 +27,11 @@ from ..ir import (
     Type,
     Value,
 )
+from ..ir.builder import Builder
 from ..ir.types import size_in_bytes
 from ..ir.values import const
 from ..rules import Context
-from ..tape import CALLOC, LOG, SAVED, frame_slot, localize, push, reserve, storable, sync
+from ..tape import CALLOC, LOG, SAVED, localize, push, reserve, storable, sync
 from .plan import MODE, Plan, memory_call
 
 Kept = list[tuple[Type, str | None]]  # per instruction: what it kept for its adjoint
@@ -119,16 +120,18 @@ class Augmented(_FunctionForward):
         push(self.b, self.tape, self.saved_value(inst, kind, v), reserved=unchecked)
 
     def reserve_frame(self) -> None:
+        """The function's own view of the tape, and a stack slot per frame value (zero until
+        its definition runs): the frame is pushed when the function returns."""
         self.tape = localize(self.b, self.tape_arg)
-        self.frame_offset = self.b.load(
-            I64, self.b.gep(I64, self.tape, const(I64, 1)), 8, "frame.offset"
-        )
-        for _ in self.plan.frame:
-            push(self.b, self.tape, const(I64, 0))
+        self.frame: list[Value] = []
+        for kind, v in self.plan.frame:
+            ty = PTR if kind == "shadow" else v.type
+            slot = self.b.alloca(ty, 8, f"{v.label}.frame")
+            self.b.store(Builder.zero(ty), slot, 8)
+            self.frame.append(slot)
 
     def save(self, inst: Instruction, kind: str, v: Value, k: int) -> None:
-        slot = frame_slot(self.b, self.tape, self.frame_offset, k)
-        self.b.store(self.saved_value(inst, kind, v), slot, 8)
+        self.b.store(self.saved_value(inst, kind, v), self.frame[k], 8)
 
     def before_terminator(self, inst: Instruction) -> None:
         block = inst.block_name
@@ -145,8 +148,10 @@ class Augmented(_FunctionForward):
                 push(self.b, self.tape, value)
             if loop.bound is None or loop.bound[0] != block:
                 push(self.b, self.tape, lp.counter.phi)
-        if inst.opcode == "ret" and plan.frame:
-            push(self.b, self.tape, self.frame_offset)
+        if inst.opcode == "ret":
+            for (kind, v), slot in zip(plan.frame, self.frame, strict=True):
+                ty = PTR if kind == "shadow" else v.type
+                push(self.b, self.tape, self.b.load(ty, slot, 8, f"{v.label}.{kind}"))
         if inst.opcode == "ret" and len(plan.rets) > 1 or plan.pushes_id[block]:
             id_ = const(I64, plan.index[block])
             push(self.b, self.tape, id_, reserved=block in plan.unchecked)

@@ -130,11 +130,29 @@ class Entries:
         tape = b.alloca(TAPE_TYPE, 8, "tape")
         b.call(TAKE, [tape, cell], VOID)
         r = self._forward_sweep(b, aug, tape)
-        n = len(self.args) + len(self.shadows)
-        b.call(rev, [*self.params[:n], tape, *self.params[n:]], VOID)
+        self._reverse_sweep(b, rev, tape)
         b.call(KEEP, [tape, cell], VOID)
         self._ret(b, r)
         return name
+
+    def nested(self, aug: str, rev: str) -> str:
+        """`diffe_<f>` with the interface of `combined` for a module built on the nestable
+        runtime: its tape is on the stack and freed before it returns (nothing kept, no
+        escape), so that an outer derivative can differentiate it."""
+        name = f"diffe_{self.fn.name}"
+        b = self._begin(name, self.fn.ret_type, self.dret)
+        tape = b.alloca(TAPE_TYPE, 8, "tape")
+        b.store(Builder.zero(TAPE_TYPE), tape, 8)
+        n = len(self.args) + len(self.shadows)
+        r = b.call(aug, [*self.params[:n], tape], self.fn.ret_type, "primal")
+        self._reverse_sweep(b, rev, tape)
+        b.call(FREE, [tape], VOID)
+        self._ret(b, r)
+        return name
+
+    def _reverse_sweep(self, b: Builder, rev: str, tape: Value) -> None:
+        n = len(self.args) + len(self.shadows)
+        b.call(rev, [*self.params[:n], tape, *self.params[n:]], VOID)
 
     def drop_tapes(self) -> str | None:
         """`i64 drop_tapes_<f>()`: free the storage the entries keep; its bytes."""

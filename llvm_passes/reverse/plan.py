@@ -4,7 +4,8 @@ is built: the `Plan` (frozen), made by `plan()`.
 A value the reverse sweep needs is an `Item`: ('primal', v) or ('shadow', v). It gets each
 one the cheapest way that is correct:
 - for free: arguments, constants; induction variables of counted loops (counted down);
-- from the frame: values computed at most once per call, saved once in a slot of the tape;
+- from the frame: values computed at most once per call, kept in a stack slot and pushed
+  once when the function returns;
 - recomputed from their operands (pure instructions, shadow GEPs), or loaded again from
   memory nothing writes after the load (combined mode, root function);
 - saved on the exits of a counted loop when defined outside it (or read once per execution
@@ -45,7 +46,7 @@ from ..ir import (
 MODE = "reverse"
 Item = tuple[str, Value]  # ('primal' | 'shadow', value)
 # instructions the reverse sweep may recompute instead of taking from the tape
-_PURE = (
+PURE = (
     BINARY
     | CASTS
     | {"fneg", "icmp", "fcmp", "select", "getelementptr", "extractvalue", "insertvalue", "freeze"}
@@ -92,7 +93,7 @@ class Plan:
     inductions: Mapping[Value, tuple[CountedLoop, Induction]]
     saved_in: Mapping[Item, tuple[CountedLoop, ...]]  # item -> loops saving it on exit
     carried: tuple[Value, ...]  # values kept in a slot by the forward sweep until the exit
-    frame: Mapping[Item, int]  # item -> frame slot
+    frame: Mapping[Item, int]  # item -> its place in the frame
     recompute: frozenset[Instruction]
     recompute_shadow: frozenset[Instruction]  # GEPs whose shadow is rebuilt
     decided: Mapping[str, tuple[Value, tuple[str, str]]]  # join -> (condition, preds)
@@ -406,7 +407,7 @@ class _Planner:
         return (
             v.block.name in once
             or depth < 8
-            and v.opcode in _PURE
+            and v.opcode in PURE
             and all(self._free(o, block, once, depth + 1) for o in v.operands)
         )
 
@@ -439,11 +440,11 @@ class _Planner:
             return  # follows from the reverse sweep's loop counter
         if not isinstance(v, Instruction) or v.block is None or v.opcode == "phi":
             self._leaf(item, block, leaves)
-        elif v.block.name in once:
+        elif v.block.name in once and not _free(v, kind):
             self.frame[item] = len(self.frame)
         elif depth < 16 and (
             kind == "primal"
-            and (v.opcode in _PURE or v in self.reload)
+            and (v.opcode in PURE or v in self.reload)
             or v.opcode == "getelementptr"
         ):
             inner: list[Item] = []
@@ -530,6 +531,14 @@ class _Planner:
             if per_iteration:
                 out[lp.header] = (bound, per_iteration)
         return out
+
+
+def _free(v: Instruction, kind: str) -> bool:
+    """An address (or a pure primal value) computed from arguments and constants only: the
+    reverse sweep recomputes it rather than keep it (a nested derivative's engine would
+    otherwise see a pointer into memory without derivatives stored on the tape)."""
+    pure = v.opcode == "getelementptr" or kind == "primal" and v.opcode in PURE
+    return pure and all(isinstance(o, Argument | Constant | GlobalRef) for o in v.operands)
 
 
 def _retained(alloc: Instruction) -> bool:

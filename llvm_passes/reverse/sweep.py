@@ -17,9 +17,10 @@ from ..ir import I64, PTR, VOID, Argument, Block, Constant, Function, GlobalRef,
 from ..ir.builder import Builder, Namer
 from ..ir.values import const
 from ..rules import Context
-from ..tape import frame_slot, localize, pop, sync
+from ..tape import localize, pop, sync
+from ..transforms.dead import drop_dead
 from .augmented import Kept
-from .plan import MODE, Plan, is_active_float
+from .plan import MODE, PURE, Plan, is_active_float
 
 
 class Reverse:
@@ -65,19 +66,17 @@ class Reverse:
         self.tape = localize(self.b, self.tape_arg)
         exit_id = pop(self.b, self.tape, I64, "exit.id") if len(plan.rets) > 1 else None
         self.frame_values: dict[tuple[str, Value], Value] = {}
-        if plan.frame:  # complete by now: read once, so LLVM sees loop invariants
-            offset = pop(self.b, self.tape, I64, "frame.offset")
-            for (kind, v), k in plan.frame.items():
-                ty = PTR if kind == "shadow" else v.type
-                self.frame_values[(kind, v)] = self.b.load(
-                    ty, frame_slot(self.b, self.tape, offset, k), 8, f"{v.label}.{kind}"
-                )
+        for kind, v in reversed(list(plan.frame)):  # pushed on return: read first
+            ty = PTR if kind == "shadow" else v.type
+            self.frame_values[(kind, v)] = pop(self.b, self.tape, ty, f"{v.label}.{kind}")
         self.dispatch(list(plan.rets), exit_id)
         for block in fn.blocks:
             new.blocks.append(self.rev_blocks[block.name])
             self.reverse_block(block, new)
         for inst in new.instructions():
             inst.operands = [self.vmap.get(v, v) for v in inst.operands]
+        drop_dead(new, PURE)  # the partials of inactive operands (a nested derivative's
+        # engine would differentiate them)
         self.module.add_function(new)
 
     differentiates = True  # adjoints are computed (`Release` only frees)
@@ -141,8 +140,6 @@ class Reverse:
         preds = list(self.plan.graph.preds.get(block.name, ()))
         phis = [p for p in block.phis if p in self.slots]
         if not preds:
-            for _ in self.plan.frame:  # release the frame
-                pop(self.b, self.tape, I64, "frame")
             sync(self.b, self.tape, self.tape_arg)
             self.b.insert(Instruction("ret"))
             return

@@ -210,3 +210,8 @@ INTEGER_ONLY = (
     "llvm.umul",
 )
 no_derivative(*INTEGER_ONLY, why="integer or bookkeeping call")
+
+# the C library's heap: the storage of the nestable tape (`tape.py`), which an outer
+# derivative differentiates like any memory
+allocator("malloc", allocation=Allocation("free"))
+lifetime("free")

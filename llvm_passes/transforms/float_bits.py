@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from ..analysis.memtypes import Layout, float_bits, layout_of
 from ..ir import PTR, Argument, Constant, Function, GlobalRef, Instruction, Module, Type, Value
 from ..ir.builder import Namer
+from .dead import drop_dead
 
 _PURE_INT = ("bitcast", "xor", "and", "or")
 _SUFFIX = {"double": "f64", "float": "f32", "half": "f16"}
@@ -143,7 +144,7 @@ def _fold(module: Module, fn: Function, namer: Namer) -> None:
         block.instructions = out
     for inst in fn.instructions():  # a replaced value used before it was met (phis)
         inst.operands = [replace.get(o, o) for o in inst.operands]
-    _drop_dead(fn)
+    drop_dead(fn, _PURE_INT)
 
 
 def _float_sign(
@@ -173,14 +174,3 @@ def _float_sign(
         )
     _become(inst, "bitcast", inst.type, [made[-1]])
     return [*made, inst]
-
-
-def _drop_dead(fn: Function) -> None:
-    """Remove integer bit operations and bitcasts whose results nothing uses."""
-    while True:
-        used = {id(o) for i in fn.instructions() for o in i.operands}
-        dead = {id(i) for i in fn.instructions() if i.opcode in _PURE_INT and id(i) not in used}
-        if not dead:
-            return
-        for block in fn.blocks:
-            block.instructions = [i for i in block.instructions if id(i) not in dead]

@@ -32,23 +32,6 @@ def _raises(f, *args, mode=ez.Reverse):
 
 
 @ez.enzyme_jit
-def inner(x):
-    return (x * x).sum()
-
-
-@ez.enzyme_jit
-def nested(x):
-    g = np.zeros_like(x)
-    ez.autodiff(ez.Reverse, inner, ez.Active, ez.Duplicated(x, g))
-    return g.sum()
-
-
-def test_nested_differentiation_is_named():
-    message = _raises(nested, np.ones(3))
-    assert "nested differentiation" in message and "indirect call" not in message
-
-
-@ez.enzyme_jit
 def printed(x):
     s = x * math.sin(x)
     print("s =", s)

@@ -94,15 +94,3 @@ def newton_direction(x):
 
 def test_a_loss_made_of_a_derivative():
     check_all(newton_direction, (X,), (0,))
-
-
-@ez.enzyme_jit
-def gradient_inside(x):
-    dx = np.zeros_like(x)
-    ez.autodiff(ez.Reverse, energy, ez.Duplicated(x, dx))
-    return dx.sum()
-
-
-def test_over_a_reverse_mode_derivative_is_refused_by_name():
-    with pytest.raises(ez.NoDerivativeError, match="over reverse mode"):
-        ez.gradient(ez.Forward, gradient_inside, X)
