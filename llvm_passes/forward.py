@@ -338,7 +338,7 @@ class _FunctionForward:
 
     def check_merged_operands(self, inst: Instruction) -> None:
         """Refuse passing a pointer whose shadow may be its primal (see `maybe_primal`) to a
-        call other than reference counting (applied to both, it balances)."""
+        call other than reference counting (applied to a real shadow only)."""
         counts = rules.effects(inst)
         if not (counts is not None and counts.lifetime) and any(
             o in self.act.maybe_primal for o in inst.operands
@@ -443,6 +443,11 @@ class _FunctionForward:
         assert rule is not None
         clone = self.copy(inst)
         tans = [self.tangent(o) for o in inst.operands]
+        ptr = inst.operands[0] if inst.operands else None
+        if rule.effects.lifetime and ptr in self.act.maybe_primal and tans[0] is not None:
+            # memory without derivatives is its own shadow: counted (or freed) once
+            null = Constant(PTR, "null")
+            tans[0] = self.b.select(self.is_primal(tans[0], ptr), null, tans[0], "shadow")
         t = rule.tangent(Context(self.b, clone, inst.operands, tangents=tans))
         if t is not None and rule.effects.allocates is not None:
             # an allocation whose shadow could not be made failed (the rule released it)

@@ -23,7 +23,8 @@ def same_call_on_shadow(ctx: Context) -> None:
 def lifetime(*keys: str) -> None:
     """Register calls counting references to (or freeing) their pointer operand's memory: in
     forward mode the shadow's count changes alike; in reverse mode a shadow lives until the
-    reverse sweep passes its allocation."""
+    reverse sweep passes its allocation. They must accept null (a pointer without a
+    shadow of its own)."""
     custom(*keys, effects=Effects(lifetime=True))(same_call_on_shadow)
 
 
