@@ -17,7 +17,7 @@ from .annotations import (
     Duplicated,
     DuplicatedNoNeed,
 )
-from .api import autodiff, gradient
+from .api import autodiff, gradient, jvp, vjp
 from .derivatives import last_tape_bytes, release_tapes
 from .errors import (
     AnnotationError,
@@ -84,7 +84,9 @@ __all__ = [
     "hvp",
     "inactive",
     "inactive_arg",
+    "jvp",
     "last_tape_bytes",
     "release_tapes",
     "reverse_rule",
+    "vjp",
 ]

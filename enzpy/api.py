@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numba
@@ -17,8 +17,10 @@ from .errors import AnnotationError
 from .inside import MISS, Fallback, python_entry
 from .jit import EnzymeJit
 from .modes import Forward as Forward_
+from .modes import ForwardWithPrimal as ForwardWithPrimal_
 from .modes import Mode
 from .modes import Reverse as Reverse_
+from .modes import ReverseWithPrimal as ReverseWithPrimal_
 from .shadows import (
     check_aliasing,
     check_argument,
@@ -281,6 +283,74 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
             g[idx] = autodiff(Forward_, f, *seeded)
         out.append(g)
     return tuple(out)
+
+
+def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+    """`(f(*primals), its derivative along tangents)` by one forward pass: `tangents[k]` is
+    shaped like `primals[k]` (a float for a float), or None to hold that argument constant.
+    Runs on copies of the arguments (they are not mutated).
+
+    Examples
+    --------
+    >>> import numpy as np, enzpy as ez
+    >>> @ez.enzyme_jit
+    ... def f(x, a):
+    ...     return a * (x * x).sum()
+    >>> ez.jvp(f, (np.array([1.0, 2.0]), 3.0), (np.array([1.0, 0.0]), None))
+    (15.0, 6.0)
+    """
+    if len(primals) != len(tangents):
+        raise AnnotationError(f"{len(primals)} primals but {len(tangents)} tangents")
+    ann = [
+        Const(_copy(p)) if t is None else Duplicated(_copy(p), _tangent_like(k, p, t))
+        for k, (p, t) in enumerate(zip(primals, tangents, strict=True))
+    ]
+    tangent, value = autodiff(ForwardWithPrimal_, f, *ann)
+    return value, tangent
+
+
+def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[Any, tuple]:
+    """`(f(*primals), cotangent · ∇f)` of a float-valued `f` by one reverse pass: the
+    gradient entries as in `gradient` (None for integer arguments). Runs on copies.
+
+    Examples
+    --------
+    >>> import numpy as np, enzpy as ez
+    >>> @ez.enzyme_jit
+    ... def f(x, a):
+    ...     return a * (x * x).sum()
+    >>> value, (gx, ga) = ez.vjp(f, (np.array([1.0, 2.0]), 3.0), 0.5)
+    >>> value, gx.tolist(), ga
+    (15.0, [3.0, 6.0], 2.5)
+    """
+    check_function(f)
+    grads: list[Any] = []
+    ann: list[Annotation] = []
+    for k, p in enumerate(primals):
+        check_differentiable_container(k, p)
+        if isinstance(p, np.ndarray) and p.dtype.kind == "f":
+            g = np.zeros_like(p)
+            ann.append(Duplicated(p.copy(), g))
+        else:
+            g = None
+            ann.append(Active(p) if _is_float(p) else Const(_copy(p)))
+        grads.append(g)
+    adj, value = autodiff(ReverseWithPrimal_, f, Active, *ann)
+    out = tuple(
+        g * cotangent if g is not None else a * cotangent if a is not None else None
+        for g, a in zip(grads, adj, strict=True)
+    )
+    return value, out
+
+
+def _tangent_like(k: int, p: Any, t: Any) -> Any:
+    """The tangent `t` of argument `k` as a fresh value of `p`'s type and shape."""
+    if isinstance(p, np.ndarray):
+        t = np.asarray(t, dtype=p.dtype)
+        if t.shape != p.shape:
+            raise AnnotationError(f"argument {k}: tangent of shape {t.shape}, array {p.shape}")
+        return t.copy()
+    return type(p)(t)
 
 
 def _is_float(v: Any) -> bool:

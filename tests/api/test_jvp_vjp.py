@@ -1,0 +1,52 @@
+"""`ez.jvp` and `ez.vjp`: against central finite differences, against each other (the dot
+test), on copies (the caller's arrays unchanged), and their misuse."""
+
+import math
+
+import numpy as np
+import pytest
+
+import enzpy as ez
+
+
+@ez.enzyme_jit
+def f(x, a, n):
+    s = 0.0
+    for i in range(n):
+        s += math.sin(a * x[i]) * x[(i + 1) % n]
+    x[0] = 0.0  # a mutation: jvp and vjp work on copies
+    return s
+
+
+X = np.array([0.3, -1.2, 0.8, 2.0])
+
+
+def _value(x, a):
+    return f(x.copy(), a, 4)
+
+
+def test_jvp_against_finite_differences():
+    u, da = np.array([1.0, -0.5, 0.25, 2.0]), 0.7
+    x = X.copy()
+    value, tangent = ez.jvp(f, (x, 1.3, 4), (u, da, None))
+    np.testing.assert_array_equal(x, X)
+    h = 1e-6
+    fd = (_value(X + h * u, 1.3 + h * da) - _value(X - h * u, 1.3 - h * da)) / (2 * h)
+    assert value == pytest.approx(_value(X, 1.3), rel=1e-15)
+    assert tangent == pytest.approx(fd, rel=1e-7)
+
+
+def test_vjp_is_the_transpose_of_jvp():
+    u, da, w = np.array([1.0, -0.5, 0.25, 2.0]), 0.7, -1.7
+    _, tangent = ez.jvp(f, (X, 1.3, 4), (u, da, None))
+    value, (gx, ga, gn) = ez.vjp(f, (X, 1.3, 4), w)
+    assert gn is None
+    assert value == pytest.approx(_value(X, 1.3), rel=1e-15)
+    assert w * tangent == pytest.approx(gx @ u + ga * da, rel=1e-13)
+
+
+def test_misuse():
+    with pytest.raises(ez.AnnotationError, match="2 tangents"):
+        ez.jvp(f, (X, 1.3, 4), (X, 1.0))
+    with pytest.raises(ez.AnnotationError, match="shape"):
+        ez.jvp(f, (X, 1.3, 4), (np.ones(3), None, None))
