@@ -57,7 +57,18 @@ EVALS_PACKAGE = "bench.evals"
 BUILTIN_MODULES: dict[str, str] = {"hello": "bench.gradbench.hello"}
 
 #: The evals enzpy implements for GradBench (issue 4); ``hello`` is the protocol smoke test.
-KNOWN_EVALS: tuple[str, ...] = ("gmm", "lse", "ode", "lstm", "ba", "llsq", "det", "kmeans")
+KNOWN_EVALS: tuple[str, ...] = (
+    "gmm",
+    "lse",
+    "ode",
+    "lstm",
+    "ba",
+    "llsq",
+    "det",
+    "kmeans",
+    "particle",
+    "saddle",
+)
 
 _MODULE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
