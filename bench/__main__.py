@@ -313,7 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Median wall time per call; in parentheses the ratio to the Numba primal. `rev` columns: "
         "one whole gradient (BA: the whole sparse Jacobian); `enzpy fwd` and `FD central`: one "
-        "direction (BA: the whole Jacobian). ✗: disagrees with the reference, time not valid.",
+        "direction (BA: the whole Jacobian); `hvp` columns: one Hessian-vector product H·u "
+        "with respect to the first active array, the other arguments held constant "
+        "(`ez.hvp`: reverse over forward mode; JAX: `jax.jvp(jax.grad(f))`). ✗: disagrees "
+        "with the reference, time not valid.",
         "",
         markdown_times(results),
         "",

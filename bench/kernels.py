@@ -23,7 +23,7 @@ import numpy as np
 from . import native_lib
 from .evals._jit import jit
 from .timing import Gradient, Inputs, Kernel, Tool
-from .tools import default_tools, dot_test, gradient_error
+from .tools import default_tools, dot_test, gradient_error, hvp_error
 
 # ------------------------------------------------------------------------------- primals
 
@@ -235,4 +235,5 @@ def build_kernels(lib: ctypes.CDLL | None = None) -> dict[str, Kernel]:
         if "native rev" in k.tools:
             k.checks["enzpy rev vs native rev"] = gradient_error("enzpy rev", "native rev")
         k.checks["enzpy rev dot test"] = lambda inp, res, f=k.primal: dot_test(f, inp)
+        k.checks["enzpy hvp vs FD"] = hvp_error(k.primal)
     return kernels

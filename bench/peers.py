@@ -134,6 +134,33 @@ def jax_gradient(array_objective: Callable[..., Any], active: tuple[bool, ...]) 
     return Prepared(prepare, run)
 
 
+def jax_hvp(array_objective: Callable[..., Any], active: tuple[bool, ...]) -> Prepared:
+    """Tool: ``jax.jit`` of ``jax.jvp(jax.grad(f))`` (forward over reverse): H·u with respect
+    to the first active array (the others held constant), as ``enzpy hvp`` computes it."""
+    jax, ops = _jax()
+    cache: dict[tuple, Any] = {}
+
+    def prepare(inp: Inputs) -> tuple[Any, ...]:
+        k = next(i for i in _active_positions(inp, active) if isinstance(inp.args[i], np.ndarray))
+        static = tuple(i for i, a in enumerate(inp.args) if not isinstance(a, np.ndarray))
+        if (k, static) not in cache:
+
+            def hvp(*a: Any) -> Any:
+                *args, u = a
+                grad = jax.grad(lambda x: array_objective(ops, *args[:k], x, *args[k + 1 :]))
+                return jax.jvp(grad, (args[k],), (u,))[1]
+
+            cache[(k, static)] = jax.jit(hvp, static_argnums=static)
+        args = tuple(jax.device_put(a) if isinstance(a, np.ndarray) else a for a in inp.args)
+        return cache[(k, static)], (*args, jax.device_put(inp.direction[k]))
+
+    def run(state: tuple[Any, ...]) -> Any:
+        fn, args = state
+        return np.asarray(jax.block_until_ready(fn(*args)))
+
+    return Prepared(prepare, run)
+
+
 def torch_gradient(array_objective: Callable[..., Any], active: tuple[bool, ...]) -> Prepared:
     """Tool: ``loss.backward()`` through the eval's array objective in eager PyTorch."""
     torch, ops = _torch()
@@ -161,12 +188,14 @@ def torch_gradient(array_objective: Callable[..., Any], active: tuple[bool, ...]
 def peer_tools(
     array_objective: Callable[..., Any] | None, active: tuple[bool, ...], wanted: set[str]
 ) -> dict[str, Any]:
-    """The ``jax rev`` / ``torch rev`` columns for an eval, when installed and wanted."""
+    """The ``jax rev`` / ``jax hvp`` / ``torch rev`` columns for an eval, when installed and
+    wanted."""
     tools: dict[str, Any] = {}
     if array_objective is None:
         return tools
     if "jax" in wanted and available("jax"):
         tools["jax rev"] = jax_gradient(array_objective, active)
+        tools["jax hvp"] = jax_hvp(array_objective, active)
     if "torch" in wanted and available("torch"):
         tools["torch rev"] = torch_gradient(array_objective, active)
     return tools

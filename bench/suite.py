@@ -14,7 +14,7 @@ import numpy as np
 from . import native_lib, peers
 from .kernels import build_kernels
 from .timing import Gradient, Inputs, Kernel, Tool
-from .tools import default_tools, dot_test, hand_gradient
+from .tools import default_tools, dot_test, hand_gradient, hvp_error, value_error
 
 EVALS: tuple[str, ...] = ("gmm", "lse", "ode", "lstm", "ba", "llsq", "det", "kmeans")
 #: tool families selectable with --tools (the primal always runs)
@@ -100,6 +100,9 @@ def eval_kernel(name: str, lib: ctypes.CDLL | None, wanted: set[str]) -> Kernel:
     k.tools.update({t: f for t, f in tools.items() if family(t) in wanted})
     if "enzpy" in wanted:
         k.checks["enzpy rev dot test"] = lambda inp, res, f=mod.PRIMAL: dot_test(f, inp)
+        k.checks["enzpy hvp vs FD"] = hvp_error(mod.PRIMAL)
+        if "jax hvp" in k.tools:
+            k.checks["enzpy hvp vs jax hvp"] = value_error("enzpy hvp", "jax hvp")
     return k
 
 

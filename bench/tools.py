@@ -8,6 +8,7 @@ A forward tool returns ż for the kernel's direction; a reverse tool returns a
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,80 @@ def gradient_error(tool: str, reference: str) -> Any:
     return check
 
 
+def _first_active_array(inp: Inputs) -> int:
+    """The position of the first array argument with a direction."""
+    return next(
+        k
+        for k, (a, d) in enumerate(zip(inp.args, inp.direction, strict=True))
+        if isinstance(a, np.ndarray) and d is not None
+    )
+
+
+@functools.cache
+def _moved_first(kernel_fn: Any, k: int, nargs: int) -> Any:
+    """`kernel_fn` with its argument `k` moved first (``ez.hvp`` differentiates the first)."""
+    params = [f"a{j}" for j in range(nargs)]
+    rest = params[:k] + params[k + 1 :]
+    src = f"def moved({', '.join([params[k], *rest])}):\n    return _f({', '.join(params)})\n"
+    env: dict[str, Any] = {"_f": kernel_fn}
+    exec(src, env)  # noqa: S102 (our source)
+    assert ez is not None
+    return ez.enzyme_jit(env["moved"])
+
+
+def _hvp(kernel_fn: Any, inp: Inputs, k: int) -> np.ndarray:
+    assert ez is not None
+    rest = inp.args[:k] + inp.args[k + 1 :]
+    return ez.hvp(_moved_first(kernel_fn, k, len(inp.args)), inp.args[k], inp.direction[k], *rest)
+
+
+def enzpy_hvp(kernel_fn: Any) -> Tool:
+    """Tool: ``ez.hvp`` -> H·u, the Hessian of the return with respect to the first active
+    array (the other arguments held constant) times the kernel's direction there."""
+
+    def tool(inp: Inputs) -> np.ndarray:
+        if ez is None:
+            raise ImportError(ENZPY_IMPORT_ERROR)
+        return _hvp(kernel_fn, inp, _first_active_array(inp))
+
+    return tool
+
+
+def hvp_error(kernel_fn: Any, h: float = 1e-5) -> Any:
+    """Check: ``max |H·u − FD| / max |FD|``, FD the central difference of the enzpy gradient
+    (with respect to the same array) along u."""
+
+    def check(inp: Inputs, res: KernelResult) -> float:
+        assert ez is not None
+        k = _first_active_array(inp)
+        hv = _hvp(kernel_fn, inp.fresh(), k)
+        u = inp.direction[k]
+        sides = []
+        for sign in (1.0, -1.0):
+            f = inp.fresh()
+            x = f.args[k] + sign * h * u
+            g = np.zeros_like(x)
+            ann = [ez.Const(a) for a in f.args]
+            ann[k] = ez.Duplicated(x, g)
+            ez.autodiff(ez.Reverse, kernel_fn, ez.Active, *ann)
+            sides.append(g)
+        fd = (sides[0] - sides[1]) / (2 * h)
+        return float(np.max(np.abs(hv - fd)) / max(float(np.max(np.abs(fd))), 1e-300))
+
+    return check
+
+
+def value_error(tool: str, reference: str) -> Any:
+    """Check: ``max |v − v_ref| / max |v_ref|`` between the arrays two tools returned in their
+    warm-up calls (``enzpy hvp`` against ``jax hvp``)."""
+
+    def check(inp: Inputs, res: KernelResult) -> float:
+        v, ref = (np.asarray(res.tools[t].value, dtype=float) for t in (tool, reference))
+        return float(np.max(np.abs(v - ref)) / max(float(np.max(np.abs(ref))), 1e-300))
+
+    return check
+
+
 def central_fd(kernel_fn: Any, h: float = FD_STEP) -> Tool:
     """Tool: central finite difference of the return along the direction (2 primal calls)."""
 
@@ -151,9 +226,10 @@ def hand_gradient(gradient_fn: Any) -> Tool:
 
 def default_tools(kernel_fn: Any) -> dict[str, Tool]:
     """The columns every scalar kernel has: enzpy forward (one direction) and reverse mode (the
-    whole gradient), central finite differences (one direction)."""
+    whole gradient), a Hessian-vector product, central finite differences (one direction)."""
     return {
         "enzpy fwd": enzpy_forward(kernel_fn),
         "enzpy rev": enzpy_reverse(kernel_fn),
+        "enzpy hvp": enzpy_hvp(kernel_fn),
         "FD central": central_fd(kernel_fn),
     }
