@@ -66,6 +66,7 @@ KNOWN_EVALS: tuple[str, ...] = (
     "llsq",
     "det",
     "kmeans",
+    "ht",
     "particle",
     "saddle",
 )

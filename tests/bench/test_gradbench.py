@@ -512,6 +512,132 @@ def test_real_kmeans():
     np.testing.assert_allclose(direction, jac / hess, rtol=1e-9, atol=1e-12)
 
 
+# ---- ht: an independent NumPy transcription of GradBench's PyTorch objective
+
+
+def _ht_pose(theta, nbones):
+    pp = np.zeros((nbones + 3, 3))
+    pp[0], pp[1], pp[2] = theta[0:3], 1.0, theta[3:6]
+    it, ip = 6, 5
+    for _ in range(5):
+        for i in (1, 2, 3):
+            pp[ip, 0] = theta[it]
+            it += 1
+            if i == 1:
+                pp[ip, 1] = theta[it]
+                it += 1
+            ip += 1
+        ip += 1
+    return pp
+
+
+def _ht_euler(xzy):
+    tx, ty, tz = xzy[0], xzy[2], xzy[1]
+    rx, ry, rz = np.eye(3), np.eye(3), np.eye(3)
+    rx[1, 1], rx[2, 1], rx[1, 2], rx[2, 2] = np.cos(tx), np.sin(tx), -np.sin(tx), np.cos(tx)
+    ry[0, 0], ry[2, 0], ry[0, 2], ry[2, 2] = np.cos(ty), np.sin(ty), -np.sin(ty), np.cos(ty)
+    rz[0, 0], rz[1, 0], rz[0, 1], rz[1, 1] = np.cos(tz), np.sin(tz), -np.sin(tz), np.cos(tz)
+    return (rz @ ry) @ rx
+
+
+def _ht_angle_axis(v):
+    n = np.sqrt(np.sum(v**2))
+    if n < 1e-4:
+        return np.eye(3)
+    x, y, z = v / n
+    s, c = np.sin(n), np.cos(n)
+    return np.array(
+        [
+            [x * x + (1 - x * x) * c, x * y * (1 - c) - z * s, x * z * (1 - c) + y * s],
+            [x * y * (1 - c) + z * s, y * y + (1 - y * y) * c, y * z * (1 - c) - x * s],
+            [x * z * (1 - c) - y * s, z * y * (1 - c) + x * s, z * z + (1 - z * z) * c],
+        ]
+    )
+
+
+def ht_residuals(theta, us, parents, rel0, inv, base, weights, points, corr, tri):
+    nb = len(parents)
+    pp = _ht_pose(theta, nb)
+    rels = []
+    for i in range(nb):
+        tr = np.eye(4)
+        tr[:3, :3] = _ht_euler(pp[3 + i])
+        rels.append(rel0[i] @ tr)
+    absolutes: list = []
+    for i in range(nb):
+        absolutes.append(rels[i] if parents[i] == -1 else absolutes[parents[i]] @ rels[i])
+    posed = np.stack([absolutes[i] @ inv[i] @ base.T for i in range(nb)]).transpose(2, 0, 1)
+    skinned = np.sum(posed * weights[:, :, None], 1)[:, :3]
+    verts = ((_ht_angle_axis(pp[0]) * pp[1]) @ skinned.T).T + pp[2]
+    if len(us) == 0:
+        return points - verts[corr]
+    t = tri[corr]
+    u0, u1 = us[:, :1], us[:, 1:]
+    return points - (u0 * verts[t[:, 0]] + u1 * verts[t[:, 1]] + (1 - u0 - u1) * verts[t[:, 2]])
+
+
+def synthetic_hand(complicated: bool, seed: int = 9, nbones: int = 22, nverts: int = 30):
+    """A random hand model (a bone tree, rigid transforms, sparse skinning weights) and a
+    GradBench input for it."""
+    rng = np.random.default_rng(seed)
+    parents = np.array([-1] + [int(rng.integers(0, i)) for i in range(1, nbones)])
+
+    def rigid():
+        m = np.eye(4)
+        m[:3, :3], m[:3, 3] = _ht_euler(rng.uniform(-1, 1, 3)), rng.uniform(-1, 1, 3)
+        return m
+
+    rel0 = np.stack([rigid() for _ in range(nbones)])
+    inv = np.stack([rigid() for _ in range(nbones)])
+    base = np.ones((nverts, 4))
+    base[:, :3] = rng.uniform(-1, 1, (nverts, 3))
+    sparse = rng.uniform(size=(nverts, nbones)) < 0.2
+    weights = np.where(sparse, rng.uniform(size=(nverts, nbones)), 0.0)
+    tri = rng.integers(0, nverts, (20, 3))
+    npts = 12
+    corr = rng.integers(0, 20 if complicated else nverts, npts)
+    points = rng.uniform(-1, 1, (npts, 3))
+    us = rng.uniform(0, 0.5, (npts, 2)) if complicated else np.zeros((0, 2))
+    theta = rng.uniform(-0.5, 0.5, 26)
+    model = {
+        "bone_count": nbones,
+        "bone_names": [f"b{i}" for i in range(nbones)],
+        "parents": parents.tolist(),
+        "base_relatives": rel0.tolist(),
+        "inverse_base_absolutes": inv.tolist(),
+        "base_positions": base.tolist(),
+        "weights": weights.tolist(),
+        "triangles": tri.tolist(),
+        "is_mirrored": False,
+    }
+    data = {"model": model, "correspondences": corr.tolist(), "points": points.tolist()}
+    input = {"theta": theta.tolist(), "data": data, "us": us.tolist()}
+    return input, (theta, us, parents, rel0, inv, base, weights, points, corr, tri)
+
+
+@pytest.mark.parametrize("complicated", [False, True])
+def test_real_ht(complicated):
+    """The residuals against a NumPy transcription of GradBench's PyTorch objective; the
+    Jacobian (θ columns, and the two `us` columns) against its central differences."""
+    session = real_session("ht")
+    input, raw = synthetic_hand(complicated)
+    theta, us, rest = raw[0], raw[1], raw[2:]
+    residuals = call(session, "ht", "objective", input)
+    np.testing.assert_allclose(residuals, ht_residuals(*raw).ravel(), rtol=1e-12, atol=1e-13)
+    jac = np.asarray(call(session, "ht", "jacobian", input))
+    h, cols = 1e-6, []
+    for k in range(us.shape[1] if complicated else 0):
+        d = np.zeros_like(us)
+        d[:, k] = h
+        cols.append(ht_residuals(theta, us + d, *rest) - ht_residuals(theta, us - d, *rest))
+    for j in range(theta.size):
+        e = np.zeros_like(theta)
+        e[j] = h
+        cols.append(ht_residuals(theta + e, us, *rest) - ht_residuals(theta - e, us, *rest))
+    fd = np.array([c.ravel() / (2 * h) for c in cols]).T
+    np.testing.assert_allclose(jac, fd, rtol=1e-6, atol=1e-8)
+
+
 def test_real_particle():
     """All four modes reach GradBench's answer (its own check: 1e-4), and agree; the outer
     derivative, through the Euler loop and the inner force gradient, against central
