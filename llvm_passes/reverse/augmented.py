@@ -78,7 +78,7 @@ class Augmented(_FunctionForward):
         for name in (*order, *rest):
             self.b.position_at_end(new.block(name))
             if name == self.fn.entry.name:
-                self.reserve_frame()
+                self.open_frame()
                 self.carry = {v: self.b.alloca(v.type, 8, f"{v.label}.carry") for v in plan.carried}
             for inst in self.fn.block(name).instructions:
                 if inst.is_terminator:
@@ -119,7 +119,7 @@ class Augmented(_FunctionForward):
         unchecked = inst.block_name in self.plan.unchecked
         push(self.b, self.tape, self.saved_value(inst, kind, v), reserved=unchecked)
 
-    def reserve_frame(self) -> None:
+    def open_frame(self) -> None:
         """The function's own view of the tape, and a stack slot per frame value (zero until
         its definition runs): the frame is pushed when the function returns."""
         self.tape = localize(self.b, self.tape_arg)

@@ -440,7 +440,7 @@ class _Planner:
             return  # follows from the reverse sweep's loop counter
         if not isinstance(v, Instruction) or v.block is None or v.opcode == "phi":
             self._leaf(item, block, leaves)
-        elif v.block.name in once and not _free(v, kind):
+        elif v.block.name in once and not _from_arguments(v, kind):
             self.frame[item] = len(self.frame)
         elif depth < 16 and (
             kind == "primal"
@@ -533,7 +533,7 @@ class _Planner:
         return out
 
 
-def _free(v: Instruction, kind: str) -> bool:
+def _from_arguments(v: Instruction, kind: str) -> bool:
     """An address (or a pure primal value) computed from arguments and constants only: the
     reverse sweep recomputes it rather than keep it (a nested derivative's engine would
     otherwise see a pointer into memory without derivatives stored on the tape)."""
