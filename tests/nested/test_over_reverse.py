@@ -236,3 +236,26 @@ def test_over_a_recursive_function():
     ez.autodiff(ez.Forward, pairwise_gradient_into, *ann)
     np.testing.assert_allclose(g, 3 * X * X, rtol=1e-14)
     np.testing.assert_allclose(dg, 6 * X * V, rtol=1e-14)
+
+
+@ez.enzyme_jit
+def smooth_in_place(x):
+    """Overwrites its argument, then reads it back."""
+    for i in range(x.shape[0]):
+        x[i] = math.sin(x[i]) + 0.1 * x[(i + 1) % x.shape[0]]
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i] * x[i] * x[(i + 2) % x.shape[0]]
+    return s
+
+
+@ez.enzyme_jit
+def gradient_of_mutating(x, g):
+    """∇ of smooth_in_place at x (on a copy, which it overwrites), into g."""
+    xc = x.copy()
+    ez.autodiff(ez.Reverse, smooth_in_place, ez.Active, ez.Duplicated(xc, g))
+    return xc.sum()
+
+
+def test_over_an_inner_function_that_mutates_its_argument():
+    check_all(gradient_of_mutating, (X, np.zeros_like(X)), (0, 1))
