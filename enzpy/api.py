@@ -19,7 +19,6 @@ from .jit import EnzymeJit
 from .modes import Forward as Forward_
 from .modes import ForwardWithPrimal as ForwardWithPrimal_
 from .modes import Mode
-from .modes import Reverse as Reverse_
 from .modes import ReverseWithPrimal as ReverseWithPrimal_
 from .shadows import (
     check_aliasing,
@@ -242,31 +241,9 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
     >>> gx.tolist(), ga
     ([6.0, 12.0], 5.0)
     """
-    check_function(f)
-    for k, a in enumerate(args):
-        check_differentiable_container(k, a)
-    plain = [a.val if isinstance(a, Annotation) else a for a in args]
-    diff = [
-        not isinstance(a, Annotation | bool | int) or isinstance(a, Active | Duplicated)
-        for a in args
-    ]
-    diff = [
-        d and (isinstance(v, np.ndarray) and v.dtype.kind == "f" or _is_float(v))
-        for d, v in zip(diff, plain, strict=True)
-    ]
+    plain, diff = _differentiable(f, args)
     if mode.reverse:
-        grads: list[Any] = []
-        ann: list[Annotation] = []
-        for v, d in zip(plain, diff, strict=True):
-            if d and isinstance(v, np.ndarray):
-                g = np.zeros_like(v)
-                grads.append(g)
-                ann.append(Duplicated(v.copy(), g))
-            else:
-                grads.append(None)
-                ann.append(Active(v) if d else Const(_copy(v)))
-        adj = autodiff(Reverse_, f, Active, *ann)
-        return tuple(a if a is not None else g for g, a in zip(grads, adj, strict=True))
+        return _reverse_pass(f, plain, diff)[0]
     out: list[Any] = []
     for k, (v, d) in enumerate(zip(plain, diff, strict=True)):
         if not d:
@@ -323,24 +300,40 @@ def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[A
     >>> value, gx.tolist(), ga
     (15.0, [3.0, 6.0], 2.5)
     """
+    grads, value = _reverse_pass(f, *_differentiable(f, primals))
+    return value, tuple(None if g is None else g * cotangent for g in grads)
+
+
+def _differentiable(f: EnzymeJit, args: Sequence[Any]) -> tuple[list[Any], list[bool]]:
+    """The arguments' values, and which are differentiated: float arrays and floats, unless
+    annotated `Const` (checked)."""
     check_function(f)
+    for k, a in enumerate(args):
+        check_differentiable_container(k, a)
+    plain = [a.val if isinstance(a, Annotation) else a for a in args]
+    diff = [
+        (not isinstance(a, Annotation | bool | int) or isinstance(a, Active | Duplicated))
+        and (isinstance(v, np.ndarray) and v.dtype.kind == "f" or _is_float(v))
+        for a, v in zip(args, plain, strict=True)
+    ]
+    return plain, diff
+
+
+def _reverse_pass(f: EnzymeJit, plain: list[Any], diff: list[bool]) -> tuple[tuple, Any]:
+    """One reverse pass on copies, the return seeded 1.0: (per argument its gradient, None
+    where not differentiated; the return value)."""
     grads: list[Any] = []
     ann: list[Annotation] = []
-    for k, p in enumerate(primals):
-        check_differentiable_container(k, p)
-        if isinstance(p, np.ndarray) and p.dtype.kind == "f":
-            g = np.zeros_like(p)
-            ann.append(Duplicated(p.copy(), g))
+    for v, d in zip(plain, diff, strict=True):
+        if d and isinstance(v, np.ndarray):
+            g = np.zeros_like(v)
+            grads.append(g)
+            ann.append(Duplicated(v.copy(), g))
         else:
-            g = None
-            ann.append(Active(p) if _is_float(p) else Const(_copy(p)))
-        grads.append(g)
+            grads.append(None)
+            ann.append(Active(v) if d else Const(_copy(v)))
     adj, value = autodiff(ReverseWithPrimal_, f, Active, *ann)
-    out = tuple(
-        g * cotangent if g is not None else a * cotangent if a is not None else None
-        for g, a in zip(grads, adj, strict=True)
-    )
-    return value, out
+    return tuple(a if a is not None else g for g, a in zip(grads, adj, strict=True)), value
 
 
 def _tangent_like(k: int, p: Any, t: Any) -> Any:
