@@ -78,16 +78,25 @@ def test_second_derivatives_agree(prog):
         return float(p[0] @ q[0] + p[1] @ q[1] + p[2] * q[2])
 
     consts = lambda v: tuple(ez.Const(c) for c in v)  # noqa: E731
-    wHu = {
-        "forward over reverse": ez.autodiff(ez.Forward, grad_dot, *inputs(u), n, *consts(w)),
-        "forward over forward": ez.autodiff(ez.Forward, directional, *inputs(w), n, *consts(u)),
-    }
-    (sx, sy), ann = adjoints()
-    r = ez.autodiff(ez.Reverse, directional, ez.Active, *ann, n, *consts(u))
-    wHu["reverse over forward"] = pair(w, (sx, sy, r[2]))  # w · (H u)
-    (sx, sy), ann = adjoints()
-    r = ez.autodiff(ez.Reverse, grad_dot, ez.Active, *ann, n, *consts(w))
-    wHu["reverse over reverse"] = pair(u, (sx, sy, r[2]))  # u · (H w)
+    try:
+        wHu = {
+            "forward over reverse": ez.autodiff(ez.Forward, grad_dot, *inputs(u), n, *consts(w)),
+            "forward over forward": ez.autodiff(ez.Forward, directional, *inputs(w), n, *consts(u)),
+        }
+        (sx, sy), ann = adjoints()
+        r = ez.autodiff(ez.Reverse, directional, ez.Active, *ann, n, *consts(u))
+        wHu["reverse over forward"] = pair(w, (sx, sy, r[2]))  # w · (H u)
+        (sx, sy), ann = adjoints()
+        r = ez.autodiff(ez.Reverse, grad_dot, ez.Active, *ann, n, *consts(w))
+        wHu["reverse over reverse"] = pair(u, (sx, sy, r[2]))  # u · (H w)
+    except ez.NoDerivativeError as e:
+        # a known refusal: an exception's record holding a temporary array with derivatives
+        # (a slice assignment that may raise) is stored where the outer derivative needs a
+        # shadow of a pointer that may have none
+        if "memory with or without derivatives" not in str(e):
+            raise
+        event("refused: a pointer to memory with or without derivatives")
+        assume(False)
     values = np.array(list(wHu.values()))
     scale = 1.0 + float(np.max(np.abs(values)))
     assert np.max(np.abs(values - values[0])) <= 1e-8 * scale, f"{wHu}\n{prog!r}"
