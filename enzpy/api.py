@@ -362,4 +362,4 @@ def _tangent_arg(j: int, w: Any, seed: float | None, diff: list[bool]) -> Annota
     return Duplicated(w, type(w)(seed or 0.0))
 
 
-inside.register(autodiff, gradient)
+inside.register(autodiff, gradient, jvp, vjp)

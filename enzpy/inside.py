@@ -39,7 +39,7 @@ from .bridge.link import finish
 from .derivatives import derivative
 from .errors import AnnotationError, ShadowError
 from .jit import EnzymeJit, from_dispatcher
-from .modes import Forward, Mode, Reverse
+from .modes import Forward, ForwardWithPrimal, Mode, Reverse, ReverseWithPrimal
 from .numba_types import AnnotationType, ModeType, annotation_class
 from .shadows import (
     check_argument_type,
@@ -335,9 +335,12 @@ def _parse_call(
 
 
 def _mode_and_function(mode: types.Type, f: types.Type) -> tuple[Mode, EnzymeJit]:
-    m = check_mode(mode.mode if isinstance(mode, ModeType) else mode)
+    return check_mode(mode.mode if isinstance(mode, ModeType) else mode), _function(f)
+
+
+def _function(f: types.Type) -> EnzymeJit:
     fn = from_dispatcher(f.dispatcher) if isinstance(f, types.Dispatcher) else None
-    return m, check_function(fn, shown=f)
+    return check_function(fn, shown=f)
 
 
 def _arg(k: int, ty: types.Type, expr: str) -> Arg:
@@ -384,9 +387,13 @@ def _gradient_impl(
     return _compile("mode, f, *args", src)
 
 
-def _reverse_gradient(src: _Source, argv: list[Arg], diff: list[bool]) -> list[str]:
-    """Statements for one reverse pass on copies, seeded 1.0; the gradient expressions."""
+def _reverse_gradient(
+    src: _Source, argv: list[Arg], diff: list[bool], with_primal: bool = False
+) -> list[str]:
+    """Statements for one reverse pass on copies, seeded 1.0, into `r` (`with_primal`:
+    `r[1]` holds the return); the gradient expressions."""
     active = src.name("Active", Active)
+    adjoints = "r[0]" if with_primal else "r"
     anns, grads = [], []
     for k, (a, d) in enumerate(zip(argv, diff, strict=True)):
         if not d:
@@ -398,8 +405,9 @@ def _reverse_gradient(src: _Source, argv: list[Arg], diff: list[bool]) -> list[s
             grads.append(f"g{k}")
         else:
             anns.append(f"{active}({a.val_src})")
-            grads.append(f"r[{k}]")
-    src.add(f"r = _autodiff({src.name('Reverse', Reverse)}, f, {active}, {', '.join(anns)})")
+            grads.append(f"{adjoints}[{k}]")
+    mode = src.name("mode", ReverseWithPrimal if with_primal else Reverse)
+    src.add(f"r = _autodiff({mode}, f, {active}, {', '.join(anns)})")
     return grads
 
 
@@ -445,14 +453,66 @@ def _forward_gradient(src: _Source, argv: list[Arg], diff: list[bool], k: int) -
     return f"g{k}"
 
 
-def register(autodiff: Callable[..., Any], gradient: Callable[..., Any]) -> None:
-    """Make the Python API's `autodiff` and `gradient` callable inside jitted code."""
+def _jvp_impl(autodiff: Callable[..., Any], f: types.Type, primals: Any, tangents: Any) -> Any:
+    """`jvp` in jitted code: one forward pass on copies, as `api.jvp` does."""
+    fn = _function(f)
+    check_arity(fn, len(primals))
+    if len(tangents) != len(primals):
+        raise AnnotationError(f"{len(primals)} primals but {len(tangents)} tangents")
+    src = _Source([], {"np": np, "_autodiff": autodiff})
+    anns = []
+    for k, (p, t) in enumerate(zip(primals, tangents, strict=True)):
+        a = _arg(k, p, f"primals[{k}]")
+        if isinstance(t, types.NoneType):
+            anns.append(_const_copy(src, a))
+            continue
+        tangent = (
+            f"tangents[{k}].copy()"
+            if isinstance(p, types.Array)
+            else f"{src.name('cast', p)}(tangents[{k}])"
+        )
+        copy = f"{a.val_src}.copy()" if isinstance(p, types.Array) else a.val_src
+        anns.append(f"{src.name('Duplicated', Duplicated)}({copy}, {tangent})")
+    mode = src.name("mode", ForwardWithPrimal)
+    src.add(f"r = _autodiff({mode}, f, {', '.join(anns)})")
+    src.add("return r[1], r[0]")
+    return _compile("f, primals, tangents", src)
+
+
+def _vjp_impl(autodiff: Callable[..., Any], f: types.Type, primals: Any, cotangent: Any) -> Any:
+    """`vjp` in jitted code: one reverse pass on copies, as `api.vjp` does."""
+    fn = _function(f)
+    check_arity(fn, len(primals))
+    argv = [_arg(k, ty, f"primals[{k}]") for k, ty in enumerate(primals)]
+    src = _Source([], {"np": np, "_autodiff": autodiff})
+    grads = _reverse_gradient(src, argv, [_is_float(a.val) for a in argv], with_primal=True)
+    scaled = ["None" if g == "None" else f"{g} * cotangent" for g in grads]
+    src.add(f"return r[1], {_tuple(scaled) if scaled else '()'}")
+    return _compile("f, primals, cotangent=1.0", src)
+
+
+def register(
+    autodiff: Callable[..., Any],
+    gradient: Callable[..., Any],
+    jvp: Callable[..., Any],
+    vjp: Callable[..., Any],
+) -> None:
+    """Make the Python API's `autodiff`, `gradient`, `jvp` and `vjp` callable inside jitted
+    code."""
     overload(autodiff)(_autodiff_impl)
 
     def gradient_impl(mode, f, *args):  # no annotations, as in _autodiff_impl
         return _gradient_impl(autodiff, mode, f, *args)
 
+    def jvp_impl(f, primals, tangents):
+        return _jvp_impl(autodiff, f, primals, tangents)
+
+    def vjp_impl(f, primals, cotangent=1.0):
+        return _vjp_impl(autodiff, f, primals, cotangent)
+
     overload(gradient)(gradient_impl)
+    overload(jvp)(jvp_impl)
+    overload(vjp)(vjp_impl)
 
 
 # --------------------------------------------------------------------- Python entries

@@ -50,3 +50,20 @@ def test_misuse():
         ez.jvp(f, (X, 1.3, 4), (X, 1.0))
     with pytest.raises(ez.AnnotationError, match="shape"):
         ez.jvp(f, (X, 1.3, 4), (np.ones(3), None, None))
+
+
+@ez.enzyme_jit
+def both_inside(x, a, u):
+    value, tangent = ez.jvp(f, (x, a, 4), (u, 0.5, None))
+    again, (gx, ga, gn) = ez.vjp(f, (x, a, 4), 2.0)
+    return value - again, tangent, gx, ga
+
+
+def test_inside_jitted_code():
+    u = np.array([1.0, -0.5, 0.25, 2.0])
+    diff, tangent, gx, ga = both_inside(X.copy(), 1.3, u)
+    assert diff == 0.0
+    assert tangent == pytest.approx(ez.jvp(f, (X, 1.3, 4), (u, 0.5, None))[1], rel=1e-14)
+    _, (px, pa, _) = ez.vjp(f, (X, 1.3, 4), 2.0)
+    np.testing.assert_allclose(gx, px, rtol=1e-14)
+    assert ga == pytest.approx(pa, rel=1e-14)
