@@ -25,7 +25,7 @@ from llvm_passes.transforms.sign_tests import fold_sign_tests
 
 from . import bridge
 from .bridge import link, rule_calls
-from .bridge.inline import inline_small_callees
+from .bridge.inline import inline_into_root, inline_small_callees
 from .bridge.names import construct_hint, demangle_all
 from .bridge.refcounts import drop_argument_refcounts
 from .errors import AnnotationError, DroppedDerivativeWarning, NoDerivativeError
@@ -76,7 +76,10 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     link.calls_made_direct(
         module, {g: g[len(unresolved) :] for g in module.globals if g.startswith(unresolved)}
     )
-    if link.link_derivatives(module):
+    linked, refused = link.link_derivatives(module)
+    if linked:
+        module = _inlined_into(module, symbol, linked)
+    if refused:
         raise NoDerivativeError(
             f"{dispatcher.py_func.__qualname__} calls a split-mode derivative "
             "(ez.autodiff_thunk): differentiating it (nested differentiation over split "
@@ -87,6 +90,19 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     drop_argument_refcounts(root, [a.position for a in flat if a.role == "meminfo"])
     fold_sign_tests(root, frozenset(a.position for a in flat if a.role in _SIZE_ROLES))
     return module, symbol, library, signature.return_type
+
+
+def _inlined_into(module: Module, root: str, linked: set[str]) -> Module:
+    """`module` with the derivatives it links, and the functions calling them (the code of
+    `ez.autodiff` in jitted code), inlined into their callers: in the root, the engine may
+    load the inner derivative's inputs again rather than keep them."""
+    callers = {
+        fn.name
+        for fn in module.functions.values()
+        if fn.name != root
+        and any(i.opcode == "call" and i.callee_name in linked for i in fn.instructions())
+    }
+    return parse_module(inline_into_root(module.text(), root, linked | callers))
 
 
 def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str) -> Derivative:

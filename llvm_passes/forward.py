@@ -313,12 +313,12 @@ class _FunctionForward:
         if store_base(inst) not in self.unneeded:
             self.copy(inst)
         value, ptr = inst.operands
-        if value in self.act.maybe_primal:
-            raise self.fail(
-                inst, "storing a pointer to memory with or without derivatives", self.MERGED
-            )
         shadow = self.tan.get(ptr)
-        if shadow is not None:
+        if shadow is not None:  # (into memory without derivatives: the primal's store only)
+            if value in self.act.maybe_primal:
+                raise self.fail(
+                    inst, "storing a pointer to memory with or without derivatives", self.MERGED
+                )
             t = self.shadow_of(value, inst)
             if ptr in self.act.maybe_primal:  # the primal's own store, again: nothing
                 t = self.b.select(self.is_primal(shadow, ptr), value, t, "shadow.val")

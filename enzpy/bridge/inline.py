@@ -10,6 +10,7 @@ the result exactly as it did the primal, so the engine sees the IR it already kn
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import llvmlite.binding as llvm
 from numba.core.registry import cpu_target
@@ -21,7 +22,13 @@ from llvm_passes.ir import Module, parse_module
 #: callees with at most this many instructions are inlined
 MAX_INSTRUCTIONS = 400
 
-_SCOPE_DECL_RE = re.compile(r"^\s*call void @llvm\.experimental\.noalias\.scope\.decl\(.*\n", re.M)
+# what inlining adds that the engine has no use for: scope declarations of the inlined
+# noalias arguments, and lifetime markers of the inlined allocas (a reverse pass may keep
+# such memory beyond them)
+_HINTS_RE = re.compile(
+    r"^\s*call void @llvm\.(experimental\.noalias\.scope\.decl|lifetime\.(start|end))\b.*\n",
+    re.M,
+)
 
 
 def inline_small_callees(texts: list[str], root: str) -> list[str]:
@@ -41,11 +48,21 @@ def inline_small_callees(texts: list[str], root: str) -> list[str]:
         for name, fn in parsed.functions.items()
         if not fn.is_declaration and not only_counted_loops(fn)
     }
-    chosen = [defined[name] for name in defined if name != root and _inlinable(name, defined, memo)]
+    chosen = [name for name in defined if name != root and _inlinable(name, defined, memo)]
     if not chosen:
         return texts
-    for fn in chosen:
-        fn.add_function_attribute("alwaysinline")
+    return [_inlined(module, root, chosen)]
+
+
+def inline_into_root(text: str, root: str, names: Iterable[str]) -> str:
+    """`text` with the functions `names` inlined wherever they are called, the root then
+    simplified by Numba's function pipeline."""
+    return _inlined(llvm.parse_assembly(text), root, names)
+
+
+def _inlined(module: llvm.ModuleRef, root: str, names: Iterable[str]) -> str:
+    for name in names:
+        module.get_function(name).add_function_attribute("alwaysinline")
     codegen = cpu_target.target_context.codegen()
     pb = codegen._pass_builder()
     mpm = llvm.create_new_module_pass_manager()
@@ -53,8 +70,7 @@ def inline_small_callees(texts: list[str], root: str) -> list[str]:
     mpm.run(module, pb)
     fpm, fpb = codegen._function_pass_manager()
     fpm.run(module.get_function(root), fpb)
-    # scope declarations of the inlined noalias arguments: metadata the engine ignores
-    return [_SCOPE_DECL_RE.sub("", str(module))]
+    return _HINTS_RE.sub("", str(module))
 
 
 def inline_always(text: str) -> str:

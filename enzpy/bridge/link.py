@@ -427,11 +427,12 @@ def _called_derivatives(global_names: Iterable[str]) -> dict[str, tuple[str, Ent
     return out
 
 
-def link_derivatives(module: Module) -> list[str]:
+def link_derivatives(module: Module) -> tuple[set[str], list[str]]:
     """Calls of derivatives enzpy built, made direct calls of their IR (merged into
     `module`), so that a function calling `ez.autodiff` can be differentiated itself:
     forward mode's own IR, reverse mode's nestable twin (built on first use). Returns the
-    entry names of the derivatives that cannot be linked (split mode's)."""
+    functions linked, and the entry names of the derivatives that cannot be linked (split
+    mode's)."""
     called = _called_derivatives(module.globals)
     linked: dict[str, str] = {}  # global -> the function its calls now call
     for g, (name, ep) in called.items():
@@ -442,7 +443,7 @@ def link_derivatives(module: Module) -> list[str]:
     for name in set(linked.values()):
         module.merge(parse_module(inline_always(_nestable_text(name))))
     calls_made_direct(module, linked)
-    return [name for g, (name, _) in called.items() if g not in linked]
+    return set(linked.values()), [name for g, (name, _) in called.items() if g not in linked]
 
 
 def _nestable_text(name: str) -> str:

@@ -184,9 +184,26 @@ class _Pending(Local):
         self.name, self.type = name, type
 
 
-def _local_name(tok: str, renames: dict[str, str]) -> str:
+class _Numbered(dict[str, str]):
+    """The names given to a function's numbered locals (%0, %1, ...): `<prefix><n>`, with a
+    prefix that no name in the module starts a number with (IR printed by enzpy and
+    renumbered by LLVM holds both `%_0` and `%0`)."""
+
+    def __init__(self, prefix: str = "_") -> None:
+        super().__init__()
+        self.prefix = prefix
+
+
+def _numbered_prefix(text: str) -> str:
+    prefix = "_"
+    while re.search(rf"%{prefix}\d", text):
+        prefix += "_"
+    return prefix
+
+
+def _local_name(tok: str, renames: _Numbered) -> str:
     name = unquote(tok)
-    return renames.setdefault(name, f"_{name}") if name.isdigit() else name
+    return renames.setdefault(name, f"{renames.prefix}{name}") if name.isdigit() else name
 
 
 def _skip_attrs(c: _Cursor) -> str:
@@ -211,11 +228,13 @@ def _skip_attrs(c: _Cursor) -> str:
 class _FunctionParser:
     """Parses the body of one function, resolving forward references at the end."""
 
-    def __init__(self, module: Module, meta: dict[str, str], attrs: dict[str, str]) -> None:
+    def __init__(
+        self, module: Module, meta: dict[str, str], attrs: dict[str, str], numbered: str
+    ) -> None:
         self.module, self.meta, self.attrs = module, meta, attrs
         self.locals: dict[str, Local] = {}
         self.pending: list[_Pending] = []
-        self.renames: dict[str, str] = {}
+        self.renames = _Numbered(numbered)
 
     # values
     def value(self, c: _Cursor, type: Type) -> Value:
@@ -599,7 +618,7 @@ def _parse_header(line: str, p: _FunctionParser | None, attrs: dict[str, str]) -
     c.expect("(")
     args: list[Argument] = []
     vararg = False
-    renames = p.renames if p else {}
+    renames = p.renames if p else _Numbered()
     while not c.accept(")"):
         if c.accept("..."):
             vararg = True
@@ -651,6 +670,7 @@ def parse_module(text: str) -> Module:
         elif m := re.match(r"^attributes\s+(#\d+)\s*=\s*\{(.*)\}\s*$", ln):
             attrs[m.group(1)] = m.group(2).strip()
     mod = Module()
+    numbered = _numbered_prefix(text)
     i = 0
     while i < len(lines):
         ln = lines[i].rstrip()
@@ -665,7 +685,7 @@ def parse_module(text: str) -> Module:
         elif ln.startswith("declare"):
             mod.add_function(_parse_header(ln, None, attrs))
         elif ln.startswith("define"):
-            p = _FunctionParser(mod, meta, attrs)
+            p = _FunctionParser(mod, meta, attrs, numbered)
             fn = _parse_header(ln, p, attrs)
             i = _parse_body(lines, i, fn, p)
             p.resolve(fn)

@@ -23,3 +23,24 @@ def test_captured_module_round_trips(path):
     printed = parse_module(path.read_text()).text()
     llvm.parse_assembly(printed).verify()
     assert parse_module(printed).text() == printed
+
+
+def test_numbered_locals_do_not_take_the_names_of_printed_ones():
+    """IR printed by enzpy (numbered locals named `_<n>`) and numbered again by LLVM after
+    inlining holds both `%_0` and `%0`: they stay two values."""
+    text = """
+define i64 @f(i64 %a) {
+entry:
+  %_0 = add i64 %a, 1
+  %0 = mul i64 %_0, 2
+  br label %1
+
+1:
+  %2 = phi i64 [ %0, %entry ]
+  %_2 = add i64 %2, %_0
+  ret i64 %_2
+}
+"""
+    printed = parse_module(text).text()
+    llvm.parse_assembly(printed).verify()
+    assert printed.count(" = add ") == 2 and printed.count(" = mul ") == 1
