@@ -24,8 +24,9 @@ from .. import rules
 from ..analysis.activity import Activity, ActivityResult, activity
 from ..analysis.calls import recursive
 from ..analysis.memtypes import MemoryFacts
+from ..errors import called_from
 from ..forward import function_to_derive, has_rule
-from ..ir import Function, Module, Type, parse_module
+from ..ir import Function, Instruction, Module, Type, parse_module
 from ..tape import ensure_runtime
 from ..transforms.loops import count_iterations, split_exit_edges
 from .augmented import Augmented
@@ -138,6 +139,12 @@ def reverse(
 Key = tuple[str, tuple[bool, ...]]
 
 
+def parameters_read(fn: Function, n: int) -> frozenset[int]:
+    """The positions among the first `n` parameters of `fn` that its body uses."""
+    used = {id(o) for inst in fn.instructions() for o in inst.operands}
+    return frozenset(a.index for a in fn.args[:n] if id(a) in used)
+
+
 class _Synthesizer:
     """Derives augmented/reverse function pairs for (function, pattern) keys."""
 
@@ -161,6 +168,7 @@ class _Synthesizer:
         self.kept: dict[Key, dict] = {}  # what each memory call kept (for `release`)
         self.released: dict[Key, str] = {}
         self.cache: dict = {}
+        self.reads: dict[Key | tuple, frozenset[int]] = {}  # primal arguments each reverse reads
 
     def derive(
         self, fn: Function, pattern: tuple[bool, ...], aliased: bool = False
@@ -184,11 +192,25 @@ class _Synthesizer:
         self.results[key] = act
         root = self.reload == fn.name
         distinct = self.distinct if root and not aliased else frozenset()
-        p = self.plans[key] = plan(self.module, fn, act, root, distinct, self.facts)
+        reads = self.callee_reads(act)
+        p = self.plans[key] = plan(self.module, fn, act, root, distinct, self.facts, reads)
         kept = Augmented(self, fn, act, names[0], p).run()
         self.kept[key] = kept  # type: ignore[index]
         Reverse(self, fn, act, names[1], p, kept).run()
+        self.reads[key] = parameters_read(self.module.functions[names[1]], len(fn.args))
         return names
+
+    def callee_reads(self, act: ActivityResult):
+        """For `plan`: the primal arguments the reverse sweep of a call's callee reads (the
+        callee derived first; None while it is being derived, or when rules give it)."""
+
+        def reads(call: Instruction) -> frozenset[int] | None:
+            callee, pattern = self.module.functions[call.callee_name], act.callees[call].pattern
+            with called_from(act.fn.name, call.loc):
+                self.derive(callee, pattern)
+            return self.reads.get((callee.name, pattern))
+
+        return reads
 
     def release(self, fn: Function, pattern: tuple[bool, ...]) -> str:
         """`release_<f>.<bits>(args, shadows, tape)`: the reverse sweep reduced to popping the

@@ -19,7 +19,7 @@ of the predecessor taken from the tape.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .. import rules
@@ -123,13 +123,15 @@ def plan(
     reload: bool,
     distinct: frozenset[int],
     facts: MemoryFacts,
+    reads: Callable[[Instruction], frozenset[int] | None] = lambda call: None,
 ) -> Plan:
     """The plan of `fn`'s reverse sweep for activity `act`. `reload`: memory nothing writes
     after a load may be loaded again (combined mode, root function); `distinct`: positions
-    of pointer arguments whose memory does not overlap; `facts`: memory types."""
-    planner = _Planner(module, fn, act, reload, distinct, facts)
+    of pointer arguments whose memory does not overlap; `facts`: memory types; `reads`:
+    the arguments the reverse sweep of a call's callee reads (None: unknown, all)."""
+    planner = _Planner(module, fn, act, reload, distinct, facts, reads)
     if planner.reloaded != set(planner.reload):  # keep alive only what is loaded again
-        planner = _Planner(module, fn, act, reload, distinct, facts, planner.reloaded)
+        planner = _Planner(module, fn, act, reload, distinct, facts, reads, planner.reloaded)
     return planner.result()
 
 
@@ -154,10 +156,12 @@ class _Planner:
         reload: bool,
         distinct: frozenset[int],
         facts: MemoryFacts,
+        reads: Callable[[Instruction], frozenset[int] | None],
         only: set[Instruction] | None = None,
     ) -> None:
         """`only`: of the loads that may be loaded again, those the plan may load again."""
         self.module, self.fn, self.act, self.facts = module, fn, act, facts
+        self.reads = reads
         self.graph = cfg(fn)
         self.index = {b.name: k for k, b in enumerate(fn.blocks)}
         self.loops = {lp.header: lp for lp in counted_loops(fn, self.graph)}
@@ -298,7 +302,9 @@ class _Planner:
                 for v, p in zip(ops, pattern, strict=True)
                 if p and not v.type.is_float  # a float's adjoint needs no shadow
             ]
-            return Step((*(("primal", v) for v in ops), *shadows))
+            read = self.reads(inst)  # the arguments its reverse sweep reads
+            primals = [("primal", v) for k, v in enumerate(ops) if read is None or k in read]
+            return Step((*primals, *shadows))
         rule = rules.lookup(inst)
         fx = rule.effects if rule is not None else None
         if rule is not None and fx is not None and memory_call(act, inst):

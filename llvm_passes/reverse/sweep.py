@@ -437,12 +437,24 @@ class Reverse:
         for v, c in zip(inst.operands, rule.adjoint(ctx), strict=False):
             self.add_adjoint(v, c)
 
+    def call_arguments(self, inst: Instruction, primal: dict) -> list[Value]:
+        """A call's primal arguments in the reverse sweep: `undef` for those the plan did
+        not keep (the callee's reverse sweep does not read them)."""
+        return [
+            primal[v]
+            if v in primal
+            else v
+            if isinstance(v, Argument | Constant | GlobalRef)
+            else Constant(v.type, "undef")
+            for v in inst.operands
+        ]
+
     def reverse_call(self, inst: Instruction, primal: dict, shadow: dict) -> None:
         """A call of a function the engine differentiates: its reverse sweep, on this
         function's tape; float arguments' adjoints come back through accumulators."""
         summary = self.act.callees[inst]
         callee = self.module.get(inst.callee_name)
-        args = [primal.get(v, v) for v in inst.operands]
+        args = self.call_arguments(inst, primal)
         _, rev = self.synth.derive(callee, summary.pattern)
         shadows: list[Value] = []
         accumulated = []
@@ -483,7 +495,7 @@ class Release(Reverse):
     def release_call(self, inst: Instruction, primal: dict, shadow: dict) -> None:
         summary = self.act.callees[inst]
         callee = self.module.get(inst.callee_name)
-        args = [primal.get(v, v) for v in inst.operands]
+        args = self.call_arguments(inst, primal)
         shadows = [
             Constant(PTR, "null") if o.type.is_float else shadow.get(o) or Constant(PTR, "null")
             for o, p in zip(inst.operands, summary.pattern, strict=True)
