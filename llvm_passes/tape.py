@@ -44,6 +44,27 @@ ESCAPE_TYPE = Type("array", elems=(I64,), count=(_JMP_BUF + 24) // 8)
 ESCAPE_AT = 24  # byte offset of the tape's escape field: its forward sweep's record, if any
 ESCAPED = "inttoptr (i64 -1 to ptr)"  # the escape field of a tape whose sweep escaped
 
+# pushing, the same in both runtimes (`reserve` makes the room)
+_PUSHES = f"""
+define internal ptr @"{PUSH}"(ptr %tape) alwaysinline nounwind {{
+entry:
+  call void @"{RESERVE}"(ptr %tape, i64 8)
+  %slot = call ptr @"{PUSH_RESERVED}"(ptr %tape)
+  ret ptr %slot
+}}
+
+define internal ptr @"{PUSH_RESERVED}"(ptr %tape) alwaysinline nounwind {{
+entry:
+  %size.p = getelementptr inbounds i8, ptr %tape, i64 8
+  %size = load i64, ptr %size.p, align 8
+  %new = add i64 %size, 8
+  store i64 %new, ptr %size.p, align 8
+  %data = load ptr, ptr %tape, align 8
+  %slot = getelementptr inbounds i8, ptr %data, i64 %size
+  ret ptr %slot
+}}
+"""
+
 _RUNTIME = f"""
 declare ptr @realloc(ptr, i64)
 declare ptr @calloc(i64, i64)
@@ -51,13 +72,6 @@ declare void @free(ptr)
 declare void @abort()
 declare i32 @_setjmp(ptr) returns_twice
 declare void @_longjmp(ptr, i32) noreturn
-
-define internal ptr @"{PUSH}"(ptr %tape) alwaysinline nounwind {{
-entry:
-  call void @"{RESERVE}"(ptr %tape, i64 8)
-  %slot = call ptr @"{PUSH_RESERVED}"(ptr %tape)
-  ret ptr %slot
-}}
 
 ; make room for `bytes` more bytes: pushes into them need no check
 define internal void @"{RESERVE}"(ptr %tape, i64 %bytes) alwaysinline nounwind {{
@@ -101,16 +115,6 @@ ok:
   ret void
 }}
 
-define internal ptr @"{PUSH_RESERVED}"(ptr %tape) alwaysinline nounwind {{
-entry:
-  %size.p = getelementptr inbounds i8, ptr %tape, i64 8
-  %size = load i64, ptr %size.p, align 8
-  %new = add i64 %size, 8
-  store i64 %new, ptr %size.p, align 8
-  %data = load ptr, ptr %tape, align 8
-  %slot = getelementptr inbounds i8, ptr %data, i64 %size
-  ret ptr %slot
-}}
 
 define internal ptr @"{POP}"(ptr %tape) alwaysinline nounwind {{
 entry:
@@ -349,13 +353,6 @@ declare void @free(ptr)
 declare void @abort()
 declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
 
-define internal ptr @"{PUSH}"(ptr %tape) alwaysinline nounwind {{
-entry:
-  call void @"{RESERVE}"(ptr %tape, i64 8)
-  %slot = call ptr @"{PUSH_RESERVED}"(ptr %tape)
-  ret ptr %slot
-}}
-
 ; room for `bytes` more bytes in the current chunk, or a new chunk
 define internal void @"{RESERVE}"(ptr %tape, i64 %bytes) alwaysinline nounwind {{
 entry:
@@ -398,16 +395,6 @@ ok:
   ret void
 }}
 
-define internal ptr @"{PUSH_RESERVED}"(ptr %tape) alwaysinline nounwind {{
-entry:
-  %size.p = getelementptr inbounds i8, ptr %tape, i64 8
-  %size = load i64, ptr %size.p, align 8
-  %new = add i64 %size, 8
-  store i64 %new, ptr %size.p, align 8
-  %data = load ptr, ptr %tape, align 8
-  %slot = getelementptr inbounds i8, ptr %data, i64 %size
-  ret ptr %slot
-}}
 
 ; (pops follow all pushes: a chunk emptied is not used again)
 define internal ptr @"{POP}"(ptr %tape) alwaysinline nounwind {{
@@ -493,7 +480,7 @@ entry:
 
 def ensure_runtime(module: Module, nestable: bool = False) -> None:
     """Add the tape functions (`nestable`: the nestable runtime's) to `module` once."""
-    module.define(_NESTABLE_RUNTIME if nestable else _RUNTIME)
+    module.define((_NESTABLE_RUNTIME if nestable else _RUNTIME) + _PUSHES)
 
 
 def storable(t: Type) -> bool:
