@@ -6,6 +6,7 @@ differences, the dot test, closed forms and the symmetry of second derivatives."
 
 import math
 
+import numba
 import numpy as np
 import pytest
 from harness import check_all
@@ -259,3 +260,44 @@ def gradient_of_mutating(x, g):
 
 def test_over_an_inner_function_that_mutates_its_argument():
     check_all(gradient_of_mutating, (X, np.zeros_like(X)), (0, 1))
+
+
+@numba.njit
+def damped(p, q):
+    if p + q < 0.3:
+        return p
+    return math.exp(-(p / (1.0 + q * q)) * (p / (1.0 + q * q)))
+
+
+@ez.enzyme_jit
+def may_raise(x, y, a, n):
+    """Slice assignments that may raise: the exception record Numba builds on that path
+    holds a temporary array with derivatives, and goes to `excinfo`, which carries none
+    (found by tests/property/test_nested_programs.py)."""
+    m = x.shape[0]
+    s = 0.0
+    x[:] = x
+    s += x[0]
+    x[:] = np.tanh(y) * 0.5
+    return s * damped((x.sum() ** 2), x[m // 2])
+
+
+@ez.enzyme_jit
+def gradient_of_may_raise(x, y, a, n, w):
+    dx, dy = np.zeros_like(x), np.zeros_like(y)
+    r = ez.autodiff(
+        ez.Reverse,
+        may_raise,
+        ez.Active,
+        ez.Duplicated(x, dx),
+        ez.Duplicated(y, dy),
+        ez.Active(a),
+        n,
+    )
+    return (dx * w).sum() + (dy * w).sum() + r[2]
+
+
+def test_over_an_inner_function_with_a_raising_path():
+    rng = np.random.default_rng(0)
+    x, y, w = rng.uniform(-1, 1, 12), rng.uniform(-1, 1, 12), rng.standard_normal(12)
+    check_all(gradient_of_may_raise, (x, y, 0.3, 0, w), (0, 1, 2))
