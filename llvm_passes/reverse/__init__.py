@@ -220,4 +220,7 @@ class _Synthesizer:
             self.derive(fn, pattern)
             name = self.released[key] = self.names[key][1].replace("diffe_", "release_", 1)
             Release(self, fn, self.results[key], name, self.plans[key], self.kept[key]).run()
+            # its callers pass it only what the reverse sweep reads (`callee_reads`)
+            read = parameters_read(self.module.functions[name], len(fn.args))
+            assert read <= self.reads[key], f"{name} reads more than {self.names[key][1]}"
         return self.released[key]
