@@ -144,12 +144,20 @@ def cubic(x):
     return s
 
 
-@ez.enzyme_jit
-def cubic_gradient_into(x, g):
-    dx = np.zeros_like(x)
-    ez.autodiff(ez.Reverse, cubic, ez.Duplicated(x, dx))
-    g[:] = dx
-    return 0.0
+def gradient_into_of(f):
+    """A jitted `g(x, out)`: out = ∇f(x), by reverse mode inside."""
+
+    @ez.enzyme_jit
+    def gradient_into(x, out):
+        dx = np.zeros_like(x)
+        ez.autodiff(ez.Reverse, f, ez.Duplicated(x, dx))
+        out[:] = dx
+        return 0.0
+
+    return gradient_into
+
+
+cubic_gradient_into = gradient_into_of(cubic)
 
 
 @ez.enzyme_jit
@@ -187,12 +195,7 @@ def long_energy(x):
     return s
 
 
-@ez.enzyme_jit
-def long_gradient_into(x, g):
-    dx = np.zeros_like(x)
-    ez.autodiff(ez.Reverse, long_energy, ez.Duplicated(x, dx))
-    g[:] = dx
-    return 0.0
+long_gradient_into = gradient_into_of(long_energy)
 
 
 def test_a_tape_of_many_chunks():
