@@ -417,9 +417,13 @@ def _is_float(ty: types.Type) -> bool:
     )
 
 
+def _copy(a: Arg) -> str:
+    """The source of a copy of `a`'s value (arrays are copied; scalars are values)."""
+    return f"{a.val_src}.copy()" if isinstance(a.val, types.Array) else a.val_src
+
+
 def _const_copy(src: _Source, a: Arg) -> str:
-    copy = f"{a.val_src}.copy()" if isinstance(a.val, types.Array) else a.val_src
-    return f"{src.name('Const', Const)}({copy})"
+    return f"{src.name('Const', Const)}({_copy(a)})"
 
 
 def _forward_gradient(src: _Source, argv: list[Arg], diff: list[bool], k: int) -> str:
@@ -471,8 +475,7 @@ def _jvp_impl(autodiff: Callable[..., Any], f: types.Type, primals: Any, tangent
             if isinstance(p, types.Array)
             else f"{src.name('cast', p)}(tangents[{k}])"
         )
-        copy = f"{a.val_src}.copy()" if isinstance(p, types.Array) else a.val_src
-        anns.append(f"{src.name('Duplicated', Duplicated)}({copy}, {tangent})")
+        anns.append(f"{src.name('Duplicated', Duplicated)}({_copy(a)}, {tangent})")
     mode = src.name("mode", ForwardWithPrimal)
     src.add(f"r = _autodiff({mode}, f, {', '.join(anns)})")
     src.add("return r[1], r[0]")
