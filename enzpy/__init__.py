@@ -28,6 +28,7 @@ from .errors import (
 )
 from .explain import explain
 from .higher import hessian, hvp
+from .jacobian import greedy_coloring, jacobian
 from .jit import EnzymeJit, enzyme_jit
 from .modes import (
     Forward,
@@ -78,12 +79,14 @@ __all__ = [
     "check_rule",
     "enzyme_jit",
     "explain",
+    "greedy_coloring",
     "forward_rule",
     "gradient",
     "hessian",
     "hvp",
     "inactive",
     "inactive_arg",
+    "jacobian",
     "jvp",
     "last_tape_bytes",
     "release_tapes",

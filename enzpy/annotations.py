@@ -40,6 +40,11 @@ class Duplicated(Annotation):
         self.val = val  # not super().__init__: annotations are built on every call
         self.dval = dval
 
+    @property
+    def shadows(self) -> tuple[Any, ...]:
+        """The shadows, one per tangent carried."""
+        return (self.dval,)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.val!r}, {self.dval!r})"
 
@@ -51,13 +56,22 @@ class DuplicatedNoNeed(Duplicated):
 
 
 class BatchDuplicated(Annotation):
-    """A value with several shadows (vector mode)."""
+    """A value with several shadows (batch, or vector, mode): one derivative call carries
+    `len(dvals)` tangents at once, each shadow as `Duplicated`'s."""
 
     __slots__ = ("dvals",)
 
     def __init__(self, val: Any, dvals: Any) -> None:
         super().__init__(val)
         self.dvals = tuple(dvals)
+
+    @property
+    def shadows(self) -> tuple[Any, ...]:
+        """The shadows, one per tangent carried."""
+        return self.dvals
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.val!r}, {self.dvals!r})"
 
 
 class BatchDuplicatedNoNeed(BatchDuplicated):

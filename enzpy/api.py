@@ -11,7 +11,7 @@ import numpy as np
 from numba.core.errors import NumbaError
 
 from . import inside
-from .annotations import Active, Annotation, Const, Duplicated, DuplicatedNoNeed
+from .annotations import Active, Annotation, BatchDuplicated, Const, Duplicated
 from .derivatives import derivative
 from .errors import AnnotationError
 from .inside import MISS, Fallback, python_entry
@@ -21,6 +21,7 @@ from .modes import ForwardWithPrimal as ForwardWithPrimal_
 from .modes import Mode
 from .modes import ReverseWithPrimal as ReverseWithPrimal_
 from .shadows import (
+    batch_width,
     check_aliasing,
     check_argument,
     check_differentiable_container,
@@ -45,12 +46,15 @@ def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
     args : optionally the return activity class (`Const`, `Active`, `Duplicated`,
         `DuplicatedNoNeed`), then one entry per argument of `f`: `Const(x)`,
         `Duplicated(x, dx)`, `DuplicatedNoNeed(x, dx)`, `Active(a)`; plain values are `Const`.
+        Batch mode (forward): `BatchDuplicated(x, (dx1, ..., dxN))` for every argument
+        with a derivative, N tangents carried by one call.
 
     Returns
     -------
     Forward: the tangent of the return value (same structure as the return; `None` for a
-    `Const` return). ForwardWithPrimal: `(tangent, primal)`. Shadows of `Duplicated`
-    arrays hold the tangent of the array after `f` ran.
+    `Const` return); in batch mode a tuple of N tangents. ForwardWithPrimal:
+    `(tangent, primal)`. Shadows of `Duplicated` arrays hold the tangent of the array
+    after `f` ran.
 
     Also callable inside `@enzyme_jit` / `@numba.njit` code, with the same arguments and
     results (see `enzpy.inside`). From Python, a call shape seen a few times goes through a
@@ -127,6 +131,7 @@ def parse_arguments(
         ret_activity, args = args[0], args[1:]
     check_arity(f, len(args))
     annotated = [check_argument(k, a, mode.reverse) for k, a in enumerate(args)]
+    _width(annotated)
     check_aliasing(annotated)
     if mode.split and not thunk:
         raise AnnotationError(
@@ -148,6 +153,13 @@ def _classes_and_types(annotated: list[Annotation]) -> tuple[tuple, tuple]:
     return tuple(map(type, annotated)), tuple(numba.typeof(a.val) for a in annotated)
 
 
+def _width(annotated: list[Annotation]) -> int:
+    """The number of tangents the call carries (`shadows.batch_width`)."""
+    return batch_width(
+        tuple(map(type, annotated)), [len(getattr(a, "shadows", ())) for a in annotated]
+    )
+
+
 _compiled: dict[tuple, tuple[Any, str]] = {}
 
 
@@ -165,23 +177,28 @@ def _compiled_derivative(
     """The derivative for these annotations and argument types, and the return activity;
     looked up by a cheap key first (this is the hot path of every call)."""
     key = (mode.reverse, f, ret_activity, tuple((type(a), _type_key(a.val)) for a in annotated))
-    hit = _compiled.get(key)
+    width = _width(annotated)
+    hit = _compiled.get((*key, width))
     if hit is None:
         kind, argtypes, kinds, ret = derivative_signature(mode, f, ret_activity, annotated)
-        hit = _compiled[key] = (derivative(kind, f, argtypes, kinds, ret), ret)
+        hit = _compiled[(*key, width)] = (derivative(kind, f, argtypes, kinds, ret, width), ret)
     return hit
 
 
 def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
     deriv, ret = _compiled_derivative(mode, f, ret_activity, annotated)
     primal, tangent = _run(deriv, annotated)
+    width = _width(annotated)
+    tangents = tangent if width > 1 and tangent is not None else (tangent,) * width
     if ret == "const":
-        tangent = None
+        tangents = (None,) * width
     elif isinstance(deriv.restype, numba.types.BaseTuple):
-        tangent = _tangent_of(deriv.restype)(tangent)
-    if mode.with_primal and ret_activity is not DuplicatedNoNeed:
-        return tangent, primal
-    return tangent
+        tangents = tuple(map(_tangent_of(deriv.restype), tangents))
+    if not any(isinstance(a, BatchDuplicated) for a in annotated):
+        (tangents,) = tangents
+    if mode.with_primal and ret != "dup_noneed":
+        return tangents, primal
+    return tangents
 
 
 @functools.cache
@@ -199,17 +216,17 @@ def _run(deriv: Any, annotated: list[Annotation]) -> tuple[Any, Any]:
     copy_back: list[tuple[np.ndarray, np.ndarray]] = []
     copies: dict[tuple, np.ndarray] = {}
     for a in annotated:
-        if isinstance(a, Duplicated):
+        for dval in getattr(a, "shadows", ()):
             if isinstance(a.val, np.ndarray):
-                view = (a.dval.__array_interface__["data"], a.dval.shape, a.dval.strides)
+                view = (dval.__array_interface__["data"], dval.shape, dval.strides)
                 s = copies.get(view)
                 if s is None:
-                    s = copies[view] = with_primal_strides(a.val, a.dval)
-                    if s is not a.dval:
-                        copy_back.append((a.dval, s))
+                    s = copies[view] = with_primal_strides(a.val, dval)
+                    if s is not dval:
+                        copy_back.append((dval, s))
                 shadows.append(s)
             else:
-                shadows.append(type(a.val)(a.dval))
+                shadows.append(type(a.val)(dval))
     out = deriv.driver(*[a.val for a in annotated], *shadows)
     for dst, src in copy_back:
         dst[...] = src

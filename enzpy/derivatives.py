@@ -105,11 +105,13 @@ def _inlined_into(module: Module, root: str, linked: set[str]) -> Module:
     return parse_module(inline_into_root(module.text(), root, linked | callers))
 
 
-def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str) -> Derivative:
+def derivative(
+    mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str, width: int = 1
+) -> Derivative:
     """The `mode` ('forward', 'reverse' or 'split') derivative of `f` for `argtypes`; `kinds`
     gives 'const' / 'dup' per argument, `ret` the return activity ('dup', 'active' or
-    'const')."""
-    key = (mode, f, argtypes, kinds, ret)
+    'const'); `width` the number of tangents per active value (batch mode, forward)."""
+    key = (mode, f, argtypes, kinds, ret, width)
     hit = _cache.get(key)
     if hit is not None:
         return hit
@@ -131,6 +133,8 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
     pointee = [t and parse_type_text(t) for t in bridge.abi.pointee_types(argtypes, restype)]
     synthesize: Any = partial(_SYNTHESIZERS[mode], pointee=pointee)
+    if width > 1:
+        synthesize = partial(synthesize, width=width)
     if mode != "forward":  # raising MemoryError when the tape cannot grow
         synthesize = partial(synthesize, out_of_memory=link.out_of_memory(argtypes, restype))
     if mode == "reverse":  # the driver checks that the arrays' memory does not overlap
@@ -174,6 +178,7 @@ def derivative(mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: 
             nestable=partial(_nestable, primal, argtypes, acts, pointee)
             if mode == "reverse"
             else None,
+            width=width,
         )
     out = Derivative(
         drv.driver,

@@ -34,7 +34,7 @@ from numba.core import types
 from numba.extending import overload
 from numpy.lib.stride_tricks import as_strided
 
-from .annotations import Active, Annotation, Const, Duplicated, DuplicatedNoNeed
+from .annotations import Active, Annotation, BatchDuplicated, Const, Duplicated
 from .bridge.link import finish
 from .derivatives import derivative
 from .errors import AnnotationError, ShadowError
@@ -42,8 +42,10 @@ from .jit import EnzymeJit, from_dispatcher
 from .modes import Forward, ForwardWithPrimal, Mode, Reverse, ReverseWithPrimal
 from .numba_types import AnnotationType, ModeType, annotation_class
 from .shadows import (
+    batch_width,
     check_argument_type,
     different_views,
+    lanes_share,
     shadow_shares_primal,
     shadows_overlap,
     unwrapped_message,
@@ -76,8 +78,22 @@ class Arg:
     plain: bool = False  # a value passed without annotation
 
     @property
+    def batch(self) -> bool:
+        return issubclass(self.cls, BatchDuplicated)
+
+    @property
+    def shadows(self) -> list[tuple[types.Type, str]]:
+        """(Numba type, source) of each shadow: one, or one per lane of a batch."""
+        if self.dval is None or self.dval_src is None:
+            return []
+        if self.batch:
+            lanes: Any = self.dval  # a tuple type
+            return [(t, f"{self.dval_src}[{i}]") for i, t in enumerate(lanes)]
+        return [(self.dval, self.dval_src)]
+
+    @property
     def shadow_array(self) -> bool:
-        return issubclass(self.cls, Duplicated) and isinstance(self.val, types.Array)
+        return bool(self.shadows) and isinstance(self.val, types.Array)
 
 
 # --------------------------------------------------------------------- run-time helpers
@@ -111,6 +127,44 @@ def _span(a: Any) -> tuple[int, int]:  # pragma: no cover  (compiled)
 def _identical(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
     """The same view: data pointer, shape and strides."""
     return a.ctypes.data == b.ctypes.data and a.shape == b.shape and a.strides == b.strides
+
+
+@numba.njit
+def _shapes_differ(x: Any, shadows: Any) -> bool:  # pragma: no cover  (compiled)
+    """Whether a shadow in the tuple `shadows` has another shape than `x`."""
+    for i in range(len(shadows)):
+        if shadows[i].shape != x.shape:
+            return True
+    return False
+
+
+@numba.njit
+def _any_overlap(xs: Any, ys: Any) -> bool:  # pragma: no cover  (compiled)
+    """Whether an array of the tuple `xs` overlaps one of the tuple `ys` (`_overlap`)."""
+    for i in range(len(xs)):
+        for j in range(len(ys)):
+            if _overlap(xs[i], ys[j]):
+                return True
+    return False
+
+
+@numba.njit
+def _lanes_overlap(xs: Any) -> bool:  # pragma: no cover  (compiled)
+    """Whether two arrays of the tuple `xs` overlap."""
+    for i in range(len(xs)):
+        for j in range(i):
+            if _overlap(xs[i], xs[j]):
+                return True
+    return False
+
+
+@numba.njit
+def _all_identical(xs: Any, ys: Any) -> bool:  # pragma: no cover  (compiled)
+    """Whether the tuples `xs` and `ys` hold the same views, in order."""
+    for i in range(len(xs)):
+        if not _identical(xs[i], ys[i]):
+            return False
+    return True
 
 
 @numba.njit
@@ -173,8 +227,9 @@ def _call_source(
         check_argument_type(k, a.cls, a.val, a.dval, mode.reverse)
     classes = tuple(a.cls for a in argv)
     argtypes = tuple(a.val for a in argv)
+    width = batch_width(classes, [len(a.shadows) for a in argv])
     kind, argtypes, kinds, ret = signature_of_types(mode, f, ret_activity, classes, argtypes)
-    deriv = derivative(kind, f, argtypes, kinds, ret)
+    deriv = derivative(kind, f, argtypes, kinds, ret, width)
     src = _Source([], {"np": np})
     _shadow_checks(src, argv, fail)
     shadows, copy_back = _shadows(src, argv, fail)
@@ -190,8 +245,10 @@ def _call_source(
         adj = itertools.count()
         out = _tuple([f"r[1][{next(adj)}]" if issubclass(a.cls, Active) else "None" for a in argv])
     else:
-        out = "None" if ret == "const" else tangent_source(deriv.restype, "r[1]")
-    if mode.with_primal and (mode.reverse or ret_activity is not DuplicatedNoNeed):
+        lanes = [f"r[1][{i}]" for i in range(width)] if width > 1 else ["r[1]"]
+        outs = ["None" if ret == "const" else tangent_source(deriv.restype, t) for t in lanes]
+        out = _tuple(outs) if any(a.batch for a in argv) else outs[0]
+    if mode.with_primal and ret != "dup_noneed":
         out = f"({out}, r[0])"
     src.add(f"return {src.name('finish', finish)}(o, {out})  # raises what the call raised")
     return src
@@ -202,26 +259,29 @@ def _tuple(items: list[str]) -> str:
 
 
 def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]) -> None:
-    """Shapes, and the memory checks of `shadows.check_aliasing` (on address ranges)."""
-    arrays = [(k, a) for k, a in enumerate(argv) if a.shadow_array]
-    for k, a in arrays:
-        src.add(f"if {a.val_src}.shape != {a.dval_src}.shape:")
+    """Shapes, and the memory checks of `shadows.check_aliasing` (on address ranges), on the
+    tuple of each argument's shadows (loops in the helpers: as long for any batch width)."""
+    arrays = [(k, a, f"({', '.join(d for _, d in a.shadows)},)") for k, a in enumerate(argv)]
+    arrays = [(k, a, lanes) for k, a, lanes in arrays if a.shadow_array]
+    for k, a, lanes in arrays:
+        src.add(f"if _shapes_differ({a.val_src}, {lanes}):")
         src.add(fail(src, f"argument {k}: the shadow's shape differs from the primal's"), 2)
-    for k, a in arrays:
+    for k, a, lanes in arrays:
         for m, b in enumerate(argv):
             for primal in _arrays_in(b.val, b.val_src):
-                src.add(f"if _overlap({a.dval_src}, {primal}):")
+                src.add(f"if _any_overlap({lanes}, ({primal},)):")
                 src.add(fail(src, shadow_shares_primal(k, m)), 2)
-    for (k, a), (m, b) in itertools.combinations(arrays, 2):
+        if len(a.shadows) > 1:
+            src.add(f"if _lanes_overlap({lanes}):")
+            src.add(fail(src, lanes_share(k)), 2)
+    for (k, a, la), (m, b, lb) in itertools.combinations(arrays, 2):
         same = "False"
         if a.val == b.val and a.dval == b.dval:
-            same = (
-                f"_identical({a.val_src}, {b.val_src}) and _identical({a.dval_src}, {b.dval_src})"
-            )
+            same = f"_identical({a.val_src}, {b.val_src}) and _all_identical({la}, {lb})"
         src.add(f"if _overlap({a.val_src}, {b.val_src}):")
         src.add(f"if not ({same}):", 2)
         src.add(fail(src, different_views(k, m)), 3)
-        src.add(f"elif _overlap({a.dval_src}, {b.dval_src}):")
+        src.add(f"elif _any_overlap({la}, {lb}):")
         src.add(fail(src, shadows_overlap(k, m)), 2)
 
 
@@ -238,49 +298,55 @@ def _arrays_in(ty: types.Type, expr: str) -> list[str]:
 def _shadows(
     src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]
 ) -> tuple[list[str], list[tuple[str, str]]]:
-    """Statements making one shadow per `Duplicated` argument, laid out like its primal
+    """Statements making each shadow of each argument with shadows laid out like its primal
     (the engine replays the primal's address arithmetic on it): the shadow expressions and
     the (user shadow, copy) pairs to copy back after the call."""
     shadows: list[str] = []
     copy_back: list[tuple[str, str]] = []
-    copied: list[tuple[Arg, str]] = []
+    copied: list[tuple[Arg, types.Type, str, str]] = []
     for k, a in enumerate(argv):
-        if not issubclass(a.cls, Duplicated) or a.dval_src is None:
-            continue
-        s = f"s{k}"
-        shadows.append(s)
-        if not a.shadow_array:
-            src.add(f"{s} = {src.name('cast', a.val)}({a.dval_src})")
-            continue
-        layout = a.val.layout
-        if layout == a.dval.layout and layout in "CF":
-            src.add(f"{s} = {a.dval_src}")
-            continue
-        # a shadow passed twice (for the same view, as checked) is copied once
-        same = [(b, t) for b, t in copied if (b.val, b.dval) == (a.val, a.dval)]
-        for i, (b, t) in enumerate(same):
-            src.add(f"{'el' if i else ''}if _identical({b.dval_src}, {a.dval_src}):")
-            src.add(f"{s} = {t}", 2)
-        if same:
-            src.add("else:")
-        _copy_shadow(src, k, a, s, 2 if same else 1, fail)
-        copied.append((a, s))
-        copy_back.append((a.dval_src, s))
+        for lane, (dtype, dsrc) in enumerate(a.shadows):
+            s = f"s{k}_{lane}"
+            shadows.append(s)
+            if not a.shadow_array:
+                src.add(f"{s} = {src.name('cast', a.val)}({dsrc})")
+                continue
+            layout = a.val.layout
+            if layout == dtype.layout and layout in "CF":
+                src.add(f"{s} = {dsrc}")
+                continue
+            # a shadow passed twice (for the same view, as checked) is copied once
+            same = [(d, t) for b, bt, d, t in copied if (b.val, bt) == (a.val, dtype)]
+            for i, (d, t) in enumerate(same):
+                src.add(f"{'el' if i else ''}if _identical({d}, {dsrc}):")
+                src.add(f"{s} = {t}", 2)
+            if same:
+                src.add("else:")
+            _copy_shadow(src, k, a, dsrc, s, 2 if same else 1, fail)
+            copied.append((a, dtype, dsrc, s))
+            copy_back.append((dsrc, s))
     return shadows, copy_back
 
 
 def _copy_shadow(
-    src: _Source, k: int, a: Arg, s: str, indent: int, fail: Callable[[_Source, str], str]
+    src: _Source,
+    k: int,
+    a: Arg,
+    dsrc: str,
+    s: str,
+    indent: int,
+    fail: Callable[[_Source, str], str],
 ) -> None:
-    """`s = ` the shadow of `a` laid out like its primal (a copy unless it already is)."""
+    """`s = ` the shadow `dsrc` of `a` laid out like its primal (a copy unless it already
+    is)."""
     layout = a.val.layout
     if layout == "C":
-        src.add(f"{s} = np.ascontiguousarray({a.dval_src})", indent)
+        src.add(f"{s} = np.ascontiguousarray({dsrc})", indent)
     elif layout == "F":
-        src.add(f"{s} = np.asfortranarray({a.dval_src})", indent)
+        src.add(f"{s} = np.asfortranarray({dsrc})", indent)
     else:
         src.add(
-            f"if {a.val_src}.strides != {a.dval_src}.strides and not _copyable({a.val_src}):",
+            f"if {a.val_src}.strides != {dsrc}.strides and not _copyable({a.val_src}):",
             indent,
         )
         src.add(
@@ -291,7 +357,7 @@ def _copy_shadow(
             ),
             indent + 1,
         )
-        src.add(f"{s} = _with_strides({a.val_src}, {a.dval_src})", indent)
+        src.add(f"{s} = _with_strides({a.val_src}, {dsrc})", indent)
 
 
 def _raise_shadow_error(src: _Source, message: str) -> str:
@@ -302,7 +368,17 @@ def _raise_fallback(src: _Source, message: str) -> str:
     return f"raise {src.name('Fallback', Fallback)}()"
 
 
-_HELPERS = (_overlap, _identical, _copyable, _with_strides, _copy_into)  # used by generated code
+_HELPERS = (
+    _overlap,
+    _identical,
+    _shapes_differ,
+    _any_overlap,
+    _lanes_overlap,
+    _all_identical,
+    _copyable,
+    _with_strides,
+    _copy_into,
+)  # used by generated code
 
 
 def _compile(params: str, src: _Source) -> Callable[..., Any]:
@@ -522,6 +598,7 @@ def register(
 
 
 MISS = object()  # what a Python entry returns for a call of another shape
+_SHADOWED = (Duplicated, BatchDuplicated)
 
 
 def python_entry(
@@ -556,6 +633,8 @@ def python_entry(
         unpacked.append(f"a{k}.val")
         if issubclass(cls, Duplicated):
             unpacked.append(f"a{k}.dval")
+        elif issubclass(cls, BatchDuplicated):
+            unpacked.append(f"a{k}.dvals")
         spec.append((cls, False))
     vals = ", ".join(f"v{j}" for j in range(len(unpacked)))
     stub_ns: dict[str, Any] = {"_stub": _entry_stub(mode, f, ret_activity, spec)}
@@ -581,7 +660,7 @@ def _entry_stub(
     `spec` holds (annotation class, whether the value was passed plain) per argument. The
     overload is inlined into the entry: the entry then holds no reference of its own when
     the call raises."""
-    n = sum(2 if issubclass(cls, Duplicated) else 1 for cls, _ in spec)
+    n = sum(2 if issubclass(cls, _SHADOWED) else 1 for cls, _ in spec)
     params = ", ".join(f"v{j}" for j in range(n))
 
     def generate(*vals: types.Type) -> Callable[..., Any]:
@@ -590,7 +669,7 @@ def _entry_stub(
         for cls, plain in spec:
             j, val = next(it)
             dval, dsrc = (None, None)
-            if issubclass(cls, Duplicated):
+            if issubclass(cls, _SHADOWED):
                 i, dval = next(it)
                 dsrc = f"v{i}"
             argv.append(Arg(cls, val, dval, f"v{j}", dsrc, plain))

@@ -2,8 +2,9 @@
 
 Inside `@njit` / `@enzyme_jit` code the mode singletons (`Forward`, ...) are compile-time
 constants of a `ModeType`; the annotation classes are callable globals (and, passed after `f`,
-return activities); `Const(x)`, `Active(a)`, `Duplicated(x, dx)`, `DuplicatedNoNeed(x, dx)`
-build an `AnnotationType` value holding `.val` (and `.dval`). Only typing and data layout
+return activities); `Const(x)`, `Active(a)`, `Duplicated(x, dx)`, `DuplicatedNoNeed(x, dx)`,
+`BatchDuplicated(x, (dx1, ...))` build an `AnnotationType` value holding `.val` (and `.dval`,
+for batch annotations the tuple of shadows, also named `.dvals`). Only typing and data layout
 live here; what `autodiff` does with them is in `inside.py`.
 """
 
@@ -33,7 +34,6 @@ from .annotations import (
     Duplicated,
     DuplicatedNoNeed,
 )
-from .errors import AnnotationError
 from .modes import Mode
 
 
@@ -85,6 +85,7 @@ class _AnnotationModel(models.StructModel):
 
 make_attribute_wrapper(AnnotationType, "val", "val")
 make_attribute_wrapper(AnnotationType, "dval", "dval")
+make_attribute_wrapper(AnnotationType, "dval", "dvals")  # batch: the tuple of shadows
 
 
 def annotation_class(ty: types.Type) -> type | None:
@@ -119,16 +120,7 @@ def _register_constructor(cls: type, shadowed: bool) -> None:
         return impl_ret_borrowed(context, builder, ty, value._getvalue())
 
 
-def _refuse_batch(cls: type) -> None:
-    def refuse(*args: types.Type) -> None:
-        raise AnnotationError(f"{cls.__name__} (vector mode) is not supported yet")
-
-    type_callable(cls)(lambda context: lambda val, dvals: refuse())
-
-
 for plain in (Const, Active):
     _register_constructor(plain, shadowed=False)
-for dup in (Duplicated, DuplicatedNoNeed):
+for dup in (Duplicated, DuplicatedNoNeed, BatchDuplicated, BatchDuplicatedNoNeed):
     _register_constructor(dup, shadowed=True)
-for batch in (BatchDuplicated, BatchDuplicatedNoNeed):
-    _refuse_batch(batch)

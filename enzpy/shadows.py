@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,16 +26,49 @@ def check_argument(k: int, arg: Any, reverse: bool) -> Annotation:
             raise AnnotationError(unwrapped_message(k, arg))
         return Const(arg)
     if isinstance(arg, BatchDuplicated):
-        raise AnnotationError(
-            f"argument {k}: {type(arg).__name__} (vector mode) is not supported yet"
-        )
-    if isinstance(arg, Active | Duplicated):
+        _check_batch(k, type(arg).__name__, len(arg.dvals), reverse)
+    if isinstance(arg, Active | Duplicated | BatchDuplicated):
         _check_precision(k, _float_dtype(arg.val))
     if isinstance(arg, Active):
         _check_active(k, is_float_scalar(arg.val), type(arg.val).__name__, reverse)
     if isinstance(arg, Duplicated):
         _check_shadow(k, arg.val, arg.dval, reverse)
+    if isinstance(arg, BatchDuplicated):
+        for lane, dval in enumerate(arg.dvals):
+            _check_shadow(f"{k} (shadow {lane})", arg.val, dval, reverse)
     return arg
+
+
+def _check_batch(k: int | str, name: str, width: int, reverse: bool) -> None:
+    if reverse:
+        raise AnnotationError(
+            f"argument {k}: {name} (batch mode) is for forward mode; in reverse mode "
+            "pass one Duplicated shadow per call"
+        )
+    if width == 0:
+        raise AnnotationError(f"argument {k}: {name} needs at least one shadow")
+
+
+def batch_width(classes: Sequence[type], widths: Sequence[int]) -> int:
+    """The number of tangents a call carries: 1, or the common number of shadows of its
+    `BatchDuplicated` arguments (`classes`: each argument's annotation class, `widths`:
+    each one's number of shadows). `AnnotationError` when they differ, or when batch
+    and single shadows are mixed."""
+    batch = {w for c, w in zip(classes, widths, strict=True) if issubclass(c, BatchDuplicated)}
+    if not batch:
+        return 1
+    if len(batch) > 1:
+        raise AnnotationError(
+            f"BatchDuplicated arguments with {' and '.join(map(str, sorted(batch)))} shadows: "
+            "every argument of a batch call carries the same number of tangents"
+        )
+    if any(issubclass(c, Duplicated) for c in classes):
+        raise AnnotationError(
+            "Duplicated and BatchDuplicated arguments in one call: in batch mode pass every "
+            "argument with a derivative as BatchDuplicated (a zero shadow where a lane has "
+            "no tangent)"
+        )
+    return batch.pop()
 
 
 def check_differentiable_container(k: int, arg: Any) -> None:
@@ -56,7 +90,7 @@ def _float_dtype(v: Any) -> np.dtype | None:
     return np.dtype(type(v)) if isinstance(v, float | complex) else None
 
 
-def _check_precision(k: int, dtype: Any) -> None:
+def _check_precision(k: int | str, dtype: Any) -> None:
     """`AnnotationError` for float or complex data (`dtype`, a NumPy or Numba type) other
     than float32 and float64."""
     if dtype is not None and str(dtype) not in ("float32", "float64"):
@@ -72,7 +106,7 @@ def unwrapped_message(k: int, cls: type) -> str:
     return f"argument {k}: {cls.__name__} must wrap a value, e.g. {cls.__name__}(x)"
 
 
-def _check_active(k: int, is_float: bool, got: str, reverse: bool) -> None:
+def _check_active(k: int | str, is_float: bool, got: str, reverse: bool) -> None:
     if not reverse:
         raise AnnotationError(
             f"argument {k}: Active is for reverse mode; in forward mode pass a float "
@@ -82,7 +116,7 @@ def _check_active(k: int, is_float: bool, got: str, reverse: bool) -> None:
         raise AnnotationError(f"argument {k}: Active needs a float scalar, got {got}")
 
 
-def _check_shadow(k: int, x: Any, dx: Any, reverse: bool) -> None:
+def _check_shadow(k: int | str, x: Any, dx: Any, reverse: bool) -> None:
     if isinstance(x, np.ndarray):
         _check_array_shadow(
             k, x.dtype.type in FLOAT_DTYPES, x.dtype, isinstance(dx, np.ndarray), type(dx).__name__
@@ -107,7 +141,7 @@ _READ_ONLY = "argument {k}: the shadow array is read-only"
 
 
 def _check_array_shadow(
-    k: int, is_float: bool, dtype: Any, dx_is_array: bool, dx_name: str
+    k: int | str, is_float: bool, dtype: Any, dx_is_array: bool, dx_name: str
 ) -> None:
     if not is_float:
         raise ShadowError(
@@ -118,7 +152,7 @@ def _check_array_shadow(
         raise ShadowError(f"argument {k}: the shadow of an array must be an array, got {dx_name}")
 
 
-def _check_scalar_shadow(k: int, reverse: bool, dx_ok: bool, dx_name: str) -> None:
+def _check_scalar_shadow(k: int | str, reverse: bool, dx_ok: bool, dx_name: str) -> None:
     if reverse:
         raise AnnotationError(
             f"argument {k}: a float scalar is Active(a) in reverse mode, not Duplicated"
@@ -127,19 +161,33 @@ def _check_scalar_shadow(k: int, reverse: bool, dx_ok: bool, dx_name: str) -> No
         raise ShadowError(f"argument {k}: the tangent of a float must be a float, got {dx_name}")
 
 
-def _not_differentiable(k: int, got: str) -> str:
+def _not_differentiable(k: int | str, got: str) -> str:
     hint = "; for a list of floats pass np.asarray(...) of it" if "list" in got.lower() else ""
     return f"argument {k}: Duplicated needs a float array or float scalar, got {got}{hint}"
 
 
 def check_argument_type(
-    k: int, cls: type, val: types.Type, dval: types.Type | None, reverse: bool
+    k: int | str, cls: type, val: types.Type, dval: types.Type | None, reverse: bool
 ) -> None:
     """`check_argument` on Numba types, for calls inside jitted code: `cls` is the
-    annotation class (`Const` for a plain value), `val` / `dval` the types it wraps. What
-    only values tell (shapes, memory) is checked by the generated code at run time."""
-    if issubclass(cls, Annotation) and not issubclass(cls, Const | Active | Duplicated):
-        raise AnnotationError(f"argument {k}: {cls.__name__} is not supported inside jitted code")
+    annotation class (`Const` for a plain value), `val` / `dval` the types it wraps (for
+    `BatchDuplicated`, `dval` is the tuple of the shadows' types). What only values tell
+    (shapes, memory) is checked by the generated code at run time."""
+    if issubclass(cls, BatchDuplicated):
+        if not isinstance(dval, types.BaseTuple):
+            raise AnnotationError(
+                f"argument {k}: {cls.__name__} takes a tuple of shadows, got {dval}"
+            )
+        lanes: Any = dval.types
+        _check_batch(k, cls.__name__, len(lanes), reverse)
+        if len(set(lanes)) > 1:
+            raise AnnotationError(
+                f"argument {k}: the shadows of a {cls.__name__} in jitted code must have one "
+                f"type, got {dval} (make them alike, e.g. with np.ascontiguousarray)"
+            )
+        for lane, t in enumerate(lanes):
+            check_argument_type(f"{k} (shadow {lane})", Duplicated, val, t, reverse)
+        return
     if issubclass(cls, Active | Duplicated):
         t = val.dtype if isinstance(val, types.Array) else val
         _check_precision(k, t if isinstance(t, types.Float | types.Complex) else None)
@@ -204,26 +252,33 @@ def shadows_overlap(k: int, m: int) -> str:
     return f"arguments {k} and {m} have overlapping shadows but distinct primals"
 
 
+def lanes_share(k: int) -> str:
+    """The error for two shadows of one `BatchDuplicated` argument sharing memory."""
+    return f"argument {k}: two of its shadows share memory (each carries its own tangent)"
+
+
 def check_aliasing(annotated: list[Annotation]) -> None:
     """No shadow may share memory with a primal (any argument's, `Const` ones included) nor
-    with another argument's shadow, unless the two arguments are the same view with the
-    same shadow (one memory, one derivative): anything else would silently mix primal
-    values and derivatives, or split a derivative."""
+    with another shadow, unless the two arguments are the same view with the same shadows
+    (one memory, one derivative): anything else would silently mix primal values and
+    derivatives, or split a derivative."""
     dup = [
-        (k, a.val, a.dval)
+        (k, a.val, a.shadows)
         for k, a in enumerate(annotated)
-        if isinstance(a, Duplicated) and isinstance(a.val, np.ndarray)
+        if isinstance(a, Duplicated | BatchDuplicated) and isinstance(a.val, np.ndarray)
     ]
     primals = [(m, y) for m, a in enumerate(annotated) for y in _arrays_in(a.val)]
-    for k, _, dx in dup:
+    for k, _, dxs in dup:
         for m, y in primals:
-            if _shares(dx, y):
+            if any(_shares(dx, y) for dx in dxs):
                 raise ShadowError(shadow_shares_primal(k, m))
-    for (k, x, dx), (m, y, dy) in itertools.combinations(dup, 2):
+        if any(_shares(a, b) for a, b in itertools.combinations(dxs, 2)):
+            raise ShadowError(lanes_share(k))
+    for (k, x, dxs), (m, y, dys) in itertools.combinations(dup, 2):
         if _shares(x, y):
-            if not (_same_view(x, y) and _same_view(dx, dy)):
+            if not (_same_view(x, y) and all(map(_same_view, dxs, dys))):
                 raise ShadowError(different_views(k, m))
-        elif _shares(dx, dy):
+        elif any(_shares(dx, dy) for dx in dxs for dy in dys):
             raise ShadowError(shadows_overlap(k, m))
 
 

@@ -10,7 +10,14 @@ from typing import Any
 
 import numba
 
-from .annotations import Active, Const, Duplicated, DuplicatedNoNeed
+from .annotations import (
+    Active,
+    BatchDuplicated,
+    BatchDuplicatedNoNeed,
+    Const,
+    Duplicated,
+    DuplicatedNoNeed,
+)
 from .bridge.abi import contains_float
 from .bridge.link import float_valued
 from .errors import AnnotationError
@@ -70,16 +77,14 @@ def forward_types(ret_activity: Any, classes: tuple[type, ...], argtypes: tuple)
             "an Active return is for reverse mode; in forward mode the "
             "return is Duplicated (its tangent is returned) or Const"
         )
-    ret = {Const: "const", DuplicatedNoNeed: "dup_noneed"}.get(ret_activity, "dup")
-    kinds = tuple(
-        "dup_noneed"
-        if issubclass(c, DuplicatedNoNeed)
-        else "dup"
-        if issubclass(c, Duplicated)
-        else "const"
-        for c in classes
-    )
-    return argtypes, kinds, ret
+    ret = "const" if ret_activity is Const else _forward_kind(ret_activity or Duplicated)
+    return argtypes, tuple(map(_forward_kind, classes)), ret
+
+
+def _forward_kind(cls: type) -> str:
+    if issubclass(cls, DuplicatedNoNeed | BatchDuplicatedNoNeed):
+        return "dup_noneed"
+    return "dup" if issubclass(cls, Duplicated | BatchDuplicated) else "const"
 
 
 def reverse_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes: tuple) -> tuple:

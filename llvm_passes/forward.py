@@ -6,6 +6,10 @@ emits its tangent: arithmetic and calls through the rule table, memory (load, st
 alloca) and structure (phi, select, aggregates) by one method per instruction kind here.
 Calls to functions defined in the module become calls to their own forward derivative,
 which performs the callee's side effects once.
+
+Batch (vector) mode, `width` N > 1: every active argument takes N shadows (or tangents) in a
+row, and every active value has N tangents, one per lane: the primal is replayed once and
+each tangent is emitted N times, once per lane (straight-line code LLVM may vectorize).
 """
 
 from __future__ import annotations
@@ -60,9 +64,11 @@ def forward(
     fn_name: str,
     activities: Sequence[Activity],
     pointee: Sequence[Type | None] | None = None,
+    width: int = 1,
 ) -> ForwardResult:
     """Synthesize `fwddiffe_<fn_name>` for the given per-argument activities; `pointee`
-    (optional) gives, per pointer argument, the type of the values its memory holds."""
+    (optional) gives, per pointer argument, the type of the values its memory holds;
+    `width` is the number of tangents carried per active value (batch mode)."""
     module, fn, _ = function_to_derive(module_text, fn_name, activities, pointee)
     # DuplicatedNoNeed: the caller does not need the primal memory behind these arguments
     # after the call; stores into it are dropped where nothing in the function reads it
@@ -74,7 +80,7 @@ def forward(
     }
     if recursive(module, fn):
         unneeded = set()
-    synth = _Synthesizer(module, unneeded)
+    synth = _Synthesizer(module, unneeded, width)
     pattern = tuple(a.active for a in activities)
     name = synth.derive(fn, pattern, f"fwddiffe_{fn_name}")
     return ForwardResult(module, name, synth.results[(fn_name, pattern)])
@@ -104,16 +110,17 @@ def has_rule(inst: Instruction) -> bool:
     return rules.lookup(inst) is not None
 
 
-def _derived_return(fn: Function) -> Type:
-    """What `fwddiffe_<fn>` returns: a float return comes back with its tangent."""
-    return struct(fn.ret_type, fn.ret_type) if fn.ret_type.is_float else fn.ret_type
+def _derived_return(fn: Function, width: int) -> Type:
+    """What `fwddiffe_<fn>` returns: a float return comes back with its `width` tangents."""
+    return struct(*[fn.ret_type] * (1 + width)) if fn.ret_type.is_float else fn.ret_type
 
 
 class _Synthesizer:
     """Derives forward functions for (function, activity pattern) pairs of one module."""
 
-    def __init__(self, module: Module, unneeded: set[Value]) -> None:
+    def __init__(self, module: Module, unneeded: set[Value], width: int = 1) -> None:
         self.module = module
+        self.width = width
         self.names: dict[tuple[str, tuple[bool, ...]], str] = {}
         self.results: dict[tuple[str, tuple[bool, ...]], ActivityResult] = {}
         self.cache: dict = {}
@@ -125,6 +132,16 @@ class _Synthesizer:
             return self.names[key]
         given = rules.FUNCTIONS.get(fn.name)
         if name is None and given is not None and given.forward is not None:
+            if self.width > 1:
+                raise NoDerivativeError(
+                    f"a call to {fn.name}, whose forward derivative is a given rule, in "
+                    f"batch mode (width {self.width})",
+                    f"define @{fn.name}",
+                    fn.name,
+                    MODE,
+                    hint="Rules give one tangent per value: call it once per tangent "
+                    "(width 1) instead.",
+                )
             self.names[key] = given.forward(self.module, fn, pattern)
             return self.names[key]
         bits = "".join("d" if p else "c" for p in pattern)
@@ -132,7 +149,7 @@ class _Synthesizer:
         self.names[key] = name
         act = activity(self.module, fn, pattern, has_rule, self.cache)
         self.results[key] = act
-        _FunctionForward(self, fn, act, name, self.unneeded).run()
+        _FunctionForward(self, fn, act, name, self.unneeded, self.width).run()
         return name
 
 
@@ -146,6 +163,7 @@ class _FunctionForward:
         act: ActivityResult,
         name: str,
         unneeded: set[Value] | frozenset = frozenset(),
+        width: int = 1,
     ) -> None:
         self.synth, self.fn, self.act, self.name = synth, fn, act, name
         self.unneeded = unneeded  # pointers whose primal stores are skipped
@@ -153,8 +171,13 @@ class _FunctionForward:
         self.namer = Namer(fn)
         self.b = Builder(self.module, self.namer)
         self.vmap: dict[Value, Value] = {}  # primal value -> its copy in the new function
-        self.tan: dict[Value, Value] = {}  # primal value -> tangent / shadow
-        self.pending_phis: list[tuple[Instruction, Instruction]] = []
+        self.clones: dict[Instruction, Instruction] = {}  # primal instruction -> its copy
+        self.width = width
+        # per lane: primal value -> tangent / shadow; `tan` is the lane being emitted
+        self.lanes: list[dict[Value, Value]] = [{} for _ in range(width)]
+        self.tan = self.lanes[0]
+        self.lane = 0
+        self.pending_phis: list[tuple[Instruction, Instruction, int]] = []
         self.new: Function  # the function being built
 
     # ---- setup ---------------------------------------------------------------------------
@@ -165,10 +188,11 @@ class _FunctionForward:
         for a in self.fn.args:
             if self.act.is_active(a):
                 suffix = "shadow" if a.type.is_ptr else "tan"
-                shadow = Argument(a.type, self.namer.fresh(f"{a.name}.{suffix}"), "", len(args))
-                args.append(shadow)
-                self.tan[a] = shadow
-        ret = _derived_return(self.fn)
+                for tangents in self.lanes:
+                    shadow = Argument(a.type, self.namer.fresh(f"{a.name}.{suffix}"), "", len(args))
+                    args.append(shadow)
+                    tangents[a] = shadow
+        ret = _derived_return(self.fn, self.width)
         attrs = "" if ret != self.fn.ret_type else self.fn.ret_attrs
         new = Function(self.name, ret, args, ret_attrs=attrs)
         self.new = new
@@ -179,14 +203,23 @@ class _FunctionForward:
             self.b.position_at_end(new.block(name))
             for inst in self.fn.block(name).instructions:
                 self.visit(inst)
-        for primal, tphi in self.pending_phis:
+        for primal, tphi, lane in self.pending_phis:
+            self.in_lane(lane)
             tphi.operands = [self.shadow_of(v, primal) for v in primal.operands]
         for inst in new.instructions():
             inst.operands = [self.vmap.get(v, v) for v in inst.operands]
         self.module.add_function(new)
 
+    def in_lane(self, lane: int) -> None:
+        """Emit (and look up) the tangents of lane `lane` from now on."""
+        self.lane, self.tan = lane, self.lanes[lane]
+
     # ---- helpers -------------------------------------------------------------------------
     def copy(self, inst: Instruction) -> Instruction:
+        """The copy of the primal instruction `inst` (made once, by the first lane)."""
+        done = self.clones.get(inst)
+        if done is not None:
+            return done
         clone = Instruction(
             inst.opcode,
             inst.type,
@@ -208,7 +241,7 @@ class _FunctionForward:
             loc=inst.loc,
         )
         self.b.insert(clone)
-        self.vmap[inst] = clone
+        self.vmap[inst] = self.clones[inst] = clone
         return clone
 
     mode = MODE
@@ -264,10 +297,10 @@ class _FunctionForward:
     def visit(self, inst: Instruction) -> None:
         self.b.loc = inst.loc
         method = getattr(self, "visit_" + inst.opcode.replace("getelementptr", "gep"), None)
-        if method is not None:
-            method(inst)
-            return
-        self.visit_rule(inst)
+        for lane in range(self.width):
+            self.in_lane(lane)
+            (method or self.visit_rule)(inst)
+        self.in_lane(0)
 
     def visit_rule(self, inst: Instruction) -> None:
         """An instruction differentiated by its entry in the rule table."""
@@ -287,7 +320,7 @@ class _FunctionForward:
         if self.act.is_active(inst):
             tphi = self.b.phi(inst.type, self.hint(inst))
             tphi.labels = list(inst.labels)
-            self.pending_phis.append((inst, tphi))
+            self.pending_phis.append((inst, tphi, self.lane))
             self.tan[inst] = tphi
 
     def visit_select(self, inst: Instruction) -> None:
@@ -412,10 +445,13 @@ class _FunctionForward:
         if not self.fn.ret_type.is_float:
             self.copy(inst)
             return
+        if self.lane + 1 < self.width:  # the last lane returns them all
+            return
         v = inst.operands[0]
-        pair = struct(v.type, v.type)
-        agg = self.b.insertvalue(Constant(pair, "undef"), v, 0, hint="ret")
-        agg = self.b.insertvalue(agg, self.shadow_of(v, inst), 1, hint="ret")
+        agg = self.b.insertvalue(Constant(_derived_return(self.fn, self.width), "undef"), v, 0)
+        for lane in range(self.width):
+            self.in_lane(lane)
+            agg = self.b.insertvalue(agg, self.shadow_of(v, inst), 1 + lane, hint="ret")
         self.b.insert(Instruction("ret", operands=[agg]))
 
     def visit_call(self, inst: Instruction) -> None:
@@ -448,12 +484,14 @@ class _FunctionForward:
             # memory without derivatives is its own shadow: counted (or freed) once
             null = Constant(PTR, "null")
             tans[0] = self.b.select(self.is_primal(tans[0], ptr), null, tans[0], "shadow")
-        t = rule.tangent(Context(self.b, clone, inst.operands, tangents=tans))
+        # an allocation is null once an earlier lane's shadow could not be made
+        allocated = self.vmap[inst]
+        t = rule.tangent(Context(self.b, clone, inst.operands, tangents=tans, result=allocated))
         if t is not None and rule.effects.allocates is not None:
             # an allocation whose shadow could not be made failed (the rule released it)
             null = Constant(PTR, "null")
             failed = self.b.icmp("eq", t, null, "no.shadow")
-            self.vmap[inst] = self.b.select(failed, null, clone, inst.name or "alloc")
+            self.vmap[inst] = self.b.select(failed, null, allocated, inst.name or "alloc")
         if self.act.is_active(inst):
             if t is None and inst.type.is_ptr:
                 sources = [
@@ -470,25 +508,30 @@ class _FunctionForward:
             self.set_tangent(inst, t)
 
     def call_derivative(self, inst: Instruction, summary: ActivityResult) -> None:
+        """A call of the callee's forward derivative, made once for all lanes."""
+        if self.lane:
+            return
         callee = self.module.get(inst.callee_name)
         assert callee is not None
         with called_from(self.fn.name, inst.loc):
             name = self.synth.derive(callee, summary.pattern)
         clone = self.copy(inst)
-        shadows = [
-            self.shadow_of(o, inst)
-            for o, p in zip(inst.operands, summary.pattern, strict=True)
-            if p
-        ]
+        shadows = []
+        for o, p in zip(inst.operands, summary.pattern, strict=True):
+            for lane in range(self.width) if p else ():
+                self.in_lane(lane)
+                shadows.append(self.shadow_of(o, inst))
         clone.operands = list(inst.operands) + shadows
         clone.arg_attrs = list(inst.arg_attrs) + [""] * len(shadows)
         clone.callee = GlobalRef(name, clone.callee.type if clone.callee else inst.type)
         clone.fnty = ""
-        ret = _derived_return(callee)
+        ret = _derived_return(callee, self.width)
         if ret != inst.type:
             clone.type = ret
             clone.name = self.namer.fresh(f"{inst.name or 'call'}.pair")
             primal = self.b.extractvalue(clone, 0, hint=inst.name or "call")
             self.vmap[inst] = primal
-            if self.act.is_active(inst):
-                self.tan[inst] = self.b.extractvalue(clone, 1, hint=self.hint(inst))
+            for lane in range(self.width) if self.act.is_active(inst) else ():
+                self.in_lane(lane)
+                self.tan[inst] = self.b.extractvalue(clone, 1 + lane, hint=self.hint(inst))
+        self.in_lane(0)

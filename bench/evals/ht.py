@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numba
 import numpy as np
 
 from ._common import require_enzpy, unknown
@@ -160,36 +161,54 @@ def hand_residuals(theta, us, model, points, correspondences, triangles, err):
     return 0.0
 
 
+WIDTH = 14  # tangents per forward sweep: 26 or 28 columns in two sweeps
+
+
 @jit
 def hand_jacobian(theta, us, model, points, correspondences, triangles):
-    """The residuals' Jacobian (3·npts × [2 +] 26) by forward mode: one pass per θ entry,
-    and with `us`, one per barycentric coordinate (all points at once: each residual
-    depends on its own point's only)."""
+    """The residuals' Jacobian (3·npts × [2 +] 26) by batched forward mode: `WIDTH` columns
+    per sweep, one per θ entry, and with `us`, one per barycentric coordinate (all points
+    at once: each residual depends on its own point's only)."""
     npts = points.shape[0]
     extra = 2 if us.shape[0] > 0 else 0
-    jac = np.empty((3 * npts, extra + theta.shape[0]))
+    ncols = extra + theta.shape[0]
+    jac = np.empty((3 * npts, ncols))
     err = np.empty((npts, 3))
-    for col in range(extra + theta.shape[0]):
-        dtheta = np.zeros_like(theta)
-        dus = np.zeros_like(us)
-        if col < extra:
-            dus[:, col] = 1.0
-        else:
-            dtheta[col - extra] = 1.0
-        derr = np.zeros((npts, 3))
+    for start in range(0, ncols, WIDTH):
+        dtheta = np.zeros((WIDTH, theta.shape[0]))
+        dus = np.zeros((WIDTH, us.shape[0], 2))
+        derr = np.zeros((WIDTH, npts, 3))
+        for lane in range(min(WIDTH, ncols - start)):
+            col = start + lane
+            if col < extra:
+                dus[lane, :, col] = 1.0
+            else:
+                dtheta[lane, col - extra] = 1.0
         ez.autodiff(
             ez.Forward,
             hand_residuals,
-            ez.Duplicated(theta, dtheta),
-            ez.Duplicated(us, dus),
+            ez.BatchDuplicated(theta, _lanes(dtheta)),
+            ez.BatchDuplicated(us, _lanes(dus)),
             ez.Const(model),
             ez.Const(points),
             ez.Const(correspondences),
             ez.Const(triangles),
-            ez.Duplicated(err, derr),
+            ez.BatchDuplicated(err, _lanes(derr)),
         )
-        jac[:, col] = derr.ravel()
+        for lane in range(min(WIDTH, ncols - start)):
+            jac[:, start + lane] = derr[lane].ravel()
     return jac
+
+
+def _rows_as_tuple(width: int) -> Any:
+    """A jitted `(a[0], ..., a[width - 1])`: the shadows of one batch from the rows of an
+    array (a tuple's length is a compile-time constant in Numba)."""
+    ns: dict[str, Any] = {}
+    exec(f"def lanes(a):\n    return ({', '.join(f'a[{i}]' for i in range(width))},)\n", ns)
+    return numba.njit(ns["lanes"])
+
+
+_lanes = _rows_as_tuple(WIDTH)
 
 
 def arguments(input: dict[str, Any]) -> tuple[Any, ...]:

@@ -177,13 +177,16 @@ class EntryPoint:
     driver takes the tape's address (an integer) after the shadows; the tape (`TAPE_BYTES`)
     is followed in memory by the return's shadow slot. `returns`: 'forward'
     (primal, tangent), 'reverse' (primal, adjoints), 'augment' (primal, the return's shadow,
-    owned by the caller too), 'adjoints', or 'nothing'.
+    owned by the caller too), 'adjoints', or 'nothing'. `width` (forward): the number of
+    shadows per shadowed argument (batch mode); the driver takes them in a row and returns
+    a tuple of `width` tangents when it is more than 1.
     """
 
     scalars: str = "tangent"
     seed: float | str | None = None
     tape: bool = False
     returns: str = "forward"
+    width: int = 1
 
 
 FORWARD = EntryPoint()
@@ -258,16 +261,18 @@ def _make_codegen(
         retslot = cgutils.alloca_once_value(builder, cgutils.get_null_value(ret_ty))
         excinfoptr = cgutils.alloca_once(builder, ir.PointerType(excinfo_t), name="excinfo")
 
-        by_position: dict[int, Any] = {}
-        for idx, sval in zip(passed, args[nargs : nargs + len(passed)], strict=True):
-            sflat = context.get_arg_packer([argtypes[idx]]).as_arguments(builder, [sval])
-            by_position.update(
-                (leaf.position, v) for leaf, v in zip(layout[idx], sflat, strict=True)
-            )
+        width = ep.width
+        by_position: dict[int, list[Any]] = {}
+        given = args[nargs : nargs + len(passed) * width]
+        for j, idx in enumerate(passed):
+            for sval in given[j * width : (j + 1) * width]:
+                sflat = context.get_arg_packer([argtypes[idx]]).as_arguments(builder, [sval])
+                for leaf, v in zip(layout[idx], sflat, strict=True):
+                    by_position.setdefault(leaf.position, []).append(v)
         i8p = ir.PointerType(ir.IntType(8))
-        tape = [builder.inttoptr(args[nargs + len(passed)], i8p)] if ep.tape else []
+        tape = [builder.inttoptr(args[nargs + len(given)], i8p)] if ep.tape else []
         dret = args[-1] if ep.seed == "arg" and float_valued(restype) else None
-        sretslot = None
+        sretslots: list[Any] = []
         accumulators = []
         shadows = []
         for pos, act in enumerate(activities):
@@ -275,10 +280,13 @@ def _make_codegen(
                 continue
             lty = primal_fnty.args[pos]
             if pos == 0:
-                sretslot = _return_shadow_slot(context, builder, restype, ep, tape, dret)
-                shadows.append(sretslot)
+                sretslots = [
+                    _return_shadow_slot(context, builder, restype, ep, tape, dret)
+                    for _ in range(width)
+                ]
+                shadows.extend(sretslots)
             elif pos in by_position:
-                shadows.append(by_position[pos])
+                shadows.extend(by_position[pos])
             elif ep.scalars == "accumulator":
                 acc = cgutils.alloca_once_value(builder, ir.Constant(lty, 0.0))
                 accumulators.append(acc)
@@ -321,8 +329,18 @@ def _make_codegen(
             if ep.returns == "reverse":
                 packed = context.make_tuple(builder, rtype.types[1], adjoints)
                 return context.make_tuple(builder, rtype, [primal, packed])
+            if width > 1:
+                tangents = [returned(slot) for slot in sretslots]
+                batch = (
+                    context.make_tuple(builder, rtype.types[1], tangents)
+                    if tangents
+                    else returned(None)
+                )
+                return context.make_tuple(builder, rtype, [primal, batch])
             # split mode seeds a float return in the reverse pass
-            sret = None if ep.returns == "augment" and float_valued(restype) else sretslot
+            sret = sretslots[0] if sretslots else None
+            if ep.returns == "augment" and float_valued(restype):
+                sret = None
             shadow_ret = returned(sret)
             if ep.returns == "augment" and sret is not None:
                 context.nrt.incref(builder, restype, shadow_ret)  # the tape keeps its own
@@ -394,7 +412,9 @@ def _signature(
 ) -> Any:
     """The driver's Numba signature for entry point `ep`."""
     layout = argument_layout(argtypes)
-    params = argtypes + tuple(argtypes[i] for i in _passed_shadows(layout, shadowed, ep))
+    params = argtypes + tuple(
+        argtypes[i] for i in _passed_shadows(layout, shadowed, ep) for _ in range(ep.width)
+    )
     if ep.tape:
         params += (types.uintp,)
     if ep.seed == "arg" and float_valued(restype) and _is_dup(activities[0]):
@@ -406,6 +426,8 @@ def _signature(
         if ret_dup and not (ep.returns == "augment" and float_valued(restype))
         else types.none
     )
+    if ep.width > 1 and ret_dup:
+        shadow_ret = types.UniTuple(restype, ep.width)
     ret = {
         "forward": types.Tuple((restype, shadow_ret)),
         "augment": types.Tuple((restype, shadow_ret)),
@@ -543,6 +565,7 @@ def make_driver(
     aliased: str | None = None,
     exports: tuple[str, ...] = (),
     nestable: Callable[[], tuple[str, str]] | None = None,
+    width: int = 1,
 ) -> DerivativeDriver:
     """Link the derivative `fn_name` of `module_text` and build its njit driver.
 
@@ -557,9 +580,9 @@ def make_driver(
     array arguments overlaps (see `distinct_arrays`). `exports`: other functions of the
     module whose addresses the driver's `exports` gives. `nestable` (reverse mode): builds
     the IR (text, entry name) that nested differentiation links for calls of `fn_name`
-    (`link_derivatives`).
+    (`link_derivatives`). `width` (forward): shadows per shadowed argument (batch mode).
     """
-    entry = FORWARD if seed is None else reverse_entry(seed)
+    entry = EntryPoint(width=width) if seed is None else reverse_entry(seed)
     return make_drivers(
         module_text,
         {fn_name: entry},

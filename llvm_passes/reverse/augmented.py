@@ -94,7 +94,7 @@ class Augmented(_FunctionForward):
                     self.save(inst, kind, v, k)
                 for kind, v in plan.step(inst).pushes:
                     self.push(inst, kind, v)
-        for primal, tphi in self.pending_phis:
+        for primal, tphi, _ in self.pending_phis:
             tphi.operands = [self.shadow_of(v, primal) for v in primal.operands]
         for inst in new.instructions():
             inst.operands = [self.vmap.get(v, v) for v in inst.operands]

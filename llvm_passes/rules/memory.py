@@ -96,7 +96,8 @@ def allocator(*keys: str, allocation: Allocation, data: str | None = None) -> No
                 else "%data = getelementptr i8, ptr %shadow, i64 0",
             )
         )
-        return ctx.b.call(f"enzpy.shadow.{alloc}", [ctx.inst, *args], PTR, "shadow")
+        primal = ctx.inst if ctx.result is None else ctx.result
+        return ctx.b.call(f"enzpy.shadow.{alloc}", [primal, *args], PTR, "shadow")
 
     custom(*keys, effects=Effects(allocates=allocation))(tangent)
 

@@ -52,6 +52,7 @@ class Context:
     kept: Sequence[Value] = ()  # reverse mode: what `Rule.keep` saved
     elem: Type | None = None  # the float type of the memory a copy moves
     sibling: Value | None = None  # reverse mode: the primal's result of `Rule.sibling`
+    result: Value | None = None  # forward mode: the primal result to use, if not `inst`
 
 
 @dataclass(frozen=True)

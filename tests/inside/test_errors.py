@@ -102,7 +102,7 @@ X = np.array([0.5, -1.5, 2.0])
         (
             "ez.autodiff(ez.Reverse, scale, ez.BatchDuplicated(a, (a, a)), x)",
             TypeError,
-            "vector mode",
+            "is for forward mode",
         ),
         ("ez.autodiff(1, square_sum, x)", TypeError, "mode such as enzpy.Forward"),
         ("ez.autodiff(ez.ReverseSplitWithPrimal, square_sum, x)", TypeError, "jitted code"),

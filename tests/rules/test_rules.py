@@ -38,7 +38,10 @@ def test_every_rule_has_inputs():
     missing = sorted(
         k
         for k, r in RULES.items()
-        if r.kind in FLOAT_KINDS and k not in INPUTS and k not in NOT_FLOAT_MATH
+        if r.kind in FLOAT_KINDS
+        and k not in INPUTS
+        and k not in NOT_FLOAT_MATH
+        and not k.startswith("_ZN")  # users' rules on jitted functions, from other tests
     )
     assert not missing, (
         f"rules without test inputs: {missing}; add a function applying each to "

@@ -1,0 +1,376 @@
+"""`jacobian`: whole Jacobians by batched forward sweeps or by reverse sweeps, dense or
+compressed by a coloring of a known sparsity pattern."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .annotations import Active, Annotation, BatchDuplicated, Const, Duplicated
+from .api import _copy, _differentiable, autodiff
+from .errors import AnnotationError
+from .jit import EnzymeJit
+from .modes import ForwardWithPrimal, Mode, ReverseSplitWithPrimal
+from .signatures import check_mode
+from .split import autodiff_thunk
+
+DEFAULT_CHUNK = 8  # tangents per forward sweep (see bench: width 8 is where it pays most)
+
+
+def jacobian(
+    mode: Mode,
+    f: EnzymeJit,
+    *args: Any,
+    chunk: int | None = None,
+    sparsity: Any = None,
+    colors: Any = None,
+) -> Any:
+    """The Jacobian of `f`'s return (a float, a float array, or a tuple of them) with respect
+    to each float and float-array argument (not those wrapped in `Const(...)`).
+
+    `Forward` computes `chunk` columns per sweep (batch mode, default 8; the primal's work
+    is done once per sweep), for tall Jacobians; `Reverse` one row per sweep, for wide ones.
+    Runs on copies of the arguments (they are not mutated).
+
+    Returns one entry per argument of `f`, `None` where not differentiated: the Jacobian
+    with respect to it, shaped `out.shape + arg.shape` (a tuple of those for a tuple
+    return).
+
+    With `sparsity` (a SciPy sparse matrix or boolean array with the structure of the
+    Jacobian of the flattened return with respect to the flattened, only differentiated,
+    argument) the Jacobian is returned as a `scipy.sparse.csr_matrix`, computed by one
+    seed per color: `colors` gives a color per column (`Forward`) or row (`Reverse`) such
+    that no row (column) has two nonzeros of one color; by default a greedy coloring.
+
+    Examples
+    --------
+    >>> import numpy as np, enzpy as ez
+    >>> @ez.enzyme_jit
+    ... def f(x, a):
+    ...     return a * x * x
+    >>> (jx, ja) = ez.jacobian(ez.Forward, f, np.array([1.0, 2.0]), 3.0)
+    >>> jx.tolist(), ja.tolist()
+    ([[6.0, 0.0], [0.0, 12.0]], [1.0, 4.0])
+    """
+    check_mode(mode)
+    if mode.split or mode.with_primal:
+        raise AnnotationError(f"jacobian takes enzpy.Forward or enzpy.Reverse, got {mode!r}")
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        raise AnnotationError(f"chunk must be a positive integer, got {chunk!r}")
+    plain, diff = _differentiable(f, args)
+    if not any(diff):
+        raise AnnotationError("jacobian: no float or float-array argument to differentiate")
+    if sparsity is not None or colors is not None:
+        return _sparse(mode, f, plain, diff, sparsity, colors)
+    sweep = _reverse_rows if mode.reverse else _forward_columns
+    return sweep(f, plain, diff, chunk or DEFAULT_CHUNK)
+
+
+# ---- seeds and outputs --------------------------------------------------------------------
+
+
+def _zero(v: Any) -> Any:
+    return np.zeros_like(v) if isinstance(v, np.ndarray) else type(v)(0.0)
+
+
+def _unit(v: Any, flat: np.ndarray) -> Any:
+    """A tangent shaped like `v` holding `flat` (its elements, flattened)."""
+    if isinstance(v, np.ndarray):
+        return flat.reshape(v.shape).astype(v.dtype)
+    return type(v)(flat[0])
+
+
+def _leaves(out: Any) -> list[Any]:
+    """The float parts of a return (None for the others), flattened in order."""
+    if isinstance(out, tuple):
+        return [leaf for o in out for leaf in _leaves(o)]
+    floating = isinstance(out, float | np.floating) or (
+        isinstance(out, np.ndarray) and out.dtype.kind == "f"
+    )
+    return [out if floating else None]
+
+
+def _rebuild(out: Any, parts: Iterator[Any]) -> Any:
+    """`out`'s structure with its leaves taken from `parts`."""
+    if isinstance(out, tuple):
+        return tuple(_rebuild(o, parts) for o in out)
+    return next(parts)
+
+
+def _size(v: Any) -> int:
+    return v.size if isinstance(v, np.ndarray) else 1
+
+
+def _shape(v: Any) -> tuple[int, ...]:
+    return v.shape if isinstance(v, np.ndarray) else ()
+
+
+def _checked_output(out: Any, name: str) -> list[Any]:
+    leaves = _leaves(out)
+    if all(leaf is None for leaf in leaves):
+        raise AnnotationError(f"jacobian: {name} returns no float data ({type(out).__name__})")
+    return leaves
+
+
+# ---- dense ---------------------------------------------------------------------------------
+
+
+def _forward_columns(f: EnzymeJit, plain: list[Any], diff: list[bool], chunk: int) -> tuple:
+    """Columns `chunk` at a time: one batched forward sweep per chunk, seeds padded with
+    zeros to `chunk` lanes (one compiled derivative for every sweep)."""
+    width = min(chunk, sum(_size(v) for v, d in zip(plain, diff, strict=True) if d))
+    out: Any = None
+    leaves: list[Any] = []
+    jac: list[Any] = []
+    for k, (v, d) in enumerate(zip(plain, diff, strict=True)):
+        if not d:
+            jac.append(None)
+            continue
+        size = _size(v)
+        blocks: list[Any] = []  # per output leaf: flat rows x flat columns
+        for start in range(0, size, width):
+            tangents, value = autodiff(
+                ForwardWithPrimal, f, *_batch_seeds(plain, diff, k, start, width)
+            )
+            if out is None:
+                out, leaves = value, _checked_output(value, f.py_func.__qualname__)
+            if not blocks:
+                blocks = [None if p is None else np.empty((_size(p), size)) for p in leaves]
+            for lane, i in enumerate(range(start, min(start + width, size))):
+                for block, t in zip(blocks, _leaves(tangents[lane]), strict=True):
+                    if block is not None:
+                        block[:, i] = np.ravel(t)
+        jac.append(blocks)
+    return tuple(
+        None if b is None else _shaped(out, leaves, b, _shape(v))
+        for b, v in zip(jac, plain, strict=True)
+    )
+
+
+def _batch_seeds(
+    plain: list[Any], diff: list[bool], k: int, start: int, width: int
+) -> list[Annotation]:
+    """Annotations on copies seeding elements `start`, ... of argument `k` (a unit tangent
+    per lane, zero lanes past its end) and zero tangents for the other arguments."""
+    ann: list[Annotation] = []
+    for j, (w, d) in enumerate(zip(plain, diff, strict=True)):
+        if not d:
+            ann.append(Const(_copy(w)))
+            continue
+        seeds = []
+        for lane in range(width):
+            flat = np.zeros(_size(w))
+            if j == k and start + lane < flat.size:
+                flat[start + lane] = 1.0
+            seeds.append(_unit(w, flat))
+        ann.append(BatchDuplicated(_copy(w), seeds))
+    return ann
+
+
+def _shaped(out: Any, leaves: list[Any], blocks: list[Any], arg_shape: tuple) -> Any:
+    """The Jacobian blocks (flat rows × flat columns) shaped `leaf.shape + arg_shape`, in
+    the return's structure."""
+    parts = (
+        None if b is None else b.reshape(_shape(leaf) + arg_shape)
+        for leaf, b in zip(leaves, blocks, strict=True)
+    )
+    return _rebuild(out, parts)
+
+
+def _thunk(f: EnzymeJit, plain: list[Any], diff: list[bool]) -> tuple[Any, ...]:
+    """Split mode for rows: (fwd, rev, the annotated arguments, the return's activity)."""
+    ann: list[Annotation] = [
+        (Duplicated(v.copy(), np.zeros_like(v)) if isinstance(v, np.ndarray) else Active(v))
+        if d
+        else Const(_copy(v))
+        for v, d in zip(plain, diff, strict=True)
+    ]
+    fwd, rev = autodiff_thunk(ReverseSplitWithPrimal, f, *ann)
+    return fwd, rev, ann
+
+
+def _reverse_rows(f: EnzymeJit, plain: list[Any], diff: list[bool], chunk: int) -> tuple:
+    """Rows one at a time: a forward and a reverse sweep (split mode) per row."""
+    fwd, rev, ann = _thunk(f, plain, diff)
+    out = _run_row(f, fwd, rev, ann, plain, None)[0]
+    leaves = _checked_output(out, f.py_func.__qualname__)
+    m = sum(_size(leaf) for leaf in leaves if leaf is not None)
+    grads = [np.empty((m, _size(v))) if d else None for v, d in zip(plain, diff, strict=True)]
+    for r in range(m):
+        _, adjoints = _run_row(f, fwd, rev, ann, plain, _one_hot(leaves, [r]))
+        for g, a in zip(grads, adjoints, strict=True):
+            if g is not None:
+                g[r] = np.ravel(a)
+    return tuple(
+        None if g is None else _shaped(out, leaves, _split_rows(g, leaves), _shape(v))
+        for g, v in zip(grads, plain, strict=True)
+    )
+
+
+def _split_rows(g: np.ndarray, leaves: list[Any]) -> list[Any]:
+    """The rows of `g` per output leaf (None for leaves without floats)."""
+    parts: list[Any] = []
+    at = 0
+    for leaf in leaves:
+        if leaf is None:
+            parts.append(None)
+            continue
+        parts.append(g[at : at + _size(leaf)])
+        at += _size(leaf)
+    return parts
+
+
+def _one_hot(leaves: list[Any], rows: list[int]) -> list[Any]:
+    """Per output leaf, its cotangent: 1 at the given flat rows (counted over all leaves)."""
+    seeds: list[Any] = []
+    at = 0
+    for leaf in leaves:
+        if leaf is None:
+            seeds.append(None)
+            continue
+        flat = np.zeros(_size(leaf))
+        for r in rows:
+            if at <= r < at + flat.size:
+                flat[r - at] = 1.0
+        seeds.append(flat)
+        at += flat.size
+    return seeds
+
+
+def _run_row(
+    f: EnzymeJit, fwd: Any, rev: Any, ann: list[Annotation], plain: list[Any], seeds: Any
+) -> tuple[Any, list[Any]]:
+    """One forward and reverse sweep on fresh copies, the return's cotangent `seeds` (per
+    output leaf; None: only the forward sweep): (the return, per argument its adjoint)."""
+    fresh: list[Annotation] = []
+    for a, v in zip(ann, plain, strict=True):
+        if isinstance(a, Duplicated):
+            a.dval[...] = 0.0
+            fresh.append(Duplicated(v.copy(), a.dval))
+        else:
+            fresh.append(type(a)(_copy(v)))
+    tape, out, shadow = fwd(*fresh)
+    if seeds is None:
+        return out, []
+    if shadow is None:  # a float-valued return: seeded by value
+        parts = [s[0] for s in seeds if s is not None]
+        dret = parts[0] if not isinstance(out, tuple) else tuple(parts)
+        adjoints = rev(*fresh, dret, tape)
+    else:
+        for s, seed in zip(_leaves(shadow), seeds, strict=True):
+            if s is not None:
+                s.reshape(-1)[...] += seed
+        adjoints = rev(*fresh, tape)
+    return out, [
+        a.dval if isinstance(a, Duplicated) else adj for a, adj in zip(fresh, adjoints, strict=True)
+    ]
+
+
+# ---- sparse --------------------------------------------------------------------------------
+
+
+def _sparse(
+    mode: Mode, f: EnzymeJit, plain: list[Any], diff: list[bool], sparsity: Any, colors: Any
+) -> Any:
+    """The Jacobian as a CSR matrix from one sweep per color (compressed seeding)."""
+    import scipy.sparse as sp
+
+    if sum(diff) != 1 or sparsity is None:
+        raise AnnotationError(
+            "a sparse jacobian needs `sparsity` (the Jacobian's structure) and exactly one "
+            "differentiated argument (pass the others as Const)"
+        )
+    (k,) = [j for j, d in enumerate(diff) if d]
+    pattern = sp.coo_matrix(sparsity)
+    m, n = pattern.shape
+    if n != _size(plain[k]):
+        raise AnnotationError(
+            f"sparsity has {n} columns; argument {k} has {_size(plain[k])} elements"
+        )
+    along = pattern if not mode.reverse else pattern.T
+    colors = greedy_coloring(along) if colors is None else np.asarray(colors, dtype=np.int64)
+    seeded = along.shape[1]
+    if colors.shape != (seeded,) or colors.min(initial=0) < 0:
+        raise AnnotationError(f"colors must give one color (>= 0) to each of {seeded} lines")
+    _check_coloring(along, colors)
+    ncolors = int(colors.max(initial=-1)) + 1
+    if mode.reverse:
+        compressed = _reverse_compressed(f, plain, diff, colors, ncolors, m)
+        vals = compressed[colors[pattern.row], pattern.col]
+    else:
+        compressed = _forward_compressed(f, plain, k, colors, ncolors)
+        if compressed.shape[0] != m:
+            raise AnnotationError(f"sparsity has {m} rows; the return has {compressed.shape[0]}")
+        vals = compressed[pattern.row, colors[pattern.col]]
+    return sp.csr_matrix((vals, (pattern.row, pattern.col)), shape=(m, n))
+
+
+def _forward_compressed(
+    f: EnzymeJit, plain: list[Any], k: int, colors: np.ndarray, ncolors: int
+) -> np.ndarray:
+    """J·S: column c the tangent of the return for the sum of the columns of color c."""
+    x = plain[k]
+    seeds = [_unit(x, (colors == c).astype(float)) for c in range(ncolors)]
+    width = min(DEFAULT_CHUNK, ncolors)
+    cols: list[np.ndarray] = []
+    for start in range(0, ncolors, width):
+        lanes = seeds[start : start + width]
+        lanes += [_zero(x)] * (width - len(lanes))
+        ann = [
+            BatchDuplicated(_copy(v), tuple(lanes)) if j == k else Const(_copy(v))
+            for j, v in enumerate(plain)
+        ]
+        tangents = autodiff(ForwardWithPrimal, f, *ann)[0]
+        for t in tangents[: min(width, ncolors - start)]:
+            cols.append(np.concatenate([np.ravel(p) for p in _leaves(t) if p is not None]))
+    return np.stack(cols, axis=1)
+
+
+def _reverse_compressed(
+    f: EnzymeJit, plain: list[Any], diff: list[bool], colors: np.ndarray, ncolors: int, m: int
+) -> np.ndarray:
+    """Sᵀ·J: row c the gradient of the sum of the return's rows of color c."""
+    fwd, rev, ann = _thunk(f, plain, diff)
+    out = _run_row(f, fwd, rev, ann, plain, None)[0]
+    leaves = _checked_output(out, f.py_func.__qualname__)
+    k = diff.index(True)
+    rows = []
+    for c in range(ncolors):
+        seeds = _one_hot(leaves, list(np.flatnonzero(colors == c)))
+        rows.append(np.ravel(_run_row(f, fwd, rev, ann, plain, seeds)[1][k]).copy())
+    return np.stack(rows)
+
+
+def greedy_coloring(pattern: Any) -> np.ndarray:
+    """A coloring of the columns of a sparsity pattern (SciPy sparse matrix) such that no
+    row has two nonzeros in columns of one color, assigned greedily in column order."""
+    import scipy.sparse as sp
+
+    csc, csr = sp.csc_matrix(pattern), sp.csr_matrix(pattern)
+    colors = np.full(csc.shape[1], -1, dtype=np.int64)
+    for j in range(csc.shape[1]):
+        rows = csc.indices[csc.indptr[j] : csc.indptr[j + 1]]
+        taken = {
+            colors[i]
+            for r in rows
+            for i in csr.indices[csr.indptr[r] : csr.indptr[r + 1]]
+            if colors[i] >= 0
+        }
+        colors[j] = next(c for c in range(len(taken) + 1) if c not in taken)
+    return colors
+
+
+def _check_coloring(pattern: Any, colors: np.ndarray) -> None:
+    """`AnnotationError` when two columns of one color share a row of `pattern`."""
+    import scipy.sparse as sp
+
+    csr = sp.csr_matrix(pattern)
+    for r in range(csr.shape[0]):
+        cs = colors[csr.indices[csr.indptr[r] : csr.indptr[r + 1]]]
+        if len(np.unique(cs)) != len(cs):
+            raise AnnotationError(
+                f"colors: two nonzeros of line {r} of the sparsity pattern have one color "
+                "(their derivatives would be added together)"
+            )

@@ -1,0 +1,177 @@
+"""Batch mode: one forward call carrying N tangents equals N separate forward calls, on the
+whole corpus; the errors of batch calls."""
+
+import numpy as np
+import pytest
+from corpus import CASES
+from harness import clone_args, is_plain_int, random_like
+
+import enzpy as ez
+
+
+def _annotate(args, active, shadows, cls):
+    """`shadows[i]` per active argument: a tuple of shadows (batch) or one shadow."""
+    out = []
+    for i, a in enumerate(args):
+        if i in active:
+            out.append(cls(a, shadows[i]))
+        elif is_plain_int(a):
+            out.append(a)
+        else:
+            out.append(ez.Const(a))
+    return out
+
+
+def _flat(*parts):
+    out = []
+    for p in parts:
+        if isinstance(p, tuple):
+            out.extend(_flat(*p))
+        elif p is not None:
+            out.append(np.asarray(p, np.float64).ravel())
+    return out
+
+
+def _batch_and_separate(f, args, active, width, seed, mode=ez.Forward, cls=ez.BatchDuplicated):
+    """(batch call's result and shadows, the N separate calls' results and shadows)."""
+    rng = np.random.default_rng(seed)
+    lanes = [{i: random_like(args[i], rng) for i in active} for _ in range(width)]
+    copies = {i: tuple(_copy(lane[i]) for lane in lanes) for i in active}
+    batch = ez.autodiff(mode, f, *_annotate(clone_args(args), active, copies, cls))
+    separate = []
+    for lane in lanes:
+        one = {i: _copy(lane[i]) for i in active}
+        res = ez.autodiff(mode, f, *_annotate(clone_args(args), active, one, ez.Duplicated))
+        separate.append((res, one))
+    return batch, copies, separate
+
+
+def _copy(v):
+    return v.copy() if isinstance(v, np.ndarray) else v
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_batch_equals_separate_calls(case):
+    """Width 3 on every corpus function: each lane's tangent of the return and of the
+    arrays after the call equals a separate forward call's."""
+    args, active = case.args(), case.active
+    batch, shadows, separate = _batch_and_separate(case.fn, args, active, 3, case.seed)
+    assert isinstance(batch, tuple) and len(batch) == 3
+    for lane, (res, one) in enumerate(separate):
+        got = _flat(batch[lane], *[shadows[i][lane] for i in sorted(active) if _is_array(args[i])])
+        want = _flat(res, *[one[i] for i in sorted(active) if _is_array(args[i])])
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-14, atol=1e-300, err_msg=f"lane {lane}")
+
+
+def _is_array(v):
+    return isinstance(v, np.ndarray)
+
+
+@ez.enzyme_jit
+def _model(x, y, a):
+    """Writes into `y`, allocates, calls a helper, returns a float."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        y[i] = np.sin(x[i]) * a + _helper(x[i], a)
+        s += y[i] * x[i]
+    t = np.exp(x) * a
+    return s + t.sum()
+
+
+@ez.enzyme_jit
+def _helper(v, a):
+    return v * v * a if v > 0.2 else v - a
+
+
+def _model_args():
+    return (np.linspace(0.05, 1.0, 9), np.zeros(9), 1.5)
+
+
+@pytest.mark.parametrize("width", [1, 2, 8, 16, 17])
+def test_widths(width):
+    batch, shadows, separate = _batch_and_separate(
+        _model, _model_args(), (0, 1, 2), width, width, ez.ForwardWithPrimal
+    )
+    tangents, primal = batch
+    assert primal == separate[0][0][1]
+    for lane, (res, one) in enumerate(separate):
+        assert tangents[lane] == res[0]
+        for i in (0, 1):
+            np.testing.assert_array_equal(shadows[i][lane], one[i])
+
+
+def test_noneed_return_and_arguments():
+    """BatchDuplicatedNoNeed: the tangents alone, as DuplicatedNoNeed gives them."""
+    batch, shadows, separate = _batch_and_separate(
+        _model, _model_args(), (0, 1, 2), 4, 0, ez.ForwardWithPrimal, ez.BatchDuplicatedNoNeed
+    )
+    for lane, (res, _) in enumerate(separate):
+        assert batch[0][lane] == res[0]
+
+
+def test_each_lane_passes_the_dot_test_with_reverse_mode():
+    """Each lane's J·u against one reverse pass's Jᵀ·v: <v, J u> == <Jᵀ v, u>, with v the
+    return's seed 1.0 and a cotangent of `y` after the call."""
+    args = _model_args()
+    rng = np.random.default_rng(3)
+    lanes = [{i: random_like(args[i], rng) for i in (0, 1, 2)} for _ in range(4)]
+    shadows = {i: tuple(_copy(lane[i]) for lane in lanes) for i in (0, 1, 2)}
+    ann = _annotate(clone_args(args), (0, 1, 2), shadows, ez.BatchDuplicated)
+    tangents = ez.autodiff(ez.Forward, _model, *ann)
+    x, y, a = clone_args(args)
+    v_y = rng.standard_normal(y.shape)
+    gx, gy = np.zeros_like(x), v_y.copy()
+    ((_, _, ga),) = [
+        ez.autodiff(
+            ez.Reverse, _model, ez.Active, ez.Duplicated(x, gx), ez.Duplicated(y, gy), ez.Active(a)
+        )
+    ]
+    for lane, u in enumerate(lanes):
+        lhs = tangents[lane] + v_y @ shadows[1][lane]
+        rhs = gx @ u[0] + gy @ u[1] + ga * u[2]
+        np.testing.assert_allclose(lhs, rhs, rtol=1e-11)
+
+
+def _expect(error, match, *args):
+    with pytest.raises(error, match=match):
+        ez.autodiff(ez.Forward, _model, *args)
+
+
+def test_errors():
+    x, y = np.ones(9), np.zeros(9)
+    dx = (np.ones(9), np.zeros(9))
+    _expect(
+        ez.AnnotationError,
+        "Duplicated and BatchDuplicated arguments in one call",
+        ez.BatchDuplicated(x, dx),
+        ez.Duplicated(y, np.zeros(9)),
+        1.0,
+    )
+    _expect(
+        ez.AnnotationError,
+        "with 2 and 3 shadows",
+        ez.BatchDuplicated(x, dx),
+        ez.BatchDuplicated(y, (np.zeros(9),) * 3),
+        1.0,
+    )
+    _expect(
+        ez.ShadowError, "two of its shadows share memory", ez.BatchDuplicated(x, (y, y)), 1.0, 1.0
+    )
+    _expect(
+        ez.ShadowError,
+        r"argument 0 \(shadow 1\): shadow has shape \(3,\)",
+        ez.BatchDuplicated(x, (y, np.zeros(3))),
+        np.zeros(9),
+        1.0,
+    )
+    _expect(
+        ez.ShadowError,
+        "shares memory with the primal of argument 1",
+        ez.BatchDuplicated(x, (np.ones(9), y)),
+        y,
+        1.0,
+    )
+    _expect(ez.AnnotationError, "needs at least one shadow", ez.BatchDuplicated(x, ()), y, 1.0)
+    with pytest.raises(ez.AnnotationError, match="is for forward mode"):
+        ez.autodiff(ez.Reverse, _model, ez.BatchDuplicated(x, dx), y, 1.0)
