@@ -16,17 +16,12 @@ from .derivatives import derivative
 from .errors import AnnotationError
 from .inside import MISS, Fallback, python_entry
 from .jit import EnzymeJit
+from .memory import with_strides
 from .modes import Forward as Forward_
 from .modes import ForwardWithPrimal as ForwardWithPrimal_
 from .modes import Mode
 from .modes import ReverseWithPrimal as ReverseWithPrimal_
-from .shadows import (
-    batch_width,
-    check_aliasing,
-    check_argument,
-    check_differentiable_container,
-    with_primal_strides,
-)
+from .shadows import batch_width, check_argument, check_differentiable_container, check_memory
 from .signatures import (
     check_arity,
     check_function,
@@ -132,7 +127,7 @@ def parse_arguments(
     check_arity(f, len(args))
     annotated = [check_argument(k, a, mode.reverse) for k, a in enumerate(args)]
     _width(annotated)
-    check_aliasing(annotated)
+    check_memory(annotated)
     if mode.split and not thunk:
         raise AnnotationError(
             f"{mode!r} is used through enzpy.autodiff_thunk, which returns "
@@ -221,7 +216,7 @@ def _run(deriv: Any, annotated: list[Annotation]) -> tuple[Any, Any]:
                 view = (dval.__array_interface__["data"], dval.shape, dval.strides)
                 s = copies.get(view)
                 if s is None:
-                    s = copies[view] = with_primal_strides(a.val, dval)
+                    s = copies[view] = with_strides(a.val, dval)
                     if s is not dval:
                         copy_back.append((dval, s))
                 shadows.append(s)
@@ -236,6 +231,8 @@ def _run(deriv: Any, annotated: list[Annotation]) -> tuple[Any, Any]:
 def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
     deriv, _ = _compiled_derivative(mode, f, ret_activity, annotated)
     primal, scalar_adjoints = _run(deriv, annotated)
+    if _width(annotated) == 1 and any(isinstance(a, BatchDuplicated) for a in annotated):
+        scalar_adjoints = tuple((adj,) for adj in scalar_adjoints)  # a batch of one
     it = iter(scalar_adjoints)
     adjoints = tuple(next(it) if isinstance(a, Active) else None for a in annotated)
     return (adjoints, primal) if mode.with_primal else adjoints

@@ -176,7 +176,7 @@ def derivative(
             aliased=getattr(result, "aliased_name", None),
             exports=exports,
             nestable=partial(_nestable, primal, argtypes, acts, pointee)
-            if mode == "reverse"
+            if mode == "reverse" and width == 1
             else None,
             width=width,
         )

@@ -32,8 +32,8 @@ import numba
 import numpy as np
 from numba.core import types
 from numba.extending import overload
-from numpy.lib.stride_tricks import as_strided
 
+from . import memory
 from .annotations import Active, Annotation, BatchDuplicated, Const, Duplicated
 from .bridge.link import finish
 from .derivatives import derivative
@@ -41,15 +41,7 @@ from .errors import AnnotationError, ShadowError
 from .jit import EnzymeJit, from_dispatcher
 from .modes import Forward, ForwardWithPrimal, Mode, Reverse, ReverseWithPrimal
 from .numba_types import AnnotationType, ModeType, annotation_class
-from .shadows import (
-    batch_width,
-    check_argument_type,
-    different_views,
-    lanes_share,
-    shadow_shares_primal,
-    shadows_overlap,
-    unwrapped_message,
-)
+from .shadows import batch_width, check_argument_type, unwrapped_message
 from .signatures import (
     check_arity,
     check_function,
@@ -94,105 +86,6 @@ class Arg:
     @property
     def shadow_array(self) -> bool:
         return bool(self.shadows) and isinstance(self.val, types.Array)
-
-
-# --------------------------------------------------------------------- run-time helpers
-
-
-@numba.njit
-def _overlap(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
-    """Whether the address ranges of two arrays intersect (`np.may_share_memory`)."""
-    if a.size == 0 or b.size == 0:
-        return False
-    alo, ahi = _span(a)
-    blo, bhi = _span(b)
-    da, db = a.ctypes.data, b.ctypes.data
-    return da + alo < db + bhi + b.itemsize and db + blo < da + ahi + a.itemsize
-
-
-@numba.njit
-def _span(a: Any) -> tuple[int, int]:  # pragma: no cover  (compiled)
-    """Byte offsets of the lowest and the highest element from the data pointer."""
-    lo = hi = 0
-    for i in range(a.ndim):
-        span = a.strides[i] * (a.shape[i] - 1)
-        if span < 0:
-            lo += span
-        else:
-            hi += span
-    return lo, hi
-
-
-@numba.njit
-def _identical(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
-    """The same view: data pointer, shape and strides."""
-    return a.ctypes.data == b.ctypes.data and a.shape == b.shape and a.strides == b.strides
-
-
-@numba.njit
-def _shapes_differ(x: Any, shadows: Any) -> bool:  # pragma: no cover  (compiled)
-    """Whether a shadow in the tuple `shadows` has another shape than `x`."""
-    for i in range(len(shadows)):
-        if shadows[i].shape != x.shape:
-            return True
-    return False
-
-
-@numba.njit
-def _any_overlap(xs: Any, ys: Any) -> bool:  # pragma: no cover  (compiled)
-    """Whether an array of the tuple `xs` overlaps one of the tuple `ys` (`_overlap`)."""
-    for i in range(len(xs)):
-        for j in range(len(ys)):
-            if _overlap(xs[i], ys[j]):
-                return True
-    return False
-
-
-@numba.njit
-def _lanes_overlap(xs: Any) -> bool:  # pragma: no cover  (compiled)
-    """Whether two arrays of the tuple `xs` overlap."""
-    for i in range(len(xs)):
-        for j in range(i):
-            if _overlap(xs[i], xs[j]):
-                return True
-    return False
-
-
-@numba.njit
-def _all_identical(xs: Any, ys: Any) -> bool:  # pragma: no cover  (compiled)
-    """Whether the tuples `xs` and `ys` hold the same views, in order."""
-    for i in range(len(xs)):
-        if not _identical(xs[i], ys[i]):
-            return False
-    return True
-
-
-@numba.njit
-def _copyable(x: Any) -> bool:  # pragma: no cover  (compiled)
-    """Whether a buffer with `x`'s strides can be made of `x`'s elements."""
-    for s in x.strides:
-        if s % x.itemsize:
-            return False
-    return True
-
-
-@numba.njit
-def _with_strides(x: Any, dx: Any) -> Any:  # pragma: no cover  (compiled)
-    """`dx`, or a copy of it laid out with `x`'s strides (`shadows.with_primal_strides`)."""
-    if x.strides == dx.strides or x.size == 0:
-        return dx
-    lo, hi = _span(x)
-    buf = np.zeros((hi - lo) // x.itemsize + 1, x.dtype)
-    out = as_strided(buf[-lo // x.itemsize :], x.shape, x.strides)
-    _copy_into(out, dx)
-    return out
-
-
-@numba.njit
-def _copy_into(dst: Any, src: Any) -> None:  # pragma: no cover  (compiled)
-    """`dst[...] = src` for arrays of one shape (which Numba compiles far more slowly)."""
-    for idx in np.ndindex(dst.shape):
-        dst[idx] = src[idx]
 
 
 # --------------------------------------------------------------------- code generation
@@ -241,13 +134,15 @@ def _call_source(
         src.add(f"if {s}.ctypes.data != {dst}.ctypes.data:", 2)
         src.add(f"_copy_into({dst}, {s})", 3)
     src.add("r = o[3]")
+    batch = any(a.batch for a in argv)
     if mode.reverse:
         adj = itertools.count()
-        out = _tuple([f"r[1][{next(adj)}]" if issubclass(a.cls, Active) else "None" for a in argv])
+        one = "(r[1][{}],)" if batch and width == 1 else "r[1][{}]"  # a batch of one
+        out = _tuple([one.format(next(adj)) if issubclass(a.cls, Active) else "None" for a in argv])
     else:
         lanes = [f"r[1][{i}]" for i in range(width)] if width > 1 else ["r[1]"]
         outs = ["None" if ret == "const" else tangent_source(deriv.restype, t) for t in lanes]
-        out = _tuple(outs) if any(a.batch for a in argv) else outs[0]
+        out = _tuple(outs) if batch else outs[0]
     if mode.with_primal and ret != "dup_noneed":
         out = f"({out}, r[0])"
     src.add(f"return {src.name('finish', finish)}(o, {out})  # raises what the call raised")
@@ -259,39 +154,33 @@ def _tuple(items: list[str]) -> str:
 
 
 def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]) -> None:
-    """Shapes, and the memory checks of `shadows.check_aliasing` (on address ranges), on the
-    tuple of each argument's shadows (loops in the helpers: as long for any batch width)."""
-    arrays = [(k, a, f"({', '.join(d for _, d in a.shadows)},)") for k, a in enumerate(argv)]
-    arrays = [(k, a, lanes) for k, a, lanes in arrays if a.shadow_array]
-    for k, a, lanes in arrays:
-        src.add(f"if _shapes_differ({a.val_src}, {lanes}):")
-        src.add(fail(src, f"argument {k}: the shadow's shape differs from the primal's"), 2)
-    for k, a, lanes in arrays:
-        for m, b in enumerate(argv):
-            for primal in _arrays_in(b.val, b.val_src):
-                src.add(f"if _any_overlap({lanes}, ({primal},)):")
-                src.add(fail(src, shadow_shares_primal(k, m)), 2)
-        if len(a.shadows) > 1:
-            src.add(f"if _lanes_overlap({lanes}):")
-            src.add(fail(src, lanes_share(k)), 2)
-    for (k, a, la), (m, b, lb) in itertools.combinations(arrays, 2):
-        same = "False"
-        if a.val == b.val and a.dval == b.dval:
-            same = f"_identical({a.val_src}, {b.val_src}) and _all_identical({la}, {lb})"
-        src.add(f"if _overlap({a.val_src}, {b.val_src}):")
-        src.add(f"if not ({same}):", 2)
-        src.add(fail(src, different_views(k, m)), 3)
-        src.add(f"elif _any_overlap({la}, {lb}):")
-        src.add(fail(src, shadows_overlap(k, m)), 2)
+    """The memory checks of the call (`memory.plan`), run on the values in jitted code."""
+    operands = [
+        memory.Operand(tuple(_array_paths(a.val)), len(a.shadows) if a.shadow_array else 0)
+        for a in argv
+    ]
+
+    def descriptors(ref: memory.Ref) -> str:
+        k, kind, path = ref
+        a = argv[k]
+        if kind == "shadows":
+            return f"({''.join(f'_describe({d}), ' for _, d in a.shadows)})"
+        return f"_describe({a.val_src}{''.join(f'[{i}]' for i in path)})"
+
+    for check in memory.plan(operands):
+        test = src.name("check", check.test)
+        src.add(f"failed = {test}({', '.join(map(descriptors, check.operands))})")
+        for code, message in enumerate(check.messages, 1):
+            src.add(f"if failed == {code}:")
+            src.add(fail(src, message), 2)
 
 
-def _arrays_in(ty: types.Type, expr: str) -> list[str]:
-    """Expressions for the arrays a value of type `ty` (read by `expr`) is or holds (in
-    tuples, nested)."""
+def _array_paths(ty: types.Type, at: tuple[int, ...] = ()) -> list[tuple[int, ...]]:
+    """The paths of the arrays a value of type `ty` is or holds (in tuples, nested)."""
     if isinstance(ty, types.Array):
-        return [expr]
+        return [at]
     if isinstance(ty, types.BaseTuple):
-        return [a for i, t in enumerate(ty.types) for a in _arrays_in(t, f"{expr}[{i}]")]
+        return [p for i, t in enumerate(ty.types) for p in _array_paths(t, (*at, i))]
     return []
 
 
@@ -318,25 +207,17 @@ def _shadows(
             # a shadow passed twice (for the same view, as checked) is copied once
             same = [(d, t) for b, bt, d, t in copied if (b.val, bt) == (a.val, dtype)]
             for i, (d, t) in enumerate(same):
-                src.add(f"{'el' if i else ''}if _identical({d}, {dsrc}):")
+                src.add(f"{'el' if i else ''}if _same_view({d}, {dsrc}):")
                 src.add(f"{s} = {t}", 2)
             if same:
                 src.add("else:")
-            _copy_shadow(src, k, a, dsrc, s, 2 if same else 1, fail)
+            _copy_shadow(src, a, dsrc, s, 2 if same else 1)
             copied.append((a, dtype, dsrc, s))
             copy_back.append((dsrc, s))
     return shadows, copy_back
 
 
-def _copy_shadow(
-    src: _Source,
-    k: int,
-    a: Arg,
-    dsrc: str,
-    s: str,
-    indent: int,
-    fail: Callable[[_Source, str], str],
-) -> None:
+def _copy_shadow(src: _Source, a: Arg, dsrc: str, s: str, indent: int) -> None:
     """`s = ` the shadow `dsrc` of `a` laid out like its primal (a copy unless it already
     is)."""
     layout = a.val.layout
@@ -345,18 +226,6 @@ def _copy_shadow(
     elif layout == "F":
         src.add(f"{s} = np.asfortranarray({dsrc})", indent)
     else:
-        src.add(
-            f"if {a.val_src}.strides != {dsrc}.strides and not _copyable({a.val_src}):",
-            indent,
-        )
-        src.add(
-            fail(
-                src,
-                f"argument {k}: the primal's strides are not a multiple of its "
-                "item size; pass a shadow with the primal's strides",
-            ),
-            indent + 1,
-        )
         src.add(f"{s} = _with_strides({a.val_src}, {dsrc})", indent)
 
 
@@ -368,22 +237,17 @@ def _raise_fallback(src: _Source, message: str) -> str:
     return f"raise {src.name('Fallback', Fallback)}()"
 
 
-_HELPERS = (
-    _overlap,
-    _identical,
-    _shapes_differ,
-    _any_overlap,
-    _lanes_overlap,
-    _all_identical,
-    _copyable,
-    _with_strides,
-    _copy_into,
-)  # used by generated code
+_HELPERS = {  # used by generated code
+    "_describe": memory.describe_compiled,
+    "_same_view": memory.same_view,
+    "_with_strides": memory.with_strides,
+    "_copy_into": memory.copy_into,
+}
 
 
 def _compile(params: str, src: _Source) -> Callable[..., Any]:
     """The Python function `def impl(<params>): <src>`, for Numba to compile."""
-    names = {**src.names, **{h.__name__: h for h in _HELPERS}}
+    names = {**src.names, **_HELPERS}
     text = f"def impl({params}):\n" + "\n".join(src.lines or ["    pass"]) + "\n"
     exec(compile(text, "<enzpy.inside>", "exec"), names)
     return names["impl"]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numba.core import types
 
+from . import memory
 from .annotations import Active, Annotation, BatchDuplicated, Const, Duplicated
 from .errors import AnnotationError, ShadowError
 
@@ -40,11 +40,6 @@ def check_argument(k: int, arg: Any, reverse: bool) -> Annotation:
 
 
 def _check_batch(k: int | str, name: str, width: int, reverse: bool) -> None:
-    if reverse:
-        raise AnnotationError(
-            f"argument {k}: {name} (batch mode) is for forward mode; in reverse mode "
-            "pass one Duplicated shadow per call"
-        )
     if width == 0:
         raise AnnotationError(f"argument {k}: {name} needs at least one shadow")
 
@@ -60,13 +55,13 @@ def batch_width(classes: Sequence[type], widths: Sequence[int]) -> int:
     if len(batch) > 1:
         raise AnnotationError(
             f"BatchDuplicated arguments with {' and '.join(map(str, sorted(batch)))} shadows: "
-            "every argument of a batch call carries the same number of tangents"
+            "every argument of a batch call carries the same number of derivatives"
         )
     if any(issubclass(c, Duplicated) for c in classes):
         raise AnnotationError(
             "Duplicated and BatchDuplicated arguments in one call: in batch mode pass every "
-            "argument with a derivative as BatchDuplicated (a zero shadow where a lane has "
-            "no tangent)"
+            "argument with a shadow as BatchDuplicated (a zero shadow where a lane has "
+            "none); float scalars are Active in reverse mode, their adjoints one per lane"
         )
     return batch.pop()
 
@@ -121,11 +116,8 @@ def _check_shadow(k: int | str, x: Any, dx: Any, reverse: bool) -> None:
         _check_array_shadow(
             k, x.dtype.type in FLOAT_DTYPES, x.dtype, isinstance(dx, np.ndarray), type(dx).__name__
         )
-        if dx.shape != x.shape or dx.dtype != x.dtype:
-            raise ShadowError(
-                f"argument {k}: shadow has shape {dx.shape} and dtype "
-                f"{dx.dtype}; the primal has {x.shape} and {x.dtype}"
-            )
+        if dx.ndim != x.ndim or dx.dtype != x.dtype:
+            raise ShadowError(_unlike(k, dx.ndim, dx.dtype, x.ndim, x.dtype))
         if not dx.flags.writeable:
             raise ShadowError(_READ_ONLY.format(k=k))
         return
@@ -138,6 +130,13 @@ def _check_shadow(k: int | str, x: Any, dx: Any, reverse: bool) -> None:
 
 
 _READ_ONLY = "argument {k}: the shadow array is read-only"
+
+
+def _unlike(k: int | str, ndim: int, dtype: Any, primal_ndim: int, primal_dtype: Any) -> str:
+    return (
+        f"argument {k}: shadow has {ndim} dimensions and dtype {dtype}; the primal has "
+        f"{primal_ndim} and {primal_dtype}"
+    )
 
 
 def _check_array_shadow(
@@ -204,10 +203,7 @@ def check_argument_type(
             str(dval),
         )
         if dval.ndim != val.ndim or dval.dtype != val.dtype:
-            raise ShadowError(
-                f"argument {k}: shadow has {dval.ndim} dimensions and dtype "
-                f"{dval.dtype}; the primal has {val.ndim} and {val.dtype}"
-            )
+            raise ShadowError(_unlike(k, dval.ndim, dval.dtype, val.ndim, val.dtype))
         if not dval.mutable:
             raise ShadowError(_READ_ONLY.format(k=k))
         return
@@ -219,83 +215,9 @@ def check_argument_type(
     raise AnnotationError(_not_differentiable(k, str(val)))
 
 
-def with_primal_strides(x: np.ndarray, dx: np.ndarray) -> np.ndarray:
-    """`dx`, or a copy of it laid out with `x`'s strides (the engine replays x's address
-    arithmetic on the shadow)."""
-    if dx.strides == x.strides:
-        return dx
-    lo = sum(s * (n - 1) for s, n in zip(x.strides, x.shape, strict=True) if s < 0)
-    hi = sum(s * (n - 1) for s, n in zip(x.strides, x.shape, strict=True) if s > 0)
-    buf = np.zeros(hi - lo + x.itemsize, dtype=np.uint8)
-    out = np.ndarray(x.shape, x.dtype, buffer=buf, offset=-lo, strides=x.strides)
-    out[...] = dx
-    return out
-
-
-def shadow_shares_primal(k: int, m: int) -> str:
-    """The error for the shadow of argument `k` sharing memory with the primal of `m`."""
-    whose = "its primal" if k == m else f"the primal of argument {m}"
-    return f"argument {k}: the shadow shares memory with {whose}"
-
-
-def different_views(k: int, m: int) -> str:
-    """The error for two `Duplicated` arguments sharing memory as different views or with
-    different shadows."""
-    return (
-        f"arguments {k} and {m} share memory but are not the same view with the same "
-        "shadow; pass the same shadow for the same memory"
-    )
-
-
-def shadows_overlap(k: int, m: int) -> str:
-    """The error for two arguments with distinct primals whose shadows share memory."""
-    return f"arguments {k} and {m} have overlapping shadows but distinct primals"
-
-
-def lanes_share(k: int) -> str:
-    """The error for two shadows of one `BatchDuplicated` argument sharing memory."""
-    return f"argument {k}: two of its shadows share memory (each carries its own tangent)"
-
-
-def check_aliasing(annotated: list[Annotation]) -> None:
-    """No shadow may share memory with a primal (any argument's, `Const` ones included) nor
-    with another shadow, unless the two arguments are the same view with the same shadows
-    (one memory, one derivative): anything else would silently mix primal values and
-    derivatives, or split a derivative."""
-    dup = [
-        (k, a.val, a.shadows)
-        for k, a in enumerate(annotated)
-        if isinstance(a, Duplicated | BatchDuplicated) and isinstance(a.val, np.ndarray)
-    ]
-    primals = [(m, y) for m, a in enumerate(annotated) for y in _arrays_in(a.val)]
-    for k, _, dxs in dup:
-        for m, y in primals:
-            if any(_shares(dx, y) for dx in dxs):
-                raise ShadowError(shadow_shares_primal(k, m))
-        if any(_shares(a, b) for a, b in itertools.combinations(dxs, 2)):
-            raise ShadowError(lanes_share(k))
-    for (k, x, dxs), (m, y, dys) in itertools.combinations(dup, 2):
-        if _shares(x, y):
-            if not (_same_view(x, y) and all(map(_same_view, dxs, dys))):
-                raise ShadowError(different_views(k, m))
-        elif any(_shares(dx, dy) for dx in dxs for dy in dys):
-            raise ShadowError(shadows_overlap(k, m))
-
-
-def _arrays_in(v: Any) -> list[np.ndarray]:
-    """The arrays `v` is or holds (in tuples, nested)."""
-    if isinstance(v, np.ndarray):
-        return [v]
-    return [a for e in v for a in _arrays_in(e)] if isinstance(v, tuple) else []
-
-
-def _shares(a: np.ndarray, b: np.ndarray) -> bool:
-    return np.may_share_memory(a, b) and np.shares_memory(a, b)
-
-
-def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
-    return (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-        and a.shape == b.shape
-        and a.strides == b.strides
-    )
+def check_memory(annotated: list[Annotation]) -> None:
+    """The memory checks of a call (`memory.plan`) on its annotated arguments' values."""
+    values = [a.val for a in annotated]
+    shadows = [tuple(getattr(a, "shadows", ())) for a in annotated]
+    operands = [memory.operand(v, len(s)) for v, s in zip(values, shadows, strict=True)]
+    memory.run(memory.plan(operands), values, shadows)

@@ -114,7 +114,9 @@ def reverse_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes
 
 
 def _reverse_kinds(classes: tuple[type, ...]) -> tuple[str, ...]:
-    return tuple("dup" if issubclass(c, Duplicated | Active) else "const" for c in classes)
+    return tuple(
+        "dup" if issubclass(c, Duplicated | BatchDuplicated | Active) else "const" for c in classes
+    )
 
 
 def split_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes: tuple) -> tuple:

@@ -8,14 +8,15 @@ from typing import Any
 import numba
 import numpy as np
 
-from .annotations import Active, Annotation, Duplicated
+from .annotations import Active, Annotation, BatchDuplicated, Duplicated
 from .api import parse_arguments
 from .bridge.link import TAPE_BYTES, return_slot_bytes
 from .derivatives import Derivative, derivative
 from .errors import AnnotationError, EnzpyError, ShadowError
 from .jit import EnzymeJit
+from .memory import with_strides
 from .modes import Mode, ReverseSplitNoPrimal, ReverseSplitWithPrimal
-from .shadows import check_aliasing, check_argument, with_primal_strides
+from .shadows import check_argument, check_memory
 from .signatures import split_types
 
 
@@ -123,7 +124,7 @@ class _Thunk:
                     f"argument {k}: the thunk was made for {cls.__name__} of {t}, got "
                     f"{type(a).__name__} of {numba.typeof(a.val)}; make another thunk"
                 )
-        check_aliasing(annotated)
+        check_memory(annotated)
         return annotated
 
 
@@ -134,7 +135,7 @@ def _flat(annotated: list[Annotation]) -> tuple[tuple, list]:
     shadows, copies = [], []
     for a in annotated:
         if isinstance(a, Duplicated):
-            s = with_primal_strides(a.val, a.dval)
+            s = with_strides(a.val, a.dval)
             if s is not a.dval:
                 copies.append((a.dval, s))
             shadows.append(s)
@@ -259,6 +260,11 @@ def autodiff_thunk(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[ForwardPass, R
             f"autodiff_thunk takes ReverseSplitWithPrimal or ReverseSplitNoPrimal, got {mode!r}"
         )
     ret_activity, annotated = parse_arguments(mode, f, args, thunk=True)
+    if any(isinstance(a, BatchDuplicated) for a in annotated):
+        raise AnnotationError(
+            "BatchDuplicated in split mode is not supported yet: make one thunk and call it "
+            "once per shadow, or use ez.autodiff(ez.Reverse, ...) with BatchDuplicated"
+        )
     classes = tuple(map(type, annotated))
     argtypes = tuple(numba.typeof(a.val) for a in annotated)
     argtypes, kinds, ret = split_types(f, ret_activity, classes, argtypes)

@@ -177,9 +177,9 @@ class EntryPoint:
     driver takes the tape's address (an integer) after the shadows; the tape (`TAPE_BYTES`)
     is followed in memory by the return's shadow slot. `returns`: 'forward'
     (primal, tangent), 'reverse' (primal, adjoints), 'augment' (primal, the return's shadow,
-    owned by the caller too), 'adjoints', or 'nothing'. `width` (forward): the number of
-    shadows per shadowed argument (batch mode); the driver takes them in a row and returns
-    a tuple of `width` tangents when it is more than 1.
+    owned by the caller too), 'adjoints', or 'nothing'. `width`: the number of shadows per
+    shadowed argument (batch mode); the driver takes them in a row and, when it is more than
+    1, returns a tuple of `width` tangents, or per float scalar a tuple of `width` adjoints.
     """
 
     scalars: str = "tangent"
@@ -195,9 +195,9 @@ REVERSE_SPLIT = EntryPoint(scalars="accumulator", seed="arg", tape=True, returns
 RELEASE = EntryPoint(scalars="null", tape=True, returns="nothing")
 
 
-def reverse_entry(seed: float) -> EntryPoint:
-    """Combined reverse mode with the return seeded `seed`."""
-    return EntryPoint(scalars="accumulator", seed=seed, returns="reverse")
+def reverse_entry(seed: float, width: int = 1) -> EntryPoint:
+    """Combined reverse mode with the return seeded `seed` (in each of `width` lanes)."""
+    return EntryPoint(scalars="accumulator", seed=seed, returns="reverse", width=width)
 
 
 def outcome_type(value: types.Type) -> types.Type:
@@ -288,11 +288,13 @@ def _make_codegen(
             elif pos in by_position:
                 shadows.extend(by_position[pos])
             elif ep.scalars == "accumulator":
-                acc = cgutils.alloca_once_value(builder, ir.Constant(lty, 0.0))
-                accumulators.append(acc)
-                shadows.append(acc)
+                accs = [
+                    cgutils.alloca_once_value(builder, ir.Constant(lty, 0.0)) for _ in range(width)
+                ]
+                accumulators.append(accs)
+                shadows.extend(accs)
             else:
-                shadows.append(ir.Constant(i8p, None))
+                shadows.extend([ir.Constant(i8p, None)] * width)
         tys = [v.type for v in (*shadows, *tape)]
         status_returned = ep.returns in ("forward", "reverse", "augment")
         fnty = ir.FunctionType(
@@ -320,7 +322,13 @@ def _make_codegen(
 
         def value() -> Any:
             """What the call returns (`EntryPoint.returns`), once it has not raised."""
-            adjoints = [builder.load(acc) for acc in accumulators]
+            adjoints = [builder.load(accs[0]) for accs in accumulators]
+            if width > 1 and accumulators:
+                lanes = rtype.types[1] if ep.returns == "reverse" else rtype
+                adjoints = [
+                    context.make_tuple(builder, t, [builder.load(acc) for acc in accs])
+                    for t, accs in zip(lanes.types, accumulators, strict=True)
+                ]
             if ep.returns == "nothing":
                 return context.get_dummy_value()
             if ep.returns == "adjoints":
@@ -419,7 +427,10 @@ def _signature(
         params += (types.uintp,)
     if ep.seed == "arg" and float_valued(restype) and _is_dup(activities[0]):
         params += (restype,)
-    adjoints = types.Tuple(tuple(argtypes[i] for i in shadowed if _scalar(layout[i])))
+    scalars = [argtypes[i] for i in shadowed if _scalar(layout[i])]
+    if ep.width > 1:
+        scalars = [types.UniTuple(t, ep.width) for t in scalars]
+    adjoints = types.Tuple(tuple(scalars))
     ret_dup = _is_dup(activities[0])
     shadow_ret = (
         restype
@@ -582,7 +593,7 @@ def make_driver(
     the IR (text, entry name) that nested differentiation links for calls of `fn_name`
     (`link_derivatives`). `width` (forward): shadows per shadowed argument (batch mode).
     """
-    entry = EntryPoint(width=width) if seed is None else reverse_entry(seed)
+    entry = EntryPoint(width=width) if seed is None else reverse_entry(seed, width)
     return make_drivers(
         module_text,
         {fn_name: entry},

@@ -24,7 +24,7 @@ from .. import rules
 from ..analysis.activity import Activity, ActivityResult, activity
 from ..analysis.calls import recursive
 from ..analysis.memtypes import MemoryFacts
-from ..errors import called_from
+from ..errors import NoDerivativeError, called_from
 from ..forward import function_to_derive, has_rule
 from ..ir import Function, Instruction, Module, Type, parse_module
 from ..tape import ensure_runtime
@@ -65,6 +65,7 @@ def reverse(
     pointee: Sequence[Type | None] | None = None,
     out_of_memory: str | None = None,
     nestable: bool = False,
+    width: int = 1,
 ) -> ReverseResult:
     """Synthesize the gradient of `fn_name` (contract: see module doc).
 
@@ -89,7 +90,10 @@ def reverse(
     `nestable` (combined mode): a derivative for nested differentiation, whose IR is
     linked into a function that is differentiated again: `diffe_<f>` on the nestable tape
     runtime (see `tape.py`), without `distinct` assumptions, out-of-memory function or
-    storage kept between calls."""
+    storage kept between calls.
+
+    `width` (batch mode): every active argument takes `width` shadows in a row (and a float
+    return `width` cotangents), and one sweep carries that many adjoints."""
     module, fn, facts = function_to_derive(module_text, fn_name, activities, pointee)
     ensure_runtime(module, nestable)
     if nestable:
@@ -108,10 +112,11 @@ def reverse(
         root=fn.name,
         reload=fn.name if whole_call else None,
         distinct=distinct if whole_call else frozenset(),
+        width=width,
     )
     pattern = tuple(a.active for a in activities)
     aug, rev = synth.derive(fn, pattern)
-    entries = Entries(module, fn, pattern, tape_bytes_at, oom)
+    entries = Entries(module, fn, pattern, tape_bytes_at, oom, width)
     aliased = None
     names: tuple[str, ...]
     if split:
@@ -155,8 +160,10 @@ class _Synthesizer:
         root: str,
         reload: str | None,
         distinct: frozenset[int] = frozenset(),
+        width: int = 1,
     ) -> None:
         self.module, self.facts, self.root = module, facts, root
+        self.width = width
         self.distinct = distinct  # the root's arguments whose memory does not overlap
         # combined mode: memory nothing writes may be loaded again in the reverse sweep of
         # the root function `reload` (in split mode the caller may change the arguments
@@ -180,6 +187,16 @@ class _Synthesizer:
             return self.names[key]
         given = rules.FUNCTIONS.get(fn.name)
         if given is not None and given.reverse is not None and fn.name != self.root:
+            if self.width > 1:
+                raise NoDerivativeError(
+                    f"a call to {fn.name}, whose reverse derivative is a given rule, in "
+                    f"batch mode (width {self.width})",
+                    f"define @{fn.name}",
+                    fn.name,
+                    "reverse",
+                    hint="Rules give one adjoint per value: call it once per cotangent "
+                    "(width 1) instead.",
+                )
             aug, rev, self.released[key] = given.reverse(self.module, fn, pattern)  # type: ignore[index]
             self.names[key] = (aug, rev)
             return self.names[key]
@@ -194,9 +211,9 @@ class _Synthesizer:
         distinct = self.distinct if root and not aliased else frozenset()
         reads = self.callee_reads(act)
         p = self.plans[key] = plan(self.module, fn, act, root, distinct, self.facts, reads)
-        kept = Augmented(self, fn, act, names[0], p).run()
+        kept = Augmented(self, fn, act, names[0], p, self.width).run()
         self.kept[key] = kept  # type: ignore[index]
-        Reverse(self, fn, act, names[1], p, kept).run()
+        Reverse(self, fn, act, names[1], p, kept, self.width).run()
         self.reads[key] = parameters_read(self.module.functions[names[1]], len(fn.args))
         return names
 
@@ -219,7 +236,9 @@ class _Synthesizer:
         if key not in self.released:
             self.derive(fn, pattern)
             name = self.released[key] = self.names[key][1].replace("diffe_", "release_", 1)
-            Release(self, fn, self.results[key], name, self.plans[key], self.kept[key]).run()
+            Release(
+                self, fn, self.results[key], name, self.plans[key], self.kept[key], self.width
+            ).run()
             # its callers pass it only what the reverse sweep reads (`callee_reads`)
             read = parameters_read(self.module.functions[name], len(fn.args))
             assert read <= self.reads[key], f"{name} reads more than {self.names[key][1]}"

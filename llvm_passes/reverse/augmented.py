@@ -6,6 +6,10 @@ extends; what is pushed where is the plan's business, not this module's.
 
 Memory the sweep allocates for its reverse sweep (shadows, kept copies) is logged on the
 tape's escape record, so that an entry that runs out of memory can release it.
+
+Batch mode (`width` N > 1): every active argument has N shadows, every pointer N shadows
+(one per lane, as in forward mode), and a shadow item of the plan is N values on the tape,
+in lane order.
 """
 
 from __future__ import annotations
@@ -42,8 +46,10 @@ class Augmented(_FunctionForward):
 
     mode = MODE
 
-    def __init__(self, synth, fn, act: ActivityResult, name: str, plan: Plan) -> None:
-        super().__init__(synth, fn, act, name)
+    def __init__(
+        self, synth, fn, act: ActivityResult, name: str, plan: Plan, width: int = 1
+    ) -> None:
+        super().__init__(synth, fn, act, name, width=width)
         self.plan = plan
         self.kept: dict[Instruction, Kept] = {}
         self.reserving: dict[str, list] = {}  # preheader -> the loops it reserves room for
@@ -57,10 +63,11 @@ class Augmented(_FunctionForward):
             self.vmap[a] = copy
         for a in self.fn.args:
             if self.act.is_active(a):
-                shadow = Argument(PTR, self.namer.fresh(f"{a.name}.shadow"), "", len(args))
-                args.append(shadow)
-                if a.type.is_ptr:
-                    self.tan[a] = shadow
+                for tangents in self.lanes:
+                    shadow = Argument(PTR, self.namer.fresh(f"{a.name}.shadow"), "", len(args))
+                    args.append(shadow)
+                    if a.type.is_ptr:
+                        tangents[a] = shadow
         self.tape_arg = Argument(PTR, self.namer.fresh("tape"), "", len(args))
         args.append(self.tape_arg)
         self.new = Function(self.name, self.fn.ret_type, args, ret_attrs=self.fn.ret_attrs)
@@ -94,7 +101,8 @@ class Augmented(_FunctionForward):
                     self.save(inst, kind, v, k)
                 for kind, v in plan.step(inst).pushes:
                     self.push(inst, kind, v)
-        for primal, tphi, _ in self.pending_phis:
+        for primal, tphi, lane in self.pending_phis:
+            self.in_lane(lane)
             tphi.operands = [self.shadow_of(v, primal) for v in primal.operands]
         for inst in new.instructions():
             inst.operands = [self.vmap.get(v, v) for v in inst.operands]
@@ -107,31 +115,39 @@ class Augmented(_FunctionForward):
             self.module.add_function(Function(release, VOID, [Argument(PTR, "p", "", 0)]))
         self.b.call(LOG, [self.tape, p, GlobalRef(release, PTR)], VOID)
 
-    def saved_value(self, inst: Instruction, kind: str, v: Value) -> Value:
-        value = self.tan.get(v) if kind == "shadow" else v
-        if value is None:
-            value = Constant(PTR, "null")
-        if not storable(value.type):
-            raise self.fail(inst, f"a value of type {value.type} needed by the reverse pass")
-        return value
+    def saved_values(self, inst: Instruction, kind: str, v: Value) -> list[Value]:
+        """What an item of the plan is in this sweep: the primal value, or its shadow in
+        each lane."""
+        values = [v] if kind == "primal" else [lane.get(v) for lane in self.lanes]
+        values = [Constant(PTR, "null") if x is None else x for x in values]
+        for x in values:
+            if not storable(x.type):
+                raise self.fail(inst, f"a value of type {x.type} needed by the reverse pass")
+        return values
 
     def push(self, inst: Instruction, kind: str, v: Value) -> None:
         unchecked = inst.block_name in self.plan.unchecked
-        push(self.b, self.tape, self.saved_value(inst, kind, v), reserved=unchecked)
+        for x in self.saved_values(inst, kind, v):
+            push(self.b, self.tape, x, reserved=unchecked)
 
     def open_frame(self) -> None:
         """The function's own view of the tape, and a stack slot per frame value (zero until
         its definition runs): the frame is pushed when the function returns."""
         self.tape = localize(self.b, self.tape_arg)
-        self.frame: list[Value] = []
+        self.frame: list[list[Instruction]] = []  # per frame item, a slot per value it is
         for kind, v in self.plan.frame:
             ty = PTR if kind == "shadow" else v.type
-            slot = self.b.alloca(ty, 8, f"{v.label}.frame")
-            self.b.store(Builder.zero(ty), slot, 8)
-            self.frame.append(slot)
+            slots = [
+                self.b.alloca(ty, 8, f"{v.label}.frame")
+                for _ in range(1 if kind == "primal" else self.width)
+            ]
+            for slot in slots:
+                self.b.store(Builder.zero(ty), slot, 8)
+            self.frame.append(slots)
 
     def save(self, inst: Instruction, kind: str, v: Value, k: int) -> None:
-        self.b.store(self.saved_value(inst, kind, v), self.frame[k], 8)
+        for x, slot in zip(self.saved_values(inst, kind, v), self.frame[k], strict=True):
+            self.b.store(x, slot, 8)
 
     def before_terminator(self, inst: Instruction) -> None:
         block = inst.block_name
@@ -140,18 +156,20 @@ class Augmented(_FunctionForward):
             loop = plan.loops[lp.header]
             for kind, v in loop.saved:
                 carry = self.carry.get(v) if kind == "primal" else None
-                value = (
-                    self.saved_value(inst, kind, v)
+                values = (
+                    self.saved_values(inst, kind, v)
                     if carry is None
-                    else self.b.load(v.type, carry, 8, f"{v.label}.carried")
+                    else [self.b.load(v.type, carry, 8, f"{v.label}.carried")]
                 )
-                push(self.b, self.tape, value)
+                for x in values:
+                    push(self.b, self.tape, x)
             if loop.bound is None or loop.bound[0] != block:
                 push(self.b, self.tape, lp.counter.phi)
         if inst.opcode == "ret":
-            for (kind, v), slot in zip(plan.frame, self.frame, strict=True):
+            for (kind, v), slots in zip(plan.frame, self.frame, strict=True):
                 ty = PTR if kind == "shadow" else v.type
-                push(self.b, self.tape, self.b.load(ty, slot, 8, f"{v.label}.{kind}"))
+                for slot in slots:
+                    push(self.b, self.tape, self.b.load(ty, slot, 8, f"{v.label}.{kind}"))
         if inst.opcode == "ret" and len(plan.rets) > 1 or plan.pushes_id[block]:
             id_ = const(I64, plan.index[block])
             push(self.b, self.tape, id_, reserved=block in plan.unchecked)
@@ -162,7 +180,8 @@ class Augmented(_FunctionForward):
 
     def reserve_loop(self, loop) -> None:
         """Make room for all the pushes of a loop whose trip count is known here."""
-        bound, per_iteration = loop.reserve
+        bound, primals, shadows = loop.reserve
+        per_iteration = primals + shadows * self.width
         c = loop.loop.counter
         b = self.b
         span = b.binop("sub", bound, c.start, "trips")
@@ -270,7 +289,8 @@ class Augmented(_FunctionForward):
         if rule is None:
             return super().visit_call(inst)  # raises the named error
         if memory_call(self.act, inst):
-            self.keep(inst, rule)
+            if not self.lane:  # (once: what it keeps is primal memory)
+                self.keep(inst, rule)
             self.copy(inst)  # what it does to shadows is reversed in the reverse sweep
             return None
         fx = rule.effects
@@ -300,16 +320,21 @@ class Augmented(_FunctionForward):
 
     def call_augmented(self, inst: Instruction, summary: ActivityResult) -> None:
         """A call of a function the engine differentiates: its augmented forward sweep, on
-        this function's tape."""
+        this function's tape (one call for all lanes)."""
+        if self.lane:
+            return
         with called_from(self.fn.name, inst.loc):
             aug, _ = self.synth.derive(self.module.functions[inst.callee_name], summary.pattern)
         sync(self.b, self.tape, self.tape_arg)
         clone = self.copy(inst)
-        shadows = [
-            Constant(PTR, "null") if o.type.is_float else self.shadow_of(o, inst)
-            for o, p in zip(inst.operands, summary.pattern, strict=True)
-            if p
-        ]
+        shadows = []
+        for o, p in zip(inst.operands, summary.pattern, strict=True):
+            for lane in range(self.width) if p else ():
+                self.in_lane(lane)
+                shadows.append(
+                    Constant(PTR, "null") if o.type.is_float else self.shadow_of(o, inst)
+                )
+        self.in_lane(0)
         clone.operands = [*inst.operands, *shadows, self.tape_arg]
         clone.arg_attrs = list(inst.arg_attrs) + [""] * (len(shadows) + 1)
         clone.callee, clone.fnty = GlobalRef(aug, PTR), ""

@@ -1,7 +1,7 @@
 """The exported entry points of a reverse-mode derivative: `diffe_<f>` (combined: owns its
 tape, kept between calls in a cell), `augment_<f>` / `reverse_<f>` / `release_<f>` (split:
 a caller-owned tape), `drop_tapes_<f>` (frees what the cells keep). Each takes the primal's
-arguments, then one shadow per active one."""
+arguments, then one shadow per active one (`width` in a row in batch mode)."""
 
 from __future__ import annotations
 
@@ -50,18 +50,25 @@ class Entries:
         pattern: Sequence[bool],
         tape_bytes_at: int | None,
         out_of_memory: str | None,
+        width: int = 1,
     ) -> None:
         self.module, self.fn, self.tape_bytes_at = module, fn, tape_bytes_at
         self.out_of_memory = out_of_memory
         self.cells: list[GlobalRef] = []  # where the combined entries keep tape storage
         self.args = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
+        lanes = [""] if width == 1 else [f".{lane}" for lane in range(width)]
         self.shadows = [
-            Argument(PTR, f"{a.name}.shadow", "", 0)
+            Argument(PTR, f"{a.name}.shadow{lane}", "", 0)
             for a, p in zip(fn.args, pattern, strict=True)
             if p
+            for lane in lanes
         ]
-        # a float-returning (non-Numba) function takes the return's cotangent last
-        self.dret = [Argument(fn.ret_type, "dret", "", 0)] if fn.ret_type.is_float else []
+        # a float-returning (non-Numba) function takes the return's cotangents last
+        self.dret = (
+            [Argument(fn.ret_type, f"dret{lane}", "", 0) for lane in lanes]
+            if fn.ret_type.is_float
+            else []
+        )
 
     def _begin(self, name: str, ret_type, extra: list[Argument]) -> Builder:
         params = [*self.args, *self.shadows, *extra]

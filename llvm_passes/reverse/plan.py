@@ -71,13 +71,14 @@ class Step:
 class LoopPlan:
     """A counted loop: the items saved on its exits (defined outside, needed inside), the
     bound of its latch's exit test when the reverse sweep has it for free (the last counter
-    is `bound - step`), and the room its preheader reserves on the tape (pushes per
-    iteration, with the bound) when the loop pushes only its own values."""
+    is `bound - step`), and the room its preheader reserves on the tape (the bound, and the
+    primal and shadow items pushed per iteration: a shadow item is one push per lane) when
+    the loop pushes only its own values."""
 
     loop: CountedLoop
     saved: tuple[Item, ...]
     bound: tuple[str, Value] | None  # (exit block, bound)
-    reserve: tuple[Value, int] | None
+    reserve: tuple[Value, int, int] | None
 
 
 @dataclass(frozen=True)
@@ -508,7 +509,7 @@ class _Planner:
                 once.add(start)
         return once
 
-    def _reservations(self) -> dict[str, tuple[Value, int]]:
+    def _reservations(self) -> dict[str, tuple[Value, int, int]]:
         """Innermost counted loops whose trip count the preheader knows (`bound` defined
         before the loop) and whose pushes are all their own (no callee, no memory call):
         header -> (bound, pushes per iteration). The forward sweep makes room for all the
@@ -532,10 +533,11 @@ class _Planner:
                 and bound.block.name in lp.blocks
             ):
                 continue
-            per_iteration = sum(len(self.steps[i].pushes) for i in insts if i in self.steps)
-            per_iteration += sum(self.pushes_id[b] for b in lp.blocks)
-            if per_iteration:
-                out[lp.header] = (bound, per_iteration)
+            kinds = [k for i in insts if i in self.steps for k, _ in self.steps[i].pushes]
+            primals = kinds.count("primal") + sum(self.pushes_id[b] for b in lp.blocks)
+            shadows = kinds.count("shadow")
+            if primals or shadows:
+                out[lp.header] = (bound, primals, shadows)
         return out
 
 

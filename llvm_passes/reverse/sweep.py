@@ -5,6 +5,10 @@ kind, mirroring the forward synthesizer; arithmetic and calls go through the rul
 
 `Release` is the same walk reduced to popping the tape and freeing what the forward sweep
 left on it (shadows, kept copies): for a tape whose reverse sweep never runs.
+
+Batch mode (`width` N > 1): N shadows per active argument (and N cotangents of a float
+return), N adjoints per active float value; each instruction's reverse is emitted once per
+lane, the tape popped once for all of them.
 """
 
 from __future__ import annotations
@@ -27,16 +31,29 @@ class Reverse:
     """Builds `diffe_<f>.<bits>(args, shadows, tape[, dret])`."""
 
     def __init__(
-        self, synth, fn: Function, act: ActivityResult, name: str, plan: Plan, kept
+        self, synth, fn: Function, act: ActivityResult, name: str, plan: Plan, kept, width=1
     ) -> None:
         self.synth, self.fn, self.act, self.name, self.plan = synth, fn, act, name, plan
         self.kept: dict[Instruction, Kept] = kept
         self.module = synth.module
         self.namer = Namer(fn)
         self.b = Builder(self.module, self.namer)
-        self.slots: dict[Value, Value] = {}  # active float value -> adjoint slot
-        self.accumulators: dict[Value, Value] = {}  # float arg -> its adjoint pointer
-        self.shadow_args: dict[Value, Value] = {}
+        self.width = width
+        # per lane: active float value -> adjoint slot; float arg -> its adjoint pointer;
+        # pointer arg -> its shadow; the return's cotangent. `in_lane` picks one.
+        self.lane_slots: list[dict[Value, Value]] = [{} for _ in range(width)]
+        self.lane_accumulators: list[dict[Value, Value]] = [{} for _ in range(width)]
+        self.lane_shadow_args: list[dict[Value, Value]] = [{} for _ in range(width)]
+        self.drets: list[Argument] = []
+        self.in_lane(0)
+
+    def in_lane(self, lane: int) -> None:
+        """Read and add the adjoints (and shadows) of lane `lane` from now on."""
+        self.lane = lane
+        self.slots = self.lane_slots[lane]
+        self.accumulators = self.lane_accumulators[lane]
+        self.shadow_args = self.lane_shadow_args[lane]
+        self.dret = self.drets[lane] if self.drets else None
 
     def fail(self, inst: Instruction, what: str, hint: str = "") -> NoDerivativeError:
         return NoDerivativeError(what, inst.text(), self.fn.name, MODE, inst.loc, hint)
@@ -47,15 +64,18 @@ class Reverse:
         self.vmap: dict[Value, Value] = dict(zip(fn.args, args, strict=True))
         for a in fn.args:
             if self.act.is_active(a):
-                s = Argument(PTR, self.namer.fresh(f"{a.name}.shadow"), "", len(args))
-                args.append(s)
-                (self.shadow_args if a.type.is_ptr else self.accumulators)[a] = s
+                for lane in range(self.width):
+                    s = Argument(PTR, self.namer.fresh(f"{a.name}.shadow"), "", len(args))
+                    args.append(s)
+                    kept = self.lane_shadow_args if a.type.is_ptr else self.lane_accumulators
+                    kept[lane][a] = s
         self.tape_arg = Argument(PTR, self.namer.fresh("tape"), "", len(args))
         args.append(self.tape_arg)
-        self.dret = None
         if fn.ret_type.is_float and self.differentiates:
-            self.dret = Argument(fn.ret_type, self.namer.fresh("dret"), "", len(args))
-            args.append(self.dret)
+            for _ in range(self.width):
+                self.drets.append(Argument(fn.ret_type, self.namer.fresh("dret"), "", len(args)))
+                args.append(self.drets[-1])
+        self.in_lane(0)
         new = Function(self.name, VOID, args)
         entry = self.entry = Block(self.namer.fresh("entry.rev"))
         new.blocks.append(entry)
@@ -65,10 +85,9 @@ class Reverse:
         plan = self.plan
         self.tape = localize(self.b, self.tape_arg)
         exit_id = pop(self.b, self.tape, I64, "exit.id") if len(plan.rets) > 1 else None
-        self.frame_values: dict[tuple[str, Value], Value] = {}
+        self.frame_values: dict[tuple, Value] = {}
         for kind, v in reversed(list(plan.frame)):  # pushed on return: read first
-            ty = PTR if kind == "shadow" else v.type
-            self.frame_values[(kind, v)] = pop(self.b, self.tape, ty, f"{v.label}.{kind}")
+            self.frame_values.update(self.pop_item(kind, v, f"{v.label}.{kind}"))
         self.dispatch(list(plan.rets), exit_id)
         for block in fn.blocks:
             new.blocks.append(self.rev_blocks[block.name])
@@ -82,20 +101,34 @@ class Reverse:
     differentiates = True  # adjoints are computed (`Release` only frees)
 
     def make_slots(self) -> None:
-        """An adjoint slot per active float value, loop counters, slots for saved values."""
+        """An adjoint slot per active float value and lane, loop counters, slots for saved
+        values."""
         for inst in self.fn.instructions():
             if is_active_float(self.act, inst) and self.differentiates:
-                slot = self.b.alloca(inst.type, None, f"{inst.name or 'v'}.adj")
-                self.b.store(Builder.zero(inst.type), slot)
-                self.slots[inst] = slot
+                for slots in self.lane_slots:
+                    slot = self.b.alloca(inst.type, None, f"{inst.name or 'v'}.adj")
+                    self.b.store(Builder.zero(inst.type), slot)
+                    slots[inst] = slot
         self.counters = {h: self.b.alloca(I64, 8, f"{h}.iv") for h in self.plan.loops}
         self.saved_slots = {
-            (h, kind, v): self.b.alloca(
-                PTR if kind == "shadow" else v.type, 8, f"{v.label}.{kind}.slot"
-            )
+            (h, *key): self.b.alloca(PTR if kind == "shadow" else v.type, 8, f"{v.label}.slot")
             for h, lp in self.plan.loops.items()
             for kind, v in lp.saved
+            for key in self.item_keys(kind, v)
         }
+
+    def item_keys(self, kind: str, v: Value) -> list[tuple]:
+        """The values an item of the plan is: its primal, or its shadow in each lane."""
+        return [(kind, v, None)] if kind == "primal" else [(kind, v, k) for k in range(self.width)]
+
+    def key(self, kind: str, v: Value) -> tuple:
+        """The item's value in the current lane."""
+        return (kind, v, None if kind == "primal" else self.lane)
+
+    def pop_item(self, kind: str, v: Value, name: str) -> list[tuple[tuple, Value]]:
+        """Pop an item's values off the tape (pushed in lane order)."""
+        ty = PTR if kind == "shadow" else v.type
+        return [(k, pop(self.b, self.tape, ty, name)) for k in reversed(self.item_keys(kind, v))]
 
     # ---- adjoints ------------------------------------------------------------------------
     def add_adjoint(self, v: Value, contribution: Value | None) -> None:
@@ -108,9 +141,10 @@ class Reverse:
         old = self.b.load(v.type, target, None, "adj")
         self.b.store(self.b.fadd(old, contribution, "adj"), target)
 
-    def take_adjoint(self, inst: Instruction) -> Value:
-        """Read the adjoint of `inst` and reset it (the definition is being reversed)."""
-        slot = self.slots[inst]
+    def take_adjoint(self, inst: Instruction, lane: int | None = None) -> Value:
+        """Read the adjoint of `inst` (in `lane`, by default the current one) and reset it
+        (the definition is being reversed)."""
+        slot = (self.slots if lane is None else self.lane_slots[lane])[inst]
         adj = self.b.load(inst.type, slot, None, f"{inst.name or 'v'}.adj")
         self.b.store(Builder.zero(inst.type), slot)
         return adj
@@ -131,8 +165,11 @@ class Reverse:
         self.block_values: dict[tuple[str, Value], Value] = {}
         for lp in reversed(self.plan.exits.get(block.name, ())):  # entering loops backwards
             self.enter_loop(block.name, lp)
-        if self.dret is not None and block.terminator.opcode == "ret":
-            self.add_adjoint(block.terminator.operands[0], self.dret)
+        if self.drets and block.terminator.opcode == "ret":
+            for lane in range(self.width):
+                self.in_lane(lane)
+                self.add_adjoint(block.terminator.operands[0], self.dret)
+            self.in_lane(0)
         for inst in reversed(block.instructions):
             if inst.opcode != "phi" and not inst.is_terminator:
                 self.b.loc = inst.loc
@@ -143,7 +180,7 @@ class Reverse:
             sync(self.b, self.tape, self.tape_arg)
             self.b.insert(Instruction("ret"))
             return
-        adjs = [(p, self.take_adjoint(p)) for p in phis]
+        adjs = [(p, lane, self.take_adjoint(p, lane)) for p in phis for lane in range(self.width)]
         if block.name in self.plan.loops:
             self.count_down(self.plan.loops[block.name].loop, adjs, new)
             return
@@ -183,8 +220,8 @@ class Reverse:
             last = pop(self.b, self.tape, I64, "iv.last")
         self.b.store(last, self.counters[lp.header], 8)
         for kind, v in reversed(loop.saved):
-            saved = pop(self.b, self.tape, PTR if kind == "shadow" else v.type, f"{v.label}.saved")
-            self.b.store(saved, self.saved_slots[(lp.header, kind, v)], 8)
+            for key, saved in self.pop_item(kind, v, f"{v.label}.saved"):
+                self.b.store(saved, self.saved_slots[(lp.header, *key)], 8)
 
     def induction(self, lp: CountedLoop, ind: Induction) -> Value:
         """An induction variable of `lp` in the current iteration, from the loop's counter."""
@@ -198,7 +235,7 @@ class Reverse:
         return self.b.binop("add", self.value("primal", ind.start), step, "iv")
 
     def count_down(
-        self, lp: CountedLoop, adjs: list[tuple[Instruction, Value]], new: Function
+        self, lp: CountedLoop, adjs: list[tuple[Instruction, int, Value]], new: Function
     ) -> None:
         """Leave a counted loop's header backwards: to the preheader after the first
         iteration, else to the latch of the iteration before."""
@@ -216,7 +253,7 @@ class Reverse:
             self.b.position_at_end(edge)
             self.back_to(pred, adjs)
 
-    def decide(self, join: str, adjs: list[tuple[Instruction, Value]], new: Function) -> None:
+    def decide(self, join: str, adjs: list[tuple[Instruction, int, Value]], new: Function) -> None:
         """Leave a join backwards to the predecessor its dominator's branch chose."""
         cond, preds = self.plan.decided[join]
         c = self.value("primal", cond)
@@ -227,35 +264,41 @@ class Reverse:
             self.b.position_at_end(edge)
             self.back_to(pred, adjs)
 
-    def back_to(self, pred: str, adjs: list[tuple[Instruction, Value]]) -> None:
+    def back_to(self, pred: str, adjs: list[tuple[Instruction, int, Value]]) -> None:
         """Branch to the reverse of `pred`, the edge's phi adjoints transferred."""
         if self.plan.pushes_id[pred]:  # pushed for another successor's sake
             pop(self.b, self.tape, I64, "pred.id")
         self.transfer(adjs, pred)
         self.b.insert(Instruction("br", labels=[self.rev_blocks[pred].name]))
 
-    def transfer(self, adjs: list[tuple[Instruction, Value]], pred: str) -> None:
-        """Phi adjoints flow to the incoming values of the edge taken."""
-        for phi, adj in adjs:
+    def transfer(self, adjs: list[tuple[Instruction, int, Value]], pred: str) -> None:
+        """Phi adjoints (per lane) flow to the incoming values of the edge taken."""
+        for phi, lane, adj in adjs:
+            self.in_lane(lane)
             for v, label in phi.incoming:
                 if label == pred:
                     self.add_adjoint(v, adj)
                     break
+        self.in_lane(0)
 
     # ---- forward-sweep values ------------------------------------------------------------
-    def popped(self, inst: Instruction) -> tuple[dict[Value, Value], dict[Value, Value]]:
-        """The values `inst`'s reverse needs (primal values, shadows): popped now, or
-        earlier in this block's reverse by a later instruction that needed them too."""
+    def popped(self, inst: Instruction) -> tuple[dict[Value, Value], list[dict[Value, Value]]]:
+        """The values `inst`'s reverse needs (primal values, shadows per lane): popped now,
+        or earlier in this block's reverse by a later instruction that needed them too."""
         step = self.plan.step(inst)
         for kind, v in reversed(step.pushes):
-            ty = PTR if kind == "shadow" else v.type
-            name = f"{v.label}.{kind}"
-            self.block_values[(kind, v)] = pop(self.b, self.tape, ty, name)
+            self.block_values.update(self.pop_item(kind, v, f"{v.label}.{kind}"))
         primal: dict[Value, Value] = {}
-        shadow: dict[Value, Value] = dict(self.shadow_args)
+        shadows = [dict(lane) for lane in self.lane_shadow_args]
         for kind, v in step.needs:
-            (shadow if kind == "shadow" else primal)[v] = self.value(kind, v)
-        return primal, shadow
+            if kind == "primal":
+                primal[v] = self.value(kind, v)
+                continue
+            for lane, shadow in enumerate(shadows):
+                self.in_lane(lane)
+                shadow[v] = self.value(kind, v)
+        self.in_lane(0)
+        return primal, shadows
 
     def value(self, kind: str, v: Value) -> Value:
         """A forward-sweep value inside the reverse sweep: popped, read from the frame or a
@@ -264,19 +307,20 @@ class Reverse:
             return self.shadow_args[v]
         if isinstance(v, Argument | Constant | GlobalRef):
             return v
-        got = self.block_values.get((kind, v))
+        key = self.key(kind, v)
+        got = self.block_values.get(key)
         if got is not None:
             return got
         plan = self.plan
         saved = [lp for lp in plan.saved_in.get((kind, v), ()) if self.block in lp.blocks]
         if saved:
             ty = PTR if kind == "shadow" else v.type
-            slot = self.saved_slots[(saved[0].header, kind, v)]
+            slot = self.saved_slots[(saved[0].header, *key)]
             got = self.b.load(ty, slot, 8, f"{v.label}.{kind}")
         elif kind == "primal" and v in plan.inductions:
             got = self.induction(*plan.inductions[v])
-        elif (kind, v) in self.frame_values:
-            got = self.frame_values[(kind, v)]
+        elif key in self.frame_values:
+            got = self.frame_values[key]
         else:
             recomputed = plan.recompute if kind == "primal" else plan.recompute_shadow
             assert isinstance(v, Instruction) and v in recomputed, (kind, v)
@@ -294,7 +338,7 @@ class Reverse:
                 indices=v.indices,
             )
             got = self.b.insert(copy, f"{v.label}.{'shadow' if kind == 'shadow' else 're'}")
-        self.block_values[(kind, v)] = got
+        self.block_values[key] = got
         return got
 
     def is_primal(self, shadow: Value, ptr: Value) -> Value:
@@ -303,13 +347,21 @@ class Reverse:
 
     # ---- instructions --------------------------------------------------------------------
     def reverse_instruction(self, inst: Instruction) -> None:
-        primal, shadow = self.popped(inst)
+        primal, shadows = self.popped(inst)
         if inst in self.plan.kept_alive:  # kept alive for the loads loaded again
             self.b.call(self.allocation(inst).release, [primal[inst]], VOID)
-        if self.free_shadow(inst, shadow):
+        if inst in self.act.callees:  # one call of the callee's reverse sweep for all lanes
+            self.reverse_call(inst, primal, shadows)
             return
+        memory = inst.opcode == "call" and self.plan.step(inst).memory
+        self.kept_now = self.pop_kept(inst) if memory else []
         method = getattr(self, f"visit_{inst.opcode}", self.visit_rule)
-        method(inst, primal, shadow)
+        for lane, shadow in enumerate(shadows):
+            self.in_lane(lane)
+            if not self.free_shadow(inst, shadow):
+                method(inst, primal, shadow)
+        self.in_lane(0)
+        self.release_kept(self.kept_now)
 
     def allocation(self, inst: Instruction) -> rules.Allocation:
         return rules.effects(inst).allocates  # type: ignore[union-attr,return-value]
@@ -367,22 +419,20 @@ class Reverse:
         self.add_adjoint(inst.operands[2], self.b.select(c, zero, adj, "adj"))
 
     def visit_call(self, inst: Instruction, primal: dict, shadow: dict) -> None:
-        if inst in self.act.callees:
-            return self.reverse_call(inst, primal, shadow)
         if self.plan.step(inst).memory:
             return self.visit_memory_call(inst, primal, shadow)
         return self.visit_rule(inst, primal, shadow)
 
     def visit_memory_call(self, inst: Instruction, primal: dict, shadow: dict) -> None:
         """A call writing memory with derivatives: its rule's adjoint, on the shadows and
-        what the forward sweep kept (released after it)."""
+        what the forward sweep kept (`kept_now`, released after the last lane)."""
         rule = rules.lookup(inst)
         assert rule is not None
         if rule.adjoint is None:
             raise self.fail(
                 inst, f"a call to {inst.callee_name}", "It has a forward rule but no reverse rule."
             )
-        kept = self.pop_kept(inst)
+        kept = self.kept_now
         ctx = Context(
             self.b,
             inst,
@@ -395,7 +445,6 @@ class Reverse:
             rule.adjoint(ctx)
         except ValueError as e:
             raise self.fail(inst, f"a call to {inst.callee_name}", str(e)) from None
-        self.release_kept(kept)
 
     def pop_kept(self, inst: Instruction) -> list[tuple[Value, str | None]]:
         """What the forward sweep kept for `inst`'s adjoint, in order, with its release."""
@@ -449,9 +498,10 @@ class Reverse:
             for v in inst.operands
         ]
 
-    def reverse_call(self, inst: Instruction, primal: dict, shadow: dict) -> None:
+    def reverse_call(self, inst: Instruction, primal: dict, lanes: list[dict]) -> None:
         """A call of a function the engine differentiates: its reverse sweep, on this
-        function's tape; float arguments' adjoints come back through accumulators."""
+        function's tape, for all lanes; float arguments' adjoints come back through
+        accumulators."""
         summary = self.act.callees[inst]
         callee = self.module.get(inst.callee_name)
         args = self.call_arguments(inst, primal)
@@ -459,20 +509,23 @@ class Reverse:
         shadows: list[Value] = []
         accumulated = []
         for o, p in zip(inst.operands, summary.pattern, strict=True):
-            if p and o.type.is_float:
+            for lane, shadow in enumerate(lanes) if p else ():
+                if not o.type.is_float:
+                    shadows.append(shadow.get(o) or Constant(PTR, "null"))
+                    continue
                 acc = Instruction("alloca", PTR, [], aux_type=o.type, name=self.namer.fresh("acc"))
                 self.entry.instructions.insert(0, acc)
                 acc.block = self.entry
                 self.b.store(Builder.zero(o.type), acc)
                 shadows.append(acc)
-                accumulated.append((o, acc))
-            elif p:
-                shadows.append(shadow.get(o) or Constant(PTR, "null"))
+                accumulated.append((o, lane, acc))
         sync(self.b, self.tape, self.tape_arg)
         self.b.call(rev, [*args, *shadows, self.tape_arg], VOID)
         sync(self.b, self.tape_arg, self.tape)
-        for o, acc in accumulated:
+        for o, lane, acc in accumulated:
+            self.in_lane(lane)
             self.add_adjoint(o, self.b.load(o.type, acc, None, "adj"))
+        self.in_lane(0)
 
 
 class Release(Reverse):
@@ -482,24 +535,26 @@ class Release(Reverse):
     differentiates = False
 
     def reverse_instruction(self, inst: Instruction) -> None:
-        primal, shadow = self.popped(inst)
+        primal, shadows = self.popped(inst)
         if inst in self.plan.kept_alive:
             self.b.call(self.allocation(inst).release, [primal[inst]], VOID)
-        if self.free_shadow(inst, shadow) or inst.opcode != "call":
+        if any([self.free_shadow(inst, shadow) for shadow in shadows]) or inst.opcode != "call":
             return
         if inst in self.act.callees:
-            self.release_call(inst, primal, shadow)
+            self.release_call(inst, primal, shadows)
         elif self.plan.step(inst).memory:
             self.release_kept(self.pop_kept(inst))
 
-    def release_call(self, inst: Instruction, primal: dict, shadow: dict) -> None:
+    def release_call(self, inst: Instruction, primal: dict, lanes: list[dict]) -> None:
         summary = self.act.callees[inst]
         callee = self.module.get(inst.callee_name)
         args = self.call_arguments(inst, primal)
+        null = Constant(PTR, "null")
         shadows = [
-            Constant(PTR, "null") if o.type.is_float else shadow.get(o) or Constant(PTR, "null")
+            null if o.type.is_float else shadow.get(o) or null
             for o, p in zip(inst.operands, summary.pattern, strict=True)
             if p
+            for shadow in lanes
         ]
         sync(self.b, self.tape, self.tape_arg)
         release = self.synth.release(callee, summary.pattern)

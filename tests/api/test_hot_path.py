@@ -65,7 +65,7 @@ def test_hot_call_with_a_bad_shadow_raises_the_python_error():
     dot = _dot()
     a, b = np.array([1.0, 2.0]), np.array([3.0, -1.0])
     _hot(dot, ez.Forward, ez.Duplicated(a, np.ones(2)), ez.Const(b))
-    with pytest.raises(ez.ShadowError, match="shadow has shape \\(3,\\)"):
+    with pytest.raises(ez.ShadowError, match="the shadow.s shape differs from the primal.s"):
         ez.autodiff(ez.Forward, dot, ez.Duplicated(a, np.ones(3)), ez.Const(b))
     with pytest.raises(ez.ShadowError, match="dtype float32"):
         ez.autodiff(ez.Forward, dot, ez.Duplicated(a, np.ones(2, np.float32)), ez.Const(b))

@@ -102,7 +102,7 @@ X = np.array([0.5, -1.5, 2.0])
         (
             "ez.autodiff(ez.Reverse, scale, ez.BatchDuplicated(a, (a, a)), x)",
             TypeError,
-            "is for forward mode",
+            "a float scalar is Active\\(a\\) in reverse mode",
         ),
         ("ez.autodiff(1, square_sum, x)", TypeError, "mode such as enzpy.Forward"),
         ("ez.autodiff(ez.ReverseSplitWithPrimal, square_sum, x)", TypeError, "jitted code"),
