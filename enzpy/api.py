@@ -138,9 +138,9 @@ def parse_arguments(
 
 def derivative_signature(
     mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]
-) -> tuple[str, tuple, tuple, str]:
-    """The key `derivative` is built for: ('forward' | 'reverse', Numba argument types,
-    'dup' / 'const' per argument, the return activity), as `autodiff` would use it."""
+) -> tuple[tuple, tuple, str]:
+    """What `derivative` is built for: (Numba argument types, 'dup' / 'const' per argument,
+    the return activity), as `autodiff` would use it."""
     return signature_of_types(mode, f, ret_activity, *_classes_and_types(annotated))
 
 
@@ -175,8 +175,8 @@ def _compiled_derivative(
     width = _width(annotated)
     hit = _compiled.get((*key, width))
     if hit is None:
-        kind, argtypes, kinds, ret = derivative_signature(mode, f, ret_activity, annotated)
-        hit = _compiled[(*key, width)] = (derivative(kind, f, argtypes, kinds, ret, width), ret)
+        argtypes, kinds, ret = derivative_signature(mode, f, ret_activity, annotated)
+        hit = _compiled[(*key, width)] = (derivative(mode, f, argtypes, kinds, ret, width), ret)
     return hit
 
 

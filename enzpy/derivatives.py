@@ -29,6 +29,7 @@ from .bridge.inline import inline_into_root, inline_small_callees
 from .bridge.names import construct_hint, demangle_all
 from .bridge.refcounts import drop_argument_refcounts
 from .errors import AnnotationError, DroppedDerivativeWarning, NoDerivativeError
+from .modes import Mode
 from .rules import rules_of
 
 _cache: dict[tuple, Derivative] = {}
@@ -106,11 +107,13 @@ def _inlined_into(module: Module, root: str, linked: set[str]) -> Module:
 
 
 def derivative(
-    mode: str, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str, width: int = 1
+    how: Mode, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str, width: int = 1
 ) -> Derivative:
-    """The `mode` ('forward', 'reverse' or 'split') derivative of `f` for `argtypes`; `kinds`
-    gives 'const' / 'dup' per argument, `ret` the return activity ('dup', 'active' or
-    'const'); `width` the number of tangents per active value (batch mode, forward)."""
+    """The derivative of `f` for `argtypes` in mode `how` (forward, reverse or split mode;
+    with or without the primal, one derivative); `kinds` gives 'const' / 'dup' per
+    argument, `ret` the return activity ('dup', 'active' or 'const'); `width` the number of
+    derivatives carried per active value (batch mode)."""
+    mode = "split" if how.split else "reverse" if how.reverse else "forward"
     key = (mode, f, argtypes, kinds, ret, width)
     hit = _cache.get(key)
     if hit is not None:

@@ -14,7 +14,7 @@ from llvm_passes.ir import Function, Instruction, Module
 from llvm_passes.ir.lexer import quote
 
 from . import bridge
-from .api import derivative_signature, parse_arguments
+from .api import _width, derivative_signature, parse_arguments
 from .derivatives import Derivative, derivative
 from .jit import EnzymeJit
 from .modes import Forward, Mode
@@ -57,8 +57,8 @@ def explain(f: EnzymeJit, *args: Any, mode: Mode = Forward, print_: bool = True)
     True
     """
     ret_activity, annotated = parse_arguments(mode, f, args)
-    kind, argtypes, kinds, ret = derivative_signature(mode, f, ret_activity, annotated)
-    deriv = derivative(kind, f, argtypes, kinds, ret)
+    argtypes, kinds, ret = derivative_signature(mode, f, ret_activity, annotated)
+    deriv = derivative(mode, f, argtypes, kinds, ret, _width(annotated))
     report = _report(f, mode, annotated, deriv)
     if print_:
         print(report)

@@ -121,8 +121,8 @@ def _call_source(
     classes = tuple(a.cls for a in argv)
     argtypes = tuple(a.val for a in argv)
     width = batch_width(classes, [len(a.shadows) for a in argv])
-    kind, argtypes, kinds, ret = signature_of_types(mode, f, ret_activity, classes, argtypes)
-    deriv = derivative(kind, f, argtypes, kinds, ret, width)
+    argtypes, kinds, ret = signature_of_types(mode, f, ret_activity, classes, argtypes)
+    deriv = derivative(mode, f, argtypes, kinds, ret, width)
     src = _Source([], {"np": np})
     _shadow_checks(src, argv, fail)
     shadows, copy_back = _shadows(src, argv, fail)
@@ -160,12 +160,17 @@ def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str],
         for a in argv
     ]
 
+    for k, (a, op) in enumerate(zip(argv, operands, strict=True)):
+        if op.shadows:  # the descriptors of the shadows, a row each
+            src.add(f"lanes{k} = np.empty(({op.shadows}, {2 + 2 * a.val.ndim}), np.int64)")
+            for i, (_, d) in enumerate(a.shadows):
+                src.add(f"lanes{k}[{i}, :] = _describe({d})")
+
     def descriptors(ref: memory.Ref) -> str:
         k, kind, path = ref
-        a = argv[k]
         if kind == "shadows":
-            return f"({''.join(f'_describe({d}), ' for _, d in a.shadows)})"
-        return f"_describe({a.val_src}{''.join(f'[{i}]' for i in path)})"
+            return f"lanes{k}"
+        return f"_describe({argv[k].val_src}{''.join(f'[{i}]' for i in path)})"
 
     for check in memory.plan(operands):
         test = src.name("check", check.test)

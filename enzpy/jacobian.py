@@ -3,18 +3,17 @@ compressed by a coloring of a known sparsity pattern."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from .annotations import Active, Annotation, BatchDuplicated, Const, Duplicated
+from .annotations import Active, Annotation, BatchDuplicated, Const
 from .api import _copy, _differentiable, autodiff
 from .errors import AnnotationError
-from .jit import EnzymeJit
-from .modes import ForwardWithPrimal, Mode, ReverseSplitWithPrimal
+from .jit import EnzymeJit, enzyme_jit
+from .modes import ForwardWithPrimal, Mode, Reverse
 from .signatures import check_mode
-from .split import autodiff_thunk
 
 DEFAULT_CHUNK = 8  # tangents per forward sweep (see bench: width 8 is where it pays most)
 
@@ -179,34 +178,95 @@ def _shaped(out: Any, leaves: list[Any], blocks: list[Any], arg_shape: tuple) ->
     return _rebuild(out, parts)
 
 
-def _thunk(f: EnzymeJit, plain: list[Any], diff: list[bool]) -> tuple[Any, ...]:
-    """Split mode for rows: (fwd, rev, the annotated arguments, the return's activity)."""
-    ann: list[Annotation] = [
-        (Duplicated(v.copy(), np.zeros_like(v)) if isinstance(v, np.ndarray) else Active(v))
-        if d
-        else Const(_copy(v))
-        for v, d in zip(plain, diff, strict=True)
-    ]
-    fwd, rev = autodiff_thunk(ReverseSplitWithPrimal, f, *ann)
-    return fwd, rev, ann
-
-
 def _reverse_rows(f: EnzymeJit, plain: list[Any], diff: list[bool], chunk: int) -> tuple:
-    """Rows one at a time: a forward and a reverse sweep (split mode) per row."""
-    fwd, rev, ann = _thunk(f, plain, diff)
-    out = _run_row(f, fwd, rev, ann, plain, None)[0]
-    leaves = _checked_output(out, f.py_func.__qualname__)
-    m = sum(_size(leaf) for leaf in leaves if leaf is not None)
-    grads = [np.empty((m, _size(v))) if d else None for v, d in zip(plain, diff, strict=True)]
-    for r in range(m):
-        _, adjoints = _run_row(f, fwd, rev, ann, plain, _one_hot(leaves, [r]))
-        for g, a in zip(grads, adjoints, strict=True):
-            if g is not None:
-                g[r] = np.ravel(a)
+    """Rows `chunk` at a time: one batched reverse sweep per chunk, each lane seeding one
+    row (the return written into arrays by `_by_reference`, seeded through their shadows)."""
+    out, leaves, m = _output(f, plain)
+    rows = _pullbacks(f, plain, diff, out, m, lambda r: np.eye(1, m, r)[0], chunk)
     return tuple(
         None if g is None else _shaped(out, leaves, _split_rows(g, leaves), _shape(v))
-        for g, v in zip(grads, plain, strict=True)
+        for g, v in zip(rows, plain, strict=True)
     )
+
+
+def _output(f: EnzymeJit, plain: list[Any]) -> tuple[Any, list[Any], int]:
+    """The return of `f` on copies of the arguments, its leaves, and its number of float
+    elements."""
+    out = f(*map(_copy, plain))
+    leaves = _checked_output(out, f.py_func.__qualname__)
+    return out, leaves, sum(_size(leaf) for leaf in leaves if leaf is not None)
+
+
+def _pullbacks(
+    f: EnzymeJit,
+    plain: list[Any],
+    diff: list[bool],
+    out: Any,
+    count: int,
+    cotangent: Callable[[int], np.ndarray],
+    chunk: int,
+) -> list[Any]:
+    """Per argument (None where not differentiated) the `count` × size array whose row i is
+    cotangent(i)ᵀ·J, the cotangent given flat over the return's float elements: batched
+    reverse sweeps of `chunk` lanes (padded with zero cotangents)."""
+    leaves = _leaves(out)
+    into = _by_reference(f, len(plain), _leaf_paths(out))
+    width = min(chunk, count)
+    rows = [np.empty((count, _size(v))) if d else None for v, d in zip(plain, diff, strict=True)]
+    for start in range(0, count, width):
+        lanes = range(start, min(start + width, count))
+        seeds = [cotangent(i) for i in lanes] + [np.zeros(0)] * (width - len(lanes))
+        ann: list[Annotation] = [
+            (
+                BatchDuplicated(v.copy(), [np.zeros_like(v) for _ in range(width)])
+                if isinstance(v, np.ndarray)
+                else Active(v)
+            )
+            if d
+            else Const(_copy(v))
+            for v, d in zip(plain, diff, strict=True)
+        ]
+        outs = []
+        at = 0
+        for leaf in (leaf for leaf in leaves if leaf is not None):
+            n = _size(leaf)
+            lane_seeds = [s[at : at + n].copy() if s.size else np.zeros(n) for s in seeds]
+            outs.append(BatchDuplicated(np.empty(n), lane_seeds))
+            at += n
+        adjoints = autodiff(Reverse, into, *ann, *outs)
+        for r, a, adj in zip(rows, ann, adjoints[: len(ann)], strict=True):
+            if r is None:
+                continue
+            for lane, i in enumerate(lanes):
+                r[i] = np.ravel(a.dvals[lane]) if isinstance(a, BatchDuplicated) else adj[lane]
+    return rows
+
+
+def _leaf_paths(out: Any, at: tuple[int, ...] = ()) -> tuple[tuple[tuple[int, ...], bool], ...]:
+    """(path, whether an array) of each float leaf of a return, in order."""
+    if isinstance(out, tuple):
+        return tuple(p for i, o in enumerate(out) for p in _leaf_paths(o, (*at, i)))
+    return () if _leaves(out)[0] is None else ((at, isinstance(out, np.ndarray)),)
+
+
+_BY_REFERENCE: dict[tuple, EnzymeJit] = {}
+
+
+def _by_reference(f: EnzymeJit, nargs: int, paths: tuple) -> EnzymeJit:
+    """`into(*args, *outs)`: calls `f` and writes its return's float leaves (at `paths`)
+    into the flat arrays `outs`, so that reverse mode seeds them through their shadows."""
+    key = (f, nargs, paths)
+    if key not in _BY_REFERENCE:
+        params = [f"a{i}" for i in range(nargs)]
+        outs = [f"o{j}" for j in range(len(paths))]
+        lines = [f"def into({', '.join(params + outs)}):", f"    r = _f({', '.join(params)})"]
+        for o, (path, is_array) in zip(outs, paths, strict=True):
+            leaf = "r" + "".join(f"[{i}]" for i in path)
+            lines.append(f"    {o}[:] = np.ravel({leaf})" if is_array else f"    {o}[0] = {leaf}")
+        ns: dict[str, Any] = {"_f": f, "np": np}
+        exec("\n".join(lines) + "\n", ns)
+        _BY_REFERENCE[key] = enzyme_jit(ns["into"])
+    return _BY_REFERENCE[key]
 
 
 def _split_rows(g: np.ndarray, leaves: list[Any]) -> list[Any]:
@@ -220,52 +280,6 @@ def _split_rows(g: np.ndarray, leaves: list[Any]) -> list[Any]:
         parts.append(g[at : at + _size(leaf)])
         at += _size(leaf)
     return parts
-
-
-def _one_hot(leaves: list[Any], rows: list[int]) -> list[Any]:
-    """Per output leaf, its cotangent: 1 at the given flat rows (counted over all leaves)."""
-    seeds: list[Any] = []
-    at = 0
-    for leaf in leaves:
-        if leaf is None:
-            seeds.append(None)
-            continue
-        flat = np.zeros(_size(leaf))
-        for r in rows:
-            if at <= r < at + flat.size:
-                flat[r - at] = 1.0
-        seeds.append(flat)
-        at += flat.size
-    return seeds
-
-
-def _run_row(
-    f: EnzymeJit, fwd: Any, rev: Any, ann: list[Annotation], plain: list[Any], seeds: Any
-) -> tuple[Any, list[Any]]:
-    """One forward and reverse sweep on fresh copies, the return's cotangent `seeds` (per
-    output leaf; None: only the forward sweep): (the return, per argument its adjoint)."""
-    fresh: list[Annotation] = []
-    for a, v in zip(ann, plain, strict=True):
-        if isinstance(a, Duplicated):
-            a.dval[...] = 0.0
-            fresh.append(Duplicated(v.copy(), a.dval))
-        else:
-            fresh.append(type(a)(_copy(v)))
-    tape, out, shadow = fwd(*fresh)
-    if seeds is None:
-        return out, []
-    if shadow is None:  # a float-valued return: seeded by value
-        parts = [s[0] for s in seeds if s is not None]
-        dret = parts[0] if not isinstance(out, tuple) else tuple(parts)
-        adjoints = rev(*fresh, dret, tape)
-    else:
-        for s, seed in zip(_leaves(shadow), seeds, strict=True):
-            if s is not None:
-                s.reshape(-1)[...] += seed
-        adjoints = rev(*fresh, tape)
-    return out, [
-        a.dval if isinstance(a, Duplicated) else adj for a, adj in zip(fresh, adjoints, strict=True)
-    ]
 
 
 # ---- sparse --------------------------------------------------------------------------------
@@ -332,15 +346,14 @@ def _reverse_compressed(
     f: EnzymeJit, plain: list[Any], diff: list[bool], colors: np.ndarray, ncolors: int, m: int
 ) -> np.ndarray:
     """Sᵀ·J: row c the gradient of the sum of the return's rows of color c."""
-    fwd, rev, ann = _thunk(f, plain, diff)
-    out = _run_row(f, fwd, rev, ann, plain, None)[0]
-    leaves = _checked_output(out, f.py_func.__qualname__)
-    k = diff.index(True)
-    rows = []
-    for c in range(ncolors):
-        seeds = _one_hot(leaves, list(np.flatnonzero(colors == c)))
-        rows.append(np.ravel(_run_row(f, fwd, rev, ann, plain, seeds)[1][k]).copy())
-    return np.stack(rows)
+    out, _, rows = _output(f, plain)
+    if rows != m:
+        raise AnnotationError(f"sparsity has {m} rows; the return has {rows}")
+
+    def cotangent(c: int) -> np.ndarray:
+        return (colors == c).astype(np.float64)
+
+    return _pullbacks(f, plain, diff, out, ncolors, cotangent, DEFAULT_CHUNK)[diff.index(True)]
 
 
 def greedy_coloring(pattern: Any) -> np.ndarray:

@@ -27,25 +27,51 @@ from numpy.lib.stride_tricks import as_strided
 from .errors import ShadowError
 
 # ---- memory descriptors and the predicates on them ------------------------------------------
+# A descriptor is an int64 array [data address, item size, *shape, *strides]; the shadows of
+# one argument are a 2-d array of them, a row per shadow (one compiled predicate serves every
+# number of dimensions and of shadows).
 
 
-def describe(a: np.ndarray) -> tuple:
-    """The memory descriptor of an array: (data address, item size, shape, strides)."""
-    return (a.__array_interface__["data"][0], a.itemsize, a.shape, a.strides)
+def describe(a: np.ndarray) -> np.ndarray:
+    """The memory descriptor of an array."""
+    return np.array([a.__array_interface__["data"][0], a.itemsize, *a.shape, *a.strides])
+
+
+def describe_all(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """The descriptors of arrays of one dimension, a row each."""
+    return np.array([describe(a) for a in arrays], dtype=np.int64)
 
 
 @numba.njit
 def describe_compiled(a: Any) -> Any:  # pragma: no cover  (compiled)
     """`describe` in jitted code."""
-    return (a.ctypes.data, a.itemsize, a.shape, a.strides)
+    out = np.empty(2 + 2 * a.ndim, np.int64)
+    out[0], out[1] = a.ctypes.data, a.itemsize
+    for d in range(a.ndim):
+        out[2 + d], out[2 + a.ndim + d] = a.shape[d], a.strides[d]
+    return out
+
+
+@numba.njit
+def _ndim(m: Any) -> int:  # pragma: no cover  (compiled)
+    return (m.size - 2) // 2
+
+
+@numba.njit
+def _size(m: Any) -> int:  # pragma: no cover  (compiled)
+    n = 1
+    for d in range(_ndim(m)):
+        n *= m[2 + d]
+    return n
 
 
 @numba.njit
 def _span(m: Any) -> tuple[int, int]:  # pragma: no cover  (compiled)
     """Byte offsets of the lowest and the highest element from the data address."""
+    nd = _ndim(m)
     lo = hi = 0
-    for i in range(len(m[2])):
-        span = m[3][i] * (m[2][i] - 1)
+    for d in range(nd):
+        span = m[2 + nd + d] * (m[2 + d] - 1)
         if span < 0:
             lo += span
         else:
@@ -54,21 +80,15 @@ def _span(m: Any) -> tuple[int, int]:  # pragma: no cover  (compiled)
 
 
 @numba.njit
-def _size(m: Any) -> int:  # pragma: no cover  (compiled)
-    n = 1
-    for s in m[2]:
-        n *= s
-    return n
-
-
-@numba.njit
 def _starts(m: Any) -> Any:  # pragma: no cover  (compiled)
     """The sorted addresses of the elements."""
+    nd = _ndim(m)
     out = np.empty(_size(m), np.int64)
-    for n, idx in enumerate(np.ndindex(m[2])):
-        at = m[0]
-        for d in range(len(idx)):
-            at += idx[d] * m[3][d]
+    for n in range(out.size):
+        rest, at = n, m[0]
+        for d in range(nd - 1, -1, -1):
+            at += (rest % m[2 + d]) * m[2 + nd + d]
+            rest //= m[2 + d]
         out[n] = at
     out.sort()
     return out
@@ -98,23 +118,24 @@ def overlap(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
 
 @numba.njit
 def _identical(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
-    """The same view: data address, shape and strides."""
-    return a[0] == b[0] and a[2] == b[2] and a[3] == b[3]
+    """The same view: data address, item size, shape and strides."""
+    return a.size == b.size and (a == b).all()
 
 
 @numba.njit
 def shape_differs(x: Any, lanes: Any) -> int:  # pragma: no cover  (compiled)
-    """1 if a shadow of the tuple `lanes` has another shape than its primal `x`."""
-    for i in range(len(lanes)):
-        if lanes[i][2] != x[2]:
+    """1 if a shadow (a row of `lanes`) has another shape than its primal `x`."""
+    nd = _ndim(x)
+    for i in range(lanes.shape[0]):
+        if (lanes[i, 2 : 2 + nd] != x[2 : 2 + nd]).any():
             return 1
     return 0
 
 
 @numba.njit
 def shares_primal(lanes: Any, y: Any) -> int:  # pragma: no cover  (compiled)
-    """1 if a shadow of `lanes` shares memory with the primal `y`."""
-    for i in range(len(lanes)):
+    """1 if a shadow shares memory with the primal `y`."""
+    for i in range(lanes.shape[0]):
         if overlap(lanes[i], y):
             return 1
     return 0
@@ -123,7 +144,7 @@ def shares_primal(lanes: Any, y: Any) -> int:  # pragma: no cover  (compiled)
 @numba.njit
 def lanes_share(lanes: Any) -> int:  # pragma: no cover  (compiled)
     """1 if two shadows of one argument share memory."""
-    for i in range(len(lanes)):
+    for i in range(lanes.shape[0]):
         for j in range(i):
             if overlap(lanes[i], lanes[j]):
                 return 1
@@ -137,12 +158,12 @@ def views_conflict(x: Any, y: Any, dxs: Any, dys: Any) -> int:  # pragma: no cov
     if overlap(x, y):
         if not _identical(x, y):
             return 1
-        for i in range(len(dxs)):
+        for i in range(dxs.shape[0]):
             if not _identical(dxs[i], dys[i]):
                 return 1
         return 0
-    for i in range(len(dxs)):
-        for j in range(len(dys)):
+    for i in range(dxs.shape[0]):
+        for j in range(dys.shape[0]):
             if overlap(dxs[i], dys[j]):
                 return 2
     return 0
@@ -152,10 +173,11 @@ def views_conflict(x: Any, y: Any, dxs: Any, dys: Any) -> int:  # pragma: no cov
 def strides_unusable(x: Any, lanes: Any) -> int:  # pragma: no cover  (compiled)
     """1 if a shadow laid out otherwise than `x` cannot be copied into `x`'s layout (its
     strides are not multiples of its item size)."""
-    for i in range(len(lanes)):
-        if lanes[i][3] != x[3]:
-            for s in x[3]:
-                if s % x[1]:
+    nd = _ndim(x)
+    for i in range(lanes.shape[0]):
+        if (lanes[i, 2 + nd :] != x[2 + nd :]).any():
+            for d in range(nd):
+                if x[2 + nd + d] % x[1]:
                     return 1
     return 0
 
@@ -218,7 +240,7 @@ def run(checks: list[Check], values: Sequence[Any], shadows: Sequence[tuple]) ->
     def descriptor(ref: Ref) -> Any:
         k, kind, path = ref
         if kind == "shadows":
-            return tuple(describe(s) for s in shadows[k])
+            return describe_all(shadows[k])
         v = values[k]
         for i in path:
             v = v[i]
@@ -289,7 +311,7 @@ def with_strides(x: Any, dx: Any) -> Any:  # pragma: no cover  (compiled)
     arithmetic on the shadow); `strides_unusable` has checked that it can be made."""
     if x.strides == dx.strides or x.size == 0:
         return dx
-    lo, hi = _span(describe_compiled(x))
+    lo, hi = _span(describe_compiled(x))  # (as in `_span`, for the array itself)
     buf = np.zeros((hi - lo) // x.itemsize + 1, x.dtype)
     out = as_strided(buf[-lo // x.itemsize :], x.shape, x.strides)
     copy_into(out, dx)

@@ -61,13 +61,15 @@ def check_arity(f: EnzymeJit, got: int) -> None:
 
 def signature_of_types(
     mode: Mode, f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes: tuple
-) -> tuple[str, tuple, tuple, str]:
-    """The key `derivatives.derivative` is built for: ('forward' | 'reverse', `argtypes`,
-    'dup' / 'const' per argument, the return activity). `classes` holds the annotation class
-    of each argument (`Const` for plain values)."""
+) -> tuple[tuple, tuple, str]:
+    """What `derivatives.derivative` is built for in `mode`: (`argtypes`, 'dup' / 'const' per
+    argument, the return activity). `classes` holds the annotation class of each argument
+    (`Const` for plain values)."""
+    if mode.split:
+        return split_types(f, ret_activity, classes, argtypes)
     if mode.reverse:
-        return "reverse", *reverse_types(f, ret_activity, classes, argtypes)
-    return "forward", *forward_types(ret_activity, classes, argtypes)
+        return reverse_types(f, ret_activity, classes, argtypes)
+    return forward_types(ret_activity, classes, argtypes)
 
 
 def forward_types(ret_activity: Any, classes: tuple[type, ...], argtypes: tuple) -> tuple:

@@ -17,7 +17,7 @@ from .jit import EnzymeJit
 from .memory import with_strides
 from .modes import Mode, ReverseSplitNoPrimal, ReverseSplitWithPrimal
 from .shadows import check_argument, check_memory
-from .signatures import split_types
+from .signatures import signature_of_types
 
 
 class Tape:
@@ -267,6 +267,6 @@ def autodiff_thunk(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[ForwardPass, R
         )
     classes = tuple(map(type, annotated))
     argtypes = tuple(numba.typeof(a.val) for a in annotated)
-    argtypes, kinds, ret = split_types(f, ret_activity, classes, argtypes)
-    thunk = _Thunk(mode, f, ret, annotated, derivative("split", f, argtypes, kinds, ret))
+    argtypes, kinds, ret = signature_of_types(mode, f, ret_activity, classes, argtypes)
+    thunk = _Thunk(mode, f, ret, annotated, derivative(mode, f, argtypes, kinds, ret))
     return ForwardPass(thunk), ReversePass(thunk)

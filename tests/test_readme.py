@@ -27,3 +27,11 @@ def test_readme_examples_run():
     np.testing.assert_allclose(namespace["hv"], exact, rtol=1e-12)
     np.testing.assert_allclose(namespace["hv_again"], exact, rtol=1e-12)
     np.testing.assert_allclose(namespace["hessian"] @ p, exact, rtol=1e-12)
+    # batch mode's partials and Jacobian rows, against the closed forms
+    x = namespace["x"]
+    np.testing.assert_allclose(namespace["partials"], 6.0 * x, rtol=1e-15)
+    jac = np.zeros((3, 3))
+    for i in range(3):
+        jac[i, i] = np.cos(x[i]) * x[(i + 1) % 3]
+        jac[i, (i + 1) % 3] += np.sin(x[i])
+    np.testing.assert_allclose(np.stack(namespace["rows"]), jac, rtol=1e-14)

@@ -170,16 +170,21 @@ class _Workspace:
         self.ident = np.empty((p, 2), dtype=np.int64)
         self.ident[:, 0] = self.ident[:, 1] = np.arange(p)
         self.err, self.werr = np.empty((p, 2)), np.empty(p)
-        self.dc, self.dx, self.dw = np.zeros((p, NCAM)), np.zeros((p, 3)), np.zeros(p)
-        self.derr, self.dwerr = np.zeros((p, 2)), np.zeros(p)
+        # per residual row (one lane of the batched reverse pass each): the shadows
+        self.dc = tuple(np.zeros((p, NCAM)) for _ in range(2))
+        self.dx = tuple(np.zeros((p, 3)) for _ in range(2))
+        self.dw = tuple(np.zeros(p) for _ in range(2))
+        self.derr = tuple(np.zeros((p, 2)) for _ in range(2))
+        self.dwerr = np.zeros(p)
 
 
 _workspaces: dict[int, _Workspace] = {}
 
 
 def jacobian_enzpy(args: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(blocks p × 2 × 15, weight diagonal p) by two enzpy reverse passes over the gathered
-    reprojection residuals and one over the weight residuals."""
+    """(blocks p × 2 × 15, weight diagonal p) by one batched enzpy reverse pass over the
+    gathered reprojection residuals (two lanes: one per residual row) and one over the
+    weight residuals."""
     ez = require_enzpy()
     cams, X, w, obs, feats, _, _ = args
     p = w.shape[0]
@@ -187,19 +192,20 @@ def jacobian_enzpy(args: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
     _gather(cams, X, obs, ws.cams_at, ws.X_at)
     blocks = np.empty((p, 2, NCAM + 4))
     for row in (0, 1):
-        ws.derr[:, row] = 1.0  # the reverse pass consumes (zeroes) the seeds
-        ez.autodiff(
-            ez.Reverse,
-            reproj_residuals,
-            ez.Const,
-            ez.Duplicated(ws.cams_at, ws.dc),
-            ez.Duplicated(ws.X_at, ws.dx),
-            ez.Duplicated(w, ws.dw),
-            ez.Const(ws.ident),
-            ez.Const(feats),
-            ez.Duplicated(ws.err, ws.derr),
-        )
-        _scatter(ws.dc, ws.dx, ws.dw, row, blocks)
+        ws.derr[row][:, row] = 1.0  # the reverse pass consumes (zeroes) the seeds
+    ez.autodiff(
+        ez.Reverse,
+        reproj_residuals,
+        ez.Const,
+        ez.BatchDuplicated(ws.cams_at, ws.dc),
+        ez.BatchDuplicated(ws.X_at, ws.dx),
+        ez.BatchDuplicated(w, ws.dw),
+        ez.Const(ws.ident),
+        ez.Const(feats),
+        ez.BatchDuplicated(ws.err, ws.derr),
+    )
+    for row in (0, 1):
+        _scatter(ws.dc[row], ws.dx[row], ws.dw[row], row, blocks)
     wdiag = np.zeros(p)
     ws.dwerr[:] = 1.0
     ez.autodiff(

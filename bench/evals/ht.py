@@ -161,7 +161,7 @@ def hand_residuals(theta, us, model, points, correspondences, triangles, err):
     return 0.0
 
 
-WIDTH = 14  # tangents per forward sweep: 26 or 28 columns in two sweeps
+WIDTH = 7  # tangents per forward sweep: 26 or 28 columns in four sweeps
 
 
 @jit

@@ -100,7 +100,7 @@ def test_argument_mapping(report):
 def test_contains_the_derivative_autodiff_uses(report):
     x, dx, c = _args()
     argtypes = (numba.typeof(x), numba.typeof(c))
-    deriv = derivatives.derivative("forward", weighted_squares, argtypes, ("dup", "const"), "dup")
+    deriv = derivatives.derivative(ez.Forward, weighted_squares, argtypes, ("dup", "const"), "dup")
     fn = deriv.result.module.get(deriv.result.fn_name)
     assert deriv.result.fn_name.startswith("fwddiffe_")
     assert fn.text() in _sections(report)["derivative"]

@@ -54,8 +54,10 @@ def _fd(f, args, k, eps=1e-6):
     return np.stack(cols, axis=1)
 
 
-@pytest.mark.parametrize("mode", [ez.Forward, ez.Reverse], ids=["forward", "reverse"])
-@pytest.mark.parametrize("chunk", [None, 1, 3, 64])
+@pytest.mark.parametrize(
+    ("mode", "chunk"),
+    [(ez.Forward, None), (ez.Forward, 1), (ez.Forward, 64), (ez.Reverse, None), (ez.Reverse, 3)],
+)
 def test_dense_against_finite_differences(mode, chunk):
     rng = np.random.default_rng(0)
     x, a = rng.standard_normal(7), 1.3
@@ -73,10 +75,6 @@ def test_tuple_return_const_and_shapes():
 
 
 def _check_mix(mode, x, A, a):
-    if mode is ez.Reverse:  # a tuple of an array and a float: rows by split mode refuse it
-        with pytest.raises(ez.AnnotationError, match="return floats and arrays from separate"):
-            ez.jacobian(mode, _mix, x, ez.Const(A), a)
-        return
     jx, j_a_const, ja = ez.jacobian(mode, _mix, x, ez.Const(A), a)
     (jy, js), (jya, jsa) = jx, ja
     assert j_a_const is None
