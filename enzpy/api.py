@@ -21,7 +21,7 @@ from .modes import Forward as Forward_
 from .modes import ForwardWithPrimal as ForwardWithPrimal_
 from .modes import Mode
 from .modes import ReverseWithPrimal as ReverseWithPrimal_
-from .shadows import batch_width, check_argument, check_differentiable_container, check_memory
+from .shadows import batch_width, check_argument, check_memory, differentiated, value_type
 from .signatures import (
     check_arity,
     check_function,
@@ -319,16 +319,12 @@ def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[A
 
 
 def _differentiable(f: EnzymeJit, args: Sequence[Any]) -> tuple[list[Any], list[bool]]:
-    """The arguments' values, and which are differentiated: float arrays and floats, unless
-    annotated `Const` (checked)."""
+    """The arguments' values, and which are differentiated (`shadows.differentiated`)."""
     check_function(f)
-    for k, a in enumerate(args):
-        check_differentiable_container(k, a)
     plain = [a.val if isinstance(a, Annotation) else a for a in args]
     diff = [
-        (not isinstance(a, Annotation | bool | int) or isinstance(a, Active | Duplicated))
-        and (isinstance(v, np.ndarray) and v.dtype.kind == "f" or _is_float(v))
-        for a, v in zip(args, plain, strict=True)
+        differentiated(k, type(a) if isinstance(a, Annotation) else None, value_type(k, v))
+        for k, (a, v) in enumerate(zip(args, plain, strict=True))
     ]
     return plain, diff
 
@@ -358,10 +354,6 @@ def _tangent_like(k: int, p: Any, t: Any) -> Any:
             raise AnnotationError(f"argument {k}: tangent of shape {t.shape}, array {p.shape}")
         return t.copy()
     return type(p)(t)
-
-
-def _is_float(v: Any) -> bool:
-    return isinstance(v, float | np.floating)
 
 
 def _copy(v: Any) -> Any:

@@ -41,7 +41,7 @@ from .errors import AnnotationError, ShadowError
 from .jit import EnzymeJit, from_dispatcher
 from .modes import Forward, ForwardWithPrimal, Mode, Reverse, ReverseWithPrimal
 from .numba_types import AnnotationType, ModeType, annotation_class
-from .shadows import batch_width, check_argument_type, unwrapped_message
+from .shadows import batch_width, check_argument_type, differentiated, unwrapped_message
 from .signatures import (
     check_arity,
     check_function,
@@ -315,14 +315,7 @@ def _gradient_impl(
     m, fn = _mode_and_function(mode, f)
     check_arity(fn, len(args))
     argv = [_arg(k, ty, f"args[{k}]") for k, ty in enumerate(args)]
-    for k, a in enumerate(argv):
-        items = [a.val.dtype] if isinstance(a.val, types.List) else getattr(a.val, "types", ())
-        if isinstance(a.val, types.List | types.BaseTuple) and any(map(_is_float, items)):
-            raise AnnotationError(
-                f"argument {k}: a {a.val} carries no derivative enzpy can "
-                "return; pass np.asarray(...) of it (a float array)"
-            )
-    diff = [(a.plain or issubclass(a.cls, Active | Duplicated)) and _is_float(a.val) for a in argv]
+    diff = _differentiated(argv)
     src = _Source([], {"np": np, "_autodiff": autodiff})
     if m.reverse:
         grads = _reverse_gradient(src, argv, diff)
@@ -356,10 +349,9 @@ def _reverse_gradient(
     return grads
 
 
-def _is_float(ty: types.Type) -> bool:
-    return isinstance(ty, types.Float) or (
-        isinstance(ty, types.Array) and isinstance(ty.dtype, types.Float)
-    )
+def _differentiated(argv: list[Arg]) -> list[bool]:
+    """Which arguments `gradient` and `vjp` differentiate (`shadows.differentiated`)."""
+    return [differentiated(k, None if a.plain else a.cls, a.val) for k, a in enumerate(argv)]
 
 
 def _copy(a: Arg) -> str:
@@ -433,7 +425,7 @@ def _vjp_impl(autodiff: Callable[..., Any], f: types.Type, primals: Any, cotange
     check_arity(fn, len(primals))
     argv = [_arg(k, ty, f"primals[{k}]") for k, ty in enumerate(primals)]
     src = _Source([], {"np": np, "_autodiff": autodiff})
-    grads = _reverse_gradient(src, argv, [_is_float(a.val) for a in argv], with_primal=True)
+    grads = _reverse_gradient(src, argv, _differentiated(argv), with_primal=True)
     scaled = ["None" if g == "None" else f"{g} * cotangent" for g in grads]
     src.add(f"return r[1], {_tuple(scaled) if scaled else '()'}")
     return _compile("f, primals, cotangent=1.0", src)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numba
 import numpy as np
 from numba.core import types
 
@@ -66,16 +67,38 @@ def batch_width(classes: Sequence[type], widths: Sequence[int]) -> int:
     return batch.pop()
 
 
-def check_differentiable_container(k: int, arg: Any) -> None:
-    """A list or tuple of floats where `gradient` takes a float array: its derivative has
-    nowhere to go (Numba passes lists by value, and reflected lists are deprecated)."""
-    if isinstance(arg, list | tuple) and any(
-        is_float_scalar(v) or isinstance(v, np.ndarray) for v in arg
-    ):
+def differentiated(k: int, cls: type | None, ty: types.Type) -> bool:
+    """Whether `gradient`, `vjp` and `jacobian` differentiate argument `k`, of Numba type
+    `ty`, passed plainly (`cls` None) or annotated `cls`: a float or a float array, unless
+    `Const`. A list or tuple holding floats is refused: its derivative has nowhere to go
+    (Numba passes lists by value, and reflected lists are deprecated)."""
+    if isinstance(ty, types.List | types.BaseTuple):
+        items = [ty.dtype] if isinstance(ty, types.List) else list(ty.types)
+        if any(map(_floating, items)):
+            kind = "list" if isinstance(ty, types.List) else "tuple"
+            raise AnnotationError(
+                f"argument {k}: a {kind} of floats carries no derivative enzpy can return; "
+                "pass np.asarray(...) of it (a float array) instead"
+            )
+    return (cls is None or issubclass(cls, Active | Duplicated)) and _floating(ty)
+
+
+def value_type(k: int, v: Any) -> types.Type:
+    """The Numba type of argument `k`'s value (`AnnotationError` when Numba has none)."""
+    try:
+        return numba.typeof(v)
+    except ValueError:
+        _check_precision(k, _float_dtype(v))
         raise AnnotationError(
-            f"argument {k}: a {type(arg).__name__} of floats carries no derivative enzpy "
-            f"can return; pass np.asarray(...) of it (a float array) instead"
-        )
+            f"argument {k}: a {type(v).__name__} cannot be passed to a jitted function"
+        ) from None
+
+
+def _floating(ty: types.Type) -> bool:
+    """A float, or an array of floats."""
+    return isinstance(ty, types.Float) or (
+        isinstance(ty, types.Array) and isinstance(ty.dtype, types.Float)
+    )
 
 
 def _float_dtype(v: Any) -> np.dtype | None:
