@@ -41,15 +41,16 @@ def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
     args : optionally the return activity class (`Const`, `Active`, `Duplicated`,
         `DuplicatedNoNeed`), then one entry per argument of `f`: `Const(x)`,
         `Duplicated(x, dx)`, `DuplicatedNoNeed(x, dx)`, `Active(a)`; plain values are `Const`.
-        Batch mode (forward): `BatchDuplicated(x, (dx1, ..., dxN))` for every argument
-        with a derivative, N tangents carried by one call.
+        Batch mode: `BatchDuplicated(x, (dx1, ..., dxN))` for every argument with a
+        shadow, N tangents (forward) or cotangents (reverse) carried by one call.
 
     Returns
     -------
     Forward: the tangent of the return value (same structure as the return; `None` for a
     `Const` return); in batch mode a tuple of N tangents. ForwardWithPrimal:
     `(tangent, primal)`. Shadows of `Duplicated` arrays hold the tangent of the array
-    after `f` ran.
+    after `f` ran. Reverse: the adjoint of each `Active(a)` (in batch mode a tuple of N),
+    `None` elsewhere; ReverseWithPrimal: `(adjoints, primal)`.
 
     Also callable inside `@enzyme_jit` / `@numba.njit` code, with the same arguments and
     results (see `enzpy.inside`). From Python, a call shape seen a few times goes through a

@@ -11,7 +11,7 @@ import ctypes
 import os
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -162,7 +162,8 @@ def derivative(
     split: tuple[Any, ...] = ()
     if mode == "split":
         names = (result.fn_name, *result.split_names)
-        entries = dict(zip(names, (link.AUGMENT, link.REVERSE_SPLIT, link.RELEASE), strict=True))
+        points = (link.AUGMENT, link.REVERSE_SPLIT, link.RELEASE)
+        entries = {n: replace(ep, width=width) for n, ep in zip(names, points, strict=True)}
         drvs = bridge.make_drivers(text, entries, library, argtypes, restype, acts, exports=exports)
         drv = drvs[names[0]]
         split = (drvs[names[1]].driver, drvs[names[2]].driver)

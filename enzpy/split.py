@@ -8,9 +8,9 @@ from typing import Any
 import numba
 import numpy as np
 
-from .annotations import Active, Annotation, BatchDuplicated, Duplicated
+from .annotations import Active, Annotation, BatchDuplicated
 from .api import parse_arguments
-from .bridge.link import TAPE_BYTES, return_slot_bytes
+from .bridge.link import TAPE_BYTES, slot_words
 from .derivatives import Derivative, derivative
 from .errors import AnnotationError, EnzpyError, ShadowError
 from .jit import EnzymeJit
@@ -32,7 +32,7 @@ class Tape:
     def __init__(self, thunk: _Thunk, annotated: list[Annotation]) -> None:
         self._thunk = thunk
         # the native tape (`TAPE_BYTES`: { data, size, capacity, escape }), then the
-        # return's shadow slot
+        # return's shadow slot of each batch lane
         self._native = np.zeros(TAPE_BYTES // 8 + thunk.slot_words, dtype=np.int64)
         # primal arguments then shadows, as the forward pass got them
         self._args, self._copies = _flat(annotated)
@@ -93,7 +93,26 @@ class _Thunk:
         self.name = f.py_func.__qualname__
         self.classes = tuple(type(a) for a in annotated)
         self.argtypes = deriv.argtypes
-        self.slot_words = -(-return_slot_bytes(deriv.restype) // 8)
+        self.widths = _widths(annotated)
+        self.width = max((*self.widths, 1))
+        self.batch = any(issubclass(c, BatchDuplicated) for c in self.classes)
+        self.slot_words = slot_words(deriv.restype) * self.width
+
+    def cotangents(self, dret: Any) -> tuple:
+        """The return's cotangent (in batch mode, a tuple of one per lane) as the driver's
+        arguments."""
+        if not self.batch:
+            return (self.cotangent(dret),)
+        if not isinstance(dret, tuple | list) or len(dret) != self.width:
+            raise AnnotationError(
+                f"the return's cotangents must be a tuple of {self.width}, one per shadow, "
+                f"got {dret!r}"
+            )
+        return tuple(map(self.cotangent, dret))
+
+    def lanes(self, values: Any) -> Any:
+        """A batch of one's results as tuples of one, as `autodiff` gives them."""
+        return (values,) if self.batch and self.width == 1 else values
 
     def cotangent(self, dret: Any) -> Any:
         """`dret` as the float or tuple of floats the return's type asks for."""
@@ -124,22 +143,30 @@ class _Thunk:
                     f"argument {k}: the thunk was made for {cls.__name__} of {t}, got "
                     f"{type(a).__name__} of {numba.typeof(a.val)}; make another thunk"
                 )
+        if _widths(annotated) != self.widths:
+            raise AnnotationError(
+                f"the thunk of {self.name} was made for {self.width} shadows per argument"
+            )
         check_memory(annotated)
         return annotated
 
 
 def _flat(annotated: list[Annotation]) -> tuple[tuple, list]:
-    """The driver's arguments (primal values, then the shadows of Duplicated arrays, laid
-    out like their primals), and the (user's shadow, copy) pairs of shadows laid out
+    """The driver's arguments (primal values, then the shadows of each argument, laid out
+    like their primals), and the (user's shadow, copy) pairs of shadows laid out
     otherwise."""
     shadows, copies = [], []
     for a in annotated:
-        if isinstance(a, Duplicated):
-            s = with_strides(a.val, a.dval)
-            if s is not a.dval:
-                copies.append((a.dval, s))
+        for dval in getattr(a, "shadows", ()):
+            s = with_strides(a.val, dval)
+            if s is not dval:
+                copies.append((dval, s))
             shadows.append(s)
     return (*(a.val for a in annotated), *shadows), copies
+
+
+def _widths(annotated: list[Annotation]) -> tuple[int, ...]:
+    return tuple(len(getattr(a, "shadows", ())) for a in annotated)
 
 
 def _shapes(annotated: list[Annotation]) -> tuple:
@@ -167,8 +194,7 @@ class ForwardPass:
         except BaseException:
             tape._release()  # the forward sweep left a complete, consistent tape
             raise
-        if t.ret != "dup":
-            shadow = None
+        shadow = t.lanes(shadow) if t.ret == "dup" else None
         return tape, primal if t.mode.with_primal else None, shadow
 
     def __repr__(self) -> str:
@@ -198,13 +224,13 @@ class ReversePass:
         if tape._thunk is t and tape._pending:
             self._check_same(annotated, tape)
         saved = tape._take(t)
-        dret = (t.cotangent(args[-2]),) if t.ret == "active" else ()
+        dret = t.cotangents(args[-2]) if t.ret == "active" else ()
         for user, copy in tape._copies:  # the adjoints the caller holds now
             copy[...] = user
         adjoints = iter(t.derivative.split[0](*saved, tape.address, *dret))
         for user, copy in tape._copies:
             user[...] = copy
-        return tuple(next(adjoints) if isinstance(a, Active) else None for a in annotated)
+        return tuple(t.lanes(next(adjoints)) if isinstance(a, Active) else None for a in annotated)
 
     def _check_same(self, annotated: list[Annotation], tape: Tape) -> None:
         """The reverse pass runs at the point the forward pass saw, into the shadows it saw
@@ -216,7 +242,7 @@ class ReversePass:
         copied = {id(copy): user for user, copy in tape._copies}
         saved = (copied.get(id(s), s) for s in tape._args[len(annotated) :])
         for k, a in enumerate(annotated):
-            if isinstance(a, Duplicated) and _memory(a.dval) != _memory(next(saved)):
+            if any(_memory(d) != _memory(next(saved)) for d in getattr(a, "shadows", ())):
                 raise ShadowError(
                     f"argument {k}: the reverse pass must get the shadow its "
                     "forward pass got (the tape points into it)"
@@ -260,13 +286,9 @@ def autodiff_thunk(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[ForwardPass, R
             f"autodiff_thunk takes ReverseSplitWithPrimal or ReverseSplitNoPrimal, got {mode!r}"
         )
     ret_activity, annotated = parse_arguments(mode, f, args, thunk=True)
-    if any(isinstance(a, BatchDuplicated) for a in annotated):
-        raise AnnotationError(
-            "BatchDuplicated in split mode is not supported yet: make one thunk and call it "
-            "once per shadow, or use ez.autodiff(ez.Reverse, ...) with BatchDuplicated"
-        )
     classes = tuple(map(type, annotated))
     argtypes = tuple(numba.typeof(a.val) for a in annotated)
     argtypes, kinds, ret = signature_of_types(mode, f, ret_activity, classes, argtypes)
-    thunk = _Thunk(mode, f, ret, annotated, derivative(mode, f, argtypes, kinds, ret))
+    width = max((*_widths(annotated), 1))
+    thunk = _Thunk(mode, f, ret, annotated, derivative(mode, f, argtypes, kinds, ret, width))
     return ForwardPass(thunk), ReversePass(thunk)

@@ -271,7 +271,8 @@ def _make_codegen(
                     by_position.setdefault(leaf.position, []).append(v)
         i8p = ir.PointerType(ir.IntType(8))
         tape = [builder.inttoptr(args[nargs + len(given)], i8p)] if ep.tape else []
-        dret = args[-1] if ep.seed == "arg" and float_valued(restype) else None
+        seeded = ep.seed == "arg" and float_valued(restype) and _is_dup(activities[0])
+        drets = list(args[len(args) - width :]) if seeded else [None] * width
         sretslots: list[Any] = []
         accumulators = []
         shadows = []
@@ -281,8 +282,8 @@ def _make_codegen(
             lty = primal_fnty.args[pos]
             if pos == 0:
                 sretslots = [
-                    _return_shadow_slot(context, builder, restype, ep, tape, dret)
-                    for _ in range(width)
+                    _return_shadow_slot(context, builder, restype, ep, tape, dret, lane)
+                    for lane, dret in enumerate(drets)
                 ]
                 shadows.extend(sretslots)
             elif pos in by_position:
@@ -337,22 +338,17 @@ def _make_codegen(
             if ep.returns == "reverse":
                 packed = context.make_tuple(builder, rtype.types[1], adjoints)
                 return context.make_tuple(builder, rtype, [primal, packed])
-            if width > 1:
-                tangents = [returned(slot) for slot in sretslots]
-                batch = (
-                    context.make_tuple(builder, rtype.types[1], tangents)
-                    if tangents
-                    else returned(None)
-                )
-                return context.make_tuple(builder, rtype, [primal, batch])
             # split mode seeds a float return in the reverse pass
-            sret = sretslots[0] if sretslots else None
-            if ep.returns == "augment" and float_valued(restype):
-                sret = None
-            shadow_ret = returned(sret)
-            if ep.returns == "augment" and sret is not None:
-                context.nrt.incref(builder, restype, shadow_ret)  # the tape keeps its own
-            return context.make_tuple(builder, rtype, [primal, shadow_ret])
+            seeded_later = ep.returns == "augment" and float_valued(restype)
+            shadow_rets = [] if seeded_later else [returned(slot) for slot in sretslots]
+            if ep.returns == "augment":
+                for shadow_ret in shadow_rets:  # the tape keeps its own
+                    context.nrt.incref(builder, restype, shadow_ret)
+            if width == 1 or not shadow_rets:
+                shadow_rets = shadow_rets or [returned(None)]
+                return context.make_tuple(builder, rtype, [primal, shadow_rets[0]])
+            batch = context.make_tuple(builder, rtype.types[1], shadow_rets)
+            return context.make_tuple(builder, rtype, [primal, batch])
 
         slot = cgutils.alloca_once_value(
             builder, cgutils.get_null_value(context.get_value_type(rtype))
@@ -367,12 +363,19 @@ def _make_codegen(
 
 
 def _return_shadow_slot(
-    context: Any, builder: Any, restype: types.Type, ep: EntryPoint, tape: list[Any], dret: Any
+    context: Any,
+    builder: Any,
+    restype: types.Type,
+    ep: EntryPoint,
+    tape: list[Any],
+    dret: Any,
+    lane: int = 0,
 ) -> Any:
-    """The memory holding the return's shadow: on the stack, or (split mode, `tape` given)
-    right after the tape, where it lives from the forward to the reverse pass (the forward
-    sweep may keep addresses inside it). Holds the return's cotangent when the call starts:
-    `dret` (a value the driver got), the constant seed, or zero."""
+    """The memory holding the return's shadow (of batch lane `lane`): on the stack, or
+    (split mode, `tape` given) after the tape, where it lives from the forward to the
+    reverse pass (the forward sweep may keep addresses inside it). Holds the return's
+    cotangent when the call starts: `dret` (a value the driver got), the constant seed, or
+    zero."""
     ret_ty = context.data_model_manager[restype].get_return_type()
     if dret is not None:
         init = context.get_return_value(builder, restype, dret)
@@ -382,18 +385,20 @@ def _return_shadow_slot(
         init = cgutils.get_null_value(ret_ty)
     if not tape:
         return cgutils.alloca_once_value(builder, init)
+    at = TAPE_BYTES + lane * 8 * slot_words(restype)
     slot = builder.bitcast(
-        builder.gep(tape[0], [ir.Constant(ir.IntType(64), TAPE_BYTES)]), ret_ty.as_pointer()
+        builder.gep(tape[0], [ir.Constant(ir.IntType(64), at)]), ret_ty.as_pointer()
     )
     if dret is not None:
         builder.store(init, slot)
     return slot
 
 
-def return_slot_bytes(restype: types.Type) -> int:
-    """Bytes of the return's shadow slot that follows a split-mode tape."""
+def slot_words(restype: types.Type) -> int:
+    """8-byte words of the return's shadow slot (one per batch lane) that follows a
+    split-mode tape."""
     ctx = target_context()
-    return ctx.get_abi_sizeof(ctx.data_model_manager[restype].get_return_type())
+    return -(-ctx.get_abi_sizeof(ctx.data_model_manager[restype].get_return_type()) // 8)
 
 
 def float_valued(t: types.Type) -> bool:
@@ -426,7 +431,7 @@ def _signature(
     if ep.tape:
         params += (types.uintp,)
     if ep.seed == "arg" and float_valued(restype) and _is_dup(activities[0]):
-        params += (restype,)
+        params += (restype,) * ep.width
     scalars = [argtypes[i] for i in shadowed if _scalar(layout[i])]
     if ep.width > 1:
         scalars = [types.UniTuple(t, ep.width) for t in scalars]
@@ -437,7 +442,7 @@ def _signature(
         if ret_dup and not (ep.returns == "augment" and float_valued(restype))
         else types.none
     )
-    if ep.width > 1 and ret_dup:
+    if ep.width > 1 and shadow_ret is not types.none:
         shadow_ret = types.UniTuple(restype, ep.width)
     ret = {
         "forward": types.Tuple((restype, shadow_ret)),
