@@ -155,16 +155,14 @@ def _tuple(items: list[str]) -> str:
 
 def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]) -> None:
     """The memory checks of the call (`memory.plan`), run on the values in jitted code."""
-    operands = [
+    operands = tuple(
         memory.Operand(tuple(_array_paths(a.val)), len(a.shadows) if a.shadow_array else 0)
         for a in argv
-    ]
+    )
 
     for k, (a, op) in enumerate(zip(argv, operands, strict=True)):
         if op.shadows:  # the descriptors of the shadows, a row each
-            src.add(f"lanes{k} = np.empty(({op.shadows}, {2 + 2 * a.val.ndim}), np.int64)")
-            for i, (_, d) in enumerate(a.shadows):
-                src.add(f"lanes{k}[{i}, :] = _describe({d})")
+            src.add(f"lanes{k} = _describe_lanes(({''.join(d + ', ' for _, d in a.shadows)}))")
 
     def descriptors(ref: memory.Ref) -> str:
         k, kind, path = ref
@@ -244,6 +242,7 @@ def _raise_fallback(src: _Source, message: str) -> str:
 
 _HELPERS = {  # used by generated code
     "_describe": memory.describe_compiled,
+    "_describe_lanes": memory.describe_lanes,
     "_same_view": memory.same_view,
     "_with_strides": memory.with_strides,
     "_copy_into": memory.copy_into,

@@ -11,11 +11,13 @@ derivatives, or split a derivative.
 names a compiled predicate on memory descriptors (`describe`: data address, item size,
 shape, strides), which the Python entrance calls on the values (`run`) and generated code
 calls in jitted code (`inside`): one set of checks, one implementation of each, exact in
-both (address ranges first, element addresses where ranges meet).
+both (address ranges first, element addresses where ranges meet). The compiled functions
+are kept in Numba's disk cache: a process loads them instead of compiling them again.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +44,7 @@ def describe_all(arrays: Sequence[np.ndarray]) -> np.ndarray:
     return np.array([describe(a) for a in arrays], dtype=np.int64)
 
 
-@numba.njit
+@numba.njit(cache=True)
 def describe_compiled(a: Any) -> Any:  # pragma: no cover  (compiled)
     """`describe` in jitted code."""
     out = np.empty(2 + 2 * a.ndim, np.int64)
@@ -52,12 +54,21 @@ def describe_compiled(a: Any) -> Any:  # pragma: no cover  (compiled)
     return out
 
 
-@numba.njit
+@numba.njit(cache=True)
+def describe_lanes(arrays: Any) -> Any:  # pragma: no cover  (compiled)
+    """`describe_all` in jitted code, of a tuple of arrays of one type."""
+    out = np.empty((len(arrays), 2 + 2 * arrays[0].ndim), np.int64)
+    for i in range(len(arrays)):
+        out[i] = describe_compiled(arrays[i])
+    return out
+
+
+@numba.njit(cache=True)
 def _ndim(m: Any) -> int:  # pragma: no cover  (compiled)
     return (m.size - 2) // 2
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _size(m: Any) -> int:  # pragma: no cover  (compiled)
     n = 1
     for d in range(_ndim(m)):
@@ -65,7 +76,7 @@ def _size(m: Any) -> int:  # pragma: no cover  (compiled)
     return n
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _span(m: Any) -> tuple[int, int]:  # pragma: no cover  (compiled)
     """Byte offsets of the lowest and the highest element from the data address."""
     nd = _ndim(m)
@@ -79,7 +90,7 @@ def _span(m: Any) -> tuple[int, int]:  # pragma: no cover  (compiled)
     return lo, hi
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _starts(m: Any) -> Any:  # pragma: no cover  (compiled)
     """The sorted addresses of the elements."""
     nd = _ndim(m)
@@ -94,7 +105,7 @@ def _starts(m: Any) -> Any:  # pragma: no cover  (compiled)
     return out
 
 
-@numba.njit
+@numba.njit(cache=True)
 def overlap(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
     """Whether two arrays share memory (`np.shares_memory`): their address ranges meet
     and two of their elements do."""
@@ -116,13 +127,13 @@ def overlap(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
     return False
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _identical(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
     """The same view: data address, item size, shape and strides."""
     return a.size == b.size and (a == b).all()
 
 
-@numba.njit
+@numba.njit(cache=True)
 def shape_differs(x: Any, lanes: Any) -> int:  # pragma: no cover  (compiled)
     """1 if a shadow (a row of `lanes`) has another shape than its primal `x`."""
     nd = _ndim(x)
@@ -132,7 +143,7 @@ def shape_differs(x: Any, lanes: Any) -> int:  # pragma: no cover  (compiled)
     return 0
 
 
-@numba.njit
+@numba.njit(cache=True)
 def shares_primal(lanes: Any, y: Any) -> int:  # pragma: no cover  (compiled)
     """1 if a shadow shares memory with the primal `y`."""
     for i in range(lanes.shape[0]):
@@ -141,7 +152,7 @@ def shares_primal(lanes: Any, y: Any) -> int:  # pragma: no cover  (compiled)
     return 0
 
 
-@numba.njit
+@numba.njit(cache=True)
 def lanes_share(lanes: Any) -> int:  # pragma: no cover  (compiled)
     """1 if two shadows of one argument share memory."""
     for i in range(lanes.shape[0]):
@@ -151,7 +162,7 @@ def lanes_share(lanes: Any) -> int:  # pragma: no cover  (compiled)
     return 0
 
 
-@numba.njit
+@numba.njit(cache=True)
 def views_conflict(x: Any, y: Any, dxs: Any, dys: Any) -> int:  # pragma: no cover  (compiled)
     """1 if the primals `x` and `y` share memory but are not the same view with the same
     shadows; 2 if they do not and their shadows do."""
@@ -169,7 +180,7 @@ def views_conflict(x: Any, y: Any, dxs: Any, dys: Any) -> int:  # pragma: no cov
     return 0
 
 
-@numba.njit
+@numba.njit(cache=True)
 def strides_unusable(x: Any, lanes: Any) -> int:  # pragma: no cover  (compiled)
     """1 if a shadow laid out otherwise than `x` cannot be copied into `x`'s layout (its
     strides are not multiples of its item size)."""
@@ -207,7 +218,8 @@ class Check:
     messages: tuple[str, ...]
 
 
-def plan(args: Sequence[Operand]) -> list[Check]:
+@functools.cache
+def plan(args: tuple[Operand, ...]) -> tuple[Check, ...]:
     """The checks of a call, in the order they run."""
     shadowed = [k for k, a in enumerate(args) if a.shadows]
     checks = []
@@ -230,21 +242,25 @@ def plan(args: Sequence[Operand]) -> list[Check]:
             checks.append(
                 Check(views_conflict, refs, (different_views(k, m), shadows_overlap(k, m)))
             )
-    return checks
+    return tuple(checks)
 
 
-def run(checks: list[Check], values: Sequence[Any], shadows: Sequence[tuple]) -> None:
+def run(checks: Sequence[Check], values: Sequence[Any], shadows: Sequence[tuple]) -> None:
     """Run `checks` on one call's primal values and per argument its tuple of shadows
     (raises the first failing check's `ShadowError`)."""
+    described: dict[Ref, np.ndarray] = {}
 
-    def descriptor(ref: Ref) -> Any:
-        k, kind, path = ref
-        if kind == "shadows":
-            return describe_all(shadows[k])
-        v = values[k]
-        for i in path:
-            v = v[i]
-        return describe(v)
+    def descriptor(ref: Ref) -> np.ndarray:
+        if ref not in described:
+            k, kind, path = ref
+            if kind == "shadows":
+                described[ref] = describe_all(shadows[k])
+            else:
+                v = values[k]
+                for i in path:
+                    v = v[i]
+                described[ref] = describe(v)
+        return described[ref]
 
     for c in checks:
         code = c.test(*map(descriptor, c.operands))
@@ -305,7 +321,7 @@ def shadows_overlap(k: int, m: int) -> str:
 # ---- layout ---------------------------------------------------------------------------------
 
 
-@numba.njit
+@numba.njit(cache=True)
 def with_strides(x: Any, dx: Any) -> Any:  # pragma: no cover  (compiled)
     """`dx`, or a copy of it laid out with `x`'s strides (the engine replays x's address
     arithmetic on the shadow); `strides_unusable` has checked that it can be made."""
@@ -318,13 +334,13 @@ def with_strides(x: Any, dx: Any) -> Any:  # pragma: no cover  (compiled)
     return out
 
 
-@numba.njit
+@numba.njit(cache=True)
 def same_view(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
     """Whether two arrays are the same view: data address, shape and strides."""
     return _identical(describe_compiled(a), describe_compiled(b))
 
 
-@numba.njit
+@numba.njit(cache=True)
 def copy_into(dst: Any, src: Any) -> None:  # pragma: no cover  (compiled)
     """`dst[...] = src` for arrays of one shape (which Numba compiles far more slowly)."""
     for idx in np.ndindex(dst.shape):

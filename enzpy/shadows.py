@@ -242,5 +242,5 @@ def check_memory(annotated: list[Annotation]) -> None:
     """The memory checks of a call (`memory.plan`) on its annotated arguments' values."""
     values = [a.val for a in annotated]
     shadows = [tuple(getattr(a, "shadows", ())) for a in annotated]
-    operands = [memory.operand(v, len(s)) for v, s in zip(values, shadows, strict=True)]
+    operands = tuple(memory.operand(v, len(s)) for v, s in zip(values, shadows, strict=True))
     memory.run(memory.plan(operands), values, shadows)
