@@ -14,11 +14,10 @@ native call) and returns what the Python API returns:
 
 The same generator serves the Python API's hot path (`python_entry`): a per-call-shape njit
 entry, whose run-time checks raise `Fallback` instead of an error so that the Python path
-(exact `np.shares_memory`, exact error messages) decides.
-
-Inside jitted code memory checks are conservative: arrays whose address ranges overlap are
-refused unless they are the same view (same data pointer, shape and strides) with the same
-shadow.
+decides (and raises the same error). The memory checks are those of every entrance
+(`memory.plan`), rendered as calls of their compiled predicates. In batch mode an
+argument's shadows are a tuple (`BatchDuplicated(x, (dx1, ...))`): N tangents or
+cotangents per call.
 """
 
 from __future__ import annotations

@@ -150,3 +150,28 @@ def test_a_shadow_inside_a_const_tuple_is_refused(path, monkeypatch):
         call(w, w)
     assert str(info.value) == "argument 0: the shadow shares memory with the primal of argument 1"
     np.testing.assert_array_equal(w, np.arange(3.0))
+
+
+@numba.njit
+def _interleaved_inside(x, da, db):
+    return ez.autodiff(
+        ez.Forward, _dot_of_views, ez.Duplicated(x[::2], da), ez.Duplicated(x[1::2], db)
+    )
+
+
+@ez.enzyme_jit
+def _dot_of_views(a, b):
+    return (a * b).sum()
+
+
+def test_interleaved_views_of_one_array_are_accepted_everywhere():
+    """The checks are exact in every entrance: views that share an address range but no
+    element (x[::2] and x[1::2]) are distinct memory. The tangent along da: b."""
+    x = np.arange(6.0)
+    python = ez.autodiff(
+        ez.Forward,
+        _dot_of_views,
+        ez.Duplicated(x[::2], np.ones(3)),
+        ez.Duplicated(x[1::2], np.zeros(3)),
+    )
+    assert python == _interleaved_inside(x, np.ones(3), np.zeros(3)) == x[1::2].sum()
