@@ -163,13 +163,17 @@ def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str],
         if op.shadows:  # the descriptors of the shadows, a row each
             src.add(f"lanes{k} = _describe_lanes(({''.join(d + ', ' for _, d in a.shadows)}))")
 
-    def descriptors(ref: memory.Ref) -> str:
-        k, kind, path = ref
-        if kind == "shadows":
-            return f"lanes{k}"
-        return f"_describe({argv[k].val_src}{''.join(f'[{i}]' for i in path)})"
+    checks = memory.plan(operands)
+    names: dict[memory.Ref, str] = {}  # each primal's descriptor, made once
+    for ref in dict.fromkeys(r for c in checks for r in c.operands if r[1] == "val"):
+        k, _, path = ref
+        names[ref] = f"desc{len(names)}"
+        src.add(f"{names[ref]} = _describe({argv[k].val_src}{''.join(f'[{i}]' for i in path)})")
 
-    for check in memory.plan(operands):
+    def descriptors(ref: memory.Ref) -> str:
+        return f"lanes{ref[0]}" if ref[1] == "shadows" else names[ref]
+
+    for check in checks:
         test = src.name("check", check.test)
         src.add(f"failed = {test}({', '.join(map(descriptors, check.operands))})")
         for code, message in enumerate(check.messages, 1):
