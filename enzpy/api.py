@@ -156,7 +156,7 @@ def _width(annotated: list[Annotation]) -> int:
     )
 
 
-_compiled: dict[tuple, tuple[Any, str]] = {}
+_compiled: dict[tuple, tuple[Any, str, int]] = {}
 
 
 def _type_key(v: Any) -> Any:
@@ -169,22 +169,21 @@ def _type_key(v: Any) -> Any:
 
 def _compiled_derivative(
     mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]
-) -> tuple[Any, str]:
-    """The derivative for these annotations and argument types, and the return activity;
-    looked up by a cheap key first (this is the hot path of every call)."""
-    key = (mode.reverse, f, ret_activity, tuple((type(a), _type_key(a.val)) for a in annotated))
+) -> tuple[Any, str, int]:
+    """The derivative for these annotations and argument types, the return activity and the
+    batch width; looked up by a cheap key first (this is the hot path of every call)."""
     width = _width(annotated)
-    hit = _compiled.get((*key, width))
+    key = (mode.reverse, f, ret_activity, width, *((type(a), _type_key(a.val)) for a in annotated))
+    hit = _compiled.get(key)
     if hit is None:
         argtypes, kinds, ret = derivative_signature(mode, f, ret_activity, annotated)
-        hit = _compiled[(*key, width)] = (derivative(mode, f, argtypes, kinds, ret, width), ret)
+        hit = _compiled[key] = (derivative(mode, f, argtypes, kinds, ret, width), ret, width)
     return hit
 
 
 def _forward(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
-    deriv, ret = _compiled_derivative(mode, f, ret_activity, annotated)
+    deriv, ret, width = _compiled_derivative(mode, f, ret_activity, annotated)
     primal, tangent = _run(deriv, annotated)
-    width = _width(annotated)
     tangents = tangent if width > 1 and tangent is not None else (tangent,) * width
     if ret == "const":
         tangents = (None,) * width
@@ -230,9 +229,9 @@ def _run(deriv: Any, annotated: list[Annotation]) -> tuple[Any, Any]:
 
 
 def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:
-    deriv, _ = _compiled_derivative(mode, f, ret_activity, annotated)
+    deriv, _, width = _compiled_derivative(mode, f, ret_activity, annotated)
     primal, scalar_adjoints = _run(deriv, annotated)
-    if _width(annotated) == 1 and any(isinstance(a, BatchDuplicated) for a in annotated):
+    if width == 1 and any(isinstance(a, BatchDuplicated) for a in annotated):
         scalar_adjoints = tuple((adj,) for adj in scalar_adjoints)  # a batch of one
     it = iter(scalar_adjoints)
     adjoints = tuple(next(it) if isinstance(a, Active) else None for a in annotated)
