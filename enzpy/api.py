@@ -10,17 +10,15 @@ import numba
 import numpy as np
 from numba.core.errors import NumbaError
 
-from . import inside
-from .annotations import Active, Annotation, BatchDuplicated, Const, Duplicated
+from . import gradients, inside
+from .annotations import Active, Annotation, BatchDuplicated
 from .derivatives import derivative
 from .errors import AnnotationError
+from .gradients import Value
 from .inside import MISS, Fallback, python_entry
 from .jit import EnzymeJit
 from .memory import with_strides
-from .modes import Forward as Forward_
-from .modes import ForwardWithPrimal as ForwardWithPrimal_
 from .modes import Mode
-from .modes import ReverseWithPrimal as ReverseWithPrimal_
 from .shadows import batch_width, check_argument, check_memory, differentiated, value_type
 from .signatures import (
     check_arity,
@@ -255,25 +253,9 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
     >>> gx.tolist(), ga
     ([6.0, 12.0], 5.0)
     """
-    plain, diff = _differentiable(f, args)
-    if mode.reverse:
-        return _reverse_pass(f, plain, diff)[0]
-    out: list[Any] = []
-    for k, (v, d) in enumerate(zip(plain, diff, strict=True)):
-        if not d:
-            out.append(None)
-            continue
-        if not isinstance(v, np.ndarray):
-            seeded = [_tangent_arg(j, w, 1.0 if j == k else 0.0, diff) for j, w in enumerate(plain)]
-            out.append(autodiff(Forward_, f, *seeded))
-            continue
-        g = np.empty_like(v)
-        for idx in np.ndindex(v.shape):
-            seeded = [_tangent_arg(j, w, None, diff) for j, w in enumerate(plain)]
-            seeded[k].dval[idx] = 1.0  # type: ignore[attr-defined]
-            g[idx] = autodiff(Forward_, f, *seeded)
-        out.append(g)
-    return tuple(out)
+    check_mode(mode)
+    values, plain = _differentiable(f, args)
+    return _generated(gradients.gradient, "mode, f, *args", mode.reverse, values)(mode, f, *plain)
 
 
 def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
@@ -290,14 +272,19 @@ def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[
     >>> ez.jvp(f, (np.array([1.0, 2.0]), 3.0), (np.array([1.0, 0.0]), None))
     (15.0, 6.0)
     """
+    check_function(f)
     if len(primals) != len(tangents):
         raise AnnotationError(f"{len(primals)} primals but {len(tangents)} tangents")
-    ann = [
-        Const(_copy(p)) if t is None else Duplicated(_copy(p), _tangent_like(k, p, t))
+    values = tuple(
+        Value(f"primals[{k}]", isinstance(p, np.ndarray), type(p), t is not None)
         for k, (p, t) in enumerate(zip(primals, tangents, strict=True))
+    )
+    tangents = [  # array-likes as arrays of the primal's dtype
+        np.asarray(t, p.dtype) if isinstance(p, np.ndarray) and t is not None else t
+        for p, t in zip(primals, tangents, strict=True)
     ]
-    tangent, value = autodiff(ForwardWithPrimal_, f, *ann)
-    return value, tangent
+    reads = tuple(f"tangents[{k}]" for k in range(len(values)))
+    return _generated(gradients.jvp, "f, primals, tangents", values, reads)(f, primals, tangents)
 
 
 def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[Any, tuple]:
@@ -314,58 +301,33 @@ def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[A
     >>> value, gx.tolist(), ga
     (15.0, [3.0, 6.0], 2.5)
     """
-    grads, value = _reverse_pass(f, *_differentiable(f, primals))
-    return value, tuple(None if g is None else g * cotangent for g in grads)
+    values, plain = _differentiable(f, primals, "primals")
+    return _generated(gradients.vjp, "f, primals, cotangent", values)(f, plain, cotangent)
 
 
-def _differentiable(f: EnzymeJit, args: Sequence[Any]) -> tuple[list[Any], list[bool]]:
-    """The arguments' values, and which are differentiated (`shadows.differentiated`)."""
+def _differentiable(
+    f: EnzymeJit, args: Sequence[Any], name: str = "args"
+) -> tuple[tuple[Value, ...], list[Any]]:
+    """The arguments described for `gradients` (which are differentiated:
+    `shadows.differentiated`), and their values."""
     check_function(f)
     plain = [a.val if isinstance(a, Annotation) else a for a in args]
-    diff = [
-        differentiated(k, type(a) if isinstance(a, Annotation) else None, value_type(k, v))
+    values = tuple(
+        Value(
+            f"{name}[{k}]",
+            isinstance(v, np.ndarray),
+            type(v),
+            differentiated(k, type(a) if isinstance(a, Annotation) else None, value_type(k, v)),
+        )
         for k, (a, v) in enumerate(zip(args, plain, strict=True))
-    ]
-    return plain, diff
+    )
+    return values, plain
 
 
-def _reverse_pass(f: EnzymeJit, plain: list[Any], diff: list[bool]) -> tuple[tuple, Any]:
-    """One reverse pass on copies, the return seeded 1.0: (per argument its gradient, None
-    where not differentiated; the return value)."""
-    grads: list[Any] = []
-    ann: list[Annotation] = []
-    for v, d in zip(plain, diff, strict=True):
-        if d and isinstance(v, np.ndarray):
-            g = np.zeros_like(v)
-            grads.append(g)
-            ann.append(Duplicated(v.copy(), g))
-        else:
-            grads.append(None)
-            ann.append(Active(v) if d else Const(_copy(v)))
-    adj, value = autodiff(ReverseWithPrimal_, f, Active, *ann)
-    return tuple(a if a is not None else g for g, a in zip(grads, adj, strict=True)), value
-
-
-def _tangent_like(k: int, p: Any, t: Any) -> Any:
-    """The tangent `t` of argument `k` as a fresh value of `p`'s type and shape."""
-    if isinstance(p, np.ndarray):
-        t = np.asarray(t, dtype=p.dtype)
-        if t.shape != p.shape:
-            raise AnnotationError(f"argument {k}: tangent of shape {t.shape}, array {p.shape}")
-        return t.copy()
-    return type(p)(t)
-
-
-def _copy(v: Any) -> Any:
-    return v.copy() if isinstance(v, np.ndarray) else v
-
-
-def _tangent_arg(j: int, w: Any, seed: float | None, diff: list[bool]) -> Annotation:
-    if not diff[j]:
-        return Const(_copy(w))
-    if isinstance(w, np.ndarray):
-        return Duplicated(w.copy(), np.zeros_like(w))
-    return Duplicated(w, type(w)(seed or 0.0))
+@functools.cache
+def _generated(build: Callable[..., Any], params: str, *how: Any) -> Callable[..., Any]:
+    """The Python function `build(*how)` generates, once per call shape."""
+    return gradients.python(build(*how), params)
 
 
 inside.register(autodiff, gradient, jvp, vjp)

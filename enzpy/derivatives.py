@@ -284,11 +284,12 @@ def _debug_build(synthesize: Any, f: Any, argtypes: tuple, acts: list) -> Any:
 
 
 def _user_frame() -> int:
-    """The `stacklevel` of the innermost caller outside enzpy (warnings point at it)."""
-    here = os.path.dirname(__file__)
+    """The `stacklevel` of the innermost caller outside enzpy and the code it generates
+    (warnings point at it)."""
+    inside = (os.path.dirname(__file__), "<enzpy")
     frame: Any = sys._getframe(1)
     level = 1
-    while frame is not None and frame.f_code.co_filename.startswith(here):
+    while frame is not None and frame.f_code.co_filename.startswith(inside):
         frame, level = frame.f_back, level + 1
     return level
 

@@ -19,9 +19,9 @@ from numba.extending import overload
 from .annotations import Const, Duplicated
 from .api import autodiff
 from .errors import AnnotationError
-from .inside import _compile, _Source
 from .jit import EnzymeJit, enzyme_jit, from_dispatcher
 from .modes import Forward, Reverse
+from .source import Source
 
 
 @functools.cache
@@ -93,14 +93,14 @@ def _in_numba(f: Any, x: Any, nrest: int) -> EnzymeJit:
 
 
 def _source(params: str, body: list[str], nrest: int, g: EnzymeJit) -> Any:
-    """`def impl(<params>): <body>` (`inside._compile`), `{consts}` in the body standing for
+    """`def impl(<params>): <body>`, `{consts}` in the body standing for
     `Const` annotations of the `nrest` extra arguments, `_g` for the directional derivative."""
     consts = "".join(f", _Const(rest[{k}])" for k in range(nrest))
-    src = _Source([], {"_g": g, "np": np, "_autodiff": autodiff, "_Reverse": Reverse})
+    src = Source({"_g": g, "np": np, "_autodiff": autodiff, "_Reverse": Reverse})
     src.names.update(_Duplicated=Duplicated, _Const=Const)
     for line in body:
         src.add(line.replace("{consts}", consts))
-    return _compile(params, src)
+    return src.function(params)
 
 
 _ONE_HVP = [  # out = H v

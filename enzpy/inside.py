@@ -32,13 +32,14 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
-from . import memory
+from . import gradients, memory
 from .annotations import Active, Annotation, BatchDuplicated, Const, Duplicated
+from .bridge.by_address import by_address
 from .bridge.link import finish
 from .derivatives import derivative
 from .errors import AnnotationError, ShadowError
 from .jit import EnzymeJit, from_dispatcher
-from .modes import Forward, ForwardWithPrimal, Mode, Reverse, ReverseWithPrimal
+from .modes import Mode
 from .numba_types import AnnotationType, ModeType, annotation_class
 from .shadows import batch_width, check_argument_type, differentiated, unwrapped_message
 from .signatures import (
@@ -48,6 +49,7 @@ from .signatures import (
     signature_of_types,
     tangent_source,
 )
+from .source import Source, tuple_source
 
 
 class Fallback(Exception):
@@ -90,29 +92,13 @@ class Arg:
 # --------------------------------------------------------------------- code generation
 
 
-@dataclass
-class _Source:
-    """Lines of a generated function body and the globals they use."""
-
-    lines: list[str]
-    names: dict[str, Any]
-
-    def add(self, line: str, indent: int = 1) -> None:
-        self.lines.append("    " * indent + line)
-
-    def name(self, prefix: str, value: Any) -> str:
-        key = f"_{prefix}{len(self.names)}"
-        self.names[key] = value
-        return key
-
-
 def _call_source(
     mode: Mode,
     f: EnzymeJit,
     ret_activity: Any,
     argv: list[Arg],
-    fail: Callable[[_Source, str], str],
-) -> _Source:
+    fail: Callable[[Source, str], str],
+) -> Source:
     """The body of a generated `autodiff` call. `fail(src, message)` is the statement run
     when a run-time check fails."""
     for k, a in enumerate(argv):
@@ -122,7 +108,7 @@ def _call_source(
     width = batch_width(classes, [len(a.shadows) for a in argv])
     argtypes, kinds, ret = signature_of_types(mode, f, ret_activity, classes, argtypes)
     deriv = derivative(mode, f, argtypes, kinds, ret, width)
-    src = _Source([], {"np": np})
+    src = Source({"np": np})
     _shadow_checks(src, argv, fail)
     shadows, copy_back = _shadows(src, argv, fail)
     call = src.name("call", deriv.call)
@@ -137,22 +123,20 @@ def _call_source(
     if mode.reverse:
         adj = itertools.count()
         one = "(r[1][{}],)" if batch and width == 1 else "r[1][{}]"  # a batch of one
-        out = _tuple([one.format(next(adj)) if issubclass(a.cls, Active) else "None" for a in argv])
+        out = tuple_source(
+            [one.format(next(adj)) if issubclass(a.cls, Active) else "None" for a in argv]
+        )
     else:
         lanes = [f"r[1][{i}]" for i in range(width)] if width > 1 else ["r[1]"]
         outs = ["None" if ret == "const" else tangent_source(deriv.restype, t) for t in lanes]
-        out = _tuple(outs) if batch else outs[0]
+        out = tuple_source(outs) if batch else outs[0]
     if mode.with_primal and ret != "dup_noneed":
         out = f"({out}, r[0])"
     src.add(f"return {src.name('finish', finish)}(o, {out})  # raises what the call raised")
     return src
 
 
-def _tuple(items: list[str]) -> str:
-    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
-
-
-def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]) -> None:
+def _shadow_checks(src: Source, argv: list[Arg], fail: Callable[[Source, str], str]) -> None:
     """The memory checks of the call (`memory.plan`), run on the values in jitted code."""
     operands = tuple(
         memory.Operand(tuple(_array_paths(a.val)), len(a.shadows) if a.shadow_array else 0)
@@ -174,7 +158,7 @@ def _shadow_checks(src: _Source, argv: list[Arg], fail: Callable[[_Source, str],
         return f"lanes{ref[0]}" if ref[1] == "shadows" else names[ref]
 
     for check in checks:
-        test = src.name("check", check.test)
+        test = src.name("check", by_address(check.test))
         src.add(f"failed = {test}({', '.join(map(descriptors, check.operands))})")
         for code, message in enumerate(check.messages, 1):
             src.add(f"if failed == {code}:")
@@ -191,7 +175,7 @@ def _array_paths(ty: types.Type, at: tuple[int, ...] = ()) -> list[tuple[int, ..
 
 
 def _shadows(
-    src: _Source, argv: list[Arg], fail: Callable[[_Source, str], str]
+    src: Source, argv: list[Arg], fail: Callable[[Source, str], str]
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """Statements making each shadow of each argument with shadows laid out like its primal
     (the engine replays the primal's address arithmetic on it): the shadow expressions and
@@ -223,7 +207,7 @@ def _shadows(
     return shadows, copy_back
 
 
-def _copy_shadow(src: _Source, a: Arg, dsrc: str, s: str, indent: int) -> None:
+def _copy_shadow(src: Source, a: Arg, dsrc: str, s: str, indent: int) -> None:
     """`s = ` the shadow `dsrc` of `a` laid out like its primal (a copy unless it already
     is)."""
     layout = a.val.layout
@@ -235,29 +219,26 @@ def _copy_shadow(src: _Source, a: Arg, dsrc: str, s: str, indent: int) -> None:
         src.add(f"{s} = _with_strides({a.val_src}, {dsrc})", indent)
 
 
-def _raise_shadow_error(src: _Source, message: str) -> str:
+def _raise_shadow_error(src: Source, message: str) -> str:
     return f"raise {src.name('ShadowError', ShadowError)}({message!r})"
 
 
-def _raise_fallback(src: _Source, message: str) -> str:
+def _raise_fallback(src: Source, message: str) -> str:
     return f"raise {src.name('Fallback', Fallback)}()"
 
 
 _HELPERS = {  # used by generated code
-    "_describe": memory.describe_compiled,
-    "_describe_lanes": memory.describe_lanes,
-    "_same_view": memory.same_view,
-    "_with_strides": memory.with_strides,
-    "_copy_into": memory.copy_into,
+    "_describe": by_address(memory.describe_compiled),
+    "_describe_lanes": by_address(memory.describe_lanes),
+    "_same_view": by_address(memory.same_view),
+    "_with_strides": by_address(memory.with_strides),
+    "_copy_into": by_address(memory.copy_into),
 }
 
 
-def _compile(params: str, src: _Source) -> Callable[..., Any]:
+def _compile(params: str, src: Source) -> Callable[..., Any]:
     """The Python function `def impl(<params>): <src>`, for Numba to compile."""
-    names = {**src.names, **_HELPERS}
-    text = f"def impl({params}):\n" + "\n".join(src.lines or ["    pass"]) + "\n"
-    exec(compile(text, "<enzpy.inside>", "exec"), names)
-    return names["impl"]
+    return src.function(params, **_HELPERS)
 
 
 # --------------------------------------------------------------------- in-Numba autodiff
@@ -312,125 +293,43 @@ def _autodiff_impl(mode, f, *args):  # no annotations: Numba compares signatures
 def _gradient_impl(
     autodiff: Callable[..., Any], mode: types.Type, f: types.Type, *args: types.Type
 ) -> Callable[..., Any]:
-    """`gradient` in jitted code: generated code that calls `autodiff` (in jitted code) on
-    copies, as `api.gradient` does."""
+    """`gradient` in jitted code (`gradients.gradient`)."""
     m, fn = _mode_and_function(mode, f)
     check_arity(fn, len(args))
-    argv = [_arg(k, ty, f"args[{k}]") for k, ty in enumerate(args)]
-    diff = _differentiated(argv)
-    src = _Source([], {"np": np, "_autodiff": autodiff})
-    if m.reverse:
-        grads = _reverse_gradient(src, argv, diff)
-    else:
-        grads = [_forward_gradient(src, argv, diff, k) if d else "None" for k, d in enumerate(diff)]
-    src.add(f"return {_tuple(grads) if grads else '()'}")
-    return _compile("mode, f, *args", src)
-
-
-def _reverse_gradient(
-    src: _Source, argv: list[Arg], diff: list[bool], with_primal: bool = False
-) -> list[str]:
-    """Statements for one reverse pass on copies, seeded 1.0, into `r` (`with_primal`:
-    `r[1]` holds the return); the gradient expressions."""
-    active = src.name("Active", Active)
-    adjoints = "r[0]" if with_primal else "r"
-    anns, grads = [], []
-    for k, (a, d) in enumerate(zip(argv, diff, strict=True)):
-        if not d:
-            anns.append(_const_copy(src, a))
-            grads.append("None")
-        elif isinstance(a.val, types.Array):
-            src.add(f"g{k} = np.zeros_like({a.val_src})")
-            anns.append(f"{src.name('Duplicated', Duplicated)}({a.val_src}.copy(), g{k})")
-            grads.append(f"g{k}")
-        else:
-            anns.append(f"{active}({a.val_src})")
-            grads.append(f"{adjoints}[{k}]")
-    mode = src.name("mode", ReverseWithPrimal if with_primal else Reverse)
-    src.add(f"r = _autodiff({mode}, f, {active}, {', '.join(anns)})")
-    return grads
-
-
-def _differentiated(argv: list[Arg]) -> list[bool]:
-    """Which arguments `gradient` and `vjp` differentiate (`shadows.differentiated`)."""
-    return [differentiated(k, None if a.plain else a.cls, a.val) for k, a in enumerate(argv)]
-
-
-def _copy(a: Arg) -> str:
-    """The source of a copy of `a`'s value (arrays are copied; scalars are values)."""
-    return f"{a.val_src}.copy()" if isinstance(a.val, types.Array) else a.val_src
-
-
-def _const_copy(src: _Source, a: Arg) -> str:
-    return f"{src.name('Const', Const)}({_copy(a)})"
-
-
-def _forward_gradient(src: _Source, argv: list[Arg], diff: list[bool], k: int) -> str:
-    """Statements computing the gradient with respect to argument `k` by forward passes
-    (one per element); returns the name holding it."""
-    dup = src.name("Duplicated", Duplicated)
-    fwd = src.name("Forward", Forward)
-
-    def annotations(seeded: str | None) -> str:
-        out = []
-        for j, (a, d) in enumerate(zip(argv, diff, strict=True)):
-            if not d:
-                out.append(_const_copy(src, a))
-            elif isinstance(a.val, types.Array):
-                shadow = seeded if j == k and seeded else f"np.zeros_like({a.val_src})"
-                out.append(f"{dup}({a.val_src}.copy(), {shadow})")
-            else:
-                cast = src.name("cast", a.val)
-                out.append(f"{dup}({a.val_src}, {cast}({1.0 if j == k else 0.0}))")
-        return ", ".join(out)
-
-    a = argv[k]
-    if not isinstance(a.val, types.Array):
-        src.add(f"g{k} = _autodiff({fwd}, f, {annotations(None)})")
-        return f"g{k}"
-    src.add(f"g{k} = np.empty_like({a.val_src})")
-    src.add(f"for idx in np.ndindex({a.val_src}.shape):")
-    src.add(f"t = np.zeros_like({a.val_src})", 2)
-    src.add("t[idx] = 1.0", 2)
-    src.add(f"g{k}[idx] = _autodiff({fwd}, f, {annotations('t')})", 2)
-    return f"g{k}"
+    values = _differentiable([_arg(k, ty, f"args[{k}]") for k, ty in enumerate(args)])
+    return gradients.gradient(m.reverse, values).function("mode, f, *args", _autodiff=autodiff)
 
 
 def _jvp_impl(autodiff: Callable[..., Any], f: types.Type, primals: Any, tangents: Any) -> Any:
-    """`jvp` in jitted code: one forward pass on copies, as `api.jvp` does."""
-    fn = _function(f)
-    check_arity(fn, len(primals))
+    """`jvp` in jitted code (`gradients.jvp`)."""
+    check_arity(_function(f), len(primals))
     if len(tangents) != len(primals):
         raise AnnotationError(f"{len(primals)} primals but {len(tangents)} tangents")
-    src = _Source([], {"np": np, "_autodiff": autodiff})
-    anns = []
+    values = []
     for k, (p, t) in enumerate(zip(primals, tangents, strict=True)):
         a = _arg(k, p, f"primals[{k}]")
-        if isinstance(t, types.NoneType):
-            anns.append(_const_copy(src, a))
-            continue
-        tangent = (
-            f"tangents[{k}].copy()"
-            if isinstance(p, types.Array)
-            else f"{src.name('cast', p)}(tangents[{k}])"
-        )
-        anns.append(f"{src.name('Duplicated', Duplicated)}({_copy(a)}, {tangent})")
-    mode = src.name("mode", ForwardWithPrimal)
-    src.add(f"r = _autodiff({mode}, f, {', '.join(anns)})")
-    src.add("return r[1], r[0]")
-    return _compile("f, primals, tangents", src)
+        values.append(_value(a, not isinstance(t, types.NoneType)))
+    reads = [f"tangents[{k}]" for k in range(len(values))]
+    return gradients.jvp(values, reads).function("f, primals, tangents", _autodiff=autodiff)
 
 
 def _vjp_impl(autodiff: Callable[..., Any], f: types.Type, primals: Any, cotangent: Any) -> Any:
-    """`vjp` in jitted code: one reverse pass on copies, as `api.vjp` does."""
-    fn = _function(f)
-    check_arity(fn, len(primals))
-    argv = [_arg(k, ty, f"primals[{k}]") for k, ty in enumerate(primals)]
-    src = _Source([], {"np": np, "_autodiff": autodiff})
-    grads = _reverse_gradient(src, argv, _differentiated(argv), with_primal=True)
-    scaled = ["None" if g == "None" else f"{g} * cotangent" for g in grads]
-    src.add(f"return r[1], {_tuple(scaled) if scaled else '()'}")
-    return _compile("f, primals, cotangent=1.0", src)
+    """`vjp` in jitted code (`gradients.vjp`)."""
+    check_arity(_function(f), len(primals))
+    values = _differentiable([_arg(k, ty, f"primals[{k}]") for k, ty in enumerate(primals)])
+    return gradients.vjp(values).function("f, primals, cotangent=1.0", _autodiff=autodiff)
+
+
+def _differentiable(argv: list[Arg]) -> list[gradients.Value]:
+    """The arguments described for `gradients` (which are differentiated:
+    `shadows.differentiated`)."""
+    return [
+        _value(a, differentiated(k, None if a.plain else a.cls, a.val)) for k, a in enumerate(argv)
+    ]
+
+
+def _value(a: Arg, diff: bool) -> gradients.Value:
+    return gradients.Value(a.val_src, isinstance(a.val, types.Array), a.val, diff)
 
 
 def register(
@@ -539,7 +438,7 @@ def _entry_stub(
         try:
             src = _call_source(mode, f, ret_activity, argv, _raise_fallback)
         except Exception:  # the Python path raises the exact error
-            src = _Source([], {})
+            src = Source()
             src.add(_raise_fallback(src, ""))
         return _compile(params, src)
 

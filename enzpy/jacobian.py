@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .annotations import Active, Annotation, BatchDuplicated, Const
-from .api import _copy, _differentiable, autodiff
+from .api import _differentiable, autodiff
 from .errors import AnnotationError
 from .jit import EnzymeJit, enzyme_jit
 from .modes import ForwardWithPrimal, Mode, Reverse
@@ -58,7 +58,8 @@ def jacobian(
         raise AnnotationError(f"jacobian takes enzpy.Forward or enzpy.Reverse, got {mode!r}")
     if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
         raise AnnotationError(f"chunk must be a positive integer, got {chunk!r}")
-    plain, diff = _differentiable(f, args)
+    values, plain = _differentiable(f, args)
+    diff = [v.diff for v in values]
     if not any(diff):
         raise AnnotationError("jacobian: no float or float-array argument to differentiate")
     if sparsity is not None or colors is not None:
@@ -68,6 +69,10 @@ def jacobian(
 
 
 # ---- seeds and outputs --------------------------------------------------------------------
+
+
+def _copy(v: Any) -> Any:
+    return v.copy() if isinstance(v, np.ndarray) else v
 
 
 def _zero(v: Any) -> Any:

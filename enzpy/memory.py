@@ -101,32 +101,8 @@ def _starts(m: Any) -> Any:  # pragma: no cover  (compiled)
             at += (rest % m[2 + d]) * m[2 + nd + d]
             rest //= m[2 + d]
         out[n] = at
-    _heapsort(out)
+    out.sort()
     return out
-
-
-@numba.njit(cache=True)
-def _heapsort(a: Any) -> None:  # pragma: no cover  (compiled)
-    """Sort in place (a few lines, where NumPy's sort would be linked into every function
-    that runs the checks)."""
-    n = a.size
-    for root in range(n // 2 - 1, -1, -1):
-        _sift_down(a, root, n)
-    for end in range(n - 1, 0, -1):
-        a[0], a[end] = a[end], a[0]
-        _sift_down(a, 0, end)
-
-
-@numba.njit(cache=True)
-def _sift_down(a: Any, root: int, n: int) -> None:  # pragma: no cover  (compiled)
-    while 2 * root + 1 < n:
-        child = 2 * root + 1
-        if child + 1 < n and a[child] < a[child + 1]:
-            child += 1
-        if a[root] >= a[child]:
-            return
-        a[root], a[child] = a[child], a[root]
-        root = child
 
 
 @numba.njit(cache=True)

@@ -45,11 +45,18 @@ def test_vjp_is_the_transpose_of_jvp():
     assert w * tangent == pytest.approx(gx @ u + ga * da, rel=1e-13)
 
 
-def test_misuse():
-    with pytest.raises(ez.AnnotationError, match="2 tangents"):
-        ez.jvp(f, (X, 1.3, 4), (X, 1.0))
-    with pytest.raises(ez.AnnotationError, match="shape"):
-        ez.jvp(f, (X, 1.3, 4), (np.ones(3), None, None))
+@ez.enzyme_jit
+def jvp_inside(g, primals, tangents):
+    return ez.jvp(g, primals, tangents)
+
+
+@pytest.mark.parametrize("jvp", [ez.jvp, jvp_inside], ids=["python", "jitted"])
+def test_misuse(jvp):
+    """The same mistakes raise the same errors from Python and in jitted code."""
+    with pytest.raises(ez.AnnotationError, match="3 primals but 2 tangents"):
+        jvp(f, (X, 1.3, 4), (X, 1.0))
+    with pytest.raises(ez.ShadowError, match="argument 0: the shadow's shape differs"):
+        jvp(f, (X, 1.3, 4), (np.ones(3), None, None))
 
 
 @ez.enzyme_jit

@@ -1,0 +1,61 @@
+"""Calls of compiled Numba functions from jitted code without linking their code.
+
+Numba links the code of every function a jitted function calls into the caller, where LLVM
+optimizes and compiles it again. A helper that generated code calls in every derivative call
+(the memory checks, the shadow layouts) is better called where its machine code already is:
+`by_address(f)` is an intrinsic with `f`'s arguments that calls `f`'s compiled symbol as an
+external function, resolved to its machine code by LLVM's symbol table. The caller's IR
+still names the symbol, so differentiating the caller (nested differentiation) finds its IR
+as it finds any Numba callee's. A caller must not be cached on disk (the symbol is resolved
+in this process only): enzpy's generated code, its one user, also calls a derivative by
+address, which keeps Numba from caching it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import llvmlite.binding as llvm
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+__all__ = ["by_address"]
+
+
+@functools.cache
+def by_address(dispatcher: Any) -> Any:
+    """An intrinsic calling the njit function `dispatcher`, compiled for the argument types
+    it is called with, without linking it into the caller; exceptions propagate."""
+    name = dispatcher.py_func.__name__
+
+    def typer(typingctx: Any, *args: types.Type) -> Any:
+        sig = typingctx.resolve_function_type(types.Dispatcher(dispatcher), args, {})
+        compiled = dispatcher.overloads[sig.args]
+
+        def codegen(context: Any, builder: Any, signature: Any, values: Sequence[Any]) -> Any:
+            symbol = compiled.fndesc.mangled_name
+            llvm.add_symbol(symbol, compiled.library.get_pointer_to_function(symbol))
+            fnty = context.call_conv.get_function_type(sig.return_type, sig.args)
+            fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
+            cast = [
+                context.cast(builder, v, t, u)
+                for v, t, u in zip(values, signature.args, sig.args, strict=True)
+            ]
+            status, out = context.call_conv.call_function(
+                builder, fn, sig.return_type, sig.args, cast
+            )
+            with cgutils.if_unlikely(builder, status.is_error):
+                context.call_conv.return_status_propagate(builder, status)
+            return out
+
+        return sig, codegen
+
+    # an intrinsic of the function's own arity (intrinsics take no *args)
+    params = ", ".join(inspect.signature(dispatcher.py_func).parameters)
+    ns: dict[str, Any] = {"_typer": typer}
+    src = f"def {name}(typingctx, {params}):\n    return _typer(typingctx, {params})\n"
+    exec(compile(src, f"<enzpy.bridge.by_address {name}>", "exec"), ns)  # noqa: S102
+    return intrinsic(ns[name])

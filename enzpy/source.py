@@ -1,0 +1,38 @@
+"""Generated functions: the lines of a body and the globals they use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Source:
+    """Lines of a generated function body and the globals they use."""
+
+    names: dict[str, Any] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, line: str, indent: int = 1) -> None:
+        self.lines.append("    " * indent + line)
+
+    def name(self, prefix: str, value: Any) -> str:
+        """A global name for `value` in the generated code."""
+        key = f"_{prefix}{len(self.names)}"
+        self.names[key] = value
+        return key
+
+    def function(self, params: str, **names: Any) -> Callable[..., Any]:
+        """The Python function `def impl(<params>): <body>` with these globals and `names`."""
+        text = f"def impl({params}):\n" + "\n".join(self.lines or ["    pass"]) + "\n"
+        scope = {**self.names, **names}
+        exec(compile(text, "<enzpy generated>", "exec"), scope)  # noqa: S102 (our source)
+        return scope["impl"]
+
+
+def tuple_source(items: Sequence[str]) -> str:
+    """The source of a tuple of the expressions `items`."""
+    if not items:
+        return "()"
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
