@@ -1,21 +1,37 @@
-"""`jacobian`: whole Jacobians by batched forward sweeps or by reverse sweeps, dense or
-compressed by a coloring of a known sparsity pattern."""
+"""`jacobian`: whole Jacobians by batched forward sweeps or by batched reverse sweeps, dense
+or compressed by a coloring of a known sparsity pattern.
+
+The sweeps are one generated function (`_source`), compiled by Numba: from Python it runs
+every sweep in one native call, and it is `jacobian`'s implementation inside jitted code.
+It computes the Jacobian compressed by a coloring of the seeded lines (inputs in forward
+mode, outputs in reverse mode; a dense Jacobian is the coloring where each line has its
+own color): one lane per color, `width` lanes per sweep.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from .annotations import Active, Annotation, BatchDuplicated, Const
-from .api import _differentiable, autodiff
+from .api import _differentiable, _type_key, autodiff
+from .bridge.by_address import by_address
 from .errors import AnnotationError
+from .gradients import Value
+from .inside import _arg, _mode_and_function
+from .inside import _differentiable as _differentiable_types
 from .jit import EnzymeJit, enzyme_jit
-from .modes import ForwardWithPrimal, Mode, Reverse
+from .modes import Forward, Mode, Reverse
 from .signatures import check_mode
+from .source import Source, tuple_source
 
-DEFAULT_CHUNK = 8  # tangents per forward sweep (see bench: width 8 is where it pays most)
+DEFAULT_CHUNK = 8  # lanes per sweep (see bench: width 8 is where it pays most)
 
 
 def jacobian(
@@ -30,8 +46,10 @@ def jacobian(
     to each float and float-array argument (not those wrapped in `Const(...)`).
 
     `Forward` computes `chunk` columns per sweep (batch mode, default 8; the primal's work
-    is done once per sweep), for tall Jacobians; `Reverse` one row per sweep, for wide ones.
-    Runs on copies of the arguments (they are not mutated).
+    is done once per sweep), for tall Jacobians; `Reverse` `chunk` rows per sweep, for wide
+    ones. All sweeps run in one compiled call. Runs on copies of the arguments (they are not
+    mutated). Also callable inside jitted code (`jacobian(mode, f, *args)`, 8 lanes per
+    sweep, dense).
 
     Returns one entry per argument of `f`, `None` where not differentiated: the Jacobian
     with respect to it, shaped `out.shape + arg.shape` (a tuple of those for a tuple
@@ -53,261 +71,372 @@ def jacobian(
     >>> jx.tolist(), ja.tolist()
     ([[6.0, 0.0], [0.0, 12.0]], [1.0, 4.0])
     """
+    _check_mode(mode)
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        raise AnnotationError(f"chunk must be a positive integer, got {chunk!r}")
+    shape = _call_shape(f, args)
+    plain = [a.val if isinstance(a, Annotation) else a for a in args]
+    if sparsity is not None or colors is not None:
+        return _sparse(mode, shape, plain, sparsity, colors, chunk or DEFAULT_CHUNK)
+    if mode.reverse:
+        lines = _output_size(shape, plain)
+    else:
+        lines = sum(np.size(v) for v, d in zip(plain, shape.values, strict=True) if d.diff)
+    width = min(chunk or DEFAULT_CHUNK, max(lines, 1))
+    return shape.sweeps(mode.reverse, True, width)(*plain)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A call shape of `jacobian` from Python: the function, its arguments described
+    (`gradients.Value`) and its return type; its compiled sweeps."""
+
+    f: EnzymeJit
+    values: tuple[Value, ...]
+    restype: Any
+    compiled: dict[tuple, Any] = field(default_factory=dict)
+
+    def sweeps(self, reverse: bool, dense: bool, width: int) -> Any:
+        """The sweeps (`_source`), compiled by Numba, taking the plain arguments (after
+        `colors, p` unless `dense`)."""
+        key = (reverse, dense, width)
+        if key not in self.compiled:
+            src = _source(reverse, dense, self.values, self.restype, width, self.f)
+            params = "*args" if dense else "colors, p, *args"
+            self.compiled[key] = numba.njit(src.function(params, _autodiff=autodiff, f=self.f))
+        return self.compiled[key]
+
+
+_SHAPES: dict[tuple, _Shape] = {}
+
+
+def clear_cache() -> None:
+    """Forget the call shapes seen and their compiled sweeps."""
+    _SHAPES.clear()
+
+
+def _call_shape(f: EnzymeJit, args: tuple) -> _Shape:
+    """The `_Shape` of a call, looked up by a key cheaper than Numba's types."""
+    try:
+        key = (f, *((type(a), _type_key(getattr(a, "val", a))) for a in args))
+        hit = _SHAPES.get(key)
+    except TypeError:  # unhashable: `_differentiable` names what is wrong
+        key, hit = None, None
+    if hit is None:
+        values, plain = _differentiable(f, args)
+        hit = _Shape(f, values, _return_type(f, tuple(map(numba.typeof, plain))))
+        if key is not None:
+            _SHAPES[key] = hit
+    return hit
+
+
+def _jacobian_impl(mode, f, *args):  # no annotations: Numba compares signatures
+    """`jacobian` inside jitted code: dense, `DEFAULT_CHUNK` lanes per sweep."""
+    m, fn = _mode_and_function(mode, f)
+    _check_mode(m)
+    argv = [_arg(k, ty, f"args[{k}]") for k, ty in enumerate(args)]
+    restype = _return_type(fn, tuple(a.val for a in argv))
+    src = _source(m.reverse, True, _differentiable_types(argv), restype, DEFAULT_CHUNK, fn)
+    return src.function("mode, f, *args", _autodiff=autodiff)
+
+
+overload(jacobian)(_jacobian_impl)
+
+
+def _check_mode(mode: Any) -> None:
     check_mode(mode)
     if mode.split or mode.with_primal:
         raise AnnotationError(f"jacobian takes enzpy.Forward or enzpy.Reverse, got {mode!r}")
-    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
-        raise AnnotationError(f"chunk must be a positive integer, got {chunk!r}")
-    values, plain = _differentiable(f, args)
-    diff = [v.diff for v in values]
-    if not any(diff):
-        raise AnnotationError("jacobian: no float or float-array argument to differentiate")
-    if sparsity is not None or colors is not None:
-        return _sparse(mode, f, plain, diff, sparsity, colors)
-    sweep = _reverse_rows if mode.reverse else _forward_columns
-    return sweep(f, plain, diff, chunk or DEFAULT_CHUNK)
 
 
-# ---- seeds and outputs --------------------------------------------------------------------
+def _return_type(f: EnzymeJit, argtypes: tuple[types.Type, ...]) -> types.Type:
+    """The Numba type of `f`'s return for arguments of these types."""
+    f.dispatcher.compile(argtypes)
+    return f.dispatcher.overloads[argtypes].signature.return_type
+
+
+def _output_size(shape: _Shape, plain: Sequence[Any]) -> int:
+    """The number of float elements of the return (it runs the function on copies where the
+    return holds arrays)."""
+    leaves = _leaves(shape.restype, shape.f)
+    if not any(is_array for _, is_array in leaves):
+        return len(leaves)
+    out = shape.f(*map(_copy, plain))
+    return sum(np.size(_at(out, path)) for path, _ in leaves)
 
 
 def _copy(v: Any) -> Any:
     return v.copy() if isinstance(v, np.ndarray) else v
 
 
-def _zero(v: Any) -> Any:
-    return np.zeros_like(v) if isinstance(v, np.ndarray) else type(v)(0.0)
+def _at(v: Any, path: tuple[int, ...]) -> Any:
+    for i in path:
+        v = v[i]
+    return v
 
 
-def _unit(v: Any, flat: np.ndarray) -> Any:
-    """A tangent shaped like `v` holding `flat` (its elements, flattened)."""
-    if isinstance(v, np.ndarray):
-        return flat.reshape(v.shape).astype(v.dtype)
-    return type(v)(flat[0])
+# ---- the return's float leaves ----------------------------------------------------------
 
 
-def _leaves(out: Any) -> list[Any]:
-    """The float parts of a return (None for the others), flattened in order."""
-    if isinstance(out, tuple):
-        return [leaf for o in out for leaf in _leaves(o)]
-    floating = isinstance(out, float | np.floating) or (
-        isinstance(out, np.ndarray) and out.dtype.kind == "f"
-    )
-    return [out if floating else None]
+Leaf = tuple[tuple[int, ...], bool]  # (path into the return, whether an array)
 
 
-def _rebuild(out: Any, parts: Iterator[Any]) -> Any:
-    """`out`'s structure with its leaves taken from `parts`."""
-    if isinstance(out, tuple):
-        return tuple(_rebuild(o, parts) for o in out)
-    return next(parts)
+def _leaves(restype: types.Type, f: Any) -> tuple[Leaf, ...]:
+    """The float parts of a return of type `restype`, in order (`AnnotationError` if none)."""
+    found = _float_leaves(restype)
+    if not found:
+        name = getattr(getattr(f, "py_func", None), "__qualname__", f)
+        raise AnnotationError(f"jacobian: {name} returns no float data ({restype})")
+    return found
 
 
-def _size(v: Any) -> int:
-    return v.size if isinstance(v, np.ndarray) else 1
+def _float_leaves(ty: Any, at: tuple[int, ...] = ()) -> tuple[Leaf, ...]:
+    if isinstance(ty, types.Tuple | types.UniTuple):
+        return tuple(leaf for i, t in enumerate(ty.types) for leaf in _float_leaves(t, (*at, i)))
+    if isinstance(ty, types.Float):
+        return ((at, False),)
+    if isinstance(ty, types.Array) and isinstance(ty.dtype, types.Float):
+        return ((at, True),)
+    return ()
 
 
-def _shape(v: Any) -> tuple[int, ...]:
-    return v.shape if isinstance(v, np.ndarray) else ()
+def _rebuilt(ty: Any, parts: dict[tuple[int, ...], str], at: tuple[int, ...] = ()) -> str:
+    """The source of a value of the return's structure holding `parts` at its float leaves
+    and None elsewhere."""
+    if isinstance(ty, types.Tuple | types.UniTuple):
+        return tuple_source([_rebuilt(t, parts, (*at, i)) for i, t in enumerate(ty.types)])
+    return parts.get(at, "None")
 
 
-def _checked_output(out: Any, name: str) -> list[Any]:
-    leaves = _leaves(out)
-    if all(leaf is None for leaf in leaves):
-        raise AnnotationError(f"jacobian: {name} returns no float data ({type(out).__name__})")
-    return leaves
+def _index(path: tuple[int, ...]) -> str:
+    return "".join(f"[{i}]" for i in path)
 
 
-# ---- dense ---------------------------------------------------------------------------------
+# ---- the sweeps ----------------------------------------------------------------------------
 
 
-def _forward_columns(f: EnzymeJit, plain: list[Any], diff: list[bool], chunk: int) -> tuple:
-    """Columns `chunk` at a time: one batched forward sweep per chunk, seeds padded with
-    zeros to `chunk` lanes (one compiled derivative for every sweep)."""
-    width = min(chunk, sum(_size(v) for v, d in zip(plain, diff, strict=True) if d))
-    out: Any = None
-    leaves: list[Any] = []
-    jac: list[Any] = []
-    for k, (v, d) in enumerate(zip(plain, diff, strict=True)):
-        if not d:
-            jac.append(None)
+def _source(
+    reverse: bool, dense: bool, values: Sequence[Value], restype: Any, width: int, f: Any
+) -> Source:
+    """The sweeps of `width` lanes computing the Jacobian compressed by `colors` (one per
+    seeded line) into `p` columns (forward) or rows (reverse). `dense`: every line its own
+    color, the result shaped as `jacobian` returns it; otherwise the compressed blocks
+    (per float leaf of the return in forward mode, of the one differentiated argument in
+    reverse mode).
+
+    The Jacobian is written into one block per (differentiated argument k, float leaf j of
+    the return), `J{k}_{j}`, each line into the block holding it, so that the result needs
+    no copy (fresh memory is costly: every page is faulted in)."""
+    leaves = _leaves(restype, f)
+    diff = [k for k, v in enumerate(values) if v.diff]
+    if not diff:
+        raise AnnotationError("jacobian: no float or float-array argument to differentiate")
+    src = Source({"np": np, **_HELPERS})
+    src.add(f"out = f({', '.join(_copy_source(v) for v in values)})")
+    for j, (path, is_array) in enumerate(leaves):
+        src.add(f"m{j} = out{_index(path)}.size" if is_array else f"m{j} = 1")
+    for k in diff:
+        src.add(f"n{k} = {values[k].src}.size" if values[k].array else f"n{k} = 1")
+    # where each seeded line starts: inputs (forward) or return elements (reverse)
+    sizes = {f"q{j}": f"m{j}" for j in range(len(leaves))} if reverse else {}
+    sizes = sizes or {f"o{k}": f"n{k}" for k in diff}
+    starts = list(sizes)
+    src.add(f"{starts[0]} = 0")
+    for prev, name in zip(starts, starts[1:], strict=False):
+        src.add(f"{name} = {prev} + {sizes[prev]}")
+    if dense:
+        src.add(f"p = {' + '.join(sizes.values())}")
+        src.add("colors = np.arange(p)")
+    # the lines of each block: (block index, first line, count)
+    groups = [(int(name[1:]), name, size) for name, size in sizes.items()] if dense else []
+    groups = groups or [(diff[0] if not reverse else 0, "0", "p")]
+    sweeps = _reverse_sweeps if reverse else _forward_sweeps
+    blocks = sweeps(src, values, diff, leaves, groups, width, f)
+    if not dense:
+        src.add(f"return {tuple_source(blocks)}")
+        return src
+    result = []
+    for k, v in enumerate(values):
+        if not v.diff:
+            result.append("None")
             continue
-        size = _size(v)
-        blocks: list[Any] = []  # per output leaf: flat rows x flat columns
-        for start in range(0, size, width):
-            tangents, value = autodiff(
-                ForwardWithPrimal, f, *_batch_seeds(plain, diff, k, start, width)
-            )
-            if out is None:
-                out, leaves = value, _checked_output(value, f.py_func.__qualname__)
-            if not blocks:
-                blocks = [None if p is None else np.empty((_size(p), size)) for p in leaves]
-            for lane, i in enumerate(range(start, min(start + width, size))):
-                for block, t in zip(blocks, _leaves(tangents[lane]), strict=True):
-                    if block is not None:
-                        block[:, i] = np.ravel(t)
-        jac.append(blocks)
-    return tuple(
-        None if b is None else _shaped(out, leaves, b, _shape(v))
-        for b, v in zip(jac, plain, strict=True)
-    )
+        parts = {}
+        for j, (path, is_array) in enumerate(leaves):
+            shape = [f"out{_index(path)}.shape"] * is_array + [f"{v.src}.shape"] * v.array
+            parts[path] = f"J{k}_{j}.reshape({' + '.join(shape) or '()'})"
+        result.append(_rebuilt(restype, parts))
+    src.add(f"return {tuple_source(result)}")
+    return src
 
 
-def _batch_seeds(
-    plain: list[Any], diff: list[bool], k: int, start: int, width: int
-) -> list[Annotation]:
-    """Annotations on copies seeding elements `start`, ... of argument `k` (a unit tangent
-    per lane, zero lanes past its end) and zero tangents for the other arguments."""
-    ann: list[Annotation] = []
-    for j, (w, d) in enumerate(zip(plain, diff, strict=True)):
-        if not d:
-            ann.append(Const(_copy(w)))
+def _copy_source(v: Value) -> str:
+    return f"{v.src}.copy()" if v.array else v.src
+
+
+# Small compiled helpers, called by address from the sweeps (`by_address`): what they do by
+# loops would cost Numba seconds to compile as array expressions in every sweeps function.
+
+
+@numba.njit(cache=True)
+def _seed(like: Any, colors: Any, first: int, color: int) -> Any:  # pragma: no cover
+    """A seed shaped and typed like `like`: 1 where the lines of `colors` from `first` on
+    have `color`, 0 elsewhere."""
+    flat = np.zeros(like.size, like.dtype)
+    for i in range(flat.size):
+        if colors[first + i] == color:
+            flat[i] = 1.0
+    return flat.reshape(like.shape)
+
+
+@numba.njit(cache=True)
+def _put_column(block: Any, c: int, values: Any) -> None:  # pragma: no cover
+    """`block[:, c] = values.ravel()`."""
+    for i, v in enumerate(values.flat):
+        block[i, c] = v
+
+
+@numba.njit(cache=True)
+def _put_row(block: Any, r: int, values: Any) -> None:  # pragma: no cover
+    """`block[r] = values.ravel()`."""
+    for i, v in enumerate(values.flat):
+        block[r, i] = v
+
+
+_HELPERS = {f.py_func.__name__: by_address(f) for f in (_seed, _put_column, _put_row)}
+
+
+Group = tuple[int, str, str]  # a block's lines: (its index, first line, count)
+
+
+def _forward_sweeps(
+    src: Source,
+    values: Sequence[Value],
+    diff: list[int],
+    leaves: tuple[Leaf, ...],
+    groups: list[Group],
+    width: int,
+    f: Any,
+) -> list[str]:
+    """Blocks J{k}_{j} (return elements of leaf j × lines of group k): column c the tangent
+    of the return along the inputs of color c. Returns the names of the last group's."""
+    batch = src.name("BatchDuplicated", BatchDuplicated)
+    for k, _, count in groups:
+        for j in range(len(leaves)):
+            src.add(f"J{k}_{j} = np.empty((m{j}, {count}))")
+    src.add(f"for start in range(0, p, {width}):")
+    anns = []
+    for k, v in enumerate(values):
+        if not v.diff:
+            anns.append(f"{src.name('Const', Const)}({_copy_source(v)})")
             continue
-        seeds = []
+        lanes = []
         for lane in range(width):
-            flat = np.zeros(_size(w))
-            if j == k and start + lane < flat.size:
-                flat[start + lane] = 1.0
-            seeds.append(_unit(w, flat))
-        ann.append(BatchDuplicated(_copy(w), seeds))
-    return ann
+            if v.array:
+                lanes.append(f"_seed({v.src}, colors, o{k}, start + {lane})")
+            else:
+                cast = src.name("cast", v.cast)
+                lanes.append(f"{cast}(1.0 if colors[o{k}] == start + {lane} else 0.0)")
+        anns.append(f"{batch}({_copy_source(v)}, {tuple_source(lanes)})")
+    src.add(f"t = _autodiff({src.name('Forward', Forward)}, f, {', '.join(anns)})", 2)
+    for lane in range(width):
+        for g, (k, first, count) in enumerate(groups):
+            src.add(f"{'el' if g else ''}if start + {lane} < {first} + {count}:", 2)
+            c = f"start + {lane} - {first}"
+            for j, (path, is_array) in enumerate(leaves):
+                t = f"t[{lane}]{_index(path)}"
+                put = f"_put_column(J{k}_{j}, {c}, {t})" if is_array else f"J{k}_{j}[0, {c}] = {t}"
+                src.add(put, 3)
+    return [f"J{groups[-1][0]}_{j}" for j in range(len(leaves))]
 
 
-def _shaped(out: Any, leaves: list[Any], blocks: list[Any], arg_shape: tuple) -> Any:
-    """The Jacobian blocks (flat rows × flat columns) shaped `leaf.shape + arg_shape`, in
-    the return's structure."""
-    parts = (
-        None if b is None else b.reshape(_shape(leaf) + arg_shape)
-        for leaf, b in zip(leaves, blocks, strict=True)
-    )
-    return _rebuild(out, parts)
-
-
-def _reverse_rows(f: EnzymeJit, plain: list[Any], diff: list[bool], chunk: int) -> tuple:
-    """Rows `chunk` at a time: one batched reverse sweep per chunk, each lane seeding one
-    row (the return written into arrays by `_by_reference`, seeded through their shadows)."""
-    out, leaves, m = _output(f, plain)
-    rows = _pullbacks(f, plain, diff, out, m, lambda r: np.eye(1, m, r)[0], chunk)
-    return tuple(
-        None if g is None else _shaped(out, leaves, _split_rows(g, leaves), _shape(v))
-        for g, v in zip(rows, plain, strict=True)
-    )
-
-
-def _output(f: EnzymeJit, plain: list[Any]) -> tuple[Any, list[Any], int]:
-    """The return of `f` on copies of the arguments, its leaves, and its number of float
-    elements."""
-    out = f(*map(_copy, plain))
-    leaves = _checked_output(out, f.py_func.__qualname__)
-    return out, leaves, sum(_size(leaf) for leaf in leaves if leaf is not None)
-
-
-def _pullbacks(
-    f: EnzymeJit,
-    plain: list[Any],
-    diff: list[bool],
-    out: Any,
-    count: int,
-    cotangent: Callable[[int], np.ndarray],
-    chunk: int,
-) -> list[Any]:
-    """Per argument (None where not differentiated) the `count` × size array whose row i is
-    cotangent(i)ᵀ·J, the cotangent given flat over the return's float elements: batched
-    reverse sweeps of `chunk` lanes (padded with zero cotangents)."""
-    leaves = _leaves(out)
-    into = _by_reference(f, len(plain), _leaf_paths(out))
-    width = min(chunk, count)
-    rows = [np.empty((count, _size(v))) if d else None for v, d in zip(plain, diff, strict=True)]
-    for start in range(0, count, width):
-        lanes = range(start, min(start + width, count))
-        seeds = [cotangent(i) for i in lanes] + [np.zeros(0)] * (width - len(lanes))
-        ann: list[Annotation] = [
-            (
-                BatchDuplicated(v.copy(), [np.zeros_like(v) for _ in range(width)])
-                if isinstance(v, np.ndarray)
-                else Active(v)
-            )
-            if d
-            else Const(_copy(v))
-            for v, d in zip(plain, diff, strict=True)
-        ]
-        outs = []
-        at = 0
-        for leaf in (leaf for leaf in leaves if leaf is not None):
-            n = _size(leaf)
-            lane_seeds = [s[at : at + n].copy() if s.size else np.zeros(n) for s in seeds]
-            outs.append(BatchDuplicated(np.empty(n), lane_seeds))
-            at += n
-        adjoints = autodiff(Reverse, into, *ann, *outs)
-        for r, a, adj in zip(rows, ann, adjoints[: len(ann)], strict=True):
-            if r is None:
-                continue
-            for lane, i in enumerate(lanes):
-                r[i] = np.ravel(a.dvals[lane]) if isinstance(a, BatchDuplicated) else adj[lane]
-    return rows
-
-
-def _leaf_paths(out: Any, at: tuple[int, ...] = ()) -> tuple[tuple[tuple[int, ...], bool], ...]:
-    """(path, whether an array) of each float leaf of a return, in order."""
-    if isinstance(out, tuple):
-        return tuple(p for i, o in enumerate(out) for p in _leaf_paths(o, (*at, i)))
-    return () if _leaves(out)[0] is None else ((at, isinstance(out, np.ndarray)),)
+def _reverse_sweeps(
+    src: Source,
+    values: Sequence[Value],
+    diff: list[int],
+    leaves: tuple[Leaf, ...],
+    groups: list[Group],
+    width: int,
+    f: Any,
+) -> list[str]:
+    """Blocks J{k}_{j} (lines of group j × elements of argument k): row c the gradient of
+    the sum of the return's elements of color c (the return written into arrays by
+    `_by_reference` and seeded through their shadows). Returns the names of the blocks."""
+    batch = src.name("BatchDuplicated", BatchDuplicated)
+    for j, _, count in groups:
+        for k in diff:
+            src.add(f"J{k}_{j} = np.empty(({count}, n{k}))")
+    src.add(f"for start in range(0, p, {width}):")
+    anns = []
+    for k, v in enumerate(values):
+        if not v.diff:
+            anns.append(f"{src.name('Const', Const)}({_copy_source(v)})")
+        elif v.array:
+            for lane in range(width):
+                src.add(f"d{k}_{lane} = np.zeros_like({v.src})", 2)
+            shadows = tuple_source([f"d{k}_{lane}" for lane in range(width)])
+            anns.append(f"{batch}({v.src}.copy(), {shadows})")
+        else:
+            anns.append(f"{src.name('Active', Active)}({v.src})")
+    for j in range(len(leaves)):
+        src.add(f"r{j} = np.empty(m{j})", 2)
+        seeds = [f"_seed(r{j}, colors, q{j}, start + {lane})" for lane in range(width)]
+        anns.append(f"{batch}(r{j}, {tuple_source(seeds)})")
+    into = src.name("into", _by_reference(f, len(values), tuple(leaves)))
+    src.add(f"adj = _autodiff({src.name('Reverse', Reverse)}, {into}, {', '.join(anns)})", 2)
+    for lane in range(width):
+        for g, (j, first, count) in enumerate(groups):
+            src.add(f"{'el' if g else ''}if start + {lane} < {first} + {count}:", 2)
+            r = f"start + {lane} - {first}"
+            for k in diff:
+                put = f"_put_row(J{k}_{j}, {r}, d{k}_{lane})"
+                src.add(put if values[k].array else f"J{k}_{j}[{r}, 0] = adj[{k}][{lane}]", 3)
+    return [f"J{k}_{j}" for j, _, _ in groups for k in diff]
 
 
 _BY_REFERENCE: dict[tuple, EnzymeJit] = {}
 
 
-def _by_reference(f: EnzymeJit, nargs: int, paths: tuple) -> EnzymeJit:
+def _by_reference(f: EnzymeJit, nargs: int, paths: tuple[Leaf, ...]) -> EnzymeJit:
     """`into(*args, *outs)`: calls `f` and writes its return's float leaves (at `paths`)
     into the flat arrays `outs`, so that reverse mode seeds them through their shadows."""
     key = (f, nargs, paths)
     if key not in _BY_REFERENCE:
         params = [f"a{i}" for i in range(nargs)]
         outs = [f"o{j}" for j in range(len(paths))]
-        lines = [f"def into({', '.join(params + outs)}):", f"    r = _f({', '.join(params)})"]
+        src = Source({"_f": f, "np": np})
+        src.add(f"r = _f({', '.join(params)})")
         for o, (path, is_array) in zip(outs, paths, strict=True):
-            leaf = "r" + "".join(f"[{i}]" for i in path)
-            lines.append(f"    {o}[:] = np.ravel({leaf})" if is_array else f"    {o}[0] = {leaf}")
-        ns: dict[str, Any] = {"_f": f, "np": np}
-        exec("\n".join(lines) + "\n", ns)
-        _BY_REFERENCE[key] = enzyme_jit(ns["into"])
+            leaf = f"r{_index(path)}"
+            src.add(f"{o}[:] = np.ravel({leaf})" if is_array else f"{o}[0] = {leaf}")
+        _BY_REFERENCE[key] = enzyme_jit(src.function(", ".join(params + outs)))
     return _BY_REFERENCE[key]
-
-
-def _split_rows(g: np.ndarray, leaves: list[Any]) -> list[Any]:
-    """The rows of `g` per output leaf (None for leaves without floats)."""
-    parts: list[Any] = []
-    at = 0
-    for leaf in leaves:
-        if leaf is None:
-            parts.append(None)
-            continue
-        parts.append(g[at : at + _size(leaf)])
-        at += _size(leaf)
-    return parts
 
 
 # ---- sparse --------------------------------------------------------------------------------
 
 
 def _sparse(
-    mode: Mode, f: EnzymeJit, plain: list[Any], diff: list[bool], sparsity: Any, colors: Any
+    mode: Mode, shape: _Shape, plain: list[Any], sparsity: Any, colors: Any, chunk: int
 ) -> Any:
-    """The Jacobian as a CSR matrix from one sweep per color (compressed seeding)."""
+    """The Jacobian as a CSR matrix from one lane per color (compressed seeding)."""
     import scipy.sparse as sp
 
-    if sum(diff) != 1 or sparsity is None:
+    diff = [k for k, v in enumerate(shape.values) if v.diff]
+    if len(diff) != 1 or sparsity is None:
         raise AnnotationError(
             "a sparse jacobian needs `sparsity` (the Jacobian's structure) and exactly one "
             "differentiated argument (pass the others as Const)"
         )
-    (k,) = [j for j, d in enumerate(diff) if d]
+    (k,) = diff
     pattern = sp.coo_matrix(sparsity)
     m, n = pattern.shape
-    if n != _size(plain[k]):
+    if n != np.size(plain[k]):
         raise AnnotationError(
-            f"sparsity has {n} columns; argument {k} has {_size(plain[k])} elements"
+            f"sparsity has {n} columns; argument {k} has {np.size(plain[k])} elements"
         )
+    rows = _output_size(shape, plain) if mode.reverse else m
+    if rows != m:
+        raise AnnotationError(f"sparsity has {m} rows; the return has {rows}")
     along = pattern if not mode.reverse else pattern.T
     colors = greedy_coloring(along) if colors is None else np.asarray(colors, dtype=np.int64)
     seeded = along.shape[1]
@@ -315,50 +444,17 @@ def _sparse(
         raise AnnotationError(f"colors must give one color (>= 0) to each of {seeded} lines")
     _check_coloring(along, colors)
     ncolors = int(colors.max(initial=-1)) + 1
+    width = min(chunk, max(ncolors, 1))
+    blocks = shape.sweeps(mode.reverse, False, width)(colors, ncolors, *plain)
     if mode.reverse:
-        compressed = _reverse_compressed(f, plain, diff, colors, ncolors, m)
+        (compressed,) = blocks
         vals = compressed[colors[pattern.row], pattern.col]
     else:
-        compressed = _forward_compressed(f, plain, k, colors, ncolors)
+        compressed = np.concatenate(blocks, axis=0)
         if compressed.shape[0] != m:
             raise AnnotationError(f"sparsity has {m} rows; the return has {compressed.shape[0]}")
         vals = compressed[pattern.row, colors[pattern.col]]
     return sp.csr_matrix((vals, (pattern.row, pattern.col)), shape=(m, n))
-
-
-def _forward_compressed(
-    f: EnzymeJit, plain: list[Any], k: int, colors: np.ndarray, ncolors: int
-) -> np.ndarray:
-    """J·S: column c the tangent of the return for the sum of the columns of color c."""
-    x = plain[k]
-    seeds = [_unit(x, (colors == c).astype(float)) for c in range(ncolors)]
-    width = min(DEFAULT_CHUNK, ncolors)
-    cols: list[np.ndarray] = []
-    for start in range(0, ncolors, width):
-        lanes = seeds[start : start + width]
-        lanes += [_zero(x)] * (width - len(lanes))
-        ann = [
-            BatchDuplicated(_copy(v), tuple(lanes)) if j == k else Const(_copy(v))
-            for j, v in enumerate(plain)
-        ]
-        tangents = autodiff(ForwardWithPrimal, f, *ann)[0]
-        for t in tangents[: min(width, ncolors - start)]:
-            cols.append(np.concatenate([np.ravel(p) for p in _leaves(t) if p is not None]))
-    return np.stack(cols, axis=1)
-
-
-def _reverse_compressed(
-    f: EnzymeJit, plain: list[Any], diff: list[bool], colors: np.ndarray, ncolors: int, m: int
-) -> np.ndarray:
-    """Sᵀ·J: row c the gradient of the sum of the return's rows of color c."""
-    out, _, rows = _output(f, plain)
-    if rows != m:
-        raise AnnotationError(f"sparsity has {m} rows; the return has {rows}")
-
-    def cotangent(c: int) -> np.ndarray:
-        return (colors == c).astype(np.float64)
-
-    return _pullbacks(f, plain, diff, out, ncolors, cotangent, DEFAULT_CHUNK)[diff.index(True)]
 
 
 def greedy_coloring(pattern: Any) -> np.ndarray:

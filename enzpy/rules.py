@@ -227,7 +227,9 @@ def _forget() -> None:
     """Drop the derivatives built from Python: they may call what a new rule replaces."""
     from . import api, derivatives
     from .bridge import link
+    from .jacobian import clear_cache as clear_jacobians
 
     derivatives.clear_cache()
     api.clear_cache()
+    clear_jacobians()
     link.clear_cache()

@@ -145,3 +145,84 @@ def test_against_jax():
         got = ez.jacobian(mode, _vector, x, a)
         for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(g, np.asarray(w), rtol=1e-13, atol=1e-14)
+
+
+# ---- inside jitted code ----------------------------------------------------------------------
+
+
+@ez.enzyme_jit
+def _mix_jacobians(x, A, a):
+    return (
+        ez.jacobian(ez.Forward, _mix, x, ez.Const(A), a),
+        ez.jacobian(ez.Reverse, _mix, x, ez.Const(A), a),
+    )
+
+
+def test_inside_jitted_code_equals_python():
+    rng = np.random.default_rng(5)
+    x, A, a = rng.standard_normal(12), rng.standard_normal((5, 12)), 0.7
+    forward, reverse = _mix_jacobians(x, A, a)
+    for mode, got in ((ez.Forward, forward), (ez.Reverse, reverse)):
+        want = ez.jacobian(mode, _mix, x, ez.Const(A), a)
+        assert got[1] is None
+        for g, w in zip((*got[0], *got[2]), (*want[0], *want[2]), strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-14, atol=1e-15)
+    (jy, js), _, (jya, jsa) = forward
+    np.testing.assert_allclose(np.vstack([jy, js]), _fd(_mix, [x, A, a], 0), rtol=1e-7, atol=1e-8)
+    fd_a = _fd(_mix, [x, A, a], 2)[:, 0]
+    np.testing.assert_allclose(np.append(jya, jsa), fd_a, rtol=1e-7, atol=1e-8)
+
+
+@ez.enzyme_jit
+def _decay(p, t, y):
+    return p[0] * np.exp(-p[1] * t) + p[2] - y
+
+
+@ez.enzyme_jit
+def _gauss_newton(p, t, y, steps):
+    for _ in range(steps):
+        J = ez.jacobian(ez.Forward, _decay, p, ez.Const(t), ez.Const(y))[0]
+        p = p - np.linalg.solve(J.T @ J, J.T @ _decay(p, t, y))
+    return p
+
+
+def test_gauss_newton_inside_jitted_code():
+    """A fit as a user writes it: the Jacobian of the residuals in a jitted loop."""
+    t = np.linspace(0.0, 4.0, 30)
+    truth = np.array([2.0, 0.7, 0.3])
+    y = truth[0] * np.exp(-truth[1] * t) + truth[2]
+    np.testing.assert_allclose(_gauss_newton(np.array([1.5, 1.0, 0.0]), t, y, 12), truth)
+
+
+@ez.enzyme_jit
+def _jacobian_in_mode(mode, f, x):
+    return ez.jacobian(mode, f, x)
+
+
+@ez.enzyme_jit
+def _jacobian_of_const(f, x):
+    return ez.jacobian(ez.Forward, f, ez.Const(x))
+
+
+def _python_jacobian_of_const(f, x):
+    return ez.jacobian(ez.Forward, f, ez.Const(x))
+
+
+@ez.enzyme_jit
+def _counts(x):
+    return x.shape[0]
+
+
+@pytest.mark.parametrize(
+    ("jacobian", "of_const"),
+    [(ez.jacobian, _python_jacobian_of_const), (_jacobian_in_mode, _jacobian_of_const)],
+    ids=["python", "jitted"],
+)
+def test_same_errors_from_python_and_jitted_code(jacobian, of_const):
+    x = np.ones(6)
+    with pytest.raises(ez.AnnotationError, match="takes enzpy.Forward or enzpy.Reverse"):
+        jacobian(ez.ForwardWithPrimal, _band, x)
+    with pytest.raises(ez.AnnotationError, match="no float or float-array argument"):
+        of_const(_band, x)
+    with pytest.raises(ez.AnnotationError, match="_counts returns no float data"):
+        jacobian(ez.Reverse, _counts, x)
