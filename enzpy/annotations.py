@@ -78,3 +78,6 @@ class BatchDuplicatedNoNeed(BatchDuplicated):
     """Like `BatchDuplicated`; the primal result need not be computed."""
 
     __slots__ = ()
+
+
+SHADOWED = (Duplicated, BatchDuplicated)  # the annotations whose values carry shadows

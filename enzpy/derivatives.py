@@ -11,6 +11,7 @@ import ctypes
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -113,8 +114,7 @@ def derivative(
     with or without the primal, one derivative); `kinds` gives 'const' / 'dup' per
     argument, `ret` the return activity ('dup', 'active' or 'const'); `width` the number of
     derivatives carried per active value (batch mode)."""
-    mode = "split" if how.split else "reverse" if how.reverse else "forward"
-    key = (mode, f, argtypes, kinds, ret, width)
+    key = (how.reverse, how.split, f, argtypes, kinds, ret, width)
     hit = _cache.get(key)
     if hit is not None:
         return hit
@@ -124,7 +124,7 @@ def derivative(
             "array expressions) is not supported yet; differentiate a "
             "serial version of the function"
         )
-    primal = _primal(f, mode, kinds)
+    primal = _primal(f, how.reverse, kinds)
     module, symbol, library, restype = primal_module(primal, argtypes)
     ret_kind = (
         "const"
@@ -135,13 +135,7 @@ def derivative(
     )  # a returned array is boxed: its primal must exist
     acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
     pointee = [t and parse_type_text(t) for t in bridge.abi.pointee_types(argtypes, restype)]
-    synthesize: Any = partial(_SYNTHESIZERS[mode], pointee=pointee)
-    if width > 1:
-        synthesize = partial(synthesize, width=width)
-    if mode != "forward":  # raising MemoryError when the tape cannot grow
-        synthesize = partial(synthesize, out_of_memory=link.out_of_memory(argtypes, restype))
-    if mode == "reverse":  # the driver checks that the arrays' memory does not overlap
-        synthesize = partial(synthesize, distinct=link.distinct_arrays(argtypes))
+    synthesize = _synthesizer(how, argtypes, restype, pointee, width)
     try:
         result = synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
@@ -160,7 +154,7 @@ def derivative(
     drop = getattr(result, "drop_name", None)
     exports = (drop,) if drop else ()
     split: tuple[Any, ...] = ()
-    if mode == "split":
+    if how.split:
         names = (result.fn_name, *result.split_names)
         points = (link.AUGMENT, link.REVERSE_SPLIT, link.RELEASE)
         entries = {n: replace(ep, width=width) for n, ep in zip(names, points, strict=True)}
@@ -168,7 +162,7 @@ def derivative(
         drv = drvs[names[0]]
         split = (drvs[names[1]].driver, drvs[names[2]].driver)
     else:
-        seed = None if mode == "forward" else (1.0 if ret == "active" else 0.0)
+        seed = (1.0 if ret == "active" else 0.0) if how.reverse else None
         drv = bridge.make_driver(
             text,
             result.fn_name,
@@ -180,7 +174,7 @@ def derivative(
             aliased=getattr(result, "aliased_name", None),
             exports=exports,
             nestable=partial(_nestable, primal, argtypes, acts, pointee)
-            if mode == "reverse" and width == 1
+            if how.reverse and width == 1
             else None,
             width=width,
         )
@@ -198,7 +192,7 @@ def derivative(
     return out
 
 
-def _primal(f: Any, mode: str, kinds: tuple[str, ...]) -> Any:
+def _primal(f: Any, reverse: bool, kinds: tuple[str, ...]) -> Any:
     """The dispatcher to differentiate for `f`: its own, or a caller of it when rules
     give its derivative (they are applied where it is called)."""
     declared = rules_of(f.dispatcher)
@@ -210,7 +204,7 @@ def _primal(f: Any, mode: str, kinds: tuple[str, ...]) -> Any:
             f"{f.py_func.__qualname__}: {', '.join(named)} never carries a derivative "
             "(ez.inactive_arg): pass it as Const"
         )
-    if declared.inactive or declared.has("forward" if mode == "forward" else "reverse"):
+    if declared.inactive or declared.has("reverse" if reverse else "forward"):
         return rule_calls.caller(f.dispatcher, len(kinds))
     return f.dispatcher
 
@@ -224,11 +218,24 @@ def _nestable(dispatcher: Any, argtypes: tuple, acts: list, pointee: list) -> tu
 
 
 _TAPE_BYTES = np.zeros(1, dtype=np.int64)
-_SYNTHESIZERS: dict[str, Any] = {
-    "forward": llvm_passes.forward,
-    "reverse": partial(llvm_passes.reverse, tape_bytes_at=_TAPE_BYTES.ctypes.data),
-    "split": partial(llvm_passes.reverse, tape_bytes_at=_TAPE_BYTES.ctypes.data, split=True),
-}
+
+
+def _synthesizer(
+    how: Mode, argtypes: tuple, restype: Any, pointee: list, width: int
+) -> Callable[..., Any]:
+    """The engine's synthesizer for mode `how`, with its options for these types."""
+    if not how.reverse:
+        return partial(llvm_passes.forward, pointee=pointee, width=width)
+    return partial(
+        llvm_passes.reverse,
+        pointee=pointee,
+        width=width,
+        tape_bytes_at=_TAPE_BYTES.ctypes.data,
+        out_of_memory=link.out_of_memory(argtypes, restype),  # raising MemoryError
+        split=how.split,
+        # combined mode: the driver checks that the arrays' memory does not overlap
+        distinct=frozenset() if how.split else link.distinct_arrays(argtypes),
+    )
 
 
 def clear_cache() -> None:

@@ -33,7 +33,7 @@ from numba.core import types
 from numba.extending import overload
 
 from . import gradients, memory
-from .annotations import Active, Annotation, BatchDuplicated, Const, Duplicated
+from .annotations import SHADOWED, Active, Annotation, BatchDuplicated, Const, Duplicated
 from .bridge.by_address import by_address
 from .bridge.link import finish
 from .derivatives import derivative
@@ -102,7 +102,7 @@ def _call_source(
     """The body of a generated `autodiff` call. `fail(src, message)` is the statement run
     when a run-time check fails."""
     for k, a in enumerate(argv):
-        check_argument_type(k, a.cls, a.val, a.dval, mode.reverse)
+        check_argument_type(k, a.cls, a.val, _shadow_types(k, a), mode.reverse)
     classes = tuple(a.cls for a in argv)
     argtypes = tuple(a.val for a in argv)
     width = batch_width(classes, [len(a.shadows) for a in argv])
@@ -134,6 +134,26 @@ def _call_source(
         out = f"({out}, r[0])"
     src.add(f"return {src.name('finish', finish)}(o, {out})  # raises what the call raised")
     return src
+
+
+def _shadow_types(k: int, a: Arg) -> list[types.Type] | None:
+    """The types of an argument's shadows; in jitted code a batch's shadows are a tuple of
+    one type."""
+    if a.dval is None:
+        return None
+    if not a.batch:
+        return [a.dval]
+    if not isinstance(a.dval, types.BaseTuple):
+        raise AnnotationError(
+            f"argument {k}: {a.cls.__name__} takes a tuple of shadows, got {a.dval}"
+        )
+    lanes = [t for t, _ in a.shadows]
+    if len(set(lanes)) > 1:
+        raise AnnotationError(
+            f"argument {k}: the shadows of a {a.cls.__name__} in jitted code must have one "
+            f"type, got {a.dval} (make them alike, e.g. with np.ascontiguousarray)"
+        )
+    return lanes
 
 
 def _shadow_checks(src: Source, argv: list[Arg], fail: Callable[[Source, str], str]) -> None:
@@ -360,7 +380,6 @@ def register(
 
 
 MISS = object()  # what a Python entry returns for a call of another shape
-_SHADOWED = (Duplicated, BatchDuplicated)
 
 
 def python_entry(
@@ -422,7 +441,7 @@ def _entry_stub(
     `spec` holds (annotation class, whether the value was passed plain) per argument. The
     overload is inlined into the entry: the entry then holds no reference of its own when
     the call raises."""
-    n = sum(2 if issubclass(cls, _SHADOWED) else 1 for cls, _ in spec)
+    n = sum(2 if issubclass(cls, SHADOWED) else 1 for cls, _ in spec)
     params = ", ".join(f"v{j}" for j in range(n))
 
     def generate(*vals: types.Type) -> Callable[..., Any]:
@@ -431,7 +450,7 @@ def _entry_stub(
         for cls, plain in spec:
             j, val = next(it)
             dval, dsrc = (None, None)
-            if issubclass(cls, _SHADOWED):
+            if issubclass(cls, SHADOWED):
                 i, dval = next(it)
                 dsrc = f"v{i}"
             argv.append(Arg(cls, val, dval, f"v{j}", dsrc, plain))

@@ -8,35 +8,23 @@ from typing import Any
 import numba
 import numpy as np
 from numba.core import types
+from numba.core.errors import NumbaError
 
 from . import memory
 from .annotations import Active, Annotation, BatchDuplicated, Const, Duplicated
 from .errors import AnnotationError, ShadowError
 
-FLOAT_DTYPES = (np.float32, np.float64)
-
-
-def is_float_scalar(v: Any) -> bool:
-    return isinstance(v, float | np.floating) and not isinstance(v, np.longdouble)
-
 
 def check_argument(k: int, arg: Any, reverse: bool) -> Annotation:
-    """Validate one argument of `autodiff`; plain values become `Const`."""
+    """Validate one argument of `autodiff` given from Python (`check_argument_type` on the
+    Numba types of its values); plain values become `Const`."""
     if not isinstance(arg, Annotation):
         if isinstance(arg, type) and issubclass(arg, Annotation):
             raise AnnotationError(unwrapped_message(k, arg))
         return Const(arg)
-    if isinstance(arg, BatchDuplicated):
-        _check_batch(k, type(arg).__name__, len(arg.dvals), reverse)
-    if isinstance(arg, Active | Duplicated | BatchDuplicated):
-        _check_precision(k, _float_dtype(arg.val))
-    if isinstance(arg, Active):
-        _check_active(k, is_float_scalar(arg.val), type(arg.val).__name__, reverse)
-    if isinstance(arg, Duplicated):
-        _check_shadow(k, arg.val, arg.dval, reverse)
-    if isinstance(arg, BatchDuplicated):
-        for lane, dval in enumerate(arg.dvals):
-            _check_shadow(f"{k} (shadow {lane})", arg.val, dval, reverse)
+    shadows = getattr(arg, "shadows", None)
+    lanes = None if shadows is None else [value_type(k, d) for d in shadows]
+    check_argument_type(k, type(arg), value_type(k, arg.val), lanes, reverse)
     return arg
 
 
@@ -87,7 +75,7 @@ def value_type(k: int, v: Any) -> types.Type:
     """The Numba type of argument `k`'s value (`AnnotationError` when Numba has none)."""
     try:
         return numba.typeof(v)
-    except ValueError:
+    except (ValueError, NumbaError):
         _check_precision(k, _float_dtype(v))
         raise AnnotationError(
             f"argument {k}: a {type(v).__name__} cannot be passed to a jitted function"
@@ -134,24 +122,6 @@ def _check_active(k: int | str, is_float: bool, got: str, reverse: bool) -> None
         raise AnnotationError(f"argument {k}: Active needs a float scalar, got {got}")
 
 
-def _check_shadow(k: int | str, x: Any, dx: Any, reverse: bool) -> None:
-    if isinstance(x, np.ndarray):
-        _check_array_shadow(
-            k, x.dtype.type in FLOAT_DTYPES, x.dtype, isinstance(dx, np.ndarray), type(dx).__name__
-        )
-        if dx.ndim != x.ndim or dx.dtype != x.dtype:
-            raise ShadowError(_unlike(k, dx.ndim, dx.dtype, x.ndim, x.dtype))
-        if not dx.flags.writeable:
-            raise ShadowError(_READ_ONLY.format(k=k))
-        return
-    if is_float_scalar(x):
-        _check_scalar_shadow(
-            k, reverse, is_float_scalar(dx) or isinstance(dx, int), type(dx).__name__
-        )
-        return
-    raise AnnotationError(_not_differentiable(k, type(x).__name__))
-
-
 _READ_ONLY = "argument {k}: the shadow array is read-only"
 
 
@@ -189,26 +159,20 @@ def _not_differentiable(k: int | str, got: str) -> str:
 
 
 def check_argument_type(
-    k: int | str, cls: type, val: types.Type, dval: types.Type | None, reverse: bool
+    k: int | str,
+    cls: type,
+    val: types.Type,
+    shadows: Sequence[types.Type] | None,
+    reverse: bool,
 ) -> None:
-    """`check_argument` on Numba types, for calls inside jitted code: `cls` is the
-    annotation class (`Const` for a plain value), `val` / `dval` the types it wraps (for
-    `BatchDuplicated`, `dval` is the tuple of the shadows' types). What only values tell
-    (shapes, memory) is checked by the generated code at run time."""
+    """The checks of an argument of `autodiff` on Numba types: `cls` is the annotation
+    class (`Const` for a plain value), `val` the type of its value, `shadows` the types of
+    its shadows (one, or one per lane of a `BatchDuplicated`; None without). What only
+    values tell (shapes, memory) is checked by `memory`."""
     if issubclass(cls, BatchDuplicated):
-        if not isinstance(dval, types.BaseTuple):
-            raise AnnotationError(
-                f"argument {k}: {cls.__name__} takes a tuple of shadows, got {dval}"
-            )
-        lanes: Any = dval.types
-        _check_batch(k, cls.__name__, len(lanes), reverse)
-        if len(set(lanes)) > 1:
-            raise AnnotationError(
-                f"argument {k}: the shadows of a {cls.__name__} in jitted code must have one "
-                f"type, got {dval} (make them alike, e.g. with np.ascontiguousarray)"
-            )
-        for lane, t in enumerate(lanes):
-            check_argument_type(f"{k} (shadow {lane})", Duplicated, val, t, reverse)
+        _check_batch(k, cls.__name__, len(shadows or ()), reverse)
+        for lane, t in enumerate(shadows or ()):
+            check_argument_type(f"{k} (shadow {lane})", Duplicated, val, (t,), reverse)
         return
     if issubclass(cls, Active | Duplicated):
         t = val.dtype if isinstance(val, types.Array) else val
@@ -217,6 +181,7 @@ def check_argument_type(
         _check_active(k, isinstance(val, types.Float), str(val), reverse)
     if not issubclass(cls, Duplicated):
         return
+    (dval,) = shadows or (types.none,)
     if isinstance(val, types.Array):
         _check_array_shadow(
             k,

@@ -11,8 +11,8 @@ from typing import Any
 import numba
 
 from .annotations import (
+    SHADOWED,
     Active,
-    BatchDuplicated,
     BatchDuplicatedNoNeed,
     Const,
     Duplicated,
@@ -86,7 +86,7 @@ def forward_types(ret_activity: Any, classes: tuple[type, ...], argtypes: tuple)
 def _forward_kind(cls: type) -> str:
     if issubclass(cls, DuplicatedNoNeed | BatchDuplicatedNoNeed):
         return "dup_noneed"
-    return "dup" if issubclass(cls, Duplicated | BatchDuplicated) else "const"
+    return "dup" if issubclass(cls, SHADOWED) else "const"
 
 
 def reverse_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes: tuple) -> tuple:
@@ -116,9 +116,7 @@ def reverse_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes
 
 
 def _reverse_kinds(classes: tuple[type, ...]) -> tuple[str, ...]:
-    return tuple(
-        "dup" if issubclass(c, Duplicated | BatchDuplicated | Active) else "const" for c in classes
-    )
+    return tuple("dup" if issubclass(c, (*SHADOWED, Active)) else "const" for c in classes)
 
 
 def split_types(f: Any, ret_activity: Any, classes: tuple[type, ...], argtypes: tuple) -> tuple:
