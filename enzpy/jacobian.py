@@ -10,7 +10,7 @@ own color): one lane per color, `width` lanes per sweep.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -338,14 +338,16 @@ def _forward_sweeps(
                 lanes.append(f"{cast}(1.0 if colors[o{k}] == start + {lane} else 0.0)")
         anns.append(f"{batch}({_copy_source(v)}, {tuple_source(lanes)})")
     src.add(f"t = _autodiff({src.name('Forward', Forward)}, f, {', '.join(anns)})", 2)
-    for lane in range(width):
-        for g, (k, first, count) in enumerate(groups):
-            src.add(f"{'el' if g else ''}if start + {lane} < {first} + {count}:", 2)
-            c = f"start + {lane} - {first}"
-            for j, (path, is_array) in enumerate(leaves):
-                t = f"t[{lane}]{_index(path)}"
-                put = f"_put_column(J{k}_{j}, {c}, {t})" if is_array else f"J{k}_{j}[0, {c}] = {t}"
-                src.add(put, 3)
+
+    def put(lane: int, k: int, c: str) -> list[str]:
+        return [
+            f"_put_column(J{k}_{j}, {c}, t[{lane}]{_index(path)})"
+            if is_array
+            else f"J{k}_{j}[0, {c}] = t[{lane}]{_index(path)}"
+            for j, (path, is_array) in enumerate(leaves)
+        ]
+
+    _scatter(src, groups, width, put)
     return [f"J{groups[-1][0]}_{j}" for j in range(len(leaves))]
 
 
@@ -383,14 +385,29 @@ def _reverse_sweeps(
         anns.append(f"{batch}(r{j}, {tuple_source(seeds)})")
     into = src.name("into", _by_reference(f, len(values), tuple(leaves)))
     src.add(f"adj = _autodiff({src.name('Reverse', Reverse)}, {into}, {', '.join(anns)})", 2)
-    for lane in range(width):
-        for g, (j, first, count) in enumerate(groups):
-            src.add(f"{'el' if g else ''}if start + {lane} < {first} + {count}:", 2)
-            r = f"start + {lane} - {first}"
-            for k in diff:
-                put = f"_put_row(J{k}_{j}, {r}, d{k}_{lane})"
-                src.add(put if values[k].array else f"J{k}_{j}[{r}, 0] = adj[{k}][{lane}]", 3)
+
+    def put(lane: int, j: int, r: str) -> list[str]:
+        return [
+            f"_put_row(J{k}_{j}, {r}, d{k}_{lane})"
+            if values[k].array
+            else f"J{k}_{j}[{r}, 0] = adj[{k}][{lane}]"
+            for k in diff
+        ]
+
+    _scatter(src, groups, width, put)
     return [f"J{k}_{j}" for j, _, _ in groups for k in diff]
+
+
+def _scatter(
+    src: Source, groups: list[Group], width: int, put: Callable[[int, int, str], list[str]]
+) -> None:
+    """Per lane, the statements `put(lane, block, line within the block)` writing its line
+    into the block of the group holding it (none for a lane past the last line)."""
+    for lane in range(width):
+        for g, (block, first, count) in enumerate(groups):
+            src.add(f"{'el' if g else ''}if start + {lane} < {first} + {count}:", 2)
+            for statement in put(lane, block, f"start + {lane} - {first}"):
+                src.add(statement, 3)
 
 
 _BY_REFERENCE: dict[tuple, EnzymeJit] = {}
