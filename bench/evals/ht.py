@@ -237,13 +237,15 @@ def objective(args: tuple[Any, ...]) -> np.ndarray:
 
 
 def gradbench_prepare(function: str, input: dict[str, Any]) -> Callable[[], Any]:
-    """``objective`` -> the residuals, flat; ``jacobian`` -> the Jacobian, row per residual."""
+    """``objective`` -> the residuals, flat; ``jacobian`` -> the Jacobian, row per residual
+    (NumPy arrays: the protocol turns them into JSON after the timed runs, as GradBench's
+    C++ tools time their computation, not their output)."""
     require_enzpy()
     args = arguments(input)
     if function == "objective":
-        return lambda: objective(args).ravel().tolist()
+        return lambda: objective(args).ravel()
     if function == "jacobian":
-        return lambda: hand_jacobian(*args).tolist()
+        return lambda: hand_jacobian(*args)
     raise unknown("ht", function, GRADBENCH_FUNCTIONS)
 
 
