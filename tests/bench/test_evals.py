@@ -14,6 +14,7 @@ from bench.evals._common import reverse_gradient  # noqa: E402
 
 SMALL = {
     "gmm": (3, 4, 20),
+    "gmm_numpy": (3, 4, 20),
     "lse": 50,
     "ode": (8, 3),
     "lstm": (2, 6),
@@ -95,3 +96,20 @@ def test_gmm_native_adjoint_matches_enzpy() -> None:
     grads = reverse_gradient(gmm.PRIMAL, inp.args, gmm.ACTIVE)
     for g, n in zip(grads[:4], native[:4], strict=True):
         np.testing.assert_allclose(g, n, rtol=1e-10, atol=1e-12)
+
+
+def test_gmm_numpy_is_gmm() -> None:
+    """The array version computes ADBench's log-likelihood and the same gradient."""
+    from bench.evals import gmm, gmm_numpy
+
+    inp = gmm.make_inputs((4, 5, 30))
+    loops, arrays = (
+        reverse_gradient(
+            mod.PRIMAL, [a.copy() if isinstance(a, np.ndarray) else a for a in inp.args], gmm.ACTIVE
+        )
+        for mod in (gmm, gmm_numpy)
+    )
+    assert gmm_numpy.PRIMAL(*inp.args) == pytest.approx(gmm.PRIMAL(*inp.args), rel=1e-13)
+    for g, h in zip(loops, arrays, strict=True):
+        if g is not None:
+            np.testing.assert_allclose(h, g, rtol=1e-11, atol=1e-13)
