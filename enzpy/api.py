@@ -203,10 +203,21 @@ def _tangent_of(restype: Any) -> Callable[[Any], Any]:
 
 def _run(deriv: Any, annotated: list[Annotation]) -> tuple[Any, Any]:
     """Call the native derivative: primals, then shadows laid out like their primals
-    (copied back into the user's shadows when they had another layout; one copy for one
-    shadow passed twice, so that both arguments accumulate into it)."""
+    (copied back into the user's shadows when they had another layout)."""
+    shadows, copy_back = shadow_arguments(annotated)
+    out = deriv.driver(*[a.val for a in annotated], *shadows)
+    for dst, src in copy_back:
+        dst[...] = src
+    return out
+
+
+def shadow_arguments(annotated: list[Annotation]) -> tuple[list[Any], list[tuple[Any, Any]]]:
+    """The shadows a driver takes, each laid out like its primal (the engine replays the
+    primal's address arithmetic on it), and the (user's shadow, copy) pairs of those laid
+    out otherwise; one copy for one shadow passed twice, so that both arguments accumulate
+    into it."""
     shadows: list[Any] = []
-    copy_back: list[tuple[np.ndarray, np.ndarray]] = []
+    copy_back: list[tuple[Any, Any]] = []
     copies: dict[tuple, np.ndarray] = {}
     for a in annotated:
         for dval in getattr(a, "shadows", ()):
@@ -220,10 +231,7 @@ def _run(deriv: Any, annotated: list[Annotation]) -> tuple[Any, Any]:
                 shadows.append(s)
             else:
                 shadows.append(type(a.val)(dval))
-    out = deriv.driver(*[a.val for a in annotated], *shadows)
-    for dst, src in copy_back:
-        dst[...] = src
-    return out
+    return shadows, copy_back
 
 
 def _reverse(mode: Mode, f: EnzymeJit, ret_activity: Any, annotated: list[Annotation]) -> Any:

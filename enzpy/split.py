@@ -9,15 +9,13 @@ import numba
 import numpy as np
 
 from .annotations import Active, Annotation, BatchDuplicated
-from .api import parse_arguments
+from .api import _width, derivative_signature, parse_arguments, shadow_arguments
 from .bridge.link import TAPE_BYTES, slot_words
 from .derivatives import Derivative, derivative
 from .errors import AnnotationError, EnzpyError, ShadowError
 from .jit import EnzymeJit
-from .memory import with_strides
 from .modes import Mode, ReverseSplitNoPrimal, ReverseSplitWithPrimal
 from .shadows import check_argument, check_memory
-from .signatures import signature_of_types
 
 
 class Tape:
@@ -35,7 +33,8 @@ class Tape:
         # return's shadow slot of each batch lane
         self._native = np.zeros(TAPE_BYTES // 8 + thunk.slot_words, dtype=np.int64)
         # primal arguments then shadows, as the forward pass got them
-        self._args, self._copies = _flat(annotated)
+        shadows, self._copies = shadow_arguments(annotated)
+        self._args = (*(a.val for a in annotated), *shadows)
         self._shapes = _shapes(annotated)
         self._pending = False  # True from the forward pass (even one that raised) until used
 
@@ -87,14 +86,20 @@ class _Thunk:
     """One split-mode derivative of `f` for fixed argument types and activities."""
 
     def __init__(
-        self, mode: Mode, f: EnzymeJit, ret: str, annotated: list[Annotation], deriv: Derivative
+        self,
+        mode: Mode,
+        f: EnzymeJit,
+        ret: str,
+        annotated: list[Annotation],
+        deriv: Derivative,
+        width: int,
     ) -> None:
         self.mode, self.f, self.ret, self.derivative = mode, f, ret, deriv
         self.name = f.py_func.__qualname__
         self.classes = tuple(type(a) for a in annotated)
         self.argtypes = deriv.argtypes
         self.widths = _widths(annotated)
-        self.width = max((*self.widths, 1))
+        self.width = width
         self.batch = any(issubclass(c, BatchDuplicated) for c in self.classes)
         self.slot_words = slot_words(deriv.restype) * self.width
 
@@ -149,20 +154,6 @@ class _Thunk:
             )
         check_memory(annotated)
         return annotated
-
-
-def _flat(annotated: list[Annotation]) -> tuple[tuple, list]:
-    """The driver's arguments (primal values, then the shadows of each argument, laid out
-    like their primals), and the (user's shadow, copy) pairs of shadows laid out
-    otherwise."""
-    shadows, copies = [], []
-    for a in annotated:
-        for dval in getattr(a, "shadows", ()):
-            s = with_strides(a.val, dval)
-            if s is not dval:
-                copies.append((dval, s))
-            shadows.append(s)
-    return (*(a.val for a in annotated), *shadows), copies
 
 
 def _widths(annotated: list[Annotation]) -> tuple[int, ...]:
@@ -286,9 +277,8 @@ def autodiff_thunk(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[ForwardPass, R
             f"autodiff_thunk takes ReverseSplitWithPrimal or ReverseSplitNoPrimal, got {mode!r}"
         )
     ret_activity, annotated = parse_arguments(mode, f, args, thunk=True)
-    classes = tuple(map(type, annotated))
-    argtypes = tuple(numba.typeof(a.val) for a in annotated)
-    argtypes, kinds, ret = signature_of_types(mode, f, ret_activity, classes, argtypes)
-    width = max((*_widths(annotated), 1))
-    thunk = _Thunk(mode, f, ret, annotated, derivative(mode, f, argtypes, kinds, ret, width))
+    argtypes, kinds, ret = derivative_signature(mode, f, ret_activity, annotated)
+    width = _width(annotated)
+    deriv = derivative(mode, f, argtypes, kinds, ret, width)
+    thunk = _Thunk(mode, f, ret, annotated, deriv, width)
     return ForwardPass(thunk), ReversePass(thunk)
