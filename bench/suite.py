@@ -16,17 +16,7 @@ from .kernels import build_kernels
 from .timing import Gradient, Inputs, Kernel, Tool
 from .tools import default_tools, dot_test, hand_gradient, hvp_error, value_error
 
-EVALS: tuple[str, ...] = (
-    "gmm",
-    "gmm_numpy",
-    "lse",
-    "ode",
-    "lstm",
-    "ba",
-    "llsq",
-    "det",
-    "kmeans",
-)
+EVALS: tuple[str, ...] = ("gmm", "gmm_numpy", "lse", "ode", "lstm", "ba", "llsq", "det", "kmeans")
 #: tool families selectable with --tools (the primal always runs)
 FAMILIES: tuple[str, ...] = ("enzpy", "fd", "hand", "native", "jax", "torch")
 

@@ -53,7 +53,7 @@ def jvp(values: Sequence[Value], tangents: Sequence[str]) -> Source:
     anns = [
         _dup(src, v, f"{t}.copy()" if v.array else f"{src.name('cast', v.cast)}({t})")
         if v.diff
-        else _const_copy(src, v)
+        else const_copy(src, v)
         for v, t in zip(values, tangents, strict=True)
     ]
     src.add(f"r = _autodiff({src.name('mode', ForwardWithPrimal)}, f, {', '.join(anns)})")
@@ -89,7 +89,7 @@ def _reverse_pass(src: Source, values: Sequence[Value], with_primal: bool) -> li
     anns, grads = [], []
     for k, v in enumerate(values):
         if not v.diff:
-            anns.append(_const_copy(src, v))
+            anns.append(const_copy(src, v))
             grads.append("None")
         elif v.array:
             src.add(f"g{k} = np.zeros_like({v.src})")
@@ -112,7 +112,7 @@ def _forward_gradient(src: Source, values: Sequence[Value], k: int) -> str:
         out = []
         for j, v in enumerate(values):
             if not v.diff:
-                out.append(_const_copy(src, v))
+                out.append(const_copy(src, v))
             elif v.array:
                 out.append(_dup(src, v, seeded if j == k and seeded else f"np.zeros_like({v.src})"))
             else:
@@ -131,14 +131,15 @@ def _forward_gradient(src: Source, values: Sequence[Value], k: int) -> str:
     return f"g{k}"
 
 
-def _copy(v: Value) -> str:
+def copy_source(v: Value) -> str:
     """The source of a copy of `v` (arrays are copied; scalars are values)."""
     return f"{v.src}.copy()" if v.array else v.src
 
 
 def _dup(src: Source, v: Value, shadow: str) -> str:
-    return f"{src.name('Duplicated', Duplicated)}({_copy(v)}, {shadow})"
+    return f"{src.name('Duplicated', Duplicated)}({copy_source(v)}, {shadow})"
 
 
-def _const_copy(src: Source, v: Value) -> str:
-    return f"{src.name('Const', Const)}({_copy(v)})"
+def const_copy(src: Source, v: Value) -> str:
+    """The source of `Const` of a copy of `v`."""
+    return f"{src.name('Const', Const)}({copy_source(v)})"

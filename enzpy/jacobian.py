@@ -19,11 +19,11 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
-from .annotations import Active, Annotation, BatchDuplicated, Const
+from .annotations import Active, Annotation, BatchDuplicated
 from .api import _differentiable, _type_key, autodiff
 from .bridge.by_address import by_address
 from .errors import AnnotationError
-from .gradients import Value
+from .gradients import Value, const_copy, copy_source
 from .inside import _arg, _mode_and_function
 from .inside import _differentiable as _differentiable_types
 from .jit import EnzymeJit, enzyme_jit
@@ -232,7 +232,7 @@ def _source(
     if not diff:
         raise AnnotationError("jacobian: no float or float-array argument to differentiate")
     src = Source({"np": np, **_HELPERS})
-    src.add(f"out = f({', '.join(_copy_source(v) for v in values)})")
+    src.add(f"out = f({', '.join(copy_source(v) for v in values)})")
     for j, (path, is_array) in enumerate(leaves):
         src.add(f"m{j} = out{_index(path)}.size" if is_array else f"m{j} = 1")
     for k in diff:
@@ -250,8 +250,8 @@ def _source(
     # the lines of each block: (block index, first line, count)
     groups = [(int(name[1:]), name, size) for name, size in sizes.items()] if dense else []
     groups = groups or [(diff[0] if not reverse else 0, "0", "p")]
-    sweeps = _reverse_sweeps if reverse else _forward_sweeps
-    blocks = sweeps(src, values, diff, leaves, groups, width, f)
+    sweeps = _Sweeps(src, values, diff, leaves, groups, width, f)
+    blocks = sweeps.reverse() if reverse else sweeps.forward()
     if not dense:
         src.add(f"return {tuple_source(blocks)}")
         return src
@@ -267,10 +267,6 @@ def _source(
         result.append(_rebuilt(restype, parts))
     src.add(f"return {tuple_source(result)}")
     return src
-
-
-def _copy_source(v: Value) -> str:
-    return f"{v.src}.copy()" if v.array else v.src
 
 
 # Small compiled helpers, called by address from the sweeps (`by_address`): what they do by
@@ -308,106 +304,102 @@ _HELPERS = {f.py_func.__name__: by_address(f) for f in (_seed, _put_column, _put
 Group = tuple[int, str, str]  # a block's lines: (its index, first line, count)
 
 
-def _forward_sweeps(
-    src: Source,
-    values: Sequence[Value],
-    diff: list[int],
-    leaves: tuple[Leaf, ...],
-    groups: list[Group],
-    width: int,
-    f: Any,
-) -> list[str]:
-    """Blocks J{k}_{j} (return elements of leaf j × lines of group k): column c the tangent
-    of the return along the inputs of color c. Returns the names of the last group's."""
-    batch = src.name("BatchDuplicated", BatchDuplicated)
-    for k, _, count in groups:
-        for j in range(len(leaves)):
-            src.add(f"J{k}_{j} = np.empty((m{j}, {count}))")
-    src.add(f"for start in range(0, p, {width}):")
-    anns = []
-    for k, v in enumerate(values):
-        if not v.diff:
-            anns.append(f"{src.name('Const', Const)}({_copy_source(v)})")
-            continue
-        lanes = []
-        for lane in range(width):
-            if v.array:
-                lanes.append(f"_seed({v.src}, colors, o{k}, start + {lane})")
+@dataclass
+class _Sweeps:
+    """The loop over sweeps of `width` lanes, added to `src` (see `_source`): the
+    differentiated arguments `diff` of `values`, the float `leaves` of `f`'s return, and the
+    `groups` of lines each block holds."""
+
+    src: Source
+    values: Sequence[Value]
+    diff: list[int]
+    leaves: tuple[Leaf, ...]
+    groups: list[Group]
+    width: int
+    f: Any
+
+    def forward(self) -> list[str]:
+        """Blocks J{k}_{j} (return elements of leaf j × lines of group k): column c the
+        tangent of the return along the inputs of color c. Returns the last group's."""
+        src, leaves = self.src, self.leaves
+        batch = src.name("BatchDuplicated", BatchDuplicated)
+        for k, _, count in self.groups:
+            for j in range(len(leaves)):
+                src.add(f"J{k}_{j} = np.empty((m{j}, {count}))")
+        src.add(f"for start in range(0, p, {self.width}):")
+        anns = []
+        for k, v in enumerate(self.values):
+            if not v.diff:
+                anns.append(const_copy(src, v))
+                continue
+            lanes = []
+            for lane in range(self.width):
+                if v.array:
+                    lanes.append(f"_seed({v.src}, colors, o{k}, start + {lane})")
+                else:
+                    cast = src.name("cast", v.cast)
+                    lanes.append(f"{cast}(1.0 if colors[o{k}] == start + {lane} else 0.0)")
+            anns.append(f"{batch}({copy_source(v)}, {tuple_source(lanes)})")
+        src.add(f"t = _autodiff({src.name('Forward', Forward)}, f, {', '.join(anns)})", 2)
+
+        def put(lane: int, k: int, c: str) -> list[str]:
+            return [
+                f"_put_column(J{k}_{j}, {c}, t[{lane}]{_index(path)})"
+                if is_array
+                else f"J{k}_{j}[0, {c}] = t[{lane}]{_index(path)}"
+                for j, (path, is_array) in enumerate(leaves)
+            ]
+
+        self._scatter(put)
+        return [f"J{self.groups[-1][0]}_{j}" for j in range(len(leaves))]
+
+    def reverse(self) -> list[str]:
+        """Blocks J{k}_{j} (lines of group j × elements of argument k): row c the gradient
+        of the sum of the return's elements of color c (the return written into arrays by
+        `_by_reference` and seeded through their shadows). Returns the blocks."""
+        src, values, diff = self.src, self.values, self.diff
+        batch = src.name("BatchDuplicated", BatchDuplicated)
+        for j, _, count in self.groups:
+            for k in diff:
+                src.add(f"J{k}_{j} = np.empty(({count}, n{k}))")
+        src.add(f"for start in range(0, p, {self.width}):")
+        anns = []
+        for k, v in enumerate(values):
+            if not v.diff:
+                anns.append(const_copy(src, v))
+            elif v.array:
+                for lane in range(self.width):
+                    src.add(f"d{k}_{lane} = np.zeros_like({v.src})", 2)
+                shadows = tuple_source([f"d{k}_{lane}" for lane in range(self.width)])
+                anns.append(f"{batch}({v.src}.copy(), {shadows})")
             else:
-                cast = src.name("cast", v.cast)
-                lanes.append(f"{cast}(1.0 if colors[o{k}] == start + {lane} else 0.0)")
-        anns.append(f"{batch}({_copy_source(v)}, {tuple_source(lanes)})")
-    src.add(f"t = _autodiff({src.name('Forward', Forward)}, f, {', '.join(anns)})", 2)
+                anns.append(f"{src.name('Active', Active)}({v.src})")
+        for j in range(len(self.leaves)):
+            src.add(f"r{j} = np.empty(m{j})", 2)
+            seeds = [f"_seed(r{j}, colors, q{j}, start + {lane})" for lane in range(self.width)]
+            anns.append(f"{batch}(r{j}, {tuple_source(seeds)})")
+        into = src.name("into", _by_reference(self.f, len(values), self.leaves))
+        src.add(f"adj = _autodiff({src.name('Reverse', Reverse)}, {into}, {', '.join(anns)})", 2)
 
-    def put(lane: int, k: int, c: str) -> list[str]:
-        return [
-            f"_put_column(J{k}_{j}, {c}, t[{lane}]{_index(path)})"
-            if is_array
-            else f"J{k}_{j}[0, {c}] = t[{lane}]{_index(path)}"
-            for j, (path, is_array) in enumerate(leaves)
-        ]
+        def put(lane: int, j: int, r: str) -> list[str]:
+            return [
+                f"_put_row(J{k}_{j}, {r}, d{k}_{lane})"
+                if values[k].array
+                else f"J{k}_{j}[{r}, 0] = adj[{k}][{lane}]"
+                for k in diff
+            ]
 
-    _scatter(src, groups, width, put)
-    return [f"J{groups[-1][0]}_{j}" for j in range(len(leaves))]
+        self._scatter(put)
+        return [f"J{k}_{j}" for j, _, _ in self.groups for k in diff]
 
-
-def _reverse_sweeps(
-    src: Source,
-    values: Sequence[Value],
-    diff: list[int],
-    leaves: tuple[Leaf, ...],
-    groups: list[Group],
-    width: int,
-    f: Any,
-) -> list[str]:
-    """Blocks J{k}_{j} (lines of group j × elements of argument k): row c the gradient of
-    the sum of the return's elements of color c (the return written into arrays by
-    `_by_reference` and seeded through their shadows). Returns the names of the blocks."""
-    batch = src.name("BatchDuplicated", BatchDuplicated)
-    for j, _, count in groups:
-        for k in diff:
-            src.add(f"J{k}_{j} = np.empty(({count}, n{k}))")
-    src.add(f"for start in range(0, p, {width}):")
-    anns = []
-    for k, v in enumerate(values):
-        if not v.diff:
-            anns.append(f"{src.name('Const', Const)}({_copy_source(v)})")
-        elif v.array:
-            for lane in range(width):
-                src.add(f"d{k}_{lane} = np.zeros_like({v.src})", 2)
-            shadows = tuple_source([f"d{k}_{lane}" for lane in range(width)])
-            anns.append(f"{batch}({v.src}.copy(), {shadows})")
-        else:
-            anns.append(f"{src.name('Active', Active)}({v.src})")
-    for j in range(len(leaves)):
-        src.add(f"r{j} = np.empty(m{j})", 2)
-        seeds = [f"_seed(r{j}, colors, q{j}, start + {lane})" for lane in range(width)]
-        anns.append(f"{batch}(r{j}, {tuple_source(seeds)})")
-    into = src.name("into", _by_reference(f, len(values), tuple(leaves)))
-    src.add(f"adj = _autodiff({src.name('Reverse', Reverse)}, {into}, {', '.join(anns)})", 2)
-
-    def put(lane: int, j: int, r: str) -> list[str]:
-        return [
-            f"_put_row(J{k}_{j}, {r}, d{k}_{lane})"
-            if values[k].array
-            else f"J{k}_{j}[{r}, 0] = adj[{k}][{lane}]"
-            for k in diff
-        ]
-
-    _scatter(src, groups, width, put)
-    return [f"J{k}_{j}" for j, _, _ in groups for k in diff]
-
-
-def _scatter(
-    src: Source, groups: list[Group], width: int, put: Callable[[int, int, str], list[str]]
-) -> None:
-    """Per lane, the statements `put(lane, block, line within the block)` writing its line
-    into the block of the group holding it (none for a lane past the last line)."""
-    for lane in range(width):
-        for g, (block, first, count) in enumerate(groups):
-            src.add(f"{'el' if g else ''}if start + {lane} < {first} + {count}:", 2)
-            for statement in put(lane, block, f"start + {lane} - {first}"):
-                src.add(statement, 3)
+    def _scatter(self, put: Callable[[int, int, str], list[str]]) -> None:
+        """Per lane, the statements `put(lane, block, line within the block)` writing its
+        line into the block of the group holding it (none for a lane past the last line)."""
+        for lane in range(self.width):
+            for g, (block, first, count) in enumerate(self.groups):
+                self.src.add(f"{'el' if g else ''}if start + {lane} < {first} + {count}:", 2)
+                for statement in put(lane, block, f"start + {lane} - {first}"):
+                    self.src.add(statement, 3)
 
 
 _BY_REFERENCE: dict[tuple, EnzymeJit] = {}
