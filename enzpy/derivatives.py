@@ -28,6 +28,7 @@ from . import bridge
 from .bridge import link, rule_calls
 from .bridge.inline import inline_into_root, inline_small_callees
 from .bridge.names import construct_hint, demangle_all
+from .bridge.powers import powers_as_intrinsics
 from .bridge.refcounts import drop_argument_refcounts
 from .errors import AnnotationError, DroppedDerivativeWarning, NoDerivativeError
 from .modes import Mode
@@ -72,7 +73,7 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     texts = bridge.modules_for(symbol)
     rule_calls.register(name for text in texts for name in bridge.capture.defined_symbols(text))
     module = Module()
-    for text in inline_small_callees(texts, symbol):
+    for text in inline_small_callees(powers_as_intrinsics(texts), symbol):
         module.merge(parse_module(text))
     unresolved = bridge.capture.UNRESOLVED  # recursion between overloads: direct calls
     link.calls_made_direct(
