@@ -51,6 +51,13 @@ PURE = (
     | CASTS
     | {"fneg", "icmp", "fcmp", "select", "getelementptr", "extractvalue", "insertvalue", "freeze"}
 )
+# calls the reverse sweep may recompute: integer intrinsics as cheap as an instruction
+PURE_CALLS = ("llvm.umin.", "llvm.umax.", "llvm.smin.", "llvm.smax.", "llvm.abs.")
+
+
+def pure(v: Instruction) -> bool:
+    """An instruction the reverse sweep may recompute from its operands."""
+    return v.opcode in PURE or v.opcode == "call" and v.callee_name.startswith(PURE_CALLS)
 
 
 @dataclass(frozen=True)
@@ -414,7 +421,7 @@ class _Planner:
         return (
             v.block.name in once
             or depth < 8
-            and v.opcode in PURE
+            and pure(v)
             and all(self._free(o, block, once, depth + 1) for o in v.operands)
         )
 
@@ -450,9 +457,7 @@ class _Planner:
         elif v.block.name in once and not _from_arguments(v, kind):
             self.frame[item] = len(self.frame)
         elif depth < 16 and (
-            kind == "primal"
-            and (v.opcode in PURE or v in self.reload)
-            or v.opcode == "getelementptr"
+            kind == "primal" and (pure(v) or v in self.reload) or v.opcode == "getelementptr"
         ):
             inner: list[Item] = []
             for k, o in enumerate(v.operands):  # a shadow GEP: the base's shadow, same indices
@@ -545,8 +550,8 @@ def _from_arguments(v: Instruction, kind: str) -> bool:
     """An address (or a pure primal value) computed from arguments and constants only: the
     reverse sweep recomputes it rather than keep it (a nested derivative's engine would
     otherwise see a pointer into memory without derivatives stored on the tape)."""
-    pure = v.opcode == "getelementptr" or kind == "primal" and v.opcode in PURE
-    return pure and all(isinstance(o, Argument | Constant | GlobalRef) for o in v.operands)
+    computed = v.opcode == "getelementptr" or kind == "primal" and pure(v)
+    return computed and all(isinstance(o, Argument | Constant | GlobalRef) for o in v.operands)
 
 
 def _retained(alloc: Instruction) -> bool:

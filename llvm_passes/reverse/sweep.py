@@ -336,6 +336,9 @@ class Reverse:
                 pred=v.pred,
                 aux_type=v.aux_type,
                 indices=v.indices,
+                callee=v.callee,  # (a pure call)
+                fnty=v.fnty,
+                arg_attrs=v.arg_attrs,
             )
             got = self.b.insert(copy, f"{v.label}.{'shadow' if kind == 'shadow' else 're'}")
         self.block_values[key] = got

@@ -1,13 +1,15 @@
 """Loop rewrites before reverse differentiation: every `while` loop gets an iteration
-counter (it becomes a counted loop, replayed by counting down), and every edge leaving a
-counted loop a block of its own (where the forward sweep saves the loop's last counter).
-The primal computes what it did."""
+counter (it becomes a counted loop, replayed by counting down), every edge leaving a
+counted loop a block of its own (where the forward sweep saves the loop's last counter),
+and a value that a loop-invariant choice keeps from iteration to iteration is read from
+before the loop. The primal computes what it did."""
 
 from __future__ import annotations
 
 from ..analysis.cfg import cfg, dominators
 from ..analysis.loops import counted_loops, dominated
 from ..ir import I64, Block, Constant, Function, Instruction
+from .dead import drop_dead
 
 
 def count_iterations(fn: Function) -> None:
@@ -53,3 +55,36 @@ def split_exit_edges(fn: Function) -> None:
             term.labels = [edge.name if t == target else t for t in term.labels]
             for phi in fn.block(target).phis:
                 phi.labels = [edge.name if t == block.name else t for t in phi.labels]
+
+
+def read_kept_values_before_loops(fn: Function) -> None:
+    """In a counted loop, `s = select(c, x, p)` with `c` defined outside the loop and `p` a
+    header phi `[init, preheader], [s, latch]`: either `c` holds and `s` is `x` in every
+    iteration, or it does not and `s` is `init` in every iteration; so `s` takes `init` in
+    place of `p`, and `p`, which the reverse sweep would keep per iteration, is dropped when
+    nothing else reads it. (Numba's broadcasting loops index each operand so: the index
+    follows the loop's counter, or stays 0 along a dimension of length 1.)"""
+    changed = False
+    for lp in counted_loops(fn):
+        header = fn.block(lp.header)
+        for phi in header.phis:
+            if len(phi.operands) != 2:
+                continue
+            (init, pre), (s, latch) = sorted(phi.incoming, key=lambda vl: vl[1] != lp.preheader)
+            if (
+                (pre, latch) != (lp.preheader, lp.latch)
+                or not isinstance(s, Instruction)
+                or s.opcode != "select"
+                or s.block_name not in lp.blocks
+                or _inside(s.operands[0], lp.blocks)
+                or not any(o is phi for o in s.operands[1:])
+            ):
+                continue
+            s.operands = [s.operands[0]] + [init if o is phi else o for o in s.operands[1:]]
+            changed = True
+    if changed:
+        drop_dead(fn, ("phi",))
+
+
+def _inside(v: object, blocks: frozenset[str]) -> bool:
+    return isinstance(v, Instruction) and v.block_name in blocks

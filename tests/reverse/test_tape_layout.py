@@ -417,3 +417,23 @@ def test_views_of_arguments_cost_no_reference_counting():
         print_=False,
     )
     assert "NRT_incref" not in text.split("; ---- derivative IR", 1)[1]
+
+
+@ez.enzyme_jit
+def _heat(u, kappa, steps):
+    for _ in range(steps):
+        u[1:-1] = u[1:-1] + kappa * (u[2:] - 2 * u[1:-1] + u[:-2])
+    return 0.5 * np.sum(u * u)
+
+
+def test_broadcasting_loops_keep_no_index_per_element():
+    """Numba's array expressions index each operand with `select(broadcast, i, previous)`
+    and copy with `umin(i, last)`: both follow from the loop's counter, so a step keeps
+    only the Laplacian (for ∂/∂κ), one value per point."""
+    u = np.random.default_rng(4).random(12)
+    check_reverse(_heat, (u, 0.2, 3), (0, 1))
+    dot_test(_heat, (u, 0.2, 3), (0, 1))
+    n, steps = 1000, 10
+    u = np.random.default_rng(5).random(n)
+    ez.gradient(ez.Reverse, _heat, u, 0.2, steps)
+    assert ez.last_tape_bytes() <= 10 * n * steps  # (it was 49 bytes per point and step)
