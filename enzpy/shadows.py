@@ -73,6 +73,20 @@ def differentiated(k: int, cls: type | None, ty: types.Type) -> bool:
 
 def value_type(k: int, v: Any) -> types.Type:
     """The Numba type of argument `k`'s value (`AnnotationError` when Numba has none)."""
+    if type(v) is np.ndarray:  # typed once per dtype, dimension and flags: Numba's typeof
+        f = v.flags  # costs a few µs, in every call of a split pair or `gradient`
+        key = (v.dtype, v.ndim, f.c_contiguous, f.f_contiguous, f.writeable, f.aligned)
+        ty = _ARRAY_TYPES.get(key)
+        if ty is None:
+            ty = _ARRAY_TYPES[key] = _typeof(k, v)
+        return ty
+    return _typeof(k, v)
+
+
+_ARRAY_TYPES: dict[tuple, types.Type] = {}
+
+
+def _typeof(k: int, v: Any) -> types.Type:
     try:
         return numba.typeof(v)
     except (ValueError, NumbaError):

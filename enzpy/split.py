@@ -15,7 +15,7 @@ from .derivatives import Derivative, derivative
 from .errors import AnnotationError, EnzpyError, ShadowError
 from .jit import EnzymeJit
 from .modes import Mode, ReverseSplitNoPrimal, ReverseSplitWithPrimal
-from .shadows import check_argument, check_memory
+from .shadows import check_argument, check_memory, value_type
 
 
 class Tape:
@@ -143,10 +143,10 @@ class _Thunk:
             )
         annotated = [check_argument(k, a, True) for k, a in enumerate(args)]
         for k, (a, cls, t) in enumerate(zip(annotated, self.classes, self.argtypes, strict=True)):
-            if type(a) is not cls or numba.typeof(a.val) != t:
+            if type(a) is not cls or value_type(k, a.val) != t:
                 raise AnnotationError(
                     f"argument {k}: the thunk was made for {cls.__name__} of {t}, got "
-                    f"{type(a).__name__} of {numba.typeof(a.val)}; make another thunk"
+                    f"{type(a).__name__} of {value_type(k, a.val)}; make another thunk"
                 )
         if _widths(annotated) != self.widths:
             raise AnnotationError(
