@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
+import llvmlite.binding as llvm
 import numba
 import numpy as np
 from numba.core.errors import NumbaDebugInfoWarning
@@ -24,7 +25,7 @@ import llvm_passes
 from llvm_passes.ir import Module, parse_module, parse_type_text
 from llvm_passes.transforms.sign_tests import fold_sign_tests
 
-from . import bridge
+from . import bridge, disk_cache
 from .bridge import link, rule_calls
 from .bridge.inline import inline_into_root, inline_small_callees
 from .bridge.names import construct_hint, demangle_all
@@ -47,7 +48,7 @@ class Derivative:
     symbol: str
     restype: Any
     argtypes: tuple
-    result: llvm_passes.ForwardResult | llvm_passes.ReverseResult
+    synthesis: Callable[[], llvm_passes.ForwardResult | llvm_passes.ReverseResult]  # engine's
     split: tuple = ()  # split mode: the reverse and release drivers (`driver` augments)
     drop_tapes: Any = None  # reverse: frees the storage kept between calls, returns its bytes
 
@@ -114,7 +115,8 @@ def derivative(
     """The derivative of `f` for `argtypes` in mode `how` (forward, reverse or split mode;
     with or without the primal, one derivative); `kinds` gives 'const' / 'dup' per
     argument, `ret` the return activity ('dup', 'active' or 'const'); `width` the number of
-    derivatives carried per active value (batch mode)."""
+    derivatives carried per active value (batch mode). With `cache=True` it is loaded from,
+    or written to, the disk cache (`disk_cache`)."""
     key = (how.reverse, how.split, f, argtypes, kinds, ret, width)
     hit = _cache.get(key)
     if hit is not None:
@@ -126,16 +128,93 @@ def derivative(
             "serial version of the function"
         )
     primal = _primal(f, how.reverse, kinds)
+    stored = disk_cache.entry(f, (how.reverse, how.split, argtypes, kinds, ret, width))
+    loaded = stored is not None and stored.library is not None
+    synthesis = partial(_synthesis, how, f, primal, argtypes, kinds, ret, width)
+    s = _stored_synthesis(primal, argtypes, kinds, ret, stored) if loaded else synthesis()
+    for message in s.warnings:
+        warnings.warn(message, DroppedDerivativeWarning, stacklevel=_user_frame())
+    text, names = s.text, s.names
+    drop = names.get("drop")
+    exports = (drop,) if drop else ()
+    split: tuple[Any, ...] = ()
+    if how.split:
+        entry_names = (names["fn"], *names["split"])
+        points = (link.AUGMENT, link.REVERSE_SPLIT, link.RELEASE)
+        entries = {n: replace(ep, width=width) for n, ep in zip(entry_names, points, strict=True)}
+        drvs = bridge.make_drivers(
+            text, entries, s.library, argtypes, s.restype, s.acts, exports=exports, stored=stored
+        )
+        drv = drvs[entry_names[0]]
+        split = (drvs[entry_names[1]].driver, drvs[entry_names[2]].driver)
+    else:
+        seed = (1.0 if ret == "active" else 0.0) if how.reverse else None
+        drv = bridge.make_driver(
+            text,
+            names["fn"],
+            s.library,
+            argtypes,
+            s.restype,
+            s.acts,
+            seed=seed,
+            aliased=names.get("aliased"),
+            exports=exports,
+            nestable=partial(_nestable, primal, argtypes, s.acts, s.pointee)
+            if how.reverse and width == 1
+            else None,
+            width=width,
+            stored=stored,
+        )
+    if stored is not None and not loaded:
+        stored.text, stored.names, stored.warnings = text, names, s.warnings
+        stored.save()
+
+    def engine_result() -> llvm_passes.ForwardResult | llvm_passes.ReverseResult:
+        result = s.result or synthesis().result  # (synthesized again when loaded)
+        assert result is not None
+        return result
+
+    out = Derivative(
+        drv.driver,
+        drv.call,
+        s.symbol,
+        s.restype,
+        argtypes,
+        engine_result,
+        split,
+        ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop]) if drop else None,
+    )
+    _cache[key] = out
+    return out
+
+
+@dataclass
+class _Synthesis:
+    """A synthesized derivative (or one loaded from the disk cache: `result` None)."""
+
+    text: str
+    names: dict[str, Any]  # the engine's entry points: fn, split, aliased, drop
+    symbol: str  # the primal's
+    library: Any  # the primal's code library (None when loaded)
+    restype: Any
+    acts: list
+    pointee: list
+    warnings: list[str]
+    result: llvm_passes.ForwardResult | llvm_passes.ReverseResult | None = None
+
+
+def _synthesis(
+    how: Mode,
+    f: Any,
+    primal: Any,
+    argtypes: tuple,
+    kinds: tuple[str, ...],
+    ret: str,
+    width: int,
+) -> _Synthesis:
+    """The engine's derivative of `primal`; its errors raised with the Python names."""
     module, symbol, library, restype = primal_module(primal, argtypes)
-    ret_kind = (
-        "const"
-        if ret == "const" or not bridge.abi.contains_float(restype)
-        else "dup_noneed"
-        if ret == "dup_noneed" and link.float_valued(restype)
-        else "dup"
-    )  # a returned array is boxed: its primal must exist
-    acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
-    pointee = [t and parse_type_text(t) for t in bridge.abi.pointee_types(argtypes, restype)]
+    acts, pointee = _activities(argtypes, restype, kinds, ret)
     synthesize = _synthesizer(how, argtypes, restype, pointee, width)
     try:
         result = synthesize(module, symbol, acts)
@@ -148,49 +227,51 @@ def derivative(
             located = e
         located.hint = construct_hint(demangle_all(str(located))) or located.hint
         raise NoDerivativeError(_with_python_name(str(located), f)) from None
-    if result.activity.dropped:
-        _warn_dropped(f, argtypes, result.activity.dropped, synthesize, acts)
-    text = result.module_text
-    _dump(f, text)
-    drop = getattr(result, "drop_name", None)
-    exports = (drop,) if drop else ()
-    split: tuple[Any, ...] = ()
-    if how.split:
-        names = (result.fn_name, *result.split_names)
-        points = (link.AUGMENT, link.REVERSE_SPLIT, link.RELEASE)
-        entries = {n: replace(ep, width=width) for n, ep in zip(names, points, strict=True)}
-        drvs = bridge.make_drivers(text, entries, library, argtypes, restype, acts, exports=exports)
-        drv = drvs[names[0]]
-        split = (drvs[names[1]].driver, drvs[names[2]].driver)
-    else:
-        seed = (1.0 if ret == "active" else 0.0) if how.reverse else None
-        drv = bridge.make_driver(
-            text,
-            result.fn_name,
-            library,
-            argtypes,
-            restype,
-            acts,
-            seed=seed,
-            aliased=getattr(result, "aliased_name", None),
-            exports=exports,
-            nestable=partial(_nestable, primal, argtypes, acts, pointee)
-            if how.reverse and width == 1
-            else None,
-            width=width,
-        )
-    out = Derivative(
-        drv.driver,
-        drv.call,
-        symbol,
-        restype,
-        argtypes,
-        result,
-        split,
-        ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop]) if drop else None,
+    dropped = result.activity.dropped
+    messages = _dropped_messages(f, argtypes, dropped, synthesize, acts) if dropped else []
+    _dump(f, result.module_text)
+    names = {
+        "fn": result.fn_name,
+        "split": tuple(getattr(result, "split_names", ())),
+        "aliased": getattr(result, "aliased_name", None),
+        "drop": getattr(result, "drop_name", None),
+    }
+    return _Synthesis(
+        result.module_text, names, symbol, library, restype, acts, pointee, messages, result
     )
-    _cache[key] = out
-    return out
+
+
+def _stored_synthesis(
+    primal: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str, stored: Any
+) -> _Synthesis:
+    """The synthesis a disk-cache entry holds, for the primal Numba compiled (or loaded)."""
+    primal.compile(argtypes)
+    symbol, _, signature = bridge.compiled_function(primal, argtypes)
+    acts, pointee = _activities(argtypes, signature.return_type, kinds, ret)
+    return _Synthesis(
+        stored.text,
+        stored.names,
+        symbol,
+        None,
+        signature.return_type,
+        acts,
+        pointee,
+        stored.warnings,
+    )
+
+
+def _activities(argtypes: tuple, restype: Any, kinds: tuple[str, ...], ret: str) -> tuple:
+    """The engine's activity of each LLVM argument, and the element types of pointers."""
+    ret_kind = (
+        "const"
+        if ret == "const" or not bridge.abi.contains_float(restype)
+        else "dup_noneed"
+        if ret == "dup_noneed" and link.float_valued(restype)
+        else "dup"
+    )  # a returned array is boxed: its primal must exist
+    acts = bridge.llvm_activities(argtypes, restype, kinds, ret=ret_kind)
+    pointee = [t and parse_type_text(t) for t in bridge.abi.pointee_types(argtypes, restype)]
+    return acts, pointee
 
 
 def _primal(f: Any, reverse: bool, kinds: tuple[str, ...]) -> Any:
@@ -218,7 +299,9 @@ def _nestable(dispatcher: Any, argtypes: tuple, acts: list, pointee: list) -> tu
     return result.module_text, result.fn_name
 
 
-_TAPE_BYTES = np.zeros(1, dtype=np.int64)
+_TAPE_BYTES = np.zeros(1, dtype=np.int64)  # the bytes of the last tape, as the symbol:
+_TAPE_BYTES_SYMBOL = "enzpy.last_tape_bytes"
+llvm.add_symbol(_TAPE_BYTES_SYMBOL, _TAPE_BYTES.ctypes.data)
 
 
 def _synthesizer(
@@ -231,7 +314,7 @@ def _synthesizer(
         llvm_passes.reverse,
         pointee=pointee,
         width=width,
-        tape_bytes_at=_TAPE_BYTES.ctypes.data,
+        tape_bytes=_TAPE_BYTES_SYMBOL,
         out_of_memory=link.out_of_memory(argtypes, restype),  # raising MemoryError
         split=how.split,
         # combined mode: the driver checks that the arrays' memory does not overlap
@@ -302,26 +385,28 @@ def _user_frame() -> int:
     return level
 
 
-def _warn_dropped(f: Any, argtypes: tuple, dropped: dict, synthesize: Any, acts: list) -> None:
-    """Warn that active data stored into a Const argument and read back loses its
+def _dropped_messages(
+    f: Any, argtypes: tuple, dropped: dict, synthesize: Any, acts: list
+) -> list[str]:
+    """Warnings that active data stored into a Const argument and read back loses its
     derivative, naming the argument and the Python line of the write."""
     if not all(inst.loc for inst in dropped.values()):
         debug = _debug_build(synthesize, f, argtypes, acts)
         if isinstance(debug, llvm_passes.ForwardResult | llvm_passes.ReverseResult):
             dropped = {**dropped, **{k: i for k, i in debug.activity.dropped.items() if i.loc}}
     names = f.py_func.__code__.co_varnames
+    messages = []
     for k, group in enumerate(bridge.abi.argument_layout(argtypes)):
         insts = [dropped[a.position] for a in group if a.position in dropped]
         if insts:
             where = f" at {insts[0].loc}" if insts[0].loc else ""
-            warnings.warn(
+            messages.append(
                 f"{f.py_func.__qualname__}: active data is written into `{names[k]}` "
                 f"(argument {k}, Const){where} and read back: that part of the derivative "
                 f"is dropped (Const memory carries no derivative). Pass `{names[k]}` as "
-                "Duplicated to keep it.",
-                DroppedDerivativeWarning,
-                stacklevel=_user_frame(),
+                "Duplicated to keep it."
             )
+    return messages
 
 
 def _without_ir(module: Module, e: llvm_passes.NoDerivativeError) -> str | None:

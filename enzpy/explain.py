@@ -66,7 +66,7 @@ def explain(f: EnzymeJit, *args: Any, mode: Mode = Forward, print_: bool = True)
 
 
 def _report(f: EnzymeJit, mode: Mode, annotated: list, deriv: Derivative) -> str:
-    result = deriv.result
+    result = deriv.synthesis()
     act = result.activity
     name = f.py_func.__qualname__
     signature = ", ".join(str(t) for t in deriv.argtypes)
@@ -75,7 +75,7 @@ def _report(f: EnzymeJit, mode: Mode, annotated: list, deriv: Derivative) -> str
         f"; primal @{deriv.symbol}, derivative @{result.fn_name}",
         "",
         "; ---- arguments (Numba ABI: retptr, excinfo, then each argument flattened)",
-        *_argument_lines(f, annotated, deriv),
+        *_argument_lines(f, annotated, deriv, act),
         "",
         "; ---- primal IR (function-optimized), with the activity of every instruction",
     ]
@@ -87,8 +87,7 @@ def _report(f: EnzymeJit, mode: Mode, annotated: list, deriv: Derivative) -> str
 
 
 # ---- the argument mapping ----------------------------------------------------------------
-def _argument_lines(f: EnzymeJit, annotated: list, deriv: Derivative) -> list[str]:
-    act = deriv.result.activity
+def _argument_lines(f: EnzymeJit, annotated: list, deriv: Derivative, act: Any) -> list[str]:
     params = act.fn.args
     owner: dict[int, str] = {0: f"return value ({deriv.restype})", 1: "exception info"}
     names = f.py_func.__code__.co_varnames[: len(annotated)]

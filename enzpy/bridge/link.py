@@ -131,21 +131,33 @@ def _link_captured_callees(mod: Any) -> None:
 
 
 def _build_library(
-    module_text: str, renames: dict[str, str], library: Any, nestable: Iterable[str] = ()
+    module_text: str,
+    renames: dict[str, str],
+    library: Any,
+    nestable: Iterable[str] = (),
+    stored: Any = None,
 ) -> Any:
-    """Parse, rename the entry points (`renames`: name -> unique name), resolve callees,
-    finalize a library; the IR of the `nestable` entries (unique names) is kept for
-    `link_derivatives`."""
+    """The code library of `module_text`, its entry points renamed, linked with `library`
+    (the primal's). `stored` (a `disk_cache.Stored`): its library when it has one, else the
+    library built is kept there, its machine code ready to be written."""
     ctx = target_context()
     codegen = ctx.codegen()
     with global_compiler_lock, capture.suspended():
+        built = stored is not None and stored.library is not None
+        if built and not nestable:
+            return stored.library
         mod = _renamed(module_text, renames)
         if nestable:
             text = str(mod)
             _texts.update((unique, text) for unique in nestable)
+        if built:
+            return stored.library
         _link_captured_callees(mod)
         mod.verify()
         lib = codegen.create_library(f"enzpy.{next(iter(renames.values()))}")
+        if stored is not None:
+            lib.enable_object_caching()
+            stored.library = lib
         if library is not None:
             lib.add_linking_library(library)
         lib.add_llvm_module(mod)
@@ -582,6 +594,7 @@ def make_driver(
     exports: tuple[str, ...] = (),
     nestable: Callable[[], tuple[str, str]] | None = None,
     width: int = 1,
+    stored: Any = None,
 ) -> DerivativeDriver:
     """Link the derivative `fn_name` of `module_text` and build its njit driver.
 
@@ -597,6 +610,7 @@ def make_driver(
     module whose addresses the driver's `exports` gives. `nestable` (reverse mode): builds
     the IR (text, entry name) that nested differentiation links for calls of `fn_name`
     (`link_derivatives`). `width` (forward): shadows per shadowed argument (batch mode).
+    `stored`: the derivative's entry in the disk cache (`disk_cache.Stored`).
     """
     entry = EntryPoint(width=width) if seed is None else reverse_entry(seed, width)
     return make_drivers(
@@ -610,6 +624,7 @@ def make_driver(
         aliased={fn_name: aliased} if aliased else None,
         exports=exports,
         nestable=nestable,
+        stored=stored,
     )[fn_name]
 
 
@@ -625,9 +640,11 @@ def make_drivers(
     aliased: dict[str, str] | None = None,
     exports: tuple[str, ...] = (),
     nestable: Callable[[], tuple[str, str]] | None = None,
+    stored: Any = None,
 ) -> dict[str, DerivativeDriver]:
     """Link the entry points of `module_text` (name -> how the driver calls it) into one
-    library and build one driver per entry point (see `make_driver`)."""
+    library and build one driver per entry point (see `make_driver`). `stored`: the
+    derivative's entry in the disk cache, whose library is used, or filled."""
     aliased = aliased or {}
     argtypes = tuple(argtypes)
     activities = tuple(as_activity(a) for a in activities)
@@ -646,10 +663,10 @@ def make_drivers(
         return hit
 
     shadowed = tuple(shadowed_args(argtypes, activities))
-    n = next(_counter)
-    renames = {name: f"{name}.enzpy{n}" for name in (*entries, *aliased.values(), *exports)}
+    suffix = stored.suffix if stored is not None else f"enzpy{next(_counter)}"
+    renames = {name: f"{name}.{suffix}" for name in (*entries, *aliased.values(), *exports)}
     forward = [renames[name] for name, ep in entries.items() if ep == FORWARD]
-    lib = _build_library(module_text, renames, library, nestable=forward)
+    lib = _build_library(module_text, renames, library, nestable=forward, stored=stored)
     if nestable is not None:
         for name, ep in entries.items():
             if ep.returns == "reverse":

@@ -59,7 +59,7 @@ def reverse(
     module_text: str | Module,
     fn_name: str,
     activities: Sequence[Activity],
-    tape_bytes_at: int | None = None,
+    tape_bytes: str | None = None,
     split: bool = False,
     distinct: frozenset[int] = frozenset(),
     pointee: Sequence[Type | None] | None = None,
@@ -75,11 +75,11 @@ def reverse(
     `release_<f>(args, shadows, tape)` only frees what a forward sweep left on the tape (for
     a tape whose reverse sweep never runs); the last two free the tape's storage.
 
-    With `tape_bytes_at` (an address of an int64), each forward sweep stores there the number
-    of bytes it put on the tape. `distinct` (combined mode): positions of pointer arguments
-    assumed to address non-overlapping memory; when that assumption lets the reverse sweep
-    load memory again, a second entry `diffe_<f>.aliased` does without it, for the caller
-    to use when the memory does overlap. `pointee` as in `forward`.
+    With `tape_bytes` (the name of an external int64 global), each forward sweep stores
+    there the number of bytes it put on the tape. `distinct` (combined mode): positions of
+    pointer arguments assumed to address non-overlapping memory; when that assumption lets
+    the reverse sweep load memory again, a second entry `diffe_<f>.aliased` does without
+    it, for the caller to use when the memory does overlap. `pointee` as in `forward`.
 
     `out_of_memory`: IR text defining a function with the parameters and return type of
     `fn_name`, which says that memory ran out (for Numba: a `MemoryError`). When memory for
@@ -97,7 +97,7 @@ def reverse(
     module, fn, facts = function_to_derive(module_text, fn_name, activities, pointee)
     ensure_runtime(module, nestable)
     if nestable:
-        distinct, out_of_memory, tape_bytes_at = frozenset(), None, None
+        distinct, out_of_memory, tape_bytes = frozenset(), None, None
     oom = None
     if out_of_memory is not None:
         hook = parse_module(out_of_memory)
@@ -116,7 +116,7 @@ def reverse(
     )
     pattern = tuple(a.active for a in activities)
     aug, rev = synth.derive(fn, pattern)
-    entries = Entries(module, fn, pattern, tape_bytes_at, oom, width)
+    entries = Entries(module, fn, pattern, tape_bytes, oom, width)
     aliased = None
     names: tuple[str, ...]
     if split:

@@ -48,11 +48,11 @@ class Entries:
         module: Module,
         fn: Function,
         pattern: Sequence[bool],
-        tape_bytes_at: int | None,
+        tape_bytes: str | None,
         out_of_memory: str | None,
         width: int = 1,
     ) -> None:
-        self.module, self.fn, self.tape_bytes_at = module, fn, tape_bytes_at
+        self.module, self.fn, self.tape_bytes = module, fn, tape_bytes
         self.out_of_memory = out_of_memory
         self.cells: list[GlobalRef] = []  # where the combined entries keep tape storage
         self.args = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
@@ -121,9 +121,11 @@ class Entries:
         )
         if self.out_of_memory is not None:
             b.call(FORGET, [tape, log], VOID)
-        if self.tape_bytes_at is not None:
+        if self.tape_bytes is not None:
             size = b.load(I64, b.gep(I64, tape, const(I64, 1)), 8, "tape.bytes")
-            b.store(size, Constant(PTR, f"inttoptr (i64 {self.tape_bytes_at} to ptr)"), 8)
+            where = GlobalRef(self.tape_bytes, PTR)
+            self.module.globals[where.name] = f"{where.ref} = external global i64"
+            b.store(size, where, 8)
         return r
 
     def _ret(self, b: Builder, r: Value | None) -> None:

@@ -101,10 +101,11 @@ def test_contains_the_derivative_autodiff_uses(report):
     x, dx, c = _args()
     argtypes = (numba.typeof(x), numba.typeof(c))
     deriv = derivatives.derivative(ez.Forward, weighted_squares, argtypes, ("dup", "const"), "dup")
-    fn = deriv.result.module.get(deriv.result.fn_name)
-    assert deriv.result.fn_name.startswith("fwddiffe_")
+    result = deriv.synthesis()
+    fn = result.module.get(result.fn_name)
+    assert result.fn_name.startswith("fwddiffe_")
     assert fn.text() in _sections(report)["derivative"]
-    assert f"define i32 @{deriv.result.fn_name}(" in report
+    assert f"define i32 @{result.fn_name}(" in report
     # and autodiff reuses it: same cache entry, right answer
     n = len(derivatives._cache)
     dx[:] = [1.0, 0.0, 0.0]

@@ -1,0 +1,102 @@
+"""`@ez.enzyme_jit(cache=True)`: derivatives kept on disk beside Numba's cache, loaded by a
+second process; a changed function (its code, a helper's, a global it reads) or a corrupt
+file is rebuilt, never loaded. Each run is a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+
+MODEL = """
+import math
+import numba
+import numpy as np
+import enzpy as ez
+
+SCALE = 0.5
+
+
+@numba.njit(cache=True)
+def rate(y, p):
+    return p[0] * math.sin(y) - SCALE * p[1] * y
+
+
+@ez.enzyme_jit(cache=True)
+def loss(p, y0, n):
+    y = y0.copy()
+    tmp = np.empty_like(y)
+    for _ in range(n):
+        for i in range(y.shape[0]):
+            tmp[i] = rate(y[i], p)
+        y[:] = y + 0.1 * tmp
+    return 0.5 * np.sum(y * y)
+"""
+
+RUN = """
+import json
+import numpy as np
+import enzpy as ez
+from enzpy import disk_cache
+from model import loss
+
+p, y0, u = np.array([0.8, 0.3]), np.linspace(0.1, 1.0, 6), np.array([0.6, -0.8])
+g, _, _ = ez.gradient(ez.Reverse, loss, p, ez.Const(y0), 20)
+fwd = ez.autodiff(ez.Forward, loss, ez.Duplicated(p, u), ez.Const(y0), ez.Const(20))
+fd = (loss(p + 1e-6 * u, y0, 20) - loss(p - 1e-6 * u, y0, 20)) / 2e-6
+print(json.dumps({"g": g.tolist(), "fwd": fwd, "fd": fd, **disk_cache.stats}))
+"""
+
+
+def _run(tmp_path: pathlib.Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = subprocess.run(
+        [sys.executable, "run.py"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    u = np.array([0.6, -0.8])
+    np.testing.assert_allclose(np.dot(out["g"], u), out["fd"], rtol=1e-6)  # the map's
+    np.testing.assert_allclose(out["fwd"], out["fd"], rtol=1e-6)  # derivative, each run
+    return out
+
+
+def _edit(tmp_path: pathlib.Path, old: str, new: str) -> None:
+    model = tmp_path / "model.py"
+    model.write_text(model.read_text().replace(old, new))
+
+
+def test_derivatives_cached_across_processes(tmp_path):
+    (tmp_path / "model.py").write_text(textwrap.dedent(MODEL))
+    (tmp_path / "run.py").write_text(textwrap.dedent(RUN))
+    first = _run(tmp_path)
+    assert (first["loaded"], first["written"]) == (0, 2)  # reverse and forward mode
+    entries = sorted(tmp_path.glob("__pycache__/enzpy/*.enzpy"))
+    assert len(entries) == 2
+
+    second = _run(tmp_path)
+    assert (second["loaded"], second["written"]) == (2, 0)
+    assert second["g"] == first["g"] and second["fwd"] == first["fwd"]
+
+    entries[0].write_bytes(b"not an entry")  # corrupt ...
+    entries[1].write_bytes(entries[1].read_bytes()[:-100])  # ... and truncated
+    repaired = _run(tmp_path)
+    assert (repaired["loaded"], repaired["written"]) == (0, 2)
+    assert repaired["g"] == first["g"]
+    assert _run(tmp_path)["loaded"] == 2
+
+    _edit(tmp_path, "SCALE = 0.5", "SCALE = 0.75")  # a global a helper reads
+    changed = _run(tmp_path)
+    assert (changed["loaded"], changed["written"]) == (0, 2)
+    assert changed["g"] != first["g"]
+
+    _edit(tmp_path, "math.sin(y)", "math.cos(y)")  # a helper's code
+    assert _run(tmp_path)["written"] == 2
+    assert sorted(tmp_path.glob("__pycache__/enzpy/*.enzpy")) == entries  # replaced in place
