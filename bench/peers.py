@@ -162,13 +162,14 @@ def jax_hvp(array_objective: Callable[..., Any], active: tuple[bool, ...]) -> Pr
 
 
 def torch_gradient(array_objective: Callable[..., Any], active: tuple[bool, ...]) -> Prepared:
-    """Tool: ``loss.backward()`` through the eval's array objective in eager PyTorch."""
+    """Tool: ``loss.backward()`` through the eval's array objective in eager PyTorch (active
+    float scalars as 0-d tensors)."""
     torch, ops = _torch()
 
     def prepare(inp: Inputs) -> tuple[Any, ...]:
         pos = _active_positions(inp, active)
         args = tuple(
-            torch.tensor(a, requires_grad=i in pos) if isinstance(a, np.ndarray) else a
+            torch.tensor(a, requires_grad=i in pos) if isinstance(a, np.ndarray) or i in pos else a
             for i, a in enumerate(inp.args)
         )
         return args, pos, inp

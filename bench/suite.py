@@ -1,29 +1,24 @@
-"""All benchmark kernels with their columns: the simple kernels of ``bench/kernels.py`` and the
-GradBench evals of ``bench/evals/``, each eval with enzpy forward / reverse, central differences,
-its hand-written gradient (where there is one), JAX and PyTorch (when installed) and native C
-(gmm)."""
+"""All benchmark kernels with their columns: the simple kernels of ``bench/kernels.py``, the
+GradBench evals of ``bench/evals/`` and the kernels written as a user would of
+``bench/untuned_kernels.py``; the evals and the latter with enzpy forward / reverse, central
+differences, their hand-written gradient (where there is one), JAX and PyTorch (when installed)
+and native C (gmm)."""
 
 from __future__ import annotations
 
 import ctypes
 import importlib
-from typing import Any
 
 import numpy as np
 
-from . import native_lib, peers
+from . import native_lib, untuned_kernels
 from .kernels import build_kernels
 from .timing import Gradient, Inputs, Kernel, Tool
-from .tools import default_tools, dot_test, hand_gradient, hvp_error, value_error
+from .tools import add_columns, family
 
 EVALS: tuple[str, ...] = ("gmm", "gmm_numpy", "lse", "ode", "lstm", "ba", "llsq", "det", "kmeans")
 #: tool families selectable with --tools (the primal always runs)
 FAMILIES: tuple[str, ...] = ("enzpy", "fd", "hand", "native", "jax", "torch")
-
-
-def family(tool: str) -> str:
-    """The --tools family of a column: ``enzpy rev`` -> enzpy, ``FD central`` -> fd, ..."""
-    return tool.split()[0].lower()
 
 
 def gmm_native_tools(lib: ctypes.CDLL) -> dict[str, Tool]:
@@ -91,23 +86,14 @@ def eval_kernel(name: str, lib: ctypes.CDLL | None, wanted: set[str]) -> Kernel:
     if hasattr(mod, "bench_tools"):
         k.tools.update(mod.bench_tools(wanted))
         return k
-    tools: dict[str, Any] = dict(default_tools(mod.PRIMAL))
-    if hasattr(mod, "hand_gradient"):
-        tools["hand rev"] = hand_gradient(mod.hand_gradient)
-    if lib is not None and name == "gmm":
-        tools.update(gmm_native_tools(lib))
-    tools.update(peers.peer_tools(getattr(mod, "array_objective", None), mod.ACTIVE, wanted))
-    k.tools.update({t: f for t, f in tools.items() if family(t) in wanted})
-    if "enzpy" in wanted:
-        k.checks["enzpy rev dot test"] = lambda inp, res, f=mod.PRIMAL: dot_test(f, inp)
-        k.checks["enzpy hvp vs FD"] = hvp_error(mod.PRIMAL)
-        if "jax hvp" in k.tools:
-            k.checks["enzpy hvp vs jax hvp"] = value_error("enzpy hvp", "jax hvp")
-    return k
+    native = gmm_native_tools(lib) if lib is not None and name == "gmm" else None
+    hand, objective = getattr(mod, "hand_gradient", None), getattr(mod, "array_objective", None)
+    return add_columns(k, wanted, mod.ACTIVE, hand, objective, native)
 
 
 def build_all(lib: ctypes.CDLL | None, wanted: set[str] | None = None) -> dict[str, Kernel]:
-    """Every kernel, simple ones first; columns restricted to the ``wanted`` families."""
+    """Every kernel: the simple ones, the evals, those written as a user would; columns
+    restricted to the ``wanted`` families."""
     wanted = set(FAMILIES) if wanted is None else wanted
     kernels = build_kernels(lib)
     for k in kernels.values():
@@ -116,4 +102,5 @@ def build_all(lib: ctypes.CDLL | None, wanted: set[str] | None = None) -> dict[s
             k.checks = {}
     for name in EVALS:
         kernels[name] = eval_kernel(name, lib, wanted)
+    kernels.update(untuned_kernels.build_kernels(wanted))
     return kernels

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from . import peers
 from .evals._jit import ENZPY_IMPORT_ERROR, ez
-from .timing import Gradient, Inputs, KernelResult, Tool
+from .timing import Gradient, Inputs, Kernel, KernelResult, Tool
 
 FD_STEP = 1e-6
 
@@ -233,3 +234,40 @@ def default_tools(kernel_fn: Any) -> dict[str, Tool]:
         "enzpy hvp": enzpy_hvp(kernel_fn),
         "FD central": central_fd(kernel_fn),
     }
+
+
+def family(tool: str) -> str:
+    """The --tools family of a column: ``enzpy rev`` -> enzpy, ``FD central`` -> fd, ..."""
+    return tool.split()[0].lower()
+
+
+def add_columns(
+    k: Kernel,
+    wanted: set[str],
+    active: tuple[bool, ...],
+    hand: Any = None,
+    array_objective: Any = None,
+    extra: dict[str, Tool] | None = None,
+    hvp: bool = True,
+) -> Kernel:
+    """``k`` with the columns of the ``wanted`` families: :func:`default_tools`, the
+    hand-written gradient ``hand`` (``hand rev``), ``extra`` (native C) and JAX / PyTorch on
+    ``array_objective``; with enzpy, the checks of its derivatives (dot test, H·u against
+    differences of gradients and against JAX's). ``hvp=False`` leaves out the Hessian-vector
+    products (``ez.hvp`` passes the other arguments Const: wrong where they carry derivatives,
+    e.g. a scratch array written from the first one and read back)."""
+    tools = dict(default_tools(k.primal))
+    if hand is not None:
+        tools["hand rev"] = hand_gradient(hand)
+    tools.update(extra or {})
+    tools.update(peers.peer_tools(array_objective, active, wanted))
+    k.tools.update(
+        {t: f for t, f in tools.items() if family(t) in wanted and (hvp or not t.endswith("hvp"))}
+    )
+    if "enzpy" in wanted:
+        k.checks["enzpy rev dot test"] = lambda inp, res, f=k.primal: dot_test(f, inp)
+        if hvp:
+            k.checks["enzpy hvp vs FD"] = hvp_error(k.primal)
+        if "jax hvp" in k.tools:
+            k.checks["enzpy hvp vs jax hvp"] = value_error("enzpy hvp", "jax hvp")
+    return k
