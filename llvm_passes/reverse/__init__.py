@@ -28,7 +28,12 @@ from ..errors import NoDerivativeError, called_from
 from ..forward import function_to_derive, has_rule
 from ..ir import Function, Instruction, Module, Type, parse_module
 from ..tape import ensure_runtime
-from ..transforms.loops import count_iterations, read_kept_values_before_loops, split_exit_edges
+from ..transforms.loops import (
+    count_iterations,
+    index_pointer_inductions,
+    read_kept_values_before_loops,
+    split_exit_edges,
+)
 from .augmented import Augmented
 from .entries import Entries
 from .plan import Plan, plan
@@ -206,6 +211,7 @@ class _Synthesizer:
         count_iterations(fn)
         split_exit_edges(fn)
         read_kept_values_before_loops(fn)
+        index_pointer_inductions(fn)
         act = activity(self.module, fn, pattern, has_rule, self.cache)
         self.results[key] = act
         root = self.reload == fn.name

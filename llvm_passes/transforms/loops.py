@@ -1,14 +1,17 @@
 """Loop rewrites before reverse differentiation: every `while` loop gets an iteration
 counter (it becomes a counted loop, replayed by counting down), every edge leaving a
 counted loop a block of its own (where the forward sweep saves the loop's last counter),
-and a value that a loop-invariant choice keeps from iteration to iteration is read from
-before the loop. The primal computes what it did."""
+a value that a loop-invariant choice keeps from iteration to iteration is read from before
+the loop, and a pointer stepped through memory is computed from the loop's counter. The
+primal computes what it did."""
 
 from __future__ import annotations
 
 from ..analysis.cfg import cfg, dominators
-from ..analysis.loops import counted_loops, dominated
-from ..ir import I64, Block, Constant, Function, Instruction
+from ..analysis.loops import CountedLoop, counted_loops, dominated
+from ..ir import I8, I64, PTR, Block, Constant, Function, Instruction, Value, const
+from ..ir.builder import Namer
+from ..ir.types import size_in_bytes
 from .dead import drop_dead
 
 
@@ -88,3 +91,65 @@ def read_kept_values_before_loops(fn: Function) -> None:
 
 def _inside(v: object, blocks: frozenset[str]) -> bool:
     return isinstance(v, Instruction) and v.block_name in blocks
+
+
+def index_pointer_inductions(fn: Function) -> None:
+    """In a counted loop, a pointer stepped by a loop-invariant amount (`p = phi [start,
+    preheader], [gep p, step, latch]`: Numba's reductions such as `x.sum()` walk arrays so)
+    becomes `gep i8 start, k * bytes` with `k` the iteration's number from the loop's
+    counter: the reverse sweep recomputes it, and its shadow, instead of keeping them per
+    iteration."""
+    changed = False
+    namer = Namer(fn)
+    for lp in counted_loops(fn):
+        header = fn.block(lp.header)
+        new: list[Instruction] = []
+        k: Value | None = None
+        for phi in header.phis:
+            inc = dict(zip(phi.labels, phi.operands, strict=True))
+            start, nxt = inc.get(lp.preheader), inc.get(lp.latch)
+            if (
+                phi.type != PTR
+                or len(inc) != 2
+                or start is None
+                or not isinstance(nxt, Instruction)
+                or nxt.opcode != "getelementptr"
+                or len(nxt.operands) != 2
+                or nxt.operands[0] is not phi
+                or nxt.operands[1].type != I64
+                or nxt.aux_type is None
+                or _inside(nxt.operands[1], lp.blocks)
+            ):
+                continue
+            if k is None:
+                k = _iteration(lp, new, namer)
+            size = const(I64, size_in_bytes(nxt.aux_type))
+            name = namer.fresh(f"{phi.name}.at")
+            step = Instruction("mul", I64, [nxt.operands[1], size], namer.fresh(f"{name}.step"))
+            offset = Instruction("mul", I64, [k, step], namer.fresh(f"{name}.offset"))
+            at = Instruction("getelementptr", PTR, [start, offset], name, aux_type=I8)
+            new += [step, offset, at]
+            for inst in fn.instructions():
+                if inst is not phi and inst is not nxt:
+                    inst.operands = [at if o is phi else o for o in inst.operands]
+        if new:
+            n = len(header.phis)
+            header.instructions[n:n] = new
+            for inst in new:
+                inst.block = header
+            changed = True
+    if changed:
+        drop_dead(fn, ("phi", "getelementptr"))
+
+
+def _iteration(lp: CountedLoop, new: list[Instruction], namer: Namer) -> Value:
+    """The number of the current iteration of `lp` (from 0), computed by instructions
+    appended to `new` (none when it is the counter itself)."""
+    c = lp.counter
+    if isinstance(c.start, Constant) and c.start.text == "0" and c.step == 1:
+        return c.phi
+    name = namer.fresh(f"{c.phi.name}.done")
+    done = Instruction("sub", I64, [c.phi, c.start], name)
+    k = Instruction("sdiv", I64, [done, const(I64, c.step)], namer.fresh(f"{name}.k"))
+    new += [done, k]
+    return k

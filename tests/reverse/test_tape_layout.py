@@ -437,3 +437,19 @@ def test_broadcasting_loops_keep_no_index_per_element():
     u = np.random.default_rng(5).random(n)
     ez.gradient(ez.Reverse, _heat, u, 0.2, steps)
     assert ez.last_tape_bytes() <= 10 * n * steps  # (it was 49 bytes per point and step)
+
+
+@ez.enzyme_jit
+def _sums(x, w):
+    return np.sum(x) * x.sum() + np.sum(w * x)
+
+
+def test_reductions_walking_arrays_keep_nothing_per_element():
+    """`np.sum` and `.sum()` walk a pointer through the array: it follows from the loop's
+    counter (and so does its shadow), so nothing is kept per element."""
+    n = 10_000
+    x, w = np.linspace(-1.0, 1.0, n), np.cos(np.arange(n))
+    check_reverse(_sums, (x[:7], w[:7]), (0, 1))
+    dot_test(_sums, (x[:7], w[:7]), (0, 1))
+    ez.gradient(ez.Reverse, _sums, x, w)
+    assert ez.last_tape_bytes() <= 1024
