@@ -46,11 +46,13 @@ global), or the pointer itself when it is a global or an argument.
 The adjoints need the factors (A, B, x, y) as the call saw them, but their memory may be
 overwritten or freed before the reverse sweep (a factor mutated later, Numba's temporary
 contiguous copy of a strided operand released and reused in a loop). So the rules' `keep`
-copies both factors' regions to fresh heap memory in the augmented forward sweep, just
-before the call: the whole strided region of a matrix (ld (cols - 1) + rows elements, or
-nothing when it has no columns) and the n elements of a vector (unit increment). The
-adjoint reads the copies (same leading dimensions); the engine frees them. Both factors are
-always copied, whatever is active, so that the count depends on the instruction only.
+saves a factor's region (`ctx.saved`: a copy, or the memory itself where the engine knows
+nothing writes it before the reverse sweep, as an argument's memory nothing writes) when
+the other factor has a shadow (its adjoint reads this one): the whole strided region of a
+matrix (ld (cols - 1) + rows elements, or nothing when it has no columns) and the n
+elements of a vector (unit increment). The adjoint reads what was saved (same leading
+dimensions); the engine frees the copies. A factor no adjoint reads is kept as its pointer
+(`x @ W` with only `x` differentiated saves W only).
 
 Registered by the bridge through the engine's public rule registry.
 """
@@ -111,16 +113,6 @@ def _status(b, name: str, args: list[Value]) -> None:
 
 
 # ---- reverse mode ---------------------------------------------------------------------------
-def _copy(b, ty: Type, src: Value, count: Value) -> Value:
-    """A fresh heap copy of `count` (i64) elements of type `ty` at `src`."""
-    size = b.binop("mul", count, const(I64, 8 if ty.name == "double" else 4), "blas.bytes")
-    dst = b.call("malloc", [size], PTR, "blas.saved")
-    # no memory (null): nothing is copied, and the synthesizer reports it
-    none = b.icmp("eq", dst, Constant(PTR, "null"), "blas.none")
-    b.memcpy(dst, src, b.select(none, const(I64, 0), size, "blas.bytes"))
-    return dst
-
-
 def _region(b, rows: Value, cols: Value, ld: Value) -> Value:
     """Elements spanned by a column-major rows x cols matrix with leading dimension `ld`:
     ld (cols - 1) + rows, or 0 when it has no columns."""
@@ -130,40 +122,40 @@ def _region(b, rows: Value, cols: Value, ld: Value) -> Value:
     return b.select(empty, const(I64, 0), span, "blas.elems")
 
 
-def _kept(*copies: Value) -> list[Kept]:
-    return [Kept(p, "free") for p in copies]
+def _kept(ctx: Context, ty: Type, *factors: tuple[int, int, Value]) -> list[Kept]:
+    """Per factor (its operand, the other factor's operand, its elements): saved when the
+    other factor has a shadow, else the pointer itself (which no adjoint reads)."""
+    assert ctx.saved is not None
+    return [
+        ctx.saved(ctx.args[k], count, ty) if ctx.shadows[other] is not None else Kept(ctx.args[k])
+        for k, other, count in factors
+    ]
 
 
 def _xxdot_keep(ctx: Context) -> list[Kept]:
     """x and y, n elements each"""
-    b = ctx.b
-    kind, _, n, x, y, _ = ctx.args
-    ty = _float_type(kind)
-    return _kept(_copy(b, ty, x, n), _copy(b, ty, y, n))
+    kind, _, n, _, _, _ = ctx.args
+    return _kept(ctx, _float_type(kind), (3, 4, n), (4, 3, n))
 
 
 def _xxgemv_keep(ctx: Context) -> list[Kept]:
     """A (m x n, leading dimension lda) and x (n elements, or m for op(A) = A^T)"""
     b = ctx.b
-    kind, trans, m, n, _, a, lda, x, _, _ = ctx.args
-    ty = _float_type(kind)
+    kind, trans, m, n, _, _, lda, _, _, _ = ctx.args
     t = _transposed(b, ctx.inst, trans)
-    return _kept(_copy(b, ty, a, _region(b, m, n, lda)), _copy(b, ty, x, m if t else n))
+    return _kept(ctx, _float_type(kind), (5, 7, _region(b, m, n, lda)), (7, 5, m if t else n))
 
 
 def _xxgemm_keep(ctx: Context) -> list[Kept]:
     """A (m x k, or k x m for op(A) = A^T) and B (k x n, or n x k), with their leading
     dimensions"""
     b = ctx.b
-    kind, transa, transb, m, n, k, _, a, lda, bm, ldb, _, _, _ = ctx.args
-    ty = _float_type(kind)
+    kind, transa, transb, m, n, k, _, _, lda, _, ldb, _, _, _ = ctx.args
     ta, tb = _transposed(b, ctx.inst, transa), _transposed(b, ctx.inst, transb)
     rows_a, cols_a = (k, m) if ta else (m, k)
     rows_b, cols_b = (n, k) if tb else (k, n)
-    return _kept(
-        _copy(b, ty, a, _region(b, rows_a, cols_a, lda)),
-        _copy(b, ty, bm, _region(b, rows_b, cols_b, ldb)),
-    )
+    a_elems, b_elems = _region(b, rows_a, cols_a, lda), _region(b, rows_b, cols_b, ldb)
+    return _kept(ctx, _float_type(kind), (7, 9, a_elems), (9, 7, b_elems))
 
 
 def _saved(ctx: Context, *idx: int) -> list[Value]:

@@ -97,14 +97,13 @@ def _shareable(sub: llvm.ModuleRef, module: llvm.ModuleRef) -> llvm.ModuleRef:
 
 
 def _inlinable(name: str, defined: dict[str, llvm.ValueRef], memo: dict[str, bool]) -> bool:
-    """Small functions calling only intrinsics, the runtime, math functions with a rule and
-    other such functions (library implementations calling BLAS or LAPACK stay whole, so
-    errors can name them). `memo` starts with the functions that have loops other than
-    counted ones: inlined, such a loop would cost the caller's tape an id per iteration
-    even where nothing in it is differentiated (`x ** n`'s repeated squaring)."""
+    """Small functions calling only intrinsics, the runtime, functions with a rule (math,
+    BLAS) and other such functions (library implementations calling what has no rule, such
+    as LAPACK, stay whole, so errors can name them). `memo` starts with the functions that
+    have loops other than counted ones: inlined, such a loop would cost the caller's tape an
+    id per iteration even where nothing in it is differentiated."""
     if name not in defined:
-        rule = rules.RULES.get(name)
-        return name.startswith(("llvm.", "NRT_")) or rule is not None and rule.kind != "custom"
+        return name.startswith(("llvm.", "NRT_")) or name in rules.RULES
     if name in memo:
         return memo[name]
     if name in rules.RULES or name in rules.FUNCTIONS:  # (users' rules): called as declared

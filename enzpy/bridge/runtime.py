@@ -5,7 +5,8 @@ public registry user rules use (`llvm_passes.rules`): the engine names no Numba 
   alive by `NRT_incref`, data through `NRT_MemInfo_data_fast`), raw temporaries
   (`NRT_Allocate` / `NRT_Free`), reference counts;
 - Numba's C math helpers, the same functions as libm's under other names;
-- `numba_attempt_nocopy_reshape` (integers only), CPython's object constructors (printing);
+- `numba_attempt_nocopy_reshape` (integers only), CPython's object constructors (printing),
+  the fatal-error path of the BLAS wrappers;
 - BLAS (`numba_xxdot`, `numba_xxgemv`, `numba_xxgemm`): `blas.py`.
 """
 
@@ -42,3 +43,7 @@ no_derivative("numba_attempt_nocopy_reshape", why="integers only", effects=Effec
 # the CPython C API's constructors of Python objects from C floats (printing, messages)
 PYTHON_OBJECTS = ("PyFloat_FromDouble", "PyComplex_FromDoubles", "PyLong_FromDouble")
 no_derivative(*PYTHON_OBJECTS, why="builds a Python object (printing, messages)")
+# the fatal-error path of Numba's BLAS wrappers (the helper failed: the process ends there)
+FATAL_ERROR = ("numba_gil_ensure", "Py_FatalError")
+no_derivative(FATAL_ERROR[0], why="takes the GIL", effects=Effects(writes=(0,)))
+no_derivative(FATAL_ERROR[1], why="ends the process")

@@ -134,31 +134,51 @@ def reloadable_loads(
     read it (no write that may alias is reachable from them, in `fn` or its callees): when
     `fn` returns, that memory holds what they read — unless it was freed (a runtime
     allocation of `fn`). `distinct`: positions of arguments whose memory does not overlap."""
+    loads = [
+        (inst, inst.operands[0])
+        for inst in fn.instructions()
+        if inst.opcode == "load"
+        and (inst.type.is_float or inst.type.is_int)
+        and _reloadable_memory(inst.operands[0])
+    ]
+    return {inst for inst, _ in unchanged_after(module, fn, loads, distinct)}
+
+
+def unchanged_after(
+    module: Module,
+    fn: Function,
+    accesses: Iterable[tuple[Instruction, Value]],
+    distinct: frozenset[int] = frozenset(),
+) -> set[tuple[Instruction, Value]]:
+    """The (instruction, pointer) pairs of `accesses` whose memory nothing may write from the
+    instruction on (no write that may alias is reachable, the instruction's own included,
+    in `fn` or its callees). `distinct` as in `reloadable_loads`."""
     g = cfg(fn)
     writes: dict[str, list[tuple[int, list[Value] | None]]] = {}
+    position: dict[int, tuple[str, int]] = {}
     for block in fn.blocks:
         for k, inst in enumerate(block.instructions):
+            position[id(inst)] = (block.name, k)
             w = written(inst, module)
             for rs in [None] if w is None else [roots(p) for p in w]:
                 writes.setdefault(block.name, []).append((k, rs))
     later: dict[str, set[str]] = {}
     out = set()
-    for block in fn.blocks:
-        for k, inst in enumerate(block.instructions):
-            if not (
-                inst.opcode == "load"
-                and (inst.type.is_float or inst.type.is_int)
-                and _reloadable_memory(inst.operands[0])
-            ):
-                continue
-            if block.name not in later:
-                later[block.name] = reachable(g, g.succs[block.name])
-            after = [w for b in later[block.name] for w in writes.get(b, ())]
-            after += [w for w in writes.get(block.name, ()) if w[0] > k]
-            rs = roots(inst.operands[0])
-            if not any(w is None or _roots_may_alias(w, rs, distinct) for _, w in after):
-                out.add(inst)
+    for inst, ptr in accesses:
+        name, k = position[id(inst)]
+        if name not in later:
+            later[name] = reachable(g, g.succs[name])
+        after = [w for b in later[name] for w in writes.get(b, ())]
+        after += [w for w in writes.get(name, ()) if w[0] >= k]
+        rs = roots(ptr)
+        if not any(w is None or _roots_may_alias(w, rs, distinct) for _, w in after):
+            out.add((inst, ptr))
     return out
+
+
+def argument_memory(ptr: Value) -> bool:
+    """Whether `ptr` addresses memory of the caller's arguments (not a return slot)."""
+    return all(isinstance(r, Argument) and not noalias(r) for r in roots(ptr))
 
 
 def element_type(

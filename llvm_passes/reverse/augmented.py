@@ -309,7 +309,17 @@ class Augmented(_FunctionForward):
         """Push what `rule.keep` saves for the adjoint, before the call changes memory."""
         if rule.keep is None:
             return
-        kept = rule.keep(Context(self.b, inst, inst.operands))
+        shadows = [
+            self.shadow_of(o, inst) if o.type.is_ptr and self.act.is_active(o) else None
+            for o in inst.operands
+        ]  # (as the adjoint will have them: a factor only the other's adjoint reads)
+
+        def saved(ptr: Value, count: Value, elem: Type) -> rules.Kept:
+            if (inst, ptr) in self.plan.unchanged:  # read in place by the reverse sweep
+                return rules.Kept(ptr)
+            return rules.Kept(self.copied(ptr, count, elem), "free")
+
+        kept = rule.keep(Context(self.b, inst, inst.operands, shadows=shadows, saved=saved))
         for k in kept:
             if k.release == "free":
                 self.b.call(SAVED, [self.tape, k.value], VOID)  # no memory: escape
@@ -317,6 +327,16 @@ class Augmented(_FunctionForward):
                 self.log(k.value, k.release)
             push(self.b, self.tape, k.value)
         self.kept[inst] = [(k.value.type, k.release) for k in kept]
+
+    def copied(self, ptr: Value, count: Value, elem: Type) -> Value:
+        """A fresh heap copy of `count` (i64) elements of type `elem` at `ptr` (null when no
+        memory could be had: nothing is copied, and `SAVED` escapes the sweep)."""
+        b = self.b
+        size = b.binop("mul", count, const(I64, size_in_bytes(elem)), "saved.bytes")
+        dst = b.call("malloc", [size], PTR, "saved")
+        none = b.icmp("eq", dst, Constant(PTR, "null"), "saved.none")
+        b.memcpy(dst, ptr, b.select(none, const(I64, 0), size, "saved.bytes"))
+        return dst
 
     def call_augmented(self, inst: Instruction, summary: ActivityResult) -> None:
         """A call of a function the engine differentiates: its augmented forward sweep, on

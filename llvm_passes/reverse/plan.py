@@ -27,7 +27,14 @@ from ..analysis.activity import ActivityResult
 from ..analysis.cfg import CFG, cfg, dominators, reachable
 from ..analysis.loops import CountedLoop, Induction, counted_loops, loop_headers
 from ..analysis.memtypes import MemoryFacts
-from ..analysis.readonly import allocations, element_type, invariant_loads, reloadable_loads
+from ..analysis.readonly import (
+    allocations,
+    argument_memory,
+    element_type,
+    invariant_loads,
+    reloadable_loads,
+    unchanged_after,
+)
 from ..errors import NoDerivativeError
 from ..ir import (
     BINARY,
@@ -107,6 +114,7 @@ class Plan:
     decided: Mapping[str, tuple[Value, tuple[str, str]]]  # join -> (condition, preds)
     pushes_id: Mapping[str, bool]  # block -> it pushes its id for a successor
     kept_alive: tuple[Instruction, ...]  # allocations kept for the loads loaded again
+    unchanged: frozenset[tuple[Instruction, Value]]  # memory a call's adjoint reads in place
     unchecked: frozenset[str]  # blocks whose pushes need no capacity check
     assumes_distinct: bool  # the `distinct` assumption changed something
 
@@ -177,9 +185,11 @@ class _Planner:
         self.reload, self.kept_alive = self._reloads(distinct, once, reload, only)
         self.reloaded: set[Instruction] = set()  # the loads the plan does load again
         self.hoisted = invariant_loads(module, fn, self.loops.values(), distinct)
+        self.unchanged = self._unchanged(distinct) if reload else frozenset()
         self.assumes_distinct = bool(distinct) and (
             self.reload != self._reloads(frozenset(), once, reload, only)[0]
             or self.hoisted != invariant_loads(module, fn, self.loops.values())
+            or self.unchanged != (self._unchanged(frozenset()) if reload else frozenset())
         )
         self.carried: dict[Value, None] = {}
         self.inductions: dict[Value, tuple[CountedLoop, Induction]] = {
@@ -244,6 +254,7 @@ class _Planner:
             decided=self.decided,
             pushes_id=self.pushes_id,
             kept_alive=tuple(self.kept_alive),
+            unchanged=self.unchanged,
             unchecked=frozenset(b for h in reserved for b in self.loops[h].blocks),
             assumes_distinct=self.assumes_distinct,
         )
@@ -362,6 +373,14 @@ class _Planner:
         return Step(tuple(("primal", inst if r == "out" else ops[r]) for r in read))  # type: ignore[index]
 
     # ---- how the reverse sweep gets each value -------------------------------------------
+    def _unchanged(self, distinct: frozenset[int]) -> frozenset[tuple[Instruction, Value]]:
+        """(memory call, pointer operand) pairs whose argument memory nothing writes from
+        the call on: its adjoint may read that memory itself rather than a copy."""
+        calls = [i for i in self.fn.instructions() if memory_call(self.act, i)]
+        accesses = [(i, o) for i in calls for o in i.operands if o.type.is_ptr]
+        found = unchanged_after(self.module, self.fn, accesses, distinct)
+        return frozenset(a for a in found if argument_memory(a[1]))
+
     def _reloads(
         self, distinct: frozenset[int], once: set[str], root: bool, only=None
     ) -> tuple[set[Instruction], dict[Instruction, None]]:

@@ -10,9 +10,12 @@ An entry (`Rule`) gives both modes of its operation, with one signature for ever
   adjoint (reverse mode), given `ctx.adj`, the adjoint of a float result; an operation on
   memory also reads and writes the shadows `ctx.shadows[i]` of its pointer operands.
 - `keep(ctx) -> list[Kept]` (optional): values the augmented forward sweep saves for the
-  adjoint just before the operation runs (copies of memory the adjoint reads, which may
-  change before the reverse sweep); the adjoint gets them as `ctx.kept`, and the engine
-  releases those with a `release` once the adjoint has run (or the tape is dropped).
+  adjoint just before the operation runs, given the shadows the adjoint will have
+  (`ctx.shadows`); memory the adjoint reads as it is now, which may change before the
+  reverse sweep, is saved by `ctx.saved(ptr, count, elem)` (a copy, or the memory itself
+  where the engine knows nothing writes it before the reverse sweep). The adjoint gets them
+  as `ctx.kept`, and the engine releases those with a `release` once the adjoint has run
+  (or the tape is dropped).
 - `effects`: what the operation does to memory (`Effects`), which the analyses and the
   synthesizers query instead of names.
 
@@ -53,6 +56,8 @@ class Context:
     elem: Type | None = None  # the float type of the memory a copy moves
     sibling: Value | None = None  # reverse mode: the primal's result of `Rule.sibling`
     result: Value | None = None  # forward mode: the primal result to use, if not `inst`
+    # `keep`: `count` elements of type `elem` at `ptr`, as the adjoint will read them
+    saved: Callable[[Value, Value, Type], Kept] | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from enzpy.bridge.runtime import PYTHON_OBJECTS
+from enzpy.bridge.runtime import FATAL_ERROR, PYTHON_OBJECTS
 from llvm_passes.rules.memory import INTEGER_ONLY
 
 D, F = "double", "float"
@@ -257,4 +257,6 @@ INPUTS["fptoui"] = INPUTS["uitofp"]
 # Registered rules that are not float math (integer and bookkeeping intrinsics, Python
 # object constructors): no float inputs to differentiate. Add a key here only with that
 # justification.
-NOT_FLOAT_MATH = frozenset((*INTEGER_ONLY, *PYTHON_OBJECTS, "numba_attempt_nocopy_reshape"))
+NOT_FLOAT_MATH = frozenset(
+    (*INTEGER_ONLY, *PYTHON_OBJECTS, *FATAL_ERROR, "numba_attempt_nocopy_reshape")
+)
