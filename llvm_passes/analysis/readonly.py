@@ -219,22 +219,23 @@ def element_type(
     return one if one is not None and one.is_float else None
 
 
-def _users(fn: Function) -> dict[int, list[Instruction]]:
-    users: dict[int, list[Instruction]] = {}
+def users(fn: Function) -> dict[int, list[Instruction]]:
+    """The instructions using each value of `fn` (keyed by `id`)."""
+    out: dict[int, list[Instruction]] = {}
     for inst in fn.instructions():
         for o in inst.operands:
-            users.setdefault(id(o), []).append(inst)
-    return users
+            out.setdefault(id(o), []).append(inst)
+    return out
 
 
 def write_only(fn: Function, arg: Argument) -> bool:
     """Whether `fn` only stores through pointer `arg` (and addresses derived from it): no
     load, no call and no copy of the pointer reads that memory or lets it escape."""
-    users, seen = _users(fn), {id(arg)}
+    used_by, seen = users(fn), {id(arg)}
     todo: list[Value] = [arg]
     while todo:
         v = todo.pop()
-        for u in users.get(id(v), ()):
+        for u in used_by.get(id(v), ()):
             if u.opcode == "store" and u.operands[1] is v and u.operands[0] is not v:
                 continue  # a store into the memory
             if u.opcode not in ADDRESS:

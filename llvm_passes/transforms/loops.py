@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..analysis.cfg import cfg, dominators
 from ..analysis.loops import CountedLoop, counted_loops, dominated
+from ..analysis.readonly import users
 from ..ir import I8, I64, PTR, Block, Constant, Function, Instruction, Value, const
 from ..ir.builder import Namer
 from ..ir.types import size_in_bytes
@@ -94,18 +95,18 @@ def _inside(v: object, blocks: frozenset[str]) -> bool:
 
 
 def index_pointer_inductions(fn: Function) -> None:
-    """In a counted loop, a pointer stepped by a loop-invariant amount (`p = phi [start,
-    preheader], [gep p, step, latch]`: Numba's reductions such as `x.sum()` walk arrays so)
-    becomes `gep i8 start, k * bytes` with `k` the iteration's number from the loop's
-    counter: the reverse sweep recomputes it, and its shadow, instead of keeping them per
-    iteration."""
-    changed = False
+    """In a counted loop, a pointer stepped by a loop-invariant amount and read nowhere else
+    (`p = phi [start, preheader], [gep p, step, latch]`: Numba's reductions such as `x.sum()`
+    walk arrays so) becomes `gep i8 start, k * bytes` with `k` the iteration's number from
+    the loop's counter: the reverse sweep recomputes it, and its shadow, instead of keeping
+    them per iteration. (A stepped pointer also used after the loop stays as it is.)"""
     namer = Namer(fn)
+    used_by = users(fn)
     for lp in counted_loops(fn):
         header = fn.block(lp.header)
         new: list[Instruction] = []
         k: Value | None = None
-        for phi in header.phis:
+        for phi in list(header.phis):
             inc = dict(zip(phi.labels, phi.operands, strict=True))
             start, nxt = inc.get(lp.preheader), inc.get(lp.latch)
             if (
@@ -119,6 +120,7 @@ def index_pointer_inductions(fn: Function) -> None:
                 or nxt.operands[1].type != I64
                 or nxt.aux_type is None
                 or _inside(nxt.operands[1], lp.blocks)
+                or used_by.get(id(nxt)) != [phi]
             ):
                 continue
             if k is None:
@@ -129,17 +131,16 @@ def index_pointer_inductions(fn: Function) -> None:
             offset = Instruction("mul", I64, [k, step], namer.fresh(f"{name}.offset"))
             at = Instruction("getelementptr", PTR, [start, offset], name, aux_type=I8)
             new += [step, offset, at]
-            for inst in fn.instructions():
-                if inst is not phi and inst is not nxt:
-                    inst.operands = [at if o is phi else o for o in inst.operands]
+            for user in used_by.get(id(phi), []):
+                user.operands = [at if o is phi else o for o in user.operands]
+            for dead in (phi, nxt):
+                assert dead.block is not None
+                dead.block.instructions.remove(dead)
         if new:
             n = len(header.phis)
             header.instructions[n:n] = new
             for inst in new:
                 inst.block = header
-            changed = True
-    if changed:
-        drop_dead(fn, ("phi", "getelementptr"))
 
 
 def _iteration(lp: CountedLoop, new: list[Instruction], namer: Namer) -> Value:

@@ -113,3 +113,12 @@ def test_gmm_numpy_is_gmm() -> None:
     for g, h in zip(loops, arrays, strict=True):
         if g is not None:
             np.testing.assert_allclose(h, g, rtol=1e-11, atol=1e-13)
+
+
+def test_gmm_numpy_hessian_vector_product_matches_fd() -> None:
+    """ez.hvp (reverse over forward) of the array version against central differences of
+    its gradient: NumPy's reductions and broadcasts in a derivative differentiated again."""
+    from bench.evals import gmm_numpy
+    from bench.tools import hvp_error
+
+    assert hvp_error(gmm_numpy.PRIMAL)(gmm_numpy.make_inputs((3, 4, 30)), None) < 1e-7
