@@ -90,7 +90,6 @@ def test_derivatives_cached_across_processes(tmp_path):
     repaired = _run(tmp_path)
     assert (repaired["loaded"], repaired["written"]) == (0, 2)
     assert repaired["g"] == first["g"]
-    assert _run(tmp_path)["loaded"] == 2
 
     _edit(tmp_path, "SCALE = 0.5", "SCALE = 0.75")  # a global a helper reads
     changed = _run(tmp_path)

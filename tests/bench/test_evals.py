@@ -12,9 +12,8 @@ ez = pytest.importorskip("enzpy")
 
 from bench.evals._common import reverse_gradient  # noqa: E402
 
-SMALL = {
+SMALL = {  # (gmm_numpy: test_gmm_numpy_is_gmm, against gmm's gradient)
     "gmm": (3, 4, 20),
-    "gmm_numpy": (3, 4, 20),
     "lse": 50,
     "ode": (8, 3),
     "lstm": (2, 6),
