@@ -84,15 +84,16 @@ class Stored:
                 "payload": payload,
             }
         )
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), suffix=".tmp")
-        try:
+        tmp = None
+        try:  # (a read-only or full cache directory: the entry is not kept)
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), suffix=".tmp")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(blob)
             os.replace(tmp, self.path)
             stats["written"] += 1
-        except OSError:  # a read-only or full cache directory: the entry is not kept
-            if os.path.exists(tmp):
+        except OSError:
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
 
 
@@ -106,7 +107,10 @@ def entry(f: Any, shape: tuple) -> Stored | None:
     if directory is None:
         return None
     where = repr(shape)  # one file per call shape: a new version of anything replaces it
-    key = repr((_fingerprint(f.dispatcher), where, _environment()))
+    try:
+        key = repr((_fingerprint(f.dispatcher), where, _environment()))
+    except Exception:  # a value it reads cannot be described (its repr raises): not cached
+        return None
     name = re.sub(r"[^\w.]", "_", _name(f.py_func))
     path = os.path.join(directory, "enzpy", f"{name}-{_digest(where)[:24]}.enzpy")
     stored = Stored(path, key, f"enzpy.{_digest(key)[:16]}")

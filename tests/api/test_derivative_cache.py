@@ -99,3 +99,23 @@ def test_derivatives_cached_across_processes(tmp_path):
     _edit(tmp_path, "math.sin(y)", "math.cos(y)")  # a helper's code
     assert _run(tmp_path)["written"] == 2
     assert sorted(tmp_path.glob("__pycache__/enzpy/*.enzpy")) == entries  # replaced in place
+
+
+def test_a_cache_directory_that_cannot_be_written_is_skipped(tmp_path, monkeypatch):
+    """The derivative is built and right; nothing is written, nothing raises."""
+    (tmp_path / "unwritable_model.py").write_text(textwrap.dedent(MODEL))
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "enzpy").write_text("a file where the directory would be")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from unwritable_model import loss
+
+    import enzpy as ez
+    from enzpy import disk_cache
+
+    p, y0 = np.array([0.8, 0.3]), np.linspace(0.1, 1.0, 6)
+    written = disk_cache.stats["written"]
+    g, _, _ = ez.gradient(ez.Reverse, loss, p, ez.Const(y0), 5)
+    u = np.array([0.6, -0.8])
+    fd = (loss(p + 1e-6 * u, y0, 5) - loss(p - 1e-6 * u, y0, 5)) / 2e-6
+    np.testing.assert_allclose(np.dot(g, u), fd, rtol=1e-6)
+    assert disk_cache.stats["written"] == written
