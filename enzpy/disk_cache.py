@@ -186,8 +186,8 @@ def _fingerprint(dispatcher: Any) -> str:
     h = hashlib.sha256()
     seen: set[int] = set()
     _function(h, dispatcher.py_func, seen)
-    for name, r in sorted(((_name(r.py_func), r) for r in rules.ruled().values()), key=_first):
-        h.update(repr((name, r.inactive, sorted(r.inactive_args))).encode())
+    for r in sorted(rules.ruled().values(), key=lambda r: _name(r.py_func)):
+        h.update(repr((_name(r.py_func), r.inactive, sorted(r.inactive_args))).encode())
         for rule in (r.forward, r.augmented, r.reverse):
             if rule is not None:
                 _function(h, rule.py_func, seen)
@@ -206,10 +206,6 @@ def _function(h: Any, fn: Any, seen: set[int]) -> None:
         if name in fn.__globals__:
             h.update(name.encode())
             _value(h, fn.__globals__[name], seen)
-
-
-def _first(pair: tuple) -> Any:
-    return pair[0]
 
 
 def _name(fn: Any) -> str:

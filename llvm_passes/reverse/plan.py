@@ -58,13 +58,15 @@ PURE = (
     | CASTS
     | {"fneg", "icmp", "fcmp", "select", "getelementptr", "extractvalue", "insertvalue", "freeze"}
 )
-# calls the reverse sweep may recompute: integer intrinsics as cheap as an instruction
-PURE_CALLS = ("llvm.umin.", "llvm.umax.", "llvm.smin.", "llvm.smax.", "llvm.abs.")
 
 
 def pure(v: Instruction) -> bool:
-    """An instruction the reverse sweep may recompute from its operands."""
-    return v.opcode in PURE or v.opcode == "call" and v.callee_name.startswith(PURE_CALLS)
+    """An instruction the reverse sweep may recompute from its operands (calls: as their
+    rules say)."""
+    if v.opcode == "call":
+        rule = rules.lookup(v)
+        return rule is not None and rule.recomputable
+    return v.opcode in PURE
 
 
 @dataclass(frozen=True)

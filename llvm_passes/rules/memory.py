@@ -189,13 +189,8 @@ custom("llvm.memcpy", adjoint=copy_adjoint, effects=_COPIES, uses=(2,))(_copy)
 custom("llvm.memmove", adjoint=move_adjoint, effects=_COPIES, uses=(2,))(_copy)
 
 
-# intrinsics that read and write only integers (sizes, strides, flags) or do bookkeeping
-INTEGER_ONLY = (
-    "llvm.lifetime",
-    "llvm.assume",
-    "llvm.expect",
-    "llvm.dbg",
-    "llvm.prefetch",
+# integer arithmetic the reverse sweep recomputes (a slice copy's `umin` of its counter)
+INTEGER_ARITHMETIC = (
     "llvm.smax",
     "llvm.smin",
     "llvm.umax",
@@ -204,6 +199,14 @@ INTEGER_ONLY = (
     "llvm.ctpop",
     "llvm.ctlz",
     "llvm.cttz",
+)
+# intrinsics that read and write only integers (sizes, strides, flags) or do bookkeeping
+INTEGER_ONLY = (
+    "llvm.lifetime",
+    "llvm.assume",
+    "llvm.expect",
+    "llvm.dbg",
+    "llvm.prefetch",
     "llvm.sadd",
     "llvm.ssub",
     "llvm.smul",
@@ -211,6 +214,7 @@ INTEGER_ONLY = (
     "llvm.usub",
     "llvm.umul",
 )
+no_derivative(*INTEGER_ARITHMETIC, why="integer arithmetic", recomputable=True)
 no_derivative(*INTEGER_ONLY, why="integer or bookkeeping call")
 
 # the C library's heap: the storage of the nestable tape (`tape.py`), which an outer

@@ -118,6 +118,9 @@ class Rule:
     effects: Effects = field(default=PURE)
     # smooth: a zero tangent or adjoint contributes exactly zero (see `scaled`)
     strong_zero: bool = False
+    # as cheap as an instruction and without effects: the reverse sweep may call it again
+    # rather than keep its result
+    recomputable: bool = False
 
 
 RULES: dict[str, Rule] = {}
@@ -321,11 +324,22 @@ def _no_tangent(ctx: Context) -> None:
     return None
 
 
-def no_derivative(*keys: str, why: str = "piecewise constant", effects: Effects = PURE) -> None:
-    """Register ops whose result carries no derivative."""
+def no_derivative(
+    *keys: str,
+    why: str = "piecewise constant",
+    effects: Effects = PURE,
+    recomputable: bool = False,
+) -> None:
+    """Register ops whose result carries no derivative (`recomputable`: see `Rule`)."""
     register(
         keys,
         lambda k: Rule(
-            k, _no_tangent, lambda ctx: [None] * len(ctx.args), why, "zero", effects=effects
+            k,
+            _no_tangent,
+            lambda ctx: [None] * len(ctx.args),
+            why,
+            "zero",
+            effects=effects,
+            recomputable=recomputable,
         ),
     )

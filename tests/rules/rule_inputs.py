@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from enzpy.bridge.runtime import FATAL_ERROR, PYTHON_OBJECTS
-from llvm_passes.rules.memory import INTEGER_ONLY
+from llvm_passes.rules.memory import INTEGER_ARITHMETIC, INTEGER_ONLY
 
 D, F = "double", "float"
 _SUB = {D: {"T": D, "S": "f64", "F": ""}, F: {"T": F, "S": "f32", "F": "f"}}
@@ -258,5 +258,11 @@ INPUTS["fptoui"] = INPUTS["uitofp"]
 # object constructors): no float inputs to differentiate. Add a key here only with that
 # justification.
 NOT_FLOAT_MATH = frozenset(
-    (*INTEGER_ONLY, *PYTHON_OBJECTS, *FATAL_ERROR, "numba_attempt_nocopy_reshape")
+    (
+        *INTEGER_ARITHMETIC,
+        *INTEGER_ONLY,
+        *PYTHON_OBJECTS,
+        *FATAL_ERROR,
+        "numba_attempt_nocopy_reshape",
+    )
 )
