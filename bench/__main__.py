@@ -12,9 +12,11 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 
 from . import descent, native_lib, plots, suite
@@ -76,7 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def call_overhead(quick: bool) -> dict[str, Any]:
-    """µs per call of ``ez.autodiff(Forward | Reverse, tiny, ...)`` vs ``tiny(a, b)``."""
+    """µs per call of ``ez.autodiff(Forward | Reverse, tiny, ...)``, ``ez.gradient``, a split
+    pair and ``ez.autodiff`` inside an njit function, vs ``tiny(a, b)``; and the slowest of
+    the 2nd to 10th calls of each (whether a later call compiles)."""
     a, b, da = np.arange(1.0, 5.0), np.linspace(0.5, 2.0, 4), np.ones(4)
     ga = np.zeros(4)  # reverse accumulates into it call after call; harmless here
     fns = {"primal": lambda: tiny(a, b)}
@@ -85,6 +89,22 @@ def call_overhead(quick: bool) -> dict[str, Any]:
         fns["enzpy rev"] = lambda: ez.autodiff(
             ez.Reverse, tiny, ez.Active, ez.Duplicated(a, ga), ez.Const(b)
         )
+        fns["enzpy gradient"] = lambda: ez.gradient(ez.Reverse, tiny, a, ez.Const(b))
+        fns["enzpy split pair"] = _split_pair(a, b, ga)
+        in_jit = numba.njit(
+            lambda a, ga, b: ez.autodiff(
+                ez.Reverse, tiny, ez.Active, ez.Duplicated(a, ga), ez.Const(b)
+            )
+        )
+        fns["enzpy in-jit"] = lambda: in_jit(a, ga, b)
+    later = {}
+    for name, fn in fns.items():
+        times = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        later[name] = max(times[1:]) * 1e3
     batches = 5 if quick else 15
     raw = interleaved_per_call(fns, batch_s=0.01 if quick else 0.02, batches=batches)
     out: dict[str, Any] = {"args": "two float64 arrays of 4 elements", "tools": {}}
@@ -95,6 +115,7 @@ def call_overhead(quick: bool) -> dict[str, Any]:
             out["tools"][name] = {
                 "us_per_call": statistics.median(res) * 1e6,
                 "samples_us": [t * 1e6 for t in res],
+                "slowest_later_ms": later.get(name),
             }
     if ez is None:
         for name in ("enzpy fwd", "enzpy rev"):
@@ -107,21 +128,42 @@ def call_overhead(quick: bool) -> dict[str, Any]:
     return out
 
 
+def _split_pair(a: np.ndarray, b: np.ndarray, ga: np.ndarray) -> Any:
+    """One forward and one reverse pass of the split-mode derivative of `tiny`."""
+    fwd, rev = ez.autodiff_thunk(
+        ez.ReverseSplitWithPrimal, tiny, ez.Active, ez.Duplicated(a, ga), ez.Const(b)
+    )
+
+    def pair() -> None:
+        tape, _, _ = fwd(ez.Duplicated(a, ga), ez.Const(b))
+        rev(ez.Duplicated(a, ga), ez.Const(b), 1.0, tape)
+
+    return pair
+
+
 def markdown_overhead(ov: dict[str, Any]) -> str:
     """Markdown table of the call-overhead figure."""
-    lines = ["| call (4-element arrays) | µs per call | ratio to primal |", "|---|---:|---:|"]
+    lines = [
+        "| call (4-element arrays) | µs per call | ratio to primal | slowest of calls 2–10 (ms) |",
+        "|---|---:|---:|---:|",
+    ]
     prim = ov["tools"].get("primal", {}).get("us_per_call")
     labels = {
         "primal": "`tiny(a, b)`",
         "enzpy fwd": "`ez.autodiff(ez.Forward, tiny, ez.Duplicated(a, da), ez.Const(b))`",
         "enzpy rev": "`ez.autodiff(ez.Reverse, tiny, ez.Active, ez.Duplicated(a, da), "
         "ez.Const(b))`",
+        "enzpy gradient": "`ez.gradient(ez.Reverse, tiny, a, ez.Const(b))`",
+        "enzpy split pair": "`fwd(...)` then `rev(..., 1.0, tape)` of `ez.autodiff_thunk`",
+        "enzpy in-jit": "the `rev` call inside an `@njit` function",
     }
     for name, rec in ov["tools"].items():
         if "us_per_call" in rec:
             us = rec["us_per_call"]
             ratio = f"{us / prim:.1f}×" if prim else "n/a"
-            lines.append(f"| {labels.get(name, name)} | {us:.3g} | {ratio} |")
+            slowest = rec.get("slowest_later_ms")
+            later = f"{slowest:.2f}" if slowest is not None else ""
+            lines.append(f"| {labels.get(name, name)} | {us:.3g} | {ratio} | {later} |")
         else:
             lines.append(f"| {labels.get(name, name)} | n/a ({rec['error']}) | |")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from .annotations import Active, Annotation, BatchDuplicated
 from .derivatives import derivative
 from .errors import AnnotationError
 from .gradients import Value
-from .inside import MISS, Fallback, python_entry
+from .inside import MISS, Fallback, PythonEntry
 from .jit import EnzymeJit
 from .memory import with_strides
 from .modes import Mode
@@ -51,8 +51,9 @@ def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
     `None` elsewhere; ReverseWithPrimal: `(adjoints, primal)`.
 
     Also callable inside `@enzyme_jit` / `@numba.njit` code, with the same arguments and
-    results (see `enzpy.inside`). From Python, a call shape seen a few times goes through a
-    compiled entry (`inside.python_entry`) that does the same checks in native code.
+    results (see `enzpy.inside`). From Python, each call shape goes through a compiled
+    entry (`inside.PythonEntry`), made on its first call, that does the same checks in
+    native code.
 
     Examples
     --------
@@ -75,15 +76,16 @@ def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
     return out if out is not MISS else _autodiff(mode, f, args)
 
 
-_HOT = 4  # calls of one shape after which it goes through a compiled entry
-_entries: dict[tuple, Callable[..., Any]] = {}  # (mode, f) -> inside.python_entry chain
-_calls: dict[tuple, int] = {}
+_ENTRIES = True  # whether call shapes go through compiled entries (else the Python path)
+_entries: dict[tuple, Callable[..., Any]] = {}  # (mode, f) -> chain of PythonEntry.call
+_shapes: dict[tuple, PythonEntry] = {}  # (mode, f, return activity, classes) -> its entry
 
 
 def clear_cache() -> None:
     """Forget the derivatives and compiled entries of every call shape seen."""
     _entries.clear()
-    _calls.clear()
+    _shapes.clear()
+    _shaped.clear()
     _compiled.clear()
 
 
@@ -92,23 +94,27 @@ def _no_entry(*args: Any) -> Any:
 
 
 def _autodiff(mode: Mode, f: EnzymeJit, args: tuple) -> Any:
-    """`autodiff` in Python: every check, then the native derivative through its driver.
-    A call shape (mode, f, return activity, argument types) seen `_HOT` times gets a
-    compiled entry that does the same in native code."""
+    """`autodiff` in Python: every check; then the call shape's compiled entry, made now
+    (which does the same checks in native code and calls the derivative), or the native
+    derivative through its driver when the entry defers to Python."""
     ret_activity, annotated = parse_arguments(mode, f, args)
-    if mode.reverse:
-        out = _reverse(mode, f, ret_activity, annotated)
-    else:
-        out = _forward(mode, f, ret_activity, annotated)
     ret = args[0] if args and type(args[0]) is type else None
-    if ret is ret_activity:
+    if _ENTRIES and ret is ret_activity:
         classes = tuple(map(type, args[1:] if ret is not None else args))
         key = (mode, f, ret, classes)
-        n = _calls[key] = _calls.get(key, 0) + 1
-        if n == _HOT:
+        entry = _shapes.get(key)
+        if entry is None:
             chain = _entries.get((mode, f), _no_entry)
-            _entries[mode, f] = python_entry(mode, f, ret_activity, classes, chain)
-    return out
+            entry = _shapes[key] = PythonEntry(mode, f, ret_activity, classes, chain)
+            _entries[mode, f] = entry.call
+        try:
+            entry.add(annotated)
+            return entry.call(*args)
+        except (Fallback, NumbaError):  # a check failed or may have: decide in Python
+            pass
+    if mode.reverse:
+        return _reverse(mode, f, ret_activity, annotated)
+    return _forward(mode, f, ret_activity, annotated)
 
 
 def parse_arguments(
@@ -261,9 +267,15 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
     >>> gx.tolist(), ga
     ([6.0, 12.0], 5.0)
     """
-    check_mode(mode)
-    values, plain = _differentiable(f, args)
-    return _generated(gradients.gradient, "mode, f, *args", mode.reverse, values)(mode, f, *plain)
+    key = _shape_key(args, "gradient", mode, f)
+    run = _shaped.get(key) if key is not None else None
+    if run is None:
+        check_mode(mode)
+        values, _ = _differentiable(f, args, unwrap=True)
+        run = _generated(gradients.gradient, "mode, f, *args", mode.reverse, values)
+        if key is not None:
+            _shaped[key] = run
+    return run(mode, f, *args)
 
 
 def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
@@ -309,20 +321,49 @@ def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[A
     >>> value, gx.tolist(), ga
     (15.0, [3.0, 6.0], 2.5)
     """
-    values, plain = _differentiable(f, primals, "primals")
-    return _generated(gradients.vjp, "f, primals, cotangent", values)(f, plain, cotangent)
+    key = _shape_key(primals, "vjp", f)
+    run = _shaped.get(key) if key is not None else None
+    if run is None:
+        values, _ = _differentiable(f, primals, "primals", unwrap=True)
+        run = _generated(gradients.vjp, "f, primals, cotangent", values)
+        if key is not None:
+            _shaped[key] = run
+    return run(f, primals, cotangent)
+
+
+_shaped: dict[tuple, Callable[..., Any]] = {}  # `_shape_key` -> generated function
+_SCALARS = (float, int, bool, complex, np.generic)
+
+
+def _shape_key(args: Sequence[Any], *head: Any) -> tuple | None:
+    """What `_differentiable(f, args)` depends on besides `f`, after `head`, cheaper to
+    compute than Numba's types; None where a value's Python type does not tell (a tuple's
+    or a list's items), or where `head` cannot be hashed."""
+    parts = []
+    for a in args:
+        v = a.val if isinstance(a, Annotation) else a
+        if type(v) is not np.ndarray and not isinstance(v, _SCALARS):
+            return None
+        parts.append((type(a), _type_key(v)))
+    key = (*head, *parts)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _differentiable(
-    f: EnzymeJit, args: Sequence[Any], name: str = "args"
+    f: EnzymeJit, args: Sequence[Any], name: str = "args", unwrap: bool = False
 ) -> tuple[tuple[Value, ...], list[Any]]:
     """The arguments described for `gradients` (which are differentiated:
-    `shadows.differentiated`), and their values."""
+    `shadows.differentiated`; each read from `name[k]`, with `unwrap` from its `.val` where
+    annotated), and their values."""
     check_function(f)
     plain = [a.val if isinstance(a, Annotation) else a for a in args]
     values = tuple(
         Value(
-            f"{name}[{k}]",
+            f"{name}[{k}]{'.val' if unwrap and isinstance(a, Annotation) else ''}",
             isinstance(v, np.ndarray),
             type(v),
             differentiated(k, type(a) if isinstance(a, Annotation) else None, value_type(k, v)),

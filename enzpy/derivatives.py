@@ -43,7 +43,7 @@ _SIZE_ROLES = ("nitems", "itemsize", "shape")  # flattened array arguments never
 class Derivative:
     """A compiled derivative: its driver and what produced it (for introspection)."""
 
-    driver: Any
+    linked: link.DerivativeDriver  # (the driver compiles on first use)
     call: Any  # the driver's intrinsic, for njit code: an outcome for `link.finish`
     symbol: str
     restype: Any
@@ -51,6 +51,11 @@ class Derivative:
     synthesis: Callable[[], llvm_passes.ForwardResult | llvm_passes.ReverseResult]  # engine's
     split: tuple = ()  # split mode: the reverse and release drivers (`driver` augments)
     drop_tapes: Any = None  # reverse: frees the storage kept between calls, returns its bytes
+
+    @property
+    def driver(self) -> Any:
+        """driver(*primal_args, *shadows) -> (primal, tangent or adjoints), a Numba dispatcher."""
+        return self.linked.driver
 
 
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
@@ -146,7 +151,7 @@ def derivative(
             text, entries, s.library, argtypes, s.restype, s.acts, exports=exports, stored=stored
         )
         drv = drvs[entry_names[0]]
-        split = (drvs[entry_names[1]].driver, drvs[entry_names[2]].driver)
+        split = (drvs[entry_names[1]], drvs[entry_names[2]])
     else:
         seed = (1.0 if ret == "active" else 0.0) if how.reverse else None
         drv = bridge.make_driver(
@@ -175,7 +180,7 @@ def derivative(
         return result
 
     out = Derivative(
-        drv.driver,
+        drv,
         drv.call,
         s.symbol,
         s.restype,

@@ -91,8 +91,8 @@ def _reverse_pass(src: Source, values: Sequence[Value], with_primal: bool) -> li
         if not v.diff:
             anns.append(const_copy(src, v))
             grads.append("None")
-        elif v.array:
-            src.add(f"g{k} = np.zeros_like({v.src})")
+        elif v.array:  # (laid out like the copy: C order)
+            src.add(f"g{k} = np.zeros({v.src}.shape, {v.src}.dtype)")
             anns.append(_dup(src, v, f"g{k}"))
             grads.append(f"g{k}")
         else:

@@ -23,7 +23,7 @@ cotangents per call.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,10 +97,10 @@ def _call_source(
     f: EnzymeJit,
     ret_activity: Any,
     argv: list[Arg],
-    fail: Callable[[Source, str], str],
+    errors: bool,
 ) -> Source:
-    """The body of a generated `autodiff` call. `fail(src, message)` is the statement run
-    when a run-time check fails."""
+    """The body of a generated `autodiff` call. A run-time check that fails raises its
+    `ShadowError` (`errors`) or, for a Python entry, `Fallback`."""
     for k, a in enumerate(argv):
         check_argument_type(k, a.cls, a.val, _shadow_types(k, a), mode.reverse)
     classes = tuple(a.cls for a in argv)
@@ -109,8 +109,8 @@ def _call_source(
     argtypes, kinds, ret = signature_of_types(mode, f, ret_activity, classes, argtypes)
     deriv = derivative(mode, f, argtypes, kinds, ret, width)
     src = Source({"np": np})
-    _shadow_checks(src, argv, fail)
-    shadows, copy_back = _shadows(src, argv, fail)
+    _shadow_checks(src, argv, errors)
+    shadows, copy_back = _shadows(src, argv)
     call = src.name("call", deriv.call)
     src.add(f"o = {call}({', '.join([a.val_src for a in argv] + shadows)})")
     if copy_back:  # what the call added into copies of the user's shadows
@@ -156,8 +156,9 @@ def _shadow_types(k: int, a: Arg) -> list[types.Type] | None:
     return lanes
 
 
-def _shadow_checks(src: Source, argv: list[Arg], fail: Callable[[Source, str], str]) -> None:
-    """The memory checks of the call (`memory.plan`), run on the values in jitted code."""
+def _shadow_checks(src: Source, argv: list[Arg], errors: bool) -> None:
+    """The memory checks of the call (`memory.plan`), run on the values in jitted code: each
+    raises its `ShadowError` (`errors`), or any raises `Fallback`."""
     operands = tuple(
         memory.Operand(tuple(_array_paths(a.val)), len(a.shadows) if a.shadow_array else 0)
         for a in argv
@@ -177,12 +178,19 @@ def _shadow_checks(src: Source, argv: list[Arg], fail: Callable[[Source, str], s
     def descriptors(ref: memory.Ref) -> str:
         return f"lanes{ref[0]}" if ref[1] == "shadows" else names[ref]
 
-    for check in checks:
+    for k, check in enumerate(checks):
         test = src.name("check", by_address(check.test))
-        src.add(f"failed = {test}({', '.join(map(descriptors, check.operands))})")
+        call = f"{test}({', '.join(map(descriptors, check.operands))})"
+        if not errors:  # one raise: each adds to the compile time
+            src.add(f"failed = {'failed | ' if k else ''}{call}")
+            continue
+        src.add(f"failed = {call}")
         for code, message in enumerate(check.messages, 1):
             src.add(f"if failed == {code}:")
-            src.add(fail(src, message), 2)
+            src.add(f"raise {src.name('ShadowError', ShadowError)}({message!r})", 2)
+    if checks and not errors:
+        src.add("if failed:")
+        src.add(f"raise {src.name('Fallback', Fallback)}()", 2)
 
 
 def _array_paths(ty: types.Type, at: tuple[int, ...] = ()) -> list[tuple[int, ...]]:
@@ -194,9 +202,7 @@ def _array_paths(ty: types.Type, at: tuple[int, ...] = ()) -> list[tuple[int, ..
     return []
 
 
-def _shadows(
-    src: Source, argv: list[Arg], fail: Callable[[Source, str], str]
-) -> tuple[list[str], list[tuple[str, str]]]:
+def _shadows(src: Source, argv: list[Arg]) -> tuple[list[str], list[tuple[str, str]]]:
     """Statements making each shadow of each argument with shadows laid out like its primal
     (the engine replays the primal's address arithmetic on it): the shadow expressions and
     the (user shadow, copy) pairs to copy back after the call."""
@@ -237,14 +243,6 @@ def _copy_shadow(src: Source, a: Arg, dsrc: str, s: str, indent: int) -> None:
         src.add(f"{s} = np.asfortranarray({dsrc})", indent)
     else:
         src.add(f"{s} = _with_strides({a.val_src}, {dsrc})", indent)
-
-
-def _raise_shadow_error(src: Source, message: str) -> str:
-    return f"raise {src.name('ShadowError', ShadowError)}({message!r})"
-
-
-def _raise_fallback(src: Source, message: str) -> str:
-    return f"raise {src.name('Fallback', Fallback)}()"
 
 
 _HELPERS = {  # used by generated code
@@ -304,7 +302,7 @@ def _arg(k: int, ty: types.Type, expr: str) -> Arg:
 def _autodiff_impl(mode, f, *args):  # no annotations: Numba compares signatures
     """The overload of `autodiff`: Numba types in, the generated implementation out."""
     m, fn, ret_activity, argv = _parse_call(mode, f, args)
-    return _compile("mode, f, *args", _call_source(m, fn, ret_activity, argv, _raise_shadow_error))
+    return _compile("mode, f, *args", _call_source(m, fn, ret_activity, argv, errors=True))
 
 
 # --------------------------------------------------------------------- in-Numba gradient
@@ -382,72 +380,79 @@ def register(
 MISS = object()  # what a Python entry returns for a call of another shape
 
 
-def python_entry(
-    mode: Mode,
-    f: EnzymeJit,
-    ret_activity: Any,
-    classes: tuple[type, ...],
-    other: Callable[..., Any],
-) -> Callable[..., Any]:
-    """A Python function taking `autodiff`'s arguments after `f`, for calls of one shape:
-    `ret_activity` and `classes` (the Python type of each argument: an annotation class, or
-    the type of a plain value). Calls of another shape go to `other` (another entry, or a
-    function returning `MISS`). It unpacks the values and calls one njit entry, where
-    Numba's dispatcher types them and generated code checks them and calls the derivative.
-    Raises `Fallback` when the Python path must decide."""
-    params: list[str] = []
-    checks: list[str] = []
-    unpacked: list[str] = []
-    spec: list[tuple[type, bool]] = []
-    ns: dict[str, Any] = {"_other": other, "_ret": ret_activity}
-    if ret_activity is not None:
-        params.append("r")
-        checks.append("r is _ret")
-    for k, cls in enumerate(classes):
-        params.append(f"a{k}")
-        ns[f"_C{k}"] = cls
-        checks.append(f"type(a{k}) is _C{k}")
-        if not issubclass(cls, Annotation):
-            unpacked.append(f"a{k}")
-            spec.append((Const, True))
-            continue
-        unpacked.append(f"a{k}.val")
-        if issubclass(cls, Duplicated):
-            unpacked.append(f"a{k}.dval")
-        elif issubclass(cls, BatchDuplicated):
-            unpacked.append(f"a{k}.dvals")
-        spec.append((cls, False))
-    vals = ", ".join(f"v{j}" for j in range(len(unpacked)))
-    stub_ns: dict[str, Any] = {"_stub": _entry_stub(mode, f, ret_activity, spec)}
-    exec(f"def entry({vals}):\n    return _stub({vals})\n", stub_ns)
-    ns["_entry"] = numba.njit(stub_ns["entry"])
-    unpack = f"({''.join(p + ', ' for p in params)}) = args"
-    exec(
-        f"def call(*args):\n"
-        f"    if len(args) == {len(params)}:\n"
-        f"        {unpack}\n"
-        f"        if {' and '.join(checks) or 'True'}:\n"
-        f"            return _entry({', '.join(unpacked)})\n"
-        f"    return _other(*args)\n",
-        ns,
-    )
-    return ns["call"]
+class PythonEntry:
+    """The compiled calls of one call shape of the Python API's `autodiff`: mode, function,
+    return activity `ret_activity` and `classes` (the Python type of each argument: an
+    annotation class, or the type of a plain value).
 
+    `call` takes `autodiff`'s arguments after `f`: for calls of this shape it unpacks the
+    values and calls one njit dispatcher, where generated code checks them like the Python
+    path and calls the derivative; calls of another shape go to `other` (another entry's
+    `call`, or a function returning `MISS`). `add` compiles the dispatcher for the types of
+    a call's values at once (types never added are compiled when first called). `call`
+    raises `Fallback` when the Python path must decide."""
 
-def _entry_stub(
-    mode: Mode, f: EnzymeJit, ret_activity: Any, spec: list[tuple[type, bool]]
-) -> Callable[..., Any]:
-    """A function of the unpacked values whose Numba overload is the generated call;
-    `spec` holds (annotation class, whether the value was passed plain) per argument. The
-    overload is inlined into the entry: the entry then holds no reference of its own when
-    the call raises."""
-    n = sum(2 if issubclass(cls, SHADOWED) else 1 for cls, _ in spec)
-    params = ", ".join(f"v{j}" for j in range(n))
+    def __init__(
+        self,
+        mode: Mode,
+        f: EnzymeJit,
+        ret_activity: Any,
+        classes: tuple[type, ...],
+        other: Callable[..., Any],
+    ) -> None:
+        params: list[str] = []
+        checks: list[str] = []
+        unpacked: list[str] = []
+        self._spec: list[tuple[type, bool]] = []  # (annotation class, passed plain) each
+        ns: dict[str, Any] = {"_other": other, "_ret": ret_activity}
+        if ret_activity is not None:
+            params.append("r")
+            checks.append("r is _ret")
+        for k, cls in enumerate(classes):
+            params.append(f"a{k}")
+            ns[f"_C{k}"] = cls
+            checks.append(f"type(a{k}) is _C{k}")
+            if not issubclass(cls, Annotation):
+                unpacked.append(f"a{k}")
+                self._spec.append((Const, True))
+                continue
+            unpacked.append(f"a{k}.val")
+            if issubclass(cls, Duplicated):
+                unpacked.append(f"a{k}.dval")
+            elif issubclass(cls, BatchDuplicated):
+                unpacked.append(f"a{k}.dvals")
+            self._spec.append((cls, False))
+        self._how = (mode, f, ret_activity)
+        vals = ", ".join(f"v{j}" for j in range(len(unpacked)))
+        stub_ns: dict[str, Any] = {"_stub": self._stub(vals)}
+        exec(f"def entry({vals}):\n    return _stub({vals})\n", stub_ns)
+        ns["_entry"] = self._dispatcher = numba.njit(stub_ns["entry"])
+        self._compiled: list[Any] = []  # (keeps the added entries' code alive)
+        unpack = f"({''.join(p + ', ' for p in params)}) = args"
+        exec(
+            f"def call(*args):\n"
+            f"    if len(args) == {len(params)}:\n"
+            f"        {unpack}\n"
+            f"        if {' and '.join(checks) or 'True'}:\n"
+            f"            return _entry({', '.join(unpacked)})\n"
+            f"    return _other(*args)\n",
+            ns,
+        )
+        self.call: Callable[..., Any] = ns["call"]
 
-    def generate(*vals: types.Type) -> Callable[..., Any]:
+    def add(self, annotated: list[Annotation]) -> None:
+        """Compile the entry for the Numba types of these (checked) arguments' values."""
+        sig = tuple(map(numba.typeof, unpacked_values(annotated)))
+        if sig not in self._dispatcher.overloads:
+            compiled = numba.njit(sig)(self._source(*sig))
+            self._dispatcher.add_overload(compiled.overloads[sig])
+            self._compiled.append(compiled)
+
+    def _source(self, *vals: types.Type) -> Callable[..., Any]:
+        """The generated call for values of these Numba types."""
         it = iter(enumerate(vals))
         argv = []
-        for cls, plain in spec:
+        for cls, plain in self._spec:
             j, val = next(it)
             dval, dsrc = (None, None)
             if issubclass(cls, SHADOWED):
@@ -455,17 +460,54 @@ def _entry_stub(
                 dsrc = f"v{i}"
             argv.append(Arg(cls, val, dval, f"v{j}", dsrc, plain))
         try:
-            src = _call_source(mode, f, ret_activity, argv, _raise_fallback)
+            src = _call_source(*self._how, argv, errors=False)
         except Exception:  # the Python path raises the exact error
             src = Source()
-            src.add(_raise_fallback(src, ""))
-        return _compile(params, src)
+            src.add(f"raise {src.name('Fallback', Fallback)}()")
+        return _compile(", ".join(f"v{j}" for j in range(len(vals))), src)
 
-    ns: dict[str, Any] = {"_generate": generate}
-    exec(
-        f"def stub({params}):\n    raise NotImplementedError('only callable from jitted code')\n"
-        f"def impl({params}):\n    return _generate({params})\n",
-        ns,
-    )
-    overload(ns["stub"], inline="always")(ns["impl"])
-    return ns["stub"]
+    def _stub(self, params: str) -> Callable[..., Any]:
+        """A function of the unpacked values whose Numba overload is the generated call (for
+        types not added). The overload is inlined into the entry: the entry then holds no
+        reference of its own when the call raises."""
+        ns: dict[str, Any] = {"_generate": self._source}
+        exec(
+            f"def stub({params}):\n"
+            "    raise NotImplementedError('only callable from jitted code')\n"
+            f"def impl({params}):\n    return _generate({params})\n",
+            ns,
+        )
+        overload(ns["stub"], inline="always")(ns["impl"])
+        return ns["stub"]
+
+
+def unpacked_values(annotated: Sequence[Annotation]) -> list[Any]:
+    """Each argument's value, then its shadow (its tuple of shadows in batch mode)."""
+    out = []
+    for a in annotated:
+        out.append(a.val)
+        if isinstance(a, Duplicated):
+            out.append(a.dval)
+        elif isinstance(a, BatchDuplicated):
+            out.append(a.dvals)
+    return out
+
+
+def memory_checker(annotated: Sequence[Annotation]) -> Callable[..., None]:
+    """An njit function of the arguments' `unpacked_values` that runs the call's memory
+    checks (`memory.plan`), raising their `ShadowError`; compiled now for these values'
+    types."""
+    values = unpacked_values(annotated)
+    argv, j = [], 0
+    for a in annotated:
+        shadowed = isinstance(a, SHADOWED)
+        dval = numba.typeof(values[j + 1]) if shadowed else None
+        argv.append(
+            Arg(type(a), numba.typeof(a.val), dval, f"v{j}", f"v{j + 1}" if shadowed else None)
+        )
+        j += 1 + shadowed
+    src = Source({"np": np})
+    _shadow_checks(src, argv, errors=True)
+    src.add("return None")
+    sig = tuple(map(numba.typeof, values))
+    return numba.njit(sig)(_compile(", ".join(f"v{i}" for i in range(len(values))), src))

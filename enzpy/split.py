@@ -3,6 +3,7 @@ callables, with a `Tape` carrying what the reverse pass needs from one to the ot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numba
@@ -13,6 +14,7 @@ from .api import _width, derivative_signature, parse_arguments, shadow_arguments
 from .bridge.link import TAPE_BYTES, slot_words
 from .derivatives import Derivative, derivative
 from .errors import AnnotationError, EnzpyError, ShadowError
+from .inside import memory_checker, unpacked_values
 from .jit import EnzymeJit
 from .modes import Mode, ReverseSplitNoPrimal, ReverseSplitWithPrimal
 from .shadows import check_argument, check_memory, value_type
@@ -25,22 +27,19 @@ class Tape:
     Owns that memory: it is released when `rev` has used the tape, or when the tape is
     garbage-collected unused. A tape serves one `rev` call of the thunk that made it."""
 
-    __slots__ = ("_thunk", "_native", "_args", "_copies", "_shapes", "_pending")
+    __slots__ = ("_thunk", "_native", "address", "_args", "_copies", "_shapes", "_pending")
 
     def __init__(self, thunk: _Thunk, annotated: list[Annotation]) -> None:
         self._thunk = thunk
         # the native tape (`TAPE_BYTES`: { data, size, capacity, escape }), then the
         # return's shadow slot of each batch lane
         self._native = np.zeros(TAPE_BYTES // 8 + thunk.slot_words, dtype=np.int64)
+        self.address: int = self._native.__array_interface__["data"][0]
         # primal arguments then shadows, as the forward pass got them
         shadows, self._copies = shadow_arguments(annotated)
         self._args = (*(a.val for a in annotated), *shadows)
         self._shapes = _shapes(annotated)
         self._pending = False  # True from the forward pass (even one that raised) until used
-
-    @property
-    def address(self) -> int:
-        return int(self._native.ctypes.data)
 
     @property
     def used(self) -> bool:
@@ -98,6 +97,10 @@ class _Thunk:
         self.name = f.py_func.__qualname__
         self.classes = tuple(type(a) for a in annotated)
         self.argtypes = deriv.argtypes
+        self.types = _types(annotated)  # of each argument's value and shadows, as checked
+        self.check_memory = memory_checker(annotated)
+        for drv in (deriv.linked, *deriv.split):  # compiled now, not in a later call
+            drv.driver  # noqa: B018
         self.widths = _widths(annotated)
         self.width = width
         self.batch = any(issubclass(c, BatchDuplicated) for c in self.classes)
@@ -141,6 +144,9 @@ class _Thunk:
                 f"the thunk of {self.name} takes {len(self.classes)} "
                 f"annotated arguments, got {len(args)}"
             )
+        if all(map(isinstance, args, self.classes)) and _types(args) == self.types:
+            self.check_memory(*unpacked_values(args))  # (the types of the thunk's making: checked)
+            return list(args)
         annotated = [check_argument(k, a, True) for k, a in enumerate(args)]
         for k, (a, cls, t) in enumerate(zip(annotated, self.classes, self.argtypes, strict=True)):
             if type(a) is not cls or value_type(k, a.val) != t:
@@ -154,6 +160,14 @@ class _Thunk:
             )
         check_memory(annotated)
         return annotated
+
+
+def _types(args: Sequence[Any]) -> tuple:
+    """The types of each argument's value and shadows (`shadows.value_type`: cached)."""
+    return tuple(
+        (type(a), value_type(k, a.val), *(value_type(k, d) for d in getattr(a, "shadows", ())))
+        for k, a in enumerate(args)
+    )
 
 
 def _widths(annotated: list[Annotation]) -> tuple[int, ...]:
@@ -233,7 +247,8 @@ class ReversePass:
         copied = {id(copy): user for user, copy in tape._copies}
         saved = (copied.get(id(s), s) for s in tape._args[len(annotated) :])
         for k, a in enumerate(annotated):
-            if any(_memory(d) != _memory(next(saved)) for d in getattr(a, "shadows", ())):
+            pairs = ((d, next(saved)) for d in getattr(a, "shadows", ()))
+            if any(d is not s and _memory(d) != _memory(s) for d, s in pairs):
                 raise ShadowError(
                     f"argument {k}: the reverse pass must get the shadow its "
                     "forward pass got (the tape points into it)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import re
@@ -45,9 +46,10 @@ class DerivativeDriver:
     """A compiled derivative: njit driver, intrinsic for use inside njit code, and its library.
 
     Both call the library's machine code by address: calling them, from Python or from njit
-    code, optimizes and compiles nothing more (the calling njit code cannot be cached)."""
+    code, optimizes and compiles nothing more (the calling njit code cannot be cached). The
+    driver is compiled on first use (the Python API's entries call the intrinsic)."""
 
-    driver: Any  # numba Dispatcher: driver(*primal_args, *shadows) -> (primal, tangent)
+    compile_driver: Callable[[], Any]
     call: Any  # the @intrinsic for njit code, same arguments: an outcome for `finish`
     library: Any  # the Numba code library holding the derivative
     symbol: str  # the derivative's (unique) symbol in `library`
@@ -57,6 +59,11 @@ class DerivativeDriver:
     shadowed: tuple[int, ...]  # Python argument indices that take a shadow, in order
     signature: Any = field(default=None)  # the driver's Numba signature
     exports: dict[str, int] = field(default_factory=dict)  # other functions: name -> address
+
+    @functools.cached_property
+    def driver(self) -> Any:
+        """The numba Dispatcher: driver(*primal_args, *shadows) -> (primal, tangent)."""
+        return self.compile_driver()
 
     def __call__(self, *args: Any) -> Any:
         """Call the driver: primal arguments, then one shadow per shadowed argument."""
@@ -691,7 +698,7 @@ def make_drivers(
         intr = _make_intrinsic(
             f"_enzpy_call_{k}", len(sig.args), outcome_type(sig.return_type)(*sig.args), cg
         )
-        drv = _make_njit_driver(f"enzpy_driver_{k}", len(sig.args), intr, sig)
+        drv = functools.partial(_make_njit_driver, f"enzpy_driver_{k}", len(sig.args), intr, sig)
         result[name] = DerivativeDriver(
             drv, intr, lib, renames[name], argtypes, restype, activities, shadowed, sig, addresses
         )

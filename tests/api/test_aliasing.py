@@ -31,8 +31,7 @@ def _python(spec):
 
 def _hot(spec, monkeypatch):
     """The call through the compiled entry of its call shape (made by a clean call first)."""
-    monkeypatch.setattr(api, "_HOT", 1)
-    monkeypatch.setattr(api, "_calls", {})
+    monkeypatch.setattr(api, "_shapes", {})
     monkeypatch.setattr(api, "_entries", {})
     fresh = [tuple(np.ones(3) for _ in a) for a in spec]
     _python(fresh)
@@ -97,6 +96,7 @@ def _cases():
 def test_overlapping_memory_is_refused_before_native_code(path, case, monkeypatch):
     spec, message = _cases()[case]
     before = [[v.copy() for v in a] for a in spec]
+    monkeypatch.setattr(api, "_ENTRIES", path != "python")
     call = {"python": _python, "inside": _inside, "hot": lambda s: _hot(s, monkeypatch)}[path]
     with pytest.raises(ez.ShadowError) as info:
         call(spec)
@@ -131,8 +131,8 @@ _weighted_inside = numba.njit(
 
 @pytest.mark.parametrize("path", ["python", "hot", "inside"])
 def test_a_shadow_inside_a_const_tuple_is_refused(path, monkeypatch):
-    monkeypatch.setattr(api, "_HOT", 1)
-    monkeypatch.setattr(api, "_calls", {})
+    monkeypatch.setattr(api, "_ENTRIES", path != "python")
+    monkeypatch.setattr(api, "_shapes", {})
     monkeypatch.setattr(api, "_entries", {})
     x, w = np.ones(3), np.arange(3.0)
 

@@ -151,14 +151,14 @@ def _call(mode, src):
 
 
 def _python(case, monkeypatch):
+    monkeypatch.setattr(api, "_ENTRIES", False)
     monkeypatch.setattr(api, "_entries", {})
     return _call(case.mode, case.src)
 
 
 def _hot(case, monkeypatch):
     """Through the compiled entry of the call's shape, made by a good call first."""
-    monkeypatch.setattr(api, "_HOT", 1)
-    monkeypatch.setattr(api, "_calls", {})
+    monkeypatch.setattr(api, "_shapes", {})
     monkeypatch.setattr(api, "_entries", {})
     _call(case.mode, case.good)
     assert (getattr(ez, case.mode), weigh) in api._entries

@@ -1,4 +1,4 @@
-"""The Python API's hot path: a call shape seen often goes through a compiled entry whose
+"""The Python API's hot path: each call shape goes through a compiled entry whose
 native checks defer to the Python path whenever they fail (or might), so hot calls give the
 same results and raise the same errors as the first calls."""
 
@@ -7,11 +7,6 @@ import pytest
 
 import enzpy as ez
 from enzpy import api
-
-
-@pytest.fixture(autouse=True)
-def hot_at_once(monkeypatch):
-    monkeypatch.setattr(api, "_HOT", 1)
 
 
 def _dot():
@@ -151,3 +146,50 @@ def test_hot_entry_serves_new_numba_types():
     dz = ez.autodiff(ez.Forward, dot, ez.Duplicated(a32, np.ones(2, np.float32)), ez.Const(b32))
     assert dz == pytest.approx(2.0)
     assert ez.autodiff(ez.Forward, dot, ez.Duplicated(a[::-1], np.ones(2)), b[::-1]) == 2.0
+
+
+def test_later_calls_of_a_call_shape_compile_nothing():
+    """Whatever a call shape needs is built by its first call (`autodiff`, `gradient`,
+    `vjp`, a split-mode thunk): the next calls compile nothing, and give d(a·b·a)/da =
+    2ab, d/db = a²."""
+    from numba.core import event
+
+    @ez.enzyme_jit
+    def aba(a, b):
+        s = 0.0
+        for i in range(a.shape[0]):
+            s += a[i] * b[i] * a[i]
+        return s
+
+    a, b = np.array([1.0, -2.0, 0.5]), np.array([3.0, 0.25, -1.0])
+    ga, gb = np.zeros(3), np.zeros(3)
+    fwd, rev = ez.autodiff_thunk(
+        ez.ReverseSplitWithPrimal, aba, ez.Active, ez.Duplicated(a, ga), ez.Duplicated(b, gb)
+    )
+
+    def pair():
+        tape, _, _ = fwd(ez.Duplicated(a, ga), ez.Duplicated(b, gb))
+        rev(ez.Duplicated(a, ga), ez.Duplicated(b, gb), 1.0, tape)
+
+    calls = [
+        lambda: ez.autodiff(ez.Forward, aba, ez.Duplicated(a, np.ones(3)), ez.Const(b)),
+        lambda: ez.autodiff(ez.Reverse, aba, ez.Active, ez.Duplicated(a, ga), ez.Const(b)),
+        lambda: ez.gradient(ez.Reverse, aba, a, b),
+        lambda: ez.vjp(aba, (a, b), 2.0),
+        pair,
+    ]
+    for call in calls:
+        call()
+    ga[:], gb[:] = 0.0, 0.0
+    with event.install_recorder("numba:compile") as compiles:
+        results = [call() for call in calls for _ in range(5)]
+    assert compiles.buffer == []
+    np.testing.assert_allclose(results[0], np.sum(2 * a * b), rtol=1e-15)
+    grads = results[10]
+    np.testing.assert_allclose(grads[0], 2 * a * b, rtol=1e-15)
+    np.testing.assert_allclose(grads[1], a * a, rtol=1e-15)
+    value, (va, vb) = results[15]
+    np.testing.assert_allclose(va, 4 * a * b, rtol=1e-15)
+    np.testing.assert_allclose(vb, 2 * a * a, rtol=1e-15)
+    np.testing.assert_allclose(ga, 10 * 2 * a * b, rtol=1e-14)  # 5 reverse calls, 5 pairs
+    np.testing.assert_allclose(gb, 5 * a * a, rtol=1e-14)

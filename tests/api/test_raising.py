@@ -79,8 +79,8 @@ def _unreleased(before, after):
 )
 def test_raising_calls_release_everything(f, mode, path, nrt_stats, monkeypatch):
     x, dx = np.linspace(0.1, 1.0, 50), np.zeros(50)
-    monkeypatch.setattr(api, "_HOT", 1 if path == "hot" else 10**9)
-    monkeypatch.setattr(api, "_calls", {})
+    monkeypatch.setattr(api, "_ENTRIES", path == "hot")
+    monkeypatch.setattr(api, "_shapes", {})
     monkeypatch.setattr(api, "_entries", {})
     if path == "inside":
         jitted = _inside(f, mode)
