@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .. import rules
 from ..analysis.activity import Activity, ActivityResult, activity
-from ..analysis.calls import recursive
+from ..analysis.calls import callees, recursive
 from ..analysis.memtypes import MemoryFacts
 from ..errors import NoDerivativeError, called_from
 from ..forward import function_to_derive, has_rule
@@ -111,10 +111,12 @@ def reverse(
     # a recursive function's own calls run the same derivative: no assumption of the root's
     # (memory nothing writes after the call, arrays apart) holds for them
     whole_call = not split and not recursive(module, fn)
+    rewritten = rewrite_loops(module, fn)  # before any analysis
     synth = _Synthesizer(
         module,
         facts,
         root=fn.name,
+        rewritten=rewritten,
         reload=fn.name if whole_call else None,
         distinct=distinct if whole_call else frozenset(),
         width=width,
@@ -149,6 +151,29 @@ def reverse(
 Key = tuple[str, tuple[bool, ...]]
 
 
+def rewrite_loops(module: Module, root: Function) -> frozenset[str]:
+    """The loop rewrites of `transforms/loops.py`, on `root` and every function it may call
+    whose derivative the engine derives, before any of them is analysed: the activity
+    analysis of a caller analyses its callees and keeps their summaries for their own
+    derivatives, so a callee rewritten afterwards would be derived with a summary of the IR
+    it had before (an address computed from a loop's counter missing from its active values:
+    a store through it left unreversed). Returns the names of the functions rewritten."""
+    todo: list[Function] = [root]
+    seen: set[str] = set()
+    while todo:
+        fn = todo.pop()
+        given = rules.FUNCTIONS.get(fn.name)
+        if fn.name in seen or (given is not None and given.reverse is not None and fn is not root):
+            continue
+        seen.add(fn.name)
+        count_iterations(fn)
+        split_exit_edges(fn)
+        read_kept_values_before_loops(fn)
+        index_pointer_inductions(fn)
+        todo.extend(callees(module, fn))
+    return frozenset(seen)
+
+
 def parameters_read(fn: Function, n: int) -> frozenset[int]:
     """The positions among the first `n` parameters of `fn` that its body uses."""
     used = {id(o) for inst in fn.instructions() for o in inst.operands}
@@ -163,11 +188,13 @@ class _Synthesizer:
         module: Module,
         facts: MemoryFacts,
         root: str,
+        rewritten: frozenset[str],
         reload: str | None,
         distinct: frozenset[int] = frozenset(),
         width: int = 1,
     ) -> None:
         self.module, self.facts, self.root = module, facts, root
+        self.rewritten = rewritten  # the functions whose loops are rewritten (`rewrite_loops`)
         self.width = width
         self.distinct = distinct  # the root's arguments whose memory does not overlap
         # combined mode: memory nothing writes may be loaded again in the reverse sweep of
@@ -208,10 +235,7 @@ class _Synthesizer:
         bits = "".join("d" if p else "c" for p in pattern) + (".aliased" if aliased else "")
         names = (f"augmented_{fn.name}.{bits}", f"diffe_{fn.name}.{bits}")
         self.names[key] = names
-        count_iterations(fn)
-        split_exit_edges(fn)
-        read_kept_values_before_loops(fn)
-        index_pointer_inductions(fn)
+        assert fn.name in self.rewritten, f"@{fn.name} is derived with its loops as they were"
         act = activity(self.module, fn, pattern, has_rule, self.cache)
         self.results[key] = act
         root = self.reload == fn.name
