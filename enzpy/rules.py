@@ -72,6 +72,10 @@ class Rules:
             return self.forward is not None
         return self.augmented is not None or self.reverse is not None
 
+    def pickled(self) -> tuple:
+        """What travels with the function when it is pickled by value (see `enzpy.jit`)."""
+        return (self.forward, self.augmented, self.reverse, self.inactive, self.inactive_args)
+
 
 _RULES: dict[Any, Rules] = {}  # Numba dispatcher -> its rules
 
@@ -207,6 +211,11 @@ def inactive_arg(f: Any, *names: str) -> Any:
     entry.inactive_args |= {entry.params.index(n) for n in names}
     _forget()
     return f
+
+
+def restore(f: EnzymeJit, pickled: tuple) -> None:
+    """Declare for `f`, just unpickled, the rules `Rules.pickled` carried."""
+    _RULES[f.dispatcher] = Rules(f.py_func, *pickled)
 
 
 @contextmanager
