@@ -6,10 +6,10 @@ name) when importing that module gives back the same object, by value otherwise 
 the Python function travels (through Numba's cloudpickle, with the globals and closures it
 reads, jitted helpers included) with the `numba.njit` options and the rules declared for it.
 Compiled code and derivatives never travel: where it is unpickled, the function is compiled
-again and its derivatives are built again, or loaded from the derivative disk cache
-(`cache=True`) when the cache directory is shared. Unpickling by value gives one object per
-original in a process (the original itself in the process that pickled it), so a worker
-builds a derivative once, not once per task.
+again (Numba's cache is not used there) and its derivatives are built again, or loaded from
+the derivative disk cache (`cache=True`) when the cache directory is shared. Unpickling by
+value gives one object per original in a process (the original itself in the process that
+pickled it), so a worker builds a derivative once, not once per task.
 """
 
 from __future__ import annotations
@@ -81,6 +81,10 @@ class EnzymeJit:
                     if not options.get("cache"):  # is not on this machine: compiled uncached
                         raise
                     self = cls(py_func, {**options, "cache": False})
+                # Numba's cache of the primal is left off, as for Numba's own unpickled
+                # dispatchers: it would record this process's `__main__` as the module of a
+                # function from another's. The derivative disk cache stays on.
+                self.dispatcher._cache.disable()
                 self._uuid = uuid
                 _by_uuid[uuid] = _rebuilt[uuid] = self
                 if rules is not None:

@@ -88,18 +88,26 @@ SCRIPT = """
 """
 
 LOAD = """
-    import json, pickle, sys
+    import json, multiprocessing, pickle, sys
     import numpy as np
 
-    with open(sys.argv[1], "rb") as fh:
-        loss, moved = pickle.load(fh)
-    import enzpy as ez
-    from enzpy import disk_cache
+    def gradients(path, x):
+        with open(path, "rb") as fh:
+            loss, moved = pickle.load(fh)
+        import enzpy as ez
+        from enzpy import disk_cache
 
-    x = np.array(json.loads(sys.argv[2]))
-    (g,) = ez.gradient(ez.Reverse, loss, x)
-    (h,) = ez.gradient(ez.Reverse, moved, x)
-    print(json.dumps({"g": g.tolist(), "h": h.tolist(), **disk_cache.stats}))
+        (g,) = ez.gradient(ez.Reverse, loss, np.array(x))
+        (h,) = ez.gradient(ez.Reverse, moved, np.array(x))
+        return {"g": g.tolist(), "h": h.tolist(), **disk_cache.stats}
+
+    if __name__ == "__main__":
+        args = sys.argv[1], json.loads(sys.argv[2])
+        if sys.argv[3] == "spawn":  # as in a Dask worker process, whose __main__ is another
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                print(json.dumps(pool.apply(gradients, args)))
+        else:
+            print(json.dumps(gradients(*args)))
 """
 
 
@@ -111,26 +119,22 @@ def _script(path: pathlib.Path) -> dict:
     return namespace
 
 
-def test_functions_pickled_by_value_are_rebuilt_with_their_rules_in_a_fresh_process(tmp_path):
+def test_functions_pickled_by_value_are_rebuilt_with_their_rules_in_fresh_processes(tmp_path):
     loss = _script(tmp_path / "fit.py")["loss"]
     moved = _script(tmp_path / "moved.py")["loss"]  # its source file is gone when unpickled
-    x = np.array([0.3, -0.7, 1.1, 0.45, -0.2])
-    (g,) = ez.gradient(ez.Reverse, loss, x)
-    h = 1e-6
-    fd = [(loss(x + h * e) - loss(x - h * e)) / (2 * h) for e in np.eye(x.size)]
-    straight_through = 3.0 * (np.arange(x.size) < x.size - 1)  # the rule of snap(3 x[i])
-    np.testing.assert_allclose(g, np.array(fd) + straight_through, rtol=1e-7)
-
     payload = pickle.dumps((loss, moved))
     assert pickle.loads(payload) == (loss, moved)
     (tmp_path / "moved.py").unlink()
     (tmp_path / "loss.pkl").write_bytes(payload)
     (tmp_path / "load.py").write_text(textwrap.dedent(LOAD))
+    x = np.array([0.3, -0.7, 1.1, 0.45, -0.2])
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     runs = []
-    for _ in range(2):  # the first builds loss's derivative (or loads it), the second loads it
+    # a process whose __main__ is another module compiles loss first and builds its
+    # derivative; then a second process, and this one, find what it left on disk
+    for how in ("spawn", "main"):
         run = subprocess.run(
-            [sys.executable, "load.py", "loss.pkl", json.dumps(x.tolist())],
+            [sys.executable, "load.py", "loss.pkl", json.dumps(x.tolist()), how],
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -139,8 +143,14 @@ def test_functions_pickled_by_value_are_rebuilt_with_their_rules_in_a_fresh_proc
         )
         assert run.returncode == 0, run.stderr
         runs.append(json.loads(run.stdout))
+    assert runs[0]["written"] == 1
+    assert runs[1]["loaded"] == 1 and runs[1]["written"] == 0
+
+    (g,) = ez.gradient(ez.Reverse, loss, x)
+    h = 1e-6
+    fd = [(loss(x + h * e) - loss(x - h * e)) / (2 * h) for e in np.eye(x.size)]
+    straight_through = 3.0 * (np.arange(x.size) < x.size - 1)  # the rule of snap(3 x[i])
+    np.testing.assert_allclose(g, np.array(fd) + straight_through, rtol=1e-7)
     for got in runs:
         np.testing.assert_allclose(got["g"], g, rtol=1e-14)
         np.testing.assert_allclose(got["h"], g, rtol=1e-14)
-    assert runs[1]["loaded"] == 1 and runs[1]["written"] == 0
-    assert list(tmp_path.glob("__pycache__/enzpy/*.enzpy"))
