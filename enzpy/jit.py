@@ -4,12 +4,13 @@ An `EnzymeJit` pickles as a Python function does: by reference (its module and q
 name) when importing that module gives back the same object, by value otherwise (defined in
 `__main__`, inside a function, or in a module cloudpickle was told to pickle by value): then
 the Python function travels (through Numba's cloudpickle, with the globals and closures it
-reads, jitted helpers included) with the `numba.njit` options and the rules declared for it.
-Compiled code and derivatives never travel: where it is unpickled, the function is compiled
-again (Numba's cache is not used there) and its derivatives are built again, or loaded from
-the derivative disk cache (`cache=True`) when the cache directory is shared. Unpickling by
-value gives one object per original in a process (the original itself in the process that
-pickled it), so a worker builds a derivative once, not once per task.
+reads, jitted helpers included) with the `numba.njit` options and the rules declared for it
+and for the `@njit` functions it calls. Compiled code and derivatives never travel: where it
+is unpickled, the function is compiled again (Numba's cache is not used there) and its
+derivatives are built again, or loaded from the derivative disk cache (`cache=True`) when
+the cache directory is shared. Unpickling by value gives one object per original in a
+process (the original itself in the process that pickled it), so a worker builds a
+derivative once, not once per task.
 """
 
 from __future__ import annotations
@@ -47,26 +48,25 @@ class EnzymeJit:
     def __reduce__(self) -> Any:
         if _importable(self):
             return self.py_func.__qualname__  # by reference, as pickle saves a function
-        from .rules import rules_of  # (rules imports this module)
+        from .rules import travelling  # (rules imports this module)
 
         with _lock:
             if self._uuid is None:
                 self._uuid = str(uuid.uuid4())
                 _by_uuid[self._uuid] = self
-        declared = rules_of(self.dispatcher)
         return serialize.custom_reduce(  # by value, through Numba's cloudpickle
             EnzymeJit,
             {
                 "uuid": self._uuid,
                 "py_func": self.py_func,
                 "options": self.options,
-                "rules": None if declared is None else declared.pickled(),
+                "rules": travelling(self),
             },
         )
 
     @classmethod
     def _rebuild(
-        cls, uuid: str, py_func: Callable[..., Any], options: dict[str, Any], rules: tuple | None
+        cls, uuid: str, py_func: Callable[..., Any], options: dict[str, Any], rules: tuple
     ) -> EnzymeJit:
         """The function pickled by value as `uuid`: the one this process already has, else a
         new one (kept for the next task that names it) with the `rules` pickled with it."""
@@ -87,8 +87,7 @@ class EnzymeJit:
                 self.dispatcher._cache.disable()
                 self._uuid = uuid
                 _by_uuid[uuid] = _rebuilt[uuid] = self
-                if rules is not None:
-                    restore(self, rules)
+                restore(self, rules)
         return self
 
     def __call__(self, *args: Any) -> Any:

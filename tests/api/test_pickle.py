@@ -1,7 +1,7 @@
 """`@ez.enzyme_jit` functions pickle as functions do: by reference when their module holds
-them, by value otherwise (then with their jitted helpers and their rules); a fresh process
-compiles them again and builds their derivatives again, or loads them from the derivative
-disk cache (`cache=True`)."""
+them, by value otherwise (then with their jitted helpers and the rules of both); a fresh
+process compiles them again and builds their derivatives again, or loads them from the
+derivative disk cache (`cache=True`)."""
 
 from __future__ import annotations
 
@@ -77,13 +77,18 @@ SCRIPT = """
     def snap_rev(saved, dy, a):  # straight through: the engine would give 0
         return (dy,)
 
+    @ez.inactive
+    @numba.njit
+    def penalty(a):  # no derivative: the engine would give 0.2 a
+        return 0.1 * a * a
+
     SCALE = 3.0
 
     @ez.enzyme_jit(cache=True)
     def loss(x):
         s = 0.0
         for i in range(x.shape[0] - 1):
-            s += wave(x[i], x[i + 1]) + snap(SCALE * x[i])
+            s += wave(x[i], x[i + 1]) + snap(SCALE * x[i]) + penalty(x[i])
         return s
 """
 
@@ -149,8 +154,8 @@ def test_functions_pickled_by_value_are_rebuilt_with_their_rules_in_fresh_proces
     (g,) = ez.gradient(ez.Reverse, loss, x)
     h = 1e-6
     fd = [(loss(x + h * e) - loss(x - h * e)) / (2 * h) for e in np.eye(x.size)]
-    straight_through = 3.0 * (np.arange(x.size) < x.size - 1)  # the rule of snap(3 x[i])
-    np.testing.assert_allclose(g, np.array(fd) + straight_through, rtol=1e-7)
+    ruled = (np.arange(x.size) < x.size - 1) * (3.0 - 0.2 * x)  # snap(3 x[i]), penalty(x[i])
+    np.testing.assert_allclose(g, np.array(fd) + ruled, rtol=1e-7)
     for got in runs:
         np.testing.assert_allclose(got["g"], g, rtol=1e-14)
         np.testing.assert_allclose(got["h"], g, rtol=1e-14)
