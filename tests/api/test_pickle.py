@@ -58,6 +58,13 @@ def test_importable_functions_pickle_by_reference_the_others_by_value():
     assert pickle.loads(payload) is square_sum
 
 
+def test_modes_unpickle_as_the_singletons_they_are():
+    modes = [ez.Forward, ez.ForwardWithPrimal, ez.Reverse, ez.ReverseWithPrimal]
+    modes += [ez.ReverseSplitWithPrimal, ez.ReverseSplitNoPrimal]
+    for mode in modes:
+        assert pickle.loads(pickle.dumps(mode)) is mode
+
+
 SCRIPT = """
     import numba, numpy as np, enzpy as ez
 
