@@ -18,6 +18,9 @@ class Mode:
     def __repr__(self) -> str:
         return f"enzpy.{self.name}"
 
+    def __reduce__(self) -> str:
+        return self.name  # pickled by name: unpickling gives back the singleton
+
 
 Forward = Mode("Forward", reverse=False, with_primal=False)
 ForwardWithPrimal = Mode("ForwardWithPrimal", reverse=False, with_primal=True)

@@ -72,6 +72,10 @@ class Rules:
             return self.forward is not None
         return self.augmented is not None or self.reverse is not None
 
+    def pickled(self) -> tuple:
+        """The declarations, without the function (see `travelling`)."""
+        return (self.forward, self.augmented, self.reverse, self.inactive, self.inactive_args)
+
 
 _RULES: dict[Any, Rules] = {}  # Numba dispatcher -> its rules
 
@@ -207,6 +211,43 @@ def inactive_arg(f: Any, *names: str) -> Any:
     entry.inactive_args |= {entry.params.index(n) for n in names}
     _forget()
     return f
+
+
+def travelling(f: EnzymeJit) -> tuple:
+    """The rules that travel with `f` pickled by value: its own and those of the `@njit`
+    functions its code names, transitively (an `@enzyme_jit` one carries its own)."""
+    own = _RULES.get(f.dispatcher)
+    helpers = tuple((d, _RULES[d].pickled()) for d in _named_dispatchers(f.py_func) if d in _RULES)
+    return (None if own is None else own.pickled()), helpers
+
+
+def restore(f: EnzymeJit, travelled: tuple) -> None:
+    """Declare the rules `travelling` gave, for `f` just unpickled and for its helpers (those
+    this process declared already are kept)."""
+    own, helpers = travelled
+    if own is not None:
+        _RULES[f.dispatcher] = Rules(f.py_func, *own)
+    for d, pickled in helpers:
+        _RULES.setdefault(d, Rules(d.py_func, *pickled))
+
+
+def _named_dispatchers(fn: Any, seen: set | None = None) -> Iterator[Dispatcher]:
+    """The Numba dispatchers that `fn`'s globals and closure hold under the names its code
+    reads, and theirs, transitively."""
+    seen = set() if seen is None else seen
+    names: set[str] = set()
+    codes = [fn.__code__]
+    while codes:
+        code = codes.pop()
+        names |= set(code.co_names)
+        codes += [c for c in code.co_consts if isinstance(c, type(code))]
+    values = [fn.__globals__[n] for n in names if n in fn.__globals__]
+    values += [cell.cell_contents for cell in fn.__closure__ or ()]
+    for value in values:
+        if isinstance(value, Dispatcher) and value not in seen:
+            seen.add(value)
+            yield value
+            yield from _named_dispatchers(value.py_func, seen)
 
 
 @contextmanager
