@@ -5,15 +5,11 @@ file is rebuilt, never loaded. Each run is a fresh interpreter."""
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
-
-ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+from processes import run_python
 
 MODEL = """
 import math
@@ -56,12 +52,7 @@ print(json.dumps({"g": g.tolist(), "fwd": fwd, "fd": fd, **disk_cache.stats}))
 
 
 def _run(tmp_path: pathlib.Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    run = subprocess.run(
-        [sys.executable, "run.py"], cwd=tmp_path, capture_output=True, text=True, env=env
-    )
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
+    out = json.loads(run_python(["run.py"], tmp_path))
     u = np.array([0.6, -0.8])
     np.testing.assert_allclose(np.dot(out["g"], u), out["fd"], rtol=1e-6)  # the map's
     np.testing.assert_allclose(out["fwd"], out["fd"], rtol=1e-6)  # derivative, each run

@@ -4,22 +4,16 @@ cannot be done, the error says so."""
 
 from __future__ import annotations
 
-import os
-import pathlib
-import subprocess
-import sys
 import textwrap
 
 import numba
 import numpy as np
 import pytest
 from harness import check_forward, check_reverse, dot_test
+from processes import run_python
 
 import enzpy as ez
 from enzpy.bridge import capture
-
-ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-TESTS = str(pathlib.Path(__file__).resolve().parents[1])
 
 
 def test_cache_true_differentiates_from_a_warm_cache(tmp_path):
@@ -41,17 +35,7 @@ def test_cache_true_differentiates_from_a_warm_cache(tmp_path):
     """)
     )
     for _ in range(2):  # the second run loads f from the disk cache
-        env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        run = subprocess.run(
-            [sys.executable, "mod.py"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=env,
-        )
-        assert run.returncode == 0, run.stderr
-        assert run.stdout.strip() == "ok"
+        assert run_python(["mod.py"], tmp_path).strip() == "ok"
     assert list(tmp_path.glob("__pycache__/*.nbi")), "numba wrote no disk cache"
 
 
@@ -88,21 +72,7 @@ CHECK = """
 
 def _run(tmp_path, source, cache):
     (tmp_path / "mod.py").write_text(textwrap.dedent(source))
-    env = {
-        **os.environ,
-        "NUMBA_CACHE_DIR": str(cache),
-        "PYTHONPATH": os.pathsep.join([ROOT, TESTS, os.environ.get("PYTHONPATH", "")]),
-    }
-    run = subprocess.run(
-        [sys.executable, "mod.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run.stdout.strip()
+    return run_python(["mod.py"], tmp_path, NUMBA_CACHE_DIR=str(cache)).strip()
 
 
 def test_helpers_loaded_from_a_shared_disk_cache_differentiate(tmp_path):

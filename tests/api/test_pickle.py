@@ -7,20 +7,17 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import pathlib
 import pickle
 import pickletools
-import subprocess
 import sys
 import textwrap
 
 import numpy as np
 from numba import cloudpickle as numba_cloudpickle
+from processes import run_python
 
 import enzpy as ez
-
-ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 
 
 @ez.enzyme_jit
@@ -140,21 +137,12 @@ def test_functions_pickled_by_value_are_rebuilt_with_their_rules_in_fresh_proces
     (tmp_path / "loss.pkl").write_bytes(payload)
     (tmp_path / "load.py").write_text(textwrap.dedent(LOAD))
     x = np.array([0.3, -0.7, 1.1, 0.45, -0.2])
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     runs = []
     # a process whose __main__ is another module compiles loss first and builds its
     # derivative; then a second process, and this one, find what it left on disk
     for how in ("spawn", "main"):
-        run = subprocess.run(
-            [sys.executable, "load.py", "loss.pkl", json.dumps(x.tolist()), how],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=env,
-        )
-        assert run.returncode == 0, run.stderr
-        runs.append(json.loads(run.stdout))
+        out = run_python(["load.py", "loss.pkl", json.dumps(x.tolist()), how], tmp_path)
+        runs.append(json.loads(out))
     assert runs[0]["written"] == 1
     assert runs[1]["loaded"] == 1 and runs[1]["written"] == 0
 
