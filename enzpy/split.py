@@ -80,6 +80,12 @@ class Tape:
         state = "used" if self.used else f"{self.nbytes} bytes"
         return f"<enzpy.Tape of {self._thunk.name} ({state})>"
 
+    def __reduce__(self) -> Any:
+        raise EnzpyError(
+            "an enzpy.Tape holds addresses in this process's memory and cannot be pickled: "
+            "run the reverse pass in the process that ran its forward pass"
+        )
+
 
 class _Thunk:
     """One split-mode derivative of `f` for fixed argument types and activities."""
@@ -205,6 +211,9 @@ class ForwardPass:
     def __repr__(self) -> str:
         return f"<enzpy forward pass of {self._thunk.name}>"
 
+    def __reduce__(self) -> Any:
+        raise EnzpyError(_UNPICKLABLE_PASS)
+
 
 class ReversePass:
     """`rev(*args, [dret,] tape) -> adjoints`: one entry per argument, the adjoint of an
@@ -256,6 +265,15 @@ class ReversePass:
 
     def __repr__(self) -> str:
         return f"<enzpy reverse pass of {self._thunk.name}>"
+
+    def __reduce__(self) -> Any:
+        raise EnzpyError(_UNPICKLABLE_PASS)
+
+
+_UNPICKLABLE_PASS = (
+    "the passes of ez.autodiff_thunk hold compiled code and cannot be pickled: pickle the "
+    "@ez.enzyme_jit function and call ez.autodiff_thunk where it is unpickled"
+)
 
 
 def autodiff_thunk(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[ForwardPass, ReversePass]:

@@ -14,6 +14,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from numba import cloudpickle as numba_cloudpickle
 from processes import run_python
 
@@ -60,6 +61,20 @@ def test_modes_unpickle_as_the_singletons_they_are():
     modes += [ez.ReverseSplitWithPrimal, ez.ReverseSplitNoPrimal]
     for mode in modes:
         assert pickle.loads(pickle.dumps(mode)) is mode
+
+
+def test_split_passes_and_tapes_refuse_pickling_by_name():
+    x, dx = np.array([1.0, 2.0]), np.zeros(2)
+    fwd, rev = ez.autodiff_thunk(
+        ez.ReverseSplitWithPrimal, square_sum, ez.Active, ez.Duplicated(x, dx)
+    )
+    tape, y, _ = fwd(ez.Duplicated(x, dx))
+    for what, message in ((fwd, "pickle the @ez.enzyme_jit"), (rev, "pickle the"), (tape, "Tape")):
+        with pytest.raises(ez.EnzpyError, match=message):
+            pickle.dumps(what)
+    rev(ez.Duplicated(x, dx), 1.0, tape)  # the tape still serves its reverse pass
+    np.testing.assert_array_equal(dx, 2 * x)
+    assert y == 5.0
 
 
 SCRIPT = """
