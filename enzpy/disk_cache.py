@@ -182,15 +182,19 @@ def _enzpy_sources() -> str:
 
 
 def _fingerprint(dispatcher: Any) -> str:
-    """A digest of what Numba compiles for `dispatcher` and what enzpy's rules change."""
+    """A digest of what Numba compiles for `dispatcher` and the rules users declared for
+    the functions it reaches (and their rules reach)."""
     h = hashlib.sha256()
-    seen: set[int] = set()
+    seen: set[int] = set()  # the Python functions hashed
     _function(h, dispatcher.py_func, seen)
-    for r in sorted(rules.ruled().values(), key=lambda r: _name(r.py_func)):
-        h.update(repr((_name(r.py_func), r.inactive, sorted(r.inactive_args))).encode())
-        for rule in (r.forward, r.augmented, r.reverse):
-            if rule is not None:
-                _function(h, rule.py_func, seen)
+    hashed: set[int] = set()
+    while reached := [r for r in rules.ruled().values() if id(r.py_func) in seen - hashed]:
+        for r in sorted(reached, key=lambda r: _name(r.py_func)):
+            hashed.add(id(r.py_func))
+            h.update(repr((_name(r.py_func), r.inactive, sorted(r.inactive_args))).encode())
+            for rule in (r.forward, r.augmented, r.reverse):
+                if rule is not None:
+                    _function(h, rule.py_func, seen)
     return h.hexdigest()
 
 

@@ -110,3 +110,30 @@ def test_a_cache_directory_that_cannot_be_written_is_skipped(tmp_path, monkeypat
     fd = (loss(p + 1e-6 * u, y0, 5) - loss(p - 1e-6 * u, y0, 5)) / 2e-6
     np.testing.assert_allclose(np.dot(g, u), fd, rtol=1e-6)
     assert disk_cache.stats["written"] == written
+
+
+def test_the_key_holds_the_rules_of_the_functions_reached_only():
+    import numba
+
+    import enzpy as ez
+    from enzpy import disk_cache
+
+    @numba.njit
+    def helper(x):
+        return x * x
+
+    @numba.njit
+    def unrelated(x):
+        return x + 1.0
+
+    @ez.enzyme_jit
+    def f(x):
+        return helper(x[0]) + x[1]
+
+    before = disk_cache._fingerprint(f.dispatcher)
+    ez.inactive(unrelated)
+    assert disk_cache._fingerprint(f.dispatcher) == before
+    ez.inactive(helper)  # changes f's derivative: another key
+    assert disk_cache._fingerprint(f.dispatcher) != before
+    g = ez.gradient(ez.Reverse, f, np.array([3.0, 2.0]))[0]
+    np.testing.assert_array_equal(g, [0.0, 1.0])  # helper's x * x held constant
