@@ -57,6 +57,17 @@ def median_of(x):
 
 
 @ez.enzyme_jit
+def partitioned(x):
+    r = np.abs(x)
+    return np.partition(r, 2)[2] * x[1]
+
+
+@ez.enzyme_jit
+def thirtieth_percentile(x):
+    return np.percentile(x, 30.0)
+
+
+@ez.enzyme_jit
 def through_a_list(x):
     values = [x[0], x[1] * 2.0]
     return values[0] * values[1]
@@ -67,6 +78,8 @@ def through_a_list(x):
     [
         (sorted_ends, "ndarray.sort", "np.argsort", "y.sort()"),
         (through_a_list, "a Python list", "NumPy array", "values = ["),
+        (thirtieth_percentile, "np.percentile", "np.argsort", "return np.percentile"),
+        (partitioned, "np.partition", "np.argsort", "np.partition(r, 2)"),
     ],
 )
 def test_constructs_are_named_with_a_way_out(f, construct, advice, call):
