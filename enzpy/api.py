@@ -267,14 +267,7 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
     >>> gx.tolist(), ga
     ([6.0, 12.0], 5.0)
     """
-    key = _shape_key(args, "gradient", mode, f)
-    run = _shaped.get(key) if key is not None else None
-    if run is None:
-        check_mode(mode)
-        values, _ = _differentiable(f, args, unwrap=True)
-        run = _generated(gradients.gradient, "mode, f, *args", mode.reverse, values)
-        if key is not None:
-            _shaped[key] = run
+    run = _shaped.get(_shape_key(args, "gradient", mode, f)) or _gradient_of(mode, f, args)
     return run(mode, f, *args)
 
 
@@ -321,17 +314,33 @@ def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[A
     >>> value, gx.tolist(), ga
     (15.0, [3.0, 6.0], 2.5)
     """
-    key = _shape_key(primals, "vjp", f)
-    run = _shaped.get(key) if key is not None else None
-    if run is None:
-        values, _ = _differentiable(f, primals, "primals", unwrap=True)
-        run = _generated(gradients.vjp, "f, primals, cotangent", values)
-        if key is not None:
-            _shaped[key] = run
+    run = _shaped.get(_shape_key(primals, "vjp", f)) or _vjp_of(f, primals)
     return run(f, primals, cotangent)
 
 
-_shaped: dict[tuple, Callable[..., Any]] = {}  # `_shape_key` -> generated function
+def _gradient_of(mode: Mode, f: EnzymeJit, args: tuple) -> Callable[..., Any]:
+    """`gradient`'s generated code for calls shaped like this one (kept by its key)."""
+    check_mode(mode)
+    values, _ = _differentiable(f, args, unwrap=True)
+    run = _generated(gradients.gradient, "mode, f, *args", mode.reverse, values)
+    return _kept(_shape_key(args, "gradient", mode, f), run)
+
+
+def _vjp_of(f: EnzymeJit, primals: Sequence[Any]) -> Callable[..., Any]:
+    """`vjp`'s generated code for calls shaped like this one (kept by its key)."""
+    values, _ = _differentiable(f, primals, "primals", unwrap=True)
+    return _kept(
+        _shape_key(primals, "vjp", f), _generated(gradients.vjp, "f, primals, cotangent", values)
+    )
+
+
+def _kept(key: tuple | None, run: Callable[..., Any]) -> Callable[..., Any]:
+    if key is not None:
+        _shaped[key] = run
+    return run
+
+
+_shaped: dict[tuple | None, Callable[..., Any]] = {}  # `_shape_key` -> generated function
 _SCALARS = (float, int, bool, complex, np.generic)
 
 

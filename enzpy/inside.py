@@ -450,17 +450,8 @@ class PythonEntry:
 
     def _source(self, *vals: types.Type) -> Callable[..., Any]:
         """The generated call for values of these Numba types."""
-        it = iter(enumerate(vals))
-        argv = []
-        for cls, plain in self._spec:
-            j, val = next(it)
-            dval, dsrc = (None, None)
-            if issubclass(cls, SHADOWED):
-                i, dval = next(it)
-                dsrc = f"v{i}"
-            argv.append(Arg(cls, val, dval, f"v{j}", dsrc, plain))
         try:
-            src = _call_source(*self._how, argv, errors=False)
+            src = _call_source(*self._how, _unpacked_argv(self._spec, vals), errors=False)
         except Exception:  # the Python path raises the exact error
             src = Source()
             src.add(f"raise {src.name('Fallback', Fallback)}()")
@@ -497,17 +488,24 @@ def memory_checker(annotated: Sequence[Annotation]) -> Callable[..., None]:
     """An njit function of the arguments' `unpacked_values` that runs the call's memory
     checks (`memory.plan`), raising their `ShadowError`; compiled now for these values'
     types."""
-    values = unpacked_values(annotated)
-    argv, j = [], 0
-    for a in annotated:
-        shadowed = isinstance(a, SHADOWED)
-        dval = numba.typeof(values[j + 1]) if shadowed else None
-        argv.append(
-            Arg(type(a), numba.typeof(a.val), dval, f"v{j}", f"v{j + 1}" if shadowed else None)
-        )
-        j += 1 + shadowed
+    sig = tuple(map(numba.typeof, unpacked_values(annotated)))
     src = Source({"np": np})
-    _shadow_checks(src, argv, errors=True)
+    _shadow_checks(src, _unpacked_argv([(type(a), False) for a in annotated], sig), errors=True)
     src.add("return None")
-    sig = tuple(map(numba.typeof, values))
-    return numba.njit(sig)(_compile(", ".join(f"v{i}" for i in range(len(values))), src))
+    return numba.njit(sig)(_compile(", ".join(f"v{i}" for i in range(len(sig))), src))
+
+
+def _unpacked_argv(spec: Sequence[tuple[type, bool]], vals: Sequence[types.Type]) -> list[Arg]:
+    """The `Arg` of each argument whose values, unpacked (`unpacked_values`), are the
+    parameters `v0, v1, ...` of these Numba types; `spec` holds per argument its annotation
+    class and whether it was passed plain."""
+    it = iter(enumerate(vals))
+    argv = []
+    for cls, plain in spec:
+        j, val = next(it)
+        dval, dsrc = (None, None)
+        if issubclass(cls, SHADOWED):
+            i, dval = next(it)
+            dsrc = f"v{i}"
+        argv.append(Arg(cls, val, dval, f"v{j}", dsrc, plain))
+    return argv

@@ -20,7 +20,7 @@ from numba.core import types
 from numba.extending import overload
 
 from .annotations import Active, Annotation, BatchDuplicated
-from .api import _differentiable, _type_key, autodiff
+from .api import _differentiable, _shape_key, autodiff
 from .bridge.by_address import by_address
 from .errors import AnnotationError
 from .gradients import Value, const_copy, copy_source
@@ -117,11 +117,8 @@ def clear_cache() -> None:
 
 def _call_shape(f: EnzymeJit, args: tuple) -> _Shape:
     """The `_Shape` of a call, looked up by a key cheaper than Numba's types."""
-    try:
-        key = (f, *((type(a), _type_key(getattr(a, "val", a))) for a in args))
-        hit = _SHAPES.get(key)
-    except TypeError:  # unhashable: `_differentiable` names what is wrong
-        key, hit = None, None
+    key = _shape_key(args, f)
+    hit = _SHAPES.get(key) if key is not None else None
     if hit is None:
         values, plain = _differentiable(f, args)
         hit = _Shape(f, values, _return_type(f, tuple(map(numba.typeof, plain))))
