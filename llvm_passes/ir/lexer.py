@@ -1,4 +1,4 @@
-"""Tokenizer for LLVM IR text: one instruction or header line into a list of tokens.
+"""Tokenizer for LLVM IR text: one instruction or header line into its tokens.
 
 Owns only lexing. Knows nothing of instructions, types or analyses.
 """
@@ -6,48 +6,83 @@ Owns only lexing. Knows nothing of instructions, types or analyses.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+# every token's text, in the order of precedence: a comment, a local, a global, metadata, an
+# attribute group, a c-string, a string, a number, a word, punctuation; any other character
+# alone (refused)
 _TOKEN = re.compile(
     r"""
-    (?P<ws>\s+)
-  | (?P<comment>;.*)
-  | (?P<local>%(?:"[^"]*"|[-a-zA-Z$._0-9]+))
-  | (?P<global>@(?:"[^"]*"|[-a-zA-Z$._0-9]+))
-  | (?P<meta>!(?:[-a-zA-Z$._0-9]+|"[^"]*")?)
-  | (?P<attrgroup>\#[0-9]+)
-  | (?P<cstring>c"[^"]*")
-  | (?P<string>"[^"]*")
-  | (?P<number>-?0x[0-9A-Fa-f]+|-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[su]0x[0-9A-Fa-f]+)
-  | (?P<word>[A-Za-z_$.][-A-Za-z_$.0-9]*:?)
-  | (?P<punct>\.\.\.|[,()\[\]{}<>=*:|])
+    ;.*
+  | %(?:"[^"]*"|[-a-zA-Z$._0-9]+)
+  | @(?:"[^"]*"|[-a-zA-Z$._0-9]+)
+  | !(?:[-a-zA-Z$._0-9]+|"[^"]*")?
+  | \#[0-9]+
+  | c"[^"]*"
+  | "[^"]*"
+  | -?0x[0-9A-Fa-f]+|-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[su]0x[0-9A-Fa-f]+
+  | [A-Za-z_$.][-A-Za-z_$.0-9]*:?
+  | \.\.\.|[,()\[\]{}<>=*:|]
+  | \S
     """,
     re.VERBOSE,
 )
+_SIGILS = {"%": "local", "@": "global", "!": "meta", "#": "attrgroup", '"': "string"}
+_PUNCT = frozenset(",()[]{}<>=*:|")
+_HEX_LITERAL = re.compile(r"[su]0x[0-9A-Fa-f]+")
 
 
-@dataclass(frozen=True, slots=True)
+def _kind(text: str) -> str:
+    """The kind of a token's text (as matched by `_TOKEN`)."""
+    c = text[0]
+    kind = _SIGILS.get(c)
+    if kind is not None:
+        return kind if len(text) > 1 or c == "!" else "?"
+    if c.isdigit() or c == "-" and len(text) > 1:
+        return "number"
+    if c in _PUNCT:
+        return "punct"
+    if c == "c" and text[1:2] == '"':
+        return "cstring"
+    if c.isalpha() or c in "_$.":
+        return "number" if c in "su" and _HEX_LITERAL.fullmatch(text) else "word"
+    return "?"
+
+
 class Token:
     """One lexical token: its kind (local, global, word, number, punct, ...) and text."""
 
-    kind: str
-    text: str
+    __slots__ = ("kind", "text")
+
+    def __init__(self, kind: str, text: str) -> None:
+        self.kind, self.text = kind, text
+
+    def __repr__(self) -> str:
+        return f"Token({self.kind!r}, {self.text!r})"
 
 
-def tokenize(line: str) -> list[Token]:
+_KNOWN: dict[str, tuple[Token, ...]] = {}  # lines seen (a module is parsed several times)
+_KNOWN_MAX = 1 << 15
+
+
+def tokenize(line: str) -> tuple[Token, ...]:
     """Split one line of IR into tokens, dropping whitespace and comments."""
+    tokens = _KNOWN.get(line)
+    if tokens is None:
+        if len(_KNOWN) >= _KNOWN_MAX:
+            _KNOWN.clear()
+        tokens = _KNOWN[line] = tuple(_tokens(line))
+    return tokens
+
+
+def _tokens(line: str) -> list[Token]:
     tokens: list[Token] = []
-    pos = 0
-    while pos < len(line):
-        m = _TOKEN.match(line, pos)
-        if m is None:
-            raise ValueError(f"cannot tokenize IR at {line[pos : pos + 40]!r} in {line!r}")
-        kind = m.lastgroup
-        assert kind is not None
-        pos = m.end()
-        if kind in ("ws", "comment"):
-            continue
-        tokens.append(Token(kind, m.group()))
+    for text in _TOKEN.findall(line):
+        if text[0] == ";":
+            break
+        kind = _kind(text)
+        if kind == "?":
+            raise ValueError(f"cannot tokenize IR at {text!r} in {line!r}")
+        tokens.append(Token(kind, text))
     return tokens
 
 

@@ -41,33 +41,34 @@ class ParseError(ValueError):
 class _Cursor:
     """A position in a token list with the small lookahead the grammar needs."""
 
-    def __init__(self, tokens: list[Token], line: str) -> None:
-        self.toks, self.pos, self.line = tokens, 0, line
+    def __init__(self, tokens: tuple[Token, ...], line: str) -> None:
+        self.toks, self.pos, self.line, self.end = tokens, 0, line, len(tokens)
 
     def peek(self, k: int = 0) -> Token | None:
         j = self.pos + k
-        return self.toks[j] if j < len(self.toks) else None
+        return self.toks[j] if j < self.end else None
 
     def at(self, text: str, k: int = 0) -> bool:
         """Whether the token `k` ahead reads `text`."""
-        t = self.peek(k)
-        return t is not None and t.text == text
+        j = self.pos + k
+        return j < self.end and self.toks[j].text == text
 
     def at_kind(self, kind: str, k: int = 0) -> bool:
         """Whether the token `k` ahead is of `kind`."""
-        t = self.peek(k)
-        return t is not None and t.kind == kind
+        j = self.pos + k
+        return j < self.end and self.toks[j].kind == kind
 
     def next(self) -> Token:
-        t = self.peek()
-        if t is None:
+        j = self.pos
+        if j >= self.end:
             raise ParseError(f"unexpected end of line: {self.line!r}")
-        self.pos += 1
-        return t
+        self.pos = j + 1
+        return self.toks[j]
 
     def accept(self, text: str) -> bool:
-        if self.at(text):
-            self.pos += 1
+        j = self.pos
+        if j < self.end and self.toks[j].text == text:
+            self.pos = j + 1
             return True
         return False
 
@@ -77,7 +78,7 @@ class _Cursor:
             raise ParseError(f"expected {text!r}, got {t.text!r} in {self.line!r}")
 
     def done(self) -> bool:
-        return self.pos >= len(self.toks)
+        return self.pos >= self.end
 
     def balanced(self) -> str:
         """Consume a bracketed group starting at the current token; return it as text."""
@@ -100,15 +101,15 @@ def _join(texts: list[str]) -> str:
 
 
 # ---- types ---------------------------------------------------------------------------------
+_INT_TYPE = re.compile(r"i\d+")
+_TYPE_WORDS = {"void", "ptr", "label", "metadata", "token", "{", "[", "<", *FLOAT_KINDS}
+
+
 def _is_type_start(t: Token | None) -> bool:
     if t is None:
         return False
     x = t.text
-    return (
-        x in ("void", "ptr", "label", "metadata", "token", "{", "[", "<")
-        or x in FLOAT_KINDS
-        or bool(re.fullmatch(r"i\d+", x))
-    )
+    return x in _TYPE_WORDS or _INT_TYPE.fullmatch(x) is not None
 
 
 def parse_type(c: _Cursor) -> Type:
@@ -126,7 +127,7 @@ def parse_type(c: _Cursor) -> Type:
         base = METADATA if t == "metadata" else Type("token")
     elif t in FLOAT_KINDS:
         base = float_type(t)
-    elif re.fullmatch(r"i\d+", t):
+    elif _INT_TYPE.fullmatch(t):
         base = int_type(int(t[1:]))
     elif t == "{":
         base = Type("struct", elems=_type_list(c, "}"))
@@ -695,6 +696,9 @@ def parse_module(text: str) -> Module:
     return mod
 
 
+_LABEL = re.compile(r'("[^"]*"|[-a-zA-Z$._0-9]+):$')
+
+
 def _parse_body(lines: list[str], i: int, fn: Function, p: _FunctionParser) -> int:
     block: Block | None = None
     while i < len(lines):
@@ -707,7 +711,7 @@ def _parse_body(lines: list[str], i: int, fn: Function, p: _FunctionParser) -> i
             return i
         if s.startswith("#dbg_"):  # debug records carry no semantics
             continue
-        if m := re.match(r'^("[^"]*"|[-a-zA-Z$._0-9]+):$', s):
+        if s[-1] == ":" and (m := _LABEL.match(s)):
             label = m.group(1).strip('"')
             block = Block(_local_name("%" + label, p.renames) if label.isdigit() else label)
             fn.blocks.append(block)
