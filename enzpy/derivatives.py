@@ -8,10 +8,12 @@ Set `ENZPY_DUMP_IR=1` to print the synthesized IR, or `ENZPY_DUMP_IR=<dir>` to w
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -78,9 +80,7 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
         symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
     texts = bridge.modules_for(symbol)
     rule_calls.register(name for text in texts for name in bridge.capture.defined_symbols(text))
-    module = Module()
-    for text in inline_small_callees(powers_as_intrinsics(texts), symbol):
-        module.merge(parse_module(text))
+    module = inline_small_callees(powers_as_intrinsics(texts), symbol)
     unresolved = bridge.capture.UNRESOLVED  # recursion between overloads: direct calls
     link.calls_made_direct(
         module, {g: g[len(unresolved) :] for g in module.globals if g.startswith(unresolved)}
@@ -132,6 +132,29 @@ def derivative(
             "array expressions) is not supported yet; differentiate a "
             "serial version of the function"
         )
+    with _gc_paused():
+        out = _derivative(how, f, argtypes, kinds, ret, width)
+    _cache[key] = out
+    return out
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused: synthesis makes millions of objects that
+    live until it ends (the parsed IR), each of which would make the collector traverse the
+    process's whole heap again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _derivative(
+    how: Mode, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str, width: int
+) -> Derivative:
     primal = _primal(f, how.reverse, kinds)
     stored = disk_cache.entry(f, (how.reverse, how.split, argtypes, kinds, ret, width))
     loaded = stored is not None and stored.library is not None
@@ -179,7 +202,7 @@ def derivative(
         assert result is not None
         return result
 
-    out = Derivative(
+    return Derivative(
         drv,
         drv.call,
         s.symbol,
@@ -189,8 +212,6 @@ def derivative(
         split,
         ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop]) if drop else None,
     )
-    _cache[key] = out
-    return out
 
 
 @dataclass

@@ -31,18 +31,18 @@ _HINTS_RE = re.compile(
 )
 
 
-def inline_small_callees(texts: list[str], root: str) -> list[str]:
-    """`texts` (the root's module, then its callees') with the root's small callees inlined
-    into it: one linked module text. Unchanged when nothing is inlined."""
+def inline_small_callees(texts: list[str], root: str) -> Module:
+    """The module of `texts` (the root's module, then its callees') with the root's small
+    callees inlined into it."""
+    parsed = Module()
+    for text in texts:
+        parsed.merge(parse_module(text))
     if len(texts) < 2:
-        return texts
+        return parsed
     module = llvm.parse_assembly(texts[0])
     for text in texts[1:]:
         module.link_in(_shareable(llvm.parse_assembly(text), module))
     defined = {fn.name: fn for fn in module.functions if not fn.is_declaration}
-    parsed = Module()
-    for text in texts:
-        parsed.merge(parse_module(text))
     memo = {
         name: False
         for name, fn in parsed.functions.items()
@@ -50,8 +50,8 @@ def inline_small_callees(texts: list[str], root: str) -> list[str]:
     }
     chosen = [name for name in defined if name != root and _inlinable(name, defined, memo)]
     if not chosen:
-        return texts
-    return [_inlined(module, root, chosen)]
+        return parsed
+    return parse_module(_inlined(module, root, chosen))
 
 
 def inline_into_root(text: str, root: str, names: Iterable[str]) -> str:
