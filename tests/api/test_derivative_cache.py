@@ -9,6 +9,7 @@ import pathlib
 import textwrap
 
 import numpy as np
+import pytest
 from processes import run_python
 
 MODEL = """
@@ -64,6 +65,7 @@ def _edit(tmp_path: pathlib.Path, old: str, new: str) -> None:
     model.write_text(model.read_text().replace(old, new))
 
 
+@pytest.mark.slow
 def test_derivatives_cached_across_processes(tmp_path):
     (tmp_path / "model.py").write_text(textwrap.dedent(MODEL))
     (tmp_path / "run.py").write_text(textwrap.dedent(RUN))

@@ -57,6 +57,7 @@ def _system(n=4, seed=0):
     return rng.standard_normal((n, n)) + n * np.eye(n), rng.standard_normal(n)
 
 
+@pytest.mark.slow
 def test_rules_replace_what_the_engine_refuses():
     a, b = _system()
     with ez.rules.set_aside(solve):
@@ -66,6 +67,7 @@ def test_rules_replace_what_the_engine_refuses():
     check_all(solve_loss, args, (0, 1, 2))
 
 
+@pytest.mark.slow
 def test_ruled_function_as_the_root_in_every_mode():
     a, b = _system(3, seed=1)
     check_forward(solve, (a, b), (0, 1))

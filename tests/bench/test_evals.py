@@ -114,6 +114,7 @@ def test_gmm_numpy_is_gmm() -> None:
             np.testing.assert_allclose(h, g, rtol=1e-11, atol=1e-13)
 
 
+@pytest.mark.slow
 def test_gmm_numpy_hessian_vector_product_matches_fd() -> None:
     """ez.hvp (reverse over forward) of the array version against central differences of
     its gradient: NumPy's reductions and broadcasts in a derivative differentiated again."""

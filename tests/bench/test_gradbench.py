@@ -638,6 +638,7 @@ def test_real_ht(complicated):
     np.testing.assert_allclose(jac, fd, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_real_particle():
     """All four modes reach GradBench's answer (its own check: 1e-4), and agree; the outer
     derivative, through the Euler loop and the inner force gradient, against central
@@ -656,6 +657,7 @@ def test_real_particle():
             assert particle.miss_gradient(miss, mode)(w)[0] == pytest.approx(fd, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_real_saddle():
     """All four modes reach GradBench's answer; the outer gradient of the inner maximum,
     through the inner optimizer, is 2·p1 exactly (the inner argmax does not depend on p1)."""

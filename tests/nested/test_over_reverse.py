@@ -168,6 +168,7 @@ def cubic_curvature(x, v):
     return (dg * v).sum()
 
 
+@pytest.mark.slow
 def test_three_levels():
     """Third derivatives: forward over forward over reverse and reverse over forward over
     reverse, against the closed form of d³/dx³ (sin(x) x²)."""
@@ -261,6 +262,7 @@ def gradient_of_mutating(x, g):
     return xc.sum()
 
 
+@pytest.mark.slow
 def test_over_an_inner_function_that_mutates_its_argument():
     check_all(gradient_of_mutating, (X, np.zeros_like(X)), (0, 1))
 
@@ -300,6 +302,7 @@ def gradient_of_may_raise(x, y, a, n, w):
     return (dx * w).sum() + (dy * w).sum() + r[2]
 
 
+@pytest.mark.slow
 def test_over_an_inner_function_with_a_raising_path():
     rng = np.random.default_rng(0)
     x, y, w = rng.uniform(-1, 1, 12), rng.uniform(-1, 1, 12), rng.standard_normal(12)

@@ -11,6 +11,7 @@ Each example compiles four nested derivatives: the ``ci`` profile runs three.
 import os
 
 import numpy as np
+import pytest
 from hypothesis import Phase, assume, event, given, settings
 
 import enzpy as ez
@@ -47,6 +48,7 @@ def _namespace(source: str) -> dict:
     return ns
 
 
+@pytest.mark.slow
 @settings(max_examples=_EXAMPLES, phases=_PHASES)
 @given(prog=programs(exclude=frozenset({"float32", "alias_xy", "strided"})))
 def test_second_derivatives_agree(prog):

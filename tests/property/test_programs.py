@@ -30,6 +30,7 @@ def excluded() -> frozenset:
     return frozenset(name.strip() for name in env.split(",") if name.strip())
 
 
+@pytest.mark.slow
 @given(prog=programs(exclude=excluded()))
 def test_random_program(prog):
     """Forward mode matches finite differences and reverse mode passes the dot test."""
