@@ -29,6 +29,7 @@ from . import bridge, disk_cache
 from .bridge import link, rule_calls
 from .bridge.inline import inline_into_root, inline_small_callees
 from .bridge.names import construct_hint, demangle_all
+from .bridge.parfors import parallel_calls
 from .bridge.powers import powers_as_intrinsics
 from .bridge.refcounts import drop_argument_refcounts
 from .errors import AnnotationError, DroppedDerivativeWarning, NoDerivativeError
@@ -76,7 +77,7 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
         dispatcher = numba.njit(**options)(dispatcher.py_func)
         dispatcher.compile(argtypes)
         symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
-    texts = bridge.modules_for(symbol)
+    texts = parallel_calls(bridge.modules_for(symbol))
     rule_calls.register(name for text in texts for name in bridge.capture.defined_symbols(text))
     module = Module()
     for text in inline_small_callees(powers_as_intrinsics(texts), symbol):
@@ -126,11 +127,12 @@ def derivative(
     hit = _cache.get(key)
     if hit is not None:
         return hit
-    if f.options.get("parallel"):
+    if f.options.get("parallel") and how.reverse:
         raise NoDerivativeError(
-            f"{f.py_func.__qualname__}: parallel=True (prange and parallel "
-            "array expressions) is not supported yet; differentiate a "
-            "serial version of the function"
+            f"{f.py_func.__qualname__}: reverse mode (and split mode) of a function "
+            "compiled with parallel=True (prange and parallel array expressions) is not "
+            "implemented yet; use forward mode (ez.Forward), or differentiate a serial "
+            "version of the function"
         )
     primal = _primal(f, how.reverse, kinds)
     stored = disk_cache.entry(f, (how.reverse, how.split, argtypes, kinds, ret, width))

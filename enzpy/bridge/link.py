@@ -26,6 +26,7 @@ from llvm_passes.ir import PTR, GlobalRef, Module, Value, parse_module
 from . import capture
 from .abi import Activity, argument_layout, as_activity, shadowed_args, target_context
 from .inline import inline_always
+from .parfors import lower_parallel_calls
 
 __all__ = ["DerivativeDriver", "EntryPoint", "make_driver", "make_drivers", "clear_cache"]
 
@@ -153,7 +154,7 @@ def _build_library(
         built = stored is not None and stored.library is not None
         if built and not nestable:
             return stored.library
-        mod = _renamed(module_text, renames)
+        mod = _renamed(lower_parallel_calls(module_text), renames)
         if nestable:
             text = str(mod)
             _texts.update((unique, text) for unique in nestable)
