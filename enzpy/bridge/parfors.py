@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from llvm_passes.ir import (
+    I1,
     I32,
     I64,
     PTR,
-    VOID,
     Argument,
     Block,
     Constant,
@@ -44,6 +44,7 @@ from .capture import defined_symbols
 PARALLEL_FOR = "enzpy.parallel_for"
 _LAUNCH = "numba_parallel_for"
 _PACKED = ("args", "dims", "steps", "data")  # the gufunc ABI's parameters
+_RETURNED_NONE = -2  # a Numba function's status when it returned None (not an error)
 
 
 class ParforShapeError(NoDerivativeError):
@@ -136,11 +137,15 @@ def _wrapper(w: Function) -> _Wrapper:
     chunk.blocks = [Block("entry")]
     b = Builder(Module(), Namer(chunk), chunk.entry)
     r = _Recipe(w, b, chunk.args[0])
-    operands = [_value_made(r, o) for o in call.operands]
+    excinfo = Argument(PTR, b.namer.fresh("excinfo"), "", 0)  # the launching function's
+    operands = [excinfo if k == 1 else _value_made(r, o) for k, o in enumerate(call.operands)]
     status = b.call(body, operands, I32, "status")
     status.arg_attrs = list(call.arg_attrs)
-    b.insert(Instruction("ret", operands=[status]))
-    chunk.args += list(r.params.values())
+    none = b.icmp("eq", status, Constant(I32, str(_RETURNED_NONE)), "none")
+    b.insert(Instruction("ret", operands=[b.select(none, Constant(I32, "0"), status, "st")]))
+    chunk.args += [*r.params.values(), excinfo]
+    for k, a in enumerate(chunk.args):
+        a.index = k
     declaration = b.module.get(body)
     assert declaration is not None
     return _Wrapper(declaration, chunk, r.leaves)
@@ -209,30 +214,47 @@ def _shape(w: Function, expected: str) -> ParforShapeError:
 
 
 def _launch(module: Module, fn: Function, call: Instruction, w: _Wrapper) -> None:
-    """Replace the launch `call` in `fn` by an `enzpy.parallel_for` call of `w`'s chunk."""
+    """Replace the launch `call` in `fn` by an `enzpy.parallel_for` call of `w`'s chunk,
+    `fn` returning the status of a chunk that fails (its exception in `fn`'s excinfo)."""
     packed = call.operands
     values = [_stored(fn, p) for p in packed[:3]]
+    namer = Namer(fn)
     module.add_function(w.chunk)
     module.add_function(w.body)
     params = [Argument(PTR, "chunk", "", 0), Argument(I64, "n", "", 1)]
-    module.add_function(Function(PARALLEL_FOR, VOID, params, vararg=True))
+    module.add_function(Function(PARALLEL_FOR, I32, params, vararg=True))
     module.functions.pop(call.callee_name, None)  # the launcher's declaration
     args: list[Value] = [GlobalRef(w.chunk.name, PTR), _value(values[1], 0, I64, fn)]
     for array, offset, ty in w.leaves:
         args.append(_value(values[array], offset, ty, fn) if array < 3 else packed[3])
+    args.append(fn.args[1])
     par = Instruction(
         "call",
-        VOID,
+        I32,
         args,
+        name=namer.fresh("parfor.status"),
         callee=GlobalRef(PARALLEL_FOR, PTR),
-        fnty="void (ptr, i64, ...)",
+        fnty="i32 (ptr, i64, ...)",
         arg_attrs=[""] * len(args),
         loc=call.loc,
     )
     assert call.block is not None
     block = call.block
-    block.instructions[block.instructions.index(call)] = par
-    par.block = block
+    at = block.instructions.index(call)
+    rest = Block(namer.fresh(f"{block.name}.parfor.done"), block.instructions[at + 1 :])
+    failed = Block(namer.fresh(f"{block.name}.parfor.failed"))
+    failed.append(Instruction("ret", operands=[par]))
+    block.instructions = block.instructions[:at]
+    block.append(par)
+    ok = Instruction("icmp", I1, [par, Constant(I32, "0")], "", pred="eq")
+    ok.name = namer.fresh("parfor.ok")
+    block.append(ok)
+    block.append(Instruction("br", operands=[ok], labels=[rest.name, failed.name]))
+    for name in rest.successors:
+        for phi in fn.block(name).phis:
+            phi.labels = [rest.name if label == block.name else label for label in phi.labels]
+    where = fn.blocks.index(block) + 1
+    fn.blocks[where:where] = [rest, failed]
     _drop_packing(fn, [p for p in packed[:3] if isinstance(p, Instruction)])
 
 
@@ -309,8 +331,9 @@ def lower_parallel_calls(module_text: str) -> str:
     """`module_text` with each `enzpy.parallel_for(@F, n, a1...ak)` call made a launch on
     Numba's thread pool: the arguments stored into an environment `{a1...ak, i32 status}`,
     and `@F.launch(env, n)` releasing the GIL around `numba_parallel_for` with the gufunc
-    `@F.gufunc`, which calls `@F(c, a1...ak)` for each row `c` it is given (and keeps the
-    first nonzero status a chunk returns). Launches Numba's thread pool."""
+    `@F.gufunc`, which calls `@F(c, a1...ak)` for each row `c` it is given; the call's
+    result is the first nonzero status a chunk returned (0 if none). Launches Numba's
+    thread pool."""
     if PARALLEL_FOR not in module_text:
         return module_text
     _launch_threads()
@@ -334,8 +357,10 @@ def lower_parallel_calls(module_text: str) -> str:
             for k, a in enumerate([*args, Constant(I32, "0")]):
                 field_ptr = b.gep(env_type, env, Constant(I64, "0"), Constant(I32, str(k)))
                 b.store(a, field_ptr)
-            b.call(f"{chunk.name}.launch", [env, n], VOID)
+            status = b.call(f"{chunk.name}.launch", [env, n], I32, call.name or "status")
             call.block.instructions.remove(call)
+            for inst in fn.instructions():
+                inst.operands = [status if o is call else o for o in inst.operands]
     module.functions.pop(PARALLEL_FOR, None)
     return module.text()
 
@@ -400,7 +425,7 @@ done:
   ret void
 }}
 
-define internal void @"{chunk}.launch"(ptr %env, i64 %n) {{
+define internal i32 @"{chunk}.launch"(ptr %env, i64 %n) {{
 entry:
   %args = alloca ptr
   store ptr %env, ptr %args
@@ -416,6 +441,8 @@ entry:
   call void @{_LAUNCH}({launch_args})
   call void @PyEval_RestoreThread(ptr %ts)
   call void @numba_gil_release(ptr %gil)
-  ret void
+  %status.p = getelementptr {env}, ptr %env, i64 0, i32 {n}
+  %status = load i32, ptr %status.p
+  ret i32 %status
 }}
 """
