@@ -156,17 +156,18 @@ THREADS = """
             s += x[i] * x[i]
         return s
 
+    f = ez.enzyme_jit(parallel=True)(elementwise)
+    g = ez.enzyme_jit(parallel=True)(reduction)
     rng = np.random.default_rng(0)
     x, u = rng.uniform(-1.0, 1.0, 100001), rng.uniform(-1.0, 1.0, 100001)
+    exact = (np.cos(x) * x + np.sin(x)) * u
     errors = []
     for chunk in (0, 997):  # Numba's schedule: one row per thread, or rows of 997 items
         with numba.parallel_chunksize(chunk):
             dy = np.zeros_like(x)
-            f = ez.enzyme_jit(parallel=True)(elementwise)
-            ez.autodiff(ez.Forward, f, ez.Duplicated(x, u.copy()), ez.Duplicated(np.zeros_like(x), dy))
-            exact = (np.cos(x) * x + np.sin(x)) * u
+            ez.autodiff(ez.Forward, f, ez.Duplicated(x, u), ez.Duplicated(np.zeros_like(x), dy))
             errors.append(float(np.max(np.abs(dy - exact)) / np.max(np.abs(exact))))
-            ds = ez.autodiff(ez.Forward, ez.enzyme_jit(parallel=True)(reduction), ez.Duplicated(x, u.copy()))
+            ds = ez.autodiff(ez.Forward, g, ez.Duplicated(x, u))
             errors.append(abs(ds - 2.0 * float(x @ u)) / abs(2.0 * float(x @ u)))
     print(numba.get_num_threads(), max(errors))
 """
