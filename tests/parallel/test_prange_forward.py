@@ -169,16 +169,17 @@ THREADS = """
             errors.append(float(np.max(np.abs(dy - exact)) / np.max(np.abs(exact))))
             ds = ez.autodiff(ez.Forward, g, ez.Duplicated(x, u))
             errors.append(abs(ds - 2.0 * float(x @ u)) / abs(2.0 * float(x @ u)))
-    print(numba.get_num_threads(), max(errors))
+    print(numba.get_num_threads(), numba.threading_layer(), max(errors))
 """
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_any_number_of_threads(threads, tmp_path):
+@pytest.mark.parametrize("threads, layer", [(1, "default"), (2, "default"), (2, "workqueue")])
+def test_any_number_of_threads(threads, layer, tmp_path):
     (tmp_path / "run.py").write_text(textwrap.dedent(THREADS))
-    out = run_python(["run.py"], tmp_path, NUMBA_NUM_THREADS=str(threads)).split()
-    assert int(out[0]) == threads
-    assert float(out[1]) < 1e-12
+    env = {"NUMBA_NUM_THREADS": str(threads), "NUMBA_THREADING_LAYER": layer}
+    count, used, error = run_python(["run.py"], tmp_path, **env).split()
+    assert int(count) == threads and layer in ("default", used)
+    assert float(error) < 1e-12
 
 
 @pytest.mark.parametrize(
