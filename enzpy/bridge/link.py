@@ -150,11 +150,12 @@ def _build_library(
     library built is kept there, its machine code ready to be written."""
     ctx = target_context()
     codegen = ctx.codegen()
+    module_text = lower_parallel_calls(module_text)  # (also when loaded: starts the threads)
     with global_compiler_lock, capture.suspended():
         built = stored is not None and stored.library is not None
         if built and not nestable:
             return stored.library
-        mod = _renamed(lower_parallel_calls(module_text), renames)
+        mod = _renamed(module_text, renames)
         if nestable:
             text = str(mod)
             _texts.update((unique, text) for unique in nestable)

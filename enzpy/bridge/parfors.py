@@ -37,11 +37,11 @@ from llvm_passes.ir import (
 )
 from llvm_passes.ir.builder import Builder, Namer
 from llvm_passes.ir.types import size_in_bytes, struct
+from llvm_passes.rules.parallel import PARALLEL_FOR
 
 from ..errors import NoDerivativeError
 from .capture import defined_symbols
 
-PARALLEL_FOR = "enzpy.parallel_for"
 _LAUNCH = "numba_parallel_for"
 _PACKED = ("args", "dims", "steps", "data")  # the gufunc ABI's parameters
 _RETURNED_NONE = -2  # a Numba function's status when it returned None (not an error)
