@@ -153,9 +153,10 @@ FUNCTIONS: dict[str, FunctionRule] = {}
 class ParallelCall:
     """A call running a function of the module concurrently, once per chunk:
     `call (ptr @chunk, i64 %n, a1, ..., ak)` calls `@chunk(i64 c, a1, ..., ak)` for every
-    `c` in [0, n), in any order and on any thread. Its effects are those of the chunks;
-    the front end promises that the chunks are independent (memory one chunk writes no
-    other concurrent chunk touches). Parameter 0 of the chunk (its index) carries no
+    `c` in [0, n), in any order and on any thread; an integer result is the first nonzero
+    result of a chunk (0 when all return 0). Its effects are those of the chunks; the
+    front end promises that the chunks are independent (memory one chunk writes no other
+    concurrent chunk touches). Parameter 0 of the chunk (its index) carries no
     derivative; operand `first + k` is passed to parameter `k + 1`."""
 
     callee: int = 0  # the operand naming the chunk function
