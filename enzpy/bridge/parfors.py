@@ -83,6 +83,8 @@ def parallel_calls(texts: list[str]) -> list[str]:
     """`texts` (module texts: the root's, then its callees') with each parfor launch made an
     `enzpy.parallel_for` call, and the modules holding only launchers and gufunc wrappers
     dropped. Unchanged when nothing launches a parallel loop."""
+    if not any(_LAUNCH in t for t in texts):
+        return texts
     modules = [parse_module(t) for t in texts]
     defined = {f.name: f for m in modules for f in m.functions.values() if not f.is_declaration}
     launchers: dict[str, str] = {}  # launcher -> its gufunc wrapper

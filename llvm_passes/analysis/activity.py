@@ -94,6 +94,8 @@ class ActivityResult:
     # derivatives is its own shadow there; a load or store through such a pointer checks
     # `shadow == primal` (tangent 0, writes and accumulations skipped).
     maybe_primal: frozenset[Value] = frozenset()
+    # pointer parameters whose memory it may read floats from (None: unknown, any)
+    reads: frozenset[int] | None = None
 
     def is_active(self, v: Value) -> bool:
         return v in self.active
@@ -189,6 +191,7 @@ class _Analysis:
             self.callees,
             dropped,
             self._maybe_primal(),
+            frozenset(read),
         )
 
     def _maybe_primal(self) -> frozenset[Value]:
@@ -218,6 +221,16 @@ class _Analysis:
         for inst in self.fn.instructions():
             if inst.opcode == "load" and inst.type.is_float:
                 read.update(roots(inst.operands[0]))
+            elif inst in self.callees and parallel_chunk(inst) is not None:
+                # what the chunks read (their results are no pointers into that memory)
+                chunk = parallel_chunk(inst)
+                assert chunk is not None
+                reads = self.callees[inst].reads
+                params = chunk[1] if reads is not None else inst.operands[1:]
+                for k in range(len(params)) if reads is None else reads:
+                    p = params[k]
+                    if p is not None and p.type.is_ptr:
+                        read.update(roots(p))
             elif inst.opcode == "call":
                 fx = effects(inst)
                 if fx is not None and fx.lifetime:

@@ -7,6 +7,7 @@ whatever the number of threads. Reverse and split mode are refused by name."""
 from __future__ import annotations
 
 import textwrap
+import warnings
 
 import numba
 import numpy as np
@@ -141,6 +142,39 @@ def test_an_exception_in_a_chunk_is_raised():
         ez.autodiff(
             ez.Forward, shifted, ez.Duplicated(x, np.ones(10)), ez.Duplicated(y, np.zeros(10))
         )
+
+
+def test_a_const_output_warns_only_when_read_back():
+    def write_only(x, y):
+        for i in numba.prange(x.shape[0]):
+            y[i] = np.sin(x[i])
+
+    def read_back(x, y, z):
+        for i in numba.prange(x.shape[0]):
+            y[i] = np.sin(x[i])
+        for i in numba.prange(x.shape[0]):
+            z[i] = 2.0 * y[x.shape[0] - 1 - i]
+
+    x = np.linspace(0.0, 1.0, 30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ez.DroppedDerivativeWarning)
+        ez.autodiff(
+            ez.Forward,
+            _compiled(write_only, True),
+            ez.Duplicated(x, np.ones(30)),
+            ez.Const(np.zeros(30)),
+        )
+    for parallel in (False, True):  # as the serial function does
+        dz = np.ones(30)
+        with pytest.warns(ez.DroppedDerivativeWarning, match="`y`"):
+            ez.autodiff(
+                ez.Forward,
+                _compiled(read_back, parallel),
+                ez.Duplicated(x, np.ones(30)),
+                ez.Const(np.zeros(30)),
+                ez.Duplicated(np.zeros(30), dz),
+            )
+        np.testing.assert_array_equal(dz, 0.0)  # Const semantics: y's derivative is dropped
 
 
 THREADS = """
