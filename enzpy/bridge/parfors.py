@@ -8,11 +8,14 @@ calls `B` once per schedule row, making each of `B`'s operands from the packed `
 launching it fills three stack arrays with those packed values and calls `K`.
 
 `parallel_calls` replaces each such launch by
-    call void (ptr, i64, ...) @enzpy.parallel_for(ptr @B.chunk, i64 %rows, <values>...)
-where `@B.chunk(i64 c, <values>...)` makes `B`'s operands for row `c` the way `W` does
-(read from `W`'s instructions, not assumed) and calls `B`. The packed arrays, `K` and `W`
-drop out: the engine sees plain values. `lower_parallel_calls` turns the calls left in a
-synthesized derivative back into a launch through Numba's thread pool.
+    %status = call i32 (ptr, i64, ...) @enzpy.parallel_for(ptr @B.chunk, i64 %rows,
+                                                          <values>..., ptr %excinfo)
+where `@B.chunk(i64 c, <values>..., ptr excinfo)` makes `B`'s operands for row `c` the way
+`W` does (read from `W`'s instructions, not assumed) and calls `B` with the launching
+function's `excinfo`; the launching function returns a failing chunk's status at once.
+The packed arrays, `K` and `W` drop out: the engine sees plain values.
+`lower_parallel_calls` turns the calls left in a synthesized derivative back into a launch
+through Numba's thread pool.
 """
 
 from __future__ import annotations
@@ -59,8 +62,8 @@ class ParforShapeError(NoDerivativeError):
 
 
 @dataclass
-class _Wrapper:
-    """What `W` does for one row: the body it calls and how it makes each operand."""
+class _Chunk:
+    """What `W` does for one row, as a function of the row: `B.chunk`."""
 
     body: Function  # its declaration
     chunk: Function
@@ -69,7 +72,7 @@ class _Wrapper:
 
 @dataclass
 class _Recipe:
-    """Builds `B.chunk` from `W` (see `_wrapper`)."""
+    """Builds `B.chunk` from `W` (see `_chunk_of`)."""
 
     wrapper: Function
     b: Builder
@@ -95,7 +98,7 @@ def parallel_calls(texts: list[str]) -> list[str]:
     if not launchers:
         return texts
     wrappers = set(launchers.values())
-    recipes: dict[str, _Wrapper] = {}
+    chunks: dict[str, _Chunk] = {}
     out = []
     for text, module in zip(texts, modules, strict=True):
         names = set(defined_symbols(text))
@@ -105,9 +108,9 @@ def parallel_calls(texts: list[str]) -> list[str]:
         for fn in list(module.functions.values()):
             for inst in [i for i in fn.instructions() if i.callee_name in launchers]:
                 w = launchers[inst.callee_name]
-                if w not in recipes:
-                    recipes[w] = _wrapper(defined[w])
-                _launch(module, fn, inst, recipes[w])
+                if w not in chunks:
+                    chunks[w] = _chunk_of(defined[w])
+                _launch(module, fn, inst, chunks[w])
                 changed = True
         out.append(module.text() if changed else text)
     return out
@@ -127,7 +130,7 @@ def _wrapper_of(fn: Function) -> str | None:
     return None
 
 
-def _wrapper(w: Function) -> _Wrapper:
+def _chunk_of(w: Function) -> _Chunk:
     """`B.chunk` made from the gufunc wrapper `w`: the operands of its call of the body, with
     the row index the chunk index and each load from the packed arrays a parameter."""
     calls = [i for i in w.instructions() if i.opcode == "call" and i.type == I32]
@@ -150,7 +153,7 @@ def _wrapper(w: Function) -> _Wrapper:
         a.index = k
     declaration = b.module.get(body)
     assert declaration is not None
-    return _Wrapper(declaration, chunk, r.leaves)
+    return _Chunk(declaration, chunk, r.leaves)
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,8 @@ def _made(r: _Recipe, v: Value) -> Value | _Address:
     if isinstance(v, Constant | GlobalRef):
         return v
     if isinstance(v, Argument):
+        if v.index >= 3:  # (the data pointer: Numba passes null)
+            raise _shape(r.wrapper, "body operands made without its data argument")
         return _Address(v.index, 0)
     assert isinstance(v, Instruction)
     if id(v) in r.made:
@@ -215,11 +220,11 @@ def _shape(w: Function, expected: str) -> ParforShapeError:
     return ParforShapeError(f"its gufunc wrapper lacks {expected}", w.name)
 
 
-def _launch(module: Module, fn: Function, call: Instruction, w: _Wrapper) -> None:
+def _launch(module: Module, fn: Function, call: Instruction, w: _Chunk) -> None:
     """Replace the launch `call` in `fn` by an `enzpy.parallel_for` call of `w`'s chunk,
     `fn` returning the status of a chunk that fails (its exception in `fn`'s excinfo)."""
     packed = call.operands
-    values = [_stored(fn, p) for p in packed[:3]]
+    values = [_stored(fn, p, call) for p in packed[:3]]
     namer = Namer(fn)
     module.add_function(w.chunk)
     module.add_function(w.body)
@@ -228,7 +233,7 @@ def _launch(module: Module, fn: Function, call: Instruction, w: _Wrapper) -> Non
     module.functions.pop(call.callee_name, None)  # the launcher's declaration
     args: list[Value] = [GlobalRef(w.chunk.name, PTR), _value(values[1], 0, I64, fn)]
     for array, offset, ty in w.leaves:
-        args.append(_value(values[array], offset, ty, fn) if array < 3 else packed[3])
+        args.append(_value(values[array], offset, ty, fn))
     args.append(fn.args[1])
     par = Instruction(
         "call",
@@ -260,22 +265,32 @@ def _launch(module: Module, fn: Function, call: Instruction, w: _Wrapper) -> Non
     _drop_packing(fn, [p for p in packed[:3] if isinstance(p, Instruction)])
 
 
-def _stored(fn: Function, array: Value) -> dict[int, Value]:
-    """The values stored into the stack array `array` of `fn`, by byte offset (a zeroing
-    memset gives zeros of 8 bytes)."""
+def _stored(fn: Function, array: Value, call: Instruction) -> dict[int, Value]:
+    """The values stored into the stack array `array` of `fn` that reach `call`, by byte
+    offset: the last store to each before it, in its block and the chain of single
+    predecessors above it (a zeroing memset gives zeros of 8 bytes)."""
     out: dict[int, Value] = {}
-    for inst in fn.instructions():
-        if inst.opcode == "store":
-            at = _offset(inst.operands[1], array)
-            if at is not None:
-                out[at] = inst.operands[0]
-        elif inst.callee_name.startswith("llvm.memset"):
-            at = _offset(inst.operands[0], array)
-            byte, size = inst.operands[1], inst.operands[2]
-            if at is not None and _is_int(byte, 0) and isinstance(size, Constant):
-                for k in range(0, int(size.text), 8):
-                    out[at + k] = Constant(I64, "0")
-    return out
+    block, seen = call.block, set()
+    assert block is not None
+    before = block.instructions[: block.instructions.index(call)]
+    while True:
+        for inst in reversed(before):
+            if inst.opcode == "store":
+                at = _offset(inst.operands[1], array)
+                if at is not None:
+                    out.setdefault(at, inst.operands[0])
+            elif inst.callee_name.startswith("llvm.memset"):
+                at = _offset(inst.operands[0], array)
+                byte, size = inst.operands[1], inst.operands[2]
+                if at is not None and _is_int(byte, 0) and isinstance(size, Constant):
+                    for k in range(0, int(size.text), 8):
+                        out.setdefault(at + k, Constant(I64, "0"))
+        seen.add(block.name)
+        preds = [b for b in fn.blocks if block.name in b.successors]
+        if len(preds) != 1 or preds[0].name in seen:
+            return out
+        block = preds[0]
+        before = block.instructions
 
 
 def _offset(p: Value, base: Value) -> int | None:
