@@ -52,6 +52,45 @@ def array_expression(x):
     return np.sum(x * x)
 
 
+def stencil(x, y):
+    for i in numba.prange(1, x.shape[0] - 1):
+        y[i] = x[i - 1] * x[i + 1] - np.sin(x[i])
+
+
+def product(x):
+    p = 1.0
+    for i in numba.prange(x.shape[0]):
+        p *= 1.0 + 0.1 * x[i]
+    return p
+
+
+def maximum(x):
+    m = -np.inf
+    for i in numba.prange(x.shape[0]):
+        m = max(m, np.sin(3.0 * x[i]) + x[i])
+    return m
+
+
+def local_array(x, y):
+    for i in numba.prange(x.shape[0]):
+        t = np.empty(3)
+        for k in range(3):
+            t[k] = x[i] ** (k + 1)
+        y[i] = t.sum()
+
+
+def returned_array(x, z):
+    return np.exp(x) * z + np.sin(x)
+
+
+def two_loops(x, y):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += x[i]
+    for i in numba.prange(x.shape[0]):
+        y[i] = x[i] * s
+
+
 def _inputs(rng: np.random.Generator) -> dict:
     """Per kernel: (arguments, positions of the active ones)."""
     x = rng.uniform(-1.0, 1.0, 37)
@@ -61,6 +100,12 @@ def _inputs(rng: np.random.Generator) -> dict:
         captured_scalar: ([x, 0.7, np.zeros_like(x)], (0, 1, 2)),
         reduction: ([x], (0,)),
         array_expression: ([x], (0,)),
+        stencil: ([x, np.zeros_like(x)], (0, 1)),
+        product: ([x], (0,)),
+        maximum: ([x], (0,)),
+        local_array: ([x, np.zeros_like(x)], (0, 1)),
+        returned_array: ([x, rng.uniform(-1.0, 1.0, 37)], (0, 1)),
+        two_loops: ([x, np.zeros_like(x)], (0, 1)),
     }
 
 
