@@ -23,6 +23,10 @@ from harness import (
 from processes import run_python
 
 import enzpy as ez
+from enzpy import bridge
+from enzpy.bridge.parfors import parallel_calls
+from llvm_passes.ir import I64, PTR, parse_module
+from llvm_passes.rules.parallel import PARALLEL_FOR
 
 
 def elementwise(x, y):
@@ -292,3 +296,24 @@ def test_reverse_through_a_parallel_callee_is_refused():
     assert ez.autodiff(ez.Forward, outer, ez.Duplicated(x, dx)) == pytest.approx(
         4.0 * float(x @ dx), rel=1e-13
     )
+
+
+def test_the_launch_becomes_one_parallel_call_of_plain_values():
+    """Pins the shape of Numba's launch that the bridge reads (a new Numba version may
+    change it): the root's launch becomes an `enzpy.parallel_for` call whose operands are
+    the root's own values, and the launcher and gufunc wrapper drop out."""
+    f = _compiled(elementwise, True)
+    x = np.linspace(0.0, 1.0, 8)
+    f(x, np.zeros(8))
+    symbol = bridge.compiled_function(f.dispatcher)[0]
+    texts = parallel_calls(bridge.modules_for(symbol))
+    assert not any("numba_parallel_for" in t or "__gufunc__" in t for t in texts)
+    module = parse_module(texts[0])
+    root = module.get(symbol)
+    (call,) = [i for i in root.instructions() if i.callee_name == PARALLEL_FOR]
+    chunk = module.get(call.operands[0].name)
+    assert [a.type for a in chunk.args[:1]] == [I64] and chunk.args[-1].type == PTR
+    assert len(chunk.args) == len(call.operands) - 1  # the chunk index, then the operands
+    data = {a.name: a for a in root.args if a.name in ("arg.x.4", "arg.y.4")}
+    assert set(data.values()) <= set(call.operands)  # the arrays' data pointers
+    assert call.operands[-1] is root.args[1]  # the root's excinfo
