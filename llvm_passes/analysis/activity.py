@@ -325,11 +325,12 @@ class _Analysis:
 
     def visit_parallel(self, inst: Instruction, name: str, params: list[Value | None]) -> None:
         """A parallel call: the chunk function analysed as called with `params`."""
-        callee = self.module.get(name)
+        callee = self.module.get(name) if name else None
         if callee is None or callee.is_declaration or len(callee.args) != len(params):
             raise NoDerivativeError(
-                f"a parallel call of @{name}, which is not a function defined in the module "
-                "taking the chunk index and the call's arguments",
+                f"a parallel call of {'@' + name if name else 'a computed function'}, which "
+                "is not a function defined in the module taking the chunk index and the "
+                "call's arguments",
                 inst.text(),
                 self.fn.name,
                 "activity analysis",

@@ -14,7 +14,8 @@ def callees(module: Module, fn: Function) -> list[Function]:
         if inst.opcode != "call":
             continue
         chunk = parallel_chunk(inst)
-        callee = module.get(chunk[0] if chunk is not None else inst.callee_name)
+        name = chunk[0] if chunk is not None else inst.callee_name
+        callee = module.get(name) if name else None
         if callee is not None and not callee.is_declaration:
             out.append(callee)
     return out

@@ -173,15 +173,15 @@ def parallel_call(name: str, call: ParallelCall = ParallelCall()) -> None:
 
 
 def parallel_chunk(inst: Instruction) -> tuple[str, list[Value | None]] | None:
-    """For a parallel call: the chunk function's name and, per chunk parameter, the operand
-    passed to it (None for the chunk index). None for other instructions."""
+    """For a parallel call: the chunk function's name ('' when the call computes it) and,
+    per chunk parameter, the operand passed to it (None for the chunk index). None for
+    other instructions."""
     kind = PARALLEL.get(inst.callee_name) if inst.opcode == "call" else None
     if kind is None:
         return None
     chunk = inst.operands[kind.callee]
-    if not isinstance(chunk, GlobalRef):
-        raise ValueError(f"a parallel call of a computed function: {inst.text()}")
-    return chunk.name, [None, *inst.operands[kind.first :]]
+    name = chunk.name if isinstance(chunk, GlobalRef) else ""
+    return name, [None, *inst.operands[kind.first :]]
 
 
 def function_rule(name: str, rule: FunctionRule) -> None:

@@ -73,3 +73,17 @@ def test_forward_calls_the_chunks_derivative_with_the_shadows(acts, shadows):
 def test_reverse_mode_is_refused_by_name():
     with pytest.raises(llvm_passes.NoDerivativeError, match="parallel call.*not implemented"):
         llvm_passes.reverse(SCALE, "f", [DUP, DUP, CONST, CONST])
+
+
+@pytest.mark.parametrize(
+    "chunk, args",
+    [("ptr %fp", "ptr %x, ptr %y, double %a"), ("ptr @chunk", "ptr %x, ptr %y")],
+    ids=["computed", "too-few-arguments"],
+)
+def test_a_chunk_the_engine_cannot_see_is_refused(chunk, args):
+    text = SCALE.replace(
+        "ptr @chunk, i64 %n, ptr %x, ptr %y, double %a", f"{chunk}, i64 %n, {args}"
+    )
+    text = text.replace("define i32 @f(ptr %x,", "define i32 @f(ptr %fp, ptr %x,")
+    with pytest.raises(llvm_passes.NoDerivativeError, match="parallel call of"):
+        llvm_passes.forward(text, "f", [CONST, DUP, DUP, CONST, CONST])
