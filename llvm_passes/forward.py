@@ -5,7 +5,8 @@ active argument. It replays f's instructions unchanged and, after each active in
 emits its tangent: arithmetic and calls through the rule table, memory (load, store, gep,
 alloca) and structure (phi, select, aggregates) by one method per instruction kind here.
 Calls to functions defined in the module become calls to their own forward derivative,
-which performs the callee's side effects once.
+which performs the callee's side effects once; a parallel call (`rules.ParallelCall`) calls
+the chunk's forward derivative in parallel, the shadows of its arguments appended.
 
 Batch (vector) mode, `width` N > 1: every active argument takes N shadows (or tangents) in a
 row, and every active value has N tangents, one per lane: the primal is replayed once and

@@ -29,6 +29,10 @@ A whole function defined in the module can have its derivatives given instead of
 from its body (`FunctionRule`, registered with `function_rule`): each builder adds to the
 module a function with the interface of the one the synthesizers would make (`forward.py`,
 `reverse/__init__.py`) and returns its name. The body still answers the activity analysis.
+
+A call that runs a function of the module once per chunk, concurrently, is registered with
+`parallel_call` (`ParallelCall`): the analyses see through it to the chunk function, and the
+synthesizers make the same call of the chunk's derivative.
 """
 
 from __future__ import annotations
