@@ -20,6 +20,7 @@ through Numba's thread pool.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from llvm_passes.ir import (
@@ -99,6 +100,7 @@ def parallel_calls(texts: list[str]) -> list[str]:
         return texts
     wrappers = set(launchers.values())
     chunks: dict[str, _Chunk] = {}
+    launched_in: dict[str, str] = {}  # loop body -> the module text launching it
     out = []
     for text, module in zip(texts, modules, strict=True):
         names = set(defined_symbols(text))
@@ -111,9 +113,28 @@ def parallel_calls(texts: list[str]) -> list[str]:
                 if w not in chunks:
                     chunks[w] = _chunk_of(defined[w])
                 _launch(module, fn, inst, chunks[w])
+                launched_in[chunks[w].body.name] = text
                 changed = True
         out.append(module.text() if changed else text)
+    for k, t in enumerate(out):
+        body = next((b for b in defined_symbols(t) if b in launched_in), None)
+        if body is not None:
+            out[k] = _in_users_file(t, launched_in[body])
     return out
+
+
+def _in_users_file(body_text: str, root_text: str) -> str:
+    """A loop body's module text with its debug information naming the file of the
+    function launching it: Numba compiles the body as a function of generated source
+    (`<string>`), keeping the lines of the user's loop."""
+    user = re.search(r'!DIFile\(filename: ("[^"]*"), directory: ("[^"]*")', root_text)
+    if user is None:
+        return body_text
+    return re.sub(
+        r'!DIFile\(filename: "<string>", directory: "[^"]*"',
+        f"!DIFile(filename: {user.group(1)}, directory: {user.group(2)}",
+        body_text,
+    )
 
 
 def _wrapper_of(fn: Function) -> str | None:

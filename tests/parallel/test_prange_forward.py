@@ -6,6 +6,8 @@ whatever the number of threads. Reverse and split mode are refused by name."""
 
 from __future__ import annotations
 
+import inspect
+import math
 import textwrap
 import warnings
 
@@ -224,6 +226,18 @@ def test_a_const_output_warns_only_when_read_back():
                 ez.Duplicated(np.zeros(30), dz),
             )
         np.testing.assert_array_equal(dz, 0.0)  # Const semantics: y's derivative is dropped
+
+
+def test_a_refusal_in_a_loop_body_names_the_users_line():
+    @ez.enzyme_jit(parallel=True)
+    def after(x, y):
+        for i in numba.prange(x.shape[0]):
+            y[i] = math.nextafter(x[i], 2.0)
+
+    line = inspect.getsourcelines(after)[1] + 3
+    x = np.linspace(0.0, 1.0, 10)
+    with pytest.raises(ez.NoDerivativeError, match=rf"nextafter at test_prange_forward.py:{line}"):
+        ez.autodiff(ez.Forward, after, ez.Duplicated(x, np.ones(10)), ez.Const(np.zeros(10)))
 
 
 THREADS = """
