@@ -31,6 +31,7 @@ from . import bridge, disk_cache
 from .bridge import link, rule_calls
 from .bridge.inline import inline_into_root, inline_small_callees
 from .bridge.names import construct_hint, demangle_all
+from .bridge.parfors import parallel_calls
 from .bridge.powers import powers_as_intrinsics
 from .bridge.refcounts import drop_argument_refcounts
 from .errors import AnnotationError, DroppedDerivativeWarning, NoDerivativeError
@@ -78,7 +79,7 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
         dispatcher = numba.njit(**options)(dispatcher.py_func)
         dispatcher.compile(argtypes)
         symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
-    texts = bridge.modules_for(symbol)
+    texts = parallel_calls(bridge.modules_for(symbol))
     rule_calls.register(name for text in texts for name in bridge.capture.defined_symbols(text))
     module = inline_small_callees(powers_as_intrinsics(texts), symbol)
     unresolved = bridge.capture.UNRESOLVED  # recursion between overloads: direct calls
@@ -126,11 +127,12 @@ def derivative(
     hit = _cache.get(key)
     if hit is not None:
         return hit
-    if f.options.get("parallel"):
+    if f.options.get("parallel") and how.reverse:
         raise NoDerivativeError(
-            f"{f.py_func.__qualname__}: parallel=True (prange and parallel "
-            "array expressions) is not supported yet; differentiate a "
-            "serial version of the function"
+            f"{f.py_func.__qualname__}: reverse mode (and split mode) of a function "
+            "compiled with parallel=True (prange and parallel array expressions) is not "
+            "implemented yet; use forward mode (ez.Forward), or differentiate a serial "
+            "version of the function"
         )
     with _gc_paused():
         out = _derivative(how, f, argtypes, kinds, ret, width)

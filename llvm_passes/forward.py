@@ -5,7 +5,8 @@ active argument. It replays f's instructions unchanged and, after each active in
 emits its tangent: arithmetic and calls through the rule table, memory (load, store, gep,
 alloca) and structure (phi, select, aggregates) by one method per instruction kind here.
 Calls to functions defined in the module become calls to their own forward derivative,
-which performs the callee's side effects once.
+which performs the callee's side effects once; a parallel call (`rules.ParallelCall`) calls
+the chunk's forward derivative in parallel, the shadows of its arguments appended.
 
 Batch (vector) mode, `width` N > 1: every active argument takes N shadows (or tangents) in a
 row, and every active value has N tangents, one per lane: the primal is replayed once and
@@ -507,10 +508,32 @@ class _FunctionForward:
                 )
             self.set_tangent(inst, t)
 
+    def parallel_derivative(self, inst: Instruction, summary: ActivityResult) -> None:
+        """A parallel call of the chunk's forward derivative, the shadows of its arguments
+        appended: each chunk stores its tangents where it stores its values."""
+        chunk = rules.parallel_chunk(inst)
+        assert chunk is not None
+        with called_from(self.fn.name, inst.loc):
+            name = self.synth.derive(summary.fn, summary.pattern)
+        kind = rules.PARALLEL[inst.callee_name]
+        clone = self.copy(inst)
+        shadows = []
+        for o, p in zip(chunk[1], summary.pattern, strict=True):
+            for lane in range(self.width) if p and o is not None else ():
+                self.in_lane(lane)
+                assert o is not None
+                shadows.append(self.shadow_of(o, inst))
+        self.in_lane(0)
+        clone.operands[kind.callee] = GlobalRef(name, PTR)
+        clone.operands += shadows
+        clone.arg_attrs = list(clone.arg_attrs) + [""] * len(shadows)
+
     def call_derivative(self, inst: Instruction, summary: ActivityResult) -> None:
         """A call of the callee's forward derivative, made once for all lanes."""
         if self.lane:
             return
+        if inst.callee_name in rules.PARALLEL:
+            return self.parallel_derivative(inst, summary)
         callee = self.module.get(inst.callee_name)
         assert callee is not None
         with called_from(self.fn.name, inst.loc):

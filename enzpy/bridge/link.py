@@ -26,6 +26,7 @@ from llvm_passes.ir import PTR, GlobalRef, Module, Value, parse_module
 from . import capture
 from .abi import Activity, argument_layout, as_activity, shadowed_args, target_context
 from .inline import inline_always
+from .parfors import lower_parallel_calls
 
 __all__ = ["DerivativeDriver", "EntryPoint", "make_driver", "make_drivers", "clear_cache"]
 
@@ -149,6 +150,7 @@ def _build_library(
     library built is kept there, its machine code ready to be written."""
     ctx = target_context()
     codegen = ctx.codegen()
+    module_text = lower_parallel_calls(module_text)  # (also when loaded: starts the threads)
     with global_compiler_lock, capture.suspended():
         built = stored is not None and stored.library is not None
         if built and not nestable:

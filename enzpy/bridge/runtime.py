@@ -47,3 +47,26 @@ no_derivative(*PYTHON_OBJECTS, why="builds a Python object (printing, messages)"
 FATAL_ERROR = ("numba_gil_ensure", "Py_FatalError")
 no_derivative(FATAL_ERROR[0], why="takes the GIL", effects=Effects(writes=(0,)))
 no_derivative(FATAL_ERROR[1], why="ends the process")
+
+# Numba's parallel-loop scheduler (`parallel=True`): thread counts, chunk sizes, the
+# schedule (integer rows [start..., end...] per chunk) and the running thread's index
+THREAD_COUNTS = ("get_num_threads", "get_thread_id", "get_parallel_chunksize")
+no_derivative(*THREAD_COUNTS, "set_parallel_chunksize", why="the parallel scheduler's integers")
+no_derivative("get_sched_size", why="the parallel scheduler's integers (reads its bounds)")
+no_derivative(
+    "allocate_sched",
+    why="the parallel schedule's integer memory",
+    effects=Effects(allocates=Allocation("deallocate_sched")),
+)
+lifetime("deallocate_sched")
+SCHEDULES = ("do_scheduling_signed", "do_scheduling_unsigned")
+no_derivative(
+    *SCHEDULES, why="fills the parallel schedule's integers", effects=Effects(writes=(4,))
+)
+SCHEDULER = (
+    *THREAD_COUNTS,
+    "set_parallel_chunksize",
+    "get_sched_size",
+    "allocate_sched",
+    *SCHEDULES,
+)

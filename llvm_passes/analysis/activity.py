@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ..errors import NoDerivativeError, called_from
 from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, Value
-from ..rules.registry import FUNCTIONS, FunctionRule, effects, lookup
+from ..rules.registry import FUNCTIONS, FunctionRule, effects, lookup, parallel_chunk
 from .pointers import allocation, roots
 from .readonly import written_arguments
 
@@ -94,6 +94,8 @@ class ActivityResult:
     # derivatives is its own shadow there; a load or store through such a pointer checks
     # `shadow == primal` (tangent 0, writes and accumulations skipped).
     maybe_primal: frozenset[Value] = frozenset()
+    # pointer parameters whose memory it may read floats from (None: unknown, any)
+    reads: frozenset[int] | None = None
 
     def is_active(self, v: Value) -> bool:
         return v in self.active
@@ -189,6 +191,7 @@ class _Analysis:
             self.callees,
             dropped,
             self._maybe_primal(),
+            frozenset(read),
         )
 
     def _maybe_primal(self) -> frozenset[Value]:
@@ -218,6 +221,16 @@ class _Analysis:
         for inst in self.fn.instructions():
             if inst.opcode == "load" and inst.type.is_float:
                 read.update(roots(inst.operands[0]))
+            elif inst in self.callees and parallel_chunk(inst) is not None:
+                # what the chunks read (their results are no pointers into that memory)
+                chunk = parallel_chunk(inst)
+                assert chunk is not None
+                reads = self.callees[inst].reads
+                params = chunk[1] if reads is not None else inst.operands[1:]
+                for k in range(len(params)) if reads is None else reads:
+                    p = params[k]
+                    if p is not None and p.type.is_ptr:
+                        read.update(roots(p))
             elif inst.opcode == "call":
                 fx = effects(inst)
                 if fx is not None and fx.lifetime:
@@ -273,6 +286,9 @@ class _Analysis:
 
     def visit_call(self, inst: Instruction, carries: bool) -> None:
         name = inst.callee_name
+        chunk = parallel_chunk(inst)
+        if chunk is not None:
+            return self.visit_parallel(inst, *chunk)
         callee = self.module.get(name) if name else None
         if callee is not None and not callee.is_declaration and lookup(inst) is None:
             given = FUNCTIONS.get(name)
@@ -306,6 +322,30 @@ class _Analysis:
         src = next((v for v in inst.operands if v in self.active), None)
         if src is not None and carries and (rule is None or rule.kind != "zero"):
             self.mark(inst, f"argument {src.ref} of @{name or 'indirect call'} is active")
+
+    def visit_parallel(self, inst: Instruction, name: str, params: list[Value | None]) -> None:
+        """A parallel call: the chunk function analysed as called with `params`."""
+        callee = self.module.get(name) if name else None
+        if callee is None or callee.is_declaration or len(callee.args) != len(params):
+            raise NoDerivativeError(
+                f"a parallel call of {'@' + name if name else 'a computed function'}, which "
+                "is not a function defined in the module taking the chunk index and the "
+                "call's arguments",
+                inst.text(),
+                self.fn.name,
+                "activity analysis",
+                inst.loc,
+            )
+        pattern = tuple(p is not None and p in self.active for p in params)
+        if not any(pattern):
+            return
+        with called_from(self.fn.name, inst.loc):
+            summary = activity(self.module, callee, pattern, self.has_rule, self.cache)
+        self.callees[inst] = summary
+        for k in summary.needed_args:
+            p = params[k]
+            if p is not None:
+                self.need(p, f"parallel chunk @{name} writes active data through it")
 
     def given_derivative(
         self, inst: Instruction, callee: Function, given: FunctionRule, pattern: tuple

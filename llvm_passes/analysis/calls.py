@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from ..ir import Function, Module
+from ..rules.registry import parallel_chunk
 
 
 def callees(module: Module, fn: Function) -> list[Function]:
-    """The functions defined in `module` that `fn` calls directly."""
+    """The functions defined in `module` that `fn` calls directly (a parallel call calls
+    its chunk function)."""
     out = []
     for inst in fn.instructions():
-        callee = module.get(inst.callee_name) if inst.opcode == "call" else None
+        if inst.opcode != "call":
+            continue
+        chunk = parallel_chunk(inst)
+        name = chunk[0] if chunk is not None else inst.callee_name
+        callee = module.get(name) if name else None
         if callee is not None and not callee.is_declaration:
             out.append(callee)
     return out

@@ -111,6 +111,7 @@ def reverse(
     # a recursive function's own calls run the same derivative: no assumption of the root's
     # (memory nothing writes after the call, arrays apart) holds for them
     whole_call = not split and not recursive(module, fn)
+    refuse_parallel_calls(module, fn)
     rewritten = rewrite_loops(module, fn)  # before any analysis
     synth = _Synthesizer(
         module,
@@ -172,6 +173,30 @@ def rewrite_loops(module: Module, root: Function) -> frozenset[str]:
         index_pointer_inductions(fn)
         todo.extend(callees(module, fn))
     return frozenset(seen)
+
+
+def refuse_parallel_calls(module: Module, root: Function) -> None:
+    """Refuse, by name, a parallel call in `root` or a function it may call: its reverse
+    mode (per-chunk tapes, accumulation into shared shadows) is not implemented."""
+    todo, seen = [root], set()
+    while todo:
+        fn = todo.pop()
+        if fn.name in seen:
+            continue
+        seen.add(fn.name)
+        for inst in fn.instructions():
+            if inst.opcode == "call" and inst.callee_name in rules.PARALLEL:
+                raise NoDerivativeError(
+                    f"a parallel call ({inst.callee_name}): reverse mode of a parallel loop "
+                    "is not implemented yet",
+                    inst.text(),
+                    fn.name,
+                    "reverse",
+                    inst.loc,
+                    hint="Use forward mode (ez.Forward), or differentiate a serial version "
+                    "of the function.",
+                )
+        todo.extend(callees(module, fn))
 
 
 def parameters_read(fn: Function, n: int) -> frozenset[int]:

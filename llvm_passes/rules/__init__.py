@@ -1,14 +1,16 @@
 """The derivative rule table. Importing this package registers every rule module."""
 
-from . import arithmetic, casts, math, memory, special  # noqa: F401  (registration)
+from . import arithmetic, casts, math, memory, parallel, special  # noqa: F401  (registration)
 from .registry import (
     FUNCTIONS,
+    PARALLEL,
     RULES,
     Allocation,
     Context,
     Effects,
     FunctionRule,
     Kept,
+    ParallelCall,
     Rule,
     alias,
     custom,
@@ -17,18 +19,22 @@ from .registry import (
     linear,
     lookup,
     no_derivative,
+    parallel_call,
+    parallel_chunk,
     rule_key,
     smooth,
 )
 
 __all__ = [
     "FUNCTIONS",
+    "PARALLEL",
     "RULES",
     "Allocation",
     "Context",
     "Effects",
     "FunctionRule",
     "Kept",
+    "ParallelCall",
     "Rule",
     "alias",
     "custom",
@@ -37,6 +43,8 @@ __all__ = [
     "linear",
     "lookup",
     "no_derivative",
+    "parallel_call",
+    "parallel_chunk",
     "rule_key",
     "smooth",
 ]

@@ -29,6 +29,10 @@ A whole function defined in the module can have its derivatives given instead of
 from its body (`FunctionRule`, registered with `function_rule`): each builder adds to the
 module a function with the interface of the one the synthesizers would make (`forward.py`,
 `reverse/__init__.py`) and returns its name. The body still answers the activity analysis.
+
+A call that runs a function of the module once per chunk, concurrently, is registered with
+`parallel_call` (`ParallelCall`): the analyses see through it to the chunk function, and the
+synthesizers make the same call of the chunk's derivative.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..ir import Constant, Function, Instruction, Module, Type, Value
+from ..ir import Constant, Function, GlobalRef, Instruction, Module, Type, Value
 from ..ir.builder import Builder
 
 
@@ -147,6 +151,41 @@ class FunctionRule:
 
 
 FUNCTIONS: dict[str, FunctionRule] = {}
+
+
+@dataclass(frozen=True)
+class ParallelCall:
+    """A call running a function of the module concurrently, once per chunk:
+    `call (ptr @chunk, i64 %n, a1, ..., ak)` calls `@chunk(i64 c, a1, ..., ak)` for every
+    `c` in [0, n), in any order and on any thread; an integer result is the first nonzero
+    result of a chunk (0 when all return 0). Its effects are those of the chunks; the
+    front end promises that the chunks are independent (memory one chunk writes no other
+    concurrent chunk touches). Parameter 0 of the chunk (its index) carries no
+    derivative; operand `first + k` is passed to parameter `k + 1`."""
+
+    callee: int = 0  # the operand naming the chunk function
+    count: int = 1  # the operand giving the number of chunks
+    first: int = 2
+
+
+PARALLEL: dict[str, ParallelCall] = {}
+
+
+def parallel_call(name: str, call: ParallelCall = ParallelCall()) -> None:
+    """Register `name` as a parallel call (see `ParallelCall`)."""
+    PARALLEL[name] = call
+
+
+def parallel_chunk(inst: Instruction) -> tuple[str, list[Value | None]] | None:
+    """For a parallel call: the chunk function's name ('' when the call computes it) and,
+    per chunk parameter, the operand passed to it (None for the chunk index). None for
+    other instructions."""
+    kind = PARALLEL.get(inst.callee_name) if inst.opcode == "call" else None
+    if kind is None:
+        return None
+    chunk = inst.operands[kind.callee]
+    name = chunk.name if isinstance(chunk, GlobalRef) else ""
+    return name, [None, *inst.operands[kind.first :]]
 
 
 def function_rule(name: str, rule: FunctionRule) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from enzpy.bridge.runtime import FATAL_ERROR, PYTHON_OBJECTS
+from enzpy.bridge.runtime import FATAL_ERROR, PYTHON_OBJECTS, SCHEDULER
 from llvm_passes.rules.memory import INTEGER_ARITHMETIC, INTEGER_ONLY
 
 D, F = "double", "float"
@@ -263,6 +263,7 @@ NOT_FLOAT_MATH = frozenset(
         *INTEGER_ONLY,
         *PYTHON_OBJECTS,
         *FATAL_ERROR,
+        *SCHEDULER,
         "numba_attempt_nocopy_reshape",
     )
 )

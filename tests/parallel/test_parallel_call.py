@@ -1,0 +1,89 @@
+"""The engine's parallel call `enzpy.parallel_for(ptr @chunk, i64 n, args...)` on
+hand-written IR (no Numba): the activity of the chunk's parameters follows the call's
+operands, forward mode calls the chunk's forward derivative with the shadows appended, and
+reverse mode is refused by name."""
+
+from __future__ import annotations
+
+import pytest
+
+import llvm_passes
+from llvm_passes.analysis.activity import activity
+from llvm_passes.forward import has_rule
+from llvm_passes.ir import parse_module
+
+CONST, DUP = llvm_passes.Activity.CONST, llvm_passes.Activity.DUP
+
+SCALE = """
+define i32 @chunk(i64 %c, ptr %x, ptr %y, double %a) {
+entry:
+  %px = getelementptr double, ptr %x, i64 %c
+  %v = load double, ptr %px
+  %w = fmul double %v, %a
+  %py = getelementptr double, ptr %y, i64 %c
+  store double %w, ptr %py
+  ret i32 0
+}
+
+define i32 @f(ptr %x, ptr %y, double %a, i64 %n) {
+entry:
+  %s = call i32 (ptr, i64, ...) @enzpy.parallel_for(ptr @chunk, i64 %n, ptr %x, ptr %y, double %a)
+  ret i32 %s
+}
+
+declare i32 @enzpy.parallel_for(ptr, i64, ...)
+"""
+
+
+def _parallel_call(fn):
+    (call,) = [i for i in fn.instructions() if i.callee_name == "enzpy.parallel_for"]
+    return call
+
+
+def test_the_chunks_parameters_take_the_activity_of_the_operands():
+    module = parse_module(SCALE)
+    f = module.get("f")
+    act = activity(module, f, (True, False, True, False), has_rule)
+    summary = act.callees[_parallel_call(f)]
+    assert summary.fn.name == "chunk"
+    assert summary.pattern == (False, True, False, True)  # the chunk index carries none
+    assert summary.needed_args == {2}  # active data stored into y
+    assert act.needed_args == {1}
+
+
+@pytest.mark.parametrize(
+    "acts, shadows",
+    [
+        ((DUP, DUP, CONST, CONST), ["x.shadow", "y.shadow"]),
+        ((CONST, DUP, DUP, CONST), ["y.shadow", "a.tan"]),
+    ],
+)
+def test_forward_calls_the_chunks_derivative_with_the_shadows(acts, shadows):
+    result = llvm_passes.forward(SCALE, "f", list(acts))
+    call = _parallel_call(result.module.get(result.fn_name))
+    chunk, n, *args = call.operands
+    derived = result.module.get(chunk.name)
+    assert derived is not None and not derived.is_declaration
+    assert chunk.name.startswith("fwddiffe_chunk.")
+    assert n.name == "n"
+    assert [a.name for a in args] == ["x", "y", "a", *shadows]
+    assert len(derived.args) == 4 + len(shadows)
+
+
+def test_reverse_mode_is_refused_by_name():
+    with pytest.raises(llvm_passes.NoDerivativeError, match="parallel call.*not implemented"):
+        llvm_passes.reverse(SCALE, "f", [DUP, DUP, CONST, CONST])
+
+
+@pytest.mark.parametrize(
+    "chunk, args",
+    [("ptr %fp", "ptr %x, ptr %y, double %a"), ("ptr @chunk", "ptr %x, ptr %y")],
+    ids=["computed", "too-few-arguments"],
+)
+def test_a_chunk_the_engine_cannot_see_is_refused(chunk, args):
+    text = SCALE.replace(
+        "ptr @chunk, i64 %n, ptr %x, ptr %y, double %a", f"{chunk}, i64 %n, {args}"
+    )
+    text = text.replace("define i32 @f(ptr %x,", "define i32 @f(ptr %fp, ptr %x,")
+    with pytest.raises(llvm_passes.NoDerivativeError, match="parallel call of"):
+        llvm_passes.forward(text, "f", [CONST, DUP, DUP, CONST, CONST])
