@@ -35,7 +35,7 @@ from numba.extending import overload
 from . import gradients, memory
 from .annotations import SHADOWED, Active, Annotation, BatchDuplicated, Const, Duplicated
 from .bridge.by_address import by_address
-from .bridge.link import finish
+from .bridge.link import finish, njit_glue
 from .derivatives import derivative
 from .errors import AnnotationError, ShadowError
 from .jit import EnzymeJit, from_dispatcher
@@ -426,7 +426,7 @@ class PythonEntry:
         vals = ", ".join(f"v{j}" for j in range(len(unpacked)))
         stub_ns: dict[str, Any] = {"_stub": self._stub(vals)}
         exec(f"def entry({vals}):\n    return _stub({vals})\n", stub_ns)
-        ns["_entry"] = self._dispatcher = numba.njit(stub_ns["entry"])
+        ns["_entry"] = self._dispatcher = njit_glue()(stub_ns["entry"])
         self._compiled: list[Any] = []  # (keeps the added entries' code alive)
         unpack = f"({''.join(p + ', ' for p in params)}) = args"
         exec(
@@ -444,7 +444,7 @@ class PythonEntry:
         """Compile the entry for the Numba types of these (checked) arguments' values."""
         sig = tuple(map(numba.typeof, unpacked_values(annotated)))
         if sig not in self._dispatcher.overloads:
-            compiled = numba.njit(sig)(self._source(*sig))
+            compiled = njit_glue(sig)(self._source(*sig))
             self._dispatcher.add_overload(compiled.overloads[sig])
             self._compiled.append(compiled)
 
@@ -492,7 +492,7 @@ def memory_checker(annotated: Sequence[Annotation]) -> Callable[..., None]:
     src = Source({"np": np})
     _shadow_checks(src, _unpacked_argv([(type(a), False) for a in annotated], sig), errors=True)
     src.add("return None")
-    return numba.njit(sig)(_compile(", ".join(f"v{i}" for i in range(len(sig))), src))
+    return njit_glue(sig)(_compile(", ".join(f"v{i}" for i in range(len(sig))), src))
 
 
 def _unpacked_argv(spec: Sequence[tuple[type, bool]], vals: Sequence[types.Type]) -> list[Arg]:

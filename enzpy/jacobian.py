@@ -22,6 +22,7 @@ from numba.extending import overload
 from .annotations import Active, Annotation, BatchDuplicated
 from .api import _differentiable, _shape_key, autodiff
 from .bridge.by_address import by_address
+from .bridge.link import njit_glue
 from .errors import AnnotationError
 from .gradients import Value, const_copy, copy_source
 from .inside import _arg, _mode_and_function
@@ -103,7 +104,7 @@ class _Shape:
         if key not in self.compiled:
             src = _source(reverse, dense, self.values, self.restype, width, self.f)
             params = "*args" if dense else "colors, p, *args"
-            self.compiled[key] = numba.njit(src.function(params, _autodiff=autodiff, f=self.f))
+            self.compiled[key] = njit_glue()(src.function(params, _autodiff=autodiff, f=self.f))
         return self.compiled[key]
 
 
