@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import NoDerivativeError, called_from
 from ..ir import Argument, Constant, Function, GlobalRef, Instruction, Module, Value
@@ -96,6 +96,7 @@ class ActivityResult:
     maybe_primal: frozenset[Value] = frozenset()
     # pointer parameters whose memory it may read floats from (None: unknown, any)
     reads: frozenset[int] | None = None
+    size: tuple[int, int] = (0, 0)  # `fn`'s blocks and instructions when it was analysed
 
     def is_active(self, v: Value) -> bool:
         return v in self.active
@@ -132,6 +133,8 @@ def activity(
         known.used = True
         return known.guess
     if known is not None:
+        # the synthesizers rewrite functions before any analysis, never after
+        assert known.fn is fn and known.size == _size(fn), f"@{fn.name} changed after analysis"
         return known
     before = set(cache)
     progress = cache[key] = _InProgress(
@@ -144,8 +147,12 @@ def activity(
         for k in set(cache) - before - {key}:
             del cache[k]
         progress.guess, progress.used = result, False
-    cache[key] = result
+    result = cache[key] = replace(result, size=_size(fn))
     return result
+
+
+def _size(fn: Function) -> tuple[int, int]:
+    return len(fn.blocks), sum(len(b.instructions) for b in fn.blocks)
 
 
 class _Analysis:
