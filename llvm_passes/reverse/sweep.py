@@ -24,6 +24,7 @@ from ..rules import Context
 from ..tape import localize, pop, sync
 from ..transforms.dead import drop_dead
 from .augmented import Kept
+from .parallel import trampoline
 from .plan import MODE, PURE, Plan, is_active_float
 
 
@@ -31,9 +32,20 @@ class Reverse:
     """Builds `diffe_<f>.<bits>(args, shadows, tape[, dret])`."""
 
     def __init__(
-        self, synth, fn: Function, act: ActivityResult, name: str, plan: Plan, kept, width=1
+        self,
+        synth,
+        fn: Function,
+        act: ActivityResult,
+        name: str,
+        plan: Plan,
+        kept,
+        width=1,
+        shared: bool = False,
     ) -> None:
         self.synth, self.fn, self.act, self.name, self.plan = synth, fn, act, name, plan
+        # a parallel call's chunk or what it calls (`derive`): adjoints of loads and of float
+        # arguments are added atomically (other chunks may add into the same cells)
+        self.shared = shared
         self.kept: dict[Instruction, Kept] = kept
         self.module = synth.module
         self.namer = Namer(fn)
@@ -135,11 +147,25 @@ class Reverse:
         """adjoint(v) += contribution (dropped for inactive values)."""
         if contribution is None or not is_active_float(self.act, v):
             return
-        target = self.slots.get(v) or self.accumulators.get(v)
+        target = self.slots.get(v)
+        if target is None and v in self.accumulators and self.shared:
+            self.atomic_add(self.accumulators[v], contribution)
+            return
+        target = target or self.accumulators.get(v)
         if target is None:
             return
         old = self.b.load(v.type, target, None, "adj")
         self.b.store(self.b.fadd(old, contribution, "adj"), target)
+
+    def atomic_add(self, ptr: Value, v: Value) -> None:
+        """*ptr += v, atomically (relaxed ordering: only the sum matters)."""
+        add = Instruction(
+            "atomicrmw",
+            v.type,
+            [ptr, v],
+            template=f"atomicrmw fadd ptr {{0}}, {v.type} {{1}} monotonic",
+        )
+        self.b.insert(add, "added")
 
     def take_adjoint(self, inst: Instruction, lane: int | None = None) -> Value:
         """Read the adjoint of `inst` (in `lane`, by default the current one) and reset it
@@ -391,6 +417,9 @@ class Reverse:
         if ptr in self.act.maybe_primal:
             zero = Builder.zero(inst.type)
             adj = self.b.select(self.is_primal(dp, primal[ptr]), zero, adj, "adj")
+        if self.shared:  # another chunk may load the same cell
+            self.atomic_add(dp, adj)
+            return
         old = self.b.load(inst.type, dp, inst.align, "shadow.val")
         self.b.store(self.b.fadd(old, adj, "shadow.val"), dp, inst.align)
 
@@ -431,6 +460,18 @@ class Reverse:
         what the forward sweep kept (`kept_now`, released after the last lane)."""
         rule = rules.lookup(inst)
         assert rule is not None
+        read = [
+            k
+            for k, v in enumerate(inst.operands)
+            if v.type.is_ptr and self.act.is_active(v) and k not in rule.effects.writes
+        ]
+        if self.shared and read:  # (what a chunk writes, it owns: only zeroed there)
+            raise self.fail(
+                inst,
+                f"a call to {inst.callee_name} inside a parallel call's chunk, reading memory "
+                "with derivatives",
+                "Its adjoint adds into memory other chunks may share, without atomics.",
+            )
         if rule.adjoint is None:
             raise self.fail(
                 inst, f"a call to {inst.callee_name}", "It has a forward rule but no reverse rule."
@@ -506,13 +547,15 @@ class Reverse:
         function's tape, for all lanes; float arguments' adjoints come back through
         accumulators."""
         summary = self.act.callees[inst]
-        callee = self.module.get(inst.callee_name)
+        chunk = rules.parallel_chunk(inst)
         args = self.call_arguments(inst, primal)
-        _, rev = self.synth.derive(callee, summary.pattern)
+        _, rev = self.synth.derive(summary.fn, summary.pattern, shared=self.shared or bool(chunk))
+        params = inst.operands if chunk is None else chunk[1]
         shadows: list[Value] = []
         accumulated = []
-        for o, p in zip(inst.operands, summary.pattern, strict=True):
-            for lane, shadow in enumerate(lanes) if p else ():
+        for o, p in zip(params, summary.pattern, strict=True):
+            for lane, shadow in enumerate(lanes) if p and o is not None else ():
+                assert o is not None
                 if not o.type.is_float:
                     shadows.append(shadow.get(o) or Constant(PTR, "null"))
                     continue
@@ -522,9 +565,24 @@ class Reverse:
                 self.b.store(Builder.zero(o.type), acc)
                 shadows.append(acc)
                 accumulated.append((o, lane, acc))
-        sync(self.b, self.tape, self.tape_arg)
-        self.b.call(rev, [*args, *shadows, self.tape_arg], VOID)
-        sync(self.b, self.tape_arg, self.tape)
+        if chunk is None:
+            sync(self.b, self.tape, self.tape_arg)
+            self.b.call(rev, [*args, *shadows, self.tape_arg], VOID)
+            sync(self.b, self.tape_arg, self.tape)
+        else:  # the chunks' reverse sweeps in parallel, each on its tape, then the tapes freed
+            tapes = pop(self.b, self.tape, PTR, "chunk.tapes")
+            kind = rules.PARALLEL[inst.callee_name]
+            args[kind.callee] = GlobalRef(trampoline(self.module, rev, True), PTR)
+            launch = Instruction(
+                "call",
+                inst.type,
+                [*args, *shadows, tapes],
+                callee=inst.callee,
+                fnty=inst.fnty,
+                arg_attrs=[""] * (len(args) + len(shadows) + 1),
+            )
+            self.b.insert(launch, "launched")
+            self.b.call("free", [tapes], VOID)
         for o, lane, acc in accumulated:
             self.in_lane(lane)
             self.add_adjoint(o, self.b.load(o.type, acc, None, "adj"))
@@ -549,6 +607,8 @@ class Release(Reverse):
             self.release_kept(self.pop_kept(inst))
 
     def release_call(self, inst: Instruction, primal: dict, lanes: list[dict]) -> None:
+        if inst.callee_name in rules.PARALLEL:  # (split mode refuses them: `reverse`)
+            raise self.fail(inst, "releasing the tapes of a parallel call")
         summary = self.act.callees[inst]
         callee = self.module.get(inst.callee_name)
         args = self.call_arguments(inst, primal)

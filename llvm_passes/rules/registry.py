@@ -125,6 +125,10 @@ class Rule:
     # as cheap as an instruction and without effects: the reverse sweep may call it again
     # rather than keep its result
     recomputable: bool = False
+    # a value of the thread running the code (its index): the reverse sweep computes it,
+    # and what is computed from it, again in the thread running the reverse sweep, never
+    # from the tape (a chunk of a parallel call may run on another thread in each sweep)
+    per_thread: bool = False
 
 
 RULES: dict[str, Rule] = {}
@@ -368,8 +372,10 @@ def no_derivative(
     why: str = "piecewise constant",
     effects: Effects = PURE,
     recomputable: bool = False,
+    per_thread: bool = False,
 ) -> None:
-    """Register ops whose result carries no derivative (`recomputable`: see `Rule`)."""
+    """Register ops whose result carries no derivative (`recomputable`, `per_thread`: see
+    `Rule`)."""
     register(
         keys,
         lambda k: Rule(
@@ -379,6 +385,7 @@ def no_derivative(
             why,
             "zero",
             effects=effects,
-            recomputable=recomputable,
+            recomputable=recomputable or per_thread,
+            per_thread=per_thread,
         ),
     )
