@@ -35,7 +35,7 @@ from ..ir.builder import Builder
 from ..ir.types import size_in_bytes
 from ..ir.values import const
 from ..rules import Context
-from ..tape import CALLOC, LOG, SAVED, localize, push, reserve, storable, sync
+from ..tape import CALLOC, CHUNKS_ESCAPED, LOG, SAVED, localize, push, reserve, storable, sync
 from .parallel import CHUNK_TAPE, trampoline
 from .plan import MODE, Plan, memory_call
 
@@ -396,4 +396,5 @@ class Augmented(_FunctionForward):
         clone.operands[kind.callee] = GlobalRef(trampoline(self.module, aug, False), PTR)
         clone.operands += [*shadows, tapes]
         clone.arg_attrs = list(clone.arg_attrs) + [""] * (len(shadows) + 1)
+        self.b.call(CHUNKS_ESCAPED, [self.tape, tapes, n], VOID)
         push(self.b, self.tape, tapes)

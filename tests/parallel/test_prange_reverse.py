@@ -318,3 +318,53 @@ def test_any_number_of_threads_and_schedule(threads, layer, tmp_path):
     assert int(count) == threads and layer in ("default", used)
     assert float(error) < 1e-12
     assert float(repeat) < 1e-12
+
+
+OUT_OF_MEMORY = """
+    import resource
+    import numba, numpy as np
+    import enzpy as ez
+
+    @ez.enzyme_jit(parallel=True)
+    def repeated(x, y):  # each chunk's tape keeps the argument of every sin
+        for i in numba.prange(x.shape[0]):
+            t = x[i]
+            for k in range(4):
+                t = np.sin(t)
+            y[i] = t
+
+    def gradient(x):
+        g, t = np.ones_like(x), x.copy()
+        for k in range(4):
+            g, t = g * np.cos(t), np.sin(t)
+        return g
+
+    def check(n):
+        x, dx = np.linspace(0.0, 1.0, n), np.zeros(n)
+        ez.autodiff(ez.Reverse, repeated, ez.Duplicated(x, dx),
+                    ez.Duplicated(np.zeros(n), np.ones(n)))
+        assert np.allclose(dx, gradient(x), rtol=1e-12)
+
+    check(100)
+    n = 4 * 10**6
+    x, dx, y, dy = np.linspace(0.0, 1.0, n), np.zeros(n), np.zeros(n), np.ones(n)
+    with open("/proc/self/status") as fh:
+        used = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize"))
+    limit = used + 24 * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        ez.autodiff(ez.Reverse, repeated, ez.Duplicated(x, dx), ez.Duplicated(y, dy))
+        print("no error")
+    except MemoryError as e:
+        print("MemoryError:", e)
+    check(1000)
+    print("usable")
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_no_memory_in_a_chunk_raises_memory_error(threads, tmp_path):
+    (tmp_path / "run.py").write_text(textwrap.dedent(OUT_OF_MEMORY))
+    out = run_python(["run.py"], tmp_path, NUMBA_NUM_THREADS=str(threads)).splitlines()
+    assert out[0].startswith("MemoryError"), out
+    assert out[1] == "usable"
