@@ -72,6 +72,11 @@ def gather(x, idx, y):
         y[i] = np.sin(x[idx[i]]) * x[idx[i]]
 
 
+def scatter(x, idx, out):
+    for i in numba.prange(x.shape[0]):
+        out[idx[i]] += x[i] * x[i]
+
+
 def matvec(a, v, y):
     for i in numba.prange(a.shape[0]):
         s = 0.0
@@ -109,6 +114,7 @@ def _inputs(rng: np.random.Generator) -> dict:
         array_expression: ([x], (0,)),
         stencil: ([x, np.zeros_like(x)], (0, 1)),
         gather: ([x[:6].copy(), idx, np.zeros(37)], (0, 2)),
+        scatter: ([x, rng.permutation(37), rng.uniform(-1.0, 1.0, 37)], (0, 2)),
         matvec: ([rng.uniform(-1.0, 1.0, (11, 7)), x[:7].copy(), np.zeros(11)], (0, 1, 2)),
         local_array: ([x, np.zeros_like(x)], (0, 1)),
         two_loops: ([x, np.zeros_like(x)], (0, 1)),
