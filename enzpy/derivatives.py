@@ -127,13 +127,6 @@ def derivative(
     hit = _cache.get(key)
     if hit is not None:
         return hit
-    if f.options.get("parallel") and how.split:
-        raise NoDerivativeError(
-            f"{f.py_func.__qualname__}: split mode of a function compiled with "
-            "parallel=True (prange and parallel array expressions) is not implemented yet; "
-            "use combined reverse mode (ez.Reverse) or forward mode, or differentiate a "
-            "serial version of the function"
-        )
     if f.options.get("parallel") and how.reverse and width > 1:
         raise NoDerivativeError(
             f"{f.py_func.__qualname__}: reverse batch mode (width {width}) of a function "

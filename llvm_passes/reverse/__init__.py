@@ -111,9 +111,7 @@ def reverse(
     # a recursive function's own calls run the same derivative: no assumption of the root's
     # (memory nothing writes after the call, arrays apart) holds for them
     whole_call = not split and not recursive(module, fn)
-    if split:
-        refuse_parallel_calls(module, fn, "in split mode: not implemented yet")
-    elif nestable:
+    if nestable:
         refuse_parallel_calls(module, fn, "in a derivative differentiated again: not supported")
     elif width > 1:
         refuse_parallel_calls(module, fn, f"in batch mode (width {width}): not implemented yet")
@@ -330,15 +328,23 @@ class _Synthesizer:
 
         return reads
 
-    def release(self, fn: Function, pattern: tuple[bool, ...]) -> str:
+    def release(self, fn: Function, pattern: tuple[bool, ...], shared: bool = False) -> str:
         """`release_<f>.<bits>(args, shadows, tape)`: the reverse sweep reduced to popping the
-        tape and freeing what the forward sweep allocated (shadows, kept copies)."""
-        key = (fn.name, pattern)
+        tape and freeing what the forward sweep allocated (shadows, kept copies); `shared`
+        as in `derive`."""
+        key = _key(fn.name, pattern, False, shared)
         if key not in self.released:
-            self.derive(fn, pattern)
+            self.derive(fn, pattern, shared=shared)
             name = self.released[key] = self.names[key][1].replace("diffe_", "release_", 1)
             Release(
-                self, fn, self.results[key], name, self.plans[key], self.kept[key], self.width
+                self,
+                fn,
+                self.results[key],
+                name,
+                self.plans[key],
+                self.kept[key],
+                self.width,
+                shared,
             ).run()
             # its callers pass it only what the reverse sweep reads (`callee_reads`)
             read = parameters_read(self.module.functions[name], len(fn.args))

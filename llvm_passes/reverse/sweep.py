@@ -530,6 +530,18 @@ class Reverse:
         for v, c in zip(inst.operands, rule.adjoint(ctx), strict=False):
             self.add_adjoint(v, c)
 
+    def launch(self, inst: Instruction, operands: list[Value]) -> None:
+        """The parallel call `inst` made again with `operands` (its status ignored)."""
+        call = Instruction(
+            "call",
+            inst.type,
+            operands,
+            callee=inst.callee,
+            fnty=inst.fnty,
+            arg_attrs=[""] * len(operands),
+        )
+        self.b.insert(call, "launched")
+
     def call_arguments(self, inst: Instruction, primal: dict) -> list[Value]:
         """A call's primal arguments in the reverse sweep: `undef` for those the plan did
         not keep (the callee's reverse sweep does not read them)."""
@@ -573,15 +585,7 @@ class Reverse:
             tapes = pop(self.b, self.tape, PTR, "chunk.tapes")
             kind = rules.PARALLEL[inst.callee_name]
             args[kind.callee] = GlobalRef(trampoline(self.module, rev, True), PTR)
-            launch = Instruction(
-                "call",
-                inst.type,
-                [*args, *shadows, tapes],
-                callee=inst.callee,
-                fnty=inst.fnty,
-                arg_attrs=[""] * (len(args) + len(shadows) + 1),
-            )
-            self.b.insert(launch, "launched")
+            self.launch(inst, [*args, *shadows, tapes])
             self.b.call("free", [tapes], VOID)
         for o, lane, acc in accumulated:
             self.in_lane(lane)
@@ -607,19 +611,29 @@ class Release(Reverse):
             self.release_kept(self.pop_kept(inst))
 
     def release_call(self, inst: Instruction, primal: dict, lanes: list[dict]) -> None:
-        if inst.callee_name in rules.PARALLEL:  # (split mode refuses them: `reverse`)
-            raise self.fail(inst, "releasing the tapes of a parallel call")
+        """The callee's release (a parallel call's chunks: each on its tape, in parallel,
+        then the tapes freed)."""
         summary = self.act.callees[inst]
-        callee = self.module.get(inst.callee_name)
+        chunk = rules.parallel_chunk(inst)
+        params = inst.operands if chunk is None else chunk[1]
         args = self.call_arguments(inst, primal)
         null = Constant(PTR, "null")
         shadows = [
             null if o.type.is_float else shadow.get(o) or null
-            for o, p in zip(inst.operands, summary.pattern, strict=True)
-            if p
+            for o, p in zip(params, summary.pattern, strict=True)
+            if p and o is not None
             for shadow in lanes
         ]
-        sync(self.b, self.tape, self.tape_arg)
-        release = self.synth.release(callee, summary.pattern)
-        self.b.call(release, [*args, *shadows, self.tape_arg], VOID)
-        sync(self.b, self.tape_arg, self.tape)
+        shared = self.shared or chunk is not None
+        release = self.synth.release(summary.fn, summary.pattern, shared)
+        if chunk is None:
+            sync(self.b, self.tape, self.tape_arg)
+            self.b.call(release, [*args, *shadows, self.tape_arg], VOID)
+            sync(self.b, self.tape_arg, self.tape)
+            return
+        tapes = pop(self.b, self.tape, PTR, "chunk.tapes")
+        args[rules.PARALLEL[inst.callee_name].callee] = GlobalRef(
+            trampoline(self.module, release, True), PTR
+        )
+        self.launch(inst, [*args, *shadows, tapes])
+        self.b.call("free", [tapes], VOID)

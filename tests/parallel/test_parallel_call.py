@@ -2,8 +2,8 @@
 hand-written IR (no Numba): the activity of the chunk's parameters follows the call's
 operands, forward mode calls the chunk's forward derivative with the shadows appended,
 reverse mode runs each chunk's augmented forward and reverse sweep on its own tape, adding
-adjoints into memory other chunks may share atomically; split and batch reverse mode are
-refused by name."""
+adjoints into memory other chunks may share atomically (split mode too); batch reverse
+mode is refused by name."""
 
 from __future__ import annotations
 
@@ -98,9 +98,20 @@ def test_reverse_runs_each_chunk_on_its_own_tape():
     assert len(added) == 2 and all("fadd" in t and "monotonic" in t for t in added)
 
 
-def test_split_and_batch_mode_are_refused_by_name():
-    with pytest.raises(llvm_passes.NoDerivativeError, match="parallel call.*split mode"):
-        llvm_passes.reverse(SCALE, "f", [DUP, DUP, CONST, CONST], split=True)
+def test_split_mode_releases_each_chunks_tape():
+    result = llvm_passes.reverse(SCALE, "f", [DUP, DUP, CONST, CONST], split=True)
+    release = result.module.get(result.split_names[1])
+    assert release is not None
+    trampolines = {
+        call.operands[0].name
+        for fn in result.module.functions.values()
+        for call in fn.instructions()
+        if call.callee_name == "enzpy.parallel_for"
+    }
+    assert "release_chunk.cddc.shared.par" in trampolines
+
+
+def test_batch_mode_is_refused_by_name():
     with pytest.raises(llvm_passes.NoDerivativeError, match="parallel call.*batch mode"):
         llvm_passes.reverse(SCALE, "f", [DUP, DUP, CONST, CONST], width=2)
 
