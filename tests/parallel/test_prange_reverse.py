@@ -199,6 +199,46 @@ def test_reverse_through_a_parallel_callee():
     assert_close(gx, 4.0 * x, 1e-14, 0.0, "gradient")
 
 
+def time_steps(x, y, steps):
+    for _ in range(steps):  # a parallel call per step: one set of chunk tapes each
+        for i in numba.prange(1, x.shape[0] - 1):
+            y[i] = 0.5 * x[i] + 0.25 * (x[i - 1] + x[i + 1]) * np.cos(x[i])
+        for i in numba.prange(x.shape[0]):
+            x[i] = 0.9 * y[i]
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += x[i] * x[i]
+    return s
+
+
+def test_parallel_loops_inside_a_serial_loop():
+    rng = np.random.default_rng(12)
+    args = [rng.uniform(-1.0, 1.0, 41), np.zeros(41), 3]
+    seeds = {1: rng.uniform(-1.0, 1.0, 41)}
+    seeds[0] = rng.uniform(-1.0, 1.0, 41)
+    with numba.parallel_chunksize(4):
+        _, s_par = _reverse(_compiled(time_steps, True), args, (0, 1), seeds)
+    _, s_ser = _reverse(_compiled(time_steps, False), args, (0, 1), seeds)
+    for i in (0, 1):
+        assert_close(s_par[i], s_ser[i], 1e-12, 0.0, f"shadow of argument {i}")
+    check_reverse(_compiled(time_steps, True), args, (0, 1), seed=13)
+
+
+def test_a_copy_loop_in_a_chunk_is_refused_by_name():
+    def copy(x, y):
+        for i in numba.prange(x.shape[0]):
+            y[i] = x[i]  # LLVM makes it a memcpy of the chunk's rows
+
+    x = np.linspace(0.0, 1.0, 16)
+    with pytest.raises(ez.EnzpyError, match="llvm.memcpy"):
+        ez.autodiff(
+            ez.Reverse,
+            _compiled(copy, True),
+            ez.Duplicated(x, np.zeros(16)),
+            ez.Duplicated(np.zeros(16), np.ones(16)),
+        )
+
+
 def product(x):
     p = 1.0
     for i in numba.prange(x.shape[0]):
