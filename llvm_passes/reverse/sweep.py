@@ -9,6 +9,10 @@ left on it (shadows, kept copies): for a tape whose reverse sweep never runs.
 Batch mode (`width` N > 1): N shadows per active argument (and N cotangents of a float
 return), N adjoints per active float value; each instruction's reverse is emitted once per
 lane, the tape popped once for all of them.
+
+A `shared` function (a parallel call's chunk, or what it calls) adds the adjoints of its
+loads and of its float arguments with `atomicrmw fadd`: other chunks may add into the same
+cells concurrently.
 """
 
 from __future__ import annotations
@@ -556,7 +560,8 @@ class Reverse:
 
     def reverse_call(self, inst: Instruction, primal: dict, lanes: list[dict]) -> None:
         """A call of a function the engine differentiates: its reverse sweep, on this
-        function's tape, for all lanes; float arguments' adjoints come back through
+        function's tape, for all lanes (a parallel call: the chunks' reverse sweeps, each on
+        its own tape, `reverse/parallel.py`); float arguments' adjoints come back through
         accumulators."""
         summary = self.act.callees[inst]
         chunk = rules.parallel_chunk(inst)
