@@ -469,7 +469,7 @@ class Reverse:
             for k, v in enumerate(inst.operands)
             if v.type.is_ptr and self.act.is_active(v) and k not in rule.effects.writes
         ]
-        if self.shared and read:  # (what a chunk writes, it owns: only zeroed there)
+        if self.shared and read and not rule.concurrent:  # (what a chunk writes, it owns)
             raise self.fail(
                 inst,
                 f"a call to {inst.callee_name} inside a parallel call's chunk, reading memory "
@@ -488,6 +488,7 @@ class Reverse:
             shadows=[shadow.get(v) if v.type.is_ptr else None for v in inst.operands],
             kept=[v for v, _ in kept],
             elem=self.plan.step(inst).elem,
+            concurrent=self.shared,
         )
         try:
             rule.adjoint(ctx)
