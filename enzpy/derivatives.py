@@ -31,7 +31,7 @@ from . import bridge, disk_cache
 from .bridge import link, rule_calls
 from .bridge.inline import inline_into_root, inline_small_callees
 from .bridge.names import construct_hint, demangle_all
-from .bridge.parfors import parallel_calls
+from .bridge.parfors import ADDITIVE, combiners, parallel_calls
 from .bridge.powers import powers_as_intrinsics
 from .bridge.refcounts import drop_argument_refcounts
 from .errors import AnnotationError, DroppedDerivativeWarning, NoDerivativeError
@@ -127,12 +127,10 @@ def derivative(
     hit = _cache.get(key)
     if hit is not None:
         return hit
-    if f.options.get("parallel") and how.reverse:
+    if f.options.get("parallel") and how.reverse and width > 1:
         raise NoDerivativeError(
-            f"{f.py_func.__qualname__}: reverse mode (and split mode) of a function "
-            "compiled with parallel=True (prange and parallel array expressions) is not "
-            "implemented yet; use forward mode (ez.Forward), or differentiate a serial "
-            "version of the function"
+            f"{f.py_func.__qualname__}: reverse batch mode (width {width}) of a function "
+            "compiled with parallel=True is not implemented yet; use width 1"
         )
     with _gc_paused():
         out = _derivative(how, f, argtypes, kinds, ret, width)
@@ -231,6 +229,19 @@ class _Synthesis:
     result: llvm_passes.ForwardResult | llvm_passes.ReverseResult | None = None
 
 
+def _refuse_non_additive_reductions(f: Any, symbol: str) -> None:
+    """Refuse reverse mode of a parallel loop reducing other than by `+=`/`-=`: the adjoint
+    of a per-thread partial result would depend on which thread ran which chunk."""
+    other = combiners(bridge.modules_for(symbol)) - {ADDITIVE}
+    if other:
+        raise NoDerivativeError(
+            f"{f.py_func.__qualname__}: reverse mode of a prange reduction combined by "
+            f"{', '.join(sorted(other))} (only additive reductions, s += ... or s -= ..., are "
+            "supported): its partial results' adjoints depend on the thread that computed "
+            "them; use forward mode, or differentiate a serial version of the function"
+        )
+
+
 def _synthesis(
     how: Mode,
     f: Any,
@@ -242,6 +253,8 @@ def _synthesis(
 ) -> _Synthesis:
     """The engine's derivative of `primal`; its errors raised with the Python names."""
     module, symbol, library, restype = primal_module(primal, argtypes)
+    if how.reverse:
+        _refuse_non_additive_reductions(f, symbol)
     acts, pointee = _activities(argtypes, restype, kinds, ret)
     synthesize = _synthesizer(how, argtypes, restype, pointee, width)
     try:

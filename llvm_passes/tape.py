@@ -36,6 +36,7 @@ ESCAPE, ARM, UNWIND, FORGET = (
     "enzpy.tape.forget",
 )
 LOG, CALLOC, SAVED = "enzpy.tape.log", "enzpy.tape.calloc", "enzpy.tape.saved"
+CHUNKS_ESCAPED = "enzpy.tape.chunks.escaped"
 SETJMP = "_setjmp"
 _JMP_BUF = 1024  # bytes kept for a jmp_buf (glibc: 200 on x86-64, 312 on aarch64)
 # an escape record: jmp_buf, then the log { ptr entries, i64 size, i64 capacity }, whose
@@ -314,6 +315,48 @@ append:
   br label %done
 
 done:
+  ret void
+}}
+
+; after the forward sweeps of a parallel call's `n` chunks, each on its own tape (`tapes`,
+; their headers in a row): if one escaped (no memory), free the others' storage and escape
+; this forward sweep too
+define internal void @"{CHUNKS_ESCAPED}"(ptr %tape, ptr %tapes, i64 %n) nounwind {{
+entry:
+  br label %scan
+
+scan:
+  %c = phi i64 [ 0, %entry ], [ %c1, %look ]
+  %more = icmp slt i64 %c, %n
+  br i1 %more, label %look, label %none
+
+look:
+  %at = mul i64 %c, 32
+  %escape.p = getelementptr inbounds i8, ptr %tapes, i64 %at
+  %escape.q = getelementptr inbounds i8, ptr %escape.p, i64 {ESCAPE_AT}
+  %escape = load ptr, ptr %escape.q, align 8
+  %c1 = add i64 %c, 1
+  %escaped = icmp eq ptr %escape, {ESCAPED}
+  br i1 %escaped, label %release, label %scan
+
+release:
+  %k = phi i64 [ 0, %look ], [ %k1, %free ]
+  %left = icmp slt i64 %k, %n
+  br i1 %left, label %free, label %out
+
+free:
+  %at.k = mul i64 %k, 32
+  %chunk = getelementptr inbounds i8, ptr %tapes, i64 %at.k
+  %data = load ptr, ptr %chunk, align 8
+  call void @free(ptr %data)
+  %k1 = add i64 %k, 1
+  br label %release
+
+out:
+  call void @"{ESCAPE}"(ptr %tape)
+  unreachable
+
+none:
   ret void
 }}
 

@@ -12,7 +12,9 @@ launching it fills three stack arrays with those packed values and calls `K`.
                                                           <values>..., ptr %excinfo)
 where `@B.chunk(i64 c, <values>..., ptr excinfo)` makes `B`'s operands for row `c` the way
 `W` does (read from `W`'s instructions, not assumed) and calls `B` with the launching
-function's `excinfo`; the launching function returns a failing chunk's status at once.
+function's `excinfo`; the launching function returns a failing chunk's status at once
+(after restoring the scheduler's chunk size and freeing the schedule, as Numba does after
+the launch).
 The packed arrays, `K` and `W` drop out: the engine sees plain values.
 `lower_parallel_calls` turns the calls left in a synthesized derivative back into a launch
 through Numba's thread pool.
@@ -48,6 +50,9 @@ from .capture import defined_symbols
 
 _LAUNCH = "numba_parallel_for"
 _PACKED = ("args", "dims", "steps", "data")  # the gufunc ABI's parameters
+# what Numba's code does after a launch to restore the scheduler: done before returning a
+# failing chunk's status as well
+_RESTORED = ("set_parallel_chunksize", "deallocate_sched")
 _RETURNED_NONE = -2  # a Numba function's status when it returned None (not an error)
 
 
@@ -121,6 +126,18 @@ def parallel_calls(texts: list[str]) -> list[str]:
         if body is not None:
             out[k] = _in_users_file(t, launched_in[body])
     return out
+
+
+# the helpers Numba's parfor lowering makes to combine a reduction's per-thread partial
+# results (`_emit_binop_reduce_call.<locals>.reduction_add`, `reduction_mul`, ...)
+_COMBINER = re.compile(r"parfor_lowering\w*?_3clocals_3e\d+([a-z_]+)")
+ADDITIVE = "reduction_add"  # `s += ...`, `s -= ...`, `np.sum`
+
+
+def combiners(texts: list[str]) -> set[str]:
+    """The names of the helpers combining reductions' partial results in `texts` (the
+    captured modules of a function and its callees, before any inlining)."""
+    return {m.group(1) for t in texts for m in _COMBINER.finditer(t)}
 
 
 def _in_users_file(body_text: str, root_text: str) -> str:
@@ -271,6 +288,19 @@ def _launch(module: Module, fn: Function, call: Instruction, w: _Chunk) -> None:
     at = block.instructions.index(call)
     rest = Block(namer.fresh(f"{block.name}.parfor.done"), block.instructions[at + 1 :])
     failed = Block(namer.fresh(f"{block.name}.parfor.failed"))
+    for inst in rest.instructions:  # the scheduler's state restored on the way out too
+        if inst.opcode == "call" and inst.callee_name in _RESTORED:
+            failed.append(
+                Instruction(
+                    "call",
+                    inst.type,
+                    list(inst.operands),
+                    callee=inst.callee,
+                    fnty=inst.fnty,
+                    arg_attrs=list(inst.arg_attrs),
+                    loc=inst.loc,
+                )
+            )
     failed.append(Instruction("ret", operands=[par]))
     block.instructions = block.instructions[:at]
     block.append(par)

@@ -51,7 +51,15 @@ no_derivative(FATAL_ERROR[1], why="ends the process")
 # Numba's parallel-loop scheduler (`parallel=True`): thread counts, chunk sizes, the
 # schedule (integer rows [start..., end...] per chunk) and the running thread's index
 THREAD_COUNTS = ("get_num_threads", "get_thread_id", "get_parallel_chunksize")
-no_derivative(*THREAD_COUNTS, "set_parallel_chunksize", why="the parallel scheduler's integers")
+no_derivative(
+    "get_num_threads",
+    "get_parallel_chunksize",
+    "set_parallel_chunksize",
+    why="the parallel scheduler's integers",
+)
+# the running thread's slot of a reduction's partial results: a chunk's reverse sweep uses
+# the slot of the thread running it (additive reductions: every slot's adjoint is the same)
+no_derivative("get_thread_id", why="the running thread's index", per_thread=True)
 no_derivative("get_sched_size", why="the parallel scheduler's integers (reads its bounds)")
 no_derivative(
     "allocate_sched",

@@ -111,7 +111,10 @@ def reverse(
     # a recursive function's own calls run the same derivative: no assumption of the root's
     # (memory nothing writes after the call, arrays apart) holds for them
     whole_call = not split and not recursive(module, fn)
-    refuse_parallel_calls(module, fn)
+    if nestable:
+        refuse_parallel_calls(module, fn, "in a derivative differentiated again: not supported")
+    elif width > 1:
+        refuse_parallel_calls(module, fn, f"in batch mode (width {width}): not implemented yet")
     rewritten = rewrite_loops(module, fn)  # before any analysis
     synth = _Synthesizer(
         module,
@@ -152,6 +155,11 @@ def reverse(
 Key = tuple[str, tuple[bool, ...]]
 
 
+def _key(name: str, pattern: tuple[bool, ...], aliased: bool, shared: bool) -> Key | tuple:
+    """The key of a derivation (see `_Synthesizer.derive`)."""
+    return (name, pattern, *(("aliased",) if aliased else ()), *(("shared",) if shared else ()))
+
+
 def rewrite_loops(module: Module, root: Function) -> frozenset[str]:
     """The loop rewrites of `transforms/loops.py`, on `root` and every function it may call
     whose derivative the engine derives, before any of them is analysed: the activity
@@ -175,9 +183,8 @@ def rewrite_loops(module: Module, root: Function) -> frozenset[str]:
     return frozenset(seen)
 
 
-def refuse_parallel_calls(module: Module, root: Function) -> None:
-    """Refuse, by name, a parallel call in `root` or a function it may call: its reverse
-    mode (per-chunk tapes, accumulation into shared shadows) is not implemented."""
+def refuse_parallel_calls(module: Module, root: Function, why: str) -> None:
+    """Refuse, by name, a parallel call in `root` or a function it may call, for `why`."""
     todo, seen = [root], set()
     while todo:
         fn = todo.pop()
@@ -187,16 +194,30 @@ def refuse_parallel_calls(module: Module, root: Function) -> None:
         for inst in fn.instructions():
             if inst.opcode == "call" and inst.callee_name in rules.PARALLEL:
                 raise NoDerivativeError(
-                    f"a parallel call ({inst.callee_name}): reverse mode of a parallel loop "
-                    "is not implemented yet",
+                    f"a parallel call ({inst.callee_name}) {why}",
                     inst.text(),
                     fn.name,
                     "reverse",
                     inst.loc,
-                    hint="Use forward mode (ez.Forward), or differentiate a serial version "
-                    "of the function.",
+                    hint="Use combined reverse mode or forward mode, or differentiate a serial "
+                    "version of the function.",
                 )
         todo.extend(callees(module, fn))
+
+
+def refuse_nested_parallel_calls(fn: Function) -> None:
+    """Refuse a parallel call inside a function that runs as a parallel call's chunk."""
+    for inst in fn.instructions():
+        if inst.opcode == "call" and inst.callee_name in rules.PARALLEL:
+            raise NoDerivativeError(
+                f"a parallel call ({inst.callee_name}) inside a chunk of another parallel call "
+                "(nested parallel loops) in reverse mode",
+                inst.text(),
+                fn.name,
+                "reverse",
+                inst.loc,
+                hint="Make the inner loop serial (range instead of prange).",
+            )
 
 
 def parameters_read(fn: Function, n: int) -> frozenset[int]:
@@ -235,15 +256,31 @@ class _Synthesizer:
         self.reads: dict[Key | tuple, frozenset[int]] = {}  # primal arguments each reverse reads
 
     def derive(
-        self, fn: Function, pattern: tuple[bool, ...], aliased: bool = False
+        self,
+        fn: Function,
+        pattern: tuple[bool, ...],
+        aliased: bool = False,
+        shared: bool = False,
     ) -> tuple[str, str]:
         """The augmented forward and the reverse sweep of `fn` for `pattern`; `aliased`: for
-        the root, without assuming its `distinct` arguments apart."""
-        key = (fn.name, pattern) if not aliased else (fn.name, pattern, "aliased")
+        the root, without assuming its `distinct` arguments apart; `shared`: for a function
+        running concurrently with other calls of it (a parallel call's chunk, and what it
+        calls), whose reverse sweep adds adjoints into memory it does not own atomically."""
+        key = _key(fn.name, pattern, aliased, shared)
         if key in self.names:
             return self.names[key]
         given = rules.FUNCTIONS.get(fn.name)
         if given is not None and given.reverse is not None and fn.name != self.root:
+            if shared:
+                raise NoDerivativeError(
+                    f"a call to {fn.name}, whose reverse derivative is a given rule, inside a "
+                    "parallel call's chunk",
+                    f"define @{fn.name}",
+                    fn.name,
+                    "reverse",
+                    hint="A rule's adjoint adds into shadows that other chunks may share "
+                    "without atomics; call it outside the parallel loop.",
+                )
             if self.width > 1:
                 raise NoDerivativeError(
                     f"a call to {fn.name}, whose reverse derivative is a given rule, in "
@@ -254,10 +291,13 @@ class _Synthesizer:
                     hint="Rules give one adjoint per value: call it once per cotangent "
                     "(width 1) instead.",
                 )
-            aug, rev, self.released[key] = given.reverse(self.module, fn, pattern)  # type: ignore[index]
+            aug, rev, self.released[key] = given.reverse(self.module, fn, pattern)
             self.names[key] = (aug, rev)
             return self.names[key]
+        if shared:
+            refuse_nested_parallel_calls(fn)
         bits = "".join("d" if p else "c" for p in pattern) + (".aliased" if aliased else "")
+        bits += ".shared" if shared else ""
         names = (f"augmented_{fn.name}.{bits}", f"diffe_{fn.name}.{bits}")
         self.names[key] = names
         assert fn.name in self.rewritten, f"@{fn.name} is derived with its loops as they were"
@@ -265,35 +305,46 @@ class _Synthesizer:
         self.results[key] = act
         root = self.reload == fn.name
         distinct = self.distinct if root and not aliased else frozenset()
-        reads = self.callee_reads(act)
+        reads = self.callee_reads(act, shared)
         p = self.plans[key] = plan(self.module, fn, act, root, distinct, self.facts, reads)
-        kept = Augmented(self, fn, act, names[0], p, self.width).run()
-        self.kept[key] = kept  # type: ignore[index]
-        Reverse(self, fn, act, names[1], p, kept, self.width).run()
+        kept = Augmented(self, fn, act, names[0], p, self.width, shared).run()
+        self.kept[key] = kept
+        Reverse(self, fn, act, names[1], p, kept, self.width, shared).run()
         self.reads[key] = parameters_read(self.module.functions[names[1]], len(fn.args))
         return names
 
-    def callee_reads(self, act: ActivityResult):
-        """For `plan`: the primal arguments the reverse sweep of a call's callee reads (the
-        callee derived first; None while it is being derived, or when rules give it)."""
+    def callee_reads(self, act: ActivityResult, shared: bool):
+        """For `plan`: the primal arguments the reverse sweep of a call's callee (a parallel
+        call's chunk) reads (the callee derived first; None while it is being derived, or
+        when rules give it)."""
 
         def reads(call: Instruction) -> frozenset[int] | None:
-            callee, pattern = self.module.functions[call.callee_name], act.callees[call].pattern
+            summary = act.callees[call]
+            callee, pattern = summary.fn, summary.pattern
+            concurrent = shared or call.callee_name in rules.PARALLEL
             with called_from(act.fn.name, call.loc):
-                self.derive(callee, pattern)
-            return self.reads.get((callee.name, pattern))
+                self.derive(callee, pattern, shared=concurrent)
+            return self.reads.get(_key(callee.name, pattern, False, concurrent))
 
         return reads
 
-    def release(self, fn: Function, pattern: tuple[bool, ...]) -> str:
+    def release(self, fn: Function, pattern: tuple[bool, ...], shared: bool = False) -> str:
         """`release_<f>.<bits>(args, shadows, tape)`: the reverse sweep reduced to popping the
-        tape and freeing what the forward sweep allocated (shadows, kept copies)."""
-        key = (fn.name, pattern)
+        tape and freeing what the forward sweep allocated (shadows, kept copies); `shared`
+        as in `derive`."""
+        key = _key(fn.name, pattern, False, shared)
         if key not in self.released:
-            self.derive(fn, pattern)
+            self.derive(fn, pattern, shared=shared)
             name = self.released[key] = self.names[key][1].replace("diffe_", "release_", 1)
             Release(
-                self, fn, self.results[key], name, self.plans[key], self.kept[key], self.width
+                self,
+                fn,
+                self.results[key],
+                name,
+                self.plans[key],
+                self.kept[key],
+                self.width,
+                shared,
             ).run()
             # its callers pass it only what the reverse sweep reads (`callee_reads`)
             read = parameters_read(self.module.functions[name], len(fn.args))

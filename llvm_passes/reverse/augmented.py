@@ -35,7 +35,8 @@ from ..ir.builder import Builder
 from ..ir.types import size_in_bytes
 from ..ir.values import const
 from ..rules import Context
-from ..tape import CALLOC, LOG, SAVED, localize, push, reserve, storable, sync
+from ..tape import CALLOC, CHUNKS_ESCAPED, LOG, SAVED, localize, push, reserve, storable, sync
+from .parallel import CHUNK_TAPE, trampoline
 from .plan import MODE, Plan, memory_call
 
 Kept = list[tuple[Type, str | None]]  # per instruction: what it kept for its adjoint
@@ -47,10 +48,18 @@ class Augmented(_FunctionForward):
     mode = MODE
 
     def __init__(
-        self, synth, fn, act: ActivityResult, name: str, plan: Plan, width: int = 1
+        self,
+        synth,
+        fn,
+        act: ActivityResult,
+        name: str,
+        plan: Plan,
+        width: int = 1,
+        shared: bool = False,
     ) -> None:
         super().__init__(synth, fn, act, name, width=width)
         self.plan = plan
+        self.shared = shared  # a parallel call's chunk or what it calls (`derive`)
         self.kept: dict[Instruction, Kept] = {}
         self.reserving: dict[str, list] = {}  # preheader -> the loops it reserves room for
         for lp in plan.loops.values():
@@ -343,8 +352,12 @@ class Augmented(_FunctionForward):
         this function's tape (one call for all lanes)."""
         if self.lane:
             return
+        if inst.callee_name in rules.PARALLEL:
+            return self.parallel_augmented(inst, summary)
         with called_from(self.fn.name, inst.loc):
-            aug, _ = self.synth.derive(self.module.functions[inst.callee_name], summary.pattern)
+            aug, _ = self.synth.derive(
+                self.module.functions[inst.callee_name], summary.pattern, shared=self.shared
+            )
         sync(self.b, self.tape, self.tape_arg)
         clone = self.copy(inst)
         shadows = []
@@ -359,3 +372,29 @@ class Augmented(_FunctionForward):
         clone.arg_attrs = list(inst.arg_attrs) + [""] * (len(shadows) + 1)
         clone.callee, clone.fnty = GlobalRef(aug, PTR), ""
         sync(self.b, self.tape_arg, self.tape)
+
+    def parallel_augmented(self, inst: Instruction, summary: ActivityResult) -> None:
+        """A parallel call of the chunk's augmented forward sweep, each chunk on its own
+        tape (`reverse/parallel.py`); the tapes' address pushed for the reverse sweep."""
+        kind = rules.PARALLEL[inst.callee_name]
+        chunk = rules.parallel_chunk(inst)
+        assert chunk is not None
+        if summary.fn.ret_type.is_float:
+            raise self.fail(inst, "a parallel call of a chunk returning a float")
+        with called_from(self.fn.name, inst.loc):
+            aug, _ = self.synth.derive(summary.fn, summary.pattern, shared=True)
+        n = inst.operands[kind.count]
+        size = self.b.binop("mul", n, const(I64, CHUNK_TAPE), "chunk.tapes.bytes")
+        tapes = self.b.call(CALLOC, [self.tape, size], PTR, "chunk.tapes")
+        clone = self.copy(inst)
+        shadows: list[Value] = []
+        for o, p in zip(chunk[1], summary.pattern, strict=True):
+            if p and o is not None:
+                shadows.append(
+                    Constant(PTR, "null") if o.type.is_float else self.shadow_of(o, inst)
+                )
+        clone.operands[kind.callee] = GlobalRef(trampoline(self.module, aug, False), PTR)
+        clone.operands += [*shadows, tapes]
+        clone.arg_attrs = list(clone.arg_attrs) + [""] * (len(shadows) + 1)
+        self.b.call(CHUNKS_ESCAPED, [self.tape, tapes, n], VOID)
+        push(self.b, self.tape, tapes)

@@ -180,6 +180,7 @@ class _Planner:
         """`only`: of the loads that may be loaded again, those the plan may load again."""
         self.module, self.fn, self.act, self.facts = module, fn, act, facts
         self.reads = reads
+        self.thread_values: dict[Instruction, bool] = {}  # `_per_thread`
         self.graph = cfg(fn)
         self.index = {b.name: k for k, b in enumerate(fn.blocks)}
         self.loops = {lp.header: lp for lp in counted_loops(fn, self.graph)}
@@ -318,14 +319,24 @@ class _Planner:
         alive = (("primal", inst),) if inst in self.kept_alive else ()  # released in reverse
         if inst in act.callees:
             pattern = act.callees[inst].pattern
+            chunk = rules.parallel_chunk(inst)
+            # a parallel call: the number of chunks, and the chunk's parameters
+            params: list[Value | None] = list(ops) if chunk is None else chunk[1]
+            count = (
+                () if chunk is None else (("primal", ops[rules.PARALLEL[inst.callee_name].count]),)
+            )
             shadows = [
                 ("shadow", v)
-                for v, p in zip(ops, pattern, strict=True)
-                if p and not v.type.is_float  # a float's adjoint needs no shadow
+                for v, p in zip(params, pattern, strict=True)
+                if p and v is not None and not v.type.is_float  # a float's adjoint: no shadow
             ]
             read = self.reads(inst)  # the arguments its reverse sweep reads
-            primals = [("primal", v) for k, v in enumerate(ops) if read is None or k in read]
-            return Step((*primals, *shadows))
+            primals = [
+                ("primal", v)
+                for k, v in enumerate(params)
+                if v is not None and (read is None or k in read)
+            ]
+            return Step((*count, *primals, *shadows))
         rule = rules.lookup(inst)
         fx = rule.effects if rule is not None else None
         if rule is not None and fx is not None and memory_call(act, inst):
@@ -471,6 +482,22 @@ class _Planner:
         kind, v = item
         if isinstance(v, Argument | Constant | GlobalRef) or item in self.frame:
             return
+        if isinstance(v, Instruction) and self._per_thread(v):
+            if v.opcode == "phi" or kind == "shadow" and v.opcode != "getelementptr":
+                raise NoDerivativeError(
+                    f"a value computed from the running thread's index through '{v.opcode}'",
+                    v.text(),
+                    self.fn.name,
+                    MODE,
+                    v.loc,
+                    hint="The reverse sweep computes such values again in the thread running "
+                    "it; it does so through pure instructions and addresses only.",
+                )
+            for k, o in enumerate(v.operands):  # the thread running the reverse sweep's
+                sub = "shadow" if kind == "shadow" and k == 0 else "primal"
+                self._resolve((sub, o), block, once, leaves, depth + 1, pushed)
+            (self.recompute if kind == "primal" else self.recompute_shadow).add(v)
+            return
         if kind == "primal" and v in self.inductions and block in self.inductions[v][0].blocks:
             return  # follows from the reverse sweep's loop counter
         if not isinstance(v, Instruction) or v.block is None or v.opcode == "phi":
@@ -496,6 +523,21 @@ class _Planner:
                 self._leaf(item, block, leaves)
         else:
             self._leaf(item, block, leaves)
+
+    def _per_thread(self, v: Instruction) -> bool:
+        """Whether `v` is computed from the running thread's index (a `per_thread` rule's
+        call), through pure instructions and phis."""
+        memo = self.thread_values
+        if v not in memo:
+            memo[v] = False  # (a cycle through phis adds nothing)
+            if v.opcode == "call":
+                rule = rules.lookup(v)
+                memo[v] = rule is not None and rule.per_thread
+            elif v.opcode in PURE or v.opcode == "phi":
+                memo[v] = any(
+                    isinstance(o, Instruction) and self._per_thread(o) for o in v.operands
+                )
+        return memo[v]
 
     def _leaf(self, item: Item, block: str, leaves: list[Item]) -> None:
         """A value to save: pushed where it is needed, or, when it is defined outside a

@@ -9,6 +9,10 @@ left on it (shadows, kept copies): for a tape whose reverse sweep never runs.
 Batch mode (`width` N > 1): N shadows per active argument (and N cotangents of a float
 return), N adjoints per active float value; each instruction's reverse is emitted once per
 lane, the tape popped once for all of them.
+
+A `shared` function (a parallel call's chunk, or what it calls) adds the adjoints of its
+loads and of its float arguments with `atomicrmw fadd`: other chunks may add into the same
+cells concurrently.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ..rules import Context
 from ..tape import localize, pop, sync
 from ..transforms.dead import drop_dead
 from .augmented import Kept
+from .parallel import trampoline
 from .plan import MODE, PURE, Plan, is_active_float
 
 
@@ -31,9 +36,20 @@ class Reverse:
     """Builds `diffe_<f>.<bits>(args, shadows, tape[, dret])`."""
 
     def __init__(
-        self, synth, fn: Function, act: ActivityResult, name: str, plan: Plan, kept, width=1
+        self,
+        synth,
+        fn: Function,
+        act: ActivityResult,
+        name: str,
+        plan: Plan,
+        kept,
+        width=1,
+        shared: bool = False,
     ) -> None:
         self.synth, self.fn, self.act, self.name, self.plan = synth, fn, act, name, plan
+        # a parallel call's chunk or what it calls (`derive`): adjoints of loads and of float
+        # arguments are added atomically (other chunks may add into the same cells)
+        self.shared = shared
         self.kept: dict[Instruction, Kept] = kept
         self.module = synth.module
         self.namer = Namer(fn)
@@ -135,11 +151,25 @@ class Reverse:
         """adjoint(v) += contribution (dropped for inactive values)."""
         if contribution is None or not is_active_float(self.act, v):
             return
-        target = self.slots.get(v) or self.accumulators.get(v)
+        target = self.slots.get(v)
+        if target is None and v in self.accumulators and self.shared:
+            self.atomic_add(self.accumulators[v], contribution)
+            return
+        target = target or self.accumulators.get(v)
         if target is None:
             return
         old = self.b.load(v.type, target, None, "adj")
         self.b.store(self.b.fadd(old, contribution, "adj"), target)
+
+    def atomic_add(self, ptr: Value, v: Value) -> None:
+        """*ptr += v, atomically (relaxed ordering: only the sum matters)."""
+        add = Instruction(
+            "atomicrmw",
+            v.type,
+            [ptr, v],
+            template=f"atomicrmw fadd ptr {{0}}, {v.type} {{1}} monotonic",
+        )
+        self.b.insert(add, "added")
 
     def take_adjoint(self, inst: Instruction, lane: int | None = None) -> Value:
         """Read the adjoint of `inst` (in `lane`, by default the current one) and reset it
@@ -391,6 +421,9 @@ class Reverse:
         if ptr in self.act.maybe_primal:
             zero = Builder.zero(inst.type)
             adj = self.b.select(self.is_primal(dp, primal[ptr]), zero, adj, "adj")
+        if self.shared:  # another chunk may load the same cell
+            self.atomic_add(dp, adj)
+            return
         old = self.b.load(inst.type, dp, inst.align, "shadow.val")
         self.b.store(self.b.fadd(old, adj, "shadow.val"), dp, inst.align)
 
@@ -431,6 +464,18 @@ class Reverse:
         what the forward sweep kept (`kept_now`, released after the last lane)."""
         rule = rules.lookup(inst)
         assert rule is not None
+        read = [
+            k
+            for k, v in enumerate(inst.operands)
+            if v.type.is_ptr and self.act.is_active(v) and k not in rule.effects.writes
+        ]
+        if self.shared and read and not rule.concurrent:  # (what a chunk writes, it owns)
+            raise self.fail(
+                inst,
+                f"a call to {inst.callee_name} inside a parallel call's chunk, reading memory "
+                "with derivatives",
+                "Its adjoint adds into memory other chunks may share, without atomics.",
+            )
         if rule.adjoint is None:
             raise self.fail(
                 inst, f"a call to {inst.callee_name}", "It has a forward rule but no reverse rule."
@@ -443,6 +488,7 @@ class Reverse:
             shadows=[shadow.get(v) if v.type.is_ptr else None for v in inst.operands],
             kept=[v for v, _ in kept],
             elem=self.plan.step(inst).elem,
+            concurrent=self.shared,
         )
         try:
             rule.adjoint(ctx)
@@ -489,6 +535,18 @@ class Reverse:
         for v, c in zip(inst.operands, rule.adjoint(ctx), strict=False):
             self.add_adjoint(v, c)
 
+    def launch(self, inst: Instruction, operands: list[Value]) -> None:
+        """The parallel call `inst` made again with `operands` (its status ignored)."""
+        call = Instruction(
+            "call",
+            inst.type,
+            operands,
+            callee=inst.callee,
+            fnty=inst.fnty,
+            arg_attrs=[""] * len(operands),
+        )
+        self.b.insert(call, "launched")
+
     def call_arguments(self, inst: Instruction, primal: dict) -> list[Value]:
         """A call's primal arguments in the reverse sweep: `undef` for those the plan did
         not keep (the callee's reverse sweep does not read them)."""
@@ -503,16 +561,19 @@ class Reverse:
 
     def reverse_call(self, inst: Instruction, primal: dict, lanes: list[dict]) -> None:
         """A call of a function the engine differentiates: its reverse sweep, on this
-        function's tape, for all lanes; float arguments' adjoints come back through
+        function's tape, for all lanes (a parallel call: the chunks' reverse sweeps, each on
+        its own tape, `reverse/parallel.py`); float arguments' adjoints come back through
         accumulators."""
         summary = self.act.callees[inst]
-        callee = self.module.get(inst.callee_name)
+        chunk = rules.parallel_chunk(inst)
         args = self.call_arguments(inst, primal)
-        _, rev = self.synth.derive(callee, summary.pattern)
+        _, rev = self.synth.derive(summary.fn, summary.pattern, shared=self.shared or bool(chunk))
+        params = inst.operands if chunk is None else chunk[1]
         shadows: list[Value] = []
         accumulated = []
-        for o, p in zip(inst.operands, summary.pattern, strict=True):
-            for lane, shadow in enumerate(lanes) if p else ():
+        for o, p in zip(params, summary.pattern, strict=True):
+            for lane, shadow in enumerate(lanes) if p and o is not None else ():
+                assert o is not None
                 if not o.type.is_float:
                     shadows.append(shadow.get(o) or Constant(PTR, "null"))
                     continue
@@ -522,9 +583,16 @@ class Reverse:
                 self.b.store(Builder.zero(o.type), acc)
                 shadows.append(acc)
                 accumulated.append((o, lane, acc))
-        sync(self.b, self.tape, self.tape_arg)
-        self.b.call(rev, [*args, *shadows, self.tape_arg], VOID)
-        sync(self.b, self.tape_arg, self.tape)
+        if chunk is None:
+            sync(self.b, self.tape, self.tape_arg)
+            self.b.call(rev, [*args, *shadows, self.tape_arg], VOID)
+            sync(self.b, self.tape_arg, self.tape)
+        else:  # the chunks' reverse sweeps in parallel, each on its tape, then the tapes freed
+            tapes = pop(self.b, self.tape, PTR, "chunk.tapes")
+            kind = rules.PARALLEL[inst.callee_name]
+            args[kind.callee] = GlobalRef(trampoline(self.module, rev, True), PTR)
+            self.launch(inst, [*args, *shadows, tapes])
+            self.b.call("free", [tapes], VOID)
         for o, lane, acc in accumulated:
             self.in_lane(lane)
             self.add_adjoint(o, self.b.load(o.type, acc, None, "adj"))
@@ -549,17 +617,29 @@ class Release(Reverse):
             self.release_kept(self.pop_kept(inst))
 
     def release_call(self, inst: Instruction, primal: dict, lanes: list[dict]) -> None:
+        """The callee's release (a parallel call's chunks: each on its tape, in parallel,
+        then the tapes freed)."""
         summary = self.act.callees[inst]
-        callee = self.module.get(inst.callee_name)
+        chunk = rules.parallel_chunk(inst)
+        params = inst.operands if chunk is None else chunk[1]
         args = self.call_arguments(inst, primal)
         null = Constant(PTR, "null")
         shadows = [
             null if o.type.is_float else shadow.get(o) or null
-            for o, p in zip(inst.operands, summary.pattern, strict=True)
-            if p
+            for o, p in zip(params, summary.pattern, strict=True)
+            if p and o is not None
             for shadow in lanes
         ]
-        sync(self.b, self.tape, self.tape_arg)
-        release = self.synth.release(callee, summary.pattern)
-        self.b.call(release, [*args, *shadows, self.tape_arg], VOID)
-        sync(self.b, self.tape_arg, self.tape)
+        shared = self.shared or chunk is not None
+        release = self.synth.release(summary.fn, summary.pattern, shared)
+        if chunk is None:
+            sync(self.b, self.tape, self.tape_arg)
+            self.b.call(release, [*args, *shadows, self.tape_arg], VOID)
+            sync(self.b, self.tape_arg, self.tape)
+            return
+        tapes = pop(self.b, self.tape, PTR, "chunk.tapes")
+        args[rules.PARALLEL[inst.callee_name].callee] = GlobalRef(
+            trampoline(self.module, release, True), PTR
+        )
+        self.launch(inst, [*args, *shadows, tapes])
+        self.b.call("free", [tapes], VOID)

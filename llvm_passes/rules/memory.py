@@ -135,9 +135,7 @@ loop:
   %ps = getelementptr inbounds {ty}, ptr %ds, i64 %i
   %a = load {ty}, ptr %pd, align 1
   store {ty} 0.0, ptr %pd, align 1
-  %old = load {ty}, ptr %ps, align 1
-  %new = fadd {ty} %old, %a
-  store {ty} %new, ptr %ps, align 1
+{accumulate}
   %next = add i64 %i, 1
   %end = icmp eq i64 %next, %n
   br i1 %end, label %done, label %loop
@@ -148,15 +146,24 @@ done:
 """
 
 
+_ADD = """  %old = load {ty}, ptr %ps, align 1
+  %new = fadd {ty} %old, %a
+  store {ty} %new, ptr %ps, align 1"""
+_ADD_ATOMIC = "  %added = atomicrmw fadd ptr %ps, {ty} %a monotonic"
+
+
 def copy_adjoint(ctx: Context):
-    """memcpy(dst, src, n) of `elem` values: d src += d dst, then d dst = 0 (overwritten);
-    only d dst = 0 when src has no derivative"""
+    """memcpy(dst, src, n) of `elem` values: d src += d dst (atomically when concurrent),
+    then d dst = 0 (overwritten); only d dst = 0 when src has no derivative"""
     if ctx.shadows[1] is None:
         return overwritten(ctx)
     elem = ctx.elem
     assert elem is not None, "the planner gives a copy's element type"
-    name = f"enzpy.adjoint.memcpy.{elem}"
-    ctx.b.module.define(_COPY_ADJOINT.format(name=name, ty=elem, size=size_in_bytes(elem)))
+    name = f"enzpy.adjoint.memcpy.{elem}" + (".atomic" if ctx.concurrent else "")
+    add = (_ADD_ATOMIC if ctx.concurrent else _ADD).format(ty=elem)
+    ctx.b.module.define(
+        _COPY_ADJOINT.format(name=name, ty=elem, size=size_in_bytes(elem), accumulate=add)
+    )
     ctx.b.call(name, [ctx.shadows[0], ctx.shadows[1], ctx.args[2]], VOID)  # type: ignore[list-item]
     return []
 
@@ -185,7 +192,7 @@ def move_adjoint(ctx: Context):
 
 
 _COPIES = Effects(writes=(0,), inputs=(1,), copies=True)
-custom("llvm.memcpy", adjoint=copy_adjoint, effects=_COPIES, uses=(2,))(_copy)
+custom("llvm.memcpy", adjoint=copy_adjoint, effects=_COPIES, uses=(2,), concurrent=True)(_copy)
 custom("llvm.memmove", adjoint=move_adjoint, effects=_COPIES, uses=(2,))(_copy)
 
 

@@ -58,6 +58,10 @@ class Context:
     adj: Value | None = None  # reverse mode: the adjoint of a float result
     kept: Sequence[Value] = ()  # reverse mode: what `Rule.keep` saved
     elem: Type | None = None  # the float type of the memory a copy moves
+    # reverse mode: other calls of the function run concurrently (a parallel call's
+    # chunks): what an adjoint adds into memory the operation does not write, it adds
+    # atomically (rules that do so declare `Rule.concurrent`)
+    concurrent: bool = False
     sibling: Value | None = None  # reverse mode: the primal's result of `Rule.sibling`
     result: Value | None = None  # forward mode: the primal result to use, if not `inst`
     # `keep`: `count` elements of type `elem` at `ptr`, as the adjoint will read them
@@ -125,6 +129,13 @@ class Rule:
     # as cheap as an instruction and without effects: the reverse sweep may call it again
     # rather than keep its result
     recomputable: bool = False
+    # a value of the thread running the code (its index): the reverse sweep computes it,
+    # and what is computed from it, again in the thread running the reverse sweep, never
+    # from the tape (a chunk of a parallel call may run on another thread in each sweep)
+    per_thread: bool = False
+    # the adjoint honours `Context.concurrent` (a memory call's, inside a parallel call's
+    # chunk; other memory calls reading memory with derivatives are refused there)
+    concurrent: bool = False
 
 
 RULES: dict[str, Rule] = {}
@@ -341,17 +352,27 @@ def custom(
     effects: Effects = PURE,
     uses: tuple[int, ...] | None = None,
     keep: Callable[[Context], list[Kept]] | None = None,
+    concurrent: bool = False,
 ):
     """Register an op whose tangent needs the whole instruction (memory, allocation...),
     with what it does to memory (`effects`), the operands whose primal values its adjoint
-    uses (`uses`, default all) and what the forward sweep keeps for its adjoint (`keep`)."""
+    uses (`uses`, default all), what the forward sweep keeps for its adjoint (`keep`) and
+    whether its adjoint honours `Context.concurrent`."""
 
     def deco(tangent: Tangent):
         doc = (tangent.__doc__ or "").strip()
         register(
             keys,
             lambda k: Rule(
-                k, tangent, adjoint, doc, "custom", uses=uses, keep=keep, effects=effects
+                k,
+                tangent,
+                adjoint,
+                doc,
+                "custom",
+                uses=uses,
+                keep=keep,
+                effects=effects,
+                concurrent=concurrent,
             ),
         )
         return tangent
@@ -368,8 +389,10 @@ def no_derivative(
     why: str = "piecewise constant",
     effects: Effects = PURE,
     recomputable: bool = False,
+    per_thread: bool = False,
 ) -> None:
-    """Register ops whose result carries no derivative (`recomputable`: see `Rule`)."""
+    """Register ops whose result carries no derivative (`recomputable`, `per_thread`: see
+    `Rule`)."""
     register(
         keys,
         lambda k: Rule(
@@ -379,6 +402,7 @@ def no_derivative(
             why,
             "zero",
             effects=effects,
-            recomputable=recomputable,
+            recomputable=recomputable or per_thread,
+            per_thread=per_thread,
         ),
     )

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from ..analysis.memtypes import Layout, float_bits, layout_of
 from ..ir import PTR, Argument, Constant, Function, GlobalRef, Instruction, Module, Type, Value
 from ..ir.builder import Namer
+from ..rules.registry import PARALLEL, parallel_chunk
 from .dead import drop_dead
 
 _PURE_INT = ("bitcast", "xor", "and", "or")
@@ -39,16 +40,30 @@ def follow_float_bits(
         _rewrite(module, fn, bits.loads, bits.stores)
         callees: dict[str, dict[int, set]] = {}
         for (call, k), layout in bits.calls.items():
-            callees.setdefault(call.callee_name, {}).setdefault(k, set()).update(layout)
+            target = _parameter(call, k)
+            if target is not None:
+                callees.setdefault(target[0], {}).setdefault(target[1], set()).update(layout)
         for name, by_arg in callees.items():
             callee = module.get(name)
             if callee is not None:
                 todo.append((callee, {k: frozenset(v) for k, v in by_arg.items()}))
         for inst in fn.instructions():
-            callee = module.get(inst.callee_name) if inst.opcode == "call" else None
+            chunk = parallel_chunk(inst)
+            name = chunk[0] if chunk is not None else inst.callee_name
+            callee = module.get(name) if inst.opcode == "call" else None
             if callee is not None and callee.name not in callees:
                 todo.append((callee, {}))
     return known
+
+
+def _parameter(call: Instruction, k: int) -> tuple[str, int] | None:
+    """The function and parameter that operand `k` of `call` is passed to (a parallel
+    call's operands go to its chunk's parameters); None for a parallel call's own."""
+    chunk = parallel_chunk(call)
+    if chunk is None:
+        return call.callee_name, k
+    first = PARALLEL[call.callee_name].first
+    return (chunk[0], k - first + 1) if chunk[0] and k >= first else None
 
 
 def _rewrite(

@@ -1,7 +1,9 @@
 """The engine's parallel call `enzpy.parallel_for(ptr @chunk, i64 n, args...)` on
 hand-written IR (no Numba): the activity of the chunk's parameters follows the call's
-operands, forward mode calls the chunk's forward derivative with the shadows appended, and
-reverse mode is refused by name."""
+operands, forward mode calls the chunk's forward derivative with the shadows appended,
+reverse mode runs each chunk's augmented forward and reverse sweep on its own tape, adding
+adjoints into memory other chunks may share atomically (split mode too); batch reverse
+mode is refused by name."""
 
 from __future__ import annotations
 
@@ -70,9 +72,48 @@ def test_forward_calls_the_chunks_derivative_with_the_shadows(acts, shadows):
     assert len(derived.args) == 4 + len(shadows)
 
 
-def test_reverse_mode_is_refused_by_name():
-    with pytest.raises(llvm_passes.NoDerivativeError, match="parallel call.*not implemented"):
-        llvm_passes.reverse(SCALE, "f", [DUP, DUP, CONST, CONST])
+def test_reverse_runs_each_chunk_on_its_own_tape():
+    result = llvm_passes.reverse(SCALE, "f", [DUP, DUP, DUP, CONST])
+    module = result.module
+    launches = [
+        (fn.name, call)
+        for fn in module.functions.values()
+        for call in fn.instructions()
+        if call.callee_name == "enzpy.parallel_for"
+    ]
+    (aug,) = [c for name, c in launches if name.startswith("augmented_f.")]
+    (rev,) = [c for name, c in launches if name.startswith("diffe_f.")]
+    # forward sweep: the augmented chunk, the shadows of x and y (a's is its accumulator
+    # in the reverse sweep: null here), the chunks' tapes last
+    assert aug.operands[0].name == "augmented_chunk.cddd.shared.par"
+    assert [o.ref for o in aug.operands[2:5]] == ["%x", "%y", "%a"]
+    assert len(aug.operands) == 2 + 3 + 3 + 1
+    assert rev.operands[0].name == "diffe_chunk.cddd.shared.par"
+    assert len(rev.operands) == len(aug.operands)
+    trampoline = module.get("diffe_chunk.cddd.shared.par")
+    assert any(i.callee_name == "enzpy.tape.free" for i in trampoline.instructions())
+    # the chunk's load of x[c] and its float argument add their adjoints atomically
+    chunk_rev = module.get("diffe_chunk.cddd.shared")
+    added = [i.text() for i in chunk_rev.instructions() if i.opcode == "atomicrmw"]
+    assert len(added) == 2 and all("fadd" in t and "monotonic" in t for t in added)
+
+
+def test_split_mode_releases_each_chunks_tape():
+    result = llvm_passes.reverse(SCALE, "f", [DUP, DUP, CONST, CONST], split=True)
+    release = result.module.get(result.split_names[1])
+    assert release is not None
+    trampolines = {
+        call.operands[0].name
+        for fn in result.module.functions.values()
+        for call in fn.instructions()
+        if call.callee_name == "enzpy.parallel_for"
+    }
+    assert "release_chunk.cddc.shared.par" in trampolines
+
+
+def test_batch_mode_is_refused_by_name():
+    with pytest.raises(llvm_passes.NoDerivativeError, match="parallel call.*batch mode"):
+        llvm_passes.reverse(SCALE, "f", [DUP, DUP, CONST, CONST], width=2)
 
 
 @pytest.mark.parametrize(

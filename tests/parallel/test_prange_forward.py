@@ -2,7 +2,7 @@
 array expressions): the tangent equals that of the same Python function compiled serially
 (to 1e-12, the sums of a reduction being associated per thread), and central finite
 differences of the whole map (arrays after execution and the return value); it does so
-whatever the number of threads. Reverse and split mode are refused by name."""
+whatever the number of threads. Reverse mode: `test_prange_reverse.py`."""
 
 from __future__ import annotations
 
@@ -277,39 +277,6 @@ def test_any_number_of_threads(threads, layer, tmp_path):
     count, used, error = run_python(["run.py"], tmp_path, **env).split()
     assert int(count) == threads and layer in ("default", used)
     assert float(error) < 1e-12
-
-
-@pytest.mark.parametrize(
-    "call",
-    [
-        lambda f, x: ez.autodiff(ez.Reverse, f, ez.Active, ez.Duplicated(x, np.zeros_like(x))),
-        lambda f, x: ez.gradient(ez.Reverse, f, x),
-        lambda f, x: ez.autodiff_thunk(
-            ez.ReverseSplitWithPrimal, f, ez.Active, ez.Duplicated(x, np.zeros_like(x))
-        ),
-    ],
-    ids=["reverse", "gradient", "split"],
-)
-def test_reverse_and_split_mode_are_refused(call):
-    f = _compiled(reduction, True)
-    with pytest.raises(ez.EnzpyError, match="parallel=True.*not implemented yet"):
-        call(f, np.linspace(0.0, 1.0, 20))
-
-
-def test_reverse_through_a_parallel_callee_is_refused():
-    inner = numba.njit(parallel=True)(reduction)
-
-    @ez.enzyme_jit
-    def outer(x):
-        return 2.0 * inner(x)
-
-    x = np.linspace(0.0, 1.0, 20)
-    with pytest.raises(ez.EnzpyError, match="reverse mode of a parallel loop"):
-        ez.gradient(ez.Reverse, outer, x)
-    dx = np.random.default_rng(9).uniform(-1.0, 1.0, 20)
-    assert ez.autodiff(ez.Forward, outer, ez.Duplicated(x, dx)) == pytest.approx(
-        4.0 * float(x @ dx), rel=1e-13
-    )
 
 
 def test_the_launch_becomes_one_parallel_call_of_plain_values():

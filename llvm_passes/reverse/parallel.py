@@ -1,0 +1,82 @@
+"""Reverse mode of a parallel call (`rules.ParallelCall`): one tape per chunk.
+
+The forward sweep allocates `n` zeroed tapes and runs, in parallel, the chunk's augmented
+forward sweep, chunk `c` on tape `c`; the reverse sweep, at the call's position, runs the
+chunk's reverse sweep, chunk `c` on tape `c` (whatever thread runs it), which frees that
+tape's storage; a chunk whose forward sweep runs out of memory makes the enclosing forward
+sweep run out of memory too (`tape.CHUNKS_ESCAPED`). The chunks are derived `shared` (see
+`_Synthesizer.derive`): they add the adjoints of their loads atomically, since other
+chunks may load the same cells.
+
+Both launches go through trampolines `<sweep>.par(i64 c, args..., shadows..., ptr tapes)`
+calling `<sweep>(c, args..., shadows..., tapes + c * sizeof(tape))`.
+"""
+
+from __future__ import annotations
+
+from ..ir import (
+    I8,
+    I32,
+    I64,
+    PTR,
+    VOID,
+    Argument,
+    Block,
+    Constant,
+    Function,
+    Instruction,
+    Module,
+    Value,
+)
+from ..ir.builder import Builder, Namer
+from ..ir.types import size_in_bytes
+from ..ir.values import const
+from ..tape import ARM, DROP, ESCAPE_TYPE, FORGET, FREE, SETJMP, TAPE_TYPE, UNWIND
+
+CHUNK_TAPE = size_in_bytes(TAPE_TYPE)  # bytes of one chunk's tape header
+
+
+def trampoline(module: Module, sweep: str, release: bool) -> str:
+    """`<sweep>.par(i64 c, args..., shadows..., ptr tapes)`: `sweep` (an augmented forward
+    or a reverse sweep of a chunk, its tape last) on chunk `c`'s tape. A forward sweep
+    (`release` false) runs with the tape's escape armed: memory it cannot have ends it,
+    what it allocated released and its tape marked escaped (`CHUNKS_ESCAPED` then escapes
+    the caller's sweep). A reverse sweep (`release`) frees the tape's storage afterwards.
+    Returns the trampoline's name."""
+    name = f"{sweep}.par"
+    if module.get(name) is not None:
+        return name
+    target = module.functions[sweep]
+    params = [Argument(a.type, a.name, a.attrs, k) for k, a in enumerate(target.args)]
+    params[-1] = Argument(PTR, "tapes", "", len(params) - 1)
+    fn = Function(name, target.ret_type, params, prefix="internal")
+    fn.blocks.append(Block("entry"))
+    module.add_function(fn)
+    b = Builder(module, Namer(fn), fn.blocks[0])
+    offset = b.binop("mul", params[0], const(I64, CHUNK_TAPE), "offset")
+    tape = b.gep(I8, params[-1], offset, hint="tape")
+    if not release:
+        record = b.alloca(ESCAPE_TYPE, 16, "escape")
+        cell = b.alloca(PTR, 8, "log.cell")
+        b.store(Constant(PTR, "null"), cell, 8)
+        b.call(ARM, [tape, record, cell], VOID)
+        jumped = b.icmp("ne", b.call(SETJMP, [record], I32, "jumped"), const(I32, 0))
+        escaped, run = Block("escaped"), Block("sweep")
+        fn.blocks += [escaped, run]
+        b.insert(Instruction("br", operands=[jumped], labels=[escaped.name, run.name]))
+        b.position_at_end(escaped)
+        b.call(UNWIND, [tape, record], VOID)
+        _ret(b, None if target.ret_type == VOID else Builder.zero(target.ret_type))
+        b.position_at_end(run)
+    r = b.call(sweep, [*params[:-1], tape], target.ret_type, "r")
+    if release:
+        b.call(FREE, [tape], VOID)
+    else:
+        b.call(FORGET, [tape, cell], VOID)
+        b.call(DROP, [cell], I64, "log.bytes")
+    _ret(b, None if target.ret_type == VOID else r)
+    return name
+
+
+def _ret(b: Builder, v: Value | None) -> None:
+    b.insert(Instruction("ret", operands=[] if v is None else [v]))

@@ -1,0 +1,430 @@
+"""Reverse mode of functions compiled with `parallel=True` (`prange` loops and parallel
+array expressions): the gradient equals that of the same Python function compiled serially
+(to 1e-12), the vector-Jacobian product of central finite differences of the whole map,
+and forward mode through the dot-product test; it does so whatever the number of threads
+and the schedule, and gives the same result when run again; split mode equals combined
+mode. Batch mode, nested prange loops and non-additive reductions are refused by name."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+from harness import (
+    annotate_reverse,
+    assert_close,
+    check_reverse,
+    clone,
+    clone_args,
+    dot_test,
+    random_like,
+    reverse_return_activity,
+    whole_map,
+)
+from processes import run_python
+
+import enzpy as ez
+
+
+def elementwise(x, y):
+    for i in numba.prange(x.shape[0]):
+        y[i] = np.sin(x[i]) * x[i]
+
+
+def two_d(a, b):
+    for i in numba.prange(a.shape[0]):
+        for j in range(a.shape[1]):
+            b[i, j] = a[i, j] * a[i, j] + np.cos(a[i, j]) * a[i, (j + 1) % a.shape[1]]
+
+
+def captured_scalar(x, a, y):
+    for i in numba.prange(x.shape[0]):
+        y[i] = a * np.exp(-a * x[i])
+
+
+def reduction(x):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += x[i] * x[i]
+    return s
+
+
+def subtraction(x):
+    s = 1.0
+    for i in numba.prange(x.shape[0]):
+        s -= np.sin(x[i]) * x[i]
+    return s
+
+
+def array_expression(x):
+    return np.sum(x * x)
+
+
+def stencil(x, y):
+    for i in numba.prange(1, x.shape[0] - 1):
+        y[i] = x[i - 1] * x[i + 1] - np.sin(x[i])
+
+
+def gather(x, idx, y):
+    for i in numba.prange(idx.shape[0]):
+        y[i] = np.sin(x[idx[i]]) * x[idx[i]]
+
+
+def scatter(x, idx, out):
+    for i in numba.prange(x.shape[0]):
+        out[idx[i]] += x[i] * x[i]
+
+
+def copy(x, y):
+    for i in numba.prange(x.shape[0]):
+        y[i] = x[i]  # LLVM makes it a memcpy of the chunk's rows
+
+
+def copy_rows(v, b):
+    for i in numba.prange(b.shape[0]):
+        for j in range(v.shape[0]):
+            b[i, j] = v[j]  # a memcpy from the same cells in every chunk
+
+
+def matvec(a, v, y):
+    for i in numba.prange(a.shape[0]):
+        s = 0.0
+        for j in range(a.shape[1]):
+            s += a[i, j] * v[j]
+        y[i] = s
+
+
+def local_array(x, y):
+    for i in numba.prange(x.shape[0]):
+        t = np.empty(3)
+        for k in range(3):
+            t[k] = x[i] ** (k + 1)
+        y[i] = t.sum()
+
+
+def two_loops(x, y):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += x[i]
+    for i in numba.prange(x.shape[0]):
+        y[i] = x[i] * s
+
+
+def _inputs(rng: np.random.Generator) -> dict:
+    """Per kernel: (arguments, positions of the active ones)."""
+    x = rng.uniform(-1.0, 1.0, 37)
+    idx = rng.integers(0, 6, 37)  # many rows read the same cells
+    return {
+        elementwise: ([x, np.zeros_like(x)], (0, 1)),
+        two_d: ([rng.uniform(-1.0, 1.0, (9, 5)), np.zeros((9, 5))], (0, 1)),
+        captured_scalar: ([x, 0.7, np.zeros_like(x)], (0, 1, 2)),
+        reduction: ([x], (0,)),
+        subtraction: ([x], (0,)),
+        array_expression: ([x], (0,)),
+        stencil: ([x, np.zeros_like(x)], (0, 1)),
+        gather: ([x[:6].copy(), idx, np.zeros(37)], (0, 2)),
+        scatter: ([x, rng.permutation(37), rng.uniform(-1.0, 1.0, 37)], (0, 2)),
+        copy: ([x, rng.uniform(-1.0, 1.0, 37)], (0, 1)),
+        copy_rows: ([x[:4].copy(), np.zeros((9, 4))], (0, 1)),
+        matvec: ([rng.uniform(-1.0, 1.0, (11, 7)), x[:7].copy(), np.zeros(11)], (0, 1, 2)),
+        local_array: ([x, np.zeros_like(x)], (0, 1)),
+        two_loops: ([x, np.zeros_like(x)], (0, 1)),
+    }
+
+
+KERNELS = list(_inputs(np.random.default_rng(0)))
+
+
+def _compiled(kernel, parallel: bool):
+    return ez.enzyme_jit(parallel=parallel)(kernel) if parallel else ez.enzyme_jit(kernel)
+
+
+def _reverse(f, args, active, seeds):
+    """(adjoints returned, shadows after the call) of `ez.Reverse` on copies; the return
+    seeded 1.0 when it is a float."""
+    ret_act, _ = reverse_return_activity(whole_map(f, args, active).spec)
+    shadows = {i: clone(s) for i, s in seeds.items()}
+    adj = ez.autodiff(ez.Reverse, f, ret_act, *annotate_reverse(clone_args(args), active, shadows))
+    return adj, shadows
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.__name__)
+def test_gradient_equals_the_serial_functions(kernel):
+    args, active = _inputs(np.random.default_rng(1))[kernel]
+    rng = np.random.default_rng(2)
+    seeds = {i: random_like(args[i], rng) for i in active if isinstance(args[i], np.ndarray)}
+    adj_par, s_par = _reverse(_compiled(kernel, True), args, active, seeds)
+    adj_ser, s_ser = _reverse(_compiled(kernel, False), args, active, seeds)
+    for i in active:
+        if isinstance(args[i], np.ndarray):
+            assert_close(s_par[i], s_ser[i], 1e-12, 0.0, f"shadow of argument {i}")
+        else:
+            assert_close(adj_par[i], adj_ser[i], 1e-12, 0.0, f"adjoint of argument {i}")
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.__name__)
+def test_gradient_against_finite_differences(kernel):
+    args, active = _inputs(np.random.default_rng(3))[kernel]
+    check_reverse(_compiled(kernel, True), args, active, seed=4)
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.__name__)
+def test_dot_product_with_forward_mode(kernel):
+    args, active = _inputs(np.random.default_rng(5))[kernel]
+    dot_test(_compiled(kernel, True), args, active, rtol=1e-12, seed=6)
+
+
+def test_an_exception_in_a_chunk_is_raised_and_the_schedule_restored():
+    @ez.enzyme_jit(parallel=True, boundscheck=True)
+    def shifted(x, y):
+        for i in numba.prange(x.shape[0]):
+            y[i] = 2.0 * x[i + 1]
+
+    x, y = np.ones(10), np.zeros(10)
+    with numba.parallel_chunksize(3):
+        for _ in range(2):
+            with pytest.raises(IndexError):
+                ez.autodiff(
+                    ez.Reverse,
+                    shifted,
+                    ez.Duplicated(x, np.zeros(10)),
+                    ez.Duplicated(y, np.ones(10)),
+                )
+            assert numba.get_parallel_chunksize() == 3
+        with pytest.raises(IndexError):
+            ez.autodiff(
+                ez.Forward, shifted, ez.Duplicated(x, np.ones(10)), ez.Duplicated(y, np.zeros(10))
+            )
+        assert numba.get_parallel_chunksize() == 3
+
+
+def test_reverse_through_a_parallel_callee():
+    inner = numba.njit(parallel=True)(reduction)
+
+    @ez.enzyme_jit
+    def outer(x):
+        return 2.0 * inner(x)
+
+    x = np.random.default_rng(9).uniform(-1.0, 1.0, 20)
+    (gx,) = ez.gradient(ez.Reverse, outer, x)
+    assert_close(gx, 4.0 * x, 1e-14, 0.0, "gradient")
+
+
+def time_steps(x, y, steps):
+    for _ in range(steps):  # a parallel call per step: one set of chunk tapes each
+        for i in numba.prange(1, x.shape[0] - 1):
+            y[i] = 0.5 * x[i] + 0.25 * (x[i - 1] + x[i + 1]) * np.cos(x[i])
+        for i in numba.prange(x.shape[0]):
+            x[i] = 0.9 * y[i]
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += x[i] * x[i]
+    return s
+
+
+def test_parallel_loops_inside_a_serial_loop():
+    rng = np.random.default_rng(12)
+    args = [rng.uniform(-1.0, 1.0, 41), np.zeros(41), 3]
+    seeds = {1: rng.uniform(-1.0, 1.0, 41)}
+    seeds[0] = rng.uniform(-1.0, 1.0, 41)
+    with numba.parallel_chunksize(4):
+        _, s_par = _reverse(_compiled(time_steps, True), args, (0, 1), seeds)
+    _, s_ser = _reverse(_compiled(time_steps, False), args, (0, 1), seeds)
+    for i in (0, 1):
+        assert_close(s_par[i], s_ser[i], 1e-12, 0.0, f"shadow of argument {i}")
+    check_reverse(_compiled(time_steps, True), args, (0, 1), seed=13)
+
+
+def product(x):
+    p = 1.0
+    for i in numba.prange(x.shape[0]):
+        p *= 1.0 + 0.1 * x[i]
+    return p
+
+
+def maximum(x):
+    m = -np.inf
+    for i in numba.prange(x.shape[0]):
+        m = max(m, np.sin(3.0 * x[i]) + x[i])
+    return m
+
+
+@pytest.mark.parametrize(
+    "kernel, combiner", [(product, "reduction_mul"), (maximum, "reducer_getitem")]
+)
+def test_non_additive_reductions_are_refused(kernel, combiner):
+    with pytest.raises(ez.EnzpyError, match=f"reduction combined by {combiner}"):
+        ez.gradient(ez.Reverse, _compiled(kernel, True), np.linspace(0.0, 1.0, 20))
+
+
+@pytest.mark.parametrize("kernel", [reduction, gather, matvec], ids=lambda k: k.__name__)
+def test_split_mode_equals_combined_mode(kernel):
+    args, active = _inputs(np.random.default_rng(10))[kernel]
+    rng = np.random.default_rng(11)
+    seeds = {i: random_like(args[i], rng) for i in active if isinstance(args[i], np.ndarray)}
+    f = _compiled(kernel, True)
+    _, combined = _reverse(f, args, active, seeds)
+    spec = whole_map(f, args, active).spec
+    shadows = {i: clone(s) for i, s in seeds.items()}
+    ann = annotate_reverse(clone_args(args), active, shadows)
+    ret = ez.Active if spec == "f" else ez.Const
+    fwd, rev = ez.autodiff_thunk(ez.ReverseSplitNoPrimal, f, ret, *ann)
+    for _ in range(3):  # tapes dropped unused are released
+        fwd(*annotate_reverse(clone_args(args), active, {i: clone(s) for i, s in seeds.items()}))
+    tape, _, _ = fwd(*ann)
+    if spec == "f":
+        rev(*ann, 1.0, tape)
+    else:
+        rev(*ann, tape)
+    for i in seeds:
+        assert_close(shadows[i], combined[i], 1e-12, 0.0, f"shadow of argument {i}")
+
+
+def test_batch_mode_is_refused():
+    f = _compiled(elementwise, True)
+    x = np.linspace(0.0, 1.0, 20)
+    with pytest.raises(ez.EnzpyError, match=r"batch mode \(width 2\).*parallel=True"):
+        ez.autodiff(
+            ez.Reverse,
+            f,
+            ez.BatchDuplicated(x, (np.zeros(20), np.zeros(20))),
+            ez.BatchDuplicated(np.zeros(20), (np.ones(20), np.ones(20))),
+        )
+
+
+def test_nested_parallel_loops_are_refused():
+    inner = numba.njit(parallel=True)(reduction)
+
+    @ez.enzyme_jit(parallel=True)
+    def nested(x, y):
+        for i in numba.prange(y.shape[0]):
+            y[i] = inner(x) * i
+
+    x = np.linspace(0.0, 1.0, 8)
+    with pytest.raises(ez.EnzpyError, match="nested parallel loops"):
+        ez.autodiff(ez.Reverse, nested, ez.Duplicated(x, x * 0.0), ez.Duplicated(x * 0.0, x + 1))
+
+
+THREADS = """
+    import numba, numpy as np, enzpy as ez
+
+    def stencil(x, y):
+        for i in numba.prange(1, x.shape[0] - 1):
+            y[i] = x[i - 1] * x[i + 1] - np.sin(x[i])
+
+    def gather(x, idx, y):
+        for i in numba.prange(idx.shape[0]):
+            y[i] = np.sin(x[idx[i]]) * x[idx[i]]
+
+    def reduction(x):
+        s = 0.0
+        for i in numba.prange(x.shape[0]):
+            s += x[i] * x[i]
+        return s
+
+    def matvec(a, v, y):
+        for i in numba.prange(a.shape[0]):
+            s = 0.0
+            for j in range(a.shape[1]):
+                s += a[i, j] * v[j]
+            y[i] = s
+
+    rng = np.random.default_rng(0)
+    n = 20001
+    x, ybar = rng.uniform(-1.0, 1.0, n), rng.uniform(-1.0, 1.0, n)
+    idx = rng.integers(0, 50, n)
+    a, v = rng.uniform(-1.0, 1.0, (301, 57)), rng.uniform(-1.0, 1.0, 57)
+    abar = rng.uniform(-1.0, 1.0, 301)
+
+    def grads(parallel):
+        jit = ez.enzyme_jit(parallel=True) if parallel else ez.enzyme_jit
+        out = []
+        dx = np.zeros(n)
+        ez.autodiff(ez.Reverse, jit(stencil), ez.Duplicated(x, dx),
+                    ez.Duplicated(np.zeros(n), ybar.copy()))
+        out.append(dx)
+        dx = np.zeros(50)
+        ez.autodiff(ez.Reverse, jit(gather), ez.Duplicated(x[:50].copy(), dx), ez.Const(idx),
+                    ez.Duplicated(np.zeros(n), ybar.copy()))
+        out.append(dx)
+        out.append(ez.gradient(ez.Reverse, jit(reduction), x)[0])
+        da, dv = np.zeros_like(a), np.zeros_like(v)
+        ez.autodiff(ez.Reverse, jit(matvec), ez.Duplicated(a, da), ez.Duplicated(v, dv),
+                    ez.Duplicated(np.zeros(301), abar.copy()))
+        out += [da, dv]
+        return out
+
+    serial = grads(False)
+    errors, repeats = [], []
+    for chunk in (0, 7):  # Numba's schedule: one row per thread, or rows of 7 items
+        with numba.parallel_chunksize(chunk):
+            first = grads(True)
+            again = grads(True)
+        for p, q, s in zip(first, again, serial):
+            scale = np.max(np.abs(s))
+            errors.append(float(np.max(np.abs(p - s)) / scale))
+            repeats.append(float(np.max(np.abs(p - q)) / scale))
+    print(numba.get_num_threads(), numba.threading_layer(), max(errors), max(repeats))
+"""
+
+
+@pytest.mark.parametrize("threads, layer", [(1, "default"), (2, "default"), (2, "workqueue")])
+def test_any_number_of_threads_and_schedule(threads, layer, tmp_path):
+    (tmp_path / "run.py").write_text(textwrap.dedent(THREADS))
+    env = {"NUMBA_NUM_THREADS": str(threads), "NUMBA_THREADING_LAYER": layer}
+    count, used, error, repeat = run_python(["run.py"], tmp_path, **env).split()
+    assert int(count) == threads and layer in ("default", used)
+    assert float(error) < 1e-12
+    assert float(repeat) < 1e-12
+
+
+OUT_OF_MEMORY = """
+    import resource
+    import numba, numpy as np
+    import enzpy as ez
+
+    @ez.enzyme_jit(parallel=True)
+    def repeated(x, y):  # each chunk's tape keeps the argument of every sin
+        for i in numba.prange(x.shape[0]):
+            t = x[i]
+            for k in range(4):
+                t = np.sin(t)
+            y[i] = t
+
+    def gradient(x):
+        g, t = np.ones_like(x), x.copy()
+        for k in range(4):
+            g, t = g * np.cos(t), np.sin(t)
+        return g
+
+    def check(n):
+        x, dx = np.linspace(0.0, 1.0, n), np.zeros(n)
+        ez.autodiff(ez.Reverse, repeated, ez.Duplicated(x, dx),
+                    ez.Duplicated(np.zeros(n), np.ones(n)))
+        assert np.allclose(dx, gradient(x), rtol=1e-12)
+
+    check(100)
+    n = 4 * 10**6
+    x, dx, y, dy = np.linspace(0.0, 1.0, n), np.zeros(n), np.zeros(n), np.ones(n)
+    with open("/proc/self/status") as fh:
+        used = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize"))
+    limit = used + 24 * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        ez.autodiff(ez.Reverse, repeated, ez.Duplicated(x, dx), ez.Duplicated(y, dy))
+        print("no error")
+    except MemoryError as e:
+        print("MemoryError:", e)
+    check(1000)
+    print("usable")
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_no_memory_in_a_chunk_raises_memory_error(threads, tmp_path):
+    (tmp_path / "run.py").write_text(textwrap.dedent(OUT_OF_MEMORY))
+    out = run_python(["run.py"], tmp_path, NUMBA_NUM_THREADS=str(threads)).splitlines()
+    assert out[0].startswith("MemoryError"), out
+    assert out[1] == "usable"
