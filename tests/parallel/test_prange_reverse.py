@@ -428,3 +428,25 @@ def test_no_memory_in_a_chunk_raises_memory_error(threads, tmp_path):
     out = run_python(["run.py"], tmp_path, NUMBA_NUM_THREADS=str(threads)).splitlines()
     assert out[0].startswith("MemoryError"), out
     assert out[1] == "usable"
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two threads")
+def test_a_reverse_pass_on_more_threads_than_its_forward_pass_is_refused():
+    """A reduction's reverse sweep finds its partial results by the running thread's index:
+    more threads than the forward pass had would index past them."""
+    f = _compiled(reduction, True)
+    x = np.linspace(-1.0, 1.0, 50)
+    dx = np.zeros_like(x)
+    fwd, rev = ez.autodiff_thunk(ez.ReverseSplitNoPrimal, f, ez.Active, ez.Duplicated(x, dx))
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        tape, _, _ = fwd(ez.Duplicated(x, dx))
+        numba.set_num_threads(2)
+        with pytest.raises(ez.EnzpyError, match="runs with 2 threads .* ran with 1"):
+            rev(ez.Duplicated(x, dx), 1.0, tape)
+        numba.set_num_threads(1)
+        rev(ez.Duplicated(x, dx), 1.0, tape)  # the tape was kept for this call
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_allclose(dx, 2.0 * x, rtol=1e-14)  # d/dx sum(x^2)
