@@ -8,7 +8,6 @@ import inspect
 import math
 import os
 
-import numba
 import numpy as np
 import pytest
 
@@ -289,19 +288,6 @@ def test_library_call_without_rule_is_named(mode):
             ez.autodiff(ez.Reverse, _uses_lapack, ez.Active, annotated)
     msg = str(ei.value)
     assert "numba_ez_geqrf" in msg and "qr_impl" in msg and "_uses_lapack" in msg
-
-
-@ez.enzyme_jit(parallel=True)
-def _parallel_sum(x):
-    s = 0.0
-    for i in numba.prange(x.shape[0]):
-        s += x[i] * x[i]
-    return s
-
-
-def test_parallel_is_refused_clearly():
-    with pytest.raises(ez.NoDerivativeError, match="parallel=True"):
-        ez.gradient(ez.Reverse, _parallel_sum, np.ones(3))
 
 
 @ez.enzyme_jit

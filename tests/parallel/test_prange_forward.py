@@ -6,6 +6,7 @@ whatever the number of threads. Reverse mode: `test_prange_reverse.py`."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import textwrap
@@ -118,6 +119,7 @@ def _inputs(rng: np.random.Generator) -> dict:
 KERNELS = list(_inputs(np.random.default_rng(0)))
 
 
+@functools.cache  # one compiled function per kernel: its tests share derivatives
 def _compiled(kernel, parallel: bool):
     return ez.enzyme_jit(parallel=parallel)(kernel) if parallel else ez.enzyme_jit(kernel)
 

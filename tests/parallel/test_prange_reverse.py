@@ -7,6 +7,7 @@ mode. Batch mode, nested prange loops and non-additive reductions are refused by
 
 from __future__ import annotations
 
+import functools
 import textwrap
 
 import numba
@@ -137,6 +138,7 @@ def _inputs(rng: np.random.Generator) -> dict:
 KERNELS = list(_inputs(np.random.default_rng(0)))
 
 
+@functools.cache  # one compiled function per kernel: its tests share derivatives
 def _compiled(kernel, parallel: bool):
     return ez.enzyme_jit(parallel=parallel)(kernel) if parallel else ez.enzyme_jit(kernel)
 
@@ -338,20 +340,25 @@ THREADS = """
     a, v = rng.uniform(-1.0, 1.0, (301, 57)), rng.uniform(-1.0, 1.0, 57)
     abar = rng.uniform(-1.0, 1.0, 301)
 
+    compiled = {}  # parallel -> the kernels, compiled once: runs repeat on one derivative
+
     def grads(parallel):
-        jit = ez.enzyme_jit(parallel=True) if parallel else ez.enzyme_jit
+        if parallel not in compiled:
+            jit = ez.enzyme_jit(parallel=True) if parallel else ez.enzyme_jit
+            compiled[parallel] = [jit(k) for k in (stencil, gather, reduction, matvec)]
+        st, ga, re, mv = compiled[parallel]
         out = []
         dx = np.zeros(n)
-        ez.autodiff(ez.Reverse, jit(stencil), ez.Duplicated(x, dx),
+        ez.autodiff(ez.Reverse, st, ez.Duplicated(x, dx),
                     ez.Duplicated(np.zeros(n), ybar.copy()))
         out.append(dx)
         dx = np.zeros(50)
-        ez.autodiff(ez.Reverse, jit(gather), ez.Duplicated(x[:50].copy(), dx), ez.Const(idx),
+        ez.autodiff(ez.Reverse, ga, ez.Duplicated(x[:50].copy(), dx), ez.Const(idx),
                     ez.Duplicated(np.zeros(n), ybar.copy()))
         out.append(dx)
-        out.append(ez.gradient(ez.Reverse, jit(reduction), x)[0])
+        out.append(ez.gradient(ez.Reverse, re, x)[0])
         da, dv = np.zeros_like(a), np.zeros_like(v)
-        ez.autodiff(ez.Reverse, jit(matvec), ez.Duplicated(a, da), ez.Duplicated(v, dv),
+        ez.autodiff(ez.Reverse, mv, ez.Duplicated(a, da), ez.Duplicated(v, dv),
                     ez.Duplicated(np.zeros(301), abar.copy()))
         out += [da, dv]
         return out
