@@ -6,7 +6,6 @@ whatever the number of threads. Reverse mode: `test_prange_reverse.py`."""
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 import textwrap
@@ -30,72 +29,20 @@ from enzpy import bridge
 from enzpy.bridge.parfors import parallel_calls
 from llvm_passes.ir import I64, PTR, parse_module
 from llvm_passes.rules.parallel import PARALLEL_FOR
-
-
-def elementwise(x, y):
-    for i in numba.prange(x.shape[0]):
-        y[i] = np.sin(x[i]) * x[i]
-
-
-def two_d(a, b):
-    for i in numba.prange(a.shape[0]):
-        for j in range(a.shape[1]):
-            b[i, j] = a[i, j] * a[i, j] + np.cos(a[i, j]) * a[i, (j + 1) % a.shape[1]]
-
-
-def captured_scalar(x, a, y):
-    for i in numba.prange(x.shape[0]):
-        y[i] = a * np.exp(-a * x[i])
-
-
-def reduction(x):
-    s = 0.0
-    for i in numba.prange(x.shape[0]):
-        s += x[i] * x[i]
-    return s
-
-
-def array_expression(x):
-    return np.sum(x * x)
-
-
-def stencil(x, y):
-    for i in numba.prange(1, x.shape[0] - 1):
-        y[i] = x[i - 1] * x[i + 1] - np.sin(x[i])
-
-
-def product(x):
-    p = 1.0
-    for i in numba.prange(x.shape[0]):
-        p *= 1.0 + 0.1 * x[i]
-    return p
-
-
-def maximum(x):
-    m = -np.inf
-    for i in numba.prange(x.shape[0]):
-        m = max(m, np.sin(3.0 * x[i]) + x[i])
-    return m
-
-
-def local_array(x, y):
-    for i in numba.prange(x.shape[0]):
-        t = np.empty(3)
-        for k in range(3):
-            t[k] = x[i] ** (k + 1)
-        y[i] = t.sum()
-
-
-def returned_array(x, z):
-    return np.exp(x) * z + np.sin(x)
-
-
-def two_loops(x, y):
-    s = 0.0
-    for i in numba.prange(x.shape[0]):
-        s += x[i]
-    for i in numba.prange(x.shape[0]):
-        y[i] = x[i] * s
+from parallel.kernels import (
+    array_expression,
+    captured_scalar,
+    compiled,
+    elementwise,
+    local_array,
+    maximum,
+    product,
+    reduction,
+    returned_array,
+    stencil,
+    two_d,
+    two_loops,
+)
 
 
 def _inputs(rng: np.random.Generator) -> dict:
@@ -119,11 +66,6 @@ def _inputs(rng: np.random.Generator) -> dict:
 KERNELS = list(_inputs(np.random.default_rng(0)))
 
 
-@functools.cache  # one compiled function per kernel: its tests share derivatives
-def _compiled(kernel, parallel: bool):
-    return ez.enzyme_jit(parallel=parallel)(kernel) if parallel else ez.enzyme_jit(kernel)
-
-
 def _forward(f, args, active, tangents, annotation=ez.Duplicated):
     """(returned tangent, shadows after the call) of `ez.Forward` on copies."""
     shadows = {i: clone(t) for i, t in tangents.items()}
@@ -140,8 +82,8 @@ def test_tangent_equals_the_serial_functions(kernel):
     args, active = _inputs(np.random.default_rng(1))[kernel]
     rng = np.random.default_rng(2)
     tangents = {i: random_like(args[i], rng) for i in active}
-    z_par, s_par = _forward(_compiled(kernel, True), args, active, tangents)
-    z_ser, s_ser = _forward(_compiled(kernel, False), args, active, tangents)
+    z_par, s_par = _forward(compiled(kernel, True), args, active, tangents)
+    z_ser, s_ser = _forward(compiled(kernel, False), args, active, tangents)
     if z_ser is None:
         assert z_par is None
     else:
@@ -154,14 +96,14 @@ def test_tangent_equals_the_serial_functions(kernel):
 @pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.__name__)
 def test_tangent_against_finite_differences(kernel):
     args, active = _inputs(np.random.default_rng(3))[kernel]
-    check_forward(_compiled(kernel, True), args, active, seed=4)
+    check_forward(compiled(kernel, True), args, active, seed=4)
 
 
 def test_batch_mode_gives_each_tangent():
     args, active = _inputs(np.random.default_rng(5))[captured_scalar]
     rng = np.random.default_rng(6)
     lanes = [{i: random_like(args[i], rng) for i in active} for _ in range(3)]
-    f = _compiled(captured_scalar, True)
+    f = compiled(captured_scalar, True)
     x, a, y = clone_args(args)
     dxs, das, dys = ([clone(t[i]) for t in lanes] for i in active)
     ez.autodiff(
@@ -172,14 +114,14 @@ def test_batch_mode_gives_each_tangent():
         ez.BatchDuplicated(y, tuple(dys)),
     )
     for lane, tangents in enumerate(lanes):
-        _, shadows = _forward(_compiled(captured_scalar, False), args, active, tangents)
+        _, shadows = _forward(compiled(captured_scalar, False), args, active, tangents)
         assert_close(dys[lane], shadows[2], 1e-12, 0.0, f"lane {lane}")
 
 
 def test_jvp():
     x = np.random.default_rng(7).uniform(-1.0, 1.0, 50)
     u = np.random.default_rng(8).uniform(-1.0, 1.0, 50)
-    value, tangent = ez.jvp(_compiled(reduction, True), (x,), (u,))
+    value, tangent = ez.jvp(compiled(reduction, True), (x,), (u,))
     assert value == pytest.approx(float(x @ x), rel=1e-13)
     assert tangent == pytest.approx(float(2.0 * x @ u), rel=1e-13)
 
@@ -213,7 +155,7 @@ def test_a_const_output_warns_only_when_read_back():
         warnings.simplefilter("error", ez.DroppedDerivativeWarning)
         ez.autodiff(
             ez.Forward,
-            _compiled(write_only, True),
+            compiled(write_only, True),
             ez.Duplicated(x, np.ones(30)),
             ez.Const(np.zeros(30)),
         )
@@ -222,7 +164,7 @@ def test_a_const_output_warns_only_when_read_back():
         with pytest.warns(ez.DroppedDerivativeWarning, match="`y`"):
             ez.autodiff(
                 ez.Forward,
-                _compiled(read_back, parallel),
+                compiled(read_back, parallel),
                 ez.Duplicated(x, np.ones(30)),
                 ez.Const(np.zeros(30)),
                 ez.Duplicated(np.zeros(30), dz),
@@ -285,7 +227,7 @@ def test_the_launch_becomes_one_parallel_call_of_plain_values():
     """Pins the shape of Numba's launch that the bridge reads (a new Numba version may
     change it): the root's launch becomes an `enzpy.parallel_for` call whose operands are
     the root's own values, and the launcher and gufunc wrapper drop out."""
-    f = _compiled(elementwise, True)
+    f = compiled(elementwise, True)
     x = np.linspace(0.0, 1.0, 8)
     f(x, np.zeros(8))
     symbol = bridge.compiled_function(f.dispatcher)[0]

@@ -7,7 +7,6 @@ mode. Batch mode, nested prange loops and non-additive reductions are refused by
 
 from __future__ import annotations
 
-import functools
 import textwrap
 
 import numba
@@ -27,90 +26,25 @@ from harness import (
 from processes import run_python
 
 import enzpy as ez
-
-
-def elementwise(x, y):
-    for i in numba.prange(x.shape[0]):
-        y[i] = np.sin(x[i]) * x[i]
-
-
-def two_d(a, b):
-    for i in numba.prange(a.shape[0]):
-        for j in range(a.shape[1]):
-            b[i, j] = a[i, j] * a[i, j] + np.cos(a[i, j]) * a[i, (j + 1) % a.shape[1]]
-
-
-def captured_scalar(x, a, y):
-    for i in numba.prange(x.shape[0]):
-        y[i] = a * np.exp(-a * x[i])
-
-
-def reduction(x):
-    s = 0.0
-    for i in numba.prange(x.shape[0]):
-        s += x[i] * x[i]
-    return s
-
-
-def subtraction(x):
-    s = 1.0
-    for i in numba.prange(x.shape[0]):
-        s -= np.sin(x[i]) * x[i]
-    return s
-
-
-def array_expression(x):
-    return np.sum(x * x)
-
-
-def stencil(x, y):
-    for i in numba.prange(1, x.shape[0] - 1):
-        y[i] = x[i - 1] * x[i + 1] - np.sin(x[i])
-
-
-def gather(x, idx, y):
-    for i in numba.prange(idx.shape[0]):
-        y[i] = np.sin(x[idx[i]]) * x[idx[i]]
-
-
-def scatter(x, idx, out):
-    for i in numba.prange(x.shape[0]):
-        out[idx[i]] += x[i] * x[i]
-
-
-def copy(x, y):
-    for i in numba.prange(x.shape[0]):
-        y[i] = x[i]  # LLVM makes it a memcpy of the chunk's rows
-
-
-def copy_rows(v, b):
-    for i in numba.prange(b.shape[0]):
-        for j in range(v.shape[0]):
-            b[i, j] = v[j]  # a memcpy from the same cells in every chunk
-
-
-def matvec(a, v, y):
-    for i in numba.prange(a.shape[0]):
-        s = 0.0
-        for j in range(a.shape[1]):
-            s += a[i, j] * v[j]
-        y[i] = s
-
-
-def local_array(x, y):
-    for i in numba.prange(x.shape[0]):
-        t = np.empty(3)
-        for k in range(3):
-            t[k] = x[i] ** (k + 1)
-        y[i] = t.sum()
-
-
-def two_loops(x, y):
-    s = 0.0
-    for i in numba.prange(x.shape[0]):
-        s += x[i]
-    for i in numba.prange(x.shape[0]):
-        y[i] = x[i] * s
+from parallel.kernels import (
+    array_expression,
+    captured_scalar,
+    compiled,
+    copy,
+    copy_rows,
+    elementwise,
+    gather,
+    local_array,
+    matvec,
+    maximum,
+    product,
+    reduction,
+    scatter,
+    stencil,
+    subtraction,
+    two_d,
+    two_loops,
+)
 
 
 def _inputs(rng: np.random.Generator) -> dict:
@@ -138,11 +72,6 @@ def _inputs(rng: np.random.Generator) -> dict:
 KERNELS = list(_inputs(np.random.default_rng(0)))
 
 
-@functools.cache  # one compiled function per kernel: its tests share derivatives
-def _compiled(kernel, parallel: bool):
-    return ez.enzyme_jit(parallel=parallel)(kernel) if parallel else ez.enzyme_jit(kernel)
-
-
 def _reverse(f, args, active, seeds):
     """(adjoints returned, shadows after the call) of `ez.Reverse` on copies; the return
     seeded 1.0 when it is a float."""
@@ -157,8 +86,8 @@ def test_gradient_equals_the_serial_functions(kernel):
     args, active = _inputs(np.random.default_rng(1))[kernel]
     rng = np.random.default_rng(2)
     seeds = {i: random_like(args[i], rng) for i in active if isinstance(args[i], np.ndarray)}
-    adj_par, s_par = _reverse(_compiled(kernel, True), args, active, seeds)
-    adj_ser, s_ser = _reverse(_compiled(kernel, False), args, active, seeds)
+    adj_par, s_par = _reverse(compiled(kernel, True), args, active, seeds)
+    adj_ser, s_ser = _reverse(compiled(kernel, False), args, active, seeds)
     for i in active:
         if isinstance(args[i], np.ndarray):
             assert_close(s_par[i], s_ser[i], 1e-12, 0.0, f"shadow of argument {i}")
@@ -169,13 +98,13 @@ def test_gradient_equals_the_serial_functions(kernel):
 @pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.__name__)
 def test_gradient_against_finite_differences(kernel):
     args, active = _inputs(np.random.default_rng(3))[kernel]
-    check_reverse(_compiled(kernel, True), args, active, seed=4)
+    check_reverse(compiled(kernel, True), args, active, seed=4)
 
 
 @pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.__name__)
 def test_dot_product_with_forward_mode(kernel):
     args, active = _inputs(np.random.default_rng(5))[kernel]
-    dot_test(_compiled(kernel, True), args, active, rtol=1e-12, seed=6)
+    dot_test(compiled(kernel, True), args, active, rtol=1e-12, seed=6)
 
 
 def test_an_exception_in_a_chunk_is_raised_and_the_schedule_restored():
@@ -232,25 +161,11 @@ def test_parallel_loops_inside_a_serial_loop():
     seeds = {1: rng.uniform(-1.0, 1.0, 41)}
     seeds[0] = rng.uniform(-1.0, 1.0, 41)
     with numba.parallel_chunksize(4):
-        _, s_par = _reverse(_compiled(time_steps, True), args, (0, 1), seeds)
-    _, s_ser = _reverse(_compiled(time_steps, False), args, (0, 1), seeds)
+        _, s_par = _reverse(compiled(time_steps, True), args, (0, 1), seeds)
+    _, s_ser = _reverse(compiled(time_steps, False), args, (0, 1), seeds)
     for i in (0, 1):
         assert_close(s_par[i], s_ser[i], 1e-12, 0.0, f"shadow of argument {i}")
-    check_reverse(_compiled(time_steps, True), args, (0, 1), seed=13)
-
-
-def product(x):
-    p = 1.0
-    for i in numba.prange(x.shape[0]):
-        p *= 1.0 + 0.1 * x[i]
-    return p
-
-
-def maximum(x):
-    m = -np.inf
-    for i in numba.prange(x.shape[0]):
-        m = max(m, np.sin(3.0 * x[i]) + x[i])
-    return m
+    check_reverse(compiled(time_steps, True), args, (0, 1), seed=13)
 
 
 @pytest.mark.parametrize(
@@ -258,7 +173,7 @@ def maximum(x):
 )
 def test_non_additive_reductions_are_refused(kernel, combiner):
     with pytest.raises(ez.EnzpyError, match=f"reduction combined by {combiner}"):
-        ez.gradient(ez.Reverse, _compiled(kernel, True), np.linspace(0.0, 1.0, 20))
+        ez.gradient(ez.Reverse, compiled(kernel, True), np.linspace(0.0, 1.0, 20))
 
 
 @pytest.mark.parametrize("kernel", [reduction, gather, matvec], ids=lambda k: k.__name__)
@@ -266,7 +181,7 @@ def test_split_mode_equals_combined_mode(kernel):
     args, active = _inputs(np.random.default_rng(10))[kernel]
     rng = np.random.default_rng(11)
     seeds = {i: random_like(args[i], rng) for i in active if isinstance(args[i], np.ndarray)}
-    f = _compiled(kernel, True)
+    f = compiled(kernel, True)
     _, combined = _reverse(f, args, active, seeds)
     spec = whole_map(f, args, active).spec
     shadows = {i: clone(s) for i, s in seeds.items()}
@@ -285,7 +200,7 @@ def test_split_mode_equals_combined_mode(kernel):
 
 
 def test_batch_mode_is_refused():
-    f = _compiled(elementwise, True)
+    f = compiled(elementwise, True)
     x = np.linspace(0.0, 1.0, 20)
     with pytest.raises(ez.EnzpyError, match=r"batch mode \(width 2\).*parallel=True"):
         ez.autodiff(
@@ -441,7 +356,7 @@ def test_no_memory_in_a_chunk_raises_memory_error(threads, tmp_path):
 def test_a_reverse_pass_on_more_threads_than_its_forward_pass_is_refused():
     """A reduction's reverse sweep finds its partial results by the running thread's index:
     more threads than the forward pass had would index past them."""
-    f = _compiled(reduction, True)
+    f = compiled(reduction, True)
     x = np.linspace(-1.0, 1.0, 50)
     dx = np.zeros_like(x)
     fwd, rev = ez.autodiff_thunk(ez.ReverseSplitNoPrimal, f, ez.Active, ez.Duplicated(x, dx))

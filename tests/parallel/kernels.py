@@ -1,0 +1,118 @@
+"""The prange kernels the parallel tests differentiate, and each compiled once (with or
+without parallel=True) for all the tests that use it."""
+
+from __future__ import annotations
+
+import functools
+
+import numba
+import numpy as np
+
+import enzpy as ez
+
+
+def elementwise(x, y):
+    for i in numba.prange(x.shape[0]):
+        y[i] = np.sin(x[i]) * x[i]
+
+
+def two_d(a, b):
+    for i in numba.prange(a.shape[0]):
+        for j in range(a.shape[1]):
+            b[i, j] = a[i, j] * a[i, j] + np.cos(a[i, j]) * a[i, (j + 1) % a.shape[1]]
+
+
+def captured_scalar(x, a, y):
+    for i in numba.prange(x.shape[0]):
+        y[i] = a * np.exp(-a * x[i])
+
+
+def reduction(x):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += x[i] * x[i]
+    return s
+
+
+def array_expression(x):
+    return np.sum(x * x)
+
+
+def stencil(x, y):
+    for i in numba.prange(1, x.shape[0] - 1):
+        y[i] = x[i - 1] * x[i + 1] - np.sin(x[i])
+
+
+def product(x):
+    p = 1.0
+    for i in numba.prange(x.shape[0]):
+        p *= 1.0 + 0.1 * x[i]
+    return p
+
+
+def maximum(x):
+    m = -np.inf
+    for i in numba.prange(x.shape[0]):
+        m = max(m, np.sin(3.0 * x[i]) + x[i])
+    return m
+
+
+def local_array(x, y):
+    for i in numba.prange(x.shape[0]):
+        t = np.empty(3)
+        for k in range(3):
+            t[k] = x[i] ** (k + 1)
+        y[i] = t.sum()
+
+
+def returned_array(x, z):
+    return np.exp(x) * z + np.sin(x)
+
+
+def two_loops(x, y):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += x[i]
+    for i in numba.prange(x.shape[0]):
+        y[i] = x[i] * s
+
+
+def subtraction(x):
+    s = 1.0
+    for i in numba.prange(x.shape[0]):
+        s -= np.sin(x[i]) * x[i]
+    return s
+
+
+def gather(x, idx, y):
+    for i in numba.prange(idx.shape[0]):
+        y[i] = np.sin(x[idx[i]]) * x[idx[i]]
+
+
+def scatter(x, idx, out):
+    for i in numba.prange(x.shape[0]):
+        out[idx[i]] += x[i] * x[i]
+
+
+def copy(x, y):
+    for i in numba.prange(x.shape[0]):
+        y[i] = x[i]  # LLVM makes it a memcpy of the chunk's rows
+
+
+def copy_rows(v, b):
+    for i in numba.prange(b.shape[0]):
+        for j in range(v.shape[0]):
+            b[i, j] = v[j]  # a memcpy from the same cells in every chunk
+
+
+def matvec(a, v, y):
+    for i in numba.prange(a.shape[0]):
+        s = 0.0
+        for j in range(a.shape[1]):
+            s += a[i, j] * v[j]
+        y[i] = s
+
+
+@functools.cache  # one compiled function per kernel: its tests share derivatives
+def compiled(kernel, parallel: bool):
+    return ez.enzyme_jit(parallel=parallel)(kernel) if parallel else ez.enzyme_jit(kernel)
