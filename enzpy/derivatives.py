@@ -25,6 +25,7 @@ from numba.core.errors import NumbaDebugInfoWarning
 
 import llvm_passes
 from llvm_passes.ir import Module, parse_module, parse_type_text
+from llvm_passes.rules.parallel import PARALLEL_FOR
 from llvm_passes.transforms.sign_tests import fold_sign_tests
 
 from . import bridge, disk_cache
@@ -54,6 +55,7 @@ class Derivative:
     synthesis: Callable[[], llvm_passes.ForwardResult | llvm_passes.ReverseResult]  # engine's
     split: tuple = ()  # split mode: the reverse and release drivers (`driver` augments)
     drop_tapes: Any = None  # reverse: frees the storage kept between calls, returns its bytes
+    parallel: bool = False  # launches parallel loops (Numba's thread pool)
 
     @property
     def driver(self) -> Any:
@@ -211,6 +213,7 @@ def _derivative(
         engine_result,
         split,
         ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop]) if drop else None,
+        PARALLEL_FOR in text,
     )
 
 

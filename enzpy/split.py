@@ -8,7 +8,6 @@ from typing import Any
 
 import numba
 import numpy as np
-from numba.np.ufunc import parallel
 
 from .annotations import Active, Annotation, BatchDuplicated
 from .api import _width, derivative_signature, parse_arguments, shadow_arguments
@@ -50,7 +49,7 @@ class Tape:
         self._args = (*(a.val for a in annotated), *shadows)
         self._shapes = _shapes(annotated)
         self._pending = False  # True from the forward pass (even one that raised) until used
-        self._threads = 0  # the thread count of the forward pass (0: no thread pool ran)
+        self._threads = 0  # the thread count of a parallel forward pass (0: none)
 
     @property
     def used(self) -> bool:
@@ -73,9 +72,10 @@ class Tape:
                 "this tape was already used by a reverse pass (a tape serves "
                 "one reverse pass: call fwd again for another)"
             )
-        if self._threads and _thread_count() > self._threads:
+        if self._threads and numba.get_num_threads() > self._threads:
             raise EnzpyError(
-                f"the reverse pass runs with {_thread_count()} threads (numba.set_num_threads) "
+                f"the reverse pass runs with {numba.get_num_threads()} threads "
+                "(numba.set_num_threads) "
                 f"where its forward pass ran with {self._threads}: a parallel loop's reverse "
                 "sweep finds its partial results by thread, so it may not run on more threads; "
                 "set the thread count back before calling rev"
@@ -103,11 +103,6 @@ class Tape:
             "an enzpy.Tape holds addresses in this process's memory and cannot be pickled: "
             "run the reverse pass in the process that ran its forward pass"
         )
-
-
-def _thread_count() -> int:
-    """The calling thread's count of Numba's parallel threads, 0 while no pool runs."""
-    return numba.get_num_threads() if parallel._is_initialized else 0
 
 
 class _Thunk:
@@ -228,7 +223,8 @@ class ForwardPass:
         except BaseException:
             tape._release()  # the forward sweep left a complete, consistent tape
             raise
-        tape._threads = _thread_count()
+        if t.derivative.parallel:
+            tape._threads = numba.get_num_threads()
         shadow = t.lanes(shadow) if t.ret == "dup" else None
         return tape, primal if t.mode.with_primal else None, shadow
 
