@@ -116,3 +116,28 @@ def matvec(a, v, y):
 @functools.cache  # one compiled function per kernel: its tests share derivatives
 def compiled(kernel, parallel: bool):
     return ez.enzyme_jit(parallel=parallel)(kernel) if parallel else ez.enzyme_jit(kernel)
+
+
+def inputs(rng: np.random.Generator) -> dict:
+    """Per kernel: (arguments, positions of the active ones)."""
+    x = rng.uniform(-1.0, 1.0, 37)
+    idx = rng.integers(0, 6, 37)  # many rows read the same cells
+    return {
+        elementwise: ([x, np.zeros_like(x)], (0, 1)),
+        two_d: ([rng.uniform(-1.0, 1.0, (9, 5)), np.zeros((9, 5))], (0, 1)),
+        captured_scalar: ([x, 0.7, np.zeros_like(x)], (0, 1, 2)),
+        reduction: ([x], (0,)),
+        subtraction: ([x], (0,)),
+        product: ([x], (0,)),
+        maximum: ([x], (0,)),
+        array_expression: ([x], (0,)),
+        returned_array: ([x, rng.uniform(-1.0, 1.0, 37)], (0, 1)),
+        stencil: ([x, np.zeros_like(x)], (0, 1)),
+        gather: ([x[:6].copy(), idx, np.zeros(37)], (0, 2)),
+        scatter: ([x, rng.permutation(37), rng.uniform(-1.0, 1.0, 37)], (0, 2)),
+        copy: ([x, rng.uniform(-1.0, 1.0, 37)], (0, 1)),
+        copy_rows: ([x[:4].copy(), np.zeros((9, 4))], (0, 1)),
+        matvec: ([rng.uniform(-1.0, 1.0, (11, 7)), x[:7].copy(), np.zeros(11)], (0, 1, 2)),
+        local_array: ([x, np.zeros_like(x)], (0, 1)),
+        two_loops: ([x, np.zeros_like(x)], (0, 1)),
+    }
