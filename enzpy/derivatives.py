@@ -32,7 +32,7 @@ from . import bridge, disk_cache
 from .bridge import link, rule_calls
 from .bridge.inline import inline_into_root, inline_small_callees
 from .bridge.names import construct_hint, demangle_all
-from .bridge.parfors import ADDITIVE, combiners, parallel_calls
+from .bridge.parfors import ADDITIVE, REDUCTIONS, combiners, parallel_calls
 from .bridge.powers import powers_as_intrinsics
 from .bridge.refcounts import drop_argument_refcounts
 from .errors import AnnotationError, DroppedDerivativeWarning, NoDerivativeError
@@ -239,9 +239,10 @@ def _refuse_non_additive_reductions(f: Any, symbol: str) -> None:
     if other:
         raise NoDerivativeError(
             f"{f.py_func.__qualname__}: reverse mode of a prange reduction combined by "
-            f"{', '.join(sorted(other))} (only additive reductions, s += ... or s -= ..., are "
-            "supported): its partial results' adjoints depend on the thread that computed "
-            "them; use forward mode, or differentiate a serial version of the function"
+            + ", ".join(f"{c} ({REDUCTIONS.get(c, 'not a sum')})" for c in sorted(other))
+            + " (only additive reductions, s += ... or s -= ..., are supported): its "
+            "partial results' adjoints depend on the thread that computed them; use forward "
+            "mode, or differentiate a serial version of the function"
         )
 
 

@@ -132,6 +132,8 @@ def parallel_calls(texts: list[str]) -> list[str]:
 # results (`_emit_binop_reduce_call.<locals>.reduction_add`, `reduction_mul`, ...)
 _COMBINER = re.compile(r"parfor_lowering\w*?_3clocals_3e\d+([a-z_]+)")
 ADDITIVE = "reduction_add"  # `s += ...`, `s -= ...`, `np.sum`
+#: how a user wrote the reductions each of Numba's combining helpers combines
+REDUCTIONS = {ADDITIVE: "s += ...", "reduction_mul": "p *= ...", "reducer_getitem": "max/min"}
 
 
 def combiners(texts: list[str]) -> set[str]:
