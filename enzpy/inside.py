@@ -23,6 +23,7 @@ cotangents per call.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -98,9 +99,13 @@ def _call_source(
     ret_activity: Any,
     argv: list[Arg],
     errors: bool,
-) -> Source:
-    """The body of a generated `autodiff` call. A run-time check that fails raises its
-    `ShadowError` (`errors`) or, for a Python entry, `Fallback`."""
+    row: str | None = None,
+) -> tuple[Source, Any]:
+    """The body of a generated `autodiff` call, and the derivative it calls. A run-time
+    check that fails raises its `ShadowError` (`errors`) or, for a Python entry, `Fallback`.
+    With `row` (a Python entry), the code is the same for every derivative of the calling
+    shape: it reads the derivative's addresses from the table at parameter `t`, in the row
+    of the global named `row` (for the caller to define)."""
     for k, a in enumerate(argv):
         check_argument_type(k, a.cls, a.val, _shadow_types(k, a), mode.reverse)
     classes = tuple(a.cls for a in argv)
@@ -111,8 +116,12 @@ def _call_source(
     src = Source({"np": np})
     _shadow_checks(src, argv, errors)
     shadows, copy_back = _shadows(src, argv)
-    call = src.name("call", deriv.call)
-    src.add(f"o = {call}({', '.join([a.val_src for a in argv] + shadows)})")
+    head = []
+    if row is None:
+        call = src.name("call", deriv.call)
+    else:
+        call, head = src.name("call", deriv.linked.shape.call_table()), ["t", row]
+    src.add(f"o = {call}({', '.join(head + [a.val_src for a in argv] + shadows)})")
     if copy_back:  # what the call added into copies of the user's shadows
         src.add("if not o[0]:")
     for dst, s in copy_back:
@@ -133,7 +142,7 @@ def _call_source(
     if mode.with_primal and ret != "dup_noneed":
         out = f"({out}, r[0])"
     src.add(f"return {src.name('finish', finish)}(o, {out})  # raises what the call raised")
-    return src
+    return src, deriv
 
 
 def _shadow_types(k: int, a: Arg) -> list[types.Type] | None:
@@ -302,7 +311,8 @@ def _arg(k: int, ty: types.Type, expr: str) -> Arg:
 def _autodiff_impl(mode, f, *args):  # no annotations: Numba compares signatures
     """The overload of `autodiff`: Numba types in, the generated implementation out."""
     m, fn, ret_activity, argv = _parse_call(mode, f, args)
-    return _compile("mode, f, *args", _call_source(m, fn, ret_activity, argv, errors=True))
+    src, _ = _call_source(m, fn, ret_activity, argv, errors=True)
+    return _compile("mode, f, *args", src)
 
 
 # --------------------------------------------------------------------- in-Numba gradient
@@ -390,7 +400,11 @@ class PythonEntry:
     path and calls the derivative; calls of another shape go to `other` (another entry's
     `call`, or a function returning `MISS`). `add` compiles the dispatcher for the types of
     a call's values at once (types never added are compiled when first called). `call`
-    raises `Fallback` when the Python path must decide."""
+    raises `Fallback` when the Python path must decide.
+
+    The generated code takes first the address of this entry's table of derivatives: code
+    for one calling shape is compiled once and shared by the entries of every function
+    whose derivative has that shape (each entry's table holds its own derivative)."""
 
     def __init__(
         self,
@@ -402,15 +416,15 @@ class PythonEntry:
     ) -> None:
         params: list[str] = []
         checks: list[str] = []
-        unpacked: list[str] = []
+        unpacked: list[str] = ["_t"]
         self._spec: list[tuple[type, bool]] = []  # (annotation class, passed plain) each
-        ns: dict[str, Any] = {"_other": other, "_ret": ret_activity}
+        self._ns: dict[str, Any] = {"_other": other, "_ret": ret_activity}
         if ret_activity is not None:
             params.append("r")
             checks.append("r is _ret")
         for k, cls in enumerate(classes):
             params.append(f"a{k}")
-            ns[f"_C{k}"] = cls
+            self._ns[f"_C{k}"] = cls
             checks.append(f"type(a{k}) is _C{k}")
             if not issubclass(cls, Annotation):
                 unpacked.append(f"a{k}")
@@ -423,11 +437,12 @@ class PythonEntry:
                 unpacked.append(f"a{k}.dvals")
             self._spec.append((cls, False))
         self._how = (mode, f, ret_activity)
+        self._tables = [np.zeros(2, np.uint64)]  # (the earlier ones stay alive)
+        self._ns["_t"] = self._tables[-1].ctypes.data
         vals = ", ".join(f"v{j}" for j in range(len(unpacked)))
         stub_ns: dict[str, Any] = {"_stub": self._stub(vals)}
         exec(f"def entry({vals}):\n    return _stub({vals})\n", stub_ns)
-        ns["_entry"] = self._dispatcher = njit_glue()(stub_ns["entry"])
-        self._compiled: list[Any] = []  # (keeps the added entries' code alive)
+        self._ns["_entry"] = self._dispatcher = njit_glue()(stub_ns["entry"])
         unpack = f"({''.join(p + ', ' for p in params)}) = args"
         exec(
             f"def call(*args):\n"
@@ -436,32 +451,55 @@ class PythonEntry:
             f"        if {' and '.join(checks) or 'True'}:\n"
             f"            return _entry({', '.join(unpacked)})\n"
             f"    return _other(*args)\n",
-            ns,
+            self._ns,
         )
-        self.call: Callable[..., Any] = ns["call"]
+        self.call: Callable[..., Any] = self._ns["call"]
 
     def add(self, annotated: list[Annotation]) -> None:
         """Compile the entry for the Numba types of these (checked) arguments' values."""
-        sig = tuple(map(numba.typeof, unpacked_values(annotated)))
+        sig = (types.intp, *map(numba.typeof, unpacked_values(annotated)))
         if sig not in self._dispatcher.overloads:
-            compiled = njit_glue(sig)(self._source(*sig))
+            compiled = _shared_glue(_entry_params(sig), self._source(*sig), sig)
             self._dispatcher.add_overload(compiled.overloads[sig])
-            self._compiled.append(compiled)
 
-    def _source(self, *vals: types.Type) -> Callable[..., Any]:
-        """The generated call for values of these Numba types."""
+    def _source(self, t: types.Type, *vals: types.Type) -> Source:
+        """The generated call for a table and values of these Numba types."""
         try:
-            src = _call_source(*self._how, _unpacked_argv(self._spec, vals), errors=False)
+            src, deriv = _call_source(
+                *self._how, _unpacked_argv(self._spec, vals), errors=False, row="_row"
+            )
         except Exception:  # the Python path raises the exact error
-            src = Source()
+            src, deriv = Source(), None
             src.add(f"raise {src.name('Fallback', Fallback)}()")
-        return _compile(", ".join(f"v{j}" for j in range(len(vals))), src)
+        key = src.key()
+        with _lock:
+            row = _rows.get(key) if key is not None else None
+            if row is None:
+                row = next(_row_numbers)
+                if key is not None:
+                    _rows[key] = row
+        if deriv is not None:
+            self._store(row, deriv.linked.table)
+        src.names["_row"] = row
+        return src
+
+    def _store(self, row: int, addresses: np.ndarray) -> None:
+        """Put a derivative's addresses in row `row` of this entry's table."""
+        table = self._tables[-1]
+        if 2 * row + 2 > len(table):
+            table = np.zeros(max(2 * row + 2, 2 * len(table)), np.uint64)
+            table[: len(self._tables[-1])] = self._tables[-1]
+            self._tables.append(table)
+        table[2 * row : 2 * row + 2] = addresses
+        self._ns["_t"] = table.ctypes.data
 
     def _stub(self, params: str) -> Callable[..., Any]:
         """A function of the unpacked values whose Numba overload is the generated call (for
         types not added). The overload is inlined into the entry: the entry then holds no
         reference of its own when the call raises."""
-        ns: dict[str, Any] = {"_generate": self._source}
+        ns: dict[str, Any] = {
+            "_generate": lambda *sig: _compile(_entry_params(sig), self._source(*sig))
+        }
         exec(
             f"def stub({params}):\n"
             "    raise NotImplementedError('only callable from jitted code')\n"
@@ -470,6 +508,30 @@ class PythonEntry:
         )
         overload(ns["stub"], inline="always")(ns["impl"])
         return ns["stub"]
+
+
+def _entry_params(sig: Sequence[types.Type]) -> str:
+    """The parameters of a Python entry's generated call: its table, then the values."""
+    return ", ".join(["t"] + [f"v{j}" for j in range(len(sig) - 1)])
+
+
+def _shared_glue(params: str, src: Source, sig: tuple) -> Any:
+    """`njit_glue(sig)` of the generated function, compiled once per source and types."""
+    key = src.key()
+    with _lock:
+        hit = _glue.get((key, sig)) if key is not None else None
+    if hit is None:
+        hit = njit_glue(sig)(_compile(params, src))
+        if key is not None:
+            with _lock:
+                hit = _glue.setdefault((key, sig), hit)
+    return hit
+
+
+_lock = threading.Lock()
+_rows: dict[Any, int] = {}  # a Python entry's generated call -> its row in every table
+_row_numbers = itertools.count()
+_glue: dict[tuple, Any] = {}  # (generated function's `Source.key`, Numba types) -> compiled
 
 
 def unpacked_values(annotated: Sequence[Annotation]) -> list[Any]:
@@ -492,7 +554,7 @@ def memory_checker(annotated: Sequence[Annotation]) -> Callable[..., None]:
     src = Source({"np": np})
     _shadow_checks(src, _unpacked_argv([(type(a), False) for a in annotated], sig), errors=True)
     src.add("return None")
-    return njit_glue(sig)(_compile(", ".join(f"v{i}" for i in range(len(sig))), src))
+    return _shared_glue(", ".join(f"v{i}" for i in range(len(sig))), src, sig)
 
 
 def _unpacked_argv(spec: Sequence[tuple[type, bool]], vals: Sequence[types.Type]) -> list[Arg]:

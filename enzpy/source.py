@@ -23,6 +23,17 @@ class Source:
         self.names[key] = value
         return key
 
+    def key(self) -> Any:
+        """What the generated function depends on (its lines and globals), for caching
+        what is compiled from it; None when a global cannot be hashed."""
+        names = sorted((k, type(v), v) for k, v in self.names.items())  # (1 == 1.0 == True)
+        key = (tuple(self.lines), tuple(names))
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
     def function(self, params: str, **names: Any) -> Callable[..., Any]:
         """The Python function `def impl(<params>): <body>` with these globals and `names`."""
         text = f"def impl({params}):\n" + "\n".join(self.lines or ["    pass"]) + "\n"

@@ -13,6 +13,7 @@ from typing import Any
 
 import llvmlite.binding as llvm
 import numba
+import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.callconv import RETCODE_USEREXC, excinfo_t
@@ -28,7 +29,14 @@ from .abi import Activity, argument_layout, as_activity, shadowed_args, target_c
 from .inline import inline_always
 from .parfors import lower_parallel_calls
 
-__all__ = ["DerivativeDriver", "EntryPoint", "make_driver", "make_drivers", "clear_cache"]
+__all__ = [
+    "CallShape",
+    "DerivativeDriver",
+    "EntryPoint",
+    "make_driver",
+    "make_drivers",
+    "clear_cache",
+]
 
 _counter = itertools.count(1)
 # the derivatives' machine code as callers see it: address -> (entry name, how it is called)
@@ -48,27 +56,101 @@ class DerivativeDriver:
 
     Both call the library's machine code by address: calling them, from Python or from njit
     code, optimizes and compiles nothing more (the calling njit code cannot be cached). The
-    driver is compiled on first use (the Python API's entries call the intrinsic)."""
+    driver is shared by every derivative of its calling shape (`CallShape`), compiled on
+    first use, and given this derivative's `table`."""
 
-    compile_driver: Callable[[], Any]
+    shape: CallShape
     call: Any  # the @intrinsic for njit code, same arguments: an outcome for `finish`
+    table: np.ndarray  # the entry point's address, and the aliased entry's (or 0)
     library: Any  # the Numba code library holding the derivative
     symbol: str  # the derivative's (unique) symbol in `library`
-    argtypes: tuple[types.Type, ...]
-    restype: types.Type
-    activities: tuple[Activity, ...]
-    shadowed: tuple[int, ...]  # Python argument indices that take a shadow, in order
-    signature: Any = field(default=None)  # the driver's Numba signature
     exports: dict[str, int] = field(default_factory=dict)  # other functions: name -> address
 
     @functools.cached_property
     def driver(self) -> Any:
-        """The numba Dispatcher: driver(*primal_args, *shadows) -> (primal, tangent)."""
-        return self.compile_driver()
+        """driver(*primal_args, *shadows) -> (primal, tangent): the shared Numba dispatcher
+        with this derivative's table bound."""
+        return functools.partial(self.shape.driver(), self.table.ctypes.data)
 
     def __call__(self, *args: Any) -> Any:
         """Call the driver: primal arguments, then one shadow per shadowed argument."""
         return self.driver(*args)
+
+    @property
+    def argtypes(self) -> tuple[types.Type, ...]:
+        return self.shape.argtypes
+
+    @property
+    def restype(self) -> types.Type:
+        return self.shape.restype
+
+    @property
+    def activities(self) -> tuple[Activity, ...]:
+        return self.shape.activities
+
+    @property
+    def shadowed(self) -> tuple[int, ...]:
+        """Python argument indices that take a shadow, in order."""
+        return self.shape.shadowed
+
+
+@dataclass(frozen=True)
+class CallShape:
+    """What the code calling a derivative depends on: the primal's types, the activities, the
+    entry point's conventions and whether it has an aliased twin; not which derivative it
+    calls. Derivatives of one shape share their callers' compiled code."""
+
+    argtypes: tuple[types.Type, ...]
+    restype: types.Type
+    activities: tuple[Activity, ...]
+    shadowed: tuple[int, ...]
+    ep: EntryPoint
+    aliased: bool
+
+    @functools.cached_property
+    def signature(self) -> Any:
+        """The driver's Numba signature, without the table."""
+        return _signature(self.argtypes, self.restype, self.activities, self.shadowed, self.ep)
+
+    def intrinsic(self, symbols: tuple[Any, str, str | None] | None = None) -> Any:
+        """An intrinsic calling the derivative (see `_make_codegen`): at the addresses of
+        `symbols`, or given a table and a row before the driver's arguments."""
+        sig = self.signature
+        head = () if symbols else (types.intp, types.intp)
+        codegen = _make_codegen(self, symbols)
+        outcome = outcome_type(sig.return_type)(*head, *sig.args)
+        return _make_intrinsic(f"_enzpy_call_{next(_counter)}", len(outcome.args), outcome, codegen)
+
+    def call_table(self) -> Any:
+        """The intrinsic shared by derivatives of this shape: `call(table, row, *args)`."""
+        return _shared(_calls, self, self.intrinsic)
+
+    def driver(self) -> Any:
+        """The njit driver shared by derivatives of this shape: `driver(table, *args)`,
+        compiled on first use."""
+        return _shared(_drivers, self, self._compile_driver)
+
+    def _compile_driver(self) -> Any:
+        sig = self.signature
+        a = ", ".join(f"a{i}" for i in range(len(sig.args)))
+        src = f"def driver(t, {a}):\n    o = _intr(t, 0, {a})\n    return _finish(o, o[3])\n"
+        ns: dict[str, Any] = {"_intr": self.call_table(), "_finish": finish}
+        exec(compile(src, "<enzpy.bridge.link driver>", "exec"), ns)
+        return njit_glue(sig.return_type(types.intp, *sig.args))(ns["driver"])
+
+
+_calls: dict[CallShape, Any] = {}
+_drivers: dict[CallShape, Any] = {}
+
+
+def _shared(cache: dict[CallShape, Any], shape: CallShape, make: Callable[[], Any]) -> Any:
+    with _cache_lock:
+        hit = cache.get(shape)
+    if hit is None:
+        made = make()
+        with _cache_lock:
+            hit = cache.setdefault(shape, made)
+    return hit
 
 
 def clear_cache() -> None:
@@ -249,32 +331,50 @@ def finish(typingctx: Any, outcome: types.Type, value: types.Type) -> Any:
 
 
 def _make_codegen(
-    lib: Any,
-    symbol: str,
-    argtypes: tuple[types.Type, ...],
-    restype: types.Type,
-    activities: tuple[Activity, ...],
-    shadowed: tuple[int, ...],
-    ep: EntryPoint,
-    aliased: str | None = None,
+    shape: CallShape, symbols: tuple[Any, str, str | None] | None = None
 ) -> Callable[..., Any]:
-    """The codegen of the intrinsic `call`: call `symbol` with the primal's flattened LLVM
-    arguments (Numba's calling convention), then one shadow per active LLVM argument in
-    order, then the tape (see `EntryPoint`); return an `outcome_type` for `finish`. With
-    `aliased`, that symbol is called instead when the memory of two array arguments
-    overlaps. The call goes to `lib`'s machine code by address (a dynamic global, so the
-    caller cannot be cached): linking `lib` instead would optimize and compile the whole
-    derivative again in every caller."""
+    """The codegen of an intrinsic calling a derivative of `shape`: with the primal's
+    flattened LLVM arguments (Numba's calling convention), then one shadow per active LLVM
+    argument in order, then the tape (see `EntryPoint`); returns an `outcome_type` for
+    `finish`. With `shape.aliased`, a second entry point is called instead when the memory
+    of two array arguments overlaps.
+
+    The derivative is called by address: linking its library instead would optimize and
+    compile the whole derivative again in every caller. `symbols` (library, entry,
+    aliased entry): the addresses are constants (dynamic globals, so the caller cannot be
+    cached, and nested differentiation finds the derivative it calls). Without, the
+    intrinsic is shared by every derivative of this calling shape: it takes first a table's
+    address and a row, the row holding the entry's and the aliased entry's addresses
+    (`call_table`)."""
+    argtypes, restype, activities, ep = shape.argtypes, shape.restype, shape.activities, shape.ep
     layout = argument_layout(argtypes)
     nargs = len(argtypes)
-    passed = _passed_shadows(layout, shadowed, ep)
+    passed = _passed_shadows(layout, shape.shadowed, ep)
 
-    def function(context: Any, builder: Any, fnty: ir.FunctionType, name: str) -> Any:
-        at = lib.get_pointer_to_function(name)
+    def constant(context: Any, builder: Any, fnty: ir.FunctionType, name: str) -> Any:
+        assert symbols is not None
+        at = symbols[0].get_pointer_to_function(name)
         _addresses[at] = (name, ep)
         return builder.bitcast(context.add_dynamic_addr(builder, at, name), fnty.as_pointer())
 
+    def entries(context: Any, builder: Any, fnty: ir.FunctionType, head: Any) -> list[Any]:
+        """The entry point (and the aliased one) the call goes to."""
+        if symbols is not None:
+            return [constant(context, builder, fnty, name) for name in symbols[1:] if name]
+        table, row = head
+        words = builder.inttoptr(table, ir.PointerType(ir.IntType(64)))
+        at = builder.mul(row, ir.Constant(row.type, 2))
+        return [
+            builder.inttoptr(
+                builder.load(builder.gep(words, [builder.add(at, ir.Constant(row.type, k))])),
+                fnty.as_pointer(),
+            )
+            for k in range(1 + shape.aliased)
+        ]
+
     def codegen(context: Any, builder: Any, signature: Any, args: Sequence[Any]) -> Any:
+        head = args[: 2 * (symbols is None)]  # the table and row
+        args = args[len(head) :]
         call_conv = context.call_conv
         primal_fnty = call_conv.get_function_type(restype, argtypes)
         flat = list(context.get_arg_packer(argtypes).as_arguments(builder, list(args[:nargs])))
@@ -323,11 +423,10 @@ def _make_codegen(
             primal_fnty.return_type if status_returned else ir.VoidType(),
             list(primal_fnty.args) + tys,
         )
-        fn = function(context, builder, fnty, symbol)
-        if aliased is not None:
-            other = function(context, builder, fnty, aliased)
+        fn, *other = entries(context, builder, fnty, head)
+        if shape.aliased:
             overlap = _arrays_overlap(context, builder, argtypes, args[:nargs])
-            fn = builder.select(overlap, other, fn)
+            fn = builder.select(overlap, other[0], fn)
         code = builder.call(fn, [retslot, excinfoptr, *flat, *shadows, *tape])
         failed, excinfo = cgutils.false_bit, cgutils.voidptr_t(None)
         if status_returned:
@@ -590,15 +689,6 @@ def njit_glue(*signature: Any) -> Any:
     return numba.njit(*signature, **_GLUE)
 
 
-def _make_njit_driver(name: str, arity: int, intr: Any, sig: Any) -> Any:
-    """`@njit(sig) def driver(a0, ...)`: `intr(a0, ...)` and `finish`, compiled eagerly."""
-    params = ", ".join(f"a{i}" for i in range(arity))
-    src = f"def {name}({params}):\n    o = _intr({params})\n    return _finish(o, o[3])\n"
-    ns: dict[str, Any] = {"_intr": intr, "_finish": finish}
-    exec(compile(src, f"<enzpy.bridge.link {name}>", "exec"), ns)
-    return njit_glue(sig)(ns[name])
-
-
 def make_driver(
     module_text: str,
     fn_name: str,
@@ -695,24 +785,11 @@ def make_drivers(
     addresses = {name: lib.get_pointer_to_function(renames[name]) for name in exports}
     result = {}
     for name, ep in entries.items():
-        k = next(_counter)
-        sig = _signature(argtypes, restype, activities, shadowed, ep)
-        cg = _make_codegen(
-            lib,
-            renames[name],
-            argtypes,
-            restype,
-            activities,
-            shadowed,
-            ep,
-            renames.get(aliased.get(name, "")),
-        )
-        intr = _make_intrinsic(
-            f"_enzpy_call_{k}", len(sig.args), outcome_type(sig.return_type)(*sig.args), cg
-        )
-        drv = functools.partial(_make_njit_driver, f"enzpy_driver_{k}", len(sig.args), intr, sig)
+        shape = CallShape(argtypes, restype, activities, shadowed, ep, name in aliased)
+        symbols = (lib, renames[name], renames.get(aliased.get(name, "")))
+        table = np.array([lib.get_pointer_to_function(s) if s else 0 for s in symbols[1:]])
         result[name] = DerivativeDriver(
-            drv, intr, lib, renames[name], argtypes, restype, activities, shadowed, sig, addresses
+            shape, shape.intrinsic(symbols), table.astype(np.uint64), lib, renames[name], addresses
         )
     with _cache_lock:
         result = _cache.setdefault(key, result)
