@@ -32,7 +32,13 @@ from . import bridge, disk_cache
 from .bridge import link, rule_calls
 from .bridge.inline import inline_into_root, inline_small_callees
 from .bridge.names import construct_hint, demangle_all
-from .bridge.parfors import ADDITIVE, REDUCTIONS, combiners, parallel_calls
+from .bridge.parfors import (
+    ADDITIVE,
+    REDUCTIONS,
+    combiners,
+    non_additive_updates,
+    parallel_calls,
+)
 from .bridge.powers import powers_as_intrinsics
 from .bridge.refcounts import drop_argument_refcounts
 from .errors import AnnotationError, DroppedDerivativeWarning, NoDerivativeError
@@ -232,15 +238,17 @@ class _Synthesis:
     result: llvm_passes.ForwardResult | llvm_passes.ReverseResult | None = None
 
 
-def _refuse_non_additive_reductions(f: Any, symbol: str) -> None:
+def _refuse_non_additive_reductions(f: Any, primal: Any, argtypes: tuple, symbol: str) -> None:
     """Refuse reverse mode of a parallel loop reducing other than by `+=`/`-=`: the adjoint
     of a per-thread partial result would depend on which thread ran which chunk."""
     other = combiners(bridge.modules_for(symbol)) - {ADDITIVE}
     if other:
+        lines = non_additive_updates(primal, argtypes)
         raise NoDerivativeError(
             f"{f.py_func.__qualname__}: reverse mode of a prange reduction combined by "
             + ", ".join(f"{c} ({REDUCTIONS.get(c, 'not a sum')})" for c in sorted(other))
-            + " (only additive reductions, s += ... or s -= ..., are supported): its "
+            + "".join(f"\n  at {line}" for line in lines)
+            + "\n(only additive reductions, s += ... or s -= ..., are supported): its "
             "partial results' adjoints depend on the thread that computed them; use forward "
             "mode, or differentiate a serial version of the function"
         )
@@ -258,7 +266,7 @@ def _synthesis(
     """The engine's derivative of `primal`; its errors raised with the Python names."""
     module, symbol, library, restype = primal_module(primal, argtypes)
     if how.reverse:
-        _refuse_non_additive_reductions(f, symbol)
+        _refuse_non_additive_reductions(f, primal, argtypes, symbol)
     acts, pointee = _activities(argtypes, restype, kinds, ret)
     synthesize = _synthesizer(how, argtypes, restype, pointee, width)
     try:

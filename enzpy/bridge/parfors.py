@@ -22,8 +22,14 @@ through Numba's thread pool.
 
 from __future__ import annotations
 
+import linecache
+import operator
+import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
+
+from numba.core.ir import Var
 
 from llvm_passes.ir import (
     I1,
@@ -134,6 +140,32 @@ _COMBINER = re.compile(r"parfor_lowering\w*?_3clocals_3e\d+([a-z_]+)")
 ADDITIVE = "reduction_add"  # `s += ...`, `s -= ...`, `np.sum`
 #: how a user wrote the reductions each of Numba's combining helpers combines
 REDUCTIONS = {ADDITIVE: "s += ...", "reduction_mul": "p *= ...", "reducer_getitem": "max/min"}
+
+
+def non_additive_updates(dispatcher: Any, argtypes: tuple) -> list[str]:
+    """Where the prange loops of `dispatcher`'s compiled `argtypes` update a reduction
+    variable other than by adding or subtracting: `file:line: source` each, as Numba's
+    parfor diagnostics tell (none when they are missing: a primal loaded from Numba's cache)."""
+    cres = dispatcher.overloads.get(argtypes)
+    diagnostics = cres.metadata.get("parfor_diagnostics") if cres is not None else None
+    out: dict[str, None] = {}
+    for parfor in getattr(diagnostics, "initial_parfors", ()):
+        # a reduction variable `s.2` is `s.1`, `s_2` or `$s_2.7` in the loop body
+        reduced = {n for r in parfor.redvars for n in (r.split(".")[0], r.replace(".", "_"))}
+        for block in parfor.loop_body.values():
+            for stmt in block.body:
+                target = getattr(getattr(stmt, "target", None), "name", "")
+                value = getattr(stmt, "value", None)
+                if target.lstrip("$").split(".")[0] not in reduced or isinstance(value, Var):
+                    continue  # (a copy tells nothing)
+                if getattr(value, "op", None) in ("binop", "inplace_binop") and value.fn in _SUMS:
+                    continue
+                line = linecache.getline(stmt.loc.filename, stmt.loc.line).strip()
+                out[f"{os.path.basename(stmt.loc.filename)}:{stmt.loc.line}: {line}"] = None
+    return list(out)
+
+
+_SUMS = (operator.add, operator.sub, operator.iadd, operator.isub)
 
 
 def combiners(texts: list[str]) -> set[str]:

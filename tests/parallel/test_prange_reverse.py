@@ -7,6 +7,7 @@ mode. Batch mode, nested prange loops and non-additive reductions are refused by
 
 from __future__ import annotations
 
+import inspect
 import textwrap
 
 import numba
@@ -162,11 +163,19 @@ def test_parallel_loops_inside_a_serial_loop():
 
 
 @pytest.mark.parametrize(
-    "kernel, combiner", [(product, "reduction_mul"), (maximum, "reducer_getitem")]
+    "kernel, combiner, update",
+    [
+        (product, "reduction_mul", "p *= 1.0 + 0.1 * x[i]"),
+        (maximum, "reducer_getitem", "m = max(m, np.sin(3.0 * x[i]) + x[i])"),
+    ],
 )
-def test_non_additive_reductions_are_refused(kernel, combiner):
-    with pytest.raises(ez.EnzpyError, match=f"reduction combined by {combiner}"):
+def test_non_additive_reductions_are_refused_at_their_line(kernel, combiner, update):
+    line = inspect.getsourcelines(kernel)[1] + inspect.getsource(kernel).split("\n").index(
+        f"        {update}"
+    )
+    with pytest.raises(ez.EnzpyError, match=f"reduction combined by {combiner}") as e:
         ez.gradient(ez.Reverse, compiled(kernel, True), np.linspace(0.0, 1.0, 20))
+    assert f"at kernels.py:{line}: {update}\n" in str(e.value)
 
 
 @pytest.mark.parametrize("kernel", [reduction, gather, matvec], ids=lambda k: k.__name__)
