@@ -36,6 +36,7 @@ from llvm_passes.ir import (
     I32,
     I64,
     PTR,
+    VOID,
     Argument,
     Block,
     Constant,
@@ -49,7 +50,7 @@ from llvm_passes.ir import (
 )
 from llvm_passes.ir.builder import Builder, Namer
 from llvm_passes.ir.types import size_in_bytes, struct
-from llvm_passes.rules.parallel import PARALLEL_FOR
+from llvm_passes.rules.parallel import PARALLEL_FOR, PARTITION
 
 from ..errors import NoDerivativeError
 from .capture import defined_symbols
@@ -60,6 +61,10 @@ _PACKED = ("args", "dims", "steps", "data")  # the gufunc ABI's parameters
 # failing chunk's status as well
 _RESTORED = ("set_parallel_chunksize", "deallocate_sched")
 _RETURNED_NONE = -2  # a Numba function's status when it returned None (not an error)
+# the body's operands giving its schedule row (its first argument, `sched`, a 1-D array of
+# [lo..., hi...]): the data pointer, the number of entries
+_SCHEDULE = (6, 7)
+_PARTITION_DEFINED = f"define internal void @{PARTITION}(ptr %row, i64 %entries) {{\n  ret void\n}}"
 
 
 class ParforShapeError(NoDerivativeError):
@@ -155,7 +160,7 @@ def non_additive_updates(dispatcher: Any, argtypes: tuple) -> list[str]:
         for block in parfor.loop_body.values():
             for stmt in block.body:
                 target = getattr(getattr(stmt, "target", None), "name", "")
-                value = getattr(stmt, "value", None)
+                value: Any = getattr(stmt, "value", None)
                 if target.lstrip("$").split(".")[0] not in reduced or isinstance(value, Var):
                     continue  # (a copy tells nothing)
                 if getattr(value, "op", None) in ("binop", "inplace_binop") and value.fn in _SUMS:
@@ -216,6 +221,8 @@ def _chunk_of(w: Function) -> _Chunk:
     r = _Recipe(w, b, chunk.args[0])
     excinfo = Argument(PTR, b.namer.fresh("excinfo"), "", 0)  # the launching function's
     operands = [excinfo if k == 1 else _value_made(r, o) for k, o in enumerate(call.operands)]
+    if len(operands) > _SCHEDULE[1]:  # the row: this chunk's part of the iteration space
+        b.call(PARTITION, [operands[k] for k in _SCHEDULE], VOID)
     status = b.call(body, operands, I32, "status")
     status.arg_attrs = list(call.arg_attrs)
     none = b.icmp("eq", status, Constant(I32, str(_RETURNED_NONE)), "none")
@@ -302,6 +309,8 @@ def _launch(module: Module, fn: Function, call: Instruction, w: _Chunk) -> None:
     module.add_function(w.body)
     params = [Argument(PTR, "chunk", "", 0), Argument(I64, "n", "", 1)]
     module.add_function(Function(PARALLEL_FOR, I32, params, vararg=True))
+    row = [Argument(PTR, "row", "", 0), Argument(I64, "entries", "", 1)]
+    module.add_function(Function(PARTITION, VOID, row))
     module.functions.pop(call.callee_name, None)  # the launcher's declaration
     args: list[Value] = [GlobalRef(w.chunk.name, PTR), _value(values[1], 0, I64, fn)]
     for array, offset, ty in w.leaves:
@@ -464,6 +473,9 @@ def lower_parallel_calls(module_text: str) -> str:
             for inst in fn.instructions():
                 inst.operands = [status if o is call else o for o in inst.operands]
     module.functions.pop(PARALLEL_FOR, None)
+    if PARTITION in module.functions:
+        module.functions.pop(PARTITION)
+        module.define(_PARTITION_DEFINED)
     return module.text()
 
 

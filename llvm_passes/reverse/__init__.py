@@ -36,6 +36,7 @@ from ..transforms.loops import (
 )
 from .augmented import Augmented
 from .entries import Entries
+from .parallel import Launch, concurrency
 from .plan import Plan, plan
 from .sweep import Release, Reverse
 
@@ -155,9 +156,14 @@ def reverse(
 Key = tuple[str, tuple[bool, ...]]
 
 
-def _key(name: str, pattern: tuple[bool, ...], aliased: bool, shared: bool) -> Key | tuple:
+def _key(name: str, pattern: tuple[bool, ...], aliased: bool, shared: bool | Launch) -> Key | tuple:
     """The key of a derivation (see `_Synthesizer.derive`)."""
-    return (name, pattern, *(("aliased",) if aliased else ()), *(("shared",) if shared else ()))
+    return (
+        name,
+        pattern,
+        *(("aliased",) if aliased else ()),
+        *(("shared", shared) if shared else ()),
+    )
 
 
 def rewrite_loops(module: Module, root: Function) -> frozenset[str]:
@@ -254,18 +260,20 @@ class _Synthesizer:
         self.released: dict[Key, str] = {}
         self.cache: dict = {}
         self.reads: dict[Key | tuple, frozenset[int]] = {}  # primal arguments each reverse reads
+        self.launches: dict[tuple, int] = {}  # (function, pattern): its shared derivations
 
     def derive(
         self,
         fn: Function,
         pattern: tuple[bool, ...],
         aliased: bool = False,
-        shared: bool = False,
+        shared: bool | Launch = False,
     ) -> tuple[str, str]:
         """The augmented forward and the reverse sweep of `fn` for `pattern`; `aliased`: for
         the root, without assuming its `distinct` arguments apart; `shared`: for a function
         running concurrently with other calls of it (a parallel call's chunk, and what it
-        calls), whose reverse sweep adds adjoints into memory it does not own atomically."""
+        calls), whose reverse sweep adds adjoints into memory it does not own atomically;
+        for a chunk, what its parallel call tells (`Launch`)."""
         key = _key(fn.name, pattern, aliased, shared)
         if key in self.names:
             return self.names[key]
@@ -297,7 +305,9 @@ class _Synthesizer:
         if shared:
             refuse_nested_parallel_calls(fn)
         bits = "".join("d" if p else "c" for p in pattern) + (".aliased" if aliased else "")
-        bits += ".shared" if shared else ""
+        if shared:  # (one chunk launched by calls telling different things: numbered)
+            n = self.launches[fn.name, pattern] = self.launches.get((fn.name, pattern), 0) + 1
+            bits += ".shared" + (str(n) if n > 1 else "")
         names = (f"augmented_{fn.name}.{bits}", f"diffe_{fn.name}.{bits}")
         self.names[key] = names
         assert fn.name in self.rewritten, f"@{fn.name} is derived with its loops as they were"
@@ -313,7 +323,7 @@ class _Synthesizer:
         self.reads[key] = parameters_read(self.module.functions[names[1]], len(fn.args))
         return names
 
-    def callee_reads(self, act: ActivityResult, shared: bool):
+    def callee_reads(self, act: ActivityResult, shared: bool | Launch):
         """For `plan`: the primal arguments the reverse sweep of a call's callee (a parallel
         call's chunk) reads (the callee derived first; None while it is being derived, or
         when rules give it)."""
@@ -321,14 +331,16 @@ class _Synthesizer:
         def reads(call: Instruction) -> frozenset[int] | None:
             summary = act.callees[call]
             callee, pattern = summary.fn, summary.pattern
-            concurrent = shared or call.callee_name in rules.PARALLEL
+            concurrent = concurrency(shared, call)
             with called_from(act.fn.name, call.loc):
                 self.derive(callee, pattern, shared=concurrent)
             return self.reads.get(_key(callee.name, pattern, False, concurrent))
 
         return reads
 
-    def release(self, fn: Function, pattern: tuple[bool, ...], shared: bool = False) -> str:
+    def release(
+        self, fn: Function, pattern: tuple[bool, ...], shared: bool | Launch = False
+    ) -> str:
         """`release_<f>.<bits>(args, shadows, tape)`: the reverse sweep reduced to popping the
         tape and freeing what the forward sweep allocated (shadows, kept copies); `shared`
         as in `derive`."""

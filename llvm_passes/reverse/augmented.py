@@ -36,7 +36,7 @@ from ..ir.types import size_in_bytes
 from ..ir.values import const
 from ..rules import Context
 from ..tape import CALLOC, CHUNKS_ESCAPED, LOG, SAVED, localize, push, reserve, storable, sync
-from .parallel import CHUNK_TAPE, trampoline
+from .parallel import CHUNK_TAPE, Launch, launch, trampoline
 from .plan import MODE, Plan, memory_call
 
 Kept = list[tuple[Type, str | None]]  # per instruction: what it kept for its adjoint
@@ -55,7 +55,7 @@ class Augmented(_FunctionForward):
         name: str,
         plan: Plan,
         width: int = 1,
-        shared: bool = False,
+        shared: bool | Launch = False,
     ) -> None:
         super().__init__(synth, fn, act, name, width=width)
         self.plan = plan
@@ -356,7 +356,7 @@ class Augmented(_FunctionForward):
             return self.parallel_augmented(inst, summary)
         with called_from(self.fn.name, inst.loc):
             aug, _ = self.synth.derive(
-                self.module.functions[inst.callee_name], summary.pattern, shared=self.shared
+                self.module.functions[inst.callee_name], summary.pattern, shared=bool(self.shared)
             )
         sync(self.b, self.tape, self.tape_arg)
         clone = self.copy(inst)
@@ -382,7 +382,7 @@ class Augmented(_FunctionForward):
         if summary.fn.ret_type.is_float:
             raise self.fail(inst, "a parallel call of a chunk returning a float")
         with called_from(self.fn.name, inst.loc):
-            aug, _ = self.synth.derive(summary.fn, summary.pattern, shared=True)
+            aug, _ = self.synth.derive(summary.fn, summary.pattern, shared=launch(inst))
         n = inst.operands[kind.count]
         size = self.b.binop("mul", n, const(I64, CHUNK_TAPE), "chunk.tapes.bytes")
         tapes = self.b.call(CALLOC, [self.tape, size], PTR, "chunk.tapes")

@@ -10,10 +10,17 @@ chunks may load the same cells.
 
 Both launches go through trampolines `<sweep>.par(i64 c, args..., shadows..., ptr tapes)`
 calling `<sweep>(c, args..., shadows..., tapes + c * sizeof(tape))`.
+
+A chunk's loads whose cells no other chunk loads (`analysis.partition`, from what the call
+tells: `Launch`) add their adjoints without atomics.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from ..analysis.partition import owned_loads
+from ..analysis.pointers import allocation, roots
 from ..ir import (
     I8,
     I32,
@@ -31,9 +38,60 @@ from ..ir import (
 from ..ir.builder import Builder, Namer
 from ..ir.types import size_in_bytes
 from ..ir.values import const
+from ..rules import parallel_chunk
 from ..tape import ARM, DROP, ESCAPE_TYPE, FORGET, FREE, SETJMP, TAPE_TYPE, UNWIND
 
 CHUNK_TAPE = size_in_bytes(TAPE_TYPE)  # bytes of one chunk's tape header
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a parallel call tells about the chunk it launches (for `analysis.partition`):
+    the integer constants it passes (chunk parameter, value), and the chunk parameters it
+    passes memory that no other operand reaches (memory the caller allocated)."""
+
+    constants: tuple[tuple[int, int], ...]
+    apart: frozenset[int]
+
+    def owned_loads(self, chunk: Function) -> frozenset[Instruction]:
+        return owned_loads(chunk, dict(self.constants), self.apart)
+
+
+def launch(call: Instruction) -> Launch:
+    """The `Launch` of a parallel call."""
+    chunk = parallel_chunk(call)
+    assert chunk is not None
+    operands = chunk[1]
+    constants = tuple(
+        (k, int(o.text))
+        for k, o in enumerate(operands)
+        if isinstance(o, Constant) and o.type.is_int and o.text.lstrip("-").isdigit()
+    )
+    # per pointer operand: the memory of each root (an allocation, the caller's argument,
+    # or None: unknown)
+    memory = {
+        k: [r if isinstance(r, Argument) else allocation(r) for r in roots(o)]
+        for k, o in enumerate(operands)
+        if o is not None and o.type.is_ptr
+    }
+    apart = frozenset(
+        k
+        for k, mine in memory.items()
+        if all(isinstance(m, Instruction) for m in mine)
+        and all(
+            m is not None and all(m is not a for a in mine)
+            for j, theirs in memory.items()
+            if j != k
+            for m in theirs
+        )
+    )
+    return Launch(constants, apart)
+
+
+def concurrency(shared: bool | Launch, call: Instruction) -> bool | Launch:
+    """`_Synthesizer.derive`'s `shared` for the function `call` calls, in a function derived
+    with `shared`: a parallel call's `Launch`, else whether the caller is shared."""
+    return launch(call) if parallel_chunk(call) is not None else bool(shared)
 
 
 def trampoline(module: Module, sweep: str, release: bool) -> str:

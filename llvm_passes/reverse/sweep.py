@@ -28,7 +28,7 @@ from ..rules import Context
 from ..tape import localize, pop, sync
 from ..transforms.dead import drop_dead
 from .augmented import Kept
-from .parallel import trampoline
+from .parallel import Launch, concurrency, trampoline
 from .plan import MODE, PURE, Plan, is_active_float
 
 
@@ -44,12 +44,14 @@ class Reverse:
         plan: Plan,
         kept,
         width=1,
-        shared: bool = False,
+        shared: bool | Launch = False,
     ) -> None:
         self.synth, self.fn, self.act, self.name, self.plan = synth, fn, act, name, plan
         # a parallel call's chunk or what it calls (`derive`): adjoints of loads and of float
-        # arguments are added atomically (other chunks may add into the same cells)
+        # arguments are added atomically (other chunks may add into the same cells), but for
+        # the loads a chunk owns
         self.shared = shared
+        self.owned = shared.owned_loads(fn) if isinstance(shared, Launch) else frozenset()
         self.kept: dict[Instruction, Kept] = kept
         self.module = synth.module
         self.namer = Namer(fn)
@@ -421,7 +423,7 @@ class Reverse:
         if ptr in self.act.maybe_primal:
             zero = Builder.zero(inst.type)
             adj = self.b.select(self.is_primal(dp, primal[ptr]), zero, adj, "adj")
-        if self.shared:  # another chunk may load the same cell
+        if self.shared and inst not in self.owned:  # another chunk may load the same cell
             self.atomic_add(dp, adj)
             return
         old = self.b.load(inst.type, dp, inst.align, "shadow.val")
@@ -488,7 +490,7 @@ class Reverse:
             shadows=[shadow.get(v) if v.type.is_ptr else None for v in inst.operands],
             kept=[v for v, _ in kept],
             elem=self.plan.step(inst).elem,
-            concurrent=self.shared,
+            concurrent=bool(self.shared),
         )
         try:
             rule.adjoint(ctx)
@@ -567,7 +569,9 @@ class Reverse:
         summary = self.act.callees[inst]
         chunk = rules.parallel_chunk(inst)
         args = self.call_arguments(inst, primal)
-        _, rev = self.synth.derive(summary.fn, summary.pattern, shared=self.shared or bool(chunk))
+        _, rev = self.synth.derive(
+            summary.fn, summary.pattern, shared=concurrency(self.shared, inst)
+        )
         params = inst.operands if chunk is None else chunk[1]
         shadows: list[Value] = []
         accumulated = []
@@ -630,8 +634,7 @@ class Release(Reverse):
             if p and o is not None
             for shadow in lanes
         ]
-        shared = self.shared or chunk is not None
-        release = self.synth.release(summary.fn, summary.pattern, shared)
+        release = self.synth.release(summary.fn, summary.pattern, concurrency(self.shared, inst))
         if chunk is None:
             sync(self.b, self.tape, self.tape_arg)
             self.b.call(release, [*args, *shadows, self.tape_arg], VOID)

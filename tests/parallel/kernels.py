@@ -43,6 +43,14 @@ def stencil(x, y):
         y[i] = x[i - 1] * x[i + 1] - np.sin(x[i])
 
 
+def shifted(x):  # two views of x a cell apart: neighbouring chunks load the same cells
+    y = x[1:]
+    s = 0.0
+    for i in numba.prange(y.shape[0]):
+        s += x[i] * np.sin(y[i])
+    return s
+
+
 def product(x):
     p = 1.0
     for i in numba.prange(x.shape[0]):

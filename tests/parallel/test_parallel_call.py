@@ -128,3 +128,89 @@ def test_a_chunk_the_engine_cannot_see_is_refused(chunk, args):
     text = text.replace("define i32 @f(ptr %x,", "define i32 @f(ptr %fp, ptr %x,")
     with pytest.raises(llvm_passes.NoDerivativeError, match="parallel call of"):
         llvm_passes.forward(text, "f", [CONST, DUP, DUP, CONST, CONST])
+
+
+# A chunk declaring its row [lo, hi] of a partition (`enzpy.partition`) and looping over it,
+# as Numba's parallel loops do: x at `{x_index}`, y (set up by the caller: `{y_setup}`) at i.
+PARTITIONED = """
+define i32 @chunk(i64 %c, ptr %sched, i64 %entries, ptr %x, i64 %step, ptr %y) {{
+entry:
+  %off = mul i64 %c, 16
+  %row = getelementptr i8, ptr %sched, i64 %off
+  call void @enzpy.partition(ptr %row, i64 %entries)
+  %lo = load i64, ptr %row
+  %hi.p = getelementptr i8, ptr %row, i64 8
+  %hi = load i64, ptr %hi.p
+  %xoff = mul i64 %c, %step
+  %xb = getelementptr i8, ptr %x, i64 %xoff
+  br label %loop
+loop:
+  %i = phi i64 [ %lo, %entry ], [ %next, %loop ]
+  %s = phi double [ 0.0, %entry ], [ %s2, %loop ]
+  %before = add i64 %i, -1
+  %px = getelementptr double, ptr %xb, i64 {x_index}
+  %v = load double, ptr %px
+  %py = getelementptr double, ptr %y, i64 %i
+  %w = load double, ptr %py
+  %t = fmul double %v, %w
+  %s2 = fadd double %s, %t
+  %next = add i64 %i, 1
+  %done = icmp sgt i64 %next, %hi
+  br i1 %done, label %exit, label %loop
+exit:
+  %out = getelementptr double, ptr %y, i64 %lo
+  store double %s2, ptr %out
+  ret i32 0
+}}
+
+define i32 @f(ptr %sched, ptr %x, ptr %y0, i64 %n) {{
+entry:
+  {y_setup}
+  %r = call i32 (ptr, i64, ...) {launch}ptr %sched, i64 {entries}, ptr %x, i64 {step}, ptr %y)
+  ret i32 %r
+}}
+
+declare i32 @enzpy.parallel_for(ptr, i64, ...)
+declare void @enzpy.partition(ptr, i64)
+declare ptr @malloc(i64)
+"""
+_ARGUMENT = "%y = getelementptr double, ptr %y0, i64 0"
+_ALLOCATED = "%y = call ptr @malloc(i64 512)"
+
+
+def _atomic_loads(x_index="%i", y_memory=_ARGUMENT, entries="2", step="0"):
+    """The loads of the partitioned chunk whose adjoints its reverse sweep adds atomically."""
+    text = PARTITIONED.format(
+        launch="@enzpy.parallel_for(ptr @chunk, i64 %n, ",
+        x_index=x_index,
+        y_setup=y_memory,
+        entries=entries,
+        step=step,
+    )
+    result = llvm_passes.reverse(text, "f", [CONST, DUP, DUP, CONST])
+    (chunk,) = [
+        fn
+        for name, fn in result.module.functions.items()
+        if name.startswith("diffe_chunk.") and name.endswith(".shared")
+    ]
+    added = [i for i in chunk.instructions() if i.opcode == "atomicrmw"]
+    return {i.operands[0].name.split(".shadow")[0] for i in added}
+
+
+def test_a_chunk_owns_the_cells_only_it_loads():
+    # x[i] and y[i], y allocated by the caller: no other chunk loads those cells
+    assert _atomic_loads(y_memory=_ALLOCATED) == set()
+
+
+@pytest.mark.parametrize(
+    "change, atomic",
+    [
+        ({"y_memory": _ARGUMENT}, {"px", "py"}),  # y the caller's: maybe x a cell on
+        ({"x_index": "%before"}, {"px"}),  # x[i - 1]: the previous chunk's cell
+        ({"entries": "4"}, {"px", "py"}),  # a 2-D partition: i alone is no chunk's own
+        ({"step": "%n"}, {"px"}),  # x advanced per chunk (by c * n bytes)
+    ],
+    ids=["arguments-may-overlap", "neighbour", "two-dimensional", "per-chunk-base"],
+)
+def test_loads_other_chunks_may_make_add_atomically(change, atomic):
+    assert _atomic_loads(**{"y_memory": _ALLOCATED, **change}) == atomic

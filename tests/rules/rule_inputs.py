@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from enzpy.bridge.runtime import FATAL_ERROR, PYTHON_OBJECTS, SCHEDULER
 from llvm_passes.rules.memory import INTEGER_ARITHMETIC, INTEGER_ONLY
+from llvm_passes.rules.parallel import PARTITION
 
 D, F = "double", "float"
 _SUB = {D: {"T": D, "S": "f64", "F": ""}, F: {"T": F, "S": "f32", "F": "f"}}
@@ -264,6 +265,7 @@ NOT_FLOAT_MATH = frozenset(
         *PYTHON_OBJECTS,
         *FATAL_ERROR,
         *SCHEDULER,
+        PARTITION,  # a declaration, doing nothing
         "numba_attempt_nocopy_reshape",
     )
 )

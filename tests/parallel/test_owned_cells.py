@@ -1,0 +1,61 @@
+"""Which loads of a prange chunk add their adjoints without atomics: those whose cells no
+other chunk loads (`analysis.partition`, from the row Numba's schedule gives each chunk).
+The derivatives are checked against the serial function's and central differences; the
+chunks' reverse sweeps are read for the atomics they keep."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from harness import assert_close
+
+import enzpy as ez
+from enzpy import derivatives
+from parallel.kernels import compiled, elementwise, reduction, shifted, stencil
+
+
+def _atomic_adds(kernel, args, kinds, ret):
+    """The atomic adds in the reverse sweeps of the kernel's parallel chunks."""
+    argtypes = tuple(numba.typeof(a) for a in args)
+    deriv = derivatives.derivative(ez.Reverse, compiled(kernel, True), argtypes, kinds, ret)
+    module = deriv.synthesis().module
+    return [
+        inst
+        for name, fn in module.functions.items()
+        if name.startswith("diffe_") and name.endswith(".shared")
+        for inst in fn.instructions()
+        if inst.opcode == "atomicrmw" and "fadd" in inst.text()
+    ]
+
+
+X = np.linspace(-1.0, 1.0, 37)
+
+
+@pytest.mark.parametrize(
+    "kernel, args, kinds, ret, atomic",
+    [
+        # x[i] owned: only the per-thread partial sum's adjoint, once per chunk
+        (reduction, [X], ("dup",), "active", 1),
+        (elementwise, [X, np.zeros_like(X)], ("dup", "dup"), "const", 0),
+        # x[i - 1], x[i], x[i + 1]: neighbouring chunks load the cells at their borders
+        (stencil, [X, np.zeros_like(X)], ("dup", "dup"), "const", 3),
+        # x[i] and x[1:][i] (a chunk's last cell is the next one's first), and the partial
+        (shifted, [X], ("dup",), "active", 3),
+    ],
+    ids=lambda v: getattr(v, "__name__", None),
+)
+def test_only_loads_of_cells_other_chunks_load_add_atomically(kernel, args, kinds, ret, atomic):
+    assert len(_atomic_adds(kernel, args, kinds, ret)) == atomic
+
+
+@pytest.mark.parametrize("kernel", [shifted, reduction], ids=lambda k: k.__name__)
+def test_against_the_serial_function_and_central_differences(kernel):
+    x = np.random.default_rng(5).uniform(-1.0, 1.0, 41)
+    f = compiled(kernel, True)
+    with numba.parallel_chunksize(3):  # many chunks, many borders
+        (got,) = ez.gradient(ez.Reverse, f, x)
+    (serial,) = ez.gradient(ez.Reverse, compiled(kernel, False), x)
+    assert_close(got, serial, 1e-12, 0.0, "parallel vs serial")
+    fd = np.array([(f(x + h) - f(x - h)) / 2e-6 for h in np.eye(x.size) * 1e-6])
+    assert_close(got, fd, 1e-7, 1e-9, "vs central differences")
