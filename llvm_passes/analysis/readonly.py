@@ -56,6 +56,9 @@ def written(inst: Instruction, module: Module, seen: set[str] | None = None) -> 
         return [inst.operands[1]]
     if op != "call":
         return []
+    chunk = rules.parallel_chunk(inst)
+    if chunk is not None:
+        return _written_by_chunks(module, *chunk)
     name = inst.callee_name
     callee = module.get(name)
     if isinstance(callee, Function) and not callee.is_declaration:
@@ -66,6 +69,24 @@ def written(inst: Instruction, module: Module, seen: set[str] | None = None) -> 
     if name.startswith("llvm."):
         return []
     return [o for o in inst.operands if o.type.is_ptr]
+
+
+def _written_by_chunks(
+    module: Module, name: str, operands: Sequence[Value | None]
+) -> list[Value] | None:
+    """The operands of a parallel call whose memory its chunks may write (None: unknown)."""
+    chunk = module.get(name)
+    writes = _writes(module, chunk) if chunk is not None and not chunk.is_declaration else None
+    if writes is None:
+        return None
+    out: list[Value] = []
+    for r in (r for rs in writes for r in rs):
+        operand = operands[r.index] if isinstance(r, Argument) else None
+        if operand is not None:
+            out.append(operand)
+        elif allocation(r) is None:  # (else memory the chunk allocated)
+            return None
+    return out
 
 
 def _writes_outside(inst: Instruction, module: Module, seen: set[str]) -> bool:

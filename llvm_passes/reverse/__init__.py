@@ -36,7 +36,7 @@ from ..transforms.loops import (
 )
 from .augmented import Augmented
 from .entries import Entries
-from .parallel import Launch, concurrency
+from .parallel import Launch, launch, unchanged_operands
 from .plan import Plan, plan
 from .sweep import Release, Reverse
 
@@ -316,12 +316,24 @@ class _Synthesizer:
         root = self.reload == fn.name
         distinct = self.distinct if root and not aliased else frozenset()
         reads = self.callee_reads(act, shared)
-        p = self.plans[key] = plan(self.module, fn, act, root, distinct, self.facts, reads)
+        reload = root or isinstance(shared, Launch) and shared.reloadable(fn)
+        p = self.plans[key] = plan(self.module, fn, act, reload, distinct, self.facts, reads)
         kept = Augmented(self, fn, act, names[0], p, self.width, shared).run()
         self.kept[key] = kept
         Reverse(self, fn, act, names[1], p, kept, self.width, shared).run()
         self.reads[key] = parameters_read(self.module.functions[names[1]], len(fn.args))
         return names
+
+    def concurrency(
+        self, caller: Function, shared: bool | Launch, call: Instruction
+    ) -> bool | Launch:
+        """`derive`'s `shared` for the function `call` calls in `caller` (derived with
+        `shared`): a parallel call's `Launch` (memory it leaves unchanged known when `caller`
+        is the root of combined mode), else whether `caller` is shared."""
+        if rules.parallel_chunk(call) is None:
+            return bool(shared)
+        root = caller.name == self.reload
+        return launch(call, unchanged_operands(self.module, caller, call) if root else frozenset())
 
     def callee_reads(self, act: ActivityResult, shared: bool | Launch):
         """For `plan`: the primal arguments the reverse sweep of a call's callee (a parallel
@@ -331,7 +343,7 @@ class _Synthesizer:
         def reads(call: Instruction) -> frozenset[int] | None:
             summary = act.callees[call]
             callee, pattern = summary.fn, summary.pattern
-            concurrent = concurrency(shared, call)
+            concurrent = self.concurrency(act.fn, shared, call)
             with called_from(act.fn.name, call.loc):
                 self.derive(callee, pattern, shared=concurrent)
             return self.reads.get(_key(callee.name, pattern, False, concurrent))

@@ -36,7 +36,7 @@ from ..ir.types import size_in_bytes
 from ..ir.values import const
 from ..rules import Context
 from ..tape import CALLOC, CHUNKS_ESCAPED, LOG, SAVED, localize, push, reserve, storable, sync
-from .parallel import CHUNK_TAPE, Launch, launch, trampoline
+from .parallel import CHUNK_TAPE, Launch, trampoline
 from .plan import MODE, Plan, memory_call
 
 Kept = list[tuple[Type, str | None]]  # per instruction: what it kept for its adjoint
@@ -382,7 +382,8 @@ class Augmented(_FunctionForward):
         if summary.fn.ret_type.is_float:
             raise self.fail(inst, "a parallel call of a chunk returning a float")
         with called_from(self.fn.name, inst.loc):
-            aug, _ = self.synth.derive(summary.fn, summary.pattern, shared=launch(inst))
+            shared = self.synth.concurrency(self.fn, self.shared, inst)
+            aug, _ = self.synth.derive(summary.fn, summary.pattern, shared=shared)
         n = inst.operands[kind.count]
         size = self.b.binop("mul", n, const(I64, CHUNK_TAPE), "chunk.tapes.bytes")
         tapes = self.b.call(CALLOC, [self.tape, size], PTR, "chunk.tapes")

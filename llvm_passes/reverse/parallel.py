@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..analysis.partition import owned_loads
-from ..analysis.pointers import allocation, roots
+from ..analysis.pointers import allocation, noalias, roots
+from ..analysis.readonly import unchanged_after
 from ..ir import (
     I8,
     I32,
@@ -47,18 +48,50 @@ CHUNK_TAPE = size_in_bytes(TAPE_TYPE)  # bytes of one chunk's tape header
 @dataclass(frozen=True)
 class Launch:
     """What a parallel call tells about the chunk it launches (for `analysis.partition`):
-    the integer constants it passes (chunk parameter, value), and the chunk parameters it
-    passes memory that no other operand reaches (memory the caller allocated)."""
+    the integer constants it passes (chunk parameter, value), the chunk parameters it
+    passes memory that no other operand reaches (memory the caller allocated), and those it
+    passes memory nothing writes from the call on, up to the chunks' reverse sweeps (the
+    caller's arguments, when it is the root function of combined mode)."""
 
     constants: tuple[tuple[int, int], ...]
     apart: frozenset[int]
+    unchanged: frozenset[int] = frozenset()
 
     def owned_loads(self, chunk: Function) -> frozenset[Instruction]:
         return owned_loads(chunk, dict(self.constants), self.apart)
 
+    def reloadable(self, chunk: Function) -> frozenset[Instruction]:
+        """The chunk's loads of `unchanged` memory: its reverse sweep may load them again."""
+        return frozenset(
+            inst
+            for inst in chunk.instructions()
+            if inst.opcode == "load"
+            and (inst.type.is_float or inst.type.is_int)
+            and all(
+                isinstance(r, Argument) and r.index in self.unchanged
+                for r in roots(inst.operands[0])
+            )
+        )
 
-def launch(call: Instruction) -> Launch:
-    """The `Launch` of a parallel call."""
+
+def unchanged_operands(module: Module, caller: Function, call: Instruction) -> frozenset[int]:
+    """The chunk parameters a parallel call in `caller` passes memory of `caller`'s
+    arguments that nothing writes from the call on (the chunks included)."""
+    chunk = parallel_chunk(call)
+    assert chunk is not None
+    pointers = [
+        (k, o)
+        for k, o in enumerate(chunk[1])
+        if o is not None
+        and o.type.is_ptr
+        and all(isinstance(r, Argument) and not noalias(r) for r in roots(o))
+    ]
+    found = unchanged_after(module, caller, [(call, o) for _, o in pointers])
+    return frozenset(k for k, o in pointers if (call, o) in found)
+
+
+def launch(call: Instruction, unchanged: frozenset[int] = frozenset()) -> Launch:
+    """The `Launch` of a parallel call (`unchanged`: see `Launch`)."""
     chunk = parallel_chunk(call)
     assert chunk is not None
     operands = chunk[1]
@@ -85,13 +118,7 @@ def launch(call: Instruction) -> Launch:
             for m in theirs
         )
     )
-    return Launch(constants, apart)
-
-
-def concurrency(shared: bool | Launch, call: Instruction) -> bool | Launch:
-    """`_Synthesizer.derive`'s `shared` for the function `call` calls, in a function derived
-    with `shared`: a parallel call's `Launch`, else whether the caller is shared."""
-    return launch(call) if parallel_chunk(call) is not None else bool(shared)
+    return Launch(constants, apart, unchanged)
 
 
 def trampoline(module: Module, sweep: str, release: bool) -> str:

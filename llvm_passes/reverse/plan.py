@@ -138,13 +138,14 @@ def plan(
     module: Module,
     fn: Function,
     act: ActivityResult,
-    reload: bool,
+    reload: bool | frozenset[Instruction],
     distinct: frozenset[int],
     facts: MemoryFacts,
     reads: Callable[[Instruction], frozenset[int] | None] = lambda call: None,
 ) -> Plan:
     """The plan of `fn`'s reverse sweep for activity `act`. `reload`: memory nothing writes
-    after a load may be loaded again (combined mode, root function); `distinct`: positions
+    after a load may be loaded again (combined mode, root function), or the loads that may
+    be (a parallel call's chunk, `parallel.Launch.reloadable`); `distinct`: positions
     of pointer arguments whose memory does not overlap; `facts`: memory types; `reads`:
     the arguments the reverse sweep of a call's callee reads (None: unknown, all)."""
     planner = _Planner(module, fn, act, reload, distinct, facts, reads)
@@ -171,7 +172,7 @@ class _Planner:
         module: Module,
         fn: Function,
         act: ActivityResult,
-        reload: bool,
+        reload: bool | frozenset[Instruction],
         distinct: frozenset[int],
         facts: MemoryFacts,
         reads: Callable[[Instruction], frozenset[int] | None],
@@ -188,11 +189,11 @@ class _Planner:
         self.reload, self.kept_alive = self._reloads(distinct, once, reload, only)
         self.reloaded: set[Instruction] = set()  # the loads the plan does load again
         self.hoisted = invariant_loads(module, fn, self.loops.values(), distinct)
-        self.unchanged = self._unchanged(distinct) if reload else frozenset()
+        self.unchanged = self._unchanged(distinct) if reload is True else frozenset()
         self.assumes_distinct = bool(distinct) and (
             self.reload != self._reloads(frozenset(), once, reload, only)[0]
             or self.hoisted != invariant_loads(module, fn, self.loops.values())
-            or self.unchanged != (self._unchanged(frozenset()) if reload else frozenset())
+            or self.unchanged != (self._unchanged(frozenset()) if reload is True else frozenset())
         )
         self.carried: dict[Value, None] = {}
         self.inductions: dict[Value, tuple[CountedLoop, Induction]] = {
@@ -395,13 +396,15 @@ class _Planner:
         return frozenset(a for a in found if argument_memory(a[1]))
 
     def _reloads(
-        self, distinct: frozenset[int], once: set[str], root: bool, only=None
+        self, distinct: frozenset[int], once: set[str], reload, only=None
     ) -> tuple[set[Instruction], dict[Instruction, None]]:
         """The loads to load again (from arguments, or from runtime allocations made at most
-        once per call that can be kept alive; among `only` if given), and those
-        allocations."""
+        once per call that can be kept alive; among `only` if given; `reload` as in
+        `plan`), and those allocations."""
         loads, kept = set(), {}
-        for ld in reloadable_loads(self.module, self.fn, distinct) if root else ():
+        if reload is True:
+            reload = reloadable_loads(self.module, self.fn, distinct)
+        for ld in reload or ():
             if only is not None and ld not in only:
                 continue
             allocs = allocations(ld.operands[0])

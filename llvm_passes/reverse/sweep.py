@@ -28,7 +28,7 @@ from ..rules import Context
 from ..tape import localize, pop, sync
 from ..transforms.dead import drop_dead
 from .augmented import Kept
-from .parallel import Launch, concurrency, trampoline
+from .parallel import Launch, trampoline
 from .plan import MODE, PURE, Plan, is_active_float
 
 
@@ -570,7 +570,7 @@ class Reverse:
         chunk = rules.parallel_chunk(inst)
         args = self.call_arguments(inst, primal)
         _, rev = self.synth.derive(
-            summary.fn, summary.pattern, shared=concurrency(self.shared, inst)
+            summary.fn, summary.pattern, shared=self.synth.concurrency(self.fn, self.shared, inst)
         )
         params = inst.operands if chunk is None else chunk[1]
         shadows: list[Value] = []
@@ -634,7 +634,8 @@ class Release(Reverse):
             if p and o is not None
             for shadow in lanes
         ]
-        release = self.synth.release(summary.fn, summary.pattern, concurrency(self.shared, inst))
+        shared = self.synth.concurrency(self.fn, self.shared, inst)
+        release = self.synth.release(summary.fn, summary.pattern, shared)
         if chunk is None:
             sync(self.b, self.tape, self.tape_arg)
             self.b.call(release, [*args, *shadows, self.tape_arg], VOID)

@@ -51,6 +51,23 @@ def shifted(x):  # two views of x a cell apart: neighbouring chunks load the sam
     return s
 
 
+def then_scaled(x):  # x changed after the parallel loop read it
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += np.sin(x[i]) * x[i]
+    x *= 2.0
+    return s + x[0]
+
+
+def then_rewritten(x):  # a second parallel loop writes what the first read
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += np.sin(x[i]) * x[i]
+    for i in numba.prange(x.shape[0]):
+        x[i] = x[i] * x[i]
+    return s
+
+
 def product(x):
     p = 1.0
     for i in numba.prange(x.shape[0]):

@@ -1,18 +1,28 @@
-"""Which loads of a prange chunk add their adjoints without atomics: those whose cells no
-other chunk loads (`analysis.partition`, from the row Numba's schedule gives each chunk).
-The derivatives are checked against the serial function's and central differences; the
-chunks' reverse sweeps are read for the atomics they keep."""
+"""The loads of a prange chunk in reverse mode: those whose cells no other chunk loads add
+their adjoints without atomics (`analysis.partition`, from the row Numba's schedule gives
+each chunk; the chunks' reverse sweeps are read for the atomics they keep); those of memory
+nothing writes from the parallel loop on are loaded again in the chunk's reverse sweep
+instead of kept on its tape (`reverse.parallel.Launch.unchanged`). The derivatives are
+checked against the serial function's and central differences of the whole map."""
 
 from __future__ import annotations
 
 import numba
 import numpy as np
 import pytest
-from harness import assert_close
+from harness import assert_close, check_reverse
 
 import enzpy as ez
 from enzpy import derivatives
-from parallel.kernels import compiled, elementwise, reduction, shifted, stencil
+from parallel.kernels import (
+    compiled,
+    elementwise,
+    reduction,
+    shifted,
+    stencil,
+    then_rewritten,
+    then_scaled,
+)
 
 
 def _atomic_adds(kernel, args, kinds, ret):
@@ -59,3 +69,14 @@ def test_against_the_serial_function_and_central_differences(kernel):
     assert_close(got, serial, 1e-12, 0.0, "parallel vs serial")
     fd = np.array([(f(x + h) - f(x - h)) / 2e-6 for h in np.eye(x.size) * 1e-6])
     assert_close(got, fd, 1e-7, 1e-9, "vs central differences")
+
+
+@pytest.mark.parametrize("kernel", [then_scaled, then_rewritten], ids=lambda k: k.__name__)
+def test_memory_written_after_the_parallel_loop_is_not_loaded_again(kernel):
+    x = np.random.default_rng(6).uniform(-1.0, 1.0, 29)
+    f = compiled(kernel, True)
+    with numba.parallel_chunksize(4):
+        check_reverse(f, [x], (0,), seed=3)
+        (got,) = ez.gradient(ez.Reverse, f, x.copy())
+    (serial,) = ez.gradient(ez.Reverse, compiled(kernel, False), x.copy())
+    assert_close(got, serial, 1e-12, 0.0, "parallel vs serial")
