@@ -36,7 +36,7 @@ from ..transforms.loops import (
 )
 from .augmented import Augmented
 from .entries import Entries
-from .parallel import Launch, launch, unchanged_operands
+from .parallel import Launch
 from .plan import Plan, plan
 from .sweep import Release, Reverse
 
@@ -260,7 +260,7 @@ class _Synthesizer:
         self.released: dict[Key, str] = {}
         self.cache: dict = {}
         self.reads: dict[Key | tuple, frozenset[int]] = {}  # primal arguments each reverse reads
-        self.launches: dict[tuple, int] = {}  # (function, pattern): its shared derivations
+        self.variants: dict[tuple, int] = {}  # (function, pattern): its shared derivations
 
     def derive(
         self,
@@ -306,7 +306,7 @@ class _Synthesizer:
             refuse_nested_parallel_calls(fn)
         bits = "".join("d" if p else "c" for p in pattern) + (".aliased" if aliased else "")
         if shared:  # (one chunk launched by calls telling different things: numbered)
-            n = self.launches[fn.name, pattern] = self.launches.get((fn.name, pattern), 0) + 1
+            n = self.variants[fn.name, pattern] = self.variants.get((fn.name, pattern), 0) + 1
             bits += ".shared" + (str(n) if n > 1 else "")
         names = (f"augmented_{fn.name}.{bits}", f"diffe_{fn.name}.{bits}")
         self.names[key] = names
@@ -324,26 +324,15 @@ class _Synthesizer:
         self.reads[key] = parameters_read(self.module.functions[names[1]], len(fn.args))
         return names
 
-    def concurrency(
-        self, caller: Function, shared: bool | Launch, call: Instruction
-    ) -> bool | Launch:
-        """`derive`'s `shared` for the function `call` calls in `caller` (derived with
-        `shared`): a parallel call's `Launch` (memory it leaves unchanged known when `caller`
-        is the root of combined mode), else whether `caller` is shared."""
-        if rules.parallel_chunk(call) is None:
-            return bool(shared)
-        root = caller.name == self.reload
-        return launch(call, unchanged_operands(self.module, caller, call) if root else frozenset())
-
     def callee_reads(self, act: ActivityResult, shared: bool | Launch):
         """For `plan`: the primal arguments the reverse sweep of a call's callee (a parallel
         call's chunk) reads (the callee derived first; None while it is being derived, or
         when rules give it)."""
 
-        def reads(call: Instruction) -> frozenset[int] | None:
+        def reads(call: Instruction, launch: Launch | None) -> frozenset[int] | None:
             summary = act.callees[call]
             callee, pattern = summary.fn, summary.pattern
-            concurrent = self.concurrency(act.fn, shared, call)
+            concurrent = launch or bool(shared)
             with called_from(act.fn.name, call.loc):
                 self.derive(callee, pattern, shared=concurrent)
             return self.reads.get(_key(callee.name, pattern, False, concurrent))

@@ -356,7 +356,9 @@ class Augmented(_FunctionForward):
             return self.parallel_augmented(inst, summary)
         with called_from(self.fn.name, inst.loc):
             aug, _ = self.synth.derive(
-                self.module.functions[inst.callee_name], summary.pattern, shared=bool(self.shared)
+                self.module.functions[inst.callee_name],
+                summary.pattern,
+                shared=self.plan.sharing(inst, self.shared),
             )
         sync(self.b, self.tape, self.tape_arg)
         clone = self.copy(inst)
@@ -382,7 +384,7 @@ class Augmented(_FunctionForward):
         if summary.fn.ret_type.is_float:
             raise self.fail(inst, "a parallel call of a chunk returning a float")
         with called_from(self.fn.name, inst.loc):
-            shared = self.synth.concurrency(self.fn, self.shared, inst)
+            shared = self.plan.sharing(inst, self.shared)
             aug, _ = self.synth.derive(summary.fn, summary.pattern, shared=shared)
         n = inst.operands[kind.count]
         size = self.b.binop("mul", n, const(I64, CHUNK_TAPE), "chunk.tapes.bytes")

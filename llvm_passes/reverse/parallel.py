@@ -74,9 +74,12 @@ class Launch:
         )
 
 
-def unchanged_operands(module: Module, caller: Function, call: Instruction) -> frozenset[int]:
+def unchanged_operands(
+    module: Module, caller: Function, call: Instruction, distinct: frozenset[int]
+) -> frozenset[int]:
     """The chunk parameters a parallel call in `caller` passes memory of `caller`'s
-    arguments that nothing writes from the call on (the chunks included)."""
+    arguments that nothing writes from the call on (the chunks included; `distinct`:
+    positions of `caller`'s arguments whose memory does not overlap)."""
     chunk = parallel_chunk(call)
     assert chunk is not None
     pointers = [
@@ -86,11 +89,11 @@ def unchanged_operands(module: Module, caller: Function, call: Instruction) -> f
         and o.type.is_ptr
         and all(isinstance(r, Argument) and not noalias(r) for r in roots(o))
     ]
-    found = unchanged_after(module, caller, [(call, o) for _, o in pointers])
+    found = unchanged_after(module, caller, [(call, o) for _, o in pointers], distinct)
     return frozenset(k for k, o in pointers if (call, o) in found)
 
 
-def launch(call: Instruction, unchanged: frozenset[int] = frozenset()) -> Launch:
+def launch(call: Instruction, unchanged: frozenset[int] | None = None) -> Launch:
     """The `Launch` of a parallel call (`unchanged`: see `Launch`)."""
     chunk = parallel_chunk(call)
     assert chunk is not None
@@ -118,7 +121,7 @@ def launch(call: Instruction, unchanged: frozenset[int] = frozenset()) -> Launch
             for m in theirs
         )
     )
-    return Launch(constants, apart, unchanged)
+    return Launch(constants, apart, unchanged or frozenset())
 
 
 def trampoline(module: Module, sweep: str, release: bool) -> str:

@@ -49,9 +49,12 @@ from ..ir import (
     Type,
     Value,
 )
+from .parallel import Launch, launch, unchanged_operands
 
 MODE = "reverse"
 Item = tuple[str, Value]  # ('primal' | 'shadow', value)
+# the arguments the reverse sweep of a call's callee reads, given the call and its `Launch`
+Reads = Callable[[Instruction, Launch | None], frozenset[int] | None]
 # instructions the reverse sweep may recompute instead of taking from the tape
 PURE = (
     BINARY
@@ -119,6 +122,12 @@ class Plan:
     unchanged: frozenset[tuple[Instruction, Value]]  # memory a call's adjoint reads in place
     unchecked: frozenset[str]  # blocks whose pushes need no capacity check
     assumes_distinct: bool  # the `distinct` assumption changed something
+    launches: Mapping[Instruction, Launch]  # parallel call -> what it tells its chunks
+
+    def sharing(self, call: Instruction, shared: bool | Launch) -> bool | Launch:
+        """How the function `call` calls is derived, from a function derived `shared`
+        (`_Synthesizer.derive`): a parallel call's chunk with its `Launch`."""
+        return self.launches.get(call) or bool(shared)
 
     def step(self, inst: Instruction) -> Step:
         return self.steps.get(inst, _NOTHING)
@@ -141,13 +150,14 @@ def plan(
     reload: bool | frozenset[Instruction],
     distinct: frozenset[int],
     facts: MemoryFacts,
-    reads: Callable[[Instruction], frozenset[int] | None] = lambda call: None,
+    reads: Reads = lambda call, launch: None,
 ) -> Plan:
     """The plan of `fn`'s reverse sweep for activity `act`. `reload`: memory nothing writes
     after a load may be loaded again (combined mode, root function), or the loads that may
     be (a parallel call's chunk, `parallel.Launch.reloadable`); `distinct`: positions
     of pointer arguments whose memory does not overlap; `facts`: memory types; `reads`:
-    the arguments the reverse sweep of a call's callee reads (None: unknown, all)."""
+    the arguments the reverse sweep of a call's callee reads (None: unknown, all), given
+    the call and, for a parallel call, its `Launch`."""
     planner = _Planner(module, fn, act, reload, distinct, facts, reads)
     if planner.reloaded != set(planner.reload):  # keep alive only what is loaded again
         planner = _Planner(module, fn, act, reload, distinct, facts, reads, planner.reloaded)
@@ -175,7 +185,7 @@ class _Planner:
         reload: bool | frozenset[Instruction],
         distinct: frozenset[int],
         facts: MemoryFacts,
-        reads: Callable[[Instruction], frozenset[int] | None],
+        reads: Reads,
         only: set[Instruction] | None = None,
     ) -> None:
         """`only`: of the loads that may be loaded again, those the plan may load again."""
@@ -190,10 +200,12 @@ class _Planner:
         self.reloaded: set[Instruction] = set()  # the loads the plan does load again
         self.hoisted = invariant_loads(module, fn, self.loops.values(), distinct)
         self.unchanged = self._unchanged(distinct) if reload is True else frozenset()
+        self.launches = self._launches(distinct, reload is True)
         self.assumes_distinct = bool(distinct) and (
             self.reload != self._reloads(frozenset(), once, reload, only)[0]
             or self.hoisted != invariant_loads(module, fn, self.loops.values())
             or self.unchanged != (self._unchanged(frozenset()) if reload is True else frozenset())
+            or self.launches != self._launches(frozenset(), reload is True)
         )
         self.carried: dict[Value, None] = {}
         self.inductions: dict[Value, tuple[CountedLoop, Induction]] = {
@@ -261,6 +273,7 @@ class _Planner:
             unchanged=self.unchanged,
             unchecked=frozenset(b for h in reserved for b in self.loops[h].blocks),
             assumes_distinct=self.assumes_distinct,
+            launches=self.launches,
         )
 
     # ---- per instruction -----------------------------------------------------------------
@@ -331,7 +344,7 @@ class _Planner:
                 for v, p in zip(params, pattern, strict=True)
                 if p and v is not None and not v.type.is_float  # a float's adjoint: no shadow
             ]
-            read = self.reads(inst)  # the arguments its reverse sweep reads
+            read = self.reads(inst, self.launches.get(inst))  # what its reverse sweep reads
             primals = [
                 ("primal", v)
                 for k, v in enumerate(params)
@@ -394,6 +407,17 @@ class _Planner:
         accesses = [(i, o) for i in calls for o in i.operands if o.type.is_ptr]
         found = unchanged_after(self.module, self.fn, accesses, distinct)
         return frozenset(a for a in found if argument_memory(a[1]))
+
+    def _launches(self, distinct: frozenset[int], root: bool) -> dict[Instruction, Launch]:
+        """What each parallel call tells its chunks (`parallel.Launch`); in the root function
+        of combined mode, the memory nothing writes from the call on."""
+        return {
+            call: launch(
+                call, unchanged_operands(self.module, self.fn, call, distinct) if root else None
+            )
+            for call in self.fn.instructions()
+            if rules.parallel_chunk(call) is not None
+        }
 
     def _reloads(
         self, distinct: frozenset[int], once: set[str], reload, only=None

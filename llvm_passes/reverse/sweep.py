@@ -570,7 +570,7 @@ class Reverse:
         chunk = rules.parallel_chunk(inst)
         args = self.call_arguments(inst, primal)
         _, rev = self.synth.derive(
-            summary.fn, summary.pattern, shared=self.synth.concurrency(self.fn, self.shared, inst)
+            summary.fn, summary.pattern, shared=self.plan.sharing(inst, self.shared)
         )
         params = inst.operands if chunk is None else chunk[1]
         shadows: list[Value] = []
@@ -634,7 +634,7 @@ class Release(Reverse):
             if p and o is not None
             for shadow in lanes
         ]
-        shared = self.synth.concurrency(self.fn, self.shared, inst)
+        shared = self.plan.sharing(inst, self.shared)
         release = self.synth.release(summary.fn, summary.pattern, shared)
         if chunk is None:
             sync(self.b, self.tape, self.tape_arg)

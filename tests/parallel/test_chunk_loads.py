@@ -80,3 +80,28 @@ def test_memory_written_after_the_parallel_loop_is_not_loaded_again(kernel):
         (got,) = ez.gradient(ez.Reverse, f, x.copy())
     (serial,) = ez.gradient(ez.Reverse, compiled(kernel, False), x.copy())
     assert_close(got, serial, 1e-12, 0.0, "parallel vs serial")
+
+
+def test_one_array_passed_twice_is_not_loaded_again_after_the_loop_overwrote_it():
+    # elementwise(x, x): the loop overwrites what it read; the derivative assuming its
+    # arguments apart would load x again in the reverse sweep: its aliased twin runs instead
+    rng = np.random.default_rng(7)
+    x0, v = rng.uniform(-1.0, 1.0, 23), rng.uniform(-1.0, 1.0, 23)
+
+    def vjp(f):
+        x, dx = x0.copy(), v.copy()
+        with numba.parallel_chunksize(4):
+            ez.autodiff(ez.Reverse, f, ez.Duplicated(x, dx), ez.Duplicated(x, dx))
+        return dx
+
+    f = compiled(elementwise, True)
+    got = vjp(f)
+    assert_close(got, vjp(compiled(elementwise, False)), 1e-12, 0.0, "parallel vs serial")
+
+    def after(x):
+        x = x.copy()
+        f(x, x)
+        return x
+
+    jac = np.array([(after(x0 + h) - after(x0 - h)) / 2e-6 for h in np.eye(x0.size) * 1e-6]).T
+    assert_close(got, jac.T @ v, 1e-7, 1e-9, "vs central differences")
