@@ -38,6 +38,7 @@ from ..tape import (
     TAPE_TYPE,
     UNWIND,
 )
+from .parallel import CELLS, kept_storage
 
 
 class Entries:
@@ -165,15 +166,16 @@ class Entries:
 
     def drop_tapes(self) -> str | None:
         """`i64 drop_tapes_<f>()`: free the storage the entries keep; its bytes."""
-        if not self.cells:
+        if not self.cells and not any(g.startswith(CELLS) for g in self.module.globals):
             return None
         name = f"drop_tapes_{self.fn.name}"
         fn = Function(name, I64, [])
         fn.blocks.append(Block("entry"))
         self.module.add_function(fn)
         b = Builder(self.module, Namer(fn), fn.blocks[0])
+        cells = [*self.cells, *kept_storage(self.module, b)]
         total: Value = const(I64, 0)
-        for cell in self.cells:
+        for cell in cells:
             total = b.binop("add", total, b.call(DROP, [cell], I64, "bytes"), "total")
         self._ret(b, total)
         return name

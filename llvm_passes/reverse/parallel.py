@@ -2,17 +2,19 @@
 
 The forward sweep allocates `n` zeroed tapes and runs, in parallel, the chunk's augmented
 forward sweep, chunk `c` on tape `c`; the reverse sweep, at the call's position, runs the
-chunk's reverse sweep, chunk `c` on tape `c` (whatever thread runs it), which frees that
-tape's storage; a chunk whose forward sweep runs out of memory makes the enclosing forward
-sweep run out of memory too (`tape.CHUNKS_ESCAPED`). The chunks are derived `shared` (see
-`_Synthesizer.derive`): they add the adjoints of their loads atomically, since other
+chunk's reverse sweep, chunk `c` on tape `c` (whatever thread runs it), which leaves that
+tape's storage in chunk `c`'s cell for the next call (no fresh pages to fault in; the root's
+`drop_tapes` frees them); a chunk whose forward sweep runs out of memory makes the enclosing
+forward sweep run out of memory too (`tape.CHUNKS_ESCAPED`). The chunks are derived `shared`
+(see `_Synthesizer.derive`): they add the adjoints of their loads atomically, since other
 chunks may load the same cells.
 
 Both launches go through trampolines `<sweep>.par(i64 c, args..., shadows..., ptr tapes)`
 calling `<sweep>(c, args..., shadows..., tapes + c * sizeof(tape))`.
 
-A chunk's loads whose cells no other chunk loads (`analysis.partition`, from what the call
-tells: `Launch`) add their adjoints without atomics.
+What the call tells its chunks (`Launch`, made by the caller's plan): a chunk's loads whose
+cells no other chunk loads (`analysis.partition`) add their adjoints without atomics, and
+its loads of memory nothing writes from the call on are loaded again in its reverse sweep.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..ir import (
     Block,
     Constant,
     Function,
+    GlobalRef,
     Instruction,
     Module,
     Value,
@@ -40,9 +43,11 @@ from ..ir.builder import Builder, Namer
 from ..ir.types import size_in_bytes
 from ..ir.values import const
 from ..rules import parallel_chunk
-from ..tape import ARM, DROP, ESCAPE_TYPE, FORGET, FREE, SETJMP, TAPE_TYPE, UNWIND
+from ..tape import ARM, DROP, ESCAPE_TYPE, FORGET, KEEP, SETJMP, TAKE, TAPE_TYPE, UNWIND
 
 CHUNK_TAPE = size_in_bytes(TAPE_TYPE)  # bytes of one chunk's tape header
+KEPT = 32  # chunks (by index) whose tape storage is kept between calls, each in its cell
+CELLS = "enzpy.tape.cells."  # prefix of the globals holding the cells
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,8 @@ def trampoline(module: Module, sweep: str, release: bool) -> str:
     or a reverse sweep of a chunk, its tape last) on chunk `c`'s tape. A forward sweep
     (`release` false) runs with the tape's escape armed: memory it cannot have ends it,
     what it allocated released and its tape marked escaped (`CHUNKS_ESCAPED` then escapes
-    the caller's sweep). A reverse sweep (`release`) frees the tape's storage afterwards.
+    the caller's sweep). A reverse sweep (`release`) leaves the tape's storage in chunk
+    `c`'s cell afterwards, where the forward sweep of the next call takes it (`_cells`).
     Returns the trampoline's name."""
     name = f"{sweep}.par"
     if module.get(name) is not None:
@@ -143,7 +149,10 @@ def trampoline(module: Module, sweep: str, release: bool) -> str:
     b = Builder(module, Namer(fn), fn.blocks[0])
     offset = b.binop("mul", params[0], const(I64, CHUNK_TAPE), "offset")
     tape = b.gep(I8, params[-1], offset, hint="tape")
+    last = b.icmp("ult", params[0], const(I64, KEPT), "kept")
+    kept = b.gep(PTR, _cells(module, sweep), b.select(last, params[0], const(I64, KEPT), "k"))
     if not release:
+        b.call(TAKE, [tape, kept], VOID)
         record = b.alloca(ESCAPE_TYPE, 16, "escape")
         cell = b.alloca(PTR, 8, "log.cell")
         b.store(Constant(PTR, "null"), cell, 8)
@@ -158,12 +167,27 @@ def trampoline(module: Module, sweep: str, release: bool) -> str:
         b.position_at_end(run)
     r = b.call(sweep, [*params[:-1], tape], target.ret_type, "r")
     if release:
-        b.call(FREE, [tape], VOID)
+        b.call(KEEP, [tape, kept], VOID)
     else:
         b.call(FORGET, [tape, cell], VOID)
         b.call(DROP, [cell], I64, "log.bytes")
     _ret(b, None if target.ret_type == VOID else r)
     return name
+
+
+def _cells(module: Module, sweep: str) -> GlobalRef:
+    """The cells where the tapes of the chunks of `sweep`'s function (an augmented forward,
+    reverse or release sweep) keep their storage between calls: one per chunk index below
+    `KEPT`, then one the others share (a chunk finding it empty starts a fresh tape)."""
+    cells = GlobalRef(f"{CELLS}{sweep.split('_', 1)[1]}", PTR)
+    module.globals[cells.name] = f"{cells.ref} = internal global [{KEPT + 1} x ptr] zeroinitializer"
+    return cells
+
+
+def kept_storage(module: Module, b: Builder) -> list[Value]:
+    """Pointers (made with `b`) to each cell where a chunk's tape keeps storage (`_cells`)."""
+    arrays = [GlobalRef(name, PTR) for name in module.globals if name.startswith(CELLS)]
+    return [b.gep(PTR, cells, const(I64, k)) for cells in arrays for k in range(KEPT + 1)]
 
 
 def _ret(b: Builder, v: Value | None) -> None:

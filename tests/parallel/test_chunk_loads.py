@@ -105,3 +105,14 @@ def test_one_array_passed_twice_is_not_loaded_again_after_the_loop_overwrote_it(
 
     jac = np.array([(after(x0 + h) - after(x0 - h)) / 2e-6 for h in np.eye(x0.size) * 1e-6]).T
     assert_close(got, jac.T @ v, 1e-7, 1e-9, "vs central differences")
+
+
+def test_the_chunks_tape_storage_is_kept_between_calls_until_released():
+    x = np.random.default_rng(8).uniform(-1.0, 1.0, 4001)
+    f = compiled(then_scaled, True)
+    ez.gradient(ez.Reverse, f, x.copy())
+    assert ez.release_tapes() >= 8 * x.size  # x[i] on the chunks' tapes
+    assert ez.release_tapes() == 0
+    (again,) = ez.gradient(ez.Reverse, f, x.copy())  # fresh storage after the release
+    (serial,) = ez.gradient(ez.Reverse, compiled(then_scaled, False), x.copy())
+    assert_close(again, serial, 1e-12, 0.0, "parallel vs serial")

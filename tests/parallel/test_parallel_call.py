@@ -13,6 +13,7 @@ import llvm_passes
 from llvm_passes.analysis.activity import activity
 from llvm_passes.forward import has_rule
 from llvm_passes.ir import parse_module
+from llvm_passes.reverse.parallel import KEPT
 
 CONST, DUP = llvm_passes.Activity.CONST, llvm_passes.Activity.DUP
 
@@ -90,8 +91,16 @@ def test_reverse_runs_each_chunk_on_its_own_tape():
     assert len(aug.operands) == 2 + 3 + 3 + 1
     assert rev.operands[0].name == "diffe_chunk.cddd.shared.par"
     assert len(rev.operands) == len(aug.operands)
-    trampoline = module.get("diffe_chunk.cddd.shared.par")
-    assert any(i.callee_name == "enzpy.tape.free" for i in trampoline.instructions())
+    # each chunk's tape storage is left in its cell for the next call (the forward sweep
+    # takes it), which the root's drop_tapes frees
+    calls = {
+        name: [i.callee_name for i in module.get(f"{name}_chunk.cddd.shared.par").instructions()]
+        for name in ("augmented", "diffe")
+    }
+    assert "enzpy.tape.take" in calls["augmented"] and "enzpy.tape.keep" in calls["diffe"]
+    drop = module.get(result.drop_name)
+    dropped = [i for i in drop.instructions() if i.callee_name == "enzpy.tape.drop"]
+    assert len(dropped) == 1 + KEPT + 1  # the entry's cell, then the chunks' cells
     # the chunk's load of x[c] and its float argument add their adjoints atomically
     chunk_rev = module.get("diffe_chunk.cddd.shared")
     added = [i.text() for i in chunk_rev.instructions() if i.opcode == "atomicrmw"]
