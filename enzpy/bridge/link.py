@@ -232,14 +232,14 @@ def _build_library(
     library built is kept there, its machine code ready to be written."""
     ctx = target_context()
     codegen = ctx.codegen()
-    module_text = lower_parallel_calls(module_text)  # (also when loaded: starts the threads)
+    lowered = lower_parallel_calls(module_text)  # (also when loaded: starts the threads)
     with global_compiler_lock, capture.suspended():
         built = stored is not None and stored.library is not None
         if built and not nestable:
             return stored.library
-        mod = _renamed(module_text, renames)
-        if nestable:
-            text = str(mod)
+        mod = _renamed(lowered, renames)
+        if nestable:  # the engine's form, parallel calls not lowered: differentiable again
+            text = str(mod if lowered is module_text else _renamed(module_text, renames))
             _texts.update((unique, text) for unique in nestable)
         if built:
             return stored.library
