@@ -124,11 +124,18 @@ def _invariant(v: Value, constants: Mapping[int, int], depth: int = 0) -> bool:
     return all(_invariant(o, constants, depth + 1) for o in v.operands)
 
 
+def integer(v: Value | None) -> int | None:
+    """The integer constant `v` is, if it is one."""
+    if isinstance(v, Constant) and v.type.is_int and v.text.lstrip("-").isdigit():
+        return int(v.text)
+    return None
+
+
 def _constant(v: Value, constants: Mapping[int, int]) -> int | None:
     """The integer `v` is: a constant, or a parameter the call passes one."""
-    if isinstance(v, Constant) and v.text.lstrip("-").isdigit():
-        return int(v.text)
-    return constants.get(v.index) if isinstance(v, Argument) else None
+    if isinstance(v, Argument):
+        return constants.get(v.index)
+    return integer(v)
 
 
 def _known(r: Value, blocks: set[int]) -> bool:

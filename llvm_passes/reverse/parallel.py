@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..analysis.partition import owned_loads
+from ..analysis.partition import integer, owned_loads
 from ..analysis.pointers import allocation, noalias, roots
 from ..analysis.readonly import unchanged_after
 from ..ir import (
@@ -103,11 +103,7 @@ def launch(call: Instruction, unchanged: frozenset[int] | None = None) -> Launch
     chunk = parallel_chunk(call)
     assert chunk is not None
     operands = chunk[1]
-    constants = tuple(
-        (k, int(o.text))
-        for k, o in enumerate(operands)
-        if isinstance(o, Constant) and o.type.is_int and o.text.lstrip("-").isdigit()
-    )
+    constants = tuple((k, n) for k, o in enumerate(operands) if (n := integer(o)) is not None)
     # per pointer operand: the memory of each root (an allocation, the caller's argument,
     # or None: unknown)
     memory = {
