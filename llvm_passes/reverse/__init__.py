@@ -189,7 +189,13 @@ def rewrite_loops(module: Module, root: Function) -> frozenset[str]:
     return frozenset(seen)
 
 
-def refuse_parallel_calls(module: Module, root: Function, why: str) -> None:
+def refuse_parallel_calls(
+    module: Module,
+    root: Function,
+    why: str,
+    hint: str = "Use combined reverse mode or forward mode, or differentiate a serial "
+    "version of the function.",
+) -> None:
     """Refuse, by name, a parallel call in `root` or a function it may call, for `why`."""
     todo, seen = [root], set()
     while todo:
@@ -205,25 +211,9 @@ def refuse_parallel_calls(module: Module, root: Function, why: str) -> None:
                     fn.name,
                     "reverse",
                     inst.loc,
-                    hint="Use combined reverse mode or forward mode, or differentiate a serial "
-                    "version of the function.",
+                    hint=hint,
                 )
         todo.extend(callees(module, fn))
-
-
-def refuse_nested_parallel_calls(fn: Function) -> None:
-    """Refuse a parallel call inside a function that runs as a parallel call's chunk."""
-    for inst in fn.instructions():
-        if inst.opcode == "call" and inst.callee_name in rules.PARALLEL:
-            raise NoDerivativeError(
-                f"a parallel call ({inst.callee_name}) inside a chunk of another parallel call "
-                "(nested parallel loops) in reverse mode",
-                inst.text(),
-                fn.name,
-                "reverse",
-                inst.loc,
-                hint="Make the inner loop serial (range instead of prange).",
-            )
 
 
 def parameters_read(fn: Function, n: int) -> frozenset[int]:
@@ -303,7 +293,12 @@ class _Synthesizer:
             self.names[key] = (aug, rev)
             return self.names[key]
         if shared:
-            refuse_nested_parallel_calls(fn)
+            refuse_parallel_calls(
+                self.module,
+                fn,
+                "inside a chunk of another parallel call (nested parallel loops) in reverse mode",
+                hint="Make the inner loop serial (range instead of prange).",
+            )
         bits = "".join("d" if p else "c" for p in pattern) + (".aliased" if aliased else "")
         if shared:  # (one chunk launched by calls telling different things: numbered)
             n = self.variants[fn.name, pattern] = self.variants.get((fn.name, pattern), 0) + 1

@@ -537,6 +537,23 @@ class Reverse:
         for v, c in zip(inst.operands, rule.adjoint(ctx), strict=False):
             self.add_adjoint(v, c)
 
+    def call_sweep(
+        self, inst: Instruction, sweep: str, args: list[Value], shadows: list[Value]
+    ) -> None:
+        """The callee's reverse or release `sweep`, on this function's tape; for a parallel
+        call, the chunks' sweeps in parallel, each on its own tape, then the tapes freed."""
+        if rules.parallel_chunk(inst) is None:
+            sync(self.b, self.tape, self.tape_arg)
+            self.b.call(sweep, [*args, *shadows, self.tape_arg], VOID)
+            sync(self.b, self.tape_arg, self.tape)
+            return
+        tapes = pop(self.b, self.tape, PTR, "chunk.tapes")
+        args[rules.PARALLEL[inst.callee_name].callee] = GlobalRef(
+            trampoline(self.module, sweep, True), PTR
+        )
+        self.launch(inst, [*args, *shadows, tapes])
+        self.b.call("free", [tapes], VOID)
+
     def launch(self, inst: Instruction, operands: list[Value]) -> None:
         """The parallel call `inst` made again with `operands` (its status ignored)."""
         call = Instruction(
@@ -587,16 +604,7 @@ class Reverse:
                 self.b.store(Builder.zero(o.type), acc)
                 shadows.append(acc)
                 accumulated.append((o, lane, acc))
-        if chunk is None:
-            sync(self.b, self.tape, self.tape_arg)
-            self.b.call(rev, [*args, *shadows, self.tape_arg], VOID)
-            sync(self.b, self.tape_arg, self.tape)
-        else:  # the chunks' reverse sweeps in parallel, each on its tape, then the tapes freed
-            tapes = pop(self.b, self.tape, PTR, "chunk.tapes")
-            kind = rules.PARALLEL[inst.callee_name]
-            args[kind.callee] = GlobalRef(trampoline(self.module, rev, True), PTR)
-            self.launch(inst, [*args, *shadows, tapes])
-            self.b.call("free", [tapes], VOID)
+        self.call_sweep(inst, rev, args, shadows)
         for o, lane, acc in accumulated:
             self.in_lane(lane)
             self.add_adjoint(o, self.b.load(o.type, acc, None, "adj"))
@@ -636,14 +644,4 @@ class Release(Reverse):
         ]
         shared = self.plan.sharing(inst, self.shared)
         release = self.synth.release(summary.fn, summary.pattern, shared)
-        if chunk is None:
-            sync(self.b, self.tape, self.tape_arg)
-            self.b.call(release, [*args, *shadows, self.tape_arg], VOID)
-            sync(self.b, self.tape_arg, self.tape)
-            return
-        tapes = pop(self.b, self.tape, PTR, "chunk.tapes")
-        args[rules.PARALLEL[inst.callee_name].callee] = GlobalRef(
-            trampoline(self.module, release, True), PTR
-        )
-        self.launch(inst, [*args, *shadows, tapes])
-        self.b.call("free", [tapes], VOID)
+        self.call_sweep(inst, release, args, shadows)

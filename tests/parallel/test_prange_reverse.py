@@ -228,27 +228,7 @@ def test_nested_parallel_loops_are_refused():
 
 THREADS = """
     import numba, numpy as np, enzpy as ez
-
-    def stencil(x, y):
-        for i in numba.prange(1, x.shape[0] - 1):
-            y[i] = x[i - 1] * x[i + 1] - np.sin(x[i])
-
-    def gather(x, idx, y):
-        for i in numba.prange(idx.shape[0]):
-            y[i] = np.sin(x[idx[i]]) * x[idx[i]]
-
-    def reduction(x):
-        s = 0.0
-        for i in numba.prange(x.shape[0]):
-            s += x[i] * x[i]
-        return s
-
-    def matvec(a, v, y):
-        for i in numba.prange(a.shape[0]):
-            s = 0.0
-            for j in range(a.shape[1]):
-                s += a[i, j] * v[j]
-            y[i] = s
+    from parallel.kernels import gather, matvec, reduction, stencil
 
     rng = np.random.default_rng(0)
     n = 20001
