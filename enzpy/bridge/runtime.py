@@ -50,7 +50,6 @@ no_derivative(FATAL_ERROR[1], why="ends the process")
 
 # Numba's parallel-loop scheduler (`parallel=True`): thread counts, chunk sizes, the
 # schedule (integer rows [start..., end...] per chunk) and the running thread's index
-THREAD_COUNTS = ("get_num_threads", "get_thread_id", "get_parallel_chunksize")
 no_derivative(
     "get_num_threads",
     "get_parallel_chunksize",
@@ -71,8 +70,10 @@ SCHEDULES = ("do_scheduling_signed", "do_scheduling_unsigned")
 no_derivative(
     *SCHEDULES, why="fills the parallel schedule's integers", effects=Effects(writes=(4,))
 )
-SCHEDULER = (
-    *THREAD_COUNTS,
+SCHEDULER = (  # all of the above
+    "get_num_threads",
+    "get_thread_id",
+    "get_parallel_chunksize",
     "set_parallel_chunksize",
     "get_sched_size",
     "allocate_sched",
