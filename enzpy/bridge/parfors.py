@@ -64,7 +64,13 @@ _RETURNED_NONE = -2  # a Numba function's status when it returned None (not an e
 # the body's operands giving its schedule row (its first argument, `sched`, a 1-D array of
 # [lo..., hi...]): the data pointer, the number of entries
 _SCHEDULE = (6, 7)
-_PARTITION_DEFINED = f"define internal void @{PARTITION}(ptr %row, i64 %entries) {{\n  ret void\n}}"
+_PARTITION_DEFINED = (
+    f"define internal void @{PARTITION}(ptr %row, i64 %entries, i64 %first) {{\n  ret void\n}}"
+)
+# Numba's call computing the schedule: (number of dimensions, starts, stops, number of
+# rows, the schedule); every row starts at or above the loop's start
+_SCHEDULING = ("do_scheduling_signed", "do_scheduling_unsigned")
+_UNKNOWN_START = Constant(I64, str(-(2**63)))
 
 
 class ParforShapeError(NoDerivativeError):
@@ -220,14 +226,15 @@ def _chunk_of(w: Function) -> _Chunk:
     b = Builder(Module(), Namer(chunk), chunk.entry)
     r = _Recipe(w, b, chunk.args[0])
     excinfo = Argument(PTR, b.namer.fresh("excinfo"), "", 0)  # the launching function's
+    first = Argument(I64, b.namer.fresh("first"), "", 0)  # the loop's start
     operands = [excinfo if k == 1 else _value_made(r, o) for k, o in enumerate(call.operands)]
     if len(operands) > _SCHEDULE[1]:  # the row: this chunk's part of the iteration space
-        b.call(PARTITION, [operands[k] for k in _SCHEDULE], VOID)
+        b.call(PARTITION, [*(operands[k] for k in _SCHEDULE), first], VOID)
     status = b.call(body, operands, I32, "status")
     status.arg_attrs = list(call.arg_attrs)
     none = b.icmp("eq", status, Constant(I32, str(_RETURNED_NONE)), "none")
     b.insert(Instruction("ret", operands=[b.select(none, Constant(I32, "0"), status, "st")]))
-    chunk.args += [*r.params.values(), excinfo]
+    chunk.args += [*r.params.values(), first, excinfo]
     for k, a in enumerate(chunk.args):
         a.index = k
     declaration = b.module.get(body)
@@ -310,12 +317,12 @@ def _launch(module: Module, fn: Function, call: Instruction, w: _Chunk) -> None:
     params = [Argument(PTR, "chunk", "", 0), Argument(I64, "n", "", 1)]
     module.add_function(Function(PARALLEL_FOR, I32, params, vararg=True))
     row = [Argument(PTR, "row", "", 0), Argument(I64, "entries", "", 1)]
-    module.add_function(Function(PARTITION, VOID, row))
+    module.add_function(Function(PARTITION, VOID, [*row, Argument(I64, "first", "", 2)]))
     module.functions.pop(call.callee_name, None)  # the launcher's declaration
     args: list[Value] = [GlobalRef(w.chunk.name, PTR), _value(values[1], 0, I64, fn)]
     for array, offset, ty in w.leaves:
         args.append(_value(values[array], offset, ty, fn))
-    args.append(fn.args[1])
+    args += [_start(fn, call, values[0].get(0)), fn.args[1]]
     par = Instruction(
         "call",
         I32,
@@ -357,6 +364,17 @@ def _launch(module: Module, fn: Function, call: Instruction, w: _Chunk) -> None:
     where = fn.blocks.index(block) + 1
     fn.blocks[where:where] = [rest, failed]
     _drop_packing(fn, [p for p in packed[:3] if isinstance(p, Instruction)])
+
+
+def _start(fn: Function, call: Instruction, schedule: Value | None) -> Value:
+    """The start of the loop the launch `call` of `fn` runs (of its first dimension), from
+    the scheduling of `schedule` (the lowest value any row can start at when unknown)."""
+    for inst in fn.instructions():
+        if inst.callee_name in _SCHEDULING and inst.operands[4] is schedule:
+            start = _stored(fn, inst.operands[1], call).get(0)
+            if start is not None and start.type == I64:
+                return start
+    return _UNKNOWN_START
 
 
 def _stored(fn: Function, array: Value, call: Instruction) -> dict[int, Value]:

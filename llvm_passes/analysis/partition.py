@@ -1,27 +1,36 @@
 """Loads a parallel call's chunk owns: cells no other concurrently running chunk loads.
 
 A chunk declares its part `[lo, hi]` of a partition of the iteration space with
-`enzpy.partition(row, 2)` (`rules.parallel`); a loop counting up by 1 from `lo` then visits
-indices `i` no other chunk visits. A float load from `B + i` (a GEP of one index over the
-loaded type) owns its cell when
+`enzpy.partition(row, 2, first)` (`rules.parallel`): a loop counting up by 1 from `lo`
+visits indices `i` in `[lo, hi]`, which no other chunk visits, and every chunk's part
+starts at or above `first`. The float loads from one base `B` form a family when
 
 - `B` is the same in every chunk: computed from parameters other than the chunk index
   (the index multiplied by a parameter the call passes 0 is 0), and from no load;
-- every other access of `B`'s memory in the chunk is a load from `B + i` too (one `B`, one
-  `i`): no other iteration, so no other chunk, reads the cell; and every other float load,
-  or call given a pointer, reads memory apart from `B`'s: memory the chunk allocates, or a
-  parameter the call passes apart from every other operand (`Launch.apart`, or `B`'s is).
+- each loads `B + (i + c)` cells of its type (one counter `i`, a constant `c`, plus
+  wraparound terms: selects between 0 and another value by a comparison of `i` with a
+  constant, 0 for every `i` at or above some `start`, as Numba makes `x[i - 1]`), and every
+  other access of `B`'s memory in the chunk is one of them;
+- every other float load, and call given a pointer, reads memory apart from `B`'s: memory
+  the chunk allocates, or a parameter the call passes apart from every other operand
+  (`Launch.apart`, or `B`'s is).
 
-Stores need no such care: the front end promises that memory one chunk writes no other
-chunk touches. Used by the reverse sweep to add the adjoints of owned loads without
-atomics; knows nothing of derivatives.
+Every chunk runs the same loads, so when no wraparound term is taken the cell `i + c` is
+loaded by the iterations `i + c - c'` (`c'` ranging over the family's offsets) and nothing
+else: a load owns its cell when they all lie in `[lo, hi]`. With one offset and no
+wraparound that holds at every iteration (the load is owned); otherwise it is a test at
+run time (`Border`). Stores need no such care: the front end promises that memory one chunk
+writes no other chunk touches. Used by the reverse sweep to add the adjoints of owned loads
+without atomics; knows nothing of derivatives.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ..ir import I64, Argument, Constant, Function, Instruction, Value
+from ..ir.types import size_in_bytes
 from ..rules import lookup
 from ..rules.parallel import PARTITION
 from .loops import counted_loops
@@ -30,15 +39,81 @@ from .pointers import allocation, roots
 _INTEGER = ("getelementptr", "add", "sub", "mul", "shl", "sext", "zext", "trunc")
 
 
+@dataclass(frozen=True)
+class Border:
+    """A load owning its cell at iterations `i` with `lo <= i + below` and `i + above <= hi`,
+    when `first` (the lowest start of any chunk's part) is at least `start` (None: always)."""
+
+    counter: Instruction
+    lo: Value
+    hi: Value
+    first: Value
+    below: int
+    above: int
+    start: int | None
+
+    @property
+    def reads(self) -> tuple[Value, ...]:
+        """The values the test reads."""
+        return (self.counter, self.lo, self.hi, self.first)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A chunk's declared part: its counters (phi -> `lo`), `hi` if the chunk loads it, and
+    `first`."""
+
+    counters: Mapping[Instruction, Value]
+    hi: Value | None
+    first: Value
+
+
+@dataclass(frozen=True)
+class _Linear:
+    """`coef * counter + const`, plus wraparound terms that are 0 for `counter >= start`."""
+
+    counter: Instruction | None = None
+    coef: int = 0
+    const: int = 0
+    start: int | None = None
+
+    def __add__(self, o: _Linear) -> _Linear | None:
+        if self.counter is not None and o.counter is not None and self.counter is not o.counter:
+            return None
+        starts = [s for s in (self.start, o.start) if s is not None]
+        return _Linear(
+            self.counter or o.counter,
+            self.coef + o.coef,
+            self.const + o.const,
+            max(starts) if starts else None,
+        )
+
+    def times(self, k: int) -> _Linear:
+        return _Linear(self.counter, self.coef * k, self.const * k, self.start)
+
+
+@dataclass(frozen=True)
+class _Access:
+    """A load of the cell `base + (counter + at)` (cells of `size` bytes), for counters at
+    or above `start` (its wraparound terms then 0)."""
+
+    base: Value
+    counter: Instruction
+    at: int
+    size: int
+    start: int | None
+
+
 def owned_loads(
     fn: Function, constants: Mapping[int, int], apart: frozenset[int]
-) -> frozenset[Instruction]:
-    """The float loads of the chunk `fn` whose cells no other chunk loads (see the module's
-    docstring); `constants`: integer constants the call passes to parameters (by index),
-    `apart`: parameters the call passes memory no other operand reaches."""
-    counters = _counters(fn, constants)
-    if not counters:
-        return frozenset()
+) -> dict[Instruction, Border | None]:
+    """The float loads of the chunk `fn` that own their cells (see the module's docstring):
+    None for a load owning its cell at every iteration, else the `Border` test; `constants`:
+    integer constants the call passes to parameters (by index), `apart`: parameters the call
+    passes memory no other operand reaches."""
+    row = _row(fn, constants)
+    if row is None or not row.counters:
+        return {}
     blocks = {id(b) for b in fn.blocks}
     by_root: dict[int, list[Instruction]] = {}  # parameter -> the float loads from it
     others: list[Value] = []  # pointers of other float loads and of calls
@@ -52,62 +127,157 @@ def owned_loads(
         for p in pointers:
             rs = roots(p)
             if any(not _known(r, blocks) for r in rs):
-                return frozenset()  # (a pointer loaded or returned: may reach anything)
+                return {}  # (a pointer loaded or returned: may reach anything)
             params = {r.index for r in rs if isinstance(r, Argument)}
             if inst.opcode == "load" and len(rs) == 1 and params:
                 by_root.setdefault(params.pop(), []).append(inst)
             else:
                 others.append(p)
-    owned: set[Instruction] = set()
+    owned: dict[Instruction, Border | None] = {}
     for param, loads in by_root.items():
-        forms = {_form(ld, counters, constants) for ld in loads}
-        if len(forms) != 1 or None in forms:
-            continue
-        if all(_apart(param, q, apart) for q in by_root if q != param) and all(
-            _apart(param, r.index, apart)
+        if any(not _apart(param, q, apart) for q in by_root if q != param) or any(
+            not _apart(param, r.index, apart)
             for p in others
             for r in roots(p)
             if isinstance(r, Argument)
         ):
-            owned.update(loads)
-    return frozenset(owned)
+            continue
+        owned.update(_family(loads, row, constants))
+    return owned
 
 
-def _counters(fn: Function, constants: Mapping[int, int]) -> set[Instruction]:
-    """The induction variables counting up by 1 from the `lo` a partition row declares."""
-    rows = [
-        i.operands[0]
-        for i in fn.instructions()
-        if i.callee_name == PARTITION and _constant(i.operands[1], constants) == 2
-    ]
-    if len(rows) != 1:
-        return set()
+def _family(
+    loads: list[Instruction], row: _Row, constants: Mapping[int, int]
+) -> dict[Instruction, Border | None]:
+    """The ownership of the loads from one parameter's memory (none if they are no family)."""
+    accesses = [_access(ld, row, constants) for ld in loads]
+    if any(a is None for a in accesses):
+        return {}
+    family = [a for a in accesses if a is not None]
+    if len({(id(a.base), id(a.counter), a.size) for a in family}) != 1:
+        return {}
+    offsets = [a.at for a in family]
+    starts = [a.start for a in family if a.start is not None]
+    start = max(starts) if starts else None
+    if start is None and min(offsets) == max(offsets):
+        return dict.fromkeys(loads)
+    if row.hi is None:
+        return {}
+    c = family[0].counter
+    lo = row.counters[c]
     return {
-        ind.phi
+        ld: Border(c, lo, row.hi, row.first, a.at - max(offsets), a.at - min(offsets), start)
+        for ld, a in zip(loads, family, strict=True)
+    }
+
+
+def _row(fn: Function, constants: Mapping[int, int]) -> _Row | None:
+    """The chunk's declared 1-D part: the induction variables counting up by 1 from its
+    `lo`, its `hi` (a load of the row's second entry), its `first`."""
+    marks = [i for i in fn.instructions() if i.callee_name == PARTITION]
+    if len(marks) != 1 or _constant(marks[0].operands[1], constants) != 2:
+        return None
+    row, _, first = marks[0].operands
+    counters = {
+        ind.phi: ind.start
         for loop in counted_loops(fn)
         for ind in loop.inductions
         if ind.step == 1
         and isinstance(ind.start, Instruction)
         and ind.start.opcode == "load"
         and ind.start.type == I64
-        and ind.start.operands[0] is rows[0]
+        and ind.start.operands[0] is row
     }
-
-
-def _form(load: Instruction, counters: set[Instruction], constants: Mapping[int, int]):
-    """(B, i) for a load from `getelementptr T, B, i` (T the loaded type, i a counter,
-    B the same in every chunk), else None."""
-    p = load.operands[0]
-    if not (
-        isinstance(p, Instruction)
+    his = [
+        i
+        for i in fn.instructions()
+        if i.opcode == "load"
+        and i.type == I64
+        and (p := i.operands[0]) is not row
+        and isinstance(p, Instruction)
         and p.opcode == "getelementptr"
+        and p.operands[0] is row
         and len(p.operands) == 2
-        and p.aux_type == load.type
-        and p.operands[1] in counters
-        and _invariant(p.operands[0], constants)
+        and p.aux_type is not None
+        and (k := integer(p.operands[1])) is not None
+        and k * size_in_bytes(p.aux_type) == 8
+    ]
+    return _Row(counters, his[0] if his else None, first)
+
+
+def _access(load: Instruction, row: _Row, constants: Mapping[int, int]) -> _Access | None:
+    """The cell `load` reads as an `_Access`, if it is one."""
+    size = size_in_bytes(load.type)
+    p, offset = load.operands[0], _Linear()
+    while isinstance(p, Instruction) and p.opcode == "getelementptr" and len(p.operands) == 2:
+        if p.aux_type is None:
+            return None
+        term = _linear(p.operands[1], row, constants)
+        if term is None:
+            break  # (an index without the counter: part of the base)
+        total = offset + term.times(size_in_bytes(p.aux_type))
+        if total is None:
+            return None
+        p, offset = p.operands[0], total
+    if (
+        offset.counter is None
+        or offset.coef != size
+        or offset.const % size
+        or not _invariant(p, constants)
     ):
         return None
-    return (p.operands[0], p.operands[1])
+    return _Access(p, offset.counter, offset.const // size, size, offset.start)
+
+
+def _linear(v: Value, row: _Row, constants: Mapping[int, int], depth: int = 0) -> _Linear | None:
+    """`v` as a `_Linear` in one of the row's counters, if it is one."""
+    k = _constant(v, constants)
+    if k is not None:
+        return _Linear(const=k)
+    if not isinstance(v, Instruction) or depth > 8:
+        return None
+    if v in row.counters:
+        return _Linear(v, 1)
+    ops = v.operands
+    if v.opcode in ("add", "sub"):
+        a, b = (_linear(o, row, constants, depth + 1) for o in ops)
+        if a is None or b is None:
+            return None
+        return a + (b.times(-1) if v.opcode == "sub" else b)
+    if v.opcode == "select":
+        zero = [integer(o) == 0 for o in ops[1:]]
+        if zero.count(True) != 1:
+            return None
+        start = _start(ops[0], zero[0], row, constants)
+        return None if start is None else _Linear(start=start)
+    return None
+
+
+_SWAPPED = {"sgt": "slt", "sge": "sle", "slt": "sgt", "sle": "sge"}
+_NEGATED = {"sgt": "sle", "sge": "slt", "slt": "sge", "sle": "sgt"}
+
+
+def _start(cond: Value, zero_when: bool, row: _Row, constants: Mapping[int, int]) -> int | None:
+    """The lowest counter value from which a comparison `cond` is `zero_when` for good: a
+    comparison of `counter + k` with a constant (signed)."""
+    if not (isinstance(cond, Instruction) and cond.opcode == "icmp" and cond.pred in _SWAPPED):
+        return None
+    a, b = (_linear(o, row, constants) for o in cond.operands)
+    pred = cond.pred
+    if a is not None and a.counter is None:
+        a, b, pred = b, a, _SWAPPED[pred]
+    if (
+        a is None
+        or b is None
+        or (a.coef, b.coef) != (1, 0)
+        or a.start is not None
+        or b.start is not None
+    ):
+        return None
+    if not zero_when:
+        pred = _NEGATED[pred]
+    bound = b.const - a.const  # zero when counter `pred` bound
+    return {"sgt": bound + 1, "sge": bound}.get(pred)
 
 
 def _invariant(v: Value, constants: Mapping[int, int], depth: int = 0) -> bool:

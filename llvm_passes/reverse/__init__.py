@@ -312,7 +312,8 @@ class _Synthesizer:
         distinct = self.distinct if root and not aliased else frozenset()
         reads = self.callee_reads(act, shared)
         reload = root or isinstance(shared, Launch) and shared.reloadable(fn)
-        p = self.plans[key] = plan(self.module, fn, act, reload, distinct, self.facts, reads)
+        owned = shared.owned_loads(fn) if isinstance(shared, Launch) else {}
+        p = self.plans[key] = plan(self.module, fn, act, reload, distinct, self.facts, reads, owned)
         kept = Augmented(self, fn, act, names[0], p, self.width, shared).run()
         self.kept[key] = kept
         Reverse(self, fn, act, names[1], p, kept, self.width, shared).run()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..analysis.partition import integer, owned_loads
+from ..analysis.partition import Border, integer, owned_loads
 from ..analysis.pointers import allocation, noalias, roots
 from ..analysis.readonly import unchanged_after
 from ..ir import (
@@ -62,7 +62,7 @@ class Launch:
     apart: frozenset[int]
     unchanged: frozenset[int] = frozenset()
 
-    def owned_loads(self, chunk: Function) -> frozenset[Instruction]:
+    def owned_loads(self, chunk: Function) -> dict[Instruction, Border | None]:
         return owned_loads(chunk, dict(self.constants), self.apart)
 
     def reloadable(self, chunk: Function) -> frozenset[Instruction]:

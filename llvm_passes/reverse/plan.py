@@ -27,6 +27,7 @@ from ..analysis.activity import ActivityResult
 from ..analysis.cfg import CFG, cfg, dominators, reachable
 from ..analysis.loops import CountedLoop, Induction, counted_loops, loop_headers
 from ..analysis.memtypes import MemoryFacts
+from ..analysis.partition import Border
 from ..analysis.readonly import (
     allocations,
     argument_memory,
@@ -123,6 +124,7 @@ class Plan:
     unchecked: frozenset[str]  # blocks whose pushes need no capacity check
     assumes_distinct: bool  # the `distinct` assumption changed something
     launches: Mapping[Instruction, Launch]  # parallel call -> what it tells its chunks
+    owned: Mapping[Instruction, Border | None]  # a chunk's loads owning their cells
 
     def sharing(self, call: Instruction, shared: bool | Launch) -> bool | Launch:
         """How the function `call` calls is derived, from a function derived `shared`
@@ -151,16 +153,18 @@ def plan(
     distinct: frozenset[int],
     facts: MemoryFacts,
     reads: Reads = lambda call, launch: None,
+    owned: Mapping[Instruction, Border | None] = {},  # noqa: B006 (read only)
 ) -> Plan:
     """The plan of `fn`'s reverse sweep for activity `act`. `reload`: memory nothing writes
     after a load may be loaded again (combined mode, root function), or the loads that may
     be (a parallel call's chunk, `parallel.Launch.reloadable`); `distinct`: positions
     of pointer arguments whose memory does not overlap; `facts`: memory types; `reads`:
     the arguments the reverse sweep of a call's callee reads (None: unknown, all), given
-    the call and, for a parallel call, its `Launch`."""
-    planner = _Planner(module, fn, act, reload, distinct, facts, reads)
+    the call and, for a parallel call, its `Launch`; `owned`: for a parallel call's chunk,
+    the loads owning their cells (`Launch.owned_loads`)."""
+    planner = _Planner(module, fn, act, reload, distinct, facts, reads, owned)
     if planner.reloaded != set(planner.reload):  # keep alive only what is loaded again
-        planner = _Planner(module, fn, act, reload, distinct, facts, reads, planner.reloaded)
+        planner = _Planner(module, fn, act, reload, distinct, facts, reads, owned, planner.reloaded)
     return planner.result()
 
 
@@ -186,11 +190,12 @@ class _Planner:
         distinct: frozenset[int],
         facts: MemoryFacts,
         reads: Reads,
+        owned: Mapping[Instruction, Border | None],
         only: set[Instruction] | None = None,
     ) -> None:
         """`only`: of the loads that may be loaded again, those the plan may load again."""
         self.module, self.fn, self.act, self.facts = module, fn, act, facts
-        self.reads = reads
+        self.reads, self.owned = reads, owned
         self.thread_values: dict[Instruction, bool] = {}  # `_per_thread`
         self.graph = cfg(fn)
         self.index = {b.name: k for k, b in enumerate(fn.blocks)}
@@ -274,6 +279,7 @@ class _Planner:
             unchecked=frozenset(b for h in reserved for b in self.loops[h].blocks),
             assumes_distinct=self.assumes_distinct,
             launches=self.launches,
+            owned=self.owned,
         )
 
     # ---- per instruction -----------------------------------------------------------------
@@ -317,7 +323,9 @@ class _Planner:
                 return _NOTHING
             # through a merge of memory with and without derivatives: which one, at run time
             merged = (("primal", ptr),) if ptr in act.maybe_primal else ()
-            return Step((("shadow", ptr), *merged))
+            border = self.owned.get(inst) if op == "load" else None
+            tested = tuple(("primal", v) for v in border.reads) if border else ()
+            return Step((("shadow", ptr), *merged, *tested))
         if op == "select":
             return Step((("primal", ops[0]),) if is_active_float(act, inst) else ())
         if op == "alloca":

@@ -20,6 +20,7 @@ from __future__ import annotations
 from .. import rules
 from ..analysis.activity import ActivityResult
 from ..analysis.loops import CountedLoop, Induction
+from ..analysis.partition import Border
 from ..errors import NoDerivativeError
 from ..ir import I64, PTR, VOID, Argument, Block, Constant, Function, GlobalRef, Instruction, Value
 from ..ir.builder import Builder, Namer
@@ -49,9 +50,8 @@ class Reverse:
         self.synth, self.fn, self.act, self.name, self.plan = synth, fn, act, name, plan
         # a parallel call's chunk or what it calls (`derive`): adjoints of loads and of float
         # arguments are added atomically (other chunks may add into the same cells), but for
-        # the loads a chunk owns
+        # the loads a chunk owns (`plan.owned`)
         self.shared = shared
-        self.owned = shared.owned_loads(fn) if isinstance(shared, Launch) else frozenset()
         self.kept: dict[Instruction, Kept] = kept
         self.module = synth.module
         self.namer = Namer(fn)
@@ -94,7 +94,7 @@ class Reverse:
                 self.drets.append(Argument(fn.ret_type, self.namer.fresh("dret"), "", len(args)))
                 args.append(self.drets[-1])
         self.in_lane(0)
-        new = Function(self.name, VOID, args)
+        new = self.new = Function(self.name, VOID, args)
         entry = self.entry = Block(self.namer.fresh("entry.rev"))
         new.blocks.append(entry)
         self.rev_blocks = {b.name: Block(self.namer.fresh(f"{b.name}.rev")) for b in fn.blocks}
@@ -423,11 +423,50 @@ class Reverse:
         if ptr in self.act.maybe_primal:
             zero = Builder.zero(inst.type)
             adj = self.b.select(self.is_primal(dp, primal[ptr]), zero, adj, "adj")
-        if self.shared and inst not in self.owned:  # another chunk may load the same cell
+        if self.shared and inst not in self.plan.owned:  # another chunk may load the cell
             self.atomic_add(dp, adj)
             return
-        old = self.b.load(inst.type, dp, inst.align, "shadow.val")
-        self.b.store(self.b.fadd(old, adj, "shadow.val"), dp, inst.align)
+        border = self.plan.owned.get(inst)
+        if border is None:
+            self.add(dp, adj, inst.align)
+            return
+        owned, shared, join = (
+            Block(self.namer.fresh(f"cell.{k}")) for k in ("own", "shared", "in")
+        )
+        self.new.blocks += [owned, shared, join]
+        self.b.insert(
+            Instruction("br", operands=[self.owns(border)], labels=[owned.name, shared.name])
+        )
+        for block, atomic in ((owned, False), (shared, True)):
+            self.b.position_at_end(block)
+            self.atomic_add(dp, adj) if atomic else self.add(dp, adj, inst.align)
+            self.b.insert(Instruction("br", labels=[join.name]))
+        self.b.position_at_end(join)
+
+    def add(self, ptr: Value, v: Value, align: int | None) -> None:
+        """*ptr += v."""
+        old = self.b.load(v.type, ptr, align, "shadow.val")
+        self.b.store(self.b.fadd(old, v, "shadow.val"), ptr, align)
+
+    def owns(self, border: Border) -> Value:
+        """Whether the chunk owns the cell a load with `border` reads in this iteration."""
+        b, i = self.b, self.value("primal", border.counter)
+
+        def shifted(by: int) -> Value:
+            return b.binop("add", i, const(I64, by), "iv.reach")
+
+        lo, hi = (self.value("primal", v) for v in (border.lo, border.hi))
+        owns = b.binop(
+            "and",
+            b.icmp("sge", shifted(border.below), lo, "reach.lo"),
+            b.icmp("sle", shifted(border.above), hi, "reach.hi"),
+            "owns",
+        )
+        if border.start is None:
+            return owns
+        first = self.value("primal", border.first)
+        unwrapped = b.icmp("sge", first, const(I64, border.start), "unwrapped")
+        return b.binop("and", owns, unwrapped, "owns")
 
     def visit_store(self, inst: Instruction, primal: dict, shadow: dict) -> None:
         """adjoint(value) += d p; d p = 0 (memory without derivatives kept as it is)"""

@@ -43,6 +43,16 @@ def stencil(x, y):
         y[i] = x[i - 1] * x[i + 1] - np.sin(x[i])
 
 
+def periodic(x, y):  # x[i - 1] wraps around at i = 0: the last chunk's cell
+    for i in numba.prange(x.shape[0]):
+        y[i] = x[i - 1] * np.cos(x[i]) + x[i]
+
+
+def from_start(x, y, lo):  # a stencil from where the caller says (x[-1] when lo is 0)
+    for i in numba.prange(lo, x.shape[0] - 1):
+        y[i] = x[i - 1] * x[i + 1] - np.sin(x[i])
+
+
 def shifted(x):  # two views of x a cell apart: neighbouring chunks load the same cells
     y = x[1:]
     s = 0.0

@@ -1,6 +1,7 @@
 """The loads of a prange chunk in reverse mode: those whose cells no other chunk loads add
 their adjoints without atomics (`analysis.partition`, from the row Numba's schedule gives
-each chunk; the chunks' reverse sweeps are read for the atomics they keep); those of memory
+each chunk; the chunks' reverse sweeps are read for the atomics they keep), those whose cells
+only the chunk loads away from its row's border atomically at the border only; those of memory
 nothing writes from the parallel loop on are loaded again in the chunk's reverse sweep
 instead of kept on its tape (`reverse.parallel.Launch.unchanged`). The derivatives are
 checked against the serial function's and central differences of the whole map."""
@@ -17,6 +18,8 @@ from enzpy import derivatives
 from parallel.kernels import (
     compiled,
     elementwise,
+    from_start,
+    periodic,
     reduction,
     shifted,
     stencil,
@@ -26,17 +29,19 @@ from parallel.kernels import (
 
 
 def _atomic_adds(kernel, args, kinds, ret):
-    """The atomic adds in the reverse sweeps of the kernel's parallel chunks."""
+    """The atomic adds in the reverse sweeps of the kernel's parallel chunks: (always, at
+    the border only)."""
     argtypes = tuple(numba.typeof(a) for a in args)
     deriv = derivatives.derivative(ez.Reverse, compiled(kernel, True), argtypes, kinds, ret)
     module = deriv.synthesis().module
-    return [
-        inst
+    added = [
+        inst.block.name.startswith("cell.shared")
         for name, fn in module.functions.items()
         if name.startswith("diffe_") and name.endswith(".shared")
         for inst in fn.instructions()
         if inst.opcode == "atomicrmw" and "fadd" in inst.text()
     ]
+    return added.count(False), added.count(True)
 
 
 X = np.linspace(-1.0, 1.0, 37)
@@ -46,17 +51,18 @@ X = np.linspace(-1.0, 1.0, 37)
     "kernel, args, kinds, ret, atomic",
     [
         # x[i] owned: only the per-thread partial sum's adjoint, once per chunk
-        (reduction, [X], ("dup",), "active", 1),
-        (elementwise, [X, np.zeros_like(X)], ("dup", "dup"), "const", 0),
+        (reduction, [X], ("dup",), "active", (1, 0)),
+        (elementwise, [X, np.zeros_like(X)], ("dup", "dup"), "const", (0, 0)),
         # x[i - 1], x[i], x[i + 1]: neighbouring chunks load the cells at their borders
-        (stencil, [X, np.zeros_like(X)], ("dup", "dup"), "const", 3),
+        (stencil, [X, np.zeros_like(X)], ("dup", "dup"), "const", (0, 3)),
+        (periodic, [X, np.zeros_like(X)], ("dup", "dup"), "const", (0, 2)),
         # x[i] and x[1:][i] (a chunk's last cell is the next one's first), and the partial
-        (shifted, [X], ("dup",), "active", 3),
+        (shifted, [X], ("dup",), "active", (3, 0)),
     ],
     ids=lambda v: getattr(v, "__name__", None),
 )
 def test_only_loads_of_cells_other_chunks_load_add_atomically(kernel, args, kinds, ret, atomic):
-    assert len(_atomic_adds(kernel, args, kinds, ret)) == atomic
+    assert _atomic_adds(kernel, args, kinds, ret) == atomic
 
 
 @pytest.mark.parametrize("kernel", [shifted, reduction], ids=lambda k: k.__name__)
@@ -69,6 +75,30 @@ def test_against_the_serial_function_and_central_differences(kernel):
     assert_close(got, serial, 1e-12, 0.0, "parallel vs serial")
     fd = np.array([(f(x + h) - f(x - h)) / 2e-6 for h in np.eye(x.size) * 1e-6])
     assert_close(got, fd, 1e-7, 1e-9, "vs central differences")
+
+
+@pytest.mark.parametrize(
+    "kernel, extra",
+    [(stencil, ()), (periodic, ()), (from_start, (0,)), (from_start, (1,)), (from_start, (2,))],
+    ids=["stencil", "periodic", "from-0", "from-1", "from-2"],
+)
+def test_cells_owned_away_from_the_border(kernel, extra):
+    # x[i - 1], x[i], x[i + 1]: plain adds but within reach of a row's border, or everywhere
+    # when a chunk's x[i - 1] may wrap around to the last cell (the loop starting at 0)
+    x = np.random.default_rng(9).uniform(-1.0, 1.0, 43)
+    f, g = compiled(kernel, True), compiled(kernel, False)
+    v = np.random.default_rng(10).uniform(-1.0, 1.0, x.size)
+    with numba.parallel_chunksize(3):
+        check_reverse(f, [x, np.zeros_like(x), *extra], (0, 1), seed=11)
+        for _ in range(3):
+            got = _vjp(f, x, v, extra)
+            assert_close(got, _vjp(g, x, v, extra), 1e-12, 0.0, "parallel vs serial")
+
+
+def _vjp(f, x, v, extra):
+    dx, dy = np.zeros_like(x), v.copy()
+    ez.autodiff(ez.Reverse, f, ez.Duplicated(x, dx), ez.Duplicated(np.zeros_like(x), dy), *extra)
+    return dx
 
 
 @pytest.mark.parametrize("kernel", [then_scaled, then_rewritten], ids=lambda k: k.__name__)

@@ -2,8 +2,8 @@
 hand-written IR (no Numba): the activity of the chunk's parameters follows the call's
 operands, forward mode calls the chunk's forward derivative with the shadows appended,
 reverse mode runs each chunk's augmented forward and reverse sweep on its own tape, adding
-adjoints into memory other chunks may share atomically (split mode too); batch reverse
-mode is refused by name."""
+adjoints into memory other chunks may share atomically (split mode too), plainly into the
+cells a chunk owns (`analysis.partition`)."""
 
 from __future__ import annotations
 
@@ -120,11 +120,6 @@ def test_split_mode_releases_each_chunks_tape():
     assert "release_chunk.cddc.shared.par" in trampolines
 
 
-def test_batch_mode_is_refused_by_name():
-    with pytest.raises(llvm_passes.NoDerivativeError, match="parallel call.*batch mode"):
-        llvm_passes.reverse(SCALE, "f", [DUP, DUP, CONST, CONST], width=2)
-
-
 @pytest.mark.parametrize(
     "chunk, args",
     [("ptr %fp", "ptr %x, ptr %y, double %a"), ("ptr @chunk", "ptr %x, ptr %y")],
@@ -139,14 +134,15 @@ def test_a_chunk_the_engine_cannot_see_is_refused(chunk, args):
         llvm_passes.forward(text, "f", [CONST, DUP, DUP, CONST, CONST])
 
 
-# A chunk declaring its row [lo, hi] of a partition (`enzpy.partition`) and looping over it,
-# as Numba's parallel loops do: x at `{x_index}`, y (set up by the caller: `{y_setup}`) at i.
+# A chunk declaring its row [lo, hi] of a partition (`enzpy.partition`, every row starting
+# at or above %first) and looping over it, as Numba's parallel loops do: x at `{x_index}`
+# and `{z_index}` (computed by `{index}`), y (set up by the caller: `{y_setup}`) at i.
 PARTITIONED = """
-define i32 @chunk(i64 %c, ptr %sched, i64 %entries, ptr %x, i64 %step, ptr %y) {{
+define i32 @chunk(i64 %c, ptr %sched, i64 %entries, ptr %x, i64 %step, ptr %y, i64 %first) {{
 entry:
   %off = mul i64 %c, 16
   %row = getelementptr i8, ptr %sched, i64 %off
-  call void @enzpy.partition(ptr %row, i64 %entries)
+  call void @enzpy.partition(ptr %row, i64 %entries, i64 %first)
   %lo = load i64, ptr %row
   %hi.p = getelementptr i8, ptr %row, i64 8
   %hi = load i64, ptr %hi.p
@@ -157,12 +153,16 @@ loop:
   %i = phi i64 [ %lo, %entry ], [ %next, %loop ]
   %s = phi double [ 0.0, %entry ], [ %s2, %loop ]
   %before = add i64 %i, -1
+  {index}
   %px = getelementptr double, ptr %xb, i64 {x_index}
   %v = load double, ptr %px
+  %pz = getelementptr double, ptr %xb, i64 {z_index}
+  %z = load double, ptr %pz
   %py = getelementptr double, ptr %y, i64 %i
   %w = load double, ptr %py
   %t = fmul double %v, %w
-  %s2 = fadd double %s, %t
+  %tz = fmul double %t, %z
+  %s2 = fadd double %s, %tz
   %next = add i64 %i, 1
   %done = icmp sgt i64 %next, %hi
   br i1 %done, label %exit, label %loop
@@ -175,26 +175,30 @@ exit:
 define i32 @f(ptr %sched, ptr %x, ptr %y0, i64 %n) {{
 entry:
   {y_setup}
-  %r = call i32 (ptr, i64, ...) {launch}ptr %sched, i64 {entries}, ptr %x, i64 {step}, ptr %y)
+%r = call i32 (ptr, i64, ...) {launch}ptr %sched, i64 {entries}, ptr %x, i64 {step}, ptr %y, i64 1)
   ret i32 %r
 }}
 
 declare i32 @enzpy.parallel_for(ptr, i64, ...)
-declare void @enzpy.partition(ptr, i64)
+declare void @enzpy.partition(ptr, i64, i64)
 declare ptr @malloc(i64)
 """
 _ARGUMENT = "%y = getelementptr double, ptr %y0, i64 0"
 _ALLOCATED = "%y = call ptr @malloc(i64 512)"
+# Numba's x[i - 1]: i - 1 + n where i - 1 < 0 (n: here %step)
+_WRAPPED = "%neg = icmp sgt i64 %i, {k}\n  %wrap = select i1 %neg, i64 0, i64 %step"
 
 
-def _atomic_loads(x_index="%i", y_memory=_ARGUMENT, entries="2", step="0"):
-    """The loads of the partitioned chunk whose adjoints its reverse sweep adds atomically."""
+def _unowned_loads(x_index="%i", z_index="%i", index="", y_memory=_ALLOCATED, **launch):
+    """The loads of the partitioned chunk whose adjoints its reverse sweep adds atomically
+    (`always`), or atomically where a test at run time fails (`border`)."""
     text = PARTITIONED.format(
         launch="@enzpy.parallel_for(ptr @chunk, i64 %n, ",
         x_index=x_index,
+        z_index=z_index,
+        index=index,
         y_setup=y_memory,
-        entries=entries,
-        step=step,
+        **{"entries": "2", "step": "0", **launch},
     )
     result = llvm_passes.reverse(text, "f", [CONST, DUP, DUP, CONST])
     (chunk,) = [
@@ -202,24 +206,56 @@ def _atomic_loads(x_index="%i", y_memory=_ARGUMENT, entries="2", step="0"):
         for name, fn in result.module.functions.items()
         if name.startswith("diffe_chunk.") and name.endswith(".shared")
     ]
-    added = [i for i in chunk.instructions() if i.opcode == "atomicrmw"]
-    return {i.operands[0].name.split(".shadow")[0] for i in added}
+    return {
+        i.operands[0].name.split(".shadow")[0]: (
+            "border" if i.block.name.startswith("cell.shared") else "always"
+        )
+        for i in chunk.instructions()
+        if i.opcode == "atomicrmw"
+    }
 
 
 def test_a_chunk_owns_the_cells_only_it_loads():
-    # x[i] and y[i], y allocated by the caller: no other chunk loads those cells
-    assert _atomic_loads(y_memory=_ALLOCATED) == set()
+    # x[i] and y[i], y allocated by the caller: no other chunk loads those cells; x[i - 1]
+    # alone: only iteration i loads it
+    assert _unowned_loads() == {}
+    assert _unowned_loads(x_index="%before", z_index="%before") == {}
 
 
 @pytest.mark.parametrize(
-    "change, atomic",
+    "change, unowned",
     [
-        ({"y_memory": _ARGUMENT}, {"px", "py"}),  # y the caller's: maybe x a cell on
-        ({"x_index": "%before"}, {"px"}),  # x[i - 1]: the previous chunk's cell
-        ({"entries": "4"}, {"px", "py"}),  # a 2-D partition: i alone is no chunk's own
-        ({"step": "%n"}, {"px"}),  # x advanced per chunk (by c * n bytes)
+        ({"y_memory": _ARGUMENT}, {"px": "always", "pz": "always", "py": "always"}),
+        ({"entries": "4"}, {"px": "always", "pz": "always", "py": "always"}),
+        ({"step": "%n"}, {"px": "always", "pz": "always"}),
+        # x[i - 1] and x[i]: cells at the row's border are its neighbour's too
+        ({"x_index": "%before"}, {"px": "border", "pz": "border"}),
+        # with a wraparound: a test of where the rows start too
+        (
+            {
+                "x_index": "%wrapped",
+                "index": _WRAPPED.format(k=0) + "\n  %wrapped = add i64 %before, %wrap",
+            },
+            {"px": "border", "pz": "border"},
+        ),
+        # a term not zero from some i on: always atomic
+        (
+            {
+                "z_index": "%wrapped",
+                "index": _WRAPPED.format(k=0).replace("sgt", "slt")
+                + "\n  %wrapped = add i64 %i, %wrap",
+            },
+            {"px": "always", "pz": "always"},
+        ),
     ],
-    ids=["arguments-may-overlap", "neighbour", "two-dimensional", "per-chunk-base"],
+    ids=[
+        "arguments-may-overlap",
+        "two-dimensional",
+        "per-chunk-base",
+        "neighbour",
+        "wrapped",
+        "unbounded-term",
+    ],
 )
-def test_loads_other_chunks_may_make_add_atomically(change, atomic):
-    assert _atomic_loads(**{"y_memory": _ALLOCATED, **change}) == atomic
+def test_loads_other_chunks_may_make_add_atomically(change, unowned):
+    assert _unowned_loads(**change) == unowned
