@@ -135,11 +135,6 @@ def derivative(
     hit = _cache.get(key)
     if hit is not None:
         return hit
-    if f.options.get("parallel") and how.reverse and width > 1:
-        raise NoDerivativeError(
-            f"{f.py_func.__qualname__}: reverse batch mode (width {width}) of a function "
-            "compiled with parallel=True is not implemented yet; use width 1"
-        )
     with _gc_paused():
         out = _derivative(how, f, argtypes, kinds, ret, width)
     _cache[key] = out

@@ -114,8 +114,6 @@ def reverse(
     whole_call = not split and not recursive(module, fn)
     if nestable:
         refuse_parallel_calls(module, fn, "in a derivative differentiated again: not supported")
-    elif width > 1:
-        refuse_parallel_calls(module, fn, f"in batch mode (width {width}): not implemented yet")
     rewritten = rewrite_loops(module, fn)  # before any analysis
     synth = _Synthesizer(
         module,

@@ -14,6 +14,8 @@ in lane order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .. import rules
 from ..analysis.activity import ActivityResult
 from ..errors import called_from
@@ -362,18 +364,26 @@ class Augmented(_FunctionForward):
             )
         sync(self.b, self.tape, self.tape_arg)
         clone = self.copy(inst)
-        shadows = []
-        for o, p in zip(inst.operands, summary.pattern, strict=True):
-            for lane in range(self.width) if p else ():
+        shadows = self.call_shadows(inst, inst.operands, summary.pattern)
+        clone.operands = [*inst.operands, *shadows, self.tape_arg]
+        clone.arg_attrs = list(inst.arg_attrs) + [""] * (len(shadows) + 1)
+        clone.callee, clone.fnty = GlobalRef(aug, PTR), ""
+        sync(self.b, self.tape_arg, self.tape)
+
+    def call_shadows(
+        self, inst: Instruction, operands: Sequence[Value | None], pattern: Sequence[bool]
+    ) -> list[Value]:
+        """The shadows `inst` passes its callee's augmented forward sweep: per active
+        operand, one per lane (null for a float, whose adjoint has no shadow)."""
+        shadows: list[Value] = []
+        for o, p in zip(operands, pattern, strict=True):
+            for lane in range(self.width) if p and o is not None else ():
                 self.in_lane(lane)
                 shadows.append(
                     Constant(PTR, "null") if o.type.is_float else self.shadow_of(o, inst)
                 )
         self.in_lane(0)
-        clone.operands = [*inst.operands, *shadows, self.tape_arg]
-        clone.arg_attrs = list(inst.arg_attrs) + [""] * (len(shadows) + 1)
-        clone.callee, clone.fnty = GlobalRef(aug, PTR), ""
-        sync(self.b, self.tape_arg, self.tape)
+        return shadows
 
     def parallel_augmented(self, inst: Instruction, summary: ActivityResult) -> None:
         """A parallel call of the chunk's augmented forward sweep, each chunk on its own
@@ -390,12 +400,7 @@ class Augmented(_FunctionForward):
         size = self.b.binop("mul", n, const(I64, CHUNK_TAPE), "chunk.tapes.bytes")
         tapes = self.b.call(CALLOC, [self.tape, size], PTR, "chunk.tapes")
         clone = self.copy(inst)
-        shadows: list[Value] = []
-        for o, p in zip(chunk[1], summary.pattern, strict=True):
-            if p and o is not None:
-                shadows.append(
-                    Constant(PTR, "null") if o.type.is_float else self.shadow_of(o, inst)
-                )
+        shadows = self.call_shadows(inst, chunk[1], summary.pattern)
         clone.operands[kind.callee] = GlobalRef(trampoline(self.module, aug, False), PTR)
         clone.operands += [*shadows, tapes]
         clone.arg_attrs = list(clone.arg_attrs) + [""] * (len(shadows) + 1)
