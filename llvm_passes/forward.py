@@ -384,6 +384,20 @@ class _FunctionForward:
                 self.MERGED,
             )
 
+    def visit_atomicrmw(self, inst: Instruction) -> None:
+        """old = *p; *p += v: the same on the shadow, with v's tangent (old's: the shadow's)"""
+        self.copy(inst)
+        shadow = self.tan.get(inst.operands[0]) if inst.operands else None
+        if shadow is None:
+            return
+        if inst.accumulation is None:
+            raise self.fail(
+                inst, "an atomic operation other than a float add on memory with derivatives"
+            )
+        t = self.b.atomic_add(shadow, self.shadow_of(inst.operands[1], inst), self.hint(inst))
+        if self.act.is_active(inst):
+            self.tan[inst] = t
+
     def visit_gep(self, inst: Instruction) -> None:
         clone = self.copy(inst)
         if self.act.is_active(inst):

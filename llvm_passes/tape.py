@@ -511,6 +511,11 @@ ok:
   ret void
 }}
 
+define internal void @"{CHUNKS_ESCAPED}"(ptr %tape, ptr %tapes, i64 %n) alwaysinline nounwind {{
+entry:
+  ret void
+}}
+
 define internal ptr @"{CALLOC}"(ptr %tape, i64 %size) alwaysinline nounwind {{
 entry:
   %p = call ptr @malloc(i64 %size)

@@ -269,6 +269,12 @@ class _Analysis:
                 self.need(ptr, f"active value stored through it: {inst.text()}")
             elif ptr in self.active and value.type.is_ptr:
                 self.need(value, f"stored into active memory: {inst.text()}")
+        elif op == "atomicrmw" and inst.accumulation is not None:
+            ptr, value = inst.accumulation
+            if value in self.active:
+                self.need(ptr, f"active value added through it: {inst.text()}")
+            if ptr in self.active:
+                self.mark(inst, f"the old value of active memory {ptr.ref}")
         elif op == "call":
             self.visit_call(inst, carries)
 

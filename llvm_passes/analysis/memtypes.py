@@ -134,6 +134,8 @@ def _visit(
             values.add(inst)
     elif op == "load" and inst.type.is_float:
         _record(where.get(ops[0], {}), layouts, inst.type)
+    elif op == "atomicrmw" and inst.accumulation is not None:
+        _record(where.get(ops[0], {}), layouts, ops[1].type)
     elif op == "store":
         value, ptr = ops
         if value.type.is_float:

@@ -54,6 +54,8 @@ def written(inst: Instruction, module: Module, seen: set[str] | None = None) -> 
     op = inst.opcode
     if op == "store":
         return [inst.operands[1]]
+    if op in ("atomicrmw", "cmpxchg"):
+        return [inst.operands[0]] if inst.operands and inst.operands[0].type.is_ptr else None
     if op != "call":
         return []
     chunk = rules.parallel_chunk(inst)

@@ -116,6 +116,16 @@ class Builder:
     def select(self, c: Value, a: Value, b: Value, hint: str = "t") -> Instruction:
         return self.insert(Instruction("select", a.type, [c, a, b]), hint)
 
+    def atomic_add(self, ptr: Value, v: Value, hint: str = "added") -> Instruction:
+        """`*ptr += v` atomically (relaxed ordering: only the sum matters); the old value."""
+        add = Instruction(
+            "atomicrmw",
+            v.type,
+            [ptr, v],
+            template=f"atomicrmw fadd ptr {{0}}, {v.type} {{1}} monotonic",
+        )
+        return self.insert(add, hint)
+
     def cast(self, op: str, v: Value, to: Type, hint: str = "t") -> Instruction:
         return self.insert(Instruction(op, to, [v]), hint)
 

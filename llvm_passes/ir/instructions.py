@@ -107,6 +107,16 @@ class Instruction(Local):
         return self.callee.name if isinstance(self.callee, GlobalRef) else ""
 
     @property
+    def accumulation(self) -> tuple[Value, Value] | None:
+        """(p, v) of `atomicrmw fadd ptr p, T v` (`*p += v`, the old value returned) with
+        `p` and `v` both operands, else None."""
+        words = self.template.split()
+        if self.opcode != "atomicrmw" or len(self.operands) != 2 or "fadd" not in words[1:3]:
+            return None
+        p, v = self.operands
+        return (p, v) if p.type.is_ptr and v.type.is_float else None
+
+    @property
     def incoming(self) -> Iterator[tuple[Value, str]]:
         """(value, block name) pairs of a phi."""
         return zip(self.operands, self.labels, strict=True)

@@ -112,8 +112,6 @@ def reverse(
     # a recursive function's own calls run the same derivative: no assumption of the root's
     # (memory nothing writes after the call, arrays apart) holds for them
     whole_call = not split and not recursive(module, fn)
-    if nestable:
-        refuse_parallel_calls(module, fn, "in a derivative differentiated again: not supported")
     rewritten = rewrite_loops(module, fn)  # before any analysis
     synth = _Synthesizer(
         module,
@@ -123,6 +121,7 @@ def reverse(
         reload=fn.name if whole_call else None,
         distinct=distinct if whole_call else frozenset(),
         width=width,
+        nestable=nestable,
     )
     pattern = tuple(a.active for a in activities)
     aug, rev = synth.derive(fn, pattern)
@@ -232,8 +231,10 @@ class _Synthesizer:
         reload: str | None,
         distinct: frozenset[int] = frozenset(),
         width: int = 1,
+        nestable: bool = False,
     ) -> None:
         self.module, self.facts, self.root = module, facts, root
+        self.nestable = nestable  # on the nestable tape runtime (`tape.py`)
         self.rewritten = rewritten  # the functions whose loops are rewritten (`rewrite_loops`)
         self.width = width
         self.distinct = distinct  # the root's arguments whose memory does not overlap

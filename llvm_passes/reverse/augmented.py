@@ -226,7 +226,12 @@ class Augmented(_FunctionForward):
             return super().visit(inst)
         self.b.loc = inst.loc
         self.copy(inst)
-        if self.act.is_active(inst) and rules.lookup(inst) is None and inst.type.is_float:
+        if (
+            self.act.is_active(inst)
+            and rules.lookup(inst) is None
+            and inst.type.is_float
+            and inst.accumulation is None  # (the reverse sweep's `visit_atomicrmw`)
+        ):
             raise self.fail(inst, f"instruction '{inst.opcode}'")
 
     def visit_ret(self, inst: Instruction) -> None:
@@ -377,7 +382,9 @@ class Augmented(_FunctionForward):
         operand, one per lane (null for a float, whose adjoint has no shadow)."""
         shadows: list[Value] = []
         for o, p in zip(operands, pattern, strict=True):
-            for lane in range(self.width) if p and o is not None else ():
+            if not p or o is None:
+                continue
+            for lane in range(self.width):
                 self.in_lane(lane)
                 shadows.append(
                     Constant(PTR, "null") if o.type.is_float else self.shadow_of(o, inst)
@@ -401,7 +408,9 @@ class Augmented(_FunctionForward):
         tapes = self.b.call(CALLOC, [self.tape, size], PTR, "chunk.tapes")
         clone = self.copy(inst)
         shadows = self.call_shadows(inst, chunk[1], summary.pattern)
-        clone.operands[kind.callee] = GlobalRef(trampoline(self.module, aug, False), PTR)
+        clone.operands[kind.callee] = GlobalRef(
+            trampoline(self.module, aug, False, self.synth.nestable), PTR
+        )
         clone.operands += [*shadows, tapes]
         clone.arg_attrs = list(clone.arg_attrs) + [""] * (len(shadows) + 1)
         self.b.call(CHUNKS_ESCAPED, [self.tape, tapes, n], VOID)

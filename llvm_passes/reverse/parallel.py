@@ -43,7 +43,18 @@ from ..ir.builder import Builder, Namer
 from ..ir.types import size_in_bytes
 from ..ir.values import const
 from ..rules import parallel_chunk
-from ..tape import ARM, DROP, ESCAPE_TYPE, FORGET, KEEP, SETJMP, TAKE, TAPE_TYPE, UNWIND
+from ..tape import (
+    ARM,
+    DROP,
+    ESCAPE_TYPE,
+    FORGET,
+    FREE,
+    KEEP,
+    SETJMP,
+    TAKE,
+    TAPE_TYPE,
+    UNWIND,
+)
 
 CHUNK_TAPE = size_in_bytes(TAPE_TYPE)  # bytes of one chunk's tape header
 KEPT = 32  # chunks (by index) whose tape storage is kept between calls, each in its cell
@@ -125,26 +136,39 @@ def launch(call: Instruction, unchanged: frozenset[int] | None = None) -> Launch
     return Launch(constants, apart, unchanged or frozenset())
 
 
-def trampoline(module: Module, sweep: str, release: bool) -> str:
+def trampoline(module: Module, sweep: str, release: bool, nestable: bool = False) -> str:
     """`<sweep>.par(i64 c, args..., shadows..., ptr tapes)`: `sweep` (an augmented forward
     or a reverse sweep of a chunk, its tape last) on chunk `c`'s tape. A forward sweep
     (`release` false) runs with the tape's escape armed: memory it cannot have ends it,
     what it allocated released and its tape marked escaped (`CHUNKS_ESCAPED` then escapes
     the caller's sweep). A reverse sweep (`release`) leaves the tape's storage in chunk
     `c`'s cell afterwards, where the forward sweep of the next call takes it (`_cells`).
+    On the `nestable` runtime (no cells, no escape) the reverse sweep frees the storage.
     Returns the trampoline's name."""
     name = f"{sweep}.par"
     if module.get(name) is not None:
         return name
     target = module.functions[sweep]
-    params = [Argument(a.type, a.name, a.attrs, k) for k, a in enumerate(target.args)]
-    params[-1] = Argument(PTR, "tapes", "", len(params) - 1)
-    fn = Function(name, target.ret_type, params, prefix="internal")
+    fn = Function(
+        name,
+        target.ret_type,
+        [Argument(a.type, a.name, a.attrs, k) for k, a in enumerate(target.args[:-1])],
+        prefix="internal",
+    )
+    namer = Namer(fn)  # (the sweep may be a trampoline's derivative, with its `tapes`)
+    fn.args.append(Argument(PTR, namer.fresh("tapes"), "", len(fn.args)))
+    params = fn.args
     fn.blocks.append(Block("entry"))
     module.add_function(fn)
-    b = Builder(module, Namer(fn), fn.blocks[0])
+    b = Builder(module, namer, fn.blocks[0])
     offset = b.binop("mul", params[0], const(I64, CHUNK_TAPE), "offset")
     tape = b.gep(I8, params[-1], offset, hint="tape")
+    if nestable:
+        r = b.call(sweep, [*params[:-1], tape], target.ret_type, "r")
+        if release:
+            b.call(FREE, [tape], VOID)
+        _ret(b, None if target.ret_type == VOID else r)
+        return name
     last = b.icmp("ult", params[0], const(I64, KEPT), "kept")
     kept = b.gep(PTR, _cells(module, sweep), b.select(last, params[0], const(I64, KEPT), "k"))
     if not release:

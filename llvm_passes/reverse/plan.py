@@ -328,6 +328,8 @@ class _Planner:
             return Step((("shadow", ptr), *merged, *tested))
         if op == "select":
             return Step((("primal", ops[0]),) if is_active_float(act, inst) else ())
+        if op == "atomicrmw":  # *p += v: reads d p
+            return Step((("shadow", ops[0]),) if act.is_active(ops[0]) else ())
         if op == "alloca":
             return Step((("shadow", inst),) if act.is_active(inst) else ())
         if op == "call":

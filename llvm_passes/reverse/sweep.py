@@ -155,23 +155,13 @@ class Reverse:
             return
         target = self.slots.get(v)
         if target is None and v in self.accumulators and self.shared:
-            self.atomic_add(self.accumulators[v], contribution)
+            self.b.atomic_add(self.accumulators[v], contribution)
             return
         target = target or self.accumulators.get(v)
         if target is None:
             return
         old = self.b.load(v.type, target, None, "adj")
         self.b.store(self.b.fadd(old, contribution, "adj"), target)
-
-    def atomic_add(self, ptr: Value, v: Value) -> None:
-        """*ptr += v, atomically (relaxed ordering: only the sum matters)."""
-        add = Instruction(
-            "atomicrmw",
-            v.type,
-            [ptr, v],
-            template=f"atomicrmw fadd ptr {{0}}, {v.type} {{1}} monotonic",
-        )
-        self.b.insert(add, "added")
 
     def take_adjoint(self, inst: Instruction, lane: int | None = None) -> Value:
         """Read the adjoint of `inst` (in `lane`, by default the current one) and reset it
@@ -424,7 +414,7 @@ class Reverse:
             zero = Builder.zero(inst.type)
             adj = self.b.select(self.is_primal(dp, primal[ptr]), zero, adj, "adj")
         if self.shared and inst not in self.plan.owned:  # another chunk may load the cell
-            self.atomic_add(dp, adj)
+            self.b.atomic_add(dp, adj)
             return
         border = self.plan.owned.get(inst)
         if border is None:
@@ -439,7 +429,7 @@ class Reverse:
         )
         for block, atomic in ((owned, False), (shared, True)):
             self.b.position_at_end(block)
-            self.atomic_add(dp, adj) if atomic else self.add(dp, adj, inst.align)
+            self.b.atomic_add(dp, adj) if atomic else self.add(dp, adj, inst.align)
             self.b.insert(Instruction("br", labels=[join.name]))
         self.b.position_at_end(join)
 
@@ -484,6 +474,21 @@ class Reverse:
             )
         self.b.store(zero, dp, inst.align)
         self.add_adjoint(value, got)
+
+    def visit_atomicrmw(self, inst: Instruction, primal: dict, shadow: dict) -> None:
+        """old = *p; *p += v: adjoint(v) += d p; then d p += adjoint(old), as for a load"""
+        ptr = inst.operands[0]
+        if ptr not in shadow:
+            return
+        if inst.accumulation is None:
+            raise self.fail(inst, "an atomic operation other than a float add")
+        value = inst.operands[1]
+        dp = shadow[ptr]
+        if is_active_float(self.act, value):
+            self.add_adjoint(value, self.b.load(value.type, dp, None, "shadow.val"))
+        if is_active_float(self.act, inst):
+            adj = self.take_adjoint(inst)
+            self.b.atomic_add(dp, adj) if self.shared else self.add(dp, adj, None)
 
     def visit_select(self, inst: Instruction, primal: dict, shadow: dict) -> None:
         """the adjoint goes to the operand the condition chose"""
@@ -588,7 +593,7 @@ class Reverse:
             return
         tapes = pop(self.b, self.tape, PTR, "chunk.tapes")
         args[rules.PARALLEL[inst.callee_name].callee] = GlobalRef(
-            trampoline(self.module, sweep, True), PTR
+            trampoline(self.module, sweep, True, self.synth.nestable), PTR
         )
         self.launch(inst, [*args, *shadows, tapes])
         self.b.call("free", [tapes], VOID)
