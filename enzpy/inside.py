@@ -36,7 +36,7 @@ from numba.extending import overload
 from . import gradients, memory
 from .annotations import SHADOWED, Active, Annotation, BatchDuplicated, Const, Duplicated
 from .bridge.by_address import by_address
-from .bridge.link import finish, njit_glue
+from .bridge.link import DerivativeDriver, TwinNeeded, finish, njit_glue
 from .derivatives import derivative
 from .errors import AnnotationError, ShadowError
 from .jit import EnzymeJit, from_dispatcher
@@ -438,7 +438,9 @@ class PythonEntry:
             self._spec.append((cls, False))
         self._how = (mode, f, ret_activity)
         self._tables = [np.zeros(2, np.uint64)]  # (the earlier ones stay alive)
+        self._linked: dict[int, DerivativeDriver] = {}  # row -> the derivative it holds
         self._ns["_t"] = self._tables[-1].ctypes.data
+        self._ns["_TwinNeeded"], self._ns["_twins"] = TwinNeeded, self._twins
         vals = ", ".join(f"v{j}" for j in range(len(unpacked)))
         stub_ns: dict[str, Any] = {"_stub": self._stub(vals)}
         exec(f"def entry({vals}):\n    return _stub({vals})\n", stub_ns)
@@ -449,7 +451,11 @@ class PythonEntry:
             f"    if len(args) == {len(params)}:\n"
             f"        {unpack}\n"
             f"        if {' and '.join(checks) or 'True'}:\n"
-            f"            return _entry({', '.join(unpacked)})\n"
+            f"            try:\n"
+            f"                return _entry({', '.join(unpacked)})\n"
+            f"            except _TwinNeeded:\n"
+            f"                _twins()\n"
+            f"                return _entry({', '.join(unpacked)})\n"
             f"    return _other(*args)\n",
             self._ns,
         )
@@ -479,19 +485,27 @@ class PythonEntry:
                 if key is not None:
                     _rows[key] = row
         if deriv is not None:
-            self._store(row, deriv.linked.table)
+            self._store(row, deriv.linked)
         src.names["_row"] = row
         return src
 
-    def _store(self, row: int, addresses: np.ndarray) -> None:
+    def _store(self, row: int, linked: DerivativeDriver) -> None:
         """Put a derivative's addresses in row `row` of this entry's table."""
         table = self._tables[-1]
         if 2 * row + 2 > len(table):
             table = np.zeros(max(2 * row + 2, 2 * len(table)), np.uint64)
             table[: len(self._tables[-1])] = self._tables[-1]
             self._tables.append(table)
-        table[2 * row : 2 * row + 2] = addresses
+        table[2 * row : 2 * row + 2] = linked.table
+        self._linked[row] = linked
         self._ns["_t"] = table.ctypes.data
+
+    def _twins(self) -> None:
+        """Put in the table the aliased twins of its derivatives (built if they are not)."""
+        table = self._tables[-1]
+        for row, linked in self._linked.items():
+            if linked.twin is not None and not table[2 * row + 1]:
+                table[2 * row + 1] = linked.twin_address()
 
     def _stub(self, params: str) -> Callable[..., Any]:
         """A function of the unpacked values whose Numba overload is the generated call (for

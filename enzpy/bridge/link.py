@@ -50,6 +50,12 @@ _cache: dict[Any, dict[str, DerivativeDriver]] = {}  # per module and call shape
 _cache_lock = threading.Lock()
 
 
+class TwinNeeded(Exception):
+    """Raised by the code calling a derivative from Python when the memory of two array
+    arguments overlaps and the derivative's aliased twin is not built yet: build it
+    (`DerivativeDriver.twin_address`) and call again."""
+
+
 @dataclass
 class DerivativeDriver:
     """A compiled derivative: njit driver, intrinsic for use inside njit code, and its library.
@@ -65,12 +71,32 @@ class DerivativeDriver:
     library: Any  # the Numba code library holding the derivative
     symbol: str  # the derivative's (unique) symbol in `library`
     exports: dict[str, int] = field(default_factory=dict)  # other functions: name -> address
+    # builds the aliased twin on first need (most calls never need it), giving its address
+    twin: Callable[[], int] | None = None
+
+    def twin_address(self) -> int:
+        """The aliased twin's address, in the table from now on (built if it is not)."""
+        if not self.table[1]:
+            assert self.twin is not None, "a derivative without a twin needs none"
+            self.table[1] = self.twin()
+        return int(self.table[1])
 
     @functools.cached_property
     def driver(self) -> Any:
         """driver(*primal_args, *shadows) -> (primal, tangent): the shared Numba dispatcher
-        with this derivative's table bound."""
-        return functools.partial(self.shape.driver(), self.table.ctypes.data)
+        with this derivative's table bound (its twin built when a call needs it)."""
+        call = functools.partial(self.shape.driver(), self.table.ctypes.data)
+        if self.twin is None:
+            return call
+
+        def driver(*args: Any) -> Any:
+            try:
+                return call(*args)
+            except TwinNeeded:
+                self.twin_address()
+                return call(*args)
+
+        return driver
 
     def __call__(self, *args: Any) -> Any:
         """Call the driver: primal arguments, then one shadow per shadowed argument."""
@@ -112,7 +138,7 @@ class CallShape:
         """The driver's Numba signature, without the table."""
         return _signature(self.argtypes, self.restype, self.activities, self.shadowed, self.ep)
 
-    def intrinsic(self, symbols: tuple[Any, str, str | None] | None = None) -> Any:
+    def intrinsic(self, symbols: tuple[Callable[[str], int], str, str | None] | None = None) -> Any:
         """An intrinsic calling the derivative (see `_make_codegen`): at the addresses of
         `symbols`, or given a table and a row before the driver's arguments."""
         sig = self.signature
@@ -256,6 +282,17 @@ def _build_library(
     return lib
 
 
+def _twin_builder(module_text: str, name: str, unique: str, library: Any) -> Callable[[], int]:
+    """The address of the entry `name` of `module_text` (as `unique`), compiled alone into
+    its own library on the first call."""
+
+    @functools.cache
+    def build() -> int:
+        return _build_library(module_text, {name: unique}, library).get_pointer_to_function(unique)
+
+    return build
+
+
 def _renamed(module_text: str, renames: dict[str, str]) -> Any:
     """The parsed module, its entry points renamed (name -> unique name), the rest of its
     functions internal."""
@@ -331,7 +368,7 @@ def finish(typingctx: Any, outcome: types.Type, value: types.Type) -> Any:
 
 
 def _make_codegen(
-    shape: CallShape, symbols: tuple[Any, str, str | None] | None = None
+    shape: CallShape, symbols: tuple[Callable[[str], int], str, str | None] | None = None
 ) -> Callable[..., Any]:
     """The codegen of an intrinsic calling a derivative of `shape`: with the primal's
     flattened LLVM arguments (Numba's calling convention), then one shadow per active LLVM
@@ -340,12 +377,13 @@ def _make_codegen(
     of two array arguments overlaps.
 
     The derivative is called by address: linking its library instead would optimize and
-    compile the whole derivative again in every caller. `symbols` (library, entry,
-    aliased entry): the addresses are constants (dynamic globals, so the caller cannot be
-    cached, and nested differentiation finds the derivative it calls). Without, the
-    intrinsic is shared by every derivative of this calling shape: it takes first a table's
-    address and a row, the row holding the entry's and the aliased entry's addresses
-    (`call_table`)."""
+    compile the whole derivative again in every caller. `symbols` (the address of a
+    symbol, entry, aliased entry): the addresses are constants (dynamic globals, so the
+    caller cannot be cached, and nested differentiation finds the derivative it calls).
+    Without, the intrinsic is shared by every derivative of this calling shape: it takes
+    first a table's address and a row, the row holding the entry's and the aliased entry's
+    addresses (`call_table`; an aliased address 0, the twin not built yet, raises
+    `TwinNeeded` when the arrays overlap)."""
     argtypes, restype, activities, ep = shape.argtypes, shape.restype, shape.activities, shape.ep
     layout = argument_layout(argtypes)
     nargs = len(argtypes)
@@ -353,7 +391,7 @@ def _make_codegen(
 
     def constant(context: Any, builder: Any, fnty: ir.FunctionType, name: str) -> Any:
         assert symbols is not None
-        at = symbols[0].get_pointer_to_function(name)
+        at = symbols[0](name)
         _addresses[at] = (name, ep)
         return builder.bitcast(context.add_dynamic_addr(builder, at, name), fnty.as_pointer())
 
@@ -426,6 +464,10 @@ def _make_codegen(
         fn, *other = entries(context, builder, fnty, head)
         if shape.aliased:
             overlap = _arrays_overlap(context, builder, argtypes, args[:nargs])
+            if symbols is None:  # a table's twin is built on first need
+                unbuilt = builder.icmp_unsigned("==", other[0], ir.Constant(other[0].type, None))
+                with cgutils.if_unlikely(builder, builder.and_(overlap, unbuilt)):
+                    context.call_conv.return_user_exc(builder, TwinNeeded, ())
             fn = builder.select(overlap, other[0], fn)
         code = builder.call(fn, [retslot, excinfoptr, *flat, *shadows, *tape])
         failed, excinfo = cgutils.false_bit, cgutils.voidptr_t(None)
@@ -775,7 +817,17 @@ def make_drivers(
     suffix = stored.suffix if stored is not None else f"enzpy{next(_counter)}"
     renames = {name: f"{name}.{suffix}" for name in (*entries, *aliased.values(), *exports)}
     forward = [renames[name] for name, ep in entries.items() if ep == FORWARD]
-    lib = _build_library(module_text, renames, library, nestable=forward, stored=stored)
+    # twins built on first need, each alone in a library (a cached derivative keeps its own)
+    later = set(aliased.values()) if stored is None else set()
+    now = {name: unique for name, unique in renames.items() if name not in later}
+    lib = _build_library(module_text, now, library, nestable=forward, stored=stored)
+    twins = {
+        renames[twin]: _twin_builder(module_text, twin, renames[twin], library) for twin in later
+    }
+
+    def address(symbol: str) -> int:
+        return twins[symbol]() if symbol in twins else lib.get_pointer_to_function(symbol)
+
     if nestable is not None:
         for name, ep in entries.items():
             if ep.returns == "reverse":
@@ -786,10 +838,16 @@ def make_drivers(
     result = {}
     for name, ep in entries.items():
         shape = CallShape(argtypes, restype, activities, shadowed, ep, name in aliased)
-        symbols = (lib, renames[name], renames.get(aliased.get(name, "")))
-        table = np.array([lib.get_pointer_to_function(s) if s else 0 for s in symbols[1:]])
+        symbols = (address, renames[name], renames.get(aliased.get(name, "")))
+        table = np.array([address(s) if s and s not in twins else 0 for s in symbols[1:]])
         result[name] = DerivativeDriver(
-            shape, shape.intrinsic(symbols), table.astype(np.uint64), lib, renames[name], addresses
+            shape,
+            shape.intrinsic(symbols),
+            table.astype(np.uint64),
+            lib,
+            renames[name],
+            addresses,
+            twins.get(symbols[2] or ""),
         )
     with _cache_lock:
         result = _cache.setdefault(key, result)

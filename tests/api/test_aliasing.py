@@ -175,3 +175,41 @@ def test_interleaved_views_of_one_array_are_accepted_everywhere():
         ez.Duplicated(x[1::2], np.zeros(3)),
     )
     assert python == _interleaved_inside(x, np.ones(3), np.zeros(3)) == x[1::2].sum()
+
+
+def _product_then_doubled():
+    """A fresh function each time (its derivative compiled anew)."""
+
+    @ez.enzyme_jit
+    def product_then_doubled(x, y):
+        s = 0.0
+        for i in range(x.shape[0]):
+            s += x[i] * y[i]
+            y[i] = 2 * y[i]
+        return s
+
+    return product_then_doubled
+
+
+@pytest.mark.parametrize("path", ["python", "hot"])
+def test_the_aliased_twin_is_built_when_arrays_first_overlap(path, monkeypatch):
+    # the derivative assumes x and y apart (it reads y again in its reverse sweep); its twin
+    # for overlapping memory is compiled on the first call that needs it, from either path
+    from enzpy import derivatives
+
+    monkeypatch.setattr(api, "_ENTRIES", path == "hot")
+    f = _product_then_doubled()
+    x0 = np.array([1.0, 2.0, 3.0])
+    for _ in range(6):  # apart: y is read before it is doubled, d/dx = y0, d/dy = x0
+        x, y, dx, dy = x0.copy(), x0[::-1].copy(), np.zeros(3), np.zeros(3)
+        ez.autodiff(ez.Reverse, f, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(y, dy))
+        np.testing.assert_allclose(dx, x0[::-1], rtol=1e-14)
+        np.testing.assert_allclose(dy, x0, rtol=1e-14)
+    argtypes = (numba.typeof(x0), numba.typeof(x0))
+    deriv = derivatives.derivative(ez.Reverse, f, argtypes, ("dup", "dup"), "active")
+    assert deriv.linked.twin is not None and deriv.linked.table[1] == 0  # not built
+    for _ in range(6):  # s = x·x, x doubled after each read: d/dx = 2 x0
+        x, dx = x0.copy(), np.zeros(3)
+        ez.autodiff(ez.Reverse, f, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(x, dx))
+        np.testing.assert_allclose(dx, 2 * x0, rtol=1e-14)
+    assert deriv.linked.table[1] != 0
