@@ -213,9 +213,18 @@ def _derivative(
         argtypes,
         engine_result,
         split,
-        ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop]) if drop else None,
+        partial(_drop_tapes, drv, drop) if drop else None,
         PARALLEL_FOR in text,
     )
+
+
+def _drop_tapes(drv: link.DerivativeDriver, drop: str) -> int:
+    """Free the storage the derivative's tape cells keep (its aliased twin's too, if built);
+    the bytes freed."""
+    freed = int(ctypes.CFUNCTYPE(ctypes.c_int64)(drv.exports[drop])())
+    if drv.twin is not None and drv.twin.built:
+        freed += int(ctypes.CFUNCTYPE(ctypes.c_int64)(drv.twin.address(drop))())
+    return freed
 
 
 @dataclass

@@ -71,14 +71,13 @@ class DerivativeDriver:
     library: Any  # the Numba code library holding the derivative
     symbol: str  # the derivative's (unique) symbol in `library`
     exports: dict[str, int] = field(default_factory=dict)  # other functions: name -> address
-    # builds the aliased twin on first need (most calls never need it), giving its address
-    twin: Callable[[], int] | None = None
+    twin: Twin | None = None  # the aliased twin, built on first need
 
     def twin_address(self) -> int:
         """The aliased twin's address, in the table from now on (built if it is not)."""
         if not self.table[1]:
             assert self.twin is not None, "a derivative without a twin needs none"
-            self.table[1] = self.twin()
+            self.table[1] = self.twin.address(self.twin.entry)
         return int(self.table[1])
 
     @functools.cached_property
@@ -282,15 +281,24 @@ def _build_library(
     return lib
 
 
-def _twin_builder(module_text: str, name: str, unique: str, library: Any) -> Callable[[], int]:
-    """The address of the entry `name` of `module_text` (as `unique`), compiled alone into
-    its own library on the first call."""
+class Twin:
+    """An aliased twin, compiled with the module's exports into a library of its own on the
+    first call of `address` (most calls never need it)."""
 
-    @functools.cache
-    def build() -> int:
-        return _build_library(module_text, {name: unique}, library).get_pointer_to_function(unique)
+    def __init__(self, module_text: str, renames: dict[str, str], entry: str, library: Any):
+        self.text, self.renames, self.entry, self.library = module_text, renames, entry, library
 
-    return build
+    @functools.cached_property
+    def _compiled(self) -> Any:
+        return _build_library(self.text, self.renames, self.library)
+
+    @property
+    def built(self) -> bool:
+        return "_compiled" in self.__dict__
+
+    def address(self, name: str) -> int:
+        """The address of the function the module calls `name` (the entry or an export)."""
+        return self._compiled.get_pointer_to_function(self.renames[name])
 
 
 def _renamed(module_text: str, renames: dict[str, str]) -> Any:
@@ -821,12 +829,19 @@ def make_drivers(
     later = set(aliased.values()) if stored is None else set()
     now = {name: unique for name, unique in renames.items() if name not in later}
     lib = _build_library(module_text, now, library, nestable=forward, stored=stored)
-    twins = {
-        renames[twin]: _twin_builder(module_text, twin, renames[twin], library) for twin in later
+    twins = {  # unique name -> its twin (with exports of its own: their cells are its own)
+        renames[twin]: Twin(
+            module_text,
+            {twin: renames[twin], **{e: f"{renames[e]}.twin" for e in exports}},
+            twin,
+            library,
+        )
+        for twin in later
     }
 
     def address(symbol: str) -> int:
-        return twins[symbol]() if symbol in twins else lib.get_pointer_to_function(symbol)
+        twin = twins.get(symbol)
+        return twin.address(twin.entry) if twin else lib.get_pointer_to_function(symbol)
 
     if nestable is not None:
         for name, ep in entries.items():

@@ -213,3 +213,8 @@ def test_the_aliased_twin_is_built_when_arrays_first_overlap(path, monkeypatch):
         ez.autodiff(ez.Reverse, f, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(x, dx))
         np.testing.assert_allclose(dx, 2 * x0, rtol=1e-14)
     assert deriv.linked.table[1] != 0
+    deriv.drop_tapes()
+    x, dx = x0.copy(), np.zeros(3)
+    ez.autodiff(ez.Reverse, f, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(x, dx))
+    assert deriv.drop_tapes() > 0  # the twin's tape storage (it keeps y), freed with the rest
+    assert deriv.drop_tapes() == 0
