@@ -54,6 +54,7 @@ from llvm_passes.rules.parallel import PARALLEL_FOR, PARTITION
 
 from ..errors import NoDerivativeError
 from .capture import defined_symbols
+from .runtime import SCHEDULES
 
 _LAUNCH = "numba_parallel_for"
 _PACKED = ("args", "dims", "steps", "data")  # the gufunc ABI's parameters
@@ -67,9 +68,6 @@ _SCHEDULE = (6, 7)
 _PARTITION_DEFINED = (
     f"define internal void @{PARTITION}(ptr %row, i64 %entries, i64 %first) {{\n  ret void\n}}"
 )
-# Numba's call computing the schedule: (number of dimensions, starts, stops, number of
-# rows, the schedule); every row starts at or above the loop's start
-_SCHEDULING = ("do_scheduling_signed", "do_scheduling_unsigned")
 _UNKNOWN_START = Constant(I64, str(-(2**63)))
 
 
@@ -370,7 +368,9 @@ def _start(fn: Function, call: Instruction, schedule: Value | None) -> Value:
     """The start of the loop the launch `call` of `fn` runs (of its first dimension), from
     the scheduling of `schedule` (the lowest value any row can start at when unknown)."""
     for inst in fn.instructions():
-        if inst.callee_name in _SCHEDULING and inst.operands[4] is schedule:
+        # Numba's scheduling call: (dimensions, starts, stops, rows, the schedule); every
+        # row starts at or above the loop's start
+        if inst.callee_name in SCHEDULES and inst.operands[4] is schedule:
             start = _stored(fn, inst.operands[1], call).get(0)
             if start is not None and start.type == I64:
                 return start

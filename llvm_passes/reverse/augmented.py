@@ -218,6 +218,7 @@ class Augmented(_FunctionForward):
             "call",
             "ptrtoint",
             "inttoptr",
+            "atomicrmw",
         }
     )
 
@@ -226,16 +227,14 @@ class Augmented(_FunctionForward):
             return super().visit(inst)
         self.b.loc = inst.loc
         self.copy(inst)
-        if (
-            self.act.is_active(inst)
-            and rules.lookup(inst) is None
-            and inst.type.is_float
-            and inst.accumulation is None  # (the reverse sweep's `visit_atomicrmw`)
-        ):
+        if self.act.is_active(inst) and rules.lookup(inst) is None and inst.type.is_float:
             raise self.fail(inst, f"instruction '{inst.opcode}'")
 
     def visit_ret(self, inst: Instruction) -> None:
         self.copy(inst)
+
+    def visit_atomicrmw(self, inst: Instruction) -> None:
+        self.copy(inst)  # (its derivative: the reverse sweep's)
 
     def visit_alloca(self, inst: Instruction) -> None:
         """Shadow stack memory must outlive this sweep: it is zeroed heap memory, freed when

@@ -413,12 +413,9 @@ class Reverse:
         if ptr in self.act.maybe_primal:
             zero = Builder.zero(inst.type)
             adj = self.b.select(self.is_primal(dp, primal[ptr]), zero, adj, "adj")
-        if self.shared and inst not in self.plan.owned:  # another chunk may load the cell
-            self.b.atomic_add(dp, adj)
-            return
         border = self.plan.owned.get(inst)
-        if border is None:
-            self.add(dp, adj, inst.align)
+        if border is None:  # another chunk may load the cell unless the chunk owns it
+            self.add(dp, adj, inst.align, bool(self.shared) and inst not in self.plan.owned)
             return
         owned, shared, join = (
             Block(self.namer.fresh(f"cell.{k}")) for k in ("own", "shared", "in")
@@ -429,12 +426,15 @@ class Reverse:
         )
         for block, atomic in ((owned, False), (shared, True)):
             self.b.position_at_end(block)
-            self.b.atomic_add(dp, adj) if atomic else self.add(dp, adj, inst.align)
+            self.add(dp, adj, inst.align, atomic)
             self.b.insert(Instruction("br", labels=[join.name]))
         self.b.position_at_end(join)
 
-    def add(self, ptr: Value, v: Value, align: int | None) -> None:
-        """*ptr += v."""
+    def add(self, ptr: Value, v: Value, align: int | None, atomic: bool = False) -> None:
+        """*ptr += v (atomically: other chunks may add into the cell)."""
+        if atomic:
+            self.b.atomic_add(ptr, v)
+            return
         old = self.b.load(v.type, ptr, align, "shadow.val")
         self.b.store(self.b.fadd(old, v, "shadow.val"), ptr, align)
 
@@ -488,7 +488,7 @@ class Reverse:
             self.add_adjoint(value, self.b.load(value.type, dp, None, "shadow.val"))
         if is_active_float(self.act, inst):
             adj = self.take_adjoint(inst)
-            self.b.atomic_add(dp, adj) if self.shared else self.add(dp, adj, None)
+            self.add(dp, adj, None, bool(self.shared))
 
     def visit_select(self, inst: Instruction, primal: dict, shadow: dict) -> None:
         """the adjoint goes to the operand the condition chose"""
