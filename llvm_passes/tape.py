@@ -21,14 +21,16 @@ moves, so that the outer derivative's shadows of the tape stay where their slots
 
 from __future__ import annotations
 
-from .ir import I1, I64, PTR, VOID, Module, Type, Value
+from .ir import I1, I64, PTR, VOID, Block, GlobalRef, Instruction, Module, Type, Value
 from .ir.builder import Builder
 from .ir.types import size_in_bytes, struct
+from .ir.values import const
 
 TAPE_TYPE = struct(PTR, I64, I64, PTR)
 PUSH, POP, FREE = "enzpy.tape.push", "enzpy.tape.pop", "enzpy.tape.free"
 TAKE, KEEP, DROP = "enzpy.tape.take", "enzpy.tape.keep", "enzpy.tape.drop"
 RESERVE, PUSH_RESERVED = "enzpy.tape.reserve", "enzpy.tape.push.reserved"
+GROW = "enzpy.tape.grow"
 ESCAPE, ARM, UNWIND, FORGET = (
     "enzpy.tape.escape",
     "enzpy.tape.arm",
@@ -45,8 +47,27 @@ ESCAPE_TYPE = Type("array", elems=(I64,), count=(_JMP_BUF + 24) // 8)
 ESCAPE_AT = 24  # byte offset of the tape's escape field: its forward sweep's record, if any
 ESCAPED = "inttoptr (i64 -1 to ptr)"  # the escape field of a tape whose sweep escaped
 
-# pushing, the same in both runtimes (`reserve` makes the room)
+# pushing, the same in both runtimes (`reserve` makes the room; `grow`, out of line, each
+# runtime's own)
 _PUSHES = f"""
+define internal void @"{RESERVE}"(ptr %tape, i64 %bytes) alwaysinline nounwind {{
+entry:
+  %size.p = getelementptr inbounds i8, ptr %tape, i64 8
+  %cap.p = getelementptr inbounds i8, ptr %tape, i64 16
+  %size = load i64, ptr %size.p, align 8
+  %cap = load i64, ptr %cap.p, align 8
+  %need = add i64 %size, %bytes
+  %full = icmp ugt i64 %need, %cap
+  br i1 %full, label %grow, label %ok
+
+grow:
+  call void @"{GROW}"(ptr %tape, i64 %bytes)
+  br label %ok
+
+ok:
+  ret void
+}}
+
 define internal ptr @"{PUSH}"(ptr %tape) alwaysinline nounwind {{
 entry:
   call void @"{RESERVE}"(ptr %tape, i64 8)
@@ -74,18 +95,14 @@ declare void @abort()
 declare i32 @_setjmp(ptr) returns_twice
 declare void @_longjmp(ptr, i32) noreturn
 
-; make room for `bytes` more bytes: pushes into them need no check
-define internal void @"{RESERVE}"(ptr %tape, i64 %bytes) alwaysinline nounwind {{
+; room for `bytes` more bytes than the tape has: pushes into them need no check
+define internal void @"{GROW}"(ptr %tape, i64 %bytes) noinline nounwind cold {{
 entry:
   %size.p = getelementptr inbounds i8, ptr %tape, i64 8
   %cap.p = getelementptr inbounds i8, ptr %tape, i64 16
   %size = load i64, ptr %size.p, align 8
   %cap = load i64, ptr %cap.p, align 8
   %need = add i64 %size, %bytes
-  %full = icmp ugt i64 %need, %cap
-  br i1 %full, label %grow, label %ok
-
-grow:
   %twice = shl i64 %cap, 1
   %big = icmp ugt i64 %twice, %need
   %cap1 = select i1 %big, i64 %twice, i64 %need
@@ -106,13 +123,10 @@ oom:
   unreachable
 
 grown:
-  %data = phi ptr [ %data.new, %grow ], [ %data.exact, %exact ]
-  %cap3 = phi i64 [ %cap2, %grow ], [ %need, %exact ]
+  %data = phi ptr [ %data.new, %entry ], [ %data.exact, %exact ]
+  %cap3 = phi i64 [ %cap2, %entry ], [ %need, %exact ]
   store ptr %data, ptr %tape, align 8
   store i64 %cap3, ptr %cap.p, align 8
-  br label %ok
-
-ok:
   ret void
 }}
 
@@ -396,18 +410,14 @@ declare void @free(ptr)
 declare void @abort()
 declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
 
-; room for `bytes` more bytes in the current chunk, or a new chunk
-define internal void @"{RESERVE}"(ptr %tape, i64 %bytes) alwaysinline nounwind {{
+; a new chunk with room for `bytes` more bytes (inlined, as the derivatives that differentiate
+; this runtime see it)
+define internal void @"{GROW}"(ptr %tape, i64 %bytes) alwaysinline nounwind {{
 entry:
   %size.p = getelementptr inbounds i8, ptr %tape, i64 8
   %cap.p = getelementptr inbounds i8, ptr %tape, i64 16
   %size = load i64, ptr %size.p, align 8
   %cap = load i64, ptr %cap.p, align 8
-  %need = add i64 %size, %bytes
-  %full = icmp ugt i64 %need, %cap
-  br i1 %full, label %chunk, label %ok
-
-chunk:
   %room = add i64 %bytes, 16
   %twice = shl i64 %cap, 1
   %big = icmp ugt i64 %twice, %room
@@ -432,9 +442,6 @@ link:
   store i64 16, ptr %size.p, align 8
   store i64 %cap2, ptr %cap.p, align 8
   store ptr %new, ptr %newest.p, align 8
-  br label %ok
-
-ok:
   ret void
 }}
 
@@ -540,6 +547,34 @@ def push(b: Builder, tape: Value, v: Value, reserved: bool = False) -> None:
     """Push `v` (`reserved`: into room a `reserve` made, without a capacity check)."""
     slot = b.call(PUSH_RESERVED if reserved else PUSH, [tape], PTR, "slot")
     b.store(v, slot, 8)
+
+
+def coalesce(block: Block, tape: Value) -> None:
+    """One capacity check for each run of checked pushes in `block` that nothing else
+    changing `tape` (a call given the tape, a reservation, a sync) interrupts: the run's
+    first push reserves room for all of them, and none checks."""
+    run: list[Instruction] = []
+    out: list[Instruction] = []
+    start = 0  # where the run's room is made
+    for inst in [*block.instructions, None]:
+        name = inst.callee_name if inst is not None and inst.opcode == "call" else ""
+        if name == PUSH:
+            start = start if run else len(out)
+            run.append(inst)  # type: ignore[arg-type]
+        elif inst is None or (tape in inst.operands and name not in _KEEPS_SIZE):
+            if len(run) > 1:
+                room = Instruction("call", VOID, [tape, const(I64, 8 * len(run))])
+                room.callee, room.block, room.loc = GlobalRef(RESERVE, PTR), block, run[0].loc
+                out.insert(start, room)
+                for push_ in run:
+                    push_.callee = GlobalRef(PUSH_RESERVED, PTR)
+            run = []
+        if inst is not None:
+            out.append(inst)
+    block.instructions = out
+
+
+_KEEPS_SIZE = (LOG, CALLOC, SAVED)  # calls given the tape that leave its stack as it is
 
 
 def reserve(b: Builder, tape: Value, nbytes: Value) -> None:

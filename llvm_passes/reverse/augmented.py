@@ -37,7 +37,18 @@ from ..ir.builder import Builder
 from ..ir.types import size_in_bytes
 from ..ir.values import const
 from ..rules import Context
-from ..tape import CALLOC, CHUNKS_ESCAPED, LOG, SAVED, localize, push, reserve, storable, sync
+from ..tape import (
+    CALLOC,
+    CHUNKS_ESCAPED,
+    LOG,
+    SAVED,
+    coalesce,
+    localize,
+    push,
+    reserve,
+    storable,
+    sync,
+)
 from .parallel import CHUNK_TAPE, Launch, trampoline
 from .plan import MODE, Plan, memory_call
 
@@ -117,6 +128,8 @@ class Augmented(_FunctionForward):
             tphi.operands = [self.shadow_of(v, primal) for v in primal.operands]
         for inst in new.instructions():
             inst.operands = [self.vmap.get(v, v) for v in inst.operands]
+        for block in new.blocks:
+            coalesce(block, self.tape)
         self.module.add_function(new)
 
     # ---- the tape ------------------------------------------------------------------------
