@@ -175,28 +175,80 @@ def unchanged_after(
 ) -> set[tuple[Instruction, Value]]:
     """The (instruction, pointer) pairs of `accesses` whose memory nothing may write from the
     instruction on (no write that may alias is reachable, the instruction's own included,
-    in `fn` or its callees). `distinct` as in `reloadable_loads`."""
+    in `fn` or its callees). `distinct` as in `reloadable_loads`.
+
+    Memory allocated in a loop is new at each iteration: once its allocation has run again,
+    a write into the new object (through a pointer derived from the allocation's result
+    without a phi or select) does not change what the access read."""
     g = cfg(fn)
-    writes: dict[str, list[tuple[int, list[Value] | None]]] = {}
+    writes: dict[str, list[tuple[int, list[Value] | None, Value | None]]] = {}
     position: dict[int, tuple[str, int]] = {}
     for block in fn.blocks:
         for k, inst in enumerate(block.instructions):
             position[id(inst)] = (block.name, k)
             w = written(inst, module)
-            for rs in [None] if w is None else [roots(p) for p in w]:
-                writes.setdefault(block.name, []).append((k, rs))
+            for p in [None] if w is None else w:
+                writes.setdefault(block.name, []).append((k, None if p is None else roots(p), p))
     later: dict[str, set[str]] = {}
+    before: dict[tuple[str, str], set[str]] = {}  # (block, allocation's) -> reached first
     out = set()
     for inst, ptr in accesses:
         name, k = position[id(inst)]
         if name not in later:
             later[name] = reachable(g, g.succs[name])
-        after = [w for b in later[name] for w in writes.get(b, ())]
-        after += [w for w in writes.get(name, ()) if w[0] >= k]
         rs = roots(ptr)
-        if not any(w is None or _roots_may_alias(w, rs, distinct) for _, w in after):
+        new = _allocated_again(rs, position, later[name])
+        if new is None:  # every later write counts
+            after = [w for b in later[name] for w in writes.get(b, ())]
+        else:  # the writes before the allocation runs again, then those not into new objects
+            alloc, (ab, ka) = new
+            if (name, ab) not in before:
+                before[name, ab] = reachable(g, g.succs[name], {ab})
+            first = before[name, ab]
+            after = [w for b in first for w in writes.get(b, ())]
+            after += [w for w in writes.get(ab, ()) if w[0] < ka]
+            after += [
+                w
+                for b in later[name] - first
+                for w in writes.get(b, ())
+                if not (w[2] is not None and _fresh(w[2], alloc))
+            ]
+        after += [w for w in writes.get(name, ()) if w[0] >= k]
+        if not any(w is None or _roots_may_alias(w, rs, distinct) for _, w, _ in after):
             out.add((inst, ptr))
     return out
+
+
+def _allocated_again(
+    rs: list[Value], position: dict[int, tuple[str, int]], later: set[str]
+) -> tuple[Instruction, tuple[str, int]] | None:
+    """The runtime allocation all of `rs` address and its position, when it runs again
+    after the access (in a block of `later`)."""
+    found = {id(a): a for a in map(allocation, rs)}
+    if len(found) != 1:
+        return None
+    (a,) = found.values()
+    if not (isinstance(a, Instruction) and a.opcode == "call") or position[id(a)][0] not in later:
+        return None
+    return a, position[id(a)]
+
+
+def _fresh(p: Value, alloc: Instruction) -> bool:
+    """Whether pointer `p` points into the object `alloc` returned last: derived from its
+    result through GEPs, casts and the object's data pointer, no phi or select (which may
+    carry an earlier object)."""
+    data = True  # `p` may still be derived from the data pointer
+    while p is not alloc:
+        if not isinstance(p, Instruction):
+            return False
+        fx = rules.effects(p) if p.opcode == "call" else None
+        if p.opcode in ("getelementptr", "bitcast", "addrspacecast"):
+            p = p.operands[0]
+        elif data and (p.opcode == "load" or fx is not None and fx.data_of == 0):
+            p, data = p.operands[0], False
+        else:
+            return False
+    return True
 
 
 def argument_memory(ptr: Value) -> bool:

@@ -28,6 +28,7 @@ from ..analysis.cfg import CFG, cfg, dominators, reachable
 from ..analysis.loops import CountedLoop, Induction, counted_loops, loop_headers
 from ..analysis.memtypes import MemoryFacts
 from ..analysis.partition import Border
+from ..analysis.pointers import allocation, roots
 from ..analysis.readonly import (
     allocations,
     argument_memory,
@@ -201,13 +202,14 @@ class _Planner:
         self.index = {b.name: k for k, b in enumerate(fn.blocks)}
         self.loops = {lp.header: lp for lp in counted_loops(fn, self.graph)}
         once = self._once_blocks()
-        self.reload, self.kept_alive = self._reloads(distinct, once, reload, only)
+        self.reload, self.kept_alive = self._reloads(distinct, reload, only)
         self.reloaded: set[Instruction] = set()  # the loads the plan does load again
         self.hoisted = invariant_loads(module, fn, self.loops.values(), distinct)
         self.unchanged = self._unchanged(distinct) if reload is True else frozenset()
+        self.kept_alive.update((a, None) for _, p in self.unchanged for a in allocations(p))
         self.launches = self._launches(distinct, reload is True)
         self.assumes_distinct = bool(distinct) and (
-            self.reload != self._reloads(frozenset(), once, reload, only)[0]
+            self.reload != self._reloads(frozenset(), reload, only)[0]
             or self.hoisted != invariant_loads(module, fn, self.loops.values())
             or self.unchanged != (self._unchanged(frozenset()) if reload is True else frozenset())
             or self.launches != self._launches(frozenset(), reload is True)
@@ -411,12 +413,14 @@ class _Planner:
 
     # ---- how the reverse sweep gets each value -------------------------------------------
     def _unchanged(self, distinct: frozenset[int]) -> frozenset[tuple[Instruction, Value]]:
-        """(memory call, pointer operand) pairs whose argument memory nothing writes from
-        the call on: its adjoint may read that memory itself rather than a copy."""
+        """(memory call, pointer operand) pairs whose memory nothing writes from the call on,
+        argument memory or runtime allocations that can be kept alive (until the reverse
+        sweep passes the allocation): its adjoint may read that memory itself rather than a
+        copy."""
         calls = [i for i in self.fn.instructions() if memory_call(self.act, i)]
         accesses = [(i, o) for i in calls for o in i.operands if o.type.is_ptr]
         found = unchanged_after(self.module, self.fn, accesses, distinct)
-        return frozenset(a for a in found if argument_memory(a[1]))
+        return frozenset(a for a in found if argument_memory(a[1]) or _keepable(a[1]))
 
     def _launches(self, distinct: frozenset[int], root: bool) -> dict[Instruction, Launch]:
         """What each parallel call tells its chunks (`parallel.Launch`); in the root function
@@ -430,11 +434,11 @@ class _Planner:
         }
 
     def _reloads(
-        self, distinct: frozenset[int], once: set[str], reload, only=None
+        self, distinct: frozenset[int], reload, only=None
     ) -> tuple[set[Instruction], dict[Instruction, None]]:
-        """The loads to load again (from arguments, or from runtime allocations made at most
-        once per call that can be kept alive; among `only` if given; `reload` as in
-        `plan`), and those allocations."""
+        """The loads to load again (from arguments, or from runtime allocations that can be
+        kept alive, each object until the reverse sweep passes its allocation; among `only`
+        if given; `reload` as in `plan`), and those allocations."""
         loads, kept = set(), {}
         if reload is True:
             reload = reloadable_loads(self.module, self.fn, distinct)
@@ -442,7 +446,7 @@ class _Planner:
             if only is not None and ld not in only:
                 continue
             allocs = allocations(ld.operands[0])
-            if all(a.block is not None and a.block.name in once and _retained(a) for a in allocs):
+            if all(a.block is not None and _retained(a) for a in allocs):
                 loads.add(ld)
                 kept.update(dict.fromkeys(allocs))
         return loads, kept
@@ -652,6 +656,13 @@ def _from_arguments(v: Instruction, kind: str) -> bool:
     otherwise see a pointer into memory without derivatives stored on the tape)."""
     computed = v.opcode == "getelementptr" or kind == "primal" and pure(v)
     return computed and all(isinstance(o, Argument | Constant | GlobalRef) for o in v.operands)
+
+
+def _keepable(ptr: Value) -> bool:
+    """Whether `ptr` points into runtime allocations of the function only, each of which
+    can be kept alive."""
+    allocs = [allocation(r) for r in roots(ptr)]
+    return all(isinstance(a, Instruction) and a.opcode == "call" and _retained(a) for a in allocs)
 
 
 def _retained(alloc: Instruction) -> bool:
