@@ -549,6 +549,9 @@ def push(b: Builder, tape: Value, v: Value, reserved: bool = False) -> None:
     b.store(v, slot, 8)
 
 
+_KEEPS_SIZE = (LOG, CALLOC, SAVED)  # calls given the tape that leave its stack as it is
+
+
 def coalesce(block: Block, tape: Value) -> None:
     """One capacity check for each run of checked pushes in `block` that nothing else
     changing `tape` (a call given the tape, a reservation, a sync) interrupts: the run's
@@ -563,8 +566,14 @@ def coalesce(block: Block, tape: Value) -> None:
             run.append(inst)  # type: ignore[arg-type]
         elif inst is None or (tape in inst.operands and name not in _KEEPS_SIZE):
             if len(run) > 1:
-                room = Instruction("call", VOID, [tape, const(I64, 8 * len(run))])
-                room.callee, room.block, room.loc = GlobalRef(RESERVE, PTR), block, run[0].loc
+                room = Instruction(
+                    "call",
+                    VOID,
+                    [tape, const(I64, 8 * len(run))],
+                    callee=GlobalRef(RESERVE, PTR),
+                    loc=run[0].loc,
+                )
+                room.block = block
                 out.insert(start, room)
                 for push_ in run:
                     push_.callee = GlobalRef(PUSH_RESERVED, PTR)
@@ -572,9 +581,6 @@ def coalesce(block: Block, tape: Value) -> None:
         if inst is not None:
             out.append(inst)
     block.instructions = out
-
-
-_KEEPS_SIZE = (LOG, CALLOC, SAVED)  # calls given the tape that leave its stack as it is
 
 
 def reserve(b: Builder, tape: Value, nbytes: Value) -> None:
