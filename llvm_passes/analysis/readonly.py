@@ -18,6 +18,9 @@ from .loops import CountedLoop
 from .memtypes import MemoryFacts
 from .pointers import ADDRESS, allocation, memory_key, noalias, roots
 
+# address computations from one pointer operand (no phi or select)
+_CARRIES = tuple(op for op in ADDRESS if op not in ("phi", "select"))
+
 
 def _local(v: Value) -> bool:
     """Whether pointer `v` addresses memory allocated by the function (stack or runtime) or
@@ -242,7 +245,7 @@ def _fresh(p: Value, alloc: Instruction) -> bool:
         if not isinstance(p, Instruction):
             return False
         fx = rules.effects(p) if p.opcode == "call" else None
-        if p.opcode in ("getelementptr", "bitcast", "addrspacecast"):
+        if p.opcode in _CARRIES:
             p = p.operands[0]
         elif data and (p.opcode == "load" or fx is not None and fx.data_of == 0):
             p, data = p.operands[0], False
@@ -324,7 +327,7 @@ def write_only(fn: Function, arg: Argument) -> bool:
 def store_base(inst: Instruction) -> Value:
     """The root of a store's address (through address computations with one pointer)."""
     v = inst.operands[1]
-    while isinstance(v, Instruction) and v.opcode in ("getelementptr", "bitcast", "addrspacecast"):
+    while isinstance(v, Instruction) and v.opcode in _CARRIES:
         v = v.operands[0]
     return v
 
