@@ -34,21 +34,21 @@ _HINTS_RE = re.compile(
 def inline_small_callees(texts: list[str], root: str) -> Module:
     """The module of `texts` (the root's module, then its callees') with the root's small
     callees inlined into it."""
-    parsed = Module()
-    for text in texts:
-        parsed.merge(parse_module(text))
+    parsed, modules = Module(), [parse_module(text) for text in texts]
+    for m in modules:
+        parsed.merge(m)
     if len(texts) < 2:
         return parsed
     module = llvm.parse_assembly(texts[0])
-    for text in texts[1:]:
-        module.link_in(_shareable(llvm.parse_assembly(text), module))
+    seen = _definitions(modules[0])
+    for text, m in zip(texts[1:], modules[1:], strict=True):
+        sub = llvm.parse_assembly(text)
+        _shareable(sub, module, _definitions(m) & seen)
+        module.link_in(sub)
+        seen |= _definitions(m)
     defined = {fn.name: fn for fn in module.functions if not fn.is_declaration}
-    memo = {
-        name: False
-        for name, fn in parsed.functions.items()
-        if not fn.is_declaration and not only_counted_loops(fn)
-    }
-    chosen = [name for name in defined if name != root and _inlinable(name, defined, memo)]
+    memo: dict[str, bool] = {}
+    chosen = [name for name in defined if name != root and _inlinable(name, defined, parsed, memo)]
     if not chosen:
         return parsed
     return parse_module(_inlined(module, root, chosen))
@@ -84,24 +84,39 @@ def inline_always(text: str) -> str:
     return str(module)
 
 
-def _shareable(sub: llvm.ModuleRef, module: llvm.ModuleRef) -> llvm.ModuleRef:
-    """`sub`, its definitions that `module` defines too (Numba's helpers, such as the
-    unwrapping of exception arguments, are defined in every module that raises) made
-    linkonce_odr on both sides, so that linking keeps one."""
-    for kind in ("functions", "global_variables"):
-        defined = {v.name: v for v in getattr(module, kind) if not v.is_declaration}
-        for v in getattr(sub, kind):
-            if not v.is_declaration and v.name in defined:
-                v.linkage = defined[v.name].linkage = "linkonce_odr"
-    return sub
+def _definitions(module: Module) -> set[str]:
+    """The names of the functions and global variables `module` defines (or may: a
+    global's text is not looked into; `_shareable` asks LLVM)."""
+    functions = {name for name, fn in module.functions.items() if not fn.is_declaration}
+    return functions | set(module.globals)
 
 
-def _inlinable(name: str, defined: dict[str, llvm.ValueRef], memo: dict[str, bool]) -> bool:
+def _shareable(sub: llvm.ModuleRef, module: llvm.ModuleRef, both: set[str]) -> None:
+    """Make the definitions of `sub` that `module` defines too (Numba's helpers, such as
+    the unwrapping of exception arguments, are defined in every module that raises)
+    linkonce_odr on both sides, so that linking keeps one; `both`: the names that may be
+    such."""
+    for name in both:
+        for get in ("get_function", "get_global_variable"):
+            try:
+                one, other = getattr(sub, get)(name), getattr(module, get)(name)
+            except NameError:
+                continue
+            if not one.is_declaration and not other.is_declaration:
+                one.linkage = other.linkage = "linkonce_odr"
+
+
+def _inlinable(
+    name: str,
+    defined: dict[str, llvm.ValueRef],
+    parsed: Module,
+    memo: dict[str, bool],
+) -> bool:
     """Small functions calling only intrinsics, the runtime, functions with a rule (math,
     BLAS) and other such functions (library implementations calling what has no rule, such
-    as LAPACK, stay whole, so errors can name them). `memo` starts with the functions that
-    have loops other than counted ones: inlined, such a loop would cost the caller's tape an
-    id per iteration even where nothing in it is differentiated."""
+    as LAPACK, stay whole, so errors can name them), whose loops are all counted ones: inlined,
+    another loop would cost the caller's tape an id per iteration even where nothing in it
+    is differentiated. `memo` holds the answers so far."""
     if name not in defined:
         return name.startswith(("llvm.", "NRT_")) or name in rules.RULES
     if name in memo:
@@ -114,9 +129,13 @@ def _inlinable(name: str, defined: dict[str, llvm.ValueRef], memo: dict[str, boo
     if "noinline" in attrs or "optnone" in attrs:
         return False
     instructions = [ins for block in fn.blocks for ins in block.instructions]
-    memo[name] = len(instructions) <= MAX_INSTRUCTIONS and all(
-        _inlinable(list(ins.operands)[-1].name, defined, memo)
-        for ins in instructions
-        if ins.opcode == "call"
+    memo[name] = (
+        len(instructions) <= MAX_INSTRUCTIONS
+        and all(
+            _inlinable(list(ins.operands)[-1].name, defined, parsed, memo)
+            for ins in instructions
+            if ins.opcode == "call"
+        )
+        and only_counted_loops(parsed.functions[name])
     )
     return memo[name]

@@ -668,6 +668,8 @@ def calls_made_direct(module: Module, pointers: dict[str, str]) -> None:
     """Calls through a function pointer loaded from one of the globals `pointers` names
     (global -> the function it holds), or chosen between two such that hold the same
     function, made direct calls of that function."""
+    if not pointers:  # (nothing to look at: function bodies stay unparsed)
+        return
     for fn in module.functions.values():
         held: dict[Value, str] = {
             inst: pointers[inst.operands[0].name]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .instructions import Block, Instruction
 from .lexer import quote
@@ -11,7 +11,8 @@ from .values import Argument
 
 
 class Function:
-    """A function definition (with blocks) or declaration (without)."""
+    """A function definition (with blocks) or declaration (without). A parsed definition's
+    blocks are parsed when first asked for (most callees of a primal are never looked at)."""
 
     def __init__(
         self,
@@ -31,11 +32,27 @@ class Function:
         self.ret_attrs = ret_attrs
         self.fn_attrs = fn_attrs
         self.vararg = vararg
-        self.blocks: list[Block] = []
+        self._blocks: list[Block] = []
+        self._parse_body: Callable[[], None] | None = None  # fills `_blocks` when called
+
+    @property
+    def blocks(self) -> list[Block]:
+        if self._parse_body is not None:
+            parse, self._parse_body = self._parse_body, None
+            parse()
+        return self._blocks
+
+    @blocks.setter
+    def blocks(self, blocks: list[Block]) -> None:
+        self._blocks, self._parse_body = blocks, None
+
+    def defer(self, parse_body: Callable[[], None]) -> None:
+        """Parse the body (appending to `blocks`) when the blocks are first asked for."""
+        self._parse_body = parse_body
 
     @property
     def is_declaration(self) -> bool:
-        return not self.blocks
+        return self._parse_body is None and not self._blocks
 
     @property
     def entry(self) -> Block:

@@ -9,6 +9,7 @@ Attribute groups (`#N`) are written inline, so modules can be merged.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from .instructions import BINARY, CASTS, Block, Instruction
@@ -666,9 +667,9 @@ def parse_module(text: str) -> Module:
     meta: dict[str, str] = {}
     attrs: dict[str, str] = {}
     for ln in lines:
-        if m := re.match(r"^(![0-9]+|![-a-zA-Z$._0-9]+)\s*=\s*(.*)$", ln):
+        if ln.startswith("!") and (m := _METADATA.match(ln)):
             meta[m.group(1)] = m.group(2)
-        elif m := re.match(r"^attributes\s+(#\d+)\s*=\s*\{(.*)\}\s*$", ln):
+        elif ln.startswith("attributes") and (m := _ATTRIBUTES.match(ln)):
             attrs[m.group(1)] = m.group(2).strip()
     mod = Module()
     numbered = _numbered_prefix(text)
@@ -688,18 +689,24 @@ def parse_module(text: str) -> Module:
         elif ln.startswith("define"):
             p = _FunctionParser(mod, meta, attrs, numbered)
             fn = _parse_header(ln, p, attrs)
-            i = _parse_body(lines, i, fn, p)
-            p.resolve(fn)
+            fn.defer(functools.partial(_parse_body, lines, i, fn, p))
+            try:
+                i = lines.index("}", i) + 1
+            except ValueError:
+                raise ParseError(f"unterminated function @{fn.name}") from None
             mod.add_function(fn)
         elif ln.startswith("$") or ln.startswith("%"):
             raise ParseError(f"unsupported module-level line: {ln[:80]!r}")
     return mod
 
 
+_METADATA = re.compile(r"^(![0-9]+|![-a-zA-Z$._0-9]+)\s*=\s*(.*)$")
+_ATTRIBUTES = re.compile(r"^attributes\s+(#\d+)\s*=\s*\{(.*)\}\s*$")
 _LABEL = re.compile(r'("[^"]*"|[-a-zA-Z$._0-9]+):$')
 
 
-def _parse_body(lines: list[str], i: int, fn: Function, p: _FunctionParser) -> int:
+def _parse_body(lines: list[str], i: int, fn: Function, p: _FunctionParser) -> None:
+    """The blocks of `fn`, whose body starts at line `i`, its forward references resolved."""
     block: Block | None = None
     while i < len(lines):
         ln = lines[i].split(";", 1)[0].rstrip() if not _has_string(lines[i]) else lines[i]
@@ -708,7 +715,8 @@ def _parse_body(lines: list[str], i: int, fn: Function, p: _FunctionParser) -> i
         if not s:
             continue
         if s == "}":
-            return i
+            p.resolve(fn)
+            return
         if s.startswith("#dbg_"):  # debug records carry no semantics
             continue
         if s[-1] == ":" and (m := _LABEL.match(s)):
