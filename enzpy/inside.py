@@ -35,6 +35,7 @@ from numba.extending import overload
 
 from . import gradients, memory
 from .annotations import SHADOWED, Active, Annotation, BatchDuplicated, Const, Duplicated
+from .bridge import descriptors
 from .bridge.by_address import by_address
 from .bridge.link import DerivativeDriver, TwinNeeded, finish, njit_glue
 from .derivatives import derivative
@@ -255,8 +256,8 @@ def _copy_shadow(src: Source, a: Arg, dsrc: str, s: str, indent: int) -> None:
 
 
 _HELPERS = {  # used by generated code
-    "_describe": by_address(memory.describe_compiled),
-    "_describe_lanes": by_address(memory.describe_lanes),
+    "_describe": descriptors.describe,
+    "_describe_lanes": descriptors.describe_lanes,
     "_same_view": by_address(memory.same_view),
     "_with_strides": by_address(memory.with_strides),
     "_copy_into": by_address(memory.copy_into),

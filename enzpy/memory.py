@@ -26,6 +26,7 @@ import numba
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .bridge import descriptors
 from .errors import ShadowError
 
 # ---- memory descriptors and the predicates on them ------------------------------------------
@@ -42,25 +43,6 @@ def describe(a: np.ndarray) -> np.ndarray:
 def describe_all(arrays: Sequence[np.ndarray]) -> np.ndarray:
     """The descriptors of arrays of one dimension, a row each."""
     return np.array([describe(a) for a in arrays], dtype=np.int64)
-
-
-@numba.njit(cache=True)
-def describe_compiled(a: Any) -> Any:  # pragma: no cover  (compiled)
-    """`describe` in jitted code."""
-    out = np.empty(2 + 2 * a.ndim, np.int64)
-    out[0], out[1] = a.ctypes.data, a.itemsize
-    for d in range(a.ndim):
-        out[2 + d], out[2 + a.ndim + d] = a.shape[d], a.strides[d]
-    return out
-
-
-@numba.njit(cache=True)
-def describe_lanes(arrays: Any) -> Any:  # pragma: no cover  (compiled)
-    """`describe_all` in jitted code, of a tuple of arrays of one type."""
-    out = np.empty((len(arrays), 2 + 2 * arrays[0].ndim), np.int64)
-    for i in range(len(arrays)):
-        out[i] = describe_compiled(arrays[i])
-    return out
 
 
 @numba.njit(cache=True)
@@ -327,7 +309,7 @@ def with_strides(x: Any, dx: Any) -> Any:  # pragma: no cover  (compiled)
     arithmetic on the shadow); `strides_unusable` has checked that it can be made."""
     if x.strides == dx.strides or x.size == 0:
         return dx
-    lo, hi = _span(describe_compiled(x))  # (as in `_span`, for the array itself)
+    lo, hi = _span(descriptors.describe(x))  # (as in `_span`, for the array itself)
     buf = np.zeros((hi - lo) // x.itemsize + 1, x.dtype)
     out = as_strided(buf[-lo // x.itemsize :], x.shape, x.strides)
     copy_into(out, dx)
@@ -337,7 +319,7 @@ def with_strides(x: Any, dx: Any) -> Any:  # pragma: no cover  (compiled)
 @numba.njit(cache=True)
 def same_view(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
     """Whether two arrays are the same view: data address, shape and strides."""
-    return _identical(describe_compiled(a), describe_compiled(b))
+    return _identical(descriptors.describe(a), descriptors.describe(b))
 
 
 @numba.njit(cache=True)
