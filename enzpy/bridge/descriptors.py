@@ -19,9 +19,7 @@ from numba.extending import intrinsic
 _I64 = ir.IntType(64)
 
 
-@intrinsic
-def describe(typingctx: Any, a: types.Type) -> Any:
-    """The descriptor of the array `a`."""
+def _describe(typingctx: Any, a: types.Type) -> Any:
     if not isinstance(a, types.Array):
         return None
     out = types.Array(types.int64, 1, "C")
@@ -32,21 +30,26 @@ def describe(typingctx: Any, a: types.Type) -> Any:
     return out(a), codegen
 
 
-@intrinsic
-def describe_lanes(typingctx: Any, arrays: types.Type) -> Any:
-    """The descriptors of a tuple of arrays of one number of dimensions, a row each."""
-    if not isinstance(arrays, types.BaseTuple) or not len(arrays):
+def _describe_lanes(typingctx: Any, arrays: Any) -> Any:
+    elements = tuple(getattr(arrays, "types", ())) if isinstance(arrays, types.BaseTuple) else ()
+    if not elements or not all(isinstance(t, types.Array) for t in elements):
         return None
-    ndims = {getattr(t, "ndim", None) for t in arrays}
-    if len(ndims) != 1 or not all(isinstance(t, types.Array) for t in arrays):
+    if len({t.ndim for t in elements}) != 1:
         return None
     out = types.Array(types.int64, 2, "C")
 
     def codegen(context: Any, builder: Any, signature: Any, values: Sequence[Any]) -> Any:
-        items = list(zip(arrays, cgutils.unpack_tuple(builder, values[0]), strict=True))
-        return _on_stack(context, builder, out, items, arrays[0].ndim)
+        items = list(zip(elements, cgutils.unpack_tuple(builder, values[0]), strict=True))
+        return _on_stack(context, builder, out, items, elements[0].ndim)
 
     return out(arrays), codegen
+
+
+#: `describe(a)`: the descriptor of the array `a`
+describe: Any = intrinsic(_describe)
+#: `describe_lanes(arrays)`: the descriptors of a tuple of arrays of one number of
+#: dimensions, a row each
+describe_lanes: Any = intrinsic(_describe_lanes)
 
 
 def _on_stack(context: Any, builder: Any, out: types.Array, items: list, ndim: int) -> Any:
