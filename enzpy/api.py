@@ -19,7 +19,14 @@ from .inside import MISS, Fallback, PythonEntry
 from .jit import EnzymeJit
 from .memory import with_strides
 from .modes import Mode
-from .shadows import batch_width, check_argument, check_memory, differentiated, value_type
+from .shadows import (
+    batch_width,
+    check_argument,
+    check_memory,
+    differentiated,
+    type_tests,
+    value_type,
+)
 from .signatures import (
     check_arity,
     check_function,
@@ -27,6 +34,7 @@ from .signatures import (
     signature_of_types,
     tangent_source,
 )
+from .source import dispatching
 
 
 def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
@@ -85,6 +93,8 @@ def clear_cache() -> None:
     """Forget the derivatives and compiled entries of every call shape seen."""
     _entries.clear()
     _shapes.clear()
+    _gradient_calls.clear()
+    _gradient_shapes.clear()
     _shaped.clear()
     _compiled.clear()
 
@@ -227,7 +237,9 @@ def shadow_arguments(annotated: list[Annotation]) -> tuple[list[Any], list[tuple
     copies: dict[tuple, np.ndarray] = {}
     for a in annotated:
         for dval in getattr(a, "shadows", ()):
-            if isinstance(a.val, np.ndarray):
+            if isinstance(a.val, np.ndarray) and dval.strides == a.val.strides:
+                shadows.append(dval)  # (laid out like its primal already)
+            elif isinstance(a.val, np.ndarray):
                 view = (dval.__array_interface__["data"], dval.shape, dval.strides)
                 s = copies.get(view)
                 if s is None:
@@ -267,8 +279,33 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
     >>> gx.tolist(), ga
     ([6.0, 12.0], 5.0)
     """
+    try:
+        call = _gradient_calls.get((mode, f), _no_entry)
+    except TypeError:  # an unhashable mode or function: `_gradient_of` names it
+        call = _no_entry
+    out = call(*args)
+    return out if out is not MISS else _gradient(mode, f, args)
+
+
+def _gradient(mode: Mode, f: EnzymeJit, args: tuple) -> tuple[Any, ...]:
+    """`gradient` when no call like this one was seen: its generated code, found by the
+    arguments' types (and made when new); calls whose arguments pass the same
+    `shadows.type_tests` go to it directly from then on (`_gradient_calls`)."""
     run = _shaped.get(_shape_key(args, "gradient", mode, f)) or _gradient_of(mode, f, args)
+    tests = type_tests(args, layouts=False)
+    if tests is not None and (mode, f, *tests[1].values()) not in _gradient_shapes:
+        _gradient_shapes.add((mode, f, *tests[1].values()))
+        names = {"_run": run, "_mode": mode, "_f": f, **tests[1]}
+        names["_other"] = _gradient_calls.get((mode, f), _no_entry)
+        params = [f"a{k}" for k in range(len(args))]
+        _gradient_calls[mode, f] = dispatching(
+            params, tests[0], [f"return _run(_mode, _f, {', '.join(params)})"], names
+        )
     return run(mode, f, *args)
+
+
+_gradient_calls: dict[tuple, Callable[..., Any]] = {}  # (mode, f) -> chain of generated calls
+_gradient_shapes: set[tuple] = set()  # (mode, f, *what `type_tests` compare with) of each
 
 
 def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:

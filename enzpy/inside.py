@@ -51,7 +51,7 @@ from .signatures import (
     signature_of_types,
     tangent_source,
 )
-from .source import Source, tuple_source
+from .source import Source, dispatching, tuple_source
 
 
 class Fallback(Exception):
@@ -446,21 +446,19 @@ class PythonEntry:
         stub_ns: dict[str, Any] = {"_stub": self._stub(vals)}
         exec(f"def entry({vals}):\n    return _stub({vals})\n", stub_ns)
         self._ns["_entry"] = self._dispatcher = njit_glue()(stub_ns["entry"])
-        unpack = f"({''.join(p + ', ' for p in params)}) = args"
-        exec(
-            f"def call(*args):\n"
-            f"    if len(args) == {len(params)}:\n"
-            f"        {unpack}\n"
-            f"        if {' and '.join(checks) or 'True'}:\n"
-            f"            try:\n"
-            f"                return _entry({', '.join(unpacked)})\n"
-            f"            except _TwinNeeded:\n"
-            f"                _twins()\n"
-            f"                return _entry({', '.join(unpacked)})\n"
-            f"    return _other(*args)\n",
+        entry = f"_entry({', '.join(unpacked)})"
+        self.call: Callable[..., Any] = dispatching(
+            params,
+            checks,
+            [
+                "try:",
+                f"    return {entry}",
+                "except _TwinNeeded:",
+                "    _twins()",
+                f"    return {entry}",
+            ],
             self._ns,
         )
-        self.call: Callable[..., Any] = self._ns["call"]
 
     def add(self, annotated: list[Annotation]) -> None:
         """Compile the entry for the Numba types of these (checked) arguments' values."""

@@ -80,10 +80,47 @@ def value_type(k: int, v: Any) -> types.Type:
         if ty is None:
             ty = _ARRAY_TYPES[key] = _typeof(k, v)
         return ty
+    if type(v) in _SCALAR_TYPES:
+        return _SCALAR_TYPES[type(v)]
     return _typeof(k, v)
 
 
 _ARRAY_TYPES: dict[tuple, types.Type] = {}
+
+
+def type_tests(args: Sequence[Any], layouts: bool = True) -> tuple[list[str], dict] | None:
+    """Python tests which, all true for the arguments `a0, a1, ...` of another call, give it
+    the classes and Numba types of `args` (`layouts`; else only the classes and dtypes),
+    and the globals `_T0, _T1, ...` they compare with: each argument's class, its value's
+    and each shadow's class, an array's dtype, and its dimensions and flags. None where a
+    value would need more (tuples, lists, batches of shadows, other objects)."""
+    tests: list[tuple[str, Any]] = []
+    for k, a in enumerate(args):
+        tests.append((f"type(a{k}) is", type(a)))
+        values = [(f"a{k}.val", a.val)] if isinstance(a, Annotation) else [(f"a{k}", a)]
+        if isinstance(a, Duplicated):
+            values.append((f"a{k}.dval", a.dval))
+        elif isinstance(a, BatchDuplicated):
+            return None
+        for src, v in values:
+            tests.append((f"type({src}) is", type(v)))
+            if type(v) is np.ndarray:
+                tests.append((f"{src}.dtype is", v.dtype))
+                if layouts:
+                    tests.append((f"{src}.ndim ==", v.ndim))
+                    flags = v.flags.num & _TYPED_FLAGS
+                    tests.append((f"{src}.flags.num & {_TYPED_FLAGS} ==", flags))
+            elif type(v) not in (*_SCALAR_TYPES, int):  # (an int: int64, as Numba passes it)
+                return None
+    return [f"{t} _T{k}" for k, (t, _) in enumerate(tests)], {
+        f"_T{k}": value for k, (_, value) in enumerate(tests)
+    }
+
+
+# the bits of `ndarray.flags.num` Numba's type of an array depends on: NumPy's C_CONTIGUOUS
+# (0x1), F_CONTIGUOUS (0x2), ALIGNED (0x100) and WRITEABLE (0x400)
+_TYPED_FLAGS = 0x503
+_SCALAR_TYPES = {float: types.float64, complex: types.complex128, bool: types.boolean}
 
 
 def _typeof(k: int, v: Any) -> types.Type:

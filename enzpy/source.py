@@ -47,3 +47,22 @@ def tuple_source(items: Sequence[str]) -> str:
     if not items:
         return "()"
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+def dispatching(
+    params: Sequence[str], checks: Sequence[str], body: Sequence[str], names: dict[str, Any]
+) -> Callable[..., Any]:
+    """`call(*args)`: `body` where the arguments unpack into `params` and pass `checks`
+    (with the globals `names`, which must hold `_other`), else (or where `body` falls
+    through) `_other(*args)`."""
+    lines = "".join(f"            {line}\n" for line in body)
+    text = (
+        "def call(*args):\n"
+        f"    if len(args) == {len(params)}:\n"
+        f"        ({''.join(p + ', ' for p in params)}) = args\n"
+        f"        if {' and '.join(checks) or 'True'}:\n"
+        f"{lines}"
+        "    return _other(*args)\n"
+    )
+    exec(compile(text, "<enzpy generated>", "exec"), names)  # noqa: S102 (our source)
+    return names["call"]

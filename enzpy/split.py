@@ -3,7 +3,8 @@ callables, with a `Tape` carrying what the reverse pass needs from one to the ot
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ctypes
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numba
@@ -17,7 +18,8 @@ from .errors import AnnotationError, EnzpyError, ShadowError
 from .inside import memory_checker, unpacked_values
 from .jit import EnzymeJit
 from .modes import Mode, ReverseSplitNoPrimal, ReverseSplitWithPrimal
-from .shadows import check_argument, check_memory, value_type
+from .shadows import check_argument, check_memory, type_tests, value_type
+from .source import dispatching
 
 
 class Tape:
@@ -33,7 +35,7 @@ class Tape:
         "address",
         "_args",
         "_copies",
-        "_shapes",
+        "_annotated",
         "_pending",
         "_threads",
     )
@@ -42,12 +44,12 @@ class Tape:
         self._thunk = thunk
         # the native tape (`TAPE_BYTES`: { data, size, capacity, escape }), then the
         # return's shadow slot of each batch lane
-        self._native = np.zeros(TAPE_BYTES // 8 + thunk.slot_words, dtype=np.int64)
-        self.address: int = self._native.__array_interface__["data"][0]
+        self._native = (ctypes.c_int64 * (TAPE_BYTES // 8 + thunk.slot_words))()  # zeroed
+        self.address: int = ctypes.addressof(self._native)
         # primal arguments then shadows, as the forward pass got them
         shadows, self._copies = shadow_arguments(annotated)
         self._args = (*(a.val for a in annotated), *shadows)
-        self._shapes = _shapes(annotated)
+        self._annotated = annotated
         self._pending = False  # True from the forward pass (even one that raised) until used
         self._threads = 0  # the thread count of a parallel forward pass (0: none)
 
@@ -121,7 +123,7 @@ class _Thunk:
         self.name = f.py_func.__qualname__
         self.classes = tuple(type(a) for a in annotated)
         self.argtypes = deriv.argtypes
-        self.types = _types(annotated)  # of each argument's value and shadows, as checked
+        self.same_types = _same_types(annotated)  # whether a call's args are typed like these
         self.check_memory = memory_checker(annotated)
         for drv in (deriv.linked, *deriv.split):  # compiled now, not in a later call
             drv.driver  # noqa: B018
@@ -161,15 +163,17 @@ class _Thunk:
                 f"{self.name} ({restype}), got {dret!r}"
             ) from None
 
-    def check(self, args: tuple) -> list[Annotation]:
-        """The annotated arguments of one call, checked against the thunk's types."""
+    def check(self, args: tuple, memory: bool = True) -> list[Annotation]:
+        """The annotated arguments of one call, checked against the thunk's types (and
+        what their memory may share: `memory`)."""
         if len(args) != len(self.classes):
             raise AnnotationError(
                 f"the thunk of {self.name} takes {len(self.classes)} "
                 f"annotated arguments, got {len(args)}"
             )
-        if all(map(isinstance, args, self.classes)) and _types(args) == self.types:
-            self.check_memory(*unpacked_values(args))  # (the types of the thunk's making: checked)
+        if self.same_types(*args):
+            if memory:  # (the types of the thunk's making: checked)
+                self.check_memory(*unpacked_values(args))
             return list(args)
         annotated = [check_argument(k, a, True) for k, a in enumerate(args)]
         for k, (a, cls, t) in enumerate(zip(annotated, self.classes, self.argtypes, strict=True)):
@@ -182,8 +186,20 @@ class _Thunk:
             raise AnnotationError(
                 f"the thunk of {self.name} was made for {self.width} shadows per argument"
             )
-        check_memory(annotated)
+        if memory:
+            check_memory(annotated)
         return annotated
+
+
+def _same_types(annotated: list[Annotation]) -> Callable[..., bool]:
+    """Whether the arguments of a call have the classes and Numba types of `annotated`."""
+    tests = type_tests(annotated)
+    if tests is None:  # (batches of shadows)
+        classes, types = tuple(map(type, annotated)), _types(annotated)
+        return lambda *args: tuple(map(type, args)) == classes and _types(args) == types
+    names = {"_other": lambda *args: False, **tests[1]}
+    params = [f"a{k}" for k in range(len(annotated))]
+    return dispatching(params, tests[0], ["return True"], names)
 
 
 def _types(args: Sequence[Any]) -> tuple:
@@ -196,12 +212,6 @@ def _types(args: Sequence[Any]) -> tuple:
 
 def _widths(annotated: list[Annotation]) -> tuple[int, ...]:
     return tuple(len(getattr(a, "shadows", ())) for a in annotated)
-
-
-def _shapes(annotated: list[Annotation]) -> tuple:
-    return tuple(
-        (a.val.shape, a.val.strides) if isinstance(a.val, np.ndarray) else None for a in annotated
-    )
 
 
 def _memory(x: np.ndarray) -> tuple:
@@ -254,7 +264,9 @@ class ReversePass:
             )
             raise AnnotationError(f"the reverse pass of {t.name} takes {what}")
         tape = args[-1]
-        annotated = t.check(args[: len(t.classes)])
+        # (the sweep runs on the forward pass's arguments, whose memory was checked; these
+        # must be like them, with the same shadows)
+        annotated = t.check(args[: len(t.classes)], memory=False)
         if tape._thunk is t and tape._pending:
             self._check_same(annotated, tape)
         saved = tape._take(t)
@@ -269,14 +281,15 @@ class ReversePass:
     def _check_same(self, annotated: list[Annotation], tape: Tape) -> None:
         """The reverse pass runs at the point the forward pass saw, into the shadows it saw
         (the tape holds addresses inside them): same shapes, same shadow memory."""
-        if _shapes(annotated) != tape._shapes:
-            raise ShadowError(
-                "the reverse pass got arrays of other shapes or strides than its forward pass"
-            )
-        copied = {id(copy): user for user, copy in tape._copies}
-        saved = (copied.get(id(s), s) for s in tape._args[len(annotated) :])
-        for k, a in enumerate(annotated):
-            pairs = ((d, next(saved)) for d in getattr(a, "shadows", ()))
+        for k, (a, seen) in enumerate(zip(annotated, tape._annotated, strict=True)):
+            if a is seen:
+                continue
+            x, y = a.val, seen.val
+            if isinstance(x, np.ndarray) and (x.shape != y.shape or x.strides != y.strides):
+                raise ShadowError(
+                    "the reverse pass got arrays of other shapes or strides than its forward pass"
+                )
+            pairs = zip(getattr(a, "shadows", ()), getattr(seen, "shadows", ()), strict=True)
             if any(d is not s and _memory(d) != _memory(s) for d, s in pairs):
                 raise ShadowError(
                     f"argument {k}: the reverse pass must get the shadow its "

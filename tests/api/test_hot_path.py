@@ -193,3 +193,33 @@ def test_later_calls_of_a_call_shape_compile_nothing():
     np.testing.assert_allclose(vb, 2 * a * a, rtol=1e-15)
     np.testing.assert_allclose(ga, 10 * 2 * a * b, rtol=1e-14)  # 5 reverse calls, 5 pairs
     np.testing.assert_allclose(gb, 5 * a * a, rtol=1e-14)
+
+
+def test_gradient_calls_of_another_kind_are_not_taken_for_the_first():
+    """`gradient` goes straight to the generated code of an earlier call only for arguments
+    of the same classes and dtypes: a Const argument that is later plain, an integer array,
+    float32 and a float scalar each get their own gradient, against the closed forms."""
+
+    @ez.enzyme_jit
+    def weighted(x, w, a):
+        s = 0.0
+        for i in range(x.shape[0]):
+            s += a * w[i] * x[i] * x[i]
+        return s
+
+    x, w = np.array([1.0, -2.0, 0.5]), np.array([0.3, 1.5, 2.0])
+    for _ in range(2):  # the second time through `api._gradient_calls`
+        gx, gw, ga = ez.gradient(ez.Reverse, weighted, x, ez.Const(w), 2.0)
+        np.testing.assert_allclose(gx, 2.0 * w * 2 * x)
+        assert gw is None and ga == pytest.approx(np.sum(w * x * x))
+    assert (ez.Reverse, weighted) in api._gradient_calls
+    gx, gw, ga = ez.gradient(ez.Reverse, weighted, x, w, 2.0)
+    np.testing.assert_allclose(gw, 2.0 * x * x)
+    gx, gw, ga = ez.gradient(ez.Reverse, weighted, x, np.array([1, 2, 3]), 2.0)
+    assert gw is None and ga == pytest.approx(np.sum(np.array([1, 2, 3]) * x * x))
+    x32 = x.astype(np.float32)
+    gx, gw, ga = ez.gradient(ez.Reverse, weighted, x32, ez.Const(w), 2.0)
+    assert gx.dtype == np.float32
+    np.testing.assert_allclose(gx, 2.0 * w * 2 * x, rtol=1e-6)
+    gx, gw, ga = ez.gradient(ez.Reverse, weighted, x, ez.Const(w), 2)  # an int: not active
+    assert ga is None
