@@ -293,8 +293,9 @@ def _gradient(mode: Mode, f: EnzymeJit, args: tuple) -> tuple[Any, ...]:
     `shadows.type_tests` go to it directly from then on (`_gradient_calls`)."""
     run = _shaped.get(_shape_key(args, "gradient", mode, f)) or _gradient_of(mode, f, args)
     tests = type_tests(args, layouts=False)
-    if tests is not None and (mode, f, *tests[1].values()) not in _gradient_shapes:
-        _gradient_shapes.add((mode, f, *tests[1].values()))
+    key = None if tests is None else (mode, f, *tests[1].values())
+    if tests is not None and key not in _gradient_shapes:
+        _gradient_shapes.add(key)
         names = {"_run": run, "_mode": mode, "_f": f, **tests[1]}
         names["_other"] = _gradient_calls.get((mode, f), _no_entry)
         params = [f"a{k}" for k in range(len(args))]
@@ -305,7 +306,7 @@ def _gradient(mode: Mode, f: EnzymeJit, args: tuple) -> tuple[Any, ...]:
 
 
 _gradient_calls: dict[tuple, Callable[..., Any]] = {}  # (mode, f) -> chain of generated calls
-_gradient_shapes: set[tuple] = set()  # (mode, f, *what `type_tests` compare with) of each
+_gradient_shapes: set[tuple | None] = set()  # (mode, f, *what `type_tests` compare with)
 
 
 def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:

@@ -286,16 +286,15 @@ def _synthesis(
         raise NoDerivativeError(_with_python_name(str(located), f)) from None
     dropped = result.activity.dropped
     messages = _dropped_messages(f, argtypes, dropped, synthesize, acts) if dropped else []
-    _dump(f, result.module_text)
+    text = result.module_text  # (printed once: a derivative's whole module)
+    _dump(f, text)
     names = {
         "fn": result.fn_name,
         "split": tuple(getattr(result, "split_names", ())),
         "aliased": getattr(result, "aliased_name", None),
         "drop": getattr(result, "drop_name", None),
     }
-    return _Synthesis(
-        result.module_text, names, symbol, library, restype, acts, pointee, messages, result
-    )
+    return _Synthesis(text, names, symbol, library, restype, acts, pointee, messages, result)
 
 
 def _stored_synthesis(

@@ -57,7 +57,8 @@ class ForwardResult:
 
     @property
     def module_text(self) -> str:
-        return self.module.text()
+        """The module's text, of its definitions those the entry point reaches."""
+        return self.module.text(roots=[self.fn_name])
 
 
 def forward(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 
 from .instructions import Block, Instruction
 from .lexer import quote
@@ -127,7 +128,33 @@ class Module:
         for fn in other.functions.values():
             self.add_function(fn)
 
-    def text(self) -> str:
-        parts = ["\n".join(self.header), "\n".join(self.globals.values())]
-        parts += [f.text() for f in self.functions.values()]
+    def text(self, roots: Iterable[str] | None = None) -> str:
+        """The module's IR text; with `roots`, of its definitions only those that the roots
+        and the globals reach (a definition reaches what its text names), so that callees
+        nothing calls are neither parsed nor printed."""
+        globals_text = "\n".join(self.globals.values())
+        if roots is None:
+            printed = {name: fn.text() for name, fn in self.functions.items()}
+        else:
+            printed = {}
+            todo = [*roots, *_references(globals_text)]
+            while todo:
+                fn = self.functions.get(name := todo.pop())
+                if fn is not None and name not in printed:
+                    printed[name] = fn.text()
+                    todo += _references(printed[name])
+        parts = ["\n".join(self.header), globals_text]
+        parts += [
+            printed[name] if name in printed else fn.text()
+            for name, fn in self.functions.items()
+            if name in printed or fn.is_declaration
+        ]
         return "\n\n".join(p for p in parts if p) + "\n"
+
+
+_REFERENCE = re.compile(r'@("[^"]*"|[-a-zA-Z$._0-9]+)')
+
+
+def _references(text: str) -> list[str]:
+    """The names of the globals and functions `text` refers to."""
+    return [name.strip('"') for name in _REFERENCE.findall(text)]

@@ -58,7 +58,9 @@ class ReverseResult:
 
     @property
     def module_text(self) -> str:
-        return self.module.text()
+        """The module's text, of its definitions those the entry points reach."""
+        names = (self.fn_name, *self.split_names, self.aliased_name, self.drop_name)
+        return self.module.text(roots=[n for n in names if n is not None])
 
 
 def reverse(
