@@ -44,3 +44,56 @@ entry:
     printed = parse_module(text).text()
     llvm.parse_assembly(printed).verify()
     assert printed.count(" = add ") == 2 and printed.count(" = mul ") == 1
+
+
+def test_printing_from_roots_keeps_what_they_reach_and_leaves_the_rest_unparsed():
+    """`Module.text(roots)`: the definitions the roots reach through calls, function
+    pointers in constants and globals' initializers are printed (a valid module), the
+    others neither printed nor parsed (a body that would not parse stays unread)."""
+    text = """
+@table = internal constant [1 x ptr] [ptr @through_global]
+
+define double @root(double %x) {
+entry:
+  %a = call double @callee(double %x)
+  %p = select i1 true, ptr @by_pointer, ptr @by_pointer
+  %b = call double %p(double %a)
+  ret double %b
+}
+
+define double @callee(double %x) {
+entry:
+  %y = call double @"quoted name"(double %x)
+  ret double %y
+}
+
+define double @"quoted name"(double %x) {
+entry:
+  ret double %x
+}
+
+define double @by_pointer(double %x) {
+entry:
+  ret double %x
+}
+
+define double @through_global(double %x) {
+entry:
+  ret double %x
+}
+
+define double @unreached(double %x) {
+entry:
+  %y = this is not an instruction
+  ret double %y
+}
+
+declare double @llvm.sin.f64(double)
+"""
+    module = parse_module(text)
+    printed = module.text(roots=["root"])
+    llvm.parse_assembly(printed).verify()
+    for name in ("@root", "@callee", '@"quoted name"', "@by_pointer", "@through_global"):
+        assert f"define double {name}(" in printed
+    assert "@unreached" not in printed and "declare double @llvm.sin.f64" in printed
+    assert module.functions["unreached"]._parse_body is not None  # (never parsed)
