@@ -93,8 +93,8 @@ def clear_cache() -> None:
     """Forget the derivatives and compiled entries of every call shape seen."""
     _entries.clear()
     _shapes.clear()
-    _gradient_calls.clear()
-    _gradient_shapes.clear()
+    _calls.clear()
+    _remembered.clear()
     _shaped.clear()
     _compiled.clear()
 
@@ -280,33 +280,38 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
     ([6.0, 12.0], 5.0)
     """
     try:
-        call = _gradient_calls.get((mode, f), _no_entry)
+        call = _calls.get(("gradient", mode, f), _no_entry)
     except TypeError:  # an unhashable mode or function: `_gradient_of` names it
         call = _no_entry
     out = call(*args)
-    return out if out is not MISS else _gradient(mode, f, args)
-
-
-def _gradient(mode: Mode, f: EnzymeJit, args: tuple) -> tuple[Any, ...]:
-    """`gradient` when no call like this one was seen: its generated code, found by the
-    arguments' types (and made when new); calls whose arguments pass the same
-    `shadows.type_tests` go to it directly from then on (`_gradient_calls`)."""
+    if out is not MISS:
+        return out
     run = _shaped.get(_shape_key(args, "gradient", mode, f)) or _gradient_of(mode, f, args)
-    tests = type_tests(args, layouts=False)
-    key = None if tests is None else (mode, f, *tests[1].values())
-    if tests is not None and key not in _gradient_shapes:
-        _gradient_shapes.add(key)
-        names = {"_run": run, "_mode": mode, "_f": f, **tests[1]}
-        names["_other"] = _gradient_calls.get((mode, f), _no_entry)
-        params = [f"a{k}" for k in range(len(args))]
-        _gradient_calls[mode, f] = dispatching(
-            params, tests[0], [f"return _run(_mode, _f, {', '.join(params)})"], names
-        )
+    _remember(
+        ("gradient", mode, f), args, "return _run(_mode, _f, {args})", _run=run, _mode=mode, _f=f
+    )
     return run(mode, f, *args)
 
 
-_gradient_calls: dict[tuple, Callable[..., Any]] = {}  # (mode, f) -> chain of generated calls
-_gradient_shapes: set[tuple | None] = set()  # (mode, f, *what `type_tests` compare with)
+_calls: dict[tuple, Callable[..., Any]] = {}  # ("gradient", mode, f) | ("vjp", f) -> a chain
+_remembered: set[tuple] = set()  # what `_remember` was given: head, then `type_tests` values
+
+
+def _remember(
+    head: tuple, args: Sequence[Any], body: str, extra: Sequence[str] = (), **names: Any
+) -> None:
+    """From now on, the calls of `head` (an API function, then its leading arguments) whose
+    arguments `a0, a1, ...` (then `extra` ones) pass the `type_tests` of `args` run `body`
+    (`{args}`: the arguments' names) with the globals `names`, before those remembered
+    earlier; where the tests would not tell, nothing is remembered."""
+    tests = type_tests(args, layouts=False)
+    if tests is None or (key := (*head, *tests[1].values())) in _remembered:
+        return
+    _remembered.add(key)
+    params = [f"a{k}" for k in range(len(args))]
+    names.update(tests[1], _other=_calls.get(head, _no_entry))
+    body = body.format(args=", ".join(params))
+    _calls[head] = dispatching([*params, *extra], tests[0], [body], names)
 
 
 def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
@@ -352,7 +357,18 @@ def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[A
     >>> value, gx.tolist(), ga
     (15.0, [3.0, 6.0], 2.5)
     """
+    if type(primals) in (tuple, list):
+        try:
+            call = _calls.get(("vjp", f), _no_entry)
+        except TypeError:  # an unhashable function: `_vjp_of` names it
+            call = _no_entry
+        out = call(*primals, cotangent)
+        if out is not MISS:
+            return out
     run = _shaped.get(_shape_key(primals, "vjp", f)) or _vjp_of(f, primals)
+    if type(primals) in (tuple, list):
+        body = "return _run(_f, ({args},), c)"
+        _remember(("vjp", f), primals, body, ["c"], _run=run, _f=f)
     return run(f, primals, cotangent)
 
 

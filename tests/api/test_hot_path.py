@@ -195,10 +195,11 @@ def test_later_calls_of_a_call_shape_compile_nothing():
     np.testing.assert_allclose(gb, 5 * a * a, rtol=1e-14)
 
 
-def test_gradient_calls_of_another_kind_are_not_taken_for_the_first():
-    """`gradient` goes straight to the generated code of an earlier call only for arguments
-    of the same classes and dtypes: a Const argument that is later plain, an integer array,
-    float32 and a float scalar each get their own gradient, against the closed forms."""
+def test_gradient_and_vjp_calls_of_another_kind_are_not_taken_for_the_first():
+    """`gradient` and `vjp` go straight to the generated code of an earlier call only for
+    arguments of the same classes and dtypes: a Const argument that is later plain, an
+    integer array, float32 and an integer scalar each get their own gradient, against the
+    closed forms."""
 
     @ez.enzyme_jit
     def weighted(x, w, a):
@@ -212,7 +213,7 @@ def test_gradient_calls_of_another_kind_are_not_taken_for_the_first():
         gx, gw, ga = ez.gradient(ez.Reverse, weighted, x, ez.Const(w), 2.0)
         np.testing.assert_allclose(gx, 2.0 * w * 2 * x)
         assert gw is None and ga == pytest.approx(np.sum(w * x * x))
-    assert (ez.Reverse, weighted) in api._gradient_calls
+    assert ("gradient", ez.Reverse, weighted) in api._calls
     gx, gw, ga = ez.gradient(ez.Reverse, weighted, x, w, 2.0)
     np.testing.assert_allclose(gw, 2.0 * x * x)
     gx, gw, ga = ez.gradient(ez.Reverse, weighted, x, np.array([1, 2, 3]), 2.0)
@@ -223,3 +224,13 @@ def test_gradient_calls_of_another_kind_are_not_taken_for_the_first():
     np.testing.assert_allclose(gx, 2.0 * w * 2 * x, rtol=1e-6)
     gx, gw, ga = ez.gradient(ez.Reverse, weighted, x, ez.Const(w), 2)  # an int: not active
     assert ga is None
+    for cotangent in (1.0, 0.5, 2):  # the second time on, through `api._calls`
+        value, (gx, gw, ga) = ez.vjp(weighted, [x, ez.Const(w), 2.0], cotangent)
+        assert value == pytest.approx(2.0 * np.sum(w * x * x))
+        np.testing.assert_allclose(gx, cotangent * 2.0 * w * 2 * x)
+        assert gw is None and ga == pytest.approx(cotangent * np.sum(w * x * x))
+    assert ("vjp", weighted) in api._calls
+    value, (gx, gw, ga) = ez.vjp(weighted, (x, w, 2.0), 0.5)
+    np.testing.assert_allclose(gw, 0.5 * 2.0 * x * x)
+    value, (gx, gw, ga) = ez.vjp(weighted, (x32, w, 2.0))
+    assert gx.dtype == np.float32
