@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -293,7 +294,7 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
     return run(mode, f, *args)
 
 
-_calls: dict[tuple, Callable[..., Any]] = {}  # ("gradient", mode, f) | ("vjp", f) -> a chain
+_calls: dict[tuple, Callable[..., Any]] = {}  # ("gradient", mode, f), ("vjp", f)... -> a chain
 _remembered: set[tuple] = set()  # what `_remember` was given: head, then `type_tests` values
 
 
@@ -328,6 +329,15 @@ def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[
     >>> ez.jvp(f, (np.array([1.0, 2.0]), 3.0), (np.array([1.0, 0.0]), None))
     (15.0, 6.0)
     """
+    sequences = type(primals) in (tuple, list) and type(tangents) in (tuple, list)
+    if sequences and len(primals) == len(tangents):  # (then the halves of `call`'s args)
+        try:
+            call = _calls.get(("jvp", f), _no_entry)
+        except TypeError:  # an unhashable function: `check_function` names it
+            call = _no_entry
+        out = call(*primals, *tangents)
+        if out is not MISS:
+            return out
     check_function(f)
     if len(primals) != len(tangents):
         raise AnnotationError(f"{len(primals)} primals but {len(tangents)} tangents")
@@ -335,12 +345,19 @@ def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[
         Value(f"primals[{k}]", isinstance(p, np.ndarray), type(p), t is not None)
         for k, (p, t) in enumerate(zip(primals, tangents, strict=True))
     )
+    given = tangents
     tangents = [  # array-likes as arrays of the primal's dtype
         np.asarray(t, p.dtype) if isinstance(p, np.ndarray) and t is not None else t
         for p, t in zip(primals, tangents, strict=True)
     ]
     reads = tuple(f"tangents[{k}]" for k in range(len(values)))
-    return _generated(gradients.jvp, "f, primals, tangents", values, reads)(f, primals, tangents)
+    run = _generated(gradients.jvp, "f, primals, tangents", values, reads)
+    if sequences and all(map(operator.is_, tangents, given)):  # (none converted)
+        n = len(primals)
+        names = [f"a{k}, " for k in range(2 * n)]
+        body = f"return _run(_f, ({''.join(names[:n])}), ({''.join(names[n:])}))"
+        _remember(("jvp", f), (*primals, *tangents), body, _run=run, _f=f)
+    return run(f, primals, tangents)
 
 
 def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[Any, tuple]:

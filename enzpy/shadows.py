@@ -110,7 +110,7 @@ def type_tests(args: Sequence[Any], layouts: bool = True) -> tuple[list[str], di
                     tests.append((f"{src}.ndim ==", v.ndim))
                     flags = v.flags.num & _TYPED_FLAGS
                     tests.append((f"{src}.flags.num & {_TYPED_FLAGS} ==", flags))
-            elif type(v) not in (*_SCALAR_TYPES, int):  # (an int: int64, as Numba passes it)
+            elif type(v) not in (*_SCALAR_TYPES, int, type(None)):  # (an int: as int64)
                 return None
     return [f"{t} _T{k}" for k, (t, _) in enumerate(tests)], {
         f"_T{k}": value for k, (_, value) in enumerate(tests)

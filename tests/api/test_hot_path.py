@@ -234,3 +234,29 @@ def test_gradient_and_vjp_calls_of_another_kind_are_not_taken_for_the_first():
     np.testing.assert_allclose(gw, 0.5 * 2.0 * x * x)
     value, (gx, gw, ga) = ez.vjp(weighted, (x32, w, 2.0))
     assert gx.dtype == np.float32
+
+
+def test_jvp_calls_of_another_kind_are_not_taken_for_the_first():
+    """`jvp` goes straight to the generated code of an earlier call only for primals and
+    tangents of the same classes and dtypes (a tangent given or None); a tangent to convert
+    (a list) and a call with the primals and tangents split otherwise take the Python path."""
+
+    @ez.enzyme_jit
+    def weighted(x, w, a):
+        s = 0.0
+        for i in range(x.shape[0]):
+            s += a * w[i] * x[i] * x[i]
+        return s
+
+    x, w, u = np.array([1.0, -2.0, 0.5]), np.array([0.3, 1.5, 2.0]), np.array([0.2, 0.1, -1.0])
+    for _ in range(2):  # the second time through `api._calls`
+        value, tangent = ez.jvp(weighted, (x, w, 2.0), (u, None, None))
+        assert value == pytest.approx(2.0 * np.sum(w * x * x))
+        assert tangent == pytest.approx(np.sum(2.0 * w * 2 * x * u))
+    assert ("jvp", weighted) in api._calls
+    value, tangent = ez.jvp(weighted, (x, w, 2.0), (None, u, 1.0))
+    assert tangent == pytest.approx(np.sum(2.0 * u * x * x) + np.sum(w * x * x))
+    value, tangent = ez.jvp(weighted, (x, w, 2.0), (list(u), None, None))
+    assert tangent == pytest.approx(np.sum(2.0 * w * 2 * x * u))
+    with pytest.raises(ez.AnnotationError, match="2 primals but 4 tangents"):
+        ez.jvp(weighted, (x, w), (2.0, u, None, None))
