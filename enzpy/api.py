@@ -280,11 +280,7 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
     >>> gx.tolist(), ga
     ([6.0, 12.0], 5.0)
     """
-    try:
-        call = _calls.get(("gradient", mode, f), _no_entry)
-    except TypeError:  # an unhashable mode or function: `_gradient_of` names it
-        call = _no_entry
-    out = call(*args)
+    out = _recalled(("gradient", mode, f))(*args)
     if out is not MISS:
         return out
     run = _shaped.get(_shape_key(args, "gradient", mode, f)) or _gradient_of(mode, f, args)
@@ -296,6 +292,14 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
 
 _calls: dict[tuple, Callable[..., Any]] = {}  # ("gradient", mode, f), ("vjp", f)... -> a chain
 _remembered: set[tuple] = set()  # what `_remember` was given: head, then `type_tests` values
+
+
+def _recalled(head: tuple) -> Callable[..., Any]:
+    """The calls remembered for `head`, as one function (MISS for arguments none takes)."""
+    try:
+        return _calls.get(head, _no_entry)
+    except TypeError:  # an unhashable mode or function: the Python path names it
+        return _no_entry
 
 
 def _remember(
@@ -330,12 +334,8 @@ def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[
     (15.0, 6.0)
     """
     sequences = type(primals) in (tuple, list) and type(tangents) in (tuple, list)
-    if sequences and len(primals) == len(tangents):  # (then the halves of `call`'s args)
-        try:
-            call = _calls.get(("jvp", f), _no_entry)
-        except TypeError:  # an unhashable function: `check_function` names it
-            call = _no_entry
-        out = call(*primals, *tangents)
+    if sequences and len(primals) == len(tangents):  # (then the halves of the arguments)
+        out = _recalled(("jvp", f))(*primals, *tangents)
         if out is not MISS:
             return out
     check_function(f)
@@ -375,11 +375,7 @@ def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[A
     (15.0, [3.0, 6.0], 2.5)
     """
     if type(primals) in (tuple, list):
-        try:
-            call = _calls.get(("vjp", f), _no_entry)
-        except TypeError:  # an unhashable function: `_vjp_of` names it
-            call = _no_entry
-        out = call(*primals, cotangent)
+        out = _recalled(("vjp", f))(*primals, cotangent)
         if out is not MISS:
             return out
     run = _shaped.get(_shape_key(primals, "vjp", f)) or _vjp_of(f, primals)
