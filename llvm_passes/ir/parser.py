@@ -662,7 +662,8 @@ _DROP_ATTRS = re.compile(r"\b(?:nocallback|nocreateundeforpoison)\b")
 
 
 def parse_module(text: str) -> Module:
-    """Parse a whole module's IR text."""
+    """Parse a whole module's IR text (each function's body when its blocks are first asked
+    for: `Function.defer`)."""
     lines = text.splitlines()
     meta: dict[str, str] = {}
     attrs: dict[str, str] = {}
