@@ -20,6 +20,19 @@ def _dot():
     return dot
 
 
+def _weighted():
+    """A new function (its own remembered calls) of an array, a weight array and a float."""
+
+    @ez.enzyme_jit
+    def weighted(x, w, a):
+        s = 0.0
+        for i in range(x.shape[0]):
+            s += a * w[i] * x[i] * x[i]
+        return s
+
+    return weighted
+
+
 def _hot(f, *args):
     """Call twice, the second time through the compiled entry only; both results."""
     first = ez.autodiff(*args[:1], f, *args[1:])
@@ -201,12 +214,7 @@ def test_gradient_and_vjp_calls_of_another_kind_are_not_taken_for_the_first():
     integer array, float32 and an integer scalar each get their own gradient, against the
     closed forms."""
 
-    @ez.enzyme_jit
-    def weighted(x, w, a):
-        s = 0.0
-        for i in range(x.shape[0]):
-            s += a * w[i] * x[i] * x[i]
-        return s
+    weighted = _weighted()
 
     x, w = np.array([1.0, -2.0, 0.5]), np.array([0.3, 1.5, 2.0])
     for _ in range(2):  # the second time through `api._gradient_calls`
@@ -241,12 +249,7 @@ def test_jvp_calls_of_another_kind_are_not_taken_for_the_first():
     tangents of the same classes and dtypes (a tangent given or None); a tangent to convert
     (a list) and a call with the primals and tangents split otherwise take the Python path."""
 
-    @ez.enzyme_jit
-    def weighted(x, w, a):
-        s = 0.0
-        for i in range(x.shape[0]):
-            s += a * w[i] * x[i] * x[i]
-        return s
+    weighted = _weighted()
 
     x, w, u = np.array([1.0, -2.0, 0.5]), np.array([0.3, 1.5, 2.0]), np.array([0.2, 0.1, -1.0])
     for _ in range(2):  # the second time through `api._calls`
