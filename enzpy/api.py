@@ -96,7 +96,6 @@ def clear_cache() -> None:
     _shapes.clear()
     _calls.clear()
     _remembered.clear()
-    _shaped.clear()
     _compiled.clear()
 
 
@@ -283,7 +282,7 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
     out = _recalled(("gradient", mode, f))(*args)
     if out is not MISS:
         return out
-    run = _shaped.get(_shape_key(args, "gradient", mode, f)) or _gradient_of(mode, f, args)
+    run = _gradient_of(mode, f, args)
     _remember(
         ("gradient", mode, f), args, "return _run(_mode, _f, {args})", _run=run, _mode=mode, _f=f
     )
@@ -378,7 +377,7 @@ def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[A
         out = _recalled(("vjp", f))(*primals, cotangent)
         if out is not MISS:
             return out
-    run = _shaped.get(_shape_key(primals, "vjp", f)) or _vjp_of(f, primals)
+    run = _vjp_of(f, primals)
     if type(primals) in (tuple, list):
         body = "return _run(_f, ({args},), c)"
         _remember(("vjp", f), primals, body, ["c"], _run=run, _f=f)
@@ -386,28 +385,18 @@ def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[A
 
 
 def _gradient_of(mode: Mode, f: EnzymeJit, args: tuple) -> Callable[..., Any]:
-    """`gradient`'s generated code for calls shaped like this one (kept by its key)."""
+    """`gradient`'s generated code for calls shaped like this one."""
     check_mode(mode)
     values, _ = _differentiable(f, args, unwrap=True)
-    run = _generated(gradients.gradient, "mode, f, *args", mode.reverse, values)
-    return _kept(_shape_key(args, "gradient", mode, f), run)
+    return _generated(gradients.gradient, "mode, f, *args", mode.reverse, values)
 
 
 def _vjp_of(f: EnzymeJit, primals: Sequence[Any]) -> Callable[..., Any]:
-    """`vjp`'s generated code for calls shaped like this one (kept by its key)."""
+    """`vjp`'s generated code for calls shaped like this one."""
     values, _ = _differentiable(f, primals, "primals", unwrap=True)
-    return _kept(
-        _shape_key(primals, "vjp", f), _generated(gradients.vjp, "f, primals, cotangent", values)
-    )
+    return _generated(gradients.vjp, "f, primals, cotangent", values)
 
 
-def _kept(key: tuple | None, run: Callable[..., Any]) -> Callable[..., Any]:
-    if key is not None:
-        _shaped[key] = run
-    return run
-
-
-_shaped: dict[tuple | None, Callable[..., Any]] = {}  # `_shape_key` -> generated function
 _SCALARS = (float, int, bool, complex, np.generic)
 
 

@@ -110,7 +110,7 @@ def type_tests(args: Sequence[Any], layouts: bool = True) -> tuple[list[str], di
                     tests.append((f"{src}.ndim ==", v.ndim))
                     flags = v.flags.num & _TYPED_FLAGS
                     tests.append((f"{src}.flags.num & {_TYPED_FLAGS} ==", flags))
-            elif type(v) not in (*_SCALAR_TYPES, int, type(None)):  # (an int: as int64)
+            elif not isinstance(v, _TESTED_SCALARS):
                 return None
     return [f"{t} _T{k}" for k, (t, _) in enumerate(tests)], {
         f"_T{k}": value for k, (_, value) in enumerate(tests)
@@ -121,6 +121,8 @@ def type_tests(args: Sequence[Any], layouts: bool = True) -> tuple[list[str], di
 # (0x1), F_CONTIGUOUS (0x2), ALIGNED (0x100) and WRITEABLE (0x400)
 _TYPED_FLAGS = 0x503
 _SCALAR_TYPES = {float: types.float64, complex: types.complex128, bool: types.boolean}
+# scalars whose class gives their Numba type (an int: int64, as Numba passes it)
+_TESTED_SCALARS = (float, complex, int, type(None), np.number, np.bool_)
 
 
 def _typeof(k: int, v: Any) -> types.Type:
