@@ -1,7 +1,9 @@
 """The exported entry points of a reverse-mode derivative: `diffe_<f>` (combined: owns its
-tape, kept between calls in a cell), `augment_<f>` / `reverse_<f>` / `release_<f>` (split:
-a caller-owned tape), `drop_tapes_<f>` (frees what the cells keep). Each takes the primal's
-arguments, then one shadow per active one (`width` in a row in batch mode)."""
+tape), `augment_<f>` / `reverse_<f>` / `release_<f>` (split: a caller-owned tape header),
+`drop_tapes_<f>` (frees what the cells keep). Both modes keep a tape's storage in a cell
+between calls: a derivative called again finds its room, without fresh pages to fault in.
+Each takes the primal's arguments, then one shadow per active one (`width` in a row in batch
+mode)."""
 
 from __future__ import annotations
 
@@ -135,7 +137,6 @@ class Entries:
     def combined(self, aug: str, rev: str, suffix: str = "") -> str:
         name = f"diffe_{self.fn.name}{suffix}"
         b = self._begin(name, self.fn.ret_type, self.dret)
-        # the tape's storage is kept between calls: no fresh pages to fault in each time
         cell = self._cell(f"enzpy.tape.cell.{self.fn.name}{suffix}")
         tape = b.alloca(TAPE_TYPE, 8, "tape")
         b.call(TAKE, [tape, cell], VOID)
@@ -181,13 +182,19 @@ class Entries:
         return name
 
     def augment(self, aug: str) -> str:
+        """`augment_<f>`: the forward sweep onto the caller's tape header, on storage kept
+        by an earlier split call if any (one storage is kept; tapes alive at once hold
+        their own)."""
         name = f"augment_{self.fn.name}"
         b = self._begin(name, self.fn.ret_type, [Argument(PTR, "tape", "", 0)])
+        self.split_cell = self._cell(f"enzpy.tape.cell.split.{self.fn.name}")
+        b.call(TAKE, [self.params[-1], self.split_cell], VOID)
         self._ret(b, self._forward_sweep(b, aug, self.params[-1]))
         return name
 
     def finish(self, kind: str, sweep: str) -> str:
-        """`reverse_<f>` / `release_<f>`: run `sweep` on the tape, then free its storage."""
+        """`reverse_<f>` / `release_<f>`: run `sweep` on the tape, then keep its storage for
+        the next `augment` (after `augment`)."""
         name = f"{kind}_{self.fn.name}"
         dret = self.dret if kind == "reverse" else []
         b = self._begin(name, VOID, [Argument(PTR, "tape", "", 0), *dret])
@@ -199,6 +206,6 @@ class Entries:
         self._ret(b, None)
         b.position_at_end(run)
         b.call(sweep, self.params, VOID)
-        b.call(FREE, [tape], VOID)
+        b.call(KEEP, [tape, self.split_cell], VOID)
         self._ret(b, None)
         return name
