@@ -124,19 +124,27 @@ def _inlined_into(module: Module, root: str, linked: set[str]) -> Module:
 
 
 def derivative(
-    how: Mode, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str, width: int = 1
+    how: Mode,
+    f: Any,
+    argtypes: tuple,
+    kinds: tuple[str, ...],
+    ret: str,
+    width: int = 1,
+    unmodified: bool = False,
 ) -> Derivative:
     """The derivative of `f` for `argtypes` in mode `how` (forward, reverse or split mode;
     with or without the primal, one derivative); `kinds` gives 'const' / 'dup' per
     argument, `ret` the return activity ('dup', 'active' or 'const'); `width` the number of
-    derivatives carried per active value (batch mode). With `cache=True` it is loaded from,
-    or written to, the disk cache (`disk_cache`)."""
-    key = (how.reverse, how.split, f, argtypes, kinds, ret, width)
+    derivatives carried per active value (batch mode); `unmodified` (split mode): the caller
+    leaves the arguments' memory unchanged between the passes, which may read it again, and
+    passes arrays whose memory does not overlap (`link.distinct_arrays`). With
+    `cache=True` it is loaded from, or written to, the disk cache (`disk_cache`)."""
+    key = (how.reverse, how.split, unmodified, f, argtypes, kinds, ret, width)
     hit = _cache.get(key)
     if hit is not None:
         return hit
     with _gc_paused():
-        out = _derivative(how, f, argtypes, kinds, ret, width)
+        out = _derivative(how, f, argtypes, kinds, ret, width, unmodified)
     _cache[key] = out
     return out
 
@@ -156,12 +164,18 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _derivative(
-    how: Mode, f: Any, argtypes: tuple, kinds: tuple[str, ...], ret: str, width: int
+    how: Mode,
+    f: Any,
+    argtypes: tuple,
+    kinds: tuple[str, ...],
+    ret: str,
+    width: int,
+    unmodified: bool,
 ) -> Derivative:
     primal = _primal(f, how.reverse, kinds)
-    stored = disk_cache.entry(f, (how.reverse, how.split, argtypes, kinds, ret, width))
+    stored = disk_cache.entry(f, (how.reverse, how.split, unmodified, argtypes, kinds, ret, width))
     loaded = stored is not None and stored.library is not None
-    synthesis = partial(_synthesis, how, f, primal, argtypes, kinds, ret, width)
+    synthesis = partial(_synthesis, how, f, primal, argtypes, kinds, ret, width, unmodified)
     s = _stored_synthesis(primal, argtypes, kinds, ret, stored) if loaded else synthesis()
     for message in s.warnings:
         warnings.warn(message, DroppedDerivativeWarning, stacklevel=_user_frame())
@@ -266,13 +280,14 @@ def _synthesis(
     kinds: tuple[str, ...],
     ret: str,
     width: int,
+    unmodified: bool,
 ) -> _Synthesis:
     """The engine's derivative of `primal`; its errors raised with the Python names."""
     module, symbol, library, restype = primal_module(primal, argtypes)
     if how.reverse:
         _refuse_non_additive_reductions(f, primal, argtypes, symbol)
     acts, pointee = _activities(argtypes, restype, kinds, ret)
-    synthesize = _synthesizer(how, argtypes, restype, pointee, width)
+    synthesize = _synthesizer(how, argtypes, restype, pointee, width, unmodified)
     try:
         result = synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
@@ -361,7 +376,7 @@ llvm.add_symbol(_TAPE_BYTES_SYMBOL, _TAPE_BYTES.ctypes.data)
 
 
 def _synthesizer(
-    how: Mode, argtypes: tuple, restype: Any, pointee: list, width: int
+    how: Mode, argtypes: tuple, restype: Any, pointee: list, width: int, unmodified: bool
 ) -> Callable[..., Any]:
     """The engine's synthesizer for mode `how`, with its options for these types."""
     if not how.reverse:
@@ -373,8 +388,10 @@ def _synthesizer(
         tape_bytes=_TAPE_BYTES_SYMBOL,
         out_of_memory=link.out_of_memory(argtypes, restype),  # raising MemoryError
         split=how.split,
-        # combined mode: the driver checks that the arrays' memory does not overlap
-        distinct=frozenset() if how.split else link.distinct_arrays(argtypes),
+        unmodified=unmodified,
+        # the driver (combined mode) or the thunk (split, unmodified) checks that the arrays'
+        # memory does not overlap
+        distinct=link.distinct_arrays(argtypes) if unmodified or not how.split else frozenset(),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable, Sequence
+from functools import cache, partial
 from typing import Any
 
 import numba
@@ -38,6 +39,8 @@ class Tape:
         "_annotated",
         "_pending",
         "_threads",
+        "_state",
+        "_derivative",
     )
 
     def __init__(self, thunk: _Thunk, annotated: list[Annotation]) -> None:
@@ -52,6 +55,8 @@ class Tape:
         self._annotated = annotated
         self._pending = False  # True from the forward pass (even one that raised) until used
         self._threads = 0  # the thread count of a parallel forward pass (0: none)
+        self._state: list[Any] = []  # unmodified thunks: the arguments' memory after `fwd`
+        self._derivative = thunk.derivative  # the one whose forward pass made the tape
 
     @property
     def used(self) -> bool:
@@ -82,13 +87,26 @@ class Tape:
                 "sweep finds its partial results by thread, so it may not run on more threads; "
                 "set the thread count back before calling rev"
             )
+        if self._state:
+            self._check_unchanged(thunk)
         self._pending = False
         return self._args
+
+    def _check_unchanged(self, thunk: _Thunk) -> None:
+        for k, (a, state) in enumerate(zip(self._annotated, self._state, strict=True)):
+            if _state(a.val) != state:
+                raise EnzpyError(
+                    f"argument {k} of {thunk.name} changed between the forward and the "
+                    "reverse pass; the thunk was made with modified_between=False, so its "
+                    "reverse pass reads the arguments again: change them after rev, or make "
+                    "the thunk with modified_between=True (the default), whose tape keeps "
+                    "the values"
+                )
 
     def _release(self) -> None:
         if self._pending:
             self._pending = False
-            self._thunk.derivative.split[1](*self._args, self.address)
+            self._derivative.split[1](*self._args, self.address)
 
     def __del__(self) -> None:
         try:
@@ -118,8 +136,14 @@ class _Thunk:
         annotated: list[Annotation],
         deriv: Derivative,
         width: int,
+        general: Callable[[], Derivative] | None = None,
     ) -> None:
+        """`general`, for a thunk whose arguments the caller leaves unmodified between the
+        passes (`deriv` reads them again): the derivative for arrays that overlap, which
+        keeps on the tape every value its reverse pass needs."""
         self.mode, self.f, self.ret, self.derivative = mode, f, ret, deriv
+        self.general = cache(general) if general is not None else None
+        self.arrays = [k for k, a in enumerate(annotated) if isinstance(a.val, np.ndarray)]
         self.name = f.py_func.__qualname__
         self.classes = tuple(type(a) for a in annotated)
         self.argtypes = deriv.argtypes
@@ -131,6 +155,11 @@ class _Thunk:
         self.width = width
         self.batch = any(issubclass(c, BatchDuplicated) for c in self.classes)
         self.slot_words = slot_words(deriv.restype) * self.width
+
+    def overlap(self, annotated: list[Annotation]) -> bool:
+        """Whether the memory of two of the array arguments may overlap."""
+        arrays = [annotated[k].val for k in self.arrays]
+        return any(np.may_share_memory(a, b) for j, a in enumerate(arrays) for b in arrays[j + 1 :])
 
     def cotangents(self, dret: Any) -> tuple:
         """The return's cotangent (in batch mode, a tuple of one per lane) as the driver's
@@ -214,6 +243,29 @@ def _widths(annotated: list[Annotation]) -> tuple[int, ...]:
     return tuple(len(getattr(a, "shadows", ())) for a in annotated)
 
 
+def _state(v: Any) -> Any:
+    """What the reverse pass of an unmodified thunk may read again of a value: an array's
+    bytes (inside tuples too); None for an immutable scalar."""
+    if isinstance(v, np.ndarray | np.generic):
+        return v.tobytes()
+    if isinstance(v, tuple):
+        return tuple(map(_state, v))
+    return None
+
+
+def _checkable(k: int, v: Any) -> None:
+    """Raise unless `_state` sees all the memory of argument `k`'s value `v`."""
+    if isinstance(v, tuple):
+        for e in v:
+            _checkable(k, e)
+    elif not isinstance(v, np.ndarray | np.generic | int | float | complex | str | None):
+        raise AnnotationError(
+            f"argument {k} is a {type(v).__name__}: with modified_between=False the thunk "
+            "checks that the arguments' memory is unchanged when rev runs, which it can for "
+            "arrays, scalars and tuples of them; pass those, or keep modified_between=True"
+        )
+
+
 def _memory(x: np.ndarray) -> tuple:
     return (x.__array_interface__["data"][0], x.shape, x.strides)
 
@@ -229,12 +281,16 @@ class ForwardPass:
         tape = Tape(t, t.check(args))
         tape._pending = True
         try:
-            primal, shadow = t.derivative.driver(*tape._args, tape.address)
+            if t.general is not None and t.overlap(tape._annotated):
+                tape._derivative = t.general()
+            primal, shadow = tape._derivative.driver(*tape._args, tape.address)
         except BaseException:
             tape._release()  # the forward sweep left a complete, consistent tape
             raise
         if t.derivative.parallel:
             tape._threads = numba.get_num_threads()
+        if t.general is not None and tape._derivative is t.derivative:
+            tape._state = [_state(a.val) for a in tape._annotated]
         shadow = t.lanes(shadow) if t.ret == "dup" else None
         return tape, primal if t.mode.with_primal else None, shadow
 
@@ -273,7 +329,7 @@ class ReversePass:
         dret = t.cotangents(args[-2]) if t.ret == "active" else ()
         for user, copy in tape._copies:  # the adjoints the caller holds now
             copy[...] = user
-        adjoints = iter(t.derivative.split[0](*saved, tape.address, *dret))
+        adjoints = iter(tape._derivative.split[0](*saved, tape.address, *dret))
         for user, copy in tape._copies:
             user[...] = copy
         return tuple(t.lanes(next(adjoints)) if isinstance(a, Active) else None for a in annotated)
@@ -309,7 +365,9 @@ _UNPICKLABLE_PASS = (
 )
 
 
-def autodiff_thunk(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[ForwardPass, ReversePass]:
+def autodiff_thunk(
+    mode: Mode, f: EnzymeJit, *args: Any, modified_between: bool = True
+) -> tuple[ForwardPass, ReversePass]:
     """Split reverse mode: the forward and the reverse pass of `f` as two callables.
 
     `mode` is `ReverseSplitWithPrimal` or `ReverseSplitNoPrimal`; then optionally the return
@@ -322,6 +380,13 @@ def autodiff_thunk(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[ForwardPass, R
     tape)` adds `Jᵀ`-products into the shadows and returns the adjoints of `Active` arguments
     (`dret`, the return's cotangent, only for an `Active` return). The reverse pass computes
     the derivative at the values the forward pass saw, even if arguments changed since.
+
+    `modified_between=False` (Enzyme's `ReverseSplitModified` with no argument modified):
+    the caller leaves the arguments as `fwd` left them until `rev` runs. The reverse pass
+    then reads from them what the function read and did not overwrite, instead of keeping
+    it on the tape, as combined mode does: less tape, a faster forward pass. `fwd` keeps a
+    copy of the arrays' bytes and `rev` raises `EnzpyError` if they changed (arguments must
+    be arrays, scalars or tuples of them).
 
     Examples
     --------
@@ -345,6 +410,12 @@ def autodiff_thunk(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[ForwardPass, R
     ret_activity, annotated = parse_arguments(mode, f, args, thunk=True)
     argtypes, kinds, ret = derivative_signature(mode, f, ret_activity, annotated)
     width = _width(annotated)
-    deriv = derivative(mode, f, argtypes, kinds, ret, width)
-    thunk = _Thunk(mode, f, ret, annotated, deriv, width)
+    general = partial(derivative, mode, f, argtypes, kinds, ret, width)
+    if modified_between:
+        thunk = _Thunk(mode, f, ret, annotated, general(), width)
+    else:
+        for k, a in enumerate(annotated):
+            _checkable(k, a.val)
+        unmodified = derivative(mode, f, argtypes, kinds, ret, width, unmodified=True)
+        thunk = _Thunk(mode, f, ret, annotated, unmodified, width, general)
     return ForwardPass(thunk), ReversePass(thunk)

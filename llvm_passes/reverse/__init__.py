@@ -69,6 +69,7 @@ def reverse(
     activities: Sequence[Activity],
     tape_bytes: str | None = None,
     split: bool = False,
+    unmodified: bool = False,
     distinct: frozenset[int] = frozenset(),
     pointee: Sequence[Type | None] | None = None,
     out_of_memory: str | None = None,
@@ -81,13 +82,19 @@ def reverse(
     sharing a caller-owned, zero-initialized tape (`TAPE_TYPE`): `augment_<f>(args, shadows,
     tape)` runs the forward sweep, `reverse_<f>(args, shadows, tape)` the reverse sweep,
     `release_<f>(args, shadows, tape)` only frees what a forward sweep left on the tape (for
-    a tape whose reverse sweep never runs); the last two free the tape's storage.
+    a tape whose reverse sweep never runs); the last two keep the tape's storage for the
+    next `augment_<f>`. `unmodified` (split mode): the caller leaves the memory the arguments
+    address as the forward sweep left it until the reverse sweep (or release) runs, so that
+    the reverse sweep may load it again, as in combined mode, instead of taking its values
+    from the tape.
 
     With `tape_bytes` (the name of an external int64 global), each forward sweep stores
-    there the number of bytes it put on the tape. `distinct` (combined mode): positions of
-    pointer arguments assumed to address non-overlapping memory; when that assumption lets
-    the reverse sweep load memory again, a second entry `diffe_<f>.aliased` does without
-    it, for the caller to use when the memory does overlap. `pointee` as in `forward`.
+    there the number of bytes it put on the tape. `distinct` (combined mode, and split mode
+    `unmodified`): positions of pointer arguments assumed to address non-overlapping memory;
+    in combined mode, when that assumption lets the reverse sweep load memory again, a
+    second entry `diffe_<f>.aliased` does without it, for the caller to use when the memory
+    does overlap (in split mode the caller calls another derivative). `pointee` as in
+    `forward`.
 
     `out_of_memory`: IR text defining a function with the parameters and return type of
     `fn_name`, which says that memory ran out (for Numba: a `MemoryError`). When memory for
@@ -113,7 +120,7 @@ def reverse(
         oom = next(f.name for f in hook.functions.values() if not f.is_declaration)
     # a recursive function's own calls run the same derivative: no assumption of the root's
     # (memory nothing writes after the call, arrays apart) holds for them
-    whole_call = not split and not recursive(module, fn)
+    whole_call = (not split or unmodified) and not recursive(module, fn)
     rewritten = rewrite_loops(module, fn)  # before any analysis
     synth = _Synthesizer(
         module,
@@ -240,9 +247,10 @@ class _Synthesizer:
         self.rewritten = rewritten  # the functions whose loops are rewritten (`rewrite_loops`)
         self.width = width
         self.distinct = distinct  # the root's arguments whose memory does not overlap
-        # combined mode: memory nothing writes may be loaded again in the reverse sweep of
-        # the root function `reload` (in split mode the caller may change the arguments
-        # between the sweeps; a callee's caller may change memory after the callee returns)
+        # combined mode (split mode with arguments unmodified): memory nothing writes may be
+        # loaded again in the reverse sweep of the root function `reload` (otherwise, in
+        # split mode the caller may change the arguments between the sweeps; a callee's
+        # caller may change memory after the callee returns)
         self.reload = reload
         self.names: dict[Key | tuple, tuple[str, str]] = {}
         self.results: dict[Key | tuple, ActivityResult] = {}

@@ -1,6 +1,7 @@
-"""Split reverse mode (`autodiff_thunk`): equals combined mode, is linear in the return's
-cotangent, passes the dot-product test for returned arrays, computes at the point the
-forward pass saw, refuses tape misuse, and leaks nothing."""
+"""Split reverse mode (`autodiff_thunk`): equals combined mode (with arguments modified
+between the passes or not), is linear in the return's cotangent, passes the dot-product test
+for returned arrays, computes at the point the forward pass saw, refuses tape misuse, and
+leaks nothing."""
 
 from __future__ import annotations
 
@@ -35,13 +36,13 @@ def _seeds(case, args, rng):
     return {i: random_like(args[i], rng) for i in case.active if is_float_array(args[i])}
 
 
-def _split(case, args, seeds, dret, mode=WITH):
+def _split(case, args, seeds, dret, mode=WITH, modified_between=True):
     """Shadows (seeded with `seeds`) and adjoints after fwd + rev with cotangent `dret`
     (None: Const return)."""
     ret = ez.Const if dret is None else ez.Active
     shadows = {i: clone(s) for i, s in seeds.items()}
     ann = annotate_reverse(clone_args(args), case.active, shadows)
-    fwd, rev = ez.autodiff_thunk(mode, case.fn, ret, *ann)
+    fwd, rev = ez.autodiff_thunk(mode, case.fn, ret, *ann, modified_between=modified_between)
     tape, primal, shadow_ret = fwd(*ann)
     assert shadow_ret is None
     assert primal is None or mode is WITH
@@ -52,8 +53,12 @@ def _split(case, args, seeds, dret, mode=WITH):
 FLOAT_OR_CONST = [c for c in CASES if _spec(c) in ("f", None)]
 
 
-@pytest.mark.parametrize("case", FLOAT_OR_CONST, ids=lambda c: c.id)
-def test_split_equals_combined(case):
+@pytest.mark.parametrize(
+    ("case", "modified_between"),
+    [(c, True) for c in FLOAT_OR_CONST] + [(c, False) for c in FLOAT_OR_CONST[::2]],
+    ids=lambda v: v.id if hasattr(v, "id") else f"modified={v}",
+)
+def test_split_equals_combined(case, modified_between):
     args = case.args()
     spec = _spec(case)
     seeds = _seeds(case, args, np.random.default_rng(case.seed + 3))
@@ -63,7 +68,9 @@ def test_split_equals_combined(case):
     adj, z = ez.autodiff(
         ez.ReverseWithPrimal, case.fn, ret, *annotate_reverse(prim, case.active, shadows)
     )
-    s_sh, s_adj, s_z = _split(case, args, seeds, 1.0 if spec == "f" else None)
+    s_sh, s_adj, s_z = _split(
+        case, args, seeds, 1.0 if spec == "f" else None, modified_between=modified_between
+    )
     if spec == "f":
         assert s_z == z
     for i in case.active:
@@ -93,8 +100,9 @@ def _dot(a, b) -> float:
     return float(np.sum(np.asarray(a, np.float64) * np.asarray(b, np.float64)))
 
 
+@pytest.mark.parametrize("modified_between", [True, False])
 @pytest.mark.parametrize("case", ARRAY_RETURNS, ids=lambda c: c.id)
-def test_array_return_dot_product(case):
+def test_array_return_dot_product(case, modified_between):
     """<w, J_ret u> + <v, J_args u> (forward) == <Jᵀ(w, v), u> (split, w seeded into the
     returned array's shadow)."""
     args = case.args()
@@ -108,7 +116,9 @@ def test_array_return_dot_product(case):
 
     shadows = {i: clone(s) for i, s in v.items()}
     ann = annotate_reverse(clone_args(args), case.active, shadows)
-    fwd, rev = ez.autodiff_thunk(NO, case.fn, ez.Duplicated, *ann)
+    fwd, rev = ez.autodiff_thunk(
+        NO, case.fn, ez.Duplicated, *ann, modified_between=modified_between
+    )
     tape, primal, dret = fwd(*ann)
     assert primal is None and dret.shape == z_dot.shape
     dret += w
@@ -248,6 +258,31 @@ def test_no_leak_over_100k_pairs_and_unused_tapes():
     np.testing.assert_allclose(dx, 110_000 * np.exp(x), rtol=1e-9)
     with pytest.raises(ValueError, match="too big"):  # the tape of a failed pass is released
         fwd(ez.Duplicated(np.full(32, 1.0), np.zeros(32)))
+
+
+@ez.enzyme_jit
+def _sum_of_squares(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i] * x[i]
+    return s
+
+
+def test_tape_storage_is_kept_for_the_next_forward_pass_until_released():
+    x = np.linspace(0.1, 0.5, 5000)
+    ann = (ez.Duplicated(x, np.zeros_like(x)),)
+    fwd, rev = ez.autodiff_thunk(WITH, _sum_of_squares, ez.Active, *ann)
+    ez.release_tapes()
+    tape, _, _ = fwd(*ann)
+    nbytes = tape.nbytes
+    assert nbytes >= 8 * x.size  # (one value per iteration)
+    rev(*ann, 1.0, tape)
+    assert ez.release_tapes() >= nbytes  # kept after rev, freed now
+    for _ in range(3):
+        tape, _, _ = fwd(*ann)
+        rev(*ann, 2.0, tape)
+    assert ez.release_tapes() >= nbytes  # one storage, used by each pair in turn
+    np.testing.assert_allclose(ann[0].dval, 7.0 * 2.0 * x, rtol=1e-13)
 
 
 @ez.enzyme_jit
