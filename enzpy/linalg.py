@@ -1,6 +1,7 @@
-"""Derivatives of NumPy's linear algebra and sorting, written as rules with the public API
-(`enzpy.rules`) and declared for Numba's implementations of the NumPy functions: code that
-calls `np.linalg.solve` (and the others below) on data with derivatives differentiates.
+"""Derivatives of NumPy's linear algebra, sorting and interpolation, written as rules with
+the public API (`enzpy.rules`) and declared for Numba's implementations of the NumPy
+functions: code that calls `np.linalg.solve` (and the others below) on data with
+derivatives differentiates.
 
     np.linalg.solve(a, b)     y = a⁻¹b:        ẏ = a⁻¹(ḃ - ȧy);          b̄ += g, ā -= g yᵀ, g = a⁻ᵀȳ
     np.linalg.inv(a)          y = a⁻¹:         ẏ = -y ȧ y;               ā -= yᵀ ȳ yᵀ
@@ -14,13 +15,17 @@ calls `np.linalg.solve` (and the others below) on data with derivatives differen
                               ẋ = (aᵀa)⁻¹(ȧᵀr + aᵀ(ḃ - ȧx)); residuals 2rᵀ(ḃ - ȧx);
                               singular values u_iᵀ ȧ v_i; the rank has no derivative
     np.sort(x), np.median(x)  a gather by the sorting permutation p: ẏ = ẋ[p]; x̄[p] += ȳ
+    np.interp(x, xp, fp)      y = (1-t) fp[k] + t fp[k+1], t = (x - xp[k]) / (xp[k+1] - xp[k]),
+                              slope s: ẏ = s(ẋ - (1-t) ẋp[k] - t ẋp[k+1]) + (1-t) ḟp[k] + t ḟp[k+1]
 
 Φ takes the lower triangle with the diagonal halved; F_ij = 1 / (w_j - w_i) off the diagonal.
 `cholesky` and `eigh` read the lower triangle of `a` only (as NumPy's do): their derivatives
 with respect to the upper triangle are zero, and ā is folded onto the lower triangle.
 `eigh` assumes distinct eigenvalues, `det` a nonsingular matrix, `lstsq` a matrix of full
 column rank (else its rules raise `ValueError`); `norm` is the default norm
-(a given `ord` stays refused by name); `median` and `sort` take 1-D arrays.
+(a given `ord` stays refused by name); `median` and `sort` take 1-D arrays. `interp`
+follows np.interp's branches: outside the knots and on a knot its value is a value of `fp`
+(no derivative along x or xp); a NaN x gives x.
 """
 
 from __future__ import annotations
@@ -381,6 +386,134 @@ def _median_rev(middle, dm, x, dx):
     return ()
 
 
+# ---- interp: a gather of two neighbours with weights -------------------------------------
+
+
+@numba.njit
+def _brackets(x, xp, fp):
+    """For each point of x (flat order): `k`, `t`, `s` such that np.interp's value is
+    (1 - t) fp[k] + t fp[k + 1] with slope s along x, following np.interp's branches: t and
+    s are 0 where it takes a value of fp (outside the knots, on a knot); k is -1 where x is
+    NaN (the value is x)."""
+    xs = np.ravel(np.asarray(x))
+    n, m = xs.shape[0], xp.shape[0]
+    k = np.zeros(n, dtype=np.int64)
+    t = np.zeros(n)
+    s = np.zeros(n)
+    for i in range(n):
+        v = xs[i]
+        if np.isnan(v):
+            k[i] = -1
+            continue
+        j = np.searchsorted(xp, v, side="right") - 1
+        if j < 0:
+            j = 0
+        elif v > xp[m - 1]:
+            j = m - 1
+        elif j < m - 1 and xp[j] != v:
+            h = xp[j + 1] - xp[j]
+            t[i] = (v - xp[j]) / h
+            s[i] = (fp[j + 1] - fp[j]) / h
+        k[i] = j
+    return k, t, s
+
+
+@numba.njit
+def _interp_tangent(brackets, dx, dxp, dfp):
+    """The tangent of np.interp's values (flat order) from those of x (flat), xp and fp."""
+    k, t, s = brackets
+    dy = np.empty(k.shape[0])
+    for i in range(k.shape[0]):
+        j = k[i]
+        if j < 0:
+            dy[i] = dx[i]
+        elif t[i] == 0.0:
+            dy[i] = dfp[j]
+        else:
+            a, b = 1.0 - t[i], t[i]
+            dy[i] = s[i] * (dx[i] - a * dxp[j] - b * dxp[j + 1]) + a * dfp[j] + b * dfp[j + 1]
+    return dy
+
+
+@numba.njit
+def _interp_adjoint(brackets, dy, dxp, dfp):
+    """Adds the adjoints of xp and fp into their shadows; the adjoint of x (flat order)."""
+    k, t, s = brackets
+    dx = np.zeros(k.shape[0])
+    for i in range(k.shape[0]):
+        j, g = k[i], dy[i]
+        if j < 0:
+            dx[i] = g
+        elif t[i] == 0.0:
+            dfp[j] += g
+        else:
+            a, b = 1.0 - t[i], t[i]
+            dx[i] = s[i] * g
+            dxp[j] -= a * dx[i]
+            dxp[j + 1] -= b * dx[i]
+            dfp[j] += a * g
+            dfp[j + 1] += b * g
+    return dx
+
+
+@enzyme_jit
+def interp(x, xp, fp):
+    return np.interp(x, xp, fp)
+
+
+@forward_rule(interp)
+def _interp_fwd(x, dx, xp, dxp, fp, dfp):
+    y = np.interp(x, xp, fp)
+    dy = _interp_tangent(_brackets(x, xp, fp), np.ravel(dx), dxp, dfp)
+    return y, dy.reshape(y.shape)
+
+
+@augmented_rule(interp)
+def _interp_aug(x, xp, fp):
+    return np.interp(x, xp, fp), _brackets(x, xp, fp)
+
+
+@reverse_rule(interp)
+def _interp_rev(brackets, dy, x, dx, xp, dxp, fp, dfp):
+    adjoint = _interp_adjoint(brackets, np.ravel(dy), dxp, dfp)
+    for i in range(adjoint.shape[0]):
+        dx.flat[i] += adjoint[i]
+    return ()
+
+
+@enzyme_jit
+def interp_at(x, xp, fp):
+    return np.interp(x, xp, fp)
+
+
+@forward_rule(interp_at)
+def _interp_at_fwd(x, dx, xp, dxp, fp, dfp):
+    dy = _interp_tangent(_brackets(x, xp, fp), np.full(1, dx), dxp, dfp)
+    return np.interp(x, xp, fp), dy[0]
+
+
+@augmented_rule(interp_at)
+def _interp_at_aug(x, xp, fp):
+    return np.interp(x, xp, fp), _brackets(x, xp, fp)
+
+
+@reverse_rule(interp_at)
+def _interp_at_rev(brackets, dy, x, xp, dxp, fp, dfp):
+    return (_interp_adjoint(brackets, np.full(1, dy), dxp, dfp)[0],)
+
+
+def _interp_types(scalar: bool):
+    """np.interp's argument types the rules support: x a float (`scalar`) or a float array,
+    xp and fp 1-D float arrays."""
+
+    def accepts(argtypes: tuple) -> bool:
+        x, *knots = argtypes
+        ok_x = isinstance(x, types.Float) if scalar else _floats()((x,))
+        return ok_x and _floats(1)(tuple(knots))
+
+    return accepts
+
+
 def _floats(ndim: int | None = None):
     """Argument types the rules support: float32 or float64 arrays (of `ndim` dimensions)."""
 
@@ -405,3 +538,6 @@ implements("numba.np.linalg._get_norm_impl.<locals>.twoD_impl", norm, when=_floa
 implements(_impl("lstsq"), lstsq, when=_floats())
 implements("numba.np.arrayobj.impl_np_sort.<locals>.np_sort_impl", sort, when=_floats(1))
 implements("numba.np.arraymath.np_median.<locals>.median_impl", median, when=_floats(1))
+_INTERP = "numba.np.arraymath.np_interp.<locals>."
+implements(_INTERP + "np_interp_impl", interp, when=_interp_types(scalar=False))
+implements(_INTERP + "np_interp_scalar_impl", interp_at, when=_interp_types(scalar=True))

@@ -1,6 +1,9 @@
-"""np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh, lstsq), np.sort and np.median called
-on data with derivatives: differentiated through the rules of `enzpy.linalg`, against finite
-differences of the whole map and the dot test, in both modes, in loops and in split mode."""
+"""np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh, lstsq), np.sort, np.median and
+np.interp called on data with derivatives: differentiated through the rules of
+`enzpy.linalg`, against finite differences of the whole map and the dot test, in both modes,
+in loops and in split mode."""
+
+import warnings
 
 import numpy as np
 import pytest
@@ -67,6 +70,30 @@ def sorted_weights(x):
     return (np.sort(x) * np.arange(x.shape[0])).sum() + np.median(x)
 
 
+KNOTS = np.array([-1.0, -0.2, 0.5, 1.3, 2.0])
+VALUES = np.array([0.4, -0.7, 1.1, 0.2, 0.9])
+
+
+@ez.enzyme_jit
+def interpolated(x, xp, fp):
+    """np.interp at an array of points (any shape), weighted."""
+    return np.sum(np.interp(x, xp, fp) * np.arange(1.0, x.size + 1.0).reshape(x.shape))
+
+
+@ez.enzyme_jit
+def interpolated_at(t, xp, fp):
+    """np.interp at float points."""
+    return np.interp(t, xp, fp) ** 2 + np.interp(0.5 * t, xp, fp)
+
+
+@ez.enzyme_jit
+def misfit(k, t_obs, y_obs):
+    """A model's misfit to observations at other points: cumulative sums interpolated."""
+    t = np.linspace(0.0, 1.0, k.shape[0])
+    model = np.interp(t_obs, t, np.cumsum(k) * 0.1)
+    return np.sum((model - y_obs) ** 2)
+
+
 CASES = {
     "solve_vector": (solve_vector, (A, b), (0, 1)),
     "solve_matrix": (solve_matrix, (A, B), (0, 1)),
@@ -79,6 +106,18 @@ CASES = {
     "lstsq_matrix": (least_squares, (TALL, rng.standard_normal((6, 2))), (0, 1)),
     "sort_median": (sorted_weights, (np.array([0.3, -1.2, 2.5, 0.7, 1.1]),), (0,)),
     "median_even": (sorted_weights, (b,), (0,)),
+    "interp_2d": (
+        interpolated,
+        (np.array([[-0.6, 0.1, 0.9], [1.7, 0.33, -0.9]]), KNOTS, VALUES),
+        (0, 1, 2),
+    ),
+    "interp_outside": (interpolated, (np.array([-3.0, 0.1, 5.0, 1.9]), KNOTS, VALUES), (0, 1, 2)),
+    "interp_float": (interpolated_at, (0.37, KNOTS, VALUES), (0, 1, 2)),
+    "interp_fit": (
+        misfit,
+        (np.linspace(1.0, 2.0, 9), np.linspace(0.05, 0.95, 7), np.linspace(0.0, 1.0, 7)),
+        (0,),
+    ),
 }
 
 
@@ -86,6 +125,34 @@ CASES = {
 def test_against_finite_differences_and_the_dot_test(name):
     f, args, active = CASES[name]
     check_all(f, args, active)
+
+
+def test_interp_of_const_points_warns_nothing_and_follows_the_branch_taken():
+    """Const points leave nothing dropped; on a knot, outside the knots and at NaN the
+    derivative is that of the branch np.interp takes (a value of fp, or x itself)."""
+    x = np.array([0.5, -4.0, 3.0, np.nan, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = ez.gradient(ez.Reverse, interpolated, ez.Const(x), KNOTS, VALUES)
+    weights = np.arange(1.0, 6.0)
+    t = 0.2 / 0.7  # 0.0 between the knots -0.2 and 0.5
+    want_fp = np.array(
+        [weights[1], (1 - t) * weights[4], weights[0] + t * weights[4], 0, weights[2]]
+    )
+    np.testing.assert_allclose(g[2], want_fp, rtol=1e-14)
+    slope = (VALUES[2] - VALUES[1]) / 0.7
+    want_xp = np.array([0, -slope * (1 - t) * weights[4], -slope * t * weights[4], 0, 0])
+    np.testing.assert_allclose(g[1], want_xp, rtol=1e-14, atol=1e-15)
+    dx = np.zeros(5)
+    ez.autodiff(
+        ez.Reverse,
+        interpolated,
+        ez.Active,
+        ez.Duplicated(x.copy(), dx),
+        ez.Const(KNOTS),
+        ez.Const(VALUES),
+    )
+    np.testing.assert_array_equal(dx, [0, 0, 0, weights[3], slope * weights[4]])
 
 
 @ez.enzyme_jit
