@@ -21,7 +21,7 @@ moves, so that the outer derivative's shadows of the tape stay where their slots
 
 from __future__ import annotations
 
-from .ir import I1, I64, PTR, VOID, Block, GlobalRef, Instruction, Module, Type, Value
+from .ir import I1, I8, I64, PTR, VOID, Block, GlobalRef, Instruction, Module, Type, Value
 from .ir.builder import Builder
 from .ir.types import size_in_bytes, struct
 from .ir.values import const
@@ -586,6 +586,35 @@ def coalesce(block: Block, tape: Value) -> None:
 def reserve(b: Builder, tape: Value, nbytes: Value) -> None:
     """Make room for `nbytes` more bytes on the tape."""
     b.call(RESERVE, [tape, nbytes], VOID)
+
+
+def take_room(b: Builder, tape: Value, nbytes: Value) -> Value:
+    """The address of `nbytes` of room a `reserve` made, taken at once: values are stored
+    into it by their place, not pushed."""
+    return _move(b, tape, nbytes, "add")
+
+
+def give_back(b: Builder, tape: Value, nbytes: Value) -> Value:
+    """The address of the last `nbytes` on the tape (a `take_room`'s), given back: the
+    values in it are loaded by their place, not popped (nothing is pushed meanwhile)."""
+    return _move(b, tape, nbytes, "sub")
+
+
+def place(b: Builder, room: Value, iteration: Value, per_iteration: int, k: int) -> Value:
+    """The address of value `k` of loop iteration `iteration` (counted from 0) in the room
+    a `take_room` gave, `per_iteration` values each."""
+    first = b.binop("mul", iteration, const(I64, per_iteration), "place")
+    return b.gep(I64, room, b.binop("add", first, const(I64, k), "place"), hint="place")
+
+
+def _move(b: Builder, tape: Value, nbytes: Value, op: str) -> Value:
+    """The tape's size moved by `nbytes` (`op`); the room's address."""
+    size_p = b.gep(I8, tape, const(I64, 8))
+    size = b.load(I64, size_p, 8, "tape.size")
+    moved = b.binop(op, size, nbytes, "tape.size")
+    b.store(moved, size_p, 8)
+    data = b.load(PTR, tape, 8, "tape.data")
+    return b.gep(I8, data, size if op == "add" else moved, hint="tape.room")
 
 
 def pop(b: Builder, tape: Value, t: Type, hint: str) -> Value:

@@ -44,15 +44,33 @@ from ..tape import (
     SAVED,
     coalesce,
     localize,
+    place,
     push,
     reserve,
     storable,
     sync,
+    take_room,
 )
 from .parallel import CHUNK_TAPE, Launch, trampoline
-from .plan import MODE, Plan, memory_call
+from .plan import MODE, LoopPlan, Plan, memory_call
 
 Kept = list[tuple[Type, str | None]]  # per instruction: what it kept for its adjoint
+
+
+def trip_count(b: Builder, loop: LoopPlan, start: Value, bound: Value) -> Value:
+    """The iterations a reserved loop makes room for, from its counter's start and the
+    bound of its latch's exit test (`LoopPlan.reserve`): their values in the sweep."""
+    span = b.binop("sub", bound, start, "trips")
+    trips = b.binop("sdiv", span, const(I64, loop.loop.counter.step), "trips")
+    some = b.icmp("sgt", trips, const(I64, 0), "trips.some")
+    return b.select(some, trips, const(I64, 0), "trips")
+
+
+def iteration(b: Builder, loop: LoopPlan, iv: Value, start: Value) -> Value:
+    """The number (from 0) of the iteration whose counter is `iv`, the counter's start being
+    `start`: their values in the sweep."""
+    span = b.binop("sub", iv, start, "n")
+    return b.binop("sdiv", span, const(I64, loop.loop.counter.step), "n")
 
 
 class Augmented(_FunctionForward):
@@ -75,9 +93,13 @@ class Augmented(_FunctionForward):
         self.shared = shared  # a parallel call's chunk or what it calls (`derive`)
         self.kept: dict[Instruction, Kept] = {}
         self.reserving: dict[str, list] = {}  # preheader -> the loops it reserves room for
+        self.placing: dict[str, LoopPlan] = {}  # block -> its loop, whose values are placed
+        self.rooms: dict[str, Value] = {}  # header -> the room its preheader took
         for lp in plan.loops.values():
             if lp.reserve is not None:
                 self.reserving.setdefault(lp.loop.preheader, []).append(lp)
+            if lp.places is not None:
+                self.placing.update(dict.fromkeys(lp.loop.blocks, lp))
 
     def run(self) -> dict[Instruction, Kept]:  # type: ignore[override]
         args = [Argument(a.type, a.name, a.attrs, a.index) for a in self.fn.args]
@@ -121,8 +143,10 @@ class Augmented(_FunctionForward):
                     self.log(inst, allocation.release)  # type: ignore[union-attr]
                 for (kind, v), k in frame_items.get(inst, ()):
                     self.save(inst, kind, v, k)
+                k = 0  # the values pushed so far after `inst`
                 for kind, v in plan.step(inst).pushes:
-                    self.push(inst, kind, v)
+                    self.push(inst, kind, v, k)
+                    k += 1 if kind == "primal" else self.width
         for primal, tphi, lane in self.pending_phis:
             self.in_lane(lane)
             tphi.operands = [self.shadow_of(v, primal) for v in primal.operands]
@@ -149,10 +173,21 @@ class Augmented(_FunctionForward):
                 raise self.fail(inst, f"a value of type {x.type} needed by the reverse pass")
         return values
 
-    def push(self, inst: Instruction, kind: str, v: Value) -> None:
-        unchecked = inst.block_name in self.plan.unchecked
-        for x in self.saved_values(inst, kind, v):
-            push(self.b, self.tape, x, reserved=unchecked)
+    def push(self, inst: Instruction, kind: str, v: Value, k: int) -> None:
+        """Push the values of `inst`'s item, or store them in their places in the iteration's
+        part of the loop's room (`LoopPlan.places`; `k`: the values of `inst`'s items
+        before this one)."""
+        loop = self.placing.get(inst.block_name)
+        values = self.saved_values(inst, kind, v)
+        if loop is None:
+            for x in values:
+                push(self.b, self.tape, x, reserved=inst.block_name in self.plan.unchecked)
+            return
+        n = iteration(self.b, loop, loop.loop.counter.phi, loop.loop.counter.start)
+        first, per_iteration = loop.place(inst, self.width) + k, loop.per_iteration(self.width)
+        room = self.rooms[loop.loop.header]
+        for j, x in enumerate(values):
+            self.b.store(x, place(self.b, room, n, per_iteration, first + j), 8)
 
     def open_frame(self) -> None:
         """The function's own view of the tape, and a stack slot per frame value (zero until
@@ -202,17 +237,21 @@ class Augmented(_FunctionForward):
         for loop in self.reserving.get(block, ()):  # room for every push of a loop it enters
             self.reserve_loop(loop)
 
-    def reserve_loop(self, loop) -> None:
-        """Make room for all the pushes of a loop whose trip count is known here."""
-        bound, primals, shadows = loop.reserve
-        per_iteration = primals + shadows * self.width
-        c = loop.loop.counter
+    def reserve_loop(self, loop: LoopPlan) -> None:
+        """Make room for all the pushes of a loop whose trip count is known here (and take
+        it, for a loop whose values have places)."""
+        assert loop.reserve is not None
         b = self.b
-        span = b.binop("sub", bound, c.start, "trips")
-        trips = b.binop("sdiv", span, const(I64, c.step), "trips")
-        some = b.icmp("sgt", trips, const(I64, 0), "trips.some")
-        trips = b.select(some, trips, const(I64, 0), "trips")
-        reserve(b, self.tape, b.binop("mul", trips, const(I64, 8 * per_iteration), "tape.room"))
+        trips = trip_count(b, loop, loop.loop.counter.start, loop.reserve[0])
+        room = b.binop("mul", trips, const(I64, 8 * loop.per_iteration(self.width)), "tape.room")
+        if loop.places is None:
+            reserve(b, self.tape, room)
+            return
+        kept = loop.keeps_trips  # (after the room)
+        reserve(b, self.tape, b.binop("add", room, const(I64, 8 * kept), "tape.room"))
+        self.rooms[loop.loop.header] = take_room(b, self.tape, room)
+        if kept:
+            push(b, self.tape, trips, reserved=True)
 
     # ---- instructions: tangents are not computed here, only pointer shadows --------------
     _SHADOWED = frozenset(

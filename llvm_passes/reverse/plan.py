@@ -94,12 +94,38 @@ class LoopPlan:
     bound of its latch's exit test when the reverse sweep has it for free (the last counter
     is `bound - step`), and the room its preheader reserves on the tape (the bound, and the
     primal and shadow items pushed per iteration: a shadow item is one push per lane) when
-    the loop pushes only its own values."""
+    the loop pushes only its own values.
+
+    `places`, for such a loop whose pushes are all instructions' (no block ids): where each
+    pushing instruction's values go in an iteration's part of the room, as the primal and
+    shadow items of the iteration placed before them. The forward sweep stores them there
+    and the reverse sweep loads them from there, by the iteration's number: no tape header
+    changes inside the loop, whose sweeps LLVM can then vectorize."""
 
     loop: CountedLoop
     saved: tuple[Item, ...]
     bound: tuple[str, Value] | None  # (exit block, bound)
     reserve: tuple[Value, int, int] | None
+    places: Mapping[Instruction, tuple[int, int]] | None = None
+
+    @property
+    def keeps_trips(self) -> bool:
+        """Whether the tape keeps the trip count of a loop whose values have places (for
+        its reverse sweep to give the room back): unless the reverse sweep has the counter's
+        start and the bound for free on the loop's exits."""
+        return self.bound is None or ("primal", self.loop.counter.start) in self.saved
+
+    def per_iteration(self, width: int) -> int:
+        """The values an iteration pushes (`width` lanes per shadow item)."""
+        assert self.reserve is not None
+        _, primals, shadows = self.reserve
+        return primals + shadows * width
+
+    def place(self, inst: Instruction, width: int) -> int:
+        """Where `inst`'s first value goes in its iteration's part of the room (`places`)."""
+        assert self.places is not None
+        primals, shadows = self.places[inst]
+        return primals + shadows * width
 
 
 @dataclass(frozen=True)
@@ -264,7 +290,9 @@ class _Planner:
             rets=tuple(b.name for b in self.fn.blocks if b.terminator.opcode == "ret"),
             steps=self.steps,
             loops={
-                h: LoopPlan(lp, tuple(self.saved[h]), self.bounds.get(h), reserved.get(h))
+                h: LoopPlan(
+                    lp, tuple(self.saved[h]), self.bounds.get(h), reserved.get(h), self._places(h)
+                )
                 for h, lp in self.loops.items()
             },
             exits=self.exits,
@@ -648,6 +676,26 @@ class _Planner:
             if primals or shadows:
                 out[lp.header] = (bound, primals, shadows)
         return out
+
+    def _places(self, header: str) -> dict[Instruction, tuple[int, int]] | None:
+        """`LoopPlan.places` of a loop with reserved room and no block ids pushed, whose
+        preheader enters no other loop (which would take its room there too), else None."""
+        lp = self.loops[header]
+        blocks, preheader = lp.blocks, lp.preheader
+        if (
+            header not in self.reserved
+            or any(self.pushes_id[b] for b in blocks)
+            or sum(other.preheader == preheader for other in self.loops.values()) > 1
+        ):
+            return None
+        places, primals, shadows = {}, 0, 0
+        for inst in (i for b in self.fn.blocks if b.name in blocks for i in b.instructions):
+            kinds = [k for k, _ in self.steps[inst].pushes] if inst in self.steps else []
+            if kinds:
+                places[inst] = (primals, shadows)
+                primals += kinds.count("primal")
+                shadows += kinds.count("shadow")
+        return places
 
 
 def _from_arguments(v: Instruction, kind: str) -> bool:

@@ -26,11 +26,11 @@ from ..ir import I64, PTR, VOID, Argument, Block, Constant, Function, GlobalRef,
 from ..ir.builder import Builder, Namer
 from ..ir.values import const
 from ..rules import Context
-from ..tape import localize, pop, sync
+from ..tape import give_back, localize, place, pop, sync
 from ..transforms.dead import drop_dead
-from .augmented import Kept
+from .augmented import Kept, iteration, trip_count
 from .parallel import Launch, trampoline
-from .plan import MODE, PURE, Plan, is_active_float
+from .plan import MODE, PURE, LoopPlan, Plan, is_active_float
 
 
 class Reverse:
@@ -64,6 +64,10 @@ class Reverse:
         self.lane_shadow_args: list[dict[Value, Value]] = [{} for _ in range(width)]
         self.drets: list[Argument] = []
         self.in_lane(0)
+        # block -> its loop, whose values are loaded from their places in the room
+        self.placing = {
+            b: lp for lp in plan.loops.values() if lp.places is not None for b in lp.loop.blocks
+        }
 
     def in_lane(self, lane: int) -> None:
         """Read and add the adjoints (and shadows) of lane `lane` from now on."""
@@ -128,6 +132,11 @@ class Reverse:
                     self.b.store(Builder.zero(inst.type), slot)
                     slots[inst] = slot
         self.counters = {h: self.b.alloca(I64, 8, f"{h}.iv") for h in self.plan.loops}
+        self.rooms = {  # the room of a loop whose values have places
+            h: self.b.alloca(PTR, 8, f"{h}.room")
+            for h, lp in self.plan.loops.items()
+            if lp.places is not None
+        }
         self.saved_slots = {
             (h, *key): self.b.alloca(PTR if kind == "shadow" else v.type, 8, f"{v.label}.slot")
             for h, lp in self.plan.loops.items()
@@ -244,6 +253,20 @@ class Reverse:
         for kind, v in reversed(loop.saved):
             for key, saved in self.pop_item(kind, v, f"{v.label}.saved"):
                 self.b.store(saved, self.saved_slots[(lp.header, *key)], 8)
+        if loop.places is not None:  # the room its preheader took, given back
+            trips = (
+                pop(self.b, self.tape, I64, "trips")
+                if loop.keeps_trips
+                else trip_count(
+                    self.b,
+                    loop,
+                    self.value("primal", lp.counter.start),
+                    self.value("primal", loop.bound[1]),  # type: ignore[index]
+                )
+            )
+            per_iteration = const(I64, 8 * loop.per_iteration(self.width))
+            room = give_back(self.b, self.tape, self.b.binop("mul", trips, per_iteration, "room"))
+            self.b.store(room, self.rooms[lp.header], 8)
 
     def induction(self, lp: CountedLoop, ind: Induction) -> Value:
         """An induction variable of `lp` in the current iteration, from the loop's counter."""
@@ -308,7 +331,10 @@ class Reverse:
         """The values `inst`'s reverse needs (primal values, shadows per lane): popped now,
         or earlier in this block's reverse by a later instruction that needed them too."""
         step = self.plan.step(inst)
-        for kind, v in reversed(step.pushes):
+        loop = self.placing.get(inst.block_name)
+        if loop is not None and step.pushes:
+            self.block_values.update(self.placed(inst, loop))
+        for kind, v in reversed(step.pushes if loop is None else ()):
             self.block_values.update(self.pop_item(kind, v, f"{v.label}.{kind}"))
         primal: dict[Value, Value] = {}
         shadows = [dict(lane) for lane in self.lane_shadow_args]
@@ -321,6 +347,27 @@ class Reverse:
                 shadow[v] = self.value(kind, v)
         self.in_lane(0)
         return primal, shadows
+
+    def placed(self, inst: Instruction, loop: LoopPlan) -> list[tuple[tuple, Value]]:
+        """The values pushed after `inst`, loaded from their places in the iteration's part
+        of the loop's room (`LoopPlan.places`)."""
+        iv = self.b.load(I64, self.counters[loop.loop.header], 8, "iv")
+        n = iteration(self.b, loop, iv, self.value("primal", loop.loop.counter.start))
+        room = self.b.load(PTR, self.rooms[loop.loop.header], 8, "room")
+        first, per_iteration = loop.place(inst, self.width), loop.per_iteration(self.width)
+        keys = [k for kind, v in self.plan.step(inst).pushes for k in self.item_keys(kind, v)]
+        return [
+            (
+                key,
+                self.b.load(
+                    PTR if key[0] == "shadow" else key[1].type,
+                    place(self.b, room, n, per_iteration, first + j),
+                    8,
+                    f"{key[1].label}.{key[0]}",
+                ),
+            )
+            for j, key in enumerate(keys)
+        ]
 
     def value(self, kind: str, v: Value) -> Value:
         """A forward-sweep value inside the reverse sweep: popped, read from the frame or a
