@@ -57,18 +57,29 @@ from .plan import MODE, LoopPlan, Plan, memory_call
 Kept = list[tuple[Type, str | None]]  # per instruction: what it kept for its adjoint
 
 
+# loop arithmetic of both sweeps, on the values of the sweep that builds it
+
+
 def trip_count(b: Builder, loop: LoopPlan, start: Value, bound: Value) -> Value:
     """The iterations a reserved loop makes room for, from its counter's start and the
-    bound of its latch's exit test (`LoopPlan.reserve`): their values in the sweep."""
+    bound of its latch's exit test (`LoopPlan.reserve`)."""
     span = b.binop("sub", bound, start, "trips")
+    if loop.past:
+        span = b.binop("add", span, const(I64, loop.past), "trips")
     trips = b.binop("sdiv", span, const(I64, loop.loop.counter.step), "trips")
     some = b.icmp("sgt", trips, const(I64, 0), "trips.some")
     return b.select(some, trips, const(I64, 0), "trips")
 
 
+def last_counter(b: Builder, loop: LoopPlan, bound: Value) -> Value:
+    """The counter of a loop's last iteration when its latch leaves, from the bound of the
+    latch's exit test."""
+    return b.binop("sub", bound, const(I64, loop.loop.counter.step - loop.past), "iv.last")
+
+
 def iteration(b: Builder, loop: LoopPlan, iv: Value, start: Value) -> Value:
-    """The number (from 0) of the iteration whose counter is `iv`, the counter's start being
-    `start`: their values in the sweep."""
+    """The number (from 0) of the iteration whose counter is `iv`, from the counter's
+    start."""
     span = b.binop("sub", iv, start, "n")
     return b.binop("sdiv", span, const(I64, loop.loop.counter.step), "n")
 

@@ -92,7 +92,7 @@ class Step:
 class LoopPlan:
     """A counted loop: the items saved on its exits (defined outside, needed inside), the
     bound of its latch's exit test when the reverse sweep has it for free (the last counter
-    is `bound - step`), and the room its preheader reserves on the tape (the bound, and the
+    is `bound + past - step`), and the room its preheader reserves on the tape (the bound, and the
     primal and shadow items pushed per iteration: a shadow item is one push per lane) when
     the loop pushes only its own values.
 
@@ -107,6 +107,7 @@ class LoopPlan:
     bound: tuple[str, Value] | None  # (exit block, bound)
     reserve: tuple[Value, int, int] | None
     places: Mapping[Instruction, tuple[int, int]] | None = None
+    past: int = 0  # the latch leaves when `iv + step == bound + past`
 
     @property
     def keeps_trips(self) -> bool:
@@ -279,7 +280,7 @@ class _Planner:
         self.latch_exits = {h: _latch_exit(fn, lp) for h, lp in self.loops.items()}
         for header, found in self.latch_exits.items():
             if found is not None and self._take_free(found[1], found[0], once):
-                self.bounds[header] = found
+                self.bounds[header] = found[:2]
         self.reserved = self._reservations()
 
     def result(self) -> Plan:
@@ -291,7 +292,12 @@ class _Planner:
             steps=self.steps,
             loops={
                 h: LoopPlan(
-                    lp, tuple(self.saved[h]), self.bounds.get(h), reserved.get(h), self._places(h)
+                    lp,
+                    tuple(self.saved[h]),
+                    self.bounds.get(h),
+                    reserved.get(h),
+                    self._places(h),
+                    (self.latch_exits[h] or (None, None, 0))[2],
                 )
                 for h, lp in self.loops.items()
             },
@@ -738,15 +744,20 @@ def _sibling(inst: Instruction, rule: rules.Rule) -> Instruction | None:
     return None
 
 
-def _latch_exit(fn: Function, lp: CountedLoop) -> tuple[str, Value] | None:
-    """The exit edge block by which `lp`'s latch leaves when `iv + step == bound`, and the
-    bound (None when the latch does not test its counter that way)."""
+def _latch_exit(fn: Function, lp: CountedLoop) -> tuple[str, Value, int] | None:
+    """The exit edge block by which `lp`'s latch leaves when `iv + step == bound + past`
+    (the latch tests `iv + step == bound`, past 0, or `iv == bound`, past the step), the
+    bound and past (None when the latch does not test its counter that way)."""
     term = fn.block(lp.latch).terminator
     test = term.operands[0] if term.opcode == "br" and len(term.labels) == 2 else None
     if not (isinstance(test, Instruction) and test.opcode == "icmp" and test.pred in ("eq", "ne")):
         return None
-    step = dict(zip(lp.counter.phi.labels, lp.counter.phi.operands, strict=True))[lp.latch]
-    a, b = test.operands
-    bound = b if a is step else a if b is step else None
+    c = lp.counter
+    step = dict(zip(c.phi.labels, c.phi.operands, strict=True))[lp.latch]
     leave = term.labels[0 if test.pred == "eq" else 1]
-    return None if bound is None or leave in lp.blocks else (leave, bound)
+    for counted, past in ((step, 0), (c.phi, c.step)):
+        a, b = test.operands
+        bound = b if a is counted else a if b is counted else None
+        if bound is not None and leave not in lp.blocks:
+            return leave, bound, past
+    return None

@@ -28,7 +28,7 @@ from ..ir.values import const
 from ..rules import Context
 from ..tape import give_back, localize, place, pop, sync
 from ..transforms.dead import drop_dead
-from .augmented import Kept, iteration, trip_count
+from .augmented import Kept, iteration, last_counter, trip_count
 from .parallel import Launch, trampoline
 from .plan import MODE, PURE, LoopPlan, Plan, is_active_float
 
@@ -245,8 +245,7 @@ class Reverse:
         loop = self.plan.loops[lp.header]
         last: Value
         if loop.bound is not None and loop.bound[0] == block:
-            bound = self.value("primal", loop.bound[1])
-            last = self.b.binop("sub", bound, const(I64, lp.counter.step), "iv.last")
+            last = last_counter(self.b, loop, self.value("primal", loop.bound[1]))
         else:
             last = pop(self.b, self.tape, I64, "iv.last")
         self.b.store(last, self.counters[lp.header], 8)
