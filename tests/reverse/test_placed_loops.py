@@ -56,6 +56,17 @@ def _strided(x, y):
     return np.sum(x * x)
 
 
+@ez.enzyme_jit
+def _gauss_seidel(u, kappa):
+    """An in-place sweep whose inner loop's latch tests its counter before the step."""
+    for i in range(1, u.shape[0] - 1):
+        for j in range(1, u.shape[1] - 1):
+            v = u[i, j]
+            lap = u[i - 1, j] + u[i + 1, j] + u[i, j - 1] + u[i, j + 1] - 4.0 * v
+            u[i, j] = v + kappa * lap - 0.1 * v * v * v
+    return np.sum(u * u)
+
+
 CASES = {
     "left_early": (_until, (np.array([0.3, 0.5, 0.2, 1.4, 0.1]), 0.9), (0, 1)),
     "never_left_early": (_until, (np.array([0.3, 0.5, 0.2]), 0.9), (0, 1)),
@@ -65,6 +76,7 @@ CASES = {
         (np.linspace(-1.0, 1.0, 5), np.array([3, 0, 5, 1]), np.array([0.5, 1.5, -0.7, 2.0])),
         (0, 2),
     ),
+    "in_place_sweep": (_gauss_seidel, (np.linspace(0.0, 1.0, 30).reshape(5, 6), 0.2), (0, 1)),
     "strided": (_strided, (np.linspace(0.1, 0.9, 7), np.linspace(1.0, 2.0, 4)), (0, 1)),
 }
 
