@@ -1,8 +1,9 @@
 """Counted loops whose tape values are stored by the iteration's number in room taken before
 the loop (`LoopPlan.places`), not pushed: loops left early, branches inside, bounds the
 reverse sweep recomputes or reads from the tape, counting down or by two, rooms of inner
-loops in an outer one, batch and split mode. Each against central differences of the whole
-map and the dot test; the tape holds one slot per value per iteration."""
+loops in an outer one, batch and split mode; against central differences of the whole map
+and the dot test (`test_tape_layout` checks the tape's size: one slot per value and
+iteration)."""
 
 from __future__ import annotations
 
@@ -85,22 +86,6 @@ CASES = {
 def test_against_finite_differences_and_the_dot_test(name):
     f, args, active = CASES[name]
     check_all(f, args, active)
-
-
-@ez.enzyme_jit
-def _squares(x):
-    s = 0.0
-    for i in range(x.shape[0]):
-        s += np.sin(x[i]) * x[i]
-    return s
-
-
-def test_one_slot_per_value_and_iteration():
-    """sin(x[i]) · x[i]: the forward sweep keeps x[i] (cos recomputes from it): 8 bytes an
-    iteration, and nothing per loop execution (its bound is an argument's)."""
-    for n in (10, 1000):
-        ez.gradient(ez.Reverse, _squares, np.linspace(0.0, 1.0, n))
-        assert n * 8 <= ez.last_tape_bytes() <= n * 8 + 64
 
 
 def test_batch_and_split_mode():
