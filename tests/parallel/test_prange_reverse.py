@@ -2,9 +2,9 @@
 array expressions): the gradient equals that of the same Python function compiled serially
 (to 1e-12), the vector-Jacobian product of central finite differences of the whole map,
 and forward mode through the dot-product test; it does so whatever the number of threads
-and the schedule, and gives the same result when run again; split mode equals combined
-mode; batch mode equals one cotangent at a time. Nested prange loops and non-additive
-reductions are refused by name."""
+and the schedule, and gives the same result when run again; split mode (arguments modified
+between the passes or not) equals combined mode; batch mode equals one cotangent at a time.
+Nested prange loops and non-additive reductions are refused by name."""
 
 from __future__ import annotations
 
@@ -179,8 +179,9 @@ def test_non_additive_reductions_are_refused_at_their_line(kernel, combiner, upd
     assert f"at kernels.py:{line}: {update}\n" in str(e.value)
 
 
+@pytest.mark.parametrize("modified_between", [True, False])
 @pytest.mark.parametrize("kernel", [reduction, gather, matvec], ids=lambda k: k.__name__)
-def test_split_mode_equals_combined_mode(kernel):
+def test_split_mode_equals_combined_mode(kernel, modified_between):
     args, active = inputs(np.random.default_rng(10))[kernel]
     rng = np.random.default_rng(11)
     seeds = {i: random_like(args[i], rng) for i in active if isinstance(args[i], np.ndarray)}
@@ -190,7 +191,9 @@ def test_split_mode_equals_combined_mode(kernel):
     shadows = {i: clone(s) for i, s in seeds.items()}
     ann = annotate_reverse(clone_args(args), active, shadows)
     ret = ez.Active if spec == "f" else ez.Const
-    fwd, rev = ez.autodiff_thunk(ez.ReverseSplitNoPrimal, f, ret, *ann)
+    fwd, rev = ez.autodiff_thunk(
+        ez.ReverseSplitNoPrimal, f, ret, *ann, modified_between=modified_between
+    )
     for _ in range(3):  # tapes dropped unused are released
         fwd(*annotate_reverse(clone_args(args), active, {i: clone(s) for i, s in seeds.items()}))
     tape, _, _ = fwd(*ann)
