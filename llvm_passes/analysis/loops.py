@@ -1,21 +1,23 @@
 """Counted loops: natural loops whose header counts iterations with induction variables
-`iv = phi [start, preheader], [iv + step, latch]` (i64, a nonzero constant step). The
-reverse sweep replays such a loop by counting its first induction variable back instead of
-reading the path taken from the tape (the others follow from it); it learns the last value
-on the loop's exit edges, which `transforms.loops.split_exit_edges` gives blocks of their
-own."""
+`iv = phi [start, preheader], [iv + step, latch]` (i64, a nonzero constant step; also
+pointers walking by a constant number of bytes, `getelementptr`, after at least one i64).
+The reverse sweep replays such a loop by counting its first induction variable back instead
+of reading the path taken from the tape (the others follow from it); it learns the last
+value on the loop's exit edges, which `transforms.loops.split_exit_edges` gives blocks of
+their own."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ir import I64, Block, Constant, Function, Instruction, Value
+from ..ir import I64, PTR, Block, Constant, Function, Instruction, Value
+from ..ir.types import size_in_bytes
 from .cfg import CFG, cfg, dominators
 
 
 @dataclass(frozen=True)
 class Induction:
-    """`phi = phi [start, preheader], [phi + step, latch]`."""
+    """`phi = phi [start, preheader], [phi + step, latch]` (for a pointer, `step` bytes)."""
 
     phi: Instruction
     start: Value  # defined before the loop
@@ -58,23 +60,37 @@ def _natural_loop(g: CFG, header: str, latch: str) -> frozenset[str]:
 
 
 def _inductions(header: Block, pre: str, latch: str) -> tuple[Induction, ...]:
-    out = []
+    """The header's induction variables: the i64 ones first, then pointers (none without an
+    i64 one to count by)."""
+    counters: list[Induction] = []
+    pointers: list[Induction] = []
     for phi in header.phis:
-        if not (phi.type == I64 and len(phi.labels) == 2):
+        if len(phi.labels) != 2 or phi.type not in (I64, PTR):
             continue
         inc = dict(zip(phi.labels, phi.operands, strict=True))
         start, step = inc.get(pre), inc.get(latch)
-        if (
-            start is None
-            or not isinstance(step, Instruction)
-            or step.opcode != "add"
-            or phi not in step.operands
-        ):
+        if start is None or not isinstance(step, Instruction):
             continue
+        by = _step(phi, step)
+        if by:
+            (counters if phi.type == I64 else pointers).append(Induction(phi, start, by))
+    return (*counters, *pointers) if counters else ()
+
+
+def _step(phi: Instruction, step: Instruction) -> int:
+    """The constant `phi` grows by in `step` (`add` for an i64, bytes of a one-index
+    `getelementptr` for a pointer); 0 when it is not one."""
+    if phi.type == I64 and step.opcode == "add" and phi in step.operands:
         c = step.operands[1] if step.operands[0] is phi else step.operands[0]
-        if isinstance(c, Constant) and c.text.lstrip("-").isdigit() and int(c.text) != 0:
-            out.append(Induction(phi, start, int(c.text)))
-    return tuple(out)
+        return _constant(c)
+    if step.opcode == "getelementptr" and step.operands[0] is phi and len(step.operands) == 2:
+        assert step.aux_type is not None
+        return size_in_bytes(step.aux_type) * _constant(step.operands[1])
+    return 0
+
+
+def _constant(v: Value) -> int:
+    return int(v.text) if isinstance(v, Constant) and v.text.lstrip("-").isdigit() else 0
 
 
 def counted_loops(fn: Function, g: CFG | None = None) -> list[CountedLoop]:

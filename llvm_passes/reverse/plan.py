@@ -573,8 +573,13 @@ class _Planner:
                 self._resolve((sub, o), block, once, leaves, depth + 1, pushed)
             (self.recompute if kind == "primal" else self.recompute_shadow).add(v)
             return
-        if kind == "primal" and v in self.inductions and block in self.inductions[v][0].blocks:
-            return  # follows from the reverse sweep's loop counter
+        if v in self.inductions and block in self.inductions[v][0].blocks:
+            if kind == "primal":
+                return  # follows from the reverse sweep's loop counter
+            if v.type.is_ptr:  # a pointer walking through memory: its start's shadow, moved
+                start = self.inductions[v][1].start
+                self._resolve(("shadow", start), block, once, leaves, depth + 1, pushed)
+                return
         if not isinstance(v, Instruction) or v.block is None or v.opcode == "phi":
             self._leaf(item, block, leaves)
         elif v.block.name in once and not _from_arguments(v, kind):

@@ -22,7 +22,19 @@ from ..analysis.activity import ActivityResult
 from ..analysis.loops import CountedLoop, Induction
 from ..analysis.partition import Border
 from ..errors import NoDerivativeError
-from ..ir import I64, PTR, VOID, Argument, Block, Constant, Function, GlobalRef, Instruction, Value
+from ..ir import (
+    I8,
+    I64,
+    PTR,
+    VOID,
+    Argument,
+    Block,
+    Constant,
+    Function,
+    GlobalRef,
+    Instruction,
+    Value,
+)
 from ..ir.builder import Builder, Namer
 from ..ir.values import const
 from ..rules import Context
@@ -267,16 +279,20 @@ class Reverse:
             room = give_back(self.b, self.tape, self.b.binop("mul", trips, per_iteration, "room"))
             self.b.store(room, self.rooms[lp.header], 8)
 
-    def induction(self, lp: CountedLoop, ind: Induction) -> Value:
-        """An induction variable of `lp` in the current iteration, from the loop's counter."""
+    def induction(self, lp: CountedLoop, ind: Induction, kind: str = "primal") -> Value:
+        """An induction variable of `lp` in the current iteration, from the loop's counter
+        (a pointer's shadow: its start's shadow, moved as far)."""
         iv = self.b.load(I64, self.counters[lp.header], 8, "iv")
         if ind is lp.counter:
             return iv
-        c = lp.counter
-        start = self.value("primal", c.start)
-        k = self.b.binop("sdiv", self.b.binop("sub", iv, start, "k"), const(I64, c.step), "k")
+        k = iteration(
+            self.b, self.plan.loops[lp.header], iv, self.value("primal", lp.counter.start)
+        )
         step = self.b.binop("mul", k, const(I64, ind.step), "k")
-        return self.b.binop("add", self.value("primal", ind.start), step, "iv")
+        start = self.value(kind, ind.start)
+        if ind.phi.type.is_ptr:
+            return self.b.gep(I8, start, step, hint="iv")
+        return self.b.binop("add", start, step, "iv")
 
     def count_down(
         self, lp: CountedLoop, adjs: list[tuple[Instruction, int, Value]], new: Function
@@ -385,8 +401,8 @@ class Reverse:
             ty = PTR if kind == "shadow" else v.type
             slot = self.saved_slots[(saved[0].header, *key)]
             got = self.b.load(ty, slot, 8, f"{v.label}.{kind}")
-        elif kind == "primal" and v in plan.inductions:
-            got = self.induction(*plan.inductions[v])
+        elif v in plan.inductions and (kind == "primal" or v.type.is_ptr):
+            got = self.induction(*plan.inductions[v], kind)
         elif key in self.frame_values:
             got = self.frame_values[key]
         else:

@@ -453,3 +453,20 @@ def test_reductions_walking_arrays_keep_nothing_per_element():
     dot_test(_sums, (x[:7], w[:7]), (0, 1))
     ez.gradient(ez.Reverse, _sums, x, w)
     assert ez.last_tape_bytes() <= 1024
+
+
+@ez.enzyme_jit
+def _log_row_norms(x, w):
+    """`sum(axis=1)`: Numba's callee walks a pointer through each row."""
+    return np.sum(np.log((x * x).sum(axis=1)) * w)
+
+
+def test_pointer_walking_a_row_keeps_nothing_per_element():
+    """The shadow of a pointer stepping by a constant follows from the loop's counter (as an
+    integer induction variable does) instead of being kept for each element."""
+    rng = np.random.default_rng(5)
+    x, w = rng.uniform(0.5, 1.5, (40, 30)), rng.standard_normal(40)
+    check_reverse(_log_row_norms, (x, w), (0, 1))
+    dot_test(_log_row_norms, (x, w), (0, 1))
+    ez.gradient(ez.Reverse, _log_row_norms, x, w)
+    assert ez.last_tape_bytes() < 2 * x.size  # (8 per element when the pointer was kept)
