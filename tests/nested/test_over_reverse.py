@@ -219,6 +219,30 @@ def test_a_tape_of_many_chunks():
 
 
 @ez.enzyme_jit
+def _sin_weighted(x):
+    s = 0.0
+    for i in range(x.shape[0]):  # its values stored by the iteration's number in its room
+        s += np.sin(x[i]) * x[i] * x[i]
+    return s
+
+
+_sin_weighted_gradient_into = gradient_into_of(_sin_weighted)
+
+
+def test_a_loop_room_ending_at_every_place_of_a_chunk():
+    """Sizes around the first chunk's end: a loop's room (`take_room`) fills it exactly,
+    or what the loop's exits push starts the next chunk, and the reverse sweep gives the
+    room back from the chunk holding it. Hv against the closed form of the diagonal H."""
+    for n in range(480, 540):
+        x = np.linspace(0.1, 1.0, n)
+        g, hv = np.zeros(n), np.zeros(n)
+        ann = (ez.Duplicated(x.copy(), x.copy()), ez.Duplicated(g, hv))
+        ez.autodiff(ez.Forward, _sin_weighted_gradient_into, *ann)
+        h = 2 * np.sin(x) + 4 * x * np.cos(x) - x * x * np.sin(x)
+        np.testing.assert_allclose(hv, h * x, rtol=1e-12, atol=1e-14, err_msg=f"n={n}")
+
+
+@ez.enzyme_jit
 def pairwise(x, lo, hi):
     """A recursive pairwise sum of x[i]³."""
     if hi - lo == 1:
