@@ -258,7 +258,7 @@ class Augmented(_FunctionForward):
         if loop.places is None:
             reserve(b, self.tape, room)
             return
-        kept = loop.keeps_trips(self.synth.nestable)
+        kept = loop.keeps_trips  # (after the room)
         reserve(b, self.tape, b.binop("add", room, const(I64, 8 * kept), "tape.room"))
         self.rooms[loop.loop.header] = take_room(b, self.tape, room)
         if kept:

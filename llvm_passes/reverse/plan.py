@@ -109,13 +109,12 @@ class LoopPlan:
     places: Mapping[Instruction, tuple[int, int]] | None = None
     past: int = 0  # the latch leaves when `iv + step == bound + past`
 
-    def keeps_trips(self, nestable: bool) -> bool:
-        """Whether the tape keeps the trip count of a loop whose values have places, after
-        its room (for its reverse sweep to give the room back): unless the reverse sweep has
-        the counter's start and the bound for free on the loop's exits. Always on the
-        `nestable` runtime, whose pop of it finds the chunk holding the room again (what
-        the loop's exits pushed may have begun a new one)."""
-        return nestable or self.bound is None or ("primal", self.loop.counter.start) in self.saved
+    @property
+    def keeps_trips(self) -> bool:
+        """Whether the tape keeps the trip count of a loop whose values have places (for
+        its reverse sweep to give the room back): unless the reverse sweep has the counter's
+        start and the bound for free on the loop's exits."""
+        return self.bound is None or ("primal", self.loop.counter.start) in self.saved
 
     def per_iteration(self, width: int) -> int:
         """The values an iteration pushes (`width` lanes per shadow item)."""
@@ -279,7 +278,6 @@ class _Planner:
             self._plan_block(block.instructions, block.name, once)
         self.bounds: dict[str, tuple[str, Value]] = {}
         self.latch_exits = {h: _latch_exit(fn, lp) for h, lp in self.loops.items()}
-        self.pasts = {h: found[2] for h, found in self.latch_exits.items() if found}
         for header, found in self.latch_exits.items():
             if found is not None and self._take_free(found[1], found[0], once):
                 self.bounds[header] = found[:2]
@@ -299,7 +297,7 @@ class _Planner:
                     self.bounds.get(h),
                     reserved.get(h),
                     self._places(h),
-                    self.pasts.get(h, 0),
+                    (self.latch_exits[h] or (None, None, 0))[2],
                 )
                 for h, lp in self.loops.items()
             },

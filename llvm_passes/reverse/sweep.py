@@ -267,7 +267,7 @@ class Reverse:
         if loop.places is not None:  # the room its preheader took, given back
             trips = (
                 pop(self.b, self.tape, I64, "trips")
-                if loop.keeps_trips(self.synth.nestable)
+                if loop.keeps_trips
                 else trip_count(
                     self.b,
                     loop,
