@@ -18,7 +18,7 @@ it; a load's reverse adds the loaded value's adjoint into the shadow.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import rules
 from ..analysis.activity import Activity, ActivityResult, activity
@@ -322,7 +322,11 @@ class _Synthesizer:
         reads = self.callee_reads(act, shared)
         reload = root or isinstance(shared, Launch) and shared.reloadable(fn)
         owned = shared.owned_loads(fn) if isinstance(shared, Launch) else {}
-        p = self.plans[key] = plan(self.module, fn, act, reload, distinct, self.facts, reads, owned)
+        p = plan(self.module, fn, act, reload, distinct, self.facts, reads, owned)
+        if self.nestable:  # (pushes only: the nestable runtime's chunks may leave a room's
+            # chunk before the reverse sweep gives the room back)
+            p = replace(p, loops={h: replace(lp, places=None) for h, lp in p.loops.items()})
+        self.plans[key] = p
         kept = Augmented(self, fn, act, names[0], p, self.width, shared).run()
         self.kept[key] = kept
         Reverse(self, fn, act, names[1], p, kept, self.width, shared).run()
