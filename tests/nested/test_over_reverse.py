@@ -221,7 +221,7 @@ def test_a_tape_of_many_chunks():
 @ez.enzyme_jit
 def _sin_weighted(x):
     s = 0.0
-    for i in range(x.shape[0]):  # its values stored by the iteration's number in its room
+    for i in range(x.shape[0]):
         s += np.sin(x[i]) * x[i] * x[i]
     return s
 
@@ -230,9 +230,8 @@ _sin_weighted_gradient_into = gradient_into_of(_sin_weighted)
 
 
 def test_a_loop_room_ending_at_every_place_of_a_chunk():
-    """Sizes around the first chunk's end: a loop's room (`take_room`) fills it exactly,
-    or what the loop's exits push starts the next chunk, and the reverse sweep gives the
-    room back from the chunk holding it. Hv against the closed form of the diagonal H."""
+    """Sizes around the end of the nestable tape's first chunk: the inner loop's values fill
+    it exactly, or cross into the next one. Hv against the closed form of the diagonal H."""
     for n in range(480, 540):
         x = np.linspace(0.1, 1.0, n)
         g, hv = np.zeros(n), np.zeros(n)
