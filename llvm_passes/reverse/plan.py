@@ -689,15 +689,10 @@ class _Planner:
         return out
 
     def _places(self, header: str) -> dict[Instruction, tuple[int, int]] | None:
-        """`LoopPlan.places` of a loop with reserved room and no block ids pushed, whose
-        preheader enters no other loop (which would take its room there too), else None."""
-        lp = self.loops[header]
-        blocks, preheader = lp.blocks, lp.preheader
-        if (
-            header not in self.reserved
-            or any(self.pushes_id[b] for b in blocks)
-            or sum(other.preheader == preheader for other in self.loops.values()) > 1
-        ):
+        """`LoopPlan.places` of a loop with reserved room and no block ids pushed, else
+        None."""
+        blocks = self.loops[header].blocks
+        if header not in self.reserved or any(self.pushes_id[b] for b in blocks):
             return None
         places, primals, shadows = {}, 0, 0
         for inst in (i for b in self.fn.blocks if b.name in blocks for i in b.instructions):

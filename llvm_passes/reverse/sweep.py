@@ -264,20 +264,32 @@ class Reverse:
         for kind, v in reversed(loop.saved):
             for key, saved in self.pop_item(kind, v, f"{v.label}.saved"):
                 self.b.store(saved, self.saved_slots[(lp.header, *key)], 8)
-        if loop.places is not None:  # the room its preheader took, given back
+        if loop.places is None:
+            return
+        # the rooms its preheader took, given back: its own, and those of the loops the
+        # preheader might have entered instead (LLVM's unswitched copies; the reverse sweep
+        # pushes nothing, so its own room's values stay where they are)
+        taken = [
+            other
+            for other in self.plan.loops.values()
+            if other.places is not None and other.loop.preheader == lp.preheader
+        ]
+        for other in reversed(taken):
+            c = other.loop.counter
             trips = (
                 pop(self.b, self.tape, I64, "trips")
-                if loop.keeps_trips
+                if other.keeps_trips
                 else trip_count(
                     self.b,
-                    loop,
-                    self.value("primal", lp.counter.start),
-                    self.value("primal", loop.bound[1]),  # type: ignore[index]
+                    other,
+                    self.value("primal", c.start),
+                    self.value("primal", other.bound[1]),  # type: ignore[index]
                 )
             )
-            per_iteration = const(I64, 8 * loop.per_iteration(self.width))
+            per_iteration = const(I64, 8 * other.per_iteration(self.width))
             room = give_back(self.b, self.tape, self.b.binop("mul", trips, per_iteration, "room"))
-            self.b.store(room, self.rooms[lp.header], 8)
+            if other is loop:
+                self.b.store(room, self.rooms[lp.header], 8)
 
     def induction(self, lp: CountedLoop, ind: Induction, kind: str = "primal") -> Value:
         """An induction variable of `lp` in the current iteration, from the loop's counter

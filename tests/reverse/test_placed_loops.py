@@ -1,9 +1,9 @@
 """Counted loops whose tape values are stored by the iteration's number in room taken before
-the loop (`LoopPlan.places`), not pushed: loops left early, branches inside, bounds the
-reverse sweep recomputes or reads from the tape, counting down or by two, rooms of inner
-loops in an outer one, batch and split mode; against central differences of the whole map
-and the dot test (`test_tape_layout` checks the tape's size: one slot per value and
-iteration)."""
+the loop (`LoopPlan.places`), not pushed: loops left early, branches inside, copies of a
+loop entered from one preheader, bounds the reverse sweep recomputes or reads from the
+tape, counting down or by two, rooms of inner loops in an outer one, batch and split
+mode; against central differences of the whole map and the dot test (`test_tape_layout`
+checks the tape's size: one slot per value and iteration)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,13 @@ def _gauss_seidel(u, kappa):
     return np.sum(u * u)
 
 
+@ez.enzyme_jit
+def _expression(x, y):
+    """An array expression: LLVM made two copies of its loop (y broadcast or not), entered
+    from one preheader; each copy's room is taken there."""
+    return np.sum(np.sqrt(x) * x * y)
+
+
 CASES = {
     "left_early": (_until, (np.array([0.3, 0.5, 0.2, 1.4, 0.1]), 0.9), (0, 1)),
     "never_left_early": (_until, (np.array([0.3, 0.5, 0.2]), 0.9), (0, 1)),
@@ -78,6 +85,8 @@ CASES = {
         (0, 2),
     ),
     "in_place_sweep": (_gauss_seidel, (np.linspace(0.0, 1.0, 30).reshape(5, 6), 0.2), (0, 1)),
+    "unswitched": (_expression, (np.linspace(0.2, 1.1, 5), np.linspace(1.0, 2.0, 5)), (0, 1)),
+    "unswitched_broadcast": (_expression, (np.linspace(0.2, 1.1, 5), np.array([1.5])), (0, 1)),
     "strided": (_strided, (np.linspace(0.1, 0.9, 7), np.linspace(1.0, 2.0, 4)), (0, 1)),
 }
 
