@@ -118,3 +118,17 @@ def test_batch_and_split_mode():
         rev(*args, 1.0, tape)
         np.testing.assert_allclose(dx[lane], gx, rtol=1e-13)
         np.testing.assert_allclose(dy[lane], gy, rtol=1e-13)
+
+
+def test_rooms_of_loop_copies_survive_the_tape_growing():
+    """The first gradient on an empty tape: the copies' rooms (4.8 kB each) outgrow the
+    first storage, which is grown for both before the first room is taken (growing it
+    between the two may move it from under the first; whether realloc moves it is up to
+    the allocator, so the out-of-memory test is what caught that)."""
+    n = 600
+    x, y = np.linspace(0.2, 1.1, n), np.linspace(1.0, 2.0, n)
+    for _ in range(2):
+        ez.release_tapes()
+        gx, gy = ez.gradient(ez.Reverse, _expression, x, y)
+        np.testing.assert_allclose(gx, 1.5 * np.sqrt(x) * y, rtol=1e-14)
+        np.testing.assert_allclose(gy, np.sqrt(x) * x, rtol=1e-14)
