@@ -461,6 +461,12 @@ def interp(x, xp, fp):
     return np.interp(x, xp, fp)
 
 
+@enzyme_jit
+def interp_at(x, xp, fp):
+    """`interp` at a float point (its rules return the point's adjoint)."""
+    return np.interp(x, xp, fp)
+
+
 @forward_rule(interp)
 def _interp_fwd(x, dx, xp, dxp, fp, dfp):
     y = np.interp(x, xp, fp)
@@ -468,6 +474,7 @@ def _interp_fwd(x, dx, xp, dxp, fp, dfp):
     return y, dy.reshape(y.shape)
 
 
+@augmented_rule(interp_at)
 @augmented_rule(interp)
 def _interp_aug(x, xp, fp):
     return np.interp(x, xp, fp), _brackets(x, xp, fp)
@@ -481,20 +488,10 @@ def _interp_rev(brackets, dy, x, dx, xp, dxp, fp, dfp):
     return ()
 
 
-@enzyme_jit
-def interp_at(x, xp, fp):
-    return np.interp(x, xp, fp)
-
-
 @forward_rule(interp_at)
 def _interp_at_fwd(x, dx, xp, dxp, fp, dfp):
     dy = _interp_tangent(_brackets(x, xp, fp), np.full(1, dx), dxp, dfp)
     return np.interp(x, xp, fp), dy[0]
-
-
-@augmented_rule(interp_at)
-def _interp_at_aug(x, xp, fp):
-    return np.interp(x, xp, fp), _brackets(x, xp, fp)
 
 
 @reverse_rule(interp_at)

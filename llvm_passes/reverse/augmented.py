@@ -103,14 +103,7 @@ class Augmented(_FunctionForward):
         self.plan = plan
         self.shared = shared  # a parallel call's chunk or what it calls (`derive`)
         self.kept: dict[Instruction, Kept] = {}
-        self.reserving: dict[str, list] = {}  # preheader -> the loops it reserves room for
-        self.placing: dict[str, LoopPlan] = {}  # block -> its loop, whose values are placed
         self.rooms: dict[str, Value] = {}  # header -> the room its preheader took
-        for lp in plan.loops.values():
-            if lp.reserve is not None:
-                self.reserving.setdefault(lp.loop.preheader, []).append(lp)
-            if lp.places is not None:
-                self.placing.update(dict.fromkeys(lp.loop.blocks, lp))
 
     def run(self) -> dict[Instruction, Kept]:  # type: ignore[override]
         args = [Argument(a.type, a.name, a.attrs, a.index) for a in self.fn.args]
@@ -188,7 +181,7 @@ class Augmented(_FunctionForward):
         """Push the values of `inst`'s item, or store them in their places in the iteration's
         part of the loop's room (`LoopPlan.places`; `k`: the values of `inst`'s items
         before this one)."""
-        loop = self.placing.get(inst.block_name)
+        loop = self.plan.placed.get(inst.block_name)
         values = self.saved_values(inst, kind, v)
         if loop is None:
             for x in values:
@@ -245,8 +238,9 @@ class Augmented(_FunctionForward):
             push(self.b, self.tape, id_, reserved=block in plan.unchecked)
         if inst.opcode == "ret":
             sync(self.b, self.tape, self.tape_arg)
-        if block in self.reserving:  # room for every push of the loops it may enter
-            self.reserve_loops(self.reserving[block])
+        entered = plan.entered_from(block)
+        if entered:  # room for every push of the loops it may enter
+            self.reserve_loops(entered)
 
     def reserve_loops(self, loops: list[LoopPlan]) -> None:
         """Make room for all the pushes of the loops whose trip count is known here, at

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from .. import rules
 from ..analysis.activity import ActivityResult
@@ -158,6 +159,22 @@ class Plan:
         """How the function `call` calls is derived, from a function derived `shared`
         (`_Synthesizer.derive`): a parallel call's chunk with its `Launch`."""
         return self.launches.get(call) or bool(shared)
+
+    @cached_property
+    def placed(self) -> dict[str, LoopPlan]:
+        """Block -> the loop holding it, if that loop's values have places."""
+        return {
+            b: lp for lp in self.loops.values() if lp.places is not None for b in lp.loop.blocks
+        }
+
+    def entered_from(self, preheader: str) -> list[LoopPlan]:
+        """The loops with reserved room that `preheader` may enter, in the order it makes
+        their room (more than one: LLVM's unswitched copies of a loop)."""
+        return [
+            lp
+            for lp in self.loops.values()
+            if lp.reserve is not None and lp.loop.preheader == preheader
+        ]
 
     def step(self, inst: Instruction) -> Step:
         return self.steps.get(inst, _NOTHING)

@@ -76,10 +76,6 @@ class Reverse:
         self.lane_shadow_args: list[dict[Value, Value]] = [{} for _ in range(width)]
         self.drets: list[Argument] = []
         self.in_lane(0)
-        # block -> its loop, whose values are loaded from their places in the room
-        self.placing = {
-            b: lp for lp in plan.loops.values() if lp.places is not None for b in lp.loop.blocks
-        }
 
     def in_lane(self, lane: int) -> None:
         """Read and add the adjoints (and shadows) of lane `lane` from now on."""
@@ -269,11 +265,7 @@ class Reverse:
         # the rooms its preheader took, given back: its own, and those of the loops the
         # preheader might have entered instead (LLVM's unswitched copies; the reverse sweep
         # pushes nothing, so its own room's values stay where they are)
-        taken = [
-            other
-            for other in self.plan.loops.values()
-            if other.places is not None and other.loop.preheader == lp.preheader
-        ]
+        taken = [o for o in self.plan.entered_from(lp.preheader) if o.places is not None]
         for other in reversed(taken):
             c = other.loop.counter
             trips = (
@@ -358,7 +350,7 @@ class Reverse:
         """The values `inst`'s reverse needs (primal values, shadows per lane): popped now,
         or earlier in this block's reverse by a later instruction that needed them too."""
         step = self.plan.step(inst)
-        loop = self.placing.get(inst.block_name)
+        loop = self.plan.placed.get(inst.block_name)
         if loop is not None and step.pushes:
             self.block_values.update(self.placed(inst, loop))
         for kind, v in reversed(step.pushes if loop is None else ()):
