@@ -117,6 +117,13 @@ def contains_float(typ: types.Type) -> bool:
     return False
 
 
+def has_arrays(typ: types.Type) -> bool:
+    """True when `typ` is or holds arrays (tuples of them), of any dtype."""
+    if isinstance(typ, types.BaseTuple):
+        return any(has_arrays(t) for t in typ.types)
+    return isinstance(typ, types.Array)
+
+
 def as_activity(annotation: Any) -> Activity:
     """An `Activity` from an Activity or a name ('const', 'dup', 'dup_noneed')."""
     if isinstance(annotation, Activity):

@@ -331,11 +331,15 @@ class _Call:
             )
         n = len(self.kinds)
         array = self.result == "arrays"
+        # the tape holds a reference to each array argument, as the reverse rule reads it:
+        # a temporary freed after the call would hold other data by then
+        held = "".join(f"a{k}, " for k, t in enumerate(self.argtypes) if abi.has_arrays(t))
         aug, aug_rt = self.glue(
             "augmented",
             [f"a{k}" for k in range(n)],
             [
                 f"y, s = _rule({', '.join(f'a{k}' for k in range(n))})",
+                f"s = (s, ({held}))",
                 f"return y, s, {_zeros(self.restype, 'y')}" if array else "return y, s",
             ],
             list(self.argtypes),
@@ -354,7 +358,7 @@ class _Call:
             "reverse",
             ["s", "dy", *(f"a{k}" for k in range(n)), *(f"d{k}" for k in dup if shadows[k])],
             [
-                f"r = _rule(s, {'dy' if dy else 'None'}, {self.rule_args(shadows)})",
+                f"r = _rule(s[0], {'dy' if dy else 'None'}, {self.rule_args(shadows)})",
                 "_release(s)",
                 "_release(dy)" if array else "",
                 "return r",

@@ -251,6 +251,42 @@ def test_mutating_rule_with_const_and_active_arrays(dtype):
     dot_test(two_axpys, (a, x, y, w), (0, 1, 2, 3))
 
 
+# ---- a reverse rule reading an argument the caller frees before the reverse sweep ----------
+
+
+@ez.enzyme_jit
+def gather(x, idx):
+    return x[idx]
+
+
+@ez.augmented_rule(gather)
+def gather_aug(x, idx):
+    return x[idx], None  # saves nothing: the reverse rule reads idx itself
+
+
+@ez.reverse_rule(gather)
+def gather_rev(saved, dy, x, dx, idx):
+    for i in range(idx.shape[0]):
+        dx[idx[i]] += dy[i]
+    return ()
+
+
+@ez.enzyme_jit
+def sorted_weights(x, w):
+    idx = np.argsort(w)  # a temporary: the primal frees it after the call
+    y = gather(x, idx)
+    other = np.full(idx.shape[0], 7)  # may take the freed memory
+    return np.sum(y * np.arange(1.0, y.shape[0] + 1.0)) + other[0] * 0.0
+
+
+@pytest.mark.parametrize("n", [10, 300, 3000])
+def test_reverse_rule_reads_a_temporary_argument_as_the_call_saw_it(n):
+    rng = np.random.default_rng(n)
+    x, w = rng.standard_normal(n), rng.standard_normal(n)
+    check_reverse(sorted_weights, (x, w), (0,))
+    dot_test(sorted_weights, (x, w), (0,))
+
+
 def test_check_rule_finds_a_wrong_rule():
     @ez.enzyme_jit
     def sq(x):
