@@ -171,19 +171,27 @@ class Implementation:
 
     f: Any
     when: Callable[[tuple], bool] | None = None
+    writes: frozenset[int] = frozenset()
 
 
 _IMPLEMENTATIONS: dict[str, Implementation] = {}
 
 
-def implements(qualname: str, f: Any, when: Callable[[tuple], bool] | None = None) -> None:
+def implements(
+    qualname: str,
+    f: Any,
+    when: Callable[[tuple], bool] | None = None,
+    writes: frozenset[int] = frozenset(),
+) -> None:
     """Calls of Numba's implementation of a library function, named by its qualified name
     in the compiled code (`numba.np.linalg.solve_impl.<locals>.solve_impl`), take the rules
     of `f`: a function taking the same arguments (omitted optional arguments aside) that
     calls the library function. `when(argtypes)`, if given, says for which Numba argument
-    types (those the rules support)."""
+    types (those the rules support); `writes`, the positions of the arguments whose memory
+    the function writes (none, as NumPy's functions: the engine need not read its body, which
+    may call code it cannot see, to know that it leaves a `Const` argument unchanged)."""
     dispatcher_of(f)
-    _IMPLEMENTATIONS[qualname] = Implementation(f, when)
+    _IMPLEMENTATIONS[qualname] = Implementation(f, when, writes)
     _forget()
 
 

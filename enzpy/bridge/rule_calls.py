@@ -116,14 +116,22 @@ def register(symbols: Iterable[str]) -> None:
         if given is None or library.when is not None and not library.when(argtypes):
             continue
         f.compile(argtypes)
-        _register(name, given, argtypes, f.overloads[argtypes].signature.return_type)
+        restype = f.overloads[argtypes].signature.return_type
+        _register(name, given, argtypes, restype, library.writes)
 
 
-def _register(name: str, rules: Rules, argtypes: tuple, restype: types.Type) -> None:
+def _register(
+    name: str,
+    rules: Rules,
+    argtypes: tuple,
+    restype: types.Type,
+    writes: frozenset[int] | None = None,
+) -> None:
+    """`writes`: the arguments whose memory the function writes (None: any array)."""
     if rules.inactive:
         _register_inactive(name, argtypes)
         return
-    call = _Call(rules, argtypes, restype)
+    call = _Call(rules, argtypes, restype, writes)
     inactive = frozenset(leaf.position for k in rules.inactive_args for leaf in call.layout[k])
     table.function_rule(
         name,
@@ -212,8 +220,16 @@ def _llvm_type(t: types.Type) -> Type:
 class _Call:
     """One compiled overload of a function with rules, and the wrappers of its rules."""
 
-    def __init__(self, rules: Rules, argtypes: tuple, restype: types.Type) -> None:
+    def __init__(
+        self,
+        rules: Rules,
+        argtypes: tuple,
+        restype: types.Type,
+        writes: frozenset[int] | None = None,
+    ) -> None:
+        """`writes`: the arguments whose memory the function writes (None: any array)."""
         self.rules, self.argtypes, self.restype = rules, argtypes, restype
+        self.writes = writes
         self.what = rules.py_func.__qualname__
         self.layout = abi.argument_layout(argtypes)
         self.kinds = [
@@ -225,9 +241,14 @@ class _Call:
 
     @property
     def outputs(self) -> frozenset[int]:
-        """The return slot (a result with floats) and the data of float arrays."""
+        """The return slot (a result with floats) and the data of the float arrays it may
+        write."""
         ret = {0} if self.result != "none" else set()
-        arrays = (g for g, kind in zip(self.layout, self.kinds, strict=True) if kind == "array")
+        arrays = (
+            g
+            for k, (g, kind) in enumerate(zip(self.layout, self.kinds, strict=True))
+            if kind == "array" and (self.writes is None or k in self.writes)
+        )
         return frozenset(ret | {a.position for g in arrays for a in g if a.role == "data"})
 
     # ---- what the pattern says ------------------------------------------------------------

@@ -127,12 +127,12 @@ def test_against_finite_differences_and_the_dot_test(name):
     check_all(f, args, active)
 
 
-def test_interp_follows_the_branch_taken():
-    """On a knot, outside the knots and at NaN the derivative is that of the branch
-    np.interp takes (a value of fp, or x itself)."""
+def test_interp_of_const_points_warns_nothing_and_follows_the_branch_taken():
+    """Const points leave nothing dropped; on a knot, outside the knots and at NaN the
+    derivative is that of the branch np.interp takes (a value of fp, or x itself)."""
     x = np.array([0.5, -4.0, 3.0, np.nan, 0.0])
-    with warnings.catch_warnings():  # (Const points: see the README's np.interp line)
-        warnings.simplefilter("ignore", ez.DroppedDerivativeWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         g = ez.gradient(ez.Reverse, interpolated, ez.Const(x), KNOTS, VALUES)
     weights = np.arange(1.0, 6.0)
     t = 0.2 / 0.7  # 0.0 between the knots -0.2 and 0.5
@@ -162,9 +162,12 @@ def _interp_on_local_knots(w, t_obs):
 
 
 def test_interp_on_knots_the_function_makes():
-    """Knots in a local array (once a heap corruption for 300 knots)."""
+    """Knots in a temporary array the primal frees after the call, which the reverse rule
+    reads (once read after other data took its memory: a heap corruption for 300 knots)."""
     w, t = np.linspace(1.0, 2.0, 300), np.array([0.55, 1.03, 23.0])
-    (g,) = ez.gradient(ez.Reverse, _interp_on_local_knots, w, ez.Const(t))[:1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (g,) = ez.gradient(ez.Reverse, _interp_on_local_knots, w, ez.Const(t))[:1]
     want = np.zeros(300)
     for v in t:
         j = int(v // 0.1 + 1e-9)
