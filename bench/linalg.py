@@ -43,6 +43,12 @@ def eigh(a, b):
 
 
 @ez.enzyme_jit
+def eig(a, b):
+    w, v = np.linalg.eig(a)  # the general (nonsymmetric) solver, on the same matrix
+    return w.sum() + (v @ b).sum()
+
+
+@ez.enzyme_jit
 def norm(a, b):
     return np.linalg.norm(a) * np.linalg.norm(b)
 
@@ -58,6 +64,7 @@ KERNELS = {
     "slogdet": det,
     "cholesky": cholesky,
     "eigh": eigh,
+    "eig": eig,
     "norm": norm,
     "sort+median": sort,
 }

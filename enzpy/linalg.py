@@ -11,6 +11,9 @@ derivatives differentiates.
     np.linalg.norm(x)         ‖x‖₂ (Frobenius for a matrix): ṅ = <x, ẋ>/n;  x̄ += n̄ x / n
     np.linalg.eigh(a)         a = V diag(w) Vᵀ: ẇ = diag(Vᵀ ȧ V), V̇ = V (F ∘ Vᵀ ȧ V);
                                                ā = V (diag(w̄) + F ∘ Vᵀ V̄) Vᵀ
+    np.linalg.eig(a)          a V = V diag(w), unit columns, real w: X = V⁻¹ ȧ V, ẇ = diag(X),
+                              V̇ = P(V (F ∘ X)), P(u) = u - V diag(Vᵀu) (columns stay unit);
+                              ā = V⁻ᵀ (diag(w̄) + F ∘ Vᵀ P(V̄)) Vᵀ   (eigvals: w alone)
     np.linalg.lstsq(a, b)     x = (aᵀa)⁻¹aᵀb, r = b - ax, full column rank:
                               ẋ = (aᵀa)⁻¹(ȧᵀr + aᵀ(ḃ - ȧx)); residuals 2rᵀ(ḃ - ȧx);
                               singular values u_iᵀ ȧ v_i; the rank has no derivative
@@ -21,7 +24,8 @@ derivatives differentiates.
 Φ takes the lower triangle with the diagonal halved; F_ij = 1 / (w_j - w_i) off the diagonal.
 `cholesky` and `eigh` read the lower triangle of `a` only (as NumPy's do): their derivatives
 with respect to the upper triangle are zero, and ā is folded onto the lower triangle.
-`eigh` assumes distinct eigenvalues, `det` a nonsingular matrix, `lstsq` a matrix of full
+`eigh` and `eig` assume distinct eigenvalues (`eig` and `eigvals` real ones, as Numba's,
+which raise `ValueError` otherwise), `det` a nonsingular matrix, `lstsq` a matrix of full
 column rank (else its rules raise `ValueError`); `norm` is the default norm
 (a given `ord` stays refused by name); `median` and `sort` take 1-D arrays. `interp`
 follows np.interp's branches: outside the knots and on a knot its value is a value of `fp`
@@ -233,6 +237,71 @@ def _eigh_rev(saved, dy, a, da):
     dw, dv = dy
     g = v @ (np.diag(dw) + _gaps(w) * (v.T @ dv)) @ v.T
     da += _onto_lower(g)
+    return ()
+
+
+# ---- eig and eigvals: a general real matrix with real eigenvalues -------------------------
+
+
+@enzyme_jit
+def eig(a):
+    return np.linalg.eig(a)
+
+
+@enzyme_jit
+def eigvals(a):
+    return np.linalg.eigvals(a)
+
+
+@numba.njit
+def _off_unit(v, u):
+    """`u` without its part along each column of `v` (unit columns): the tangent of columns
+    kept at unit norm, and the transpose of that map."""
+    return u - v * np.sum(v * u, axis=0)
+
+
+@numba.njit
+def _eig_conjugated(v, g):
+    """V⁻ᵀ g Vᵀ: the adjoint of a from that of V⁻¹ a V."""
+    return np.linalg.solve(np.ascontiguousarray(v.T), g @ v.T)
+
+
+@forward_rule(eig)
+def _eig_fwd(a, da):
+    w, v = np.linalg.eig(a)
+    x = np.linalg.solve(v, da @ v)
+    return (w, v), (np.diag(x).copy(), _off_unit(v, v @ (_gaps(w) * x)))
+
+
+@augmented_rule(eig)
+def _eig_aug(a):
+    w, v = np.linalg.eig(a)
+    return (w, v), (w.copy(), v.copy())
+
+
+@reverse_rule(eig)
+def _eig_rev(saved, dy, a, da):
+    w, v = saved
+    dw, dv = dy
+    da += _eig_conjugated(v, np.diag(dw) + _gaps(w) * (v.T @ _off_unit(v, dv)))
+    return ()
+
+
+@forward_rule(eigvals)
+def _eigvals_fwd(a, da):
+    w, v = np.linalg.eig(a)
+    return w, np.diag(np.linalg.solve(v, da @ v)).copy()
+
+
+@augmented_rule(eigvals)
+def _eigvals_aug(a):
+    w, v = np.linalg.eig(a)
+    return w, v
+
+
+@reverse_rule(eigvals)
+def _eigvals_rev(v, dw, a, da):
+    da += _eig_conjugated(v, np.diag(dw))
     return ()
 
 
@@ -530,6 +599,8 @@ for _name, _f in (("solve", solve), ("inv", inv), ("det", det), ("slogdet", slog
     implements(_impl(_name), _f, when=_floats())
 implements(_impl("cho"), cholesky, when=_floats(2))
 implements(_impl("eigh"), eigh, when=_floats(2))
+implements("numba.np.linalg.eig_impl.<locals>.real_eig_impl", eig, when=_floats(2))
+implements("numba.np.linalg.eigvals_impl.<locals>.real_eigvals_impl", eigvals, when=_floats(2))
 implements("numba.np.linalg._get_norm_impl.<locals>.oneD_impl", norm, when=_floats(1))
 implements("numba.np.linalg._get_norm_impl.<locals>.twoD_impl", norm, when=_floats(2))
 implements(_impl("lstsq"), lstsq, when=_floats())

@@ -1,5 +1,5 @@
-"""np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh, lstsq), np.sort, np.median and
-np.interp called on data with derivatives: differentiated through the rules of
+"""np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh, eig, eigvals, lstsq), np.sort,
+np.median and np.interp called on data with derivatives: differentiated through the rules of
 `enzpy.linalg`, against finite differences of the whole map and the dot test, in both modes,
 in loops and in split mode."""
 
@@ -57,12 +57,28 @@ def eigen(a):
 
 
 @ez.enzyme_jit
+def general_eigen(a):
+    w, v = np.linalg.eig(a)
+    return (w * np.arange(4.0)).sum() + (v[:, 1] ** 3).sum() + (v * WEIGHTS).sum()
+
+
+@ez.enzyme_jit
+def spectral_penalty(a, c):
+    """A loss through eigvals of a matrix made in the function."""
+    m = a + c * a.T @ a * 0.1
+    return np.sum(np.linalg.eigvals(m) ** 2) + np.max(np.linalg.eigvals(a))
+
+
+@ez.enzyme_jit
 def least_squares(a, b):
     x, residuals, rank, sv = np.linalg.lstsq(a, b)
     return (x**2).sum() + 0.3 * residuals.sum() + (sv * np.arange(sv.shape[0])).sum() + rank
 
 
 TALL = rng.standard_normal((6, 3))
+# non-symmetric, real distinct eigenvalues (about 2, 4, 6, 8)
+GENERAL = np.diag([2.0, 4.0, 6.0, 8.0]) + np.triu(rng.standard_normal((4, 4)), 1)
+GENERAL += 0.2 * rng.standard_normal((4, 4))
 
 
 @ez.enzyme_jit
@@ -102,6 +118,8 @@ CASES = {
     "cholesky": (cholesky, (SPD,), (0,)),
     "norms": (norms, (b, A), (0, 1)),
     "eigen": (eigen, (SPD,), (0,)),
+    "eig": (general_eigen, (GENERAL,), (0,)),
+    "eigvals": (spectral_penalty, (GENERAL, 0.3), (0, 1)),
     "lstsq_vector": (least_squares, (TALL, rng.standard_normal(6)), (0, 1)),
     "lstsq_matrix": (least_squares, (TALL, rng.standard_normal((6, 2))), (0, 1)),
     "sort_median": (sorted_weights, (np.array([0.3, -1.2, 2.5, 0.7, 1.1]),), (0,)),
@@ -221,7 +239,13 @@ def test_float32():
 
 @pytest.mark.parametrize(
     "name, args",
-    [("solve", (A, b)), ("eigh", (SPD,)), ("lstsq", (TALL, np.linspace(-1.0, 1.0, 6)))],
+    [
+        ("solve", (A, b)),
+        ("eigh", (SPD,)),
+        ("eig", (GENERAL,)),
+        ("eigvals", (GENERAL,)),
+        ("lstsq", (TALL, np.linspace(-1.0, 1.0, 6))),
+    ],
 )
 def test_the_rules_check_out(name, args):
     """`ez.check_rule` on rules with an array, a tuple of arrays and a mixed tuple result
