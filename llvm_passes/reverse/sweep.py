@@ -33,6 +33,7 @@ from ..ir import (
     Function,
     GlobalRef,
     Instruction,
+    Type,
     Value,
 )
 from ..ir.builder import Builder, Namer
@@ -137,7 +138,7 @@ class Reverse:
             if is_active_float(self.act, inst) and self.differentiates:
                 for slots in self.lane_slots:
                     slot = self.b.alloca(inst.type, None, f"{inst.name or 'v'}.adj")
-                    self.b.store(Builder.zero(inst.type), slot)
+                    self.b.store(_no_adjoint(inst.type), slot)
                     slots[inst] = slot
         self.counters = {h: self.b.alloca(I64, 8, f"{h}.iv") for h in self.plan.loops}
         self.rooms = {  # the room of a loop whose values have places
@@ -185,7 +186,7 @@ class Reverse:
         (the definition is being reversed)."""
         slot = (self.slots if lane is None else self.lane_slots[lane])[inst]
         adj = self.b.load(inst.type, slot, None, f"{inst.name or 'v'}.adj")
-        self.b.store(Builder.zero(inst.type), slot)
+        self.b.store(_no_adjoint(inst.type), slot)
         return adj
 
     # ---- control flow --------------------------------------------------------------------
@@ -755,3 +756,10 @@ class Release(Reverse):
         shared = self.plan.sharing(inst, self.shared)
         release = self.synth.release(summary.fn, summary.pattern, shared)
         self.call_sweep(inst, release, args, shadows)
+
+
+def _no_adjoint(ty: Type) -> Value:
+    """An adjoint slot's value before any contribution: -0.0 for a float, the identity of
+    `fadd` (LLVM folds `x + -0.0` to `x`, not `x + 0.0`: x may be -0.0), so the first
+    contribution costs no addition."""
+    return const(ty, -0.0) if ty.is_float else Builder.zero(ty)
