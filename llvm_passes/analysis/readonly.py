@@ -200,40 +200,40 @@ def unchanged_after(
         if name not in later:
             later[name] = reachable(g, g.succs[name])
         rs = roots(ptr)
-        new = _allocated_again(rs, position, later[name])
-        if new is None:  # every later write counts
-            after = [w for b in later[name] for w in writes.get(b, ())]
-        else:  # the writes before the allocation runs again, then those not into new objects
-            alloc, (ab, ka) = new
+        renewed = []  # per allocation running again: (it, its block, index, blocks before)
+        for alloc, (ab, ka) in _allocated_again(rs, position, later[name]):
             if (name, ab) not in before:
                 before[name, ab] = reachable(g, g.succs[name], {ab})
-            first = before[name, ab]
-            after = [w for b in first for w in writes.get(b, ())]
-            after += [w for w in writes.get(ab, ()) if w[0] < ka]
-            after += [
-                w
-                for b in later[name] - first
-                for w in writes.get(b, ())
-                if not (w[2] is not None and _fresh(w[2], alloc))
-            ]
+            renewed.append((alloc, ab, ka, before[name, ab]))
+        after = [w for b in later[name] for w in writes.get(b, ()) if not _into_new(b, w, renewed)]
         after += [w for w in writes.get(name, ()) if w[0] >= k]
         if not any(w is None or _roots_may_alias(w, rs, distinct) for _, w, _ in after):
             out.add((inst, ptr))
     return out
 
 
+def _into_new(b: str, w: tuple, renewed: list) -> bool:
+    """Whether write `w` of block `b` is into an object allocated after the access: one of
+    the allocations `renewed` ran again first (every path from the access to `b` passes
+    it), and `w` writes through its result (no phi or select, which may carry the old one)."""
+    return any(
+        b not in first and (b != ab or w[0] > ka) and w[2] is not None and _fresh(w[2], alloc)
+        for alloc, ab, ka, first in renewed
+    )
+
+
 def _allocated_again(
     rs: list[Value], position: dict[int, tuple[str, int]], later: set[str]
-) -> tuple[Instruction, tuple[str, int]] | None:
-    """The runtime allocation all of `rs` address and its position, when it runs again
-    after the access (in a block of `later`)."""
-    found = {id(a): a for a in map(allocation, rs)}
-    if len(found) != 1:
-        return None
-    (a,) = found.values()
-    if not (isinstance(a, Instruction) and a.opcode == "call") or position[id(a)][0] not in later:
-        return None
-    return a, position[id(a)]
+) -> list[tuple[Instruction, tuple[str, int]]]:
+    """The runtime allocations `rs` address and their positions, when each of them runs
+    again after the access (in a block of `later`); none otherwise."""
+    found = {id(a): a for a in map(allocation, rs)}.values()
+    if not all(
+        isinstance(a, Instruction) and a.opcode == "call" and position[id(a)][0] in later
+        for a in found
+    ):
+        return []
+    return [(a, position[id(a)]) for a in found]  # type: ignore[misc]
 
 
 def _fresh(p: Value, alloc: Instruction) -> bool:

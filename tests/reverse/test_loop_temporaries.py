@@ -50,6 +50,36 @@ def squared_temporaries(x, steps):
     return s
 
 
+@ez.enzyme_jit
+def alternating_temporaries(x, steps):
+    """A temporary from one of two allocations (a phi of them), loaded again in place."""
+    s = 0.0
+    for k in range(steps):
+        if k % 2 == 0:
+            t = np.sin(x * (k + 1.0))
+        else:
+            t = np.cos(x * (k + 1.0))
+        s += np.sum(t * t * x)
+    return s
+
+
+@ez.enzyme_jit
+def alternating_carried(x, steps):
+    """The same, and each iteration writes last iteration's array after its loads (through
+    a name carried over): those loads must not be loaded again."""
+    s = 0.0
+    prev = np.zeros_like(x)
+    for k in range(steps):
+        if k % 2 == 0:
+            t = np.sin(x * (k + 1.0))
+        else:
+            t = np.cos(x * (k + 1.0))
+        prev[0] = 3.0 * prev[0]  # last iteration's t, once read
+        s += np.sum(t * t * x)
+        prev = t
+    return s + prev[0]
+
+
 def _inputs(seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((12, 3))
@@ -88,3 +118,15 @@ def test_which_temporaries_are_copied():
     assert _copies(projections, _inputs(0), (0, 2)) == 0
     rng = np.random.default_rng(1)
     assert _copies(carried, (rng.standard_normal(7), rng.standard_normal(7), 4), (0,)) > 0
+
+
+def test_temporaries_from_two_allocations():
+    """Each iteration's `t` comes from one of two allocations: read in place, nothing of it
+    on the tape (8 bytes per element and step before); writing last iteration's array makes
+    the reverse sweep keep what it read."""
+    x = np.linspace(0.1, 1.3, 9)
+    check_all(alternating_temporaries, (x, 5), (0,))
+    check_all(alternating_carried, (x, 5), (0,))
+    x = np.linspace(0.1, 1.3, 1000)
+    ez.gradient(ez.Reverse, alternating_temporaries, x, 4)
+    assert ez.last_tape_bytes() < 1000 * 4 * 2
