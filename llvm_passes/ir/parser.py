@@ -253,6 +253,14 @@ class _FunctionParser:
         if t.text in ("{", "[", "<"):
             c.pos -= 1
             return Constant(type, c.balanced())
+        if t.kind == "word" and t.text in CONST_EXPR:  # an opcode, its flags, its operands
+            words = [t.text]
+            while c.at_kind("word"):  # inbounds, nuw, nusw, inrange(a, b)...
+                w = c.next().text
+                words.append(w + c.balanced() if w == "inrange" and c.at("(") else w)
+            if not c.at("("):
+                raise ParseError(f"a constant {' '.join(words)!r} without operands in {c.line!r}")
+            return Constant(type, " ".join(words) + " " + c.balanced())
         if t.kind == "word" and c.at("("):
             return Constant(type, t.text + " " + c.balanced())
         if t.kind in ("number", "word", "cstring"):

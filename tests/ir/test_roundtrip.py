@@ -97,3 +97,25 @@ declare double @llvm.sin.f64(double)
         assert f"define double {name}(" in printed
     assert "@unreached" not in printed and "declare double @llvm.sin.f64" in printed
     assert module.functions["unreached"]._parse_body is not None  # (never parsed)
+
+
+def test_constant_expressions_with_flags():
+    """LLVM prints a constant GEP with its flags (`getelementptr inbounds nuw (...)`) and
+    `inrange(...)`: read whole, never cut after the opcode."""
+    text = """
+@data = internal constant [7 x double] zeroinitializer
+
+define double @f(i64 %i) {
+entry:
+  %p = getelementptr double, ptr getelementptr inbounds nuw (i8, ptr @data, i64 16), i64 %i
+  %q = getelementptr i8, ptr getelementptr inbounds inrange(-8, 48) (i8, ptr @data, i64 8), i64 %i
+  %a = load double, ptr %p, align 8
+  %b = load double, ptr %q, align 8
+  %c = fadd double %a, %b
+  ret double %c
+}
+"""
+    printed = parse_module(text).text()
+    llvm.parse_assembly(printed).verify()
+    assert "inbounds nuw (i8, ptr @data, i64 16)" in printed
+    assert "inrange(-8, 48) (i8, ptr @data, i64 8)" in printed

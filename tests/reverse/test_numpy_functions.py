@@ -53,7 +53,27 @@ def _min_max(x):
     return min(x[0], x[1]) + max(x[2], x[3])
 
 
-SUPPORTED = [_slice, _sqrt_sum, _mean, _iterate, _cumsum, _reshape, _outer, _prod, _min_max]
+WEIGHTS = np.linspace(0.3, 1.7, 7)
+
+
+def _convolve_with_a_global(x):
+    """A global array's data is a constant: LLVM folds offsets into it to constant GEPs
+    with flags (`getelementptr inbounds nuw (...)`)."""
+    return np.sum(np.convolve(x, WEIGHTS[:3]) ** 2)
+
+
+SUPPORTED = [
+    _slice,
+    _sqrt_sum,
+    _mean,
+    _iterate,
+    _cumsum,
+    _reshape,
+    _outer,
+    _prod,
+    _min_max,
+    _convolve_with_a_global,
+]
 X = np.array([0.3, 0.7, 0.2, 0.9, 0.6, 0.4])
 
 
