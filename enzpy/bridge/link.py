@@ -24,6 +24,7 @@ from numba.np.arrayobj import extents_may_overlap, get_array_memory_extents
 
 from llvm_passes.ir import PTR, GlobalRef, Module, Value, parse_module
 
+from ..errors import EnzpyError
 from . import capture
 from .abi import Activity, argument_layout, as_activity, shadowed_args, target_context
 from .inline import inline_always
@@ -304,7 +305,14 @@ class Twin:
 def _renamed(module_text: str, renames: dict[str, str]) -> Any:
     """The parsed module, its entry points renamed (name -> unique name), the rest of its
     functions internal."""
-    mod = llvm.parse_assembly(module_text)
+    try:
+        mod = llvm.parse_assembly(module_text)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split("\n")[1:2]).strip()
+        raise EnzpyError(
+            "enzpy built a derivative that LLVM does not accept, a bug in enzpy: please "
+            "report it with the IR that ENZPY_DUMP_IR=<directory> writes (" + detail + ")"
+        ) from None
     for name, unique in renames.items():
         fn = mod.get_function(name)
         if fn.is_declaration:

@@ -310,3 +310,12 @@ def test_same_memory_with_the_same_shadow_differentiates():
     x, dx = np.array([1.0, 2.0]), np.zeros(2)
     ez.autodiff(ez.Reverse, _two_arrays, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(x, dx))
     np.testing.assert_allclose(dx, 2 * x, rtol=1e-14)  # d(x·x)/dx through both arguments
+
+
+def test_ir_llvm_rejects_is_an_enzpy_error_that_says_what_to_report():
+    """A derivative LLVM would not parse (a bug of enzpy's) raises EnzpyError, not
+    llvmlite's RuntimeError."""
+    from enzpy.bridge import link
+
+    with pytest.raises(ez.EnzpyError, match="ENZPY_DUMP_IR"):
+        link._renamed("define void @f() {\n  %a = getelementptr\n}\n", {})
