@@ -18,6 +18,7 @@ derivatives differentiates.
                               ẋ = (aᵀa)⁻¹(ȧᵀr + aᵀ(ḃ - ȧx)); residuals 2rᵀ(ḃ - ȧx);
                               singular values u_iᵀ ȧ v_i; the rank has no derivative
     np.sort(x), np.median(x)  a gather by the sorting permutation p: ẏ = ẋ[p]; x̄[p] += ȳ
+    x.sort()                  in place: ẋ ← ẋ[p]; x̄ ← x̄ scattered back, x̄[p] = x̄ after
     np.interp(x, xp, fp)      y = (1-t) fp[k] + t fp[k+1], t = (x - xp[k]) / (xp[k+1] - xp[k]),
                               slope s: ẏ = s(ẋ - (1-t) ẋp[k] - t ẋp[k+1]) + (1-t) ḟp[k] + t ḟp[k+1]
 
@@ -424,6 +425,34 @@ def _sort_rev(p, dy, x, dx):
 
 
 @enzyme_jit
+def sort_in_place(x):
+    x.sort()
+
+
+@forward_rule(sort_in_place)
+def _sort_in_place_fwd(x, dx):
+    p = np.argsort(x)
+    x[:] = x[p]
+    dx[:] = dx[p]
+    return None, None
+
+
+@augmented_rule(sort_in_place)
+def _sort_in_place_aug(x):
+    p = np.argsort(x)
+    x[:] = x[p]
+    return None, p
+
+
+@reverse_rule(sort_in_place)
+def _sort_in_place_rev(p, dy, x, dx):
+    after = dx.copy()  # the cotangent of the sorted array; x's own, before, is scattered back
+    for k in range(p.shape[0]):
+        dx[p[k]] = after[k]
+    return ()
+
+
+@enzyme_jit
 def median(x):
     return np.median(x)
 
@@ -605,6 +634,12 @@ implements("numba.np.linalg._get_norm_impl.<locals>.oneD_impl", norm, when=_floa
 implements("numba.np.linalg._get_norm_impl.<locals>.twoD_impl", norm, when=_floats(2))
 implements(_impl("lstsq"), lstsq, when=_floats())
 implements("numba.np.arrayobj.impl_np_sort.<locals>.np_sort_impl", sort, when=_floats(1))
+implements(
+    "numba.np.arrayobj.array_sort.<locals>.array_sort_impl",
+    sort_in_place,
+    when=_floats(1),
+    writes=frozenset({0}),
+)
 implements("numba.np.arraymath.np_median.<locals>.median_impl", median, when=_floats(1))
 _INTERP = "numba.np.arraymath.np_interp.<locals>."
 implements(_INTERP + "np_interp_impl", interp, when=_interp_types(scalar=False))

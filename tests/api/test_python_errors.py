@@ -47,8 +47,14 @@ def test_printing_needs_no_derivative(capsys):
 @ez.enzyme_jit
 def sorted_ends(x):
     y = x.copy()
-    y.sort()  # in place: no rule (np.sort has one)
+    y.sort()  # in place (a rule)
     return y[0] * 2.0 + y[-1]
+
+
+@ez.enzyme_jit
+def sorted_rows(x):
+    y = np.sort(x.reshape(1, 3))  # along the rows of a 2-D array: no rule
+    return y[0, 0] * 2.0 + y[0, -1]
 
 
 @ez.enzyme_jit
@@ -76,7 +82,7 @@ def through_a_list(x):
 @pytest.mark.parametrize(
     "f, construct, advice, call",
     [
-        (sorted_ends, "ndarray.sort", "np.argsort", "y.sort()"),
+        (sorted_rows, "a sort other than", "np.argsort", "np.sort(x.reshape"),
         (through_a_list, "a Python list", "NumPy array", "values = ["),
         (thirtieth_percentile, "np.percentile", "np.argsort", "return np.percentile"),
         (partitioned, "np.partition", "np.argsort", "np.partition(r, 2)"),
@@ -86,6 +92,12 @@ def test_constructs_are_named_with_a_way_out(f, construct, advice, call):
     message = _raises(f, np.array([3.0, 1.0, 2.0]))
     assert construct in message and advice in message
     assert f"test_python_errors.py:{_line(f, call)}" in message
+
+
+def test_a_sort_in_place_differentiates():
+    x = np.array([0.3, 2.5, -1.0, 4.0, 1.5, 0.7])
+    check_forward(sorted_ends, (x,), (0,))
+    check_reverse(sorted_ends, (x,), (0,))
 
 
 def test_median_differentiates_through_numbas_selection():

@@ -82,6 +82,15 @@ GENERAL += 0.2 * rng.standard_normal((4, 4))
 
 
 @ez.enzyme_jit
+def sorted_in_place(x, w):
+    """x.sort() on an argument and on a temporary."""
+    y = x * w
+    y.sort()
+    x.sort()
+    return np.sum(y * w) + np.sum(x * x * w)
+
+
+@ez.enzyme_jit
 def sorted_weights(x):
     return (np.sort(x) * np.arange(x.shape[0])).sum() + np.median(x)
 
@@ -124,6 +133,11 @@ CASES = {
     "lstsq_matrix": (least_squares, (TALL, rng.standard_normal((6, 2))), (0, 1)),
     "sort_median": (sorted_weights, (np.array([0.3, -1.2, 2.5, 0.7, 1.1]),), (0,)),
     "median_even": (sorted_weights, (b,), (0,)),
+    "sort_in_place": (
+        sorted_in_place,
+        (np.array([0.3, -1.2, 2.5, 0.7, 1.1]), np.linspace(0.5, 1.5, 5)),
+        (0, 1),
+    ),
     "interp_2d": (
         interpolated,
         (np.array([[-0.6, 0.1, 0.9], [1.7, 0.33, -0.9]]), KNOTS, VALUES),
