@@ -130,14 +130,15 @@ def derivative(
     kinds: tuple[str, ...],
     ret: str,
     width: int = 1,
-    unmodified: bool = False,
+    unmodified: bool | tuple[int, ...] = False,
 ) -> Derivative:
     """The derivative of `f` for `argtypes` in mode `how` (forward, reverse or split mode;
     with or without the primal, one derivative); `kinds` gives 'const' / 'dup' per
     argument, `ret` the return activity ('dup', 'active' or 'const'); `width` the number of
     derivatives carried per active value (batch mode); `unmodified` (split mode): the caller
     leaves the arguments' memory unchanged between the passes, which may read it again, and
-    passes arrays whose memory does not overlap (`link.distinct_arrays`). With
+    passes arrays whose memory does not overlap (`link.distinct_arrays`); a tuple: the
+    indices of the arguments whose memory it leaves unchanged (the others' is taped). With
     `cache=True` it is loaded from, or written to, the disk cache (`disk_cache`)."""
     key = (how.reverse, how.split, unmodified, f, argtypes, kinds, ret, width)
     hit = _cache.get(key)
@@ -170,7 +171,7 @@ def _derivative(
     kinds: tuple[str, ...],
     ret: str,
     width: int,
-    unmodified: bool,
+    unmodified: bool | tuple[int, ...],
 ) -> Derivative:
     primal = _primal(f, how.reverse, kinds)
     stored = disk_cache.entry(f, (how.reverse, how.split, unmodified, argtypes, kinds, ret, width))
@@ -280,7 +281,7 @@ def _synthesis(
     kinds: tuple[str, ...],
     ret: str,
     width: int,
-    unmodified: bool,
+    unmodified: bool | tuple[int, ...],
 ) -> _Synthesis:
     """The engine's derivative of `primal`; its errors raised with the Python names."""
     module, symbol, library, restype = primal_module(primal, argtypes)
@@ -376,7 +377,12 @@ llvm.add_symbol(_TAPE_BYTES_SYMBOL, _TAPE_BYTES.ctypes.data)
 
 
 def _synthesizer(
-    how: Mode, argtypes: tuple, restype: Any, pointee: list, width: int, unmodified: bool
+    how: Mode,
+    argtypes: tuple,
+    restype: Any,
+    pointee: list,
+    width: int,
+    unmodified: bool | tuple[int, ...],
 ) -> Callable[..., Any]:
     """The engine's synthesizer for mode `how`, with its options for these types."""
     if not how.reverse:
@@ -388,7 +394,15 @@ def _synthesizer(
         tape_bytes=_TAPE_BYTES_SYMBOL,
         out_of_memory=link.out_of_memory(argtypes, restype),  # raising MemoryError
         split=how.split,
-        unmodified=unmodified,
+        unmodified=(
+            unmodified
+            if isinstance(unmodified, bool)
+            else frozenset(
+                leaf.position
+                for k in unmodified
+                for leaf in bridge.abi.argument_layout(argtypes)[k]
+            )
+        ),
         # the driver (combined mode) or the thunk (split, unmodified) checks that the arrays'
         # memory does not overlap
         distinct=link.distinct_arrays(argtypes) if unmodified or not how.split else frozenset(),

@@ -55,7 +55,7 @@ class Tape:
         self._annotated = annotated
         self._pending = False  # True from the forward pass (even one that raised) until used
         self._threads = 0  # the thread count of a parallel forward pass (0: none)
-        self._state: list[Any] = []  # unmodified thunks: the arguments' memory after `fwd`
+        self._state: list[tuple[int, Any]] = []  # unmodified arguments' memory after `fwd`
         self._derivative = thunk.derivative  # the one whose forward pass made the tape
 
     @property
@@ -93,14 +93,14 @@ class Tape:
         return self._args
 
     def _check_unchanged(self, thunk: _Thunk) -> None:
-        for k, (a, state) in enumerate(zip(self._annotated, self._state, strict=True)):
-            if _state(a.val) != state:
+        for k, state in self._state:
+            if _state(self._annotated[k].val) != state:
                 raise EnzpyError(
                     f"argument {k} of {thunk.name} changed between the forward and the "
-                    "reverse pass; the thunk was made with modified_between=False, so its "
-                    "reverse pass reads the arguments again: change them after rev, or make "
-                    "the thunk with modified_between=True (the default), whose tape keeps "
-                    "the values"
+                    "reverse pass; the thunk was made saying it is not modified between "
+                    "them (modified_between), so its reverse pass reads it again: change it "
+                    "after rev, or make the thunk with modified_between True for it (the "
+                    "default), whose tape keeps the values"
                 )
 
     def _release(self) -> None:
@@ -137,12 +137,14 @@ class _Thunk:
         deriv: Derivative,
         width: int,
         general: Callable[[], Derivative] | None = None,
+        unmodified: tuple[int, ...] = (),
     ) -> None:
-        """`general`, for a thunk whose arguments the caller leaves unmodified between the
-        passes (`deriv` reads them again): the derivative for arrays that overlap, which
-        keeps on the tape every value its reverse pass needs."""
+        """`general`, for a thunk some of whose arguments (`unmodified`) the caller leaves
+        unmodified between the passes (`deriv` reads them again): the derivative for arrays
+        that overlap, which keeps on the tape every value its reverse pass needs."""
         self.mode, self.f, self.ret, self.derivative = mode, f, ret, deriv
         self.general = cache(general) if general is not None else None
+        self.unmodified = unmodified
         self.arrays = [k for k, a in enumerate(annotated) if isinstance(a.val, np.ndarray)]
         self.name = f.py_func.__qualname__
         self.classes = tuple(type(a) for a in annotated)
@@ -290,7 +292,7 @@ class ForwardPass:
         if t.derivative.parallel:
             tape._threads = numba.get_num_threads()
         if t.general is not None and tape._derivative is t.derivative:
-            tape._state = [_state(a.val) for a in tape._annotated]
+            tape._state = [(k, _state(tape._annotated[k].val)) for k in t.unmodified]
         shadow = t.lanes(shadow) if t.ret == "dup" else None
         return tape, primal if t.mode.with_primal else None, shadow
 
@@ -366,7 +368,7 @@ _UNPICKLABLE_PASS = (
 
 
 def autodiff_thunk(
-    mode: Mode, f: EnzymeJit, *args: Any, modified_between: bool = True
+    mode: Mode, f: EnzymeJit, *args: Any, modified_between: bool | Sequence[bool] = True
 ) -> tuple[ForwardPass, ReversePass]:
     """Split reverse mode: the forward and the reverse pass of `f` as two callables.
 
@@ -386,7 +388,9 @@ def autodiff_thunk(
     then reads from them what the function read and did not overwrite, instead of keeping
     it on the tape, as combined mode does: less tape, a faster forward pass. `fwd` keeps a
     copy of the arrays' bytes and `rev` raises `EnzpyError` if they changed (arguments must
-    be arrays, scalars or tuples of them).
+    be arrays, scalars or tuples of them). A sequence of one bool per argument says it of
+    each (Enzyme.jl's tuple): arguments marked `False` are read again and checked, the
+    others' values are kept on the tape.
 
     Examples
     --------
@@ -411,11 +415,25 @@ def autodiff_thunk(
     argtypes, kinds, ret = derivative_signature(mode, f, ret_activity, annotated)
     width = _width(annotated)
     general = partial(derivative, mode, f, argtypes, kinds, ret, width)
-    if modified_between:
+    kept = _unmodified(modified_between, len(annotated))
+    if not kept:
         thunk = _Thunk(mode, f, ret, annotated, general(), width)
     else:
-        for k, a in enumerate(annotated):
-            _checkable(k, a.val)
-        unmodified = derivative(mode, f, argtypes, kinds, ret, width, unmodified=True)
-        thunk = _Thunk(mode, f, ret, annotated, unmodified, width, general)
+        for k in kept:
+            _checkable(k, annotated[k].val)
+        which = True if len(kept) == len(annotated) else kept
+        unmodified = derivative(mode, f, argtypes, kinds, ret, width, unmodified=which)
+        thunk = _Thunk(mode, f, ret, annotated, unmodified, width, general, kept)
     return ForwardPass(thunk), ReversePass(thunk)
+
+
+def _unmodified(modified_between: bool | Sequence[bool], n: int) -> tuple[int, ...]:
+    """The indices of the arguments `modified_between` says stay unmodified."""
+    if isinstance(modified_between, bool):
+        return () if modified_between else tuple(range(n))
+    flags = tuple(modified_between)
+    if len(flags) != n or not all(isinstance(m, bool) for m in flags):
+        raise AnnotationError(
+            f"modified_between is a bool or one bool per argument ({n}), got {modified_between!r}"
+        )
+    return tuple(k for k, m in enumerate(flags) if not m)

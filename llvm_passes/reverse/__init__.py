@@ -69,7 +69,7 @@ def reverse(
     activities: Sequence[Activity],
     tape_bytes: str | None = None,
     split: bool = False,
-    unmodified: bool = False,
+    unmodified: bool | frozenset[int] = False,
     distinct: frozenset[int] = frozenset(),
     pointee: Sequence[Type | None] | None = None,
     out_of_memory: str | None = None,
@@ -86,7 +86,8 @@ def reverse(
     next `augment_<f>`. `unmodified` (split mode): the caller leaves the memory the arguments
     address as the forward sweep left it until the reverse sweep (or release) runs, so that
     the reverse sweep may load it again, as in combined mode, instead of taking its values
-    from the tape.
+    from the tape; a set: the positions of the parameters whose memory it leaves so (the
+    reverse sweep takes what it needs of the others' memory from the tape).
 
     With `tape_bytes` (the name of an external int64 global), each forward sweep stores
     there the number of bytes it put on the tape. `distinct` (combined mode, and split mode
@@ -120,7 +121,12 @@ def reverse(
         oom = next(f.name for f in hook.functions.values() if not f.is_declaration)
     # a recursive function's own calls run the same derivative: no assumption of the root's
     # (memory nothing writes after the call, arrays apart) holds for them
-    whole_call = (not split or unmodified) and not recursive(module, fn)
+    whole_call = (not split or bool(unmodified)) and not recursive(module, fn)
+    changing = (  # parameters whose memory the caller may change before the reverse sweep
+        frozenset(range(len(fn.args))) - unmodified
+        if split and isinstance(unmodified, frozenset)
+        else frozenset()
+    )
     rewritten = rewrite_loops(module, fn)  # before any analysis
     synth = _Synthesizer(
         module,
@@ -129,6 +135,7 @@ def reverse(
         rewritten=rewritten,
         reload=fn.name if whole_call else None,
         distinct=distinct if whole_call else frozenset(),
+        changing=changing,
         width=width,
         nestable=nestable,
     )
@@ -239,6 +246,7 @@ class _Synthesizer:
         rewritten: frozenset[str],
         reload: str | None,
         distinct: frozenset[int] = frozenset(),
+        changing: frozenset[int] = frozenset(),
         width: int = 1,
         nestable: bool = False,
     ) -> None:
@@ -252,6 +260,7 @@ class _Synthesizer:
         # split mode the caller may change the arguments between the sweeps; a callee's
         # caller may change memory after the callee returns)
         self.reload = reload
+        self.changing = changing  # the root's arguments whose memory it may not load again
         self.names: dict[Key | tuple, tuple[str, str]] = {}
         self.results: dict[Key | tuple, ActivityResult] = {}
         self.plans: dict[Key | tuple, Plan] = {}
@@ -322,7 +331,8 @@ class _Synthesizer:
         reads = self.callee_reads(act, shared)
         reload = root or isinstance(shared, Launch) and shared.reloadable(fn)
         owned = shared.owned_loads(fn) if isinstance(shared, Launch) else {}
-        p = plan(self.module, fn, act, reload, distinct, self.facts, reads, owned)
+        changing = self.changing if root else frozenset()
+        p = plan(self.module, fn, act, reload, distinct, self.facts, reads, owned, changing)
         if self.nestable:  # (pushes only: the nestable runtime's chunks may leave a room's
             # chunk before the reverse sweep gives the room back)
             p = replace(p, loops={h: replace(lp, places=None) for h, lp in p.loops.items()})

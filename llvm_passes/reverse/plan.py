@@ -199,6 +199,7 @@ def plan(
     facts: MemoryFacts,
     reads: Reads = lambda call, launch: None,
     owned: Mapping[Instruction, Border | None] = {},  # noqa: B006 (read only)
+    changing: frozenset[int] = frozenset(),
 ) -> Plan:
     """The plan of `fn`'s reverse sweep for activity `act`. `reload`: memory nothing writes
     after a load may be loaded again (combined mode, root function), or the loads that may
@@ -206,10 +207,12 @@ def plan(
     of pointer arguments whose memory does not overlap; `facts`: memory types; `reads`:
     the arguments the reverse sweep of a call's callee reads (None: unknown, all), given
     the call and, for a parallel call, its `Launch`; `owned`: for a parallel call's chunk,
-    the loads owning their cells (`Launch.owned_loads`)."""
-    planner = _Planner(module, fn, act, reload, distinct, facts, reads, owned)
+    the loads owning their cells (`Launch.owned_loads`); `changing`: positions of arguments
+    whose memory the caller may change before the reverse sweep (not loaded again)."""
+    args = (module, fn, act, reload, distinct, facts, reads, owned, changing)
+    planner = _Planner(*args)
     if planner.reloaded != set(planner.reload):  # keep alive only what is loaded again
-        planner = _Planner(module, fn, act, reload, distinct, facts, reads, owned, planner.reloaded)
+        planner = _Planner(*args, planner.reloaded)
     return planner.result()
 
 
@@ -236,11 +239,12 @@ class _Planner:
         facts: MemoryFacts,
         reads: Reads,
         owned: Mapping[Instruction, Border | None],
+        changing: frozenset[int],
         only: set[Instruction] | None = None,
     ) -> None:
         """`only`: of the loads that may be loaded again, those the plan may load again."""
         self.module, self.fn, self.act, self.facts = module, fn, act, facts
-        self.reads, self.owned = reads, owned
+        self.reads, self.owned, self.changing = reads, owned, changing
         self.thread_values: dict[Instruction, bool] = {}  # `_per_thread`
         self.graph = cfg(fn)
         self.index = {b.name: k for k, b in enumerate(fn.blocks)}
@@ -471,18 +475,31 @@ class _Planner:
         calls = [i for i in self.fn.instructions() if memory_call(self.act, i)]
         accesses = [(i, o) for i in calls for o in i.operands if o.type.is_ptr]
         found = unchanged_after(self.module, self.fn, accesses, distinct)
-        return frozenset(a for a in found if argument_memory(a[1]) or _keepable(a[1]))
+        return frozenset(
+            a
+            for a in found
+            if (argument_memory(a[1]) or _keepable(a[1])) and not self._changes(a[1])
+        )
+
+    def _changes(self, ptr: Value) -> bool:
+        """Whether `ptr` may point into an argument's memory the caller may change before
+        the reverse sweep."""
+        return any(isinstance(r, Argument) and r.index in self.changing for r in roots(ptr))
 
     def _launches(self, distinct: frozenset[int], root: bool) -> dict[Instruction, Launch]:
         """What each parallel call tells its chunks (`parallel.Launch`); in the root function
         of combined mode, the memory nothing writes from the call on."""
         return {
-            call: launch(
-                call, unchanged_operands(self.module, self.fn, call, distinct) if root else None
-            )
+            call: launch(call, self._unchanged_operands(call, distinct) if root else None)
             for call in self.fn.instructions()
             if rules.parallel_chunk(call) is not None
         }
+
+    def _unchanged_operands(self, call: Instruction, distinct: frozenset[int]) -> frozenset[int]:
+        """`parallel.unchanged_operands`, but for memory the caller may change."""
+        params = rules.parallel_chunk(call)[1]  # type: ignore[index]
+        found = unchanged_operands(self.module, self.fn, call, distinct)
+        return frozenset(k for k in found if not self._changes(params[k]))  # type: ignore[arg-type]
 
     def _reloads(
         self, distinct: frozenset[int], reload, only=None
@@ -494,7 +511,7 @@ class _Planner:
         if reload is True:
             reload = reloadable_loads(self.module, self.fn, distinct)
         for ld in reload or ():
-            if only is not None and ld not in only:
+            if only is not None and ld not in only or self._changes(ld.operands[0]):
                 continue
             allocs = allocations(ld.operands[0])
             if all(a.block is not None and _retained(a) for a in allocs):

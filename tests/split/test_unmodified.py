@@ -77,6 +77,33 @@ def test_arguments_changed_between_the_passes_raise_and_can_be_restored():
     np.testing.assert_allclose(dk, want, rtol=1e-13)
 
 
+def test_one_flag_per_argument():
+    """modified_between=(False, True, True): k is read again (checked), y may change
+    between the passes (its values, the final ones included, come from the tape)."""
+    k, y0 = np.linspace(0.5, 1.5, 8), np.linspace(-1.0, 1.0, 8)
+    _, want_k, want_y = _gradient(k.copy(), y0.copy(), 4, True)
+    sizes = {}
+    for flags in ((True, True, True), (False, True, True), (False, False, False)):
+        sizes[flags] = _gradient(k.copy(), y0.copy(), 4, flags)[0]
+    assert sizes[False, False, False] <= sizes[False, True, True] < sizes[True, True, True]
+    y = y0.copy()
+    dk, dy = np.zeros(8), np.ones(8)
+    args = (ez.Duplicated(k, dk), ez.Duplicated(y, dy), ez.Const(4))
+    flags = (False, True, True)
+    fwd, rev = ez.autodiff_thunk(WITH, _integrate, ez.Active, *args, modified_between=flags)
+    tape, _, _ = fwd(*args)
+    y[:] = 7.0  # allowed: its values are on the tape
+    rev(*args, 1.0, tape)
+    np.testing.assert_allclose(dk, want_k, rtol=1e-13)
+    np.testing.assert_allclose(dy, want_y, rtol=1e-13)
+    tape, _, _ = fwd(*args)
+    k[0] += 1.0
+    with pytest.raises(ez.EnzpyError, match="argument 0 .* changed between"):
+        rev(*args, 1.0, tape)
+    with pytest.raises(ez.AnnotationError, match="one bool per argument"):
+        ez.autodiff_thunk(WITH, _integrate, ez.Active, *args, modified_between=(False, True))
+
+
 @ez.enzyme_jit
 def _square_into(a, b):
     """b[i] += a[i] * a[i]: given one array twice, a write into b changes what a reads."""
