@@ -9,7 +9,7 @@ writes unknown memory blocks every conclusion."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from .. import rules
 from ..ir import Argument, Function, Instruction, Module, Type, Value
@@ -28,7 +28,12 @@ def _local(v: Value) -> bool:
     return all(allocation(r) is not None for r in roots(v))
 
 
-def _roots_may_alias(ras: list[Value], rbs: list[Value], distinct: frozenset[int]) -> bool:
+def _roots_may_alias(
+    ras: list[Value],
+    rbs: list[Value],
+    distinct: frozenset[int],
+    allocation: Callable[[Value], Value | None] = allocation,
+) -> bool:
     """Whether pointers with these roots may address the same memory: not when they come
     from distinct allocations of the function, or one from such an allocation and the other
     from an argument (memory that existed before the call), or from two arguments whose
@@ -194,20 +199,38 @@ def unchanged_after(
                 writes.setdefault(block.name, []).append((k, None if p is None else roots(p), p))
     later: dict[str, set[str]] = {}
     before: dict[tuple[str, str], set[str]] = {}  # (block, allocation's) -> reached first
+    changed_later: dict[tuple, bool] = {}  # (block, roots) -> a later block may write there
+
+    allocations: dict[Value, Value | None] = {}
+
+    def allocated(r: Value) -> Value | None:
+        if r not in allocations:
+            allocations[r] = allocation(r)
+        return allocations[r]
+
+    def may_write(ws: Iterable[tuple], rs: list[Value]) -> bool:
+        return any(w is None or _roots_may_alias(w, rs, distinct, allocated) for _, w, _ in ws)
+
     out = set()
     for inst, ptr in accesses:
         name, k = position[id(inst)]
-        if name not in later:
-            later[name] = reachable(g, g.succs[name])
         rs = roots(ptr)
-        renewed = []  # per allocation running again: (it, its block, index, blocks before)
-        for alloc, (ab, ka) in _allocated_again(rs, position, later[name]):
-            if (name, ab) not in before:
-                before[name, ab] = reachable(g, g.succs[name], {ab})
-            renewed.append((alloc, ab, ka, before[name, ab]))
-        after = [w for b in later[name] for w in writes.get(b, ()) if not _into_new(b, w, renewed)]
-        after += [w for w in writes.get(name, ()) if w[0] >= k]
-        if not any(w is None or _roots_may_alias(w, rs, distinct) for _, w, _ in after):
+        key = (name, *map(id, rs))
+        if key not in changed_later:  # (the same for every access of the block to rs)
+            if name not in later:
+                later[name] = reachable(g, g.succs[name])
+            renewed = []  # per allocation running again: (it, its block, index, blocks before)
+            for alloc, (ab, ka) in _allocated_again(rs, position, later[name]):
+                if (name, ab) not in before:
+                    before[name, ab] = reachable(g, g.succs[name], {ab})
+                renewed.append((alloc, ab, ka, before[name, ab]))
+            changed_later[key] = may_write(
+                (w for b in later[name] for w in writes.get(b, ()) if not _into_new(b, w, renewed)),
+                rs,
+            )
+        if not changed_later[key] and not may_write(
+            (w for w in writes.get(name, ()) if w[0] >= k), rs
+        ):
             out.add((inst, ptr))
     return out
 
