@@ -145,17 +145,20 @@ CONSTRUCTS = (
         r"numba_xx(?:getrf|getri|gesdd|gesv|gelsd|potrf|syevd|heevd|geev|geqrf|orgqr)|"
         r"numba_ez_|np\.linalg|numba\.np\.linalg",
         "np.linalg (LAPACK)",
-        "enzpy has rules for solve, inv, det, slogdet, cholesky, eigh, lstsq and the default "
-        "norm only; wrap the call in a function and give it rules (ez.forward_rule, "
-        "ez.augmented_rule, ez.reverse_rule), or mark the matrix Const if no derivative is "
-        "wanted through it",
+        "enzpy has rules for solve, inv, det, slogdet, cholesky, eigh, eig, eigvals, lstsq "
+        "and the default norm only; wrap the call in a function and give it rules "
+        "(ez.forward_rule, ez.augmented_rule, ez.reverse_rule), or mark the matrix Const if "
+        "no derivative is wanted through it",
     ),
 )
 
 
 def construct_hint(message: str) -> str:
     """A line naming the Python construct behind a runtime or library function `message`
-    mentions, and what to do instead; '' when none is recognized."""
+    mentions, and what to do instead; '' when none is recognized, or when the function has
+    a rule (the engine's own hint says why it cannot be used)."""
+    if "is a given rule" in message:
+        return ""
     for pattern, construct, advice in CONSTRUCTS:
         if re.search(pattern, message):
             return f"This is {construct}, which enzpy cannot differentiate yet: {advice}."

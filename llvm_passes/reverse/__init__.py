@@ -304,8 +304,9 @@ class _Synthesizer:
                     f"define @{fn.name}",
                     fn.name,
                     "reverse",
-                    hint="Rules give one adjoint per value: call it once per cotangent "
-                    "(width 1) instead.",
+                    hint="Rules give one adjoint per value in reverse mode: call it once per "
+                    "cotangent (width 1), or use forward mode (ez.jacobian(ez.Forward, ...), "
+                    "which batches calls of rules that write only their result).",
                 )
             aug, rev, self.released[key] = given.reverse(self.module, fn, pattern)
             self.names[key] = (aug, rev)

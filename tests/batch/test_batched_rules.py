@@ -1,0 +1,77 @@
+"""Batch mode through functions with rules (np.linalg, np.interp, users' rules): forward mode
+calls a rule once per lane when it writes nothing but its result, so whole Jacobians
+(`ez.jacobian(ez.Forward, ...)`) of such code are built; a rule that writes its arguments,
+and rules in batched reverse mode, are refused by name."""
+
+import numpy as np
+import pytest
+from harness import fd_jacobian, whole_map
+
+import enzpy as ez
+
+A = np.array([[3.0, 1.0, 0.2], [0.5, 4.0, 1.0], [0.1, 0.3, 2.0]])
+KNOTS = np.array([0.0, 0.4, 1.1, 2.0])
+
+
+@ez.enzyme_jit
+def _scaled(x, c):
+    return x * c
+
+
+@ez.forward_rule(_scaled)
+def _scaled_fwd(x, dx, c, dc):
+    return x * c, dx * c + x * dc
+
+
+@ez.enzyme_jit
+def model(a, b, w):
+    """A solve, an interpolation and a user's rule, then a vector result."""
+    y = np.linalg.solve(a, b)
+    v = np.interp(np.array([0.2, 0.9, 1.5]), KNOTS, w)
+    return _scaled(np.sin(y) + v, 1.5)
+
+
+def _args():
+    return A.copy(), np.array([1.0, -2.0, 0.5]), np.array([0.3, -0.1, 0.8, 1.2])
+
+
+def test_batched_tangents_equal_one_call_per_tangent():
+    a, b, w = _args()
+    rng = np.random.default_rng(0)
+    tb, tw = rng.standard_normal((3, 3)), rng.standard_normal((3, 4))
+    got = ez.autodiff(
+        ez.Forward,
+        model,
+        ez.Const(a),
+        ez.BatchDuplicated(b.copy(), tuple(tb)),
+        ez.BatchDuplicated(w.copy(), tuple(tw)),
+    )
+    for lane in range(3):
+        shadows = (ez.Duplicated(b.copy(), tb[lane]), ez.Duplicated(w, tw[lane]))
+        one = ez.autodiff(ez.Forward, model, ez.Const(a), *shadows)
+        np.testing.assert_array_equal(got[lane], one)
+
+
+def test_forward_jacobian_against_central_differences():
+    a, b, w = _args()
+    jb, jw = ez.jacobian(ez.Forward, model, ez.Const(a), b, w)[1:]
+    ref = fd_jacobian(whole_map(model, (a, b, w), (1, 2)))
+    np.testing.assert_allclose(np.hstack([jb, jw]), ref[-3:], rtol=1e-6, atol=1e-8)
+
+
+def test_a_rule_writing_its_argument_is_refused_in_batch_mode():
+    @ez.enzyme_jit
+    def sorted_sum(x):
+        y = x * 1.0
+        y.sort()
+        return np.sum(y * np.arange(4.0))
+
+    x = np.array([0.3, -1.0, 2.0, 0.5])
+    with pytest.raises(ez.NoDerivativeError, match="writes its arguments"):
+        ez.autodiff(ez.Forward, sorted_sum, ez.BatchDuplicated(x, (np.ones(4), np.zeros(4))))
+
+
+def test_rules_in_batched_reverse_mode_are_refused_with_the_way_out():
+    a, b, w = _args()
+    with pytest.raises(ez.NoDerivativeError, match=r"ez\.jacobian\(ez\.Forward"):
+        ez.jacobian(ez.Reverse, model, ez.Const(a), b, w)
