@@ -134,11 +134,10 @@ class _Synthesizer:
             return self.names[key]
         given = rules.FUNCTIONS.get(fn.name)
         if name is None and given is not None and given.forward is not None:
-            one = given.forward(self.module, fn, pattern)
             if self.width > 1:
-                one = self.per_lane(fn, pattern, given, one)
-            self.names[key] = one
-            return one
+                self.check_lanes(fn, given)
+            self.names[key] = given.forward(self.module, fn, pattern, self.width)
+            return self.names[key]
         bits = "".join("d" if p else "c" for p in pattern)
         name = name or f"fwddiffe_{fn.name}.{bits}"
         self.names[key] = name
@@ -147,13 +146,12 @@ class _Synthesizer:
         _FunctionForward(self, fn, act, name, self.unneeded, self.width).run()
         return name
 
-    def per_lane(self, fn: Function, pattern: tuple[bool, ...], given: Any, one: str) -> str:
-        """A batch-mode derivative of `fn` calling its rule's one-lane derivative `one` once
-        per lane: right when the rule writes nothing but `fn`'s result (calling it again
-        changes nothing else)."""
+    def check_lanes(self, fn: Function, given: Any) -> None:
+        """Raise unless a rule may be called once per lane: it writes nothing but `fn`'s
+        result (calling it again changes nothing else)."""
         written = written_arguments(self.module, fn)
         writes = given.outputs if written is None else given.outputs & written
-        if writes - {0} or fn.ret_type.is_float:  # (0: Numba's return slot)
+        if writes - {0}:  # (0: Numba's return slot)
             raise NoDerivativeError(
                 f"a call to {fn.name}, whose forward derivative is a given rule that writes "
                 f"its arguments, in batch mode (width {self.width})",
@@ -163,29 +161,6 @@ class _Synthesizer:
                 hint="Such a rule gives one tangent per call and changes its arguments "
                 "each time: call it once per tangent (width 1) instead.",
             )
-        params = [Argument(a.type, a.name, "", k) for k, a in enumerate(fn.args)]
-        lanes = [
-            [Argument(a.type, f"{a.name}.tan{lane}", "", 0) for lane in range(self.width)]
-            for a, p in zip(fn.args, pattern, strict=True)
-            if p
-        ]
-        every = [*params, *(t for arg in lanes for t in arg)]
-        for k, a in enumerate(every):
-            a.index = k
-        new = Function(f"{one}.lanes{self.width}", fn.ret_type, every)
-        new.blocks.append(Block("entry"))
-        b = Builder(self.module, Namer(new), new.blocks[0])
-        status: Value | None = None  # the first lane's failure, else 0
-        for lane in range(self.width):
-            got = b.call(one, [*params, *(arg[lane] for arg in lanes)], fn.ret_type, "status")
-            if status is not None:
-                failed = b.icmp("ne", status, const(fn.ret_type, 0), "failed")
-                got = b.select(failed, status, got, "status")
-            status = got
-        assert status is not None  # (width > 1)
-        b.insert(Instruction("ret", operands=[status]))
-        self.module.add_function(new)
-        return new.name
 
 
 class _FunctionForward:

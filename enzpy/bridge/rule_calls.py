@@ -306,40 +306,49 @@ class _Call:
         return ", ".join(f"a{k}, {c}" if c else f"a{k}" for k, c in enumerate(companions))
 
     # ---- forward --------------------------------------------------------------------------
-    def forward(self, module: Module, fn: Function, pattern: tuple[bool, ...]) -> str:
+    def forward(
+        self, module: Module, fn: Function, pattern: tuple[bool, ...], width: int = 1
+    ) -> str:
+        """The forward derivative; in batch mode (`width` lanes) the rule is called once per
+        lane (the primal of the first call is the result, the others' are dropped)."""
         dup = [k for k in range(len(self.kinds)) if self.active(k, pattern)]
         ret = pattern[0] and self.result != "none"
-        tangents = [
-            f"t{k}"
-            if k in dup
-            else f"_zero{k}"
-            if kind == "float"
-            else f"np.zeros_like(a{k})"
-            if kind == "array"
-            else "None"
-            for k, kind in enumerate(self.kinds)
-        ]
-        args = self.rule_args(tangents)
+
+        def call(lane: int) -> str:
+            tangents = [
+                f"t{k}_{lane}"
+                if k in dup
+                else f"_zero{k}"
+                if kind == "float"
+                else f"np.zeros_like(a{k})"
+                if kind == "array"
+                else "None"
+                for k, kind in enumerate(self.kinds)
+            ]
+            return f"{'y' if lane == 0 else '_'}, dy{lane} = _rule({self.rule_args(tangents)})"
+
+        lanes = range(width)
+        dys = [_conformed(self.restype, "y", f"dy{lane}") if ret else "None" for lane in lanes]
         symbol, rt = self.glue(
             "forward",
-            [f"a{k}" for k in range(len(self.kinds))] + [f"t{k}" for k in dup],
-            [
-                f"y, dy = _rule({args})",
-                f"return y, {_conformed(self.restype, 'y', 'dy') if ret else 'None'}",
-            ],
-            [*self.argtypes, *(self.argtypes[k] for k in dup)],
+            [f"a{k}" for k in range(len(self.kinds))]
+            + [f"t{k}_{lane}" for k in dup for lane in lanes],
+            [*map(call, lanes), f"return y, {', '.join(dys)}"],
+            [*self.argtypes, *(self.argtypes[k] for k in dup for _ in lanes)],
         )
         self.expect(rt.types[0], "forward", self.restype, "a result of type")
         if ret:
             self.expect(rt.types[1], "forward", self.restype, "a tangent of type")
-        w = _Wrapper(module, fn, pattern, "fwdrule", forward=True)
+        w = _Wrapper(module, fn, pattern, "fwdrule", forward=True, width=width)
         flat = [v for k in range(len(self.kinds)) for v in self.flat(k, w.params)]
-        flat += [v for k in dup for v in self.flat_shadow(k, w.params, w.shadows)]
+        flat += [
+            v for k in dup for lane in lanes for v in self.flat_shadow(k, w.params, w.lanes[lane])
+        ]
         out, status = w.call(symbol, rt, flat)
         if self.stores:
             w.b.store(w.b.extractvalue(out, 0, hint="y"), w.params[0])
-        if ret:
-            w.b.store(w.b.extractvalue(out, 1, hint="dy"), w.shadows[0])
+        for lane in lanes if ret else ():
+            w.b.store(w.b.extractvalue(out, 1 + lane, hint="dy"), w.lanes[lane][0])
         return w.finish(status)
 
     # ---- reverse --------------------------------------------------------------------------
@@ -485,24 +494,32 @@ class _Wrapper:
     """A function with the interface of a derivative the engine would make for `fn`."""
 
     def __init__(
-        self, module: Module, fn: Function, pattern: tuple[bool, ...], kind: str, forward: bool
+        self,
+        module: Module,
+        fn: Function,
+        pattern: tuple[bool, ...],
+        kind: str,
+        forward: bool,
+        width: int = 1,
     ) -> None:
         self.module, self.forward = module, forward
         self.params = [Argument(a.type, a.name, "", k) for k, a in enumerate(fn.args)]
-        self.shadows: dict[int, Argument] = {}
+        # per lane (batch mode), parameter -> its shadow or tangent; `shadows`: lane 0's
+        self.lanes: list[dict[int, Argument]] = [{} for _ in range(width)]
+        self.shadows = self.lanes[0]
         extra: list[Argument] = []
         for k, (a, p) in enumerate(zip(fn.args, pattern, strict=True)):
-            if p:
+            for lane, shadows in enumerate(self.lanes) if p else ():
                 ty = a.type if forward or a.type.is_ptr else PTR  # reverse: accumulators
-                self.shadows[k] = Argument(ty, f"{a.name}.shadow", "", 0)
-                extra.append(self.shadows[k])
+                shadows[k] = Argument(ty, f"{a.name}.shadow{lane or ''}", "", 0)
+                extra.append(shadows[k])
         if not forward:
             self.tape = Argument(PTR, "tape", "", 0)
             extra.append(self.tape)
         every = [*self.params, *extra]
         for k, a in enumerate(every):
             a.index = k
-        bits = "".join("d" if p else "c" for p in pattern)
+        bits = "".join("d" if p else "c" for p in pattern) + (f".w{width}" if width > 1 else "")
         ret = fn.ret_type if kind in ("fwdrule", "augrule") else VOID
         self.fn = Function(f"{kind}_{fn.name}.{bits}", ret, every)
         self.fn.blocks.append(Block("entry"))

@@ -75,3 +75,28 @@ def test_rules_in_batched_reverse_mode_are_refused_with_the_way_out():
     a, b, w = _args()
     with pytest.raises(ez.NoDerivativeError, match=r"ez\.jacobian\(ez\.Forward"):
         ez.jacobian(ez.Reverse, model, ez.Const(a), b, w)
+
+
+def test_batched_calls_of_a_rule_returning_an_array_leak_nothing():
+    """Each lane's call makes the primal result again; only the first is kept."""
+    from numba.core.runtime import _nrt_python, rtsys
+
+    a, b, w = _args()
+
+    def call():
+        lanes = (np.ones(3), np.zeros(3), np.arange(3.0))
+        ez.autodiff(ez.Forward, model, ez.Const(a), ez.BatchDuplicated(b, lanes), ez.Const(w))
+
+    def live():
+        stats = rtsys.get_allocation_stats()
+        return stats.mi_alloc - stats.mi_free
+
+    call()
+    _nrt_python.memsys_enable_stats()
+    try:
+        before = live()
+        for _ in range(5):
+            call()
+        assert live() == before
+    finally:
+        _nrt_python.memsys_disable_stats()
