@@ -352,88 +352,104 @@ class _Call:
         return w.finish(status)
 
     # ---- reverse --------------------------------------------------------------------------
-    def reverse(self, module: Module, fn: Function, pattern: tuple[bool, ...]) -> tuple:
+    def reverse(
+        self, module: Module, fn: Function, pattern: tuple[bool, ...], width: int = 1
+    ) -> tuple:
+        """The augmented, reverse and release functions; in batch mode (`width` lanes) the
+        forward sweep runs the augmented rule once, the reverse sweep the reverse rule once
+        per lane (each with its lane's cotangent and shadows)."""
         missing = "augmented" if self.rules.augmented is None else "reverse"
         if getattr(self.rules, missing) is None:
             raise RuleError(
                 f"{self.what} has a {missing.replace('augmented', 'reverse')} "
                 f"rule but no {missing} rule: reverse mode needs both"
             )
-        n = len(self.kinds)
+        n, lanes = len(self.kinds), range(width)
         array = self.result == "arrays"
         # the tape holds a reference to each array argument, as the reverse rule reads it:
         # a temporary freed after the call would hold other data by then
         held = "".join(f"a{k}, " for k, t in enumerate(self.argtypes) if abi.has_arrays(t))
+        zeros = ", ".join(_zeros(self.restype, "y") for _ in lanes)  # a result shadow per lane
         aug, aug_rt = self.glue(
             "augmented",
             [f"a{k}" for k in range(n)],
             [
                 f"y, s = _rule({', '.join(f'a{k}' for k in range(n))})",
                 f"s = (s, ({held}))",
-                f"return y, s, {_zeros(self.restype, 'y')}" if array else "return y, s",
+                f"return y, s, {zeros}" if array else "return y, s",
             ],
             list(self.argtypes),
         )
         self.expect(aug_rt.types[0], "augmented", self.restype, "a result of type")
         saved = aug_rt.types[1]
-        kept = [saved, self.restype] if array else [saved]  # on the tape
+        kept = [saved, *(self.restype for _ in lanes)] if array else [saved]  # on the tape
         dy = self.result != "none"
         dup = [k for k in range(n) if self.active(k, pattern)]
-        shadows = [
-            "" if kind != "array" else f"d{k}" if k in dup else f"np.zeros_like(a{k})"
-            for k, kind in enumerate(self.kinds)
-        ]
+        arrays = [k for k in dup if self.kinds[k] == "array"]
         floats = [k for k, kind in enumerate(self.kinds) if kind == "float"]
+
+        def call(lane: int) -> str:
+            shadows = [
+                "" if kind != "array" else f"d{k}_{lane}" if k in dup else f"np.zeros_like(a{k})"
+                for k, kind in enumerate(self.kinds)
+            ]
+            cotangent = f"dy{lane}" if dy else "None"
+            return f"r{lane} = _rule(s[0], {cotangent}, {self.rule_args(shadows)})"
+
+        cotangents = [f"dy{lane}" for lane in lanes] if dy else ["dy"]
         rev, rev_rt = self.glue(
             "reverse",
-            ["s", "dy", *(f"a{k}" for k in range(n)), *(f"d{k}" for k in dup if shadows[k])],
+            ["s", *cotangents, *(f"a{k}" for k in range(n))]
+            + [f"d{k}_{lane}" for k in arrays for lane in lanes],
             [
-                f"r = _rule(s[0], {'dy' if dy else 'None'}, {self.rule_args(shadows)})",
+                *map(call, lanes),
                 "_release(s)",
-                "_release(dy)" if array else "",
-                "return r",
+                *(f"_release({c})" for c in cotangents if array),
+                f"return ({''.join(f'r{lane}, ' for lane in lanes)})",
             ],
             [
                 saved,
-                self.restype if dy else types.none,
+                *((self.restype,) * width if dy else (types.none,)),
                 *self.argtypes,
-                *(self.argtypes[k] for k in dup if shadows[k]),
+                *(self.argtypes[k] for k in arrays for _ in lanes),
             ],
         )
+        one = rev_rt.types[0]  # (each lane's result)
         if floats and not (
-            isinstance(rev_rt, types.BaseTuple)
-            and len(rev_rt) == len(floats)
-            and all(isinstance(t, types.Float) for t in rev_rt.types)
+            isinstance(one, types.BaseTuple)
+            and len(one) == len(floats)
+            and all(isinstance(t, types.Float) for t in one.types)
         ):
             names = ", ".join(self.rules.params[k] for k in floats)
             raise RuleError(
-                f"the reverse rule of {self.what} returns {rev_rt}: it returns the adjoints "
+                f"the reverse rule of {self.what} returns {one}: it returns the adjoints "
                 f"of the float arguments ({names}), a tuple of {len(floats)} floats"
             )
+        cotangents = cotangents if array else ["dy"]
         release, _ = self.glue(
             "release",
-            ["s", "dy"],
-            ["_release(s)", "_release(dy)" if array else "", "return None"],
-            [saved, self.restype if array else types.none],
+            ["s", *cotangents],
+            ["_release(s)", *(f"_release({c})" for c in cotangents if array), "return None"],
+            [saved, *((self.restype,) * width if array else (types.none,))],
         )
         return (
-            self._augmented(module, fn, pattern, aug, aug_rt),
-            self._reverse(module, fn, pattern, rev, rev_rt, kept, dup, floats),
-            self._release(module, fn, pattern, release, kept),
+            self._augmented(module, fn, pattern, aug, aug_rt, width),
+            self._reverse(module, fn, pattern, rev, rev_rt, kept, arrays, floats, width),
+            self._release(module, fn, pattern, release, kept, width),
         )
 
-    def _augmented(self, module, fn, pattern, glue: str, rt: types.Type) -> str:
-        w = _Wrapper(module, fn, pattern, "augrule", forward=False)
+    def _augmented(self, module, fn, pattern, glue: str, rt: types.Type, width: int) -> str:
+        w = _Wrapper(module, fn, pattern, "augrule", forward=False, width=width)
         flat = [v for k in range(len(self.kinds)) for v in self.flat(k, w.params)]
         out, status = w.call(glue, rt, flat)
         b = w.b
         if self.stores:
             b.store(b.extractvalue(out, 0, hint="y"), w.params[0])
         kept = [b.extractvalue(out, 1, hint="saved")]
-        if self.result == "arrays":
-            shadow = b.extractvalue(out, 2, hint="y.shadow")
-            if 0 in w.shadows:
-                b.store(shadow, w.shadows[0])
+        for lane, shadows in enumerate(w.lanes) if self.result == "arrays" else ():
+            shadow = b.extractvalue(out, 2 + lane, hint="y.shadow")
+            if 0 in shadows:
+                b.store(shadow, shadows[0])
             kept.append(shadow)
         for leaf in (leaf for v in kept for leaf in _leaves(b, v)):
             push(b, w.tape, leaf)
@@ -446,42 +462,45 @@ class _Call:
         leaf_types = [leaf for t in kept for leaf in _leaf_types(_llvm_type(t))]
         return status, [pop(w.b, w.tape, t, "kept") for t in reversed(leaf_types)][::-1]
 
-    def _reverse(self, module, fn, pattern, glue, rt, kept, dup, floats) -> str:
-        w = _Wrapper(module, fn, pattern, "revrule", forward=False)
+    def _reverse(self, module, fn, pattern, glue, rt, kept, arrays, floats, width) -> str:
+        w = _Wrapper(module, fn, pattern, "revrule", forward=False, width=width)
         b = w.b
-        status, leaves = self.popped(w, kept)
+        status, leaves = self.popped(w, kept)  # (saved, then each lane's result shadow)
         w.if_ok(status)
         if self.result == "value":
             ty = _llvm_type(self.restype)
-            if 0 in w.shadows:
-                dy = b.load(ty, w.shadows[0], hint="dy")
-                b.store(Builder.zero(ty), w.shadows[0])
-            else:
-                dy = Builder.zero(ty)
-            leaves = leaves + _leaves(b, dy)
+            for shadows in w.lanes:  # each lane's cotangent, taken from its return shadow
+                if 0 in shadows:
+                    dy = b.load(ty, shadows[0], hint="dy")
+                    b.store(Builder.zero(ty), shadows[0])
+                else:
+                    dy = Builder.zero(ty)
+                leaves = leaves + _leaves(b, dy)
         elif self.result == "none":
             leaves = leaves + [Constant(PTR, "null")]  # dy: None
         flat = leaves + [v for k in range(len(self.kinds)) for v in self.flat(k, w.params)]
         flat += [
             v
-            for k in dup
-            if self.kinds[k] == "array"
-            for v in self.flat_shadow(k, w.params, w.shadows)
+            for k in arrays
+            for lane in range(width)
+            for v in self.flat_shadow(k, w.params, w.lanes[lane])
         ]
         out, _ = w.call(glue, rt, flat)
-        for j, k in enumerate(floats):
-            acc = w.shadows.get(self.layout[k][0].position)
-            if acc is None:
-                continue
-            ty = w.params[self.layout[k][0].position].type
-            adj = b.extractvalue(out, j, hint="adj")
-            if adj.type != ty:
-                adj = b.cast("fptrunc" if adj.type.bits > ty.bits else "fpext", adj, ty)
-            b.store(b.fadd(b.load(ty, acc, hint="acc"), adj, "acc"), acc)
+        for lane, shadows in enumerate(w.lanes):
+            adjoints = b.extractvalue(out, lane, hint="adj")
+            for j, k in enumerate(floats):
+                acc = shadows.get(self.layout[k][0].position)
+                if acc is None:
+                    continue
+                ty = w.params[self.layout[k][0].position].type
+                adj = b.extractvalue(adjoints, j, hint="adj")
+                if adj.type != ty:
+                    adj = b.cast("fptrunc" if adj.type.bits > ty.bits else "fpext", adj, ty)
+                b.store(b.fadd(b.load(ty, acc, hint="acc"), adj, "acc"), acc)
         return w.finish(None)
 
-    def _release(self, module, fn, pattern, glue: str, kept: list[types.Type]) -> str:
-        w = _Wrapper(module, fn, pattern, "relrule", forward=False)
+    def _release(self, module, fn, pattern, glue: str, kept: list[types.Type], width) -> str:
+        w = _Wrapper(module, fn, pattern, "relrule", forward=False, width=width)
         status, leaves = self.popped(w, kept)
         w.if_ok(status)
         if self.result != "arrays":

@@ -297,18 +297,7 @@ class _Synthesizer:
                     hint="A rule's adjoint adds into shadows that other chunks may share "
                     "without atomics; call it outside the parallel loop.",
                 )
-            if self.width > 1:
-                raise NoDerivativeError(
-                    f"a call to {fn.name}, whose reverse derivative is a given rule, in "
-                    f"batch mode (width {self.width})",
-                    f"define @{fn.name}",
-                    fn.name,
-                    "reverse",
-                    hint="Rules give one adjoint per value in reverse mode: call it once per "
-                    "cotangent (width 1), or use forward mode (ez.jacobian(ez.Forward, ...), "
-                    "which batches calls of rules that write only their result).",
-                )
-            aug, rev, self.released[key] = given.reverse(self.module, fn, pattern)
+            aug, rev, self.released[key] = given.reverse(self.module, fn, pattern, self.width)
             self.names[key] = (aug, rev)
             return self.names[key]
         if shared:

@@ -147,17 +147,17 @@ Pattern = tuple[bool, ...]
 @dataclass(frozen=True)
 class FunctionRule:
     """Derivatives of one function given instead of synthesized, for an activity pattern
-    (per parameter, whether it has a shadow): `forward` builds the function `fwddiffe` would
-    be (for a batch width: that many tangents per active parameter), `reverse` the three of
-    reverse mode (augmented forward sweep, reverse sweep, release of a tape whose reverse
-    sweep never runs), returning their names; None where the engine derives them from the
-    body. `inactive`: parameters that never carry a derivative,
-    whatever the caller passes. `outputs`: parameters pointing to memory where the function
-    may leave values made of its inputs (among them, those its body writes are taken as
-    carrying derivatives whenever an input does, whatever the body computes)."""
+    (per parameter, whether it has a shadow) and a batch width: `forward` builds the
+    function `fwddiffe` would be, `reverse` the three of reverse mode (augmented forward
+    sweep, reverse sweep, release of a tape whose reverse sweep never runs), returning their
+    names; None where the engine derives them from the body. `inactive`: parameters that
+    never carry a derivative, whatever the caller passes. `outputs`: parameters pointing to
+    memory where the function may leave values made of its inputs (among them, those its
+    body writes are taken as carrying derivatives whenever an input does, whatever the body
+    computes)."""
 
     forward: Callable[[Module, Function, Pattern, int], str] | None = None
-    reverse: Callable[[Module, Function, Pattern], tuple[str, str, str]] | None = None
+    reverse: Callable[[Module, Function, Pattern, int], tuple[str, str, str]] | None = None
     inactive: frozenset[int] = frozenset()
     outputs: frozenset[int] = frozenset()
 
