@@ -49,6 +49,12 @@ def eig(a, b):
 
 
 @ez.enzyme_jit
+def svd(a, b):
+    u, s, vh = np.linalg.svd(a)
+    return s.sum() + (u @ b).sum() + (vh @ b).sum()
+
+
+@ez.enzyme_jit
 def norm(a, b):
     return np.linalg.norm(a) * np.linalg.norm(b)
 
@@ -65,6 +71,7 @@ KERNELS = {
     "cholesky": cholesky,
     "eigh": eigh,
     "eig": eig,
+    "svd": svd,
     "norm": norm,
     "sort+median": sort,
 }

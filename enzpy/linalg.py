@@ -14,6 +14,9 @@ derivatives differentiates.
     np.linalg.eig(a)          a V = V diag(w), unit columns, real w: X = V⁻¹ ȧ V, ẇ = diag(X),
                               V̇ = P(V (F ∘ X)), P(u) = u - V diag(Vᵀu) (columns stay unit);
                               ā = V⁻ᵀ (diag(w̄) + F ∘ Vᵀ P(V̄)) Vᵀ   (eigvals: w alone)
+    np.linalg.svd(a)          a = U S Vᵀ, square, distinct s: P = Uᵀ ȧ V, ṡ = diag(P),
+                              U̇ = U (F' ∘ (P S + S Pᵀ)), V̇ = V (F' ∘ (S P + Pᵀ S));
+                              ā = U (diag(s̄) + (F' ∘ (UᵀŪ - ŪᵀU)) S + S (F' ∘ (VᵀV̄ - V̄ᵀV))) Vᵀ
     np.linalg.lstsq(a, b)     x = (aᵀa)⁻¹aᵀb, r = b - ax, full column rank:
                               ẋ = (aᵀa)⁻¹(ȧᵀr + aᵀ(ḃ - ȧx)); residuals 2rᵀ(ḃ - ȧx);
                               singular values u_iᵀ ȧ v_i; the rank has no derivative
@@ -22,12 +25,14 @@ derivatives differentiates.
     np.interp(x, xp, fp)      y = (1-t) fp[k] + t fp[k+1], t = (x - xp[k]) / (xp[k+1] - xp[k]),
                               slope s: ẏ = s(ẋ - (1-t) ẋp[k] - t ẋp[k+1]) + (1-t) ḟp[k] + t ḟp[k+1]
 
-Φ takes the lower triangle with the diagonal halved; F_ij = 1 / (w_j - w_i) off the diagonal.
+Φ takes the lower triangle with the diagonal halved; F_ij = 1 / (w_j - w_i) off the diagonal,
+F'_ij = 1 / (s_j² - s_i²).
 `cholesky` and `eigh` read the lower triangle of `a` only (as NumPy's do): their derivatives
 with respect to the upper triangle are zero, and ā is folded onto the lower triangle.
 `eigh` and `eig` assume distinct eigenvalues (`eig` and `eigvals` real ones, as Numba's,
 which raise `ValueError` otherwise), `det` a nonsingular matrix, `lstsq` a matrix of full
-column rank (else its rules raise `ValueError`); `norm` is the default norm
+column rank, `svd` a square matrix with distinct singular values (else their rules raise
+`ValueError`; `full_matrices=False` stays refused by name); `norm` is the default norm
 (a given `ord` stays refused by name); `median` and `sort` take 1-D arrays. `interp`
 follows np.interp's branches: outside the knots and on a knot its value is a value of `fp`
 (no derivative along x or xp); a NaN x gives x.
@@ -303,6 +308,65 @@ def _eigvals_aug(a):
 @reverse_rule(eigvals)
 def _eigvals_rev(v, dw, a, da):
     da += _eig_conjugated(v, np.diag(dw))
+    return ()
+
+
+# ---- svd: a square matrix with distinct singular values ---------------------------------
+
+
+@enzyme_jit
+def svd(a):
+    return np.linalg.svd(a)
+
+
+@numba.njit
+def _square_gaps(s):
+    """F: 1 / (s_j² - s_i²) off the diagonal, 0 on it; raises unless the singular values
+    are distinct (the singular vectors' derivative is undefined otherwise)."""
+    n = s.shape[0]
+    f = np.zeros((n, n), s.dtype)
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                gap = s[j] * s[j] - s[i] * s[i]
+                if gap == 0.0:
+                    raise ValueError("svd's rules need distinct singular values")
+                f[i, j] = 1.0 / gap
+    return f
+
+
+@numba.njit
+def _svd_square(a):
+    if a.shape[0] != a.shape[1]:
+        raise ValueError("svd's rules take a square matrix")
+    return np.linalg.svd(a)
+
+
+@forward_rule(svd)
+def _svd_fwd(a, da):
+    u, s, vh = _svd_square(a)
+    v = np.ascontiguousarray(vh.T)
+    p = u.T @ da @ v
+    f, sm = _square_gaps(s), np.diag(s)
+    du = u @ (f * (p @ sm + sm @ p.T))
+    dv = v @ (f * (sm @ p + p.T @ sm))
+    return (u, s, vh), (du, np.diag(p).copy(), np.ascontiguousarray(dv.T))
+
+
+@augmented_rule(svd)
+def _svd_aug(a):
+    u, s, vh = _svd_square(a)
+    return (u, s, vh), (u.copy(), s.copy(), vh.copy())
+
+
+@reverse_rule(svd)
+def _svd_rev(saved, dy, a, da):
+    u, s, vh = saved
+    du, ds, dvh = dy
+    v, dv = np.ascontiguousarray(vh.T), np.ascontiguousarray(dvh.T)
+    f, sm = _square_gaps(s), np.diag(s)
+    inner = np.diag(ds) + (f * (u.T @ du - du.T @ u)) @ sm + sm @ (f * (v.T @ dv - dv.T @ v))
+    da += u @ inner @ vh
     return ()
 
 
@@ -629,6 +693,7 @@ for _name, _f in (("solve", solve), ("inv", inv), ("det", det), ("slogdet", slog
 implements(_impl("cho"), cholesky, when=_floats(2))
 implements(_impl("eigh"), eigh, when=_floats(2))
 implements("numba.np.linalg.eig_impl.<locals>.real_eig_impl", eig, when=_floats(2))
+implements(_impl("svd"), svd, when=_floats(2))
 implements("numba.np.linalg.eigvals_impl.<locals>.real_eigvals_impl", eigvals, when=_floats(2))
 implements("numba.np.linalg._get_norm_impl.<locals>.oneD_impl", norm, when=_floats(1))
 implements("numba.np.linalg._get_norm_impl.<locals>.twoD_impl", norm, when=_floats(2))

@@ -1,4 +1,4 @@
-"""np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh, eig, eigvals, lstsq), np.sort,
+"""np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh, eig, eigvals, svd, lstsq), np.sort,
 np.median and np.interp called on data with derivatives: differentiated through the rules of
 `enzpy.linalg`, against finite differences of the whole map and the dot test, in both modes,
 in loops and in split mode."""
@@ -60,6 +60,13 @@ def eigen(a):
 def general_eigen(a):
     w, v = np.linalg.eig(a)
     return (w * np.arange(4.0)).sum() + (v[:, 1] ** 3).sum() + (v * WEIGHTS).sum()
+
+
+@ez.enzyme_jit
+def singular(a):
+    """Singular values and both sets of singular vectors."""
+    u, s, vh = np.linalg.svd(a)
+    return np.sum(s * np.arange(1.0, 5.0)) + np.sum(u[:, 0] ** 3 * vh[1] ** 2) + np.sum(u * vh)
 
 
 @ez.enzyme_jit
@@ -129,6 +136,7 @@ CASES = {
     "eigen": (eigen, (SPD,), (0,)),
     "eig": (general_eigen, (GENERAL,), (0,)),
     "eigvals": (spectral_penalty, (GENERAL, 0.3), (0, 1)),
+    "svd": (singular, (A,), (0,)),
     "lstsq_vector": (least_squares, (TALL, rng.standard_normal(6)), (0, 1)),
     "lstsq_matrix": (least_squares, (TALL, rng.standard_normal((6, 2))), (0, 1)),
     "sort_median": (sorted_weights, (np.array([0.3, -1.2, 2.5, 0.7, 1.1]),), (0,)),
@@ -258,6 +266,7 @@ def test_float32():
         ("eigh", (SPD,)),
         ("eig", (GENERAL,)),
         ("eigvals", (GENERAL,)),
+        ("svd", (A,)),
         ("lstsq", (TALL, np.linspace(-1.0, 1.0, 6))),
     ],
 )
@@ -280,3 +289,8 @@ def test_lstsq_of_a_rank_deficient_matrix_raises():
     a = np.ones((5, 2))
     with pytest.raises(ValueError, match="full column rank"):
         ez.gradient(ez.Reverse, least_squares, a, np.arange(5.0))
+
+
+def test_svd_of_a_matrix_that_is_not_square_raises():
+    with pytest.raises(ValueError, match="square"):
+        ez.gradient(ez.Reverse, singular, np.ones((4, 3)) + np.eye(4, 3))
