@@ -214,12 +214,16 @@ def eigh(a):
 
 @numba.njit
 def _gaps(w):
-    """F: 1 / (w_j - w_i) off the diagonal, 0 on it."""
+    """F: 1 / (w_j - w_i) off the diagonal, 0 on it; raises unless the w are distinct (the
+    vectors' derivative is undefined otherwise). Augmented rules compute it: an exception
+    there reaches the caller, one in a reverse rule would not."""
     n = w.shape[0]
     f = np.zeros((n, n), w.dtype)
     for i in range(n):
         for j in range(n):
             if i != j:
+                if w[j] == w[i]:
+                    raise ValueError("eigh, eig and svd's rules need distinct eigenvalues")
                 f[i, j] = 1.0 / (w[j] - w[i])
     return f
 
@@ -234,14 +238,14 @@ def _eigh_fwd(a, da):
 @augmented_rule(eigh)
 def _eigh_aug(a):
     w, v = np.linalg.eigh(a)
-    return (w, v), (w.copy(), v.copy())
+    return (w, v), (v.copy(), _gaps(w))
 
 
 @reverse_rule(eigh)
 def _eigh_rev(saved, dy, a, da):
-    w, v = saved
+    v, f = saved
     dw, dv = dy
-    g = v @ (np.diag(dw) + _gaps(w) * (v.T @ dv)) @ v.T
+    g = v @ (np.diag(dw) + f * (v.T @ dv)) @ v.T
     da += _onto_lower(g)
     return ()
 
@@ -282,14 +286,14 @@ def _eig_fwd(a, da):
 @augmented_rule(eig)
 def _eig_aug(a):
     w, v = np.linalg.eig(a)
-    return (w, v), (w.copy(), v.copy())
+    return (w, v), (v.copy(), _gaps(w))
 
 
 @reverse_rule(eig)
 def _eig_rev(saved, dy, a, da):
-    w, v = saved
+    v, f = saved
     dw, dv = dy
-    da += _eig_conjugated(v, np.diag(dw) + _gaps(w) * (v.T @ _off_unit(v, dv)))
+    da += _eig_conjugated(v, np.diag(dw) + f * (v.T @ _off_unit(v, dv)))
     return ()
 
 
@@ -321,18 +325,8 @@ def svd(a):
 
 @numba.njit
 def _square_gaps(s):
-    """F: 1 / (s_j² - s_i²) off the diagonal, 0 on it; raises unless the singular values
-    are distinct (the singular vectors' derivative is undefined otherwise)."""
-    n = s.shape[0]
-    f = np.zeros((n, n), s.dtype)
-    for i in range(n):
-        for j in range(n):
-            if i != j:
-                gap = s[j] * s[j] - s[i] * s[i]
-                if gap == 0.0:
-                    raise ValueError("svd's rules need distinct singular values")
-                f[i, j] = 1.0 / gap
-    return f
+    """F': 1 / (s_j² - s_i²) off the diagonal, 0 on it (distinct singular values)."""
+    return _gaps(s * s)
 
 
 @numba.njit
@@ -356,15 +350,15 @@ def _svd_fwd(a, da):
 @augmented_rule(svd)
 def _svd_aug(a):
     u, s, vh = _svd_square(a)
-    return (u, s, vh), (u.copy(), s.copy(), vh.copy())
+    return (u, s, vh), (u.copy(), s.copy(), vh.copy(), _square_gaps(s))
 
 
 @reverse_rule(svd)
 def _svd_rev(saved, dy, a, da):
-    u, s, vh = saved
+    u, s, vh, f = saved
     du, ds, dvh = dy
     v, dv = np.ascontiguousarray(vh.T), np.ascontiguousarray(dvh.T)
-    f, sm = _square_gaps(s), np.diag(s)
+    sm = np.diag(s)
     inner = np.diag(ds) + (f * (u.T @ du - du.T @ u)) @ sm + sm @ (f * (v.T @ dv - dv.T @ v))
     da += u @ inner @ vh
     return ()

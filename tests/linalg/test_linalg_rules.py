@@ -294,3 +294,13 @@ def test_lstsq_of_a_rank_deficient_matrix_raises():
 def test_svd_of_a_matrix_that_is_not_square_raises():
     with pytest.raises(ValueError, match="square"):
         ez.gradient(ez.Reverse, singular, np.ones((4, 3)) + np.eye(4, 3))
+
+
+@pytest.mark.parametrize("mode", ["Forward", "Reverse"])
+@pytest.mark.parametrize("f", [singular, eigen, general_eigen], ids=lambda f: f.__name__)
+def test_repeated_eigenvalues_raise_in_both_modes(f, mode):
+    """At a repeated eigenvalue (singular value) the vectors have no derivative: the rules
+    raise ValueError in the call, in reverse mode from the forward sweep (an exception in a
+    reverse rule would not reach the caller)."""
+    with pytest.raises(ValueError, match="distinct"):
+        ez.gradient(getattr(ez, mode), f, np.diag([2.0, 2.0, 3.0, 5.0]))
