@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import rules
-from .analysis.activity import Activity, ActivityResult, activity
+from .analysis.activity import Activity, ActivityResult, activity, given_outputs
 from .analysis.calls import recursive
 from .analysis.cfg import cfg
 from .analysis.memtypes import MemoryFacts
-from .analysis.readonly import store_base, write_only, written_arguments
+from .analysis.readonly import store_base, write_only
 from .errors import NoDerivativeError, called_from
 from .ir import (
     Argument,
@@ -149,9 +149,7 @@ class _Synthesizer:
     def check_lanes(self, fn: Function, given: Any) -> None:
         """Raise unless a rule may be called once per lane: it writes nothing but `fn`'s
         result (calling it again changes nothing else)."""
-        written = written_arguments(self.module, fn)
-        writes = given.outputs if written is None else given.outputs & written
-        if writes - {0}:  # (0: Numba's return slot)
+        if given_outputs(self.module, fn, given) - {0}:  # (0: Numba's return slot)
             raise NoDerivativeError(
                 f"a call to {fn.name}, whose forward derivative is a given rule that writes "
                 f"its arguments, in batch mode (width {self.width})",

@@ -425,11 +425,11 @@ class _Call:
                 f"the reverse rule of {self.what} returns {one}: it returns the adjoints "
                 f"of the float arguments ({names}), a tuple of {len(floats)} floats"
             )
-        cotangents = cotangents if array else ["dy"]
+        shadows = cotangents if array else ["dy"]  # (the tape's result shadows, or None)
         release, _ = self.glue(
             "release",
-            ["s", *cotangents],
-            ["_release(s)", *(f"_release({c})" for c in cotangents if array), "return None"],
+            ["s", *shadows],
+            ["_release(s)", *(f"_release({c})" for c in shadows if array), "return None"],
             [saved, *((self.restype,) * width if array else (types.none,))],
         )
         return (
@@ -486,7 +486,7 @@ class _Call:
             for v in self.flat_shadow(k, w.params, w.lanes[lane])
         ]
         out, _ = w.call(glue, rt, flat)
-        for lane, shadows in enumerate(w.lanes):
+        for lane, shadows in enumerate(w.lanes if floats else ()):
             adjoints = b.extractvalue(out, lane, hint="adj")
             for j, k in enumerate(floats):
                 acc = shadows.get(self.layout[k][0].position)

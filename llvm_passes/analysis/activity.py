@@ -114,6 +114,13 @@ class _InProgress:
 Summaries = dict[tuple[str, tuple[bool, ...]], "ActivityResult | _InProgress"]
 
 
+def given_outputs(module: Module, fn: Function, given: FunctionRule) -> frozenset[int]:
+    """The parameters through which a function whose derivatives rules give leaves its
+    results: the rules' `outputs` that its body writes (all of them when that is unknown)."""
+    written = written_arguments(module, fn)
+    return given.outputs if written is None else given.outputs & written
+
+
 def activity(
     module: Module,
     fn: Function,
@@ -365,8 +372,7 @@ class _Analysis:
     ) -> None:
         """A call of a function whose derivatives rules give: what it writes of its outputs
         carries derivatives (its body, which rules replace, does not tell)."""
-        written = written_arguments(self.module, callee)
-        outputs = given.outputs if written is None else given.outputs & written
+        outputs = given_outputs(self.module, callee, given)
         for k in outputs:
             self.need(inst.operands[k], f"@{callee.name} (rules) writes it from its inputs")
         self.callees[inst] = ActivityResult(callee, pattern, frozenset(), {}, outputs, {})

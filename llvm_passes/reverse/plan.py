@@ -167,14 +167,18 @@ class Plan:
             b: lp for lp in self.loops.values() if lp.places is not None for b in lp.loop.blocks
         }
 
+    @cached_property
+    def _entered(self) -> dict[str, list[LoopPlan]]:
+        out: dict[str, list[LoopPlan]] = {}
+        for lp in self.loops.values():
+            if lp.reserve is not None:
+                out.setdefault(lp.loop.preheader, []).append(lp)
+        return out
+
     def entered_from(self, preheader: str) -> list[LoopPlan]:
         """The loops with reserved room that `preheader` may enter, in the order it makes
         their room (more than one: LLVM's unswitched copies of a loop)."""
-        return [
-            lp
-            for lp in self.loops.values()
-            if lp.reserve is not None and lp.loop.preheader == preheader
-        ]
+        return self._entered.get(preheader, [])
 
     def step(self, inst: Instruction) -> Step:
         return self.steps.get(inst, _NOTHING)
