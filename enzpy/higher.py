@@ -16,7 +16,7 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
-from .annotations import Const, Duplicated
+from .annotations import Annotation, Const, Duplicated
 from .api import autodiff
 from .errors import AnnotationError
 from .jit import EnzymeJit, enzyme_jit, from_dispatcher
@@ -46,9 +46,22 @@ def _check(f: Any, x: Any) -> None:
         raise AnnotationError("x must be a float array (the point where the Hessian is taken)")
 
 
+def _held(rest: tuple) -> tuple:
+    """The other arguments' values (given plainly or as `Const`)."""
+    for k, r in enumerate(rest):
+        if isinstance(r, Annotation) and not isinstance(r, Const):
+            raise AnnotationError(
+                f"argument {k + 1} after x is {type(r).__name__}: the Hessian is taken with "
+                "respect to x alone, the other arguments are held constant; pass them as "
+                "values (or ez.Const)"
+            )
+    return tuple(r.val if isinstance(r, Const) else r for r in rest)
+
+
 def hvp(f: Any, x: np.ndarray, v: np.ndarray, *rest: Any) -> np.ndarray:
     """H·v, the Hessian of the float function `f(x, *rest)` with respect to the float array
-    `x`, times `v` (an array like `x`); the other arguments are `Const`.
+    `x`, times `v` (an array like `x`); the other arguments are held constant (given as
+    values or as `Const`).
 
     Examples
     --------
@@ -60,6 +73,7 @@ def hvp(f: Any, x: np.ndarray, v: np.ndarray, *rest: Any) -> np.ndarray:
     [6.0, 12.0]
     """
     _check(f, x)
+    rest = _held(rest)
     v = np.asarray(v, dtype=x.dtype)
     if v.shape != x.shape:
         raise AnnotationError(f"v has shape {v.shape}, x has shape {x.shape}")

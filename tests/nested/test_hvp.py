@@ -50,6 +50,14 @@ def test_misuse():
         ez.hvp(rosenbrock, [0.3, 0.4], np.ones(2), SCALE)
     with pytest.raises(ez.AnnotationError, match="shape"):
         ez.hvp(rosenbrock, X, np.ones(3), SCALE)
+    with pytest.raises(ez.AnnotationError, match="held constant"):
+        ez.hessian(rosenbrock, X, ez.Duplicated(SCALE, np.zeros_like(SCALE)))
+
+
+def test_the_other_arguments_as_const_are_held_constant_too():
+    np.testing.assert_array_equal(
+        ez.hessian(rosenbrock, X, ez.Const(SCALE)), ez.hessian(rosenbrock, X, SCALE)
+    )
 
 
 @numba.njit
