@@ -366,8 +366,15 @@ def _primal(f: Any, reverse: bool, kinds: tuple[str, ...]) -> Any:
 def _nestable(dispatcher: Any, argtypes: tuple, acts: list, pointee: list) -> tuple[str, str]:
     """The IR (text, entry name) of a reverse derivative's twin for nested differentiation:
     the same derivative on the nestable tape runtime."""
-    module, symbol, _, _ = primal_module(dispatcher, argtypes)
-    result = llvm_passes.reverse(module, symbol, acts, pointee=pointee, nestable=True)
+    module, symbol, _, restype = primal_module(dispatcher, argtypes)
+    result = llvm_passes.reverse(
+        module,
+        symbol,
+        acts,
+        pointee=pointee,
+        nestable=True,
+        reverse_failed=link.reverse_failed(argtypes, restype),
+    )
     return result.module_text, result.fn_name
 
 
@@ -393,6 +400,7 @@ def _synthesizer(
         width=width,
         tape_bytes=_TAPE_BYTES_SYMBOL,
         out_of_memory=link.out_of_memory(argtypes, restype),  # raising MemoryError
+        reverse_failed=link.reverse_failed(argtypes, restype),  # raising a rule's exception
         split=how.split,
         unmodified=(
             unmodified

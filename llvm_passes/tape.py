@@ -2,10 +2,11 @@
 its reverse sweep. Values are pushed in the forward sweep and popped in exactly the reverse
 order, so calls, loops and branches need no bookkeeping beyond pushing.
 
-Layout: `{ ptr data, i64 size, i64 capacity, ptr escape }` (bytes). The runtime is a few
-small IR functions added to a module on first use: push (with a capacity check), reserve and
-push into reserved room (loops that know their trip count), pop, and the storage's release —
-freed, or kept in a per-derivative cell for the next call (take/keep), until dropped.
+Layout: `{ ptr data, i64 size, i64 capacity, ptr escape, i64 failure }` (bytes). The
+runtime is a few small IR functions added to a module on first use: push (with a capacity
+check), reserve and push into reserved room (loops that know their trip count), pop, and the
+storage's release — freed, or kept in a per-derivative cell for the next call (take/keep),
+until dropped.
 
 Memory that cannot be had during a forward sweep (the tape's own, or what the sweep
 allocates for its reverse sweep) ends the sweep: `escape` frees the tape's storage and jumps
@@ -13,6 +14,11 @@ back (`longjmp`) to the entry that started the sweep, whose `escape` record (`ES
 a `jmp_buf`, then a log of what the sweep allocated and how to release it, whose storage is
 kept between calls like the tape's) `unwind` releases. Without a record (`escape` null) the
 process aborts.
+
+A reverse sweep cannot stop, but a function rule's reverse (`rules.FunctionRule`) may fail:
+it reports what its caller needs to raise the failure in `failure` (`fail`), which the entry
+that ran the sweep reads afterwards (0: none). (Function rules are refused in parallel
+chunks, whose tapes are their own.)
 
 A derivative that is itself differentiated (nested differentiation) runs on the nestable
 runtime instead (`ensure_runtime(nestable=True)`): the same functions over storage that never
@@ -26,7 +32,8 @@ from .ir.builder import Builder
 from .ir.types import size_in_bytes, struct
 from .ir.values import const
 
-TAPE_TYPE = struct(PTR, I64, I64, PTR)
+TAPE_TYPE = struct(PTR, I64, I64, PTR, I64)
+TAPE_BYTES = size_in_bytes(TAPE_TYPE)
 PUSH, POP, FREE = "enzpy.tape.push", "enzpy.tape.pop", "enzpy.tape.free"
 TAKE, KEEP, DROP = "enzpy.tape.take", "enzpy.tape.keep", "enzpy.tape.drop"
 RESERVE, PUSH_RESERVED = "enzpy.tape.reserve", "enzpy.tape.push.reserved"
@@ -46,6 +53,7 @@ _JMP_BUF = 1024  # bytes kept for a jmp_buf (glibc: 200 on x86-64, 312 on aarch6
 ESCAPE_TYPE = Type("array", elems=(I64,), count=(_JMP_BUF + 24) // 8)
 ESCAPE_AT = 24  # byte offset of the tape's escape field: its forward sweep's record, if any
 ESCAPED = "inttoptr (i64 -1 to ptr)"  # the escape field of a tape whose sweep escaped
+FAILURE_AT = 32  # byte offset of the tape's failure field: what its reverse sweep reported
 
 # pushing, the same in both runtimes (`reserve` makes the room; `grow`, out of line, each
 # runtime's own)
@@ -345,7 +353,7 @@ scan:
   br i1 %more, label %look, label %none
 
 look:
-  %at = mul i64 %c, 32
+  %at = mul i64 %c, {TAPE_BYTES}
   %escape.p = getelementptr inbounds i8, ptr %tapes, i64 %at
   %escape.q = getelementptr inbounds i8, ptr %escape.p, i64 {ESCAPE_AT}
   %escape = load ptr, ptr %escape.q, align 8
@@ -359,7 +367,7 @@ release:
   br i1 %left, label %free, label %out
 
 free:
-  %at.k = mul i64 %k, 32
+  %at.k = mul i64 %k, {TAPE_BYTES}
   %chunk = getelementptr inbounds i8, ptr %tapes, i64 %at.k
   %data = load ptr, ptr %chunk, align 8
   call void @free(ptr %data)
@@ -615,6 +623,12 @@ def _move(b: Builder, tape: Value, nbytes: Value, op: str) -> Value:
     b.store(moved, size_p, 8)
     data = b.load(PTR, tape, 8, "tape.data")
     return b.gep(I8, data, size if op == "add" else moved, hint="tape.room")
+
+
+def fail(b: Builder, tape: Value, failure: Value) -> None:
+    """Report `failure` (a non-null pointer) on the tape: its reverse sweep failed. (Kept as
+    an integer: a derivative differentiated again has no derivative to give it.)"""
+    b.store(b.cast("ptrtoint", failure, I64), b.gep(I8, tape, const(I64, FAILURE_AT)), 8)
 
 
 def pop(b: Builder, tape: Value, t: Type, hint: str) -> Value:

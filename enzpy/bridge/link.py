@@ -22,6 +22,7 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import extents_may_overlap, get_array_memory_extents
 
+from llvm_passes import tape
 from llvm_passes.ir import PTR, GlobalRef, Module, Value, parse_module
 
 from ..errors import EnzpyError
@@ -46,7 +47,7 @@ _addresses: dict[int, tuple[str, EntryPoint]] = {}
 # build the IR of its nestable twin (reverse mode) and the name the twin's entry takes
 _texts: dict[str, str] = {}
 _nestable: dict[str, tuple[Callable[[], tuple[str, str]], str]] = {}
-TAPE_BYTES = 32  # { ptr data, i64 size, i64 capacity, ptr escape }: llvm_passes.tape.TAPE_TYPE
+TAPE_BYTES = tape.TAPE_BYTES  # the header: llvm_passes.tape.TAPE_TYPE
 _cache: dict[Any, dict[str, DerivativeDriver]] = {}  # per module and call shapes
 _cache_lock = threading.Lock()
 
@@ -203,6 +204,28 @@ def out_of_memory(argtypes: Sequence[types.Type], restype: types.Type) -> str:
     )
     builder.store(ctx.get_python_api(builder).serialize_object(exc), fn.args[1])
     builder.ret(RETCODE_USEREXC)
+    return str(llvm.parse_assembly(str(mod)))  # as LLVM prints it (opaque pointers)
+
+
+def reverse_failed(argtypes: Sequence[types.Type], restype: types.Type) -> str:
+    """IR of a function with the parameters of the primal for `argtypes`, then an integer,
+    giving the status of a reverse sweep (`llvm_passes.reverse`'s `reverse_failed`): 0 for
+    0, else that of the exception a rule's reverse raised, the integer being the address of
+    its exception info (Numba's calling convention)."""
+    ctx = target_context()
+    mod = ir.Module()
+    fnty = ctx.call_conv.get_function_type(restype, tuple(argtypes))
+    fnty = ir.FunctionType(fnty.return_type, [*fnty.args, ir.IntType(64)])
+    # (named by its type: nested derivatives of other primals link theirs into one module)
+    tag = hashlib.sha1(str(fnty).encode()).hexdigest()[:16]
+    fn = ir.Function(mod, fnty, f"enzpy.reverse_failed.{tag}")
+    fn.linkage = "internal"
+    builder = ir.IRBuilder(fn.append_basic_block())
+    failure = fn.args[-1]
+    failed = builder.icmp_unsigned("!=", failure, ir.Constant(failure.type, 0))
+    with builder.if_then(failed):
+        builder.store(builder.inttoptr(failure, ir.PointerType(excinfo_t)), fn.args[1])
+    builder.ret(builder.select(failed, RETCODE_USEREXC, ir.Constant(ir.IntType(32), 0)))
     return str(llvm.parse_assembly(str(mod)))  # as LLVM prints it (opaque pointers)
 
 
@@ -472,7 +495,7 @@ def _make_codegen(
             else:
                 shadows.extend([ir.Constant(i8p, None)] * width)
         tys = [v.type for v in (*shadows, *tape)]
-        status_returned = ep.returns in ("forward", "reverse", "augment")
+        status_returned = ep.returns != "nothing"
         fnty = ir.FunctionType(
             primal_fnty.return_type if status_returned else ir.VoidType(),
             list(primal_fnty.args) + tys,

@@ -49,7 +49,7 @@ from llvm_passes.ir import (
 )
 from llvm_passes.ir.builder import Builder, Namer
 from llvm_passes.ir.values import const
-from llvm_passes.tape import pop, push
+from llvm_passes.tape import fail, pop, push
 
 from ..rules import RuleError, Rules, dispatcher_of, implementation, ruled, rules_of
 from . import abi, capture
@@ -366,6 +366,7 @@ class _Call:
             )
         n, lanes = len(self.kinds), range(width)
         array = self.result == "arrays"
+        cotangents = [f"dy{lane}" for lane in lanes] if self.result != "none" else ["dy"]
         # the tape holds a reference to each array argument, as the reverse rule reads it:
         # a temporary freed after the call would hold other data by then
         held = "".join(f"a{k}, " for k, t in enumerate(self.argtypes) if abi.has_arrays(t))
@@ -382,6 +383,13 @@ class _Call:
         )
         self.expect(aug_rt.types[0], "augmented", self.restype, "a result of type")
         saved = aug_rt.types[1]
+        shadows = cotangents if array else ["dy"]  # (the tape's result shadows, or None)
+        release, _ = self.glue(
+            "release",
+            ["s", *shadows],
+            ["_release(s)", *(f"_release({c})" for c in shadows if array), "return None"],
+            [saved, *((self.restype,) * width if array else (types.none,))],
+        )
         kept = [saved, *(self.restype for _ in lanes)] if array else [saved]  # on the tape
         dy = self.result != "none"
         dup = [k for k in range(n) if self.active(k, pattern)]
@@ -396,7 +404,6 @@ class _Call:
             cotangent = f"dy{lane}" if dy else "None"
             return f"r{lane} = _rule(s[0], {cotangent}, {self.rule_args(shadows)})"
 
-        cotangents = [f"dy{lane}" for lane in lanes] if dy else ["dy"]
         rev, rev_rt = self.glue(
             "reverse",
             ["s", *cotangents, *(f"a{k}" for k in range(n))]
@@ -425,16 +432,9 @@ class _Call:
                 f"the reverse rule of {self.what} returns {one}: it returns the adjoints "
                 f"of the float arguments ({names}), a tuple of {len(floats)} floats"
             )
-        shadows = cotangents if array else ["dy"]  # (the tape's result shadows, or None)
-        release, _ = self.glue(
-            "release",
-            ["s", *shadows],
-            ["_release(s)", *(f"_release({c})" for c in shadows if array), "return None"],
-            [saved, *((self.restype,) * width if array else (types.none,))],
-        )
         return (
             self._augmented(module, fn, pattern, aug, aug_rt, width),
-            self._reverse(module, fn, pattern, rev, rev_rt, kept, arrays, floats, width),
+            self._reverse(module, fn, pattern, (rev, release), rev_rt, kept, arrays, floats, width),
             self._release(module, fn, pattern, release, kept, width),
         )
 
@@ -462,11 +462,18 @@ class _Call:
         leaf_types = [leaf for t in kept for leaf in _leaf_types(_llvm_type(t))]
         return status, [pop(w.b, w.tape, t, "kept") for t in reversed(leaf_types)][::-1]
 
-    def _reverse(self, module, fn, pattern, glue, rt, kept, arrays, floats, width) -> str:
+    def released(self, popped: list[Value]) -> list[Value]:
+        """The release glue's arguments: what the augmented wrapper pushed, then None for
+        the result's shadows when it has none."""
+        return popped if self.result == "arrays" else [*popped, Constant(PTR, "null")]
+
+    def _reverse(self, module, fn, pattern, glues, rt, kept, arrays, floats, width) -> str:
+        """`glues`: the reverse glue, and the release glue, called if the other raises."""
         w = _Wrapper(module, fn, pattern, "revrule", forward=False, width=width)
         b = w.b
-        status, leaves = self.popped(w, kept)  # (saved, then each lane's result shadow)
+        status, popped = self.popped(w, kept)  # (saved, then each lane's result shadow)
         w.if_ok(status)
+        leaves = popped
         if self.result == "value":
             ty = _llvm_type(self.restype)
             for shadows in w.lanes:  # each lane's cotangent, taken from its return shadow
@@ -485,7 +492,7 @@ class _Call:
             for lane in range(width)
             for v in self.flat_shadow(k, w.params, w.lanes[lane])
         ]
-        out, _ = w.call(glue, rt, flat)
+        out = w.call_reporting(glues[0], rt, flat, (glues[1], self.released(popped)))
         for lane, shadows in enumerate(w.lanes if floats else ()):
             adjoints = b.extractvalue(out, lane, hint="adj")
             for j, k in enumerate(floats):
@@ -503,9 +510,7 @@ class _Call:
         w = _Wrapper(module, fn, pattern, "relrule", forward=False, width=width)
         status, leaves = self.popped(w, kept)
         w.if_ok(status)
-        if self.result != "arrays":
-            leaves = leaves + [Constant(PTR, "null")]
-        w.call(glue, types.none, leaves)
+        w.call(glue, types.none, self.released(leaves))
         return w.finish(None)
 
 
@@ -544,13 +549,39 @@ class _Wrapper:
         self.fn.blocks.append(Block("entry"))
         self.b = Builder(module, Namer(self.fn), self.fn.blocks[0])
 
-    def call(self, glue: str, rt: types.Type, args: list[Value]) -> tuple[Value, Value]:
-        """Call a glue function (Numba's convention); its loaded result and its status."""
+    def call(
+        self, glue: str, rt: types.Type, args: list[Value], excinfo: Value | None = None
+    ) -> tuple[Value, Value]:
+        """Call a glue function (Numba's convention; `excinfo`: where an exception's info
+        goes, by default the primal's); its loaded result and its status."""
         b = self.b
         ty = _llvm_type(rt)
         slot = b.alloca(ty, hint="out")
-        status = b.call(glue, [slot, self.params[1], *args], I32, "status")
+        excinfo = self.params[1] if excinfo is None else excinfo
+        status = b.call(glue, [slot, excinfo, *args], I32, "status")
         return b.load(ty, slot, hint="out"), status
+
+    def call_reporting(
+        self, glue: str, rt: types.Type, args: list[Value], otherwise: tuple[str, list[Value]]
+    ) -> Value:
+        """Call a glue function from a reverse sweep, which cannot stop: an exception it
+        raises is reported on the tape (`tape.fail`), for the entry to raise afterwards,
+        and the glue function `otherwise` (name, arguments) called instead (what the
+        other would have released)."""
+        b = self.b
+        excinfo = b.alloca(PTR, hint="excinfo")  # (the primal's may be gone by now)
+        b.store(Constant(PTR, "null"), excinfo)
+        out, status = self.call(glue, rt, args, excinfo)
+        ok, failed = Block("called"), Block("raised")
+        self.fn.blocks.extend([failed, ok])
+        nonzero = b.icmp("ne", status, const(I32, 0), "nonzero")
+        b.insert(Instruction("br", operands=[nonzero], labels=[failed.name, ok.name]))
+        b.position_at_end(failed)
+        fail(b, self.tape, b.load(PTR, excinfo, hint="failure"))
+        self.call(otherwise[0], types.none, otherwise[1])
+        b.insert(Instruction("br", labels=[ok.name]))
+        b.position_at_end(ok)
+        return out
 
     def if_ok(self, status: Value) -> None:
         """Continue in a block reached when `status` is 0; the other path returns."""

@@ -73,6 +73,7 @@ def reverse(
     distinct: frozenset[int] = frozenset(),
     pointee: Sequence[Type | None] | None = None,
     out_of_memory: str | None = None,
+    reverse_failed: str | None = None,
     nestable: bool = False,
     width: int = 1,
 ) -> ReverseResult:
@@ -103,6 +104,13 @@ def reverse(
     a forward sweep release what it allocated and return what that function returns; without
     it, the process aborts.
 
+    `reverse_failed`: IR text defining a function with the parameters of `fn_name` and then
+    an i64, returning `fn_name`'s return type: the status of a reverse sweep given the
+    pointer a function rule's reverse reported when it failed (`tape.fail`, as an integer;
+    0: nothing failed).
+    With it, `diffe_<f>` returns that status when the reverse sweep failed, and
+    `reverse_<f>` returns it always; without it, failures are not looked at.
+
     `nestable` (combined mode): a derivative for nested differentiation, whose IR is
     linked into a function that is differentiated again: `diffe_<f>` on the nestable tape
     runtime (see `tape.py`), without `distinct` assumptions, out-of-memory function or
@@ -114,11 +122,7 @@ def reverse(
     ensure_runtime(module, nestable)
     if nestable:
         distinct, out_of_memory, tape_bytes = frozenset(), None, None
-    oom = None
-    if out_of_memory is not None:
-        hook = parse_module(out_of_memory)
-        module.merge(hook)
-        oom = next(f.name for f in hook.functions.values() if not f.is_declaration)
+    oom, failed = _hook(module, out_of_memory), _hook(module, reverse_failed)
     # a recursive function's own calls run the same derivative: no assumption of the root's
     # (memory nothing writes after the call, arrays apart) holds for them
     whole_call = (not split or bool(unmodified)) and not recursive(module, fn)
@@ -141,7 +145,7 @@ def reverse(
     )
     pattern = tuple(a.active for a in activities)
     aug, rev = synth.derive(fn, pattern)
-    entries = Entries(module, fn, pattern, tape_bytes, oom, width)
+    entries = Entries(module, fn, pattern, tape_bytes, oom, width, failed)
     aliased = None
     names: tuple[str, ...]
     if split:
@@ -164,6 +168,15 @@ def reverse(
         aliased,
         entries.drop_tapes(),
     )
+
+
+def _hook(module: Module, text: str | None) -> str | None:
+    """The name of the function `text` defines, merged into `module` (None: no text)."""
+    if text is None:
+        return None
+    hook = parse_module(text)
+    module.merge(hook)
+    return next(f.name for f in hook.functions.values() if not f.is_declaration)
 
 
 Key = tuple[str, tuple[bool, ...]]

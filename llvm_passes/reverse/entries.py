@@ -3,7 +3,8 @@ tape), `augment_<f>` / `reverse_<f>` / `release_<f>` (split: a caller-owned tape
 `drop_tapes_<f>` (frees what the cells keep). Both modes keep a tape's storage in a cell
 between calls: a derivative called again finds its room, without fresh pages to fault in.
 Each takes the primal's arguments, then one shadow per active one (`width` in a row in batch
-mode)."""
+mode). With a `reverse_failed` function, the entries that run a reverse sweep return what it
+returns for a failure the sweep reported on its tape (`tape.fail`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from ..tape import (
     ESCAPE_AT,
     ESCAPE_TYPE,
     ESCAPED,
+    FAILURE_AT,
     FORGET,
     FREE,
     KEEP,
@@ -54,9 +56,10 @@ class Entries:
         tape_bytes: str | None,
         out_of_memory: str | None,
         width: int = 1,
+        reverse_failed: str | None = None,
     ) -> None:
         self.module, self.fn, self.tape_bytes = module, fn, tape_bytes
-        self.out_of_memory = out_of_memory
+        self.out_of_memory, self.reverse_failed = out_of_memory, reverse_failed
         self.cells: list[GlobalRef] = []  # where the combined entries keep tape storage
         self.args = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
         lanes = [""] if width == 1 else [f".{lane}" for lane in range(width)]
@@ -140,8 +143,9 @@ class Entries:
         cell = self._cell(f"enzpy.tape.cell.{self.fn.name}{suffix}")
         tape = b.alloca(TAPE_TYPE, 8, "tape")
         b.call(TAKE, [tape, cell], VOID)
-        r = self._forward_sweep(b, aug, tape)
-        self._reverse_sweep(b, rev, tape)
+        n = len(self.args) + len(self.shadows)
+        primal = self._forward_sweep(b, aug, tape)
+        r = self._reverse_sweep(b, rev, tape, primal, self.params[n:])
         b.call(KEEP, [tape, cell], VOID)
         self._ret(b, r)
         return name
@@ -155,15 +159,34 @@ class Entries:
         tape = b.alloca(TAPE_TYPE, 8, "tape")
         b.store(Builder.zero(TAPE_TYPE), tape, 8)
         n = len(self.args) + len(self.shadows)
-        r = b.call(aug, [*self.params[:n], tape], self.fn.ret_type, "primal")
-        self._reverse_sweep(b, rev, tape)
+        primal = b.call(aug, [*self.params[:n], tape], self.fn.ret_type, "primal")
+        r = self._reverse_sweep(b, rev, tape, primal, self.params[n:])
         b.call(FREE, [tape], VOID)
         self._ret(b, r)
         return name
 
-    def _reverse_sweep(self, b: Builder, rev: str, tape: Value) -> None:
+    def _reverse_sweep(
+        self, b: Builder, rev: str, tape: Value, r: Value | None, drets: Sequence[Value] = ()
+    ) -> Value | None:
+        """Call the reverse sweep (the return's cotangents `drets`); `r`, or what
+        `reverse_failed` returns for the failure the sweep reported (always, for `r` None)."""
         n = len(self.args) + len(self.shadows)
-        b.call(rev, [*self.params[:n], tape, *self.params[n:]], VOID)
+        where = b.gep(I8, tape, const(I64, FAILURE_AT))
+        b.store(const(I64, 0), where, 8)
+        b.call(rev, [*self.params[:n], tape, *drets], VOID)
+        if self.reverse_failed is None:
+            return r
+        failure = b.load(I64, where, 8, "failure")
+        if r is None:
+            return self._status(b, failure)
+        failed = b.icmp("ne", failure, const(I64, 0))
+        return b.select(failed, self._status(b, failure), r)
+
+    def _status(self, b: Builder, failure: Value) -> Value:
+        """What `reverse_failed` returns for `failure` (0: none)."""
+        assert self.reverse_failed is not None
+        args = [*self.params[: len(self.args)], failure]
+        return b.call(self.reverse_failed, args, self.fn.ret_type, "status")
 
     def drop_tapes(self) -> str | None:
         """`i64 drop_tapes_<f>()`: free the storage the entries keep; its bytes."""
@@ -194,18 +217,27 @@ class Entries:
 
     def finish(self, kind: str, sweep: str) -> str:
         """`reverse_<f>` / `release_<f>`: run `sweep` on the tape, then keep its storage for
-        the next `augment` (after `augment`)."""
+        the next `augment` (after `augment`). With `reverse_failed`, `reverse_<f>` returns
+        what it returns for the failure the sweep reported, or for none (0)."""
         name = f"{kind}_{self.fn.name}"
+        status = kind == "reverse" and self.reverse_failed is not None
         dret = self.dret if kind == "reverse" else []
-        b = self._begin(name, VOID, [Argument(PTR, "tape", "", 0), *dret])
-        tape = self.params[len(self.args) + len(self.shadows)]
+        b = self._begin(
+            name, self.fn.ret_type if status else VOID, [Argument(PTR, "tape", "", 0), *dret]
+        )
+        n = len(self.args) + len(self.shadows)
+        tape = self.params[n]
         escape = b.load(PTR, b.gep(I8, tape, const(I64, ESCAPE_AT)), 8, "escape")
         escaped = b.icmp("eq", escape, Constant(PTR, ESCAPED))  # nothing left to sweep
         done, run = self._branch(b, escaped, "escaped", "sweep")
         b.position_at_end(done)
-        self._ret(b, None)
+        self._ret(b, self._status(b, const(I64, 0)) if status else None)
         b.position_at_end(run)
-        b.call(sweep, self.params, VOID)
+        r = None
+        if kind == "reverse":
+            r = self._reverse_sweep(b, sweep, tape, None, self.params[n + 1 :])
+        else:
+            b.call(sweep, self.params, VOID)
         b.call(KEEP, [tape, self.split_cell], VOID)
-        self._ret(b, None)
+        self._ret(b, r)
         return name

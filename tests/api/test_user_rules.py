@@ -447,3 +447,68 @@ def test_an_exception_raised_by_a_rule_reaches_the_caller():
     with pytest.raises(ValueError, match="negative input"):
         ez.autodiff(ez.Forward, checked, ez.Duplicated(-1.0, 1.0))
     assert ez.autodiff(ez.Forward, checked, ez.Duplicated(4.0, 1.0)) == pytest.approx(0.25)
+
+
+# ---- a reverse rule that raises: the exception reaches the caller, whatever the mode --------
+
+
+@ez.enzyme_jit
+def scale(x, s):
+    return x * s
+
+
+@ez.augmented_rule(scale)
+def scale_aug(x, s):
+    return x * s, x.copy()
+
+
+@ez.reverse_rule(scale)
+def scale_rev(saved, dy, x, dx, s):
+    if s < 0:
+        raise ValueError("negative scale")
+    dx += dy * s
+    return ((dy * saved).sum(),)
+
+
+@ez.enzyme_jit
+def scaled_energy(x, s):
+    return (scale(x, s) ** 2).sum()
+
+
+@numba.njit
+def scaled_energy_gradient(x, s):
+    dx = np.zeros_like(x)
+    (_, ds), _ = ez.autodiff(
+        ez.ReverseWithPrimal, scaled_energy, ez.Active, ez.Duplicated(x, dx), ez.Active(s)
+    )
+    return dx, ds
+
+
+def _split_gradient(x, s):
+    dx = np.zeros_like(x)
+    fwd, rev = ez.autodiff_thunk(
+        ez.ReverseSplitNoPrimal, scaled_energy, ez.Active, ez.Duplicated(x, dx), ez.Active(s)
+    )
+    tape, _, _ = fwd(ez.Duplicated(x, dx), ez.Active(s))
+    _, ds = rev(ez.Duplicated(x, dx), ez.Active(s), 1.0, tape)
+    return dx, ds
+
+
+_SCALED_GRADIENTS = {
+    "combined": lambda x, s: ez.gradient(ez.Reverse, scaled_energy, x, s),
+    "split": _split_gradient,
+    "in jit": scaled_energy_gradient,
+    "batch": lambda x, s: ez.jacobian(ez.Reverse, scaled_energy, x, s),
+}
+
+
+@pytest.mark.parametrize("how", list(_SCALED_GRADIENTS))
+def test_an_exception_raised_by_a_reverse_rule_reaches_the_caller(how):
+    gradient = _SCALED_GRADIENTS[how]
+    x = np.array([0.5, -1.0, 2.0])
+    for _ in range(2):  # (the tape's storage, kept after a failure, serves the next call)
+        dx, ds = gradient(x, 0.7)  # energy s² |x|²
+        np.testing.assert_allclose(dx, 2 * 0.7**2 * x, rtol=1e-12)
+        assert ds == pytest.approx(2 * 0.7 * (x @ x), rel=1e-12)
+        with pytest.raises(ValueError, match="negative scale"):
+            gradient(x, -0.7)
