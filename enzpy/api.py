@@ -13,7 +13,7 @@ from numba.core.errors import NumbaError
 
 from . import gradients, inside
 from .annotations import Active, Annotation, BatchDuplicated
-from .derivatives import derivative
+from .derivatives import derivative, written_arguments
 from .errors import AnnotationError
 from .gradients import Value
 from .inside import MISS, Fallback, PythonEntry
@@ -340,8 +340,17 @@ def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[
     check_function(f)
     if len(primals) != len(tangents):
         raise AnnotationError(f"{len(primals)} primals but {len(tangents)} tangents")
+    written = written_arguments(
+        f.dispatcher, tuple(value_type(k, p) for k, p in enumerate(primals))
+    )
     values = tuple(
-        Value(f"primals[{k}]", isinstance(p, np.ndarray), type(p), t is not None)
+        Value(
+            f"primals[{k}]",
+            isinstance(p, np.ndarray),
+            type(p),
+            t is not None,
+            written is None or k in written,
+        )
         for k, (p, t) in enumerate(zip(primals, tangents, strict=True))
     )
     given = tangents
@@ -426,14 +435,17 @@ def _differentiable(
     annotated), and their values."""
     check_function(f)
     plain = [a.val if isinstance(a, Annotation) else a for a in args]
+    argtypes = tuple(value_type(k, v) for k, v in enumerate(plain))
+    written = written_arguments(f.dispatcher, argtypes)
     values = tuple(
         Value(
             f"{name}[{k}]{'.val' if unwrap and isinstance(a, Annotation) else ''}",
             isinstance(v, np.ndarray),
             type(v),
-            differentiated(k, type(a) if isinstance(a, Annotation) else None, value_type(k, v)),
+            differentiated(k, type(a) if isinstance(a, Annotation) else None, t),
+            written is None or k in written,
         )
-        for k, (a, v) in enumerate(zip(args, plain, strict=True))
+        for k, (a, v, t) in enumerate(zip(args, plain, argtypes, strict=True))
     )
     return values, plain
 

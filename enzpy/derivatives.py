@@ -24,6 +24,7 @@ import numpy as np
 from numba.core.errors import NumbaDebugInfoWarning
 
 import llvm_passes
+from llvm_passes.analysis import readonly
 from llvm_passes.ir import Module, parse_module, parse_type_text
 from llvm_passes.rules.parallel import PARALLEL_FOR
 from llvm_passes.transforms.sign_tests import fold_sign_tests
@@ -41,7 +42,7 @@ from .bridge.parfors import (
 )
 from .bridge.powers import powers_as_intrinsics
 from .bridge.refcounts import drop_argument_refcounts
-from .errors import AnnotationError, DroppedDerivativeWarning, NoDerivativeError
+from .errors import AnnotationError, DroppedDerivativeWarning, EnzpyError, NoDerivativeError
 from .modes import Mode
 from .rules import rules_of
 
@@ -108,6 +109,30 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     drop_argument_refcounts(root, [a.position for a in flat if a.role == "meminfo"])
     fold_sign_tests(root, frozenset(a.position for a in flat if a.role in _SIZE_ROLES))
     return module, symbol, library, signature.return_type
+
+
+_written: dict[tuple, frozenset[int] | None] = {}
+
+
+def written_arguments(dispatcher: Any, argtypes: tuple) -> frozenset[int] | None:
+    """The positions of the arguments whose memory `dispatcher`'s function for `argtypes`
+    may write (None: unknown, as for a function with rules)."""
+    key = (dispatcher, argtypes)
+    if key not in _written:
+        _written[key] = None
+        if rules_of(dispatcher) is None:
+            try:
+                module, symbol, _, _ = primal_module(dispatcher, argtypes)
+            except EnzpyError:  # (it is raised again where the derivative is built)
+                return None
+            at = readonly.written_arguments(module, module.functions[symbol], sure=True)
+            layout = bridge.abi.argument_layout(argtypes)
+            _written[key] = (
+                None
+                if at is None
+                else frozenset(k for k, g in enumerate(layout) if any(a.position in at for a in g))
+            )
+    return _written[key]
 
 
 def _inlined_into(module: Module, root: str, linked: set[str]) -> Module:
@@ -421,6 +446,7 @@ def clear_cache() -> None:
     """Forget every derivative built (freeing the tape storage they keep)."""
     release_tapes()
     _cache.clear()
+    _written.clear()
 
 
 def release_tapes() -> int:

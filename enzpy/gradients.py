@@ -1,4 +1,5 @@
-"""`gradient`, `jvp` and `vjp`: calls of `autodiff` on copies of the arguments.
+"""`gradient`, `jvp` and `vjp`: calls of `autodiff` on copies of the arguments the function
+may write.
 
 Each is written once, as generated source over a description of its arguments (`Value`),
 and runs in two places: from Python (`python`, on values) and inside jitted code (the
@@ -23,13 +24,14 @@ from .source import Source, tuple_source
 class Value:
     """One argument as the generated source sees it: the expression that reads it, whether
     it is an array, what makes a float of its type (the Python type from Python, the Numba
-    type in jitted code), and whether it is differentiated (`gradient`, `vjp`) or carries a
-    tangent (`jvp`)."""
+    type in jitted code), whether it is differentiated (`gradient`, `vjp`) or carries a
+    tangent (`jvp`), and whether the function may write it (then it runs on a copy)."""
 
     src: str
     array: bool
     cast: Any
     diff: bool
+    written: bool = True
 
 
 def gradient(reverse: bool, values: Sequence[Value]) -> Source:
@@ -132,8 +134,8 @@ def _forward_gradient(src: Source, values: Sequence[Value], k: int) -> str:
 
 
 def copy_source(v: Value) -> str:
-    """The source of a copy of `v` (arrays are copied; scalars are values)."""
-    return f"{v.src}.copy()" if v.array else v.src
+    """The source of `v` safe from the function: a copy of an array it may write."""
+    return f"{v.src}.copy()" if v.array and v.written else v.src
 
 
 def _dup(src: Source, v: Value, shadow: str) -> str:

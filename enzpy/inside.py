@@ -38,7 +38,7 @@ from .annotations import SHADOWED, Active, Annotation, BatchDuplicated, Const, D
 from .bridge import descriptors
 from .bridge.by_address import by_address
 from .bridge.link import DerivativeDriver, TwinNeeded, finish, njit_glue
-from .derivatives import derivative
+from .derivatives import derivative, written_arguments
 from .errors import AnnotationError, ShadowError
 from .jit import EnzymeJit, from_dispatcher
 from .modes import Mode
@@ -325,40 +325,52 @@ def _gradient_impl(
     """`gradient` in jitted code (`gradients.gradient`)."""
     m, fn = _mode_and_function(mode, f)
     check_arity(fn, len(args))
-    values = _differentiable([_arg(k, ty, f"args[{k}]") for k, ty in enumerate(args)])
+    values = _differentiable(fn, [_arg(k, ty, f"args[{k}]") for k, ty in enumerate(args)])
     return gradients.gradient(m.reverse, values).function("mode, f, *args", _autodiff=autodiff)
 
 
 def _jvp_impl(autodiff: Callable[..., Any], f: types.Type, primals: Any, tangents: Any) -> Any:
     """`jvp` in jitted code (`gradients.jvp`)."""
-    check_arity(_function(f), len(primals))
+    fn = _function(f)
+    check_arity(fn, len(primals))
     if len(tangents) != len(primals):
         raise AnnotationError(f"{len(primals)} primals but {len(tangents)} tangents")
-    values = []
-    for k, (p, t) in enumerate(zip(primals, tangents, strict=True)):
-        a = _arg(k, p, f"primals[{k}]")
-        values.append(_value(a, not isinstance(t, types.NoneType)))
+    argv = [_arg(k, p, f"primals[{k}]") for k, p in enumerate(primals)]
+    written = _written(fn, argv)
+    values = [
+        _value(k, a, not isinstance(t, types.NoneType), written)
+        for k, (a, t) in enumerate(zip(argv, tangents, strict=True))
+    ]
     reads = [f"tangents[{k}]" for k in range(len(values))]
     return gradients.jvp(values, reads).function("f, primals, tangents", _autodiff=autodiff)
 
 
 def _vjp_impl(autodiff: Callable[..., Any], f: types.Type, primals: Any, cotangent: Any) -> Any:
     """`vjp` in jitted code (`gradients.vjp`)."""
-    check_arity(_function(f), len(primals))
-    values = _differentiable([_arg(k, ty, f"primals[{k}]") for k, ty in enumerate(primals)])
+    fn = _function(f)
+    check_arity(fn, len(primals))
+    values = _differentiable(fn, [_arg(k, ty, f"primals[{k}]") for k, ty in enumerate(primals)])
     return gradients.vjp(values).function("f, primals, cotangent=1.0", _autodiff=autodiff)
 
 
-def _differentiable(argv: list[Arg]) -> list[gradients.Value]:
-    """The arguments described for `gradients` (which are differentiated:
+def _differentiable(fn: EnzymeJit, argv: list[Arg]) -> list[gradients.Value]:
+    """The arguments of `fn` described for `gradients` (which are differentiated:
     `shadows.differentiated`)."""
+    written = _written(fn, argv)
     return [
-        _value(a, differentiated(k, None if a.plain else a.cls, a.val)) for k, a in enumerate(argv)
+        _value(k, a, differentiated(k, None if a.plain else a.cls, a.val), written)
+        for k, a in enumerate(argv)
     ]
 
 
-def _value(a: Arg, diff: bool) -> gradients.Value:
-    return gradients.Value(a.val_src, isinstance(a.val, types.Array), a.val, diff)
+def _written(fn: EnzymeJit, argv: list[Arg]) -> frozenset[int] | None:
+    """The arguments `fn` may write (None: unknown)."""
+    return written_arguments(fn.dispatcher, tuple(a.val for a in argv))
+
+
+def _value(k: int, a: Arg, diff: bool, written: frozenset[int] | None) -> gradients.Value:
+    may_write = written is None or k in written
+    return gradients.Value(a.val_src, isinstance(a.val, types.Array), a.val, diff, may_write)
 
 
 def register(

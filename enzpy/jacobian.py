@@ -134,7 +134,7 @@ def _jacobian_impl(mode, f, *args):  # no annotations: Numba compares signatures
     _check_mode(m)
     argv = [_arg(k, ty, f"args[{k}]") for k, ty in enumerate(args)]
     restype = _return_type(fn, tuple(a.val for a in argv))
-    src = _source(m.reverse, True, _differentiable_types(argv), restype, DEFAULT_CHUNK, fn)
+    src = _source(m.reverse, True, _differentiable_types(fn, argv), restype, DEFAULT_CHUNK, fn)
     return src.function("mode, f, *args", _autodiff=autodiff)
 
 

@@ -128,12 +128,18 @@ def _writes(
     return out
 
 
-def written_arguments(module: Module, fn: Function) -> frozenset[int] | None:
-    """The parameters of `fn` whose memory it may write; None when unknown."""
+def written_arguments(module: Module, fn: Function, sure: bool = False) -> frozenset[int] | None:
+    """The parameters of `fn` whose memory it may write; None when unknown. `sure`: None as
+    well when it writes through a pointer neither a parameter nor memory it allocated (one
+    loaded, say), which may address a parameter's memory (otherwise such writes are not
+    counted)."""
     writes = _writes(module, fn)
     if writes is None:
         return None
-    return frozenset(r.index for rs in writes for r in rs if isinstance(r, Argument))
+    written = [r for rs in writes for r in rs]
+    if sure and not all(isinstance(r, Argument) or _local(r) for r in written):
+        return None
+    return frozenset(r.index for r in written if isinstance(r, Argument))
 
 
 def allocations(ptr: Value) -> list[Instruction]:
