@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from .. import rules
 from ..analysis.activity import ActivityResult
+from ..analysis.increments import increments
 from ..analysis.loops import CountedLoop, Induction
 from ..analysis.partition import Border
 from ..errors import NoDerivativeError
@@ -77,6 +78,16 @@ class Reverse:
         self.lane_shadow_args: list[dict[Value, Value]] = [{} for _ in range(width)]
         self.drets: list[Argument] = []
         self.in_lane(0)
+        # stores incrementing active memory: reversed as a read of its shadow (`visit_store`),
+        # their loads and additions not at all
+        self.increments = {
+            store: inc
+            for store, inc in increments(self.module, fn).items()
+            if store.operands[1] not in act.maybe_primal
+            and is_active_float(act, inc.load)
+            and is_active_float(act, inc.add)
+        }
+        self.bypassed = {v for inc in self.increments.values() for v in (inc.load, inc.add)}
 
     def in_lane(self, lane: int) -> None:
         """Read and add the adjoints (and shadows) of lane `lane` from now on."""
@@ -445,6 +456,8 @@ class Reverse:
         if inst in self.act.callees:  # one call of the callee's reverse sweep for all lanes
             self.reverse_call(inst, primal, shadows)
             return
+        if inst in self.bypassed:
+            return
         memory = inst.opcode == "call" and self.plan.step(inst).memory
         self.kept_now = self.pop_kept(inst) if memory else []
         method = getattr(self, f"visit_{inst.opcode}", self.visit_rule)
@@ -526,12 +539,17 @@ class Reverse:
         return b.binop("and", owns, unwrapped, "owns")
 
     def visit_store(self, inst: Instruction, primal: dict, shadow: dict) -> None:
-        """adjoint(value) += d p; d p = 0 (memory without derivatives kept as it is)"""
+        """adjoint(value) += d p; d p = 0 (memory without derivatives kept as it is); an
+        increment `*p = *p ± v`: adjoint(v) ±= d p, d p as it is"""
         value, ptr = inst.operands
         if ptr not in shadow or not value.type.is_float:
             return
         dp = shadow[ptr]
         got = self.b.load(value.type, dp, inst.align, "shadow.val")
+        increment = self.increments.get(inst)
+        if increment is not None:
+            self.add_adjoint(increment.added, self.b.fneg(got) if increment.negated else got)
+            return
         zero: Value = Builder.zero(value.type)
         if ptr in self.act.maybe_primal:
             same = self.is_primal(dp, primal[ptr])
