@@ -81,6 +81,8 @@ class Instruction(Local):
         self.align: int | None = fields.pop("align", None)
         self.template: str = fields.pop("template", "")  # opaque instructions only
         self.loc: str = fields.pop("loc", "")  # "file.py:line" where known
+        # a load's or store's alias metadata (`!alias.scope !N, !noalias !M`), printed last
+        self.aliasing: str = fields.pop("aliasing", "")
         self.block: Block | None = None
         if fields:
             raise TypeError(f"unknown instruction fields {sorted(fields)}")
@@ -136,7 +138,8 @@ def _flags(i: Instruction) -> str:
 
 
 def _align(i: Instruction) -> str:
-    return f", align {i.align}" if i.align else ""
+    align = f", align {i.align}" if i.align else ""
+    return f"{align}, {i.aliasing}" if i.aliasing else align
 
 
 def _label(name: str) -> str:

@@ -17,7 +17,7 @@ cells concurrently.
 
 from __future__ import annotations
 
-from .. import rules
+from .. import rules, scopes
 from ..analysis.activity import ActivityResult
 from ..analysis.increments import increments
 from ..analysis.loops import CountedLoop, Induction
@@ -441,6 +441,8 @@ class Reverse:
                 arg_attrs=v.arg_attrs,
             )
             got = self.b.insert(copy, f"{v.label}.{'shadow' if kind == 'shadow' else 're'}")
+            if v.opcode == "load" and kind == "primal":  # loaded again
+                scopes.mark(self.module, copy, scopes.PRIMAL)
         self.block_values[key] = got
         return got
 
@@ -495,7 +497,8 @@ class Reverse:
             adj = self.b.select(self.is_primal(dp, primal[ptr]), zero, adj, "adj")
         border = self.plan.owned.get(inst)
         if border is None:  # another chunk may load the cell unless the chunk owns it
-            self.add(dp, adj, inst.align, bool(self.shared) and inst not in self.plan.owned)
+            atomic = bool(self.shared) and inst not in self.plan.owned
+            self.add(dp, adj, inst.align, atomic, ptr not in self.act.maybe_primal)
             return
         owned, shared, join = (
             Block(self.namer.fresh(f"cell.{k}")) for k in ("own", "shared", "in")
@@ -510,13 +513,19 @@ class Reverse:
             self.b.insert(Instruction("br", labels=[join.name]))
         self.b.position_at_end(join)
 
-    def add(self, ptr: Value, v: Value, align: int | None, atomic: bool = False) -> None:
-        """*ptr += v (atomically: other chunks may add into the cell)."""
+    def add(
+        self, ptr: Value, v: Value, align: int | None, atomic: bool = False, shadow: bool = False
+    ) -> None:
+        """*ptr += v (atomically: other chunks may add into the cell; `shadow`: ptr surely
+        addresses shadow memory)."""
         if atomic:
             self.b.atomic_add(ptr, v)
             return
         old = self.b.load(v.type, ptr, align, "shadow.val")
-        self.b.store(self.b.fadd(old, v, "shadow.val"), ptr, align)
+        new = self.b.store(self.b.fadd(old, v, "shadow.val"), ptr, align)
+        if shadow:
+            scopes.mark(self.module, old, scopes.SHADOW)
+            scopes.mark(self.module, new, scopes.SHADOW)
 
     def owns(self, border: Border) -> Value:
         """Whether the chunk owns the cell a load with `border` reads in this iteration."""
@@ -546,6 +555,8 @@ class Reverse:
             return
         dp = shadow[ptr]
         got = self.b.load(value.type, dp, inst.align, "shadow.val")
+        if ptr not in self.act.maybe_primal:
+            scopes.mark(self.module, got, scopes.SHADOW)
         increment = self.increments.get(inst)
         if increment is not None:
             self.add_adjoint(increment.added, self.b.fneg(got) if increment.negated else got)
@@ -557,7 +568,9 @@ class Reverse:
                 self.b.select(same, zero, got, "shadow.val"),
                 self.b.select(same, got, zero, "shadow.val"),
             )
-        self.b.store(zero, dp, inst.align)
+        zeroed = self.b.store(zero, dp, inst.align)
+        if ptr not in self.act.maybe_primal:
+            scopes.mark(self.module, zeroed, scopes.SHADOW)
         self.add_adjoint(value, got)
 
     def visit_atomicrmw(self, inst: Instruction, primal: dict, shadow: dict) -> None:
