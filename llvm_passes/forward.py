@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import rules
+from . import rules, scopes
 from .analysis.activity import Activity, ActivityResult, activity, given_outputs
 from .analysis.calls import recursive
 from .analysis.cfg import cfg
@@ -339,7 +339,7 @@ class _FunctionForward:
             self.tan[inst] = t
 
     def visit_load(self, inst: Instruction) -> None:
-        self.copy(inst)
+        scopes.mark(self.module, self.copy(inst), scopes.PRIMAL)
         if self.act.is_active(inst):
             ptr = inst.operands[0]
             shadow = self.tan[ptr]
@@ -348,11 +348,13 @@ class _FunctionForward:
                 t = self.b.select(
                     self.is_primal(shadow, ptr), Builder.zero(inst.type), t, self.hint(inst)
                 )
+            else:
+                scopes.mark(self.module, t, scopes.SHADOW)
             self.tan[inst] = t
 
     def visit_store(self, inst: Instruction) -> None:
         if store_base(inst) not in self.unneeded:
-            self.copy(inst)
+            scopes.mark(self.module, self.copy(inst), scopes.PRIMAL)
         value, ptr = inst.operands
         shadow = self.tan.get(ptr)
         if shadow is not None:  # (into memory without derivatives: the primal's store only)
@@ -363,7 +365,9 @@ class _FunctionForward:
             t = self.shadow_of(value, inst)
             if ptr in self.act.maybe_primal:  # the primal's own store, again: nothing
                 t = self.b.select(self.is_primal(shadow, ptr), value, t, "shadow.val")
-            self.b.store(t, shadow, inst.align)
+                self.b.store(t, shadow, inst.align)
+            else:
+                scopes.mark(self.module, self.b.store(t, shadow, inst.align), scopes.SHADOW)
 
     MERGED = (
         "Memory with a derivative and memory without one (a Const array, a local array "
