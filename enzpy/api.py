@@ -340,9 +340,7 @@ def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[
     check_function(f)
     if len(primals) != len(tangents):
         raise AnnotationError(f"{len(primals)} primals but {len(tangents)} tangents")
-    written = written_arguments(
-        f.dispatcher, tuple(value_type(k, p) for k, p in enumerate(primals))
-    )
+    written = written_arguments(f, tuple(value_type(k, p) for k, p in enumerate(primals)))
     values = tuple(
         Value(
             f"primals[{k}]",
@@ -436,7 +434,7 @@ def _differentiable(
     check_function(f)
     plain = [a.val if isinstance(a, Annotation) else a for a in args]
     argtypes = tuple(value_type(k, v) for k, v in enumerate(plain))
-    written = written_arguments(f.dispatcher, argtypes)
+    written = written_arguments(f, argtypes)
     values = tuple(
         Value(
             f"{name}[{k}]{'.val' if unwrap and isinstance(a, Annotation) else ''}",

@@ -70,6 +70,9 @@ class Derivative:
         return self.linked.driver
 
 
+_unused: dict[tuple, tuple[Module, str, Any, Any]] = {}  # made by `written_arguments`
+
+
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
     """The merged function-optimized IR of the compiled primal and its Numba callees, small
     callees inlined, the reference counting of argument arrays dropped where it is idle,
@@ -78,7 +81,11 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     linked in (nested differentiation).
 
     A primal loaded from Numba's disk cache (or compiled before enzpy was imported) has no
-    captured IR: it is compiled again, uncached, for differentiation."""
+    captured IR: it is compiled again, uncached, for differentiation. (Each call gets a
+    module of its own to change.)"""
+    made = _unused.pop((dispatcher, argtypes), None)
+    if made is not None:
+        return made
     dispatcher.compile(argtypes)
     symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
     if bridge.function_ir(symbol) is None:
@@ -114,17 +121,22 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
 _written: dict[tuple, frozenset[int] | None] = {}
 
 
-def written_arguments(dispatcher: Any, argtypes: tuple) -> frozenset[int] | None:
-    """The positions of the arguments whose memory `dispatcher`'s function for `argtypes`
-    may write (None: unknown, as for a function with rules)."""
+def written_arguments(f: Any, argtypes: tuple) -> frozenset[int] | None:
+    """The positions of the arguments whose memory the function of `f` (an `EnzymeJit`)
+    for `argtypes` may write; None when unknown: a function with rules, or one whose
+    derivatives are cached on disk (they load without its IR, whose analysis would take
+    much of the time the cache saves)."""
+    dispatcher = f.dispatcher
     key = (dispatcher, argtypes)
     if key not in _written:
         _written[key] = None
-        if rules_of(dispatcher) is None:
+        if rules_of(dispatcher) is None and not f.options.get("cache"):
             try:
-                module, symbol, _, _ = primal_module(dispatcher, argtypes)
+                made = primal_module(dispatcher, argtypes)
             except EnzpyError:  # (it is raised again where the derivative is built)
                 return None
+            _unused[key] = made  # for the derivative built next (this only reads it)
+            module, symbol = made[:2]
             at = readonly.written_arguments(module, module.functions[symbol], sure=True)
             layout = bridge.abi.argument_layout(argtypes)
             _written[key] = (
@@ -447,6 +459,7 @@ def clear_cache() -> None:
     release_tapes()
     _cache.clear()
     _written.clear()
+    _unused.clear()
 
 
 def release_tapes() -> int:

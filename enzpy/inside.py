@@ -365,7 +365,7 @@ def _differentiable(fn: EnzymeJit, argv: list[Arg]) -> list[gradients.Value]:
 
 def _written(fn: EnzymeJit, argv: list[Arg]) -> frozenset[int] | None:
     """The arguments `fn` may write (None: unknown)."""
-    return written_arguments(fn.dispatcher, tuple(a.val for a in argv))
+    return written_arguments(fn, tuple(a.val for a in argv))
 
 
 def _value(k: int, a: Arg, diff: bool, written: frozenset[int] | None) -> gradients.Value:
