@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         markdown_summary(summary),
         "",
-        "Deviation from the reference gradient (max |g − g_ref| / max |g_ref|; one-direction "
+        "Deviation from the reference gradient (‖g − g_ref‖₂ / ‖g_ref‖₂; one-direction "
         "tools: relative error of the directional derivative), then the dot-product test:",
         "",
         markdown_errors(results),
