@@ -56,6 +56,7 @@ from . import abi, capture
 from .names import argument_types, demangle
 
 _kept: list[Any] = []  # the glue dispatchers (their code stays loaded)
+GLUE: set[str] = set()  # their symbols
 
 
 @intrinsic
@@ -294,6 +295,7 @@ class _Call:
             ) from None
         _kept.append(dispatcher)
         symbol, _, signature = capture.compiled_function(dispatcher, tuple(argtypes))
+        GLUE.add(symbol)
         return symbol, signature.return_type
 
     def expect(self, got: types.Type, kind: str, want: types.Type, what: str) -> None:

@@ -512,3 +512,18 @@ def test_an_exception_raised_by_a_reverse_rule_reaches_the_caller(how):
         assert ds == pytest.approx(2 * 0.7 * (x @ x), rel=1e-12)
         with pytest.raises(ValueError, match="negative scale"):
             gradient(x, -0.7)
+
+
+@ez.enzyme_jit
+def _through_a_gradient(x, s):
+    dx = np.zeros_like(x)
+    ez.autodiff(ez.Reverse, scaled_energy, ez.Active, ez.Duplicated(x, dx), ez.Const(s))
+    return (dx * dx).sum()
+
+
+def test_nested_differentiation_through_rules_is_refused_by_name():
+    x = np.array([0.5, -1.0, 2.0])
+    dx = _through_a_gradient(x, 0.7)  # (the inner gradient itself runs)
+    assert dx == pytest.approx(4 * 0.7**4 * (x @ x), rel=1e-12)
+    with pytest.raises(ez.NoDerivativeError, match=r"derivative of .*scale is given by rules"):
+        ez.gradient(ez.Reverse, _through_a_gradient, x, ez.Const(0.7))
