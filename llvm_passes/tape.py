@@ -27,6 +27,7 @@ moves, so that the outer derivative's shadows of the tape stay where their slots
 
 from __future__ import annotations
 
+from . import scopes
 from .ir import I1, I8, I64, PTR, VOID, Block, GlobalRef, Instruction, Module, Type, Value
 from .ir.builder import Builder
 from .ir.types import size_in_bytes, struct
@@ -554,7 +555,7 @@ def storable(t: Type) -> bool:
 def push(b: Builder, tape: Value, v: Value, reserved: bool = False) -> None:
     """Push `v` (`reserved`: into room a `reserve` made, without a capacity check)."""
     slot = b.call(PUSH_RESERVED if reserved else PUSH, [tape], PTR, "slot")
-    b.store(v, slot, 8)
+    scopes.mark(b.module, b.store(v, slot, 8), scopes.TAPE)
 
 
 _KEEPS_SIZE = (LOG, CALLOC, SAVED)  # calls given the tape that leave its stack as it is
@@ -633,7 +634,7 @@ def fail(b: Builder, tape: Value, failure: Value) -> None:
 
 def pop(b: Builder, tape: Value, t: Type, hint: str) -> Value:
     slot = b.call(POP, [tape], PTR, "slot")
-    return b.load(t, slot, 8, hint)
+    return scopes.mark(b.module, b.load(t, slot, 8, hint), scopes.TAPE)
 
 
 __all__ = ["I1", "TAPE_TYPE", "ensure_runtime", "pop", "push", "storable"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .. import rules
+from .. import rules, scopes
 from ..analysis.activity import ActivityResult
 from ..errors import called_from
 from ..forward import _FunctionForward
@@ -191,7 +191,8 @@ class Augmented(_FunctionForward):
         first, per_iteration = loop.place(inst, self.width) + k, loop.per_iteration(self.width)
         room = self.rooms[loop.loop.header]
         for j, x in enumerate(values):
-            self.b.store(x, place(self.b, room, n, per_iteration, first + j), 8)
+            stored = self.b.store(x, place(self.b, room, n, per_iteration, first + j), 8)
+            scopes.mark(self.module, stored, scopes.TAPE)
 
     def open_frame(self) -> None:
         """The function's own view of the tape, and a stack slot per frame value (zero until
@@ -323,7 +324,7 @@ class Augmented(_FunctionForward):
 
     def visit_load(self, inst: Instruction) -> None:
         if inst.type.is_float or not self.act.is_active(inst):
-            self.copy(inst)
+            scopes.mark(self.module, self.copy(inst), scopes.PRIMAL)
             return
         if inst.type.contains(lambda t: t.is_float):
             raise self.fail(inst, "loading an aggregate holding floats with derivatives")
@@ -332,7 +333,7 @@ class Augmented(_FunctionForward):
     def visit_store(self, inst: Instruction) -> None:
         value, ptr = inst.operands
         if value.type.is_float or ptr not in self.tan:
-            self.copy(inst)
+            scopes.mark(self.module, self.copy(inst), scopes.PRIMAL)
             return
         if value.type.contains(lambda t: t.is_float):
             raise self.fail(inst, "storing an aggregate holding floats into shadowed memory")

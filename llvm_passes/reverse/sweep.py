@@ -390,11 +390,15 @@ class Reverse:
         return [
             (
                 key,
-                self.b.load(
-                    PTR if key[0] == "shadow" else key[1].type,
-                    place(self.b, room, n, per_iteration, first + j),
-                    8,
-                    f"{key[1].label}.{key[0]}",
+                scopes.mark(
+                    self.module,
+                    self.b.load(
+                        PTR if key[0] == "shadow" else key[1].type,
+                        place(self.b, room, n, per_iteration, first + j),
+                        8,
+                        f"{key[1].label}.{key[0]}",
+                    ),
+                    scopes.TAPE,
                 ),
             )
             for j, key in enumerate(keys)
