@@ -13,7 +13,7 @@ from numba.core.errors import NumbaError
 
 from . import gradients, inside
 from .annotations import Active, Annotation, BatchDuplicated
-from .derivatives import derivative, written_arguments
+from .derivatives import derivative, may_write
 from .errors import AnnotationError
 from .gradients import Value
 from .inside import MISS, Fallback, PythonEntry
@@ -340,16 +340,10 @@ def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[
     check_function(f)
     if len(primals) != len(tangents):
         raise AnnotationError(f"{len(primals)} primals but {len(tangents)} tangents")
-    written = written_arguments(f, tuple(value_type(k, p) for k, p in enumerate(primals)))
+    written = may_write(f, tuple(value_type(k, p) for k, p in enumerate(primals)))
     values = tuple(
-        Value(
-            f"primals[{k}]",
-            isinstance(p, np.ndarray),
-            type(p),
-            t is not None,
-            written is None or k in written,
-        )
-        for k, (p, t) in enumerate(zip(primals, tangents, strict=True))
+        Value(f"primals[{k}]", isinstance(p, np.ndarray), type(p), t is not None, w)
+        for k, (p, t, w) in enumerate(zip(primals, tangents, written, strict=True))
     )
     given = tangents
     tangents = [  # array-likes as arrays of the primal's dtype
@@ -434,16 +428,17 @@ def _differentiable(
     check_function(f)
     plain = [a.val if isinstance(a, Annotation) else a for a in args]
     argtypes = tuple(value_type(k, v) for k, v in enumerate(plain))
-    written = written_arguments(f, argtypes)
     values = tuple(
         Value(
             f"{name}[{k}]{'.val' if unwrap and isinstance(a, Annotation) else ''}",
             isinstance(v, np.ndarray),
             type(v),
             differentiated(k, type(a) if isinstance(a, Annotation) else None, t),
-            written is None or k in written,
+            w,
         )
-        for k, (a, v, t) in enumerate(zip(args, plain, argtypes, strict=True))
+        for k, (a, v, t, w) in enumerate(
+            zip(args, plain, argtypes, may_write(f, argtypes), strict=True)
+        )
     )
     return values, plain
 

@@ -71,7 +71,7 @@ class Derivative:
         return self.linked.driver
 
 
-_unused: dict[tuple, tuple[Module, str, Any, Any]] = {}  # made by `written_arguments`
+_unused: dict[tuple, tuple[Module, str, Any, Any]] = {}  # made by `may_write`
 
 
 def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, Any]:
@@ -119,32 +119,29 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     return module, symbol, library, signature.return_type
 
 
-_written: dict[tuple, frozenset[int] | None] = {}
+_written: dict[tuple, tuple[bool, ...]] = {}
 
 
-def written_arguments(f: Any, argtypes: tuple) -> frozenset[int] | None:
-    """The positions of the arguments whose memory the function of `f` (an `EnzymeJit`)
-    for `argtypes` may write; None when unknown: a function with rules, or one whose
-    derivatives are cached on disk (they load without its IR, whose analysis would take
-    much of the time the cache saves)."""
+def may_write(f: Any, argtypes: tuple) -> tuple[bool, ...]:
+    """Per argument of the function of `f` (an `EnzymeJit`) for `argtypes`, whether it may
+    write the argument's memory; True where unknown: every argument of a function with
+    rules, or of one whose derivatives are cached on disk (they load without its IR, whose
+    analysis would take much of the time the cache saves)."""
     dispatcher = f.dispatcher
     key = (dispatcher, argtypes)
     if key not in _written:
-        _written[key] = None
+        _written[key] = (True,) * len(argtypes)
         if rules_of(dispatcher) is None and not f.options.get("cache"):
             try:
                 made = primal_module(dispatcher, argtypes)
             except EnzpyError:  # (it is raised again where the derivative is built)
-                return None
+                return _written[key]
             _unused[key] = made  # for the derivative built next (this only reads it)
             module, symbol = made[:2]
             at = readonly.written_arguments(module, module.functions[symbol], sure=True)
-            layout = bridge.abi.argument_layout(argtypes)
-            _written[key] = (
-                None
-                if at is None
-                else frozenset(k for k, g in enumerate(layout) if any(a.position in at for a in g))
-            )
+            if at is not None:
+                layout = bridge.abi.argument_layout(argtypes)
+                _written[key] = tuple(any(a.position in at for a in g) for g in layout)
     return _written[key]
 
 

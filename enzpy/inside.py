@@ -38,7 +38,7 @@ from .annotations import SHADOWED, Active, Annotation, BatchDuplicated, Const, D
 from .bridge import descriptors
 from .bridge.by_address import by_address
 from .bridge.link import DerivativeDriver, TwinNeeded, finish, njit_glue
-from .derivatives import derivative, written_arguments
+from .derivatives import derivative, may_write
 from .errors import AnnotationError, ShadowError
 from .jit import EnzymeJit, from_dispatcher
 from .modes import Mode
@@ -336,10 +336,10 @@ def _jvp_impl(autodiff: Callable[..., Any], f: types.Type, primals: Any, tangent
     if len(tangents) != len(primals):
         raise AnnotationError(f"{len(primals)} primals but {len(tangents)} tangents")
     argv = [_arg(k, p, f"primals[{k}]") for k, p in enumerate(primals)]
-    written = _written(fn, argv)
+    written = may_write(fn, tuple(a.val for a in argv))
     values = [
-        _value(k, a, not isinstance(t, types.NoneType), written)
-        for k, (a, t) in enumerate(zip(argv, tangents, strict=True))
+        _value(a, not isinstance(t, types.NoneType), w)
+        for a, t, w in zip(argv, tangents, written, strict=True)
     ]
     reads = [f"tangents[{k}]" for k in range(len(values))]
     return gradients.jvp(values, reads).function("f, primals, tangents", _autodiff=autodiff)
@@ -356,21 +356,15 @@ def _vjp_impl(autodiff: Callable[..., Any], f: types.Type, primals: Any, cotange
 def _differentiable(fn: EnzymeJit, argv: list[Arg]) -> list[gradients.Value]:
     """The arguments of `fn` described for `gradients` (which are differentiated:
     `shadows.differentiated`)."""
-    written = _written(fn, argv)
+    written = may_write(fn, tuple(a.val for a in argv))
     return [
-        _value(k, a, differentiated(k, None if a.plain else a.cls, a.val), written)
-        for k, a in enumerate(argv)
+        _value(a, differentiated(k, None if a.plain else a.cls, a.val), w)
+        for k, (a, w) in enumerate(zip(argv, written, strict=True))
     ]
 
 
-def _written(fn: EnzymeJit, argv: list[Arg]) -> frozenset[int] | None:
-    """The arguments `fn` may write (None: unknown)."""
-    return written_arguments(fn, tuple(a.val for a in argv))
-
-
-def _value(k: int, a: Arg, diff: bool, written: frozenset[int] | None) -> gradients.Value:
-    may_write = written is None or k in written
-    return gradients.Value(a.val_src, isinstance(a.val, types.Array), a.val, diff, may_write)
+def _value(a: Arg, diff: bool, written: bool) -> gradients.Value:
+    return gradients.Value(a.val_src, isinstance(a.val, types.Array), a.val, diff, written)
 
 
 def register(
