@@ -333,7 +333,8 @@ def _synthesis(
         located = e if e.located else _debug_build(synthesize, f, argtypes, acts)
         if not isinstance(located, llvm_passes.NoDerivativeError):
             located = e
-        located.hint = construct_hint(demangle_all(str(located))) or located.hint
+        if not located.given:  # (a function with rules: the engine's hint says why not)
+            located.hint = construct_hint(demangle_all(str(located))) or located.hint
         raise NoDerivativeError(_with_python_name(str(located), f)) from None
     dropped = result.activity.dropped
     messages = _dropped_messages(f, argtypes, dropped, synthesize, acts) if dropped else []

@@ -15,13 +15,22 @@ class NoDerivativeError(EngineError):
 
     Carries what a user needs: the opcode or callee, the instruction text, the function,
     the mode, the source location when the IR kept one, and the calls that led there
-    (`calls`: (caller, location of the call), innermost first)."""
+    (`calls`: (caller, location of the call), innermost first). `given`: the refusal is of
+    a function whose derivative a rule gives, in a place the rule cannot serve (its hint
+    says why)."""
 
     def __init__(
-        self, what: str, inst_text: str, fn: str, mode: str, loc: str = "", hint: str = ""
+        self,
+        what: str,
+        inst_text: str,
+        fn: str,
+        mode: str,
+        loc: str = "",
+        hint: str = "",
+        given: bool = False,
     ) -> None:
         self.what, self.inst_text, self.fn, self.mode, self.loc = what, inst_text, fn, mode, loc
-        self.hint = hint
+        self.hint, self.given = hint, given
         self.calls: list[tuple[str, str]] = []
         super().__init__(what)
 

@@ -158,6 +158,7 @@ class _Synthesizer:
                 MODE,
                 hint="Such a rule gives one tangent per call and changes its arguments "
                 "each time: call it once per tangent (width 1) instead.",
+                given=True,
             )
 
 

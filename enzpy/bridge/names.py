@@ -155,10 +155,7 @@ CONSTRUCTS = (
 
 def construct_hint(message: str) -> str:
     """A line naming the Python construct behind a runtime or library function `message`
-    mentions, and what to do instead; '' when none is recognized, or when the function has
-    a rule (the engine's own hint says why it cannot be used)."""
-    if "is a given rule" in message:
-        return ""
+    mentions, and what to do instead; '' when none is recognized."""
     for pattern, construct, advice in CONSTRUCTS:
         if re.search(pattern, message):
             return f"This is {construct}, which enzpy cannot differentiate yet: {advice}."

@@ -309,6 +309,7 @@ class _Synthesizer:
                     "reverse",
                     hint="A rule's adjoint adds into shadows that other chunks may share "
                     "without atomics; call it outside the parallel loop.",
+                    given=True,
                 )
             aug, rev, self.released[key] = given.reverse(self.module, fn, pattern, self.width)
             self.names[key] = (aug, rev)

@@ -154,7 +154,8 @@ class FunctionRule:
     never carry a derivative, whatever the caller passes. `outputs`: parameters pointing to
     memory where the function may leave values made of its inputs (among them, those its
     body writes are taken as carrying derivatives whenever an input does, whatever the body
-    computes)."""
+    computes). A reverse sweep function that fails reports it on the tape (`tape.fail`);
+    the entry that ran the sweep returns the failure."""
 
     forward: Callable[[Module, Function, Pattern, int], str] | None = None
     reverse: Callable[[Module, Function, Pattern, int], tuple[str, str, str]] | None = None
