@@ -215,8 +215,8 @@ def eigh(a):
 @numba.njit
 def _gaps(w):
     """F: 1 / (w_j - w_i) off the diagonal, 0 on it; raises unless the w are distinct (the
-    vectors' derivative is undefined otherwise). Augmented rules compute it: an exception
-    there reaches the caller, one in a reverse rule would not."""
+    vectors' derivative is undefined otherwise). Augmented rules compute it, so that the
+    call fails in the forward pass, before a reverse sweep has run half-way."""
     n = w.shape[0]
     f = np.zeros((n, n), w.dtype)
     for i in range(n):
