@@ -61,15 +61,31 @@ def inline_into_root(text: str, root: str, names: Iterable[str]) -> str:
 
 
 def _inlined(module: llvm.ModuleRef, root: str, names: Iterable[str]) -> str:
+    """`module` with `names` inlined wherever they are called, then every function that
+    received code (the root too) simplified again: what an inlined callee returned through
+    memory (a view, an allocated array) is a plain value again, for the analyses."""
+    names = set(names)
     for name in names:
         module.get_function(name).add_function_attribute("alwaysinline")
+    receivers = {root} | {
+        fn.name
+        for fn in module.functions
+        if not fn.is_declaration
+        and fn.name not in names
+        and any(
+            ins.opcode == "call" and list(ins.operands)[-1].name in names
+            for block in fn.blocks
+            for ins in block.instructions
+        )
+    }
     codegen = cpu_target.target_context.codegen()
     pb = codegen._pass_builder()
     mpm = llvm.create_new_module_pass_manager()
     mpm.add_always_inliner_pass()
     mpm.run(module, pb)
     fpm, fpb = codegen._function_pass_manager()
-    fpm.run(module.get_function(root), fpb)
+    for name in sorted(receivers):
+        fpm.run(module.get_function(name), fpb)
     return _HINTS_RE.sub("", str(module))
 
 
