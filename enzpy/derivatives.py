@@ -138,7 +138,7 @@ def may_write(f: Any, argtypes: tuple) -> tuple[bool, ...]:
                 return _written[key]
             _unused[key] = made  # for the derivative built next (this only reads it)
             module, symbol = made[:2]
-            at = readonly.written_arguments(module, module.functions[symbol], sure=True)
+            at = readonly.written_arguments(module, module.functions[symbol])
             if at is not None:
                 layout = bridge.abi.argument_layout(argtypes)
                 _written[key] = tuple(any(a.position in at for a in g) for g in layout)

@@ -116,7 +116,8 @@ Summaries = dict[tuple[str, tuple[bool, ...]], "ActivityResult | _InProgress"]
 
 def given_outputs(module: Module, fn: Function, given: FunctionRule) -> frozenset[int]:
     """The parameters through which a function whose derivatives rules give leaves its
-    results: the rules' `outputs` that its body writes (all of them when that is unknown)."""
+    results: the rules' `outputs` that its body may write (all of them when that is
+    unknown)."""
     written = written_arguments(module, fn)
     return given.outputs if written is None else given.outputs & written
 

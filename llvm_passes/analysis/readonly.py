@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from .. import rules
-from ..ir import Argument, Function, Instruction, Module, Type, Value
+from ..ir import Argument, Constant, Function, Instruction, Module, Type, Value
 from .cfg import cfg, reachable
 from .loops import CountedLoop
 from .memtypes import MemoryFacts
@@ -116,28 +116,96 @@ def writes_only_local(module: Module, fn: Function, seen: set[str] | None = None
 def _writes(
     module: Module, fn: Function, blocks: frozenset[str] | None = None
 ) -> list[list[Value]] | None:
-    """The roots of every pointer written in `fn` (in `blocks` only, if given); None when
-    something writes unknown memory."""
-    out = []
+    """The roots of every pointer written in `fn` (in `blocks` only, if given), a pointer
+    loaded from a stack slot traced to the pointers stored there; None when something
+    writes unknown memory."""
+    out, slots = [], _stack_slots(module, fn)
     for inst in fn.instructions():
         if blocks is None or inst.block_name in blocks:
             w = written(inst, module)
             if w is None:
                 return None
-            out += [roots(p) for p in w]
+            out += [_stored_roots(p, slots) for p in w]
     return out
 
 
-def written_arguments(module: Module, fn: Function, sure: bool = False) -> frozenset[int] | None:
-    """The parameters of `fn` whose memory it may write; None when unknown. `sure`: None as
-    well when it writes through a pointer neither a parameter nor memory it allocated (one
-    loaded, say), which may address a parameter's memory (otherwise such writes are not
-    counted)."""
+def _stack_slots(module: Module, fn: Function) -> dict[int, list[Value]]:
+    """The allocas of `fn` that only stores write, and nothing else keeps the address of:
+    for each (by id), the pointers stored into it (where Numba keeps an array's data pointer
+    in a struct whose address a runtime call takes)."""
+    stored: dict[int, list[Value]] = {}
+    opaque: set[int] = set()
+
+    def slots(p: Value) -> list[Value]:
+        return [r for r in roots(p) if _is(r, "alloca")]
+
+    for inst in fn.instructions():
+        if inst.opcode == "alloca":
+            stored.setdefault(id(inst), [])
+        elif inst.opcode == "store":
+            value, address = inst.operands
+            if value.type.is_ptr:
+                opaque.update(id(a) for a in slots(value))  # (its address escapes)
+                for a in slots(address):
+                    stored.setdefault(id(a), []).append(value)
+            elif not (value.type.is_int or value.type.is_float) or _pointer_bits(value):
+                opaque.update(id(a) for a in slots(address))  # (a pointer it may hold)
+        elif inst.opcode not in ("load", *ADDRESS):
+            pointers = [o for o in inst.operands if o.type.is_ptr]
+            if not pointers:
+                continue
+            w = written(inst, module) if inst.opcode == "call" else None
+            writes = None if w is None else {id(a) for p in w for a in slots(p)}
+            for a in (a for p in pointers for a in slots(p)):
+                if writes is None or id(a) in writes or inst.opcode != "call":
+                    opaque.add(id(a))
+    return {k: v for k, v in stored.items() if k not in opaque}
+
+
+def _stored_roots(p: Value, slots: dict[int, list[Value]]) -> list[Value]:
+    """The roots of pointer `p`, a pointer loaded from stack slots (`_stack_slots`) replaced
+    by the roots of the pointers stored there."""
+    out, todo, seen = [], [p], {id(p)}
+    while todo:
+        for r in roots(todo.pop()):
+            held = _slot_contents(r, slots)
+            if held is None:
+                out.append(r)
+            for v in held or ():
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    todo.append(v)
+    return out
+
+
+def _slot_contents(r: Value, slots: dict[int, list[Value]]) -> list[Value] | None:
+    """The pointers that load `r` may read from stack slots; None when `r` is no such load."""
+    if not (isinstance(r, Instruction) and r.opcode == "load" and r.type.is_ptr):
+        return None
+    at = roots(r.operands[0])
+    if not all(id(a) in slots for a in at):
+        return None
+    return [v for a in at for v in slots[id(a)]]
+
+
+def _is(v: Value, opcode: str) -> bool:
+    return isinstance(v, Instruction) and v.opcode == opcode
+
+
+def _pointer_bits(v: Value) -> bool:
+    """Whether integer `v` is a pointer's address."""
+    return _is(v, "ptrtoint") or isinstance(v, Constant) and "ptrtoint" in v.text
+
+
+def written_arguments(module: Module, fn: Function) -> frozenset[int] | None:
+    """The parameters of `fn` whose memory it may write; None when unknown (something
+    writes unknown memory, or a pointer neither a parameter nor memory `fn` allocated, one
+    loaded from an array, say, which may address a parameter's memory)."""
     writes = _writes(module, fn)
     if writes is None:
         return None
     written = [r for rs in writes for r in rs]
-    if sure and not all(isinstance(r, Argument) or _local(r) for r in written):
+    if not all(isinstance(r, Argument) or _local(r) for r in written):
         return None
     return frozenset(r.index for r in written if isinstance(r, Argument))
 

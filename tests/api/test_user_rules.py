@@ -251,6 +251,68 @@ def test_mutating_rule_with_const_and_active_arrays(dtype):
     dot_test(two_axpys, (a, x, y, w), (0, 1, 2, 3))
 
 
+# ---- a ruled function writing its output through a view its helper made --------------------
+
+
+@numba.njit
+def _tail(a):
+    return a[1:]
+
+
+@numba.njit
+def _flat(a):
+    return a.reshape((a.size,))  # the view's struct stays in memory (a runtime call takes it)
+
+
+def _sines_into(view):
+    """A function with rules writing sin(x) into `out` through view(out): whether its body
+    writes `out` is found through the helper's result."""
+
+    @ez.enzyme_jit
+    def sines(x, out):
+        v = view(out)
+        for i in range(x.shape[0]):
+            v[i] = math.sin(x[i])
+
+    @ez.forward_rule(sines)
+    def sines_fwd(x, dx, out, dout):
+        sines(x, out)
+        dv = view(dout)
+        for i in range(x.shape[0]):
+            dv[i] = math.cos(x[i]) * dx[i]
+        return None, None
+
+    @ez.augmented_rule(sines)
+    def sines_aug(x, out):
+        sines(x, out)
+        return None, x.copy()
+
+    @ez.reverse_rule(sines)
+    def sines_rev(saved, dy, x, dx, out, dout):
+        dv = view(dout)
+        for i in range(saved.shape[0]):
+            dx[i] += math.cos(saved[i]) * dv[i]
+            dv[i] = 0.0
+        return ()
+
+    extra = 1 if view is _tail else 0
+
+    @ez.enzyme_jit
+    def energy(x):
+        out = np.zeros(x.shape[0] + extra)
+        sines(x, out)
+        return (out * out).sum()
+
+    return energy
+
+
+@pytest.mark.parametrize("view", [_tail, _flat])
+def test_a_rule_output_written_through_a_view_carries_derivatives(view):
+    energy = _sines_into(view)
+    x = np.linspace(0.1, 1.0, 5)
+    check_all(energy, (x,), (0,))
+
+
 # ---- a reverse rule reading an argument the caller frees before the reverse sweep ----------
 
 
