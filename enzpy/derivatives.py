@@ -124,25 +124,33 @@ _written: dict[tuple, tuple[bool, ...]] = {}
 
 def may_write(f: Any, argtypes: tuple) -> tuple[bool, ...]:
     """Per argument of the function of `f` (an `EnzymeJit`) for `argtypes`, whether it may
-    write the argument's memory; True where unknown: every argument of a function with
-    rules, or of one whose derivatives are cached on disk (they load without its IR, whose
-    analysis would take much of the time the cache saves)."""
+    write the argument's memory; True where unknown (every argument of a function with
+    rules). Kept on disk for `cache=True` functions (whose derivatives load without the
+    IR this analysis reads)."""
     dispatcher = f.dispatcher
     key = (dispatcher, argtypes)
     if key not in _written:
-        _written[key] = (True,) * len(argtypes)
-        if rules_of(dispatcher) is None and not f.options.get("cache"):
-            try:
-                made = primal_module(dispatcher, argtypes)
-            except EnzpyError:  # (it is raised again where the derivative is built)
-                return _written[key]
-            _unused[key] = made  # for the derivative built next (this only reads it)
-            module, symbol = made[:2]
-            at = readonly.written_arguments(module, module.functions[symbol])
-            if at is not None:
-                layout = bridge.abi.argument_layout(argtypes)
-                _written[key] = tuple(any(a.position in at for a in g) for g in layout)
+        _written[key] = disk_cache.recalled(f, ("written", argtypes)) or _written_by(f, argtypes)
     return _written[key]
+
+
+def _written_by(f: Any, argtypes: tuple) -> tuple[bool, ...]:
+    everything = (True,) * len(argtypes)
+    if rules_of(f.dispatcher) is not None:
+        return everything
+    try:
+        made = primal_module(f.dispatcher, argtypes)
+    except EnzpyError:  # (it is raised again where the derivative is built)
+        return everything
+    _unused[(f.dispatcher, argtypes)] = made  # for the derivative built next (this only reads it)
+    module, symbol = made[:2]
+    at = readonly.written_arguments(module, module.functions[symbol])
+    if at is None:
+        return everything
+    layout = bridge.abi.argument_layout(argtypes)
+    written = tuple(any(a.position in at for a in g) for g in layout)
+    disk_cache.remember(f, ("written", argtypes), written)
+    return written
 
 
 def _inlined_into(module: Module, root: str, linked: set[str]) -> Module:

@@ -5,9 +5,10 @@ reads from globals and closures, those of the jitted functions it calls, transit
 the derivative rules users registered), by the call shape (argument types, annotations,
 mode, batch width) and by enzpy's sources, Numba's and llvmlite's versions and the CPU. It holds
 the synthesized IR (for nested differentiation), the engine's names of its entry points,
-the warnings its synthesis gave, and the machine code. A file that cannot be read, whose
-checksum or key does not match, or whose machine code needs a symbol this process does not
-have, is rebuilt and written again, never loaded.
+the warnings its synthesis gave, and the machine code. Small facts found by analysing the
+primal (which arguments it may write) are kept the same way (`remember`, `recalled`). A
+file that cannot be read, whose checksum or key does not match, or whose machine code needs
+a symbol this process does not have, is rebuilt and written again, never loaded.
 
 Like Numba's own cache, a fingerprint sees what the function's code names; it does not see
 a change in what a module attribute it reads (`np.pi`, `helpers.scale`) holds.
@@ -67,39 +68,61 @@ class Stored:
             or any(name.startswith("_ZN") for name in needs)
         ):
             return
-        payload = pickle.dumps(
-            {
-                "text": zlib.compress(self.text.encode()),
-                "names": self.names,
-                "warnings": self.warnings,
-                "library": self.library.serialize_using_object_code(),
-                "needs": sorted(needs),
-            }
-        )
-        blob = pickle.dumps(
-            {
-                "format": _FORMAT,
-                "key": self.key,
-                "sha256": hashlib.sha256(payload).hexdigest(),
-                "payload": payload,
-            }
-        )
-        tmp = None
-        try:  # (a read-only or full cache directory: the entry is not kept)
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(blob)
-            os.replace(tmp, self.path)
+        payload = {
+            "text": zlib.compress(self.text.encode()),
+            "names": self.names,
+            "warnings": self.warnings,
+            "library": self.library.serialize_using_object_code(),
+            "needs": sorted(needs),
+        }
+        if _write(self.path, self.key, payload):
             stats["written"] += 1
-        except OSError:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
 
 
-def entry(f: Any, shape: tuple) -> Stored | None:
-    """The cache entry of `f`'s derivative for the call shape `shape` (the derivative's
-    in-memory cache key), loaded when a valid one is on disk; None when `f` is not cached."""
+def _write(path: str, key: str, content: Any) -> bool:
+    """Write `content` under `key` at `path` (atomically: a reader sees the old file or the
+    new one); whether it was written (not in a read-only or full cache directory)."""
+    payload = pickle.dumps(content)
+    blob = pickle.dumps(
+        {
+            "format": _FORMAT,
+            "key": key,
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "payload": payload,
+        }
+    )
+    tmp = None
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        return False
+
+
+def _read(path: str, key: str) -> Any:
+    """What `_write` wrote under `key` at `path`; raises when it is missing, truncated,
+    corrupt, of another layout or key."""
+    with open(path, "rb") as fh:
+        blob = pickle.load(fh)
+    payload = blob["payload"]
+    if (
+        blob["format"] != _FORMAT
+        or blob["key"] != key
+        or hashlib.sha256(payload).hexdigest() != blob["sha256"]
+    ):
+        raise ValueError(f"stale or corrupt cache entry {path}")
+    return pickle.loads(payload)
+
+
+def _place(f: Any, shape: tuple, kind: str = "enzpy") -> tuple[str, str] | None:
+    """The file (`kind` its extension) and key of `f`'s entry for `shape`; None when `f`
+    is not cached."""
     if not f.options.get("cache"):
         return None
     cache = getattr(f.dispatcher, "_cache", None)
@@ -112,24 +135,41 @@ def entry(f: Any, shape: tuple) -> Stored | None:
     except Exception:  # a value it reads cannot be described (its repr raises): not cached
         return None
     name = re.sub(r"[^\w.]", "_", _name(f.py_func))
-    path = os.path.join(directory, "enzpy", f"{name}-{_digest(where)[:24]}.enzpy")
+    return os.path.join(directory, "enzpy", f"{name}-{_digest(where)[:24]}.{kind}"), key
+
+
+def entry(f: Any, shape: tuple) -> Stored | None:
+    """The cache entry of `f`'s derivative for the call shape `shape` (the derivative's
+    in-memory cache key), loaded when a valid one is on disk; None when `f` is not cached."""
+    place = _place(f, shape)
+    if place is None:
+        return None
+    path, key = place
     stored = Stored(path, key, f"enzpy.{_digest(key)[:16]}")
     _load(stored)
     return stored
 
 
+def recalled(f: Any, what: tuple) -> Any:
+    """A fact about `f` that `remember` kept on disk under `what`; None when there is none
+    (or `f` is not cached)."""
+    place = _place(f, what, "fact")
+    try:
+        return None if place is None else _read(*place)
+    except Exception:  # missing, truncated, corrupt or stale: found again
+        return None
+
+
+def remember(f: Any, what: tuple, value: Any) -> None:
+    """Keep `value` (picklable) on disk under `what`, for `recalled` in later processes."""
+    place = _place(f, what, "fact")
+    if place is not None:
+        _write(*place, value)
+
+
 def _load(stored: Stored) -> None:
     try:
-        with open(stored.path, "rb") as fh:
-            blob = pickle.load(fh)
-        payload = blob["payload"]
-        if (
-            blob["format"] != _FORMAT
-            or blob["key"] != stored.key
-            or hashlib.sha256(payload).hexdigest() != blob["sha256"]
-        ):
-            return
-        content = pickle.loads(payload)
+        content = _read(stored.path, stored.key)
         codegen = cpu_target.target_context.codegen()
         if not all(_resolvable(codegen, name) for name in content["needs"]):
             return

@@ -94,6 +94,40 @@ def test_derivatives_cached_across_processes(tmp_path):
     assert sorted(tmp_path.glob("__pycache__/enzpy/*.enzpy")) == entries  # replaced in place
 
 
+FACT = """
+import json
+import numba
+import numpy as np
+from enzpy import derivatives
+from model import loss
+
+analysed = []
+real = derivatives.primal_module
+derivatives.primal_module = lambda *a: analysed.append(1) or real(*a)
+types = tuple(map(numba.typeof, (np.zeros(2), np.zeros(6), 20)))
+print(json.dumps({"written": derivatives.may_write(loss, types), "analysed": len(analysed)}))
+"""
+
+
+def test_which_arguments_are_written_is_kept_on_disk(tmp_path):
+    """`gradient` copies only the arrays a function may write; for a cached function a
+    second process knows which without its IR; a corrupt or stale fact is found again."""
+    (tmp_path / "model.py").write_text(textwrap.dedent(MODEL))
+    (tmp_path / "fact.py").write_text(textwrap.dedent(FACT))
+
+    def run() -> dict:
+        return json.loads(run_python(["fact.py"], tmp_path))
+
+    assert run() == {"written": [False, False, False], "analysed": 1}
+    assert run() == {"written": [False, False, False], "analysed": 0}
+    (fact,) = tmp_path.glob("__pycache__/enzpy/*.fact")
+    fact.write_bytes(fact.read_bytes()[:-5])  # truncated
+    assert run() == {"written": [False, False, False], "analysed": 1}
+    _edit(tmp_path, "y = y0.copy()", "y = y0")  # now it writes y0
+    assert run() == {"written": [False, True, False], "analysed": 1}
+    assert run()["analysed"] == 0
+
+
 def test_a_cache_directory_that_cannot_be_written_is_skipped(tmp_path, monkeypatch):
     """The derivative is built and right; nothing is written, nothing raises."""
     (tmp_path / "unwritable_model.py").write_text(textwrap.dedent(MODEL))
