@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
-import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -559,12 +558,11 @@ def _without_ir(module: Module, e: llvm_passes.NoDerivativeError) -> str | None:
             and e.what.startswith(f"a call to {fn.name}")
         ):
             if fn.name in rule_calls.GLUE:
-                ruled = re.sub(r"^[a-z]+rule_|\.[cd]+(\.w\d+)?$", "", e.fn)
                 return (
-                    f"the derivative of {ruled} is given by rules (enzpy.rules: a user's, "
-                    "or enzpy's for np.linalg, np.interp, np.sort), whose calls cannot be "
-                    "differentiated again: nested differentiation through a function with "
-                    "rules is not supported"
+                    f"the derivative of {rule_calls.wrapped(e.fn)} is given by rules "
+                    "(enzpy.rules: a user's, or enzpy's for np.linalg, np.interp, np.sort), "
+                    "whose calls cannot be differentiated again: nested differentiation "
+                    "through a function with rules is not supported"
                 )
             return (
                 f"enzpy has no IR for helper {fn.name} (loaded from Numba's disk cache, "

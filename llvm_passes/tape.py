@@ -30,7 +30,7 @@ from __future__ import annotations
 from . import scopes
 from .ir import I1, I8, I64, PTR, VOID, Block, GlobalRef, Instruction, Module, Type, Value
 from .ir.builder import Builder
-from .ir.types import size_in_bytes, struct
+from .ir.types import field_offset, size_in_bytes, struct
 from .ir.values import const
 
 TAPE_TYPE = struct(PTR, I64, I64, PTR, I64)
@@ -52,9 +52,9 @@ _JMP_BUF = 1024  # bytes kept for a jmp_buf (glibc: 200 on x86-64, 312 on aarch6
 # an escape record: jmp_buf, then the log { ptr entries, i64 size, i64 capacity }, whose
 # entries are { ptr p, ptr release } (release(p) frees p)
 ESCAPE_TYPE = Type("array", elems=(I64,), count=(_JMP_BUF + 24) // 8)
-ESCAPE_AT = 24  # byte offset of the tape's escape field: its forward sweep's record, if any
+ESCAPE_AT = field_offset(TAPE_TYPE, 3)  # the escape field: its forward sweep's record, if any
 ESCAPED = "inttoptr (i64 -1 to ptr)"  # the escape field of a tape whose sweep escaped
-FAILURE_AT = 32  # byte offset of the tape's failure field: what its reverse sweep reported
+FAILURE_AT = field_offset(TAPE_TYPE, 4)  # the failure field: what its reverse sweep reported
 
 # pushing, the same in both runtimes (`reserve` makes the room; `grow`, out of line, each
 # runtime's own)

@@ -186,16 +186,28 @@ def clear_cache() -> None:
         _cache.clear()
 
 
+def _primal_shaped(
+    name: str, argtypes: Sequence[types.Type], restype: types.Type, extra: Sequence[Any] = ()
+) -> tuple[Any, Any, Any]:
+    """An internal function `name` returning the primal's status for `argtypes`, with its
+    parameters and then `extra` (llvmlite types): (context, function, its builder)."""
+    ctx = target_context()
+    fnty = ctx.call_conv.get_function_type(restype, tuple(argtypes))
+    fnty = ir.FunctionType(fnty.return_type, [*fnty.args, *extra])
+    fn = ir.Function(ir.Module(), fnty, name)
+    fn.linkage = "internal"
+    return ctx, fn, ir.IRBuilder(fn.append_basic_block())
+
+
+def _text(fn: Any) -> str:
+    return str(llvm.parse_assembly(str(fn.module)))  # as LLVM prints it (opaque pointers)
+
+
 def out_of_memory(argtypes: Sequence[types.Type], restype: types.Type) -> str:
     """IR of a function with the signature of the primal for `argtypes` that raises
     `MemoryError` (Numba's calling convention): what a reverse-mode derivative returns when
     memory for its tape or shadows runs out (`llvm_passes.reverse`'s `out_of_memory`)."""
-    ctx = target_context()
-    mod = ir.Module()
-    fnty = ctx.call_conv.get_function_type(restype, tuple(argtypes))
-    fn = ir.Function(mod, fnty, "enzpy.out_of_memory")
-    fn.linkage = "internal"
-    builder = ir.IRBuilder(fn.append_basic_block())
+    ctx, fn, builder = _primal_shaped("enzpy.out_of_memory", argtypes, restype)
     exc = ctx.call_conv.build_excinfo_struct(
         MemoryError,
         ("Allocation failed (probably too large): no memory for the derivative",),
@@ -204,7 +216,7 @@ def out_of_memory(argtypes: Sequence[types.Type], restype: types.Type) -> str:
     )
     builder.store(ctx.get_python_api(builder).serialize_object(exc), fn.args[1])
     builder.ret(RETCODE_USEREXC)
-    return str(llvm.parse_assembly(str(mod)))  # as LLVM prints it (opaque pointers)
+    return _text(fn)
 
 
 def reverse_failed(argtypes: Sequence[types.Type], restype: types.Type) -> str:
@@ -212,21 +224,18 @@ def reverse_failed(argtypes: Sequence[types.Type], restype: types.Type) -> str:
     giving the status of a reverse sweep (`llvm_passes.reverse`'s `reverse_failed`): 0 for
     0, else that of the exception a rule's reverse raised, the integer being the address of
     its exception info (Numba's calling convention)."""
-    ctx = target_context()
-    mod = ir.Module()
-    fnty = ctx.call_conv.get_function_type(restype, tuple(argtypes))
-    fnty = ir.FunctionType(fnty.return_type, [*fnty.args, ir.IntType(64)])
     # (named by its type: nested derivatives of other primals link theirs into one module)
-    tag = hashlib.sha1(str(fnty).encode()).hexdigest()[:16]
-    fn = ir.Function(mod, fnty, f"enzpy.reverse_failed.{tag}")
-    fn.linkage = "internal"
-    builder = ir.IRBuilder(fn.append_basic_block())
+    shape = repr((tuple(map(str, argtypes)), str(restype)))
+    tag = hashlib.sha1(shape.encode()).hexdigest()[:16]
+    _, fn, builder = _primal_shaped(
+        f"enzpy.reverse_failed.{tag}", argtypes, restype, [ir.IntType(64)]
+    )
     failure = fn.args[-1]
     failed = builder.icmp_unsigned("!=", failure, ir.Constant(failure.type, 0))
     with builder.if_then(failed):
         builder.store(builder.inttoptr(failure, ir.PointerType(excinfo_t)), fn.args[1])
     builder.ret(builder.select(failed, RETCODE_USEREXC, ir.Constant(ir.IntType(32), 0)))
-    return str(llvm.parse_assembly(str(mod)))  # as LLVM prints it (opaque pointers)
+    return _text(fn)
 
 
 def _is_dup(act: Any) -> bool:

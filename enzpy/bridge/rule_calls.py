@@ -23,6 +23,7 @@ calls the user's rule with Python values:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -57,6 +58,14 @@ from .names import argument_types, demangle
 
 _kept: list[Any] = []  # the glue dispatchers (their code stays loaded)
 GLUE: set[str] = set()  # their symbols
+# a wrapper's name: `{kind}_{ruled function}.{pattern}[.w{width}]` (`_Wrapper`)
+_WRAPPER_NAME = re.compile(r"^(?:fwd|aug|rev|rel)rule_(.*)\.[cd]+(?:\.w\d+)?$")
+
+
+def wrapped(wrapper: str) -> str:
+    """The function whose rule the wrapper named `wrapper` calls (else `wrapper`)."""
+    m = _WRAPPER_NAME.match(wrapper)
+    return m.group(1) if m else wrapper
 
 
 @intrinsic

@@ -502,7 +502,7 @@ class Reverse:
         border = self.plan.owned.get(inst)
         if border is None:  # another chunk may load the cell unless the chunk owns it
             atomic = bool(self.shared) and inst not in self.plan.owned
-            self.add(dp, adj, inst.align, atomic, ptr not in self.act.maybe_primal)
+            self.add(dp, adj, inst.align, atomic, ptr)
             return
         owned, shared, join = (
             Block(self.namer.fresh(f"cell.{k}")) for k in ("own", "shared", "in")
@@ -518,18 +518,30 @@ class Reverse:
         self.b.position_at_end(join)
 
     def add(
-        self, ptr: Value, v: Value, align: int | None, atomic: bool = False, shadow: bool = False
+        self,
+        ptr: Value,
+        v: Value,
+        align: int | None,
+        atomic: bool = False,
+        primal: Value | None = None,
     ) -> None:
-        """*ptr += v (atomically: other chunks may add into the cell; `shadow`: ptr surely
-        addresses shadow memory)."""
+        """*ptr += v (atomically: other chunks may add into the cell); `ptr` the shadow of
+        `primal`, if given (`on_shadow`)."""
         if atomic:
             self.b.atomic_add(ptr, v)
             return
         old = self.b.load(v.type, ptr, align, "shadow.val")
         new = self.b.store(self.b.fadd(old, v, "shadow.val"), ptr, align)
-        if shadow:
-            scopes.mark(self.module, old, scopes.SHADOW)
-            scopes.mark(self.module, new, scopes.SHADOW)
+        if primal is not None:
+            self.on_shadow(old, primal)
+            self.on_shadow(new, primal)
+
+    def on_shadow(self, access: Instruction, primal: Value) -> Instruction:
+        """`access` (a load or store of the shadow of `primal`) marked as on shadow memory,
+        unless `primal` may be its own shadow."""
+        if primal not in self.act.maybe_primal:
+            scopes.mark(self.module, access, scopes.SHADOW)
+        return access
 
     def owns(self, border: Border) -> Value:
         """Whether the chunk owns the cell a load with `border` reads in this iteration."""
@@ -558,9 +570,7 @@ class Reverse:
         if ptr not in shadow or not value.type.is_float:
             return
         dp = shadow[ptr]
-        got = self.b.load(value.type, dp, inst.align, "shadow.val")
-        if ptr not in self.act.maybe_primal:
-            scopes.mark(self.module, got, scopes.SHADOW)
+        got = self.on_shadow(self.b.load(value.type, dp, inst.align, "shadow.val"), ptr)
         increment = self.increments.get(inst)
         if increment is not None:
             self.add_adjoint(increment.added, self.b.fneg(got) if increment.negated else got)
@@ -572,9 +582,7 @@ class Reverse:
                 self.b.select(same, zero, got, "shadow.val"),
                 self.b.select(same, got, zero, "shadow.val"),
             )
-        zeroed = self.b.store(zero, dp, inst.align)
-        if ptr not in self.act.maybe_primal:
-            scopes.mark(self.module, zeroed, scopes.SHADOW)
+        self.on_shadow(self.b.store(zero, dp, inst.align), ptr)
         self.add_adjoint(value, got)
 
     def visit_atomicrmw(self, inst: Instruction, primal: dict, shadow: dict) -> None:
