@@ -18,6 +18,7 @@ from numba.extending import overload
 
 from .annotations import Annotation, Const, Duplicated
 from .api import autodiff
+from .bridge.link import GLUE_OPTIONS
 from .errors import AnnotationError
 from .jit import EnzymeJit, enzyme_jit, from_dispatcher
 from .modes import Forward, Reverse
@@ -123,13 +124,13 @@ _ONE_HVP = [  # out = H v
 ]
 
 
-@overload(hvp)
+@overload(hvp, jit_options=GLUE_OPTIONS)
 def _hvp_overload(f, x, v, *rest):
     body = [*_ONE_HVP, "return out"]
     return _source("f, x, v, *rest", body, len(rest), _in_numba(f, x, len(rest)))
 
 
-@overload(hessian)
+@overload(hessian, jit_options=GLUE_OPTIONS)
 def _hessian_overload(f, x, *rest):
     body = [
         "h = np.empty((x.size, x.size), x.dtype)",

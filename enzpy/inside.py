@@ -37,7 +37,7 @@ from . import gradients, memory
 from .annotations import SHADOWED, Active, Annotation, BatchDuplicated, Const, Duplicated
 from .bridge import descriptors
 from .bridge.by_address import by_address
-from .bridge.link import DerivativeDriver, TwinNeeded, finish, njit_glue
+from .bridge.link import GLUE_OPTIONS, DerivativeDriver, TwinNeeded, finish, njit_glue
 from .derivatives import derivative, may_write
 from .errors import AnnotationError, ShadowError
 from .jit import EnzymeJit, from_dispatcher
@@ -375,7 +375,7 @@ def register(
 ) -> None:
     """Make the Python API's `autodiff`, `gradient`, `jvp` and `vjp` callable inside jitted
     code."""
-    overload(autodiff)(_autodiff_impl)
+    overload(autodiff, jit_options=GLUE_OPTIONS)(_autodiff_impl)
 
     def gradient_impl(mode, f, *args):  # no annotations, as in _autodiff_impl
         return _gradient_impl(autodiff, mode, f, *args)
@@ -386,9 +386,9 @@ def register(
     def vjp_impl(f, primals, cotangent=1.0):
         return _vjp_impl(autodiff, f, primals, cotangent)
 
-    overload(gradient)(gradient_impl)
-    overload(jvp)(jvp_impl)
-    overload(vjp)(vjp_impl)
+    overload(gradient, jit_options=GLUE_OPTIONS)(gradient_impl)
+    overload(jvp, jit_options=GLUE_OPTIONS)(jvp_impl)
+    overload(vjp, jit_options=GLUE_OPTIONS)(vjp_impl)
 
 
 # --------------------------------------------------------------------- Python entries

@@ -22,7 +22,7 @@ from numba.extending import overload
 from .annotations import Active, Annotation, BatchDuplicated
 from .api import _differentiable, _shape_key, autodiff
 from .bridge.by_address import by_address
-from .bridge.link import njit_glue
+from .bridge.link import GLUE_OPTIONS, njit_glue
 from .errors import AnnotationError
 from .gradients import Value, const_copy, copy_source
 from .inside import _arg, _mode_and_function
@@ -138,7 +138,7 @@ def _jacobian_impl(mode, f, *args):  # no annotations: Numba compares signatures
     return src.function("mode, f, *args", _autodiff=autodiff)
 
 
-overload(jacobian)(_jacobian_impl)
+overload(jacobian, jit_options=GLUE_OPTIONS)(_jacobian_impl)
 
 
 def _check_mode(mode: Any) -> None:

@@ -4,7 +4,9 @@ A derivative of a callee must keep every input its reverse sweep needs (its call
 overwrite them after the call), so a small function called inside a loop costs tape per
 call. Inlined, its loads and values belong to the root, where the engine can recompute or
 reload them. LLVM's own inliner does the work; Numba's function pipeline then simplifies
-the result exactly as it did the primal, so the engine sees the IR it already knows.
+the result exactly as it did the primal, so the engine sees the IR it already knows; also
+where Numba compiled for a debugger (every function `noinline`) or simplified nothing
+(`NUMBA_OPT=0`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 from collections.abc import Iterable
 
 import llvmlite.binding as llvm
+from numba.core import config
 from numba.core.registry import cpu_target
 
 from llvm_passes import rules
@@ -34,6 +37,8 @@ _HINTS_RE = re.compile(
 def inline_small_callees(texts: list[str], root: str) -> Module:
     """The module of `texts` (the root's module, then its callees') with the root's small
     callees inlined into it."""
+    if config.OPT == 0:  # type: ignore[attr-defined]
+        texts = [_simplified(text) for text in texts]
     parsed, modules = Module(), [parse_module(text) for text in texts]
     for m in modules:
         parsed.merge(m)
@@ -83,10 +88,24 @@ def _inlined(module: llvm.ModuleRef, root: str, names: Iterable[str]) -> str:
     mpm = llvm.create_new_module_pass_manager()
     mpm.add_always_inliner_pass()
     mpm.run(module, pb)
-    fpm, fpb = codegen._function_pass_manager()
-    for name in sorted(receivers):
-        fpm.run(module.get_function(name), fpb)
+    _simplify(module, receivers)
     return _HINTS_RE.sub("", str(module))
+
+
+def _simplify(module: llvm.ModuleRef, names: Iterable[str]) -> None:
+    """Run Numba's function pipeline on the functions `names` of `module`, at Numba's
+    default level whatever `NUMBA_OPT` says (the analyses read simplified IR)."""
+    codegen = cpu_target.target_context.codegen()
+    fpm, fpb = codegen._function_pass_manager(opt=3)
+    for name in sorted(names):
+        fpm.run(module.get_function(name), fpb)
+
+
+def _simplified(text: str) -> str:
+    """`text` with every function it defines simplified (`_simplify`)."""
+    module = llvm.parse_assembly(text)
+    _simplify(module, [fn.name for fn in module.functions if not fn.is_declaration])
+    return str(module)
 
 
 def inline_always(text: str) -> str:
@@ -98,6 +117,13 @@ def inline_always(text: str) -> str:
     mpm.add_always_inliner_pass()
     mpm.run(module, codegen._pass_builder())
     return str(module)
+
+
+def _for_debugger(fn: llvm.ValueRef) -> bool:
+    """Whether `fn` was compiled with Numba's full debug information, which marks every
+    function `noinline` (for stepping in a debugger), not because inlining is wrong."""
+    define = next(line for line in str(fn).splitlines() if line.startswith("define"))
+    return "!dbg" in define
 
 
 def _definitions(module: Module) -> set[str]:
@@ -142,7 +168,7 @@ def _inlinable(
     memo[name] = False  # recursion is never inlined
     fn = defined[name]
     attrs = " ".join(str(a) for a in fn.attributes)
-    if "noinline" in attrs or "optnone" in attrs:
+    if "optnone" in attrs or "noinline" in attrs and not _for_debugger(fn):
         return False
     instructions = [ins for block in fn.blocks for ins in block.instructions]
     memo[name] = (

@@ -771,13 +771,18 @@ def _make_intrinsic(name: str, arity: int, sig: Any, codegen: Callable[..., Any]
     return intrinsic(ns[name])
 
 
-_GLUE: dict[str, Any] = {"no_cfunc_wrapper": True}
+#: the jit options of all code enzpy generates (drivers, entries, rule glue, the overloads
+#: of its API inside jitted code): never with debug information (`NUMBA_DEBUGINFO`), which
+#: has no source to describe and keeps references alive until a function returns, also when
+#: it raises
+GLUE_OPTIONS: Any = {"debug": False}  # (numba.extending's _JITOptions)
+_GLUE: dict[str, Any] = {"no_cfunc_wrapper": True, **GLUE_OPTIONS}
 
 
 def njit_glue(*signature: Any) -> Any:
     """`numba.njit` for enzpy's generated glue (drivers, entries, checks), called from Python
     or jitted code only: without the C-callable wrapper Numba makes for use as a first-class
-    function, a sixth of a small function's compile time."""
+    function, a sixth of a small function's compile time (`GLUE_OPTIONS`)."""
     return numba.njit(*signature, **_GLUE)
 
 

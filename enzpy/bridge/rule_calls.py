@@ -54,6 +54,7 @@ from llvm_passes.tape import fail, pop, push
 
 from ..rules import RuleError, Rules, dispatcher_of, implementation, ruled, rules_of
 from . import abi, capture
+from .link import GLUE_OPTIONS
 from .names import argument_types, demangle
 
 _kept: list[Any] = []  # the glue dispatchers (their code stays loaded)
@@ -84,7 +85,7 @@ def _conform(like, value):  # (no annotations: Numba compares the implementation
     differs): a rule's tangent computed by operations that return another layout."""
 
 
-@overload(_conform)
+@overload(_conform, jit_options=GLUE_OPTIONS)
 def _conform_impl(like, value):
     if isinstance(like, types.Array) and isinstance(value, types.Array) and like != value:
 
@@ -169,7 +170,7 @@ def caller(dispatcher: Any, arity: int) -> Any:
     params = ", ".join(f"a{k}" for k in range(arity))
     ns: dict[str, Any] = {"_f": dispatcher}
     exec(f"def call({params}):\n    return _f({params})\n", ns)  # noqa: S102 (our source)
-    return numba.njit(ns["call"])
+    return numba.njit(**GLUE_OPTIONS)(ns["call"])
 
 
 def _kind(t: types.Type, what: str) -> str:
@@ -294,7 +295,7 @@ class _Call:
                 env[f"_zero{k}"] = np.dtype(str(t)).type(0.0)
         source = f"def glue({', '.join(params)}):\n" + "".join(f"    {x}\n" for x in body)
         exec(source, env)  # noqa: S102 (our source)
-        dispatcher = numba.njit(env["glue"])
+        dispatcher = numba.njit(**GLUE_OPTIONS)(env["glue"])
         try:
             dispatcher.compile(tuple(argtypes))
         except NumbaError as e:
