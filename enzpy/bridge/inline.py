@@ -22,6 +22,8 @@ from llvm_passes import rules
 from llvm_passes.analysis.loops import only_counted_loops
 from llvm_passes.ir import Module, parse_module
 
+from . import runtime
+
 #: callees with at most this many instructions are inlined
 MAX_INSTRUCTIONS = 400
 
@@ -37,8 +39,10 @@ _HINTS_RE = re.compile(
 def inline_small_callees(texts: list[str], root: str) -> Module:
     """The module of `texts` (the root's module, then its callees') with the root's small
     callees inlined into it."""
-    if config.OPT == 0:  # type: ignore[attr-defined]
-        texts = [_simplified(text) for text in texts]
+    texts = [
+        _simplified(text) if config.OPT == 0 or told else text  # type: ignore[attr-defined]
+        for text, told in map(_declared, texts)
+    ]
     parsed, modules = Module(), [parse_module(text) for text in texts]
     for m in modules:
         parsed.merge(m)
@@ -99,6 +103,16 @@ def _simplify(module: llvm.ModuleRef, names: Iterable[str]) -> None:
     fpm, fpb = codegen._function_pass_manager(opt=3)
     for name in sorted(names):
         fpm.run(module.get_function(name), fpb)
+
+
+def _declared(text: str) -> tuple[str, bool]:
+    """`text` with what `runtime.DECLARATIONS` tells of the functions it declares; whether
+    it told anything."""
+    told = False
+    for name, declaration in runtime.DECLARATIONS.items():
+        text, n = re.subn(rf"^declare [^@\n]*@{name}\(.*$", declaration, text, flags=re.M)
+        told = told or n > 0
+    return text, told
 
 
 def _simplified(text: str) -> str:

@@ -132,10 +132,8 @@ CONSTRUCTS = (
     ),
     (
         r"np_median|np_partition|np_percentile|np_quantile|_select\b|quickselect",
-        "np.partition / np.percentile / np.quantile (Numba's selection) of a reshaped or "
-        "raveled array",
-        "select from the array itself (any shape) or a row of it, or sort through a "
-        "permutation (p = np.argsort(x)) and index x[p]",
+        "np.partition / np.percentile / np.quantile (Numba's selection) in this form",
+        "sort through a permutation (p = np.argsort(x)) and index x[p]",
     ),
     (
         r"NRT_MemInfo_new_varsize|NRT_MemInfo_varsize|listobj|numba_list_",

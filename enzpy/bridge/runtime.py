@@ -39,7 +39,16 @@ alias("tgamma", "numba_gamma")
 alias("tgammaf", "numba_gammaf")
 
 # (nd, dims, strides, newnd, newdims, newstrides, itemsize, is_f_order): new strides
-no_derivative("numba_attempt_nocopy_reshape", why="integers only", effects=Effects(writes=(5,)))
+RESHAPE = "numba_attempt_nocopy_reshape"
+no_derivative(RESHAPE, why="integers only", effects=Effects(writes=(5,)))
+#: what LLVM is told of runtime functions Numba declares without saying (`inline.py`): the
+#: reshape reads its shapes and writes only the new strides, so that a view's data pointer,
+#: stored beside the shape handed to it, is known again when it is loaded back
+DECLARATIONS = {
+    RESHAPE: f"declare i32 @{RESHAPE}(i64, ptr readonly captures(none), "
+    "ptr readonly captures(none), i64, ptr readonly captures(none), "
+    "ptr writeonly captures(none), i64, i32) nounwind memory(argmem: readwrite)"
+}
 # the CPython C API's constructors of Python objects from C floats (printing, messages)
 PYTHON_OBJECTS = ("PyFloat_FromDouble", "PyComplex_FromDoubles", "PyLong_FromDouble")
 no_derivative(*PYTHON_OBJECTS, why="builds a Python object (printing, messages)")
