@@ -45,6 +45,7 @@ from .bridge.refcounts import drop_argument_refcounts
 from .errors import AnnotationError, DroppedDerivativeWarning, EnzpyError, NoDerivativeError
 from .modes import Mode
 from .rules import rules_of
+from .signatures import check_jit
 
 _cache: dict[tuple, Derivative] = {}
 _SIZE_ROLES = ("nitems", "itemsize", "shape")  # flattened array arguments never negative
@@ -182,6 +183,7 @@ def derivative(
     passes arrays whose memory does not overlap (`link.distinct_arrays`); a tuple: the
     indices of the arguments whose memory it leaves unchanged (the others' is taped). With
     `cache=True` it is loaded from, or written to, the disk cache (`disk_cache`)."""
+    check_jit()
     key = (how.reverse, how.split, unmodified, f, argtypes, kinds, ret, width)
     hit = _cache.get(key)
     if hit is not None:

@@ -296,7 +296,10 @@ def _put_row(block: Any, r: int, values: Any) -> None:  # pragma: no cover
         block[r, i] = v
 
 
-_HELPERS = {f.py_func.__name__: by_address(f) for f in (_seed, _put_column, _put_row)}
+_HELPERS = {
+    name: by_address(f)
+    for name, f in (("_seed", _seed), ("_put_column", _put_column), ("_put_row", _put_row))
+}
 
 
 Group = tuple[int, str, str]  # a block's lines: (its index, first line, count)

@@ -102,10 +102,11 @@ def _entry(f: Any) -> Rules:
     d = dispatcher_of(f)
     entry = _RULES.get(d)
     if entry is None:
-        params = inspect.signature(d.py_func).parameters.values()
+        py_func = getattr(d, "py_func", d)  # (a plain function: NUMBA_DISABLE_JIT=1)
+        params = inspect.signature(py_func).parameters.values()
         if any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
-            raise RuleError(f"{d.py_func.__qualname__}: rules need positional parameters only")
-        entry = _RULES[d] = Rules(d.py_func)
+            raise RuleError(f"{py_func.__qualname__}: rules need positional parameters only")
+        entry = _RULES[d] = Rules(py_func)
     return entry
 
 

@@ -20,7 +20,7 @@ from .annotations import (
 )
 from .bridge.abi import contains_float
 from .bridge.link import float_valued
-from .errors import AnnotationError
+from .errors import AnnotationError, EnzpyError
 from .jit import EnzymeJit
 from .modes import Mode
 
@@ -41,9 +41,21 @@ def check_mode(mode: Any) -> Mode:
     return mode
 
 
+def check_jit() -> None:
+    """`EnzpyError` when Numba's JIT is off (`NUMBA_DISABLE_JIT=1`): nothing is compiled, so
+    there is no code to differentiate."""
+    if numba.config.DISABLE_JIT:
+        raise EnzpyError(
+            "NUMBA_DISABLE_JIT=1: Numba compiles nothing, so enzpy has no code to "
+            "differentiate (@ez.enzyme_jit functions run as Python); unset it to take "
+            "derivatives"
+        )
+
+
 def check_function(f: Any, shown: Any = None) -> EnzymeJit:
     """`f`, if it is an `enzyme_jit` function (else `AnnotationError` naming `shown`, by
-    default `f`)."""
+    default `f`) and Numba compiles (`check_jit`)."""
+    check_jit()
     if not isinstance(f, EnzymeJit):
         raise AnnotationError(
             f"autodiff needs a function decorated with @enzpy.enzyme_jit, "

@@ -28,7 +28,10 @@ __all__ = ["by_address"]
 @functools.cache
 def by_address(dispatcher: Any) -> Any:
     """An intrinsic calling the njit function `dispatcher`, compiled for the argument types
-    it is called with, without linking it into the caller; exceptions propagate."""
+    it is called with, without linking it into the caller; exceptions propagate. (With
+    `NUMBA_DISABLE_JIT=1` the function itself: Python calling Python.)"""
+    if not hasattr(dispatcher, "py_func"):
+        return dispatcher
     name = dispatcher.py_func.__name__
 
     def typer(typingctx: Any, *args: types.Type) -> Any:

@@ -3,7 +3,8 @@
 live in stack slots (enzpy's glue and users' rules too); with `NUMBA_OPT=0` nothing is
 simplified. Both are read when Numba is imported, so each runs in a fresh interpreter:
 forward and reverse mode against central differences of the whole map, and the dot test
-between them; calls that raise release what they allocated."""
+between them; calls that raise release what they allocated. With `NUMBA_DISABLE_JIT=1`
+(code run as Python) enzpy imports, and every derivative says why it cannot be taken."""
 
 from __future__ import annotations
 
@@ -123,3 +124,54 @@ def test_derivatives_of_code_compiled_for_debugging(setting: str, tmp_path: path
     (tmp_path / "program.py").write_text(PROGRAM)
     name, value = setting.split("=")
     assert run_python(["program.py"], tmp_path, **{name: value}).split()[-1] == "checked"
+
+
+WITHOUT_JIT = """
+import numba
+import numpy as np
+
+import enzpy as ez
+
+
+@ez.enzyme_jit
+def energy(x):
+    return np.sum(x * x) + x.max()
+
+
+@ez.forward_rule(energy)
+def energy_fwd(x, dx):  # (declared as usual; never compiled)
+    return energy(x), np.sum(2.0 * x * dx)
+
+
+@numba.njit
+def inside(x):
+    return ez.gradient(ez.Reverse, energy, x)
+
+
+x = np.array([1.0, -2.0, 0.5])
+assert energy(x) == np.sum(x * x) + 1.0  # the primal runs as Python
+calls = [
+    lambda: ez.gradient(ez.Reverse, energy, x),
+    lambda: ez.autodiff(ez.Forward, energy, ez.Duplicated(x, np.ones(3))),
+    lambda: ez.autodiff_thunk(ez.ReverseSplitWithPrimal, energy, ez.Active, ez.Duplicated(x, x)),
+    lambda: ez.hvp(energy, x, np.ones(3)),
+    lambda: ez.jacobian(ez.Forward, energy, x),
+    lambda: inside(x),
+]
+for call in calls:
+    try:
+        call()
+    except ez.EnzpyError as e:
+        assert "NUMBA_DISABLE_JIT=1" in str(e), e
+    else:
+        raise AssertionError("differentiated without compiled code")
+print("checked")
+"""
+
+
+def test_without_the_jit_enzpy_imports_and_says_why_it_cannot_differentiate(
+    tmp_path: pathlib.Path,
+):
+    (tmp_path / "program.py").write_text(WITHOUT_JIT)
+    out = run_python(["program.py"], tmp_path, NUMBA_DISABLE_JIT="1")
+    assert out.split()[-1] == "checked"
