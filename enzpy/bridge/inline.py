@@ -39,10 +39,7 @@ _HINTS_RE = re.compile(
 def inline_small_callees(texts: list[str], root: str) -> Module:
     """The module of `texts` (the root's module, then its callees') with the root's small
     callees inlined into it."""
-    texts = [
-        _simplified(text) if config.OPT == 0 or told else text  # type: ignore[attr-defined]
-        for text, told in map(_declared, texts)
-    ]
+    texts = [_prepared(text) for text in texts]
     parsed, modules = Module(), [parse_module(text) for text in texts]
     for m in modules:
         parsed.merge(m)
@@ -76,17 +73,7 @@ def _inlined(module: llvm.ModuleRef, root: str, names: Iterable[str]) -> str:
     names = set(names)
     for name in names:
         module.get_function(name).add_function_attribute("alwaysinline")
-    receivers = {root} | {
-        fn.name
-        for fn in module.functions
-        if not fn.is_declaration
-        and fn.name not in names
-        and any(
-            ins.opcode == "call" and list(ins.operands)[-1].name in names
-            for block in fn.blocks
-            for ins in block.instructions
-        )
-    }
+    receivers = {root} | (_callers(module, names) - names)
     codegen = cpu_target.target_context.codegen()
     pb = codegen._pass_builder()
     mpm = llvm.create_new_module_pass_manager()
@@ -105,20 +92,29 @@ def _simplify(module: llvm.ModuleRef, names: Iterable[str]) -> None:
         fpm.run(module.get_function(name), fpb)
 
 
-def _declared(text: str) -> tuple[str, bool]:
-    """`text` with what `runtime.DECLARATIONS` tells of the functions it declares; whether
-    it told anything."""
-    told = False
+def _callers(module: llvm.ModuleRef, names: Iterable[str]) -> set[str]:
+    """The functions `module` defines that call one of `names` (read in their text: one
+    call into LLVM per function)."""
+    names = list(names)
+    if not names:
+        return set()
+    called = re.compile("|".join(rf'@"?{re.escape(name)}"?\(' for name in names))
+    return {fn.name for fn in module.functions if not fn.is_declaration and called.search(str(fn))}
+
+
+def _prepared(text: str) -> str:
+    """`text` with what `runtime.DECLARATIONS` tells of the functions it declares, the
+    functions calling those simplified again (with `NUMBA_OPT=0`: every function)."""
+    told = []
     for name, declaration in runtime.DECLARATIONS.items():
         text, n = re.subn(rf"^declare [^@\n]*@{name}\(.*$", declaration, text, flags=re.M)
-        told = told or n > 0
-    return text, told
-
-
-def _simplified(text: str) -> str:
-    """`text` with every function it defines simplified (`_simplify`)."""
+        told += [name] * (n > 0)
+    unsimplified = config.OPT == 0  # type: ignore[attr-defined]
+    if not told and not unsimplified:
+        return text
     module = llvm.parse_assembly(text)
-    _simplify(module, [fn.name for fn in module.functions if not fn.is_declaration])
+    defined = {fn.name for fn in module.functions if not fn.is_declaration}
+    _simplify(module, defined if unsimplified else _callers(module, told))
     return str(module)
 
 

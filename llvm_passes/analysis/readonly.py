@@ -119,13 +119,36 @@ def _writes(
     """The roots of every pointer written in `fn` (in `blocks` only, if given), a pointer
     loaded from a stack slot traced to the pointers stored there; None when something
     writes unknown memory."""
-    out, slots = [], _stack_slots(module, fn)
-    for inst in fn.instructions():
-        if blocks is None or inst.block_name in blocks:
+    return _writes_in(_writes_by_block(module, fn), blocks)
+
+
+def _writes_by_block(module: Module, fn: Function) -> dict[str, list[list[Value]] | None]:
+    """Per block of `fn`, what `_writes` finds there."""
+    out: dict[str, list[list[Value]] | None] = {}
+    slots = _stack_slots(module, fn)
+    for block in fn.blocks:
+        found: list[list[Value]] = []
+        for inst in block.instructions:
             w = written(inst, module)
             if w is None:
+                out[block.name] = None
+                break
+            found += [_stored_roots(p, slots) for p in w]
+        else:
+            out[block.name] = found
+    return out
+
+
+def _writes_in(
+    by_block: dict[str, list[list[Value]] | None], blocks: frozenset[str] | None
+) -> list[list[Value]] | None:
+    """`_writes` of `blocks` (all if None) from `_writes_by_block`."""
+    out: list[list[Value]] = []
+    for name, found in by_block.items():
+        if blocks is None or name in blocks:
+            if found is None:
                 return None
-            out += [_stored_roots(p, slots) for p in w]
+            out += found
     return out
 
 
@@ -468,6 +491,7 @@ def invariant_loads(
     `reloadable_loads`). Each is mapped to the outermost such loop."""
     loads = [i for i in fn.instructions() if i.opcode == "load" and i.type.is_float]
     out: dict[Instruction, CountedLoop] = {}
+    by_block: dict[str, list[list[Value]] | None] | None = None  # (when a loop needs it)
     for lp in sorted(loops, key=lambda lp: -len(lp.blocks)):
         inside = [
             ld
@@ -476,7 +500,8 @@ def invariant_loads(
         ]
         if not inside:
             continue
-        writes = _writes(module, fn, lp.blocks)
+        by_block = by_block if by_block is not None else _writes_by_block(module, fn)
+        writes = _writes_in(by_block, lp.blocks)
         if writes is None:
             continue
         for ld in inside:
