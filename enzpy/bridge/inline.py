@@ -6,7 +6,8 @@ call. Inlined, its loads and values belong to the root, where the engine can rec
 reload them. LLVM's own inliner does the work; Numba's function pipeline then simplifies
 the result exactly as it did the primal, so the engine sees the IR it already knows; also
 where Numba compiled for a debugger (every function `noinline`) or simplified nothing
-(`NUMBA_OPT=0`).
+(`NUMBA_OPT=0`). Runtime functions Numba declares without saying what they touch get the
+declarations `runtime.DECLARATIONS` gives, and their callers are simplified again.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def _prepared(text: str) -> str:
     told = []
     for name, declaration in runtime.DECLARATIONS.items():
         text, n = re.subn(rf"^declare [^@\n]*@{name}\(.*$", declaration, text, flags=re.M)
-        told += [name] * (n > 0)
+        if n:
+            told.append(name)
     unsimplified = config.OPT == 0  # type: ignore[attr-defined]
     if not told and not unsimplified:
         return text
