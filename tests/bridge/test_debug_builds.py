@@ -1,5 +1,5 @@
 """Derivatives of code Numba compiled for debugging or profiling: with `NUMBA_DEBUGINFO=1`
-(or `NUMBA_ENABLE_PROFILING=1`, which implies it) every function is `noinline` and arrays
+(which `NUMBA_ENABLE_PROFILING=1` implies, for perf) every function is `noinline` and arrays
 live in stack slots (enzpy's glue and users' rules too); with `NUMBA_OPT=0` nothing is
 simplified. Both are read when Numba is imported, so each runs in a fresh interpreter:
 forward and reverse mode against central differences of the whole map, and the dot test
@@ -117,9 +117,7 @@ print("checked")
 """
 
 
-@pytest.mark.parametrize(
-    "setting", ["NUMBA_DEBUGINFO=1", "NUMBA_ENABLE_PROFILING=1", "NUMBA_OPT=0"]
-)
+@pytest.mark.parametrize("setting", ["NUMBA_DEBUGINFO=1", "NUMBA_OPT=0"])
 def test_derivatives_of_code_compiled_for_debugging(setting: str, tmp_path: pathlib.Path):
     (tmp_path / "program.py").write_text(PROGRAM)
     name, value = setting.split("=")
