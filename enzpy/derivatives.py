@@ -183,11 +183,11 @@ def derivative(
     passes arrays whose memory does not overlap (`link.distinct_arrays`); a tuple: the
     indices of the arguments whose memory it leaves unchanged (the others' is taped). With
     `cache=True` it is loaded from, or written to, the disk cache (`disk_cache`)."""
-    check_jit()
     key = (how.reverse, how.split, unmodified, f, argtypes, kinds, ret, width)
     hit = _cache.get(key)
     if hit is not None:
         return hit
+    check_jit()
     with _gc_paused():
         out = _derivative(how, f, argtypes, kinds, ret, width, unmodified)
     _cache[key] = out
