@@ -145,12 +145,11 @@ class Reverse:
     def make_slots(self) -> None:
         """An adjoint slot per active float value and lane, loop counters, slots for saved
         values."""
-        for inst in self.fn.instructions():
-            if is_active_float(self.act, inst) and self.differentiates:
-                for slots in self.lane_slots:
-                    slot = self.b.alloca(inst.type, None, f"{inst.name or 'v'}.adj")
-                    self.b.store(_no_adjoint(inst.type), slot)
-                    slots[inst] = slot
+        for slots, accumulators in zip(self.lane_slots, self.lane_accumulators, strict=True):
+            adjoined = [i for i in self.fn.instructions() if is_active_float(self.act, i)]
+            for v in [*adjoined, *accumulators] if self.differentiates else ():
+                slots[v] = self.b.alloca(v.type, None, f"{v.label}.adj")
+                self.b.store(_no_adjoint(v.type), slots[v])
         self.counters = {h: self.b.alloca(I64, 8, f"{h}.iv") for h in self.plan.loops}
         self.rooms = {  # the room of a loop whose values have places
             h: self.b.alloca(PTR, 8, f"{h}.room")
@@ -183,14 +182,24 @@ class Reverse:
         if contribution is None or not is_active_float(self.act, v):
             return
         target = self.slots.get(v)
-        if target is None and v in self.accumulators and self.shared:
-            self.b.atomic_add(self.accumulators[v], contribution)
-            return
-        target = target or self.accumulators.get(v)
         if target is None:
             return
         old = self.b.load(v.type, target, None, "adj")
-        self.b.store(self.b.fadd(old, contribution, "adj"), target)
+        self.b.store(self.b.binop("fadd", old, contribution, "adj", _SUMMED), target)
+
+    def give_accumulated(self) -> None:
+        """The adjoints of float arguments, summed in local slots, added to the caller's
+        accumulators (atomically in a parallel call's chunk: other chunks add theirs)."""
+        for lane in range(self.width) if self.differentiates else ():
+            self.in_lane(lane)
+            for a, acc in self.accumulators.items():
+                total = self.b.load(a.type, self.slots[a], None, f"{a.label}.adj")
+                if self.shared:
+                    self.b.atomic_add(acc, total)
+                else:
+                    old = self.b.load(a.type, acc, None, "adj")
+                    self.b.store(self.b.fadd(old, total, "adj"), acc)
+        self.in_lane(0)
 
     def take_adjoint(self, inst: Instruction, lane: int | None = None) -> Value:
         """Read the adjoint of `inst` (in `lane`, by default the current one) and reset it
@@ -228,6 +237,7 @@ class Reverse:
         preds = list(self.plan.graph.preds.get(block.name, ()))
         phis = [p for p in block.phis if p in self.slots]
         if not preds:
+            self.give_accumulated()
             sync(self.b, self.tape, self.tape_arg)
             self.b.insert(Instruction("ret"))
             return
@@ -799,6 +809,11 @@ class Release(Reverse):
         shared = self.plan.sharing(inst, self.shared)
         release = self.synth.release(summary.fn, summary.pattern, shared)
         self.call_sweep(inst, release, args, shadows)
+
+
+# an adjoint is a sum whose order the derivative does not fix: LLVM may reassociate it (and
+# so vectorize a loop summing into a float's adjoint, as a reduction)
+_SUMMED = ("reassoc",)
 
 
 def _no_adjoint(ty: Type) -> Value:

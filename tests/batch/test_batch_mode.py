@@ -233,7 +233,8 @@ def test_reverse_widths(width):
     adjoints, primal = batch
     assert len(adjoints[2]) == width
     for lane, ((adj, value), one) in enumerate(separate):
-        assert value == primal and adjoints[2][lane] == adj[2]
+        # a float's adjoint is a sum LLVM may reassociate (vectorized, as a reduction)
+        assert value == primal and adjoints[2][lane] == pytest.approx(adj[2], rel=1e-14)
         for i in (0, 1):
             np.testing.assert_array_equal(shadows[i][lane], one[i])
 
