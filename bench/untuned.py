@@ -2,7 +2,7 @@
 
 An ODE parameter fit (RK4, an `@njit` right-hand side writing into scratch arrays), a
 Lennard-Jones energy with an `@njit` pair helper and a shifted cutoff, an L2 logistic
-regression in NumPy array expressions, and fourteen loop kernels (`user_loops.py`). Each is
+regression in NumPy array expressions, and fifteen loop kernels (`user_loops.py`). Each is
 checked by the dot test between forward and reverse mode, and the gradient timed against the
 primal in the same run.
 (tests/ checks such programs against finite differences; this measures them.)"""

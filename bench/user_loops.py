@@ -1,9 +1,9 @@
 """Loop kernels written as users write Numba code, tuned for nothing (part of
 `python -m bench.untuned`): a 1-D convolution, a dense tanh layer, Gaussian pair sums, an IIR
 filter, softmax cross-entropy with a running max, Horner's rule, a three-buffer wave
-equation, a smoothing spline, bilinear interpolation, logistic regression, a bouncing ball
-(a branch), a kernel density on a grid (`+=` into an output), a triple-loop matmul and row
-maxima (`max`)."""
+equation, explicit diffusion into a second buffer, a smoothing spline, bilinear
+interpolation, logistic regression, a bouncing ball (a branch), a kernel density on a grid
+(`+=` into an output), a triple-loop matmul and row maxima (`max`)."""
 
 import math
 
@@ -96,6 +96,22 @@ def wave(u0, c, steps):
             nxt[i] = 2 * cur[i] - prev[i] + c * (cur[i + 1] - 2 * cur[i] + cur[i - 1])
         prev, cur, nxt = cur, nxt, prev
     return (cur * cur).sum()
+
+
+@ez.enzyme_jit
+def diffusion(u0, kappa, steps):
+    n = u0.shape[0]
+    u = u0.copy()
+    w = u0.copy()
+    for _ in range(steps):
+        for i in range(1, n - 1):
+            w[i] = u[i] + kappa * (u[i - 1] - 2.0 * u[i] + u[i + 1])
+        for i in range(1, n - 1):
+            u[i] = w[i]
+    e = 0.0
+    for i in range(n):
+        e += u[i] * u[i]
+    return e
 
 
 @ez.enzyme_jit
@@ -213,6 +229,7 @@ def cases(rng: np.random.Generator) -> list[tuple]:
         ),
         ("horner", horner, (rng.uniform(-1, 1, n), rng.standard_normal(6)), (0, 1)),
         ("wave, 3 buffers", wave, (np.sin(np.linspace(0, 3, n // 20)), 0.2, 50), (0, 1)),
+        ("diffusion, 2 buffers", diffusion, (rng.uniform(0, 1, n // 50), 0.2, 50), (0, 1)),
         ("spline", spline, (rng.standard_normal(n), rng.standard_normal(n), 0.3), (0, 1, 2)),
         (
             "bilinear",
