@@ -125,10 +125,9 @@ def _unescape(m: re.Match[str]) -> str:
 CONSTRUCTS = (
     (
         r"impl_np_sort|array_sort|quicksort|mergesort|heapsort",
-        "a sort other than np.sort and x.sort() of a 1-D float array (another kind, more "
-        "dimensions)",
-        "use y = np.sort(x) or x.sort() on 1-D arrays (they have rules), or sort through a "
-        "permutation: p = np.argsort(x); y = x[p] (the gather is differentiated)",
+        "a sort in a form without a derivative (np.sort and x.sort() of float arrays have one)",
+        "use y = np.sort(x) or x.sort() on float arrays, or sort through a permutation: "
+        "p = np.argsort(x); y = x[p] (the gather is differentiated)",
     ),
     (
         r"np_median|np_partition|np_percentile|np_quantile|_select\b|quickselect",

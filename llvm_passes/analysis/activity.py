@@ -319,6 +319,12 @@ class _Analysis:
             )
             if not any(pattern):
                 return
+            # a null pointer's shadow is null: given one, the callee may store it beside
+            # pointers with shadows (a new array's parent, in the array it returns)
+            pattern = tuple(
+                p or k not in never and isinstance(v, Constant) and v.type.is_ptr and v.is_zero
+                for k, (p, v) in enumerate(zip(pattern, inst.operands, strict=True))
+            )
             if given is not None and (given.forward or given.reverse):
                 return self.given_derivative(inst, callee, given, pattern)
             with called_from(self.fn.name, inst.loc):

@@ -62,6 +62,18 @@ def _convolve_with_a_global(x):
     return np.sum(np.convolve(x, WEIGHTS[:3]) ** 2)
 
 
+def _where_2d(x):
+    """Numba's 2-D np.where fills an array and returns it: its parent (null) beside the
+    data it wrote."""
+    m = np.outer(x, x[::-1]) - 0.3
+    return np.sum(np.where(m > 0, m, 0.1 * m))
+
+
+def _triangles(x):
+    m = np.outer(x, x)
+    return np.sum(np.tril(m) * 2.0 + np.triu(m, 1) ** 2)
+
+
 SUPPORTED = [
     _slice,
     _sqrt_sum,
@@ -73,6 +85,8 @@ SUPPORTED = [
     _prod,
     _min_max,
     _convolve_with_a_global,
+    _where_2d,
+    _triangles,
 ]
 X = np.array([0.3, 0.7, 0.2, 0.9, 0.6, 0.4])
 
