@@ -65,10 +65,30 @@ def differentiated(k: int, cls: type | None, ty: types.Type) -> bool:
         if any(map(_floating, items)):
             kind = "list" if isinstance(ty, types.List) else "tuple"
             raise AnnotationError(
-                f"argument {k}: a {kind} of floats carries no derivative enzpy can return; "
-                "pass np.asarray(...) of it (a float array) instead"
+                f"argument {k}: a {kind} holding floats carries no derivative enzpy can "
+                "return; pass np.asarray(...) of a sequence of floats (a float array), or "
+                "the arrays it holds as arguments of their own"
             )
+    if (cls is None or not issubclass(cls, Const)) and _records_of_floats(ty):
+        raise AnnotationError(_records_message(k, ty))
     return (cls is None or issubclass(cls, Active | Duplicated)) and _floating(ty)
+
+
+def _records_of_floats(ty: types.Type) -> bool:
+    """An array of a structured dtype with a float field."""
+    return (
+        isinstance(ty, types.Array)
+        and isinstance(ty.dtype, types.Record)
+        and any(isinstance(t, types.Float) for _, t in ty.dtype.members)
+    )
+
+
+def _records_message(k: int | str, ty: types.Type) -> str:
+    return (
+        f"argument {k}: an array of records (fields {', '.join(n for n, _ in ty.dtype.members)})"
+        " holding floats: enzpy differentiates float arrays only; pass its float fields as "
+        "arrays of their own (r['a'], ...), or the array as Const"
+    )
 
 
 def value_type(k: int, v: Any) -> types.Type:
@@ -236,6 +256,8 @@ def check_argument_type(
         return
     (dval,) = shadows or (types.none,)
     if isinstance(val, types.Array):
+        if _records_of_floats(val):
+            raise AnnotationError(_records_message(k, val))
         _check_array_shadow(
             k,
             isinstance(val.dtype, types.Float),

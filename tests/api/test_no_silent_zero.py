@@ -93,6 +93,50 @@ def test_gradient_of_a_list_names_np_asarray():
 
 
 @ez.enzyme_jit
+def tuple_of_arrays(p):
+    x, y = p
+    return np.sum(x * y)
+
+
+def test_gradient_of_a_tuple_of_arrays_names_separate_arguments():
+    with pytest.raises(ez.AnnotationError, match="the arrays it holds as arguments"):
+        ez.gradient(ez.Reverse, tuple_of_arrays, (np.ones(2), np.ones(2)))
+
+
+_RECORD = np.dtype([("a", np.float64), ("b", np.float64)])
+
+
+@ez.enzyme_jit
+def of_records(r):
+    s = 0.0
+    for i in range(r.shape[0]):
+        s += r[i].a * r[i].b ** 2
+    return s
+
+
+@numba.njit
+def _gradient_of_records_in_jit(r):
+    return ez.gradient(ez.Reverse, of_records, r)
+
+
+def test_arrays_of_records_holding_floats_are_refused():
+    """(`gradient` returned None for them: a zero derivative without a word.)"""
+    r = np.zeros(3, dtype=_RECORD)
+    r["a"], r["b"] = [1.0, 2.0, 3.0], [0.5, 1.5, 2.5]
+    calls = [
+        lambda: ez.gradient(ez.Reverse, of_records, r),
+        lambda: ez.autodiff(ez.Reverse, of_records, ez.Active, ez.Duplicated(r, np.zeros_like(r))),
+        lambda: ez.autodiff(ez.Forward, of_records, ez.Duplicated(r, np.zeros_like(r))),
+        lambda: ez.jacobian(ez.Forward, of_records, r),
+        lambda: _gradient_of_records_in_jit(r),
+    ]
+    for call in calls:
+        with pytest.raises(ez.AnnotationError, match=r"records \(fields a, b\) holding floats"):
+            call()
+    assert ez.gradient(ez.Reverse, of_records, ez.Const(r)) == (None,)
+
+
+@ez.enzyme_jit
 def through_scratch(x, scratch):
     for i in range(x.shape[0]):
         scratch[i] = x[i] * 2.0  # the line the warning names
