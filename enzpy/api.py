@@ -428,16 +428,20 @@ def _differentiable(
     check_function(f)
     plain = [a.val if isinstance(a, Annotation) else a for a in args]
     argtypes = tuple(value_type(k, v) for k, v in enumerate(plain))
+    diffs = [  # (checked before anything is compiled)
+        differentiated(k, type(a) if isinstance(a, Annotation) else None, t)
+        for k, (a, t) in enumerate(zip(args, argtypes, strict=True))
+    ]
     values = tuple(
         Value(
             f"{name}[{k}]{'.val' if unwrap and isinstance(a, Annotation) else ''}",
             isinstance(v, np.ndarray),
             type(v),
-            differentiated(k, type(a) if isinstance(a, Annotation) else None, t),
+            d,
             w,
         )
-        for k, (a, v, t, w) in enumerate(
-            zip(args, plain, argtypes, may_write(f, argtypes), strict=True)
+        for k, (a, v, d, w) in enumerate(
+            zip(args, plain, diffs, may_write(f, argtypes), strict=True)
         )
     )
     return values, plain

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .annotations import Active, Const, Duplicated
+from .errors import AnnotationError
 from .modes import Forward, ForwardWithPrimal, Reverse, ReverseWithPrimal
 from .source import Source, tuple_source
 
@@ -37,6 +38,7 @@ class Value:
 def gradient(reverse: bool, values: Sequence[Value]) -> Source:
     """`gradient(mode, f, *args)`: per argument its gradient, None where not differentiated;
     one reverse pass, or one forward pass per input element."""
+    _check_some_differentiated("gradient", values)
     src = _source()
     if reverse:
         grads = _reverse_pass(src, values, with_primal=False)
@@ -65,11 +67,22 @@ def jvp(values: Sequence[Value], tangents: Sequence[str]) -> Source:
 
 def vjp(values: Sequence[Value]) -> Source:
     """`vjp(f, primals, cotangent)`: (value, cotangent · gradient) by one reverse pass."""
+    _check_some_differentiated("vjp", values)
     src = _source()
     grads = _reverse_pass(src, values, with_primal=True)
     scaled = ["None" if g == "None" else f"{g} * cotangent" for g in grads]
     src.add(f"return r[1], {tuple_source(scaled)}")
     return src
+
+
+def _check_some_differentiated(what: str, values: Sequence[Value]) -> None:
+    """`AnnotationError` when no argument is differentiated (every gradient would be None:
+    an integer given for a float, say)."""
+    if not any(v.diff for v in values):
+        raise AnnotationError(
+            f"{what}: no float or float-array argument to differentiate (integers and Const "
+            "arguments are not); pass floats (3.0, not 3) or float arrays"
+        )
 
 
 def python(source: Source, params: str) -> Callable[..., Any]:

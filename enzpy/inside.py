@@ -356,11 +356,9 @@ def _vjp_impl(autodiff: Callable[..., Any], f: types.Type, primals: Any, cotange
 def _differentiable(fn: EnzymeJit, argv: list[Arg]) -> list[gradients.Value]:
     """The arguments of `fn` described for `gradients` (which are differentiated:
     `shadows.differentiated`)."""
-    written = may_write(fn, tuple(a.val for a in argv))
-    return [
-        _value(a, differentiated(k, None if a.plain else a.cls, a.val), w)
-        for k, (a, w) in enumerate(zip(argv, written, strict=True))
-    ]
+    diffs = [differentiated(k, None if a.plain else a.cls, a.val) for k, a in enumerate(argv)]
+    written = may_write(fn, tuple(a.val for a in argv))  # (compiles: after the checks)
+    return [_value(a, d, w) for a, d, w in zip(argv, diffs, written, strict=True)]
 
 
 def _value(a: Arg, diff: bool, written: bool) -> gradients.Value:

@@ -71,7 +71,10 @@ def differentiated(k: int, cls: type | None, ty: types.Type) -> bool:
             )
     if (cls is None or not issubclass(cls, Const)) and _records_of_floats(ty):
         raise AnnotationError(_records_message(k, ty))
-    return (cls is None or issubclass(cls, Active | Duplicated)) and _floating(ty)
+    diff = (cls is None or issubclass(cls, Active | Duplicated)) and _floating(ty)
+    if diff:
+        _check_precision(k, ty.dtype if isinstance(ty, types.Array) else ty)
+    return diff
 
 
 def _records_of_floats(ty: types.Type) -> bool:
