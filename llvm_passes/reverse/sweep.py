@@ -143,10 +143,10 @@ class Reverse:
     differentiates = True  # adjoints are computed (`Release` only frees)
 
     def make_slots(self) -> None:
-        """An adjoint slot per active float value and lane, loop counters, slots for saved
-        values."""
+        """An adjoint slot per active float value and float argument and lane, loop
+        counters, slots for saved values."""
+        adjoined = [i for i in self.fn.instructions() if is_active_float(self.act, i)]
         for slots, accumulators in zip(self.lane_slots, self.lane_accumulators, strict=True):
-            adjoined = [i for i in self.fn.instructions() if is_active_float(self.act, i)]
             for v in [*adjoined, *accumulators] if self.differentiates else ():
                 slots[v] = self.b.alloca(v.type, None, f"{v.label}.adj")
                 self.b.store(_no_adjoint(v.type), slots[v])
