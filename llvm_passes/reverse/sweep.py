@@ -194,11 +194,7 @@ class Reverse:
             self.in_lane(lane)
             for a, acc in self.accumulators.items():
                 total = self.b.load(a.type, self.slots[a], None, f"{a.label}.adj")
-                if self.shared:
-                    self.b.atomic_add(acc, total)
-                else:
-                    old = self.b.load(a.type, acc, None, "adj")
-                    self.b.store(self.b.fadd(old, total, "adj"), acc)
+                self.add(acc, total, None, bool(self.shared))
         self.in_lane(0)
 
     def take_adjoint(self, inst: Instruction, lane: int | None = None) -> Value:
