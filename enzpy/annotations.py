@@ -13,6 +13,12 @@ class Annotation:
     def __init__(self, val: Any) -> None:
         self.val = val
 
+    @property
+    def shadows(self) -> tuple[Any, ...]:
+        """The shadows, one per tangent carried (none but for `Duplicated` and the batch
+        annotations)."""
+        return ()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.val!r})"
 

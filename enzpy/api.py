@@ -165,9 +165,7 @@ def _classes_and_types(annotated: list[Annotation]) -> tuple[tuple, tuple]:
 
 def _width(annotated: list[Annotation]) -> int:
     """The number of tangents the call carries (`shadows.batch_width`)."""
-    return batch_width(
-        tuple(map(type, annotated)), [len(getattr(a, "shadows", ())) for a in annotated]
-    )
+    return batch_width(tuple(map(type, annotated)), [len(a.shadows) for a in annotated])
 
 
 _compiled: dict[tuple, tuple[Any, str, int]] = {}
@@ -236,7 +234,7 @@ def shadow_arguments(annotated: list[Annotation]) -> tuple[list[Any], list[tuple
     copy_back: list[tuple[Any, Any]] = []
     copies: dict[tuple, np.ndarray] = {}
     for a in annotated:
-        for dval in getattr(a, "shadows", ()):
+        for dval in a.shadows:
             if isinstance(a.val, np.ndarray) and dval.strides == a.val.strides:
                 shadows.append(dval)  # (laid out like its primal already)
             elif isinstance(a.val, np.ndarray):

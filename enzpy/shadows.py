@@ -11,7 +11,7 @@ from numba.core import types
 from numba.core.errors import NumbaError
 
 from . import memory
-from .annotations import Active, Annotation, BatchDuplicated, Const, Duplicated
+from .annotations import SHADOWED, Active, Annotation, BatchDuplicated, Const, Duplicated
 from .errors import AnnotationError, ShadowError
 
 
@@ -22,8 +22,7 @@ def check_argument(k: int, arg: Any, reverse: bool) -> Annotation:
         if isinstance(arg, type) and issubclass(arg, Annotation):
             raise AnnotationError(unwrapped_message(k, arg))
         return Const(arg)
-    shadows = getattr(arg, "shadows", None)
-    lanes = None if shadows is None else [value_type(k, d) for d in shadows]
+    lanes = [value_type(k, d) for d in arg.shadows] if isinstance(arg, SHADOWED) else None
     check_argument_type(k, type(arg), value_type(k, arg.val), lanes, reverse)
     return arg
 
@@ -284,6 +283,6 @@ def check_argument_type(
 def check_memory(annotated: list[Annotation]) -> None:
     """The memory checks of a call (`memory.plan`) on its annotated arguments' values."""
     values = [a.val for a in annotated]
-    shadows = [tuple(getattr(a, "shadows", ())) for a in annotated]
+    shadows = [a.shadows for a in annotated]
     operands = tuple(memory.operand(v, len(s)) for v, s in zip(values, shadows, strict=True))
     memory.run(memory.plan(operands), values, shadows)

@@ -4,6 +4,7 @@ callables, with a `Tape` carrying what the reverse pass needs from one to the ot
 from __future__ import annotations
 
 import ctypes
+import operator
 from collections.abc import Callable, Sequence
 from functools import cache, partial
 from typing import Any
@@ -45,9 +46,7 @@ class Tape:
 
     def __init__(self, thunk: _Thunk, annotated: list[Annotation]) -> None:
         self._thunk = thunk
-        # the native tape (`TAPE_BYTES`: { data, size, capacity, escape }), then the
-        # return's shadow slot of each batch lane
-        self._native = (ctypes.c_int64 * (TAPE_BYTES // 8 + thunk.slot_words))()  # zeroed
+        self._native = thunk.native_tape()  # zeroed
         self.address: int = ctypes.addressof(self._native)
         # primal arguments then shadows, as the forward pass got them
         shadows, self._copies = shadow_arguments(annotated)
@@ -156,7 +155,11 @@ class _Thunk:
         self.widths = _widths(annotated)
         self.width = width
         self.batch = any(issubclass(c, BatchDuplicated) for c in self.classes)
-        self.slot_words = slot_words(deriv.restype) * self.width
+        # the native tape (`TAPE_BYTES`: { data, size, capacity, escape }), then the
+        # return's shadow slot of each batch lane
+        words = TAPE_BYTES // 8 + slot_words(deriv.restype) * self.width
+        self.native_tape = ctypes.c_int64 * words
+        self.active = [k for k, c in enumerate(self.classes) if issubclass(c, Active)]
 
     def overlap(self, annotated: list[Annotation]) -> bool:
         """Whether the memory of two of the array arguments may overlap."""
@@ -236,13 +239,27 @@ def _same_types(annotated: list[Annotation]) -> Callable[..., bool]:
 def _types(args: Sequence[Any]) -> tuple:
     """The types of each argument's value and shadows (`shadows.value_type`: cached)."""
     return tuple(
-        (type(a), value_type(k, a.val), *(value_type(k, d) for d in getattr(a, "shadows", ())))
+        (type(a), value_type(k, a.val), *(value_type(k, d) for d in a.shadows))
         for k, a in enumerate(args)
     )
 
 
+def _same_objects(args: Sequence[Any], seen: Sequence[Annotation]) -> bool:
+    """Whether each of `args` is the annotation in `seen`, or one of its class wrapping the
+    same value and shadows."""
+    for a, s in zip(args, seen, strict=True):
+        if a is s:
+            continue
+        if type(a) is not type(s) or a.val is not s.val:
+            return False
+        shadows, saw = a.shadows, s.shadows
+        if len(shadows) != len(saw) or not all(map(operator.is_, shadows, saw)):
+            return False
+    return True
+
+
 def _widths(annotated: list[Annotation]) -> tuple[int, ...]:
-    return tuple(len(getattr(a, "shadows", ())) for a in annotated)
+    return tuple(len(a.shadows) for a in annotated)
 
 
 def _state(v: Any) -> Any:
@@ -324,17 +341,22 @@ class ReversePass:
         tape = args[-1]
         # (the sweep runs on the forward pass's arguments, whose memory was checked; these
         # must be like them, with the same shadows)
-        annotated = t.check(args[: len(t.classes)], memory=False)
-        if tape._thunk is t and tape._pending:
-            self._check_same(annotated, tape)
+        given = args[: len(t.classes)]
+        if not (tape._thunk is t and _same_objects(given, tape._annotated)):
+            annotated = t.check(given, memory=False)
+            if tape._thunk is t and tape._pending:
+                self._check_same(annotated, tape)
         saved = tape._take(t)
         dret = t.cotangents(args[-2]) if t.ret == "active" else ()
         for user, copy in tape._copies:  # the adjoints the caller holds now
             copy[...] = user
-        adjoints = iter(tape._derivative.split[0](*saved, tape.address, *dret))
+        adjoints = tape._derivative.split[0](*saved, tape.address, *dret)
         for user, copy in tape._copies:
             user[...] = copy
-        return tuple(t.lanes(next(adjoints)) if isinstance(a, Active) else None for a in annotated)
+        out: list[Any] = [None] * len(t.classes)
+        for k, adjoint in zip(t.active, adjoints, strict=True):
+            out[k] = t.lanes(adjoint)
+        return tuple(out)
 
     def _check_same(self, annotated: list[Annotation], tape: Tape) -> None:
         """The reverse pass runs at the point the forward pass saw, into the shadows it saw
@@ -347,7 +369,7 @@ class ReversePass:
                 raise ShadowError(
                     "the reverse pass got arrays of other shapes or strides than its forward pass"
                 )
-            pairs = zip(getattr(a, "shadows", ()), getattr(seen, "shadows", ()), strict=True)
+            pairs = zip(a.shadows, seen.shadows, strict=True)
             if any(d is not s and _memory(d) != _memory(s) for d, s in pairs):
                 raise ShadowError(
                     f"argument {k}: the reverse pass must get the shadow its "
