@@ -11,6 +11,7 @@ derivatives differentiates.
     np.linalg.norm(x)         ‖x‖₂ (Frobenius for a matrix): ṅ = <x, ẋ>/n;  x̄ += n̄ x / n
     np.linalg.eigh(a)         a = V diag(w) Vᵀ: ẇ = diag(Vᵀ ȧ V), V̇ = V (F ∘ Vᵀ ȧ V);
                                                ā = V (diag(w̄) + F ∘ Vᵀ V̄) Vᵀ
+    np.linalg.eigvalsh(a)     w of eigh:       ẇ = diag(Vᵀ ȧ V);         ā = V diag(w̄) Vᵀ
     np.linalg.eig(a)          a V = V diag(w), unit columns, real w: X = V⁻¹ ȧ V, ẇ = diag(X),
                               V̇ = P(V (F ∘ X)), P(u) = u - V diag(Vᵀu) (columns stay unit);
                               ā = V⁻ᵀ (diag(w̄) + F ∘ Vᵀ P(V̄)) Vᵀ   (eigvals: w alone)
@@ -27,13 +28,13 @@ derivatives differentiates.
 
 Φ takes the lower triangle with the diagonal halved; F_ij = 1 / (w_j - w_i) off the diagonal,
 F'_ij = 1 / (s_j² - s_i²).
-`cholesky` and `eigh` read the lower triangle of `a` only (as NumPy's do): their derivatives
-with respect to the upper triangle are zero, and ā is folded onto the lower triangle.
-`eigh` and `eig` assume distinct eigenvalues (`eig` and `eigvals` real ones, as Numba's,
-which raise `ValueError` otherwise), `det` a nonsingular matrix, `lstsq` a matrix of full
-column rank, `svd` a square matrix with distinct singular values (else their rules raise
-`ValueError`; `full_matrices=False` stays refused by name); `norm` is the default norm
-(a given `ord` stays refused by name); `median` and `sort` take 1-D arrays. `interp`
+`cholesky`, `eigh` and `eigvalsh` read the lower triangle of `a` only (as NumPy's do): their
+derivatives with respect to the upper triangle are zero, and ā is folded onto the lower
+triangle. `eigh`, `eigvalsh` and `eig` assume distinct eigenvalues (`eig` and `eigvals` real
+ones, as Numba's, which raise `ValueError` otherwise), `det` a nonsingular matrix, `lstsq` a
+matrix of full column rank, `svd` a square matrix with distinct singular values (else their
+rules raise `ValueError`; `full_matrices=False` stays refused by name); `norm` is the default
+norm (a given `ord` stays refused by name); `median` and `sort` take 1-D arrays. `interp`
 follows np.interp's branches: outside the knots and on a knot its value is a value of `fp`
 (no derivative along x or xp); a NaN x gives x.
 """
@@ -215,15 +216,16 @@ def eigh(a):
 @numba.njit
 def _gaps(w):
     """F: 1 / (w_j - w_i) off the diagonal, 0 on it; raises unless the w are distinct (the
-    vectors' derivative is undefined otherwise). Augmented rules compute it, so that the
-    call fails in the forward pass, before a reverse sweep has run half-way."""
+    vectors' derivative is undefined otherwise, the values' is not linear). Augmented rules
+    compute it, so that the call fails in the forward pass, before a reverse sweep has run
+    half-way."""
     n = w.shape[0]
     f = np.zeros((n, n), w.dtype)
     for i in range(n):
         for j in range(n):
             if i != j:
                 if w[j] == w[i]:
-                    raise ValueError("eigh, eig and svd's rules need distinct eigenvalues")
+                    raise ValueError("eigenvalue and svd rules need distinct eigenvalues")
                 f[i, j] = 1.0 / (w[j] - w[i])
     return f
 
@@ -247,6 +249,31 @@ def _eigh_rev(saved, dy, a, da):
     dw, dv = dy
     g = v @ (np.diag(dw) + f * (v.T @ dv)) @ v.T
     da += _onto_lower(g)
+    return ()
+
+
+@enzyme_jit
+def eigvalsh(a):
+    return np.linalg.eigvalsh(a)
+
+
+@forward_rule(eigvalsh)
+def _eigvalsh_fwd(a, da):
+    w, v = np.linalg.eigh(a)
+    _gaps(w)
+    return w, np.diag(v.T @ _lower_symmetric(da) @ v).copy()
+
+
+@augmented_rule(eigvalsh)
+def _eigvalsh_aug(a):
+    w, v = np.linalg.eigh(a)
+    _gaps(w)
+    return w, v
+
+
+@reverse_rule(eigvalsh)
+def _eigvalsh_rev(v, dw, a, da):
+    da += _onto_lower((v * dw) @ v.T)
     return ()
 
 
@@ -686,6 +713,7 @@ for _name, _f in (("solve", solve), ("inv", inv), ("det", det), ("slogdet", slog
     implements(_impl(_name), _f, when=_floats())
 implements(_impl("cho"), cholesky, when=_floats(2))
 implements(_impl("eigh"), eigh, when=_floats(2))
+implements(_impl("eigvalsh"), eigvalsh, when=_floats(2))
 implements("numba.np.linalg.eig_impl.<locals>.real_eig_impl", eig, when=_floats(2))
 implements(_impl("svd"), svd, when=_floats(2))
 implements("numba.np.linalg.eigvals_impl.<locals>.real_eigvals_impl", eigvals, when=_floats(2))

@@ -143,10 +143,10 @@ CONSTRUCTS = (
         r"numba_xx(?:getrf|getri|gesdd|gesv|gelsd|potrf|syevd|heevd|geev|geqrf|orgqr)|"
         r"numba_ez_|np\.linalg|numba\.np\.linalg",
         "np.linalg (LAPACK)",
-        "enzpy has rules for solve, inv, det, slogdet, cholesky, eigh, eig, eigvals, svd "
-        "(square), lstsq and the default norm only; wrap the call in a function and give it rules "
-        "(ez.forward_rule, ez.augmented_rule, ez.reverse_rule), or mark the matrix Const if "
-        "no derivative is wanted through it",
+        "enzpy has rules for solve, inv, det, slogdet, cholesky, eigh, eigvalsh, eig, eigvals, "
+        "svd (square), lstsq and the default norm only; wrap the call in a function and give "
+        "it rules (ez.forward_rule, ez.augmented_rule, ez.reverse_rule), or mark the matrix "
+        "Const if no derivative is wanted through it",
     ),
 )
 

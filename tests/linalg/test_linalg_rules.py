@@ -1,7 +1,7 @@
-"""np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh, eig, eigvals, svd, lstsq), np.sort,
-np.median and np.interp called on data with derivatives: differentiated through the rules of
-`enzpy.linalg`, against finite differences of the whole map and the dot test, in both modes,
-in loops and in split mode."""
+"""np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh, eigvalsh, eig, eigvals, svd, lstsq),
+np.sort, np.median and np.interp called on data with derivatives: differentiated through the
+rules of `enzpy.linalg`, against finite differences of the whole map and the dot test, in both
+modes, in loops and in split mode."""
 
 import warnings
 
@@ -54,6 +54,12 @@ def norms(x, m):
 def eigen(a):
     w, v = np.linalg.eigh(a)
     return (w * np.arange(4.0)).sum() + (v[:, 0] ** 4).sum() + (v[:, 3] ** 4).sum()
+
+
+@ez.enzyme_jit
+def symmetric_spectrum(a):
+    w = np.linalg.eigvalsh(a)
+    return (w * np.arange(1.0, 5.0)).sum() + w[3] ** 2
 
 
 @ez.enzyme_jit
@@ -134,6 +140,7 @@ CASES = {
     "cholesky": (cholesky, (SPD,), (0,)),
     "norms": (norms, (b, A), (0, 1)),
     "eigen": (eigen, (SPD,), (0,)),
+    "eigvalsh": (symmetric_spectrum, (SPD,), (0,)),
     "eig": (general_eigen, (GENERAL,), (0,)),
     "eigvals": (spectral_penalty, (GENERAL, 0.3), (0, 1)),
     "svd": (singular, (A,), (0,)),
@@ -264,6 +271,7 @@ def test_float32():
     [
         ("solve", (A, b)),
         ("eigh", (SPD,)),
+        ("eigvalsh", (SPD,)),
         ("eig", (GENERAL,)),
         ("eigvals", (GENERAL,)),
         ("svd", (A,)),
@@ -297,7 +305,9 @@ def test_svd_of_a_matrix_that_is_not_square_raises():
 
 
 @pytest.mark.parametrize("mode", ["Forward", "Reverse"])
-@pytest.mark.parametrize("f", [singular, eigen, general_eigen], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "f", [singular, eigen, symmetric_spectrum, general_eigen], ids=lambda f: f.__name__
+)
 def test_repeated_eigenvalues_raise_in_both_modes(f, mode):
     """At a repeated eigenvalue (singular value) the vectors have no derivative: the rules
     raise ValueError in the call, in reverse mode from the forward sweep (an exception in a
