@@ -338,6 +338,7 @@ def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[
     check_function(f)
     if len(primals) != len(tangents):
         raise AnnotationError(f"{len(primals)} primals but {len(tangents)} tangents")
+    check_arity(f, len(primals))
     written = may_write(f, tuple(value_type(k, p) for k, p in enumerate(primals)))
     values = tuple(
         Value(f"primals[{k}]", isinstance(p, np.ndarray), type(p), t is not None, w)
@@ -424,6 +425,7 @@ def _differentiable(
     `shadows.differentiated`; each read from `name[k]`, with `unwrap` from its `.val` where
     annotated), and their values."""
     check_function(f)
+    check_arity(f, len(args))
     plain = [a.val if isinstance(a, Annotation) else a for a in args]
     argtypes = tuple(value_type(k, v) for k, v in enumerate(plain))
     diffs = [  # (checked before anything is compiled)

@@ -44,7 +44,11 @@ def _check(f: Any, x: Any) -> None:
     if not isinstance(f, EnzymeJit):
         raise AnnotationError(f"{f!r} is not an @ez.enzyme_jit function")
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-        raise AnnotationError("x must be a float array (the point where the Hessian is taken)")
+        raise AnnotationError(
+            "x must be a float array (the point where the Hessian is taken), got "
+            f"{type(x).__name__}: hvp(f, x, v, *rest) and hessian(f, x, *rest) take x and v "
+            "as arrays"
+        )
 
 
 def _held(rest: tuple) -> tuple:

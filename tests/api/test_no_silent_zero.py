@@ -117,6 +117,18 @@ def test_nothing_to_differentiate_is_refused():
     assert ez.gradient(ez.Reverse, scaled_square, 3.0) == (9.0,)
 
 
+def test_a_wrong_argument_count_is_named_before_compiling():
+    """(Numba's `TypeError: Signature mismatch` came out of `gradient`, `vjp` and `jvp`.)"""
+    calls = [
+        lambda: ez.gradient(ez.Reverse, scaled_square, 3.0, 2.0),
+        lambda: ez.vjp(scaled_square, (3.0, 2.0), 1.0),
+        lambda: ez.jvp(scaled_square, (3.0, 2.0), (1.0, None)),
+    ]
+    for call in calls:
+        with pytest.raises(ez.AnnotationError, match="scaled_square takes 1 arguments, got 2"):
+            call()
+
+
 def test_half_precision_is_refused_before_compiling():
     """(Numba's own NotImplementedError came out of the primal's compilation.)"""
     for x in (np.ones(2, np.float16), np.float16(2.0)):

@@ -48,6 +48,8 @@ def test_hessian_is_symmetric_and_matches_the_closed_form():
 def test_misuse():
     with pytest.raises(ez.AnnotationError, match="float array"):
         ez.hvp(rosenbrock, [0.3, 0.4], np.ones(2), SCALE)
+    with pytest.raises(ez.AnnotationError, match="got tuple: hvp"):
+        ez.hvp(rosenbrock, (X,), (np.ones(5),), SCALE)  # (JAX's form)
     with pytest.raises(ez.AnnotationError, match="shape"):
         ez.hvp(rosenbrock, X, np.ones(3), SCALE)
     with pytest.raises(ez.AnnotationError, match="held constant"):
