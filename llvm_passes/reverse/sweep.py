@@ -22,6 +22,7 @@ from ..analysis.activity import ActivityResult
 from ..analysis.increments import increments
 from ..analysis.loops import CountedLoop, Induction
 from ..analysis.partition import Border
+from ..analysis.pointers import allocates, allocation, roots
 from ..errors import NoDerivativeError
 from ..ir import (
     I8,
@@ -545,9 +546,12 @@ class Reverse:
     def on_shadow(self, access: Instruction, primal: Value) -> Instruction:
         """`access` (a load or store of the shadow of `primal`) marked as on shadow memory,
         unless `primal` may be its own shadow."""
-        if primal not in self.act.maybe_primal:
-            scopes.mark(self.module, access, scopes.SHADOW)
-        return access
+        if primal in self.act.maybe_primal:
+            return access
+        # (whose shadow it is, in the root only: a derivative running once per call, whose
+        # arguments' memory existed before anything it allocates)
+        side = _side(primal) if self.synth.reload == self.fn.name else scopes.SHADOW
+        return scopes.mark(self.module, access, side)
 
     def owns(self, border: Border) -> Value:
         """Whether the chunk owns the cell a load with `border` reads in this iteration."""
@@ -817,3 +821,16 @@ def _no_adjoint(ty: Type) -> Value:
     `fadd` (LLVM folds `x + -0.0` to `x`, not `x + 0.0`: x may be -0.0), so the first
     contribution costs no addition."""
     return const(ty, -0.0) if ty.is_float else Builder.zero(ty)
+
+
+def _side(primal: Value) -> str:
+    """The shadows the shadow of pointer `primal` is among (`scopes`): an argument's
+    (GIVEN), memory's the function allocates (MADE), or either (SHADOW)."""
+    root = roots(primal)
+    if len(root) != 1:
+        return scopes.SHADOW
+    if isinstance(root[0], Argument):
+        return scopes.GIVEN
+    made = allocation(root[0])
+    fresh = isinstance(made, Instruction) and (made.opcode == "alloca" or allocates(made))
+    return scopes.MADE if fresh else scopes.SHADOW

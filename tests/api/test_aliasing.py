@@ -7,6 +7,7 @@ runs: from Python, through the hot path's compiled entry, and inside jitted code
 import numba
 import numpy as np
 import pytest
+from harness import check_all
 
 import enzpy as ez
 from enzpy import api
@@ -209,3 +210,63 @@ def test_the_aliased_twin_is_built_when_arrays_first_overlap(path, monkeypatch):
     ez.autodiff(ez.Reverse, f, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(x, dx))
     assert deriv.drop_tapes() > 0  # the twin's tape storage (it keeps y), freed with the rest
     assert deriv.drop_tapes() == 0
+
+
+@ez.enzyme_jit
+def relax(u, v):
+    """A linear sweep from u into v and back (its reverse sweep reads no primal value)."""
+    for i in range(1, u.shape[0] - 1):
+        v[i] = 0.5 * (u[i - 1] + u[i + 1]) + 0.25 * v[i]
+    for i in range(1, u.shape[0] - 1):
+        u[i] = v[i] - 0.5 * u[i]
+    s = 0.0
+    for i in range(u.shape[0]):
+        s += u[i] * (i + 1.0) + v[i]
+    return s
+
+
+def _gradient_as_one_array(f, x0):
+    """The gradient of x -> f(x, x) by the reverse pass (the same array and shadow passed
+    twice) and by central differences of the Python function."""
+
+    def same(x):
+        return f.py_func(x, x)
+
+    h, fd = 1e-6, np.zeros(x0.size)
+    for k in range(x0.size):
+        e = np.zeros(x0.size)
+        e[k] = h
+        fd[k] = (same(x0 + e.reshape(x0.shape)) - same(x0 - e.reshape(x0.shape))) / (2 * h)
+    x, dx = x0.copy(), np.zeros_like(x0)
+    ez.autodiff(ez.Reverse, f, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(x, dx))
+    return dx.ravel(), fd
+
+
+@ez.enzyme_jit
+def product_energy(a, b):
+    """A temporary's shadow read while adding into the arguments' shadows (and written while
+    reading theirs)."""
+    c = np.zeros((a.shape[0], b.shape[1]))
+    for i in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            w = a[i, k]
+            for j in range(b.shape[1]):
+                c[i, j] += w * b[k, j]
+    return (c * c).sum()
+
+
+@pytest.mark.parametrize(
+    "f, a, b, one",
+    [(relax, (9,), (9,), (9,)), (product_energy, (5, 4), (4, 6), (5, 5))],
+    ids=["sweep", "temporary"],
+)
+def test_shadows_given_and_made_as_two_arrays_and_as_one(f, a, b, one):
+    """The reverse sweep tells LLVM that the arguments' shadows are apart from those of the
+    memory the function allocates (not from one another): forward, reverse and the dot test
+    against central differences with two arrays, and the reverse pass with one array passed
+    twice (its shadow too)."""
+    rng = np.random.default_rng(3)
+    check_all(f, (rng.standard_normal(a), rng.standard_normal(b)), [0, 1])
+    np.testing.assert_allclose(
+        *_gradient_as_one_array(f, rng.standard_normal(one)), rtol=1e-7, atol=1e-8
+    )
