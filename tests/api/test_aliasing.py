@@ -255,10 +255,28 @@ def product_energy(a, b):
     return (c * c).sum()
 
 
+@ez.enzyme_jit
+def ping_pong(u, v):
+    """Buffers swapped between an argument and a new array each step: the shadows read and
+    written through `a` and `b` are either (neither given nor made for sure)."""
+    a, b = u, v
+    for _ in range(4):
+        t = np.empty_like(a)
+        for i in range(1, a.shape[0] - 1):
+            t[i] = 0.5 * a[i] + 0.25 * (a[i - 1] + b[i + 1])
+        t[0], t[-1] = a[0], a[-1]
+        a, b = t, a
+    return np.sum(a * a) + np.sum(b)
+
+
 @pytest.mark.parametrize(
     "f, a, b, one",
-    [(relax, (9,), (9,), (9,)), (product_energy, (5, 4), (4, 6), (5, 5))],
-    ids=["sweep", "temporary"],
+    [
+        (relax, (9,), (9,), (9,)),
+        (product_energy, (5, 4), (4, 6), (5, 5)),
+        (ping_pong, (10,), (10,), (10,)),
+    ],
+    ids=["sweep", "temporary", "swapped"],
 )
 def test_shadows_given_and_made_as_two_arrays_and_as_one(f, a, b, one):
     """The reverse sweep tells LLVM that the arguments' shadows are apart from those of the
