@@ -22,7 +22,7 @@ from ..analysis.activity import ActivityResult
 from ..analysis.increments import increments
 from ..analysis.loops import CountedLoop, Induction
 from ..analysis.partition import Border
-from ..analysis.pointers import allocates, allocation, roots
+from ..analysis.pointers import allocation, roots
 from ..errors import NoDerivativeError
 from ..ir import (
     I8,
@@ -831,6 +831,4 @@ def _side(primal: Value) -> str:
         return scopes.SHADOW
     if isinstance(root[0], Argument):
         return scopes.GIVEN
-    made = allocation(root[0])
-    fresh = isinstance(made, Instruction) and (made.opcode == "alloca" or allocates(made))
-    return scopes.MADE if fresh else scopes.SHADOW
+    return scopes.MADE if allocation(root[0]) is not None else scopes.SHADOW
