@@ -517,9 +517,9 @@ def _debug_build(synthesize: Any, f: Any, argtypes: tuple, acts: list) -> Any:
 
 
 def _user_frame() -> int:
-    """The `stacklevel` of the innermost caller outside enzpy and the code it generates
-    (warnings point at it)."""
-    inside = (os.path.dirname(__file__), "<enzpy")
+    """The `stacklevel` of the innermost caller outside enzpy, the code it generates and
+    Numba's compiler (warnings point at it)."""
+    inside = (os.path.dirname(__file__), "<enzpy", os.path.dirname(numba.__file__))
     frame: Any = sys._getframe(1)
     level = 1
     while frame is not None and frame.f_code.co_filename.startswith(inside):

@@ -74,3 +74,21 @@ def test_inside_jitted_code():
     _, (px, pa, _) = ez.vjp(f, (X, 1.3, 4), 2.0)
     np.testing.assert_allclose(gx, px, rtol=1e-14)
     assert ga == pytest.approx(pa, rel=1e-14)
+
+
+@ez.enzyme_jit
+def vjp_inside(g, primals, cotangent):
+    return ez.vjp(g, primals, cotangent)
+
+
+def test_float32_gradients_stay_float32_inside_jitted_code():
+    """A float32 array's entry of `vjp` has its dtype, from Python and in jitted code (a
+    float64 cotangent scales it without promoting it)."""
+    x = X.astype(np.float32)
+    value, (gx, ga, _) = ez.vjp(f, (x, 1.3, 4), 0.5)
+    inside_value, (inside_gx, inside_ga, _) = vjp_inside(f, (x, 1.3, 4), 0.5)
+    assert gx.dtype == inside_gx.dtype == np.float32
+    np.testing.assert_allclose(inside_gx, gx, rtol=1e-6)
+    assert (inside_value, inside_ga) == pytest.approx((value, ga), rel=1e-6)
+    _, (g64, _, _) = ez.vjp(f, (X, 1.3, 4), 0.5)
+    np.testing.assert_allclose(gx, g64, rtol=1e-5)

@@ -194,14 +194,27 @@ def through_scratch(x, scratch):
 _WRITE_LINE = inspect.getsourcelines(through_scratch.py_func)[1] + 3  # decorator, def, for
 
 
+def gradient_from_python(mode, x, scratch):
+    return ez.gradient(mode, through_scratch, x, ez.Const(scratch))
+
+
+scratch_inside = ez.enzyme_jit(through_scratch.py_func)  # (its own derivatives: it warns)
+
+
+@numba.njit
+def gradient_inside(mode, x, scratch):
+    return ez.gradient(mode, scratch_inside, x, ez.Const(scratch))
+
+
+@pytest.mark.parametrize("gradient", [gradient_from_python, gradient_inside])
 @pytest.mark.parametrize("mode", [ez.Reverse, ez.Forward])
-def test_active_data_read_back_from_const_memory_warns(mode):
+def test_active_data_read_back_from_const_memory_warns(mode, gradient):
     x = np.array([1.0, 2.0, 0.5])
     with pytest.warns(ez.DroppedDerivativeWarning) as record:
-        ez.gradient(mode, through_scratch, x, ez.Const(np.zeros(3)))
+        gradient(mode, x, np.zeros(3))
     (w,) = [r for r in record if r.category is ez.DroppedDerivativeWarning]
     assert "`scratch`" in str(w.message) and f":{_WRITE_LINE} " in str(w.message)
-    assert w.filename == __file__  # points at the caller
+    assert w.filename == __file__  # points at the caller (past Numba's compiler, in jit)
 
 
 def test_duplicated_scratch_keeps_the_derivative_without_warning():
