@@ -9,6 +9,10 @@ derivatives differentiates.
     np.linalg.slogdet(a)      (s, l):          l̇ = <a⁻ᵀ, ȧ>;             ā += l̄ a⁻ᵀ
     np.linalg.cholesky(a)     a = LLᵀ:         L̇ = L Φ(L⁻¹ ȧ L⁻ᵀ);       ā = L⁻ᵀ Φ(Lᵀ L̄) L⁻¹
     np.linalg.norm(x)         ‖x‖₂ (Frobenius for a matrix): ṅ = <x, ẋ>/n;  x̄ += n̄ x / n
+    np.linalg.norm(x, ord)    a number ord; g = ∂n/∂x: p-norm sign(x)(|x|/n)^(p-1), 1: sign(x),
+                              ±inf: sign at the entry taken, 0: none; a matrix's ±1, ±inf:
+                              sign(x) on the column (row) taken, ±2: u vᵀ of its singular
+                              value; ṅ = <g, ẋ> (+ ∂n/∂p ṗ, a float p);  x̄ += n̄ g
     np.linalg.eigh(a)         a = V diag(w) Vᵀ: ẇ = diag(Vᵀ ȧ V), V̇ = V (F ∘ Vᵀ ȧ V);
                                                ā = V (diag(w̄) + F ∘ Vᵀ V̄) Vᵀ
     np.linalg.eigvalsh(a)     w of eigh:       ẇ = diag(Vᵀ ȧ V);         ā = V diag(w̄) Vᵀ
@@ -33,10 +37,11 @@ derivatives with respect to the upper triangle are zero, and ā is folded onto t
 triangle. `eigh`, `eigvalsh` and `eig` assume distinct eigenvalues (`eig` and `eigvals` real
 ones, as Numba's, which raise `ValueError` otherwise), `det` a nonsingular matrix, `lstsq` a
 matrix of full column rank, `svd` a square matrix with distinct singular values (else their
-rules raise `ValueError`; `full_matrices=False` stays refused by name); `norm` is the default
-norm (a given `ord` stays refused by name); `median` and `sort` take 1-D arrays. `interp`
-follows np.interp's branches: outside the knots and on a knot its value is a value of `fp`
-(no derivative along x or xp); a NaN x gives x.
+rules raise `ValueError`; `full_matrices=False` stays refused by name); `norm` takes the
+orders given as numbers (a matrix's ±2 with a distinct singular value; where entries, rows
+or columns tie, the derivative is that of the one Numba's code takes, the first); `median`
+and `sort` take 1-D arrays. `interp` follows np.interp's branches: outside the knots and on
+a knot its value is a value of `fp` (no derivative along x or xp); a NaN x gives x.
 """
 
 from __future__ import annotations
@@ -419,6 +424,131 @@ def _norm_rev(saved, dn, x, dx):
     return ()
 
 
+@enzyme_jit
+def norm_of_order(x, ord):
+    """`np.linalg.norm(x, ord)` with a given order (a number)."""
+    return np.linalg.norm(x, ord)
+
+
+def _norm_derivatives(x, ord, n):
+    """(∂n/∂x, ∂n/∂ord) of n = `np.linalg.norm(x, ord)`: where n is a largest or smallest
+    entry, row or column, that of the one Numba's code picks (the first); along the order
+    for a vector's p-norm, p finite and not 0 (zero for the orders a matrix takes, which
+    are points)."""
+
+
+@overload(_norm_derivatives)
+def _norm_derivatives_impl(x, ord, n):
+    if x.ndim == 1:
+        return lambda x, ord, n: (_vector_norm_gradient(x, ord, n), _along_p(x, ord, n))
+    return lambda x, ord, n: (_matrix_norm_gradient(x, ord, n), 0.0 * n)
+
+
+@numba.njit
+def _vector_norm_gradient(x, ord, n):
+    g = np.zeros_like(x)
+    if x.shape[0] == 0 or ord == 0:
+        return g
+    if ord == np.inf or ord == -np.inf:
+        k = 0
+        for i in range(1, x.shape[0]):
+            if abs(x[i]) > abs(x[k]) if ord > 0 else abs(x[i]) < abs(x[k]):
+                k = i
+        g[k] = np.sign(x[k])
+    elif ord == 1:
+        g[:] = np.sign(x)
+    elif n != 0.0:  # (Σ|x|^p)^(1/p), 2 among them: sign(x) (|x| / n)^(p-1)
+        for i in range(x.shape[0]):
+            g[i] = np.sign(x[i]) * (abs(x[i]) / n) ** (ord - 1)
+    return g
+
+
+@numba.njit
+def _along_p(x, p, n):
+    """∂n/∂p of n = (Σ|x|^p)^(1/p) = S^(1/p): n (T/S - ln S / p) / p, T = Σ|x|^p ln|x|."""
+    if p == 0 or p == np.inf or p == -np.inf or n == 0.0:
+        return 0.0 * n
+    s = t = 0.0
+    for v in x:
+        if v != 0.0:
+            a = abs(v) ** p
+            s += a
+            t += a * np.log(abs(v))
+    return n * (t / s - np.log(s) / p) / p
+
+
+@numba.njit
+def _matrix_norm_gradient(x, ord, n):
+    g = np.zeros_like(x)
+    if x.size == 0:
+        return g
+    if ord == 2 or ord == -2:  # the largest (smallest) singular value: u vᵀ
+        u, s, vh = np.linalg.svd(x, full_matrices=False)
+        k = 0 if ord == 2 else s.shape[0] - 1
+        if s.shape[0] > 1 and s[k] == s[1 if k == 0 else k - 1]:
+            raise ValueError("the 2-norm of a matrix needs a distinct singular value")
+        return np.outer(u[:, k], vh[k])
+    rows = ord == np.inf or ord == -np.inf
+    if not (rows or ord == 1 or ord == -1):
+        raise ValueError("Invalid norm order for matrices.")
+    m, c = x.shape if rows else (x.shape[1], x.shape[0])
+    for k in range(m):  # sums of |x| along rows (columns) as Numba's code adds them
+        t = 0.0
+        for j in range(c):
+            t += abs(x[k, j]) if rows else abs(x[j, k])
+        if t == n:  # the first row (column) whose sum is the norm
+            for j in range(c):
+                if rows:
+                    g[k, j] = np.sign(x[k, j])
+                else:
+                    g[j, k] = np.sign(x[j, k])
+            break
+    return g
+
+
+def _along_order(dn_dord, dord):
+    """The tangent along the order: none for an integer order (`dord` None)."""
+
+
+@overload(_along_order)
+def _along_order_impl(dn_dord, dord):
+    if isinstance(dord, types.NoneType):
+        return lambda dn_dord, dord: 0.0 * dn_dord
+    return lambda dn_dord, dord: dn_dord * dord
+
+
+def _order_adjoint(ord, adjoint):
+    """What a reverse rule returns for the order: its adjoint for a float, none for an
+    integer."""
+
+
+@overload(_order_adjoint)
+def _order_adjoint_impl(ord, adjoint):
+    if isinstance(ord, types.Float):
+        return lambda ord, adjoint: (adjoint,)
+    return lambda ord, adjoint: ()
+
+
+@forward_rule(norm_of_order)
+def _norm_of_order_fwd(x, dx, ord, dord):
+    n = np.linalg.norm(x, ord)
+    g, dn_dord = _norm_derivatives(x, ord, n)
+    return n, np.sum(g * dx) + _along_order(dn_dord, dord)
+
+
+@augmented_rule(norm_of_order)
+def _norm_of_order_aug(x, ord):
+    n = np.linalg.norm(x, ord)
+    return n, _norm_derivatives(x, ord, n)
+
+
+@reverse_rule(norm_of_order)
+def _norm_of_order_rev(saved, dn, x, dx, ord):
+    g, dn_dord = saved
+    dx += dn * g
+    return _order_adjoint(ord, dn * dn_dord)
+
+
 # ---- lstsq (full column rank) -------------------------------------------------------------
 
 
@@ -709,6 +839,20 @@ def _floats(ndim: int | None = None):
     return accepts
 
 
+def _array_and_order(ndim: int):
+    """Argument types of `norm_of_order` the rules support: a float array of `ndim`
+    dimensions and a number."""
+
+    def accepts(argtypes: tuple) -> bool:
+        return (
+            len(argtypes) == 2
+            and _floats(ndim)(argtypes[:1])
+            and isinstance(argtypes[1], types.Integer | types.Float)
+        )
+
+    return accepts
+
+
 for _name, _f in (("solve", solve), ("inv", inv), ("det", det), ("slogdet", slogdet)):
     implements(_impl(_name), _f, when=_floats())
 implements(_impl("cho"), cholesky, when=_floats(2))
@@ -717,8 +861,13 @@ implements(_impl("eigvalsh"), eigvalsh, when=_floats(2))
 implements("numba.np.linalg.eig_impl.<locals>.real_eig_impl", eig, when=_floats(2))
 implements(_impl("svd"), svd, when=_floats(2))
 implements("numba.np.linalg.eigvals_impl.<locals>.real_eigvals_impl", eigvals, when=_floats(2))
-implements("numba.np.linalg._get_norm_impl.<locals>.oneD_impl", norm, when=_floats(1))
-implements("numba.np.linalg._get_norm_impl.<locals>.twoD_impl", norm, when=_floats(2))
+for _ndim, _name in ((1, "oneD_impl"), (2, "twoD_impl")):
+    implements(f"numba.np.linalg._get_norm_impl.<locals>.{_name}", norm, when=_floats(_ndim))
+    implements(
+        f"numba.np.linalg._get_norm_impl.<locals>.{_name}",
+        norm_of_order,
+        when=_array_and_order(_ndim),
+    )
 implements(_impl("lstsq"), lstsq, when=_floats())
 implements("numba.np.arrayobj.impl_np_sort.<locals>.np_sort_impl", sort, when=_floats(1))
 implements(

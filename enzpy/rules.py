@@ -175,7 +175,7 @@ class Implementation:
     writes: frozenset[int] = frozenset()
 
 
-_IMPLEMENTATIONS: dict[str, Implementation] = {}
+_IMPLEMENTATIONS: dict[str, list[Implementation]] = {}
 
 
 def implements(
@@ -188,17 +188,28 @@ def implements(
     in the compiled code (`numba.np.linalg.solve_impl.<locals>.solve_impl`), take the rules
     of `f`: a function taking the same arguments (omitted optional arguments aside) that
     calls the library function. `when(argtypes)`, if given, says for which Numba argument
-    types (those the rules support); `writes`, the positions of the arguments whose memory
-    the function writes (none, as NumPy's functions: the engine need not read its body, which
+    types (those the rules support; a name may take the rules of several functions, each
+    for its argument types); `writes`, the positions of the arguments whose memory the
+    function writes (none, as NumPy's functions: the engine need not read its body, which
     may call code it cannot see, to know that it leaves a `Const` argument unchanged)."""
     dispatcher_of(f)
-    _IMPLEMENTATIONS[qualname] = Implementation(f, when, writes)
+    given = _IMPLEMENTATIONS.setdefault(qualname, [])
+    given[:] = [i for i in given if i.f is not f] + [Implementation(f, when, writes)]
     _forget()
 
 
-def implementation(qualname: str) -> Implementation | None:
-    """What `implements` declared for a qualified name, if anything."""
-    return _IMPLEMENTATIONS.get(qualname)
+def implemented(qualname: str) -> bool:
+    """Whether `implements` declared something for a qualified name."""
+    return qualname in _IMPLEMENTATIONS
+
+
+def implementation(qualname: str, argtypes: tuple) -> Implementation | None:
+    """What `implements` declared for a qualified name and these argument types, if
+    anything."""
+    for given in _IMPLEMENTATIONS.get(qualname, ()):
+        if given.when is None or given.when(argtypes):
+            return given
+    return None
 
 
 def inactive(f: Any) -> Any:

@@ -52,7 +52,7 @@ from llvm_passes.ir.builder import Builder, Namer
 from llvm_passes.ir.values import const
 from llvm_passes.tape import fail, pop, push
 
-from ..rules import RuleError, Rules, dispatcher_of, implementation, ruled, rules_of
+from ..rules import RuleError, Rules, dispatcher_of, implementation, implemented, ruled, rules_of
 from . import abi, capture
 from .link import GLUE_OPTIONS
 from .names import argument_types, demangle
@@ -117,14 +117,17 @@ def register(symbols: Iterable[str]) -> None:
             if name in wanted:
                 _register(name, rules, tuple(argtypes), cres.signature.return_type)
     for name in wanted:
-        library = implementation(demangle(name))
-        argtypes = argument_types(name) if library is not None else None
-        if library is None or argtypes is None:
+        qualname = demangle(name)
+        argtypes = argument_types(name) if implemented(qualname) else None
+        if argtypes is None:
             continue
         argtypes = tuple(t for t in argtypes if not isinstance(t, types.Omitted))
+        library = implementation(qualname, argtypes)
+        if library is None:
+            continue
         f = dispatcher_of(library.f)
         given = rules_of(f)
-        if given is None or library.when is not None and not library.when(argtypes):
+        if given is None:
             continue
         f.compile(argtypes)
         restype = f.overloads[argtypes].signature.return_type

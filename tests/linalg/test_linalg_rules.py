@@ -51,6 +51,31 @@ def norms(x, m):
 
 
 @ez.enzyme_jit
+def norms_of_orders(x, m):
+    """The norms of every order NumPy takes as a number, of a vector and of a matrix."""
+    v = np.linalg.norm(x, 1) + np.linalg.norm(x, ord=3) + np.linalg.norm(x, np.inf)
+    v += np.linalg.norm(x, -np.inf) + np.linalg.norm(x, 0) + np.linalg.norm(x, 1.5)
+    v += np.linalg.norm(x, -1) + np.linalg.norm(x, 2)
+    w = np.linalg.norm(m, 1) + np.linalg.norm(m, -1) + np.linalg.norm(m, np.inf)
+    w += np.linalg.norm(m, -np.inf) + np.linalg.norm(m, 2) + np.linalg.norm(m, -2)
+    return v * w
+
+
+@ez.enzyme_jit
+def norm_by_order(x, orders):
+    """Orders known when the code runs (an L1 penalty beside L2, say)."""
+    s = 0.0
+    for o in orders:
+        s += np.linalg.norm(x, o) ** 2
+    return s
+
+
+@ez.enzyme_jit
+def p_norm(x, p):
+    return np.linalg.norm(x, p)
+
+
+@ez.enzyme_jit
 def eigen(a):
     w, v = np.linalg.eigh(a)
     return (w * np.arange(4.0)).sum() + (v[:, 0] ** 4).sum() + (v[:, 3] ** 4).sum()
@@ -139,6 +164,9 @@ CASES = {
     "determinants": (determinants, (A,), (0,)),
     "cholesky": (cholesky, (SPD,), (0,)),
     "norms": (norms, (b, A), (0, 1)),
+    "norms_of_orders": (norms_of_orders, (b, TALL), (0, 1)),
+    "norm_by_order": (norm_by_order, (b, np.array([1, 3, 2])), (0,)),
+    "p_norm": (p_norm, (b, 2.5), (0, 1)),  # (the order differentiated too)
     "eigen": (eigen, (SPD,), (0,)),
     "eigvalsh": (symmetric_spectrum, (SPD,), (0,)),
     "eig": (general_eigen, (GENERAL,), (0,)),
@@ -264,6 +292,7 @@ def test_float32():
     a32, b32 = A.astype(np.float32), b.astype(np.float32)
     check_forward(solve_vector, (a32, b32), (0, 1))
     check_reverse(solve_vector, (a32, b32), (0, 1))
+    check_reverse(norms_of_orders, (b32, TALL.astype(np.float32)), (0, 1))
 
 
 @pytest.mark.parametrize(
@@ -276,6 +305,8 @@ def test_float32():
         ("eigvals", (GENERAL,)),
         ("svd", (A,)),
         ("lstsq", (TALL, np.linspace(-1.0, 1.0, 6))),
+        ("norm_of_order", (TALL, -2)),
+        ("norm_of_order", (b, 1.5)),
     ],
 )
 def test_the_rules_check_out(name, args):
@@ -286,11 +317,21 @@ def test_the_rules_check_out(name, args):
 
 def test_without_rules_these_are_still_refused_by_name():
     @ez.enzyme_jit
-    def two_norm(a):
-        return np.linalg.norm(a, 2)  # the spectral norm: no rule
+    def orthogonal_part(a):
+        return np.linalg.qr(a)[0].sum()  # no rule
 
     with pytest.raises(ez.NoDerivativeError, match="np.linalg"):
-        ez.gradient(ez.Reverse, two_norm, A)
+        ez.gradient(ez.Reverse, orthogonal_part, A)
+
+
+@pytest.mark.parametrize("mode", ["Forward", "Reverse"])
+def test_the_2_norm_of_a_matrix_needs_a_distinct_singular_value(mode):
+    @ez.enzyme_jit
+    def spectral(a):
+        return np.linalg.norm(a, 2)
+
+    with pytest.raises(ValueError, match="distinct singular value"):
+        ez.gradient(getattr(ez, mode), spectral, np.diag([3.0, 3.0, 1.0]))
 
 
 def test_lstsq_of_a_rank_deficient_matrix_raises():
