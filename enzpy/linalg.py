@@ -19,9 +19,16 @@ derivatives differentiates.
     np.linalg.eig(a)          a V = V diag(w), unit columns, real w: X = V⁻¹ ȧ V, ẇ = diag(X),
                               V̇ = P(V (F ∘ X)), P(u) = u - V diag(Vᵀu) (columns stay unit);
                               ā = V⁻ᵀ (diag(w̄) + F ∘ Vᵀ P(V̄)) Vᵀ   (eigvals: w alone)
-    np.linalg.svd(a)          a = U S Vᵀ, square, distinct s: P = Uᵀ ȧ V, ṡ = diag(P),
+    np.linalg.svd(a)          a = U S Vᵀ, square or thin, distinct s: P = Uᵀ ȧ V, ṡ = diag(P),
                               U̇ = U (F' ∘ (P S + S Pᵀ)), V̇ = V (F' ∘ (S P + Pᵀ S));
                               ā = U (diag(s̄) + (F' ∘ (UᵀŪ - ŪᵀU)) S + S (F' ∘ (VᵀV̄ - V̄ᵀV))) Vᵀ
+                              thin: U̇ += (I - UUᵀ) ȧ V S⁻¹, V̇ += (I - VVᵀ) ȧᵀ U S⁻¹,
+                              ā += (I - UUᵀ) Ū S⁻¹ Vᵀ + U S⁻¹ V̄ᵀ (I - VVᵀ)
+    np.linalg.qr(a)           a = QR, m ≥ n, full column rank: X = Qᵀ ȧ R⁻¹, Ω = L - Lᵀ,
+                              L = tril(X, -1): Ṙ = (X - Ω) R, Q̇ = (ȧ - Q Ṙ) R⁻¹;
+                              C = R̄ Rᵀ - Qᵀ Q̄: ā = (Q̄ + Q (triu(C) + tril(Cᵀ, -1))) R⁻ᵀ
+    np.linalg.pinv(a)         P, a of full rank: Ṗ = -P ȧ P + P Pᵀ ȧᵀ (I - a P) + (I - P a) ȧᵀ Pᵀ P;
+                              ā = -Pᵀ P̄ Pᵀ + (I - a P) P̄ᵀ P Pᵀ + Pᵀ P P̄ᵀ (I - P a)
     np.linalg.lstsq(a, b)     x = (aᵀa)⁻¹aᵀb, r = b - ax, full column rank:
                               ẋ = (aᵀa)⁻¹(ȧᵀr + aᵀ(ḃ - ȧx)); residuals 2rᵀ(ḃ - ȧx);
                               singular values u_iᵀ ȧ v_i; the rank has no derivative
@@ -35,16 +42,19 @@ F'_ij = 1 / (s_j² - s_i²).
 `cholesky`, `eigh` and `eigvalsh` read the lower triangle of `a` only (as NumPy's do): their
 derivatives with respect to the upper triangle are zero, and ā is folded onto the lower
 triangle. `eigh`, `eigvalsh` and `eig` assume distinct eigenvalues (`eig` and `eigvals` real
-ones, as Numba's, which raise `ValueError` otherwise), `det` a nonsingular matrix, `lstsq` a
-matrix of full column rank, `svd` a square matrix with distinct singular values (else their
-rules raise `ValueError`; `full_matrices=False` stays refused by name); `norm` takes the
-orders given as numbers (a matrix's ±2 with a distinct singular value; where entries, rows
-or columns tie, the derivative is that of the one Numba's code takes, the first); `median`
-and `sort` take 1-D arrays. `interp` follows np.interp's branches: outside the knots and on
-a knot its value is a value of `fp` (no derivative along x or xp); a NaN x gives x.
+ones, as Numba's, which raise `ValueError` otherwise), `det` a nonsingular matrix, `lstsq` and
+`qr` a matrix of full column rank (`qr` at least as many rows as columns), `pinv` one of full
+rank, `svd` distinct singular values and a square matrix, or `full_matrices=False` and full
+rank (else their rules raise `ValueError`); `norm` takes the orders given as numbers (a
+matrix's ±2 with a distinct singular value; where entries, rows or columns tie, the
+derivative is that of the one Numba's code takes, the first); `median` and `sort` take 1-D
+arrays. `interp` follows np.interp's branches: outside the knots and on a knot its value is
+a value of `fp` (no derivative along x or xp); a NaN x gives x.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numba
 import numpy as np
@@ -347,12 +357,18 @@ def _eigvals_rev(v, dw, a, da):
     return ()
 
 
-# ---- svd: a square matrix with distinct singular values ---------------------------------
+# ---- svd: distinct singular values; thin (full_matrices=False) unless square -------------
 
 
 @enzyme_jit
 def svd(a):
     return np.linalg.svd(a)
+
+
+@enzyme_jit
+def svd_of(a, full_matrices):
+    """`np.linalg.svd(a, full_matrices)`."""
+    return np.linalg.svd(a, full_matrices)
 
 
 @numba.njit
@@ -362,38 +378,199 @@ def _square_gaps(s):
 
 
 @numba.njit
-def _svd_square(a):
+def _svd_checked(a, full_matrices):
+    """U, S, Vᵀ of a matrix whose rules apply: square, or thin and of full rank (the
+    components off U's or V's span then follow from S⁻¹)."""
+    u, s, vh = np.linalg.svd(a, full_matrices)
     if a.shape[0] != a.shape[1]:
-        raise ValueError("svd's rules take a square matrix")
-    return np.linalg.svd(a)
+        if full_matrices:
+            raise ValueError("svd's rules take a square matrix, or full_matrices=False")
+        if s[-1] <= s[0] * max(a.shape) * np.finfo(s.dtype).eps:  # (matrix_rank's tolerance)
+            raise ValueError("svd's rules take a matrix of full rank unless it is square")
+    return u, s, vh
 
 
-@forward_rule(svd)
-def _svd_fwd(a, da):
-    u, s, vh = _svd_square(a)
+@numba.njit
+def _svd_tangents(a, da, u, s, vh):
+    """(U̇, ṡ, V̇ᵀ); off the spans of a thin U and V: (I - UUᵀ) ȧ V S⁻¹, (I - VVᵀ) ȧᵀ U S⁻¹."""
     v = np.ascontiguousarray(vh.T)
     p = u.T @ da @ v
     f, sm = _square_gaps(s), np.diag(s)
     du = u @ (f * (p @ sm + sm @ p.T))
     dv = v @ (f * (sm @ p + p.T @ sm))
-    return (u, s, vh), (du, np.diag(p).copy(), np.ascontiguousarray(dv.T))
+    if a.shape[0] != a.shape[1]:
+        du += (da @ v - u @ p) / s
+        dv += (da.T @ u - v @ p.T) / s
+    return du, np.diag(p).copy(), np.ascontiguousarray(dv.T)
+
+
+@numba.njit
+def _svd_adjoint(u, s, vh, f, dy):
+    """ā of the cotangents dy = (Ū, s̄, V̄ᵀ)."""
+    du, ds, dvh = dy
+    v, dv = np.ascontiguousarray(vh.T), np.ascontiguousarray(dvh.T)
+    sm = np.diag(s)
+    inner = np.diag(ds) + (f * (u.T @ du - du.T @ u)) @ sm + sm @ (f * (v.T @ dv - dv.T @ v))
+    out = u @ inner @ vh
+    if u.shape[0] != v.shape[0]:
+        out += ((du - u @ (u.T @ du)) / s) @ vh + (u / s) @ (dv.T - (dv.T @ v) @ vh)
+    return out
+
+
+@forward_rule(svd)
+def _svd_fwd(a, da):
+    u, s, vh = _svd_checked(a, True)
+    return (u, s, vh), _svd_tangents(a, da, u, s, vh)
 
 
 @augmented_rule(svd)
 def _svd_aug(a):
-    u, s, vh = _svd_square(a)
+    u, s, vh = _svd_checked(a, True)
     return (u, s, vh), (u.copy(), s.copy(), vh.copy(), _square_gaps(s))
 
 
 @reverse_rule(svd)
 def _svd_rev(saved, dy, a, da):
     u, s, vh, f = saved
-    du, ds, dvh = dy
-    v, dv = np.ascontiguousarray(vh.T), np.ascontiguousarray(dvh.T)
-    sm = np.diag(s)
-    inner = np.diag(ds) + (f * (u.T @ du - du.T @ u)) @ sm + sm @ (f * (v.T @ dv - dv.T @ v))
-    da += u @ inner @ vh
+    da += _svd_adjoint(u, s, vh, f, dy)
     return ()
+
+
+@forward_rule(svd_of)
+def _svd_of_fwd(a, da, full_matrices, dfull):
+    u, s, vh = _svd_checked(a, full_matrices)
+    return (u, s, vh), _svd_tangents(a, da, u, s, vh)
+
+
+@augmented_rule(svd_of)
+def _svd_of_aug(a, full_matrices):
+    u, s, vh = _svd_checked(a, full_matrices)
+    return (u, s, vh), (u.copy(), s.copy(), vh.copy(), _square_gaps(s))
+
+
+@reverse_rule(svd_of)
+def _svd_of_rev(saved, dy, a, da, full_matrices):
+    u, s, vh, f = saved
+    da += _svd_adjoint(u, s, vh, f, dy)
+    return ()
+
+
+# ---- qr: full column rank, m ≥ n (reduced) ------------------------------------------------
+
+
+@enzyme_jit
+def qr(a):
+    return np.linalg.qr(a)
+
+
+@numba.njit
+def _qr_tall(a):
+    """Q, R and R⁻¹ (a of full column rank, at least as many rows as columns)."""
+    if a.shape[0] < a.shape[1]:
+        raise ValueError("qr's rules take a matrix with at least as many rows as columns")
+    q, r = np.linalg.qr(a)
+    d = np.abs(np.diag(r))
+    if d.min() <= d.max() * max(a.shape) * np.finfo(r.dtype).eps:  # (matrix_rank's tolerance)
+        raise ValueError("qr's rules take a matrix of full column rank")
+    return q, r, np.linalg.inv(r)
+
+
+@forward_rule(qr)
+def _qr_fwd(a, da):
+    q, r, ri = _qr_tall(a)
+    x = q.T @ da @ ri
+    low = np.tril(x, -1)
+    dr = (x - low + low.T) @ r
+    return (q, r), ((da - q @ dr) @ ri, dr)
+
+
+@augmented_rule(qr)
+def _qr_aug(a):
+    q, r, ri = _qr_tall(a)
+    return (q, r), (q.copy(), r.copy(), ri)
+
+
+@reverse_rule(qr)
+def _qr_rev(saved, dy, a, da):
+    q, r, ri = saved
+    dq, dr = dy
+    c = dr @ r.T - q.T @ dq
+    da += (dq + q @ (np.triu(c) + np.tril(c.T, -1))) @ ri.T
+    return ()
+
+
+# ---- pinv: full rank ---------------------------------------------------------------------
+
+
+@enzyme_jit
+def pinv(a):
+    return np.linalg.pinv(a)
+
+
+@enzyme_jit
+def pinv_cut(a, rcond):
+    """`np.linalg.pinv(a, rcond)`."""
+    return np.linalg.pinv(a, rcond)
+
+
+@numba.njit
+def _pinv_full_rank(a, rcond):
+    """The pseudo-inverse of a matrix of full rank (where it has a derivative: the rank is
+    locally constant), none of its singular values cut off by `rcond`."""
+    s = np.linalg.svd(a, False)[1]
+    if s[-1] <= s[0] * max(rcond, max(a.shape) * np.finfo(s.dtype).eps):
+        raise ValueError("pinv's rules take a matrix of full rank")
+    return np.linalg.pinv(a, rcond)
+
+
+@numba.njit
+def _pinv_tangent(a, da, p):
+    """Ṗ = -P ȧ P + P Pᵀ ȧᵀ (I - a P) + (I - P a) ȧᵀ Pᵀ P."""
+    dat = np.ascontiguousarray(da.T)
+    return -p @ da @ p + (p @ p.T) @ (dat - (dat @ a) @ p) + (dat - p @ (a @ dat)) @ (p.T @ p)
+
+
+@numba.njit
+def _pinv_adjoint(a, p, dp):
+    """ā = -Pᵀ P̄ Pᵀ + (I - a P) P̄ᵀ P Pᵀ + Pᵀ P P̄ᵀ (I - P a)."""
+    dpt = np.ascontiguousarray(dp.T)
+    return -p.T @ dp @ p.T + (dpt - a @ (p @ dpt)) @ (p @ p.T) + (p.T @ p) @ (dpt - (dpt @ p) @ a)
+
+
+@forward_rule(pinv)
+def _pinv_fwd(a, da):
+    p = _pinv_full_rank(a, 1e-15)  # (NumPy's and Numba's default)
+    return p, _pinv_tangent(a, da, p)
+
+
+@augmented_rule(pinv)
+def _pinv_aug(a):
+    p = _pinv_full_rank(a, 1e-15)
+    return p, (a.copy(), p.copy())
+
+
+@reverse_rule(pinv)
+def _pinv_rev(saved, dp, a, da):
+    da += _pinv_adjoint(saved[0], saved[1], dp)
+    return ()
+
+
+@forward_rule(pinv_cut)
+def _pinv_cut_fwd(a, da, rcond, drcond):
+    p = _pinv_full_rank(a, rcond)
+    return p, _pinv_tangent(a, da, p)
+
+
+@augmented_rule(pinv_cut)
+def _pinv_cut_aug(a, rcond):
+    p = _pinv_full_rank(a, rcond)
+    return p, (a.copy(), p.copy())
+
+
+@reverse_rule(pinv_cut)
+def _pinv_cut_rev(saved, dp, a, da, rcond):
+    da += _pinv_adjoint(saved[0], saved[1], dp)
+    return (0.0 * rcond,)  # (the cut-off changes nothing at full rank)
 
 
 # ---- norm ---------------------------------------------------------------------------------
@@ -517,16 +694,16 @@ def _along_order_impl(dn_dord, dord):
     return lambda dn_dord, dord: dn_dord * dord
 
 
-def _order_adjoint(ord, adjoint):
-    """What a reverse rule returns for the order: its adjoint for a float, none for an
+def _adjoint_of_float(value, adjoint):
+    """What a reverse rule returns for an order: its adjoint for a float, none for an
     integer."""
 
 
-@overload(_order_adjoint)
-def _order_adjoint_impl(ord, adjoint):
-    if isinstance(ord, types.Float):
-        return lambda ord, adjoint: (adjoint,)
-    return lambda ord, adjoint: ()
+@overload(_adjoint_of_float)
+def _adjoint_of_float_impl(value, adjoint):
+    if isinstance(value, types.Float):
+        return lambda value, adjoint: (adjoint,)
+    return lambda value, adjoint: ()
 
 
 @forward_rule(norm_of_order)
@@ -546,7 +723,7 @@ def _norm_of_order_aug(x, ord):
 def _norm_of_order_rev(saved, dn, x, dx, ord):
     g, dn_dord = saved
     dx += dn * g
-    return _order_adjoint(ord, dn * dn_dord)
+    return _adjoint_of_float(ord, dn * dn_dord)
 
 
 # ---- lstsq (full column rank) -------------------------------------------------------------
@@ -839,15 +1016,15 @@ def _floats(ndim: int | None = None):
     return accepts
 
 
-def _array_and_order(ndim: int):
-    """Argument types of `norm_of_order` the rules support: a float array of `ndim`
-    dimensions and a number."""
+def _array_and(second: Any, ndim: int = 2):
+    """Argument types the rules support: a float array of `ndim` dimensions and an argument
+    of the Numba type `second` (an order, a flag)."""
 
     def accepts(argtypes: tuple) -> bool:
         return (
             len(argtypes) == 2
             and _floats(ndim)(argtypes[:1])
-            and isinstance(argtypes[1], types.Integer | types.Float)
+            and isinstance(types.unliteral(argtypes[1]), second)
         )
 
     return accepts
@@ -860,13 +1037,17 @@ implements(_impl("eigh"), eigh, when=_floats(2))
 implements(_impl("eigvalsh"), eigvalsh, when=_floats(2))
 implements("numba.np.linalg.eig_impl.<locals>.real_eig_impl", eig, when=_floats(2))
 implements(_impl("svd"), svd, when=_floats(2))
+implements(_impl("svd"), svd_of, when=_array_and(types.Integer | types.Boolean))
+implements(_impl("qr"), qr, when=_floats(2))
+implements(_impl("pinv"), pinv, when=_floats(2))
+implements(_impl("pinv"), pinv_cut, when=_array_and(types.Float))
 implements("numba.np.linalg.eigvals_impl.<locals>.real_eigvals_impl", eigvals, when=_floats(2))
 for _ndim, _name in ((1, "oneD_impl"), (2, "twoD_impl")):
     implements(f"numba.np.linalg._get_norm_impl.<locals>.{_name}", norm, when=_floats(_ndim))
     implements(
         f"numba.np.linalg._get_norm_impl.<locals>.{_name}",
         norm_of_order,
-        when=_array_and_order(_ndim),
+        when=_array_and(types.Integer | types.Float, _ndim),
     )
 implements(_impl("lstsq"), lstsq, when=_floats())
 implements("numba.np.arrayobj.impl_np_sort.<locals>.np_sort_impl", sort, when=_floats(1))

@@ -144,9 +144,9 @@ CONSTRUCTS = (
         r"numba_ez_|np\.linalg|numba\.np\.linalg",
         "np.linalg (LAPACK)",
         "enzpy has rules for solve, inv, det, slogdet, cholesky, eigh, eigvalsh, eig, eigvals, "
-        "svd (square), lstsq and norm only; wrap the call in a function and give "
-        "it rules (ez.forward_rule, ez.augmented_rule, ez.reverse_rule), or mark the matrix "
-        "Const if no derivative is wanted through it",
+        "svd (square or thin), qr (tall), pinv, lstsq and norm only; wrap the call in a "
+        "function and give it rules (ez.forward_rule, ez.augmented_rule, ez.reverse_rule), "
+        "or mark the matrix Const if no derivative is wanted through it",
     ),
 )
 

@@ -31,7 +31,9 @@ import numba
 import numpy as np
 from numba.core import types
 from numba.core.errors import NumbaError
-from numba.extending import intrinsic, overload
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic, overload, register_jitable
+from numpy.lib.stride_tricks import as_strided
 
 from llvm_passes import rules as table
 from llvm_passes.ir import (
@@ -85,8 +87,61 @@ def _conform(like, value):  # (no annotations: Numba compares the implementation
     differs): a rule's tangent computed by operations that return another layout."""
 
 
+@intrinsic
+def _typed_as(typingctx: Any, like: Any, value: Any) -> Any:
+    """`value` (an array) with the type of `like`, an array of any layout with its dtype
+    and dimensions: the same array (array types share one data model)."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Sequence[Any]) -> Any:
+        return impl_ret_borrowed(context, builder, signature.return_type, args[1])
+
+    return like(like, value), codegen
+
+
+@register_jitable
+def _strided_like(like, value):  # pragma: no cover  (compiled)
+    """`value` laid out as `like`, an array of any layout: the same strides (the engine
+    replays the primal's address arithmetic on its shadow)."""
+    if value.shape != like.shape:
+        raise ValueError("a rule returned a tangent shaped unlike its result")
+    if value.strides == like.strides:
+        return _typed_as(like, value)  # type: ignore[call-arg]  # (an intrinsic)
+    low = high = 0  # the byte offsets of its first and last elements from its data pointer
+    for k in range(like.ndim):
+        span = max(like.shape[k] - 1, 0) * like.strides[k]
+        if span < 0:
+            low += span
+        else:
+            high += span
+    if low % like.itemsize or high % like.itemsize:
+        raise ValueError("a rule's result has strides enzpy cannot give its tangent")
+    memory = np.empty((high - low) // like.itemsize + 1, like.dtype)
+    out = as_strided(memory[-low // like.itemsize :], like.shape, like.strides)
+    for idx in np.ndindex(like.shape):
+        out[idx] = value[idx]
+    return _typed_as(like, out)  # type: ignore[call-arg]  # (an intrinsic)
+
+
+def _zeros_like(like):  # (no annotations: Numba compares the implementations')
+    """Zeros laid out as the array `like` (its shadow)."""
+
+
+@overload(_zeros_like, jit_options=GLUE_OPTIONS)
+def _zeros_like_impl(like):
+    if like.layout == "A":
+        return lambda like: _strided_like(like, np.zeros(like.shape, like.dtype))
+    return lambda like: np.zeros_like(like)
+
+
 @overload(_conform, jit_options=GLUE_OPTIONS)
 def _conform_impl(like, value):
+    if (
+        isinstance(like, types.Array)
+        and isinstance(value, types.Array)
+        and like.layout == "A"
+        and (like.dtype, like.ndim) == (value.dtype, value.ndim)
+    ):
+        return _strided_like
     if isinstance(like, types.Array) and isinstance(value, types.Array) and like != value:
 
         def copy(like, value):  # pragma: no cover  (compiled)
@@ -207,7 +262,9 @@ def _zeros(t: types.Type, expr: str) -> str:
     for parts without floats (the shadow of an integer is the integer)."""
     if isinstance(t, types.BaseTuple):
         return "(" + "".join(f"{_zeros(p, f'{expr}[{k}]')}, " for k, p in enumerate(t.types)) + ")"
-    return f"np.zeros_like({expr})" if abi.contains_float(t) else expr
+    if not abi.contains_float(t):
+        return expr
+    return f"_zeros_like({expr})" if isinstance(t, types.Array) else f"np.zeros_like({expr})"
 
 
 def _leaves(b: Builder, v: Value) -> list[Value]:
@@ -292,7 +349,7 @@ class _Call:
     def glue(self, kind: str, params: list[str], body: list[str], argtypes: list) -> tuple:
         """Compile a glue function calling the `kind` rule; (its symbol, its return type)."""
         env: dict[str, Any] = {"_rule": getattr(self.rules, kind, None), "np": np}
-        env.update(_release=_release, _conform=_conform)
+        env.update(_release=_release, _conform=_conform, _zeros_like=_zeros_like)
         for k, t in enumerate(self.argtypes):
             if self.kinds[k] == "float":
                 env[f"_zero{k}"] = np.dtype(str(t)).type(0.0)

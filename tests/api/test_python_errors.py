@@ -147,7 +147,7 @@ def test_selection_differentiates_through_numbas_code(f):
 
 @ez.enzyme_jit
 def loss_2d_deriv(a):
-    return np.linalg.qr(a.reshape(2, 2))[1][0, 0] * a[0]
+    return np.linalg.cond(a.reshape(2, 2)) * a[0]
 
 
 def test_library_errors_name_the_users_line_without_debug_warnings():
@@ -155,7 +155,7 @@ def test_library_errors_name_the_users_line_without_debug_warnings():
         warnings.simplefilter("always")
         message = _raises(loss_2d_deriv, np.array([3.0, 1.0, 2.0, 5.0]))
     assert "np.linalg" in message and "loss_2d_deriv" in message
-    assert f"test_python_errors.py:{_line(loss_2d_deriv, 'np.linalg.qr')}" in message
+    assert f"test_python_errors.py:{_line(loss_2d_deriv, 'np.linalg.cond')}" in message
     assert not [w for w in seen if issubclass(w.category, NumbaDebugInfoWarning)]
 
 

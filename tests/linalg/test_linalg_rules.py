@@ -1,5 +1,5 @@
-"""np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh, eigvalsh, eig, eigvals, svd, lstsq),
-np.sort, np.median and np.interp called on data with derivatives: differentiated through the
+"""np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh, eigvalsh, eig, eigvals, svd, qr,
+lstsq), np.sort, np.median and np.interp called on data with derivatives: differentiated through the
 rules of `enzpy.linalg`, against finite differences of the whole map and the dot test, in both
 modes, in loops and in split mode."""
 
@@ -68,6 +68,27 @@ def norm_by_order(x, orders):
     for o in orders:
         s += np.linalg.norm(x, o) ** 2
     return s
+
+
+@ez.enzyme_jit
+def thin_singular(a, w):
+    """The thin SVD: singular values and both sets of singular vectors."""
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    k = s.shape[0]
+    return np.sum(s * w[0, :k]) + np.sum(u[:, 0] ** 3) * np.sum(vh[-1] ** 3) + np.sum(u * w[:, :k])
+
+
+@ez.enzyme_jit
+def pseudo_inverses(a, b):
+    """pinv of a tall and of a wide matrix, the cut-off given and not."""
+    return np.sum(np.linalg.pinv(a) ** 2) + np.sum(np.linalg.pinv(a.T, 1e-10) @ b)
+
+
+@ez.enzyme_jit
+def orthogonalized(a, w):
+    """Both factors of a QR decomposition (the signs LAPACK picks are kept)."""
+    q, r = np.linalg.qr(a)
+    return np.sum(q * w) + np.sum(np.triu(r) ** 2 * w[: r.shape[0], : r.shape[1]])
 
 
 @ez.enzyme_jit
@@ -166,6 +187,17 @@ CASES = {
     "norms": (norms, (b, A), (0, 1)),
     "norms_of_orders": (norms_of_orders, (b, TALL), (0, 1)),
     "norm_by_order": (norm_by_order, (b, np.array([1, 3, 2])), (0,)),
+    "svd_tall": (thin_singular, (TALL, rng.standard_normal((6, 3))), (0, 1)),
+    "svd_wide": (
+        thin_singular,
+        (np.ascontiguousarray(TALL[:3].T), rng.standard_normal((3, 3))),
+        (0,),
+    ),
+    "svd_thin_square": (thin_singular, (A, rng.standard_normal((4, 4))), (0,)),
+    "pinv": (pseudo_inverses, (TALL, rng.standard_normal(3)), (0, 1)),
+    "pinv_square": (pseudo_inverses, (A, b), (0,)),
+    "qr_square": (orthogonalized, (A, rng.standard_normal((4, 4))), (0, 1)),
+    "qr_tall": (orthogonalized, (TALL, rng.standard_normal((6, 3))), (0, 1)),
     "p_norm": (p_norm, (b, 2.5), (0, 1)),  # (the order differentiated too)
     "eigen": (eigen, (SPD,), (0,)),
     "eigvalsh": (symmetric_spectrum, (SPD,), (0,)),
@@ -305,6 +337,9 @@ def test_float32():
         ("eigvals", (GENERAL,)),
         ("svd", (A,)),
         ("lstsq", (TALL, np.linspace(-1.0, 1.0, 6))),
+        ("qr", (TALL,)),
+        ("pinv_cut", (TALL.T.copy(), 1e-12)),
+        ("svd_of", (TALL.T.copy(), False)),
         ("norm_of_order", (TALL, -2)),
         ("norm_of_order", (b, 1.5)),
     ],
@@ -317,11 +352,26 @@ def test_the_rules_check_out(name, args):
 
 def test_without_rules_these_are_still_refused_by_name():
     @ez.enzyme_jit
-    def orthogonal_part(a):
-        return np.linalg.qr(a)[0].sum()  # no rule
+    def condition(a):
+        return np.linalg.cond(a)  # no rule
 
     with pytest.raises(ez.NoDerivativeError, match="np.linalg"):
-        ez.gradient(ez.Reverse, orthogonal_part, A)
+        ez.gradient(ez.Reverse, condition, A)
+
+
+@pytest.mark.parametrize("mode", ["Forward", "Reverse"])
+def test_pinv_of_a_rank_deficient_matrix_raises(mode):
+    with pytest.raises(ValueError, match="full rank"):
+        ez.gradient(getattr(ez, mode), pseudo_inverses, np.ones((4, 3)), np.ones(3))
+
+
+@pytest.mark.parametrize("mode", ["Forward", "Reverse"])
+@pytest.mark.parametrize(
+    "a, why", [(np.ones((2, 3)), "as many rows"), (np.ones((3, 2)), "full column rank")]
+)
+def test_qr_of_a_wide_or_rank_deficient_matrix_raises(mode, a, why):
+    with pytest.raises(ValueError, match=why):
+        ez.gradient(getattr(ez, mode), orthogonalized, a, np.ones(a.shape))
 
 
 @pytest.mark.parametrize("mode", ["Forward", "Reverse"])
@@ -343,6 +393,12 @@ def test_lstsq_of_a_rank_deficient_matrix_raises():
 def test_svd_of_a_matrix_that_is_not_square_raises():
     with pytest.raises(ValueError, match="square"):
         ez.gradient(ez.Reverse, singular, np.ones((4, 3)) + np.eye(4, 3))
+
+
+@pytest.mark.parametrize("mode", ["Forward", "Reverse"])
+def test_thin_svd_of_a_rank_deficient_matrix_raises(mode):
+    with pytest.raises(ValueError, match="full rank"):
+        ez.gradient(getattr(ez, mode), thin_singular, np.ones((4, 3)), np.ones((4, 3)))
 
 
 @pytest.mark.parametrize("mode", ["Forward", "Reverse"])
