@@ -14,7 +14,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 _slow = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
-settings.register_profile("ci", max_examples=8, derandomize=True, database=None, **_slow)
+settings.register_profile("ci", max_examples=6, derandomize=True, database=None, **_slow)
 settings.register_profile(
     "long", max_examples=int(os.environ.get("ENZPY_PROP_LONG_EXAMPLES", "3000")), **_slow
 )
