@@ -70,13 +70,11 @@ def vjp(values: Sequence[Value]) -> Source:
     _check_some_differentiated("vjp", values)
     src = _source()
     grads = _reverse_pass(src, values, with_primal=True)
+    scaled = []
     for g, v in zip(grads, values, strict=True):
         if v.diff and v.array:
             src.add(f"{g} *= cotangent")  # (keeps its dtype, in jitted code too)
-    scaled = [
-        f"{g} * cotangent" if v.diff and not v.array else g
-        for g, v in zip(grads, values, strict=True)
-    ]
+        scaled.append(f"{g} * cotangent" if v.diff and not v.array else g)
     src.add(f"return r[1], {tuple_source(scaled)}")
     return src
 

@@ -668,17 +668,13 @@ def _matrix_norm_gradient(x, ord, n):
     rows = ord == np.inf or ord == -np.inf
     if not (rows or ord == 1 or ord == -1):
         raise ValueError("Invalid norm order for matrices.")
-    m, c = x.shape if rows else (x.shape[1], x.shape[0])
-    for k in range(m):  # sums of |x| along rows (columns) as Numba's code adds them
+    lines, signs = (x, g) if rows else (x.T, g.T)  # (views: g.T's entries are g's)
+    for k in range(lines.shape[0]):
         t = 0.0
-        for j in range(c):
-            t += abs(x[k, j]) if rows else abs(x[j, k])
+        for j in range(lines.shape[1]):  # |x| summed along a row (column) as Numba's code does
+            t += abs(lines[k, j])
         if t == n:  # the first row (column) whose sum is the norm
-            for j in range(c):
-                if rows:
-                    g[k, j] = np.sign(x[k, j])
-                else:
-                    g[j, k] = np.sign(x[j, k])
+            signs[k] = np.sign(lines[k])
             break
     return g
 
