@@ -33,7 +33,6 @@ from numba.core import types
 from numba.core.errors import NumbaError
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload, register_jitable
-from numpy.lib.stride_tricks import as_strided
 
 from llvm_passes import rules as table
 from llvm_passes.ir import (
@@ -54,6 +53,7 @@ from llvm_passes.ir.builder import Builder, Namer
 from llvm_passes.ir.values import const
 from llvm_passes.tape import fail, pop, push
 
+from ..memory import with_strides
 from ..rules import RuleError, Rules, dispatcher_of, implementation, implemented, ruled, rules_of
 from . import abi, capture
 from .link import GLUE_OPTIONS
@@ -104,22 +104,10 @@ def _strided_like(like, value):  # pragma: no cover  (compiled)
     replays the primal's address arithmetic on its shadow)."""
     if value.shape != like.shape:
         raise ValueError("a rule returned a tangent shaped unlike its result")
-    if value.strides == like.strides:
-        return _typed_as(like, value)  # type: ignore[call-arg]  # (an intrinsic)
-    low = high = 0  # the byte offsets of its first and last elements from its data pointer
-    for k in range(like.ndim):
-        span = max(like.shape[k] - 1, 0) * like.strides[k]
-        if span < 0:
-            low += span
-        else:
-            high += span
-    if low % like.itemsize or high % like.itemsize:
-        raise ValueError("a rule's result has strides enzpy cannot give its tangent")
-    memory = np.empty((high - low) // like.itemsize + 1, like.dtype)
-    out = as_strided(memory[-low // like.itemsize :], like.shape, like.strides)
-    for idx in np.ndindex(like.shape):
-        out[idx] = value[idx]
-    return _typed_as(like, out)  # type: ignore[call-arg]  # (an intrinsic)
+    for stride in like.strides:
+        if stride % like.itemsize:
+            raise ValueError("a rule's result has strides enzpy cannot give its tangent")
+    return _typed_as(like, with_strides(like, value))  # type: ignore[call-arg]  # (an intrinsic)
 
 
 def _zeros_like(like):  # (no annotations: Numba compares the implementations')
