@@ -28,6 +28,7 @@ from llvm_passes.ir import PTR, GlobalRef, Module, Value, parse_module
 from ..errors import EnzpyError
 from . import capture
 from .abi import Activity, argument_layout, as_activity, shadowed_args, target_context
+from .by_address import ADDRESSED
 from .inline import inline_always
 from .parfors import lower_parallel_calls
 
@@ -251,13 +252,14 @@ def _demote(mod: Any, keep: set[str] = frozenset()) -> None:  # type: ignore[ass
             f.linkage = "linkonce_odr" if f.name.startswith("_ZN") else "internal"
 
 
-def _link_captured_callees(mod: Any) -> None:
-    """Link in the captured IR of every Numba function `mod` still only declares.
+def _link_captured_callees(mod: Any, apart: Iterable[str] = ()) -> None:
+    """Link in the captured IR of every Numba function `mod` still only declares, but those
+    `apart` (called by address: their machine code is loaded already).
 
     The primal's library may have inlined and dropped its callees, so they are taken
     from the capture registry instead (transitively).
     """
-    tried: set[str] = set()
+    tried = set(apart)
     while True:
         missing = [
             f.name
@@ -301,7 +303,8 @@ def _build_library(
             _texts.update((unique, text) for unique in nestable)
         if built:
             return stored.library
-        _link_captured_callees(mod)
+        # (machine code kept on disk must not need this process's addresses)
+        _link_captured_callees(mod, () if stored is not None else ADDRESSED)
         mod.verify()
         lib = codegen.create_library(f"enzpy.{next(iter(renames.values()))}")
         if stored is not None:

@@ -4,7 +4,8 @@ For each compiled overload of a function with rules, a `FunctionRule` keyed by i
 its builders add to the derivative module wrappers with the interface of the derivative the
 engine would synthesize (the function's LLVM parameters, then one shadow per active one,
 then the tape in reverse mode). A wrapper calls a *glue* function compiled by Numba, which
-calls the user's rule with Python values:
+calls the user's rule with Python values (linked in when the rule's code is small, else by
+address: `by_address`):
 
 - forward: `glue(a..., t...)` (the tangents of the active arguments) calls
   `rule(a0, t0, a1, t1, ...)` with zeros for inactive floats and arrays and None for the
@@ -56,6 +57,8 @@ from llvm_passes.tape import fail, pop, push
 from ..memory import with_strides
 from ..rules import RuleError, Rules, dispatcher_of, implementation, implemented, ruled, rules_of
 from . import abi, capture
+from .by_address import by_address
+from .inline import MAX_INSTRUCTIONS
 from .link import GLUE_OPTIONS
 from .names import argument_types, demangle
 
@@ -336,7 +339,8 @@ class _Call:
     # ---- glue -----------------------------------------------------------------------------
     def glue(self, kind: str, params: list[str], body: list[str], argtypes: list) -> tuple:
         """Compile a glue function calling the `kind` rule; (its symbol, its return type)."""
-        env: dict[str, Any] = {"_rule": getattr(self.rules, kind, None), "np": np}
+        rule = getattr(self.rules, kind, None)
+        env: dict[str, Any] = {"_rule": rule and by_address(rule, MAX_INSTRUCTIONS), "np": np}
         env.update(_release=_release, _conform=_conform, _zeros_like=_zeros_like)
         for k, t in enumerate(self.argtypes):
             if self.kinds[k] == "float":

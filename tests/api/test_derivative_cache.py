@@ -173,3 +173,34 @@ def test_the_key_holds_the_rules_of_the_functions_reached_only():
     assert disk_cache._fingerprint(f.dispatcher) != before
     g = ez.gradient(ez.Reverse, f, np.array([3.0, 2.0]))[0]
     np.testing.assert_array_equal(g, [0.0, 1.0])  # helper's x * x held constant
+
+
+WITH_RULES = """
+import json
+import numpy as np
+import enzpy as ez
+from enzpy import disk_cache
+
+
+@ez.enzyme_jit(cache=True)
+def fit(a, b):
+    return np.sum(np.linalg.solve(a, b) ** 2)
+
+
+a = np.array([[4.0, 1.0, 0.5], [0.3, 3.0, -1.0], [0.2, 0.1, 5.0]])
+b, u = np.array([1.0, -2.0, 0.5]), np.arange(9.0).reshape(3, 3) / 9
+g = ez.gradient(ez.Reverse, fit, a, ez.Const(b))[0]
+fd = (fit(a + 1e-6 * u, b) - fit(a - 1e-6 * u, b)) / 2e-6
+print(json.dumps({"gu": float(np.sum(g * u)), "fd": fd, **disk_cache.stats}))
+"""
+
+
+def test_a_derivative_through_rules_loads_in_another_process(tmp_path):
+    """The rules' compiled code is called where it was loaded in the process that built the
+    derivative; what goes to disk carries its own copy, so that a second process, which has
+    not compiled the rules, loads it."""
+    (tmp_path / "rules.py").write_text(textwrap.dedent(WITH_RULES))
+    runs = [json.loads(run_python(["rules.py"], tmp_path)) for _ in range(2)]
+    for run in runs:
+        np.testing.assert_allclose(run["gu"], run["fd"], rtol=1e-6)
+    assert [(run["loaded"], run["written"]) for run in runs] == [(0, 1), (1, 0)]
