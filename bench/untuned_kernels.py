@@ -13,6 +13,10 @@ function as array code for JAX and PyTorch.
   log-weights ``logw`` (unnormalized), a running max per point; μ and ``logw`` active.
 - ``heat``: explicit 1-D heat equation in NumPy slice expressions; returns ``½ Σ u²``; ``u``
   and κ active.
+- ``springs``: a chain of masses fixed at both ends, semi-implicit Euler steps, spring forces
+  and a nonlinear drag in ``@numba.njit`` helpers, the ends by conditional expressions; the
+  squared misfit to positions observed every 10 steps plus a log-prior on the stiffnesses;
+  stiffnesses, damping and initial positions active.
 """
 
 from __future__ import annotations
@@ -290,6 +294,122 @@ def heat_inputs(size: tuple[int, int]) -> Inputs:
     return Inputs(args, random_direction(args, HEAT_ACTIVE), {"n": n, "nsteps": nsteps})
 
 
+# ------------------------------------------------------------------------------------ springs
+
+
+@njit
+def spring_force(xl, x, xr, kl, kr):
+    return kl * (xl - x) + kr * (xr - x)
+
+
+@njit
+def drag(v, c):
+    return -c * v * (1.0 + 0.1 * v * v)
+
+
+@jit
+def springs(k, c, x0, obs, dt, steps):
+    n = x0.shape[0]
+    x = x0.copy()
+    v = np.zeros(n)
+    a = np.empty(n)
+    loss = 0.0
+    for t in range(steps):
+        for i in range(n):
+            xl = x[i - 1] if i > 0 else 0.0
+            xr = x[i + 1] if i < n - 1 else 0.0
+            kr = k[i + 1] if i < n - 1 else 0.0
+            a[i] = spring_force(xl, x[i], xr, k[i], kr) + drag(v[i], c)
+        for i in range(n):
+            v[i] += dt * a[i]
+            x[i] += dt * v[i]
+        if t % 10 == 9:
+            d = x - obs[t // 10]
+            loss += np.dot(d, d)
+    return loss + 1e-3 * np.sum(np.log(k) ** 2)
+
+
+@njit
+def springs_gradient(k, c, x0, obs, dt, steps):
+    """Hand-written gradient: every step's state kept, then the steps transposed."""
+    n = x0.shape[0]
+    xs = np.empty((steps + 1, n))
+    vs = np.zeros((steps + 1, n))
+    xs[0] = x0
+    for t in range(steps):
+        x, v = xs[t], vs[t]
+        for i in range(n):
+            xl = x[i - 1] if i > 0 else 0.0
+            xr = x[i + 1] if i < n - 1 else 0.0
+            kr = k[i + 1] if i < n - 1 else 0.0
+            a = k[i] * (xl - x[i]) + kr * (xr - x[i]) - c * v[i] * (1.0 + 0.1 * v[i] * v[i])
+            vs[t + 1, i] = v[i] + dt * a
+            xs[t + 1, i] = x[i] + dt * vs[t + 1, i]
+    gk = 2e-3 * np.log(k) / k
+    gc = 0.0
+    gx = np.zeros(n)
+    gv = np.zeros(n)
+    for t in range(steps - 1, -1, -1):
+        if t % 10 == 9:
+            gx += 2.0 * (xs[t + 1] - obs[t // 10])
+        x, v = xs[t], vs[t]
+        for i in range(n):  # x' = x + dt v', v' = v + dt a
+            gv[i] += dt * gx[i]
+        for i in range(n):
+            ga = dt * gv[i]
+            xl = x[i - 1] if i > 0 else 0.0
+            xr = x[i + 1] if i < n - 1 else 0.0
+            gk[i] += ga * (xl - x[i])
+            gx[i] -= ga * k[i]
+            if i > 0:
+                gx[i - 1] += ga * k[i]
+            if i < n - 1:
+                gk[i + 1] += ga * (xr - x[i])
+                gx[i + 1] += ga * k[i + 1]
+                gx[i] -= ga * k[i + 1]
+            gv[i] -= ga * c * (1.0 + 0.3 * v[i] * v[i])
+            gc -= ga * v[i] * (1.0 + 0.1 * v[i] * v[i])
+    return gk, gc, gx, None, None, None
+
+
+def springs_objective(xp: Any, k: Any, c: Any, x0: Any, obs: Any, dt: float, steps: int) -> Any:
+    """The same simulation as array code, ten steps to a `fold` between observations."""
+    kr = xp.concatenate([k[1:], 0.0 * k[:1]])
+
+    def step(_: Any, state: Any) -> Any:
+        x, v = state
+        xl = xp.concatenate([0.0 * x[:1], x[:-1]])
+        xr = xp.concatenate([x[1:], 0.0 * x[:1]])
+        v = v + dt * (k * (xl - x) + kr * (xr - x) - c * v * (1.0 + 0.1 * v * v))
+        return x + dt * v, v
+
+    state, loss = (x0, 0.0 * x0), 0.0
+    for j in range(steps // 10):
+        state = xp.fold(10, step, state)
+        d = state[0] - obs[j]
+        loss = loss + xp.sum(d * d)
+    return loss + 1e-3 * xp.sum(xp.log(k) ** 2)
+
+
+SPRINGS_ACTIVE = (True, True, True, False, False, False)
+
+
+def springs_inputs(size: tuple[int, int]) -> Inputs:
+    """n masses, stiffnesses uniform in [0.5, 2), damping 0.2, positions 0.3·N(0, 1),
+    observations every 10 steps 0.1·N(0, 1), dt = 0.01; random directions in k, c, x0."""
+    n, steps = size
+    r = np.random.default_rng(15)
+    args = (
+        r.uniform(0.5, 2.0, n),
+        0.2,
+        0.3 * r.standard_normal(n),
+        0.1 * r.standard_normal((steps // 10, n)),
+        0.01,
+        steps,
+    )
+    return Inputs(args, random_direction(args, SPRINGS_ACTIVE), {"n": n, "steps": steps})
+
+
 # ---------------------------------------------------------------------------------- registry
 
 
@@ -338,6 +458,15 @@ def build_kernels(wanted: set[str]) -> dict[str, Kernel]:
         size_label=lambda s: f"n={_num(s[0])}, {s[1]} steps",
         tape_units=lambda q: [("step", q["nsteps"]), ("point update", q["n"] * q["nsteps"])],
     )
+    springs_k = Kernel(
+        "springs",
+        "chain of masses, spring forces in @njit helpers",
+        springs,
+        springs_inputs,
+        sizes={"full": (256, 400), "quick": (32, 50)},
+        size_label=lambda s: f"{s[0]} masses, {s[1]} steps",
+        tape_units=lambda q: [("step", q["steps"]), ("mass update", q["n"] * q["steps"])],
+    )
     lj = (LJ_ACTIVE, lj_gradient, lj_objective)
     kernels = [
         # v carries u from sweep to sweep: ez.hvp, which passes it Const, would drop that
@@ -346,5 +475,6 @@ def build_kernels(wanted: set[str]) -> dict[str, Kernel]:
         add_columns(_lj("lj_helper", lj_helper, "in an @njit helper"), wanted, *lj),
         add_columns(mixture_k, wanted, MIXTURE_ACTIVE, mixture_gradient, mixture_objective),
         add_columns(heat_k, wanted, HEAT_ACTIVE, heat_gradient, heat_objective),
+        add_columns(springs_k, wanted, SPRINGS_ACTIVE, springs_gradient, springs_objective),
     ]
     return {k.name: k for k in kernels}

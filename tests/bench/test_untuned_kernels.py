@@ -11,7 +11,14 @@ pytest.importorskip("enzpy")
 
 from bench import untuned_kernels  # noqa: E402
 
-SMALL = {"jacobi": (6, 3), "lj_inline": 2, "lj_helper": 2, "mixture": (40, 3), "heat": (12, 5)}
+SMALL = {
+    "jacobi": (6, 3),
+    "lj_inline": 2,
+    "lj_helper": 2,
+    "mixture": (40, 3),
+    "heat": (12, 5),
+    "springs": (5, 30),
+}
 KERNELS = untuned_kernels.build_kernels({"enzpy", "hand"})
 
 
