@@ -89,15 +89,33 @@ def _solve_aug(a, b):
     return y, (a.copy(), y.copy())
 
 
+def _subtract_product(da, g, y):  # (no annotations: Numba compares the implementations')
+    """da -= g yᵀ, for vectors or matrices g and y."""
+
+
+@overload(_subtract_product)
+def _subtract_product_impl(da, g, y):
+    if y.ndim == 2:
+
+        def product(da, g, y):
+            da -= g @ y.T
+
+        return product
+
+    def outer(da, g, y):  # (a loop: Numba compiles np.outer several times slower)
+        for i in range(g.shape[0]):
+            for j in range(y.shape[0]):
+                da[i, j] -= g[i] * y[j]
+
+    return outer
+
+
 @reverse_rule(solve)
 def _solve_rev(saved, dy, a, da, b, db):
     a0, y = saved
     g = np.linalg.solve(a0.T.copy(), dy)
     db += g
-    if y.ndim == 1:
-        da -= np.outer(g, y)
-    else:
-        da -= g @ y.T
+    _subtract_product(da, g, y)
     return ()
 
 
@@ -176,24 +194,43 @@ def _slogdet_rev(inv_t, dy, a, da):
 # ---- cholesky and eigh: functions of the lower triangle ------------------------------------
 
 
+# (loops: Numba compiles np.tril and np.diag ten times slower than these)
+
+
 @numba.njit
 def _lower_symmetric(da):
     """The symmetric matrix a perturbation of the lower triangle stands for."""
-    return np.tril(da) + np.tril(da, -1).T
+    n = da.shape[0]
+    out = np.empty((n, n), da.dtype)
+    for i in range(n):
+        for j in range(i + 1):
+            out[i, j] = out[j, i] = da[i, j]
+    return out
 
 
 @numba.njit
 def _onto_lower(g):
     """A gradient with respect to a symmetric matrix, as one with respect to its lower
     triangle (each off-diagonal entry stands for two)."""
-    s = g + g.T
-    return np.tril(s) - np.diag(np.diag(s)) * 0.5
+    n = g.shape[0]
+    out = np.zeros((n, n), g.dtype)
+    for i in range(n):
+        for j in range(i):
+            out[i, j] = g[i, j] + g[j, i]
+        out[i, i] = g[i, i]
+    return out
 
 
 @numba.njit
 def _phi(x):
     """The lower triangle, the diagonal halved."""
-    return np.tril(x) - np.diag(np.diag(x)) * 0.5
+    n = x.shape[0]
+    out = np.zeros((n, n), x.dtype)
+    for i in range(n):
+        for j in range(i):
+            out[i, j] = x[i, j]
+        out[i, i] = 0.5 * x[i, i]
+    return out
 
 
 @enzyme_jit
@@ -479,8 +516,7 @@ def _qr_tall(a):
 def _qr_fwd(a, da):
     q, r, ri = _qr_tall(a)
     x = q.T @ da @ ri
-    low = np.tril(x, -1)
-    dr = (x - low + low.T) @ r
+    dr = _onto_lower(x.T).T @ r  # (x - L + Lᵀ, L the part of x below the diagonal)
     return (q, r), ((da - q @ dr) @ ri, dr)
 
 
@@ -495,7 +531,7 @@ def _qr_rev(saved, dy, a, da):
     q, r, ri = saved
     dq, dr = dy
     c = dr @ r.T - q.T @ dq
-    da += (dq + q @ (np.triu(c) + np.tril(c.T, -1))) @ ri.T
+    da += (dq + q @ _lower_symmetric(c.T)) @ ri.T  # (c's upper triangle, mirrored)
     return ()
 
 
@@ -664,7 +700,8 @@ def _matrix_norm_gradient(x, ord, n):
         k = 0 if ord == 2 else s.shape[0] - 1
         if s.shape[0] > 1 and s[k] == s[1 if k == 0 else k - 1]:
             raise ValueError("the 2-norm of a matrix needs a distinct singular value")
-        return np.outer(u[:, k], vh[k])
+        _subtract_product(g, -u[:, k], vh[k])
+        return g
     rows = ord == np.inf or ord == -np.inf
     if not (rows or ord == 1 or ord == -1):
         raise ValueError("Invalid norm order for matrices.")
