@@ -50,7 +50,7 @@ def by_address(dispatcher: Any, small: int = 0) -> Any:
 
         def codegen(context: Any, builder: Any, signature: Any, values: Sequence[Any]) -> Any:
             symbol = compiled.fndesc.mangled_name
-            if _size(compiled.library, small) <= small:
+            if _at_most(compiled.library, small):
                 context.add_linking_libs([compiled.library])
             else:
                 llvm.add_symbol(symbol, compiled.library.get_pointer_to_function(symbol))
@@ -78,12 +78,12 @@ def by_address(dispatcher: Any, small: int = 0) -> Any:
     return intrinsic(ns[name])
 
 
-def _size(library: Any, limit: int) -> int:
-    """The number of instructions in `library`'s code, counted up to just past `limit`."""
+def _at_most(library: Any, limit: int) -> bool:
+    """Whether `library`'s code has at most `limit` instructions (counted until it has more)."""
     n = 0
     for fn in library._final_module.functions:
         for block in fn.blocks:
             n += sum(1 for _ in block.instructions)
             if n > limit:
-                return n
-    return n
+                return False
+    return True

@@ -114,12 +114,12 @@ def _strided_like(like, value):  # pragma: no cover  (compiled)
 
 
 def _zeros_like(like):  # (no annotations: Numba compares the implementations')
-    """Zeros laid out as the array `like` (its shadow)."""
+    """Zeros laid out as `like` (its shadow): an array's with its strides."""
 
 
 @overload(_zeros_like, jit_options=GLUE_OPTIONS)
 def _zeros_like_impl(like):
-    if like.layout == "A":
+    if isinstance(like, types.Array) and like.layout == "A":
         return lambda like: _strided_like(like, np.zeros(like.shape, like.dtype))
     return lambda like: np.zeros_like(like)
 
@@ -253,9 +253,7 @@ def _zeros(t: types.Type, expr: str) -> str:
     for parts without floats (the shadow of an integer is the integer)."""
     if isinstance(t, types.BaseTuple):
         return "(" + "".join(f"{_zeros(p, f'{expr}[{k}]')}, " for k, p in enumerate(t.types)) + ")"
-    if not abi.contains_float(t):
-        return expr
-    return f"_zeros_like({expr})" if isinstance(t, types.Array) else f"np.zeros_like({expr})"
+    return f"_zeros_like({expr})" if abi.contains_float(t) else expr
 
 
 def _leaves(b: Builder, v: Value) -> list[Value]:
