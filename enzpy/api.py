@@ -35,7 +35,7 @@ from .signatures import (
     signature_of_types,
     tangent_source,
 )
-from .source import dispatching
+from .source import Source, dispatching
 
 
 def autodiff(mode: Mode, f: EnzymeJit, *args: Any) -> Any:
@@ -280,11 +280,14 @@ def gradient(mode: Mode, f: EnzymeJit, *args: Any) -> tuple[Any, ...]:
     out = _recalled(("gradient", mode, f))(*args)
     if out is not MISS:
         return out
-    run = _gradient_of(mode, f, args)
-    _remember(
-        ("gradient", mode, f), args, "return _run(_mode, _f, {args})", _run=run, _mode=mode, _f=f
-    )
-    return run(mode, f, *args)
+    check_mode(mode)
+    values, _ = _differentiable(f, args, unwrap=True)
+    run = _generated(gradients.gradient, "mode, f, *args", mode.reverse, values)
+    out = run(mode, f, *args)
+    fast = _direct(gradients.gradient(mode.reverse, values, direct=True), "mode, f, *args", f)
+    body = "return _run(_mode, _f, {args})"
+    _remember(("gradient", mode, f), args, body, _run=fast or run, _mode=mode, _f=f)
+    return out
 
 
 _calls: dict[tuple, Callable[..., Any]] = {}  # ("gradient", mode, f), ("vjp", f)... -> a chain
@@ -350,13 +353,16 @@ def jvp(f: EnzymeJit, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[
         for p, t in zip(primals, tangents, strict=True)
     ]
     reads = tuple(f"tangents[{k}]" for k in range(len(values)))
-    run = _generated(gradients.jvp, "f, primals, tangents", values, reads)
+    params = "f, primals, tangents"
+    run = _generated(gradients.jvp, params, values, reads)
+    out = run(f, primals, tangents)
     if sequences and all(map(operator.is_, tangents, given)):  # (none converted)
         n = len(primals)
         names = [f"a{k}, " for k in range(2 * n)]
         body = f"return _run(_f, ({''.join(names[:n])}), ({''.join(names[n:])}))"
-        _remember(("jvp", f), (*primals, *tangents), body, _run=run, _f=f)
-    return run(f, primals, tangents)
+        fast = _direct(gradients.jvp(values, reads, direct=True), params, f)
+        _remember(("jvp", f), (*primals, *tangents), body, _run=fast or run, _f=f)
+    return out
 
 
 def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[Any, tuple]:
@@ -377,24 +383,15 @@ def vjp(f: EnzymeJit, primals: Sequence[Any], cotangent: float = 1.0) -> tuple[A
         out = _recalled(("vjp", f))(*primals, cotangent)
         if out is not MISS:
             return out
-    run = _vjp_of(f, primals)
+    values, _ = _differentiable(f, primals, "primals", unwrap=True)
+    params = "f, primals, cotangent"
+    run = _generated(gradients.vjp, params, values)
+    out = run(f, primals, cotangent)
     if type(primals) in (tuple, list):
         body = "return _run(_f, ({args},), c)"
-        _remember(("vjp", f), primals, body, ["c"], _run=run, _f=f)
-    return run(f, primals, cotangent)
-
-
-def _gradient_of(mode: Mode, f: EnzymeJit, args: tuple) -> Callable[..., Any]:
-    """`gradient`'s generated code for calls shaped like this one."""
-    check_mode(mode)
-    values, _ = _differentiable(f, args, unwrap=True)
-    return _generated(gradients.gradient, "mode, f, *args", mode.reverse, values)
-
-
-def _vjp_of(f: EnzymeJit, primals: Sequence[Any]) -> Callable[..., Any]:
-    """`vjp`'s generated code for calls shaped like this one."""
-    values, _ = _differentiable(f, primals, "primals", unwrap=True)
-    return _generated(gradients.vjp, "f, primals, cotangent", values)
+        fast = _direct(gradients.vjp(values, direct=True), params, f)
+        _remember(("vjp", f), primals, body, ["c"], _run=fast or run, _f=f)
+    return out
 
 
 _SCALARS = (float, int, bool, complex, np.generic)
@@ -445,6 +442,20 @@ def _differentiable(
         )
     )
     return values, plain
+
+
+def _direct(source: Source, params: str, f: EnzymeJit) -> Callable[..., Any] | None:
+    """The generated function of `source` (made with `direct=True`) whose `autodiff` calls
+    go straight to the compiled entries of `f` for their shapes (made by a first call
+    through `autodiff`); None where a shape has none."""
+    entries = {}
+    for e in source.names.values():
+        if isinstance(e, gradients.Entry):
+            entry = _shapes.get((e.mode, f, e.ret, e.classes))
+            if entry is None:
+                return None
+            entries[e] = entry.direct
+    return gradients.python(source, params, entries.__getitem__)
 
 
 @functools.cache

@@ -37,7 +37,14 @@ from . import gradients, memory
 from .annotations import SHADOWED, Active, Annotation, BatchDuplicated, Const, Duplicated
 from .bridge import descriptors
 from .bridge.by_address import by_address
-from .bridge.link import GLUE_OPTIONS, DerivativeDriver, TwinNeeded, finish, njit_glue
+from .bridge.link import (
+    GLUE_OPTIONS,
+    CallShape,
+    DerivativeDriver,
+    TwinNeeded,
+    finish,
+    njit_glue,
+)
 from .derivatives import derivative, may_write
 from .errors import AnnotationError, ShadowError
 from .jit import EnzymeJit, from_dispatcher
@@ -401,11 +408,13 @@ class PythonEntry:
     annotation class, or the type of a plain value).
 
     `call` takes `autodiff`'s arguments after `f`: for calls of this shape it unpacks the
-    values and calls one njit dispatcher, where generated code checks them like the Python
-    path and calls the derivative; calls of another shape go to `other` (another entry's
-    `call`, or a function returning `MISS`). `add` compiles the dispatcher for the types of
-    a call's values at once (types never added are compiled when first called). `call`
-    raises `Fallback` when the Python path must decide.
+    values and calls `direct`, which calls one njit dispatcher on them, where generated code
+    checks them like the Python path and calls the derivative; calls of another shape go to
+    `other` (another entry's `call`, or a function returning `MISS`). Generated Python code
+    that knows a call's shape calls `direct` on the values and shadows it would annotate.
+    `add` compiles the dispatcher for the types of a call's values at once (types never
+    added are compiled when first called). `call` and `direct` raise `Fallback` when the
+    Python path must decide.
 
     The generated code takes first the address of this entry's table of derivatives: code
     for one calling shape is compiled once and shared by the entries of every function
@@ -450,18 +459,17 @@ class PythonEntry:
         stub_ns: dict[str, Any] = {"_stub": self._stub(vals)}
         exec(f"def entry({vals}):\n    return _stub({vals})\n", stub_ns)
         self._ns["_entry"] = self._dispatcher = njit_glue()(stub_ns["entry"])
-        entry = f"_entry({', '.join(unpacked)})"
-        self.call: Callable[..., Any] = dispatching(
-            params,
-            checks,
-            [
-                "try:",
-                f"    return {entry}",
-                "except _TwinNeeded:",
-                "    _twins()",
-                f"    return {entry}",
-            ],
+        values = [f"v{j}" for j in range(len(unpacked) - 1)]
+        entry = f"_entry(_t, {', '.join(values)})"
+        exec(  # noqa: S102 (our source)
+            f"def direct({', '.join(values)}):\n"
+            f"    try:\n        return {entry}\n"
+            f"    except _TwinNeeded:\n        _twins()\n        return {entry}\n",
             self._ns,
+        )
+        self.direct: Callable[..., Any] = self._ns["direct"]
+        self.call: Callable[..., Any] = dispatching(
+            params, checks, [f"return direct({', '.join(unpacked[1:])})"], self._ns
         )
 
     def add(self, annotated: list[Annotation]) -> None:
@@ -563,15 +571,28 @@ def unpacked_values(annotated: Sequence[Annotation]) -> list[Any]:
     return out
 
 
-def memory_checker(annotated: Sequence[Annotation]) -> Callable[..., None]:
+def memory_checker(
+    annotated: Sequence[Annotation], shape: CallShape | None = None
+) -> Callable[..., Any]:
     """An njit function of the arguments' `unpacked_values` that runs the call's memory
     checks (`memory.plan`), raising their `ShadowError`; compiled now for these values'
-    types."""
-    sig = tuple(map(numba.typeof, unpacked_values(annotated)))
+    types. With the `shape` of a derivative whose shadows are those given, it takes then a
+    table of such derivatives and a last argument and, where the checks pass, calls the
+    table's derivative as its driver does: `(table, *primals, *shadows, last)`; a failed
+    check raises `Fallback`."""
+    values = tuple(map(numba.typeof, unpacked_values(annotated)))
+    argv = _unpacked_argv([(type(a), False) for a in annotated], values)
     src = Source({"np": np})
-    _shadow_checks(src, _unpacked_argv([(type(a), False) for a in annotated], sig), errors=True)
-    src.add("return None")
-    return _shared_glue(", ".join(f"v{i}" for i in range(len(sig))), src, sig)
+    _shadow_checks(src, argv, errors=shape is None)
+    params = [f"v{i}" for i in range(len(values))]
+    if shape is None:
+        src.add("return None")
+        return _shared_glue(", ".join(params), src, values)
+    operands = [a.val_src for a in argv] + [s for a in argv for _, s in a.shadows]
+    src.add(f"o = {src.name('call', shape.call_table())}(t, 0, {', '.join(operands)}, last)")
+    src.add(f"return {src.name('finish', finish)}(o, o[3])  # raises what the call raised")
+    sig = (*values, types.intp, types.intp)
+    return _shared_glue(", ".join([*params, "t", "last"]), src, sig)
 
 
 def _unpacked_argv(spec: Sequence[tuple[type, bool]], vals: Sequence[types.Type]) -> list[Arg]:

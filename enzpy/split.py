@@ -12,16 +12,16 @@ from typing import Any
 import numba
 import numpy as np
 
-from .annotations import Active, Annotation, BatchDuplicated
+from .annotations import Active, Annotation, BatchDuplicated, Duplicated
 from .api import _width, derivative_signature, parse_arguments, shadow_arguments
 from .bridge.link import TAPE_BYTES, slot_words
 from .derivatives import Derivative, derivative
 from .errors import AnnotationError, EnzpyError, ShadowError
-from .inside import memory_checker, unpacked_values
+from .inside import Fallback, memory_checker, unpacked_values
 from .jit import EnzymeJit
 from .modes import Mode, ReverseSplitNoPrimal, ReverseSplitWithPrimal
 from .shadows import check_argument, check_memory, type_tests, value_type
-from .source import dispatching
+from .source import dispatching, tuple_source
 
 
 class Tape:
@@ -44,18 +44,25 @@ class Tape:
         "_derivative",
     )
 
-    def __init__(self, thunk: _Thunk, annotated: list[Annotation]) -> None:
+    def __init__(
+        self,
+        thunk: _Thunk,
+        annotated: list[Annotation] | tuple[Annotation, ...],
+        args: tuple,
+        copies: Sequence[tuple[Any, Any]] = (),
+    ) -> None:
+        """A tape for the forward pass of `thunk` on `annotated`, whose driver takes `args`
+        (primal arguments then shadows: `api.shadow_arguments`, with its `copies`)."""
         self._thunk = thunk
         self._native = thunk.native_tape()  # zeroed
         self.address: int = ctypes.addressof(self._native)
-        # primal arguments then shadows, as the forward pass got them
-        shadows, self._copies = shadow_arguments(annotated)
-        self._args = (*(a.val for a in annotated), *shadows)
+        self._args = args
+        self._copies = copies
         self._annotated = annotated
-        self._pending = False  # True from the forward pass (even one that raised) until used
         self._threads = 0  # the thread count of a parallel forward pass (0: none)
         self._state: list[tuple[int, Any]] = []  # unmodified arguments' memory after `fwd`
         self._derivative = thunk.derivative  # the one whose forward pass made the tape
+        self._pending = True  # from the forward pass (even one that raised) until used
 
     @property
     def used(self) -> bool:
@@ -160,8 +167,16 @@ class _Thunk:
         words = TAPE_BYTES // 8 + slot_words(deriv.restype) * self.width
         self.native_tape = ctypes.c_int64 * words
         self.active = [k for k, c in enumerate(self.classes) if issubclass(c, Active)]
+        # whether generated code may call the passes (`_fast_forward`, `_fast_reverse`)
+        self.fast = (
+            general is None
+            and not self.batch
+            and not deriv.parallel
+            and deriv.linked.twin is None
+            and all(map(_shadow_as_given, annotated))
+        )
 
-    def overlap(self, annotated: list[Annotation]) -> bool:
+    def overlap(self, annotated: Sequence[Annotation]) -> bool:
         """Whether the memory of two of the array arguments may overlap."""
         arrays = [annotated[k].val for k in self.arrays]
         return any(np.may_share_memory(a, b) for j, a in enumerate(arrays) for b in arrays[j + 1 :])
@@ -289,16 +304,32 @@ def _memory(x: np.ndarray) -> tuple:
     return (x.__array_interface__["data"][0], x.shape, x.strides)
 
 
+def _shadow_as_given(a: Annotation) -> bool:
+    """Whether the driver takes the shadows of `a` as they are for any call typed like it:
+    none, or an array laid out like its primal (C or F order)."""
+    if not isinstance(a, Duplicated):
+        return not a.shadows
+    if not isinstance(a.val, np.ndarray):
+        return False
+    layouts = {numba.typeof(a.val).layout, numba.typeof(a.dval).layout}
+    return layouts in ({"C"}, {"F"})
+
+
 class ForwardPass:
     """`fwd(*args) -> (tape, primal or None, shadow of the return or None)`."""
 
-    def __init__(self, thunk: _Thunk) -> None:
+    def __init__(self, thunk: _Thunk, annotated: list[Annotation]) -> None:
         self._thunk = thunk
+        self._call = _fast_forward(thunk, annotated, self._checked) if thunk.fast else None
 
     def __call__(self, *args: Any) -> tuple[Tape, Any, Any]:
+        return self._call(*args) if self._call is not None else self._checked(*args)
+
+    def _checked(self, *args: Any) -> tuple[Tape, Any, Any]:
         t = self._thunk
-        tape = Tape(t, t.check(args))
-        tape._pending = True
+        annotated = t.check(args)
+        shadows, copies = shadow_arguments(annotated)
+        tape = Tape(t, annotated, (*(a.val for a in annotated), *shadows), copies)
         try:
             if t.general is not None and t.overlap(tape._annotated):
                 tape._derivative = t.general()
@@ -325,10 +356,14 @@ class ReversePass:
     `Active` one, else None; adds into the shadows of `Duplicated` ones. `dret` (the
     return's cotangent) is given for an `Active` return only."""
 
-    def __init__(self, thunk: _Thunk) -> None:
+    def __init__(self, thunk: _Thunk, annotated: list[Annotation]) -> None:
         self._thunk = thunk
+        self._call = _fast_reverse(thunk, annotated, self._checked) if thunk.fast else None
 
     def __call__(self, *args: Any) -> tuple[Any, ...]:
+        return self._call(*args) if self._call is not None else self._checked(*args)
+
+    def _checked(self, *args: Any) -> tuple[Any, ...]:
         t = self._thunk
         n = len(t.classes) + (t.ret == "active")
         if len(args) != n + 1 or not isinstance(args[-1], Tape):
@@ -381,6 +416,85 @@ class ReversePass:
 
     def __reduce__(self) -> Any:
         raise EnzpyError(_UNPICKLABLE_PASS)
+
+
+def _fast_forward(
+    t: _Thunk, annotated: list[Annotation], checked: Callable[..., Any]
+) -> Callable[..., Any] | None:
+    """`fwd` for calls typed like `annotated` (else `checked`): one compiled call runs the
+    memory checks (deferring to `checked` where one fails) and the forward sweep on the
+    shadows as given; None where the types cannot be tested in Python."""
+    tests = type_tests(annotated)
+    if tests is None:
+        return None
+    params = [f"a{k}" for k in range(len(annotated))]
+    primals = [f"{p}.val" for p in params]
+    shadows = [f"{p}.dval" for p, a in zip(params, annotated, strict=True) if a.shadows]
+    unpacked = [f"{p}.{w}" for p, a in zip(params, annotated, strict=True) for w in _wraps(a)]
+    linked = t.derivative.linked
+    names = {
+        **tests[1],
+        "_other": checked,
+        "_t": t,
+        "_Tape": Tape,
+        "_Fallback": Fallback,
+        "_forward": memory_checker(annotated, linked.shape),
+        "_table": linked.table.ctypes.data,
+    }
+    primal = "primal" if t.mode.with_primal else "None"
+    shadow = "shadow" if t.ret == "dup" else "None"
+    body = [
+        f"tape = _Tape(_t, args, ({', '.join(primals + shadows)},))",
+        "try:",
+        f"    primal, shadow = _forward({', '.join(unpacked)}, _table, tape.address)",
+        "except _Fallback:  # (the sweep did not start)",
+        "    tape._pending = False",
+        "    return _other(*args)",
+        "except BaseException:",
+        "    tape._release()  # the forward sweep left a complete, consistent tape",
+        "    raise",
+        f"return tape, {primal}, {shadow}",
+    ]
+    return dispatching(params, tests[0], body, names)
+
+
+def _fast_reverse(
+    t: _Thunk, annotated: list[Annotation], checked: Callable[..., Any]
+) -> Callable[..., Any] | None:
+    """`rev` for the tapes of `_fast_forward`, given the annotations its `fwd` got or ones
+    of their classes wrapping the same values and shadows, and a float cotangent of a float
+    return (else `checked`); None for a tuple's cotangent."""
+    if t.ret == "active" and not isinstance(t.derivative.restype, numba.types.Float):
+        return None
+    params = [f"a{k}" for k in range(len(annotated))]
+    same = []
+    for k, (p, a) in enumerate(zip(params, annotated, strict=True)):
+        wrapped = [f"{p}.{w} is s[{k}].{w}" for w in _wraps(a)]
+        same.append(f"({p} is s[{k}] or (type({p}) is _C{k} and {' and '.join(wrapped)}))")
+    checks = ["type(tape) is _Tape", "tape._thunk is _t", "tape._pending", "not tape._copies"]
+    if t.ret == "active":
+        params.append("dret")
+        checks.append("type(dret) is float")
+    out = ["None"] * len(annotated)
+    for j, k in enumerate(t.active):
+        out[k] = f"r[{j}]"
+    names: dict[str, Any] = {"_other": checked, "_t": t, "_Tape": Tape}
+    names.update({f"_C{k}": type(a) for k, a in enumerate(annotated)})
+    names["_reverse"] = t.derivative.split[0].driver
+    dret = ", dret" if t.ret == "active" else ""
+    body = [
+        "s = tape._annotated",
+        f"if {' and '.join(same)}:",
+        "    tape._pending = False",
+        f"    r = _reverse(*tape._args, tape.address{dret})",
+        f"    return {tuple_source(out)}",
+    ]
+    return dispatching([*params, "tape"], checks, body, names)
+
+
+def _wraps(a: Annotation) -> tuple[str, ...]:
+    """The attributes of what an annotation like `a` wraps: its value, its shadow."""
+    return ("val", "dval") if a.shadows else ("val",)
 
 
 _UNPICKLABLE_PASS = (
@@ -446,7 +560,7 @@ def autodiff_thunk(
         which = True if len(kept) == len(annotated) else kept
         unmodified = derivative(mode, f, argtypes, kinds, ret, width, unmodified=which)
         thunk = _Thunk(mode, f, ret, annotated, unmodified, width, general, kept)
-    return ForwardPass(thunk), ReversePass(thunk)
+    return ForwardPass(thunk, annotated), ReversePass(thunk, annotated)
 
 
 def _unmodified(modified_between: bool | Sequence[bool], n: int) -> tuple[int, ...]:

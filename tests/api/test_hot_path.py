@@ -263,3 +263,39 @@ def test_jvp_calls_of_another_kind_are_not_taken_for_the_first():
     assert tangent == pytest.approx(np.sum(2.0 * w * 2 * x * u))
     with pytest.raises(ez.AnnotationError, match="2 primals but 4 tangents"):
         ez.jvp(weighted, (x, w), (2.0, u, None, None))
+
+
+def test_hot_gradient_jvp_and_vjp_call_the_entries_directly(monkeypatch):
+    """From their second call of a shape, `gradient`, `jvp` and `vjp` call the compiled
+    entry of their `autodiff` call on the values they would annotate: right with neither
+    `autodiff`'s chain of entries nor its Python path, against the closed forms of
+    d(Σ a·b·a) = (2ab, a²); where the entry defers (one array passed as both arguments:
+    the Python path decides on aliasing), `autodiff` raises the error of a first call."""
+
+    @ez.enzyme_jit
+    def aba(a, b):
+        s = 0.0
+        for i in range(a.shape[0]):
+            s += a[i] * b[i] * a[i]
+        return s
+
+    def check(x, y):
+        ga, gb = ez.gradient(ez.Reverse, aba, x, y)
+        np.testing.assert_allclose(ga, 2 * x * y, rtol=1e-15)
+        np.testing.assert_allclose(gb, x * x, rtol=1e-15)
+        value, tangent = ez.jvp(aba, (x, y), (u, u))
+        assert value == pytest.approx(np.sum(x * y * x), rel=1e-15)
+        assert tangent == pytest.approx(np.sum(2 * x * y * u + x * x * u), rel=1e-15)
+        value, (va, vb) = ez.vjp(aba, (x, y), 2.0)
+        np.testing.assert_allclose(va, 4 * x * y, rtol=1e-15)
+        np.testing.assert_allclose(vb, 2 * x * x, rtol=1e-15)
+
+    a, b, u = np.array([1.0, -2.0, 0.5]), np.array([3.0, 0.25, -1.0]), np.array([0.5, 1.0, 2.0])
+    check(a, b)
+    with monkeypatch.context() as m:
+        m.setattr(api, "_entries", {})
+        m.setattr(api, "_autodiff", None)  # the Python path must not be taken
+        check(b, a)
+        assert not api._entries
+    with pytest.raises(ez.ShadowError, match="share memory"):
+        ez.gradient(ez.Reverse, aba, a, a)

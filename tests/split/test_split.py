@@ -205,6 +205,9 @@ def test_tape_misuse_raises():
         rev(*ann, 1.0, tape)
     with pytest.raises(ez.AnnotationError, match="thunk was made for"):
         fwd(ez.Duplicated(np.zeros((2, 2)), np.zeros((2, 2))), ez.Active(2.0))
+    for bad in (x, np.zeros(3)):  # (the compiled checks defer to the Python path's errors)
+        with pytest.raises(ez.ShadowError, match="shadow"):
+            fwd(ez.Duplicated(x, bad), ez.Active(2.0))
     with pytest.raises(ez.AnnotationError, match="tape"):
         rev(*ann, tape)
     with pytest.raises(ez.AnnotationError, match="autodiff_thunk"):
