@@ -174,40 +174,43 @@ def _shadow_types(k: int, a: Arg) -> list[types.Type] | None:
 
 
 def _shadow_checks(src: Source, argv: list[Arg], errors: bool) -> None:
-    """The memory checks of the call (`memory.plan`), run on the values in jitted code: each
-    raises its `ShadowError` (`errors`), or any raises `Fallback`."""
+    """The memory checks of the call (`memory.plan`), run on the values in jitted code by
+    one compiled call (`memory.failed_check`): a check that fails raises its `ShadowError`
+    (`errors`) or `Fallback`."""
     operands = tuple(
         memory.Operand(tuple(_array_paths(a.val)), len(a.shadows) if a.shadow_array else 0)
         for a in argv
     )
-
-    for k, (a, op) in enumerate(zip(argv, operands, strict=True)):
-        if op.shadows:  # the descriptors of the shadows, a row each
-            src.add(f"lanes{k} = _describe_lanes(({''.join(d + ', ' for _, d in a.shadows)}))")
-
     checks = memory.plan(operands)
-    names: dict[memory.Ref, str] = {}  # each primal's descriptor, made once
-    for ref in dict.fromkeys(r for c in checks for r in c.operands if r[1] == "val"):
-        k, _, path = ref
-        names[ref] = f"desc{len(names)}"
-        src.add(f"{names[ref]} = _describe({argv[k].val_src}{''.join(f'[{i}]' for i in path)})")
+    if not checks:
+        return
 
-    def descriptors(ref: memory.Ref) -> str:
-        return f"lanes{ref[0]}" if ref[1] == "shadows" else names[ref]
+    def arrays(ref: memory.Ref) -> tuple[list[str], int]:  # (their sources)
+        k, kind, path = ref
+        a = argv[k]
+        if kind == "shadows":
+            return [d for _, d in a.shadows], a.val.ndim
+        return [f"{a.val_src}{''.join(f'[{i}]' for i in path)}"], _at(a.val, path).ndim
 
-    for k, check in enumerate(checks):
-        test = src.name("check", by_address(check.test))
-        call = f"{test}({', '.join(map(descriptors, check.operands))})"
-        if not errors:  # one raise: each adds to the compile time
-            src.add(f"failed = {'failed | ' if k else ''}{call}")
-            continue
-        src.add(f"failed = {call}")
-        for code, message in enumerate(check.messages, 1):
-            src.add(f"if failed == {code}:")
-            src.add(f"raise {src.name('ShadowError', ShadowError)}({message!r})", 2)
-    if checks and not errors:
+    items, plan = memory.table(checks, arrays)
+    rows = f"{src.name('describe_rows', descriptors.describe_rows)}(({', '.join(items)},))"
+    constant = src.name("plan", descriptors.constant_rows(plan))
+    src.add(f"failed = {src.name('failed', by_address(memory.failed_check))}({rows}, {constant}())")
+    if not errors:  # (one raise: each adds to the compile time)
         src.add("if failed:")
         src.add(f"raise {src.name('Fallback', Fallback)}()", 2)
+        return
+    for n, check in enumerate(checks):
+        for code, message in enumerate(check.messages, 1):
+            src.add(f"if failed == {4 * n + code}:")
+            src.add(f"raise {src.name('ShadowError', ShadowError)}({message!r})", 2)
+
+
+def _at(ty: types.Type, path: tuple[int, ...]) -> types.Type:
+    """The type at `path` inside the (nested) tuple type `ty`."""
+    for i in path:
+        ty = ty.types[i]
+    return ty
 
 
 def _array_paths(ty: types.Type, at: tuple[int, ...] = ()) -> list[tuple[int, ...]]:
@@ -263,8 +266,6 @@ def _copy_shadow(src: Source, a: Arg, dsrc: str, s: str, indent: int) -> None:
 
 
 _HELPERS = {  # used by generated code
-    "_describe": descriptors.describe,
-    "_describe_lanes": descriptors.describe_lanes,
     "_same_view": by_address(memory.same_view),
     "_with_strides": by_address(memory.with_strides),
     "_copy_into": by_address(memory.copy_into),

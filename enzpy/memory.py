@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numba
 import numpy as np
@@ -35,14 +35,15 @@ from .errors import ShadowError
 # number of dimensions and of shadows).
 
 
-def describe(a: np.ndarray) -> np.ndarray:
-    """The memory descriptor of an array."""
-    return np.array([a.__array_interface__["data"][0], a.itemsize, *a.shape, *a.strides])
-
-
-def describe_all(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    """The descriptors of arrays of one dimension, a row each."""
-    return np.array([describe(a) for a in arrays], dtype=np.int64)
+def describe_rows(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """The descriptors of arrays, a row each, zero-padded to the most dimensions (as
+    `bridge.descriptors.describe_rows` makes them in jitted code)."""
+    width = 2 + 2 * max(a.ndim for a in arrays)
+    out = np.zeros((len(arrays), width), np.int64)
+    for row, a in zip(out, arrays, strict=True):
+        d = [a.__array_interface__["data"][0], a.itemsize, *a.shape, *a.strides]
+        row[: len(d)] = d
+    return out
 
 
 @numba.njit(cache=True)
@@ -83,8 +84,30 @@ def _starts(m: Any) -> Any:  # pragma: no cover  (compiled)
             at += (rest % m[2 + d]) * m[2 + nd + d]
             rest //= m[2 + d]
         out[n] = at
-    out.sort()
+    _heapsort(out)
     return out
+
+
+@numba.njit(cache=True)
+def _heapsort(a: Any) -> None:  # pragma: no cover  (compiled)
+    """Sort `a` in place (compiles in a fraction of the time of NumPy's sort in Numba)."""
+    for root in range(a.size // 2 - 1, -1, -1):
+        _sift_down(a, root, a.size)
+    for end in range(a.size - 1, 0, -1):
+        a[0], a[end] = a[end], a[0]
+        _sift_down(a, 0, end)
+
+
+@numba.njit(cache=True)
+def _sift_down(a: Any, root: int, n: int) -> None:  # pragma: no cover  (compiled)
+    while 2 * root + 1 < n:
+        child = 2 * root + 1
+        if child + 1 < n and a[child] < a[child + 1]:
+            child += 1
+        if a[root] >= a[child]:
+            return
+        a[root], a[child] = a[child], a[root]
+        root = child
 
 
 @numba.njit(cache=True)
@@ -112,7 +135,17 @@ def overlap(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
 @numba.njit(cache=True)
 def _identical(a: Any, b: Any) -> bool:  # pragma: no cover  (compiled)
     """The same view: data address, item size, shape and strides."""
-    return a.size == b.size and (a == b).all()
+    return a.size == b.size and _equal(a, b, 0, a.size)
+
+
+@numba.njit(cache=True)
+def _equal(a: Any, b: Any, start: int, stop: int) -> bool:  # pragma: no cover  (compiled)
+    """Whether `a[start:stop]` equals `b[start:stop]` (a loop: Numba compiles array
+    comparisons far more slowly)."""
+    for i in range(start, stop):
+        if a[i] != b[i]:
+            return False
+    return True
 
 
 @numba.njit(cache=True)
@@ -120,7 +153,7 @@ def shape_differs(x: Any, lanes: Any) -> int:  # pragma: no cover  (compiled)
     """1 if a shadow (a row of `lanes`) has another shape than its primal `x`."""
     nd = _ndim(x)
     for i in range(lanes.shape[0]):
-        if (lanes[i, 2 : 2 + nd] != x[2 : 2 + nd]).any():
+        if not _equal(lanes[i], x, 2, 2 + nd):
             return 1
     return 0
 
@@ -168,7 +201,7 @@ def strides_unusable(x: Any, lanes: Any) -> int:  # pragma: no cover  (compiled)
     strides are not multiples of its item size)."""
     nd = _ndim(x)
     for i in range(lanes.shape[0]):
-        if (lanes[i, 2 + nd :] != x[2 + nd :]).any():
+        if not _equal(lanes[i], x, 2 + nd, 2 + 2 * nd):
             for d in range(nd):
                 if x[2 + nd + d] % x[1]:
                     return 1
@@ -227,27 +260,93 @@ def plan(args: tuple[Operand, ...]) -> tuple[Check, ...]:
     return tuple(checks)
 
 
+# ---- the checks of a call in one compiled call ----------------------------------------------
+
+#: the predicates `failed_check` runs, by their index in a plan's rows
+TESTS = (shape_differs, strides_unusable, shares_primal, lanes_share, views_conflict)
+_ROW = 1 + 3 * 4  # a row of a plan: the test, then (first row, rows, width) of ≤ 4 operands
+
+T = TypeVar("T")
+
+
+def table(
+    checks: Sequence[Check], arrays: Callable[[Ref], tuple[list[T], int]]
+) -> tuple[list[T], tuple[tuple[int, ...], ...]]:
+    """What `failed_check` runs `checks` on: the arrays whose descriptors make the rows of
+    its table (`arrays(ref)`: those an operand describes, a row each, and their number of
+    dimensions), and its plan: per check the test, then (first row, number of rows, width)
+    of each operand."""
+    rows: dict[Ref, tuple[int, int, int]] = {}
+    items: list[T] = []
+    for ref in dict.fromkeys(r for c in checks for r in c.operands):
+        described, ndim = arrays(ref)
+        rows[ref] = (len(items), len(described), 2 + 2 * ndim)
+        items += described
+    plan = []
+    for c in checks:
+        row = [TESTS.index(c.test), *(n for ref in c.operands for n in rows[ref])]
+        plan.append((*row, *[0] * (_ROW - len(row))))
+    return items, tuple(plan)
+
+
+def message(checks: Sequence[Check], failed: int) -> str:
+    """The error `failed_check`'s result `failed` (not 0) names."""
+    return checks[failed // 4].messages[failed % 4 - 1]
+
+
+@numba.njit(cache=True)
+def _rows(table: Any, p: Any, at: int) -> Any:  # pragma: no cover  (compiled)
+    return table[p[at] : p[at] + p[at + 1], : p[at + 2]]
+
+
+@numba.njit(cache=True)
+def _one(table: Any, p: Any, at: int) -> Any:  # pragma: no cover  (compiled)
+    return _rows(table, p, at)[0]  # (of the layout of `_rows`: the predicates compile once)
+
+
+@numba.njit(cache=True)
+def failed_check(table: Any, plan: Any) -> int:  # pragma: no cover  (compiled)
+    """0 if every check of `plan` (see `table`) passes on the descriptors of `table`, else
+    4 × the index of the first that fails + its code."""
+    for c in range(plan.shape[0]):
+        p = plan[c]
+        if p[0] == 0:
+            code = shape_differs(_one(table, p, 1), _rows(table, p, 4))
+        elif p[0] == 1:
+            code = strides_unusable(_one(table, p, 1), _rows(table, p, 4))
+        elif p[0] == 2:
+            code = shares_primal(_rows(table, p, 1), _one(table, p, 4))
+        elif p[0] == 3:
+            code = lanes_share(_rows(table, p, 1))
+        else:
+            x, y = _one(table, p, 1), _one(table, p, 4)
+            code = views_conflict(x, y, _rows(table, p, 7), _rows(table, p, 10))
+        if code:
+            return 4 * c + code
+    return 0
+
+
 def run(checks: Sequence[Check], values: Sequence[Any], shadows: Sequence[tuple]) -> None:
     """Run `checks` on one call's primal values and per argument its tuple of shadows
     (raises the first failing check's `ShadowError`)."""
-    described: dict[Ref, np.ndarray] = {}
+    if not checks:
+        return
 
-    def descriptor(ref: Ref) -> np.ndarray:
-        if ref not in described:
-            k, kind, path = ref
-            if kind == "shadows":
-                described[ref] = describe_all(shadows[k])
-            else:
-                v = values[k]
-                for i in path:
-                    v = v[i]
-                described[ref] = describe(v)
-        return described[ref]
+    def arrays(ref: Ref) -> tuple[list[np.ndarray], int]:
+        k, kind, path = ref
+        if kind == "shadows":
+            return list(shadows[k]), values[k].ndim
+        v = values[k]
+        for i in path:
+            v = v[i]
+        return [v], v.ndim
 
-    for c in checks:
-        code = c.test(*map(descriptor, c.operands))
-        if code:
-            raise ShadowError(c.messages[code - 1])
+    items, plan = table(checks, arrays)
+    constant = np.array(plan, np.int64)
+    constant.flags.writeable = False  # (typed as the plan in jitted code)
+    failed = failed_check(describe_rows(items), constant)
+    if failed:
+        raise ShadowError(message(checks, failed))
 
 
 def operand(v: Any, shadows: int) -> Operand:

@@ -50,7 +50,7 @@ def by_address(dispatcher: Any, small: int = 0) -> Any:
 
         def codegen(context: Any, builder: Any, signature: Any, values: Sequence[Any]) -> Any:
             symbol = compiled.fndesc.mangled_name
-            if _at_most(compiled.library, small):
+            if small and _at_most(compiled.library, small):
                 context.add_linking_libs([compiled.library])
             else:
                 llvm.add_symbol(symbol, compiled.library.get_pointer_to_function(symbol))
