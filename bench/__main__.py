@@ -23,7 +23,7 @@ from . import descent, native_lib, plots, suite
 from .correctness import assess
 from .evals._jit import ENZPY_IMPORT_ERROR, ez
 from .kernels import tiny
-from .latency import first_call_latency
+from .latency import first_call_latency, in_new_processes
 from .progress import Progress
 from .timing import (
     KernelResult,
@@ -319,6 +319,7 @@ def run_all(
             step(f"{k.name}: first-call latency")
             try:
                 res.latency = first_call_latency(k.primal, k.make_inputs(size))
+                res.latency.update(in_new_processes(k.name, size))
             except Exception as exc:  # noqa: BLE001
                 res.latency = {"enzpy rev": type(exc).__name__}
         results.append(res)
@@ -372,8 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(r.latency for r in results):
         md += [
             "",
-            "First-call latency (compile of the primal; analysis + synthesis + compile of "
-            "each enzpy derivative):",
+            "First-call latency: in this process, compile of the primal and analysis + "
+            "synthesis + compile of each enzpy derivative; in a new process, the first call "
+            "of the primal and the first reverse gradient (derivative and call entry); in a "
+            "second process, the same loaded from the disk caches (`cache=True`):",
             "",
             markdown_latency(results),
         ]

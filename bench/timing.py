@@ -502,8 +502,16 @@ def markdown_errors(results: Sequence[KernelResult]) -> str:
 
 def markdown_latency(results: Sequence[KernelResult]) -> str:
     """Markdown table: first-call latency per kernel (Numba compile of the primal, enzpy
-    analysis + synthesis + compile of each derivative)."""
-    names = ["numba primal", "enzpy fwd", "enzpy rev"]
+    analysis + synthesis + compile of each derivative; in new processes)."""
+    names = [
+        "numba primal",
+        "enzpy fwd",
+        "enzpy rev",
+        "new process primal",
+        "new process rev",
+        "cached process primal",
+        "cached process rev",
+    ]
     lines = ["| kernel | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for r in results:
         if not r.latency:
