@@ -30,7 +30,7 @@ from llvm_passes.rules.parallel import PARALLEL_FOR
 from llvm_passes.transforms.sign_tests import fold_sign_tests
 
 from . import bridge, disk_cache
-from .bridge import link, rule_calls
+from .bridge import link, pool, rule_calls
 from .bridge.inline import inline_into_root, inline_small_callees
 from .bridge.names import construct_hint, demangle_all
 from .bridge.parfors import (
@@ -471,9 +471,10 @@ def clear_cache() -> None:
 
 
 def release_tapes() -> int:
-    """Free the tape storage that reverse-mode derivatives keep between calls (each keeps
-    the largest tape it has needed, so that later calls find their memory ready); returns
-    how many bytes were freed. The next call of a derivative allocates its tape afresh.
+    """Free the memory that derivatives keep between calls: the tape storage of
+    reverse-mode derivatives (each keeps the largest tape it has needed, so that later calls
+    find their memory ready) and the large blocks they allocated (`bridge.pool`); returns
+    how many bytes were freed. The next call of a derivative allocates them afresh.
 
     Examples
     --------
@@ -491,7 +492,8 @@ def release_tapes() -> int:
     >>> ez.release_tapes()
     0
     """
-    return sum(d.drop_tapes() for d in list(_cache.values()) if d.drop_tapes is not None)
+    tapes = sum(d.drop_tapes() for d in list(_cache.values()) if d.drop_tapes is not None)
+    return tapes + pool.release()
 
 
 def last_tape_bytes() -> int:

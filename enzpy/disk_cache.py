@@ -38,6 +38,7 @@ from numba.core.registry import cpu_target
 import llvm_passes
 
 from . import rules
+from .bridge import pool
 
 _FORMAT = 1  # the layout of an entry's file
 #: entries loaded and written by this process
@@ -171,6 +172,8 @@ def _load(stored: Stored) -> None:
     try:
         content = _read(stored.path, stored.key)
         codegen = cpu_target.target_context.codegen()
+        if pool.ALLOCATOR in content["needs"]:
+            pool.ensure()
         if not all(_resolvable(codegen, name) for name in content["needs"]):
             return
         with global_compiler_lock:

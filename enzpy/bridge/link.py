@@ -26,7 +26,7 @@ from llvm_passes import tape
 from llvm_passes.ir import PTR, GlobalRef, Module, Value, parse_module
 
 from ..errors import EnzpyError
-from . import capture
+from . import capture, pool
 from .abi import Activity, argument_layout, as_activity, shadowed_args, target_context
 from .by_address import ADDRESSED
 from .inline import inline_always
@@ -303,6 +303,7 @@ def _build_library(
             _texts.update((unique, text) for unique in nestable)
         if built:
             return stored.library
+        _allocate_from_pool(mod)
         # (machine code kept on disk must not need this process's addresses)
         _link_captured_callees(mod, () if stored is not None else ADDRESSED)
         mod.verify()
@@ -315,6 +316,16 @@ def _build_library(
         lib.add_llvm_module(mod)
         lib.finalize()
     return lib
+
+
+def _allocate_from_pool(mod: Any) -> None:
+    """The Numba arrays `mod` allocates come from `pool` (large blocks kept between calls)."""
+    try:
+        declared = mod.get_function(pool.REPLACED)
+    except NameError:
+        return
+    pool.ensure()
+    declared.name = pool.ALLOCATOR
 
 
 class Twin:
