@@ -10,11 +10,14 @@ next (a gmm gradient at d=64, K=50: 30 000 page faults per call, a third of its 
 Derivatives allocate Numba arrays through `ALLOCATOR` instead of `NRT_MemInfo_alloc_aligned`
 (`link` renames the declaration in their modules): blocks of at least `LARGE` bytes come
 from Numba's external-allocator interface (`NRT_MemInfo_alloc_external`) with this module's
-allocator, whose `free` keeps a block (in one of `SLOTS` slots, while the blocks kept add up
-to at most `CAP` bytes) and whose `malloc` hands back a kept block of exactly the size asked
-for; smaller ones, and alignments above 64, are Numba's as before. The slots are taken and
-filled by atomic exchange and compare-and-swap: derivatives running on several threads, and
-arrays freed by the garbage collector, share them. A block is
+allocator, whose `free` keeps a block in one of `SLOTS` slots and whose `malloc` hands back
+a kept block of exactly the size asked for (each slot has a hint of its block's size, so
+that a slot of another size costs one load); smaller ones, and alignments above 64, are
+Numba's as before. The blocks kept add up to at most `CAP` bytes: to keep one more, the
+blocks of the next slots in turn are given back to the system, and when every slot is full,
+the next slot's block is replaced, so the pool follows what the process allocates lately.
+The slots are taken and filled by atomic exchange and compare-and-swap: derivatives running
+on several threads, and arrays freed by the garbage collector, share them. A block is
 `[requested size][8 bytes][the caller's bytes]`, 64-aligned, so that Numba's data, which
 follows its 48-byte `MemInfo`, is 64-aligned too.
 
@@ -43,7 +46,9 @@ _ALLOC_EXTERNAL = "enzpy_nrt_alloc_external"  # NRT_MemInfo_alloc_external's add
 
 _IR = f"""
 @slots = internal global [{SLOTS} x ptr] zeroinitializer
-@kept = internal global i64 0
+@hints = internal global [{SLOTS} x i64] zeroinitializer  ; each slot's block size, a hint
+@kept = internal global i64 0  ; bytes in the slots' blocks
+@turn = internal global i64 0  ; the next slot to give up a block
 @allocator = internal global {{ ptr, ptr, ptr, ptr }}
   {{ ptr @pool.malloc, ptr @pool.realloc, ptr @pool.free, ptr null }}
 
@@ -66,9 +71,7 @@ scan:
   br i1 %some, label %free, label %next
 
 free:
-  %bytes = load i64, ptr %block, align 8
-  %0 = atomicrmw sub ptr @kept, i64 %bytes monotonic, align 8
-  call void @free(ptr %block)
+  call void @pool.discard(ptr %block)
   br label %next
 
 next:
@@ -78,6 +81,26 @@ next:
 
 done:
   ret void
+}}
+
+; a block taken from the slots (or null), no longer kept
+define internal void @pool.discard(ptr %block) {{
+entry:
+  %none = icmp eq ptr %block, null
+  br i1 %none, label %done, label %free
+
+free:
+  %bytes = load i64, ptr %block, align 8
+  %0 = atomicrmw sub ptr @kept, i64 %bytes monotonic, align 8
+  call void @free(ptr %block)
+  br label %done
+
+done:
+  ret void
+}}
+
+define ptr @enzpy_pool_allocator() {{
+  ret ptr @allocator
 }}
 
 define i64 @enzpy_pool_kept() {{
@@ -101,7 +124,8 @@ numba:
   ret ptr %mi.1
 }}
 
-; a kept block of exactly `size` bytes, else a new one; null when none can be had
+; a kept block of exactly `size` bytes, else a new one; null when none can be had. A slot
+; whose size hint differs is passed by with one load; the block taken is checked again.
 define internal ptr @pool.malloc(i64 %size, ptr %opaque) {{
 entry:
   %large = icmp uge i64 %size, {LARGE}
@@ -109,6 +133,12 @@ entry:
 
 scan:
   %i = phi i64 [ 0, %entry ], [ %i.next, %next ]
+  %hint.p = getelementptr inbounds [{SLOTS} x i64], ptr @hints, i64 0, i64 %i
+  %hint = load atomic i64, ptr %hint.p monotonic, align 8
+  %same = icmp eq i64 %hint, %size
+  br i1 %same, label %look, label %next
+
+look:
   %slot = getelementptr inbounds [{SLOTS} x ptr], ptr @slots, i64 0, i64 %i
   %seen = load atomic ptr, ptr %slot monotonic, align 8
   %some = icmp ne ptr %seen, null
@@ -130,13 +160,7 @@ reuse:
   ret ptr %out.kept
 
 back:
-  %pair = cmpxchg ptr %slot, ptr null, ptr %block acq_rel monotonic, align 8
-  %put = extractvalue {{ ptr, i1 }} %pair, 1
-  br i1 %put, label %next, label %drop
-
-drop:
-  %1 = atomicrmw sub ptr @kept, i64 %bytes monotonic, align 8
-  call void @free(ptr %block)
+  call void @pool.keep(ptr %block, i64 %bytes)
   br label %next
 
 next:
@@ -160,41 +184,85 @@ made:
   ret ptr %out
 }}
 
-; keep the block in a free slot while the kept blocks stay within the cap, else free it
 define internal void @pool.free(ptr %p, ptr %opaque) {{
 entry:
   %block = getelementptr inbounds i8, ptr %p, i64 -{_HEADER}
   %bytes = load i64, ptr %block, align 8
   %large = icmp uge i64 %bytes, {LARGE}
-  br i1 %large, label %count, label %release
+  %fits = icmp ule i64 %bytes, {CAP}
+  %kept.one = and i1 %large, %fits
+  br i1 %kept.one, label %keep, label %release
 
-count:
+keep:
   %before = atomicrmw add ptr @kept, i64 %bytes monotonic, align 8
-  %after = add i64 %before, %bytes
-  %over = icmp ugt i64 %after, {CAP}
-  br i1 %over, label %uncount, label %scan
-
-scan:
-  %i = phi i64 [ 0, %count ], [ %i.next, %next ]
-  %slot = getelementptr inbounds [{SLOTS} x ptr], ptr @slots, i64 0, i64 %i
-  %pair = cmpxchg ptr %slot, ptr null, ptr %block acq_rel monotonic, align 8
-  %put = extractvalue {{ ptr, i1 }} %pair, 1
-  br i1 %put, label %done, label %next
-
-next:
-  %i.next = add i64 %i, 1
-  %more = icmp ult i64 %i.next, {SLOTS}
-  br i1 %more, label %scan, label %uncount
-
-uncount:
-  %0 = atomicrmw sub ptr @kept, i64 %bytes monotonic, align 8
-  br label %release
+  call void @pool.keep(ptr %block, i64 %bytes)
+  ret void
 
 release:
   call void @free(ptr %block)
   ret void
+}}
 
-done:
+; put a block (counted in `kept`) in a slot: first making room under the cap by dropping the
+; blocks of the next slots in turn, then in an empty slot, else in the next slot in turn
+; (whose block is dropped): the pool follows what the process allocates lately
+define internal void @pool.keep(ptr %block, i64 %bytes) {{
+entry:
+  br label %room
+
+room:
+  %k = phi i64 [ 0, %entry ], [ %k.next, %evict ]
+  %now = load atomic i64, ptr @kept monotonic, align 8
+  %over = icmp ugt i64 %now, {CAP}
+  br i1 %over, label %evict.try, label %scan
+
+evict.try:
+  %tried = icmp uge i64 %k, {SLOTS}
+  br i1 %tried, label %drop, label %evict
+
+evict:
+  %turn = atomicrmw add ptr @turn, i64 1 monotonic, align 8
+  %v = urem i64 %turn, {SLOTS}
+  %victim.p = getelementptr inbounds [{SLOTS} x ptr], ptr @slots, i64 0, i64 %v
+  %victim = atomicrmw xchg ptr %victim.p, ptr null acq_rel, align 8
+  call void @pool.discard(ptr %victim)
+  %k.next = add i64 %k, 1
+  br label %room
+
+drop:
+  call void @pool.discard(ptr %block)
+  ret void
+
+scan:
+  %i = phi i64 [ 0, %room ], [ %i.next, %next ]
+  %slot = getelementptr inbounds [{SLOTS} x ptr], ptr @slots, i64 0, i64 %i
+  %seen = load atomic ptr, ptr %slot monotonic, align 8
+  %empty = icmp eq ptr %seen, null
+  br i1 %empty, label %put, label %next
+
+put:
+  %pair = cmpxchg ptr %slot, ptr null, ptr %block acq_rel monotonic, align 8
+  %done = extractvalue {{ ptr, i1 }} %pair, 1
+  br i1 %done, label %hinted, label %next
+
+hinted:
+  %hint.p = getelementptr inbounds [{SLOTS} x i64], ptr @hints, i64 0, i64 %i
+  store atomic i64 %bytes, ptr %hint.p monotonic, align 8
+  ret void
+
+next:
+  %i.next = add i64 %i, 1
+  %more = icmp ult i64 %i.next, {SLOTS}
+  br i1 %more, label %scan, label %replace
+
+replace:
+  %turn.1 = atomicrmw add ptr @turn, i64 1 monotonic, align 8
+  %w = urem i64 %turn.1, {SLOTS}
+  %old.p = getelementptr inbounds [{SLOTS} x ptr], ptr @slots, i64 0, i64 %w
+  %old = atomicrmw xchg ptr %old.p, ptr %block acq_rel, align 8
+  %hint.w = getelementptr inbounds [{SLOTS} x i64], ptr @hints, i64 0, i64 %w
+  store atomic i64 %bytes, ptr %hint.w monotonic, align 8
+  call void @pool.discard(ptr %old)
   ret void
 }}
 
@@ -244,6 +312,19 @@ def kept_bytes() -> int:
     ensure()
     address = _library[0].get_pointer_to_function("enzpy_pool_kept")
     return int(ctypes.CFUNCTYPE(ctypes.c_int64)(address)())
+
+
+def functions() -> tuple[Any, Any]:
+    """The pool's `malloc(size, opaque)` and `free(p, opaque)`, as ctypes functions."""
+    ensure()
+    table = ctypes.CFUNCTYPE(ctypes.c_void_p)(
+        _library[0].get_pointer_to_function("enzpy_pool_allocator")
+    )()
+    malloc, _, free = (ctypes.c_void_p.from_address(table + 8 * k).value or 0 for k in range(3))
+    return (
+        ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)(malloc),
+        ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(free),
+    )
 
 
 def release() -> int:

@@ -33,6 +33,19 @@ def _weighted():
     return weighted
 
 
+def _aba():
+    """A new function (its own remembered calls): Σ a·b·a."""
+
+    @ez.enzyme_jit
+    def aba(a, b):
+        s = 0.0
+        for i in range(a.shape[0]):
+            s += a[i] * b[i] * a[i]
+        return s
+
+    return aba
+
+
 def _hot(f, *args):
     """Call twice, the second time through the compiled entry only; both results."""
     first = ez.autodiff(*args[:1], f, *args[1:])
@@ -167,12 +180,7 @@ def test_later_calls_of_a_call_shape_compile_nothing():
     2ab, d/db = a²."""
     from numba.core import event
 
-    @ez.enzyme_jit
-    def aba(a, b):
-        s = 0.0
-        for i in range(a.shape[0]):
-            s += a[i] * b[i] * a[i]
-        return s
+    aba = _aba()
 
     a, b = np.array([1.0, -2.0, 0.5]), np.array([3.0, 0.25, -1.0])
     ga, gb = np.zeros(3), np.zeros(3)
@@ -272,12 +280,7 @@ def test_hot_gradient_jvp_and_vjp_call_the_entries_directly(monkeypatch):
     d(Σ a·b·a) = (2ab, a²); where the entry defers (one array passed as both arguments:
     the Python path decides on aliasing), `autodiff` raises the error of a first call."""
 
-    @ez.enzyme_jit
-    def aba(a, b):
-        s = 0.0
-        for i in range(a.shape[0]):
-            s += a[i] * b[i] * a[i]
-        return s
+    aba = _aba()
 
     def check(x, y):
         ga, gb = ez.gradient(ez.Reverse, aba, x, y)

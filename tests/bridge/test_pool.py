@@ -118,3 +118,27 @@ def test_pooled_arrays_are_aligned_as_numbas():
     x = np.linspace(0.0, 1.0, N)
     tangent, primal = ez.autodiff(ez.ForwardWithPrimal, scaled, ez.Duplicated(x, np.ones(N)))
     assert tangent.ctypes.data % 64 == 0 and primal.ctypes.data % 64 == 0
+
+
+def test_the_pool_follows_recent_sizes_within_its_slots_and_cap():
+    """More sizes freed than the pool has slots: it keeps the latest within `SLOTS` blocks
+    and `CAP` bytes, hands a kept block back for its size only, and gives every block back
+    on release."""
+    malloc, free = pool.functions()
+    pool.release()
+    sizes = [pool.LARGE + 64 * k for k in range(pool.SLOTS + 100)]
+    blocks = [malloc(n, None) for n in sizes]
+    assert all(b and b % 16 == 0 for b in blocks)
+    for b in blocks:
+        free(b, None)
+    assert 0 < pool.kept_bytes() <= min(pool.CAP, pool.SLOTS * sizes[-1])
+    again = malloc(sizes[-1], None)  # the last one freed is kept: handed back
+    assert again == blocks[-1]
+    other = malloc(sizes[-1] + 8, None)  # no block of that size: a new one
+    assert other and other != again
+    free(again, None)
+    free(other, None)
+    huge = malloc(pool.CAP + 64, None)  # (never kept)
+    free(huge, None)
+    assert pool.kept_bytes() <= pool.CAP
+    assert pool.release() > 0 and pool.kept_bytes() == 0
