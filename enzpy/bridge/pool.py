@@ -18,8 +18,9 @@ blocks of the next slots in turn are given back to the system, and when every sl
 the next slot's block is replaced, so the pool follows what the process allocates lately.
 The slots are taken and filled by atomic exchange and compare-and-swap: derivatives running
 on several threads, and arrays freed by the garbage collector, share them. A block is
-`[requested size][8 bytes][the caller's bytes]`, 64-aligned, so that Numba's data, which
-follows its 48-byte `MemInfo`, is 64-aligned too.
+`[requested size][the address malloc gave][the caller's bytes]`, the caller's bytes placed
+so that Numba's data, which follows its 48-byte `MemInfo` (Numba 0.68's layout; another
+would change the alignment only), is 64-aligned.
 
 The module is compiled once per process; its symbols are the process's, so machine code
 loaded from the disk cache finds them (`ensure` runs before derivatives are built or
@@ -41,7 +42,8 @@ REPLACED = "NRT_MemInfo_alloc_aligned"
 LARGE = 1 << 16  # bytes: smaller blocks are glibc's (its bins reuse them)
 SLOTS = 512
 CAP = 1 << 28  # bytes kept at most
-_HEADER = 16
+_HEADER = 16  # a block's size, then the address malloc gave
+_MEMINFO = 48  # bytes of Numba's MemInfo, which precedes its data in a block
 _ALLOC_EXTERNAL = "enzpy_nrt_alloc_external"  # NRT_MemInfo_alloc_external's address
 
 _IR = f"""
@@ -52,7 +54,7 @@ _IR = f"""
 @allocator = internal global {{ ptr, ptr, ptr, ptr }}
   {{ ptr @pool.malloc, ptr @pool.realloc, ptr @pool.free, ptr null }}
 
-declare ptr @aligned_alloc(i64, i64)
+declare ptr @malloc(i64)
 declare void @free(ptr)
 declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
 declare ptr @{_ALLOC_EXTERNAL}(i64, ptr)
@@ -92,7 +94,7 @@ entry:
 free:
   %bytes = load i64, ptr %block, align 8
   %0 = atomicrmw sub ptr @kept, i64 %bytes monotonic, align 8
-  call void @free(ptr %block)
+  call void @pool.give_back(ptr %block)
   br label %done
 
 done:
@@ -169,18 +171,25 @@ next:
   br i1 %more, label %scan, label %fresh
 
 fresh:
-  %total = add i64 %size, {_HEADER + 63}
-  %rounded = and i64 %total, -64
-  %new = call ptr @aligned_alloc(i64 64, i64 %rounded)
-  %none = icmp eq ptr %new, null
+  %total = add i64 %size, {_HEADER + _MEMINFO + 64}
+  %raw = call ptr @malloc(i64 %total)
+  %none = icmp eq ptr %raw, null
   br i1 %none, label %fail, label %made
 
 fail:
   ret ptr null
 
-made:
+made:  ; the caller's bytes at an address 48 bytes before a multiple of 64
+  %at = ptrtoint ptr %raw to i64
+  %up = add i64 %at, {_HEADER + _MEMINFO + 63}
+  %line = and i64 %up, -64
+  %from = sub i64 %line, %at
+  %start = sub i64 %from, {_MEMINFO}
+  %out = getelementptr inbounds i8, ptr %raw, i64 %start
+  %new = getelementptr inbounds i8, ptr %out, i64 -{_HEADER}
   store i64 %size, ptr %new, align 8
-  %out = getelementptr inbounds i8, ptr %new, i64 {_HEADER}
+  %raw.p = getelementptr inbounds i8, ptr %new, i64 8
+  store ptr %raw, ptr %raw.p, align 8
   ret ptr %out
 }}
 
@@ -199,7 +208,15 @@ keep:
   ret void
 
 release:
-  call void @free(ptr %block)
+  call void @pool.give_back(ptr %block)
+  ret void
+}}
+
+; give a block's memory back to the system
+define internal void @pool.give_back(ptr %block) {{
+  %raw.p = getelementptr inbounds i8, ptr %block, i64 8
+  %raw = load ptr, ptr %raw.p, align 8
+  call void @free(ptr %raw)
   ret void
 }}
 
