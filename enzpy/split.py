@@ -320,10 +320,11 @@ class ForwardPass:
 
     def __init__(self, thunk: _Thunk, annotated: list[Annotation]) -> None:
         self._thunk = thunk
-        self._call = _fast_forward(thunk, annotated, self._checked) if thunk.fast else None
+        fast = _fast_forward(thunk, annotated, self._checked) if thunk.fast else None
+        self._call = fast or self._checked
 
     def __call__(self, *args: Any) -> tuple[Tape, Any, Any]:
-        return self._call(*args) if self._call is not None else self._checked(*args)
+        return self._call(*args)
 
     def _checked(self, *args: Any) -> tuple[Tape, Any, Any]:
         t = self._thunk
@@ -358,10 +359,11 @@ class ReversePass:
 
     def __init__(self, thunk: _Thunk, annotated: list[Annotation]) -> None:
         self._thunk = thunk
-        self._call = _fast_reverse(thunk, annotated, self._checked) if thunk.fast else None
+        fast = _fast_reverse(thunk, annotated, self._checked) if thunk.fast else None
+        self._call = fast or self._checked
 
     def __call__(self, *args: Any) -> tuple[Any, ...]:
-        return self._call(*args) if self._call is not None else self._checked(*args)
+        return self._call(*args)
 
     def _checked(self, *args: Any) -> tuple[Any, ...]:
         t = self._thunk
