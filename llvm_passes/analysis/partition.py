@@ -33,6 +33,7 @@ from ..ir import I64, Argument, Constant, Function, Instruction, Value
 from ..ir.types import size_in_bytes
 from ..rules import lookup
 from ..rules.parallel import PARTITION
+from .affine import address, constant, integer
 from .loops import counted_loops
 from .pointers import allocation, roots
 
@@ -66,30 +67,6 @@ class _Row:
     counters: Mapping[Instruction, Value]
     hi: Value | None
     first: Value
-
-
-@dataclass(frozen=True)
-class _Linear:
-    """`coef * counter + const`, plus wraparound terms that are 0 for `counter >= start`."""
-
-    counter: Instruction | None = None
-    coef: int = 0
-    const: int = 0
-    start: int | None = None
-
-    def __add__(self, o: _Linear) -> _Linear | None:
-        if self.counter is not None and o.counter is not None and self.counter is not o.counter:
-            return None
-        starts = [s for s in (self.start, o.start) if s is not None]
-        return _Linear(
-            self.counter or o.counter,
-            self.coef + o.coef,
-            self.const + o.const,
-            max(starts) if starts else None,
-        )
-
-    def times(self, k: int) -> _Linear:
-        return _Linear(self.counter, self.coef * k, self.const * k, self.start)
 
 
 @dataclass(frozen=True)
@@ -175,7 +152,7 @@ def _row(fn: Function, constants: Mapping[int, int]) -> _Row | None:
     """The chunk's declared 1-D part: the induction variables counting up by 1 from its
     `lo`, its `hi` (a load of the row's second entry), its `first`."""
     marks = [i for i in fn.instructions() if i.callee_name == PARTITION]
-    if len(marks) != 1 or _constant(marks[0].operands[1], constants) != 2:
+    if len(marks) != 1 or constant(marks[0].operands[1], constants) != 2:
         return None
     row, _, first = marks[0].operands
     counters = {
@@ -208,17 +185,7 @@ def _row(fn: Function, constants: Mapping[int, int]) -> _Row | None:
 def _access(load: Instruction, row: _Row, constants: Mapping[int, int]) -> _Access | None:
     """The cell `load` reads as an `_Access`, if it is one."""
     size = size_in_bytes(load.type)
-    p, offset = load.operands[0], _Linear()
-    while isinstance(p, Instruction) and p.opcode == "getelementptr" and len(p.operands) == 2:
-        if p.aux_type is None:
-            return None
-        term = _linear(p.operands[1], row, constants)
-        if term is None:
-            break  # (an index without the counter: part of the base)
-        total = offset + term.times(size_in_bytes(p.aux_type))
-        if total is None:
-            return None
-        p, offset = p.operands[0], total
+    p, offset = address(load.operands[0], row.counters, constants)
     if (
         offset.counter is None
         or offset.coef != size
@@ -227,57 +194,6 @@ def _access(load: Instruction, row: _Row, constants: Mapping[int, int]) -> _Acce
     ):
         return None
     return _Access(p, offset.counter, offset.const // size, size, offset.start)
-
-
-def _linear(v: Value, row: _Row, constants: Mapping[int, int], depth: int = 0) -> _Linear | None:
-    """`v` as a `_Linear` in one of the row's counters, if it is one."""
-    k = _constant(v, constants)
-    if k is not None:
-        return _Linear(const=k)
-    if not isinstance(v, Instruction) or depth > 8:
-        return None
-    if v in row.counters:
-        return _Linear(v, 1)
-    ops = v.operands
-    if v.opcode in ("add", "sub"):
-        a, b = (_linear(o, row, constants, depth + 1) for o in ops)
-        if a is None or b is None:
-            return None
-        return a + (b.times(-1) if v.opcode == "sub" else b)
-    if v.opcode == "select":
-        zero = [integer(o) == 0 for o in ops[1:]]
-        if zero.count(True) != 1:
-            return None
-        start = _start(ops[0], zero[0], row, constants)
-        return None if start is None else _Linear(start=start)
-    return None
-
-
-_SWAPPED = {"sgt": "slt", "sge": "sle", "slt": "sgt", "sle": "sge"}
-_NEGATED = {"sgt": "sle", "sge": "slt", "slt": "sge", "sle": "sgt"}
-
-
-def _start(cond: Value, zero_when: bool, row: _Row, constants: Mapping[int, int]) -> int | None:
-    """The lowest counter value from which a comparison `cond` is `zero_when` for good: a
-    comparison of `counter + k` with a constant (signed)."""
-    if not (isinstance(cond, Instruction) and cond.opcode == "icmp" and cond.pred in _SWAPPED):
-        return None
-    a, b = (_linear(o, row, constants) for o in cond.operands)
-    pred = cond.pred
-    if a is not None and a.counter is None:
-        a, b, pred = b, a, _SWAPPED[pred]
-    if (
-        a is None
-        or b is None
-        or (a.coef, b.coef) != (1, 0)
-        or a.start is not None
-        or b.start is not None
-    ):
-        return None
-    if not zero_when:
-        pred = _NEGATED[pred]
-    bound = b.const - a.const  # zero when counter `pred` bound
-    return {"sgt": bound + 1, "sge": bound}.get(pred)
 
 
 def _invariant(v: Value, constants: Mapping[int, int], depth: int = 0) -> bool:
@@ -289,23 +205,9 @@ def _invariant(v: Value, constants: Mapping[int, int], depth: int = 0) -> bool:
         return v.index != 0
     if not isinstance(v, Instruction) or v.opcode not in _INTEGER or depth > 8:
         return False
-    if v.opcode == "mul" and any(_constant(o, constants) == 0 for o in v.operands):
+    if v.opcode == "mul" and any(constant(o, constants) == 0 for o in v.operands):
         return True
     return all(_invariant(o, constants, depth + 1) for o in v.operands)
-
-
-def integer(v: Value | None) -> int | None:
-    """The integer constant `v` is, if it is one."""
-    if isinstance(v, Constant) and v.type.is_int and v.text.lstrip("-").isdigit():
-        return int(v.text)
-    return None
-
-
-def _constant(v: Value, constants: Mapping[int, int]) -> int | None:
-    """The integer `v` is: a constant, or a parameter the call passes one."""
-    if isinstance(v, Argument):
-        return constants.get(v.index)
-    return integer(v)
 
 
 def _known(r: Value, blocks: set[int]) -> bool:

@@ -81,8 +81,9 @@ class Instruction(Local):
         self.align: int | None = fields.pop("align", None)
         self.template: str = fields.pop("template", "")  # opaque instructions only
         self.loc: str = fields.pop("loc", "")  # "file.py:line" where known
-        # a load's or store's alias metadata (`!alias.scope !N, !noalias !M`), printed last
-        self.aliasing: str = fields.pop("aliasing", "")
+        # metadata attachments, printed last: a load's or store's `!alias.scope !N, !noalias
+        # !M` and `!llvm.access.group !G`, a loop's latch branch's `!llvm.loop !L`
+        self.attached: str = fields.pop("attached", "")
         self.block: Block | None = None
         if fields:
             raise TypeError(f"unknown instruction fields {sorted(fields)}")
@@ -139,7 +140,7 @@ def _flags(i: Instruction) -> str:
 
 def _align(i: Instruction) -> str:
     align = f", align {i.align}" if i.align else ""
-    return f"{align}, {i.aliasing}" if i.aliasing else align
+    return f"{align}, {i.attached}" if i.attached else align
 
 
 def _label(name: str) -> str:
@@ -220,10 +221,11 @@ def _print_call(i: Instruction) -> str:
 
 
 def _print_br(i: Instruction) -> str:
+    attached = f", {i.attached}" if i.attached else ""
     if i.operands:
         t, f = i.labels
-        return f"br {i.operands[0].typed()}, {_label(t)}, {_label(f)}"
-    return f"br {_label(i.labels[0])}"
+        return f"br {i.operands[0].typed()}, {_label(t)}, {_label(f)}{attached}"
+    return f"br {_label(i.labels[0])}{attached}"
 
 
 def _print_switch(i: Instruction) -> str:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..analysis.partition import Border, integer, owned_loads
+from ..analysis.affine import integer
+from ..analysis.partition import Border, owned_loads
 from ..analysis.pointers import allocation, noalias, roots
 from ..analysis.readonly import unchanged_after
 from ..ir import (

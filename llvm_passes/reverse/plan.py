@@ -26,6 +26,7 @@ from functools import cached_property
 from .. import rules
 from ..analysis.activity import ActivityResult
 from ..analysis.cfg import CFG, cfg, dominators, reachable
+from ..analysis.independent import independent_loops
 from ..analysis.loops import CountedLoop, Induction, counted_loops, loop_headers
 from ..analysis.memtypes import MemoryFacts
 from ..analysis.partition import Border
@@ -101,7 +102,11 @@ class LoopPlan:
     pushing instruction's values go in an iteration's part of the room, as the primal and
     shadow items of the iteration placed before them. The forward sweep stores them there
     and the reverse sweep loads them from there, by the iteration's number: no tape header
-    changes inside the loop, whose sweeps LLVM can then vectorize."""
+    changes inside the loop, whose sweeps LLVM can then vectorize.
+
+    `independent`: the loop's reverse iterations are independent (`analysis.independent`)
+    and pop nothing (its values have places, or it pushes none): the reverse sweep marks its
+    reverse loop parallel."""
 
     loop: CountedLoop
     saved: tuple[Item, ...]
@@ -109,6 +114,7 @@ class LoopPlan:
     reserve: tuple[Value, int, int] | None
     places: Mapping[Instruction, tuple[int, int]] | None = None
     past: int = 0  # the latch leaves when `iv + step == bound + past`
+    independent: bool = False
 
     @property
     def keeps_trips(self) -> bool:
@@ -260,8 +266,11 @@ class _Planner:
         self.unchanged = self._unchanged(distinct) if reload is True else frozenset()
         self.kept_alive.update((a, None) for _, p in self.unchanged for a in allocations(p))
         self.launches = self._launches(distinct, reload is True)
+        self.independent = independent_loops(fn, self.loops.values(), self.graph, act, distinct)
         self.assumes_distinct = bool(distinct) and (
             self.reload != self._reloads(frozenset(), reload, only)[0]
+            or self.independent
+            != independent_loops(fn, self.loops.values(), self.graph, act, frozenset())
             or self.hoisted != invariant_loads(module, fn, self.loops.values())
             or self.unchanged != (self._unchanged(frozenset()) if reload is True else frozenset())
             or self.launches != self._launches(frozenset(), reload is True)
@@ -310,6 +319,8 @@ class _Planner:
 
     def result(self) -> Plan:
         reserved = self.reserved
+        independent = self.independent
+        places = {h: self._places(h) for h in self.loops}
         return Plan(
             graph=self.graph,
             index=self.index,
@@ -321,8 +332,9 @@ class _Planner:
                     tuple(self.saved[h]),
                     self.bounds.get(h),
                     reserved.get(h),
-                    self._places(h),
+                    places[h],
                     (self.latch_exits[h] or (None, None, 0))[2],
+                    h in independent and (places[h] is not None or not self._pushes(h)),
                 )
                 for h, lp in self.loops.items()
             },
@@ -725,6 +737,15 @@ class _Planner:
             if primals or shadows:
                 out[lp.header] = (bound, primals, shadows)
         return out
+
+    def _pushes(self, header: str) -> bool:
+        """Whether the loop pushes anything (values or block ids)."""
+        blocks = self.loops[header].blocks
+        return any(
+            self.pushes_id[b] or i in self.steps and self.steps[i].pushes
+            for b in blocks
+            for i in self.fn.block(b).instructions
+        )
 
     def _places(self, header: str) -> dict[Instruction, tuple[int, int]] | None:
         """`LoopPlan.places` of a loop with reserved room and no block ids pushed, else

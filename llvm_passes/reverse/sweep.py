@@ -132,9 +132,15 @@ class Reverse:
         for kind, v in reversed(list(plan.frame)):  # pushed on return: read first
             self.frame_values.update(self.pop_item(kind, v, f"{v.label}.{kind}"))
         self.dispatch(list(plan.rets), exit_id)
+        made: dict[str, list[Block]] = {}  # primal block -> the blocks its reverse made
+        self.latches: dict[str, Instruction] = {}  # loop header -> its reverse's back edge
         for block in fn.blocks:
+            start = len(new.blocks)
             new.blocks.append(self.rev_blocks[block.name])
             self.reverse_block(block, new)
+            made[block.name] = new.blocks[start:]
+        if not self.shared and self.width == 1:  # (atomics; several lanes' shadows)
+            self.mark_independent(made)
         for inst in new.instructions():
             inst.operands = [self.vmap.get(v, v) for v in inst.operands]
         drop_dead(new, PURE)  # the partials of inactive operands (a nested derivative's
@@ -142,6 +148,22 @@ class Reverse:
         self.module.add_function(new)
 
     differentiates = True  # adjoints are computed (`Release` only frees)
+
+    def mark_independent(self, made: dict[str, list[Block]]) -> None:
+        """Mark parallel the reverse of each loop whose reverse iterations are independent:
+        its loads and stores other than the sweep's own stack slots (LLVM promotes those to
+        registers; one left in memory keeps the loop from counting as parallel)."""
+        for header, lp in self.plan.loops.items():
+            if not lp.independent:
+                continue
+            accesses = [
+                inst
+                for b in lp.loop.blocks
+                for block in made[b]
+                for inst in block.instructions
+                if inst.opcode in ("load", "store") and not _on_stack(inst)
+            ]
+            scopes.parallel_loop(self.module, accesses, self.latches[header])
 
     def make_slots(self) -> None:
         """An adjoint slot per active float value and float argument and lane, loop
@@ -335,6 +357,7 @@ class Reverse:
         for edge, pred in ((back, lp.latch), (out, lp.preheader)):
             self.b.position_at_end(edge)
             self.back_to(pred, adjs)
+        self.latches[lp.header] = back.terminator
 
     def decide(self, join: str, adjs: list[tuple[Instruction, int, Value]], new: Function) -> None:
         """Leave a join backwards to the predecessor its dominator's branch chose."""
@@ -821,6 +844,12 @@ def _no_adjoint(ty: Type) -> Value:
     `fadd` (LLVM folds `x + -0.0` to `x`, not `x + 0.0`: x may be -0.0), so the first
     contribution costs no addition."""
     return const(ty, -0.0) if ty.is_float else Builder.zero(ty)
+
+
+def _on_stack(access: Instruction) -> bool:
+    """Whether a load or store addresses a stack slot."""
+    ptr = access.operands[1 if access.opcode == "store" else 0]
+    return any(isinstance(r, Instruction) and r.opcode == "alloca" for r in roots(ptr))
 
 
 def _side(primal: Value) -> str:

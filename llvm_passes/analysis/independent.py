@@ -1,0 +1,116 @@
+"""Counted loops whose reverse iterations are independent: LLVM may run them in any order
+(vectorize them) without checking the shadow cells they touch apart.
+
+The reverse of an iteration reads the tape and primal memory (nothing in the reverse sweep
+writes either), and touches the shadow of each active float access of the loop: a load's
+shadow cell gets `+=` its adjoint, a store's is read (and zeroed). Iterations are
+independent when, in an innermost counted loop calling nothing but LLVM's math intrinsics:
+
+- every active load addresses `base + (i + c)` cells of its type (`i` the loop's counter,
+  `c` a constant, `base` defined before the loop; no wraparound terms): one statement's
+  `+=` then touches a cell per iteration, never twice, and additions into a cell commute
+  (summed in another order, as a reduction);
+- the shadow memory of a store is touched by that iteration only: every active access of
+  its allocation has the store's address, and it is memory the function allocates (apart
+  from every other allocation and argument), or an argument whose memory the caller checked
+  apart from that of every other argument the loop's active accesses reach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..ir import Argument, Function, Instruction, Value
+from ..ir.types import size_in_bytes
+from .activity import ActivityResult
+from .affine import address
+from .cfg import CFG
+from .loops import CountedLoop, loop_headers
+from .pointers import allocation, roots
+
+_MEMORY_INTRINSICS = ("llvm.memcpy", "llvm.memmove", "llvm.memset")
+
+
+def independent_loops(
+    fn: Function,
+    loops: Iterable[CountedLoop],
+    graph: CFG,
+    act: ActivityResult,
+    distinct: frozenset[int],
+) -> frozenset[str]:
+    """The headers of `fn`'s counted `loops` whose reverse iterations are independent (the
+    module doc); `distinct`: positions of arguments whose memory does not overlap."""
+    headers = loop_headers(graph)
+    body = {b.name: b.instructions for b in fn.blocks}
+    return frozenset(
+        lp.header
+        for lp in loops
+        if not (headers & lp.blocks) - {lp.header}
+        and _independent([i for b in lp.blocks for i in body[b]], lp, act, distinct)
+    )
+
+
+def _independent(
+    body: list[Instruction], lp: CountedLoop, act: ActivityResult, distinct: frozenset[int]
+) -> bool:
+    counter = lp.counter.phi
+    cells: dict[Value, list[tuple[bool, Value, int, int]]] = {}  # memory -> accesses
+    for inst in body:
+        op = inst.opcode
+        if op == "call":
+            name = inst.callee_name
+            if not name.startswith("llvm.") or name.startswith(_MEMORY_INTRINSICS):
+                return False
+            continue
+        if op in ("atomicrmw", "cmpxchg", "fence", "va_arg") or op == "opaque":
+            return False
+        if op == "load" and inst.type.is_float and act.is_active(inst):
+            ptr, stored = inst.operands[0], False
+        elif op == "store" and inst.operands[0].type.is_float and act.is_active(inst.operands[1]):
+            ptr, stored = inst.operands[1], True
+        else:
+            continue
+        if ptr in act.maybe_primal:
+            return False
+        elem = inst.type if op == "load" else inst.operands[0].type
+        base, offset = address(ptr, (counter,))
+        size = size_in_bytes(elem)
+        if (
+            offset.counter is not counter
+            or abs(offset.coef) != size
+            or offset.const % size
+            or offset.start is not None
+            or (isinstance(base, Instruction) and base.block_name in lp.blocks)
+        ):
+            return False
+        memory = _memory(base)
+        if memory is None:
+            return False
+        cells.setdefault(memory, []).append((stored, base, offset.coef, offset.const))
+    arguments = [m for m in cells if isinstance(m, Argument)]
+    for memory, accesses in cells.items():
+        shifted: dict[int, set[tuple[int, int]]] = {}
+        for _, base, coef, at in accesses:
+            shifted.setdefault(id(base), set()).add((coef, at))
+        if any(len(offsets) > 1 for offsets in shifted.values()):
+            return False
+        if not any(stored for stored, *_ in accesses):
+            continue
+        if len({(id(base), coef, at) for _, base, coef, at in accesses}) != 1:
+            return False
+        if isinstance(memory, Argument) and any(
+            a is not memory and not {a.index, memory.index} <= distinct for a in arguments
+        ):
+            return False
+    return True
+
+
+def _memory(base: Value) -> Value | None:
+    """The allocation or argument `base` points into, if it is one."""
+    found = roots(base)
+    if len(found) != 1:
+        return None
+    root = found[0]
+    if isinstance(root, Argument):
+        return root
+    return allocation(root)

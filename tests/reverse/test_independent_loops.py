@@ -1,0 +1,121 @@
+"""Reverse loops marked parallel for LLVM (`analysis.independent`): iterations that touch
+cells of their own, or add into cells one per iteration and statement, are marked (their
+accesses in an access group the latch's `!llvm.loop` lists); loops whose reverse
+iterations depend on each other (a recurrence, `+=` into neighbours' cells, an argument
+written and another read that may be the same array) are not. Every kernel is checked
+against central differences of the whole map and by the dot test, with the arguments apart
+and, where the function allows, as one array."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from harness import check_all
+
+import enzpy as ez
+
+
+def _scale_into(x, y, a):
+    """y private (written where it is read), x added into once per iteration."""
+    for i in range(x.shape[0]):
+        y[i] = a * np.sin(x[i]) + y[i] * y[i]
+    return y[0]
+
+
+def _temporary(x, w):
+    """A temporary written by one loop and read by the next, both marked."""
+    t = np.empty(x.shape[0])
+    for i in range(x.shape[0]):
+        t[i] = np.exp(-x[i] * x[i])
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += t[i] * w[i]
+    return s
+
+
+def _rows(u):
+    """Two rows of one array read per iteration: adds into two bases of one array."""
+    n, m = u.shape
+    s = 0.0
+    for i in range(1, n - 1):
+        for j in range(m):
+            s += u[i - 1, j] * u[i + 1, j]
+    return s
+
+
+def _neighbours(x, k):
+    """Adds into x[i - 1], x[i] and x[i + 1]: not marked (LLVM's store-to-load forwarding
+    stalls between overlapping vector updates made jacobi slower)."""
+    s = 0.0
+    for i in range(1, x.shape[0] - 1):
+        s += k[i] * (x[i - 1] - 2.0 * x[i] + x[i + 1]) ** 2
+    return s
+
+
+def _recurrence(x, y):
+    """y[i] from y[i - 1]: iterations depend on each other, not marked."""
+    for i in range(1, x.shape[0]):
+        y[i] = y[i - 1] * np.cos(x[i]) + y[i]
+    return y[x.shape[0] - 1]
+
+
+def _dumped(f, args, active, tmp_path, monkeypatch) -> str:
+    """The reverse sweep's IR of a fresh compile of `f` for `args` (`active`: indices)."""
+    monkeypatch.setenv("ENZPY_DUMP_IR", str(tmp_path))
+    g = ez.enzyme_jit(f)
+    anns = [
+        ez.Duplicated(a.copy(), np.zeros_like(a)) if k in active else ez.Const(a)
+        for k, a in enumerate(args)
+    ]
+    ez.autodiff(ez.Reverse, g, ez.Active, *anns)
+    text = (tmp_path / f"{f.__qualname__}.ll").read_text()
+    diffe = re.search(r"^define [^\n]*@diffe_.*?^}", text, re.M | re.S)
+    assert diffe is not None
+    return diffe.group(0)
+
+
+def _marked(ir: str) -> int:
+    return len(re.findall(r"!llvm\.loop !\d+", ir))
+
+
+_RNG = np.random.default_rng(5)
+_X, _Y, _W = (_RNG.uniform(0.2, 1.0, 9) for _ in range(3))
+_U = _RNG.uniform(-1.0, 1.0, (5, 4))
+
+
+@pytest.mark.parametrize(
+    ("f", "args", "active", "marked"),
+    [
+        (_scale_into, (_X, _Y, 0.7), (0, 1), 1),
+        (_temporary, (_X, _W), (0, 1), 2),
+        (_rows, (_U,), (0,), 1),
+        (_neighbours, (_X, _W), (0, 1), 0),
+        (_recurrence, (_X, _Y), (0, 1), 0),
+    ],
+    ids=["scale_into", "temporary", "rows", "neighbours", "recurrence"],
+)
+def test_marked_loops_and_their_derivatives(f, args, active, marked, tmp_path, monkeypatch):
+    assert _marked(_dumped(f, args, active, tmp_path, monkeypatch)) == marked
+    check_all(ez.enzyme_jit(f), list(args), list(active))
+
+
+def test_an_argument_written_is_not_marked_against_another_that_may_be_it():
+    """`_scale_into(x, x, a)`: the twin for one array (its loop not marked) against central
+    differences of a -> f(x, x, a) in x."""
+    g = ez.enzyme_jit(_scale_into)
+    x0 = _X.copy()
+
+    def same(x):
+        x = x.copy()
+        return _scale_into(x, x, 0.7)
+
+    h, fd = 1e-6, np.zeros(x0.size)
+    for k in range(x0.size):
+        e = np.zeros(x0.size)
+        e[k] = h
+        fd[k] = (same(x0 + e) - same(x0 - e)) / (2 * h)
+    x, dx = x0.copy(), np.zeros_like(x0)
+    ez.autodiff(ez.Reverse, g, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(x, dx), 0.7)
+    np.testing.assert_allclose(dx, fd, rtol=1e-7, atol=1e-9)
