@@ -7,7 +7,8 @@ one the cheapest way that is correct:
 - from the frame: values computed at most once per call, kept in a stack slot and pushed
   once when the function returns;
 - recomputed from their operands (pure instructions, shadow GEPs), or loaded again from
-  memory nothing writes after the load (combined mode, root function);
+  memory nothing writes after the load (combined mode, root function); a phi of a join
+  decided by a recomputed condition, from the incoming value of the side it picks;
 - saved on the exits of a counted loop when defined outside it (or read once per execution
   of it, `invariant_loads`) but needed inside;
 - else pushed onto the tape right after the instruction that needs it, and popped in the
@@ -152,6 +153,7 @@ class Plan:
     frame: Mapping[Item, int]  # item -> its place in the frame
     recompute: frozenset[Instruction]
     recompute_shadow: frozenset[Instruction]  # GEPs whose shadow is rebuilt
+    chosen: frozenset[Instruction]  # phis of decided joins, recomputed on the side taken
     decided: Mapping[str, tuple[Value, tuple[str, str]]]  # join -> (condition, preds)
     pushes_id: Mapping[str, bool]  # block -> it pushes its id for a successor
     kept_alive: tuple[Instruction, ...]  # allocations kept for the loads loaded again
@@ -296,6 +298,7 @@ class _Planner:
         self.frame: dict[Item, int] = {}
         self.recompute: set[Instruction] = set()
         self.recompute_shadow: set[Instruction] = set()
+        self.chosen: set[Instruction] = set()
         self.decided = self._decided_joins(once)
         self.pushes_id = {
             b.name: any(
@@ -345,6 +348,7 @@ class _Planner:
             frame=self.frame,
             recompute=frozenset(self.recompute),
             recompute_shadow=frozenset(self.recompute_shadow),
+            chosen=frozenset(self.chosen),
             decided=self.decided,
             pushes_id=self.pushes_id,
             kept_alive=tuple(self.kept_alive),
@@ -630,6 +634,8 @@ class _Planner:
                 start = self.inductions[v][1].start
                 self._resolve(("shadow", start), block, once, leaves, depth + 1, pushed)
                 return
+        if kind == "primal" and depth < 16 and self._choose(v, block, once, leaves, depth, pushed):
+            return
         if not isinstance(v, Instruction) or v.block is None or v.opcode == "phi":
             self._leaf(item, block, leaves)
         elif v.block.name in once and not _from_arguments(v, kind):
@@ -653,6 +659,41 @@ class _Planner:
                 self._leaf(item, block, leaves)
         else:
             self._leaf(item, block, leaves)
+
+    def _choose(
+        self,
+        v: Value,
+        block: str,
+        once: set[str],
+        leaves: list[Item],
+        depth: int,
+        pushed: frozenset | set,
+    ) -> bool:
+        """Recompute a phi of a join the reverse sweep decides, needed in the join itself,
+        when each incoming value is a constant or recomputed from what the reverse sweep has
+        for free (`chosen`: computed on the side the condition picks, where a value loaded
+        again is valid), and say so."""
+        if not (
+            isinstance(v, Instruction)
+            and v.opcode == "phi"
+            and v.block_name == block
+            and block in self.decided
+            and all(
+                isinstance(w, Argument | Constant | GlobalRef)
+                or isinstance(w, Instruction)
+                and (pure(w) or w in self.reload)
+                for w in v.operands
+            )
+        ):
+            return False
+        inner: list[Item] = []
+        for w in v.operands:
+            self._resolve(("primal", w), block, once, inner, depth + 1, pushed)
+        if set(inner) - set(leaves) - pushed:
+            return False
+        self.chosen.add(v)
+        leaves.extend(inner)
+        return True
 
     def _per_thread(self, v: Instruction) -> bool:
         """Whether `v` is computed from the running thread's index (a `per_thread` rule's

@@ -455,6 +455,8 @@ class Reverse:
             got = self.induction(*plan.inductions[v], kind)
         elif key in self.frame_values:
             got = self.frame_values[key]
+        elif kind == "primal" and v in plan.chosen:
+            got = self.choose(v)
         else:
             recomputed = plan.recompute if kind == "primal" else plan.recompute_shadow
             assert isinstance(v, Instruction) and v in recomputed, (kind, v)
@@ -479,6 +481,29 @@ class Reverse:
                 scopes.mark(self.module, copy, scopes.PRIMAL)
         self.block_values[key] = got
         return got
+
+    def choose(self, phi: Instruction) -> Instruction:
+        """A phi of a decided join, recomputed: each incoming value computed on the side of
+        the recomputed condition that took its edge (a load there may be valid only there)."""
+        cond, preds = self.plan.decided[phi.block_name]
+        sides = [Block(self.namer.fresh(f"{phi.label}.{p}")) for p in preds]
+        join = Block(self.namer.fresh(f"{phi.label}.chosen"))
+        self.new.blocks += [*sides, join]
+        c = self.value("primal", cond)
+        self.b.insert(Instruction("br", operands=[c], labels=[s.name for s in sides]))
+        incoming = dict((label, w) for w, label in phi.incoming)
+        outer = self.block_values
+        values, labels = [], []
+        for p, side in zip(preds, sides, strict=True):
+            self.b.position_at_end(side)
+            self.block_values = dict(outer)  # (what a side computes does not reach the join)
+            values.append(self.value("primal", incoming[p]))
+            assert self.b.block is not None
+            labels.append(self.b.block.name)
+            self.b.insert(Instruction("br", labels=[join.name]))
+        self.block_values = outer
+        self.b.position_at_end(join)
+        return self.b.insert(Instruction("phi", phi.type, values, labels=labels), f"{phi.label}.re")
 
     def is_primal(self, shadow: Value, ptr: Value) -> Value:
         """Whether a shadow address is the primal's own (memory without derivatives)."""

@@ -470,3 +470,48 @@ def test_pointer_walking_a_row_keeps_nothing_per_element():
     dot_test(_log_row_norms, (x, w), (0, 1))
     ez.gradient(ez.Reverse, _log_row_norms, x, w)
     assert ez.last_tape_bytes() < 2 * x.size  # (8 per element when the pointer was kept)
+
+
+@ez.enzyme_jit
+def _boundary(k, x):
+    """`kr` joins a load of read-only `k` and a constant, decided by the counter: chosen
+    again in the reverse sweep, on the side that loaded it (k[i + 1] is past the end at the
+    last mass), not kept."""
+    n = x.shape[0]
+    s = 0.0
+    for i in range(n):
+        kr = k[i + 1] if i < n - 1 else 0.0
+        s += kr * np.sin(x[i])
+    return s
+
+
+@ez.enzyme_jit
+def _far(w, x):
+    """The load on one side only would read far past `w` on the other (2^20 iterations, `w`
+    of 8 elements): recomputing it unconditionally would fault."""
+    m = w.shape[0]
+    s = 0.0
+    for i in range(x.shape[0]):
+        v = w[i] if i < m else 1.0
+        s += v * x[i] * x[i]
+    return s
+
+
+def test_a_phi_of_a_decided_join_is_recomputed_on_its_side():
+    rng = np.random.default_rng(3)
+    k, x = rng.uniform(0.5, 2.0, 6), rng.uniform(-1.0, 1.0, 6)
+    check_reverse(_boundary, [k, x], [0, 1])
+    dot_test(_boundary, [k, x], [0, 1])
+    n = 10_000
+    k, x, dk, dx = np.ones(n), np.linspace(-1, 1, n), np.zeros(n), np.zeros(n)
+    ez.autodiff(ez.Reverse, _boundary, ez.Active, ez.Duplicated(k, dk), ez.Duplicated(x, dx))
+    assert ez.last_tape_bytes() <= 8 * n + 64  # sin(x[i]) only
+    w, x = rng.uniform(0.5, 2.0, 8), rng.uniform(-1.0, 1.0, 1 << 20)
+    dw, dx = np.zeros(8), np.zeros(x.size)
+    ez.autodiff(ez.Reverse, _far, ez.Active, ez.Duplicated(w, dw), ez.Duplicated(x, dx))
+    assert ez.last_tape_bytes() == 0  # x and w loaded again, v chosen again
+    v = np.ones(x.size)
+    v[:8] = w
+    np.testing.assert_allclose(dx, 2 * v * x, rtol=1e-14)
+    np.testing.assert_allclose(dw, x[:8] ** 2, rtol=1e-14)
+    check_reverse(_far, [w, x[:20]], [0, 1])
