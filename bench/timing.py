@@ -5,7 +5,12 @@ column name ("enzpy fwd", "FD central", "native fwd", "enzpy rev", later "jax fw
 callable ``tool(inputs) -> value``. The harness hands every call fresh copies of the inputs (the
 kernels mutate them) and freshly zeroed shadow buffers (copying and zeroing are not timed), warms
 each tool up, then times all tools in interleaved rounds so that drift (frequency scaling, other
-load) hits every column alike. A forward tool returns ż; a reverse tool returns a
+load) hits every column alike. In a round each tool's timed call follows untimed calls of its
+own for about ``SETTLE_S`` (at least one, at most 16): it is timed in the state of a loop
+calling it back to back, its memory in the caches, not what the tool before it touched
+(after 20-65 ms of other work or of sleep, the next call of enzpy's springs gradient took
+634-673 µs, then 486-506 µs from the third call on; the primal 94-105 µs, then 84-92 µs).
+A forward tool returns ż; a reverse tool returns a
 :class:`Gradient` (the gradient arrays; the dot product with the direction is taken after the
 timed call). A tool that raises is reported as ``n/a (ErrorClass)`` and the rest of the run goes
 on. After timing, the kernel's ``checks`` run once (e.g. reverse vs native reverse, dot test).
@@ -13,6 +18,7 @@ on. After timing, the kernel's ``checks`` run once (e.g. reverse vs native rever
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 import traceback
@@ -23,6 +29,7 @@ from typing import Any
 import numpy as np
 
 PRIMAL = "primal"
+SETTLE_S = 2e-3  # seconds of untimed calls of a tool before each timed one
 
 
 @dataclass
@@ -274,6 +281,7 @@ def run_kernel(
 
     # warm-up: compile and touch memory; a failing tool is dropped from the rounds
     slowest = 0.0
+    settle: dict[str, int] = {}  # untimed calls before each timed one
     for name, tool in tools.items():
         step(f"{kernel.name} {label}: {name}")
         res = results[name]
@@ -283,6 +291,7 @@ def run_kernel(
             dt, value = _call(tool, inputs)
             res.record(value)
             slowest = max(slowest, dt)
+            settle[name] = min(16, max(1, math.ceil(SETTLE_S / max(dt, 1e-9))))
             log(
                 f"  {kernel.name:<10} {name:<14} warm-up {first * 1e3:9.2f} ms,"
                 f" then {dt * 1e3:9.3f} ms"
@@ -292,8 +301,8 @@ def run_kernel(
             res.error_detail = "".join(traceback.format_exception_only(exc)).strip()[-2000:]
             log(f"  {kernel.name:<10} {name:<14} n/a: {res.error_detail.splitlines()[-1]}")
 
-    if reps is None:
-        reps = int(budget_s / slowest) if slowest > 0 else max_reps
+    if reps is None:  # (each round calls every tool twice)
+        reps = int(budget_s / (2 * slowest)) if slowest > 0 else max_reps
         reps = max(min_reps, min(max_reps, reps))
     live = [n for n in tools if results[n].error is None]
     step(f"{kernel.name} {label}: {reps} timed rounds")
@@ -303,6 +312,8 @@ def run_kernel(
             if res.error is not None:
                 continue
             try:
+                for _ in range(settle[name]):
+                    _call(tools[name], inputs)
                 dt, _value = _call(tools[name], inputs)
                 res.times.append(dt)
             except Exception as exc:  # noqa: BLE001
