@@ -9,7 +9,9 @@ independent when, in an innermost counted loop calling nothing but LLVM's math i
 - every active load addresses `base + (i + c)` cells of its type (`i` the loop's counter,
   `c` a constant, `base` defined before the loop; no wraparound terms): one statement's
   `+=` then touches a cell per iteration, never twice, and additions into a cell commute
-  (summed in another order, as a reduction);
+  (summed in another order, as a reduction); one `c` per base (loops adding into
+  neighbouring cells, `x[i - 1]` and `x[i + 1]`, are left to LLVM: vectorized, their
+  overlapping vector updates stall on store-to-load forwarding);
 - the shadow memory of a store is touched by that iteration only: every active access of
   its allocation has the store's address, and it is memory the function allocates (apart
   from every other allocation and argument), or an argument whose memory the caller checked
