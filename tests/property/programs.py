@@ -62,6 +62,8 @@ CONSTRUCTS = {
     "idx_mod": "(i * 3 + 1) % m, (i + 2) % m",
     "idx_half": "i // 2",
     "idx_data": "an index computed from data: int(2.5 + 2.0 * np.tanh(x[i])) % m",
+    "neighbour": "a neighbour's element or a constant at the ends, decided by the loop index: "
+    "(x[i - 1] if i > 0 else 0.5), (x[i + 1] if i + 1 < m else 0.5)",
     "slice_copy": "w[:] = x, x[1:] = x[:-1] (overlapping when the same array)",
     "slice_expr": "w[:] = np.tanh(v) * 0.5 (an array expression stored into a slice)",
     "slice_into_local": "a slice assignment (slice_copy, slice_expr) into a local array",
@@ -223,9 +225,19 @@ class _Gen:
             options.append((None, "acc"))
         if sc.loops:
             options.append((None, "ivar"))
+        if sc.loops and sc.reads:
+            options.append(("neighbour", "neighbour"))
         kind = self.choose(options)
         if kind == "read":
             return f"{self.pick(sc.reads)}[{self.index(sc)}]"
+        if kind == "neighbour":
+            v, r, end = self.pick(v for v, _ in sc.loops), self.pick(sc.reads), self.pick(CONSTANTS)
+            return self.choose(
+                [
+                    (None, f"({r}[{v} - 1] if {v} > 0 else {end})"),
+                    (None, f"({r}[{v} + 1] if {v} + 1 < {sc.size} else {end})"),
+                ]
+            )
         if kind == "sum":
             return f"{self.pick(sc.reads)}.sum()"
         if kind == "scalar":
