@@ -322,7 +322,6 @@ class _Planner:
 
     def result(self) -> Plan:
         reserved = self.reserved
-        independent = self.independent
         places = {h: self._places(h) for h in self.loops}
         return Plan(
             graph=self.graph,
@@ -337,7 +336,7 @@ class _Planner:
                     reserved.get(h),
                     places[h],
                     (self.latch_exits[h] or (None, None, 0))[2],
-                    h in independent and (places[h] is not None or not self._pushes(h)),
+                    h in self.independent and (places[h] is not None or not self._pushes(h)),
                 )
                 for h, lp in self.loops.items()
             },
