@@ -4,7 +4,8 @@
 The reverse of an iteration reads the tape and primal memory (nothing in the reverse sweep
 writes either), and touches the shadow of each active float access of the loop: a load's
 shadow cell gets `+=` its adjoint, a store's is read (and zeroed). Iterations are
-independent when, in an innermost counted loop calling nothing but LLVM's math intrinsics:
+independent when, in an innermost counted loop whose calls touch no memory (their rules'
+effects):
 
 - every active load addresses `base + (i + c)` cells of its type (`i` the loop's counter,
   `c` a constant, `base` defined before the loop; no wraparound terms): one statement's
@@ -24,13 +25,13 @@ from collections.abc import Iterable
 
 from ..ir import Argument, Function, Instruction, Value
 from ..ir.types import size_in_bytes
+from ..rules import effects
+from ..rules.registry import PURE
 from .activity import ActivityResult
 from .affine import address
 from .cfg import CFG
 from .loops import CountedLoop, loop_headers
 from .pointers import allocation, roots
-
-_MEMORY_INTRINSICS = ("llvm.memcpy", "llvm.memmove", "llvm.memset")
 
 
 def independent_loops(
@@ -60,8 +61,7 @@ def _independent(
     for inst in body:
         op = inst.opcode
         if op == "call":
-            name = inst.callee_name
-            if not name.startswith("llvm.") or name.startswith(_MEMORY_INTRINSICS):
+            if effects(inst) != PURE:  # (None: no rule, a callee with a derivative)
                 return False
             continue
         if op in ("atomicrmw", "cmpxchg", "fence", "va_arg") or op == "opaque":
