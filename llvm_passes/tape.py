@@ -609,11 +609,12 @@ def give_back(b: Builder, tape: Value, nbytes: Value) -> Value:
     return _move(b, tape, nbytes, "sub")
 
 
-def place(b: Builder, room: Value, iteration: Value, per_iteration: int, k: int) -> Value:
+def place(b: Builder, room: Value, iteration: Value, trips: Value, k: int) -> Value:
     """The address of value `k` of loop iteration `iteration` (counted from 0) in the room
-    a `take_room` gave, `per_iteration` values each."""
-    first = b.binop("mul", iteration, const(I64, per_iteration), "place")
-    return b.gep(I64, room, b.binop("add", first, const(I64, k), "place"), hint="place")
+    a `take_room` gave for `trips` iterations: value `k` of every iteration, then value
+    `k + 1`, ... (a loop's sweeps, vectorized, read and write each in one stride)."""
+    column = b.binop("mul", trips, const(I64, k), "place")
+    return b.gep(I64, room, b.binop("add", column, iteration, "place"), hint="place")
 
 
 def _move(b: Builder, tape: Value, nbytes: Value, op: str) -> Value:

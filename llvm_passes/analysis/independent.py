@@ -31,7 +31,7 @@ from .activity import ActivityResult
 from .affine import address
 from .cfg import CFG
 from .loops import CountedLoop, loop_headers
-from .pointers import allocation, roots
+from .pointers import owner
 
 
 def independent_loops(
@@ -85,7 +85,7 @@ def _independent(
             or (isinstance(base, Instruction) and base.block_name in lp.blocks)
         ):
             return False
-        memory = _memory(base)
+        memory = owner(base)
         if memory is None:
             return False
         cells.setdefault(memory, []).append((stored, base, offset.coef, offset.const))
@@ -105,14 +105,3 @@ def _independent(
         ):
             return False
     return True
-
-
-def _memory(base: Value) -> Value | None:
-    """The allocation or argument `base` points into, if it is one."""
-    found = roots(base)
-    if len(found) != 1:
-        return None
-    root = found[0]
-    if isinstance(root, Argument):
-        return root
-    return allocation(root)

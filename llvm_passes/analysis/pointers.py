@@ -48,6 +48,14 @@ def allocation(r: Value) -> Value | None:
     return None
 
 
+def owner(p: Value) -> Value | None:
+    """The allocation or argument pointer `p` points into, if it is one."""
+    found = roots(p)
+    if len(found) != 1:
+        return None
+    return found[0] if isinstance(found[0], Argument) else allocation(found[0])
+
+
 def memory_key(r: Value) -> Value:
     """What memory a root pointer addresses, for matching accesses: a runtime allocation's
     data (whichever of its data pointers is used), else the root itself."""

@@ -103,7 +103,8 @@ class Augmented(_FunctionForward):
         self.plan = plan
         self.shared = shared  # a parallel call's chunk or what it calls (`derive`)
         self.kept: dict[Instruction, Kept] = {}
-        self.rooms: dict[str, Value] = {}  # header -> the room its preheader took
+        self.rooms: dict[str, tuple[Value, Value]] = {}  # header -> the room its preheader
+        # took, and the iterations it holds
 
     def run(self) -> dict[Instruction, Kept]:  # type: ignore[override]
         args = [Argument(a.type, a.name, a.attrs, a.index) for a in self.fn.args]
@@ -188,10 +189,10 @@ class Augmented(_FunctionForward):
                 push(self.b, self.tape, x, reserved=inst.block_name in self.plan.unchecked)
             return
         n = iteration(self.b, loop, loop.loop.counter.phi, loop.loop.counter.start)
-        first, per_iteration = loop.place(inst, self.width) + k, loop.per_iteration(self.width)
-        room = self.rooms[loop.loop.header]
+        first = loop.place(inst, self.width) + k
+        room, trips = self.rooms[loop.loop.header]
         for j, x in enumerate(values):
-            stored = self.b.store(x, place(self.b, room, n, per_iteration, first + j), 8)
+            stored = self.b.store(x, place(self.b, room, n, trips, first + j), 8)
             scopes.mark(self.module, stored, scopes.TAPE)
 
     def open_frame(self) -> None:
@@ -260,7 +261,7 @@ class Augmented(_FunctionForward):
         reserve(b, self.tape, total)
         for loop, trips, room, kept in rooms:
             if loop.places is not None:
-                self.rooms[loop.loop.header] = take_room(b, self.tape, room)
+                self.rooms[loop.loop.header] = (take_room(b, self.tape, room), trips)
             if kept:
                 push(b, self.tape, trips, reserved=True)
 

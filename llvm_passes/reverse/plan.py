@@ -40,6 +40,7 @@ from ..analysis.readonly import (
     reloadable_loads,
     unchanged_after,
 )
+from ..analysis.windows import Window, windows
 from ..errors import NoDerivativeError
 from ..ir import (
     BINARY,
@@ -107,7 +108,10 @@ class LoopPlan:
 
     `independent`: the loop's reverse iterations are independent (`analysis.independent`)
     and pop nothing (its values have places, or it pushes none): the reverse sweep marks its
-    reverse loop parallel."""
+    reverse loop parallel.
+
+    `windows`: loads of neighbouring cells whose adjoints the reverse loop sums in
+    registers (`analysis.windows`)."""
 
     loop: CountedLoop
     saved: tuple[Item, ...]
@@ -116,6 +120,7 @@ class LoopPlan:
     places: Mapping[Instruction, tuple[int, int]] | None = None
     past: int = 0  # the latch leaves when `iv + step == bound + past`
     independent: bool = False
+    windows: tuple[Window, ...] = ()
 
     @property
     def keeps_trips(self) -> bool:
@@ -269,10 +274,13 @@ class _Planner:
         self.kept_alive.update((a, None) for _, p in self.unchanged for a in allocations(p))
         self.launches = self._launches(distinct, reload is True)
         self.independent = independent_loops(fn, self.loops.values(), self.graph, act, distinct)
+        self.windows = windows(fn, self.loops.values(), self.graph, act, distinct)
         self.assumes_distinct = bool(distinct) and (
             self.reload != self._reloads(frozenset(), reload, only)[0]
             or self.independent
             != independent_loops(fn, self.loops.values(), self.graph, act, frozenset())
+            or _windowed(self.windows)
+            != _windowed(windows(fn, self.loops.values(), self.graph, act, frozenset()))
             or self.hoisted != invariant_loads(module, fn, self.loops.values())
             or self.unchanged != (self._unchanged(frozenset()) if reload is True else frozenset())
             or self.launches != self._launches(frozenset(), reload is True)
@@ -337,6 +345,7 @@ class _Planner:
                     places[h],
                     (self.latch_exits[h] or (None, None, 0))[2],
                     h in self.independent and (places[h] is not None or not self._pushes(h)),
+                    self.windows.get(h, ()),
                 )
                 for h, lp in self.loops.items()
             },
@@ -860,3 +869,8 @@ def _latch_exit(fn: Function, lp: CountedLoop) -> tuple[str, Value, int] | None:
         if bound is not None and leave not in lp.blocks:
             return leave, bound, past
     return None
+
+
+def _windowed(found: Mapping[str, tuple[Window, ...]]) -> frozenset[Instruction]:
+    """The loads of the windows `found`."""
+    return frozenset(load for ws in found.values() for w in ws for load in w.positions)

@@ -23,8 +23,10 @@ from ..analysis.increments import increments
 from ..analysis.loops import CountedLoop, Induction
 from ..analysis.partition import Border
 from ..analysis.pointers import allocation, roots
+from ..analysis.windows import Window
 from ..errors import NoDerivativeError
 from ..ir import (
+    I1,
     I8,
     I64,
     PTR,
@@ -174,11 +176,25 @@ class Reverse:
                 slots[v] = self.b.alloca(v.type, None, f"{v.label}.adj")
                 self.b.store(_no_adjoint(v.type), slots[v])
         self.counters = {h: self.b.alloca(I64, 8, f"{h}.iv") for h in self.plan.loops}
-        self.rooms = {  # the room of a loop whose values have places
-            h: self.b.alloca(PTR, 8, f"{h}.room")
+        self.rooms = {  # the room of a loop whose values have places, its iterations
+            h: (self.b.alloca(PTR, 8, f"{h}.room"), self.b.alloca(I64, 8, f"{h}.trips"))
             for h, lp in self.plan.loops.items()
             if lp.places is not None
         }
+        # a window's sum and whether anything was summed, by the position of the cell, and
+        # its anchor's shadow address (`analysis.windows`)
+        windowed = self.differentiates and not self.shared and self.width == 1
+        self.window_slots = {
+            w: [
+                (self.b.alloca(w.type, None, "window"), self.b.alloca(I1, None, "window.summed"))
+                for _ in range(w.size)
+            ]
+            for lp in self.plan.loops.values()
+            if windowed
+            for w in lp.windows
+        }
+        self.window_of = {load: w for w in self.window_slots for load in w.positions}
+        self.anchors = {w: self.b.alloca(PTR, 8, "window.anchor") for w in self.window_slots}
         self.saved_slots = {
             (h, *key): self.b.alloca(PTR if kind == "shadow" else v.type, 8, f"{v.label}.slot")
             for h, lp in self.plan.loops.items()
@@ -298,6 +314,9 @@ class Reverse:
         else:
             last = pop(self.b, self.tape, I64, "iv.last")
         self.b.store(last, self.counters[lp.header], 8)
+        for w in self.windows(lp.header):
+            for k in range(w.size):
+                self.clear(w, k)
         for kind, v in reversed(loop.saved):
             for key, saved in self.pop_item(kind, v, f"{v.label}.saved"):
                 self.b.store(saved, self.saved_slots[(lp.header, *key)], 8)
@@ -322,7 +341,8 @@ class Reverse:
             per_iteration = const(I64, 8 * other.per_iteration(self.width))
             room = give_back(self.b, self.tape, self.b.binop("mul", trips, per_iteration, "room"))
             if other is loop:
-                self.b.store(room, self.rooms[lp.header], 8)
+                self.b.store(room, self.rooms[lp.header][0], 8)
+                self.b.store(trips, self.rooms[lp.header][1], 8)
 
     def induction(self, lp: CountedLoop, ind: Induction, kind: str = "primal") -> Value:
         """An induction variable of `lp` in the current iteration, from the loop's counter
@@ -345,6 +365,9 @@ class Reverse:
         """Leave a counted loop's header backwards: to the preheader after the first
         iteration, else to the latch of the iteration before."""
         counter = self.counters[lp.header]
+        windows = self.windows(lp.header)
+        for w in windows:  # the highest cell gets nothing more
+            self.flush(w, w.size - 1, w.size - 1 in w.always)
         iv = self.b.load(I64, counter, 8, "iv")
         first = self.b.icmp("eq", iv, self.value("primal", lp.counter.start), "iv.first")
         back, out = (
@@ -354,10 +377,63 @@ class Reverse:
         self.b.insert(Instruction("br", operands=[first], labels=[out.name, back.name]))
         self.b.position_at_end(back)
         self.b.store(self.b.binop("sub", iv, const(I64, lp.counter.step), "iv.prev"), counter, 8)
-        for edge, pred in ((back, lp.latch), (out, lp.preheader)):
-            self.b.position_at_end(edge)
-            self.back_to(pred, adjs)
+        for w in windows:
+            self.slide(w)
+        self.back_to(lp.latch, adjs)
+        self.b.position_at_end(out)
+        for w in windows:  # what is left in the window
+            for k in range(w.size - 1):
+                self.flush(w, k)
+        self.back_to(lp.preheader, adjs)
         self.latches[lp.header] = back.terminator
+
+    # ---- windows of neighbouring cells (`analysis.windows`) --------------------------------
+    def windows(self, header: str) -> tuple[Window, ...]:
+        """The windows of a loop's reverse (none in a batch or a parallel call's chunk)."""
+        return tuple(w for w in self.plan.loops[header].windows if w in self.window_slots)
+
+    def carry(self, w: Window, load: Instruction, cell: Value, adj: Value) -> None:
+        """The reverse of `load`, one of `w`'s (`cell` its shadow address): its window's sum
+        at its position += adj."""
+        total, summed = self.window_slots[w][w.positions[load]]
+        self.b.store(self.b.fadd(self.b.load(w.type, total, None, "window"), adj, "window"), total)
+        self.b.store(Constant(I1, "true"), summed)
+        if load is w.anchor:
+            self.b.store(cell, self.anchors[w], 8)
+
+    def flush(self, w: Window, k: int, always: bool = False) -> None:
+        """The cell at position `k` += its sum, if anything was summed (`always`: it was)."""
+        total, summed = self.window_slots[w][k]
+        done = None
+        if not always:
+            then, done = (Block(self.namer.fresh(f"window.{s}")) for s in ("flush", "flushed"))
+            self.new.blocks += [then, done]
+            cond = self.b.load(I1, summed, None, "window.summed")
+            self.b.insert(Instruction("br", operands=[cond], labels=[then.name, done.name]))
+            self.b.position_at_end(then)
+        anchor = self.b.load(PTR, self.anchors[w], 8, "window.anchor")
+        cell = self.b.gep(w.type, anchor, const(I64, k - w.positions[w.anchor]), hint="cell")
+        self.add(
+            cell, self.b.load(w.type, total, None, "window"), w.align, False, w.anchor.operands[0]
+        )
+        if done is not None:
+            self.b.insert(Instruction("br", labels=[done.name]))
+            self.b.position_at_end(done)
+
+    def slide(self, w: Window) -> None:
+        """The window one cell down (the next iteration's): each cell moves up a position,
+        the lowest starts empty."""
+        slots = self.window_slots[w]
+        for k in reversed(range(1, w.size)):
+            for slot, below, ty in zip(slots[k], slots[k - 1], (w.type, I1), strict=True):
+                self.b.store(self.b.load(ty, below, None, "window"), slot)
+        self.clear(w, 0)
+
+    def clear(self, w: Window, k: int) -> None:
+        """The window's position `k` empty: nothing summed (-0.0, the sum's identity)."""
+        total, summed = self.window_slots[w][k]
+        self.b.store(Constant(w.type, "-0.0"), total)
+        self.b.store(Constant(I1, "false"), summed)
 
     def decide(self, join: str, adjs: list[tuple[Instruction, int, Value]], new: Function) -> None:
         """Leave a join backwards to the predecessor its dominator's branch chose."""
@@ -414,8 +490,9 @@ class Reverse:
         of the loop's room (`LoopPlan.places`)."""
         iv = self.b.load(I64, self.counters[loop.loop.header], 8, "iv")
         n = iteration(self.b, loop, iv, self.value("primal", loop.loop.counter.start))
-        room = self.b.load(PTR, self.rooms[loop.loop.header], 8, "room")
-        first, per_iteration = loop.place(inst, self.width), loop.per_iteration(self.width)
+        room = self.b.load(PTR, self.rooms[loop.loop.header][0], 8, "room")
+        first = loop.place(inst, self.width)
+        trips = self.b.load(I64, self.rooms[loop.loop.header][1], 8, "trips")
         keys = [k for kind, v in self.plan.step(inst).pushes for k in self.item_keys(kind, v)]
         return [
             (
@@ -424,7 +501,7 @@ class Reverse:
                     self.module,
                     self.b.load(
                         PTR if key[0] == "shadow" else key[1].type,
-                        place(self.b, room, n, per_iteration, first + j),
+                        place(self.b, room, n, trips, first + j),
                         8,
                         f"{key[1].label}.{key[0]}",
                     ),
@@ -554,6 +631,9 @@ class Reverse:
         if ptr in self.act.maybe_primal:
             zero = Builder.zero(inst.type)
             adj = self.b.select(self.is_primal(dp, primal[ptr]), zero, adj, "adj")
+        if inst in self.window_of:
+            self.carry(self.window_of[inst], inst, dp, adj)
+            return
         border = self.plan.owned.get(inst)
         if border is None:  # another chunk may load the cell unless the chunk owns it
             atomic = bool(self.shared) and inst not in self.plan.owned

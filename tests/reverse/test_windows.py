@@ -1,0 +1,148 @@
+"""Reverse loops that sum the adjoints of neighbouring cells in registers
+(`analysis.windows`): a loop reading `x[i - 1]`, `x[i]` and `x[i + 1]` adds into each cell
+of x's shadow once, when the cell leaves the window, instead of three times. The windows
+made are counted in the reverse sweep's IR, and every kernel is checked against central
+differences of the whole map and by the dot test: cells read only at the ends or only on
+some iterations, gaps between offsets, loops left early, float32, a loop of one iteration,
+and loops that must not have a window (an array written where it is read; an argument
+written and another read that may be the same array)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from harness import check_all
+
+import enzpy as ez
+
+
+def _laplacian(x, y):
+    """y[i] from three neighbours of x: one window."""
+    for i in range(1, x.shape[0] - 1):
+        y[i] = x[i - 1] - 2.0 * x[i] + x[i + 1]
+    return np.sum(y * y)
+
+
+def _chain(k, x):
+    """Springs in a chain fixed at both ends: x[i - 1], x[i + 1] and k[i + 1] read on some
+    iterations only (the cells past the ends are never read): two windows."""
+    n = x.shape[0]
+    s = 0.0
+    for i in range(n):
+        xl = x[i - 1] if i > 0 else 0.0
+        xr = x[i + 1] if i < n - 1 else 0.0
+        kr = k[i + 1] if i < n - 1 else 0.0
+        f = k[i] * (xl - x[i]) + kr * (xr - x[i])
+        s += f * f * x[i]
+    return s
+
+
+def _gaps(x, w):
+    """Offsets -2 and +2 (and 0 in w): cells between them are read by no load at the
+    ends."""
+    s = 0.0
+    for i in range(2, x.shape[0] - 2):
+        s += w[i] * np.sin(x[i - 2]) * x[i + 2]
+    return s
+
+
+def _early_exit(x, limit):
+    """Left by a `break` before the neighbours are read: the last iteration reads x[i]
+    alone."""
+    s = 0.0
+    for i in range(1, x.shape[0] - 1):
+        if x[i] > limit:
+            break
+        s += x[i - 1] * x[i + 1] + x[i] * x[i]
+    return s
+
+
+def _in_place(x):
+    """Gauss-Seidel: x[i] written from x[i - 1] and x[i + 1], whose shadow the store's
+    reverse reads: no window."""
+    for i in range(1, x.shape[0] - 1):
+        x[i] = 0.5 * (x[i - 1] + x[i + 1]) + 0.1 * x[i]
+    return np.sum(x * x)
+
+
+def _into(x, y):
+    """y written, x's neighbours read: a window only while x and y are apart."""
+    for i in range(1, x.shape[0] - 1):
+        y[i] = x[i - 1] * x[i + 1] + y[i]
+    return np.sum(y)
+
+
+def _dumped(f, args, active, tmp_path, monkeypatch, whole=False) -> str:
+    """The reverse sweep's IR of a fresh compile of `f` for `args` (`active`: indices;
+    `whole`: the module's)."""
+    monkeypatch.setenv("ENZPY_DUMP_IR", str(tmp_path))
+    g = ez.enzyme_jit(f)
+    anns = [
+        ez.Duplicated(a.copy(), np.zeros_like(a)) if k in active else ez.Const(a)
+        for k, a in enumerate(args)
+    ]
+    ez.autodiff(ez.Reverse, g, ez.Active, *anns)
+    text = (tmp_path / f"{f.__qualname__}.ll").read_text()
+    if whole:
+        return text
+    diffe = re.search(r"^define [^\n]*@diffe_.*?^}", text, re.M | re.S)
+    assert diffe is not None
+    return diffe.group(0)
+
+
+def _windows(ir: str) -> int:
+    return len(re.findall(r"%window\.anchor\d* = alloca", ir))
+
+
+_RNG = np.random.default_rng(11)
+_X, _Y, _W = (_RNG.uniform(0.2, 1.0, 12) for _ in range(3))
+
+
+@pytest.mark.parametrize(
+    ("f", "args", "active", "windows"),
+    [
+        (_laplacian, (_X, _Y), (0, 1), 1),
+        (_laplacian, (_X.astype(np.float32), _Y.astype(np.float32)), (0, 1), 1),
+        (_chain, (_W, _X), (0, 1), 2),
+        (_chain, (_W[:1], _X[:1]), (0, 1), 2),
+        (_gaps, (_X, _W), (0, 1), 1),
+        (_early_exit, (_X, 0.8), (0,), 1),
+        (_in_place, (_X,), (0,), 0),
+    ],
+    ids=["laplacian", "float32", "chain", "one_mass", "gaps", "early_exit", "in_place"],
+)
+def test_windows_made_and_their_derivatives(f, args, active, windows, tmp_path, monkeypatch):
+    assert _windows(_dumped(f, args, active, tmp_path, monkeypatch)) == windows
+    check_all(ez.enzyme_jit(f), list(args), list(active))
+
+
+def test_an_argument_written_has_no_window_against_another_that_may_be_it(tmp_path, monkeypatch):
+    """`_into(x, y)` has a window, its twin for arguments sharing memory none: the twin
+    for one array against central differences of x -> _into(x, x); `_into(x, y)` apart by
+    both checks."""
+    text = _dumped(_into, (_X, _Y), (0, 1), tmp_path, monkeypatch, whole=True)
+    windows = {
+        m.group(1).endswith(".aliased"): _windows(m.group(0))
+        for m in re.finditer(
+            r"^define [^\n]*@(diffe_[^(]*\.d[cd]+(?:\.aliased)?)\(.*?^}", text, re.M | re.S
+        )
+    }
+    assert windows == {False: 1, True: 0}
+    g = ez.enzyme_jit(_into)
+    check_all(g, [_X, _Y], [0, 1])
+    x0 = _X.copy()
+
+    def same(x):
+        x = x.copy()
+        return _into(x, x)
+
+    h, fd = 1e-6, np.zeros(x0.size)
+    for k in range(x0.size):
+        e = np.zeros(x0.size)
+        e[k] = h
+        fd[k] = (same(x0 + e) - same(x0 - e)) / (2 * h)
+    x, dx = x0.copy(), np.zeros_like(x0)
+    ez.autodiff(ez.Reverse, g, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(x, dx))
+    np.testing.assert_allclose(dx, fd, rtol=1e-6, atol=1e-8)
