@@ -55,6 +55,9 @@ reverse mode must satisfy ``<v, J u> == <J^T v, u>`` to ~1e-10 relative: no step
 from __future__ import annotations
 
 import math
+import os
+import pathlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -654,3 +657,47 @@ def check_all(f, args, active_idx) -> None:
     check_forward(f, args, active_idx)
     check_reverse(f, args, active_idx)
     dot_test(f, args, active_idx)
+
+
+def reverse_functions(f, args, active_idx, directory: pathlib.Path) -> dict[str, str]:
+    """The reverse sweeps of `f` itself (`diffe_<f>.<activities>`, its twin `.aliased`
+    included; not its callees' nor the entry points calling them) enzpy synthesizes for a
+    fresh `ez.enzyme_jit(f)` at `args` (`active_idx` Duplicated, the rest Const), by name,
+    as `ENZPY_DUMP_IR=directory` writes them."""
+    before = os.environ.get("ENZPY_DUMP_IR")
+    os.environ["ENZPY_DUMP_IR"] = str(directory)
+    try:
+        anns = [
+            ez.Duplicated(a.copy(), np.zeros_like(a)) if k in active_idx else ez.Const(a)
+            for k, a in enumerate(args)
+        ]
+        ez.autodiff(ez.Reverse, ez.enzyme_jit(f), ez.Active, *anns)
+    finally:
+        if before is None:
+            del os.environ["ENZPY_DUMP_IR"]
+        else:
+            os.environ["ENZPY_DUMP_IR"] = before
+    text = (directory / f"{f.__qualname__}.ll").read_text()
+    found = re.finditer(
+        r"^define [^\n]*@(diffe_[^(]*\.[a-z]+(?:\.aliased)?)\(.*?^}", text, re.M | re.S
+    )
+    return {m.group(1): m.group(0) for m in found if f.__name__ in m.group(1)}
+
+
+def check_one_array_twice(f, x0: np.ndarray, *rest) -> None:
+    """Reverse mode of `f(x, x, *rest)`, one array passed as both first arguments (the twin
+    derivative for arguments sharing memory), against central differences of
+    x -> f(x, x, *rest)."""
+
+    def same(x):
+        x = x.copy()
+        return f.py_func(x, x, *rest)
+
+    h, fd = 1e-6, np.zeros(x0.size)
+    for k in range(x0.size):
+        e = np.zeros(x0.size)
+        e[k] = h
+        fd[k] = (same(x0 + e) - same(x0 - e)) / (2 * h)
+    x, dx = x0.copy(), np.zeros_like(x0)
+    ez.autodiff(ez.Reverse, f, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(x, dx), *rest)
+    np.testing.assert_allclose(dx, fd, rtol=1e-6, atol=1e-8)

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from harness import check_all
+from harness import check_all, check_one_array_twice, reverse_functions
 
 import enzpy as ez
 
@@ -61,19 +61,14 @@ def _recurrence(x, y):
     return y[x.shape[0] - 1]
 
 
-def _dumped(f, args, active, tmp_path, monkeypatch) -> str:
+def _reverse_sweep(f, args, active, tmp_path) -> str:
     """The reverse sweep's IR of a fresh compile of `f` for `args` (`active`: indices)."""
-    monkeypatch.setenv("ENZPY_DUMP_IR", str(tmp_path))
-    g = ez.enzyme_jit(f)
-    anns = [
-        ez.Duplicated(a.copy(), np.zeros_like(a)) if k in active else ez.Const(a)
-        for k, a in enumerate(args)
-    ]
-    ez.autodiff(ez.Reverse, g, ez.Active, *anns)
-    text = (tmp_path / f"{f.__qualname__}.ll").read_text()
-    diffe = re.search(r"^define [^\n]*@diffe_.*?^}", text, re.M | re.S)
-    assert diffe is not None
-    return diffe.group(0)
+    (diffe, *_) = (
+        text
+        for name, text in reverse_functions(f, args, active, tmp_path).items()
+        if not name.endswith(".aliased")
+    )
+    return diffe
 
 
 def _marked(ir: str) -> int:
@@ -96,26 +91,12 @@ _U = _RNG.uniform(-1.0, 1.0, (5, 4))
     ],
     ids=["scale_into", "temporary", "rows", "neighbours", "recurrence"],
 )
-def test_marked_loops_and_their_derivatives(f, args, active, marked, tmp_path, monkeypatch):
-    assert _marked(_dumped(f, args, active, tmp_path, monkeypatch)) == marked
+def test_marked_loops_and_their_derivatives(f, args, active, marked, tmp_path):
+    assert _marked(_reverse_sweep(f, args, active, tmp_path)) == marked
     check_all(ez.enzyme_jit(f), list(args), list(active))
 
 
 def test_an_argument_written_is_not_marked_against_another_that_may_be_it():
     """`_scale_into(x, x, a)`: the twin for one array (its loop not marked) against central
     differences of a -> f(x, x, a) in x."""
-    g = ez.enzyme_jit(_scale_into)
-    x0 = _X.copy()
-
-    def same(x):
-        x = x.copy()
-        return _scale_into(x, x, 0.7)
-
-    h, fd = 1e-6, np.zeros(x0.size)
-    for k in range(x0.size):
-        e = np.zeros(x0.size)
-        e[k] = h
-        fd[k] = (same(x0 + e) - same(x0 - e)) / (2 * h)
-    x, dx = x0.copy(), np.zeros_like(x0)
-    ez.autodiff(ez.Reverse, g, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(x, dx), 0.7)
-    np.testing.assert_allclose(dx, fd, rtol=1e-7, atol=1e-9)
+    check_one_array_twice(ez.enzyme_jit(_scale_into), _X, 0.7)

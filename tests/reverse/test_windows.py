@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 import pytest
-from harness import check_all
+from harness import check_all, check_one_array_twice, reverse_functions
 
 import enzpy as ez
 
@@ -74,24 +74,6 @@ def _into(x, y):
     return np.sum(y)
 
 
-def _dumped(f, args, active, tmp_path, monkeypatch, whole=False) -> str:
-    """The reverse sweep's IR of a fresh compile of `f` for `args` (`active`: indices;
-    `whole`: the module's)."""
-    monkeypatch.setenv("ENZPY_DUMP_IR", str(tmp_path))
-    g = ez.enzyme_jit(f)
-    anns = [
-        ez.Duplicated(a.copy(), np.zeros_like(a)) if k in active else ez.Const(a)
-        for k, a in enumerate(args)
-    ]
-    ez.autodiff(ez.Reverse, g, ez.Active, *anns)
-    text = (tmp_path / f"{f.__qualname__}.ll").read_text()
-    if whole:
-        return text
-    diffe = re.search(r"^define [^\n]*@diffe_.*?^}", text, re.M | re.S)
-    assert diffe is not None
-    return diffe.group(0)
-
-
 def _windows(ir: str) -> int:
     return len(re.findall(r"%window\.anchor\d* = alloca", ir))
 
@@ -113,36 +95,19 @@ _X, _Y, _W = (_RNG.uniform(0.2, 1.0, 12) for _ in range(3))
     ],
     ids=["laplacian", "float32", "chain", "one_mass", "gaps", "early_exit", "in_place"],
 )
-def test_windows_made_and_their_derivatives(f, args, active, windows, tmp_path, monkeypatch):
-    assert _windows(_dumped(f, args, active, tmp_path, monkeypatch)) == windows
+def test_windows_made_and_their_derivatives(f, args, active, windows, tmp_path):
+    (diffe, *_) = reverse_functions(f, args, active, tmp_path).values()
+    assert _windows(diffe) == windows
     check_all(ez.enzyme_jit(f), list(args), list(active))
 
 
-def test_an_argument_written_has_no_window_against_another_that_may_be_it(tmp_path, monkeypatch):
-    """`_into(x, y)` has a window, its twin for arguments sharing memory none: the twin
-    for one array against central differences of x -> _into(x, x); `_into(x, y)` apart by
-    both checks."""
-    text = _dumped(_into, (_X, _Y), (0, 1), tmp_path, monkeypatch, whole=True)
-    windows = {
-        m.group(1).endswith(".aliased"): _windows(m.group(0))
-        for m in re.finditer(
-            r"^define [^\n]*@(diffe_[^(]*\.d[cd]+(?:\.aliased)?)\(.*?^}", text, re.M | re.S
-        )
-    }
+def test_an_argument_written_has_no_window_against_another_that_may_be_it(tmp_path):
+    """`_into(x, y)` has a window, its twin for arguments sharing memory none: `_into(x, y)`
+    against central differences and by the dot test, the twin for one array against
+    central differences of x -> _into(x, x)."""
+    found = reverse_functions(_into, (_X, _Y), (0, 1), tmp_path)
+    windows = {name.endswith(".aliased"): _windows(text) for name, text in found.items()}
     assert windows == {False: 1, True: 0}
     g = ez.enzyme_jit(_into)
     check_all(g, [_X, _Y], [0, 1])
-    x0 = _X.copy()
-
-    def same(x):
-        x = x.copy()
-        return _into(x, x)
-
-    h, fd = 1e-6, np.zeros(x0.size)
-    for k in range(x0.size):
-        e = np.zeros(x0.size)
-        e[k] = h
-        fd[k] = (same(x0 + e) - same(x0 - e)) / (2 * h)
-    x, dx = x0.copy(), np.zeros_like(x0)
-    ez.autodiff(ez.Reverse, g, ez.Active, ez.Duplicated(x, dx), ez.Duplicated(x, dx))
-    np.testing.assert_allclose(dx, fd, rtol=1e-6, atol=1e-8)
+    check_one_array_twice(g, _X)
