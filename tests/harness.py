@@ -662,13 +662,18 @@ def check_all(f, args, active_idx) -> None:
 def reverse_functions(f, args, active_idx, directory: pathlib.Path) -> dict[str, str]:
     """The reverse sweeps of `f` itself (`diffe_<f>.<activities>`, its twin `.aliased`
     included; not its callees' nor the entry points calling them) enzpy synthesizes for a
-    fresh `ez.enzyme_jit(f)` at `args` (`active_idx` Duplicated, the rest Const), by name,
+    fresh `ez.enzyme_jit(f)` at `args` (`active_idx` Duplicated or Active, the rest Const),
+    by name,
     as `ENZPY_DUMP_IR=directory` writes them."""
     before = os.environ.get("ENZPY_DUMP_IR")
     os.environ["ENZPY_DUMP_IR"] = str(directory)
     try:
         anns = [
-            ez.Duplicated(a.copy(), np.zeros_like(a)) if k in active_idx else ez.Const(a)
+            ez.Const(a)
+            if k not in active_idx
+            else ez.Active(a)
+            if is_float_scalar(a)
+            else ez.Duplicated(a.copy(), np.zeros_like(a))
             for k, a in enumerate(args)
         ]
         ez.autodiff(ez.Reverse, ez.enzyme_jit(f), ez.Active, *anns)

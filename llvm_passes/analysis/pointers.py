@@ -1,6 +1,7 @@
 """Where pointers point: the roots a pointer is computed from (arguments, allocations,
-pointers loaded or returned by calls), the allocation behind a root, and a key naming the
-memory a root addresses. Used by the analyses of memory; knows nothing of derivatives."""
+pointers loaded or returned by calls), the allocation behind a root, a key naming the
+memory a root addresses, and the arrays a loop rotates. Used by the analyses of memory;
+knows nothing of derivatives."""
 
 from __future__ import annotations
 
@@ -54,6 +55,45 @@ def owner(p: Value) -> Value | None:
     if len(found) != 1:
         return None
     return found[0] if isinstance(found[0], Argument) else allocation(found[0])
+
+
+def rotation(v: Value) -> tuple[frozenset[Instruction], frozenset[Value]] | None:
+    """If `v` is one of a loop header's phis that rotate distinct allocations (`prev, cur,
+    nxt = cur, nxt, prev`: each phi takes another's value from the latch and an allocation
+    of its own from the preheader), those phis and their allocations: in every iteration
+    the phis point into different allocations."""
+    members: list[Instruction] = []
+    p: Value = v
+    while p not in members:
+        if not (
+            isinstance(p, Instruction)
+            and p.opcode == "phi"
+            and isinstance(v, Instruction)
+            and p.block is v.block
+            and len(p.operands) == 2
+        ):
+            return None
+        members.append(p)
+        inside = [o for o in p.operands if isinstance(o, Instruction) and o.block is p.block]
+        if len(inside) != 1:
+            return None
+        p = inside[0]
+    if p is not v:
+        return None
+    starts = [o for m in members for o in m.operands if o not in members]
+    found = [roots(o) for o in starts]
+    allocations = [allocation(r[0]) if len(r) == 1 else None for r in found]
+    if None in allocations or len(set(map(id, allocations))) != len(members):
+        return None
+    return frozenset(members), frozenset(a for a in allocations if a is not None)
+
+
+def owner_or_rotation(p: Value) -> Value | None:
+    """`owner(p)`, else the rotating phi (`rotation`) `p` is an address into, if any."""
+    found = owner(p)
+    while found is None and isinstance(p, Instruction) and p.opcode == "getelementptr":
+        p = p.operands[0]
+    return found if found is not None or rotation(p) is None else p
 
 
 def memory_key(r: Value) -> Value:

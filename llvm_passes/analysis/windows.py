@@ -16,7 +16,8 @@ memory, for the active float loads of one base at `base + (i + c)` cells (consta
 two or more, at most `MAX_SPAN` cells apart; the wraparound Numba adds for a negative index
 0 from the counter's first value on), one of them in a block every iteration runs, when
 every active float store of the loop writes memory known apart from the window's: memory
-the function allocates, or an argument the caller checked apart (`distinct`).
+the function allocates, or an argument the caller checked apart (`distinct`), or another of
+the arrays a loop rotates (`prev, cur, nxt = cur, nxt, prev`).
 """
 
 from __future__ import annotations
@@ -32,10 +33,9 @@ from .activity import ActivityResult
 from .affine import address, integer
 from .cfg import CFG, dominators
 from .loops import CountedLoop, dominated, loop_headers
-from .pointers import owner
+from .pointers import owner_or_rotation, rotation
 
 MAX_SPAN = 8  # cells from the lowest to the highest offset of a window
-MIN = -(2**63)
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,7 +96,7 @@ def _windows(
         if op == "call" and effects(inst) != PURE or op in ("atomicrmw", "cmpxchg", "opaque"):
             return ()
         if op == "store" and inst.operands[0].type.is_float and act.is_active(inst.operands[1]):
-            stored.append(owner(inst.operands[1]))
+            stored.append(owner_or_rotation(inst.operands[1]))
         if not (op == "load" and inst.type.is_float and act.is_active(inst)):
             continue
         ptr = inst.operands[0]
@@ -107,7 +107,7 @@ def _windows(
             and offset.counter is counter
             and offset.coef == size
             and offset.const % size == 0
-            and (offset.start is None or offset.start <= (integer(lp.counter.start) or MIN))
+            and (offset.start is None or offset.start <= _first(lp))
             and not (isinstance(base, Instruction) and base.block_name in lp.blocks)
         ):
             cells.setdefault((id(base), inst.type), []).append((inst, base, offset.const // size))
@@ -117,7 +117,7 @@ def _windows(
     for (_, ty), loads in cells.items():
         offsets = {c for *_, c in loads}
         lowest = min(offsets)
-        memory = owner(loads[0][1])
+        memory = owner_or_rotation(loads[0][1])
         always = sorted(
             ((c - lowest, load) for load, _, c in loads if load.block_name in every),
             key=lambda kl: kl[0],
@@ -143,11 +143,22 @@ def _windows(
     return tuple(made)
 
 
+def _first(lp: CountedLoop) -> int:
+    """The loop counter's first value if it is a constant, else the lowest integer."""
+    start = integer(lp.counter.start)
+    return -(2**63) if start is None else start
+
+
 def _apart(memory: Value, other: Value | None, distinct: frozenset[int]) -> bool:
-    """Whether memory `other` is known not to overlap `memory` (both arguments or
-    allocations)."""
+    """Whether memory `other` is known not to overlap `memory` (arguments, allocations or
+    rotating phis, `pointers.owner_or_rotation`)."""
     if other is memory or other is None:
         return False
+    turns = [r for r in (rotation(memory), rotation(other)) if r is not None]
+    if len(turns) == 2:  # phis of one rotation
+        return turns[0][0] == turns[1][0]
+    if turns:  # a rotating phi, and memory apart from all it rotates
+        return not ({memory, other} & turns[0][1])
     if isinstance(memory, Argument) and isinstance(other, Argument):
         return {memory.index, other.index} <= distinct
     return True

@@ -4,8 +4,9 @@ of x's shadow once, when the cell leaves the window, instead of three times. The
 made are counted in the reverse sweep's IR, and every kernel is checked against central
 differences of the whole map and by the dot test: cells read only at the ends or only on
 some iterations, gaps between offsets, loops left early, float32, a loop of one iteration,
-and loops that must not have a window (an array written where it is read; an argument
-written and another read that may be the same array)."""
+arrays rotated by each step, and loops that must not have a window (an array written where
+it is read, also under two names swapped by each step; an argument written and another read
+that may be the same array)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,40 @@ def _early_exit(x, limit):
     return s
 
 
+def _wave(c2, u0, steps):
+    """Three arrays rotated by each step (`prev, cur, nxt = cur, nxt, prev`): the store
+    into `nxt` is apart from `cur`'s window."""
+    n = u0.shape[0]
+    prev, cur, nxt = u0.copy(), u0.copy(), np.zeros(n)
+    for _ in range(steps):
+        for i in range(1, n - 1):
+            nxt[i] = 2.0 * cur[i] - prev[i] + c2[i] * (cur[i - 1] - 2.0 * cur[i] + cur[i + 1])
+        prev, cur, nxt = cur, nxt, prev
+    return np.sum(cur * cur)
+
+
+def _ping_pong(u0, k, steps):
+    """Two arrays swapped by each step."""
+    a, b = u0.copy(), np.empty_like(u0)
+    b[0], b[-1] = a[0], a[-1]
+    for _ in range(steps):
+        for i in range(1, u0.shape[0] - 1):
+            b[i] = a[i] + k * np.sin(a[i - 1] - 2.0 * a[i] + a[i + 1])
+        a, b = b, a
+    return np.sum(a * a)
+
+
+def _swapped_with_itself(u0, k, steps):
+    """Two names for one array swapped by each step: not apart, no window."""
+    a = u0.copy()
+    b = a
+    for _ in range(steps):
+        for i in range(1, u0.shape[0] - 1):
+            b[i] = a[i - 1] * k + a[i + 1]
+        a, b = b, a
+    return np.sum(a * a)
+
+
 def _in_place(x):
     """Gauss-Seidel: x[i] written from x[i - 1] and x[i + 1], whose shadow the store's
     reverse reads: no window."""
@@ -92,8 +127,22 @@ _X, _Y, _W = (_RNG.uniform(0.2, 1.0, 12) for _ in range(3))
         (_gaps, (_X, _W), (0, 1), 1),
         (_early_exit, (_X, 0.8), (0,), 1),
         (_in_place, (_X,), (0,), 0),
+        (_wave, (_W, _X, 5), (0, 1), 1),
+        (_ping_pong, (_X, 0.3, 4), (0, 1), 1),
+        (_swapped_with_itself, (_X, 0.3, 3), (0, 1), 0),
     ],
-    ids=["laplacian", "float32", "chain", "one_mass", "gaps", "early_exit", "in_place"],
+    ids=[
+        "laplacian",
+        "float32",
+        "chain",
+        "one_mass",
+        "gaps",
+        "early_exit",
+        "in_place",
+        "wave",
+        "ping_pong",
+        "swapped_with_itself",
+    ],
 )
 def test_windows_made_and_their_derivatives(f, args, active, windows, tmp_path):
     (diffe, *_) = reverse_functions(f, args, active, tmp_path).values()
