@@ -21,7 +21,7 @@ of the predecessor taken from the tape.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from .. import rules
@@ -100,11 +100,13 @@ class LoopPlan:
     primal and shadow items pushed per iteration: a shadow item is one push per lane) when
     the loop pushes only its own values.
 
-    `places`, for such a loop whose pushes are all instructions' (no block ids): where each
-    pushing instruction's values go in an iteration's part of the room, as the primal and
-    shadow items of the iteration placed before them. The forward sweep stores them there
-    and the reverse sweep loads them from there, by the iteration's number: no tape header
-    changes inside the loop, whose sweeps LLVM can then vectorize.
+    `places`, for such a loop: where each pushing instruction's values go in an iteration's
+    part of the room, as the primal and shadow items of the iteration placed before them.
+    The forward sweep stores them there and the reverse sweep loads them from there, by the
+    iteration's number: no tape header changes inside the loop, whose sweeps LLVM can then
+    vectorize. `ids`: a join's place for the id of the predecessor that led to it, counted
+    from the end of the iteration's part (the body of an iteration has no cycle: the last id
+    written there before the join ran is that of the edge taken into it).
 
     `independent`: the loop's reverse iterations are independent (`analysis.independent`)
     and pop nothing (its values have places, or it pushes none): the reverse sweep marks its
@@ -118,6 +120,7 @@ class LoopPlan:
     bound: tuple[str, Value] | None  # (exit block, bound)
     reserve: tuple[Value, int, int] | None
     places: Mapping[Instruction, tuple[int, int]] | None = None
+    ids: Mapping[str, int] = field(default_factory=dict)
     past: int = 0  # the latch leaves when `iv + step == bound + past`
     independent: bool = False
     windows: tuple[Window, ...] = ()
@@ -140,6 +143,10 @@ class LoopPlan:
         assert self.places is not None
         primals, shadows = self.places[inst]
         return primals + shadows * width
+
+    def id_place(self, join: str, width: int) -> int:
+        """Where the id of the block that led to `join` goes in its iteration's part."""
+        return self.per_iteration(width) - self.ids[join]
 
 
 @dataclass(frozen=True)
@@ -331,6 +338,7 @@ class _Planner:
     def result(self) -> Plan:
         reserved = self.reserved
         places = {h: self._places(h) for h in self.loops}
+        ids = {h: self._id_places(h) if places[h] is not None else {} for h in self.loops}
         return Plan(
             graph=self.graph,
             index=self.index,
@@ -343,6 +351,7 @@ class _Planner:
                     self.bounds.get(h),
                     reserved.get(h),
                     places[h],
+                    ids[h],
                     (self.latch_exits[h] or (None, None, 0))[2],
                     h in self.independent and (places[h] is not None or not self._pushes(h)),
                     self.windows.get(h, ()),
@@ -781,7 +790,8 @@ class _Planner:
             ):
                 continue
             kinds = [k for i in insts if i in self.steps for k, _ in self.steps[i].pushes]
-            primals = kinds.count("primal") + sum(self.pushes_id[b] for b in lp.blocks)
+            ids = max(sum(self.pushes_id[b] for b in lp.blocks), len(self._id_places(lp.header)))
+            primals = kinds.count("primal") + ids
             shadows = kinds.count("shadow")
             if primals or shadows:
                 out[lp.header] = (bound, primals, shadows)
@@ -796,11 +806,23 @@ class _Planner:
             for i in self.fn.block(b).instructions
         )
 
+    def _id_places(self, header: str) -> dict[str, int]:
+        """`LoopPlan.ids`: the loop's joins whose predecessors push their ids, each a place
+        from the end of the iteration's part (the last ones, its room's id count)."""
+        joins = [
+            b.name
+            for b in self.fn.blocks
+            if b.name in self.loops[header].blocks
+            and len(self.graph.preds[b.name]) > 1
+            and b.name not in self.loops
+            and b.name not in self.decided
+        ]
+        return {join: k for k, join in zip(range(len(joins), 0, -1), joins, strict=True)}
+
     def _places(self, header: str) -> dict[Instruction, tuple[int, int]] | None:
-        """`LoopPlan.places` of a loop with reserved room and no block ids pushed, else
-        None."""
+        """`LoopPlan.places` of a loop with reserved room, else None."""
         blocks = self.loops[header].blocks
-        if header not in self.reserved or any(self.pushes_id[b] for b in blocks):
+        if header not in self.reserved:
             return None
         places, primals, shadows = {}, 0, 0
         for inst in (i for b in self.fn.blocks if b.name in blocks for i in b.instructions):

@@ -283,16 +283,18 @@ class Reverse:
         if block.name in self.plan.decided:
             self.decide(block.name, adjs, new)
             return
-        if not self.plan.pops_id(block.name):
+        placed = self.plan.placed.get(block.name)
+        if not self.plan.pops_id(block.name) or len(preds) == 1:
+            if self.plan.pops_id(block.name) and preds[0] not in self.plan.placed:
+                pop(self.b, self.tape, I64, "pred.id")  # pushed for another successor's sake
             self.transfer(adjs, preds[0])
             self.b.insert(Instruction("br", labels=[self.rev_blocks[preds[0]].name]))
             return
-        if len(preds) == 1:
-            pop(self.b, self.tape, I64, "pred.id")
-            self.transfer(adjs, preds[0])
-            self.b.insert(Instruction("br", labels=[self.rev_blocks[preds[0]].name]))
-            return
-        pred_id = pop(self.b, self.tape, I64, "pred.id")
+        if placed is None:
+            pred_id = pop(self.b, self.tape, I64, "pred.id")
+        else:
+            column = placed.id_place(block.name, self.width)
+            pred_id = self.b.load(I64, self.place_of(placed, column), 8, "pred.id")
         edges = [Block(self.namer.fresh(f"{block.name}.from.{p}")) for p in preds]
         new.blocks.extend(edges)
         cases = [const(I64, self.plan.index[p]) for p in preds[1:]]
@@ -448,8 +450,8 @@ class Reverse:
 
     def back_to(self, pred: str, adjs: list[tuple[Instruction, int, Value]]) -> None:
         """Branch to the reverse of `pred`, the edge's phi adjoints transferred."""
-        if self.plan.pushes_id[pred]:  # pushed for another successor's sake
-            pop(self.b, self.tape, I64, "pred.id")
+        if self.plan.pushes_id[pred] and pred not in self.plan.placed:
+            pop(self.b, self.tape, I64, "pred.id")  # pushed for another successor's sake
         self.transfer(adjs, pred)
         self.b.insert(Instruction("br", labels=[self.rev_blocks[pred].name]))
 
@@ -485,14 +487,18 @@ class Reverse:
         self.in_lane(0)
         return primal, shadows
 
-    def placed(self, inst: Instruction, loop: LoopPlan) -> list[tuple[tuple, Value]]:
-        """The values pushed after `inst`, loaded from their places in the iteration's part
-        of the loop's room (`LoopPlan.places`)."""
+    def place_of(self, loop: LoopPlan, column: int) -> Value:
+        """The address of place `column` of the current iteration's part of the room."""
         iv = self.b.load(I64, self.counters[loop.loop.header], 8, "iv")
         n = iteration(self.b, loop, iv, self.value("primal", loop.loop.counter.start))
         room = self.b.load(PTR, self.rooms[loop.loop.header][0], 8, "room")
-        first = loop.place(inst, self.width)
         trips = self.b.load(I64, self.rooms[loop.loop.header][1], 8, "trips")
+        return place(self.b, room, n, trips, column)
+
+    def placed(self, inst: Instruction, loop: LoopPlan) -> list[tuple[tuple, Value]]:
+        """The values pushed after `inst`, loaded from their places in the iteration's part
+        of the loop's room (`LoopPlan.places`)."""
+        first = loop.place(inst, self.width)
         keys = [k for kind, v in self.plan.step(inst).pushes for k in self.item_keys(kind, v)]
         return [
             (
@@ -501,7 +507,7 @@ class Reverse:
                     self.module,
                     self.b.load(
                         PTR if key[0] == "shadow" else key[1].type,
-                        place(self.b, room, n, trips, first + j),
+                        self.place_of(loop, first + j),
                         8,
                         f"{key[1].label}.{key[0]}",
                     ),

@@ -4,9 +4,11 @@ gradient stays right where memory does change between the sweeps."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
-from harness import check_reverse, dot_test
+from harness import check_all, check_reverse, dot_test, reverse_functions
 
 import enzpy as ez
 
@@ -515,3 +517,84 @@ def test_a_phi_of_a_decided_join_is_recomputed_on_its_side():
     np.testing.assert_allclose(dx, 2 * v * x, rtol=1e-14)
     np.testing.assert_allclose(dw, x[:8] ** 2, rtol=1e-14)
     check_reverse(_far, [w, x[:20]], [0, 1])
+
+
+def _upwind(u0, nu, steps):
+    """Burgers' equation, upwind by the sign of u[i]: a join per point whose predecessor's
+    id goes to its place in the iteration's part of the room."""
+    n = u0.shape[0]
+    u = u0.copy()
+    un = u0.copy()
+    for _ in range(steps):
+        for i in range(1, n - 1):
+            if u[i] > 0.0:
+                adv = u[i] * (u[i] - u[i - 1])
+            else:
+                adv = u[i] * (u[i + 1] - u[i])
+            un[i] = u[i] - 0.01 * adv + nu * (u[i + 1] - 2.0 * u[i] + u[i - 1])
+        u[:] = un
+    return np.sum(u * u)
+
+
+def _two_joins_and_a_break(x, y, limit):
+    """Two joins in one iteration (nested and one after the other), a side leaving the loop,
+    and a side reaching a block that is no join."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        if x[i] > 0.5:
+            t = np.sin(x[i])
+            if y[i] > 0.2:
+                t = t * y[i]
+        else:
+            t = x[i] * x[i]
+        if t > limit:
+            break
+        y[i] = t * y[i] if y[i] > 0.4 else t + y[i]
+        s += t
+    return s + np.sum(y)
+
+
+def _break_beside_a_join(x, y, z, a, b):
+    """A block whose successors are a join and the loop's exit (the other side stores, so
+    LLVM keeps the branch): the exit's reverse must not pop the id the block wrote to the
+    join's place."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        t = x[i]
+        if t > a:
+            if y[i] > b:
+                break
+        else:
+            z[i] = t * y[i]
+        s += t * z[i]
+    return s
+
+
+_XS, _YS = np.linspace(0.03, 0.96, 23), np.linspace(0.95, 0.05, 23)
+
+
+@pytest.mark.parametrize(
+    ("f", "args", "active"),
+    [
+        (_break_beside_a_join, (_XS, _YS, _XS + 0.5, 0.6, 0.3), (0, 1, 2)),
+        (_break_beside_a_join, (_XS, _YS, _XS + 0.5, 0.6, 2.0), (0, 1, 2)),
+        (_upwind, (0.5 + 0.3 * np.sin(np.linspace(-3.0, 3.0, 40)), 0.05, 6), (0, 1)),
+        (_two_joins_and_a_break, (_XS, _YS, 0.8), (0, 1)),
+        (_two_joins_and_a_break, (_XS, _YS, 9.0), (0, 1)),
+    ],
+    ids=[
+        "break_beside_a_join",
+        "no_break_beside_a_join",
+        "upwind",
+        "joins_and_break",
+        "joins_no_break",
+    ],
+)
+def test_a_loop_with_branches_keeps_the_ids_in_places(f, args, active, tmp_path):
+    """The reverse sweep reads the id of the edge taken into each join from the iteration's
+    place (no id popped in the loop), against central differences and by the dot test."""
+    (diffe,) = (
+        t for n, t in reverse_functions(f, args, active, tmp_path).items() if ".aliased" not in n
+    )
+    assert re.search(r"%pred\.id\d* = load i64, ptr %place", diffe)
+    check_all(ez.enzyme_jit(f), list(args), list(active))
