@@ -189,15 +189,16 @@ class Augmented(_FunctionForward):
                 push(self.b, self.tape, x, reserved=inst.block_name in self.plan.unchecked)
             return
         first = loop.place(inst, self.width) + k
-        for j, x in enumerate(values):
-            self.store_placed(loop, x, first + j)
+        self.store_placed(loop, {first + j: x for j, x in enumerate(values)})
 
-    def store_placed(self, loop: LoopPlan, x: Value, column: int) -> None:
-        """Store `x` in its place `column` of the current iteration's part of the room."""
+    def store_placed(self, loop: LoopPlan, values: dict[int, Value]) -> None:
+        """Store each value in its place (by column) of the current iteration's part of the
+        room."""
         n = iteration(self.b, loop, loop.loop.counter.phi, loop.loop.counter.start)
         room, trips = self.rooms[loop.loop.header]
-        stored = self.b.store(x, place(self.b, room, n, trips, column), 8)
-        scopes.mark(self.module, stored, scopes.TAPE)
+        for column, x in values.items():
+            stored = self.b.store(x, place(self.b, room, n, trips, column), 8)
+            scopes.mark(self.module, stored, scopes.TAPE)
 
     def open_frame(self) -> None:
         """The function's own view of the tape, and a stack slot per frame value (zero until
@@ -241,10 +242,9 @@ class Augmented(_FunctionForward):
                     push(self.b, self.tape, self.b.load(ty, slot, 8, f"{v.label}.{kind}"))
         placed = plan.placed.get(block)
         if placed is not None and plan.pushes_id[block]:  # in the places of its joins
-            for join in dict.fromkeys(s for s in self.fn.block(block).successors):
-                if join in placed.ids:
-                    column = placed.id_place(join, self.width)
-                    self.store_placed(placed, const(I64, plan.index[block]), column)
+            id_ = const(I64, plan.index[block])
+            joins = [s for s in self.fn.block(block).successors if s in placed.ids]
+            self.store_placed(placed, {placed.id_place(s, self.width): id_ for s in joins})
         elif inst.opcode == "ret" and len(plan.rets) > 1 or plan.pushes_id[block]:
             id_ = const(I64, plan.index[block])
             push(self.b, self.tape, id_, reserved=block in plan.unchecked)

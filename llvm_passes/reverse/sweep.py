@@ -293,8 +293,8 @@ class Reverse:
         if placed is None:
             pred_id = pop(self.b, self.tape, I64, "pred.id")
         else:
-            column = placed.id_place(block.name, self.width)
-            pred_id = self.b.load(I64, self.place_of(placed, column), 8, "pred.id")
+            (at,) = self.places_of(placed, [placed.id_place(block.name, self.width)])
+            pred_id = self.b.load(I64, at, 8, "pred.id")
         edges = [Block(self.namer.fresh(f"{block.name}.from.{p}")) for p in preds]
         new.blocks.extend(edges)
         cases = [const(I64, self.plan.index[p]) for p in preds[1:]]
@@ -487,19 +487,21 @@ class Reverse:
         self.in_lane(0)
         return primal, shadows
 
-    def place_of(self, loop: LoopPlan, column: int) -> Value:
-        """The address of place `column` of the current iteration's part of the room."""
+    def places_of(self, loop: LoopPlan, columns: list[int]) -> list[Value]:
+        """The addresses of the places `columns` of the current iteration's part of the
+        room."""
         iv = self.b.load(I64, self.counters[loop.loop.header], 8, "iv")
         n = iteration(self.b, loop, iv, self.value("primal", loop.loop.counter.start))
         room = self.b.load(PTR, self.rooms[loop.loop.header][0], 8, "room")
         trips = self.b.load(I64, self.rooms[loop.loop.header][1], 8, "trips")
-        return place(self.b, room, n, trips, column)
+        return [place(self.b, room, n, trips, column) for column in columns]
 
     def placed(self, inst: Instruction, loop: LoopPlan) -> list[tuple[tuple, Value]]:
         """The values pushed after `inst`, loaded from their places in the iteration's part
         of the loop's room (`LoopPlan.places`)."""
         first = loop.place(inst, self.width)
         keys = [k for kind, v in self.plan.step(inst).pushes for k in self.item_keys(kind, v)]
+        places = self.places_of(loop, [first + j for j in range(len(keys))])
         return [
             (
                 key,
@@ -507,14 +509,14 @@ class Reverse:
                     self.module,
                     self.b.load(
                         PTR if key[0] == "shadow" else key[1].type,
-                        self.place_of(loop, first + j),
+                        at,
                         8,
                         f"{key[1].label}.{key[0]}",
                     ),
                     scopes.TAPE,
                 ),
             )
-            for j, key in enumerate(keys)
+            for key, at in zip(keys, places, strict=True)
         ]
 
     def value(self, kind: str, v: Value) -> Value:
