@@ -30,6 +30,7 @@ from ..ir import Function, Instruction, Module, Type, parse_module
 from ..tape import ensure_runtime
 from ..transforms.loops import (
     count_iterations,
+    dedicated_preheaders,
     index_pointer_inductions,
     read_kept_values_before_loops,
     split_exit_edges,
@@ -207,6 +208,7 @@ def rewrite_loops(module: Module, root: Function) -> frozenset[str]:
         if fn.name in seen or (given is not None and given.reverse is not None and fn is not root):
             continue
         seen.add(fn.name)
+        dedicated_preheaders(fn)
         count_iterations(fn)
         split_exit_edges(fn)
         read_kept_values_before_loops(fn)

@@ -251,29 +251,24 @@ class Augmented(_FunctionForward):
         if inst.opcode == "ret":
             sync(self.b, self.tape, self.tape_arg)
         entered = plan.entered_from(block)
-        if entered:  # room for every push of the loops it may enter
-            self.reserve_loops(entered)
+        if entered is not None:
+            self.reserve_loop(entered)
 
-    def reserve_loops(self, loops: list[LoopPlan]) -> None:
-        """Make room for all the pushes of the loops whose trip count is known here, at
-        once (the tape's storage may move only now), then take the rooms of those whose
-        values have places, each followed by its trip count if the tape keeps it."""
-        b, rooms = self.b, []
-        total: Value = const(I64, 0)
-        for loop in loops:
-            assert loop.reserve is not None
-            trips = trip_count(b, loop, loop.loop.counter.start, loop.reserve[0])
-            per_iteration = const(I64, 8 * loop.per_iteration(self.width))
-            room = b.binop("mul", trips, per_iteration, "tape.room")
-            kept = loop.places is not None and loop.keeps_trips
-            total = b.binop("add", total, b.binop("add", room, const(I64, 8 * kept)), "tape.room")
-            rooms.append((loop, trips, room, kept))
-        reserve(b, self.tape, total)
-        for loop, trips, room, kept in rooms:
-            if loop.places is not None:
-                self.rooms[loop.loop.header] = (take_room(b, self.tape, room), trips)
-            if kept:
-                push(b, self.tape, trips, reserved=True)
+    def reserve_loop(self, loop: LoopPlan) -> None:
+        """Make room for all the pushes of a loop whose trip count is known here, at once
+        (the tape's storage may move only now), then take the room of its places, followed
+        by its trip count if the tape keeps it."""
+        assert loop.reserve is not None
+        b = self.b
+        trips = trip_count(b, loop, loop.loop.counter.start, loop.reserve[0])
+        per_iteration = const(I64, 8 * loop.per_iteration(self.width))
+        room = b.binop("mul", trips, per_iteration, "tape.room")
+        kept = loop.places is not None and loop.keeps_trips
+        reserve(b, self.tape, b.binop("add", room, const(I64, 8 * kept), "tape.room"))
+        if loop.places is not None:
+            self.rooms[loop.loop.header] = (take_room(b, self.tape, room), trips)
+        if kept:
+            push(b, self.tape, trips, reserved=True)
 
     # ---- instructions: tangents are not computed here, only pointer shadows --------------
     _SHADOWED = frozenset(

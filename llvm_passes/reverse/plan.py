@@ -188,17 +188,13 @@ class Plan:
         }
 
     @cached_property
-    def _entered(self) -> dict[str, list[LoopPlan]]:
-        out: dict[str, list[LoopPlan]] = {}
-        for lp in self.loops.values():
-            if lp.reserve is not None:
-                out.setdefault(lp.loop.preheader, []).append(lp)
-        return out
+    def _entered(self) -> dict[str, LoopPlan]:
+        return {lp.loop.preheader: lp for lp in self.loops.values() if lp.reserve is not None}
 
-    def entered_from(self, preheader: str) -> list[LoopPlan]:
-        """The loops with reserved room that `preheader` may enter, in the order it makes
-        their room (more than one: LLVM's unswitched copies of a loop)."""
-        return self._entered.get(preheader, [])
+    def entered_from(self, preheader: str) -> LoopPlan | None:
+        """The loop with reserved room that `preheader` enters (every loop has a preheader of
+        its own: `transforms.loops.dedicated_preheaders`)."""
+        return self._entered.get(preheader)
 
     def step(self, inst: Instruction) -> Step:
         return self.steps.get(inst, _NOTHING)

@@ -324,27 +324,22 @@ class Reverse:
                 self.b.store(saved, self.saved_slots[(lp.header, *key)], 8)
         if loop.places is None:
             return
-        # the rooms its preheader took, given back: its own, and those of the loops the
-        # preheader might have entered instead (LLVM's unswitched copies; the reverse sweep
-        # pushes nothing, so its own room's values stay where they are)
-        taken = [o for o in self.plan.entered_from(lp.preheader) if o.places is not None]
-        for other in reversed(taken):
-            c = other.loop.counter
-            trips = (
-                pop(self.b, self.tape, I64, "trips")
-                if other.keeps_trips
-                else trip_count(
-                    self.b,
-                    other,
-                    self.value("primal", c.start),
-                    self.value("primal", other.bound[1]),  # type: ignore[index]
-                )
+        # the room its preheader took, given back (the reverse sweep pushes nothing, so the
+        # room's values stay where they are)
+        trips = (
+            pop(self.b, self.tape, I64, "trips")
+            if loop.keeps_trips
+            else trip_count(
+                self.b,
+                loop,
+                self.value("primal", lp.counter.start),
+                self.value("primal", loop.bound[1]),  # type: ignore[index]
             )
-            per_iteration = const(I64, 8 * other.per_iteration(self.width))
-            room = give_back(self.b, self.tape, self.b.binop("mul", trips, per_iteration, "room"))
-            if other is loop:
-                self.b.store(room, self.rooms[lp.header][0], 8)
-                self.b.store(trips, self.rooms[lp.header][1], 8)
+        )
+        per_iteration = const(I64, 8 * loop.per_iteration(self.width))
+        room = give_back(self.b, self.tape, self.b.binop("mul", trips, per_iteration, "room"))
+        self.b.store(room, self.rooms[lp.header][0], 8)
+        self.b.store(trips, self.rooms[lp.header][1], 8)
 
     def induction(self, lp: CountedLoop, ind: Induction, kind: str = "primal") -> Value:
         """An induction variable of `lp` in the current iteration, from the loop's counter

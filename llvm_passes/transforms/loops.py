@@ -1,19 +1,41 @@
-"""Loop rewrites before reverse differentiation: every `while` loop gets an iteration
-counter (it becomes a counted loop, replayed by counting down), every edge leaving a
-counted loop a block of its own (where the forward sweep saves the loop's last counter),
-a value that a loop-invariant choice keeps from iteration to iteration is read from before
-the loop, and a pointer stepped through memory is computed from the loop's counter. The
-primal computes what it did."""
+"""Loop rewrites before reverse differentiation: every loop gets a preheader of its own,
+every `while` loop an iteration counter (it becomes a counted loop, replayed by counting
+down), every edge leaving a counted loop a block of its own (where the forward sweep saves
+the loop's last counter), a value that a loop-invariant choice keeps from iteration to
+iteration is read from before the loop, and a pointer stepped through memory is computed
+from the loop's counter. The primal computes what it did."""
 
 from __future__ import annotations
 
 from ..analysis.cfg import cfg, dominators
-from ..analysis.loops import CountedLoop, counted_loops, dominated
+from ..analysis.loops import CountedLoop, counted_loops, dominated, loop_headers
 from ..analysis.readonly import users
 from ..ir import I8, I64, PTR, Block, Constant, Function, Instruction, Value, const
 from ..ir.builder import Namer
 from ..ir.types import size_in_bytes
 from .dead import drop_dead
+
+
+def dedicated_preheaders(fn: Function) -> None:
+    """Give every loop entered from one block outside it a preheader whose only successor is
+    the loop's header (an empty block branching on), so the room the forward sweep takes on
+    the tape for the loop's values is taken only when the loop is entered: LLVM's unswitching
+    leaves preheaders that branch to the loop or past it. Idempotent."""
+    g = cfg(fn)
+    idom = dominators(g)
+    for header in loop_headers(g):
+        outside = [p for p in g.preds[header] if not dominated(idom, p, header)]
+        if len(outside) != 1 or set(g.succs[outside[0]]) == {header}:
+            continue
+        pre = fn.block(outside[0])
+        edge = Block(f"{pre.name}.to.{header}.enzpy.pre", [Instruction("br", labels=[header])])
+        fn.blocks.insert(fn.blocks.index(fn.block(header)), edge)
+        term = pre.terminator
+        term.labels = [edge.name if t == header else t for t in term.labels]
+        for phi in fn.block(header).phis:
+            kept = dict(zip(phi.labels, phi.operands, strict=True))  # one edge in, one entry
+            kept[edge.name] = kept.pop(pre.name)
+            phi.labels, phi.operands = list(kept), list(kept.values())
 
 
 def count_iterations(fn: Function) -> None:

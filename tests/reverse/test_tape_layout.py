@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import numba
 import numpy as np
 import pytest
 from harness import check_all, check_reverse, dot_test, reverse_functions
@@ -598,3 +599,37 @@ def test_a_loop_with_branches_keeps_the_ids_in_places(f, args, active, tmp_path)
     )
     assert re.search(r"%pred\.id\d* = load i64, ptr %place", diffe)
     check_all(ez.enzyme_jit(f), list(args), list(active))
+
+
+@numba.njit
+def _sum_of_sines(v, k):
+    r = 0.0
+    for i in range(k):
+        r += np.sin(v[(i + 2) % v.shape[0]] ** 3)
+    return r
+
+
+@ez.enzyme_jit
+def _return_beside_an_inner_loop(x, y, a, n, stop):
+    m = x.shape[0]
+    s = 0.0
+    w = np.empty(m)
+    for i in range(4):
+        x[:] = y * x
+        t = y * 2.0
+        w[:] = x * 0.5
+        for _ in range(min(int(2.5 + 2.0 * np.tanh(_sum_of_sines(w, n))), m)):
+            if i == stop:  # LLVM unswitches it: the inner loop's preheader may return
+                return (s + t[1]) * w[2]
+            s -= (w[i + 1] if i + 1 < m else 2.0) * a
+    return s
+
+
+@pytest.mark.parametrize("stop", [0, 2, 9])
+def test_a_preheader_that_returns_instead_of_entering_its_loop(stop):
+    """The room a loop's values take on the tape is taken only when the loop is entered
+    (it was taken before the unswitched branch, never given back, and the reverse sweep
+    read shadow pointers from the wrong cells: a segfault found by the property programs)."""
+    rng = np.random.default_rng(stop)
+    x, y = rng.uniform(0.5, 1.0, 11), rng.uniform(0.8, 1.1, 11)
+    check_all(_return_beside_an_inner_loop, [x, y, 1.1, 8, stop], [0, 1, 2])
