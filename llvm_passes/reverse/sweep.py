@@ -17,6 +17,8 @@ cells concurrently.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from .. import rules, scopes
 from ..analysis.activity import ActivityResult
 from ..analysis.increments import increments
@@ -681,8 +683,25 @@ class Reverse:
             return access
         # (whose shadow it is, in the root only: a derivative running once per call, whose
         # arguments' memory existed before anything it allocates)
-        side = _side(primal) if self.synth.reload == self.fn.name else scopes.SHADOW
+        side = self._side(primal) if self.synth.reload == self.fn.name else scopes.SHADOW
         return scopes.mark(self.module, access, side)
+
+    def _side(self, primal: Value) -> str:
+        """The shadows the shadow of pointer `primal` is among (`scopes`): the arguments'
+        (GIVEN), those of some allocations of the function (apart from the others'), or
+        any."""
+        root = roots(primal)
+        if root and all(isinstance(r, Argument) for r in root):
+            return scopes.GIVEN
+        sites = [allocation(r) for r in root]
+        if not sites or any(s not in self._allocations.index for s in sites):
+            return scopes.SHADOW
+        return self._allocations.side(sites)
+
+    @cached_property
+    def _allocations(self) -> scopes.Allocations:
+        sites = [i for i in self.fn.instructions() if allocation(i) is i]
+        return scopes.Allocations(self.module, sites)
 
     def owns(self, border: Border) -> Value:
         """Whether the chunk owns the cell a load with `border` reads in this iteration."""
@@ -958,14 +977,3 @@ def _on_stack(access: Instruction) -> bool:
     """Whether a load or store addresses a stack slot."""
     ptr = access.operands[1 if access.opcode == "store" else 0]
     return any(isinstance(r, Instruction) and r.opcode == "alloca" for r in roots(ptr))
-
-
-def _side(primal: Value) -> str:
-    """The shadows the shadow of pointer `primal` is among (`scopes`): an argument's
-    (GIVEN), memory's the function allocates (MADE), or either (SHADOW)."""
-    root = roots(primal)
-    if len(root) != 1:
-        return scopes.SHADOW
-    if isinstance(root[0], Argument):
-        return scopes.GIVEN
-    return scopes.MADE if allocation(root[0]) is not None else scopes.SHADOW

@@ -5,8 +5,10 @@ iteration's array through a name carried over (a phi). Both modes against finite
 differences and the dot test; the tape and the kept copies measured to show which was
 done."""
 
+import re
+
 import numpy as np
-from harness import check_all
+from harness import check_all, reverse_functions
 
 import enzpy as ez
 
@@ -130,3 +132,36 @@ def test_temporaries_from_two_allocations():
     x = np.linspace(0.1, 1.3, 1000)
     ez.gradient(ez.Reverse, alternating_temporaries, x, 4)
     assert ez.last_tape_bytes() < 1000 * 4 * 2
+
+
+def row_energies(x, w):
+    """Temporaries of array expressions, each read by the next."""
+    y = x * w
+    sq = y * y
+    return np.sum(np.tanh(sq.sum(axis=1)))
+
+
+def _allocations_of(module: str, attached: str) -> frozenset[str]:
+    """The allocations (`enzpy.allocation.<i>`) whose shadows an access's `!alias.scope`
+    list names, in a module's metadata."""
+    names = dict(
+        re.findall(r'^!(\d+) = distinct !\{!\d+, !\d+, !"(enzpy\.allocation\.\d+)"\}', module, re.M)
+    )
+    (listed,) = re.findall(rf"^!{attached} = !\{{(.*)\}}$", module, re.M)
+    return frozenset(names[m] for m in re.findall(r"!(\d+)", listed) if m in names)
+
+
+def test_the_shadows_of_distinct_allocations_are_apart(tmp_path):
+    """The reverse sweep's accesses to the shadows of `y` and `sq` name different
+    allocations (LLVM is told that they never overlap: the loop adding the shadow of `sq`
+    into that of `y` vectorizes without checking them apart), and the gradient is right."""
+    rng = np.random.default_rng(3)
+    args = (rng.standard_normal((40, 7)), rng.standard_normal((40, 7)))
+    (diffe,) = reverse_functions(row_energies, args, (0, 1), tmp_path).values()
+    module = (tmp_path / "row_energies.ll").read_text()
+    scopes = set(
+        re.findall(r"^  (?:store|%\S+ = load) double [^\n]*!alias\.scope !(\d+)", diffe, re.M)
+    )
+    named = {_allocations_of(module, n) for n in scopes} - {frozenset()}
+    assert len(named) >= 2 and all(len(a) == 1 for a in named)
+    check_all(ez.enzyme_jit(row_energies), list(args), [0, 1])
