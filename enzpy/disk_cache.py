@@ -42,7 +42,7 @@ from .bridge import pool
 
 _FORMAT = 1  # the layout of an entry's file
 #: entries loaded and written by this process
-stats = {"loaded": 0, "written": 0}
+stats = {"loaded": 0, "written": 0, "pools loaded": 0}
 _ADDRESS = re.compile(r"inttoptr \(i64 \d{5,}")  # an address of this process, in IR
 
 
@@ -78,6 +78,8 @@ class Stored:
         }
         if _write(self.path, self.key, payload):
             stats["written"] += 1
+        if pool.ALLOCATOR in needs:
+            _ensure_pool(os.path.dirname(self.path))
 
 
 def _write(path: str, key: str, content: Any) -> bool:
@@ -173,7 +175,7 @@ def _load(stored: Stored) -> None:
         content = _read(stored.path, stored.key)
         codegen = cpu_target.target_context.codegen()
         if pool.ALLOCATOR in content["needs"]:
-            pool.ensure()
+            _ensure_pool(os.path.dirname(stored.path))
         if not all(_resolvable(codegen, name) for name in content["needs"]):
             return
         with global_compiler_lock:
@@ -184,6 +186,20 @@ def _load(stored: Stored) -> None:
         stats["loaded"] += 1
     except Exception:  # missing, truncated, corrupt or from another layout: rebuilt
         return
+
+
+def _ensure_pool(directory: str) -> None:
+    """The derivatives' allocator (`pool`) in this process, and a copy of its machine code
+    in `directory`: loaded from there where a valid copy is, else compiled (or already
+    compiled) and the copy written."""
+    path, key = os.path.join(directory, "pool.lib"), repr(("pool", _environment()))
+    try:
+        compiled = _read(path, key)
+    except Exception:  # missing, truncated, corrupt or stale: written again
+        pool.ensure()
+        _write(path, key, pool.compiled_code())
+    else:
+        stats["pools loaded"] += pool.ensure(compiled)
 
 
 def _digest(text: str) -> str:

@@ -22,9 +22,9 @@ on several threads, and arrays freed by the garbage collector, share them. A blo
 so that Numba's data, which follows its 48-byte `MemInfo` (Numba 0.68's layout; another
 would change the alignment only), is 64-aligned.
 
-The module is compiled once per process; its symbols are the process's, so machine code
-loaded from the disk cache finds them (`ensure` runs before derivatives are built or
-loaded).
+The module is compiled once per process, or loaded with the disk cache's derivatives
+(`disk_cache`); its symbols are the process's, so machine code loaded from the disk cache
+finds them (`ensure` runs before derivatives are built or loaded).
 """
 
 from __future__ import annotations
@@ -308,20 +308,33 @@ out:
 _library: list[Any] = []  # the compiled module, kept for the process's life
 
 
-def ensure() -> None:
-    """Compile the pool once in this process and make `ALLOCATOR` a process symbol."""
+def ensure(compiled: Any = None) -> bool:
+    """Make `ALLOCATOR` a process symbol: the pool compiled once in this process, or loaded
+    from `compiled` (what `compiled_code` gave in another process with this enzpy); whether
+    it was loaded now."""
     if _library:
-        return
+        return False
     with global_compiler_lock:
         if _library:
-            return
+            return False
         llvm.add_symbol(_ALLOC_EXTERNAL, _alloc_external_address())
         codegen = cpu_target.target_context.codegen()
-        library = codegen.create_library("enzpy.pool")
-        library.add_llvm_module(llvm.parse_assembly(_IR))
-        library.finalize()
+        if compiled is not None:
+            library = codegen.unserialize_library(compiled)
+        else:
+            library = codegen.create_library("enzpy.pool")
+            library.enable_object_caching()
+            library.add_llvm_module(llvm.parse_assembly(_IR))
+            library.finalize()
         llvm.add_symbol(ALLOCATOR, library.get_pointer_to_function(ALLOCATOR))
         _library.append(library)
+        return compiled is not None
+
+
+def compiled_code() -> Any:
+    """The pool's machine code, for `ensure` in another process (the disk cache)."""
+    ensure()
+    return _library[0].serialize_using_object_code()
 
 
 def kept_bytes() -> int:

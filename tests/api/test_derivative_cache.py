@@ -1,6 +1,6 @@
 """`@ez.enzyme_jit(cache=True)`: derivatives kept on disk beside Numba's cache, loaded by a
-second process; a changed function (its code, a helper's, a global it reads) or a corrupt
-file is rebuilt, never loaded. Each run is a fresh interpreter."""
+second process (with the allocator they call); a changed function (its code, a helper's, a
+global it reads) or a corrupt file is rebuilt, never loaded. Each run is a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -77,6 +77,12 @@ def test_derivatives_cached_across_processes(tmp_path):
     second = _run(tmp_path)
     assert (second["loaded"], second["written"]) == (2, 0)
     assert second["g"] == first["g"] and second["fwd"] == first["fwd"]
+    # the derivatives' allocator is loaded beside them, not compiled again
+    (pool,) = tmp_path.glob("__pycache__/enzpy/pool.lib")
+    assert (first["pools loaded"], second["pools loaded"]) == (0, 1)
+    pool.write_bytes(pool.read_bytes()[:-100])  # truncated: compiled and written again
+    assert _run(tmp_path)["pools loaded"] == 0
+    assert _run(tmp_path)["pools loaded"] == 1
 
     entries[0].write_bytes(b"not an entry")  # corrupt ...
     entries[1].write_bytes(entries[1].read_bytes()[:-100])  # ... and truncated
