@@ -14,16 +14,16 @@ effects):
   neighbouring cells, `x[i - 1]` and `x[i + 1]`, are left to LLVM: vectorized, their
   overlapping vector updates stall on store-to-load forwarding);
 - the shadow memory of a store is touched by that iteration only: every active access of
-  its allocation has the store's address, and it is memory the function allocates (apart
-  from every other allocation and argument), or an argument whose memory the caller checked
-  apart from that of every other argument the loop's active accesses reach.
+  its memory has the store's address, and the memory is apart from every other the loop's
+  active accesses reach (`pointers.apart`: memory the function allocates, arguments the
+  caller checked apart, arrays a time loop rotates).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..ir import Argument, Function, Instruction, Value
+from ..ir import Function, Instruction, Value
 from ..ir.types import size_in_bytes
 from ..rules import effects
 from ..rules.registry import PURE
@@ -31,7 +31,7 @@ from .activity import ActivityResult
 from .affine import address
 from .cfg import CFG
 from .loops import CountedLoop, loop_headers
-from .pointers import owner
+from .pointers import apart, owner_or_rotation
 
 
 def independent_loops(
@@ -85,11 +85,10 @@ def _independent(
             or (isinstance(base, Instruction) and base.block_name in lp.blocks)
         ):
             return False
-        memory = owner(base)
+        memory = owner_or_rotation(base)
         if memory is None:
             return False
         cells.setdefault(memory, []).append((stored, base, offset.coef, offset.const))
-    arguments = [m for m in cells if isinstance(m, Argument)]
     for memory, accesses in cells.items():
         shifted: dict[int, set[tuple[int, int]]] = {}
         for _, base, coef, at in accesses:
@@ -100,8 +99,6 @@ def _independent(
             continue
         if len({(id(base), coef, at) for _, base, coef, at in accesses}) != 1:
             return False
-        if isinstance(memory, Argument) and any(
-            a is not memory and not {a.index, memory.index} <= distinct for a in arguments
-        ):
+        if any(other is not memory and not apart(memory, other, distinct) for other in cells):
             return False
     return True

@@ -96,6 +96,22 @@ def owner_or_rotation(p: Value) -> Value | None:
     return found if found is not None or rotation(p) is None else p
 
 
+def apart(memory: Value, other: Value | None, distinct: frozenset[int]) -> bool:
+    """Whether memory `other` is known not to overlap `memory` (each an argument, an
+    allocation or a rotating phi, `owner_or_rotation`; arguments by the caller's check that
+    those in `distinct` are apart)."""
+    if other is memory or other is None:
+        return False
+    turns = [r for r in (rotation(memory), rotation(other)) if r is not None]
+    if len(turns) == 2:  # phis of one rotation
+        return turns[0][0] == turns[1][0]
+    if turns:  # a rotating phi, and memory apart from all it rotates
+        return not ({memory, other} & turns[0][1])
+    if isinstance(memory, Argument) and isinstance(other, Argument):
+        return {memory.index, other.index} <= distinct
+    return True
+
+
 def memory_key(r: Value) -> Value:
     """What memory a root pointer addresses, for matching accesses: a runtime allocation's
     data (whichever of its data pointers is used), else the root itself."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..ir import Argument, Function, Instruction, Type, Value
+from ..ir import Function, Instruction, Type, Value
 from ..ir.types import size_in_bytes
 from ..rules import effects
 from ..rules.registry import PURE
@@ -33,7 +33,7 @@ from .activity import ActivityResult
 from .affine import address, integer
 from .cfg import CFG, dominators
 from .loops import CountedLoop, dominated, loop_headers
-from .pointers import owner_or_rotation, rotation
+from .pointers import apart, owner_or_rotation
 
 MAX_SPAN = 8  # cells from the lowest to the highest offset of a window
 
@@ -127,7 +127,7 @@ def _windows(
             or len(offsets) < 2
             or max(offsets) - lowest > MAX_SPAN
             or memory is None
-            or any(not _apart(memory, s, distinct) for s in stored)
+            or any(not apart(memory, s, distinct) for s in stored)
         ):
             continue
         aligns = {load.align for load, *_ in loads}
@@ -147,18 +147,3 @@ def _first(lp: CountedLoop) -> int:
     """The loop counter's first value if it is a constant, else the lowest integer."""
     start = integer(lp.counter.start)
     return -(2**63) if start is None else start
-
-
-def _apart(memory: Value, other: Value | None, distinct: frozenset[int]) -> bool:
-    """Whether memory `other` is known not to overlap `memory` (arguments, allocations or
-    rotating phis, `pointers.owner_or_rotation`)."""
-    if other is memory or other is None:
-        return False
-    turns = [r for r in (rotation(memory), rotation(other)) if r is not None]
-    if len(turns) == 2:  # phis of one rotation
-        return turns[0][0] == turns[1][0]
-    if turns:  # a rotating phi, and memory apart from all it rotates
-        return not ({memory, other} & turns[0][1])
-    if isinstance(memory, Argument) and isinstance(other, Argument):
-        return {memory.index, other.index} <= distinct
-    return True

@@ -61,6 +61,18 @@ def _recurrence(x, y):
     return y[x.shape[0] - 1]
 
 
+def _rotation(x, steps):
+    """Three buffers a time loop rotates: the store into `nxt` is apart from `cur` and
+    `prev` in every step, so the update is marked (with the loops of `x * 0.9` and
+    `cur * cur`: three; two before rotations were known apart here)."""
+    prev, cur, nxt = x.copy(), x * 0.9, np.empty_like(x)
+    for _ in range(steps):
+        for i in range(x.shape[0]):
+            nxt[i] = 1.5 * cur[i] - 0.5 * prev[i] * cur[i]
+        prev, cur, nxt = cur, nxt, prev
+    return np.sum(cur * cur)
+
+
 def _reverse_sweep(f, args, active, tmp_path) -> str:
     """The reverse sweep's IR of a fresh compile of `f` for `args` (`active`: indices)."""
     (diffe, *_) = (
@@ -88,8 +100,9 @@ _U = _RNG.uniform(-1.0, 1.0, (5, 4))
         (_rows, (_U,), (0,), 1),
         (_neighbours, (_X, _W), (0, 1), 0),
         (_recurrence, (_X, _Y), (0, 1), 0),
+        (_rotation, (_X, 4), (0,), 3),
     ],
-    ids=["scale_into", "temporary", "rows", "neighbours", "recurrence"],
+    ids=["scale_into", "temporary", "rows", "neighbours", "recurrence", "rotation"],
 )
 def test_marked_loops_and_their_derivatives(f, args, active, marked, tmp_path):
     assert _marked(_reverse_sweep(f, args, active, tmp_path)) == marked
