@@ -334,7 +334,7 @@ class _Planner:
     def result(self) -> Plan:
         reserved = self.reserved
         places = {h: self._places(h) for h in self.loops}
-        ids = {h: self._id_places(h) if places[h] is not None else {} for h in self.loops}
+        ids = {h: self._id_places[h] if places[h] is not None else {} for h in self.loops}
         return Plan(
             graph=self.graph,
             index=self.index,
@@ -786,7 +786,7 @@ class _Planner:
             ):
                 continue
             kinds = [k for i in insts if i in self.steps for k, _ in self.steps[i].pushes]
-            ids = max(sum(self.pushes_id[b] for b in lp.blocks), len(self._id_places(lp.header)))
+            ids = max(sum(self.pushes_id[b] for b in lp.blocks), len(self._id_places[lp.header]))
             primals = kinds.count("primal") + ids
             shadows = kinds.count("shadow")
             if primals or shadows:
@@ -802,18 +802,22 @@ class _Planner:
             for i in self.fn.block(b).instructions
         )
 
-    def _id_places(self, header: str) -> dict[str, int]:
-        """`LoopPlan.ids`: the loop's joins whose predecessors push their ids, each a place
-        from the end of the iteration's part (the last ones, its room's id count)."""
-        joins = [
-            b.name
-            for b in self.fn.blocks
-            if b.name in self.loops[header].blocks
-            and len(self.graph.preds[b.name]) > 1
-            and b.name not in self.loops
-            and b.name not in self.decided
-        ]
-        return {join: k for k, join in zip(range(len(joins), 0, -1), joins, strict=True)}
+    @cached_property
+    def _id_places(self) -> dict[str, dict[str, int]]:
+        """Header -> `LoopPlan.ids`: the loop's joins whose predecessors push their ids, each
+        a place from the end of the iteration's part (the last ones, its room's id count)."""
+        out = {}
+        for header, lp in self.loops.items():
+            joins = [
+                b.name
+                for b in self.fn.blocks
+                if b.name in lp.blocks
+                and len(self.graph.preds[b.name]) > 1
+                and b.name not in self.loops
+                and b.name not in self.decided
+            ]
+            out[header] = dict(zip(joins, range(len(joins), 0, -1), strict=True))
+        return out
 
     def _places(self, header: str) -> dict[Instruction, tuple[int, int]] | None:
         """`LoopPlan.places` of a loop with reserved room, else None."""
