@@ -189,7 +189,12 @@ class Plan:
 
     @cached_property
     def _entered(self) -> dict[str, LoopPlan]:
-        return {lp.loop.preheader: lp for lp in self.loops.values() if lp.reserve is not None}
+        out: dict[str, LoopPlan] = {}
+        for lp in self.loops.values():
+            if lp.reserve is not None:
+                assert lp.loop.preheader not in out, "two loops entered from one preheader"
+                out[lp.loop.preheader] = lp
+        return out
 
     def entered_from(self, preheader: str) -> LoopPlan | None:
         """The loop with reserved room that `preheader` enters (every loop has a preheader of
