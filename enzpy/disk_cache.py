@@ -196,7 +196,6 @@ def _ensure_pool(directory: str) -> None:
     try:
         compiled = _read(path, key)
     except Exception:  # missing, truncated, corrupt or stale: written again
-        pool.ensure()
         _write(path, key, pool.compiled_code())
     else:
         stats["pools loaded"] += pool.ensure(compiled)

@@ -285,13 +285,10 @@ class Reverse:
         if block.name in self.plan.decided:
             self.decide(block.name, adjs, new)
             return
-        placed = self.plan.placed.get(block.name)
         if not self.plan.pops_id(block.name) or len(preds) == 1:
-            if self.plan.pops_id(block.name) and preds[0] not in self.plan.placed:
-                pop(self.b, self.tape, I64, "pred.id")  # pushed for another successor's sake
-            self.transfer(adjs, preds[0])
-            self.b.insert(Instruction("br", labels=[self.rev_blocks[preds[0]].name]))
+            self.back_to(preds[0], adjs)
             return
+        placed = self.plan.placed.get(block.name)
         if placed is None:
             pred_id = pop(self.b, self.tape, I64, "pred.id")
         else:

@@ -27,15 +27,20 @@ def dedicated_preheaders(fn: Function) -> None:
         outside = [p for p in g.preds[header] if not dominated(idom, p, header)]
         if len(outside) != 1 or set(g.succs[outside[0]]) == {header}:
             continue
-        pre = fn.block(outside[0])
-        edge = Block(f"{pre.name}.to.{header}.enzpy.pre", [Instruction("br", labels=[header])])
-        fn.blocks.insert(fn.blocks.index(fn.block(header)), edge)
-        term = pre.terminator
-        term.labels = [edge.name if t == header else t for t in term.labels]
-        for phi in fn.block(header).phis:
-            kept = dict(zip(phi.labels, phi.operands, strict=True))  # one edge in, one entry
-            kept[edge.name] = kept.pop(pre.name)
-            phi.labels, phi.operands = list(kept), list(kept.values())
+        _split_edge(fn, fn.block(outside[0]), header, "enzpy.pre")
+
+
+def _split_edge(fn: Function, block: Block, target: str, kind: str) -> None:
+    """Put an empty block, `<block>.to.<target>.<kind>`, on the edges from `block` to
+    `target` (one edge in: a phi of `target` keeps one entry for it)."""
+    edge = Block(f"{block.name}.to.{target}.{kind}", [Instruction("br", labels=[target])])
+    fn.blocks.insert(fn.blocks.index(fn.block(target)), edge)
+    block.terminator.labels = [edge.name if t == target else t for t in block.terminator.labels]
+    for phi in fn.block(target).phis:
+        kept: dict[str, Value] = {}
+        for label, v in zip(phi.labels, phi.operands, strict=True):
+            kept.setdefault(edge.name if label == block.name else label, v)
+        phi.labels, phi.operands = list(kept), list(kept.values())
 
 
 def count_iterations(fn: Function) -> None:
@@ -74,13 +79,7 @@ def split_exit_edges(fn: Function) -> None:
             left = [lp for lp in loops if block.name in lp.blocks and target not in lp.blocks]
             if not left or target.endswith(".enzpy.exit"):
                 continue
-            edge = Block(
-                f"{block.name}.to.{target}.enzpy.exit", [Instruction("br", labels=[target])]
-            )
-            fn.blocks.insert(fn.blocks.index(fn.block(target)), edge)
-            term.labels = [edge.name if t == target else t for t in term.labels]
-            for phi in fn.block(target).phis:
-                phi.labels = [edge.name if t == block.name else t for t in phi.labels]
+            _split_edge(fn, block, target, "enzpy.exit")
 
 
 def read_kept_values_before_loops(fn: Function) -> None:
