@@ -663,8 +663,7 @@ def reverse_functions(f, args, active_idx, directory: pathlib.Path) -> dict[str,
     """The reverse sweeps of `f` itself (`diffe_<f>.<activities>`, its twin `.aliased`
     included; not its callees' nor the entry points calling them) enzpy synthesizes for a
     fresh `ez.enzyme_jit(f)` at `args` (`active_idx` Duplicated or Active, the rest Const),
-    by name,
-    as `ENZPY_DUMP_IR=directory` writes them."""
+    by name, as `ENZPY_DUMP_IR=directory` writes them."""
     before = os.environ.get("ENZPY_DUMP_IR")
     os.environ["ENZPY_DUMP_IR"] = str(directory)
     try:

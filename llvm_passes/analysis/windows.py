@@ -15,9 +15,9 @@ it). So a window is made, in an innermost loop counting up by one whose calls to
 memory, for the active float loads of one base at `base + (i + c)` cells (constants `c`,
 two or more, at most `MAX_SPAN` cells apart; the wraparound Numba adds for a negative index
 0 from the counter's first value on), one of them in a block every iteration runs, when
-every active float store of the loop writes memory known apart from the window's: memory
-the function allocates, or an argument the caller checked apart (`distinct`), or another of
-the arrays a loop rotates (`prev, cur, nxt = cur, nxt, prev`).
+every active float store of the loop writes memory known apart from the window's
+(`pointers.apart`: memory the function allocates, an argument the caller checked apart, or
+another of the arrays a loop rotates, `prev, cur, nxt = cur, nxt, prev`).
 """
 
 from __future__ import annotations
