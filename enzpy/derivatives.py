@@ -96,8 +96,12 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
         dispatcher = numba.njit(**options)(dispatcher.py_func)
         dispatcher.compile(argtypes)
         symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
-    texts = parallel_calls(bridge.modules_for(symbol))
-    rule_calls.register(name for text in texts for name in bridge.capture.defined_symbols(text))
+    texts = parallel_calls(_modules_for(symbol))
+    rule_calls.register(
+        name
+        for text in texts
+        for name in (*bridge.capture.defined_symbols(text), *bridge.capture.called_symbols(text))
+    )
     module = inline_small_callees(powers_as_intrinsics(texts), symbol)
     unresolved = bridge.capture.UNRESOLVED  # recursion between overloads: direct calls
     link.calls_made_direct(
@@ -117,6 +121,12 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     drop_argument_refcounts(root, [a.position for a in flat if a.role == "meminfo"])
     fold_sign_tests(root, frozenset(a.position for a in flat if a.role in _SIZE_ROLES))
     return module, symbol, library, signature.return_type
+
+
+def _modules_for(symbol: str) -> list[str]:
+    """The module texts of `symbol` and its Numba callees, but for callees declared inactive
+    (the engine does not read their code)."""
+    return bridge.modules_for(symbol, opaque=rule_calls.declared_inactive)
 
 
 _written: dict[tuple, tuple[bool, ...]] = {}
@@ -304,7 +314,7 @@ class _Synthesis:
 def _refuse_non_additive_reductions(f: Any, primal: Any, argtypes: tuple, symbol: str) -> None:
     """Refuse reverse mode of a parallel loop reducing other than by `+=`/`-=`: the adjoint
     of a per-thread partial result would depend on which thread ran which chunk."""
-    other = combiners(bridge.modules_for(symbol)) - {ADDITIVE}
+    other = combiners(_modules_for(symbol)) - {ADDITIVE}
     if other:
         lines = non_additive_updates(primal, argtypes)
         raise NoDerivativeError(

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import gc
 import re
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numba
 from numba.core import codegen as _codegen
 from numba.core.dispatcher import Dispatcher
+
+from .names import demangle
 
 __all__ = [
     "install_hook",
@@ -114,15 +117,15 @@ def function_ir(symbol: str) -> str | None:
         return _registry.get(symbol)
 
 
-def modules_for(root: str) -> list[str]:
+def modules_for(root: str, opaque: Callable[[str], bool] = lambda _: False) -> list[str]:
     """Module texts needed for `root`: its own, then those of its Numba callees, transitively.
 
     Callees are the declarations of a module that name a Numba-compiled function: their IR
     is the captured one or, for a function compiled while the hook did not see it (loaded
     from Numba's disk cache, compiled before enzpy was imported), that of a compilation
     made again (`compiled_again`). Runtime functions (NRT, C helpers, libm, intrinsics)
-    stay declarations, and so do callees whose IR cannot be had. Raises KeyError when
-    `root` was not captured.
+    stay declarations, and so do the callees `opaque` names and those whose IR cannot be
+    had. Raises KeyError when `root` was not captured.
     """
     first = function_ir(root)
     if first is None:
@@ -142,7 +145,7 @@ def modules_for(root: str) -> list[str]:
         out.append(text)
         seen_syms.update(defined_symbols(text))
         for name in called_symbols(text):
-            if name in seen_syms or is_runtime_symbol(name):
+            if name in seen_syms or is_runtime_symbol(name) or opaque(name):
                 continue
             seen_syms.add(name)
             callee = function_ir(name)
@@ -194,12 +197,20 @@ def compiled_again(symbol: str) -> list[str]:
 
 def _overload_named(symbol: str) -> tuple[Any, tuple] | None:
     """(dispatcher, argument types) of the compiled overload whose symbol is `symbol`."""
-    for obj in gc.get_objects():
+    for obj in _dispatchers_named(symbol):
         if issubclass(type(obj), Dispatcher):  # (not a proxy to a dead object)
             for argtypes, cres in list(obj.overloads.items()):
                 if getattr(cres.fndesc, "mangled_name", None) == symbol:
                     return obj, argtypes
     return None
+
+
+def _dispatchers_named(symbol: str) -> Iterator[Any]:
+    """The module-level function `symbol` names (usually its dispatcher), then every object
+    (a function defined in a function, or bound to another name)."""
+    module, _, name = demangle(symbol).rpartition(".")
+    yield getattr(sys.modules.get(module), name, None)
+    yield from gc.get_objects()
 
 
 def compiled_function(dispatcher: Any, argtypes: tuple | None = None) -> tuple[str, Any, Any]:

@@ -156,28 +156,43 @@ def _conformed(t: types.Type, like: str, value: str) -> str:
 def register(symbols: Iterable[str]) -> None:
     """Enter into the engine's table the rules of the functions among `symbols`: overloads
     of functions with rules, and library implementations declared to take some."""
-    wanted = set(symbols)
+    for name in set(symbols):
+        found = _rules_of_symbol(name)
+        if found is not None:
+            _register(name, *found)
+
+
+def declared_inactive(name: str) -> bool:
+    """Whether calls to the function `name` were declared to carry no derivative
+    (`ez.inactive`): the engine need not read its code."""
+    found = _rules_of_symbol(name)
+    return found is not None and found[0].inactive
+
+
+def _rules_of_symbol(
+    name: str,
+) -> tuple[Rules, tuple, types.Type, frozenset[int] | None] | None:
+    """(rules, argument types, result type, arguments written) of the function `name` when
+    it is an overload of a function with rules or a library implementation declared to take
+    some."""
     for dispatcher, rules in list(ruled().items()):
         for argtypes, cres in list(dispatcher.overloads.items()):
-            name = cres.fndesc.mangled_name
-            if name in wanted:
-                _register(name, rules, tuple(argtypes), cres.signature.return_type)
-    for name in wanted:
-        qualname = demangle(name)
-        argtypes = argument_types(name) if implemented(qualname) else None
-        if argtypes is None:
-            continue
-        argtypes = tuple(t for t in argtypes if not isinstance(t, types.Omitted))
-        library = implementation(qualname, argtypes)
-        if library is None:
-            continue
-        f = dispatcher_of(library.f)
-        given = rules_of(f)
-        if given is None:
-            continue
-        f.compile(argtypes)
-        restype = f.overloads[argtypes].signature.return_type
-        _register(name, given, argtypes, restype, library.writes)
+            if cres.fndesc.mangled_name == name:
+                return rules, tuple(argtypes), cres.signature.return_type, None
+    qualname = demangle(name)
+    argtypes = argument_types(name) if implemented(qualname) else None
+    if argtypes is None:
+        return None
+    argtypes = tuple(t for t in argtypes if not isinstance(t, types.Omitted))
+    library = implementation(qualname, argtypes)
+    if library is None:
+        return None
+    f = dispatcher_of(library.f)
+    given = rules_of(f)
+    if given is None:
+        return None
+    f.compile(argtypes)
+    return given, argtypes, f.overloads[argtypes].signature.return_type, library.writes
 
 
 def _register(

@@ -3,6 +3,7 @@
 both modes, split mode, loops, Numba code, and when the ruled function is the root."""
 
 import math
+import re
 
 import numba
 import numpy as np
@@ -413,6 +414,19 @@ def test_inactive_function_carries_no_derivative():
     assert log[0] == 2.0  # it ran
     t = ez.autodiff(ez.Forward, logged, ez.Duplicated(x, np.ones(2)), ez.Const(log))
     assert t == pytest.approx(2 * x.sum())
+
+
+def test_the_code_of_an_inactive_function_is_not_read(monkeypatch, tmp_path):
+    """Its calls stay calls to its compiled code: the derivative only declares it (so a
+    function loaded from Numba's disk cache is not compiled again for its IR)."""
+    monkeypatch.setenv("ENZPY_DUMP_IR", str(tmp_path))
+    x = np.array([0.5, 2.0])
+    g = ez.gradient(ez.Reverse, ez.enzyme_jit(logged.py_func), x, ez.Const(np.zeros(2)))[0]
+    np.testing.assert_allclose(g, 2 * x)
+    text = (tmp_path / "logged.ll").read_text()
+    symbol = ez.bridge.compiled_function(record)[0]
+    assert re.search(rf"^declare .*@{re.escape(symbol)}\(", text, re.M)
+    assert not re.search(rf"^define .*@{re.escape(symbol)}\(", text, re.M)
 
 
 @ez.enzyme_jit
