@@ -299,4 +299,5 @@ def _forget() -> None:
 
 # The memory checks that `ez.autodiff` runs in jitted code read shapes and addresses only:
 # differentiating such code again (nested differentiation) needs no IR of theirs.
-_entry(memory.failed_check).inactive = True
+if isinstance(memory.failed_check, Dispatcher):  # (not with NUMBA_DISABLE_JIT=1)
+    _entry(memory.failed_check).inactive = True
