@@ -143,7 +143,8 @@ def _hessian_overload(f, x, *rest):
         "    e[k] = 1.0",
         "    v = e.reshape(x.shape)",
         *("    " + line for line in _ONE_HVP),
-        "    h[:, k] = out.ravel()",
+        "    for i, o in enumerate(out.ravel()):",  # (a slice assignment: seconds to compile)
+        "        h[i, k] = o",
         "return h.reshape(x.shape + x.shape)",
     ]
     return _source("f, x, *rest", body, len(rest), _in_numba(f, x, len(rest)))

@@ -417,7 +417,11 @@ def _by_reference(f: EnzymeJit, nargs: int, paths: tuple[Leaf, ...]) -> EnzymeJi
         src.add(f"r = _f({', '.join(params)})")
         for o, (path, is_array) in zip(outs, paths, strict=True):
             leaf = f"r{_index(path)}"
-            src.add(f"{o}[:] = np.ravel({leaf})" if is_array else f"{o}[0] = {leaf}")
+            if is_array:  # (a loop: a slice assignment costs Numba seconds to compile)
+                src.add(f"for i, v in enumerate(np.ravel({leaf})):")
+                src.add(f"{o}[i] = v", 2)
+            else:
+                src.add(f"{o}[0] = {leaf}")
         _BY_REFERENCE[key] = enzyme_jit(src.function(", ".join(params + outs)))
     return _BY_REFERENCE[key]
 
