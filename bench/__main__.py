@@ -79,8 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def call_overhead(quick: bool) -> dict[str, Any]:
     """µs per call of ``ez.autodiff(Forward | Reverse, tiny, ...)``, ``ez.gradient``, a split
-    pair and ``ez.autodiff`` inside an njit function, vs ``tiny(a, b)``; and the slowest of
-    the 2nd to 10th calls of each (whether a later call compiles)."""
+    pair, making one and ``ez.autodiff`` inside an njit function, vs ``tiny(a, b)``; and the
+    slowest of the 2nd to 10th calls of each (whether a later call compiles)."""
     a, b, da = np.arange(1.0, 5.0), np.linspace(0.5, 2.0, 4), np.ones(4)
     ga = np.zeros(4)  # reverse accumulates into it call after call; harmless here
     fns = {"primal": lambda: tiny(a, b)}
@@ -91,6 +91,9 @@ def call_overhead(quick: bool) -> dict[str, Any]:
         )
         fns["enzpy gradient"] = lambda: ez.gradient(ez.Reverse, tiny, a, ez.Const(b))
         fns["enzpy split pair"] = _split_pair(a, b, ga)
+        fns["enzpy thunk"] = lambda: ez.autodiff_thunk(
+            ez.ReverseSplitWithPrimal, tiny, ez.Active, ez.Duplicated(a, ga), ez.Const(b)
+        )
         in_jit = numba.njit(
             lambda a, ga, b: ez.autodiff(
                 ez.Reverse, tiny, ez.Active, ez.Duplicated(a, ga), ez.Const(b)
@@ -155,6 +158,8 @@ def markdown_overhead(ov: dict[str, Any]) -> str:
         "ez.Const(b))`",
         "enzpy gradient": "`ez.gradient(ez.Reverse, tiny, a, ez.Const(b))`",
         "enzpy split pair": "`fwd(...)` then `rev(..., 1.0, tape)` of `ez.autodiff_thunk`",
+        "enzpy thunk": "making that pair: `ez.autodiff_thunk(ez.ReverseSplitWithPrimal, tiny, "
+        "...)`",
         "enzpy in-jit": "the `rev` call inside an `@njit` function",
     }
     for name, rec in ov["tools"].items():

@@ -22,6 +22,7 @@ cotangents per call.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections.abc import Callable, Sequence
@@ -582,7 +583,14 @@ def memory_checker(
     table's derivative as its driver does: `(table, *primals, *shadows, last)`; a failed
     check raises `Fallback`."""
     values = tuple(map(numba.typeof, unpacked_values(annotated)))
-    argv = _unpacked_argv([(type(a), False) for a in annotated], values)
+    return _memory_checker(tuple(map(type, annotated)), values, shape)
+
+
+@functools.cache
+def _memory_checker(
+    classes: tuple[type, ...], values: tuple[types.Type, ...], shape: CallShape | None
+) -> Callable[..., Any]:
+    argv = _unpacked_argv([(cls, False) for cls in classes], values)
     src = Source({"np": np})
     _shadow_checks(src, argv, errors=shape is None)
     params = [f"v{i}" for i in range(len(values))]

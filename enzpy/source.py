@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import CodeType
 from typing import Any
 
 
@@ -38,7 +40,7 @@ class Source:
         """The Python function `def impl(<params>): <body>` with these globals and `names`."""
         text = f"def impl({params}):\n" + "\n".join(self.lines or ["    pass"]) + "\n"
         scope = {**self.names, **names}
-        exec(compile(text, "<enzpy generated>", "exec"), scope)  # noqa: S102 (our source)
+        exec(_code(text), scope)  # noqa: S102 (our source)
         return scope["impl"]
 
 
@@ -64,5 +66,12 @@ def dispatching(
         f"{lines}"
         "    return _other(*args)\n"
     )
-    exec(compile(text, "<enzpy generated>", "exec"), names)  # noqa: S102 (our source)
+    exec(_code(text), names)  # noqa: S102 (our source)
     return names["call"]
+
+
+@functools.lru_cache(maxsize=4096)
+def _code(text: str) -> CodeType:
+    """Python's bytecode of a generated module text (the same texts come back: one per
+    call shape and thunk)."""
+    return compile(text, "<enzpy generated>", "exec")

@@ -618,6 +618,7 @@ def _return_shadow_slot(
     return slot
 
 
+@functools.cache
 def slot_words(restype: types.Type) -> int:
     """8-byte words of the return's shadow slot (one per batch lane) that follows a
     split-mode tape."""
