@@ -206,10 +206,12 @@ def _overload_named(symbol: str) -> tuple[Any, tuple] | None:
 
 
 def _dispatchers_named(symbol: str) -> Iterator[Any]:
-    """The module-level function `symbol` names (usually its dispatcher), then every object
-    (a function defined in a function, or bound to another name)."""
+    """The module-level function `symbol` names (usually its dispatcher, or an object
+    holding it as `dispatcher`), then every object (for a function defined in a function,
+    or bound to another name)."""
     module, _, name = demangle(symbol).rpartition(".")
-    yield getattr(sys.modules.get(module), name, None)
+    named = getattr(sys.modules.get(module), name, None)
+    yield getattr(named, "dispatcher", named)
     yield from gc.get_objects()
 
 
