@@ -215,8 +215,8 @@ def implementation(qualname: str, argtypes: tuple) -> Implementation | None:
 
 def inactive(f: Any) -> Any:
     """Declare that calls to `f` carry no derivative (logging, random numbers, counters): its
-    result is constant for the derivative, and it must not overwrite data that carries one.
-    Returns `f`, so that it can decorate."""
+    result is constant for the derivative, and it must not overwrite data that carries one
+    (its code is not read). Returns `f`, so that it can decorate."""
     _entry(f).inactive = True
     _forget()
     return f

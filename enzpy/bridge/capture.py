@@ -111,6 +111,17 @@ def suspended() -> Iterator[None]:
         _state.suspended -= 1
 
 
+@contextmanager
+def _recorded() -> Iterator[None]:
+    """Record the modules optimized inside this block, even inside `suspended`."""
+    before = getattr(_state, "suspended", 0)
+    _state.suspended = 0
+    try:
+        yield
+    finally:
+        _state.suspended = before
+
+
 def function_ir(symbol: str) -> str | None:
     """The function-optimized module text that defines `symbol`, if captured."""
     with _lock:
@@ -184,7 +195,8 @@ def compiled_again(symbol: str) -> list[str]:
             }
             fresh = numba.njit(**options)(dispatcher.py_func)
             try:
-                fresh.compile(argtypes)
+                with _recorded():
+                    fresh.compile(argtypes)
             except Exception:  # noqa: BLE001 - no IR then: the refusal says so
                 return []
             _kept.append(fresh)

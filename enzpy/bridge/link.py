@@ -252,9 +252,12 @@ def _demote(mod: Any, keep: set[str] = frozenset()) -> None:  # type: ignore[ass
             f.linkage = "linkonce_odr" if f.name.startswith("_ZN") else "internal"
 
 
-def _link_captured_callees(mod: Any, apart: Iterable[str] = ()) -> None:
+def _link_captured_callees(mod: Any, apart: Iterable[str] = (), again: bool = False) -> None:
     """Link in the captured IR of every Numba function `mod` still only declares, but those
-    `apart` (called by address: their machine code is loaded already).
+    `apart` (called by address: their machine code is loaded already); with `again`, that of
+    a compilation made again for a function without captured IR (machine code kept on disk
+    must not need it from the process: one loaded from Numba's disk cache, called by a
+    function declared inactive, say).
 
     The primal's library may have inlined and dropped its callees, so they are taken
     from the capture registry instead (transitively).
@@ -273,11 +276,11 @@ def _link_captured_callees(mod: Any, apart: Iterable[str] = ()) -> None:
             if not mod.get_function(name).is_declaration:
                 continue
             text = capture.function_ir(name)
-            if text is None:
-                continue
-            sub = llvm.parse_assembly(text)
-            _demote(sub)
-            mod.link_in(sub)
+            texts = [text] if text is not None else capture.compiled_again(name) if again else []
+            for text in texts:
+                sub = llvm.parse_assembly(text)
+                _demote(sub)
+                mod.link_in(sub)
 
 
 def _build_library(
@@ -305,7 +308,8 @@ def _build_library(
             return stored.library
         _allocate_from_pool(mod)
         # (machine code kept on disk must not need this process's addresses)
-        _link_captured_callees(mod, () if stored is not None else ADDRESSED)
+        kept = stored is not None
+        _link_captured_callees(mod, () if kept else ADDRESSED, again=kept)
         mod.verify()
         lib = codegen.create_library(f"enzpy.{next(iter(renames.values()))}")
         if stored is not None:
