@@ -90,11 +90,7 @@ def primal_module(dispatcher: Any, argtypes: tuple) -> tuple[Module, str, Any, A
     dispatcher.compile(argtypes)
     symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
     if bridge.function_ir(symbol) is None:
-        options = {
-            k: v for k, v in dispatcher.targetoptions.items() if k not in ("cache", "nopython")
-        }
-        dispatcher = numba.njit(**options)(dispatcher.py_func)
-        dispatcher.compile(argtypes)
+        dispatcher = bridge.capture.compiled_afresh(dispatcher, argtypes)
         symbol, library, signature = bridge.compiled_function(dispatcher, argtypes)
     texts = parallel_calls(_modules_for(symbol))
     rule_calls.register(

@@ -190,13 +190,8 @@ def compiled_again(symbol: str) -> list[str]:
         found = _overload_named(symbol)
         if found is not None:
             dispatcher, argtypes = found
-            options = {
-                k: v for k, v in dispatcher.targetoptions.items() if k not in ("cache", "nopython")
-            }
-            fresh = numba.njit(**options)(dispatcher.py_func)
             try:
-                with _recorded():
-                    fresh.compile(argtypes)
+                fresh = compiled_afresh(dispatcher, argtypes)
             except Exception:  # noqa: BLE001 - no IR then: the refusal says so
                 return []
             _kept.append(fresh)
@@ -205,6 +200,16 @@ def compiled_again(symbol: str) -> list[str]:
                 same = re.compile(re.escape(name) + r"(?![-\w$.])")
                 _again[symbol] = [same.sub(lambda _: symbol, t) for t in modules_for(name)]
     return _again[symbol]
+
+
+def compiled_afresh(dispatcher: Any, argtypes: tuple) -> Any:
+    """A new dispatcher of `dispatcher`'s Python function and options but Numba's disk
+    cache, compiled for `argtypes`: its IR captured (even inside `suspended`)."""
+    options = {k: v for k, v in dispatcher.targetoptions.items() if k not in ("cache", "nopython")}
+    fresh = numba.njit(**options)(dispatcher.py_func)
+    with _recorded():
+        fresh.compile(argtypes)
+    return fresh
 
 
 def _overload_named(symbol: str) -> tuple[Any, tuple] | None:
