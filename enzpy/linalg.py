@@ -54,15 +54,38 @@ a value of `fp` (no derivative along x or xp); a NaN x gives x.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numba
 import numpy as np
 from numba.core import types
+from numba.core.dispatcher import Dispatcher
 from numba.extending import overload
 
+from . import rules
 from .jit import enzyme_jit
-from .rules import augmented_rule, forward_rule, implements, reverse_rule
+from .rules import implements
+
+
+def _cached(declare: Callable[[Any], Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """The rule decorator `declare` (of `enzpy.rules`) for rules kept in Numba's disk cache:
+    each process that differentiates through them would compile them again (0.4–0.6 s a
+    rule calling LAPACK)."""
+
+    def decorator(f: Any) -> Callable[[Any], Any]:
+        def register(rule: Any) -> Any:  # (a rule declared twice is compiled once)
+            compiled = rule if isinstance(rule, Dispatcher) else numba.njit(cache=True)(rule)
+            return declare(f)(compiled)
+
+        return register
+
+    return decorator
+
+
+forward_rule = _cached(rules.forward_rule)
+augmented_rule = _cached(rules.augmented_rule)
+reverse_rule = _cached(rules.reverse_rule)
 
 
 def _impl(name: str) -> str:
