@@ -69,9 +69,9 @@ from .rules import implements
 
 
 def _cached(declare: Callable[[Any], Callable[[Any], Any]]) -> Callable[[Any], Any]:
-    """The rule decorator `declare` (of `enzpy.rules`) for rules kept in Numba's disk cache:
-    each process that differentiates through them would compile them again (0.4–0.6 s a
-    rule calling LAPACK)."""
+    """The rule decorator `declare` (of `enzpy.rules`) for rules kept in Numba's disk cache
+    (else every process that differentiates through them compiles them: 0.4–0.6 s a rule
+    calling LAPACK)."""
 
     def decorator(f: Any) -> Callable[[Any], Any]:
         def register(rule: Any) -> Any:  # (a rule declared twice is compiled once)
