@@ -252,17 +252,15 @@ def _demote(mod: Any, keep: set[str] = frozenset()) -> None:  # type: ignore[ass
             f.linkage = "linkonce_odr" if f.name.startswith("_ZN") else "internal"
 
 
-def _link_captured_callees(mod: Any, apart: Iterable[str] = (), again: bool = False) -> None:
-    """Link in the captured IR of every Numba function `mod` still only declares, but those
-    `apart` (called by address: their machine code is loaded already); with `again`, that of
-    a compilation made again for a function without captured IR (machine code kept on disk
-    must not need it from the process: one loaded from Numba's disk cache, called by a
-    function declared inactive, say).
-
-    The primal's library may have inlined and dropped its callees, so they are taken
-    from the capture registry instead (transitively).
+def _link_captured_callees(mod: Any, kept: bool) -> None:
+    """Link in the captured IR of every Numba function `mod` still only declares (the
+    primal's library may have inlined and dropped its callees; transitively). Unless the
+    machine code is `kept` on disk, functions called by address stay declarations (their
+    machine code is loaded already); if it is, a function without captured IR (loaded from
+    Numba's disk cache, called by a function declared inactive, say) is linked in from a
+    compilation made again: kept machine code must need none from the process.
     """
-    tried = set(apart)
+    tried = set() if kept else set(ADDRESSED)
     while True:
         missing = [
             f.name
@@ -276,7 +274,7 @@ def _link_captured_callees(mod: Any, apart: Iterable[str] = (), again: bool = Fa
             if not mod.get_function(name).is_declaration:
                 continue
             text = capture.function_ir(name)
-            texts = [text] if text is not None else capture.compiled_again(name) if again else []
+            texts = [text] if text is not None else capture.compiled_again(name) if kept else []
             for text in texts:
                 sub = llvm.parse_assembly(text)
                 _demote(sub)
@@ -307,9 +305,7 @@ def _build_library(
         if built:
             return stored.library
         _allocate_from_pool(mod)
-        # (machine code kept on disk must not need this process's addresses)
-        kept = stored is not None
-        _link_captured_callees(mod, () if kept else ADDRESSED, again=kept)
+        _link_captured_callees(mod, kept=stored is not None)
         mod.verify()
         lib = codegen.create_library(f"enzpy.{next(iter(renames.values()))}")
         if stored is not None:
