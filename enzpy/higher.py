@@ -20,6 +20,7 @@ from .annotations import Annotation, Const, Duplicated
 from .api import autodiff
 from .bridge.link import GLUE_OPTIONS
 from .errors import AnnotationError
+from .jacobian import _put_column
 from .jit import EnzymeJit, enzyme_jit, from_dispatcher
 from .modes import Forward, Reverse
 from .source import Source
@@ -116,7 +117,7 @@ def _source(params: str, body: list[str], nrest: int, g: EnzymeJit) -> Any:
     `Const` annotations of the `nrest` extra arguments, `_g` for the directional derivative."""
     consts = "".join(f", _Const(rest[{k}])" for k in range(nrest))
     src = Source({"_g": g, "np": np, "_autodiff": autodiff, "_Reverse": Reverse})
-    src.names.update(_Duplicated=Duplicated, _Const=Const)
+    src.names.update(_Duplicated=Duplicated, _Const=Const, _put_column=_put_column)
     for line in body:
         src.add(line.replace("{consts}", consts))
     return src.function(params)
@@ -143,8 +144,7 @@ def _hessian_overload(f, x, *rest):
         "    e[k] = 1.0",
         "    v = e.reshape(x.shape)",
         *("    " + line for line in _ONE_HVP),
-        "    for i, o in enumerate(out.ravel()):",  # (a slice assignment: seconds to compile)
-        "        h[i, k] = o",
+        "    _put_column(h, k, out)",
         "return h.reshape(x.shape + x.shape)",
     ]
     return _source("f, x, *rest", body, len(rest), _in_numba(f, x, len(rest)))
