@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -314,8 +315,23 @@ def _build_library(
         if library is not None:
             lib.add_linking_library(library)
         lib.add_llvm_module(mod)
-        lib.finalize()
+        with _overlap_checks_per_loop():
+            lib.finalize()
     return lib
+
+
+@contextlib.contextmanager
+def _overlap_checks_per_loop() -> Iterator[None]:
+    """Optimize with the overlap checks of a vectorized inner loop made before each run of
+    it, not once for the whole outer loop (LLVM's `-hoist-runtime-checks`, on by default).
+    A hoisted check spans the memory of every outer iteration, so it fails for an inner loop
+    writing neighbouring rows of one array, as a stencil's reverse loop does (row i ± 1's
+    adjoints): the scalar loop would always run. LLVM's default is restored after."""
+    llvm.set_option("enzpy", "-hoist-runtime-checks=false")
+    try:
+        yield
+    finally:
+        llvm.set_option("enzpy", "-hoist-runtime-checks=true")
 
 
 def _allocate_from_pool(mod: Any) -> None:
