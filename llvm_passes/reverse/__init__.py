@@ -34,6 +34,7 @@ from ..transforms.loops import (
     index_pointer_inductions,
     read_kept_values_before_loops,
     split_exit_edges,
+    version_broadcast_loops,
 )
 from .augmented import Augmented
 from .entries import Entries
@@ -210,8 +211,9 @@ def rewrite_loops(module: Module, root: Function) -> frozenset[str]:
         seen.add(fn.name)
         dedicated_preheaders(fn)
         count_iterations(fn)
-        split_exit_edges(fn)
         read_kept_values_before_loops(fn)
+        version_broadcast_loops(fn)
+        split_exit_edges(fn)
         index_pointer_inductions(fn)
         todo.extend(callees(module, fn))
     return frozenset(seen)

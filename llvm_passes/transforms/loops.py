@@ -2,15 +2,18 @@
 every `while` loop an iteration counter (it becomes a counted loop, replayed by counting
 down), every edge leaving a counted loop a block of its own (where the forward sweep saves
 the loop's last counter), a value that a loop-invariant choice keeps from iteration to
-iteration is read from before the loop, and a pointer stepped through memory is computed
-from the loop's counter. The primal computes what it did."""
+iteration is read from before the loop, a pointer stepped through memory is computed
+from the loop's counter, and a loop indexing through Numba's broadcasting choices gets a
+copy for when nothing is broadcast. The primal computes what it did."""
 
 from __future__ import annotations
+
+import copy
 
 from ..analysis.cfg import cfg, dominators
 from ..analysis.loops import CountedLoop, counted_loops, dominated, loop_headers
 from ..analysis.readonly import users
-from ..ir import I8, I64, PTR, Block, Constant, Function, Instruction, Value, const
+from ..ir import I1, I8, I64, PTR, Block, Constant, Function, Instruction, Value, const
 from ..ir.builder import Namer
 from ..ir.types import size_in_bytes
 from .dead import drop_dead
@@ -41,6 +44,107 @@ def _split_edge(fn: Function, block: Block, target: str, kind: str) -> None:
         for label, v in zip(phi.labels, phi.operands, strict=True):
             kept.setdefault(edge.name if label == block.name else label, v)
         phi.labels, phi.operands = list(kept), list(kept.values())
+
+
+def version_broadcast_loops(fn: Function) -> None:
+    """Give an innermost counted loop that indexes through Numba's broadcasting choices
+    (`select(c, i, 0)`, `c` computed before the loop: the index follows the counter, or
+    stays 0 along a dimension of length 1) a copy in which every such `c` holds, entered
+    when they all do, its indices the counter's: LLVM vectorizes that copy's reverse loop,
+    which adds into shadows through them (the choices stop it), and the other copy runs
+    where an operand is broadcast. Each copy has a preheader of its own. Only loops none of
+    whose values is used after them (Numba's array-expression loops). The primal computes
+    what it did."""
+    g = cfg(fn)
+    headers = loop_headers(g)
+    used_by = users(fn)
+    namer = Namer(fn)
+    for lp in counted_loops(fn, g):
+        blocks = [b for b in fn.blocks if b.name in lp.blocks]
+        choices = [i for b in blocks for i in b.instructions if _broadcast_choice(i, lp.blocks)]
+        enter = fn.block(lp.preheader).terminator
+        if (
+            choices
+            and headers & lp.blocks == {lp.header}
+            and enter.opcode == "br"
+            and not enter.operands
+            and not any(
+                u.block_name not in lp.blocks
+                for b in blocks
+                for i in b.instructions
+                for u in used_by.get(id(i), ())
+            )
+        ):
+            _version(fn, lp, blocks, choices, namer)
+
+
+def _broadcast_choice(inst: Instruction, blocks: frozenset[str]) -> bool:
+    """`select(c, x, 0)` on integers, `c` computed outside `blocks`, `x` not a constant."""
+    return (
+        inst.opcode == "select"
+        and inst.type.is_int
+        and inst.operands[2] == Constant(inst.type, "0")
+        and not isinstance(inst.operands[1], Constant)
+        and not _inside(inst.operands[0], blocks)
+    )
+
+
+def _version(
+    fn: Function, lp: CountedLoop, blocks: list[Block], choices: list[Instruction], namer: Namer
+) -> None:
+    """`version_broadcast_loops` on one loop (`blocks`, in order) and its `choices`."""
+    names = {b.name: namer.fresh(f"{b.name}.unbroadcast") for b in blocks}
+    copies: dict[int, Value] = {id(c): c.operands[1] for c in choices}
+    made: list[Block] = []
+    for b in blocks:
+        block = Block(names[b.name])
+        for inst in b.instructions:
+            if id(inst) in copies:
+                continue
+            twin = copy.copy(inst)
+            twin.operands = list(inst.operands)
+            twin.name = namer.fresh(inst.name) if inst.name else ""
+            twin.labels = [names.get(label, label) for label in inst.labels]
+            if "llvm.loop" in inst.attached:
+                twin.attached = ""  # (a loop's id is its own)
+            copies[id(inst)] = block.append(twin)
+        made.append(block)
+
+    def copied(v: Value) -> Value:
+        while id(v) in copies and copies[id(v)] is not v:
+            v = copies[id(v)]
+        return v
+
+    for block in made:
+        for inst in block.instructions:
+            inst.operands = [copied(o) for o in inst.operands]
+    pre = fn.block(lp.preheader)
+    conditions = list({id(c.operands[0]): c.operands[0] for c in choices}.values())
+    held = conditions[0]
+    for c in conditions[1:]:
+        held = Instruction("and", I1, [held, c], namer.fresh("unbroadcast.all"))
+        pre.instructions.insert(len(pre.instructions) - 1, held)
+        held.block = pre
+    entries = [
+        Block(namer.fresh(f"{lp.preheader}.to.{target}"), [Instruction("br", labels=[target])])
+        for target in (names[lp.header], lp.header)
+    ]
+    pre.instructions[-1] = Instruction("br", operands=[held], labels=[e.name for e in entries])
+    pre.instructions[-1].block = pre
+    for header, entry in zip((made[0], fn.block(lp.header)), entries, strict=True):
+        for phi in header.phis:
+            phi.labels = [entry.name if label == lp.preheader else label for label in phi.labels]
+    for b in fn.blocks:
+        if b.name in lp.blocks:
+            continue
+        for phi in b.phis:
+            for v, label in list(phi.incoming):
+                if label in lp.blocks:
+                    phi.operands.append(copied(v))
+                    phi.labels.append(names[label])
+    at = fn.blocks.index(blocks[-1]) + 1
+    fn.blocks[at:at] = [entries[0], *made]
+    fn.blocks.insert(fn.blocks.index(fn.block(lp.header)), entries[1])
 
 
 def count_iterations(fn: Function) -> None:

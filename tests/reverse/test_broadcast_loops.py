@@ -1,0 +1,75 @@
+"""Loops of array expressions, which Numba indexes through broadcasting choices (the index
+follows the loop's counter, or stays 0 along a dimension of length 1): the reverse
+derivative versions such a loop (`transforms.loops.version_broadcast_loops`), one copy for
+when no operand is broadcast, whose reverse loop LLVM vectorizes, the other for the rest.
+The same compiled code is checked with operands broadcast and not, against central
+differences of the whole map and by the dot test, and the copy is found in the reverse
+sweep's IR."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from harness import check_all, reverse_functions
+
+import enzpy as ez
+
+
+def _heat(u, kappa, steps):
+    """Slices of one array, the result stored back into a slice of it."""
+    for _ in range(steps):
+        u[1:-1] = u[1:-1] + kappa * (u[2:] - 2 * u[1:-1] + u[:-2])
+    return 0.5 * np.sum(u * u)
+
+
+def _mixed(a, b, c):
+    """Three operands, any of which may have length 1."""
+    out = a * b + np.sin(c) * a
+    return np.sum(out * out)
+
+
+def _outer(x, row, col):
+    """2-D: a row and a column broadcast against a matrix."""
+    y = np.tanh(x * row + col)
+    return np.sum(y * x)
+
+
+_RNG = np.random.default_rng(5)
+_V = [_RNG.uniform(0.2, 1.0, n) for n in (9, 9, 9, 1, 1)]
+
+
+@pytest.mark.parametrize(
+    ("f", "args", "active"),
+    [
+        (_heat, (_RNG.uniform(0.0, 1.0, 12), 0.2, 4), (0, 1)),
+        (_heat, (_RNG.uniform(0.0, 1.0, 3), 0.2, 2), (0, 1)),
+        (_mixed, (_V[0], _V[1], _V[2]), (0, 1, 2)),
+        (_mixed, (_V[0], _V[3], _V[2]), (0, 1, 2)),
+        (_mixed, (_V[3], _V[1], _V[4]), (0, 1, 2)),
+        (_outer, (_RNG.random((3, 4)), _RNG.random((1, 4)), _RNG.random((3, 1))), (0, 1, 2)),
+        (_outer, (_RNG.random((3, 4)), _RNG.random((3, 4)), _RNG.random((3, 4))), (0, 1, 2)),
+        (_outer, (_RNG.random((1, 4)), _RNG.random((3, 1)), _RNG.random((1, 1))), (0, 1, 2)),
+    ],
+    ids=[
+        "heat",
+        "heat_one_inner_point",
+        "none_broadcast",
+        "one_broadcast",
+        "most_broadcast",
+        "row_and_column",
+        "matrices",
+        "all_broadcast",
+    ],
+)
+def test_against_finite_differences_and_the_dot_test(f, args, active):
+    check_all(ez.enzyme_jit(f), list(args), list(active))
+
+
+@pytest.mark.parametrize(
+    ("f", "args", "active"),
+    [(_heat, (_V[0], 0.2, 2), (0, 1)), (_mixed, tuple(_V[:3]), (0, 1, 2))],
+    ids=["heat", "mixed"],
+)
+def test_the_reverse_sweep_has_the_copy(f, args, active, tmp_path):
+    (diffe, *_) = reverse_functions(f, args, active, tmp_path).values()
+    assert ".unbroadcast" in diffe
