@@ -95,27 +95,26 @@ def _version(
     """`version_broadcast_loops` on one loop (`blocks`, in order) and its `choices`."""
     names = {b.name: namer.fresh(f"{b.name}.unbroadcast") for b in blocks}
     copies: dict[int, Value] = {id(c): c.operands[1] for c in choices}
-    made: list[Block] = []
+    made: dict[str, Block] = {}  # original name -> copy
     for b in blocks:
-        block = Block(names[b.name])
+        block = made[b.name] = Block(names[b.name])
         for inst in b.instructions:
             if id(inst) in copies:
                 continue
             twin = copy.copy(inst)
-            twin.operands = list(inst.operands)
+            twin.operands, twin.arg_attrs = list(inst.operands), list(inst.arg_attrs)
             twin.name = namer.fresh(inst.name) if inst.name else ""
             twin.labels = [names.get(label, label) for label in inst.labels]
             if "llvm.loop" in inst.attached:
                 twin.attached = ""  # (a loop's id is its own)
             copies[id(inst)] = block.append(twin)
-        made.append(block)
 
     def copied(v: Value) -> Value:
         while id(v) in copies and copies[id(v)] is not v:
             v = copies[id(v)]
         return v
 
-    for block in made:
+    for block in made.values():
         for inst in block.instructions:
             inst.operands = [copied(o) for o in inst.operands]
     pre = fn.block(lp.preheader)
@@ -131,7 +130,7 @@ def _version(
     ]
     pre.instructions[-1] = Instruction("br", operands=[held], labels=[e.name for e in entries])
     pre.instructions[-1].block = pre
-    for header, entry in zip((made[0], fn.block(lp.header)), entries, strict=True):
+    for header, entry in zip((made[lp.header], fn.block(lp.header)), entries, strict=True):
         for phi in header.phis:
             phi.labels = [entry.name if label == lp.preheader else label for label in phi.labels]
     for b in fn.blocks:
@@ -143,7 +142,7 @@ def _version(
                     phi.operands.append(copied(v))
                     phi.labels.append(names[label])
     at = fn.blocks.index(blocks[-1]) + 1
-    fn.blocks[at:at] = [entries[0], *made]
+    fn.blocks[at:at] = [entries[0], *made.values()]
     fn.blocks.insert(fn.blocks.index(fn.block(lp.header)), entries[1])
 
 

@@ -28,6 +28,11 @@ def _mixed(a, b, c):
     return np.sum(out * out)
 
 
+def _kinked(a, b, c):
+    """Functions with branches per element (`np.maximum`, `np.abs`) on broadcast operands."""
+    return np.sum(np.maximum(a * b, c) ** 2 + np.abs(a - c))
+
+
 def _outer(x, row, col):
     """2-D: a row and a column broadcast against a matrix."""
     y = np.tanh(x * row + col)
@@ -46,6 +51,8 @@ _V = [_RNG.uniform(0.2, 1.0, n) for n in (9, 9, 9, 1, 1)]
         (_mixed, (_V[0], _V[1], _V[2]), (0, 1, 2)),
         (_mixed, (_V[0], _V[3], _V[2]), (0, 1, 2)),
         (_mixed, (_V[3], _V[1], _V[4]), (0, 1, 2)),
+        (_kinked, (_V[0], _V[1], _V[2] * 0.5), (0, 1, 2)),
+        (_kinked, (_V[0], _V[3], _V[4] * 0.5), (0, 1, 2)),
         (_outer, (_RNG.random((3, 4)), _RNG.random((1, 4)), _RNG.random((3, 1))), (0, 1, 2)),
         (_outer, (_RNG.random((3, 4)), _RNG.random((3, 4)), _RNG.random((3, 4))), (0, 1, 2)),
         (_outer, (_RNG.random((1, 4)), _RNG.random((3, 1)), _RNG.random((1, 1))), (0, 1, 2)),
@@ -56,6 +63,8 @@ _V = [_RNG.uniform(0.2, 1.0, n) for n in (9, 9, 9, 1, 1)]
         "none_broadcast",
         "one_broadcast",
         "most_broadcast",
+        "kinked",
+        "kinked_broadcast",
         "row_and_column",
         "matrices",
         "all_broadcast",
