@@ -54,38 +54,23 @@ a value of `fp` (no derivative along x or xp); a NaN x gives x.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from typing import Any
 
 import numba
 import numpy as np
 from numba.core import types
-from numba.core.dispatcher import Dispatcher
 from numba.extending import overload
 
 from . import rules
 from .jit import enzyme_jit
 from .rules import implements
 
-
-def _cached(declare: Callable[[Any], Callable[[Any], Any]]) -> Callable[[Any], Any]:
-    """The rule decorator `declare` (of `enzpy.rules`) for rules kept in Numba's disk cache
-    (else every process that differentiates through them compiles them: 0.4–0.6 s a rule
-    calling LAPACK)."""
-
-    def decorator(f: Any) -> Callable[[Any], Any]:
-        def register(rule: Any) -> Any:  # (a rule declared twice is compiled once)
-            compiled = rule if isinstance(rule, Dispatcher) else numba.njit(cache=True)(rule)
-            return declare(f)(compiled)
-
-        return register
-
-    return decorator
-
-
-forward_rule = _cached(rules.forward_rule)
-augmented_rule = _cached(rules.augmented_rule)
-reverse_rule = _cached(rules.reverse_rule)
+# kept in Numba's disk cache (else every process that differentiates through them compiles
+# them: 0.4–0.6 s a rule calling LAPACK)
+forward_rule = functools.partial(rules.forward_rule, cache=True)
+augmented_rule = functools.partial(rules.augmented_rule, cache=True)
+reverse_rule = functools.partial(rules.reverse_rule, cache=True)
 
 
 def _impl(name: str) -> str:

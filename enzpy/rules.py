@@ -111,12 +111,12 @@ def _entry(f: Any) -> Rules:
     return entry
 
 
-def _compiled(rule: Any) -> Any:
+def _compiled(rule: Any, cache: bool) -> Any:
     if isinstance(rule, EnzymeJit | Dispatcher):
         return dispatcher_of(rule)
     if not callable(rule):
         raise RuleError(f"a rule must be a function, not {rule!r}")
-    return numba.njit(rule)
+    return numba.njit(cache=cache)(rule)
 
 
 def _check_arity(rule: Any, name: str, low: int, high: int, what: str) -> None:
@@ -133,7 +133,7 @@ def _check_arity(rule: Any, name: str, low: int, high: int, what: str) -> None:
         raise RuleError(f"the {name} of {what} takes {count} parameters, not {n}")
 
 
-def _declare(kind: str, f: Any) -> Callable[[Any], Any]:
+def _declare(kind: str, f: Any, cache: bool) -> Callable[[Any], Any]:
     entry = _entry(f)
     n = len(entry.params)
     what = entry.py_func.__qualname__
@@ -145,26 +145,31 @@ def _declare(kind: str, f: Any) -> Callable[[Any], Any]:
 
     def register(rule: Any) -> Any:
         _check_arity(rule, f"{kind} rule", *arity, what)
-        setattr(entry, kind, _compiled(rule))
+        compiled = _compiled(rule, cache)
+        setattr(entry, kind, compiled)
         _forget()
-        return rule
+        return compiled if cache else rule
 
     return register
 
 
-def forward_rule(f: Any) -> Callable[[Any], Any]:
-    """Decorator: the forward-mode derivative of `f` (see the module doc)."""
-    return _declare("forward", f)
+def forward_rule(f: Any, *, cache: bool = False) -> Callable[[Any], Any]:
+    """Decorator: the forward-mode derivative of `f` (see the module doc). `cache=True`: a
+    rule given as a Python function is compiled with Numba's disk cache and returned
+    compiled (declared for several functions, it compiles once)."""
+    return _declare("forward", f, cache)
 
 
-def augmented_rule(f: Any) -> Callable[[Any], Any]:
-    """Decorator: the forward sweep of `f`'s reverse-mode derivative (see the module doc)."""
-    return _declare("augmented", f)
+def augmented_rule(f: Any, *, cache: bool = False) -> Callable[[Any], Any]:
+    """Decorator: the forward sweep of `f`'s reverse-mode derivative (see the module doc;
+    `cache`: see `forward_rule`)."""
+    return _declare("augmented", f, cache)
 
 
-def reverse_rule(f: Any) -> Callable[[Any], Any]:
-    """Decorator: the reverse sweep of `f`'s reverse-mode derivative (see the module doc)."""
-    return _declare("reverse", f)
+def reverse_rule(f: Any, *, cache: bool = False) -> Callable[[Any], Any]:
+    """Decorator: the reverse sweep of `f`'s reverse-mode derivative (see the module doc;
+    `cache`: see `forward_rule`)."""
+    return _declare("reverse", f, cache)
 
 
 @dataclass(frozen=True)

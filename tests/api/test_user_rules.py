@@ -641,3 +641,32 @@ def uses_strided_view(x, w):
 def test_a_rule_returning_a_strided_view():
     x, w = np.arange(1.0, 13.0).reshape(3, 4) / 7, np.linspace(0.5, 2.0, 6).reshape(3, 2)
     check_all(uses_strided_view, (x, w), (0, 1))
+
+
+# ---- rules kept in Numba's disk cache (`cache=True`) ---------------------------------------
+
+
+@numba.njit
+def third(x):
+    return x * x * x
+
+
+@numba.njit
+def third_power(x):
+    return x**3
+
+
+@ez.forward_rule(third, cache=True)
+@ez.forward_rule(third_power, cache=True)
+def power_fwd(x, dx):
+    return x * x * x, 3.0 * x * x * dx
+
+
+@ez.enzyme_jit
+def powers(x):
+    return third(x[0]) + third_power(x[1])
+
+
+def test_a_cached_rule_is_returned_compiled_once_for_every_function_it_is_declared_for():
+    assert isinstance(power_fwd, numba.core.dispatcher.Dispatcher)
+    check_forward(powers, (np.array([0.7, -1.3]),), (0,))
