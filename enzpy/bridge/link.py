@@ -275,7 +275,10 @@ def _link_captured_callees(mod: Any, kept: bool) -> None:
             if not mod.get_function(name).is_declaration:
                 continue
             text = capture.function_ir(name)
-            texts = [text] if text is not None else capture.compiled_again(name) if kept else []
+            if text is not None:
+                texts = [text]
+            else:  # (compiled again only for machine code kept on disk)
+                texts = capture.compiled_again(name) if kept else []
             for text in texts:
                 sub = llvm.parse_assembly(text)
                 _demote(sub)
