@@ -52,7 +52,11 @@ def version_broadcast_loops(fn: Function) -> None:
     stays 0 along a dimension of length 1) a copy in which every such `c` holds, entered
     when they all do, its indices the counter's: LLVM vectorizes that copy's reverse loop,
     which adds into shadows through them (the choices stop it), and the other copy runs
-    where an operand is broadcast. Each copy has a preheader of its own. Only loops none of
+    where an operand is broadcast. In the copy, an operand's view `base + start` whose start
+    Numba clamped to the array (a choice between a constant and other values) starts at the
+    constant, also a condition of entering it: the views of one array are then cells of it
+    at constant offsets (`u[2:]`, `u[1:-1]`, `u[:-2]`), which the reverse sweep sums in a
+    window (`analysis/windows.py`). Each copy has a preheader of its own. Only loops none of
     whose values is used after them (Numba's array-expression loops). The primal computes
     what it did."""
     g = cfg(fn)
@@ -95,6 +99,26 @@ def _version(
     """`version_broadcast_loops` on one loop (`blocks`, in order) and its `choices`."""
     names = {b.name: namer.fresh(f"{b.name}.unbroadcast") for b in blocks}
     copies: dict[int, Value] = {id(c): c.operands[1] for c in choices}
+    conditions = list({id(c.operands[0]): c.operands[0] for c in choices}.values())
+    starts = _clamped_starts(blocks, lp.blocks)
+    fixed: list[Instruction] = []  # the views at their constant starts, and their conditions
+    for view, start in starts.items():
+        twin = Instruction(
+            "getelementptr",
+            PTR,
+            [view.operands[0], start],
+            namer.fresh(view.name or "view"),
+            aux_type=view.aux_type,
+        )
+        equal = Instruction(
+            "icmp", I1, [view.operands[1], start], namer.fresh("start.fixed"), pred="eq"
+        )
+        fixed.append(twin)
+        copies[id(view)] = twin
+        pre = fn.block(lp.preheader)
+        pre.instructions.insert(len(pre.instructions) - 1, equal)
+        equal.block = pre
+        conditions.append(equal)
     made: dict[str, Block] = {}  # original name -> copy
     for b in blocks:
         block = made[b.name] = Block(names[b.name])
@@ -118,7 +142,6 @@ def _version(
         for inst in block.instructions:
             inst.operands = [copied(o) for o in inst.operands]
     pre = fn.block(lp.preheader)
-    conditions = list({id(c.operands[0]): c.operands[0] for c in choices}.values())
     held = conditions[0]
     for c in conditions[1:]:
         held = Instruction("and", I1, [held, c], namer.fresh("unbroadcast.all"))
@@ -128,6 +151,9 @@ def _version(
         Block(namer.fresh(f"{lp.preheader}.to.{target}"), [Instruction("br", labels=[target])])
         for target in (names[lp.header], lp.header)
     ]
+    for twin in fixed:
+        entries[0].instructions.insert(len(entries[0].instructions) - 1, twin)
+        twin.block = entries[0]
     pre.instructions[-1] = Instruction("br", operands=[held], labels=[e.name for e in entries])
     pre.instructions[-1].block = pre
     for header, entry in zip((made[lp.header], fn.block(lp.header)), entries, strict=True):
@@ -144,6 +170,43 @@ def _version(
     at = fn.blocks.index(blocks[-1]) + 1
     fn.blocks[at:at] = [entries[0], *made.values()]
     fn.blocks.insert(fn.blocks.index(fn.block(lp.header)), entries[1])
+
+
+def _clamped_starts(blocks: list[Block], inside: frozenset[str]) -> dict[Instruction, Value]:
+    """The views `getelementptr base, start` defined before the loop and used in it whose
+    `start` is a phi or select, outside the loop, with exactly one constant among its
+    choices: view -> that constant."""
+    found: dict[Instruction, Value] = {}
+    for b in blocks:
+        for inst in b.instructions:
+            for view in inst.operands:
+                if (
+                    isinstance(view, Instruction)
+                    and view.opcode == "getelementptr"
+                    and len(view.operands) == 2
+                    and view.aux_type is not None
+                    and not _inside(view, inside)
+                ):
+                    start = _one_constant(view.operands[1], inside)
+                    if start is not None:
+                        found[view] = start
+    return found
+
+
+def _one_constant(v: Value, inside: frozenset[str]) -> Constant | None:
+    """The one constant among the choices of `v`, a phi or select outside `inside`."""
+    if not isinstance(v, Instruction) or _inside(v, inside) or not v.type.is_int:
+        return None
+    if v.opcode == "phi":
+        choices = v.operands
+    elif v.opcode == "select":
+        choices = v.operands[1:]
+    else:
+        return None
+    constants = {o.text for o in choices if isinstance(o, Constant)}
+    if len(constants) != 1 or all(isinstance(o, Constant) for o in choices):
+        return None
+    return next(o for o in choices if isinstance(o, Constant))
 
 
 def count_iterations(fn: Function) -> None:

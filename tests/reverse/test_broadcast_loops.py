@@ -2,11 +2,15 @@
 follows the loop's counter, or stays 0 along a dimension of length 1): the reverse
 derivative versions such a loop (`transforms.loops.version_broadcast_loops`), one copy for
 when no operand is broadcast, whose reverse loop LLVM vectorizes, the other for the rest.
-The same compiled code is checked with operands broadcast and not, against central
-differences of the whole map and by the dot test, and the copy is found in the reverse
-sweep's IR."""
+In that copy, slices of one array start at the constants Numba clamps them from, so the
+reverse sweep sums their cells in a window. The same compiled code is checked with operands
+broadcast and not, and with slices clamped (arrays shorter than the slices' starts), against
+central differences of the whole map and by the dot test; the copy and its window are found
+in the reverse sweep's IR."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -20,6 +24,22 @@ def _heat(u, kappa, steps):
     for _ in range(steps):
         u[1:-1] = u[1:-1] + kappa * (u[2:] - 2 * u[1:-1] + u[:-2])
     return 0.5 * np.sum(u * u)
+
+
+def _smooth_2d(u, v, w):
+    """A 9-point slice stencil from u into v, weighted by w."""
+    v[1:-1, 1:-1] = (
+        u[:-2, :-2]
+        + u[:-2, 1:-1]
+        + u[:-2, 2:]
+        + u[1:-1, :-2]
+        + u[1:-1, 2:]
+        + u[2:, :-2]
+        + u[2:, 1:-1]
+        + u[2:, 2:]
+        - 8.0 * u[1:-1, 1:-1]
+    ) * w
+    return np.sum(v * v)
 
 
 def _mixed(a, b, c):
@@ -48,6 +68,10 @@ _V = [_RNG.uniform(0.2, 1.0, n) for n in (9, 9, 9, 1, 1)]
     [
         (_heat, (_RNG.uniform(0.0, 1.0, 12), 0.2, 4), (0, 1)),
         (_heat, (_RNG.uniform(0.0, 1.0, 3), 0.2, 2), (0, 1)),
+        (_heat, (_RNG.uniform(0.0, 1.0, 2), 0.2, 2), (0, 1)),
+        (_heat, (_RNG.uniform(0.0, 1.0, 1), 0.2, 2), (0, 1)),
+        (_smooth_2d, (_RNG.random((5, 6)), np.zeros((5, 6)), 0.3), (0, 1, 2)),
+        (_smooth_2d, (_RNG.random((2, 6)), np.zeros((2, 6)), 0.3), (0, 1, 2)),
         (_mixed, (_V[0], _V[1], _V[2]), (0, 1, 2)),
         (_mixed, (_V[0], _V[3], _V[2]), (0, 1, 2)),
         (_mixed, (_V[3], _V[1], _V[4]), (0, 1, 2)),
@@ -60,6 +84,10 @@ _V = [_RNG.uniform(0.2, 1.0, n) for n in (9, 9, 9, 1, 1)]
     ids=[
         "heat",
         "heat_one_inner_point",
+        "heat_no_inner_point",
+        "heat_one_point",
+        "smooth_2d",
+        "smooth_2d_two_rows",
         "none_broadcast",
         "one_broadcast",
         "most_broadcast",
@@ -82,3 +110,9 @@ def test_against_finite_differences_and_the_dot_test(f, args, active):
 def test_the_reverse_sweep_has_the_copy(f, args, active, tmp_path):
     (diffe, *_) = reverse_functions(f, args, active, tmp_path).values()
     assert ".unbroadcast" in diffe
+
+
+def test_slices_of_one_array_are_summed_in_a_window(tmp_path):
+    """`u[2:]`, `u[1:-1]` and `u[:-2]` at their constant starts: one window over u."""
+    (diffe, *_) = reverse_functions(_heat, (_V[0], 0.2, 2), (0, 1), tmp_path).values()
+    assert len(re.findall(r"%window\.anchor\d* = alloca", diffe)) == 1
