@@ -121,3 +121,22 @@ def only_counted_loops(fn: Function) -> bool:
     the path on the tape; other loops cost an id per iteration)."""
     g = cfg(fn)
     return loop_headers(g) <= {lp.header for lp in counted_loops(fn, g)}
+
+
+def latch_exit(fn: Function, lp: CountedLoop) -> tuple[str, Value, int] | None:
+    """The exit edge block by which `lp`'s latch leaves when `iv + step == bound + past`
+    (the latch tests `iv + step == bound`, past 0, or `iv == bound`, past the step), the
+    bound and past (None when the latch does not test its counter that way)."""
+    term = fn.block(lp.latch).terminator
+    test = term.operands[0] if term.opcode == "br" and len(term.labels) == 2 else None
+    if not (isinstance(test, Instruction) and test.opcode == "icmp" and test.pred in ("eq", "ne")):
+        return None
+    c = lp.counter
+    step = dict(zip(c.phi.labels, c.phi.operands, strict=True))[lp.latch]
+    leave = term.labels[0 if test.pred == "eq" else 1]
+    for counted, past in ((step, 0), (c.phi, c.step)):
+        a, b = test.operands
+        bound = b if a is counted else a if b is counted else None
+        if bound is not None and leave not in lp.blocks:
+            return leave, bound, past
+    return None

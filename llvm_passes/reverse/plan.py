@@ -28,7 +28,7 @@ from .. import rules
 from ..analysis.activity import ActivityResult
 from ..analysis.cfg import CFG, cfg, dominators, reachable
 from ..analysis.independent import independent_loops
-from ..analysis.loops import CountedLoop, Induction, counted_loops, loop_headers
+from ..analysis.loops import CountedLoop, Induction, counted_loops, latch_exit, loop_headers
 from ..analysis.memtypes import MemoryFacts
 from ..analysis.partition import Border
 from ..analysis.pointers import allocation, roots
@@ -330,7 +330,7 @@ class _Planner:
         for block in fn.blocks:
             self._plan_block(block.instructions, block.name, once)
         self.bounds: dict[str, tuple[str, Value]] = {}
-        self.latch_exits = {h: _latch_exit(fn, lp) for h, lp in self.loops.items()}
+        self.latch_exits = {h: latch_exit(fn, lp) for h, lp in self.loops.items()}
         for header, found in self.latch_exits.items():
             if found is not None and self._take_free(found[1], found[0], once):
                 self.bounds[header] = found[:2]
@@ -876,25 +876,6 @@ def _sibling(inst: Instruction, rule: rules.Rule) -> Instruction | None:
             and all(a is b for a, b in zip(other.operands, inst.operands, strict=True))
         ):
             return other
-    return None
-
-
-def _latch_exit(fn: Function, lp: CountedLoop) -> tuple[str, Value, int] | None:
-    """The exit edge block by which `lp`'s latch leaves when `iv + step == bound + past`
-    (the latch tests `iv + step == bound`, past 0, or `iv == bound`, past the step), the
-    bound and past (None when the latch does not test its counter that way)."""
-    term = fn.block(lp.latch).terminator
-    test = term.operands[0] if term.opcode == "br" and len(term.labels) == 2 else None
-    if not (isinstance(test, Instruction) and test.opcode == "icmp" and test.pred in ("eq", "ne")):
-        return None
-    c = lp.counter
-    step = dict(zip(c.phi.labels, c.phi.operands, strict=True))[lp.latch]
-    leave = term.labels[0 if test.pred == "eq" else 1]
-    for counted, past in ((step, 0), (c.phi, c.step)):
-        a, b = test.operands
-        bound = b if a is counted else a if b is counted else None
-        if bound is not None and leave not in lp.blocks:
-            return leave, bound, past
     return None
 
 

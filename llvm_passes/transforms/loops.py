@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import copy
 
+from ..analysis.affine import integer
 from ..analysis.cfg import cfg, dominators
-from ..analysis.loops import CountedLoop, counted_loops, dominated, loop_headers
+from ..analysis.loops import CountedLoop, counted_loops, dominated, latch_exit, loop_headers
 from ..analysis.readonly import users
 from ..ir import I1, I8, I64, PTR, Block, Constant, Function, Instruction, Value, const
 from ..ir.builder import Namer
@@ -48,9 +49,11 @@ def _split_edge(fn: Function, block: Block, target: str, kind: str) -> None:
 
 def version_broadcast_loops(fn: Function) -> None:
     """Give an innermost counted loop that indexes through Numba's broadcasting choices
-    (`select(c, i, 0)`, `c` computed before the loop: the index follows the counter, or
-    stays 0 along a dimension of length 1) a copy in which every such `c` holds, entered
-    when they all do, its indices the counter's: LLVM vectorizes that copy's reverse loop,
+    (`select(c, i, 0)` or `select(c, 0, i)`, `c` computed before the loop: the index follows
+    the counter, or stays 0 along a dimension of length 1; a slice assignment's
+    `umin(i, m)`, `m` the source's last index, or 0 when it has one element) a copy in which
+    every such choice takes the counter, entered when they all do (for `umin`: when the
+    counter's last value is at most `m`): LLVM vectorizes that copy's reverse loop,
     which adds into shadows through them (the choices stop it), and the other copy runs
     where an operand is broadcast. In the copy, an operand's view `base + start` whose start
     Numba clamped to the array (a choice between a constant and other values) starts at the
@@ -65,7 +68,14 @@ def version_broadcast_loops(fn: Function) -> None:
     namer = Namer(fn)
     for lp in counted_loops(fn, g):
         blocks = [b for b in fn.blocks if b.name in lp.blocks]
-        choices = [i for b in blocks for i in b.instructions if _broadcast_choice(i, lp.blocks)]
+        exit_test = latch_exit(fn, lp)
+        last = exit_test[1] if exit_test is not None and exit_test[2] == 0 else None
+        choices = {
+            inst: made
+            for b in blocks
+            for inst in b.instructions
+            if (made := _broadcast_choice(inst, lp, last)) is not None
+        }
         enter = fn.block(lp.preheader).terminator
         if (
             choices
@@ -82,27 +92,84 @@ def version_broadcast_loops(fn: Function) -> None:
             _version(fn, lp, blocks, choices, namer)
 
 
-def _broadcast_choice(inst: Instruction, blocks: frozenset[str]) -> bool:
-    """`select(c, x, 0)` on integers, `c` computed outside `blocks`, `x` not a constant."""
-    return (
-        inst.opcode == "select"
-        and inst.type.is_int
-        and inst.operands[2] == Constant(inst.type, "0")
-        and not isinstance(inst.operands[1], Constant)
-        and not _inside(inst.operands[0], blocks)
+#: what the copy of a loop assumes of a choice of index: `(kind, operands)`, kind "holds" or
+#: "fails" (a select's condition), "ule" or "sle" (the counter's last value, `bound - 1`, is at
+#: most the clamp's limit, unsigned or signed)
+Assumption = tuple[str, tuple[Value, ...]]
+
+
+def _broadcast_choice(
+    inst: Instruction, lp: CountedLoop, bound: Value | None
+) -> tuple[Value, Assumption] | None:
+    """For a broadcasting choice of `lp` (the docstring of `version_broadcast_loops`): the
+    value it takes in the copy and what the copy assumes for that. `bound`: the counter's
+    value past its last (None when unknown)."""
+    if not inst.type.is_int:
+        return None
+    ops = inst.operands
+    if inst.opcode == "select" and not _inside(ops[0], lp.blocks):
+        zero = Constant(inst.type, "0")
+        for x, other, kind in ((ops[1], ops[2], "holds"), (ops[2], ops[1], "fails")):
+            if other == zero and not isinstance(x, Constant):
+                return x, (kind, (ops[0],))
+    clamp = {"llvm.umin.i64": "ule", "llvm.smin.i64": "sle"}.get(
+        inst.callee_name if inst.opcode == "call" else ""
     )
+    counter = lp.counter
+    if clamp and bound is not None and not _inside(bound, lp.blocks) and counter.step == 1:
+        start = integer(counter.start)
+        for x, limit in ((ops[0], ops[1]), (ops[1], ops[0])):
+            if (
+                x is counter.phi
+                and start is not None
+                and start >= 0
+                and not _inside(limit, lp.blocks)
+            ):
+                return x, (clamp, (bound, limit))
+    return None
+
+
+def _assumed(kind: str, ops: tuple[Value, ...], namer: Namer) -> list[Instruction]:
+    """The instructions computing an `Assumption` (the last one its truth)."""
+    if kind == "holds":
+        return []
+    if kind == "fails":
+        return [
+            Instruction("xor", I1, [ops[0], Constant(I1, "true")], namer.fresh("unbroadcast.not"))
+        ]
+    bound, limit = ops
+    last = Instruction("add", I64, [bound, Constant(I64, "-1")], namer.fresh("unbroadcast.last"))
+    return [
+        last,
+        Instruction("icmp", I1, [last, limit], namer.fresh("unbroadcast.within"), pred=kind),
+    ]
 
 
 def _version(
-    fn: Function, lp: CountedLoop, blocks: list[Block], choices: list[Instruction], namer: Namer
+    fn: Function,
+    lp: CountedLoop,
+    blocks: list[Block],
+    choices: dict[Instruction, tuple[Value, Assumption]],
+    namer: Namer,
 ) -> None:
-    """`version_broadcast_loops` on one loop (`blocks`, in order) and its `choices`."""
+    """`version_broadcast_loops` on one loop (`blocks`, in order) and its `choices` (each
+    with the value it takes in the copy and what the copy assumes for that)."""
+    pre = fn.block(lp.preheader)
+
+    def before_loop(inst: Instruction) -> Instruction:
+        pre.instructions.insert(len(pre.instructions) - 1, inst)
+        inst.block = pre
+        return inst
+
     names = {b.name: namer.fresh(f"{b.name}.unbroadcast") for b in blocks}
-    copies: dict[int, Value] = {id(c): c.operands[1] for c in choices}
-    conditions = list({id(c.operands[0]): c.operands[0] for c in choices}.values())
-    starts = _clamped_starts(blocks, lp.blocks)
-    fixed: list[Instruction] = []  # the views at their constant starts, and their conditions
-    for view, start in starts.items():
+    copies: dict[int, Value] = {id(c): x for c, (x, _) in choices.items()}
+    conditions: list[Value] = []
+    assumed = {(kind, tuple(map(id, ops))): (kind, ops) for _, (kind, ops) in choices.values()}
+    for kind, ops in assumed.values():
+        computed = [before_loop(inst) for inst in _assumed(kind, ops, namer)]
+        conditions.append(computed[-1] if computed else ops[0])
+    fixed: list[Instruction] = []  # the views at their constant starts
+    for view, start in _clamped_starts(blocks, lp.blocks).items():
         twin = Instruction(
             "getelementptr",
             PTR,
@@ -110,15 +177,12 @@ def _version(
             namer.fresh(view.name or "view"),
             aux_type=view.aux_type,
         )
+        fixed.append(twin)
+        copies[id(view)] = twin
         equal = Instruction(
             "icmp", I1, [view.operands[1], start], namer.fresh("start.fixed"), pred="eq"
         )
-        fixed.append(twin)
-        copies[id(view)] = twin
-        pre = fn.block(lp.preheader)
-        pre.instructions.insert(len(pre.instructions) - 1, equal)
-        equal.block = pre
-        conditions.append(equal)
+        conditions.append(before_loop(equal))
     made: dict[str, Block] = {}  # original name -> copy
     for b in blocks:
         block = made[b.name] = Block(names[b.name])
@@ -141,12 +205,9 @@ def _version(
     for block in made.values():
         for inst in block.instructions:
             inst.operands = [copied(o) for o in inst.operands]
-    pre = fn.block(lp.preheader)
     held = conditions[0]
     for c in conditions[1:]:
-        held = Instruction("and", I1, [held, c], namer.fresh("unbroadcast.all"))
-        pre.instructions.insert(len(pre.instructions) - 1, held)
-        held.block = pre
+        held = before_loop(Instruction("and", I1, [held, c], namer.fresh("unbroadcast.all")))
     entries = [
         Block(namer.fresh(f"{lp.preheader}.to.{target}"), [Instruction("br", labels=[target])])
         for target in (names[lp.header], lp.header)
