@@ -224,7 +224,8 @@ def _derivative(
     unmodified: bool | tuple[int, ...],
 ) -> Derivative:
     primal = _primal(f, how.reverse, kinds)
-    stored = disk_cache.entry(f, (how.reverse, how.split, unmodified, argtypes, kinds, ret, width))
+    shape = (how.reverse, how.split, unmodified, argtypes, kinds, ret, width, f.flush_denormals)
+    stored = disk_cache.entry(f, shape)
     loaded = stored is not None and stored.library is not None
     synthesis = partial(_synthesis, how, f, primal, argtypes, kinds, ret, width, unmodified)
     s = _stored_synthesis(primal, argtypes, kinds, ret, stored) if loaded else synthesis()
@@ -338,7 +339,7 @@ def _synthesis(
     if how.reverse:
         _refuse_non_additive_reductions(f, primal, argtypes, symbol)
     acts, pointee = _activities(argtypes, restype, kinds, ret)
-    synthesize = _synthesizer(how, argtypes, restype, pointee, width, unmodified)
+    synthesize = _synthesizer(how, argtypes, restype, pointee, width, unmodified, f.flush_denormals)
     try:
         result = synthesize(module, symbol, acts)
     except llvm_passes.NoDerivativeError as e:
@@ -429,6 +430,7 @@ def _nestable(dispatcher: Any, argtypes: tuple, acts: list, pointee: list) -> tu
     return result.module_text, result.fn_name
 
 
+_X86_64 = llvm.get_process_triple().startswith("x86_64")  # (flush_denormals: MXCSR)
 _TAPE_BYTES = np.zeros(1, dtype=np.int64)  # the bytes of the last tape, as the symbol:
 _TAPE_BYTES_SYMBOL = "enzpy.last_tape_bytes"
 llvm.add_symbol(_TAPE_BYTES_SYMBOL, _TAPE_BYTES.ctypes.data)
@@ -441,6 +443,7 @@ def _synthesizer(
     pointee: list,
     width: int,
     unmodified: bool | tuple[int, ...],
+    flush_denormals: bool,
 ) -> Callable[..., Any]:
     """The engine's synthesizer for mode `how`, with its options for these types."""
     if not how.reverse:
@@ -453,6 +456,7 @@ def _synthesizer(
         out_of_memory=link.out_of_memory(argtypes, restype),  # raising MemoryError
         reverse_failed=link.reverse_failed(argtypes, restype),  # raising a rule's exception
         split=how.split,
+        flush_denormals=flush_denormals and _X86_64,
         unmodified=(
             unmodified
             if isinstance(unmodified, bool)
@@ -511,7 +515,7 @@ def last_tape_bytes() -> int:
 def _debug_build(synthesize: Any, f: Any, argtypes: tuple, acts: list) -> Any:
     """Recompile `f` with debug info and differentiate again, to learn source lines (Numba
     keeps them only in debug builds): the result, the engine's error, or None."""
-    options = {**f.options, "debug": True}
+    options = {**f.numba_options, "debug": True}
     debug = numba.njit(**options)(f.py_func)
     try:
         with warnings.catch_warnings():

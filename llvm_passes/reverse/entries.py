@@ -4,7 +4,9 @@ tape), `augment_<f>` / `reverse_<f>` / `release_<f>` (split: a caller-owned tape
 between calls: a derivative called again finds its room, without fresh pages to fault in.
 Each takes the primal's arguments, then one shadow per active one (`width` in a row in batch
 mode). With a `reverse_failed` function, the entries that run a reverse sweep return what it
-returns for a failure the sweep reported on its tape (`tape.fail`)."""
+returns for a failure the sweep reported on its tape (`tape.fail`). With `flush_denormals`
+they run it with x86's MXCSR flushing subnormal floats to zero (FTZ and DAZ), restored after
+(`reverse.reverse`)."""
 
 from __future__ import annotations
 
@@ -44,6 +46,9 @@ from ..tape import (
 )
 from .parallel import CELLS, kept_storage
 
+#: MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6) bits
+FTZ_DAZ = 0x8040
+
 
 class Entries:
     """The exported entry points: the primal's arguments, then one shadow per active one."""
@@ -57,8 +62,10 @@ class Entries:
         out_of_memory: str | None,
         width: int = 1,
         reverse_failed: str | None = None,
+        flush_denormals: bool = False,
     ) -> None:
         self.module, self.fn, self.tape_bytes = module, fn, tape_bytes
+        self.flush_denormals = flush_denormals
         self.out_of_memory, self.reverse_failed = out_of_memory, reverse_failed
         self.cells: list[GlobalRef] = []  # where the combined entries keep tape storage
         self.args = [Argument(a.type, a.name, a.attrs, a.index) for a in fn.args]
@@ -173,7 +180,16 @@ class Entries:
         n = len(self.args) + len(self.shadows)
         where = b.gep(I8, tape, const(I64, FAILURE_AT))
         b.store(const(I64, 0), where, 8)
+        if self.flush_denormals:
+            control = b.alloca(I32, 4, "mxcsr")
+            b.call("llvm.x86.sse.stmxcsr", [control], VOID)
+            flushing = b.alloca(I32, 4, "mxcsr.flushing")
+            bits = b.binop("or", b.load(I32, control, 4, "mxcsr"), const(I32, FTZ_DAZ))
+            b.store(bits, flushing, 4)
+            b.call("llvm.x86.sse.ldmxcsr", [flushing], VOID)
         b.call(rev, [*self.params[:n], tape, *drets], VOID)
+        if self.flush_denormals:
+            b.call("llvm.x86.sse.ldmxcsr", [control], VOID)
         if self.reverse_failed is None:
             return r
         failure = b.load(I64, where, 8, "failure")
