@@ -36,6 +36,8 @@ derivatives differentiates.
     x.sort()                  in place: ẋ ← ẋ[p]; x̄ ← x̄ scattered back, x̄[p] = x̄ after
     np.interp(x, xp, fp)      y = (1-t) fp[k] + t fp[k+1], t = (x - xp[k]) / (xp[k+1] - xp[k]),
                               slope s: ẏ = s(ẋ - (1-t) ẋp[k] - t ẋp[k+1]) + (1-t) ḟp[k] + t ḟp[k+1]
+    np.convolve(a, v)         y[n] = Σ_j a[n-j] v[j] (mode 'full'): ẏ = ȧ * v + a * v̇;
+                              ā[i] += Σ_j ȳ[i+j] v[j],  v̄[j] += Σ_i ȳ[i+j] a[i]
 
 Φ takes the lower triangle with the diagonal halved; F_ij = 1 / (w_j - w_i) off the diagonal,
 F'_ij = 1 / (s_j² - s_i²).
@@ -48,8 +50,10 @@ rank, `svd` distinct singular values and a square matrix, or `full_matrices=Fals
 rank (else their rules raise `ValueError`); `norm` takes the orders given as numbers (a
 matrix's ±2 with a distinct singular value; where entries, rows or columns tie, the
 derivative is that of the one Numba's code takes, the first); `median` and `sort` take 1-D
-arrays. `interp` follows np.interp's branches: outside the knots and on a knot its value is
-a value of `fp` (no derivative along x or xp); a NaN x gives x.
+arrays, `convolve` 1-D arrays of one dtype in its default mode (with `mode` given, the
+engine differentiates Numba's code). `interp` follows np.interp's branches: outside the
+knots and on a knot its value is a value of `fp` (no derivative along x or xp); a NaN x
+gives x.
 """
 
 from __future__ import annotations
@@ -917,6 +921,43 @@ def _median_rev(middle, dm, x, dx):
     return ()
 
 
+# ---- convolve: bilinear, its adjoints correlations ------------------------------------------
+
+
+@enzyme_jit
+def convolve(a, v):
+    return np.convolve(a, v)
+
+
+@numba.njit
+def _convolve_adjoints(dy, a, da, v, dv):
+    """da[i] += sum_j dy[i + j] v[j] and dv[j] += sum_i dy[i + j] a[i] (a full convolution's
+    adjoints), one vector operation per element of v (Numba's np.convolve: one dot product
+    per element of the result)."""
+    n = a.shape[0]
+    for j in range(v.shape[0]):
+        window = dy[j : j + n]
+        da += v[j] * window
+        dv[j] += np.dot(window, a)
+
+
+@forward_rule(convolve)
+def _convolve_fwd(a, da, v, dv):
+    return np.convolve(a, v), np.convolve(da, v) + np.convolve(a, dv)
+
+
+@augmented_rule(convolve)
+def _convolve_aug(a, v):
+    return np.convolve(a, v), (a.copy(), v.copy())
+
+
+@reverse_rule(convolve)
+def _convolve_rev(saved, dy, a, da, v, dv):
+    a0, v0 = saved
+    _convolve_adjoints(dy, a0, da, v0, dv)
+    return ()
+
+
 # ---- interp: a gather of two neighbours with weights -------------------------------------
 
 
@@ -1057,6 +1098,15 @@ def _floats(ndim: int | None = None):
     return accepts
 
 
+def _same_floats(ndim: int):
+    """`_floats(ndim)` of one dtype."""
+
+    def accepts(argtypes: tuple) -> bool:
+        return _floats(ndim)(argtypes) and len({t.dtype for t in argtypes}) == 1
+
+    return accepts
+
+
 def _array_and(second: Any, ndim: int = 2):
     """Argument types the rules support: a float array of `ndim` dimensions and an argument
     of the Numba type `second` (an order, a flag)."""
@@ -1099,6 +1149,7 @@ implements(
     writes=frozenset({0}),
 )
 implements("numba.np.arraymath.np_median.<locals>.median_impl", median, when=_floats(1))
+implements("numba.np.arraymath.np_convolve.<locals>.impl", convolve, when=_same_floats(1))
 _INTERP = "numba.np.arraymath.np_interp.<locals>."
 implements(_INTERP + "np_interp_impl", interp, when=_interp_types(scalar=False))
 implements(_INTERP + "np_interp_scalar_impl", interp_at, when=_interp_types(scalar=True))

@@ -1,5 +1,6 @@
 """np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh, eigvalsh, eig, eigvals, svd, qr,
-lstsq), np.sort, np.median and np.interp called on data with derivatives: differentiated through the
+lstsq), np.sort, np.median, np.interp and np.convolve called on data with derivatives:
+differentiated through the
 rules of `enzpy.linalg`, against finite differences of the whole map and the dot test, in both
 modes, in loops and in split mode."""
 
@@ -174,6 +175,21 @@ def misfit(k, t_obs, y_obs):
     return np.sum((model - y_obs) ** 2)
 
 
+@ez.enzyme_jit
+def smoothed(x, k):
+    """A signal convolved with a kernel, then overwritten (the reverse rule reads the
+    signal as the call saw it), and convolved again in the other order."""
+    y = np.convolve(x, k)
+    x[0] = 3.0 * x[1]
+    return np.sum(y * y) + np.sum(np.sin(np.convolve(k, x)))
+
+
+@ez.enzyme_jit
+def smoothed_in_mode(x, k):
+    """With `mode` given: Numba's code, differentiated by the engine."""
+    return np.sum(np.convolve(x, k, "same") ** 2)
+
+
 CASES = {
     "solve_vector": (solve_vector, (A, b), (0, 1)),
     "solve_matrix": (solve_matrix, (A, B), (0, 1)),
@@ -212,6 +228,15 @@ CASES = {
     ),
     "interp_outside": (interpolated, (np.array([-3.0, 0.1, 5.0, 1.9]), KNOTS, VALUES), (0, 1, 2)),
     "interp_float": (interpolated_at, (0.37, KNOTS, VALUES), (0, 1, 2)),
+    "convolve": (smoothed, (rng.standard_normal(9), rng.standard_normal(4)), (0, 1)),
+    "convolve_longer_kernel": (smoothed, (rng.standard_normal(3), rng.standard_normal(5)), (0, 1)),
+    "convolve_one": (smoothed, (rng.standard_normal(2), rng.standard_normal(1)), (0, 1)),
+    "convolve_float32": (
+        smoothed,
+        (rng.standard_normal(7).astype(np.float32), rng.standard_normal(3).astype(np.float32)),
+        (0, 1),
+    ),
+    "convolve_mode": (smoothed_in_mode, (rng.standard_normal(8), rng.standard_normal(3)), (0, 1)),
     "interp_fit": (
         misfit,
         (np.linspace(1.0, 2.0, 9), np.linspace(0.05, 0.95, 7), np.linspace(0.0, 1.0, 7)),
