@@ -36,6 +36,7 @@ derivatives differentiates.
     x.sort()                  in place: ẋ ← ẋ[p]; x̄ ← x̄ scattered back, x̄[p] = x̄ after
     np.interp(x, xp, fp)      y = (1-t) fp[k] + t fp[k+1], t = (x - xp[k]) / (xp[k+1] - xp[k]),
                               slope s: ẏ = s(ẋ - (1-t) ẋp[k] - t ẋp[k+1]) + (1-t) ḟp[k] + t ḟp[k+1]
+    np.linalg.matrix_rank(a)  an integer, constant where defined: no derivative (`inactive`)
     np.convolve(a, v)         y[n] = Σ_j a[n-j] v[j] (mode 'full'): ẏ = ȧ * v + a * v̇;
                               ā[i] += Σ_j ȳ[i+j] v[j],  v̄[j] += Σ_i ȳ[i+j] a[i]
 
@@ -958,6 +959,24 @@ def _convolve_rev(saved, dy, a, da, v, dv):
     return ()
 
 
+# ---- matrix_rank: an integer, piecewise constant: no derivative ----------------------------
+
+
+@enzyme_jit
+def matrix_rank(a):
+    return np.linalg.matrix_rank(a)
+
+
+@enzyme_jit
+def matrix_rank_below(a, tol):
+    """`matrix_rank` with a tolerance."""
+    return np.linalg.matrix_rank(a, tol)
+
+
+rules.inactive(matrix_rank)
+rules.inactive(matrix_rank_below)
+
+
 # ---- interp: a gather of two neighbours with weights -------------------------------------
 
 
@@ -1150,6 +1169,9 @@ implements(
 )
 implements("numba.np.arraymath.np_median.<locals>.median_impl", median, when=_floats(1))
 implements("numba.np.arraymath.np_convolve.<locals>.impl", convolve, when=_same_floats(1))
+_RANK = "numba.np.linalg.matrix_rank_impl.<locals>._2d_matrix_rank_impl.<locals>."
+implements(_RANK + "_2d_tol_none_impl", matrix_rank, when=_floats(2))
+implements(_RANK + "_2d_tol_not_none_impl", matrix_rank_below, when=_array_and(types.Float))
 _INTERP = "numba.np.arraymath.np_interp.<locals>."
 implements(_INTERP + "np_interp_impl", interp, when=_interp_types(scalar=False))
 implements(_INTERP + "np_interp_scalar_impl", interp_at, when=_interp_types(scalar=True))

@@ -1,8 +1,7 @@
 """np.linalg (solve, inv, det, slogdet, cholesky, norm, eigh, eigvalsh, eig, eigvals, svd, qr,
-lstsq), np.sort, np.median, np.interp and np.convolve called on data with derivatives:
-differentiated through the
-rules of `enzpy.linalg`, against finite differences of the whole map and the dot test, in both
-modes, in loops and in split mode."""
+lstsq, matrix_rank), np.sort, np.median, np.interp and np.convolve called on data with
+derivatives: differentiated through the rules of `enzpy.linalg`, against finite differences
+of the whole map and the dot test, in both modes, in loops and in split mode."""
 
 import warnings
 
@@ -185,6 +184,12 @@ def smoothed(x, k):
 
 
 @ez.enzyme_jit
+def ranked(a, x):
+    """np.linalg.matrix_rank, with and without a tolerance: an integer, no derivative."""
+    return np.linalg.matrix_rank(a) * np.sum(a * a) + np.linalg.matrix_rank(a, 1e-3) * x[0] ** 2
+
+
+@ez.enzyme_jit
 def smoothed_in_mode(x, k):
     """With `mode` given: Numba's code, differentiated by the engine."""
     return np.sum(np.convolve(x, k, "same") ** 2)
@@ -236,6 +241,7 @@ CASES = {
         (rng.standard_normal(7).astype(np.float32), rng.standard_normal(3).astype(np.float32)),
         (0, 1),
     ),
+    "matrix_rank": (ranked, (TALL, rng.standard_normal(2)), (0, 1)),
     "convolve_mode": (smoothed_in_mode, (rng.standard_normal(8), rng.standard_normal(3)), (0, 1)),
     "interp_fit": (
         misfit,
