@@ -44,10 +44,14 @@ class EnzymeJit:
     def __init__(self, py_func: Callable[..., Any], options: dict[str, Any]) -> None:
         self.py_func = py_func
         self.options = dict(options)
-        self.flush_denormals = bool(self.options.get("flush_denormals", True))
         self.dispatcher = numba.njit(**self.numba_options)(py_func)
         functools.update_wrapper(self, py_func)
         _by_dispatcher[self.dispatcher] = self
+
+    @property
+    def flush_denormals(self) -> bool:
+        """Whether reverse sweeps flush subnormal floats to zero (`enzyme_jit`)."""
+        return bool(self.options.get("flush_denormals", True))
 
     @property
     def numba_options(self) -> dict[str, Any]:

@@ -962,19 +962,17 @@ def _convolve_rev(saved, dy, a, da, v, dv):
 # ---- matrix_rank: an integer, piecewise constant: no derivative ----------------------------
 
 
+@rules.inactive
 @enzyme_jit
 def matrix_rank(a):
     return np.linalg.matrix_rank(a)
 
 
+@rules.inactive
 @enzyme_jit
 def matrix_rank_below(a, tol):
     """`matrix_rank` with a tolerance."""
     return np.linalg.matrix_rank(a, tol)
-
-
-rules.inactive(matrix_rank)
-rules.inactive(matrix_rank_below)
 
 
 # ---- interp: a gather of two neighbours with weights -------------------------------------

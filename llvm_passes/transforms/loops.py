@@ -157,8 +157,7 @@ def _version(
     pre = fn.block(lp.preheader)
 
     def before_loop(inst: Instruction) -> Instruction:
-        pre.instructions.insert(len(pre.instructions) - 1, inst)
-        inst.block = pre
+        _before_end(pre, inst)
         return inst
 
     names = {b.name: namer.fresh(f"{b.name}.unbroadcast") for b in blocks}
@@ -212,9 +211,7 @@ def _version(
         Block(namer.fresh(f"{lp.preheader}.to.{target}"), [Instruction("br", labels=[target])])
         for target in (names[lp.header], lp.header)
     ]
-    for twin in fixed:
-        entries[0].instructions.insert(len(entries[0].instructions) - 1, twin)
-        twin.block = entries[0]
+    _before_end(entries[0], *fixed)
     pre.instructions[-1] = Instruction("br", operands=[held], labels=[e.name for e in entries])
     pre.instructions[-1].block = pre
     for header, entry in zip((made[lp.header], fn.block(lp.header)), entries, strict=True):
@@ -289,8 +286,7 @@ def count_iterations(fn: Function) -> None:
         phi.operands, phi.labels = [Constant(I64, "0"), step], [outside[0], latches[0]]
         block.instructions.insert(0, phi)
         phi.block = block
-        latch.instructions.insert(len(latch.instructions) - 1, step)
-        step.block = latch
+        _before_end(latch, step)
 
 
 def split_exit_edges(fn: Function) -> None:
@@ -336,6 +332,14 @@ def read_kept_values_before_loops(fn: Function) -> None:
             changed = True
     if changed:
         drop_dead(fn, ("phi",))
+
+
+def _before_end(block: Block, *insts: Instruction) -> None:
+    """Put `insts` in `block`, before its terminator."""
+    at = len(block.instructions) - 1
+    block.instructions[at:at] = insts
+    for inst in insts:
+        inst.block = block
 
 
 def _inside(v: object, blocks: frozenset[str]) -> bool:
