@@ -144,7 +144,8 @@ CONSTRUCTS = (
         r"numba_ez_|np\.linalg|numba\.np\.linalg",
         "np.linalg (LAPACK)",
         "enzpy has rules for solve, inv, det, slogdet, cholesky, eigh, eigvalsh, eig, eigvals, "
-        "svd (square or thin), qr (tall), pinv, lstsq and norm only; wrap the call in a "
+        "svd (square or thin), qr (tall), pinv, lstsq and norm only (and matrix_rank, which "
+        "carries none); wrap the call in a "
         "function and give it rules (ez.forward_rule, ez.augmented_rule, ez.reverse_rule), "
         "or mark the matrix Const if no derivative is wanted through it",
     ),
